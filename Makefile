@@ -1,0 +1,118 @@
+# tiermem: top-level build.
+#   make            build/libtiermem.{a,so} and build/tiermem
+#   make kmod       kmod/tiermem.ko against the installed kernel headers (KDIR=...)
+#   make check      every test (unit tests under ASan+UBSan, VM kernel tests, peers)
+#   make deps       install what is missing (apt, npm)
+# Sources are found by directory, so a new file needs no Makefile edit.
+# Files named *_avx2.c / *_avx512.c get those instruction sets; the rest of the
+# code must run on any x86-64 and reach them only through run-time dispatch.
+
+CC      ?= cc
+NVCC    ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
+BUILD   ?= build
+KDIR    ?= $(firstword $(wildcard /lib/modules/*/build))
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CPPFLAGS := -D_GNU_SOURCE -Iinclude -I.
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 $(WARN) -fPIC -pthread -fno-strict-aliasing
+LDLIBS   := -lm -lpthread
+
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+
+LIB_SRCS := $(wildcard lib/*.c) $(wildcard kernels/cpu/*.c)
+CLI_SRCS := $(wildcard cli/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+# Optional libraries: found with pkg-config, compiled in only when present.
+HAVE_PMEM2 := $(shell pkg-config --exists libpmem2 2>/dev/null && echo 1)
+ifeq ($(HAVE_PMEM2),1)
+CPPFLAGS += -DTM_HAVE_PMEM2
+LDLIBS   += $(shell pkg-config --libs libpmem2)
+endif
+
+# Two flavours of every object: release and sanitized (tests).
+REL  := $(BUILD)/obj
+SAN  := $(BUILD)/san
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+lib_objs = $(patsubst %.c,$(1)/%.o,$(LIB_SRCS))
+cli_objs = $(patsubst %.c,$(1)/%.o,$(CLI_SRCS))
+
+.PHONY: all kmod check unit deps run clean cuda san modules_install
+all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem
+
+$(REL)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
+
+$(SAN)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
+
+%_avx2.o:   ISA_FLAGS = $(AVX2_FLAGS)
+%_avx512.o: ISA_FLAGS = $(AVX512_FLAGS)
+
+$(BUILD)/libtiermem.a: $(call lib_objs,$(REL))
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libtiermem.so: $(call lib_objs,$(REL))
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tiermem: $(call cli_objs,$(REL)) $(BUILD)/libtiermem.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Sanitized library, CLI and unit tests: what `make check` runs.
+$(BUILD)/san/libtiermem.a: $(call lib_objs,$(SAN))
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/san/tiermem: $(call cli_objs,$(SAN)) $(BUILD)/san/libtiermem.a
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/san/tests/%: $(SAN)/tests/unit/%.o $(BUILD)/san/libtiermem.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(UNIT_SRCS))
+san: $(BUILD)/san/tiermem $(UNIT_BINS)
+
+unit: san
+	@tests/run unit
+
+# Installs what is missing first, so a fresh clone passes with this one command.
+check:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all san
+	@tests/run
+
+# The main job on a built-in default.
+run:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/tiermem bench
+
+deps:
+	@scripts/deps
+
+# The module goes through the top-level Kbuild; the .ko lands in kmod/.
+kmod:
+	@test -n "$(KDIR)" || { echo "make kmod: no kernel headers in /lib/modules/*/build; run make deps or set KDIR" >&2; exit 2; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+modules_install:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+
+CUDA_SRCS := $(wildcard kernels/cuda/*.cu)
+cuda: $(patsubst %.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
+$(BUILD)/cuda/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) -std=c++17 -Iinclude -I. -c $< -o $@
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/libtiermem.* $(BUILD)/tiermem
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
+
+-include $(shell find $(BUILD)/obj $(BUILD)/san -name '*.d' 2>/dev/null)

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef TIERMEM_CLI_COMMANDS_H
+#define TIERMEM_CLI_COMMANDS_H
+
+/*
+ * Each subcommand is int cmd_NAME(int argc, char **argv), argv[0] being its
+ * name. Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input.
+ */
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CPU kernels: matvec and friends over weights in GGML's block formats.
+ * Kernels take pointers, shapes and a thread pool; they know no model, file,
+ * device or tier. Weight pointers point straight into whatever mapping holds
+ * the weights and are never copied.
+ *
+ * The type ids are GGML's (they are what a GGUF file stores), so a tensor's
+ * type field can be passed through unchanged.
+ */
+#ifndef TIERMEM_KERNELS_H
+#define TIERMEM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/pool.h"
+
+enum tm_dtype {
+	TM_F32 = 0,
+	TM_F16 = 1,
+	TM_Q4_0 = 2,
+	TM_Q8_0 = 8,
+	TM_Q4_K = 12,
+	TM_Q5_K = 13,
+	TM_Q6_K = 14,
+	TM_Q8_K = 15,		/* activations only */
+	TM_BF16 = 30,
+	TM_DTYPE_MAX = 40,	/* ids below this are GGML's; unknown ones have no traits */
+};
+
+struct tm_dtype_traits {
+	const char *name;	/* GGML's name: "q4_K" */
+	int block_elems;	/* elements per block */
+	int block_bytes;	/* bytes per block */
+};
+
+/* NULL for a type id this build cannot handle. */
+const struct tm_dtype_traits *tm_dtype_traits(int type);
+/* Bytes of one row of n elements; 0 if n is not a whole number of blocks. */
+size_t tm_row_bytes(int type, int64_t n);
+
+/* IEEE half and bfloat16 <-> float, portable. */
+float tm_f16_to_f32(uint16_t h);
+uint16_t tm_f32_to_f16(float f);
+static inline float tm_bf16_to_f32(uint16_t h)
+{
+	union { uint32_t u; float f; } v = { .u = (uint32_t)h << 16 };
+	return v.f;
+}
+
+/* Which instruction set the dispatcher picked ("avx512", "avx2", "scalar"). */
+const char *tm_kernels_isa(void);
+/* Force an ISA (for tests and benchmarks); returns 0, or -1 if the CPU lacks it. */
+int tm_kernels_force_isa(const char *isa);
+
+/*
+ * One matvec: y[r] = dot(row r of w, x) for r in [0, rows).
+ * Row r starts at (const char *)w + r * row_stride; cols is a multiple of the
+ * type's block_elems. x is float; the kernel quantizes it itself where the
+ * type's dot product wants quantized activations (q8_0, q8_K).
+ */
+struct tm_matvec {
+	int type;
+	const void *w;
+	size_t row_stride;
+	int rows, cols;
+	const float *x;
+	float *y;
+};
+
+/*
+ * Run several independent matvecs in one hand-off to the pool (q, k and v; gate
+ * and up; the experts of one token), split so every thread streams about the
+ * same number of weight bytes.
+ */
+void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs);
+void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job);
+
+/*
+ * Batched prompt processing: Y[i][r] = dot(row r of w, X[i]) for i in [0, n).
+ * X is n rows of cols floats (stride cols), Y is n rows of rows floats (stride rows).
+ */
+void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
+	       int rows, int cols, const float *X, int n, float *Y);
+
+/* Dequantize n elements (a multiple of block_elems) of one row. */
+void tm_dequant_row(int type, const void *src, float *dst, int64_t n);
+
+#endif
