@@ -24,6 +24,7 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -
 LIB_SRCS := $(wildcard lib/*.c) $(wildcard kernels/cpu/*.c)
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+BENCH_SRCS := $(wildcard bench/*.c)
 
 # Optional libraries: found with pkg-config, compiled in only when present.
 HAVE_PMEM2 := $(shell pkg-config --exists libpmem2 2>/dev/null && echo 1)
@@ -41,7 +42,8 @@ lib_objs = $(patsubst %.c,$(1)/%.o,$(LIB_SRCS))
 cli_objs = $(patsubst %.c,$(1)/%.o,$(CLI_SRCS))
 
 .PHONY: all kmod check unit deps run clean cuda san modules_install
-all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem $(BENCH_BINS)
 
 $(REL)/%.o: %.c
 	@mkdir -p $(@D)
@@ -62,6 +64,11 @@ $(BUILD)/libtiermem.so: $(call lib_objs,$(REL))
 	$(CC) -shared -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tiermem: $(call cli_objs,$(REL)) $(BUILD)/libtiermem.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Stand-alone benchmark programs: bench/NAME.c -> build/bench/NAME
+$(BUILD)/bench/%: $(REL)/bench/%.o $(BUILD)/libtiermem.a
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Sanitized library, CLI and unit tests: what `make check` runs.
@@ -112,7 +119,7 @@ $(BUILD)/cuda/%.o: %.cu
 	$(NVCC) -std=c++17 -Iinclude -I. -c $< -o $@
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/libtiermem.* $(BUILD)/tiermem
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/bench $(BUILD)/libtiermem.* $(BUILD)/tiermem
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
 
 -include $(shell find $(BUILD)/obj $(BUILD)/san -name '*.d' 2>/dev/null)
