@@ -138,23 +138,15 @@ INLINE __m512i idx2(int a, int b)
  * activation bytes.
  */
 INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
-			   const blk_q8_K *const xb[], __m512i isum[], __m128i msum[], const int NX)
+			   const blk_q8_K *const xb[], __m512i isum[], __m256i msum[], const int NX)
 {
-	uint32_t u[4];
 	const __m512i m4 = _mm512_set1_epi8(15);
-	__m256i sm;
-	__m512i sc;
-	__m128i mins;
+	const __m128i scv = kq_scales_vec(scales);
+	const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scv));
+	const __m256i mins = kq_mins_dup(scv);
 
-	tm_kq_scales(scales, u);
-	sm = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u));
-	sc = _mm512_castsi256_si512(sm);
-	mins = _mm256_extracti128_si256(sm, 1);
 	UNROLL for (int t = 0; t < NX; t++) {
-		__m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
-		__m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-
-		msum[t] = _mm_madd_epi16(mins, pairs);
+		msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
 		isum[t] = _mm512_setzero_si512();
 	}
 	for (int c = 0; c < 4; c += 2) {
@@ -190,15 +182,15 @@ INLINE void name##_nx(NX_PARAMS)						\
 	for (int r = 0; r < nrows; r++) {					\
 		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
 		__m512 acc[TM_NX_MAX];						\
-		__m128 accm[TM_NX_MAX];						\
+		__m256 accm[TM_NX_MAX];						\
 		UNROLL for (int t = 0; t < NX; t++) {				\
 			acc[t] = _mm512_setzero_ps();				\
-			accm[t] = _mm_setzero_ps();				\
+			accm[t] = _mm256_setzero_ps();				\
 		}								\
 		for (int i = 0; i < nblocks; i++) {				\
 			const blk_q8_K *xb[TM_NX_MAX];				\
 			__m512i isum[TM_NX_MAX];				\
-			__m128i msum[TM_NX_MAX];				\
+			__m256i msum[TM_NX_MAX];				\
 			float d = f16(a[i].d), dmin = f16(a[i].dmin);		\
 			tm_prefetch_block(a + i, sizeof(BLK));			\
 			UNROLL for (int t = 0; t < NX; t++)			\
@@ -208,12 +200,12 @@ INLINE void name##_nx(NX_PARAMS)						\
 			UNROLL for (int t = 0; t < NX; t++) {			\
 				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * xb[t]->d), \
 							 _mm512_cvtepi32_ps(isum[t]), acc[t]); \
-				accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * xb[t]->d), \
-						       _mm_cvtepi32_ps(msum[t]), accm[t]); \
+				accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb[t]->d), \
+							  _mm256_cvtepi32_ps(msum[t]), accm[t]); \
 			}							\
 		}								\
 		UNROLL for (int t = 0; t < NX; t++)				\
-			y[t * ystride + r] = hsum512_ps(acc[t]) - hsum128_ps(accm[t]); \
+			y[t * ystride + r] = hsum512_ps(acc[t]) - hsum256_ps(accm[t]); \
 	}									\
 }
 

@@ -163,6 +163,35 @@ NX_DISPATCH(q4_0)
 
 /* ---- q4_K and q5_K with q8_K activations ---- */
 
+/*
+ * The 12 packed scale bytes of a q4_K/q5_K block as [sc0..sc7, m0..m7], the
+ * layout of tm_kq_scales, in a few vector ops. Reads 16 bytes: the block's
+ * codes follow its scales, so the 4 extra bytes are in bounds and ignored.
+ */
+INLINE __m128i kq_scales_vec(const uint8_t *packed)
+{
+	const __m128i v = _mm_loadu_si128((const __m128i *)packed);
+	/* low bits: sc0-3 = s0-3 & 63, sc4-7 = s8-11 & 15, m0-3 = s4-7 & 63, m4-7 = s8-11 >> 4 */
+	const __m128i p = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+	const __m128i lo = _mm_or_si128(
+		_mm_and_si128(p, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+		_mm_and_si128(_mm_srli_epi16(p, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+	/* high bits 4-5: sc4-7 from the top of s0-3, m4-7 from the top of s4-7 */
+	const __m128i r = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+
+	return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(r, 2), _mm_set1_epi8(0x30)));
+}
+
+/*
+ * The mins term of a q4_K/q5_K block for one activation, as 8 int32:
+ * m_j * (bsums[2j] + bsums[2j+1]), from the mins each repeated twice as i16.
+ */
+INLINE __m256i kq_mins_dup(__m128i scv)
+{
+	return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scv, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11,
+									  12, 12, 13, 13, 14, 14, 15, 15)));
+}
+
 /* i16 scale k of a 128-bit vector of 8, broadcast to all 16 lanes of 256 bits. */
 INLINE __m256i bcast_i16(__m256i sc8x2, int k)
 {
@@ -174,22 +203,16 @@ INLINE __m256i bcast_i16(__m256i sc8x2, int k)
  * sum_j sc[j] * dot(q_j, y_j) in 8 lanes, msum[t] sum_j m[j] * bsum_j in 4.
  */
 INLINE void kq45_block(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
-		       const blk_q8_K *const xb[], __m256i isum[], __m128i msum[], const int NX)
+		       const blk_q8_K *const xb[], __m256i isum[], __m256i msum[], const int NX)
 {
-	uint32_t u[4];
 	const __m256i m4 = _mm256_set1_epi8(15);
-	__m256i sm, sc, hb = _mm256_setzero_si256();
-	__m128i mins;
+	const __m128i scv = kq_scales_vec(scales);
+	const __m256i sm = _mm256_cvtepu8_epi16(scv);
+	const __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00), mins = kq_mins_dup(scv);
+	__m256i hb = _mm256_setzero_si256();
 
-	tm_kq_scales(scales, u);
-	sm = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u));
-	sc = _mm256_permute2x128_si256(sm, sm, 0x00);
-	mins = _mm256_extracti128_si256(sm, 1);
 	UNROLL for (int t = 0; t < NX; t++) {
-		__m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
-		__m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-
-		msum[t] = _mm_madd_epi16(mins, pairs);
+		msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
 		isum[t] = _mm256_setzero_si256();
 	}
 	if (qh)
@@ -221,16 +244,14 @@ INLINE void name##_nx(NX_PARAMS)						\
 {										\
 	for (int r = 0; r < nrows; r++) {					\
 		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
-		__m256 acc[TM_NX_MAX];						\
-		__m128 accm[TM_NX_MAX];						\
+		__m256 acc[TM_NX_MAX], accm[TM_NX_MAX];				\
 		UNROLL for (int t = 0; t < NX; t++) {				\
 			acc[t] = _mm256_setzero_ps();				\
-			accm[t] = _mm_setzero_ps();				\
+			accm[t] = _mm256_setzero_ps();				\
 		}								\
 		for (int i = 0; i < nblocks; i++) {				\
 			const blk_q8_K *xb[TM_NX_MAX];				\
-			__m256i isum[TM_NX_MAX];				\
-			__m128i msum[TM_NX_MAX];				\
+			__m256i isum[TM_NX_MAX], msum[TM_NX_MAX];		\
 			float d = f16(a[i].d), dmin = f16(a[i].dmin);		\
 			tm_prefetch_block(a + i, sizeof(BLK));			\
 			UNROLL for (int t = 0; t < NX; t++)			\
@@ -240,12 +261,12 @@ INLINE void name##_nx(NX_PARAMS)						\
 			UNROLL for (int t = 0; t < NX; t++) {			\
 				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[t]->d), \
 							 _mm256_cvtepi32_ps(isum[t]), acc[t]); \
-				accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * xb[t]->d), \
-						       _mm_cvtepi32_ps(msum[t]), accm[t]); \
+				accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb[t]->d), \
+							  _mm256_cvtepi32_ps(msum[t]), accm[t]); \
 			}							\
 		}								\
 		UNROLL for (int t = 0; t < NX; t++)				\
-			y[t * ystride + r] = hsum256_ps(acc[t]) - hsum128_ps(accm[t]); \
+			y[t * ystride + r] = hsum256_ps(acc[t]) - hsum256_ps(accm[t]); \
 	}									\
 }
 
