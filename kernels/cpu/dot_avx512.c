@@ -149,7 +149,7 @@ INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8
 		msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
 		isum[t] = _mm512_setzero_si512();
 	}
-	for (int c = 0; c < 4; c += 2) {
+	UNROLL for (int c = 0; c < 4; c += 2) {
 		__m512i v = _mm512_loadu_si512(qs + 32 * c);
 		__m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
 		__m512i qa = _mm512_shuffle_i64x2(lo, hi, 0x44), qb = _mm512_shuffle_i64x2(lo, hi, 0xee);
@@ -191,16 +191,17 @@ INLINE void name##_nx(NX_PARAMS)						\
 			const blk_q8_K *xb[TM_NX_MAX];				\
 			__m512i isum[TM_NX_MAX];				\
 			__m256i msum[TM_NX_MAX];				\
-			float d = f16(a[i].d), dmin = f16(a[i].dmin);		\
+			const __m128 dd = kq_d_dmin(&a[i].d);			\
 			tm_prefetch_block(a + i, sizeof(BLK));			\
 			UNROLL for (int t = 0; t < NX; t++)			\
 				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i; \
 			kq45_block_512(a[i].scales, a[i].qs, HAS_QH ? (const uint8_t *)&a[i] + 16 : NULL, \
 				       xb, isum, msum, NX);			\
 			UNROLL for (int t = 0; t < NX; t++) {			\
-				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * xb[t]->d), \
+				__m128 s = _mm_mul_ps(dd, _mm_set1_ps(xb[t]->d)); \
+				acc[t] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s), \
 							 _mm512_cvtepi32_ps(isum[t]), acc[t]); \
-				accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb[t]->d), \
+				accm[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), \
 							  _mm256_cvtepi32_ps(msum[t]), accm[t]); \
 			}							\
 		}								\
@@ -253,7 +254,7 @@ INLINE void q6K_512_nx(NX_PARAMS)
 				m = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
 				isum[t] = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), m));
 			}
-			for (int h = 0; h < 2; h++) {
+			UNROLL for (int h = 0; h < 2; h++) {
 				__m512i l = _mm512_loadu_si512(a[i].ql + 64 * h);
 				__m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h)));
 				__m512i q01 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(

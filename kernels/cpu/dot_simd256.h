@@ -192,6 +192,15 @@ INLINE __m256i kq_mins_dup(__m128i scv)
 									  12, 12, 13, 13, 14, 14, 15, 15)));
 }
 
+/* A K-quant block's d and dmin (adjacent halves) as floats in lanes 0 and 1. */
+INLINE __m128 kq_d_dmin(const uint16_t *d)
+{
+	uint32_t v;
+
+	memcpy(&v, d, 4);
+	return _mm_cvtph_ps(_mm_cvtsi32_si128((int)v));
+}
+
 /* i16 scale k of a 128-bit vector of 8, broadcast to all 16 lanes of 256 bits. */
 INLINE __m256i bcast_i16(__m256i sc8x2, int k)
 {
@@ -217,7 +226,7 @@ INLINE void kq45_block(const uint8_t *scales, const uint8_t *qs, const uint8_t *
 	}
 	if (qh)
 		hb = _mm256_loadu_si256((const __m256i *)qh);
-	for (int c = 0; c < 4; c++) {
+	UNROLL for (int c = 0; c < 4; c++) {
 		__m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
 		__m256i lo = _mm256_and_si256(q, m4);
 		__m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
@@ -252,16 +261,17 @@ INLINE void name##_nx(NX_PARAMS)						\
 		for (int i = 0; i < nblocks; i++) {				\
 			const blk_q8_K *xb[TM_NX_MAX];				\
 			__m256i isum[TM_NX_MAX], msum[TM_NX_MAX];		\
-			float d = f16(a[i].d), dmin = f16(a[i].dmin);		\
+			const __m128 dd = kq_d_dmin(&a[i].d);			\
 			tm_prefetch_block(a + i, sizeof(BLK));			\
 			UNROLL for (int t = 0; t < NX; t++)			\
 				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i; \
 			kq45_block(a[i].scales, a[i].qs, HAS_QH ? (const uint8_t *)&a[i] + 16 : NULL, \
 				   xb, isum, msum, NX);				\
 			UNROLL for (int t = 0; t < NX; t++) {			\
-				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[t]->d), \
+				__m128 s = _mm_mul_ps(dd, _mm_set1_ps(xb[t]->d)); \
+				acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), \
 							 _mm256_cvtepi32_ps(isum[t]), acc[t]); \
-				accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb[t]->d), \
+				accm[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), \
 							  _mm256_cvtepi32_ps(msum[t]), accm[t]); \
 			}							\
 		}								\
@@ -306,7 +316,7 @@ INLINE void q6K_nx(NX_PARAMS)
 				isum[t] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
 				isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), isum[t]);
 			}
-			for (int h = 0; h < 2; h++) {
+			UNROLL for (int h = 0; h < 2; h++) {
 				const uint8_t *ql = a[i].ql + 64 * h, *qh = a[i].qh + 32 * h;
 				/* the 8 scales of this half, in both 128-bit lanes */
 				__m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
@@ -324,7 +334,7 @@ INLINE void q6K_nx(NX_PARAMS)
 						       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
 				q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
 						       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
-				for (int k = 0; k < 4; k++) {
+				UNROLL for (int k = 0; k < 4; k++) {
 					/* low 16 elements use scale 2k, high 16 scale 2k+1 */
 					__m256i s = _mm256_shuffle_epi8(sch, _mm256_setr_epi8(
 						4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
