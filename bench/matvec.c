@@ -7,17 +7,19 @@
  *
  *   matvec [--gb G] [--cols N] [--call-rows R] [--threads 1,2]
  *          [--types q4_K,q6_K,...] [--isa avx512,avx2,...] [--passes P]
- *          [--prefill N]
+ *          [--prefill N] [--overhead]
  *
  * --call-rows R: rows per tm_matvec call (a model's matrix; 0 = all in one
- * call). Each call quantizes x again, as decode does. Heavy on memory
- * bandwidth: run it on a quiet machine.
+ * call). Each call quantizes x again, as decode does. --overhead: only time
+ * small calls (16 rows) with x quantized on the caller or by all threads
+ * behind a barrier. Heavy on memory bandwidth: run it on a quiet machine.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "kernels/cpu/kern.h"
 #include "kernels/kernels.h"
 #include "tiermem/bench.h"
 #include "tiermem/mapping.h"
@@ -102,6 +104,45 @@ static void prefill_gain(const struct run *r, int n, long rows, double *t_mm, do
 	free(Y);
 }
 
+/* Microseconds per small call (16 rows, so the hand-off and quantizing dominate). */
+static void call_overhead(int nth)
+{
+	static const int colss[] = { 4096, 14336 };
+	struct tm_pool *pool = tm_pool_create(nth, TM_POOL_PIN);
+	uint64_t seed = 3;
+
+	for (int c = 0; c < 2; c++) {
+		int cols = colss[c], rows = 16;
+		size_t rb = tm_row_bytes(TM_Q4_K, cols);
+		void *w = malloc(rb * rows);
+		float *x = malloc(cols * sizeof(float)), *y = malloc(rows * sizeof(float));
+		struct tm_matvec m = { TM_Q4_K, w, rb, rows, cols, x, y };
+
+		tm_fill_random(TM_Q4_K, w, (int64_t)rows * cols, &seed, 0.05f);
+		tm_fill_random(TM_F32, x, cols, &seed, 1.f);
+		for (int serial = 1; serial >= 0; serial--) {
+			double best = 1e30;
+
+			tm_matvec_serial_quant(serial);
+			for (int k = 0; k < 20; k++) {
+				double t = now_s();
+
+				for (int i = 0; i < 200; i++)
+					tm_matvec(pool, &m);
+				t = (now_s() - t) / 200;
+				best = t < best ? t : best;
+			}
+			printf("overhead %d threads, q4_K 16 x %d, x quantized %s: %.2f us per call\n",
+			       nth, cols, serial ? "on the caller" : "by all threads + barrier", best * 1e6);
+		}
+		free(w);
+		free(x);
+		free(y);
+	}
+	tm_matvec_serial_quant(1);
+	tm_pool_destroy(pool);
+}
+
 int main(int argc, char **argv)
 {
 	double gb = 1.0;
@@ -118,9 +159,14 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (!strcmp(a, "--overhead")) {
+			for (int t = 1; t <= 2; t++)
+				call_overhead(t);
+			return 0;
+		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			printf("usage: matvec [--gb G] [--cols N] [--call-rows R] [--threads 1,2] "
-			       "[--types q4_K,...] [--isa avx512,avx2,...] [--passes P] [--prefill N]\n");
+			       "[--types q4_K,...] [--isa avx512,avx2,...] [--passes P] [--prefill N] [--overhead]\n");
 			return 0;
 		}
 		if (!v) {
