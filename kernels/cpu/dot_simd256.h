@@ -404,7 +404,7 @@ static void quant_q8_0_256(const float *x, void *q, int64_t n)
 				  _mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
 		amax = hmax256_ps(m);
 		d = amax / 127.f;
-		id = d != 0.f ? 1.f / d : 0.f;
+		id = amax != 0.f ? 127.f / amax : 0.f;
 		out[i].d = tm_f32_to_f16(d);
 		m = _mm256_set1_ps(id);
 		_mm256_storeu_si256((__m256i *)out[i].qs,
