@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * AVX-512 (F/BW/VL/DQ) kernels: 512-bit versions of every type, plus a VNNI
- * flavour of the q8_0/q4_0 kernels (vpdpbusd) for CPUs that have it. The
+ * flavour of the quantized kernels (vpdpbusd for q8_0/q4_0, vpdpwssd to
+ * scale and accumulate the K-quants) for CPUs that have it. The
  * dispatcher picks tm_kern_avx512vnni only where cpuid reports VNNI. The
  * Makefile compiles this file with -mavx512vnni, so the non-VNNI kernels use
  * intrinsics only (no scalar integer loops the compiler could vectorise into
@@ -124,6 +125,14 @@ NX_DISPATCH(q4_0_vnni)
 
 /* ---- q4_K and q5_K ---- */
 
+/* acc + madd(p, s): a single vpdpwssd with VNNI. */
+INLINE __m512i madd_acc(__m512i acc, __m512i p, __m512i s, const int vnni)
+{
+	if (vnni)
+		return _mm512_dpwssd_epi32(acc, p, s);
+	return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
+}
+
 /* Index vectors for vpermw: lanes 0..15 take i16 element a, lanes 16..31 element b. */
 INLINE __m512i idx2(int a, int b)
 {
@@ -138,7 +147,8 @@ INLINE __m512i idx2(int a, int b)
  * activation bytes.
  */
 INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
-			   const blk_q8_K *const xb[], __m512i isum[], __m256i msum[], const int NX)
+			   const blk_q8_K *const xb[], __m512i isum[], __m256i msum[], const int NX,
+			   const int VNNI)
 {
 	const __m512i m4 = _mm512_set1_epi8(15);
 	const __m128i scv = kq_scales_vec(scales);
@@ -168,15 +178,14 @@ INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8
 		}
 		UNROLL for (int t = 0; t < NX; t++) {
 			const int8_t *yq = xb[t]->qs + 64 * c;
-			__m512i p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(qa, _mm512_loadu_si512(yq)), sa);
-			__m512i p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(qb, _mm512_loadu_si512(yq + 64)), sb);
 
-			isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(p0, p1));
+			isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(qa, _mm512_loadu_si512(yq)), sa, VNNI);
+			isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(qb, _mm512_loadu_si512(yq + 64)), sb, VNNI);
 		}
 	}
 }
 
-#define KQ45_512_KERNEL(name, BLK, HAS_QH)					\
+#define KQ45_512_KERNEL(name, BLK, HAS_QH, VNNI)				\
 INLINE void name##_nx(NX_PARAMS)						\
 {										\
 	for (int r = 0; r < nrows; r++) {					\
@@ -196,7 +205,7 @@ INLINE void name##_nx(NX_PARAMS)						\
 			UNROLL for (int t = 0; t < NX; t++)			\
 				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i; \
 			kq45_block_512(a[i].scales, a[i].qs, HAS_QH ? (const uint8_t *)&a[i] + 16 : NULL, \
-				       xb, isum, msum, NX);			\
+				       xb, isum, msum, NX, VNNI);		\
 			UNROLL for (int t = 0; t < NX; t++) {			\
 				__m128 s = _mm_mul_ps(dd, _mm_set1_ps(xb[t]->d)); \
 				acc[t] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s), \
@@ -210,10 +219,14 @@ INLINE void name##_nx(NX_PARAMS)						\
 	}									\
 }
 
-KQ45_512_KERNEL(q4_K_512, blk_q4_K, 0)
-KQ45_512_KERNEL(q5_K_512, blk_q5_K, 1)
+KQ45_512_KERNEL(q4_K_512, blk_q4_K, 0, 0)
+KQ45_512_KERNEL(q5_K_512, blk_q5_K, 1, 0)
+KQ45_512_KERNEL(q4_K_vnni, blk_q4_K, 0, 1)
+KQ45_512_KERNEL(q5_K_vnni, blk_q5_K, 1, 1)
 NX_DISPATCH(q4_K_512)
 NX_DISPATCH(q5_K_512)
+NX_DISPATCH(q4_K_vnni)
+NX_DISPATCH(q5_K_vnni)
 
 /* ---- q6_K ---- */
 
@@ -227,7 +240,7 @@ INLINE __m512i idx4(int base)
 }
 
 /* Per half of 128: [q0 | q1] and [q2 | q3] as in the 256-bit kernel, 64 bytes each. */
-INLINE void q6K_512_nx(NX_PARAMS)
+INLINE void q6K_512_body(NX_PARAMS, const int VNNI)
 {
 	const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
 	const __m512i sh01 = idx2(0, 2), sh23 = idx2(4, 6);
@@ -266,10 +279,9 @@ INLINE void q6K_512_nx(NX_PARAMS)
 
 				UNROLL for (int t = 0; t < NX; t++) {
 					const int8_t *yq = xb[t]->qs + 128 * h;
-					__m512i p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(q01, _mm512_loadu_si512(yq)), s01);
-					__m512i p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(q23, _mm512_loadu_si512(yq + 64)), s23);
 
-					isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(p0, p1));
+					isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(q01, _mm512_loadu_si512(yq)), s01, VNNI);
+					isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(q23, _mm512_loadu_si512(yq + 64)), s23, VNNI);
 				}
 			}
 			UNROLL for (int t = 0; t < NX; t++)
@@ -280,24 +292,26 @@ INLINE void q6K_512_nx(NX_PARAMS)
 			y[t * ystride + r] = hsum512_ps(acc[t]);
 	}
 }
-#define q6_K_512_nx q6K_512_nx
+INLINE void q6_K_512_nx(NX_PARAMS) { q6K_512_body(NX_ARGS, NX, 0); }
+INLINE void q6_K_vnni_nx(NX_PARAMS) { q6K_512_body(NX_ARGS, NX, 1); }
 NX_DISPATCH(q6_K_512)
+NX_DISPATCH(q6_K_vnni)
 
-#define AVX512_DOTS(q80, q40)							\
+#define AVX512_DOTS(v)								\
 	[TM_F32] = dot_f32_512, [TM_F16] = dot_f16_512, [TM_BF16] = dot_bf16_512, \
-	[TM_Q4_0] = q40, [TM_Q8_0] = q80,					\
-	[TM_Q4_K] = dot_q4_K_512, [TM_Q5_K] = dot_q5_K_512, [TM_Q6_K] = dot_q6_K_512
+	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
+	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v
 
 const struct tm_kern tm_kern_avx512 = {
 	.name = "avx512-novnni",
-	.dot = { AVX512_DOTS(dot_q8_0_512, dot_q4_0_512) },
+	.dot = { AVX512_DOTS(512) },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 };
 
 const struct tm_kern tm_kern_avx512vnni = {
 	.name = "avx512",
-	.dot = { AVX512_DOTS(dot_q8_0_vnni, dot_q4_0_vnni) },
+	.dot = { AVX512_DOTS(vnni) },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 };
