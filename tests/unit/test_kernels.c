@@ -452,6 +452,44 @@ static void test_matmul(void)
 	free(yv);
 }
 
+/* Enough rows for several weight tiles per thread, so tiling and the thread split meet. */
+static void test_matmul_tiles(void)
+{
+	static const int tt[] = { TM_Q4_K, TM_F32, TM_Q8_0 };
+	const int cols = 512, rows = 2003, n = 6;
+	float *X = malloc(n * cols * sizeof(float)), *Y = malloc(n * rows * sizeof(float));
+	float *yv = malloc(rows * sizeof(float));
+	struct tm_pool *pool = tm_pool_create(3, 0);
+	int bad = 0;
+
+	fill_x(X, n * cols);
+	/* the best ISA here; the same arithmetic per (row, token) either way */
+	if (tm_kernels_force_isa("avx512") && tm_kernels_force_isa("avx2"))
+		tm_kernels_force_isa("scalar");
+	for (int i = 0; i < 3; i++) {
+		size_t rb = tm_row_bytes(tt[i], cols);
+		void *w = malloc(rb * rows);
+
+		fill_weights(tt[i], w, rows, cols);
+		memset(Y, 0xff, n * rows * sizeof(float));
+		tm_matmul(pool, tt[i], w, rb, rows, cols, X, n, Y);
+		for (int t = 0; t < n; t++) {
+			struct tm_matvec m = { tt[i], w, rb, rows, cols, X + t * cols, yv };
+
+			tm_matvec(pool, &m);
+			for (int r = 0; r < rows; r++)
+				bad += !(fabsf(Y[t * rows + r] - yv[r]) <= 1e-4f * (1.f + fabsf(yv[r])));
+		}
+		free(w);
+	}
+	tap_ok(bad == 0, "%s: matmul over several tiles and 3 threads equals matvecs (%d off)",
+	       tm_kernels_isa(), bad);
+	tm_pool_destroy(pool);
+	free(X);
+	free(Y);
+	free(yv);
+}
+
 int main(void)
 {
 	const char *isa = tm_kernels_isa();
@@ -465,5 +503,6 @@ int main(void)
 	test_matvec_types();
 	test_batch();
 	test_matmul();
+	test_matmul_tiles();
 	return tap_done();
 }
