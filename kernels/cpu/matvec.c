@@ -141,13 +141,33 @@ static void batch_run(void *arg, int ith, int nth)
 	locate(b, total * (ith + 1) / nth, &j1, &r1);
 	for (int j = j0; j <= j1 && j < b->njobs; j++) {
 		const struct tm_matvec *m = &b->jobs[j];
-		int lo = j == j0 ? r0 : 0, hi = j == j1 ? r1 : m->rows;
-		int nb = m->cols / tm_dtype_traits(m->type)->block_elems;
+		int lo = j == j0 ? r0 : 0, hi = j == j1 ? r1 : m->rows, nb;
 
+		if (b->prefix[j + 1] == b->prefix[j])	/* empty, or refused by job_ok */
+			continue;
+		nb = m->cols / tm_dtype_traits(m->type)->block_elems;
 		if (hi > lo)
 			dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
 					      hi - lo, nb, act_ptr(b, j), 0, 1, m->y + lo, 0);
 	}
+}
+
+/* NaN rows for a shape or type no kernel takes: callers check types first; never silently zero. */
+static int shape_ok(int type, int rows, int cols, float *y, size_t ystride, int n)
+{
+	const struct tm_dtype_traits *t = tm_dtype_traits(type);
+
+	if (t && type != TM_Q8_K && cols > 0 && cols % t->block_elems == 0)
+		return 1;
+	for (int i = 0; i < n; i++)
+		for (int r = 0; r < rows; r++)
+			y[i * ystride + r] = __builtin_nanf("");
+	return 0;
+}
+
+static int job_ok(const struct tm_matvec *m)
+{
+	return m->rows <= 0 || shape_ok(m->type, m->rows, m->cols, m->y, 0, 1);
 }
 
 void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs)
@@ -168,7 +188,11 @@ void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njo
 	for (int j = 0; j < njobs; j++) {
 		int act = tm_act_type(jobs[j].type), a;
 
-		b.prefix[j + 1] = b.prefix[j] + (size_t)jobs[j].rows * tm_row_bytes(jobs[j].type, jobs[j].cols);
+		b.prefix[j + 1] = b.prefix[j];
+		b.act_of[j] = 0;
+		if (!job_ok(&jobs[j]))
+			continue;
+		b.prefix[j + 1] += (size_t)jobs[j].rows * tm_row_bytes(jobs[j].type, jobs[j].cols);
 		for (a = 0; a < b.nacts; a++)
 			if (b.acts[a].x == jobs[j].x && b.acts[a].cols == jobs[j].cols && b.acts[a].type == act)
 				break;
@@ -251,7 +275,7 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 		.cols = cols, .n = n, .w = w, .row_stride = row_stride, .X = X, .Y = Y,
 	};
 
-	if (n <= 0 || rows <= 0)
+	if (n <= 0 || rows <= 0 || !shape_ok(type, rows, cols, Y, rows, n))
 		return;
 	m.xrow = tm_row_bytes(m.act, cols);
 	if (m.act != TM_F32 && !(m.xq = aligned_alloc(64, (m.xrow * n + 63) & ~(size_t)63)))

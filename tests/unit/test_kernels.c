@@ -490,6 +490,32 @@ static void test_matmul_tiles(void)
 	free(yv);
 }
 
+/* A job no kernel takes yields NaN rows, and the valid jobs beside it still run. */
+static void test_bad_jobs(void)
+{
+	float x[256], y0[3], y1[3], y2[2], w[3 * 256];
+	struct tm_matvec jobs[3] = {
+		{ TM_Q4_K, w, 144, 3, 100, x, y0 },	/* cols not a whole block */
+		{ TM_F32, w, 1024, 3, 256, x, y1 },
+		{ 77, w, 4, 2, 256, x, y2 },		/* no such type */
+	};
+	struct tm_pool *pool = tm_pool_create(2, 0);
+	int bad = 0;
+
+	for (int i = 0; i < 256; i++)
+		x[i] = 1.f;
+	for (int i = 0; i < 3 * 256; i++)
+		w[i] = (float)(i / 256 + 1);
+	tm_matvec_batch(pool, jobs, 3);
+	for (int r = 0; r < 3; r++)
+		bad += !isnan(y0[r]) || y1[r] != 256.f * (r + 1);
+	bad += !isnan(y2[0]) || !isnan(y2[1]);
+	tm_matmul(pool, TM_Q8_K, w, 292, 2, 256, x, 1, y2);
+	bad += !isnan(y2[0]) || !isnan(y2[1]);
+	tap_ok(bad == 0, "unknown types and partial blocks give NaN rows; other jobs still run");
+	tm_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const char *isa = tm_kernels_isa();
@@ -504,5 +530,6 @@ int main(void)
 	test_batch();
 	test_matmul();
 	test_matmul_tiles();
+	test_bad_jobs();
 	return tap_done();
 }
