@@ -283,6 +283,14 @@ static void test_quantizers(void)
 			k->quant_q8_K(x, q1, cols);
 			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_K, cols)) != 0;
 		}
+		if (k->quant_q8_Kp) {
+			/* the private order: the reference's bytes, sub-blocks 1<->2 and 5<->6 swapped */
+			tm_quant_q8_K_ref(x, q0, cols);
+			k->quant_q8_Kp(x, q1, cols);
+			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_K, cols)) == 0;
+			tm_q8_K_permute(q1, cols);
+			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_K, cols)) != 0;
+		}
 next:
 		free(q0);
 		free(q1);
