@@ -122,4 +122,6 @@ clean:
 	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/bench $(BUILD)/libtiermem.* $(BUILD)/tiermem
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
 
+.SECONDARY:
+
 -include $(shell find $(BUILD)/obj $(BUILD)/san -name '*.d' 2>/dev/null)
