@@ -369,7 +369,8 @@ static void preset(struct shape *s, double params)
 	s->heads = s->dim / s->head_dim;
 	s->kv_heads = s->heads >= 8 ? s->heads / 4 : s->heads / 2;
 	s->expert_ff = round_up(s->dim * 3 / 8, 256);
-	s->vocab = s->arch == ARCH_LLAMA ? 32000 : 151936;
+	/* real vocabularies, unless they would be most of a small model */
+	s->vocab = params < 30e6 ? 4096 : params < 300e6 || s->arch == ARCH_LLAMA ? 32000 : 151936;
 }
 
 static const struct {
@@ -563,6 +564,11 @@ static int make_shape(struct opts *o)
 	if (sized) {
 		double p = o->params > 0 ? o->params : (double)o->size * 8 / type_bits(&o->q);
 
+		/* MoE models have the width of a dense model several times smaller */
+		if (s->arch == ARCH_QWEN3MOE)
+			p /= 8;
+		else if (o->moe_alias || o->set[O_EXP] > 0)
+			p /= 6;
 		preset(s, p);
 		s->layers = 1;
 	} else {
@@ -585,12 +591,17 @@ static int make_shape(struct opts *o)
 			s->ff = 256;	/* eight experts of the dense ff would make the test model 5x bigger */
 	}
 	/* dimensions that others derive from, first */
+	bool reshaped = o->set[O_DIM] >= 0 || o->set[O_HEADS] >= 0 || o->set[O_HD] >= 0;
+
 	if (o->set[O_DIM] >= 0 && o->set[O_HD] < 0 && o->set[O_HEADS] < 0)
 		s->heads = (uint32_t)o->set[O_DIM] / s->head_dim ? (uint32_t)o->set[O_DIM] / s->head_dim : 1;
 	apply_explicit(s, o->set);
-	if (o->set[O_HD] < 0 && s->dim % s->heads == 0)
+	if (o->set[O_HD] < 0) {
+		if (s->dim % s->heads)
+			return usage_error(CMD, "--dim %u is not a multiple of --heads %u", s->dim, s->heads);
 		s->head_dim = s->dim / s->heads;
-	if (o->set[O_KV] < 0 && o->set[O_HEADS] >= 0)
+	}
+	if (o->set[O_KV] < 0 && reshaped)
 		s->kv_heads = s->heads % 2 ? s->heads : s->heads / 2;
 
 	if (s->arch == ARCH_QWEN3 && s->experts)
@@ -601,7 +612,7 @@ static int make_shape(struct opts *o)
 		return usage_error(CMD, "--experts-used %u must be in 1..%u", s->experts_used, s->experts);
 	if (!s->experts)
 		s->experts_used = 0;
-	if (s->heads % s->kv_heads)
+	if (s->kv_heads > s->heads || s->heads % s->kv_heads)
 		return usage_error(CMD, "--kv-heads %u must divide --heads %u", s->kv_heads, s->heads);
 	if (s->head_dim % 2)
 		return usage_error(CMD, "--head-dim %u must be even (RoPE rotates pairs)", s->head_dim);
@@ -623,6 +634,20 @@ static int make_shape(struct opts *o)
 		double l = (target - (one - per)) / per;
 
 		s->layers = l < 1 ? 1 : l > 4096 ? 4096 : (uint32_t)(l + 0.5);
+		/* mixes give some layers more bits depending on the count: settle it exactly */
+		while (s->layers > 1 && (double)plan_total(s, &o->q, by_params) > target) {
+			s->layers--;
+			if ((double)plan_total(s, &o->q, by_params) <= target) {
+				/* keep whichever of the two is nearer */
+				s->layers++;
+				double over = (double)plan_total(s, &o->q, by_params) - target;
+
+				s->layers--;
+				if (over < target - (double)plan_total(s, &o->q, by_params))
+					s->layers++;
+				break;
+			}
+		}
 	}
 	return 0;
 }
