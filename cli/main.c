@@ -11,6 +11,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
+	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
 };
 
 static void usage(FILE *f)
