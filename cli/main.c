@@ -11,6 +11,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
+	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
 };
 
 static void usage(FILE *f)

@@ -377,54 +377,15 @@ out:
 	return err;
 }
 
-/*
- * TEMPORARY until lib/mapping.c lands on main: a plain read-only mmap of the
- * file standing in for tm_map_file(); replaced by it at the next merge.
- */
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static int map_file_tmp(struct tm_mapping *map, const char *path)
-{
-	struct stat st;
-	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return tm_err(-errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size == 0) {
-		close(fd);
-		return tm_err(-EINVAL, "%s: not a regular, non-empty file", path);
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return tm_err(-errno, "%s: mmap: %s", path, strerror(errno));
-	memset(map, 0, sizeof(*map));
-	map->addr = map->map_addr = p;
-	map->size = map->map_size = (size_t)st.st_size;
-	map->tier = TM_TIER_FILE;
-	return 0;
-}
-
-static void unmap_file_tmp(struct tm_mapping *map)
-{
-	if (map->map_addr)
-		munmap(map->map_addr, map->map_size);
-	map->map_addr = map->addr = NULL;
-}
-
 int tm_model_load(struct tm_model *m, const char *path)
 {
 	int err;
 
 	memset(m, 0, sizeof(*m));
-	if ((err = map_file_tmp(&m->map, path)))
+	if ((err = tm_map_file(&m->map, path, 0)))
 		return err;
 	if ((err = tm_gguf_parse(&m->gguf, m->map.addr, m->map.size))) {
-		unmap_file_tmp(&m->map);
+		tm_unmap(&m->map);
 		return err;
 	}
 	m->owns_file = true;
@@ -441,7 +402,7 @@ void tm_model_free(struct tm_model *m)
 	m->layers = NULL;
 	if (m->owns_file) {
 		tm_gguf_free(&m->gguf);
-		unmap_file_tmp(&m->map);
+		tm_unmap(&m->map);
 		m->owns_file = false;
 	}
 }
