@@ -142,8 +142,8 @@ static int kv_begin(struct tm_gguf_writer *w, const char *key, uint32_t type)
 
 	if (w->begun)
 		return tm_err(-EINVAL, "gguf writer: kv '%s' set after the header was written", key);
-	if (!*key)
-		return tm_err(-EINVAL, "gguf writer: empty key");
+	if (!*key || strlen(key) > 65535)
+		return tm_err(-EINVAL, "gguf writer: a key must be 1..65535 bytes");
 	for (uint64_t i = 0; i < w->n_kv; i++)
 		if (!strcmp(w->keys[i], key))
 			return tm_err(-EEXIST, "gguf writer: key '%s' set twice", key);
