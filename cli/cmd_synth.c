@@ -13,11 +13,13 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -724,6 +726,17 @@ static float role_rms(const struct tplan *p, const struct shape *s)
 	}
 }
 
+/* Interrupted: remove the partial temp file (unlink is async-signal-safe). */
+static const char *volatile partial;
+
+static void on_signal(int sig)
+{
+	if (partial)
+		unlink(partial);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -825,8 +838,15 @@ int cmd_synth(int argc, char **argv)
 	for (int i = 0; !err && i < n; i++)
 		err = tm_gguf_writer_add_tensor(w, t[i].name, (uint32_t)t[i].type, t[i].n_dims, t[i].ne);
 	err = err ?: tm_gguf_writer_begin(w, o.out);
+	if (!err) {
+		partial = tm_gguf_writer_temp_path(w);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGHUP, on_signal);
+	}
 	err = err ?: write_data(w, &o, t, n);
 	err = err ?: tm_gguf_writer_finish(w);
+	partial = NULL;
 	tm_gguf_writer_free(w);
 	free(t);
 	if (err)
