@@ -5,7 +5,8 @@
  * needs no more memory than one chunk). Everything goes to a temporary file
  * next to the destination, renamed over it only by tm_gguf_writer_finish():
  * a writer that fails or is killed never leaves a half-written file under
- * the destination name.
+ * the destination name, and the temp file gets its GGUF magic only at the
+ * end, so one left behind by a killed writer never looks like a GGUF file.
  *
  *	tm_gguf_writer_new(&w, 32);
  *	tm_gguf_writer_set_str(w, "general.architecture", "llama");
@@ -65,5 +66,7 @@ int tm_gguf_writer_begin(struct tm_gguf_writer *w, const char *path);
 int tm_gguf_writer_data(struct tm_gguf_writer *w, const void *p, size_t n);
 /* All data written: flush, fsync, rename onto path. */
 int tm_gguf_writer_finish(struct tm_gguf_writer *w);
+/* The temp file being written (after begin(), until finish()), else NULL: for a signal handler to unlink. */
+const char *tm_gguf_writer_temp_path(const struct tm_gguf_writer *w);
 
 #endif
