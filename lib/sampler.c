@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/ops.h"
 #include "tiermem/error.h"
 #include "tiermem/sampler.h"
 
@@ -119,16 +120,6 @@ void tm_sampler_seed(struct tm_sampler *s, uint64_t seed)
 	tm_rng_seed(&s->rng, seed);
 }
 
-int32_t tm_argmax(const float *v, uint32_t n)
-{
-	int32_t best = -1;
-
-	for (uint32_t i = 0; i < n; i++)
-		if (!isnan(v[i]) && (best < 0 || v[i] > v[best]))
-			best = (int32_t)i;
-	return best;
-}
-
 /* Better first: higher logit, then lower id (so results do not depend on the selection's order). */
 static int better(const struct cand *a, const struct cand *b)
 {
@@ -179,7 +170,7 @@ int32_t tm_sampler_sample(struct tm_sampler *s, const float *logits)
 	float max;
 
 	if (s->p.temperature <= 0.0f)
-		return tm_argmax(logits, s->n_vocab);
+		return tm_argmax(logits, (int)s->n_vocab);
 	/* Pivot choices must not consume the draw's randomness: their own stream. */
 	tm_rng_seed(&pivots, s->rng.s[0] ^ 0x5bd1e995u);
 	for (uint32_t i = 0; i < s->n_vocab; i++)

@@ -29,11 +29,8 @@ int tm_sampler_create(struct tm_sampler **s, const struct tm_sampler_params *p, 
 void tm_sampler_free(struct tm_sampler *s);
 /* Restart the random sequence as if just created with this seed. */
 void tm_sampler_seed(struct tm_sampler *s, uint64_t seed);
-/* The chosen id from n_vocab logits (not modified). NaN logits are never chosen. */
+/* The chosen id from n_vocab logits (not modified). Greedy is kernels/ops.h tm_argmax. NaN logits are never drawn. */
 int32_t tm_sampler_sample(struct tm_sampler *s, const float *logits);
-
-/* The index of the largest value, the lowest index on a tie; -1 if n is 0. */
-int32_t tm_argmax(const float *v, uint32_t n);
 
 /* The generator itself (xoshiro256**), for tests and other seeded choices. */
 struct tm_rng {
