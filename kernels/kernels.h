@@ -49,9 +49,16 @@ static inline float tm_bf16_to_f32(uint16_t h)
 	return v.f;
 }
 
-/* Which instruction set the dispatcher picked ("avx512", "avx2", "scalar"). */
+/*
+ * Which instruction set the dispatcher picked: "avx512" (with VNNI),
+ * "avx512-novnni", "avx2" or "scalar".
+ */
 const char *tm_kernels_isa(void);
-/* Force an ISA (for tests and benchmarks); returns 0, or -1 if the CPU lacks it. */
+/*
+ * Force an ISA (for tests and benchmarks): one of the names above; "avx512"
+ * falls back to "avx512-novnni" where the CPU has no VNNI. Returns 0, or -1 if
+ * the CPU lacks it. Not thread-safe against running kernels.
+ */
 int tm_kernels_force_isa(const char *isa);
 
 /*

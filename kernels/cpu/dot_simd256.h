@@ -27,7 +27,7 @@
 
 /* dot_NAME(DOT_ARGS) calling NAME_nx(..., NX) with a constant NX. */
 #define NX_DISPATCH(name)						\
-static void dot_##name(DOT_ARGS)					\
+__attribute__((unused)) static void dot_##name(DOT_ARGS)					\
 {									\
 	switch (nx) {							\
 	case 1: name##_nx(NX_ARGS, 1); break;				\

@@ -311,21 +311,29 @@ next:
 }
 
 /* Every type on every ISA, several thread counts, vs the double reference. */
+static int odd_cols(int type)
+{
+	int be = tm_dtype_traits(type)->block_elems;
+
+	/* an odd number of blocks (and of floats) exercises every kernel's tail */
+	return be == 1 ? 743 : be == 32 ? 736 : 768;
+}
+
 static void test_matvec_types(void)
 {
-	const int rows = 37, cols = 768;
-	float *x = malloc(cols * sizeof(float)), *y = malloc(rows * sizeof(float));
+	const int rows = 37, cmax = 768;
+	float *x = malloc(cmax * sizeof(float)), *y = malloc(rows * sizeof(float));
 	struct ref r = { malloc(rows * sizeof(double)), malloc(rows * sizeof(double)) };
 	struct tm_pool *pools[3] = { tm_pool_create(1, 0), tm_pool_create(2, 0), tm_pool_create(3, 0) };
 
-	fill_x(x, cols);
+	fill_x(x, cmax);
 	for (int i = 0; i < NISAS; i++) {
 		if (tm_kernels_force_isa(isas[i])) {
 			tap_skip("%s: not on this CPU", isas[i]);
 			continue;
 		}
 		for (int ti = 0; ti < NTYPES; ti++) {
-			int type = types[ti], bad = 0;
+			int type = types[ti], bad = 0, cols = odd_cols(type);
 			size_t rb = tm_row_bytes(type, cols);
 			void *w = malloc(rb * rows);
 			double worst = 0, tol = i == 0 ? 1e-5 : 2e-5;
@@ -339,8 +347,8 @@ static void test_matvec_types(void)
 				tm_matvec(pools[p], &m);
 				bad += close_to(y, r.y, r.s, rows, tol, &worst);
 			}
-			tap_ok(bad == 0, "%s %s matvec, 1-3 threads: worst error %.2g S (tol %.0g)",
-			       isas[i], tm_dtype_traits(type)->name, worst, tol);
+			tap_ok(bad == 0, "%s %s matvec, %d cols, 1-3 threads: worst error %.2g S (tol %.0g)",
+			       isas[i], tm_dtype_traits(type)->name, cols, worst, tol);
 			free(w);
 		}
 	}
