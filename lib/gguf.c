@@ -23,6 +23,7 @@
 #define GGUF_DEFAULT_ALIGNMENT	32
 #define GGUF_MAX_DIMS		4
 #define GGUF_MAX_NAME		64	/* GGML_MAX_NAME: names are at most 63 bytes */
+#define GGUF_MAX_KEY		65535	/* the GGUF spec: keys are at most 2^16 - 1 bytes */
 
 /* Smallest possible encodings: they bound the counts a file of a given size can hold. */
 #define MIN_KV_BYTES		(8 + 1 + 4 + 1)		/* key len, 1-byte key, type, u8 */
@@ -262,9 +263,10 @@ static int parse_kv(struct tm_gguf *g, struct cursor *c, uint64_t i)
 	snprintf(what, sizeof(what), "key of kv %llu", (unsigned long long)i);
 	if ((err = rd_str(c, &kv->key, what)))
 		return err;
-	if (!kv->key.len)
-		return tm_err(-EINVAL, "gguf: kv %llu at offset %llu: empty key",
-			      (unsigned long long)i, (unsigned long long)kv->offset);
+	if (!kv->key.len || kv->key.len > GGUF_MAX_KEY)
+		return tm_err(-EINVAL, "gguf: kv %llu at offset %llu: key length %llu is not in 1..%d",
+			      (unsigned long long)i, (unsigned long long)kv->offset,
+			      (unsigned long long)kv->key.len, GGUF_MAX_KEY);
 	if (index_lookup(&pv->kv, kv->key.ptr, kv->key.len, kv_name, g, &empty) >= 0)
 		return tm_err(-EINVAL, "gguf: kv %llu at offset %llu: duplicate key '%.*s'",
 			      (unsigned long long)i, (unsigned long long)kv->offset,

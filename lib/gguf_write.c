@@ -142,8 +142,8 @@ static int kv_begin(struct tm_gguf_writer *w, const char *key, uint32_t type)
 
 	if (w->begun)
 		return tm_err(-EINVAL, "gguf writer: kv '%s' set after the header was written", key);
-	if (!*key)
-		return tm_err(-EINVAL, "gguf writer: empty key");
+	if (!*key || strlen(key) > 65535)
+		return tm_err(-EINVAL, "gguf writer: a key must be 1..65535 bytes");
 	for (uint64_t i = 0; i < w->n_kv; i++)
 		if (!strcmp(w->keys[i], key))
 			return tm_err(-EEXIST, "gguf writer: key '%s' set twice", key);
@@ -383,7 +383,8 @@ int tm_gguf_writer_begin(struct tm_gguf_writer *w, const char *path)
 	fchmod(w->fd, 0666 & ~mask);
 	w->begun = true;
 
-	if ((err = put(&h, "GGUF", 4)) || (err = put_u32(&h, GGUF_VERSION)) ||
+	/* The magic is written last, by finish(): a temp file left by a killed writer is not GGUF. */
+	if ((err = put(&h, "\0\0\0\0", 4)) || (err = put_u32(&h, GGUF_VERSION)) ||
 	    (err = put_u64(&h, w->n_t)) || (err = put_u64(&h, w->n_kv)) ||
 	    (err = put(&h, w->kv.p, w->kv.n)))
 		goto out;
@@ -450,6 +451,10 @@ int tm_gguf_writer_finish(struct tm_gguf_writer *w)
 			      w->t[w->cur].name, (unsigned long long)(w->t[w->cur].nbytes - w->cur_done));
 	if ((err = flush_io(w)))
 		return err;
+	if (pwrite(w->fd, "GGUF", 4, 0) != 4) {
+		w->failed = true;
+		return tm_err(-EIO, "gguf writer: writing the magic of %s: %s", w->tmp, strerror(errno));
+	}
 	if (fsync(w->fd) < 0 || close(w->fd) < 0) {
 		err = -errno;
 		w->fd = -1;

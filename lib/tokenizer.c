@@ -693,7 +693,7 @@ static size_t put(char *buf, size_t n, size_t at, const char *s, size_t len)
 	return at + len;
 }
 
-static int piece(const struct tm_tokenizer *t, int32_t id, bool special, int lstrip, char *buf, size_t n)
+static int piece(const struct tm_tokenizer *t, int32_t id, bool special, char *buf, size_t n)
 {
 	size_t len, at = 0;
 	const char *s;
@@ -738,41 +738,38 @@ static int piece(const struct tm_tokenizer *t, int32_t id, bool special, int lst
 			byte = s[0];
 		at = put(buf, n, 0, &byte, 1);
 	}
-	if (lstrip && at > 0 && n > 0 && buf[0] == ' ') {
-		memmove(buf, buf + 1, (at < n ? at : n) - 1);
-		at--;
-	}
 	return at > INT32_MAX ? tm_err(-E2BIG, "token piece too long") : (int)at;
 }
 
 int tm_token_piece(const struct tm_tokenizer *t, int32_t id, bool special, char *buf, size_t n)
 {
-	return piece(t, id, special, 0, buf, n);
+	return piece(t, id, special, buf, n);
 }
 
 int tm_detokenize(const struct tm_tokenizer *t, const int32_t *ids, size_t n_ids,
 		  bool special, char *buf, size_t n)
 {
+	bool lstrip = t->add_space_prefix;
 	size_t at = 0;
 
 	for (size_t i = 0; i < n_ids; i++) {
 		/* Measure first: a piece may not fit in what is left. */
-		char tmp[256];
-		int len = piece(t, ids[i], special, i == 0 && t->add_space_prefix, tmp, sizeof(tmp));
+		char tmp[256], *p = tmp;
+		int len = piece(t, ids[i], special, tmp, sizeof(tmp));
 
 		if (len < 0)
 			return len;
 		if ((size_t)len > sizeof(tmp)) {
-			char *big = malloc((size_t)len);
-
-			if (!big)
+			if (!(p = malloc((size_t)len)))
 				return tm_err(-ENOMEM, "detokenize: out of memory");
-			piece(t, ids[i], special, i == 0 && t->add_space_prefix, big, (size_t)len);
-			at = put(buf, n, at, big, (size_t)len);
-			free(big);
-		} else {
-			at = put(buf, n, at, tmp, (size_t)len);
+			piece(t, ids[i], special, p, (size_t)len);
 		}
+		at = put(buf, n, at, p + (lstrip && len && p[0] == ' '), (size_t)len - (lstrip && len && p[0] == ' '));
+		if (p != tmp)
+			free(p);
+		/* The space SPM puts before the first word: strip it from the first text, not from BOS. */
+		if (len > 0)
+			lstrip = false;
 	}
 	return at > INT32_MAX ? tm_err(-E2BIG, "detokenize: text too long") : (int)at;
 }

@@ -5,7 +5,8 @@
  * needs no more memory than one chunk). Everything goes to a temporary file
  * next to the destination, renamed over it only by tm_gguf_writer_finish():
  * a writer that fails or is killed never leaves a half-written file under
- * the destination name.
+ * the destination name, and the temp file gets its GGUF magic only at the
+ * end, so one left behind by a killed writer never looks like a GGUF file.
  *
  *	tm_gguf_writer_new(&w, 32);
  *	tm_gguf_writer_set_str(w, "general.architecture", "llama");

@@ -2,6 +2,7 @@
 # tiermem synth writes files llama.cpp accepts: every architecture x type,
 # loaded by the llama.cpp peer (tests/peer/llama.mjs), which evaluates two
 # tokens; the logits must be finite and spread (not all equal).
+# SYNTH_ARCHS limits the architectures (default: all four).
 set -u
 cd "$TOP"
 T=$BUILD/tiermem
@@ -32,7 +33,45 @@ check_logits() {
 	' "$1"
 }
 
-for arch in llama llama-moe qwen3 qwen3moe; do
+# Deterministic for a seed, different across seeds.
+"$T" synth --arch qwen3moe --type q4_K_M --seed 5 -o "$tmp/a.gguf" >/dev/null &&
+"$T" synth --arch qwen3moe --type q4_K_M --seed 5 -o "$tmp/b.gguf" >/dev/null &&
+"$T" synth --arch qwen3moe --type q4_K_M --seed 6 -o "$tmp/c.gguf" >/dev/null
+if cmp -s "$tmp/a.gguf" "$tmp/b.gguf" && ! cmp -s "$tmp/a.gguf" "$tmp/c.gguf"; then
+	say ok "synth is deterministic for a seed and differs across seeds"
+else
+	say "not ok" "synth determinism: same seed gives different files, or different seeds the same"
+fi
+rm -f "$tmp"/[abc].gguf
+
+# Bad usage is exit 2 with a message naming the problem.
+bad=0
+for args in "--arch gpt9" "--type q3_K" "--type q4_K --dim 100" "--kv-heads 3" "--size 1X" "--experts 4 --arch qwen3"; do
+	# shellcheck disable=SC2086
+	"$T" synth $args -o "$tmp/bad.gguf" 2>"$tmp/err" >/dev/null
+	code=$?
+	if [ $code -ne 2 ] || [ -e "$tmp/bad.gguf" ] || [ ! -s "$tmp/err" ]; then
+		echo "# synth $args: exit $code, $(cat "$tmp/err")"
+		bad=$((bad + 1))
+	fi
+done
+[ $bad -eq 0 ] && say ok "bad options refused with exit 2 and a message" || say "not ok" "$bad bad option sets not refused properly"
+
+# A writer killed midway leaves nothing under the output name, and its temp file is not GGUF.
+"$T" synth --size 1G --type f32 -q -o "$tmp/killed.gguf" >/dev/null 2>&1 &
+pid=$!
+for i in $(seq 50); do ls "$tmp"/killed.gguf.tmp.* >/dev/null 2>&1 && [ "$(stat -c %s "$tmp"/killed.gguf.tmp.* 2>/dev/null | head -1)" -gt 1000000 ] && break; sleep 0.1; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+left=$(ls "$tmp"/killed.gguf.tmp.* 2>/dev/null | head -1)
+if [ ! -e "$tmp/killed.gguf" ] && [ -n "$left" ] && [ "$(head -c 4 "$left" | tr -d "\\0")" != GGUF ]; then
+	say ok "synth killed midway: no output file, and the leftover temp file has no GGUF magic"
+else
+	say "not ok" "synth killed midway: output exists or the temp file looks like GGUF (${left:-no temp file})"
+fi
+rm -f "$tmp"/killed.gguf*
+
+for arch in ${SYNTH_ARCHS:-llama llama-moe qwen3 qwen3moe}; do
 	for type in f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q4_K_M q5_K_M; do
 		f=$tmp/$arch-$type.gguf
 		if ! out=$("$T" synth --arch "$arch" --type "$type" --seed 7 -o "$f" 2>&1); then

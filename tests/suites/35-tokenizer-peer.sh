@@ -5,7 +5,8 @@
 # tokens parsed) and on random stress text, for
 #  - the real 32k SentencePiece vocabulary of llama-2-tiny-random.gguf,
 #  - small GPT-2 byte-level BPE vocabularies (pre-tokenizers qwen2, gpt-2,
-#    llama-bpe) learnt from text by tests/peer/mkvocab.mjs.
+#    llama-bpe) learnt from text by tests/peer/mkvocab.mjs,
+#  - the vocabularies of `tiermem synth` models (llama SPM, qwen3 BPE).
 set -u
 cd "$TOP"
 TM=$BUILD/tiermem
@@ -81,10 +82,21 @@ for pre in qwen2 gpt-2 llama-bpe; do
 		fail "BPE $pre: mkvocab.mjs failed: $(tail -1 "$W/mk.err")"
 		continue
 	fi
-	compare "BPE $pre, corpus by line" "$v" "$CORPUS" --lines
+	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus by line" "$v" "$CORPUS" --lines
 	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus whole (newline runs)" "$v" "$CORPUS"
 	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus with special tokens" "$v" "$CORPUS" --special
 	compare "BPE $pre, random stress text" "$v" "$W/random.txt" --lines --special
+done
+# The vocabularies `tiermem synth` puts in its test models (SPM for llama,
+# byte-level BPE "qwen2" for qwen3): what the model suites tokenize with.
+for arch in llama qwen3; do
+	v=$W/synth-$arch.gguf
+	if ! "$TM" synth --arch "$arch" -q -o "$v" >/dev/null 2>"$W/synth.err"; then
+		fail "synth $arch vocabulary: tiermem synth failed: $(tail -1 "$W/synth.err")"
+		continue
+	fi
+	compare "synth $arch vocabulary, corpus by line" "$v" "$CORPUS" --lines --special
+	compare "synth $arch vocabulary, random stress text" "$v" "$W/random.txt" --lines
 done
 echo "1..$n"
 exit $rc
