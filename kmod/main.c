@@ -138,6 +138,7 @@ static int tm_ioc_version(struct tm_file *tf, void *arg)
 	v->features = TIERMEM_FEAT_DDR | TIERMEM_FEAT_PMEM | TIERMEM_FEAT_COPY |
 		      TIERMEM_FEAT_DMABUF | TIERMEM_FEAT_USER_CTR;
 	mutex_lock(&tm_lock);
+	tm_zombies_reap(false);
 	for (i = 0; i < TIERMEM_PMEM_MAX; i++)
 		v->nr_pmem += !!tm_pmems[i];
 	v->ddr_max_bytes = tm_ddr_max;
