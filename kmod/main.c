@@ -8,6 +8,7 @@
  * map nothing it was not allowed to open.
  */
 #include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -285,7 +286,8 @@ static int tm_ioc_delete(struct tm_file *tf, void *arg)
 		mutex_unlock(&tm_lock);
 		return -ENOENT;
 	}
-	if (!tm_may_access(r, true)) {
+	/* The owner may always delete; others need write permission. */
+	if (!uid_eq(current_fsuid(), r->uid) && !tm_may_access(r, true)) {
 		mutex_unlock(&tm_lock);
 		return -EACCES;
 	}

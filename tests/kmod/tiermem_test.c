@@ -491,16 +491,23 @@ TEST_F(dev, fork_shares)
 	ASSERT_EQ(0, tm_delete(self->fd, tm_name("fork")));
 }
 
-/* Runs @fn in a child with uid/gid 65534 (nobody); returns its exit code. */
+/*
+ * Runs @fn in a child with uid/gid 65534 (nobody), in the device's group so
+ * it may open /dev/tiermem; returns its exit code.
+ */
 static int as_nobody(int (*fn)(void *), void *arg)
 {
-	pid_t pid = fork();
+	struct stat st;
+	pid_t pid;
 	int status;
 
+	if (stat(TIERMEM_DEVICE, &st))
+		return -1;
+	pid = fork();
 	if (pid < 0)
 		return -1;
 	if (!pid) {
-		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		if (setgroups(1, &st.st_gid) || setresgid(65534, 65534, 65534) ||
 		    setresuid(65534, 65534, 65534))
 			_exit(100);
 		_exit(fn(arg));
@@ -556,6 +563,13 @@ static int nobody_checks(void *arg)
 	p = tm_map(fd, c.mmap_offset, CHUNK, PROT_READ | PROT_WRITE);
 	if (p == MAP_FAILED || !tm_all_zero(p, CHUNK))
 		return 13;
+	/* Mode 0: not even its owner may open it, but the owner may delete it. */
+	if (tm_create(fd, "nobody-mode0", TIERMEM_TIER_DDR, CHUNK, 0, NULL))
+		return 14;
+	if (tm_open_region(fd, "nobody-mode0", 0, NULL) != -EACCES)
+		return 15;
+	if (tm_delete(fd, "nobody-mode0"))
+		return 16;
 	return 0;
 }
 
