@@ -11,6 +11,8 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
+	{ "info", cmd_info, "the tiermem module: version, tiers, PMEM, regions with state, size, owner" },
+	{ "stats", cmd_stats, "counters per tier and region, read GB/s with --watch" },
 };
 
 static void usage(FILE *f)
