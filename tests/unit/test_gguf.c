@@ -441,7 +441,21 @@ static void test_bad_values(struct buf *b)
 	ok &= refused(b, "one tensor too many", NULL);
 	build(b, 3); set_u64(b, field_off("n_kv", 0), 16);
 	ok &= refused(b, "one kv too many", NULL);
-	tap_ok(ok, "bad magic, versions, value/element/tensor types, bools, alignment, dims, offsets, overlap, duplicates refused");
+	/* keys up to the spec's 65535 bytes, in an otherwise valid file */
+	for (int len = 65535; len <= 65536; len++) {
+		b->n = 0;
+		put(b, "GGUF", 4);
+		put_u32(b, 3, NULL);
+		put_u64(b, 0, NULL);
+		put_u64(b, 1, NULL);
+		put_u64(b, (uint64_t)len, NULL);
+		for (int i = 0; i < len; i++)
+			put(b, "k", 1);
+		put_u32(b, TM_GGUF_UINT8, NULL);
+		put(b, "\x01", 1);
+		ok &= len == 65535 ? !parse_copy(b->p, b->n) : refused(b, "key of 65536 bytes", "key length");
+	}
+	tap_ok(ok, "bad magic, versions, value/element/tensor types, bools, alignment, dims, offsets, overlap, duplicates, long keys refused");
 
 	build(b, 3); set_u32(b, field_off("tensor type", 2), 99);
 	refused(b, "", NULL);

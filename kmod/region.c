@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tiermem regions: the registry, lifetimes, permissions and counters.
+ *
+ * A region's memory may still be pinned (FOLL_LONGTERM, O_DIRECT in flight)
+ * after its last reference is gone: pins outlive munmap. Such a region goes
+ * to the zombie list and its memory (DDR chunks, PMEM space) is given back
+ * only once every page is idle again.
+ */
+#include <linux/cred.h>
+#include <linux/capability.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+#include "tiermem.h"
+
+DEFINE_MUTEX(tm_lock);
+LIST_HEAD(tm_regions);
+static LIST_HEAD(tm_zombies);
+static u64 tm_next_id = 1;
+struct tm_stat tm_tier_stat[3];
+
+bool tm_name_valid(const char *name)
+{
+	size_t len = strnlen(name, TIERMEM_NAME_MAX);
+	size_t i;
+
+	if (len == 0 || len == TIERMEM_NAME_MAX)
+		return false;
+	/* NUL-padded: no stale bytes after the terminator. */
+	if (memchr_inv(name + len, 0, TIERMEM_NAME_MAX - len))
+		return false;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		/* ASCII only: the kernel's isalnum() accepts Latin-1. */
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+struct tm_region *tm_region_alloc(const char *name, u32 tier, u64 size,
+				  u32 mode)
+{
+	struct tm_region *r = kzalloc(sizeof(*r), GFP_KERNEL);
+
+	if (!r)
+		return NULL;
+	r->ctr_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!r->ctr_page) {
+		kfree(r);
+		return NULL;
+	}
+	kref_init(&r->ref);
+	INIT_LIST_HEAD(&r->node);
+	INIT_LIST_HEAD(&r->pmem_node);
+	strscpy(r->name, name, sizeof(r->name));
+	r->tier = tier;
+	r->size = size;
+	r->mode = mode;
+	r->uid = current_fsuid();
+	r->gid = current_fsgid();
+	r->state = tier == TIERMEM_TIER_DDR ? TIERMEM_STATE_VOLATILE :
+					      TIERMEM_STATE_FILLING;
+	lockdep_assert_held(&tm_lock);
+	r->id = tm_next_id++;
+	return r;
+}
+
+void tm_region_get(struct tm_region *r)
+{
+	kref_get(&r->ref);
+}
+
+static bool tm_region_idle(const struct tm_region *r)
+{
+	if (r->tier == TIERMEM_TIER_DDR)
+		return tm_ddr_idle(r);
+	return tm_pmem_idle(r);
+}
+
+static void tm_region_free(struct tm_region *r)
+{
+	if (r->tier == TIERMEM_TIER_DDR)
+		tm_ddr_release(r);
+	else
+		tm_pmem_release(r);
+	__free_page(r->ctr_page);
+	kfree(r);
+}
+
+/* Detach: @r holds only the registry's reference and is idle. */
+void tm_region_drop_locked(struct tm_region *r)
+{
+	lockdep_assert_held(&tm_lock);
+	list_del_init(&r->node);
+	tm_region_free(r);
+}
+
+/* Called with tm_lock held (kref_put_mutex). */
+static void tm_region_release(struct kref *ref)
+{
+	struct tm_region *r = container_of(ref, struct tm_region, ref);
+
+	list_del_init(&r->node);
+	if (tm_region_idle(r))
+		tm_region_free(r);
+	else
+		list_add_tail(&r->node, &tm_zombies);
+	mutex_unlock(&tm_lock);
+}
+
+void tm_region_put(struct tm_region *r)
+{
+	kref_put_mutex(&r->ref, tm_region_release, &tm_lock);
+}
+
+/*
+ * Frees zombies whose pages are idle again. On unload (final) the rest are
+ * let go too: DDR chunks are compound pages whose last unpin frees them;
+ * PMEM pages stay owned by the pmem driver's pagemap.
+ */
+void tm_zombies_reap(bool final)
+{
+	struct tm_region *r, *tmp;
+
+	lockdep_assert_held(&tm_lock);
+	list_for_each_entry_safe(r, tmp, &tm_zombies, node) {
+		if (!final && !tm_region_idle(r))
+			continue;
+		if (final && !tm_region_idle(r))
+			pr_warn("tiermem: region %s still pinned at unload; its pages are released by the last unpin\n",
+				r->name);
+		list_del(&r->node);
+		tm_region_free(r);
+	}
+}
+
+struct tm_region *tm_region_find(const char *name)
+{
+	struct tm_region *r;
+
+	lockdep_assert_held(&tm_lock);
+	list_for_each_entry(r, &tm_regions, node)
+		if (!strcmp(r->name, name))
+			return r;
+	return NULL;
+}
+
+/* File-like permission bits: owner, group, other; CAP_DAC_OVERRIDE wins. */
+bool tm_may_access(const struct tm_region *r, bool write)
+{
+	u32 want = write ? 2 : 4;
+	u32 bits;
+
+	if (uid_eq(current_fsuid(), r->uid))
+		bits = r->mode >> 6;
+	else if (in_group_p(r->gid))
+		bits = r->mode >> 3;
+	else
+		bits = r->mode;
+	if (bits & want)
+		return true;
+	return capable(CAP_DAC_OVERRIDE);
+}
+
+u64 tm_region_offset(const struct tm_region *r)
+{
+	return r->id << TM_OFF_SHIFT;
+}
+
+u64 tm_region_pinned(const struct tm_region *r)
+{
+	if (r->tier == TIERMEM_TIER_DDR)
+		return tm_ddr_pinned(r);
+	return tm_pmem_pinned(r);
+}
+
+u64 tm_region_bytes_read(const struct tm_region *r)
+{
+	struct tiermem_user_counters *uc = page_address(r->ctr_page);
+
+	return READ_ONCE(uc->bytes_read);
+}
+
+void tm_stat_add(struct tm_region *r, size_t field, s64 v)
+{
+	atomic64_add(v, (atomic64_t *)((char *)&r->st + field));
+	atomic64_add(v, (atomic64_t *)((char *)&tm_tier_stat[r->tier] + field));
+}
+
+static void tm_stat_read(struct tm_stat *s, struct tiermem_counters *c)
+{
+	c->faults_pte = atomic64_read(&s->faults_pte);
+	c->faults_pmd = atomic64_read(&s->faults_pmd);
+	c->faults_pud = atomic64_read(&s->faults_pud);
+	c->bytes_mapped = atomic64_read(&s->bytes_mapped);
+	c->live_mappings = atomic64_read(&s->live_mappings);
+	c->bytes_copied = atomic64_read(&s->bytes_copied);
+	c->media_errors = atomic64_read(&s->media_errors);
+	c->exports = atomic64_read(&s->exports);
+}
+
+void tm_region_counters(struct tm_region *r, struct tiermem_counters *c)
+{
+	memset(c, 0, sizeof(*c));
+	tm_stat_read(&r->st, c);
+	c->pinned_pages = tm_region_pinned(r);
+	c->bytes_read = tm_region_bytes_read(r);
+}
+
+/*
+ * Event counters are kept per tier as they happen; pins and bytes read are
+ * summed over the regions (zombies included) at the time of the call.
+ */
+void tm_tier_counters(u32 tier, struct tiermem_counters *c)
+{
+	struct tm_region *r;
+
+	memset(c, 0, sizeof(*c));
+	tm_stat_read(&tm_tier_stat[tier], c);
+	mutex_lock(&tm_lock);
+	list_for_each_entry(r, &tm_regions, node) {
+		if (r->tier != tier)
+			continue;
+		c->pinned_pages += tm_region_pinned(r);
+		c->bytes_read += tm_region_bytes_read(r);
+	}
+	list_for_each_entry(r, &tm_zombies, node)
+		if (r->tier == tier)
+			c->pinned_pages += tm_region_pinned(r);
+	mutex_unlock(&tm_lock);
+}

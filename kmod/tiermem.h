@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* tiermem: internal declarations shared by the module's files. */
+#ifndef TIERMEM_INTERNAL_H
+#define TIERMEM_INTERNAL_H
+
+#include <linux/atomic.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mm_types.h>
+#include <linux/mutex.h>
+#include <linux/pfn_t.h>
+#include <linux/types.h>
+#include <linux/uidgid.h>
+#include <linux/tiermem.h>
+
+#define TM_CHUNK_ORDER		(TIERMEM_CHUNK_SHIFT - PAGE_SHIFT)
+#define TM_CHUNK_PAGES		(1UL << TM_CHUNK_ORDER)
+
+/*
+ * Fake mmap offsets: region id N owns [N << 40, (N + 1) << 40). Its data
+ * starts at the base, its counters page sits at base + TM_CTR_REL. The base
+ * is 1 GiB aligned, so thp_get_unmapped_area() aligns addresses to 2 MiB.
+ */
+#define TM_OFF_SHIFT		40
+#define TM_CTR_REL		(1ULL << 39)
+#define TM_REGION_MAX_SIZE	TM_CTR_REL
+#define TM_MAX_ID		((1ULL << (63 - TM_OFF_SHIFT)) - 1)
+
+struct tm_pmem;
+
+/* One set per region and one per tier. */
+struct tm_stat {
+	atomic64_t faults_pte;
+	atomic64_t faults_pmd;
+	atomic64_t faults_pud;
+	atomic64_t bytes_mapped;
+	atomic64_t live_mappings;
+	atomic64_t bytes_copied;
+	atomic64_t media_errors;
+	atomic64_t exports;
+};
+
+/*
+ * A region lives while anything refers to it: the registry (until deleted),
+ * each open handle, each VMA, each dma-buf. Its memory outlives it while
+ * pages are still pinned: see tm_region_release() and the zombie list.
+ */
+struct tm_region {
+	struct kref ref;
+	struct list_head node;		/* tm_regions, under tm_lock */
+	struct list_head pmem_node;	/* pm->regions while memory is held */
+	char name[TIERMEM_NAME_MAX];
+	u64 id;
+	u64 size;
+	u32 tier;
+	u32 state;			/* enum tiermem_state, under tm_lock */
+	kuid_t uid;
+	kgid_t gid;
+	u32 mode;
+	bool deleted;			/* out of the registry, under tm_lock */
+	/* Writable mappings, writable dma-bufs and copies in: block seal. */
+	atomic_t writers;
+	struct tm_stat st;
+	struct page *ctr_page;		/* struct tiermem_user_counters */
+
+	/* DDR: compound 2 MiB chunks. */
+	struct page **chunks;
+	unsigned long nr_chunks;
+
+	/* PMEM: a slice of an attached namespace. */
+	struct tm_pmem *pm;
+	u64 pm_off;			/* byte offset in the namespace */
+	u32 slot;			/* table entry */
+};
+
+/* An attached PMEM namespace. */
+struct tm_pmem {
+	u32 index;
+	char path[TIERMEM_PATH_MAX];
+	struct block_device *bdev;
+	struct dax_device *dax;
+	void *kaddr;			/* whole namespace, kernel mapping */
+	pfn_t pfn;			/* of byte 0, flags as returned */
+	u64 size;			/* bytes reachable */
+	bool pmd_ok;			/* pfn of byte 0 is 2 MiB aligned */
+	u32 nr_slots;
+	/* Every region holding space here, live, deleted or zombie. */
+	struct list_head regions;
+	unsigned long *slot_used;
+};
+
+extern struct mutex tm_lock;
+extern struct list_head tm_regions;
+extern struct tm_pmem *tm_pmems[TIERMEM_PMEM_MAX];
+extern struct tm_stat tm_tier_stat[3];
+extern u64 tm_ddr_used;
+extern u64 tm_ddr_max;
+
+/* region.c */
+bool tm_name_valid(const char *name);
+struct tm_region *tm_region_alloc(const char *name, u32 tier, u64 size,
+				  u32 mode);
+void tm_region_get(struct tm_region *r);
+void tm_region_put(struct tm_region *r);
+void tm_region_drop_locked(struct tm_region *r);
+struct tm_region *tm_region_find(const char *name);
+bool tm_may_access(const struct tm_region *r, bool write);
+u64 tm_region_offset(const struct tm_region *r);
+u64 tm_region_pinned(const struct tm_region *r);
+u64 tm_region_bytes_read(const struct tm_region *r);
+void tm_region_counters(struct tm_region *r, struct tiermem_counters *c);
+void tm_tier_counters(u32 tier, struct tiermem_counters *c);
+void tm_stat_add(struct tm_region *r, size_t field, s64 v);
+void tm_zombies_reap(bool final);
+
+#define TM_STAT(r, f, v) \
+	tm_stat_add((r), offsetof(struct tm_stat, f), (v))
+
+/* ddr.c */
+int tm_ddr_populate(struct tm_region *r);
+void tm_ddr_release(struct tm_region *r);
+bool tm_ddr_idle(const struct tm_region *r);
+u64 tm_ddr_pinned(const struct tm_region *r);
+
+/* pmem.c */
+int tm_pmem_attach(const char *path, bool format, u32 *index, u64 *size);
+int tm_pmem_detach(u32 index);
+void tm_pmem_detach_all(void);
+int tm_pmem_create(struct tm_region *r, u32 index, bool any);
+int tm_pmem_seal(struct tm_region *r);
+void tm_pmem_release(struct tm_region *r);
+void tm_pmem_forget(struct tm_region *r);
+bool tm_pmem_idle(const struct tm_region *r);
+u64 tm_pmem_pinned(const struct tm_region *r);
+void *tm_pmem_kaddr(const struct tm_region *r, u64 off);
+pfn_t tm_pmem_pfn(const struct tm_region *r, u64 off);
+void tm_pmem_flush(const struct tm_region *r, void *addr, size_t len);
+
+/* table.c: the on-media region table */
+int tm_table_load(struct tm_pmem *pm, bool format);
+int tm_table_write(struct tm_pmem *pm, struct tm_region *r, u32 state);
+void tm_table_clear(struct tm_pmem *pm, u32 slot);
+u64 tm_table_data_start(void);
+
+/* mmap.c */
+int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,
+		   bool writable, u64 rel);
+vm_fault_t tm_insert_page(struct vm_area_struct *vma, unsigned long addr,
+			  struct page *page);
+unsigned long tm_get_unmapped_area(struct file *file, unsigned long addr,
+				   unsigned long len, unsigned long pgoff,
+				   unsigned long flags);
+
+/* copy.c */
+int tm_copy(struct tm_region *src, u64 soff, struct tm_region *dst, u64 doff,
+	    u64 len, u64 *copied);
+
+/* dmabuf.c */
+int tm_export(struct tm_region *r, u64 off, u64 len, u32 flags);
+
+/* sysfs.c */
+int tm_sysfs_init(void);
+void tm_sysfs_exit(void);
+
+#endif /* TIERMEM_INTERNAL_H */
