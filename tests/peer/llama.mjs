@@ -18,6 +18,11 @@
 //       the text (llama.cpp's parse_special); --bos prepends BOS if the model
 //       has one. Never adds a leading BOS or trailing EOS on its own, exactly
 //       like llama_tokenize(add_special = false).
+//   detokenize MODEL FILE [--special]
+//       each line of FILE is a JSON array of ids; prints the text they make as
+//       a JSON string, one per line (llama_detokenize with remove_special
+//       false; --special renders control tokens). The same format as
+//       `tiermem tokenize --detokenize`.
 //   logits MODEL --tokens 1,2,3 -o OUT [--threads N] [--kv f16|f32]
 //       evaluates those ids from position 0 in one sequence and writes raw
 //       little-endian float32 logits, one row of n_vocab per position (the
@@ -48,6 +53,7 @@ function die(code, msg) {
 const usage = `usage: llama.mjs COMMAND MODEL [options]
   load MODEL [--check-tensors]
   tokenize MODEL (FILE | -p TEXT) [--lines] [--special] [--bos]
+  detokenize MODEL FILE [--special]
   logits MODEL --tokens 1,2,3 -o OUT [--threads N] [--kv f16|f32]
   bench MODEL [--prompt-tokens N] [--gen N] [--threads T]`;
 
@@ -90,7 +96,7 @@ if (cmd === "-h" || cmd === "--help") {
 	process.stdout.write(usage + "\n");
 	process.exit(0);
 }
-if (!["load", "tokenize", "logits", "bench"].includes(cmd))
+if (!["load", "tokenize", "detokenize", "logits", "bench"].includes(cmd))
 	die(2, `unknown command '${cmd}'\n${usage}`);
 const modelPath = pos[0];
 if (!modelPath)
@@ -203,6 +209,32 @@ async function cmdTokenize() {
 	process.stdout.write(out + "\n");
 }
 
+async function cmdDetokenize() {
+	const file = pos[1];
+	let lines;
+	if (!file)
+		die(2, "detokenize: give FILE (JSON arrays of ids, one per line)");
+	try {
+		lines = fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "");
+	} catch (e) {
+		die(2, `detokenize: ${file}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
+	}
+	const model = await loadModel({ vocabOnly: true });
+	const nv = nVocab(model);
+	const out = lines.map((l, i) => {
+		let ids;
+		try {
+			ids = JSON.parse(l);
+		} catch {
+			die(2, `detokenize: ${file}:${i + 1}: not a JSON array`);
+		}
+		if (!Array.isArray(ids) || ids.some((t) => !Number.isInteger(t) || t < 0 || t >= nv))
+			die(2, `detokenize: ${file}:${i + 1}: ids must be whole numbers in [0, ${nv})`);
+		return JSON.stringify(model.detokenize(ids, !!opts.special));
+	});
+	process.stdout.write(out.join("\n") + (out.length ? "\n" : ""));
+}
+
 function parseTokens(s, nv) {
 	if (s === undefined || s === "")
 		die(2, "logits: --tokens 1,2,3 is required");
@@ -296,7 +328,7 @@ async function cmdBench() {
 	process.stdout.write(JSON.stringify(result) + "\n");
 }
 
-const run = { load: cmdLoad, tokenize: cmdTokenize, logits: cmdLogits, bench: cmdBench }[cmd];
+const run = { load: cmdLoad, tokenize: cmdTokenize, detokenize: cmdDetokenize, logits: cmdLogits, bench: cmdBench }[cmd];
 try {
 	await run();
 } catch (e) {

@@ -2,7 +2,8 @@
 # Tokenisation equals llama.cpp's: `tiermem tokenize` against the peer
 # (tests/peer/llama.mjs tokenize, llama.cpp through node-llama-cpp) on the
 # corpus tests/data/tokenizer-corpus.txt (line by line, whole, with special
-# tokens parsed) and on random stress text, for
+# tokens parsed) and on random stress text, and the way back (ids -> text,
+# tiermem tokenize --detokenize against llama_detokenize), for
 #  - the real 32k SentencePiece vocabulary of llama-2-tiny-random.gguf,
 #  - small GPT-2 byte-level BPE vocabularies (pre-tokenizers qwen2, gpt-2,
 #    llama-bpe) learnt from text by tests/peer/mkvocab.mjs,
@@ -42,6 +43,30 @@ compare() {
 	fi
 }
 
+# Ids -> text: our ids of the input, detokenized by both (JSON strings).
+compare_detok() {
+	local what=$1 model=$2 input=$3
+	shift 3
+	if ! "$TM" tokenize -m "$model" -f "$input" --lines --special --bos >"$W/ids.txt" 2>"$W/ours.err"; then
+		fail "$what: tiermem tokenize failed: $(tail -1 "$W/ours.err")"
+		return
+	fi
+	if ! $PEER detokenize "$model" "$W/ids.txt" "$@" >"$W/peer.out" 2>"$W/peer.err"; then
+		fail "$what: the peer failed: $(tail -1 "$W/peer.err")"
+		return
+	fi
+	if ! "$TM" tokenize -m "$model" --detokenize -f "$W/ids.txt" "$@" >"$W/ours.out" 2>"$W/ours.err"; then
+		fail "$what: tiermem tokenize --detokenize failed: $(tail -1 "$W/ours.err")"
+		return
+	fi
+	if cmp -s "$W/peer.out" "$W/ours.out" && [ -s "$W/ours.out" ]; then
+		ok "$what: same text as llama.cpp ($(wc -l <"$W/ours.out") lines)"
+	else
+		fail "$what: text differs from llama.cpp"
+		diff "$W/peer.out" "$W/ours.out" | head -4 | sed 's/^/# /'
+	fi
+}
+
 mkdir -p "$W"
 if [ ! -x "$TM" ]; then
 	fail "build/tiermem is not built (run make)"
@@ -68,6 +93,8 @@ if [ -f "$LLAMA2" ]; then
 	compare "llama-2 SPM, corpus whole (newline runs)" "$LLAMA2" "$CORPUS"
 	compare "llama-2 SPM, corpus with special tokens" "$LLAMA2" "$CORPUS" --lines --special
 	compare "llama-2 SPM, random stress text" "$LLAMA2" "$W/random.txt" --lines --special
+	compare_detok "llama-2 SPM detokenize, random text, BOS first" "$LLAMA2" "$W/random.txt"
+	compare_detok "llama-2 SPM detokenize with special tokens" "$LLAMA2" "$CORPUS" --special
 else
 	fail "$LLAMA2 is missing"
 fi
@@ -86,6 +113,8 @@ for pre in qwen2 gpt-2 llama-bpe; do
 	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus whole (newline runs)" "$v" "$CORPUS"
 	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus with special tokens" "$v" "$CORPUS" --special
 	compare "BPE $pre, random stress text" "$v" "$W/random.txt" --lines --special
+	# gpt-2 cleans spaces before punctuation when detokenizing, qwen2 does not.
+	[ "$pre" != llama-bpe ] && compare_detok "BPE $pre detokenize, random text" "$v" "$W/random.txt" --special
 done
 # The vocabularies `tiermem synth` puts in its test models (SPM for llama,
 # byte-level BPE "qwen2" for qwen3): what the model suites tokenize with.
