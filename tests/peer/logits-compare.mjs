@@ -4,9 +4,10 @@
 // Compare two logits files (raw little-endian float32, one row of n_vocab per
 // position: what `tiermem logits` and `llama.mjs logits` write), row by row.
 //
-//   logits-compare.mjs OURS PEER --vocab N [--tol T] [--top1 F] [--min-gap G]
+//   logits-compare.mjs OURS PEER --vocab N [--tol T] [--med M] [--top1 F] [--min-gap G]
 //
-// Per row: err = max |ours - peer| / std(peer row). The row passes if err <= T.
+// Per row: err = max |ours - peer| / std(peer row). Every row must have
+// err <= T, and the median over rows must be <= M.
 // With --top1 F, at least a fraction F of the rows must have the same argmax
 // (rows where the peer's best two logits are closer than G std are not counted:
 // there the argmax is decided by rounding). Prints one JSON line (worst error,
@@ -21,7 +22,7 @@ function die(code, msg) {
 }
 
 const args = process.argv.slice(2);
-const opts = { tol: Infinity, top1: 0, "min-gap": 0 };
+const opts = { tol: Infinity, med: Infinity, top1: 0, "min-gap": 0 };
 const files = [];
 for (let i = 0; i < args.length; i++) {
 	const a = args[i];
@@ -37,7 +38,7 @@ for (let i = 0; i < args.length; i++) {
 	}
 }
 if (files.length !== 2 || !Number.isInteger(opts.vocab) || opts.vocab < 1)
-	die(2, "usage: logits-compare.mjs OURS PEER --vocab N [--tol T] [--top1 F] [--min-gap G]");
+	die(2, "usage: logits-compare.mjs OURS PEER --vocab N [--tol T] [--med M] [--top1 F] [--min-gap G]");
 
 function load(path) {
 	let buf;
@@ -101,4 +102,4 @@ const res = {
 	rows_over_tol: bad, top1, top1_rows: counted, nonfinite,
 };
 process.stdout.write(JSON.stringify(res) + "\n");
-process.exit(bad || nonfinite || top1 < opts.top1 ? 1 : 0);
+process.exit(bad || nonfinite || !(res.median_err <= opts.med) || top1 < opts.top1 ? 1 : 0);
