@@ -19,6 +19,7 @@
 
 static const char usage_text[] =
 	"usage: tiermem tokenize -m MODEL (-f FILE | -p TEXT) [--lines] [--special] [--bos] [--pieces]\n"
+	"       tiermem tokenize -m MODEL --detokenize -f FILE [--special]\n"
 	"Prints the token ids of the text as a JSON array on one line (\"[1,2,3]\"),\n"
 	"using the vocabulary of MODEL (a GGUF). No BOS or EOS is added unless asked.\n"
 	"\n"
@@ -29,11 +30,14 @@ static const char usage_text[] =
 	"  --special           control tokens written in the text (\"<s>\", \"<|im_end|>\")\n"
 	"                      become those tokens\n"
 	"  --bos               put the BOS token first, if the vocabulary has one\n"
-	"  --pieces            print each token as id and quoted piece, one per line\n";
+	"  --pieces            print each token as id and quoted piece, one per line\n"
+	"  --detokenize        the other way: each line of FILE is a JSON array of ids;\n"
+	"                      print the text they make as a JSON string per line\n"
+	"                      (--special: control tokens as their text)\n";
 
 struct tok_opts {
 	const char *model, *file, *prompt;
-	int lines, special, bos, pieces;
+	int lines, special, bos, pieces, detokenize;
 };
 
 static char *read_file(const char *path, size_t *len)
@@ -120,6 +124,107 @@ static int print_ids(const struct tm_tokenizer *t, const struct tok_opts *o, con
 	return 0;
 }
 
+/* As JSON.stringify writes a string, so the peer's output compares byte for byte. */
+static void print_json_string(const char *s, size_t n)
+{
+	putchar('"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		switch (c) {
+		case '"': fputs("\\\"", stdout); break;
+		case '\\': fputs("\\\\", stdout); break;
+		case '\b': fputs("\\b", stdout); break;
+		case '\f': fputs("\\f", stdout); break;
+		case '\n': fputs("\\n", stdout); break;
+		case '\r': fputs("\\r", stdout); break;
+		case '\t': fputs("\\t", stdout); break;
+		default:
+			if (c < 0x20)
+				printf("\\u%04x", c);
+			else
+				putchar(c);
+		}
+	}
+	puts("\"");
+}
+
+/* One line "[1,2,3]" -> ids; -1 if it is not such an array. */
+static int parse_id_line(const char *p, const char *end, int32_t **ids, size_t *n, size_t *cap)
+{
+	*n = 0;
+	while (p < end && *p == ' ')
+		p++;
+	if (p == end || *p++ != '[')
+		return -1;
+	for (;;) {
+		char *e;
+		long v;
+
+		while (p < end && *p == ' ')
+			p++;
+		if (p < end && *p == ']' && *n == 0)
+			return 0;
+		v = strtol(p, &e, 10);
+		if (e == p || e > end || v < 0 || v > INT32_MAX)
+			return -1;
+		if (*n == *cap) {
+			int32_t *x = realloc(*ids, (*cap = *cap ? *cap * 2 : 256) * sizeof(**ids));
+
+			if (!x)
+				return -1;
+			*ids = x;
+		}
+		(*ids)[(*n)++] = (int32_t)v;
+		p = e;
+		while (p < end && *p == ' ')
+			p++;
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		return p < end && *p == ']' ? 0 : -1;
+	}
+}
+
+static int detokenize_lines(const struct tm_tokenizer *t, const struct tok_opts *o, const char *in, size_t len)
+{
+	int32_t *ids = NULL;
+	size_t n, cap = 0, line = 0;
+	char *text = NULL;
+	int rc = 0;
+
+	for (size_t at = 0; at < len && !rc; line++) {
+		const char *nl = memchr(in + at, '\n', len - at);
+		size_t end = nl ? (size_t)(nl - in) : len;
+		int k;
+
+		if (end == at || (end == at + 1 && in[at] == '\r')) {
+			at = end + 1;
+			continue;
+		}
+		if (parse_id_line(in + at, in + end, &ids, &n, &cap)) {
+			rc = usage_error("tokenize", "%s:%zu: not a JSON array of token ids", o->file, line + 1);
+			break;
+		}
+		k = tm_detokenize(t, ids, n, o->special, NULL, 0);
+		if (k >= 0) {
+			free(text);
+			text = malloc((size_t)k + 1);
+			k = text ? tm_detokenize(t, ids, n, o->special, text, (size_t)k) : -1;
+		}
+		if (k < 0) {
+			rc = usage_error("tokenize", "%s:%zu: %s", o->file, line + 1, tm_strerror());
+			break;
+		}
+		print_json_string(text, (size_t)k);
+		at = end + 1;
+	}
+	free(text);
+	free(ids);
+	return rc;
+}
+
 static int parse_opts(int argc, char **argv, struct tok_opts *o)
 {
 	static const struct option longopts[] = {
@@ -130,6 +235,7 @@ static int parse_opts(int argc, char **argv, struct tok_opts *o)
 		{ "special", no_argument, NULL, 'S' },
 		{ "bos", no_argument, NULL, 'B' },
 		{ "pieces", no_argument, NULL, 'P' },
+		{ "detokenize", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -146,6 +252,7 @@ static int parse_opts(int argc, char **argv, struct tok_opts *o)
 		case 'S': o->special = 1; break;
 		case 'B': o->bos = 1; break;
 		case 'P': o->pieces = 1; break;
+		case 'D': o->detokenize = 1; break;
 		case 'h': fputs(usage_text, stdout); return 1;
 		default: fputs(usage_text, stderr); return -1;
 		}
@@ -156,6 +263,8 @@ static int parse_opts(int argc, char **argv, struct tok_opts *o)
 		return usage_error("tokenize", "-m MODEL is required"), -1;
 	if (!o->file == !o->prompt)
 		return usage_error("tokenize", "give exactly one of -f FILE and -p TEXT"), -1;
+	if (o->detokenize && !o->file)
+		return usage_error("tokenize", "--detokenize reads ids from -f FILE"), -1;
 	return 0;
 }
 
@@ -191,7 +300,9 @@ int cmd_tokenize(int argc, char **argv)
 	}
 	const char *in = text ? text : o.prompt;
 	rc = 0;
-	if (o.lines) {
+	if (o.detokenize) {
+		rc = detokenize_lines(t, &o, in, len);
+	} else if (o.lines) {
 		for (size_t at = 0; at < len && !rc;) {
 			const char *nl = memchr(in + at, '\n', len - at);
 			size_t end = nl ? (size_t)(nl - in) : len;

@@ -145,23 +145,23 @@ void tm_vocab_spec_init(struct tm_vocab_spec *spec)
 static const struct {
 	const char *name;
 	enum tm_pre pre;
-	bool add_bos, ignore_merges;
+	bool add_bos, ignore_merges, clean_spaces;
 } pre_types[] = {
-	{ "gpt-2", TM_PRE_GPT2, false, false },
-	{ "phi-2", TM_PRE_GPT2, false, false },
-	{ "mpt", TM_PRE_GPT2, false, false },
-	{ "olmo", TM_PRE_GPT2, false, false },
-	{ "jais", TM_PRE_GPT2, false, false },
-	{ "qwen2", TM_PRE_QWEN2, false, false },
-	{ "deepseek-r1-qwen", TM_PRE_QWEN2, false, false },
-	{ "stablelm2", TM_PRE_QWEN2, false, false },
-	{ "megrez", TM_PRE_QWEN2, false, false },
-	{ "llama3", TM_PRE_LLAMA3, true, true },
-	{ "llama-v3", TM_PRE_LLAMA3, true, true },
-	{ "llama-bpe", TM_PRE_LLAMA3, true, true },
-	{ "falcon3", TM_PRE_LLAMA3, true, true },
-	{ "dbrx", TM_PRE_LLAMA3, false, false },
-	{ "smaug-bpe", TM_PRE_LLAMA3, false, false },
+	{ "gpt-2", TM_PRE_GPT2, false, false, true },
+	{ "phi-2", TM_PRE_GPT2, false, false, true },
+	{ "mpt", TM_PRE_GPT2, false, false, true },
+	{ "olmo", TM_PRE_GPT2, false, false, true },
+	{ "jais", TM_PRE_GPT2, false, false, true },
+	{ "qwen2", TM_PRE_QWEN2, false, false, false },
+	{ "deepseek-r1-qwen", TM_PRE_QWEN2, false, false, false },
+	{ "stablelm2", TM_PRE_QWEN2, false, false, true },
+	{ "megrez", TM_PRE_QWEN2, false, false, true },
+	{ "llama3", TM_PRE_LLAMA3, true, true, true },
+	{ "llama-v3", TM_PRE_LLAMA3, true, true, true },
+	{ "llama-bpe", TM_PRE_LLAMA3, true, true, true },
+	{ "falcon3", TM_PRE_LLAMA3, true, true, true },
+	{ "dbrx", TM_PRE_LLAMA3, false, false, true },
+	{ "smaug-bpe", TM_PRE_LLAMA3, false, false, true },
 };
 
 /*
@@ -269,6 +269,7 @@ static int set_type(struct tm_tokenizer *t, const struct tm_vocab_spec *spec)
 		if (!strcmp(pre, pre_types[i].name)) {
 			t->pre = pre_types[i].pre;
 			t->ignore_merges = pre_types[i].ignore_merges;
+			t->clean_spaces = pre_types[i].clean_spaces;
 			t->add_bos = pre_types[i].add_bos;
 			return 0;
 		}
@@ -746,32 +747,83 @@ int tm_token_piece(const struct tm_tokenizer *t, int32_t id, bool special, char 
 	return piece(t, id, special, buf, n);
 }
 
+/*
+ * llama.cpp's clean-up of GPT-2 style text: no space before ?!., or before
+ * 's 'm 're 've, and a lone ' between spaces loses both spaces.
+ */
+static size_t clean_spaces(char *s, size_t n)
+{
+	size_t k;
+
+	if (n < 2)
+		return n;
+	k = 1;
+	for (size_t i = 1; i < n; i++) {
+		if (s[i - 1] == ' ' && (s[i] == '?' || s[i] == '!' || s[i] == '.' || s[i] == ','))
+			k--;
+		s[k++] = s[i];
+	}
+	n = k;
+	k = 1;
+	for (size_t i = 1; i < n; i++) {
+		char x = s[i];
+
+		if (x == '\'' && i + 1 < n && s[i - 1] == ' ' && s[i + 1] == ' ') {
+			k--;
+			s[++i] = '\0';
+		}
+		s[k++] = x;
+	}
+	n = k;
+	k = 1;
+	for (size_t i = 1; i < n; i++) {
+		if (s[i - 1] == ' ' && s[i] == '\'' && i + 1 < n) {
+			char x1 = s[i + 1], x2 = i + 2 < n ? s[i + 2] : 0;
+
+			if (x1 == 's' || x1 == 'm' || (x1 == 'r' && x2 == 'e') || (x1 == 'v' && x2 == 'e'))
+				k--;
+		}
+		s[k++] = s[i];
+	}
+	return k;
+}
+
 int tm_detokenize(const struct tm_tokenizer *t, const int32_t *ids, size_t n_ids,
 		  bool special, char *buf, size_t n)
 {
-	bool lstrip = t->add_space_prefix;
-	size_t at = 0;
+	char *text = NULL;
+	size_t len = 0, cap = 0;
 
 	for (size_t i = 0; i < n_ids; i++) {
-		/* Measure first: a piece may not fit in what is left. */
-		char tmp[256], *p = tmp;
-		int len = piece(t, ids[i], special, tmp, sizeof(tmp));
+		int k = piece(t, ids[i], special, NULL, 0);
 
-		if (len < 0)
-			return len;
-		if ((size_t)len > sizeof(tmp)) {
-			if (!(p = malloc((size_t)len)))
-				return tm_err(-ENOMEM, "detokenize: out of memory");
-			piece(t, ids[i], special, p, (size_t)len);
+		if (k < 0) {
+			free(text);
+			return k;
 		}
-		at = put(buf, n, at, p + (lstrip && len && p[0] == ' '), (size_t)len - (lstrip && len && p[0] == ' '));
-		if (p != tmp)
-			free(p);
-		/* The space SPM puts before the first word: strip it from the first text, not from BOS. */
-		if (len > 0)
-			lstrip = false;
+		if (len + (size_t)k + 1 > cap) {
+			char *p = realloc(text, cap = 2 * (len + (size_t)k + 1));
+
+			if (!p) {
+				free(text);
+				return tm_err(-ENOMEM, "detokenize: out of memory");
+			}
+			text = p;
+		}
+		piece(t, ids[i], special, text + len, (size_t)k);
+		/* The space SPM puts before the first word; llama.cpp looks at the first token only. */
+		if (i == 0 && t->add_space_prefix && k > 0 && text[len] == ' ') {
+			memmove(text + len, text + len + 1, (size_t)k - 1);
+			k--;
+		}
+		len += (size_t)k;
 	}
-	return at > INT32_MAX ? tm_err(-E2BIG, "detokenize: text too long") : (int)at;
+	if (t->clean_spaces)
+		len = clean_spaces(text, len);
+	if (len)
+		put(buf, n, 0, text, len);
+	free(text);
+	return len > INT32_MAX ? tm_err(-E2BIG, "detokenize: text too long") : (int)len;
 }
 
 /* ---- accessors ---- */

@@ -66,6 +66,7 @@ struct tm_tokenizer {
 	struct tm_strtab merges;	/* "left right" -> rank */
 	int32_t bos, eos, unk, eot, pad;
 	bool add_bos, add_eos, add_space_prefix, ignore_merges;
+	bool clean_spaces;		/* detokenize: " ," -> "," and the like (GPT-2 style) */
 	int32_t byte_token[256];	/* SPM byte fallback, -1 if none */
 	int32_t *specials;		/* tokens cut out of the text, longest first */
 	uint32_t n_specials;

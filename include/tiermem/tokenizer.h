@@ -88,9 +88,11 @@ int tm_tokenize_alloc(const struct tm_tokenizer *t, const char *text, size_t len
  */
 int tm_token_piece(const struct tm_tokenizer *t, int32_t id, bool special, char *buf, size_t n);
 /*
- * The text of a sequence: the pieces, less the leading space an SPM
- * vocabulary puts before the first word. Returns the full length, writing at
- * most n bytes (no NUL), or a negative errno.
+ * The text of a sequence, as llama_detokenize(remove_special = false,
+ * unparse_special = special): the pieces, less the leading space of the
+ * first token in an SPM vocabulary (so a leading BOS keeps the space of the
+ * word after it), with GPT-2 style vocabularies' space clean-up (" ," -> ",").
+ * Returns the full length, writing at most n bytes (no NUL), or a negative errno.
  */
 int tm_detokenize(const struct tm_tokenizer *t, const int32_t *ids, size_t n_ids,
 		  bool special, char *buf, size_t n);

@@ -18,6 +18,17 @@
 //       the text (llama.cpp's parse_special); --bos prepends BOS if the model
 //       has one. Never adds a leading BOS or trailing EOS on its own, exactly
 //       like llama_tokenize(add_special = false).
+//   detokenize MODEL FILE [--special]
+//       each line of FILE is a JSON array of ids; prints the text they make as
+//       a JSON string, one per line (llama_detokenize with remove_special
+//       false; --special renders control tokens). The same format as
+//       `tiermem tokenize --detokenize`.
+//   batch JOBS
+//       runs many tokenize/detokenize jobs in one process (node and
+//       llama.cpp start once): JOBS holds one JSON object per line,
+//       {"op": "tokenize"|"detokenize", "model": M, "file": F, "out": O,
+//        "lines": bool, "special": bool, "bos": bool}; each writes to O what
+//       the subcommand would print.
 //   logits MODEL --tokens 1,2,3 -o OUT [--threads N] [--kv f16|f32]
 //       evaluates those ids from position 0 in one sequence and writes raw
 //       little-endian float32 logits, one row of n_vocab per position (the
@@ -48,6 +59,8 @@ function die(code, msg) {
 const usage = `usage: llama.mjs COMMAND MODEL [options]
   load MODEL [--check-tensors]
   tokenize MODEL (FILE | -p TEXT) [--lines] [--special] [--bos]
+  detokenize MODEL FILE [--special]
+  batch JOBS
   logits MODEL --tokens 1,2,3 -o OUT [--threads N] [--kv f16|f32]
   bench MODEL [--prompt-tokens N] [--gen N] [--threads T]`;
 
@@ -90,7 +103,7 @@ if (cmd === "-h" || cmd === "--help") {
 	process.stdout.write(usage + "\n");
 	process.exit(0);
 }
-if (!["load", "tokenize", "logits", "bench"].includes(cmd))
+if (!["load", "tokenize", "detokenize", "batch", "logits", "bench"].includes(cmd))
 	die(2, `unknown command '${cmd}'\n${usage}`);
 const modelPath = pos[0];
 if (!modelPath)
@@ -123,14 +136,14 @@ const llama = await nlc.getLlama({
 	logger: (level, message) => logLines.push(`${level}: ${message.trimEnd()}`),
 });
 
-async function loadModel(extra = {}) {
+async function loadModel(extra = {}, file = modelPath) {
 	try {
 		// A test harness: never refuse a model on node-llama-cpp's memory estimate.
-		return await llama.loadModel({ modelPath: path.resolve(modelPath), gpuLayers: 0,
+		return await llama.loadModel({ modelPath: path.resolve(file), gpuLayers: 0,
 			ignoreMemorySafetyChecks: true, ...extra });
 	} catch (e) {
 		const why = logLines.filter((l) => /^(error|warn)/.test(l)).join("\n");
-		die(1, `llama.cpp cannot load ${modelPath}: ${e.message}${why ? "\n" + why : ""}`);
+		die(1, `llama.cpp cannot load ${file}: ${e.message}${why ? "\n" + why : ""}`);
 	}
 }
 
@@ -174,33 +187,81 @@ async function cmdLoad() {
 	process.stdout.write(JSON.stringify(info) + "\n");
 }
 
+function readText(file, what) {
+	try {
+		return fs.readFileSync(file, "utf8");
+	} catch (e) {
+		die(2, `${what}: ${file}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
+	}
+}
+
+// The output of `tokenize` for a text: one line, or one per input line.
+function tokenizeText(model, text, o) {
+	const bos = o.bos && model.tokens.bos != null ? [model.tokens.bos] : [];
+	const tok = (s) => JSON.stringify([...bos, ...model.tokenize(s, !!o.special)]);
+	if (!o.lines)
+		return tok(text) + "\n";
+	const lines = text.split("\n");
+	if (lines.length > 0 && lines[lines.length - 1] === "")
+		lines.pop();
+	return lines.map(tok).join("\n") + (lines.length ? "\n" : "");
+}
+
+// The output of `detokenize` for a text of JSON arrays, one per line.
+function detokenizeText(model, text, o, where) {
+	const nv = nVocab(model);
+	const out = text.split("\n").filter((l) => l.trim() !== "").map((l, i) => {
+		let ids;
+		try {
+			ids = JSON.parse(l);
+		} catch {
+			die(2, `detokenize: ${where}:${i + 1}: not a JSON array`);
+		}
+		if (!Array.isArray(ids) || ids.some((t) => !Number.isInteger(t) || t < 0 || t >= nv))
+			die(2, `detokenize: ${where}:${i + 1}: ids must be whole numbers in [0, ${nv})`);
+		return JSON.stringify(model.detokenize(ids, !!o.special));
+	});
+	return out.join("\n") + (out.length ? "\n" : "");
+}
+
 async function cmdTokenize() {
 	let text;
-	if (opts.p !== undefined) {
+	if (opts.p !== undefined)
 		text = opts.p;
-	} else {
-		const file = pos[1];
-		if (!file)
-			die(2, "tokenize: give FILE or -p TEXT");
-		try {
-			text = fs.readFileSync(file, "utf8");
-		} catch (e) {
-			die(2, `tokenize: ${file}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
-		}
-	}
+	else if (pos[1])
+		text = readText(pos[1], "tokenize");
+	else
+		die(2, "tokenize: give FILE or -p TEXT");
 	const model = await loadModel({ vocabOnly: true });
-	const bos = opts.bos && model.tokens.bos != null ? [model.tokens.bos] : [];
-	const tok = (s) => JSON.stringify([...bos, ...model.tokenize(s, !!opts.special)]);
-	let out;
-	if (opts.lines) {
-		const lines = text.split("\n");
-		if (lines.length > 0 && lines[lines.length - 1] === "")
-			lines.pop();
-		out = lines.map(tok).join("\n");
-	} else {
-		out = tok(text);
+	process.stdout.write(tokenizeText(model, text, opts));
+}
+
+async function cmdDetokenize() {
+	if (!pos[1])
+		die(2, "detokenize: give FILE (JSON arrays of ids, one per line)");
+	const text = readText(pos[1], "detokenize");
+	const model = await loadModel({ vocabOnly: true });
+	process.stdout.write(detokenizeText(model, text, opts, pos[1]));
+}
+
+// Many tokenize/detokenize jobs in one process: node and llama.cpp start once.
+async function cmdBatch() {
+	const models = new Map();
+	const jobs = readText(modelPath, "batch").split("\n").filter((l) => l.trim() !== "");
+	for (const [i, line] of jobs.entries()) {
+		let j;
+		try {
+			j = JSON.parse(line);
+		} catch {
+			die(2, `batch: ${modelPath}:${i + 1}: not a JSON object`);
+		}
+		if (!["tokenize", "detokenize"].includes(j.op) || !j.model || !j.file || !j.out)
+			die(2, `batch: ${modelPath}:${i + 1}: needs op (tokenize|detokenize), model, file, out`);
+		if (!models.has(j.model))
+			models.set(j.model, await loadModel({ vocabOnly: true }, j.model));
+		const model = models.get(j.model), text = readText(j.file, j.op);
+		fs.writeFileSync(j.out, j.op === "tokenize" ? tokenizeText(model, text, j) : detokenizeText(model, text, j, j.file));
 	}
-	process.stdout.write(out + "\n");
 }
 
 function parseTokens(s, nv) {
@@ -296,7 +357,7 @@ async function cmdBench() {
 	process.stdout.write(JSON.stringify(result) + "\n");
 }
 
-const run = { load: cmdLoad, tokenize: cmdTokenize, logits: cmdLogits, bench: cmdBench }[cmd];
+const run = { load: cmdLoad, tokenize: cmdTokenize, detokenize: cmdDetokenize, batch: cmdBatch, logits: cmdLogits, bench: cmdBench }[cmd];
 try {
 	await run();
 } catch (e) {

@@ -50,11 +50,18 @@ const encodeWord = (w) => [...Buffer.from(w, "utf8")].map((b) => byteChar[b]);
 // The qwen2 pre-tokenizer expression (JavaScript runs it as the original does).
 const split = /(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
+// Words from the real split, and from a coarse one (runs of non-space with
+// their leading space, runs of space), so that merges also cross the real
+// split's boundaries (digit-digit, letter-punctuation, space-newline...):
+// with those in the vocabulary, a pre-tokenizer that cuts in the wrong place
+// gives different ids instead of the same ones by luck.
+const coarse = / ?[^\s]+|\s+/gu;
 const counts = new Map();
 for (const f of inputs) {
 	const text = fs.readFileSync(f, "utf8");
-	for (const m of text.matchAll(split))
-		counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
+	for (const re of [split, coarse])
+		for (const m of text.matchAll(re))
+			counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
 }
 const words = [...counts].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
 	.map(([w, c]) => ({ syms: encodeWord(w), c }));

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Tokenisation equals llama.cpp's: `tiermem tokenize` against the peer
-# (tests/peer/llama.mjs tokenize, llama.cpp through node-llama-cpp) on the
-# corpus tests/data/tokenizer-corpus.txt (line by line, whole, with special
-# tokens parsed) and on random stress text, for
+# (tests/peer/llama.mjs, llama.cpp through node-llama-cpp) on the corpus
+# tests/data/tokenizer-corpus.txt (line by line, whole, with special tokens
+# parsed) and on random stress text, and the way back (ids -> text,
+# `tiermem tokenize --detokenize` against llama_detokenize), for
 #  - the real 32k SentencePiece vocabulary of llama-2-tiny-random.gguf,
 #  - small GPT-2 byte-level BPE vocabularies (pre-tokenizers qwen2, gpt-2,
 #    llama-bpe) learnt from text by tests/peer/mkvocab.mjs,
 #  - the vocabularies of `tiermem synth` models (llama SPM, qwen3 BPE).
+# The peer runs once for all jobs (llama.mjs batch): starting node and
+# llama.cpp is most of its cost.
 set -u
 cd "$TOP"
 TM=$BUILD/tiermem
-PEER="node tests/peer/llama.mjs"
 CORPUS=tests/data/tokenizer-corpus.txt
 LLAMA2=$TOP/../shared/models/llama-2-tiny-random.gguf
 W=$BUILD/test-tokenizer
@@ -20,28 +22,7 @@ ok() { n=$((n + 1)); echo "ok $n - $*"; }
 fail() { n=$((n + 1)); echo "not ok $n - $*"; rc=1; }
 skip() { n=$((n + 1)); echo "ok $n - # SKIP $*"; }
 
-# Same ids from both, or the first differing line on stderr of the TAP stream.
-compare() {
-	local what=$1 model=$2 input=$3
-	shift 3
-	if ! $PEER tokenize "$model" "$input" "$@" >"$W/peer.out" 2>"$W/peer.err"; then
-		fail "$what: the peer failed: $(tail -1 "$W/peer.err")"
-		return
-	fi
-	if ! "$TM" tokenize -m "$model" -f "$input" "$@" >"$W/ours.out" 2>"$W/ours.err"; then
-		fail "$what: tiermem tokenize failed: $(tail -1 "$W/ours.err")"
-		return
-	fi
-	local lines
-	lines=$(wc -l <"$W/peer.out")
-	if cmp -s "$W/peer.out" "$W/ours.out" && [ "$lines" -gt 0 ]; then
-		ok "$what: same ids as llama.cpp ($lines line(s), $(tr ',' '\n' <"$W/ours.out" | wc -l) ids)"
-	else
-		fail "$what: ids differ from llama.cpp"
-		diff "$W/peer.out" "$W/ours.out" | head -4 | sed 's/^/# /'
-	fi
-}
-
+rm -rf "$W"
 mkdir -p "$W"
 if [ ! -x "$TM" ]; then
 	fail "build/tiermem is not built (run make)"
@@ -55,48 +36,111 @@ fi
 "$TM" tokenize -m "$CORPUS" -p hi >/dev/null 2>"$W/err"
 [ $? -eq 2 ] && ok "a file that is not a GGUF: exit 2 ($(head -c 80 "$W/err"))" ||
 	fail "a file that is not a GGUF: expected exit 2, got: $(cat "$W/err")"
+printf '[1,2\n' >"$W/bad-ids"
+"$TM" tokenize -m "$LLAMA2" --detokenize -f "$W/bad-ids" >/dev/null 2>"$W/err"
+[ $? -eq 2 ] && ok "--detokenize: a malformed id line: exit 2" ||
+	fail "--detokenize: a malformed id line: expected exit 2, got: $(cat "$W/err")"
 
 if [ ! -f "$BUILD/peer/node_modules/node-llama-cpp/package.json" ] || ! command -v node >/dev/null; then
 	skip "the llama.cpp peer is not installed (run scripts/deps)"
 	exit $rc
 fi
 
+# ---- the vocabularies and texts ----
 node tests/peer/randtext.mjs 400 35 >"$W/random.txt"
-
-if [ -f "$LLAMA2" ]; then
-	compare "llama-2 SPM, corpus by line" "$LLAMA2" "$CORPUS" --lines
-	compare "llama-2 SPM, corpus whole (newline runs)" "$LLAMA2" "$CORPUS"
-	compare "llama-2 SPM, corpus with special tokens" "$LLAMA2" "$CORPUS" --lines --special
-	compare "llama-2 SPM, random stress text" "$LLAMA2" "$W/random.txt" --lines --special
-else
-	fail "$LLAMA2 is missing"
-fi
-
+models=()
+[ -f "$LLAMA2" ] && models+=("llama-2:$LLAMA2") || fail "$LLAMA2 is missing"
 # Merges learnt from prose, code and the corpus itself (so CJK, emoji and
 # white-space runs get multi-byte merges too).
 train=("$CORPUS" tests/peer/llama.mjs lib/tokenizer.c)
 [ -f /usr/share/common-licenses/GPL-3 ] && train+=(/usr/share/common-licenses/GPL-3)
 for pre in qwen2 gpt-2 llama-bpe; do
-	v=$W/vocab-$pre.gguf
-	if ! node tests/peer/mkvocab.mjs "$v" --pre "$pre" --merges 1500 "${train[@]}" 2>"$W/mk.err"; then
+	if node tests/peer/mkvocab.mjs "$W/bpe-$pre.gguf" --pre "$pre" --merges 1500 "${train[@]}" 2>"$W/mk.err"; then
+		models+=("bpe-$pre:$W/bpe-$pre.gguf")
+	else
 		fail "BPE $pre: mkvocab.mjs failed: $(tail -1 "$W/mk.err")"
-		continue
 	fi
-	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus by line" "$v" "$CORPUS" --lines
-	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus whole (newline runs)" "$v" "$CORPUS"
-	[ "$pre" = qwen2 ] && compare "BPE $pre, corpus with special tokens" "$v" "$CORPUS" --special
-	compare "BPE $pre, random stress text" "$v" "$W/random.txt" --lines --special
 done
-# The vocabularies `tiermem synth` puts in its test models (SPM for llama,
-# byte-level BPE "qwen2" for qwen3): what the model suites tokenize with.
+# The vocabularies `tiermem synth` puts in its test models: what the model suites tokenize with.
 for arch in llama qwen3; do
-	v=$W/synth-$arch.gguf
-	if ! "$TM" synth --arch "$arch" -q -o "$v" >/dev/null 2>"$W/synth.err"; then
+	if "$TM" synth --arch "$arch" -q -o "$W/synth-$arch.gguf" >/dev/null 2>"$W/synth.err"; then
+		models+=("synth-$arch:$W/synth-$arch.gguf")
+	else
 		fail "synth $arch vocabulary: tiermem synth failed: $(tail -1 "$W/synth.err")"
-		continue
 	fi
-	compare "synth $arch vocabulary, corpus by line" "$v" "$CORPUS" --lines --special
-	compare "synth $arch vocabulary, random stress text" "$v" "$W/random.txt" --lines
+done
+
+# ---- our side, and the jobs for the peer ----
+# A check: NAME|what it shows. Its files: $W/NAME.ours, $W/NAME.peer.
+checks=()
+jobs=$W/jobs
+: >"$jobs"
+json_bool() { [[ " $* " == *" $1 "* ]] && echo true || echo false; }
+add_tokenize() {	# NAME MODEL INPUT WHAT OPTIONS...
+	local name=$1 model=$2 input=$3 what=$4
+	shift 4
+	local lines=false special=false bos=false
+	for o in "$@"; do
+		case $o in --lines) lines=true ;; --special) special=true ;; --bos) bos=true ;; esac
+	done
+	if ! "$TM" tokenize -m "$model" -f "$input" "$@" >"$W/$name.ours" 2>"$W/$name.err"; then
+		fail "$what: tiermem tokenize failed: $(tail -1 "$W/$name.err")"
+		return
+	fi
+	printf '{"op":"tokenize","model":"%s","file":"%s","out":"%s","lines":%s,"special":%s,"bos":%s}\n' \
+		"$model" "$input" "$W/$name.peer" "$lines" "$special" "$bos" >>"$jobs"
+	checks+=("$name|$what")
+}
+add_detokenize() {	# NAME MODEL INPUT WHAT [--special]: our ids of INPUT (BOS first), back to text by both
+	local name=$1 model=$2 input=$3 what=$4 special=false
+	shift 4
+	[ "${1:-}" = --special ] && special=true
+	if ! "$TM" tokenize -m "$model" -f "$input" --lines --special --bos >"$W/$name.ids" 2>"$W/$name.err" ||
+	   ! "$TM" tokenize -m "$model" --detokenize -f "$W/$name.ids" "$@" >"$W/$name.ours" 2>"$W/$name.err"; then
+		fail "$what: tiermem tokenize failed: $(tail -1 "$W/$name.err")"
+		return
+	fi
+	printf '{"op":"detokenize","model":"%s","file":"%s","out":"%s","special":%s}\n' \
+		"$model" "$W/$name.ids" "$W/$name.peer" "$special" >>"$jobs"
+	checks+=("$name|$what")
+}
+
+for m in "${models[@]}"; do
+	key=${m%%:*} model=${m#*:}
+	add_tokenize "$key-lines" "$model" "$CORPUS" "$key: corpus by line" --lines
+	add_tokenize "$key-random" "$model" "$W/random.txt" "$key: random stress text, special tokens parsed" --lines --special
+	case $key in
+	llama-2 | bpe-qwen2)
+		add_tokenize "$key-whole" "$model" "$CORPUS" "$key: corpus whole (newline runs)"
+		add_tokenize "$key-special" "$model" "$CORPUS" "$key: corpus by line, special tokens parsed" --lines --special
+		add_detokenize "$key-detok" "$model" "$W/random.txt" "$key: detokenize random text, BOS first"
+		add_detokenize "$key-detok-special" "$model" "$CORPUS" "$key: detokenize with special tokens shown" --special
+		;;
+	bpe-gpt-2)	# GPT-2 style vocabularies clean spaces before punctuation when detokenizing
+		add_detokenize "$key-detok" "$model" "$W/random.txt" "$key: detokenize random text (space clean-up)"
+		;;
+	esac
+done
+
+# ---- the peer, once ----
+if ! node tests/peer/llama.mjs batch "$jobs" >"$W/peer.log" 2>&1; then
+	fail "the peer failed: $(tail -3 "$W/peer.log" | tr '\n' ' ')"
+	echo "1..$n"
+	exit 1
+fi
+
+for c in "${checks[@]}"; do
+	name=${c%%|*} what=${c#*|}
+	if [ -s "$W/$name.ours" ] && cmp -s "$W/$name.ours" "$W/$name.peer"; then
+		if [[ $name == *detok* ]]; then
+			ok "$what: same text as llama.cpp ($(wc -l <"$W/$name.ours") lines)"
+		else
+			ok "$what: same ids as llama.cpp ($(wc -l <"$W/$name.ours") line(s), $(tr ',' '\n' <"$W/$name.ours" | wc -l) ids)"
+		fi
+	else
+		fail "$what: differs from llama.cpp"
+		diff "$W/$name.peer" "$W/$name.ours" 2>&1 | head -4 | sed 's/^/# /'
+	fi
 done
 echo "1..$n"
 exit $rc
