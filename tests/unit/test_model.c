@@ -249,12 +249,18 @@ static void test_arch(const struct spec *s, const char *label)
 	if (!err)
 		err = tm_forward(ctx, toks, 4, NULL, false);
 	before = ctx ? ctx->weight_bytes : 0;
+	uint64_t h0 = ctx ? ctx->handoffs : 0;
+	/* per layer: qkv, attention, wo, gate+up, down (MoE: + the router); then the output */
+	uint64_t want_h = (uint64_t)LAYERS * (s->n_expert ? 6 : 5) + 1;
+
 	if (!err)
 		err = tm_forward(ctx, toks + 4, 1, a, false);
 	tap_ok(!err && ctx->weight_bytes - before == m.bytes_per_token &&
 	       !memcmp(a, ctx->logits, sizeof(float) * VOCAB),
 	       "%s: a decoded token reads bytes_per_token = %llu weight bytes", label,
 	       (unsigned long long)m.bytes_per_token);
+	tap_ok(!err && ctx->handoffs - h0 == want_h, "%s: a decoded token takes %llu pool hand-offs (want %llu)",
+	       label, (unsigned long long)(ctx->handoffs - h0), (unsigned long long)want_h);
 
 	/* bad calls */
 	int32_t bad = VOCAB;
