@@ -16,6 +16,7 @@
 #include "kernels/stream.h"
 #include "tiermem/bench.h"
 #include "tiermem/error.h"
+#include "tiermem/model.h"
 
 #define MAX_TIERS 16
 #define DEFAULT_ACTIVE 16.9e9	/* ~30B active parameters at q4_K_M */
@@ -36,6 +37,7 @@ struct bench_opts {
 	long threads, passes;
 	uint64_t prefetch;
 	double active;
+	const char *model;	/* where active came from, if from a model */
 	int json;
 	int explicit_ddr;	/* --tier given: a tier that cannot be mapped is an error */
 	struct bench_tier tiers[MAX_TIERS];
@@ -58,6 +60,9 @@ static const char usage_text[] =
 	"                       a DAX filesystem (repeatable)\n"
 	"  --active-bytes SIZE  weight bytes read per token for the ceiling (default 16.9e9,\n"
 	"                       ~30B active parameters at q4_K_M)\n"
+	"  --model FILE         take the active bytes from a GGUF model instead: every dense\n"
+	"                       weight, one embedding row, and for MoE the router plus the\n"
+	"                       experts used per token\n"
 	"  --json               one JSON object instead of tables\n";
 
 static size_t default_size(void)
@@ -94,6 +99,19 @@ static int add_tier(struct bench_opts *o, const char *name, int is_pmem)
 	return 0;
 }
 
+static int model_active_bytes(const char *path, double *active)
+{
+	struct tm_model m;
+	int ret = tm_model_load(&m, path);
+
+	if (ret)
+		return tm_model_err_is_input(ret) ? usage_error("bench", "%s", tm_strerror())
+						  : run_error("bench", "%s", tm_strerror());
+	*active = (double)m.bytes_per_token;
+	tm_model_free(&m);
+	return 0;
+}
+
 static int parse_opts(struct bench_opts *o, int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -104,6 +122,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv)
 		{ "tier", required_argument, NULL, 'T' },
 		{ "pmem", required_argument, NULL, 'P' },
 		{ "active-bytes", required_argument, NULL, 'a' },
+		{ "model", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -155,6 +174,11 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv)
 			if (!v)
 				return usage_error("bench", "--active-bytes: must be positive");
 			o->active = (double)v;
+			break;
+		case 'm':
+			if ((ret = model_active_bytes(optarg, &o->active)))
+				return ret;
+			o->model = optarg;
 			break;
 		case 'j':
 			o->json = 1;
@@ -304,7 +328,8 @@ static void print_table(const struct bench_opts *o)
 		       t->touch.ms_per_gib, t->touch.faults_per_gib, t->best_gbs,
 		       tm_decode_ceiling(t->best_gbs, o->active));
 	}
-	printf("\ndecode ceiling for %.2f GB of weights read per token:\n", o->active / 1e9);
+	printf("\ndecode ceiling for %.3f GB of weights read per token%s%s:\n", o->active / 1e9,
+	       o->model ? " by " : "", o->model ? o->model : "");
 	printf("%-26s %16s %18s\n", "reference tier", "read GB/s", "ceiling tok/s");
 	for (int i = 0; i < tm_n_ref_tiers; i++) {
 		const struct tm_ref_tier *r = &tm_ref_tiers[i];
@@ -324,9 +349,9 @@ static void print_table(const struct bench_opts *o)
 
 static void print_json(const struct bench_opts *o)
 {
-	printf("{\"size\":%llu,\"isa\":\"%s\",\"passes\":%ld,\"prefetch\":%llu,\"active_bytes\":%.0f,\"tiers\":[",
-	       (unsigned long long)o->size, tm_stream_isa(), o->passes,
-	       (unsigned long long)o->prefetch, o->active);
+	printf("{\"size\":%llu,\"isa\":\"%s\",\"passes\":%ld,\"prefetch\":%llu,\"active_bytes\":%.0f,"
+	       "\"model\":\"%s\",\"tiers\":[", (unsigned long long)o->size, tm_stream_isa(), o->passes,
+	       (unsigned long long)o->prefetch, o->active, o->model ? o->model : "");
 	for (int i = 0; i < o->ntiers; i++) {
 		const struct bench_tier *t = &o->tiers[i];
 

@@ -13,11 +13,13 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -410,22 +412,26 @@ static void help(FILE *f)
 "  --type T            f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K: every matrix\n"
 "                      in T (like llama-quantize --pure); norms and MoE routers f32.\n"
 "                      q4_K_M, q5_K_M: llama.cpp's mixes (q6_K output.weight and\n"
-"                      some attn_v/ffn_down layers; q8_0 attn_k/attn_v with 8\n"
-"                      experts). Default f32. --ftype is a synonym.\n"
+"                      some attn_v/ffn_down layers; with 8 experts q8_0 attn_k/\n"
+"                      attn_v and, for q4_K_M, q5_K attn_output). Default f32.\n"
+"                      --ftype is a synonym.\n"
 "  --size BYTES        aim at a file of about this size (e.g. 64M, 2G): picks\n"
 "                      published-like dimensions and the number of layers\n"
 "  --params N          aim at N parameters instead (e.g. 500M, 1B, 7B)\n"
 "  --dim N --layers N --heads N --kv-heads N --head-dim N --ff N --vocab N\n"
 "  --experts N --experts-used N --expert-ff N --ctx N\n"
-"                      set one dimension (wins over --size/--params)\n"
+"                      set one dimension (wins over --size/--params); --experts\n"
+"                      with --arch llama makes it MoE (top-2 by default); an\n"
+"                      expert's ff is --ff for llama, --expert-ff for qwen3moe\n"
 "  --seed N            random seed (default 1)\n"
 "  --dry-run           print the shape and size, write nothing\n"
 "  -q, --quiet         no progress on stderr\n"
 "\n"
 "Without --size/--params: a test model of a few MB (dim 256, 2 layers, 4 heads,\n"
-"2 KV heads, ff 768 (256 per expert for MoE), vocab 1024). Matrix row lengths must be multiples of the\n"
-"type's block (32, or 256 for the K types). Progress goes to stderr for files\n"
-"over 256 MiB; the last line on stdout describes the file written.\n");
+"2 KV heads, ff 768 (256 per expert for MoE), vocab 1024). Matrix row lengths\n"
+"must be multiples of the type's block (32, or 256 for the K types). Progress\n"
+"goes to stderr for files over 256 MiB; the last line on stdout describes the\n"
+"file written.\n");
 }
 
 static int parse_count(const char *opt, const char *s, double *out)
@@ -608,6 +614,8 @@ static int make_shape(struct opts *o)
 		return usage_error(CMD, "--experts: qwen3 is dense; use --arch qwen3moe");
 	if (s->arch == ARCH_QWEN3MOE && !s->experts)
 		return usage_error(CMD, "--experts: qwen3moe needs at least one expert");
+	if (s->experts && o->set[O_EXPU] < 0 && !s->experts_used)
+		s->experts_used = s->experts < 2 ? s->experts : 2;
 	if (s->experts && (s->experts_used < 1 || s->experts_used > s->experts))
 		return usage_error(CMD, "--experts-used %u must be in 1..%u", s->experts_used, s->experts);
 	if (!s->experts)
@@ -718,6 +726,17 @@ static float role_rms(const struct tplan *p, const struct shape *s)
 	}
 }
 
+/* Interrupted: remove the partial temp file (unlink is async-signal-safe). */
+static const char *volatile partial;
+
+static void on_signal(int sig)
+{
+	if (partial)
+		unlink(partial);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -819,8 +838,15 @@ int cmd_synth(int argc, char **argv)
 	for (int i = 0; !err && i < n; i++)
 		err = tm_gguf_writer_add_tensor(w, t[i].name, (uint32_t)t[i].type, t[i].n_dims, t[i].ne);
 	err = err ?: tm_gguf_writer_begin(w, o.out);
+	if (!err) {
+		partial = tm_gguf_writer_temp_path(w);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGHUP, on_signal);
+	}
 	err = err ?: write_data(w, &o, t, n);
 	err = err ?: tm_gguf_writer_finish(w);
+	partial = NULL;
 	tm_gguf_writer_free(w);
 	free(t);
 	if (err)

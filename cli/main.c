@@ -16,6 +16,8 @@ static const struct command {
 	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
 	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
 	{ "run", cmd_run, "generate text from a prompt and report tok/s and weight bytes per token" },
+	{ "info", cmd_info, "the tiermem module: version, tiers, PMEM, regions with state, size, owner" },
+	{ "stats", cmd_stats, "counters per tier and region, read GB/s with --watch" },
 };
 
 static void usage(FILE *f)

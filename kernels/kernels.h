@@ -94,4 +94,13 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 /* Dequantize n elements (a multiple of block_elems) of one row. */
 void tm_dequant_row(int type, const void *src, float *dst, int64_t n);
 
+/*
+ * Fill n elements (a multiple of block_elems) of a weight type with random
+ * values for tests, benchmarks and synthetic models: random bytes in the
+ * quantized codes, every scale a sane finite half, decoded values within about
+ * +-scale. *seed advances, so successive calls give fresh data. Returns 0, or
+ * -1 for a type it cannot fill.
+ */
+int tm_fill_random(int type, void *dst, int64_t n, uint64_t *seed, float scale);
+
 #endif

@@ -99,9 +99,7 @@ static vm_fault_t tm_dmabuf_fault(struct vm_fault *vmf)
 	if (b->r->tier == TIERMEM_TIER_PMEM)
 		return vmf_insert_mixed(vma, vmf->address & PAGE_MASK,
 					tm_pmem_pfn(b->r, rel));
-	vmf->page = tm_dmabuf_page(b->r, rel);
-	get_page(vmf->page);
-	return 0;
+	return tm_insert_page(vma, vmf->address, tm_dmabuf_page(b->r, rel));
 }
 
 static const struct vm_operations_struct tm_dmabuf_vm_ops = {
@@ -112,7 +110,8 @@ static int tm_dmabuf_mmap(struct dma_buf *buf, struct vm_area_struct *vma)
 {
 	struct tm_dmabuf *b = buf->priv;
 
-	if (!(vma->vm_flags & VM_SHARED))
+	/* VM_MAYSHARE: a read-only file's MAP_SHARED loses VM_SHARED. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (!b->write && (vma->vm_flags & VM_WRITE))
 		return -EACCES;

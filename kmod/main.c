@@ -8,6 +8,7 @@
  * map nothing it was not allowed to open.
  */
 #include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -138,6 +139,7 @@ static int tm_ioc_version(struct tm_file *tf, void *arg)
 	v->features = TIERMEM_FEAT_DDR | TIERMEM_FEAT_PMEM | TIERMEM_FEAT_COPY |
 		      TIERMEM_FEAT_DMABUF | TIERMEM_FEAT_USER_CTR;
 	mutex_lock(&tm_lock);
+	tm_zombies_reap(false);
 	for (i = 0; i < TIERMEM_PMEM_MAX; i++)
 		v->nr_pmem += !!tm_pmems[i];
 	v->ddr_max_bytes = tm_ddr_max;
@@ -284,7 +286,8 @@ static int tm_ioc_delete(struct tm_file *tf, void *arg)
 		mutex_unlock(&tm_lock);
 		return -ENOENT;
 	}
-	if (!tm_may_access(r, true)) {
+	/* The owner may always delete; others need write permission. */
+	if (!uid_eq(current_fsuid(), r->uid) && !tm_may_access(r, true)) {
 		mutex_unlock(&tm_lock);
 		return -EACCES;
 	}

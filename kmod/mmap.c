@@ -101,6 +101,21 @@ static vm_fault_t tm_fault_pmd(struct vm_fault *vmf, struct tm_region *r)
 	return ret;
 }
 
+/*
+ * A normal, refcounted PTE for one 4 KiB page of a DDR chunk: pinnable like
+ * any page. Not through vmf->page: finish_fault() would map the whole
+ * compound page as a PMD at the aligned address, whatever our offset.
+ */
+vm_fault_t tm_insert_page(struct vm_area_struct *vma, unsigned long addr,
+			  struct page *page)
+{
+	int err = vm_insert_page(vma, addr & PAGE_MASK, page);
+
+	if (!err || err == -EBUSY)
+		return VM_FAULT_NOPAGE;
+	return err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+}
+
 static vm_fault_t tm_fault_pte(struct vm_fault *vmf, struct tm_region *r)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -108,14 +123,10 @@ static vm_fault_t tm_fault_pte(struct vm_fault *vmf, struct tm_region *r)
 	pfn_t pfn = tm_rel_pfn(r, rel);
 	vm_fault_t ret;
 
-	if (r->tier == TIERMEM_TIER_DDR) {
-		/* A normal, refcounted PTE: pinnable like any page. */
-		vmf->page = pfn_t_to_page(pfn);
-		get_page(vmf->page);
-		ret = 0;
-	} else {
+	if (r->tier == TIERMEM_TIER_DDR)
+		ret = tm_insert_page(vma, vmf->address, pfn_t_to_page(pfn));
+	else
 		ret = vmf_insert_mixed(vma, vmf->address & PAGE_MASK, pfn);
-	}
 	if (!(ret & VM_FAULT_ERROR)) {
 		TM_STAT(r, faults_pte, 1);
 		TM_STAT(r, bytes_mapped, PAGE_SIZE);
@@ -179,7 +190,8 @@ int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,
 	u64 len = vma->vm_end - vma->vm_start;
 
 	lockdep_assert_held(&tm_lock);
-	if (!(vma->vm_flags & VM_SHARED))
+	/* VM_MAYSHARE: a read-only file's MAP_SHARED loses VM_SHARED. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (r->state == TIERMEM_STATE_SEALED)
 		writable = false;

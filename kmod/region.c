@@ -7,7 +7,6 @@
  * to the zombie list and its memory (DDR chunks, PMEM space) is given back
  * only once every page is idle again.
  */
-#include <linux/ctype.h>
 #include <linux/cred.h>
 #include <linux/capability.h>
 #include <linux/mm.h>
@@ -37,7 +36,9 @@ bool tm_name_valid(const char *name)
 	for (i = 0; i < len; i++) {
 		char c = name[i];
 
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+		/* ASCII only: the kernel's isalnum() accepts Latin-1. */
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
 			return false;
 	}
 	return true;

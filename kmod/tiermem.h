@@ -6,6 +6,7 @@
 #include <linux/atomic.h>
 #include <linux/kref.h>
 #include <linux/list.h>
+#include <linux/mm_types.h>
 #include <linux/mutex.h>
 #include <linux/pfn_t.h>
 #include <linux/types.h>
@@ -144,6 +145,8 @@ u64 tm_table_data_start(void);
 /* mmap.c */
 int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,
 		   bool writable, u64 rel);
+vm_fault_t tm_insert_page(struct vm_area_struct *vma, unsigned long addr,
+			  struct page *page);
 unsigned long tm_get_unmapped_area(struct file *file, unsigned long addr,
 				   unsigned long len, unsigned long pgoff,
 				   unsigned long flags);

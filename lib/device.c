@@ -446,14 +446,17 @@ int tm_region_counters_map(struct tm_device *dev, const struct tm_region *r, int
 		return tm_err(-EINVAL, "counters: no region or no pointer");
 	off = r->counters_offset;
 	if (!off) {
-		/* A region from create: its counters offset comes with an open. */
+		/*
+		 * A region from create: its counters offset comes with an open,
+		 * which the kernel merges into this file's handle (one handle per
+		 * file and region), so there is nothing to close afterwards.
+		 */
 		struct tm_region tmp;
 
 		ret = region_open_ioctl(dev, r->name, 0, &tmp);
 		if (ret)
 			return ret;
 		off = tmp.counters_offset;
-		region_ref(dev, &tmp, "close", TIERMEM_IOC_CLOSE);
 	}
 	p = mmap(NULL, (size_t)page, PROT_READ | (write ? PROT_WRITE : 0), MAP_SHARED, dev->fd,
 		 (off_t)off);

@@ -31,12 +31,13 @@
 
 /* Hash indexes of keys and tensor names: duplicate checks and O(1) lookups. */
 struct gguf_index {
-	size_t cap;		/* a power of two */
+	size_t cap, n;		/* cap: a power of two */
 	uint64_t *slot;		/* item index + 1; 0 is empty */
 };
 
 struct gguf_priv {
 	struct gguf_index kv, tensors;
+	uint64_t kv_cap, tensor_cap;	/* entries allocated in g->kv, g->tensors */
 };
 
 struct cursor {
@@ -123,17 +124,13 @@ static uint64_t hash_bytes(const char *p, size_t n)
 	return h;
 }
 
-static int index_init(struct gguf_index *ix, uint64_t n)
+static int index_init(struct gguf_index *ix, size_t cap)
 {
-	size_t cap = 16;
-
-	while (cap < 2 * n)
-		cap <<= 1;
 	ix->slot = calloc(cap, sizeof(*ix->slot));
 	if (!ix->slot)
-		return tm_err(-ENOMEM, "gguf: out of memory for an index of %llu names",
-			      (unsigned long long)n);
+		return tm_err(-ENOMEM, "gguf: out of memory for a name index");
 	ix->cap = cap;
+	ix->n = 0;
 	return 0;
 }
 
@@ -142,13 +139,14 @@ static bool str_same(struct tm_gguf_str a, const char *p, size_t n)
 	return a.len == n && !memcmp(a.ptr, p, n);
 }
 
+typedef const struct tm_gguf_str *(*name_fn)(const struct tm_gguf *, uint64_t);
+
 /*
- * Find name in the index (names[i] for the items), or the empty slot where it
- * would go. Returns the item index, or -1 with *empty set.
+ * Find name in the index (name_of() gives the name of an item), or the empty
+ * slot where it would go. Returns the item index, or -1 with *empty set.
  */
 static int64_t index_lookup(const struct gguf_index *ix, const char *p, size_t n,
-			    const struct tm_gguf_str *(*name_of)(const struct tm_gguf *, uint64_t),
-			    const struct tm_gguf *g, size_t *empty)
+			    name_fn name_of, const struct tm_gguf *g, size_t *empty)
 {
 	size_t mask = ix->cap - 1, i = hash_bytes(p, n) & mask;
 
@@ -163,6 +161,60 @@ static int64_t index_lookup(const struct gguf_index *ix, const char *p, size_t n
 		if (str_same(*name_of(g, s - 1), p, n))
 			return (int64_t)(s - 1);
 	}
+}
+
+/* Add item idx (named p[0..n)); -EEXIST if the name is there already. Grows at half full. */
+static int index_add(struct gguf_index *ix, const char *p, size_t n, uint64_t idx,
+		     name_fn name_of, const struct tm_gguf *g)
+{
+	size_t empty = 0;
+
+	if (2 * (ix->n + 1) > ix->cap) {
+		struct gguf_index big;
+		int err = index_init(&big, 2 * ix->cap);
+
+		if (err)
+			return err;
+		for (size_t i = 0; i < ix->cap; i++) {
+			if (!ix->slot[i])
+				continue;
+			const struct tm_gguf_str *nm = name_of(g, ix->slot[i] - 1);
+
+			index_lookup(&big, nm->ptr, nm->len, name_of, g, &empty);
+			big.slot[empty] = ix->slot[i];
+			big.n++;
+		}
+		free(ix->slot);
+		*ix = big;
+	}
+	if (index_lookup(ix, p, n, name_of, g, &empty) >= 0)
+		return -EEXIST;
+	ix->slot[empty] = idx + 1;
+	ix->n++;
+	return 0;
+}
+
+/*
+ * Make room for item i in an array that grows by doubling: counts in a file
+ * are only promises, so memory follows what has actually been parsed. New
+ * entries are zeroed.
+ */
+static int grow(void **arr, uint64_t *cap, uint64_t i, size_t elem)
+{
+	uint64_t c = *cap ? *cap : 64;
+	void *p;
+
+	if (i < *cap)
+		return 0;
+	while (c <= i)
+		c *= 2;
+	p = realloc(*arr, c * elem);
+	if (!p)
+		return tm_err(-ENOMEM, "gguf: out of memory for %llu header entries", (unsigned long long)c);
+	memset((char *)p + *cap * elem, 0, (c - *cap) * elem);
+	*arr = p;
+	*cap = c;
+	return 0;
 }
 
 static const struct tm_gguf_str *kv_name(const struct tm_gguf *g, uint64_t i)
@@ -241,12 +293,11 @@ static int rd_array(struct cursor *c, struct tm_gguf_kv *kv, const char *what)
 		return tm_err(-EINVAL, "gguf: %s at offset %zu: %llu strings exceed the %zu bytes left in the file",
 			      what, at, (unsigned long long)n, left(c));
 	kv->v.arr.data = c->base + c->pos;
-	kv->v.arr.strs = malloc((n ? n : 1) * sizeof(*kv->v.arr.strs));
-	if (!kv->v.arr.strs)
-		return tm_err(-ENOMEM, "gguf: %s: out of memory for %llu strings", what,
-			      (unsigned long long)n);
+	uint64_t cap = 0;
+
 	for (uint64_t i = 0; i < n; i++)
-		if ((err = rd_str(c, &kv->v.arr.strs[i], what)))
+		if ((err = grow((void **)&kv->v.arr.strs, &cap, i, sizeof(*kv->v.arr.strs))) ||
+		    (err = rd_str(c, &kv->v.arr.strs[i], what)))
 			return err;
 	return 0;
 }
@@ -256,7 +307,6 @@ static int parse_kv(struct tm_gguf *g, struct cursor *c, uint64_t i)
 	struct gguf_priv *pv = (struct gguf_priv *)g->priv;
 	struct tm_gguf_kv *kv = &g->kv[i];
 	char what[160];
-	size_t empty = 0;
 	int err;
 
 	kv->offset = c->pos;
@@ -267,11 +317,13 @@ static int parse_kv(struct tm_gguf *g, struct cursor *c, uint64_t i)
 		return tm_err(-EINVAL, "gguf: kv %llu at offset %llu: key length %llu is not in 1..%d",
 			      (unsigned long long)i, (unsigned long long)kv->offset,
 			      (unsigned long long)kv->key.len, GGUF_MAX_KEY);
-	if (index_lookup(&pv->kv, kv->key.ptr, kv->key.len, kv_name, g, &empty) >= 0)
+	err = index_add(&pv->kv, kv->key.ptr, kv->key.len, i, kv_name, g);
+	if (err == -EEXIST)
 		return tm_err(-EINVAL, "gguf: kv %llu at offset %llu: duplicate key '%.*s'",
 			      (unsigned long long)i, (unsigned long long)kv->offset,
 			      (int)(kv->key.len > 100 ? 100 : kv->key.len), kv->key.ptr);
-	pv->kv.slot[empty] = i + 1;
+	if (err)
+		return err;
 
 	snprintf(what, sizeof(what), "kv '%.*s'", (int)(kv->key.len > 100 ? 100 : kv->key.len),
 		 kv->key.ptr);
@@ -296,7 +348,7 @@ static int parse_tensor_info(struct tm_gguf *g, struct cursor *c, uint64_t i)
 {
 	struct gguf_priv *pv = (struct gguf_priv *)g->priv;
 	struct tm_gguf_tensor *t = &g->tensors[i];
-	size_t at = c->pos, empty = 0;
+	size_t at = c->pos;
 	char what[160];
 	int err;
 
@@ -307,9 +359,11 @@ static int parse_tensor_info(struct tm_gguf *g, struct cursor *c, uint64_t i)
 		return tm_err(-EINVAL, "gguf: tensor %llu at offset %zu: name length %llu is not in 1..%d",
 			      (unsigned long long)i, at, (unsigned long long)t->name.len, GGUF_MAX_NAME - 1);
 	snprintf(what, sizeof(what), "tensor '%.*s'", (int)t->name.len, t->name.ptr);
-	if (index_lookup(&pv->tensors, t->name.ptr, t->name.len, tensor_name, g, &empty) >= 0)
+	err = index_add(&pv->tensors, t->name.ptr, t->name.len, i, tensor_name, g);
+	if (err == -EEXIST)
 		return tm_err(-EINVAL, "gguf: %s at offset %zu: duplicate tensor name", what, at);
-	pv->tensors.slot[empty] = i + 1;
+	if (err)
+		return err;
 
 	at = c->pos;
 	if ((err = rd_u32(c, &t->n_dims, what)))
@@ -452,20 +506,17 @@ static int parse(struct tm_gguf *g, struct cursor *c)
 
 	struct gguf_priv *pv = (struct gguf_priv *)g->priv;
 
-	g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof(*g->kv));
-	g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*g->tensors));
-	if (!g->kv || !g->tensors)
-		return tm_err(-ENOMEM, "gguf: out of memory for the header tables");
-	if ((err = index_init(&pv->kv, g->n_kv)) || (err = index_init(&pv->tensors, g->n_tensors)))
+	if ((err = index_init(&pv->kv, 16)) || (err = index_init(&pv->tensors, 16)))
 		return err;
-
 	for (n = 0; n < g->n_kv; n++)
-		if ((err = parse_kv(g, c, n)))
+		if ((err = grow((void **)&g->kv, &pv->kv_cap, n, sizeof(*g->kv))) ||
+		    (err = parse_kv(g, c, n)))
 			return err;
 	if ((err = read_alignment(g)))
 		return err;
 	for (n = 0; n < g->n_tensors; n++)
-		if ((err = parse_tensor_info(g, c, n)))
+		if ((err = grow((void **)&g->tensors, &pv->tensor_cap, n, sizeof(*g->tensors))) ||
+		    (err = parse_tensor_info(g, c, n)))
 			return err;
 
 	size_t table_end = c->pos;
@@ -502,8 +553,8 @@ void tm_gguf_free(struct tm_gguf *g)
 {
 	struct gguf_priv *pv = (struct gguf_priv *)g->priv;
 
-	if (g->kv)
-		for (uint64_t i = 0; i < g->n_kv; i++)
+	if (g->kv && pv)
+		for (uint64_t i = 0; i < pv->kv_cap; i++)
 			if (g->kv[i].type == TM_GGUF_ARRAY)
 				free(g->kv[i].v.arr.strs);
 	if (pv) {

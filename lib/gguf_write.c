@@ -469,3 +469,8 @@ int tm_gguf_writer_finish(struct tm_gguf_writer *w)
 	w->tmp = NULL;
 	return 0;
 }
+
+const char *tm_gguf_writer_temp_path(const struct tm_gguf_writer *w)
+{
+	return w->tmp;
+}

@@ -36,6 +36,23 @@ static void region_release(struct tm_mapping *m)
 	m->size = m->map_size = 0;
 }
 
+/*
+ * Counting bytes read needs a writable counters page, which needs the
+ * handle opened for writing. The data is already mapped (read-only when
+ * that was asked for), so the handle is upgraded only now; a reader without
+ * write permission maps and reads anyway, uncounted.
+ */
+static void map_counters(struct region_mapping *rm)
+{
+	struct tm_region w;
+
+	rm->uc = NULL;
+	if (rm->region.writable || !tm_region_open(&rm->dev, rm->region.name, TM_REGION_WRITE, &w))
+		if (tm_region_counters_map(&rm->dev, &rm->region, 1, &rm->uc))
+			rm->uc = NULL;
+	tm_clear_error();
+}
+
 int tm_map_region(struct tm_mapping *m, const char *name, unsigned int flags)
 {
 	struct region_mapping *rm;
@@ -62,13 +79,7 @@ int tm_map_region(struct tm_mapping *m, const char *name, unsigned int flags)
 	ret = tm_region_mmap(&rm->dev, &rm->region, flags, &addr);
 	if (ret)
 		goto out_close;
-	/*
-	 * Counting bytes read needs a writable counters page, which needs write
-	 * permission on the region; a reader without it maps and reads anyway.
-	 */
-	if (tm_region_counters_map(&rm->dev, &rm->region, 1, &rm->uc))
-		rm->uc = NULL;
-	tm_clear_error();
+	map_counters(rm);
 
 	m->addr = m->map_addr = addr;
 	m->size = m->map_size = rm->region.size;

@@ -66,7 +66,12 @@ enum {
 
 int tm_region_open(struct tm_device *dev, const char *name, unsigned int flags,
 		   struct tm_region *r);
-/* Drop this file's handle (mappings made from it stay valid). */
+/*
+ * Drop this file's handle on the region (mappings made from it stay valid).
+ * The kernel keeps one handle per open file and region: opening a region
+ * twice in one tm_device merges the two (write access is kept), and one
+ * close drops it.
+ */
 int tm_region_close(struct tm_device *dev, struct tm_region *r);
 int tm_region_delete(struct tm_device *dev, const char *name);
 /* Flush and seal a PMEM region: from now on it maps read-only. */

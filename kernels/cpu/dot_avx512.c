@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * AVX-512 (F/BW/VL/DQ) kernels: 512-bit versions of every type, plus a VNNI
- * flavour of the q8_0/q4_0 kernels (vpdpbusd) for CPUs that have it. The
+ * flavour of the quantized kernels (vpdpbusd for q8_0/q4_0, vpdpwssd to
+ * scale and accumulate the K-quants) for CPUs that have it. The
  * dispatcher picks tm_kern_avx512vnni only where cpuid reports VNNI. The
  * Makefile compiles this file with -mavx512vnni, so the non-VNNI kernels use
  * intrinsics only (no scalar integer loops the compiler could vectorise into
@@ -124,6 +125,14 @@ NX_DISPATCH(q4_0_vnni)
 
 /* ---- q4_K and q5_K ---- */
 
+/* acc + madd(p, s): a single vpdpwssd with VNNI. */
+INLINE __m512i madd_acc(__m512i acc, __m512i p, __m512i s, const int vnni)
+{
+	if (vnni)
+		return _mm512_dpwssd_epi32(acc, p, s);
+	return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
+}
+
 /* Index vectors for vpermw: lanes 0..15 take i16 element a, lanes 16..31 element b. */
 INLINE __m512i idx2(int a, int b)
 {
@@ -138,26 +147,19 @@ INLINE __m512i idx2(int a, int b)
  * activation bytes.
  */
 INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
-			   const blk_q8_K *const xb[], __m512i isum[], __m128i msum[], const int NX)
+			   const blk_q8_K *const xb[], __m512i isum[], __m256i msum[], const int NX,
+			   const int VNNI)
 {
-	uint32_t u[4];
 	const __m512i m4 = _mm512_set1_epi8(15);
-	__m256i sm;
-	__m512i sc;
-	__m128i mins;
+	const __m128i scv = kq_scales_vec(scales);
+	const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scv));
+	const __m256i mins = kq_mins_dup(scv);
 
-	tm_kq_scales(scales, u);
-	sm = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u));
-	sc = _mm512_castsi256_si512(sm);
-	mins = _mm256_extracti128_si256(sm, 1);
 	UNROLL for (int t = 0; t < NX; t++) {
-		__m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
-		__m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-
-		msum[t] = _mm_madd_epi16(mins, pairs);
+		msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
 		isum[t] = _mm512_setzero_si512();
 	}
-	for (int c = 0; c < 4; c += 2) {
+	UNROLL for (int c = 0; c < 4; c += 2) {
 		__m512i v = _mm512_loadu_si512(qs + 32 * c);
 		__m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
 		__m512i qa = _mm512_shuffle_i64x2(lo, hi, 0x44), qb = _mm512_shuffle_i64x2(lo, hi, 0xee);
@@ -176,51 +178,55 @@ INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8
 		}
 		UNROLL for (int t = 0; t < NX; t++) {
 			const int8_t *yq = xb[t]->qs + 64 * c;
-			__m512i p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(qa, _mm512_loadu_si512(yq)), sa);
-			__m512i p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(qb, _mm512_loadu_si512(yq + 64)), sb);
 
-			isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(p0, p1));
+			isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(qa, _mm512_loadu_si512(yq)), sa, VNNI);
+			isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(qb, _mm512_loadu_si512(yq + 64)), sb, VNNI);
 		}
 	}
 }
 
-#define KQ45_512_KERNEL(name, BLK, HAS_QH)					\
+#define KQ45_512_KERNEL(name, BLK, HAS_QH, VNNI)				\
 INLINE void name##_nx(NX_PARAMS)						\
 {										\
 	for (int r = 0; r < nrows; r++) {					\
 		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
 		__m512 acc[TM_NX_MAX];						\
-		__m128 accm[TM_NX_MAX];						\
+		__m256 accm[TM_NX_MAX];						\
 		UNROLL for (int t = 0; t < NX; t++) {				\
 			acc[t] = _mm512_setzero_ps();				\
-			accm[t] = _mm_setzero_ps();				\
+			accm[t] = _mm256_setzero_ps();				\
 		}								\
 		for (int i = 0; i < nblocks; i++) {				\
 			const blk_q8_K *xb[TM_NX_MAX];				\
 			__m512i isum[TM_NX_MAX];				\
-			__m128i msum[TM_NX_MAX];				\
-			float d = f16(a[i].d), dmin = f16(a[i].dmin);		\
+			__m256i msum[TM_NX_MAX];				\
+			const __m128 dd = kq_d_dmin(&a[i].d);			\
 			tm_prefetch_block(a + i, sizeof(BLK));			\
 			UNROLL for (int t = 0; t < NX; t++)			\
 				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i; \
 			kq45_block_512(a[i].scales, a[i].qs, HAS_QH ? (const uint8_t *)&a[i] + 16 : NULL, \
-				       xb, isum, msum, NX);			\
+				       xb, isum, msum, NX, VNNI);		\
 			UNROLL for (int t = 0; t < NX; t++) {			\
-				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * xb[t]->d), \
+				__m128 s = _mm_mul_ps(dd, _mm_set1_ps(xb[t]->d)); \
+				acc[t] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s), \
 							 _mm512_cvtepi32_ps(isum[t]), acc[t]); \
-				accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * xb[t]->d), \
-						       _mm_cvtepi32_ps(msum[t]), accm[t]); \
+				accm[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), \
+							  _mm256_cvtepi32_ps(msum[t]), accm[t]); \
 			}							\
 		}								\
 		UNROLL for (int t = 0; t < NX; t++)				\
-			y[t * ystride + r] = hsum512_ps(acc[t]) - hsum128_ps(accm[t]); \
+			y[t * ystride + r] = hsum512_ps(acc[t]) - hsum256_ps(accm[t]); \
 	}									\
 }
 
-KQ45_512_KERNEL(q4_K_512, blk_q4_K, 0)
-KQ45_512_KERNEL(q5_K_512, blk_q5_K, 1)
+KQ45_512_KERNEL(q4_K_512, blk_q4_K, 0, 0)
+KQ45_512_KERNEL(q5_K_512, blk_q5_K, 1, 0)
+KQ45_512_KERNEL(q4_K_vnni, blk_q4_K, 0, 1)
+KQ45_512_KERNEL(q5_K_vnni, blk_q5_K, 1, 1)
 NX_DISPATCH(q4_K_512)
 NX_DISPATCH(q5_K_512)
+NX_DISPATCH(q4_K_vnni)
+NX_DISPATCH(q5_K_vnni)
 
 /* ---- q6_K ---- */
 
@@ -234,7 +240,7 @@ INLINE __m512i idx4(int base)
 }
 
 /* Per half of 128: [q0 | q1] and [q2 | q3] as in the 256-bit kernel, 64 bytes each. */
-INLINE void q6K_512_nx(NX_PARAMS)
+INLINE void q6K_512_body(NX_PARAMS, const int VNNI)
 {
 	const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
 	const __m512i sh01 = idx2(0, 2), sh23 = idx2(4, 6);
@@ -261,7 +267,7 @@ INLINE void q6K_512_nx(NX_PARAMS)
 				m = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
 				isum[t] = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), m));
 			}
-			for (int h = 0; h < 2; h++) {
+			UNROLL for (int h = 0; h < 2; h++) {
 				__m512i l = _mm512_loadu_si512(a[i].ql + 64 * h);
 				__m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h)));
 				__m512i q01 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(
@@ -273,10 +279,9 @@ INLINE void q6K_512_nx(NX_PARAMS)
 
 				UNROLL for (int t = 0; t < NX; t++) {
 					const int8_t *yq = xb[t]->qs + 128 * h;
-					__m512i p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(q01, _mm512_loadu_si512(yq)), s01);
-					__m512i p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(q23, _mm512_loadu_si512(yq + 64)), s23);
 
-					isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(p0, p1));
+					isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(q01, _mm512_loadu_si512(yq)), s01, VNNI);
+					isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(q23, _mm512_loadu_si512(yq + 64)), s23, VNNI);
 				}
 			}
 			UNROLL for (int t = 0; t < NX; t++)
@@ -287,24 +292,26 @@ INLINE void q6K_512_nx(NX_PARAMS)
 			y[t * ystride + r] = hsum512_ps(acc[t]);
 	}
 }
-#define q6_K_512_nx q6K_512_nx
+INLINE void q6_K_512_nx(NX_PARAMS) { q6K_512_body(NX_ARGS, NX, 0); }
+INLINE void q6_K_vnni_nx(NX_PARAMS) { q6K_512_body(NX_ARGS, NX, 1); }
 NX_DISPATCH(q6_K_512)
+NX_DISPATCH(q6_K_vnni)
 
-#define AVX512_DOTS(q80, q40)							\
+#define AVX512_DOTS(v)								\
 	[TM_F32] = dot_f32_512, [TM_F16] = dot_f16_512, [TM_BF16] = dot_bf16_512, \
-	[TM_Q4_0] = q40, [TM_Q8_0] = q80,					\
-	[TM_Q4_K] = dot_q4_K_512, [TM_Q5_K] = dot_q5_K_512, [TM_Q6_K] = dot_q6_K_512
+	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
+	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v
 
 const struct tm_kern tm_kern_avx512 = {
 	.name = "avx512-novnni",
-	.dot = { AVX512_DOTS(dot_q8_0_512, dot_q4_0_512) },
+	.dot = { AVX512_DOTS(512) },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 };
 
 const struct tm_kern tm_kern_avx512vnni = {
 	.name = "avx512",
-	.dot = { AVX512_DOTS(dot_q8_0_vnni, dot_q4_0_vnni) },
+	.dot = { AVX512_DOTS(vnni) },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 };

@@ -163,6 +163,44 @@ NX_DISPATCH(q4_0)
 
 /* ---- q4_K and q5_K with q8_K activations ---- */
 
+/*
+ * The 12 packed scale bytes of a q4_K/q5_K block as [sc0..sc7, m0..m7], the
+ * layout of tm_kq_scales, in a few vector ops. Reads 16 bytes: the block's
+ * codes follow its scales, so the 4 extra bytes are in bounds and ignored.
+ */
+INLINE __m128i kq_scales_vec(const uint8_t *packed)
+{
+	const __m128i v = _mm_loadu_si128((const __m128i *)packed);
+	/* low bits: sc0-3 = s0-3 & 63, sc4-7 = s8-11 & 15, m0-3 = s4-7 & 63, m4-7 = s8-11 >> 4 */
+	const __m128i p = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+	const __m128i lo = _mm_or_si128(
+		_mm_and_si128(p, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+		_mm_and_si128(_mm_srli_epi16(p, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+	/* high bits 4-5: sc4-7 from the top of s0-3, m4-7 from the top of s4-7 */
+	const __m128i r = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+
+	return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(r, 2), _mm_set1_epi8(0x30)));
+}
+
+/*
+ * The mins term of a q4_K/q5_K block for one activation, as 8 int32:
+ * m_j * (bsums[2j] + bsums[2j+1]), from the mins each repeated twice as i16.
+ */
+INLINE __m256i kq_mins_dup(__m128i scv)
+{
+	return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scv, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11,
+									  12, 12, 13, 13, 14, 14, 15, 15)));
+}
+
+/* A K-quant block's d and dmin (adjacent halves) as floats in lanes 0 and 1. */
+INLINE __m128 kq_d_dmin(const uint16_t *d)
+{
+	uint32_t v;
+
+	memcpy(&v, d, 4);
+	return _mm_cvtph_ps(_mm_cvtsi32_si128((int)v));
+}
+
 /* i16 scale k of a 128-bit vector of 8, broadcast to all 16 lanes of 256 bits. */
 INLINE __m256i bcast_i16(__m256i sc8x2, int k)
 {
@@ -174,27 +212,21 @@ INLINE __m256i bcast_i16(__m256i sc8x2, int k)
  * sum_j sc[j] * dot(q_j, y_j) in 8 lanes, msum[t] sum_j m[j] * bsum_j in 4.
  */
 INLINE void kq45_block(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
-		       const blk_q8_K *const xb[], __m256i isum[], __m128i msum[], const int NX)
+		       const blk_q8_K *const xb[], __m256i isum[], __m256i msum[], const int NX)
 {
-	uint32_t u[4];
 	const __m256i m4 = _mm256_set1_epi8(15);
-	__m256i sm, sc, hb = _mm256_setzero_si256();
-	__m128i mins;
+	const __m128i scv = kq_scales_vec(scales);
+	const __m256i sm = _mm256_cvtepu8_epi16(scv);
+	const __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00), mins = kq_mins_dup(scv);
+	__m256i hb = _mm256_setzero_si256();
 
-	tm_kq_scales(scales, u);
-	sm = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u));
-	sc = _mm256_permute2x128_si256(sm, sm, 0x00);
-	mins = _mm256_extracti128_si256(sm, 1);
 	UNROLL for (int t = 0; t < NX; t++) {
-		__m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
-		__m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-
-		msum[t] = _mm_madd_epi16(mins, pairs);
+		msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
 		isum[t] = _mm256_setzero_si256();
 	}
 	if (qh)
 		hb = _mm256_loadu_si256((const __m256i *)qh);
-	for (int c = 0; c < 4; c++) {
+	UNROLL for (int c = 0; c < 4; c++) {
 		__m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
 		__m256i lo = _mm256_and_si256(q, m4);
 		__m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
@@ -221,31 +253,30 @@ INLINE void name##_nx(NX_PARAMS)						\
 {										\
 	for (int r = 0; r < nrows; r++) {					\
 		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
-		__m256 acc[TM_NX_MAX];						\
-		__m128 accm[TM_NX_MAX];						\
+		__m256 acc[TM_NX_MAX], accm[TM_NX_MAX];				\
 		UNROLL for (int t = 0; t < NX; t++) {				\
 			acc[t] = _mm256_setzero_ps();				\
-			accm[t] = _mm_setzero_ps();				\
+			accm[t] = _mm256_setzero_ps();				\
 		}								\
 		for (int i = 0; i < nblocks; i++) {				\
 			const blk_q8_K *xb[TM_NX_MAX];				\
-			__m256i isum[TM_NX_MAX];				\
-			__m128i msum[TM_NX_MAX];				\
-			float d = f16(a[i].d), dmin = f16(a[i].dmin);		\
+			__m256i isum[TM_NX_MAX], msum[TM_NX_MAX];		\
+			const __m128 dd = kq_d_dmin(&a[i].d);			\
 			tm_prefetch_block(a + i, sizeof(BLK));			\
 			UNROLL for (int t = 0; t < NX; t++)			\
 				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i; \
 			kq45_block(a[i].scales, a[i].qs, HAS_QH ? (const uint8_t *)&a[i] + 16 : NULL, \
 				   xb, isum, msum, NX);				\
 			UNROLL for (int t = 0; t < NX; t++) {			\
-				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[t]->d), \
+				__m128 s = _mm_mul_ps(dd, _mm_set1_ps(xb[t]->d)); \
+				acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), \
 							 _mm256_cvtepi32_ps(isum[t]), acc[t]); \
-				accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * xb[t]->d), \
-						       _mm_cvtepi32_ps(msum[t]), accm[t]); \
+				accm[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), \
+							  _mm256_cvtepi32_ps(msum[t]), accm[t]); \
 			}							\
 		}								\
 		UNROLL for (int t = 0; t < NX; t++)				\
-			y[t * ystride + r] = hsum256_ps(acc[t]) - hsum128_ps(accm[t]); \
+			y[t * ystride + r] = hsum256_ps(acc[t]) - hsum256_ps(accm[t]); \
 	}									\
 }
 
@@ -285,7 +316,7 @@ INLINE void q6K_nx(NX_PARAMS)
 				isum[t] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
 				isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), isum[t]);
 			}
-			for (int h = 0; h < 2; h++) {
+			UNROLL for (int h = 0; h < 2; h++) {
 				const uint8_t *ql = a[i].ql + 64 * h, *qh = a[i].qh + 32 * h;
 				/* the 8 scales of this half, in both 128-bit lanes */
 				__m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
@@ -303,7 +334,7 @@ INLINE void q6K_nx(NX_PARAMS)
 						       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
 				q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
 						       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
-				for (int k = 0; k < 4; k++) {
+				UNROLL for (int k = 0; k < 4; k++) {
 					/* low 16 elements use scale 2k, high 16 scale 2k+1 */
 					__m256i s = _mm256_shuffle_epi8(sch, _mm256_setr_epi8(
 						4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
@@ -373,7 +404,7 @@ static void quant_q8_0_256(const float *x, void *q, int64_t n)
 				  _mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
 		amax = hmax256_ps(m);
 		d = amax / 127.f;
-		id = d != 0.f ? 1.f / d : 0.f;
+		id = amax != 0.f ? 127.f / amax : 0.f;
 		out[i].d = tm_f32_to_f16(d);
 		m = _mm256_set1_ps(id);
 		_mm256_storeu_si256((__m256i *)out[i].qs,

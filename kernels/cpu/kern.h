@@ -67,6 +67,13 @@ extern const struct tm_kern tm_kern_avx512vnni;
 void tm_quant_q8_0_ref(const float *x, void *q, int64_t n);
 void tm_quant_q8_K_ref(const float *x, void *q, int64_t n);
 
+/*
+ * matvec.c: quantize a matvec's activations on the calling thread before
+ * the hand-off (1, the default) or share the work among the threads behind a
+ * barrier (0). For benchmarks that compare the two.
+ */
+void tm_matvec_serial_quant(int on);
+
 /* The table in use (dispatch.c). */
 const struct tm_kern *tm_kern(void);
 

@@ -18,7 +18,8 @@ void tm_quant_q8_0_ref(const float *x, void *q, int64_t n)
 		for (int j = 0; j < QK; j++)
 			amax = fmaxf(amax, fabsf(x[j]));
 		d = amax / 127.f;
-		id = d != 0.f ? 1.f / d : 0.f;
+		/* 127/amax, not 1/d: what llama.cpp's x86 (AVX2) quantizer computes */
+		id = amax != 0.f ? 127.f / amax : 0.f;
 		y[i].d = tm_f32_to_f16(d);
 		for (int j = 0; j < QK; j++)
 			y[i].qs[j] = (int8_t)tm_nearest_int(x[j] * id);

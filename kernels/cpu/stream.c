@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "kernels/stream.h"
 
 uint64_t tm_stream_read_scalar(const void *p, size_t n, size_t prefetch)
@@ -23,14 +24,16 @@ uint64_t tm_stream_read_scalar(const void *p, size_t n, size_t prefetch)
 
 typedef uint64_t (*stream_fn)(const void *, size_t, size_t);
 
+/* The kernels' dispatcher decides what the CPU and OS support. */
 static stream_fn pick(const char **isa)
 {
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f")) {
+	const char *k = tm_kernels_isa();
+
+	if (!strncmp(k, "avx512", 6)) {
 		*isa = "avx512";
 		return tm_stream_read_avx512;
 	}
-	if (__builtin_cpu_supports("avx2")) {
+	if (!strcmp(k, "avx2")) {
 		*isa = "avx2";
 		return tm_stream_read_avx2;
 	}

@@ -6,9 +6,11 @@
 // binaries and no downloads. Other tests compare tiermem against what this
 // prints, so its output formats are a stable interface:
 //
-//   load MODEL
+//   load MODEL [--check-tensors]
 //       exit 0 and print one JSON object (n_vocab, architecture, bos, eos, ...)
 //       if llama.cpp loads MODEL; exit 1 with llama.cpp's messages otherwise.
+//       --check-tensors: llama.cpp also validates every tensor's data (NaN or
+//       infinite values and block scales), as llama_model_params.check_tensors.
 //   tokenize MODEL (FILE | -p TEXT) [--lines] [--special] [--bos]
 //       the token ids as a JSON array on one line, no spaces ("[1,2,3]"). With
 //       --lines, FILE is tokenized line by line (without the "\n"), one array
@@ -44,13 +46,13 @@ function die(code, msg) {
 }
 
 const usage = `usage: llama.mjs COMMAND MODEL [options]
-  load MODEL
+  load MODEL [--check-tensors]
   tokenize MODEL (FILE | -p TEXT) [--lines] [--special] [--bos]
   logits MODEL --tokens 1,2,3 -o OUT [--threads N] [--kv f16|f32]
   bench MODEL [--prompt-tokens N] [--gen N] [--threads T]`;
 
 function parseArgs(argv) {
-	const flags = new Set(["--lines", "--special", "--bos"]);
+	const flags = new Set(["--lines", "--special", "--bos", "--check-tensors"]);
 	const opts = {}, pos = [];
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i];
@@ -123,7 +125,9 @@ const llama = await nlc.getLlama({
 
 async function loadModel(extra = {}) {
 	try {
-		return await llama.loadModel({ modelPath: path.resolve(modelPath), gpuLayers: 0, ...extra });
+		// A test harness: never refuse a model on node-llama-cpp's memory estimate.
+		return await llama.loadModel({ modelPath: path.resolve(modelPath), gpuLayers: 0,
+			ignoreMemorySafetyChecks: true, ...extra });
 	} catch (e) {
 		const why = logLines.filter((l) => /^(error|warn)/.test(l)).join("\n");
 		die(1, `llama.cpp cannot load ${modelPath}: ${e.message}${why ? "\n" + why : ""}`);
@@ -152,7 +156,7 @@ async function makeContext(model, nTokens, extra = {}) {
 }
 
 async function cmdLoad() {
-	const model = await loadModel();
+	const model = await loadModel({ checkTensors: !!opts["check-tensors"] });
 	const md = model.fileInfo.metadata;
 	const info = {
 		n_vocab: nVocab(model),

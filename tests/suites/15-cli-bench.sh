@@ -29,6 +29,21 @@ if grep -q "Optane PMem" <<<"$table" && grep -q "anon-thp" <<<"$table"; then
 	ok "bench table lists the measured tier and the reference tiers"
 else notok "bench table: $table"; fi
 
+model=$TOP/../shared/models/llama-2-tiny-random.gguf
+mj=$("$tm" bench --model "$model" --tier anon-thp --size 8M --passes 1 -t 1 --json 2>/dev/null)
+if python3 - "$mj" "$model" <<'PY'
+import json, os, sys
+j = json.loads(sys.argv[1])
+# most of this file is its 32k-token vocabulary and embedding table, of which a
+# token reads one row: the active bytes are a positive part of the file
+size = os.path.getsize(sys.argv[2])
+assert j["model"] == sys.argv[2] and 0 < j["active_bytes"] < size * 0.5, (j["active_bytes"], size)
+t = j["tiers"][0]
+assert abs(t["ceiling_tok_s"] - t["best_gbs"] * 1e9 / j["active_bytes"]) < 1e-3 * t["ceiling_tok_s"]
+PY
+then ok "bench --model takes the active bytes per token from a GGUF"
+else notok "bench --model: $mj"; fi
+
 expect_usage() {
 	local what=$1; shift
 	local so se code
@@ -50,5 +65,7 @@ expect_usage "absurd threads" -t 100000
 expect_usage "unknown tier" --tier floppy
 expect_usage "bad size" --size 12Q
 expect_usage "stray argument" extra
+expect_usage "model that is not GGUF" --model /etc/passwd
+expect_usage "missing model" --model /nonexistent.gguf
 rm -f "$tmpf"
 exit $rc

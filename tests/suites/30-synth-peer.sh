@@ -60,7 +60,7 @@ done
 # A writer killed midway leaves nothing under the output name, and its temp file is not GGUF.
 "$T" synth --size 1G --type f32 -q -o "$tmp/killed.gguf" >/dev/null 2>&1 &
 pid=$!
-for i in $(seq 50); do ls "$tmp"/killed.gguf.tmp.* >/dev/null 2>&1 && [ "$(stat -c %s "$tmp"/killed.gguf.tmp.* 2>/dev/null | head -1)" -gt 1000000 ] && break; sleep 0.1; done
+for i in $(seq 50); do [ "$(stat -c %s "$tmp"/killed.gguf.tmp.* 2>/dev/null | head -1)" -gt 1000000 ] 2>/dev/null && break; sleep 0.1; done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 left=$(ls "$tmp"/killed.gguf.tmp.* 2>/dev/null | head -1)
@@ -70,6 +70,19 @@ else
 	say "not ok" "synth killed midway: output exists or the temp file looks like GGUF (${left:-no temp file})"
 fi
 rm -f "$tmp"/killed.gguf*
+
+# Interrupted (SIGINT, SIGTERM): it removes its temp file too.
+"$T" synth --size 1G --type f32 -q -o "$tmp/int.gguf" >/dev/null 2>&1 &
+pid=$!
+for i in $(seq 50); do [ "$(stat -c %s "$tmp"/int.gguf.tmp.* 2>/dev/null | head -1)" -gt 1000000 ] 2>/dev/null && break; sleep 0.1; done
+kill -TERM $pid 2>/dev/null
+wait $pid 2>/dev/null
+if [ -z "$(ls "$tmp"/int.gguf* 2>/dev/null)" ]; then
+	say ok "synth terminated midway leaves no file at all"
+else
+	say "not ok" "synth terminated midway left $(ls "$tmp"/int.gguf*)"
+fi
+rm -f "$tmp"/int.gguf*
 
 for arch in ${SYNTH_ARCHS:-llama llama-moe qwen3 qwen3moe}; do
 	for type in f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q4_K_M q5_K_M; do

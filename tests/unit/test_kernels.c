@@ -39,57 +39,10 @@ static float frnd(float lo, float hi)
 	return lo + (hi - lo) * (float)(rnd() & 0xffffff) / (float)0x1000000;
 }
 
-/* Random weights: random bytes, then every scale field a sane finite half. */
+/* Random weights: random bytes, every scale field a sane finite half. */
 static void fill_weights(int type, void *w, int rows, int cols)
 {
-	size_t rb = tm_row_bytes(type, cols), nbytes = rb * rows;
-	uint8_t *p = w;
-
-	for (size_t i = 0; i < nbytes; i++)
-		p[i] = (uint8_t)rnd();
-	switch (type) {
-	case TM_F32:
-		for (size_t i = 0; i < nbytes / 4; i++)
-			((float *)w)[i] = frnd(-1, 1);
-		break;
-	case TM_F16:
-		for (size_t i = 0; i < nbytes / 2; i++)
-			((uint16_t *)w)[i] = tm_f32_to_f16(frnd(-1, 1));
-		break;
-	case TM_BF16:
-		for (size_t i = 0; i < nbytes / 2; i++) {
-			float f = frnd(-1, 1);
-			uint32_t u;
-
-			memcpy(&u, &f, 4);
-			((uint16_t *)w)[i] = (uint16_t)(u >> 16);
-		}
-		break;
-	case TM_Q4_0:
-		for (size_t i = 0; i < nbytes / 18; i++)
-			((blk_q4_0 *)w)[i].d = tm_f32_to_f16(frnd(0.001f, 0.02f));
-		break;
-	case TM_Q8_0:
-		for (size_t i = 0; i < nbytes / 34; i++)
-			((blk_q8_0 *)w)[i].d = tm_f32_to_f16(frnd(0.001f, 0.02f));
-		break;
-	case TM_Q4_K:
-		for (size_t i = 0; i < nbytes / 144; i++) {
-			((blk_q4_K *)w)[i].d = tm_f32_to_f16(frnd(0.0005f, 0.002f));
-			((blk_q4_K *)w)[i].dmin = tm_f32_to_f16(frnd(0.0005f, 0.002f));
-		}
-		break;
-	case TM_Q5_K:
-		for (size_t i = 0; i < nbytes / 176; i++) {
-			((blk_q5_K *)w)[i].d = tm_f32_to_f16(frnd(0.0005f, 0.002f));
-			((blk_q5_K *)w)[i].dmin = tm_f32_to_f16(frnd(0.0005f, 0.002f));
-		}
-		break;
-	case TM_Q6_K:
-		for (size_t i = 0; i < nbytes / 210; i++)
-			((blk_q6_K *)w)[i].d = tm_f32_to_f16(frnd(0.0005f, 0.002f));
-		break;
-	}
+	tm_fill_random(type, w, (int64_t)rows * cols, &rng, 1.0f);
 }
 
 static void fill_x(float *x, int n)
@@ -260,6 +213,35 @@ static void test_known_blocks(void)
 	tap_ok(f[0] == 1.5f && f[1] == -2.25f && f[2] == 1.f && f[3] == 0x1p-24f, "dequant_row f16");
 	tm_dequant_row(TM_BF16, bf, f, 2);
 	tap_ok(f[0] == 1.5f && f[1] == -2.25f, "dequant_row bf16");
+}
+
+static void test_fill_random(void)
+{
+	const int n = 4096;
+	float *v = malloc(n * sizeof(float));
+	void *w = malloc(tm_row_bytes(TM_F32, n));
+	int bad = 0;
+
+	for (int ti = 0; ti < NTYPES; ti++) {
+		float amax = 0;
+
+		if (tm_fill_random(types[ti], w, n, &rng, 0.5f)) {
+			bad++;
+			continue;
+		}
+		tm_dequant_row(types[ti], w, v, n);
+		for (int i = 0; i < n; i++) {
+			if (!isfinite(v[i]))
+				bad++;
+			amax = fmaxf(amax, fabsf(v[i]));
+		}
+		/* the scale bounds the values, and random codes reach near it */
+		bad += amax > 0.5f * 1.5f * 1.001f || amax < 0.5f * 0.3f;
+	}
+	tap_ok(bad == 0 && tm_fill_random(TM_Q4_K, w, 100, &rng, 1.f) == -1,
+	       "fill_random: finite values within the scale, every type; partial blocks refused");
+	free(v);
+	free(w);
 }
 
 static void test_quantizers(void)
@@ -478,6 +460,7 @@ int main(void)
 	tap_ok(tm_kernels_force_isa("scalar") == 0 && tm_kernels_force_isa("mmx") == -1,
 	       "force_isa takes scalar, refuses an unknown name");
 	test_known_blocks();
+	test_fill_random();
 	test_quantizers();
 	test_matvec_types();
 	test_batch();

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/tokenizer_internal.h"
 #include "tap.h"
 #include "tiermem/error.h"
 #include "tiermem/gguf.h"
@@ -291,8 +292,32 @@ static void test_llama2(void)
 	tm_unmap(&m);
 }
 
+/* The code point classes the pre-tokenizers split on (\p{L}, \p{N}, \s as llama.cpp's tables have them). */
+static void test_classes(void)
+{
+	static const struct { uint32_t cp; int cls; } cases[] = {
+		{ 'A', TM_UC_LETTER }, { 'z', TM_UC_LETTER }, { '5', TM_UC_NUMBER }, { ' ', TM_UC_SPACE },
+		{ '\t', TM_UC_SPACE }, { '\n', TM_UC_SPACE }, { 0x0b, TM_UC_SPACE }, { 0x1c, TM_UC_OTHER },
+		{ '\'', TM_UC_OTHER }, { '_', TM_UC_OTHER }, { 0x85, TM_UC_SPACE }, { 0xa0, TM_UC_SPACE },
+		{ 0xaa, TM_UC_LETTER }, { 0xb2, TM_UC_NUMBER }, { 0xbd, TM_UC_NUMBER }, { 0xe9, TM_UC_LETTER },
+		{ 0x0301, TM_UC_OTHER }, { 0x0661, TM_UC_NUMBER }, { 0x200b, TM_UC_OTHER }, { 0x2003, TM_UC_SPACE },
+		{ 0x3000, TM_UC_SPACE }, { 0x4e2d, TM_UC_LETTER }, { 0xac00, TM_UC_LETTER }, { 0x2162, TM_UC_NUMBER },
+		{ 0x1f600, TM_UC_OTHER }, { 0x1d400, TM_UC_LETTER }, { 0x10ffff, TM_UC_OTHER }, { 0x110000, TM_UC_OTHER },
+	};
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (tm_uc_class(cases[i].cp) != cases[i].cls) {
+			printf("# U+%04X: class %d, want %d\n", cases[i].cp, tm_uc_class(cases[i].cp), cases[i].cls);
+			bad++;
+		}
+	tap_ok(bad == 0, "code point classes: letters, numbers, White_Space, the rest (%zu cases)",
+	       sizeof(cases) / sizeof(cases[0]));
+}
+
 int main(void)
 {
+	test_classes();
 	test_spm();
 	test_bpe();
 	test_llama2();

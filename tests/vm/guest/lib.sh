@@ -88,3 +88,21 @@ tm_finish() {
 	echo "# $tm_count checks, $tm_failed failed"
 	[ "$tm_failed" -eq 0 ]
 }
+
+# The module, after tm_setup_pmem. /dev/tiermem gets what packaging's udev
+# rule gives it (group tiermem, mode 0660): there is no udev in the guest.
+tm_load_tiermem() {
+	modprobe tiermem "$@" || return 1
+	tm_wait_for /dev/tiermem 5 || return 1
+	chgrp tiermem /dev/tiermem && chmod 0660 /dev/tiermem
+}
+
+# Run CMD as the unprivileged user tmuser (member of group tiermem).
+tm_as_user() {
+	su tmuser -c "$*"
+}
+
+# The kernel log lines of the module since boot.
+tm_klog() {
+	dmesg | grep 'tiermem'
+}
