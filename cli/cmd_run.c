@@ -133,8 +133,9 @@ static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int
 	else
 		fprintf(stderr, "generation:  1 token sampled from the prompt's logits, no decode step to time\n");
 	if (st->n_decoded)
-		fprintf(stderr, "weights:     %.1f MiB read per token, %.2f GB/s\n", per_tok / 1048576.0,
-			st->bytes_decode / st->t_decode / 1e9);
+		fprintf(stderr, "weights:     %.1f MiB read per token, %.2f GB/s; %.0f pool hand-offs per token\n",
+			per_tok / 1048576.0, st->bytes_decode / st->t_decode / 1e9,
+			(double)st->handoffs_decode / st->n_decoded);
 }
 
 int cmd_run(int argc, char **argv)
