@@ -12,6 +12,15 @@ NVCC    ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
 BUILD   ?= build
 KDIR    ?= $(firstword $(wildcard /lib/modules/*/build))
 
+# V=1 shows the full commands.
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -I.
 CFLAGS   ?= -O2 -g
@@ -47,41 +56,50 @@ all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem $(BENCH_BINS)
 
 $(REL)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
 
 $(SAN)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
+	$(call msg,CC-SAN,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
 
 %_avx2.o:   ISA_FLAGS = $(AVX2_FLAGS)
 %_avx512.o: ISA_FLAGS = $(AVX512_FLAGS)
 
 $(BUILD)/libtiermem.a: $(call lib_objs,$(REL))
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/libtiermem.so: $(call lib_objs,$(REL))
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tiermem: $(call cli_objs,$(REL)) $(BUILD)/libtiermem.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Stand-alone benchmark programs: bench/NAME.c -> build/bench/NAME
 $(BUILD)/bench/%: $(REL)/bench/%.o $(BUILD)/libtiermem.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Sanitized library, CLI and unit tests: what `make check` runs.
 $(BUILD)/san/libtiermem.a: $(call lib_objs,$(SAN))
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/san/tiermem: $(call cli_objs,$(SAN)) $(BUILD)/san/libtiermem.a
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/san/tests/%: $(SAN)/tests/unit/%.o $(BUILD)/san/libtiermem.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(UNIT_SRCS))
 san: $(BUILD)/san/tiermem $(UNIT_BINS)
@@ -121,5 +139,7 @@ $(BUILD)/cuda/%.o: %.cu
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/bench $(BUILD)/libtiermem.* $(BUILD)/tiermem
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
+
+.SECONDARY:
 
 -include $(shell find $(BUILD)/obj $(BUILD)/san -name '*.d' 2>/dev/null)

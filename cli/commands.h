@@ -7,5 +7,12 @@
  * name. Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input.
  */
 int cmd_bench(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

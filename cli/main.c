@@ -11,6 +11,13 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
+	{ "synth", cmd_synth, "write a GGUF model with random weights (llama, llama-moe, qwen3, qwen3moe; any type)" },
+	{ "convert", cmd_convert, "convert a llama2.c checkpoint to GGUF" },
+	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
+	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
+	{ "run", cmd_run, "generate text from a prompt and report tok/s and weight bytes per token" },
+	{ "info", cmd_info, "the tiermem module: version, tiers, PMEM, regions with state, size, owner" },
+	{ "stats", cmd_stats, "counters per tier and region, read GB/s with --watch" },
 };
 
 static void usage(FILE *f)

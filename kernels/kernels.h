@@ -49,9 +49,16 @@ static inline float tm_bf16_to_f32(uint16_t h)
 	return v.f;
 }
 
-/* Which instruction set the dispatcher picked ("avx512", "avx2", "scalar"). */
+/*
+ * Which instruction set the dispatcher picked: "avx512" (with VNNI),
+ * "avx512-novnni", "avx2" or "scalar".
+ */
 const char *tm_kernels_isa(void);
-/* Force an ISA (for tests and benchmarks); returns 0, or -1 if the CPU lacks it. */
+/*
+ * Force an ISA (for tests and benchmarks): one of the names above; "avx512"
+ * falls back to "avx512-novnni" where the CPU has no VNNI. Returns 0, or -1 if
+ * the CPU lacks it. Not thread-safe against running kernels.
+ */
 int tm_kernels_force_isa(const char *isa);
 
 /*
@@ -86,5 +93,14 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 
 /* Dequantize n elements (a multiple of block_elems) of one row. */
 void tm_dequant_row(int type, const void *src, float *dst, int64_t n);
+
+/*
+ * Fill n elements (a multiple of block_elems) of a weight type with random
+ * values for tests, benchmarks and synthetic models: random bytes in the
+ * quantized codes, every scale a sane finite half, decoded values within about
+ * +-scale. *seed advances, so successive calls give fresh data. Returns 0, or
+ * -1 for a type it cannot fill.
+ */
+int tm_fill_random(int type, void *dst, int64_t n, uint64_t *seed, float scale);
 
 #endif

@@ -63,6 +63,7 @@ struct tm_gguf {
 	struct tm_gguf_tensor *tensors;
 	uint64_t alignment;
 	uint64_t data_offset;
+	void *priv;			/* the reader's name indexes */
 };
 
 /* 0 or -EINVAL (malformed), -ENOMEM; the message names field and offset. */

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+/*
+ * build/bench/matvec: GB/s of weights a matvec streams, per type, ISA and
+ * thread count, next to a plain read loop over the same buffer measured in
+ * the same run (right before each type), since the host's bandwidth drifts.
+ * Also the prefill gain: one matmul of N tokens against N matvecs.
+ *
+ *   matvec [--gb G] [--cols N] [--call-rows R] [--threads 1,2]
+ *          [--types q4_K,q6_K,...] [--isa avx512,avx2,...] [--passes P]
+ *          [--prefill N] [--overhead]
+ *
+ * --call-rows R: rows per tm_matvec call (a model's matrix; 0 = all in one
+ * call). Each call quantizes x again, as decode does. --overhead: only time
+ * small calls (16 rows) with x quantized on the caller or by all threads
+ * behind a barrier. Heavy on memory bandwidth: run it on a quiet machine.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/cpu/kern.h"
+#include "kernels/kernels.h"
+#include "tiermem/bench.h"
+#include "tiermem/mapping.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int type_by_name(const char *s)
+{
+	for (int t = 0; t < TM_DTYPE_MAX; t++) {
+		const struct tm_dtype_traits *tr = tm_dtype_traits(t);
+
+		if (tr && t != TM_Q8_K && !strcmp(tr->name, s))
+			return t;
+	}
+	return -1;
+}
+
+/* Split a comma list in place; returns the count. */
+static int split_list(char *s, char **out, int max)
+{
+	int n = 0;
+
+	for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
+		out[n++] = tok;
+	return n;
+}
+
+struct run {
+	struct tm_pool *pool;
+	int type, cols, call_rows;
+	size_t rb;
+	long rows;
+	const char *w;
+	const float *x;
+	float *y;
+};
+
+static double matvec_pass(const struct run *r)
+{
+	double t = now_s();
+	long step = r->call_rows ? r->call_rows : r->rows;
+
+	for (long r0 = 0; r0 < r->rows; r0 += step) {
+		struct tm_matvec m = {
+			.type = r->type, .w = r->w + r0 * r->rb, .row_stride = r->rb,
+			.rows = (int)(r->rows - r0 < step ? r->rows - r0 : step), .cols = r->cols,
+			.x = r->x, .y = r->y + r0,
+		};
+
+		tm_matvec(r->pool, &m);
+	}
+	return now_s() - t;
+}
+
+/* Seconds for n tokens: one matmul against n matvecs, over the first rows of w. */
+static void prefill_gain(const struct run *r, int n, long rows, double *t_mm, double *t_mv)
+{
+	float *X = malloc((size_t)n * r->cols * sizeof(float));
+	float *Y = malloc((size_t)n * rows * sizeof(float));
+	uint64_t seed = 7;
+	double t;
+
+	tm_fill_random(TM_F32, X, (int64_t)n * r->cols, &seed, 1.f);
+	tm_matmul(r->pool, r->type, r->w, r->rb, (int)rows, r->cols, X, n, Y);	/* warm */
+	t = now_s();
+	tm_matmul(r->pool, r->type, r->w, r->rb, (int)rows, r->cols, X, n, Y);
+	*t_mm = now_s() - t;
+	t = now_s();
+	for (int i = 0; i < n; i++) {
+		struct tm_matvec m = { r->type, r->w, r->rb, (int)rows, r->cols, X + (size_t)i * r->cols, Y + (size_t)i * rows };
+
+		tm_matvec(r->pool, &m);
+	}
+	*t_mv = now_s() - t;
+	free(X);
+	free(Y);
+}
+
+/* Microseconds per small call (16 rows, so the hand-off and quantizing dominate). */
+static void call_overhead(int nth)
+{
+	static const int colss[] = { 4096, 14336 };
+	struct tm_pool *pool = tm_pool_create(nth, TM_POOL_PIN);
+	uint64_t seed = 3;
+
+	for (int c = 0; c < 2; c++) {
+		int cols = colss[c], rows = 16;
+		size_t rb = tm_row_bytes(TM_Q4_K, cols);
+		void *w = malloc(rb * rows);
+		float *x = malloc(cols * sizeof(float)), *y = malloc(rows * sizeof(float));
+		struct tm_matvec m = { TM_Q4_K, w, rb, rows, cols, x, y };
+
+		tm_fill_random(TM_Q4_K, w, (int64_t)rows * cols, &seed, 0.05f);
+		tm_fill_random(TM_F32, x, cols, &seed, 1.f);
+		for (int serial = 1; serial >= 0; serial--) {
+			double best = 1e30;
+
+			tm_matvec_serial_quant(serial);
+			for (int k = 0; k < 20; k++) {
+				double t = now_s();
+
+				for (int i = 0; i < 200; i++)
+					tm_matvec(pool, &m);
+				t = (now_s() - t) / 200;
+				best = t < best ? t : best;
+			}
+			printf("overhead %d threads, q4_K 16 x %d, x quantized %s: %.2f us per call\n",
+			       nth, cols, serial ? "on the caller" : "by all threads + barrier", best * 1e6);
+		}
+		free(w);
+		free(x);
+		free(y);
+	}
+	tm_matvec_serial_quant(1);
+	tm_pool_destroy(pool);
+}
+
+int main(int argc, char **argv)
+{
+	double gb = 1.0;
+	int cols = 4096, call_rows = 4096, passes = 3, prefill = 0;
+	char threads_s[64] = "1,2", types_s[128] = "f32,f16,bf16,q4_0,q8_0,q4_K,q5_K,q6_K";
+	char isa_s[128] = "avx512,avx512-novnni,avx2,scalar";
+	char *thr[8], *typ[16], *isa[8];
+	int nthr, ntyp, nisa;
+	struct tm_mapping map;
+	size_t bytes, fill_bytes = 64 << 20;
+	float *x, *y;
+	uint64_t seed = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--overhead")) {
+			for (int t = 1; t <= 2; t++)
+				call_overhead(t);
+			return 0;
+		}
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			printf("usage: matvec [--gb G] [--cols N] [--call-rows R] [--threads 1,2] "
+			       "[--types q4_K,...] [--isa avx512,avx2,...] [--passes P] [--prefill N] [--overhead]\n");
+			return 0;
+		}
+		if (!v) {
+			fprintf(stderr, "matvec: %s needs a value\n", a);
+			return 2;
+		}
+		i++;
+		if (!strcmp(a, "--gb")) gb = atof(v);
+		else if (!strcmp(a, "--cols")) cols = atoi(v);
+		else if (!strcmp(a, "--call-rows")) call_rows = atoi(v);
+		else if (!strcmp(a, "--passes")) passes = atoi(v);
+		else if (!strcmp(a, "--prefill")) prefill = atoi(v);
+		else if (!strcmp(a, "--threads")) snprintf(threads_s, sizeof(threads_s), "%s", v);
+		else if (!strcmp(a, "--types")) snprintf(types_s, sizeof(types_s), "%s", v);
+		else if (!strcmp(a, "--isa")) snprintf(isa_s, sizeof(isa_s), "%s", v);
+		else {
+			fprintf(stderr, "matvec: unknown option %s\n", a);
+			return 2;
+		}
+	}
+	if (gb <= 0 || gb > 64 || cols < 256 || cols % 256 || passes < 1 || call_rows < 0 || prefill < 0) {
+		fprintf(stderr, "matvec: bad --gb, --cols (a multiple of 256), --passes, --call-rows or --prefill\n");
+		return 2;
+	}
+	nthr = split_list(threads_s, thr, 8);
+	ntyp = split_list(types_s, typ, 16);
+	nisa = split_list(isa_s, isa, 8);
+	for (int i = 0; i < ntyp; i++)
+		if (type_by_name(typ[i]) < 0) {
+			fprintf(stderr, "matvec: unknown type %s\n", typ[i]);
+			return 2;
+		}
+	bytes = (size_t)(gb * 1e9);
+	if (tm_map_anon(&map, bytes, TM_PAGES_THP, TM_MAP_POPULATE)) {
+		fprintf(stderr, "matvec: cannot map %zu bytes\n", bytes);
+		return 1;
+	}
+	x = malloc(cols * sizeof(float));
+	y = malloc((bytes / tm_row_bytes(TM_Q4_0, cols) + 16) * sizeof(float));	/* the smallest rows */
+	tm_fill_random(TM_F32, x, cols, &seed, 1.f);
+	printf("# %.2f GB of weights, rows of %d, %d rows per call, best of %d passes; "
+	       "ratio = matvec GB/s / read-loop GB/s measured just before\n",
+	       bytes / 1e9, cols, call_rows, passes);
+	printf("%-6s %-14s %3s %9s %9s %6s", "type", "isa", "thr", "GB/s", "read", "ratio");
+	if (prefill)
+		printf("  prefill(%d tok) speedup vs %d matvecs", prefill, prefill);
+	printf("\n");
+	for (int ti = 0; ti < ntyp; ti++) {
+		int type = type_by_name(typ[ti]);
+		size_t rb = tm_row_bytes(type, cols), used;
+		long rows;
+
+		/* random blocks with sane scales, replicated: filling GBs at random costs minutes */
+		rows = (long)(bytes / rb);
+		used = rows * rb;
+		tm_fill_random(type, map.addr, (int64_t)(fill_bytes / rb) * cols, &seed, 0.05f);
+		for (size_t off = fill_bytes / rb * rb; off < used; off += fill_bytes / rb * rb)
+			memcpy((char *)map.addr + off, map.addr, used - off < fill_bytes / rb * rb ? used - off : fill_bytes / rb * rb);
+		for (int hi = 0; hi < nthr; hi++) {
+			int nth = atoi(thr[hi]);
+			struct tm_pool *pool = tm_pool_create(nth, TM_POOL_PIN);
+			struct tm_bw rd;
+
+			if (!pool || tm_bench_read(&map, used, pool, 0, passes, &rd)) {
+				fprintf(stderr, "matvec: pool of %d threads or read loop failed\n", nth);
+				return 1;
+			}
+			for (int ii = 0; ii < nisa; ii++) {
+				struct run r = { pool, type, cols, call_rows, rb, rows, map.addr, x, y };
+				double best = 1e30;
+
+				if (tm_kernels_force_isa(isa[ii]))
+					continue;
+				matvec_pass(&r);	/* warm-up */
+				for (int p = 0; p < passes; p++) {
+					double t = matvec_pass(&r);
+
+					best = t < best ? t : best;
+				}
+				printf("%-6s %-14s %3d %9.2f %9.2f %6.3f", typ[ti], tm_kernels_isa(), nth,
+				       used / best / 1e9, rd.best_gbs, used / best / 1e9 / rd.best_gbs);
+				if (prefill) {
+					double tmm, tmv;
+					long prow = (long)((256 << 20) / rb) < rows ? (long)((256 << 20) / rb) : rows;
+
+					prefill_gain(&r, prefill, prow, &tmm, &tmv);
+					printf("  %.2fx", tmv / tmm);
+				}
+				printf("\n");
+				fflush(stdout);
+			}
+			tm_pool_destroy(pool);
+		}
+	}
+	free(x);
+	free(y);
+	tm_unmap(&map);
+	return 0;
+}

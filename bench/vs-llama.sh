@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Decode and prefill speed of tiermem against llama.cpp (node-llama-cpp), same
+# GGUF, same thread count, CPU only, side by side: every round runs the read
+# ceiling (tiermem bench), tiermem (build/bench/decode) and llama.cpp
+# (tests/peer/llama.mjs bench), alternating which engine goes first, and the
+# figures are medians over rounds.
+#
+#   bench/vs-llama.sh [--rounds R] [--threads T] [--prompt-tokens N] [--gen G] MODEL...
+#
+# Without MODEL it synthesizes the two benchmark models into build/bench-models:
+# a dense llama of ~2 GB and a qwen3moe of ~4 GB (64 experts, top 8), Q4_K_M mix.
+# Bandwidth use = weight bytes per token (tiermem's count: dense weights, one
+# embedding row, the experts used) x tok/s / the read ceiling of the same round
+# (median pass of tiermem bench on 2 MiB pages, best of with/without prefetch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=3 threads=$(nproc) np=512 ng=64
+models=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--rounds) rounds=$2; shift 2 ;;
+	--threads) threads=$2; shift 2 ;;
+	--prompt-tokens) np=$2; shift 2 ;;
+	--gen) ng=$2; shift 2 ;;
+	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	*) models+=("$1"); shift ;;
+	esac
+done
+BUILD=${BUILD:-$PWD/build}
+export BUILD
+[ -x "$BUILD/bench/decode" ] && [ -x "$BUILD/tiermem" ] || { echo "vs-llama: run make first" >&2; exit 2; }
+if [ ${#models[@]} -eq 0 ]; then
+	mkdir -p "$BUILD/bench-models"
+	d=$BUILD/bench-models/dense-2g-q4km.gguf m=$BUILD/bench-models/moe-4g-q4km.gguf
+	[ -f "$d" ] || "$BUILD/tiermem" synth --arch llama --type q4_K_M --size 2G -o "$d"
+	[ -f "$m" ] || "$BUILD/tiermem" synth --arch qwen3moe --type q4_K_M --size 4G -o "$m"
+	models=("$d" "$m")
+fi
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for r in $(seq 1 "$rounds"); do
+	for i in "${!models[@]}"; do
+		mdl=${models[$i]}
+		# the file is read once so both engines start from the page cache
+		cat "$mdl" >/dev/null
+		"$BUILD/tiermem" bench --tier anon-thp --size 1G --passes 10 -t "$threads" --json >"$out/ceil.$i.$r"
+		if [ $((r % 2)) -eq 1 ]; then order="tm peer"; else order="peer tm"; fi
+		for who in $order; do
+			if [ $who = tm ]; then
+				"$BUILD/bench/decode" "$mdl" --prompt-tokens "$np" --gen "$ng" --threads "$threads" >"$out/tm.$i.$r"
+			else
+				node tests/peer/llama.mjs bench "$mdl" --prompt-tokens "$np" --gen "$ng" --threads "$threads" >"$out/peer.$i.$r"
+			fi
+		done
+		echo "round $r/$rounds: $(basename "$mdl") done" >&2
+	done
+done
+
+python3 - "$out" "$rounds" "$threads" "${models[@]}" <<'PY'
+import json, statistics as st, sys, os
+d, rounds, threads, models = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+med = st.median
+print(f"tiermem vs llama.cpp, {threads} threads, medians of {rounds} alternating rounds")
+for i, mdl in enumerate(models):
+    tm = [json.load(open(f"{d}/tm.{i}.{r}")) for r in range(1, rounds + 1)]
+    pe = [json.load(open(f"{d}/peer.{i}.{r}")) for r in range(1, rounds + 1)]
+    ce = []
+    for r in range(1, rounds + 1):
+        j = json.load(open(f"{d}/ceil.{i}.{r}"))
+        ce.append(max(x["median_gbs"] for x in j["tiers"][0]["read"] if x["threads"] == threads))
+    bpt = med([t["bytes_per_token"] for t in tm])
+    # per-round ratios, then their medians: both engines saw the same host state
+    dec_ratio = med([t["decode_tok_s"] / p["decode_tok_s"] for t, p in zip(tm, pe)])
+    pre_ratio = med([t["prefill_tok_s"] / p["prefill_tok_s"] for t, p in zip(tm, pe)])
+    bw_tm = med([t["decode_tok_s"] * bpt / 1e9 / c for t, c in zip(tm, ce)])
+    bw_pe = med([p["decode_tok_s"] * bpt / 1e9 / c for p, c in zip(pe, ce)])
+    print(f"\n{os.path.basename(mdl)}: {bpt / 1e9:.3f} GB of weights per token, "
+          f"read ceiling {med(ce):.1f} GB/s (median of rounds)")
+    print(f"  {'':10} {'decode tok/s':>13} {'prefill tok/s':>14} {'bandwidth use':>14}")
+    print(f"  {'tiermem':10} {med([t['decode_tok_s'] for t in tm]):>13.2f} "
+          f"{med([t['prefill_tok_s'] for t in tm]):>14.1f} {bw_tm * 100:>13.0f}%")
+    print(f"  {'llama.cpp':10} {med([p['decode_tok_s'] for p in pe]):>13.2f} "
+          f"{med([p['prefill_tok_s'] for p in pe]):>14.1f} {bw_pe * 100:>13.0f}%")
+    print(f"  ratio tiermem/llama.cpp: decode {dec_ratio:.2f}x, prefill {pre_ratio:.2f}x")
+PY

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem logits: evaluate given token ids from position 0 and write the raw
+ * logits, the format external correctness checks read: little-endian float32,
+ * one row of n_vocab per position, nothing else.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "kernels/pool.h"
+#include "tiermem/error.h"
+#include "tiermem/model.h"
+
+static const char usage[] =
+	"usage: tiermem logits -m MODEL --tokens ID,ID,... -o FILE [-t THREADS] [--batch N]\n"
+	"\n"
+	"Evaluates the token ids from position 0 in one sequence and writes the logits\n"
+	"to FILE as raw little-endian float32, one row of n_vocab per position.\n"
+	"\n"
+	"  -m, --model FILE   GGUF model (llama, qwen3, qwen3moe)\n"
+	"  --tokens LIST      comma-separated token ids\n"
+	"  -o, --output FILE  where the logits go\n"
+	"  -t, --threads N    threads (default 1)\n"
+	"  --batch N          tokens per forward batch (default 64); 1 runs every\n"
+	"                     position through the decode path, more through prefill\n";
+
+/* "1,2,3" -> ids; -1 after printing a message naming the bad item. */
+static int parse_tokens(const char *s, int32_t **out, int *n)
+{
+	int cap = 16, cnt = 0;
+	int32_t *ids = malloc(sizeof(*ids) * cap);
+	const char *p = s;
+
+	if (!ids)
+		return -1;
+	while (*p) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(p, &end, 10);
+		if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+			fprintf(stderr, "tiermem logits: --tokens: '%s' is not a list of token ids (item %d)\n",
+				s, cnt + 1);
+			free(ids);
+			return -1;
+		}
+		if (cnt == cap) {
+			int32_t *t = realloc(ids, sizeof(*ids) * (cap *= 2));
+
+			if (!t) {
+				free(ids);
+				return -1;
+			}
+			ids = t;
+		}
+		ids[cnt++] = (int32_t)v;
+		p = *end ? end + 1 : end;
+		if (*end && !*p) {
+			fprintf(stderr, "tiermem logits: --tokens: '%s' ends with a comma\n", s);
+			free(ids);
+			return -1;
+		}
+	}
+	if (!cnt) {
+		fprintf(stderr, "tiermem logits: --tokens: no token ids\n");
+		free(ids);
+		return -1;
+	}
+	*out = ids;
+	*n = cnt;
+	return 0;
+}
+
+int cmd_logits(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "tokens", required_argument, NULL, 'T' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *model_path = NULL, *tok_arg = NULL, *out_path = NULL;
+	long threads = 1, batch = 64;
+	struct tm_model model;
+	struct tm_pool *pool = NULL;
+	struct tm_ctx *ctx = NULL;
+	int32_t *ids = NULL;
+	float *logits = NULL;
+	FILE *f = NULL;
+	int n = 0, c, err, rc = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:o:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': model_path = optarg; break;
+		case 'T': tok_arg = optarg; break;
+		case 'o': out_path = optarg; break;
+		case 't':
+			if (parse_long("-t", optarg, 1, 1024, &threads))
+				return EXIT_USAGE;
+			break;
+		case 'b':
+			if (parse_long("--batch", optarg, 1, 1 << 16, &batch))
+				return EXIT_USAGE;
+			break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error("logits", "unexpected argument '%s'", argv[optind]);
+	if (!model_path || !tok_arg || !out_path)
+		return usage_error("logits", "-m MODEL, --tokens LIST and -o FILE are required (see --help)");
+	if (parse_tokens(tok_arg, &ids, &n))
+		return EXIT_USAGE;
+
+	err = tm_model_load(&model, model_path);
+	if (err) {
+		free(ids);
+		fprintf(stderr, "tiermem logits: %s\n", tm_strerror());
+		return tm_model_err_is_input(err) ? EXIT_USAGE : 1;
+	}
+	if (n > model.hp.n_ctx_train) {
+		rc = usage_error("logits", "%d tokens exceed the model's context of %d", n,
+				 model.hp.n_ctx_train);
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		if (ids[i] >= model.hp.n_vocab) {
+			rc = usage_error("logits", "token id %d is outside the vocabulary [0, %d)",
+					 (int)ids[i], model.hp.n_vocab);
+			goto out;
+		}
+	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	if (!pool) {
+		rc = run_error("logits", "cannot start %ld threads", threads);
+		goto out;
+	}
+	logits = malloc(sizeof(float) * (size_t)n * model.hp.n_vocab);
+	if (!logits || tm_ctx_create(&ctx, &model, pool, n, (int)batch)) {
+		rc = run_error("logits", "%s", logits ? tm_strerror() : "out of memory");
+		goto out;
+	}
+	if (tm_forward(ctx, ids, n, logits, true)) {
+		rc = run_error("logits", "%s", tm_strerror());
+		goto out;
+	}
+	f = fopen(out_path, "wb");
+	if (!f) {
+		rc = usage_error("logits", "%s: %s", out_path, strerror(errno));
+		goto out;
+	}
+	if (fwrite(logits, sizeof(float) * model.hp.n_vocab, n, f) != (size_t)n || fclose(f)) {
+		f = NULL;
+		rc = run_error("logits", "%s: write failed", out_path);
+		goto out;
+	}
+	f = NULL;
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	tm_ctx_free(ctx);
+	tm_pool_destroy(pool);
+	free(logits);
+	free(ids);
+	tm_model_free(&model);
+	return rc;
+}

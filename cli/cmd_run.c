@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem run: generate text from a prompt, streaming each token as it is
+ * sampled, then a summary of the speed and of the weight bytes each token
+ * read. Without -m it runs a built-in default: a random-weight Q4_K_M-like
+ * llama that tiermem synth writes next to the binary the first time.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "kernels/kernels.h"
+#include "kernels/pool.h"
+#include "tiermem/error.h"
+#include "tiermem/generate.h"
+#include "tiermem/model.h"
+#include "tiermem/sampler.h"
+#include "tiermem/tokenizer.h"
+
+#define CMD "run"
+#define DEFAULT_PROMPT "Once upon a time"
+#define DEFAULT_MODEL "default-model.gguf"
+
+static const char usage[] =
+	"usage: tiermem run [-m MODEL] [-p PROMPT] [-n N] [-t T] [--temp X] [--top-k K]\n"
+	"                   [--top-p P] [--seed S]\n"
+	"\n"
+	"Generates text from PROMPT, printing each token as it is sampled, then a summary\n"
+	"on stderr: prompt and generation tok/s, weight bytes read per generated token\n"
+	"(MoE: the experts actually used) and the bandwidth that makes.\n"
+	"\n"
+	"  -m, --model FILE   GGUF model (llama, qwen3, qwen3moe). Default: a random-weight\n"
+	"                     llama (Q4_K_M-like, 256 MiB) that `tiermem synth` writes as\n"
+	"                     " DEFAULT_MODEL " beside the tiermem binary on first use\n"
+	"  -p, --prompt TEXT  the prompt (default \"" DEFAULT_PROMPT "\"); BOS is added if\n"
+	"                     the vocabulary asks for it\n"
+	"  -n, --n-predict N  tokens to generate (default 64; stops early at end of\n"
+	"                     generation or a full context)\n"
+	"  -t, --threads T    threads (default: the CPUs this process may use)\n"
+	"  --temp X           temperature (default 0.8; 0 is greedy)\n"
+	"  --top-k K          keep the K most likely tokens (default 40; 0: all)\n"
+	"  --top-p P          keep the fewest tokens whose probability sums to P\n"
+	"                     (default 0.95; 1: all)\n"
+	"  --seed S           sampling seed (default: from the clock, printed in the summary)\n";
+
+struct stream {
+	const struct tm_tokenizer *tok;
+	char buf[256];
+};
+
+static int on_token(void *arg, int32_t id)
+{
+	struct stream *s = arg;
+	int len;
+
+	if (tm_tokenizer_is_eog(s->tok, id))
+		return 1;
+	len = tm_token_piece(s->tok, id, false, s->buf, sizeof(s->buf));
+	if (len > (int)sizeof(s->buf))
+		len = sizeof(s->buf);
+	if (len > 0) {
+		fwrite(s->buf, 1, len, stdout);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int32_t sample(void *sampler, float *logits, int n_vocab)
+{
+	return tm_sampler_sample(sampler, logits);
+}
+
+static int default_threads(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+}
+
+/* The built-in default model: beside the binary, written by tiermem synth if missing. */
+static int default_model(char *path, size_t n)
+{
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct stat st;
+	char *slash;
+
+	if (len <= 0)
+		return run_error(CMD, "cannot find the tiermem binary's directory for the default model");
+	exe[len] = '\0';
+	slash = strrchr(exe, '/');
+	*slash = '\0';
+	if ((size_t)snprintf(path, n, "%.*s/%s", (int)(n - sizeof(DEFAULT_MODEL) - 1), exe,
+			     DEFAULT_MODEL) >= n)
+		return run_error(CMD, "the path of the default model is too long");
+	if (!stat(path, &st))
+		return 0;
+	fprintf(stderr, "tiermem run: no -m given; writing the default model %s with tiermem synth\n", path);
+	char *argv[] = { "synth", "--arch", "llama", "--type", "q4_K_M", "--size", "256M",
+			 "--seed", "1", "-q", "-o", path, NULL };
+	int rc = cmd_synth(sizeof(argv) / sizeof(argv[0]) - 1, argv);
+
+	if (rc)
+		return run_error(CMD, "could not write the default model %s", path);
+	return 0;
+}
+
+static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int threads, uint64_t seed,
+		    const struct tm_sampler_params *sp)
+{
+	double per_tok = st->n_decoded ? (double)st->bytes_decode / st->n_decoded : 0;
+
+	fprintf(stderr, "\n\n%s: %d layers, dim %d, %s%.1f MiB of weights; %d threads, %s kernels\n",
+		m->hp.arch_name, m->hp.n_layer, m->hp.n_embd, m->hp.moe ? "MoE, " : "",
+		m->bytes_total / 1048576.0, threads, tm_kernels_isa());
+	fprintf(stderr, "prompt:      %5d tokens in %8.3f s = %8.1f tok/s\n", st->n_prompt, st->t_prompt,
+		st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0);
+	if (st->n_decoded)
+		fprintf(stderr, "generation:  %5d tokens in %8.3f s = %8.1f tok/s (%d sampled; temp %g, top-k %d, top-p %g, seed %llu)\n",
+			st->n_decoded, st->t_decode, st->n_decoded / st->t_decode, st->n_sampled,
+			sp->temperature, (int)sp->top_k, sp->top_p, (unsigned long long)seed);
+	else
+		fprintf(stderr, "generation:  1 token sampled from the prompt's logits, no decode step to time\n");
+	if (st->n_decoded)
+		fprintf(stderr, "weights:     %.1f MiB read per token, %.2f GB/s\n", per_tok / 1048576.0,
+			st->bytes_decode / st->t_decode / 1e9);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "prompt", required_argument, NULL, 'p' },
+		{ "n-predict", required_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "temp", required_argument, NULL, 'T' },
+		{ "top-k", required_argument, NULL, 'K' },
+		{ "top-p", required_argument, NULL, 'P' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *model_path = NULL, *prompt = DEFAULT_PROMPT;
+	char defpath[PATH_MAX];
+	long n_predict = 64, threads = default_threads(), top_k = 40;
+	double temp = 0.8, top_p = 0.95;
+	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	struct tm_sampler_params sp;
+	struct tm_model model = { 0 };
+	struct tm_tokenizer *tok = NULL;
+	struct tm_sampler *sampler = NULL;
+	struct tm_pool *pool = NULL;
+	struct tm_ctx *ctx = NULL;
+	struct tm_gen_stats st;
+	struct stream out;
+	int32_t *ids = NULL;
+	int c, n, err, rc = 1;
+	char *end;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': model_path = optarg; break;
+		case 'p': prompt = optarg; break;
+		case 'n':
+			if (parse_long("-n", optarg, LONG_MIN, LONG_MAX, &n_predict))
+				return EXIT_USAGE;
+			if (n_predict < 1)
+				return usage_error(CMD, "-n %ld: nothing to generate; give 1 or more tokens", n_predict);
+			break;
+		case 't':
+			if (parse_long("-t", optarg, 1, 1024, &threads))
+				return EXIT_USAGE;
+			break;
+		case 'T':
+			if (parse_double("--temp", optarg, 0, 100, &temp))
+				return EXIT_USAGE;
+			break;
+		case 'K':
+			if (parse_long("--top-k", optarg, 0, INT32_MAX, &top_k))
+				return EXIT_USAGE;
+			break;
+		case 'P':
+			if (parse_double("--top-p", optarg, 0, 1, &top_p))
+				return EXIT_USAGE;
+			if (top_p <= 0)
+				return usage_error(CMD, "--top-p must be above 0");
+			break;
+		case 'S':
+			errno = 0;
+			seed = strtoull(optarg, &end, 10);
+			if (!*optarg || *end || errno || *optarg == '-')
+				return usage_error(CMD, "--seed: '%s' is not a whole number >= 0", optarg);
+			break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error(CMD, "unexpected argument '%s' (quote the prompt: -p \"...\")", argv[optind]);
+	if (!model_path) {
+		if ((rc = default_model(defpath, sizeof(defpath))))
+			return rc;
+		model_path = defpath;
+	}
+
+	err = tm_model_load(&model, model_path);
+	if (err) {
+		fprintf(stderr, "tiermem run: %s\n", tm_strerror());
+		return tm_model_err_is_input(err) ? EXIT_USAGE : 1;
+	}
+	err = tm_tokenizer_load(&tok, &model.gguf);
+	if (err) {
+		rc = err == -ENOMEM ? run_error(CMD, "out of memory") :
+		     usage_error(CMD, "%s: no usable vocabulary: %s", model_path, tm_strerror());
+		goto out;
+	}
+	n = tm_tokenize_alloc(tok, prompt, strlen(prompt), true, false, &ids);
+	if (n < 0) {
+		rc = run_error(CMD, "tokenizing the prompt failed: %s", tm_strerror());
+		goto out;
+	}
+	if (n == 0) {
+		rc = usage_error(CMD, "the prompt is empty and the vocabulary adds no BOS: nothing to start from");
+		goto out;
+	}
+	if (n > model.hp.n_ctx_train) {
+		rc = usage_error(CMD, "the prompt is %d tokens; the model's context is %d", n,
+				 model.hp.n_ctx_train);
+		goto out;
+	}
+	tm_sampler_params_init(&sp);
+	sp.temperature = (float)temp;
+	sp.top_k = (int32_t)top_k;
+	sp.top_p = (float)top_p;
+	sp.seed = seed;
+	if ((err = tm_sampler_create(&sampler, &sp, model.hp.n_vocab))) {
+		rc = usage_error(CMD, "%s", tm_strerror());
+		goto out;
+	}
+	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	if (!pool) {
+		rc = run_error(CMD, "cannot start %ld threads", threads);
+		goto out;
+	}
+	/* the cache holds the prompt and every token but the last, which is never evaluated */
+	long n_ctx = (long)n + n_predict - 1;
+
+	if (n_ctx > model.hp.n_ctx_train)
+		n_ctx = model.hp.n_ctx_train;
+	if ((err = tm_ctx_create(&ctx, &model, pool, (int)n_ctx, 64))) {
+		rc = run_error(CMD, "%s", tm_strerror());
+		goto out;
+	}
+	fputs(prompt, stdout);
+	fflush(stdout);
+	out.tok = tok;
+	err = tm_generate(ctx, ids, n, (int)(n_predict > INT_MAX ? INT_MAX : n_predict), sample, sampler,
+			  on_token, &out, &st);
+	if (err) {
+		rc = run_error(CMD, "%s", tm_strerror());
+		goto out;
+	}
+	summary(&model, &st, (int)threads, seed, &sp);
+	rc = 0;
+out:
+	tm_ctx_free(ctx);
+	tm_pool_destroy(pool);
+	tm_sampler_free(sampler);
+	free(ids);
+	tm_tokenizer_free(tok);
+	tm_model_free(&model);
+	return rc;
+}

@@ -1,0 +1,856 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem synth: GGUF files with random weights, shaped like real models of
+ * the architectures tiermem runs, for tests (a few MB) and benchmarks (GBs).
+ *
+ * Weights are random but scaled so a forward pass stays well-conditioned:
+ * every matrix has per-element rms 1/sqrt(row length) (so each projection
+ * keeps activations at rms ~1), norms are ~1, embeddings rms 1, and the output
+ * matrix gives logits of standard deviation ~2.5 (a clear but not degenerate
+ * top-1). Quantized blocks are random bytes (every bit pattern is a valid
+ * block) with their f16 scales set to give that rms, including the K-quants'
+ * sub-block scales and mins.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/synth_vocab.h"
+#include "kernels/kernels.h"
+#include "tiermem/error.h"
+#include "tiermem/gguf.h"
+#include "tiermem/gguf_write.h"
+
+#define CMD "synth"
+
+enum arch { ARCH_LLAMA, ARCH_QWEN3, ARCH_QWEN3MOE };
+static const char *const arch_names[] = { "llama", "qwen3", "qwen3moe" };
+
+enum mix { MIX_NONE, MIX_Q4_K_M, MIX_Q5_K_M };
+
+struct shape {
+	enum arch arch;
+	uint32_t dim, layers, heads, kv_heads, head_dim, ff, vocab, ctx;
+	uint32_t experts, experts_used, expert_ff;	/* experts 0: dense */
+};
+
+struct quant {
+	int type;		/* every matrix, or the base type of a mix */
+	enum mix mix;
+};
+
+enum role { R_EMBD, R_OUTPUT, R_NORM, R_MATRIX, R_ROUTER };
+
+struct tplan {
+	char name[64];
+	int type;
+	uint32_t n_dims;
+	int64_t ne[3];
+	enum role role;
+};
+
+/* ---- random numbers: xoshiro256**, seeded per tensor ---- */
+
+struct rng {
+	uint64_t s[4];
+};
+
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void rng_seed(struct rng *r, uint64_t seed, const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (*name)
+		h = (h ^ (uint8_t)*name++) * 0x100000001b3ull;
+	h ^= seed * 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix(&h);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return res;
+}
+
+/* Uniform in [-1, 1). */
+static inline float rng_sym(struct rng *r)
+{
+	return (float)(rng_next(r) >> 40) * 0x1p-23f - 1.0f;
+}
+
+static void rng_bytes(struct rng *r, uint8_t *p, size_t n)
+{
+	while (n >= 8) {
+		uint64_t x = rng_next(r);
+
+		memcpy(p, &x, 8);
+		p += 8;
+		n -= 8;
+	}
+	if (n) {
+		uint64_t x = rng_next(r);
+
+		memcpy(p, &x, n);
+	}
+}
+
+/* ---- weights ---- */
+
+/*
+ * rms of a block's values per unit of its f16 scale d, with random bytes:
+ *   q8_0  d*q, q uniform int8                      -> 73.9
+ *   q4_0  d*(q-8), q in 0..15                      -> 4.64
+ *   q4_K  d*sc*q - dmin*m, sc,m in 0..63, q 0..15, dmin = 7.5 d   -> 258
+ *   q5_K  same with q in 0..31, dmin = 15.5 d     -> 527
+ *   q6_K  d*sc*(q-32), sc int8, q in 0..63        -> 1366
+ * (sums of squares over the uniform distributions; dmin makes the
+ * expected value of a weight zero.)
+ */
+static void put_f16(uint8_t *p, float v)
+{
+	uint16_t h = tm_f32_to_f16(v);
+
+	memcpy(p, &h, 2);
+}
+
+/* A jittered block scale: blocks differ, as in real files. */
+static float jitter(struct rng *r, float d)
+{
+	return d * (1.0f + 0.25f * rng_sym(r));
+}
+
+static void gen_rows(struct rng *r, int type, uint8_t *dst, int64_t nrows, int64_t ncols,
+		     float rms, enum role role)
+{
+	int64_t nel = nrows * ncols;
+	const float a = rms * 1.7320508f;	/* uniform [-a, a] has rms a/sqrt(3) */
+
+	switch (type) {
+	case TM_F32:
+		for (int64_t i = 0; i < nel; i++) {
+			float v = role == R_NORM ? 1.0f + 0.1f * rng_sym(r) : a * rng_sym(r);
+
+			memcpy(dst + 4 * i, &v, 4);
+		}
+		return;
+	case TM_F16:
+		for (int64_t i = 0; i < nel; i++)
+			put_f16(dst + 2 * i, a * rng_sym(r));
+		return;
+	case TM_BF16:
+		for (int64_t i = 0; i < nel; i++) {
+			float v = a * rng_sym(r);
+			uint32_t u;
+			uint16_t h;
+
+			memcpy(&u, &v, 4);
+			h = (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);	/* round to nearest even */
+			memcpy(dst + 2 * i, &h, 2);
+		}
+		return;
+	}
+
+	const struct tm_dtype_traits *tr = tm_dtype_traits(type);
+	int64_t nblocks = nel / tr->block_elems;
+	size_t bb = (size_t)tr->block_bytes;
+
+	rng_bytes(r, dst, (size_t)nblocks * bb);
+	for (int64_t b = 0; b < nblocks; b++) {
+		uint8_t *blk = dst + b * (int64_t)bb;
+		float d;
+
+		switch (type) {
+		case TM_Q8_0:
+			put_f16(blk, jitter(r, rms / 73.9f));
+			break;
+		case TM_Q4_0:
+			put_f16(blk, jitter(r, rms / 4.64f));
+			break;
+		case TM_Q4_K:
+			d = jitter(r, rms / 258.0f);
+			put_f16(blk, d);
+			put_f16(blk + 2, 7.5f * d);
+			break;
+		case TM_Q5_K:
+			d = jitter(r, rms / 527.0f);
+			put_f16(blk, d);
+			put_f16(blk + 2, 15.5f * d);
+			break;
+		case TM_Q6_K:
+			put_f16(blk + 208, jitter(r, rms / 1366.0f));	/* d is last in q6_K */
+			break;
+		}
+	}
+}
+
+/* ---- the tensor plan ---- */
+
+static bool use_more_bits(int i, int n)
+{
+	/* llama.cpp's choice of layers that get more bits in *_M mixes */
+	return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* Type of a matrix under the mix, as llama.cpp's llama_tensor_get_type() picks it. */
+static int mix_type(const struct quant *q, const struct shape *s, const char *kind, int layer)
+{
+	if (q->mix == MIX_NONE)
+		return q->type;
+	if (!strcmp(kind, "output"))
+		return TM_Q6_K;
+	if (!strcmp(kind, "attn_v")) {
+		if (s->experts == 8)
+			return TM_Q8_0;
+		return use_more_bits(layer, (int)s->layers) ? TM_Q6_K : q->type;
+	}
+	if (!strcmp(kind, "attn_k"))
+		return s->experts == 8 ? TM_Q8_0 : q->type;
+	if (!strcmp(kind, "ffn_down") || !strcmp(kind, "ffn_down_exps"))
+		return use_more_bits(layer, (int)s->layers) ? TM_Q6_K : q->type;
+	if (!strcmp(kind, "attn_output") && s->experts == 8 && q->mix == MIX_Q4_K_M)
+		return TM_Q5_K;
+	return q->type;
+}
+
+static void add(struct tplan *t, int *n, const char *name, int type, enum role role,
+		uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2)
+{
+	struct tplan *p = &t[(*n)++];
+
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->type = type;
+	p->role = role;
+	p->n_dims = n_dims;
+	p->ne[0] = ne0;
+	p->ne[1] = ne1;
+	p->ne[2] = ne2;
+}
+
+static int plan_capacity(const struct shape *s)
+{
+	return 4 + (int)s->layers * 16;
+}
+
+/* Tensors in llama.cpp's names and shapes (ne[0] = input length). */
+static int build_plan(const struct shape *s, const struct quant *q, struct tplan *t)
+{
+	int64_t qdim = (int64_t)s->heads * s->head_dim, kvdim = (int64_t)s->kv_heads * s->head_dim;
+	bool moe = s->experts > 0;
+	uint32_t eff = s->arch == ARCH_QWEN3MOE ? s->expert_ff : s->ff;
+	char nm[64];
+	int n = 0;
+
+	add(t, &n, "token_embd.weight", mix_type(q, s, "token_embd", 0), R_EMBD, 2, s->dim, s->vocab, 1);
+	for (uint32_t l = 0; l < s->layers; l++) {
+		int il = (int)l;
+
+#define T(suffix) (snprintf(nm, sizeof(nm), "blk.%u." suffix, l), nm)
+		add(t, &n, T("attn_norm.weight"), TM_F32, R_NORM, 1, s->dim, 1, 1);
+		add(t, &n, T("attn_q.weight"), mix_type(q, s, "attn_q", il), R_MATRIX, 2, s->dim, qdim, 1);
+		add(t, &n, T("attn_k.weight"), mix_type(q, s, "attn_k", il), R_MATRIX, 2, s->dim, kvdim, 1);
+		add(t, &n, T("attn_v.weight"), mix_type(q, s, "attn_v", il), R_MATRIX, 2, s->dim, kvdim, 1);
+		add(t, &n, T("attn_output.weight"), mix_type(q, s, "attn_output", il), R_MATRIX, 2, qdim, s->dim, 1);
+		if (s->arch != ARCH_LLAMA) {
+			add(t, &n, T("attn_q_norm.weight"), TM_F32, R_NORM, 1, s->head_dim, 1, 1);
+			add(t, &n, T("attn_k_norm.weight"), TM_F32, R_NORM, 1, s->head_dim, 1, 1);
+		}
+		add(t, &n, T("ffn_norm.weight"), TM_F32, R_NORM, 1, s->dim, 1, 1);
+		if (!moe) {
+			add(t, &n, T("ffn_gate.weight"), mix_type(q, s, "ffn_gate", il), R_MATRIX, 2, s->dim, s->ff, 1);
+			add(t, &n, T("ffn_up.weight"), mix_type(q, s, "ffn_up", il), R_MATRIX, 2, s->dim, s->ff, 1);
+			add(t, &n, T("ffn_down.weight"), mix_type(q, s, "ffn_down", il), R_MATRIX, 2, s->ff, s->dim, 1);
+		} else {
+			/* the router stays f32, as llama.cpp's quantizer leaves it */
+			add(t, &n, T("ffn_gate_inp.weight"), TM_F32, R_ROUTER, 2, s->dim, s->experts, 1);
+			add(t, &n, T("ffn_gate_exps.weight"), mix_type(q, s, "ffn_gate_exps", il), R_MATRIX, 3,
+			    s->dim, eff, s->experts);
+			add(t, &n, T("ffn_up_exps.weight"), mix_type(q, s, "ffn_up_exps", il), R_MATRIX, 3,
+			    s->dim, eff, s->experts);
+			add(t, &n, T("ffn_down_exps.weight"), mix_type(q, s, "ffn_down_exps", il), R_MATRIX, 3,
+			    eff, s->dim, s->experts);
+		}
+#undef T
+	}
+	add(t, &n, "output_norm.weight", TM_F32, R_NORM, 1, s->dim, 1, 1);
+	add(t, &n, "output.weight", mix_type(q, s, "output", 0), R_OUTPUT, 2, s->dim, s->vocab, 1);
+	return n;
+}
+
+static uint64_t tensor_bytes(const struct tplan *p)
+{
+	return tm_row_bytes(p->type, p->ne[0]) * (uint64_t)p->ne[1] * (uint64_t)p->ne[2];
+}
+
+static uint64_t tensor_params(const struct tplan *p)
+{
+	return (uint64_t)p->ne[0] * (uint64_t)p->ne[1] * (uint64_t)p->ne[2];
+}
+
+/* Total bytes (or parameters) of the model with the given shape. */
+static uint64_t plan_total(const struct shape *s, const struct quant *q, bool params)
+{
+	struct tplan *t = calloc((size_t)plan_capacity(s), sizeof(*t));
+	uint64_t sum = 0;
+
+	if (!t)
+		return 0;
+	int n = build_plan(s, q, t);
+
+	for (int i = 0; i < n; i++)
+		sum += params ? tensor_params(&t[i]) : tensor_bytes(&t[i]);
+	free(t);
+	return sum;
+}
+
+/* ---- shapes ---- */
+
+static uint32_t round_up(uint32_t x, uint32_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+static double type_bits(const struct quant *q)
+{
+	switch (q->mix) {
+	case MIX_Q4_K_M: return 4.9;
+	case MIX_Q5_K_M: return 5.7;
+	default: break;
+	}
+	const struct tm_dtype_traits *tr = tm_dtype_traits(q->type);
+
+	return 8.0 * tr->block_bytes / tr->block_elems;
+}
+
+/* Dimensions of a model of about `params` parameters, like published ones. */
+static void preset(struct shape *s, double params)
+{
+	static const struct { double upto; uint32_t dim, head_dim, ff; } table[] = {
+		{ 30e6, 256, 64, 768 },
+		{ 300e6, 768, 64, 2048 },
+		{ 2.5e9, 2048, 64, 8192 },
+		{ 5e9, 3072, 128, 8192 },
+		{ 12e9, 4096, 128, 14336 },
+		{ 1e30, 5120, 128, 17920 },
+	};
+	size_t i = 0;
+
+	while (params > table[i].upto)
+		i++;
+	s->dim = table[i].dim;
+	s->head_dim = table[i].head_dim;
+	s->ff = table[i].ff;
+	s->heads = s->dim / s->head_dim;
+	s->kv_heads = s->heads >= 8 ? s->heads / 4 : s->heads / 2;
+	s->expert_ff = round_up(s->dim * 3 / 8, 256);
+	/* real vocabularies, unless they would be most of a small model */
+	s->vocab = params < 30e6 ? 4096 : params < 300e6 || s->arch == ARCH_LLAMA ? 32000 : 151936;
+}
+
+static const struct {
+	const char *name;
+	int type;
+	enum mix mix;
+	uint32_t file_type;	/* llama_ftype */
+} types[] = {
+	{ "f32", TM_F32, MIX_NONE, 0 },
+	{ "f16", TM_F16, MIX_NONE, 1 },
+	{ "bf16", TM_BF16, MIX_NONE, 32 },
+	{ "q8_0", TM_Q8_0, MIX_NONE, 7 },
+	{ "q4_0", TM_Q4_0, MIX_NONE, 2 },
+	{ "q4_K", TM_Q4_K, MIX_NONE, 14 },
+	{ "q5_K", TM_Q5_K, MIX_NONE, 16 },
+	{ "q6_K", TM_Q6_K, MIX_NONE, 18 },
+	{ "q4_K_M", TM_Q4_K, MIX_Q4_K_M, 15 },
+	{ "q5_K_M", TM_Q5_K, MIX_Q5_K_M, 17 },
+};
+#define NTYPES (sizeof(types) / sizeof(types[0]))
+
+static void help(FILE *f)
+{
+	fprintf(f,
+"usage: tiermem synth [options] -o OUT.gguf\n"
+"Writes a GGUF model with random weights (deterministic for a seed) that\n"
+"llama.cpp and tiermem load: real tensor names, shapes and metadata, and a small\n"
+"real tokenizer (a SentencePiece-style vocabulary for llama, GPT-2 byte-level\n"
+"BPE with merges for qwen3/qwen3moe, learned from a built-in text and padded\n"
+"with filler pieces to the vocabulary size).\n"
+"\n"
+"  -o, --output FILE   where to write (via a temp file renamed at the end)\n"
+"  --arch A            llama (default; dense, GQA), llama-moe (llama with\n"
+"                      Mixtral-style experts: 8, top-2 unless --experts),\n"
+"                      qwen3 (q/k norms), qwen3moe (default 8 experts top-2 for\n"
+"                      small models, 64 top-8 with --size/--params)\n"
+"  --type T            f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K: every matrix\n"
+"                      in T (like llama-quantize --pure); norms and MoE routers f32.\n"
+"                      q4_K_M, q5_K_M: llama.cpp's mixes (q6_K output.weight and\n"
+"                      some attn_v/ffn_down layers; with 8 experts q8_0 attn_k/\n"
+"                      attn_v and, for q4_K_M, q5_K attn_output). Default f32.\n"
+"                      --ftype is a synonym.\n"
+"  --size BYTES        aim at a file of about this size (e.g. 64M, 2G): picks\n"
+"                      published-like dimensions and the number of layers\n"
+"  --params N          aim at N parameters instead (e.g. 500M, 1B, 7B)\n"
+"  --dim N --layers N --heads N --kv-heads N --head-dim N --ff N --vocab N\n"
+"  --experts N --experts-used N --expert-ff N --ctx N\n"
+"                      set one dimension (wins over --size/--params); --experts\n"
+"                      with --arch llama makes it MoE (top-2 by default); an\n"
+"                      expert's ff is --ff for llama, --expert-ff for qwen3moe\n"
+"  --seed N            random seed (default 1)\n"
+"  --dry-run           print the shape and size, write nothing\n"
+"  -q, --quiet         no progress on stderr\n"
+"\n"
+"Without --size/--params: a test model of a few MB (dim 256, 2 layers, 4 heads,\n"
+"2 KV heads, ff 768 (256 per expert for MoE), vocab 1024). Matrix row lengths\n"
+"must be multiples of the type's block (32, or 256 for the K types). Progress\n"
+"goes to stderr for files over 256 MiB; the last line on stdout describes the\n"
+"file written.\n");
+}
+
+static int parse_count(const char *opt, const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end), mul = 1;
+
+	if (end == s || v <= 0)
+		goto bad;
+	switch (*end) {
+	case 'k': case 'K': mul = 1e3; end++; break;
+	case 'm': case 'M': mul = 1e6; end++; break;
+	case 'b': case 'B': case 'g': case 'G': mul = 1e9; end++; break;
+	case 't': case 'T': mul = 1e12; end++; break;
+	}
+	if (*end)
+		goto bad;
+	*out = v * mul;
+	return 0;
+bad:
+	fprintf(stderr, "tiermem: %s: '%s' is not a count (examples: 500M, 1B, 7B)\n", opt, s);
+	return -1;
+}
+
+struct opts {
+	const char *out;
+	struct shape s;
+	struct quant q;
+	uint32_t file_type;
+	uint64_t seed, size;
+	double params;
+	bool dry, quiet, moe_alias;
+	long set[16];		/* explicit dimensions, -1 when not given */
+};
+
+enum { O_DIM, O_LAYERS, O_HEADS, O_KV, O_HD, O_FF, O_VOCAB, O_EXP, O_EXPU, O_EFF, O_CTX, O_N };
+static const char *const dim_opts[O_N] = {
+	"--dim", "--layers", "--heads", "--kv-heads", "--head-dim", "--ff", "--vocab",
+	"--experts", "--experts-used", "--expert-ff", "--ctx",
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->seed = 1;
+	o->q.type = TM_F32;
+	for (int i = 0; i < O_N; i++)
+		o->set[i] = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		long l;
+		int k;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			help(stdout);
+			exit(0);
+		}
+		if (!strcmp(a, "--dry-run")) {
+			o->dry = true;
+			continue;
+		}
+		if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			o->quiet = true;
+			continue;
+		}
+		for (k = 0; k < O_N; k++)
+			if (!strcmp(a, dim_opts[k]))
+				break;
+		if (!v)
+			return usage_error(CMD, "%s needs a value (see --help)", a);
+		i++;
+		if (k < O_N) {
+			if (parse_long(a, v, k == O_EXP || k == O_EXPU ? 0 : 1, 1L << 24, &l))
+				return EXIT_USAGE;
+			o->set[k] = l;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			o->out = v;
+		} else if (!strcmp(a, "--arch")) {
+			if (!strcmp(v, "llama-moe") || !strcmp(v, "mixtral")) {
+				o->s.arch = ARCH_LLAMA;
+				o->moe_alias = true;
+				continue;
+			}
+			for (k = 0; k < 3 && strcmp(v, arch_names[k]); k++)
+				;
+			if (k == 3)
+				return usage_error(CMD, "--arch: unknown architecture '%s' (llama, llama-moe, qwen3, qwen3moe)", v);
+			o->s.arch = (enum arch)k;
+		} else if (!strcmp(a, "--type") || !strcmp(a, "--ftype")) {
+			size_t t;
+
+			for (t = 0; t < NTYPES && strcasecmp(v, types[t].name); t++)
+				;
+			if (t == NTYPES)
+				return usage_error(CMD, "%s: unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q4_K_M q5_K_M)", a, v);
+			o->q.type = types[t].type;
+			o->q.mix = types[t].mix;
+			o->file_type = types[t].file_type;
+		} else if (!strcmp(a, "--size")) {
+			if (parse_size(a, v, &o->size))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--params")) {
+			if (parse_count(a, v, &o->params))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--seed")) {
+			if (parse_long(a, v, 0, __LONG_MAX__, &l))
+				return EXIT_USAGE;
+			o->seed = (uint64_t)l;
+		} else {
+			return usage_error(CMD, "unknown option '%s' (see --help)", a);
+		}
+	}
+	return 0;
+}
+
+static void apply_explicit(struct shape *s, const long *set)
+{
+	uint32_t *field[O_N] = {
+		&s->dim, &s->layers, &s->heads, &s->kv_heads, &s->head_dim, &s->ff, &s->vocab,
+		&s->experts, &s->experts_used, &s->expert_ff, &s->ctx,
+	};
+
+	for (int k = 0; k < O_N; k++)
+		if (set[k] >= 0)
+			*field[k] = (uint32_t)set[k];
+}
+
+/* Fill in the shape: preset from size/params, explicit options, consistency checks. */
+static int make_shape(struct opts *o)
+{
+	struct shape *s = &o->s;
+	bool sized = o->size || o->params > 0;
+
+	if (o->size && o->params > 0)
+		return usage_error(CMD, "--size and --params: give one");
+	if (sized) {
+		double p = o->params > 0 ? o->params : (double)o->size * 8 / type_bits(&o->q);
+
+		/* MoE models have the width of a dense model several times smaller */
+		if (s->arch == ARCH_QWEN3MOE)
+			p /= 8;
+		else if (o->moe_alias || o->set[O_EXP] > 0)
+			p /= 6;
+		preset(s, p);
+		s->layers = 1;
+	} else {
+		s->dim = 256;
+		s->layers = 2;
+		s->heads = 4;
+		s->kv_heads = 2;
+		s->head_dim = 64;
+		s->ff = 768;
+		s->vocab = 1024;
+		s->expert_ff = 256;
+	}
+	s->ctx = 4096;
+	if (o->moe_alias || s->arch == ARCH_QWEN3MOE) {
+		bool big = sized && s->arch == ARCH_QWEN3MOE;
+
+		s->experts = big ? 64 : 8;
+		s->experts_used = big ? 8 : 2;
+		if (!sized && o->moe_alias)
+			s->ff = 256;	/* eight experts of the dense ff would make the test model 5x bigger */
+	}
+	/* dimensions that others derive from, first */
+	bool reshaped = o->set[O_DIM] >= 0 || o->set[O_HEADS] >= 0 || o->set[O_HD] >= 0;
+
+	if (o->set[O_DIM] >= 0 && o->set[O_HD] < 0 && o->set[O_HEADS] < 0)
+		s->heads = (uint32_t)o->set[O_DIM] / s->head_dim ? (uint32_t)o->set[O_DIM] / s->head_dim : 1;
+	apply_explicit(s, o->set);
+	if (o->set[O_HD] < 0) {
+		if (s->dim % s->heads)
+			return usage_error(CMD, "--dim %u is not a multiple of --heads %u", s->dim, s->heads);
+		s->head_dim = s->dim / s->heads;
+	}
+	if (o->set[O_KV] < 0 && reshaped)
+		s->kv_heads = s->heads % 2 ? s->heads : s->heads / 2;
+
+	if (s->arch == ARCH_QWEN3 && s->experts)
+		return usage_error(CMD, "--experts: qwen3 is dense; use --arch qwen3moe");
+	if (s->arch == ARCH_QWEN3MOE && !s->experts)
+		return usage_error(CMD, "--experts: qwen3moe needs at least one expert");
+	if (s->experts && o->set[O_EXPU] < 0 && !s->experts_used)
+		s->experts_used = s->experts < 2 ? s->experts : 2;
+	if (s->experts && (s->experts_used < 1 || s->experts_used > s->experts))
+		return usage_error(CMD, "--experts-used %u must be in 1..%u", s->experts_used, s->experts);
+	if (!s->experts)
+		s->experts_used = 0;
+	if (s->kv_heads > s->heads || s->heads % s->kv_heads)
+		return usage_error(CMD, "--kv-heads %u must divide --heads %u", s->kv_heads, s->heads);
+	if (s->head_dim % 2)
+		return usage_error(CMD, "--head-dim %u must be even (RoPE rotates pairs)", s->head_dim);
+	uint32_t vmin = synth_vocab_min(s->arch == ARCH_LLAMA ? SYNTH_VOCAB_SPM : SYNTH_VOCAB_GPT2);
+
+	if (s->vocab < vmin)
+		return usage_error(CMD, "--vocab %u: this tokenizer needs at least %u", s->vocab, vmin);
+
+	/* Solve the layer count for the size asked, unless given. */
+	if (sized && o->set[O_LAYERS] < 0) {
+		bool by_params = o->params > 0;
+		double target = by_params ? o->params : (double)o->size;
+
+		s->layers = 1;
+		double one = (double)plan_total(s, &o->q, by_params);
+
+		s->layers = 2;
+		double per = (double)plan_total(s, &o->q, by_params) - one;
+		double l = (target - (one - per)) / per;
+
+		s->layers = l < 1 ? 1 : l > 4096 ? 4096 : (uint32_t)(l + 0.5);
+		/* mixes give some layers more bits depending on the count: settle it exactly */
+		while (s->layers > 1 && (double)plan_total(s, &o->q, by_params) > target) {
+			s->layers--;
+			if ((double)plan_total(s, &o->q, by_params) <= target) {
+				/* keep whichever of the two is nearer */
+				s->layers++;
+				double over = (double)plan_total(s, &o->q, by_params) - target;
+
+				s->layers--;
+				if (over < target - (double)plan_total(s, &o->q, by_params))
+					s->layers++;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static int check_blocks(const struct tplan *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct tm_dtype_traits *tr = tm_dtype_traits(t[i].type);
+
+		if (t[i].ne[0] % tr->block_elems)
+			return usage_error(CMD, "%s: row length %lld is not a multiple of %s's block of %d (choose dimensions that are)",
+					   t[i].name, (long long)t[i].ne[0], tr->name, tr->block_elems);
+	}
+	return 0;
+}
+
+static int write_meta(struct tm_gguf_writer *w, const struct opts *o)
+{
+	const struct shape *s = &o->s;
+	const char *a = arch_names[s->arch];
+	char key[96], name[128];
+	int err = 0;
+
+#define K(suffix) (snprintf(key, sizeof(key), "%s." suffix, a), key)
+	snprintf(name, sizeof(name), "tiermem synth %s%s %s seed %llu", a,
+		 s->arch == ARCH_LLAMA && s->experts ? "-moe" : "",
+		 o->q.mix == MIX_Q4_K_M ? "q4_K_M" : o->q.mix == MIX_Q5_K_M ? "q5_K_M" : tm_dtype_traits(o->q.type)->name,
+		 (unsigned long long)o->seed);
+	err = err ?: tm_gguf_writer_set_str(w, "general.architecture", a);
+	err = err ?: tm_gguf_writer_set_str(w, "general.name", name);
+	err = err ?: tm_gguf_writer_set_u32(w, "general.file_type", o->file_type);
+	err = err ?: tm_gguf_writer_set_u32(w, "general.quantization_version", 2);
+	err = err ?: tm_gguf_writer_set_u32(w, K("context_length"), s->ctx);
+	err = err ?: tm_gguf_writer_set_u32(w, K("embedding_length"), s->dim);
+	err = err ?: tm_gguf_writer_set_u32(w, K("block_count"), s->layers);
+	err = err ?: tm_gguf_writer_set_u32(w, K("feed_forward_length"), s->ff);
+	err = err ?: tm_gguf_writer_set_u32(w, K("attention.head_count"), s->heads);
+	err = err ?: tm_gguf_writer_set_u32(w, K("attention.head_count_kv"), s->kv_heads);
+	err = err ?: tm_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"),
+					   s->arch == ARCH_LLAMA ? 1e-5f : 1e-6f);
+	err = err ?: tm_gguf_writer_set_f32(w, K("rope.freq_base"), s->arch == ARCH_LLAMA ? 10000.0f : 1000000.0f);
+	err = err ?: tm_gguf_writer_set_u32(w, K("vocab_size"), s->vocab);
+	if (s->arch == ARCH_LLAMA) {
+		err = err ?: tm_gguf_writer_set_u32(w, K("rope.dimension_count"), s->head_dim);
+	} else {
+		err = err ?: tm_gguf_writer_set_u32(w, K("attention.key_length"), s->head_dim);
+		err = err ?: tm_gguf_writer_set_u32(w, K("attention.value_length"), s->head_dim);
+	}
+	if (s->experts) {
+		err = err ?: tm_gguf_writer_set_u32(w, K("expert_count"), s->experts);
+		err = err ?: tm_gguf_writer_set_u32(w, K("expert_used_count"), s->experts_used);
+		if (s->arch == ARCH_QWEN3MOE)
+			err = err ?: tm_gguf_writer_set_u32(w, K("expert_feed_forward_length"), s->expert_ff);
+	}
+#undef K
+	err = err ?: synth_vocab_write(w, s->arch == ARCH_LLAMA ? SYNTH_VOCAB_SPM : SYNTH_VOCAB_GPT2, s->vocab);
+	return err;
+}
+
+static float role_rms(const struct tplan *p, const struct shape *s)
+{
+	switch (p->role) {
+	case R_EMBD: return 1.0f;
+	case R_OUTPUT: return 2.5f / sqrtf((float)s->dim);
+	case R_ROUTER: return 2.0f / sqrtf((float)s->dim);
+	case R_NORM: return 1.0f;
+	default: return 1.0f / sqrtf((float)p->ne[0]);
+	}
+}
+
+/* Interrupted: remove the partial temp file (unlink is async-signal-safe). */
+static const char *volatile partial;
+
+static void on_signal(int sig)
+{
+	if (partial)
+		unlink(partial);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int write_data(struct tm_gguf_writer *w, const struct opts *o, const struct tplan *t, int n)
+{
+	const size_t chunk = 8u << 20;
+	uint8_t *buf = malloc(chunk);
+	uint64_t total = tm_gguf_writer_total_bytes(w), done = 0;
+	bool progress = !o->quiet && total > (256ull << 20);
+	double t0 = now(), last = t0;
+	int err = 0;
+
+	if (!buf)
+		return tm_err(-ENOMEM, "out of memory");
+	for (int i = 0; i < n && !err; i++) {
+		const struct tplan *p = &t[i];
+		size_t row = tm_row_bytes(p->type, p->ne[0]);
+		int64_t rows = p->ne[1] * p->ne[2], per = (int64_t)(chunk / row);
+		float rms = role_rms(p, &o->s);
+		struct rng r;
+
+		if (per < 1)
+			per = 1;	/* a row longer than the chunk: never with these shapes */
+		rng_seed(&r, o->seed, p->name);
+		for (int64_t r0 = 0; r0 < rows && !err; r0 += per) {
+			int64_t k = rows - r0 < per ? rows - r0 : per;
+
+			gen_rows(&r, p->type, buf, k, p->ne[0], rms, p->role);
+			err = tm_gguf_writer_data(w, buf, (size_t)k * row);
+			done += (uint64_t)k * row;
+			if (progress && now() - last > 1.0) {
+				last = now();
+				fprintf(stderr, "\rsynth: %.2f / %.2f GiB (%.0f%%), %.0f MiB/s   ",
+					done / 1073741824.0, total / 1073741824.0, 100.0 * done / total,
+					done / 1048576.0 / (last - t0));
+			}
+		}
+	}
+	if (progress)
+		fprintf(stderr, "\rsynth: %.2f GiB in %.1f s%30s\n", done / 1073741824.0, now() - t0, "");
+	free(buf);
+	return err;
+}
+
+int cmd_synth(int argc, char **argv)
+{
+	struct opts o;
+	struct tplan *t = NULL;
+	struct tm_gguf_writer *w = NULL;
+	int n, rc, err;
+
+	if ((rc = parse_opts(argc, argv, &o)))
+		return rc;
+	if (!o.out && !o.dry)
+		return usage_error(CMD, "no output file: -o OUT.gguf (see --help)");
+	if ((rc = make_shape(&o)))
+		return rc;
+	t = calloc((size_t)plan_capacity(&o.s), sizeof(*t));
+	if (!t)
+		return run_error(CMD, "out of memory");
+	n = build_plan(&o.s, &o.q, t);
+	if ((rc = check_blocks(t, n))) {
+		free(t);
+		return rc;
+	}
+	uint64_t bytes = 0, params = 0;
+
+	for (int i = 0; i < n; i++) {
+		bytes += tensor_bytes(&t[i]);
+		params += tensor_params(&t[i]);
+	}
+	const struct shape *s = &o.s;
+	char desc[512];
+
+	snprintf(desc, sizeof(desc),
+		 "%s: %s%s, %u layers, dim %u, %u heads (%u kv, head dim %u), ff %u, vocab %u%s, %s, %.3g M params, %.1f MiB of weights",
+		 o.dry ? "would write" : o.out, arch_names[s->arch], s->arch == ARCH_LLAMA && s->experts ? " (moe)" : "",
+		 s->layers, s->dim, s->heads, s->kv_heads, s->head_dim, s->ff, s->vocab, "",
+		 o.q.mix == MIX_Q4_K_M ? "q4_K_M" : o.q.mix == MIX_Q5_K_M ? "q5_K_M" : tm_dtype_traits(o.q.type)->name,
+		 params / 1e6, bytes / 1048576.0);
+	if (s->experts) {
+		size_t l = strlen(desc);
+
+		snprintf(desc + l, sizeof(desc) - l, ", %u experts (top %u, ff %u)", s->experts, s->experts_used,
+			 s->arch == ARCH_QWEN3MOE ? s->expert_ff : s->ff);
+	}
+	if (o.dry) {
+		printf("%s\n", desc);
+		free(t);
+		return 0;
+	}
+	err = tm_gguf_writer_new(&w, 32);
+	err = err ?: write_meta(w, &o);
+	for (int i = 0; !err && i < n; i++)
+		err = tm_gguf_writer_add_tensor(w, t[i].name, (uint32_t)t[i].type, t[i].n_dims, t[i].ne);
+	err = err ?: tm_gguf_writer_begin(w, o.out);
+	if (!err) {
+		partial = tm_gguf_writer_temp_path(w);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGHUP, on_signal);
+	}
+	err = err ?: write_data(w, &o, t, n);
+	err = err ?: tm_gguf_writer_finish(w);
+	partial = NULL;
+	tm_gguf_writer_free(w);
+	free(t);
+	if (err)
+		return run_error(CMD, "%s", tm_strerror());
+	printf("%s\n", desc);
+	return 0;
+}

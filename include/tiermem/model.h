@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A model is a parsed GGUF seen as a transformer: hyperparameters from the
+ * metadata and, per layer, pointers to the weight tensors inside the mapping
+ * that holds the file. Nothing is copied; the mapping and the tm_gguf must
+ * outlive the model.
+ *
+ * Architectures (general.architecture):
+ *   llama     dense, grouped-query attention, RoPE on adjacent pairs; with
+ *             {arch}.expert_count > 0 the FFN is a Mixtral-style MoE
+ *   qwen3     as llama plus RMSNorm of each q and k head before RoPE, and
+ *             RoPE on the two halves of each head (NEOX)
+ *   qwen3moe  qwen3 with an MoE FFN in every layer
+ * MoE routing is llama.cpp's for these three: softmax over the router logits,
+ * the top expert_used_count experts, their probabilities renormalised to sum 1.
+ *
+ * A tm_ctx is one sequence being evaluated: the KV cache and every scratch
+ * buffer, allocated once, so evaluating a token allocates nothing.
+ */
+#ifndef TIERMEM_MODEL_H
+#define TIERMEM_MODEL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/pool.h"
+#include "tiermem/gguf.h"
+#include "tiermem/mapping.h"
+
+enum tm_arch {
+	TM_ARCH_LLAMA,
+	TM_ARCH_QWEN3,
+	TM_ARCH_QWEN3MOE,
+};
+
+/*
+ * A weight matrix (or a stack of n_mat of them: the experts of a layer) in the
+ * mapping. Row r of matrix e starts at data + e * mat_bytes + r * row_bytes.
+ */
+struct tm_weight {
+	char name[64];			/* the GGUF tensor name, for messages */
+	const void *data;
+	int type;			/* GGML type id (kernels/kernels.h) */
+	int rows, cols;			/* output and input sizes: ne[1], ne[0] */
+	int n_mat;			/* ne[2]: experts; 1 for a plain matrix or vector */
+	size_t row_bytes, mat_bytes;
+};
+
+struct tm_layer {
+	struct tm_weight attn_norm, wq, wk, wv, wo;
+	struct tm_weight q_norm, k_norm;		/* qwen3*: per-head RMSNorm weights */
+	struct tm_weight ffn_norm;
+	struct tm_weight gate, up, down;		/* dense FFN */
+	struct tm_weight gate_inp;			/* MoE router: n_expert x n_embd */
+	struct tm_weight gate_exps, up_exps, down_exps;	/* MoE experts, n_mat = n_expert */
+};
+
+struct tm_hparams {
+	enum tm_arch arch;
+	const char *arch_name;		/* "llama", "qwen3", "qwen3moe" */
+	int n_vocab, n_embd, n_layer;
+	int n_head, n_head_kv, head_dim;	/* head_dim: key and value length */
+	int n_ff;			/* dense FFN width (0 when every layer is MoE) */
+	int n_expert, n_expert_used, n_ff_exp;
+	int n_ctx_train;
+	int n_rot, rope_mode;		/* enum tm_rope_mode */
+	float rope_base, rope_freq_scale;
+	float rms_eps;
+	bool moe, qk_norm;
+};
+
+struct tm_model {
+	struct tm_hparams hp;
+	struct tm_weight tok_embd, output_norm, output;	/* output may be tok_embd (tied) */
+	const float *rope_freqs;	/* optional per-pair frequency divisors (llama 3) */
+	struct tm_layer *layers;
+	/* weight bytes one decoded token reads: all dense weights, one embedding row,
+	 * and for MoE the router plus n_expert_used experts per layer */
+	uint64_t bytes_per_token;
+	uint64_t bytes_total;		/* all tensor bytes in the file */
+	/* set by tm_model_load: the file's mapping and parse, released by tm_model_free */
+	struct tm_mapping map;
+	struct tm_gguf gguf;
+	bool owns_file;
+};
+
+/*
+ * Read hyperparameters and tensor pointers from a parsed GGUF; checks every
+ * tensor's presence, shape and type. Errors (with a tm_err message naming the
+ * key or tensor): -EINVAL for missing or inconsistent metadata and tensors,
+ * -EOPNOTSUPP for an architecture, tensor type or RoPE scaling this build
+ * does not run, -ENOMEM.
+ */
+int tm_model_init(struct tm_model *m, const struct tm_gguf *g);
+
+/* Map and parse a GGUF file, then tm_model_init. -ENOENT etc. for the file. */
+int tm_model_load(struct tm_model *m, const char *path);
+
+void tm_model_free(struct tm_model *m);
+
+/* An error tm_model_init/_load returned that means "bad input" (exit 2), not a failure to run. */
+static inline bool tm_model_err_is_input(int err)
+{
+	return err != -ENOMEM;
+}
+
+/* One sequence: KV cache (f32) and scratch for batches of up to n_batch tokens. */
+struct tm_ctx {
+	const struct tm_model *m;
+	struct tm_pool *pool;
+	int n_ctx, n_batch, n_past;
+	float *k_cache, *v_cache;	/* [layer][n_ctx][n_head_kv * head_dim] */
+	/* scratch, n_batch rows each */
+	float *x, *xb, *q, *att, *hb, *hb2;
+	float *logits;			/* n_vocab: the last position's logits */
+	float *scores;			/* attention: n_threads * n_ctx */
+	float *rope_cs;			/* n_batch * n_rot */
+	/* MoE */
+	float *router;			/* n_batch * n_expert logits */
+	float *probs;			/* n_expert */
+	int *sel;			/* n_batch * n_expert_used expert ids */
+	float *selw;			/* their weights */
+	int *rows;			/* prefill: the batch rows routed to one expert */
+	float *rw;			/* and their weights */
+	float *xg, *yg;			/* gathered expert inputs, expert outputs */
+	float *acc;			/* the weighted sum of the experts */
+	/* accounting: weight bytes the forward passes have read so far */
+	uint64_t weight_bytes;
+	uint64_t n_evals;		/* forward calls */
+};
+
+/* n_ctx <= hp.n_ctx_train; n_batch >= 1. The pool must outlive the context. */
+int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
+		  int n_ctx, int n_batch);
+void tm_ctx_free(struct tm_ctx *c);
+/* Forget the sequence (the cache is overwritten as positions are reused). */
+void tm_ctx_reset(struct tm_ctx *c);
+
+/*
+ * Evaluate n tokens at positions n_past .. n_past + n - 1 and advance n_past.
+ * Batches of n_batch go through the matmul kernels; a batch of one is decode
+ * (matvecs). With logits_all, logits receives n rows of n_vocab (one per
+ * position); otherwise c->logits holds the last position's row (logits may be
+ * NULL, or receives a copy). -EINVAL for a bad token id or a full context.
+ */
+int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bool logits_all);
+
+#endif

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Run-time choice of the kernel table: the CPU must report the instructions
+ * (cpuid) and the OS must save their registers (xgetbv), else we fall back.
+ */
+#include <stdatomic.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include "kern.h"
+
+enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI };
+
+#if defined(__x86_64__) || defined(__i386__)
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static int detect(void)
+{
+	unsigned int a, b, c, d, b7, c7;
+	uint64_t xcr0;
+	int avx2, avx512;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return ISA_SCALAR;
+	/* OSXSAVE, AVX, FMA, F16C */
+	if (!(c & (1u << 27)) || !(c & (1u << 28)) || !(c & (1u << 12)) || !(c & (1u << 29)))
+		return ISA_SCALAR;
+	xcr0 = xgetbv0();
+	if ((xcr0 & 0x6) != 0x6)	/* XMM and YMM state */
+		return ISA_SCALAR;
+	if (!__get_cpuid_count(7, 0, &a, &b7, &c7, &d))
+		return ISA_SCALAR;
+	avx2 = !!(b7 & (1u << 5));
+	if (!avx2)
+		return ISA_SCALAR;
+	/* F (16), DQ (17), BW (30), VL (31); opmask and ZMM state in XCR0 */
+	avx512 = (b7 & (1u << 16)) && (b7 & (1u << 17)) && (b7 & (1u << 30)) &&
+		 (b7 & (1u << 31)) && (xcr0 & 0xe0) == 0xe0;
+	if (!avx512)
+		return ISA_AVX2;
+	return (c7 & (1u << 11)) ? ISA_AVX512VNNI : ISA_AVX512;
+}
+#else
+static int detect(void)
+{
+	return ISA_SCALAR;
+}
+#endif
+
+static const struct tm_kern *const tables[] = {
+	[ISA_SCALAR] = &tm_kern_scalar,
+	[ISA_AVX2] = &tm_kern_avx2,
+	[ISA_AVX512] = &tm_kern_avx512,
+	[ISA_AVX512VNNI] = &tm_kern_avx512vnni,
+};
+
+static _Atomic int best = -1;
+static _Atomic(const struct tm_kern *) current;
+
+const struct tm_kern *tm_kern(void)
+{
+	const struct tm_kern *k = atomic_load_explicit(&current, memory_order_relaxed);
+
+	if (!k) {
+		best = detect();
+		k = tables[best];
+		atomic_store(&current, k);
+	}
+	return k;
+}
+
+const char *tm_kernels_isa(void)
+{
+	return tm_kern()->name;
+}
+
+/* "avx512" picks the VNNI flavour when the CPU has it; "avx512-novnni" never does. */
+int tm_kernels_force_isa(const char *isa)
+{
+	int want;
+
+	tm_kern();
+	if (!strcmp(isa, "scalar"))
+		want = ISA_SCALAR;
+	else if (!strcmp(isa, "avx2"))
+		want = ISA_AVX2;
+	else if (!strcmp(isa, "avx512"))
+		want = best == ISA_AVX512VNNI ? ISA_AVX512VNNI : ISA_AVX512;
+	else if (!strcmp(isa, "avx512-novnni"))
+		want = ISA_AVX512;
+	else
+		return -1;
+	if (want > best)
+		return -1;
+	atomic_store(&current, tables[want]);
+	return 0;
+}

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+/* The AVX2 table: the 256-bit kernels of dot_simd256.h. */
+#include "dot_simd256.h"
+
+const struct tm_kern tm_kern_avx2 = {
+	.name = "avx2",
+	.dot = {
+		[TM_F32] = dot_f32, [TM_F16] = dot_f16, [TM_BF16] = dot_bf16,
+		[TM_Q4_0] = dot_q4_0, [TM_Q8_0] = dot_q8_0,
+		[TM_Q4_K] = dot_q4_K, [TM_Q5_K] = dot_q5_K, [TM_Q6_K] = dot_q6_K,
+	},
+	.quant_q8_0 = quant_q8_0_256,
+	.quant_q8_K = quant_q8_K_256,
+};

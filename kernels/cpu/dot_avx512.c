@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: MIT
+/*
+ * AVX-512 (F/BW/VL/DQ) kernels: 512-bit versions of every type, plus a VNNI
+ * flavour of the quantized kernels (vpdpbusd for q8_0/q4_0, vpdpwssd to
+ * scale and accumulate the K-quants) for CPUs that have it. The
+ * dispatcher picks tm_kern_avx512vnni only where cpuid reports VNNI. The
+ * Makefile compiles this file with -mavx512vnni, so the non-VNNI kernels use
+ * intrinsics only (no scalar integer loops the compiler could vectorise into
+ * VNNI instructions).
+ *
+ * Quantizers and the float tails come from the 256-bit template.
+ */
+#include "dot_simd256.h"
+
+INLINE float hsum512_ps(__m512 v)
+{
+	return hsum256_ps(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
+}
+
+/* ---- float types ---- */
+
+INLINE __m512 load16_f32(const void *p) { return _mm512_loadu_ps(p); }
+INLINE __m512 load16_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256(p)); }
+INLINE __m512 load16_bf16(const void *p)
+{
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p)), 16));
+}
+
+#define FLOAT512_KERNEL(name, T, load16, wscalar)				\
+INLINE void name##_512_nx(NX_PARAMS)						\
+{										\
+	const int n = nblocks;							\
+	for (int r = 0; r < nrows; r++) {					\
+		const T *a = (const T *)((const char *)w + r * wstride);	\
+		__m512 acc[TM_NX_MAX][2];					\
+		int i = 0;							\
+		UNROLL for (int t = 0; t < NX; t++)				\
+			acc[t][0] = acc[t][1] = _mm512_setzero_ps();		\
+		for (; i + 32 <= n; i += 32) {					\
+			__m512 w0 = load16(a + i), w1 = load16(a + i + 16);	\
+			tm_prefetch_block(a + i, 32 * (int)sizeof(T));		\
+			UNROLL for (int t = 0; t < NX; t++) {			\
+				const float *b = (const float *)((const char *)x + t * xstride); \
+				acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(b + i), acc[t][0]); \
+				acc[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(b + i + 16), acc[t][1]); \
+			}							\
+		}								\
+		UNROLL for (int t = 0; t < NX; t++) {				\
+			const float *b = (const float *)((const char *)x + t * xstride); \
+			float s = hsum512_ps(_mm512_add_ps(acc[t][0], acc[t][1])); \
+			for (int k = i; k < n; k++)				\
+				s += wscalar(a[k]) * b[k];			\
+			y[t * ystride + r] = s;					\
+		}								\
+	}									\
+}
+
+FLOAT512_KERNEL(f32, float, load16_f32, id_f32)
+FLOAT512_KERNEL(f16, uint16_t, load16_f16, f16)
+FLOAT512_KERNEL(bf16, uint16_t, load16_bf16, tm_bf16_to_f32)
+NX_DISPATCH(f32_512)
+NX_DISPATCH(f16_512)
+NX_DISPATCH(bf16_512)
+
+/* ---- q8_0 and q4_0: two 32-element blocks per 512-bit vector ---- */
+
+INLINE __m512i pair256(__m256i lo, __m256i hi)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* Signed-byte dot products as 16 int32: |a| * (b with a's sign). */
+INLINE __m512i dot_i8_512(__m512i a, __m512i b, const int vnni)
+{
+	__mmask64 neg = _mm512_movepi8_mask(a);
+	__m512i ax = _mm512_abs_epi8(a);
+	__m512i sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
+
+	if (vnni)
+		return _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sb);
+	return _mm512_madd_epi16(_mm512_maddubs_epi16(ax, sb), _mm512_set1_epi16(1));
+}
+
+#define Q80_512_KERNEL(name, BLK, unpack, VNNI)					\
+INLINE void name##_nx(NX_PARAMS)						\
+{										\
+	for (int r = 0; r < nrows; r++) {					\
+		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
+		__m512 acc[TM_NX_MAX];						\
+		int i = 0;							\
+		UNROLL for (int t = 0; t < NX; t++)				\
+			acc[t] = _mm512_setzero_ps();				\
+		for (; i + 2 <= nblocks; i += 2) {				\
+			__m512i q = pair256(unpack(a + i), unpack(a + i + 1));	\
+			float d0 = f16(a[i].d), d1 = f16(a[i + 1].d);		\
+			tm_prefetch_block(a + i, 2 * sizeof(BLK));		\
+			UNROLL for (int t = 0; t < NX; t++) {			\
+				const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
+				__m512i yv = pair256(load_q8_0(b), load_q8_0(b + 1)); \
+				__m512 s = _mm512_insertf32x8(_mm512_set1_ps(d0 * f16(b[0].d)), \
+							      _mm256_set1_ps(d1 * f16(b[1].d)), 1); \
+				acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8_512(q, yv, VNNI)), acc[t]); \
+			}							\
+		}								\
+		UNROLL for (int t = 0; t < NX; t++) {				\
+			float s = hsum512_ps(acc[t]);				\
+			if (i < nblocks) {					\
+				const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
+				__m256i p = dot_i8(unpack(a + i), load_q8_0(b));	\
+				s += f16(a[i].d) * f16(b->d) * hsum256_ps(_mm256_cvtepi32_ps(p)); \
+			}							\
+			y[t * ystride + r] = s;					\
+		}								\
+	}									\
+}
+
+Q80_512_KERNEL(q8_0_512, blk_q8_0, load_q8_0, 0)
+Q80_512_KERNEL(q4_0_512, blk_q4_0, unpack_q4_0, 0)
+Q80_512_KERNEL(q8_0_vnni, blk_q8_0, load_q8_0, 1)
+Q80_512_KERNEL(q4_0_vnni, blk_q4_0, unpack_q4_0, 1)
+NX_DISPATCH(q8_0_512)
+NX_DISPATCH(q4_0_512)
+NX_DISPATCH(q8_0_vnni)
+NX_DISPATCH(q4_0_vnni)
+
+/* ---- q4_K and q5_K ---- */
+
+/* acc + madd(p, s): a single vpdpwssd with VNNI. */
+INLINE __m512i madd_acc(__m512i acc, __m512i p, __m512i s, const int vnni)
+{
+	if (vnni)
+		return _mm512_dpwssd_epi32(acc, p, s);
+	return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
+}
+
+/* Index vectors for vpermw: lanes 0..15 take i16 element a, lanes 16..31 element b. */
+INLINE __m512i idx2(int a, int b)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)a)),
+				  _mm256_set1_epi16((short)b), 1);
+}
+
+/*
+ * 64 bytes of q4_K nibbles hold chunks c and c+1; their low nibbles are
+ * sub-blocks 2c and 2c+2, the high ones 2c+1 and 2c+3. Re-pairing the 256-bit
+ * halves gives [2c | 2c+1] and [2c+2 | 2c+3], each matching 64 contiguous
+ * activation bytes.
+ */
+INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+			   const blk_q8_K *const xb[], __m512i isum[], __m256i msum[], const int NX,
+			   const int VNNI)
+{
+	const __m512i m4 = _mm512_set1_epi8(15);
+	const __m128i scv = kq_scales_vec(scales);
+	const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scv));
+	const __m256i mins = kq_mins_dup(scv);
+
+	UNROLL for (int t = 0; t < NX; t++) {
+		msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
+		isum[t] = _mm512_setzero_si512();
+	}
+	UNROLL for (int c = 0; c < 4; c += 2) {
+		__m512i v = _mm512_loadu_si512(qs + 32 * c);
+		__m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+		__m512i qa = _mm512_shuffle_i64x2(lo, hi, 0x44), qb = _mm512_shuffle_i64x2(lo, hi, 0xee);
+		__m512i sa = _mm512_permutexvar_epi16(idx2(2 * c, 2 * c + 1), sc);
+		__m512i sb = _mm512_permutexvar_epi16(idx2(2 * c + 2, 2 * c + 3), sc);
+
+		if (qh) {
+			/* bit j of qh[l] is bit 4 of sub-block j's element l */
+			const __m512i one = _mm512_set1_epi8(1);
+			__m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
+
+			qa = _mm512_or_si512(qa, _mm512_slli_epi16(_mm512_and_si512(
+				_mm512_srlv_epi16(hb, idx2(2 * c, 2 * c + 1)), one), 4));
+			qb = _mm512_or_si512(qb, _mm512_slli_epi16(_mm512_and_si512(
+				_mm512_srlv_epi16(hb, idx2(2 * c + 2, 2 * c + 3)), one), 4));
+		}
+		UNROLL for (int t = 0; t < NX; t++) {
+			const int8_t *yq = xb[t]->qs + 64 * c;
+
+			isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(qa, _mm512_loadu_si512(yq)), sa, VNNI);
+			isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(qb, _mm512_loadu_si512(yq + 64)), sb, VNNI);
+		}
+	}
+}
+
+#define KQ45_512_KERNEL(name, BLK, HAS_QH, VNNI)				\
+INLINE void name##_nx(NX_PARAMS)						\
+{										\
+	for (int r = 0; r < nrows; r++) {					\
+		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
+		__m512 acc[TM_NX_MAX];						\
+		__m256 accm[TM_NX_MAX];						\
+		UNROLL for (int t = 0; t < NX; t++) {				\
+			acc[t] = _mm512_setzero_ps();				\
+			accm[t] = _mm256_setzero_ps();				\
+		}								\
+		for (int i = 0; i < nblocks; i++) {				\
+			const blk_q8_K *xb[TM_NX_MAX];				\
+			__m512i isum[TM_NX_MAX];				\
+			__m256i msum[TM_NX_MAX];				\
+			const __m128 dd = kq_d_dmin(&a[i].d);			\
+			tm_prefetch_block(a + i, sizeof(BLK));			\
+			UNROLL for (int t = 0; t < NX; t++)			\
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i; \
+			kq45_block_512(a[i].scales, a[i].qs, HAS_QH ? (const uint8_t *)&a[i] + 16 : NULL, \
+				       xb, isum, msum, NX, VNNI);		\
+			UNROLL for (int t = 0; t < NX; t++) {			\
+				__m128 s = _mm_mul_ps(dd, _mm_set1_ps(xb[t]->d)); \
+				acc[t] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s), \
+							 _mm512_cvtepi32_ps(isum[t]), acc[t]); \
+				accm[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), \
+							  _mm256_cvtepi32_ps(msum[t]), accm[t]); \
+			}							\
+		}								\
+		UNROLL for (int t = 0; t < NX; t++)				\
+			y[t * ystride + r] = hsum512_ps(acc[t]) - hsum256_ps(accm[t]); \
+	}									\
+}
+
+KQ45_512_KERNEL(q4_K_512, blk_q4_K, 0, 0)
+KQ45_512_KERNEL(q5_K_512, blk_q5_K, 1, 0)
+KQ45_512_KERNEL(q4_K_vnni, blk_q4_K, 0, 1)
+KQ45_512_KERNEL(q5_K_vnni, blk_q5_K, 1, 1)
+NX_DISPATCH(q4_K_512)
+NX_DISPATCH(q5_K_512)
+NX_DISPATCH(q4_K_vnni)
+NX_DISPATCH(q5_K_vnni)
+
+/* ---- q6_K ---- */
+
+/* vpermw index: lane l (0..31) takes i16 element base + l / 8. */
+INLINE __m512i idx4(int base)
+{
+	return _mm512_add_epi16(_mm512_set1_epi16((short)base),
+				_mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+								   19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8,
+								   7, 6, 5, 4, 3, 2, 1, 0), 3));
+}
+
+/* Per half of 128: [q0 | q1] and [q2 | q3] as in the 256-bit kernel, 64 bytes each. */
+INLINE void q6K_512_body(NX_PARAMS, const int VNNI)
+{
+	const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
+	const __m512i sh01 = idx2(0, 2), sh23 = idx2(4, 6);
+
+	for (int r = 0; r < nrows; r++) {
+		const blk_q6_K *a = (const blk_q6_K *)((const char *)w + r * wstride);
+		__m512 acc[TM_NX_MAX];
+
+		UNROLL for (int t = 0; t < NX; t++)
+			acc[t] = _mm512_setzero_ps();
+		for (int i = 0; i < nblocks; i++) {
+			const blk_q8_K *xb[TM_NX_MAX];
+			__m512i isum[TM_NX_MAX];
+			__m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
+			__m512i sc = _mm512_castsi256_si512(sc16);
+			float d = f16(a[i].d);
+
+			tm_prefetch_block(a + i, sizeof(blk_q6_K));
+			UNROLL for (int t = 0; t < NX; t++) {
+				__m256i bs, m;
+
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;
+				bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
+				m = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+				isum[t] = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), m));
+			}
+			UNROLL for (int h = 0; h < 2; h++) {
+				__m512i l = _mm512_loadu_si512(a[i].ql + 64 * h);
+				__m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h)));
+				__m512i q01 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(
+					_mm512_and_si512(_mm512_srlv_epi16(hb, sh01), m3), 4));
+				__m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+					_mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, sh23), m3), 4));
+				__m512i s01 = _mm512_permutexvar_epi16(idx4(8 * h), sc);
+				__m512i s23 = _mm512_permutexvar_epi16(idx4(8 * h + 4), sc);
+
+				UNROLL for (int t = 0; t < NX; t++) {
+					const int8_t *yq = xb[t]->qs + 128 * h;
+
+					isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(q01, _mm512_loadu_si512(yq)), s01, VNNI);
+					isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(q23, _mm512_loadu_si512(yq + 64)), s23, VNNI);
+				}
+			}
+			UNROLL for (int t = 0; t < NX; t++)
+				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * xb[t]->d),
+							 _mm512_cvtepi32_ps(isum[t]), acc[t]);
+		}
+		UNROLL for (int t = 0; t < NX; t++)
+			y[t * ystride + r] = hsum512_ps(acc[t]);
+	}
+}
+INLINE void q6_K_512_nx(NX_PARAMS) { q6K_512_body(NX_ARGS, NX, 0); }
+INLINE void q6_K_vnni_nx(NX_PARAMS) { q6K_512_body(NX_ARGS, NX, 1); }
+NX_DISPATCH(q6_K_512)
+NX_DISPATCH(q6_K_vnni)
+
+#define AVX512_DOTS(v)								\
+	[TM_F32] = dot_f32_512, [TM_F16] = dot_f16_512, [TM_BF16] = dot_bf16_512, \
+	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
+	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v
+
+const struct tm_kern tm_kern_avx512 = {
+	.name = "avx512-novnni",
+	.dot = { AVX512_DOTS(512) },
+	.quant_q8_0 = quant_q8_0_256,
+	.quant_q8_K = quant_q8_K_256,
+};
+
+const struct tm_kern tm_kern_avx512vnni = {
+	.name = "avx512",
+	.dot = { AVX512_DOTS(vnni) },
+	.quant_q8_0 = quant_q8_0_256,
+	.quant_q8_K = quant_q8_K_256,
+};

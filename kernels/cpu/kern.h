@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to the CPU kernels: GGML's block layouts, the per-ISA kernel
+ * table and the helpers the scalar and SIMD files share.
+ *
+ * Dot products pair each weight type with the activation type llama.cpp
+ * uses, so our arithmetic tracks its: q8_0 and q4_0 weights with q8_0
+ * activations, the K-quants with q8_K activations, f32/f16/bf16 with floats.
+ * Within a quantized block the dot product is an exact integer sum; only the
+ * float accumulation across blocks differs between ISAs.
+ */
+#ifndef TIERMEM_KERNELS_KERN_H
+#define TIERMEM_KERNELS_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#define QK 32		/* elements per q4_0 / q8_0 block */
+#define QK_K 256	/* elements per K-quant super-block */
+
+typedef struct { uint16_t d; uint8_t qs[QK / 2]; } blk_q4_0;
+typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;
+/* 8 sub-blocks of 32; 6-bit scales and mins packed into 12 bytes. */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } blk_q4_K;
+/* As q4_K; bit 4 of element 32*j + l is bit j of qh[l]. */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } blk_q5_K;
+/* 16 sub-blocks of 16, signed 8-bit scales, values 0..63 offset by 32. */
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } blk_q6_K;
+/* Activations for the K-quants: bsums[i] = sum of qs[16*i .. 16*i+15]. */
+typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } blk_q8_K;
+
+_Static_assert(sizeof(blk_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(blk_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(blk_q4_K) == 144, "q4_K layout");
+_Static_assert(sizeof(blk_q5_K) == 176, "q5_K layout");
+_Static_assert(sizeof(blk_q6_K) == 210, "q6_K layout");
+_Static_assert(sizeof(blk_q8_K) == 292, "q8_K layout");
+
+/* Most tokens one kernel call handles against the same weight rows. */
+#define TM_NX_MAX 4
+
+/*
+ * y[t * ystride + r] = dot(row r, x_t) for r < nrows, t < nx (nx <= TM_NX_MAX).
+ * Row r is at w + r * wstride and holds nblocks blocks; x_t is at
+ * x + t * xstride in the weight type's activation format.
+ */
+typedef void (*tm_dot_fn)(const void *w, size_t wstride, int nrows, int nblocks,
+			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
+/* Quantize n floats (a multiple of the block size) into activation blocks. */
+typedef void (*tm_quant_fn)(const float *x, void *q, int64_t n);
+
+struct tm_kern {
+	const char *name;
+	tm_dot_fn dot[TM_DTYPE_MAX];
+	tm_quant_fn quant_q8_0, quant_q8_K;
+};
+
+extern const struct tm_kern tm_kern_scalar;
+extern const struct tm_kern tm_kern_avx2;
+extern const struct tm_kern tm_kern_avx512;
+extern const struct tm_kern tm_kern_avx512vnni;
+
+/* The reference quantizers (quant_ref.c); SIMD ones produce the same bytes. */
+void tm_quant_q8_0_ref(const float *x, void *q, int64_t n);
+void tm_quant_q8_K_ref(const float *x, void *q, int64_t n);
+
+/*
+ * matvec.c: quantize a matvec's activations on the calling thread before
+ * the hand-off (1, the default) or share the work among the threads behind a
+ * barrier (0). For benchmarks that compare the two.
+ */
+void tm_matvec_serial_quant(int on);
+
+/* The table in use (dispatch.c). */
+const struct tm_kern *tm_kern(void);
+
+/* The activation format a weight type's dot product takes: TM_F32, TM_Q8_0 or TM_Q8_K. */
+static inline int tm_act_type(int type)
+{
+	switch (type) {
+	case TM_Q4_0: case TM_Q8_0: return TM_Q8_0;
+	case TM_Q4_K: case TM_Q5_K: case TM_Q6_K: return TM_Q8_K;
+	default: return TM_F32;
+	}
+}
+
+/*
+ * Weights are read once per token, far ahead of use: software prefetch this
+ * far ahead keeps enough misses in flight (cpu-facts: 2-3x better than the
+ * hardware prefetcher alone at 10-30 instructions per cache line).
+ */
+#define TM_PREFETCH_AHEAD 8192
+static inline void tm_prefetch_block(const void *p, int bytes)
+{
+	const char *c = (const char *)p + TM_PREFETCH_AHEAD;
+
+	for (int o = 0; o < bytes; o += 64)
+		__builtin_prefetch(c + o, 0, 3);
+}
+
+/* Round to nearest, ties to even, for |v| < 2^22: what the SIMD converts do. */
+static inline int tm_nearest_int(float v)
+{
+	float f = v + 12582912.f;
+	int32_t i;
+
+	memcpy(&i, &f, sizeof(i));
+	return (i & 0x007fffff) - 0x00400000;
+}
+
+/* q4_K/q5_K scales: bytes 0..7 of out are the 8 scales, 8..15 the 8 mins. */
+static inline void tm_kq_scales(const uint8_t *packed, uint32_t out[4])
+{
+	const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+	uint32_t u[3];
+
+	memcpy(u, packed, 12);
+	out[0] = u[0] & m6;
+	out[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+	out[2] = u[1] & m6;
+	out[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+}
+
+#endif

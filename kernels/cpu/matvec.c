@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Matvec batches and matmul over the pool: one hand-off per call. Each call
+ * first quantizes every distinct activation once (a matvec on the calling
+ * thread before the hand-off; a matmul's many tokens shared among the threads,
+ * which then meet at a spin barrier), then each thread streams one
+ * contiguous range of weight bytes.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "kern.h"
+
+/* Thread boundaries fall on multiples of this many rows, so no two threads write one line of y. */
+#define ROW_ALIGN 16
+/* matmul: rows per tile are sized so a tile of weights stays in L2 while every token passes over it. */
+#define TILE_BYTES (256 << 10)
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* One-shot barrier for the threads of one pool run. */
+static void barrier_wait(atomic_int *arrived, int nth)
+{
+	if (nth == 1)
+		return;
+	atomic_fetch_add_explicit(arrived, 1, memory_order_acq_rel);
+	while (atomic_load_explicit(arrived, memory_order_acquire) < nth)
+		cpu_relax();
+}
+
+static tm_dot_fn dot_fn(const struct tm_kern *k, int type)
+{
+	return k->dot[type] ? k->dot[type] : tm_kern_scalar.dot[type];
+}
+
+static tm_quant_fn quant_fn(const struct tm_kern *k, int act)
+{
+	if (act == TM_Q8_0)
+		return k->quant_q8_0 ? k->quant_q8_0 : tm_quant_q8_0_ref;
+	return k->quant_q8_K ? k->quant_q8_K : tm_quant_q8_K_ref;
+}
+
+/* An activation as the kernels take it: the float x itself, or its blocks in buf. */
+struct act {
+	const float *x;
+	int cols, type;
+	size_t off;
+};
+
+struct batch {
+	const struct tm_matvec *jobs;
+	int njobs, nacts;
+	const struct tm_kern *k;
+	size_t *prefix;		/* weight bytes before job j; prefix[njobs] is the total */
+	int *act_of;		/* job -> acts index */
+	struct act *acts;
+	char *buf;
+	int quantized;		/* buf was filled before the hand-off */
+	_Alignas(64) atomic_int arrived;
+};
+
+static const void *act_ptr(const struct batch *b, int j)
+{
+	const struct act *a = &b->acts[b->act_of[j]];
+
+	return a->type == TM_F32 ? (const void *)a->x : b->buf + a->off;
+}
+
+/* The first (job, row) at or after byte offset pos, rows rounded up to ROW_ALIGN. */
+static void locate(const struct batch *b, size_t pos, int *job, int *row)
+{
+	int j = 0;
+
+	while (j < b->njobs && b->prefix[j + 1] <= pos)
+		j++;
+	if (j == b->njobs) {
+		*job = j;
+		*row = 0;
+		return;
+	}
+	size_t rb = tm_row_bytes(b->jobs[j].type, b->jobs[j].cols);
+	size_t r = (pos - b->prefix[j] + rb - 1) / rb;
+
+	r = (r + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+	if (r >= (size_t)b->jobs[j].rows) {
+		*job = j + 1;
+		*row = 0;
+	} else {
+		*job = j;
+		*row = (int)r;
+	}
+}
+
+static void quantize_share(const struct act *acts, int nacts, char *buf,
+			   const struct tm_kern *k, int ith, int nth)
+{
+	for (int a = 0; a < nacts; a++) {
+		const struct tm_dtype_traits *t;
+		long lo, hi;
+
+		if (acts[a].type == TM_F32)
+			continue;
+		t = tm_dtype_traits(acts[a].type);
+		tm_split(acts[a].cols / t->block_elems, 1, ith, nth, &lo, &hi);
+		if (hi > lo)
+			quant_fn(k, acts[a].type)(acts[a].x + lo * t->block_elems,
+						  buf + acts[a].off + lo * t->block_bytes,
+						  (hi - lo) * t->block_elems);
+	}
+}
+
+/*
+ * Measured (bench/matvec --overhead, 2 threads, rows of 4096 and 14336):
+ * quantizing on the caller before the hand-off cost 2.5 and 6.8 us per call,
+ * sharing it behind the barrier 3.9 and 8.8 us, on a busy host where the
+ * barrier waits for a late thread. Re-measure on a quiet one.
+ */
+static _Atomic int serial_quant = 1;
+
+void tm_matvec_serial_quant(int on)
+{
+	atomic_store(&serial_quant, on);
+}
+
+static void batch_run(void *arg, int ith, int nth)
+{
+	struct batch *b = arg;
+	size_t total = b->prefix[b->njobs];
+	int j0, r0, j1, r1;
+
+	if (b->buf && !b->quantized) {
+		quantize_share(b->acts, b->nacts, b->buf, b->k, ith, nth);
+		barrier_wait(&b->arrived, nth);
+	}
+	locate(b, total * ith / nth, &j0, &r0);
+	locate(b, total * (ith + 1) / nth, &j1, &r1);
+	for (int j = j0; j <= j1 && j < b->njobs; j++) {
+		const struct tm_matvec *m = &b->jobs[j];
+		int lo = j == j0 ? r0 : 0, hi = j == j1 ? r1 : m->rows;
+		int nb = m->cols / tm_dtype_traits(m->type)->block_elems;
+
+		if (hi > lo)
+			dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
+					      hi - lo, nb, act_ptr(b, j), 0, 1, m->y + lo, 0);
+	}
+}
+
+void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs)
+{
+	struct batch b = { .jobs = jobs, .njobs = njobs, .k = tm_kern() };
+	size_t need = 0;
+	void *mem;
+
+	if (njobs <= 0)
+		return;
+	mem = malloc((njobs + 1) * sizeof(size_t) + njobs * (sizeof(int) + sizeof(struct act)));
+	if (!mem)
+		abort();	/* a few hundred bytes: nothing sensible to do without them */
+	b.prefix = mem;
+	b.acts = (struct act *)(b.prefix + njobs + 1);
+	b.act_of = (int *)(b.acts + njobs);
+	b.prefix[0] = 0;
+	for (int j = 0; j < njobs; j++) {
+		int act = tm_act_type(jobs[j].type), a;
+
+		b.prefix[j + 1] = b.prefix[j] + (size_t)jobs[j].rows * tm_row_bytes(jobs[j].type, jobs[j].cols);
+		for (a = 0; a < b.nacts; a++)
+			if (b.acts[a].x == jobs[j].x && b.acts[a].cols == jobs[j].cols && b.acts[a].type == act)
+				break;
+		if (a == b.nacts) {
+			b.acts[a] = (struct act){ .x = jobs[j].x, .cols = jobs[j].cols, .type = act, .off = need };
+			if (act != TM_F32)
+				need += (tm_row_bytes(act, jobs[j].cols) + 63) & ~(size_t)63;
+			b.nacts++;
+		}
+		b.act_of[j] = a;
+	}
+	if (need && !(b.buf = aligned_alloc(64, need)))
+		abort();
+	if (b.buf && (atomic_load_explicit(&serial_quant, memory_order_relaxed) || tm_pool_threads(pool) == 1)) {
+		quantize_share(b.acts, b.nacts, b.buf, b.k, 0, 1);
+		b.quantized = 1;
+	}
+	tm_pool_run(pool, batch_run, &b);
+	free(b.buf);
+	free(mem);
+}
+
+void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job)
+{
+	tm_matvec_batch(pool, job, 1);
+}
+
+struct mm {
+	const struct tm_kern *k;
+	int type, act, rows, cols, n;
+	const void *w;
+	size_t row_stride, xrow;	/* xrow: bytes of one token's activation */
+	const float *X;
+	float *Y;
+	char *xq;
+	_Alignas(64) atomic_int arrived;
+};
+
+static void matmul_run(void *arg, int ith, int nth)
+{
+	struct mm *m = arg;
+	const struct tm_dtype_traits *t = tm_dtype_traits(m->type);
+	int nb = m->cols / t->block_elems;
+	tm_dot_fn dot = dot_fn(m->k, m->type);
+	const char *x = m->xq ? m->xq : (const char *)m->X;
+	long lo, hi, tile;
+
+	if (m->xq) {
+		const struct tm_dtype_traits *at = tm_dtype_traits(m->act);
+		long ablocks = (long)m->n * (m->cols / at->block_elems), qlo, qhi;
+
+		/* X and xq are both dense, so the tokens' blocks form one run */
+		tm_split(ablocks, 1, ith, nth, &qlo, &qhi);
+		if (qhi > qlo)
+			quant_fn(m->k, m->act)(m->X + qlo * at->block_elems,
+					       m->xq + qlo * at->block_bytes,
+					       (qhi - qlo) * at->block_elems);
+		barrier_wait(&m->arrived, nth);
+	}
+	tm_split(m->rows, ROW_ALIGN, ith, nth, &lo, &hi);
+	tile = TILE_BYTES / (long)m->row_stride;
+	tile = tile < ROW_ALIGN ? ROW_ALIGN : tile / ROW_ALIGN * ROW_ALIGN;
+	for (long r0 = lo; r0 < hi; r0 += tile) {
+		int nr = (int)(hi - r0 < tile ? hi - r0 : tile);
+
+		for (int t0 = 0; t0 < m->n; t0 += TM_NX_MAX) {
+			int nx = m->n - t0 < TM_NX_MAX ? m->n - t0 : TM_NX_MAX;
+
+			dot((const char *)m->w + r0 * m->row_stride, m->row_stride, nr, nb,
+			    x + t0 * m->xrow, m->xrow, nx, m->Y + (size_t)t0 * m->rows + r0, m->rows);
+		}
+	}
+}
+
+void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
+	       int rows, int cols, const float *X, int n, float *Y)
+{
+	struct mm m = {
+		.k = tm_kern(), .type = type, .act = tm_act_type(type), .rows = rows,
+		.cols = cols, .n = n, .w = w, .row_stride = row_stride, .X = X, .Y = Y,
+	};
+
+	if (n <= 0 || rows <= 0)
+		return;
+	m.xrow = tm_row_bytes(m.act, cols);
+	if (m.act != TM_F32 && !(m.xq = aligned_alloc(64, (m.xrow * n + 63) & ~(size_t)63)))
+		abort();
+	tm_pool_run(pool, matmul_run, &m);
+	free(m.xq);
+}

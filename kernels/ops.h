@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The small float operations of a transformer layer: RMSNorm, RoPE, softmax,
+ * SwiGLU and attention over a KV cache. Like the matvec kernels they take
+ * pointers and shapes only and know no model; the forward pass (lib/forward.c)
+ * strings them together.
+ *
+ * Numerics follow ggml where it matters for matching llama.cpp's logits:
+ * sums of squares and softmax denominators accumulate in double, RoPE angles
+ * are built by repeated multiplication in float exactly as ggml builds them.
+ */
+#ifndef TIERMEM_KERNELS_OPS_H
+#define TIERMEM_KERNELS_OPS_H
+
+#include <stddef.h>
+
+#include "kernels/pool.h"
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; out may be x; w may be NULL (no weight). */
+void tm_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+
+/* In place over n_rows consecutive rows of n floats each (per-head q/k norm). */
+void tm_rmsnorm_rows(float *x, const float *w, int n_rows, int n, float eps);
+
+enum tm_rope_mode {
+	TM_ROPE_NORM = 0,	/* rotate adjacent pairs (x[2i], x[2i+1]): llama */
+	TM_ROPE_NEOX = 2,	/* rotate (x[i], x[i + n_rot/2]): qwen3, gpt-neox (ggml's id) */
+};
+
+/*
+ * The cos/sin table of one position: cs[2i] = cos(theta_i), cs[2i+1] = sin(theta_i),
+ * theta_i = pos * freq_scale * base^(-2i/n_rot) / (freq_factors ? freq_factors[i] : 1),
+ * for i in [0, n_rot/2). cs holds n_rot floats.
+ */
+void tm_rope_table(float *cs, int pos, int n_rot, float base, float freq_scale,
+		   const float *freq_factors);
+
+/* Rotate the first n_rot dims of each of n_heads heads of head_dim floats. */
+void tm_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs,
+		   enum tm_rope_mode mode);
+
+/* In-place softmax of n floats. */
+void tm_softmax(float *x, int n);
+
+/* out[i] = silu(gate[i]) * up[i]; out may alias either input. */
+void tm_swiglu(float *out, const float *gate, const float *up, int n);
+
+/* y[i] += a * x[i] */
+void tm_axpy(float *y, float a, const float *x, int n);
+
+/* Index of the largest value (the first one on ties). */
+int tm_argmax(const float *x, int n);
+
+/*
+ * Causal multi-head attention with grouped KV heads, over a cache that already
+ * holds the keys and values of the queries' own positions.
+ *
+ * Query t (0 <= t < n_tok) sits at position pos0 + t and attends to cache rows
+ * [0, pos0 + t]. Query head h reads KV head h / (n_head / n_head_kv).
+ * q and out: n_tok rows of q_stride floats (head h at h * head_dim).
+ * k and v: cache rows of kv_stride floats (KV head g at g * head_dim).
+ * scratch: n_threads * scratch_stride floats, scratch_stride >= pos0 + n_tok.
+ * The (query, head) pairs are split across the pool in one hand-off.
+ */
+struct tm_attn {
+	int n_tok, pos0;
+	int n_head, n_head_kv, head_dim;
+	float scale;
+	const float *q;
+	size_t q_stride;
+	const float *k, *v;
+	size_t kv_stride;
+	float *out;
+	size_t out_stride;
+	float *scratch;
+	size_t scratch_stride;
+};
+
+void tm_attention(struct tm_pool *pool, const struct tm_attn *a);
+
+#endif

@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The forward pass: one code path for llama (dense and Mixtral-style MoE),
+ * qwen3 and qwen3moe, which differ only in per-head q/k norms, the RoPE
+ * pairing and whether the FFN is routed to experts.
+ *
+ * Decode (a batch of one) hands the pool one batch of matvecs per weight
+ * group: q, k and v together; wo; gate and up together; down; for MoE the
+ * router, then the selected experts' gate and up together, then their downs.
+ * Attention is one more hand-off. Prefill (a batch of several) runs each
+ * weight through tm_matmul over all rows of the batch, and each expert over
+ * the rows routed to it. Weights are read in place, never copied; the K and V
+ * projections are written straight into the cache.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/ops.h"
+#include "tiermem/error.h"
+#include "tiermem/model.h"
+
+#define MAX_USED 64	/* experts per token we route to; checked in tm_ctx_create */
+
+static size_t max_z(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
+		  int n_ctx, int n_batch)
+{
+	const struct tm_hparams *hp = &m->hp;
+	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
+	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
+	size_t B, K = hp->moe ? hp->n_expert_used : 0, F;
+	size_t nth = tm_pool_threads(pool);
+	struct tm_ctx *c;
+
+	*out = NULL;
+	if (n_ctx < 1 || n_ctx > hp->n_ctx_train)
+		return tm_err(-EINVAL, "context of %d tokens: the model allows 1 to %d", n_ctx, hp->n_ctx_train);
+	if (n_batch < 1)
+		return tm_err(-EINVAL, "batch of %d tokens", n_batch);
+	if (K > MAX_USED)
+		return tm_err(-EOPNOTSUPP, "%d experts per token; at most %d are supported", (int)K, MAX_USED);
+	if (n_batch > n_ctx)
+		n_batch = n_ctx;
+	B = n_batch;
+	F = max_z(B * hp->n_ff, max_z(K, B) * hp->n_ff_exp);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return tm_err(-ENOMEM, "out of memory");
+	c->m = m;
+	c->pool = pool;
+	c->n_ctx = n_ctx;
+	c->n_batch = n_batch;
+	c->k_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
+	c->v_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
+	c->x = malloc(sizeof(float) * B * E);
+	c->xb = malloc(sizeof(float) * B * max_z(E, QD));
+	c->q = malloc(sizeof(float) * B * QD);
+	c->att = malloc(sizeof(float) * B * QD);
+	c->hb = malloc(sizeof(float) * F);
+	c->hb2 = malloc(sizeof(float) * F);
+	c->logits = malloc(sizeof(float) * hp->n_vocab);
+	c->scores = malloc(sizeof(float) * nth * (size_t)n_ctx);
+	c->rope_cs = malloc(sizeof(float) * B * hp->n_rot);
+	if (hp->moe) {
+		c->router = malloc(sizeof(float) * B * hp->n_expert);
+		c->probs = malloc(sizeof(float) * hp->n_expert);
+		c->sel = malloc(sizeof(int) * B * K);
+		c->selw = malloc(sizeof(float) * B * K);
+		c->rows = malloc(sizeof(int) * B);
+		c->xg = malloc(sizeof(float) * B * E);
+		c->yg = malloc(sizeof(float) * max_z(K, B) * E);
+		c->acc = malloc(sizeof(float) * B * E);
+		c->rw = malloc(sizeof(float) * B);
+	}
+	if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->att || !c->hb ||
+	    !c->hb2 || !c->logits || !c->scores || !c->rope_cs ||
+	    (hp->moe && (!c->router || !c->probs || !c->sel || !c->selw || !c->rows || !c->xg || !c->yg ||
+			 !c->acc || !c->rw))) {
+		tm_ctx_free(c);
+		return tm_err(-ENOMEM, "out of memory for a context of %d tokens", n_ctx);
+	}
+	*out = c;
+	return 0;
+}
+
+void tm_ctx_free(struct tm_ctx *c)
+{
+	if (!c)
+		return;
+	free(c->k_cache);
+	free(c->v_cache);
+	free(c->x);
+	free(c->xb);
+	free(c->q);
+	free(c->att);
+	free(c->hb);
+	free(c->hb2);
+	free(c->logits);
+	free(c->scores);
+	free(c->rope_cs);
+	free(c->router);
+	free(c->probs);
+	free(c->sel);
+	free(c->selw);
+	free(c->rows);
+	free(c->xg);
+	free(c->yg);
+	free(c->acc);
+	free(c->rw);
+	free(c);
+}
+
+void tm_ctx_reset(struct tm_ctx *c)
+{
+	c->n_past = 0;
+}
+
+static struct tm_matvec job(const struct tm_weight *w, int mat, const float *x, float *y)
+{
+	return (struct tm_matvec){
+		.type = w->type,
+		.w = (const char *)w->data + (size_t)mat * w->mat_bytes,
+		.row_stride = w->row_bytes,
+		.rows = w->rows,
+		.cols = w->cols,
+		.x = x,
+		.y = y,
+	};
+}
+
+/* Y[n][rows] = X[n][cols] W^T for matrix mat of w: a matvec for one row, else a matmul. */
+static void mul(struct tm_ctx *c, const struct tm_weight *w, int mat, const float *X, int n, float *Y)
+{
+	if (n == 1) {
+		struct tm_matvec j = job(w, mat, X, Y);
+
+		tm_matvec_batch(c->pool, &j, 1);
+	} else {
+		tm_matmul(c->pool, w->type, (const char *)w->data + (size_t)mat * w->mat_bytes,
+			  w->row_bytes, w->rows, w->cols, X, n, Y);
+	}
+}
+
+static uint64_t bytes(const struct tm_weight *w)
+{
+	return (uint64_t)w->mat_bytes * w->n_mat;
+}
+
+static void attention_block(struct tm_ctx *c, const struct tm_layer *L, int layer, int pos0, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
+	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
+	float *kc = c->k_cache + (size_t)layer * c->n_ctx * KVD;
+	float *vc = c->v_cache + (size_t)layer * c->n_ctx * KVD;
+	float *k = kc + (size_t)pos0 * KVD, *v = vc + (size_t)pos0 * KVD;
+
+	for (int i = 0; i < n; i++)
+		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->attn_norm.data, (int)E, hp->rms_eps);
+	if (n == 1) {
+		struct tm_matvec jobs[3] = {
+			job(&L->wq, 0, c->xb, c->q),
+			job(&L->wk, 0, c->xb, k),
+			job(&L->wv, 0, c->xb, v),
+		};
+
+		tm_matvec_batch(c->pool, jobs, 3);
+	} else {
+		mul(c, &L->wq, 0, c->xb, n, c->q);
+		mul(c, &L->wk, 0, c->xb, n, k);
+		mul(c, &L->wv, 0, c->xb, n, v);
+	}
+	for (int i = 0; i < n; i++) {
+		float *qi = c->q + i * QD, *ki = k + i * KVD;
+		const float *cs = c->rope_cs + (size_t)i * hp->n_rot;
+
+		if (hp->qk_norm) {
+			tm_rmsnorm_rows(qi, L->q_norm.data, hp->n_head, hp->head_dim, hp->rms_eps);
+			tm_rmsnorm_rows(ki, L->k_norm.data, hp->n_head_kv, hp->head_dim, hp->rms_eps);
+		}
+		tm_rope_apply(qi, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
+		tm_rope_apply(ki, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
+	}
+	tm_attention(c->pool, &(struct tm_attn){
+		.n_tok = n, .pos0 = pos0,
+		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+		.scale = 1.0f / sqrtf((float)hp->head_dim),
+		.q = c->q, .q_stride = QD,
+		.k = kc, .v = vc, .kv_stride = KVD,
+		.out = c->att, .out_stride = QD,
+		.scratch = c->scores, .scratch_stride = (size_t)c->n_ctx,
+	});
+	mul(c, &L->wo, 0, c->att, n, c->xb);
+	for (int i = 0; i < n; i++)
+		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
+	c->weight_bytes += bytes(&L->attn_norm) + bytes(&L->wq) + bytes(&L->wk) + bytes(&L->wv) +
+			   bytes(&L->wo) + (hp->qk_norm ? bytes(&L->q_norm) + bytes(&L->k_norm) : 0);
+}
+
+static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	size_t E = hp->n_embd;
+
+	if (n == 1) {
+		struct tm_matvec jobs[2] = {
+			job(&L->gate, 0, c->xb, c->hb),
+			job(&L->up, 0, c->xb, c->hb2),
+		};
+
+		tm_matvec_batch(c->pool, jobs, 2);
+	} else {
+		mul(c, &L->gate, 0, c->xb, n, c->hb);
+		mul(c, &L->up, 0, c->xb, n, c->hb2);
+	}
+	tm_swiglu(c->hb, c->hb, c->hb2, n * hp->n_ff);
+	mul(c, &L->down, 0, c->hb, n, c->xb);
+	for (int i = 0; i < n; i++)
+		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
+	c->weight_bytes += bytes(&L->gate) + bytes(&L->up) + bytes(&L->down);
+}
+
+/*
+ * llama.cpp's routing for llama (Mixtral) and qwen3moe: softmax over all the
+ * router logits, the top k, their probabilities divided by their sum.
+ */
+static void route(const float *logits, int n_expert, int k, float *probs, int *sel, float *w)
+{
+	double sum = 0.0;
+
+	memcpy(probs, logits, sizeof(float) * n_expert);
+	tm_softmax(probs, n_expert);
+	for (int j = 0; j < k; j++) {
+		int best = -1;
+
+		for (int e = 0; e < n_expert; e++) {
+			bool taken = false;
+
+			for (int t = 0; t < j && !taken; t++)
+				taken = sel[t] == e;
+			if (!taken && (best < 0 || probs[e] > probs[best]))
+				best = e;
+		}
+		sel[j] = best;
+		w[j] = probs[best];
+		sum += probs[best];
+	}
+	for (int j = 0; j < k; j++)
+		w[j] = (float)(w[j] / sum);
+}
+
+static uint64_t expert_bytes(const struct tm_layer *L)
+{
+	return L->gate_exps.mat_bytes + L->up_exps.mat_bytes + L->down_exps.mat_bytes;
+}
+
+static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int K = hp->n_expert_used, F = hp->n_ff_exp, E = hp->n_embd;
+	struct tm_matvec jobs[2 * MAX_USED];
+
+	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
+	route(c->router, hp->n_expert, K, c->probs, c->sel, c->selw);
+	for (int j = 0; j < K; j++) {
+		jobs[2 * j] = job(&L->gate_exps, c->sel[j], c->xb, c->hb + (size_t)j * F);
+		jobs[2 * j + 1] = job(&L->up_exps, c->sel[j], c->xb, c->hb2 + (size_t)j * F);
+	}
+	tm_matvec_batch(c->pool, jobs, 2 * K);
+	tm_swiglu(c->hb, c->hb, c->hb2, K * F);
+	for (int j = 0; j < K; j++)
+		jobs[j] = job(&L->down_exps, c->sel[j], c->hb + (size_t)j * F, c->yg + (size_t)j * E);
+	tm_matvec_batch(c->pool, jobs, K);
+	/* llama.cpp sums the weighted experts first, then adds the residual */
+	memset(c->acc, 0, sizeof(float) * E);
+	for (int j = 0; j < K; j++)
+		tm_axpy(c->acc, c->selw[j], c->yg + (size_t)j * E, E);
+	tm_axpy(c->x, 1.0f, c->acc, E);
+	c->weight_bytes += bytes(&L->gate_inp) + (uint64_t)K * expert_bytes(L);
+}
+
+/* Prefill: each expert runs once, as a matmul over the rows of the batch routed to it. */
+static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int K = hp->n_expert_used, F = hp->n_ff_exp, E = hp->n_embd;
+
+	mul(c, &L->gate_inp, 0, c->xb, n, c->router);
+	for (int i = 0; i < n; i++)
+		route(c->router + (size_t)i * hp->n_expert, hp->n_expert, K, c->probs,
+		      c->sel + (size_t)i * K, c->selw + (size_t)i * K);
+	memset(c->acc, 0, sizeof(float) * n * E);
+	c->weight_bytes += bytes(&L->gate_inp);
+	for (int e = 0; e < hp->n_expert; e++) {
+		int cnt = 0;
+
+		for (int i = 0; i < n; i++)
+			for (int j = 0; j < K; j++)
+				if (c->sel[i * K + j] == e) {
+					c->rows[cnt] = i;
+					c->rw[cnt] = c->selw[i * K + j];
+					memcpy(c->xg + (size_t)cnt * E, c->xb + (size_t)i * E, sizeof(float) * E);
+					cnt++;
+				}
+		if (!cnt)
+			continue;
+		if (cnt == 1) {
+			struct tm_matvec jobs[2] = {
+				job(&L->gate_exps, e, c->xg, c->hb),
+				job(&L->up_exps, e, c->xg, c->hb2),
+			};
+
+			tm_matvec_batch(c->pool, jobs, 2);
+		} else {
+			mul(c, &L->gate_exps, e, c->xg, cnt, c->hb);
+			mul(c, &L->up_exps, e, c->xg, cnt, c->hb2);
+		}
+		tm_swiglu(c->hb, c->hb, c->hb2, cnt * F);
+		mul(c, &L->down_exps, e, c->hb, cnt, c->yg);
+		for (int r = 0; r < cnt; r++)
+			tm_axpy(c->acc + (size_t)c->rows[r] * E, c->rw[r], c->yg + (size_t)r * E, E);
+		c->weight_bytes += expert_bytes(L);
+	}
+	for (int i = 0; i < n; i++)
+		tm_axpy(c->x + (size_t)i * E, 1.0f, c->acc + (size_t)i * E, E);
+}
+
+static void ffn_block(struct tm_ctx *c, const struct tm_layer *L, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	size_t E = hp->n_embd;
+
+	for (int i = 0; i < n; i++)
+		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->ffn_norm.data, (int)E, hp->rms_eps);
+	c->weight_bytes += bytes(&L->ffn_norm);
+	if (!hp->moe)
+		dense_ffn(c, L, n);
+	else if (n == 1)
+		moe_ffn_one(c, L);
+	else
+		moe_ffn_batch(c, L, n);
+}
+
+/* One batch of n <= n_batch tokens at positions n_past..; logits: n rows, or NULL for c->logits. */
+static void forward_batch(struct tm_ctx *c, const int32_t *tok, int n, float *logits)
+{
+	const struct tm_model *m = c->m;
+	const struct tm_hparams *hp = &m->hp;
+	size_t E = hp->n_embd;
+	int pos0 = c->n_past;
+
+	for (int i = 0; i < n; i++) {
+		tm_dequant_row(m->tok_embd.type, (const char *)m->tok_embd.data +
+			       (size_t)tok[i] * m->tok_embd.row_bytes, c->x + i * E, (int64_t)E);
+		tm_rope_table(c->rope_cs + (size_t)i * hp->n_rot, pos0 + i, hp->n_rot, hp->rope_base,
+			      hp->rope_freq_scale, m->rope_freqs);
+	}
+	c->weight_bytes += (uint64_t)n * m->tok_embd.row_bytes;
+	for (int l = 0; l < hp->n_layer; l++) {
+		attention_block(c, &m->layers[l], l, pos0, n);
+		ffn_block(c, &m->layers[l], n);
+	}
+	c->weight_bytes += bytes(&m->output_norm) + bytes(&m->output);
+	if (logits) {
+		for (int i = 0; i < n; i++)
+			tm_rmsnorm(c->xb + i * E, c->x + i * E, m->output_norm.data, (int)E, hp->rms_eps);
+		mul(c, &m->output, 0, c->xb, n, logits);
+	} else {
+		tm_rmsnorm(c->xb, c->x + (n - 1) * E, m->output_norm.data, (int)E, hp->rms_eps);
+		mul(c, &m->output, 0, c->xb, 1, c->logits);
+	}
+	c->n_past += n;
+	c->n_evals++;
+}
+
+int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bool logits_all)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+
+	if (n < 1)
+		return tm_err(-EINVAL, "no tokens to evaluate");
+	if (n > c->n_ctx - c->n_past)
+		return tm_err(-EINVAL, "%d more tokens do not fit the context: %d of %d positions used",
+			      n, c->n_past, c->n_ctx);
+	for (int i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+			return tm_err(-EINVAL, "token id %d is outside the vocabulary [0, %d)",
+				      (int)tokens[i], hp->n_vocab);
+	for (int done = 0; done < n;) {
+		int b = n - done < c->n_batch ? n - done : c->n_batch;
+
+		forward_batch(c, tokens + done, b,
+			      logits_all ? logits + (size_t)done * hp->n_vocab : NULL);
+		done += b;
+	}
+	if (!logits_all && logits)
+		memcpy(logits, c->logits, sizeof(float) * hp->n_vocab);
+	return 0;
+}

@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: MIT
+/*
+ * From a parsed GGUF to a tm_model: hyperparameters from the metadata,
+ * tensor pointers into the mapping, and a check of every shape and type up
+ * front so the forward pass never meets a tensor it cannot run.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/ops.h"
+#include "tiermem/error.h"
+#include "tiermem/model.h"
+
+static const struct {
+	const char *name;
+	enum tm_arch arch;
+	int rope_mode;
+	bool qk_norm, moe_always;
+} archs[] = {
+	{ "llama", TM_ARCH_LLAMA, TM_ROPE_NORM, false, false },
+	{ "qwen3", TM_ARCH_QWEN3, TM_ROPE_NEOX, true, false },
+	{ "qwen3moe", TM_ARCH_QWEN3MOE, TM_ROPE_NEOX, true, true },
+};
+
+struct loader {
+	struct tm_model *m;
+	const struct tm_gguf *g;
+	const char *arch;
+	bool *used;		/* per GGUF tensor: bound to a weight */
+};
+
+/* {arch}.suffix as an int in [lo, hi]; -ENOENT if absent and not required. */
+static int get_int(struct loader *l, const char *suffix, bool required, long lo, long hi, int *out)
+{
+	char key[128];
+	uint32_t v;
+	int err;
+
+	snprintf(key, sizeof(key), "%s.%s", l->arch, suffix);
+	err = tm_gguf_get_u32(l->g, key, &v);
+	if (err == -ENOENT) {
+		if (required)
+			return tm_err(-EINVAL, "metadata key '%s' is missing", key);
+		return err;
+	}
+	if (err)
+		return err;
+	if (v < lo || v > hi)
+		return tm_err(-EINVAL, "metadata key '%s' = %u is out of range [%ld, %ld]", key, v, lo, hi);
+	*out = (int)v;
+	return 0;
+}
+
+static int get_float(struct loader *l, const char *suffix, bool required, float *out)
+{
+	char key[128];
+	int err;
+
+	snprintf(key, sizeof(key), "%s.%s", l->arch, suffix);
+	err = tm_gguf_get_f32(l->g, key, out);
+	if (err == -ENOENT && required)
+		return tm_err(-EINVAL, "metadata key '%s' is missing", key);
+	if (!err && !isfinite(*out))
+		return tm_err(-EINVAL, "metadata key '%s' is not a finite number", key);
+	return err;
+}
+
+static int opt(int err)
+{
+	return err == -ENOENT ? 0 : err;
+}
+
+enum {
+	OPTIONAL = 1 << 0,
+	VECTOR = 1 << 1,	/* a norm or frequency vector: f32 only, as llama.cpp writes them */
+};
+
+/*
+ * Bind one tensor to w after checking that it exists (unless OPTIONAL) and has
+ * exactly the dims ne0 x ne1 x ne2 (1 where unused) and a type we run.
+ */
+static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long ne0, long ne1,
+		long ne2, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long ne0, long ne1,
+		long ne2, const char *fmt, ...)
+{
+	const struct tm_dtype_traits *tr;
+	const struct tm_gguf_tensor *t;
+	int64_t want[4] = { ne0, ne1, ne2, 1 };
+	va_list ap;
+
+	memset(w, 0, sizeof(*w));
+	va_start(ap, fmt);
+	vsnprintf(w->name, sizeof(w->name), fmt, ap);
+	va_end(ap);
+	t = tm_gguf_tensor(l->g, w->name);
+	if (!t) {
+		if (flags & OPTIONAL)
+			return 0;
+		return tm_err(-EINVAL, "tensor '%s' is missing", w->name);
+	}
+	l->used[t - l->g->tensors] = true;
+	for (int d = 0; d < 4; d++)
+		if (t->ne[d] != want[d])
+			return tm_err(-EINVAL, "tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64
+				      "], expected [%ld, %ld, %ld]", w->name, t->ne[0], t->ne[1],
+				      t->ne[2], ne0, ne1, ne2);
+	tr = tm_dtype_traits((int)t->type);
+	if (!tr || t->type == TM_Q8_K)
+		return tm_err(-EOPNOTSUPP, "tensor '%s' has type %s (id %u), which tiermem does not run",
+			      w->name, tr ? tr->name : "unknown", t->type);
+	if ((flags & VECTOR) && t->type != TM_F32)
+		return tm_err(-EOPNOTSUPP, "tensor '%s' is a %s vector; norm and frequency vectors must be f32",
+			      w->name, tr->name);
+	w->data = t->data;
+	w->type = (int)t->type;
+	w->cols = (int)ne0;
+	w->rows = (int)ne1;
+	w->n_mat = (int)ne2;
+	w->row_bytes = tm_row_bytes(w->type, ne0);
+	if (!w->row_bytes)
+		return tm_err(-EINVAL, "tensor '%s': row length %ld is not a multiple of %s's block of %d",
+			      w->name, ne0, tr->name, tr->block_elems);
+	w->mat_bytes = w->row_bytes * (size_t)ne1;
+	if (t->nbytes != w->mat_bytes * (size_t)ne2)
+		return tm_err(-EINVAL, "tensor '%s': %" PRIu64 " bytes of data, expected %zu",
+			      w->name, t->nbytes, w->mat_bytes * (size_t)ne2);
+	return 0;
+}
+
+static uint64_t wbytes(const struct tm_weight *w)
+{
+	return w->data ? (uint64_t)w->mat_bytes * w->n_mat : 0;
+}
+
+static int read_hparams(struct loader *l)
+{
+	struct tm_hparams *hp = &l->m->hp;
+	struct tm_gguf_str scaling;
+	float factor = 0.0f;
+	int err, kv_len;
+
+	if ((err = get_int(l, "context_length", true, 1, INT_MAX, &hp->n_ctx_train)) ||
+	    (err = get_int(l, "embedding_length", true, 1, 1 << 20, &hp->n_embd)) ||
+	    (err = get_int(l, "block_count", true, 1, 4096, &hp->n_layer)) ||
+	    (err = get_int(l, "attention.head_count", true, 1, 4096, &hp->n_head)))
+		return err;
+	hp->n_head_kv = hp->n_head;
+	hp->head_dim = hp->n_embd / hp->n_head;
+	if ((err = opt(get_int(l, "attention.head_count_kv", false, 1, hp->n_head, &hp->n_head_kv))) ||
+	    (err = opt(get_int(l, "attention.key_length", false, 2, 1 << 16, &hp->head_dim))))
+		return err;
+	kv_len = hp->head_dim;
+	if ((err = opt(get_int(l, "attention.value_length", false, 1, 1 << 16, &kv_len))))
+		return err;
+	if (kv_len != hp->head_dim)
+		return tm_err(-EOPNOTSUPP, "%s.attention.value_length %d differs from key_length %d",
+			      l->arch, kv_len, hp->head_dim);
+	if (hp->head_dim < 2 || hp->head_dim % 2)
+		return tm_err(-EINVAL, "head size %d (embedding %d / %d heads) is not a positive even number",
+			      hp->head_dim, hp->n_embd, hp->n_head);
+	if (hp->n_head % hp->n_head_kv)
+		return tm_err(-EINVAL, "%d attention heads are not a multiple of %d KV heads",
+			      hp->n_head, hp->n_head_kv);
+	if ((long)hp->n_head * hp->head_dim > (1 << 20))
+		return tm_err(-EINVAL, "%d heads of %d are too wide", hp->n_head, hp->head_dim);
+	hp->n_rot = hp->head_dim;
+	if ((err = opt(get_int(l, "rope.dimension_count", false, 0, 1 << 16, &hp->n_rot))))
+		return err;
+	if (hp->n_rot != hp->head_dim)
+		return tm_err(-EOPNOTSUPP, "%s.rope.dimension_count %d differs from the head size %d",
+			      l->arch, hp->n_rot, hp->head_dim);
+	hp->rope_base = 10000.0f;
+	if ((err = opt(get_float(l, "rope.freq_base", false, &hp->rope_base))))
+		return err;
+	if (hp->rope_base <= 0.0f)
+		return tm_err(-EINVAL, "%s.rope.freq_base %g is not positive", l->arch, hp->rope_base);
+
+	/* RoPE scaling: linear (a frequency scale) is what llama.cpp does for "none" too */
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s.rope.scaling.type", l->arch);
+	err = tm_gguf_get_str(l->g, key, &scaling);
+	if (!err && !tm_gguf_str_eq(scaling, "none") && !tm_gguf_str_eq(scaling, "linear"))
+		return tm_err(-EOPNOTSUPP, "RoPE scaling '%.*s' (%s) is not supported",
+			      (int)(scaling.len > 32 ? 32 : scaling.len), scaling.ptr, key);
+	if ((err = opt(err)))
+		return err;
+	err = get_float(l, "rope.scaling.factor", false, &factor);
+	if (err == -ENOENT)
+		err = get_float(l, "rope.scale_linear", false, &factor);
+	if ((err = opt(err)))
+		return err;
+	if (factor < 0.0f)
+		return tm_err(-EINVAL, "RoPE scaling factor %g is negative", factor);
+	hp->rope_freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+
+	if ((err = get_float(l, "attention.layer_norm_rms_epsilon", true, &hp->rms_eps)))
+		return err;
+	if (hp->rms_eps < 0.0f)
+		return tm_err(-EINVAL, "%s.attention.layer_norm_rms_epsilon is negative", l->arch);
+
+	hp->n_ff = 0;
+	if ((err = opt(get_int(l, "feed_forward_length", false, 1, 1 << 24, &hp->n_ff))))
+		return err;
+	hp->n_expert = hp->n_expert_used = 0;
+	if ((err = opt(get_int(l, "expert_count", false, 0, 4096, &hp->n_expert))) ||
+	    (err = opt(get_int(l, "expert_used_count", false, 0, 4096, &hp->n_expert_used))))
+		return err;
+	if (hp->n_expert_used > hp->n_expert)
+		return tm_err(-EINVAL, "%s.expert_used_count %d exceeds expert_count %d",
+			      l->arch, hp->n_expert_used, hp->n_expert);
+	hp->moe = hp->n_expert > 0;
+	if (hp->moe && !hp->n_expert_used)
+		return tm_err(-EINVAL, "%s.expert_count is %d but expert_used_count is 0 or missing",
+			      l->arch, hp->n_expert);
+	if (hp->moe) {
+		hp->n_ff_exp = hp->arch == TM_ARCH_LLAMA ? hp->n_ff : hp->n_ff / hp->n_expert_used;
+		if (hp->arch != TM_ARCH_LLAMA &&
+		    (err = opt(get_int(l, "expert_feed_forward_length", false, 1, 1 << 24, &hp->n_ff_exp))))
+			return err;
+		if (hp->n_ff_exp <= 0)
+			return tm_err(-EINVAL, "%s: the expert FFN width is missing", l->arch);
+	} else if (hp->n_ff <= 0) {
+		return tm_err(-EINVAL, "metadata key '%s.feed_forward_length' is missing", l->arch);
+	}
+	return 0;
+}
+
+static int bind_layer(struct loader *l, int i)
+{
+	const struct tm_hparams *hp = &l->m->hp;
+	struct tm_layer *L = &l->m->layers[i];
+	long E = hp->n_embd, qd = (long)hp->n_head * hp->head_dim;
+	long kvd = (long)hp->n_head_kv * hp->head_dim;
+	int err;
+
+	if ((err = bind(l, &L->attn_norm, VECTOR, E, 1, 1, "blk.%d.attn_norm.weight", i)) ||
+	    (err = bind(l, &L->wq, 0, E, qd, 1, "blk.%d.attn_q.weight", i)) ||
+	    (err = bind(l, &L->wk, 0, E, kvd, 1, "blk.%d.attn_k.weight", i)) ||
+	    (err = bind(l, &L->wv, 0, E, kvd, 1, "blk.%d.attn_v.weight", i)) ||
+	    (err = bind(l, &L->wo, 0, qd, E, 1, "blk.%d.attn_output.weight", i)) ||
+	    (err = bind(l, &L->ffn_norm, VECTOR, E, 1, 1, "blk.%d.ffn_norm.weight", i)))
+		return err;
+	if (hp->qk_norm &&
+	    ((err = bind(l, &L->q_norm, VECTOR, hp->head_dim, 1, 1, "blk.%d.attn_q_norm.weight", i)) ||
+	     (err = bind(l, &L->k_norm, VECTOR, hp->head_dim, 1, 1, "blk.%d.attn_k_norm.weight", i))))
+		return err;
+	if (!hp->moe)
+		return (err = bind(l, &L->gate, 0, E, hp->n_ff, 1, "blk.%d.ffn_gate.weight", i)) ||
+		       (err = bind(l, &L->up, 0, E, hp->n_ff, 1, "blk.%d.ffn_up.weight", i)) ||
+		       (err = bind(l, &L->down, 0, hp->n_ff, E, 1, "blk.%d.ffn_down.weight", i)) ? err : 0;
+	if ((err = bind(l, &L->gate_inp, 0, E, hp->n_expert, 1, "blk.%d.ffn_gate_inp.weight", i)) ||
+	    (err = bind(l, &L->gate_exps, 0, E, hp->n_ff_exp, hp->n_expert, "blk.%d.ffn_gate_exps.weight", i)) ||
+	    (err = bind(l, &L->up_exps, 0, E, hp->n_ff_exp, hp->n_expert, "blk.%d.ffn_up_exps.weight", i)) ||
+	    (err = bind(l, &L->down_exps, 0, hp->n_ff_exp, E, hp->n_expert, "blk.%d.ffn_down_exps.weight", i)))
+		return err;
+	return 0;
+}
+
+static void count_bytes(struct tm_model *m)
+{
+	const struct tm_hparams *hp = &m->hp;
+	uint64_t b = m->tok_embd.row_bytes + wbytes(&m->output_norm) + wbytes(&m->output);
+
+	for (int i = 0; i < hp->n_layer; i++) {
+		const struct tm_layer *L = &m->layers[i];
+
+		b += wbytes(&L->attn_norm) + wbytes(&L->wq) + wbytes(&L->wk) + wbytes(&L->wv) +
+		     wbytes(&L->wo) + wbytes(&L->q_norm) + wbytes(&L->k_norm) + wbytes(&L->ffn_norm) +
+		     wbytes(&L->gate) + wbytes(&L->up) + wbytes(&L->down) + wbytes(&L->gate_inp);
+		if (hp->moe)
+			b += (uint64_t)hp->n_expert_used * (L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
+							     L->down_exps.mat_bytes);
+	}
+	m->bytes_per_token = b;
+}
+
+int tm_model_init(struct tm_model *m, const struct tm_gguf *g)
+{
+	struct tm_hparams *hp = &m->hp;
+	struct tm_gguf_str name;
+	struct loader l = { .m = m, .g = g };
+	struct tm_weight freqs;
+	uint64_t n_tok;
+	size_t a;
+	int err;
+
+	m->layers = NULL;
+	memset(hp, 0, sizeof(*hp));
+	err = tm_gguf_get_str(g, "general.architecture", &name);
+	if (err == -ENOENT)
+		return tm_err(-EINVAL, "metadata key 'general.architecture' is missing");
+	if (err)
+		return err;
+	for (a = 0; a < sizeof(archs) / sizeof(archs[0]); a++)
+		if (tm_gguf_str_eq(name, archs[a].name))
+			break;
+	if (a == sizeof(archs) / sizeof(archs[0]))
+		return tm_err(-EOPNOTSUPP, "architecture '%.*s' is not supported (llama, qwen3, qwen3moe are)",
+			      (int)(name.len > 64 ? 64 : name.len), name.ptr);
+	hp->arch = archs[a].arch;
+	hp->arch_name = archs[a].name;
+	hp->rope_mode = archs[a].rope_mode;
+	hp->qk_norm = archs[a].qk_norm;
+	l.arch = archs[a].name;
+	if ((err = read_hparams(&l)))
+		return err;
+	if (archs[a].moe_always && !hp->moe)
+		return tm_err(-EINVAL, "%s needs %s.expert_count > 0", l.arch, l.arch);
+
+	l.used = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*l.used));
+	m->layers = calloc(hp->n_layer, sizeof(*m->layers));
+	if (!l.used || !m->layers) {
+		err = tm_err(-ENOMEM, "out of memory for %d layers", hp->n_layer);
+		goto out;
+	}
+
+	/* the vocabulary size is the embedding's row count; the tokenizer must agree */
+	const struct tm_gguf_tensor *te = tm_gguf_tensor(g, "token_embd.weight");
+
+	if (!te) {
+		err = tm_err(-EINVAL, "tensor 'token_embd.weight' is missing");
+		goto out;
+	}
+	if (te->ne[1] < 1 || te->ne[1] > INT_MAX) {
+		err = tm_err(-EINVAL, "tensor 'token_embd.weight' has %" PRId64 " rows", te->ne[1]);
+		goto out;
+	}
+	hp->n_vocab = (int)te->ne[1];
+	if (!tm_gguf_get_arr(g, "tokenizer.ggml.tokens", TM_GGUF_STRING, &n_tok, NULL) &&
+	    n_tok != (uint64_t)hp->n_vocab) {
+		err = tm_err(-EINVAL, "the vocabulary has %" PRIu64 " tokens but token_embd.weight has %d rows",
+			     n_tok, hp->n_vocab);
+		goto out;
+	}
+	if ((err = bind(&l, &m->tok_embd, 0, hp->n_embd, hp->n_vocab, 1, "token_embd.weight")) ||
+	    (err = bind(&l, &m->output_norm, VECTOR, hp->n_embd, 1, 1, "output_norm.weight")) ||
+	    (err = bind(&l, &m->output, OPTIONAL, hp->n_embd, hp->n_vocab, 1, "output.weight")) ||
+	    (err = bind(&l, &freqs, OPTIONAL | VECTOR, hp->n_rot / 2, 1, 1, "rope_freqs.weight")))
+		goto out;
+	if (!m->output.data)
+		m->output = m->tok_embd;	/* tied classifier */
+	m->rope_freqs = freqs.data;
+	for (int i = 0; i < hp->n_layer; i++)
+		if ((err = bind_layer(&l, i)))
+			goto out;
+
+	/* a tensor we would silently ignore (a bias, a fused qkv) changes the result: refuse */
+	for (uint64_t t = 0; t < g->n_tensors; t++) {
+		if (l.used[t])
+			continue;
+		err = tm_err(-EOPNOTSUPP, "tensor '%.*s' is not used by tiermem's %s forward pass",
+			     (int)(g->tensors[t].name.len > 96 ? 96 : g->tensors[t].name.len),
+			     g->tensors[t].name.ptr, l.arch);
+		goto out;
+	}
+	count_bytes(m);
+	m->bytes_total = 0;
+	for (uint64_t t = 0; t < g->n_tensors; t++)
+		m->bytes_total += g->tensors[t].nbytes;
+	err = 0;
+out:
+	free(l.used);
+	if (err) {
+		free(m->layers);
+		m->layers = NULL;
+	}
+	return err;
+}
+
+int tm_model_load(struct tm_model *m, const char *path)
+{
+	int err;
+
+	memset(m, 0, sizeof(*m));
+	if ((err = tm_map_file(&m->map, path, 0)))
+		return err;
+	if ((err = tm_gguf_parse(&m->gguf, m->map.addr, m->map.size))) {
+		tm_unmap(&m->map);
+		return err;
+	}
+	m->owns_file = true;
+	if ((err = tm_model_init(m, &m->gguf))) {
+		tm_model_free(m);
+		return err;
+	}
+	return 0;
+}
+
+void tm_model_free(struct tm_model *m)
+{
+	free(m->layers);
+	m->layers = NULL;
+	if (m->owns_file) {
+		tm_gguf_free(&m->gguf);
+		tm_unmap(&m->map);
+		m->owns_file = false;
+	}
+}

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+/*
+ * GPT-2 byte-level BPE as llama.cpp does it: split the text into words with
+ * the pre-tokenizer's expression, map each word's bytes to the printable
+ * code points of GPT-2's byte alphabet, merge adjacent pairs by rank (lowest
+ * first, leftmost on a tie), emit each piece's token.
+ *
+ * The expressions are matched by hand over code point classes. GPT-2's
+ * follows llama.cpp's own hand-written matcher; qwen2's is run by llama.cpp
+ * through std::regex (ECMAScript: alternatives tried in order, greedy with
+ * backtracking), whose results the code below reproduces alternative by
+ * alternative; llama3's differs from qwen2's only in taking up to three
+ * digits at a time.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/tokenizer_internal.h"
+#include "tiermem/error.h"
+
+/* ---- GPT-2's byte alphabet ---- */
+
+/* Printable bytes stand for themselves; the rest get 256, 257, ... in order. */
+static uint32_t byte_cp(unsigned b)
+{
+	unsigned n = 0;
+
+	if ((b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff))
+		return b;
+	for (unsigned c = 0; c < b; c++)
+		if (!((c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff)))
+			n++;
+	return 256 + n;
+}
+
+int tm_bpe_cp_to_byte(uint32_t cp)
+{
+	if (cp < 256)
+		return byte_cp(cp) == cp ? (int)cp : -1;
+	for (unsigned b = 0; b < 256; b++)
+		if (byte_cp(b) == cp)
+			return (int)b;
+	return -1;
+}
+
+static size_t put_utf8(char *p, uint32_t cp)
+{
+	if (cp < 0x80) {
+		p[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		p[0] = (char)(0xc0 | (cp >> 6));
+		p[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		p[0] = (char)(0xe0 | (cp >> 12));
+		p[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		p[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	p[0] = (char)(0xf0 | (cp >> 18));
+	p[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	p[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	p[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/*
+ * Decode as llama.cpp does: a malformed or truncated sequence costs one byte
+ * and becomes U+FFFD (so it is tokenized as EF BF BD).
+ */
+static size_t decode(const unsigned char *s, size_t len, uint32_t *cps)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len;) {
+		unsigned c = s[i];
+		size_t k = !(c & 0x80) ? 1 : !(c & 0x40) ? 0 : !(c & 0x20) ? 2 : !(c & 0x10) ? 3 : !(c & 0x08) ? 4 : 0;
+		uint32_t cp;
+
+		if (k > 1 && i + k - 1 >= len)
+			k = 0;
+		for (size_t j = 1; j < k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				k = 0;
+		switch (k) {
+		case 1: cp = c; break;
+		case 2: cp = ((c & 0x1fu) << 6) | (s[i + 1] & 0x3fu); break;
+		case 3: cp = ((c & 0x0fu) << 12) | ((s[i + 1] & 0x3fu) << 6) | (s[i + 2] & 0x3fu); break;
+		case 4: cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3fu) << 12) | ((s[i + 2] & 0x3fu) << 6) | (s[i + 3] & 0x3fu); break;
+		default: cp = 0xfffd; k = 1; break;
+		}
+		if (cp > 0x10ffff)
+			cp = 0xfffd;
+		cps[n++] = cp;
+		i += k;
+	}
+	return n;
+}
+
+/* ---- pre-tokenizers: word lengths, in code points ---- */
+
+struct words {
+	const uint32_t *cp;
+	const int8_t *cls;
+	size_t n;
+	size_t *len;		/* out */
+	size_t nw;
+	size_t prev_end;
+};
+
+static int cls_at(const struct words *w, size_t i)
+{
+	return i < w->n ? w->cls[i] : TM_UC_NONE;
+}
+
+static uint32_t cp_at(const struct words *w, size_t i)
+{
+	return i < w->n ? w->cp[i] : 0xffffffffu;
+}
+
+static void emit(struct words *w, size_t end)
+{
+	if (end > w->prev_end)
+		w->len[w->nw++] = end - w->prev_end;
+	w->prev_end = end;
+}
+
+static uint32_t lower_ascii(uint32_t c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d (case-insensitive unless exact): its length, or 0. */
+static size_t contraction(const struct words *w, size_t p, bool any_case)
+{
+	uint32_t a, b;
+
+	if (cp_at(w, p) != '\'' || p + 1 >= w->n)
+		return 0;
+	a = any_case ? lower_ascii(w->cp[p + 1]) : w->cp[p + 1];
+	if (a == 's' || a == 't' || a == 'm' || a == 'd')
+		return 2;
+	if (p + 2 >= w->n)
+		return 0;
+	b = any_case ? lower_ascii(w->cp[p + 2]) : w->cp[p + 2];
+	if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+		return 3;
+	return 0;
+}
+
+/* A run of white space from p: its length; *nl is the end of its last \r or \n (0 if none). */
+static size_t space_run(const struct words *w, size_t p, size_t *nl)
+{
+	size_t k = 0;
+
+	*nl = 0;
+	while (cls_at(w, p + k) == TM_UC_SPACE) {
+		if (w->cp[p + k] == '\r' || w->cp[p + k] == '\n')
+			*nl = p + k + 1;
+		k++;
+	}
+	return k;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static void split_gpt2(struct words *w)
+{
+	for (size_t p = 0; p < w->n;) {
+		size_t k = contraction(w, p, false), nl;
+		bool sp = w->cp[p] == ' ';
+		int c2 = sp ? cls_at(w, p + 1) : w->cls[p];
+
+		if (k) {
+			emit(w, p += k);
+			continue;
+		}
+		if (c2 == TM_UC_LETTER || c2 == TM_UC_NUMBER || c2 == TM_UC_OTHER) {
+			p += sp;
+			while (cls_at(w, p) == c2)
+				p++;
+			emit(w, p);
+			continue;
+		}
+		k = space_run(w, p, &nl);
+		if (k > 1 && p + k < w->n)
+			emit(w, p += k - 1);
+		else if (k > 0)
+			emit(w, p += k);
+		else
+			emit(w, ++p);
+	}
+}
+
+/*
+ * (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,D}
+ * | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+        (qwen2: D = 1, llama3: D = 3)
+ */
+static void split_qwen2(struct words *w, size_t max_digits)
+{
+	for (size_t p = 0; p < w->n;) {
+		uint32_t c = w->cp[p];
+		int k0 = w->cls[p];
+		size_t k = contraction(w, p, true), nl;
+
+		if (k) {
+			emit(w, p += k);
+			continue;
+		}
+		/* [^\r\n\p{L}\p{N}]?\p{L}+ */
+		if (c != '\r' && c != '\n' && k0 != TM_UC_NUMBER &&
+		    (k0 == TM_UC_LETTER || cls_at(w, p + 1) == TM_UC_LETTER)) {
+			p++;
+			while (cls_at(w, p) == TM_UC_LETTER)
+				p++;
+			emit(w, p);
+			continue;
+		}
+		/* \p{N}{1,D} */
+		if (k0 == TM_UC_NUMBER) {
+			for (k = 0; k < max_digits && cls_at(w, p) == TM_UC_NUMBER; k++)
+				p++;
+			emit(w, p);
+			continue;
+		}
+		/*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+		if ((c == ' ' ? cls_at(w, p + 1) : k0) == TM_UC_OTHER) {
+			p += c == ' ';
+			while (cls_at(w, p) == TM_UC_OTHER)
+				p++;
+			while (cp_at(w, p) == '\r' || cp_at(w, p) == '\n')
+				p++;
+			emit(w, p);
+			continue;
+		}
+		/* \s*[\r\n]+ | \s+(?!\S) | \s+ */
+		k = space_run(w, p, &nl);
+		if (nl)
+			emit(w, p = nl);
+		else if (k > 1 && p + k < w->n)
+			emit(w, p += k - 1);
+		else if (k > 0)
+			emit(w, p += k);
+		else
+			emit(w, ++p);
+	}
+}
+
+/* ---- merges ---- */
+
+struct sym {
+	int prev, next;
+	size_t off, n;
+};
+
+struct bigram {
+	int left, right;
+	int32_t rank;
+	size_t ln, rn;		/* the sizes the pair was queued with */
+};
+
+static bool before(const struct bigram *a, const struct bigram *b)
+{
+	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+struct heap {
+	struct bigram *v;
+	size_t n, cap;
+};
+
+static int heap_push(struct heap *h, struct bigram b)
+{
+	size_t i;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		struct bigram *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return tm_err(-ENOMEM, "tokenize: out of memory");
+		h->v = v;
+		h->cap = cap;
+	}
+	for (i = h->n++; i > 0 && before(&b, &h->v[(i - 1) / 2]); i = (i - 1) / 2)
+		h->v[i] = h->v[(i - 1) / 2];
+	h->v[i] = b;
+	return 0;
+}
+
+static struct bigram heap_pop(struct heap *h)
+{
+	struct bigram top = h->v[0], last = h->v[--h->n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
+			c++;
+		if (!before(&h->v[c], &last))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+	return top;
+}
+
+struct merger {
+	const struct tm_tokenizer *t;
+	const char *word;
+	struct sym *s;
+	struct heap h;
+	char *key;		/* "left right" scratch, as long as the word + 1 */
+};
+
+static int try_pair(struct merger *m, int left, int right)
+{
+	const struct sym *s = m->s;
+	int32_t rank;
+
+	if (left < 0 || right < 0)
+		return 0;
+	memcpy(m->key, m->word + s[left].off, s[left].n);
+	m->key[s[left].n] = ' ';
+	memcpy(m->key + s[left].n + 1, m->word + s[right].off, s[right].n);
+	rank = tm_strtab_find(&m->t->merges, m->key, s[left].n + 1 + s[right].n);
+	if (rank < 0)
+		return 0;
+	return heap_push(&m->h, (struct bigram){ left, right, rank, s[left].n, s[right].n });
+}
+
+/* One pre-tokenized word, already in the byte alphabet. */
+static int merge_word(struct merger *m, const char *word, size_t len, struct tm_ids *out)
+{
+	const struct tm_tokenizer *t = m->t;
+	struct sym *s = m->s;
+	int ns = 0, err = 0;
+	int32_t id;
+
+	if (t->ignore_merges && (id = tm_strtab_find(&t->vocab, word, len)) >= 0)
+		return tm_ids_push(out, id);
+	m->word = word;
+	m->h.n = 0;
+	for (size_t off = 0; off < len; ns++) {
+		size_t n = tm_utf8_len((unsigned char)word[off]);
+
+		if (n > len - off)
+			n = len - off;
+		s[ns] = (struct sym){ ns - 1, off + n == len ? -1 : ns + 1, off, n };
+		off += n;
+	}
+	for (int i = 1; i < ns && !err; i++)
+		err = try_pair(m, i - 1, i);
+	while (m->h.n && !err) {
+		struct bigram b = heap_pop(&m->h);
+		struct sym *l = &s[b.left], *r = &s[b.right];
+
+		if (!l->n || !r->n || l->n != b.ln || r->n != b.rn)
+			continue;
+		l->n += r->n;
+		r->n = 0;
+		l->next = r->next;
+		if (r->next >= 0)
+			s[r->next].prev = b.left;
+		err = try_pair(m, l->prev, b.left);
+		if (!err)
+			err = try_pair(m, b.left, l->next);
+	}
+	for (int i = 0; ns && i != -1 && !err; i = s[i].next) {
+		id = tm_strtab_find(&t->vocab, word + s[i].off, s[i].n);
+		if (id >= 0) {
+			err = tm_ids_push(out, id);
+			continue;
+		}
+		/* llama.cpp's fallback: each byte of the piece that is itself a token. */
+		for (size_t k = 0; k < s[i].n && !err; k++)
+			if ((id = tm_strtab_find(&t->vocab, word + s[i].off + k, 1)) >= 0)
+				err = tm_ids_push(out, id);
+	}
+	return err;
+}
+
+int tm_bpe_tokenize(const struct tm_tokenizer *t, const char *text, size_t len, struct tm_ids *out)
+{
+	uint32_t *cp = malloc((len + 1) * sizeof(*cp));
+	int8_t *cls = malloc(len + 1);
+	size_t *wl = malloc((len + 1) * sizeof(*wl));
+	/* A code point is at most 4 bytes, each at most 2 in the byte alphabet. */
+	char *enc = malloc(8 * len + 1), *key = malloc(8 * len + 2);
+	struct sym *s = malloc((8 * len + 1) * sizeof(*s));
+	struct merger m = { .t = t, .s = s, .key = key };
+	struct words w = { .cp = cp, .cls = cls, .len = wl };
+	int err = 0;
+
+	if (!cp || !cls || !wl || !enc || !key || !s) {
+		err = tm_err(-ENOMEM, "tokenize: out of memory");
+		goto done;
+	}
+	w.n = decode((const unsigned char *)text, len, cp);
+	for (size_t i = 0; i < w.n; i++)
+		cls[i] = (int8_t)tm_uc_class(cp[i]);
+	switch (t->pre) {
+	case TM_PRE_GPT2: split_gpt2(&w); break;
+	case TM_PRE_QWEN2: split_qwen2(&w, 1); break;
+	case TM_PRE_LLAMA3: split_qwen2(&w, 3); break;
+	default: err = tm_err(-EINVAL, "tokenize: no pre-tokenizer"); goto done;
+	}
+	for (size_t i = 0, at = 0; i < w.nw && !err; at += wl[i++]) {
+		size_t n = 0;
+
+		for (size_t j = at; j < at + wl[i]; j++) {
+			char u[4];
+			size_t k = put_utf8(u, cp[j]);
+
+			for (size_t b = 0; b < k; b++)
+				n += put_utf8(enc + n, byte_cp((unsigned char)u[b]));
+		}
+		err = merge_word(&m, enc, n, out);
+	}
+done:
+	free(m.h.v);
+	free(cp);
+	free(cls);
+	free(wl);
+	free(enc);
+	free(key);
+	free(s);
+	return err;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tiermem bench from the outside: a small real run, and bad input refused with
+# exit code 2, one line naming the problem, and nothing on stdout.
+set -u
+cd "$TOP"
+tm=$BUILD/san/tiermem
+n=0 rc=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); echo "not ok $n - $*"; rc=1; }
+
+# the release binary: under ASan, shadow-memory faults would blur the fault counts
+out=$("$BUILD/tiermem" bench --size 64M --passes 2 -t 2 --tier anon-4k --tier anon-thp --json 2>/dev/null)
+if python3 - "$out" <<'PY'
+import json, sys
+j = json.loads(sys.argv[1])
+t = j["tiers"]
+assert [x["backend"] for x in t] == ["anon-4k", "anon-thp"], t
+for x in t:
+    assert len(x["read"]) == 4 and all(r["best_gbs"] >= r["median_gbs"] > 0 for r in x["read"])
+    assert abs(x["ceiling_tok_s"] - x["best_gbs"] * 1e9 / j["active_bytes"]) < 1e-3 * x["ceiling_tok_s"] + 1e-9
+# 4 KiB pages fault 512x more often than 2 MiB ones
+assert t[0]["first_touch"]["faults_per_gib"] > 100 * t[1]["first_touch"]["faults_per_gib"], t
+PY
+then ok "bench --json: both DDR tiers, 1 and 2 threads, ceilings consistent, THP faults 1/512 of 4K"
+else notok "bench --json output wrong: $out"; fi
+
+table=$("$tm" bench --size 32M --passes 1 -t 1 --tier anon-thp --active-bytes 16G 2>/dev/null)
+if grep -q "Optane PMem" <<<"$table" && grep -q "anon-thp" <<<"$table"; then
+	ok "bench table lists the measured tier and the reference tiers"
+else notok "bench table: $table"; fi
+
+model=$TOP/../shared/models/llama-2-tiny-random.gguf
+mj=$("$tm" bench --model "$model" --tier anon-thp --size 8M --passes 1 -t 1 --json 2>/dev/null)
+if python3 - "$mj" "$model" <<'PY'
+import json, os, sys
+j = json.loads(sys.argv[1])
+# most of this file is its 32k-token vocabulary and embedding table, of which a
+# token reads one row: the active bytes are a positive part of the file
+size = os.path.getsize(sys.argv[2])
+assert j["model"] == sys.argv[2] and 0 < j["active_bytes"] < size * 0.5, (j["active_bytes"], size)
+t = j["tiers"][0]
+assert abs(t["ceiling_tok_s"] - t["best_gbs"] * 1e9 / j["active_bytes"]) < 1e-3 * t["ceiling_tok_s"]
+PY
+then ok "bench --model takes the active bytes per token from a GGUF"
+else notok "bench --model: $mj"; fi
+
+expect_usage() {
+	local what=$1; shift
+	local so se code
+	so=$("$tm" bench "$@" 2>/tmp/tm-se.$$); code=$?
+	se=$(cat /tmp/tm-se.$$); rm -f /tmp/tm-se.$$
+	if [ $code -eq 2 ] && [ -z "$so" ] && [ "$(wc -l <<<"$se")" -le 2 ] && [ -n "$se" ]; then
+		ok "$what: exit 2: $se"
+	else
+		notok "$what: exit $code, stdout '$so', stderr '$se'"
+	fi
+}
+tmpf=$(mktemp)
+truncate -s 8M "$tmpf"
+expect_usage "missing PMEM path" --pmem /nonexistent/pmem --size 8M
+expect_usage "PMEM file not on DAX" --pmem "$tmpf" --size 8M
+expect_usage "size beyond free memory" --size 100T
+expect_usage "zero threads" -t 0
+expect_usage "absurd threads" -t 100000
+expect_usage "unknown tier" --tier floppy
+expect_usage "bad size" --size 12Q
+expect_usage "stray argument" extra
+expect_usage "model that is not GGUF" --model /etc/passwd
+expect_usage "missing model" --model /nonexistent.gguf
+rm -f "$tmpf"
+exit $rc

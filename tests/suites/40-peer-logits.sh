@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# tiermem's logits against llama.cpp's (the peer: tests/peer/logits-peer.mjs,
+# llama.mjs's logits for many models in one process; f32 KV cache, no flash
+# attention) for the same token ids from position 0, position
+# by position, through both of our paths: decode (--batch 1, matvecs) and
+# prefill (--batch 16, matmuls over several batches).
+#
+# The measure, per position: err = max |ours - peer| / std(peer's row).
+# Two tolerance tiers, each a bound on the worst position and on the median:
+#  exact    f32 and f16 weights: max 0.01, median 0.005. Both sides do the same
+#           float math; measured max 4e-6 (f32) and 1.7e-3 (f16, where
+#           llama.cpp rounds the activations to f16 and our kernels do not).
+#  rounding bf16 and quantized weights: max 0.15, median 0.03. llama.cpp
+#           rounds activations to bf16 / q8_0 / q8_K; where a sum lands on a
+#           rounding boundary one side's q8 value differs by one step, and the
+#           random synth models amplify that at a few positions (their
+#           attention is peaked, their MoE routing has near-ties): measured
+#           median 1e-6..0.014, worst single positions 0.03.
+# What must fail, and does by a wide margin:
+#  - a wrong RoPE: checked below by running tiermem on a copy whose
+#    rope.freq_base is doubled (a subtle RoPE error) against the peer on the
+#    original: median errors 0.13-0.66, several times the rounding bound and
+#    ~30-100x the exact one; a wrong pairing (NORM vs NEOX) or position is
+#    larger still. And the peer's own logits with two early tokens swapped
+#    (all a position-blind forward pass could produce) differ by a median
+#    > 10x the exact bound on the models that check RoPE (llama-2-tiny-random
+#    cannot: its 8-wide random attention is nearly uniform; it checks the
+#    f16 dense path and a real llama.cpp-converted file).
+#  - a swapped head or KV-group mapping mixes unrelated value vectors: O(1)
+#    changes of the attention output, errors of order 1 at every position;
+#  - a mis-decoded quantized sub-block (scale, min, high bits of one of the
+#    8-16 sub-blocks) changes every dot product it enters by ~1/4 of its
+#    size: errors of order 0.3 at every position, 10x the median bound.
+# The trained model (stories260K, converted) must also pick llama.cpp's top-1
+# token at >= 99% of the positions of its own 300-token greedy continuation.
+set -u
+cd "$TOP"
+
+TM=$BUILD/tiermem
+CMP=(node tests/peer/logits-compare.mjs)
+MODELS=$TOP/../shared/models
+EXACT=(--tol 0.01 --med 0.005)
+ROUND=(--tol 0.15 --med 0.03)
+THREADS=2
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-peer-logits.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
+
+# N pseudo-random ids in [lo, hi), fixed by the seed.
+ids() {
+	awk -v n="$1" -v lo="$2" -v hi="$3" -v s="$4" 'BEGIN {
+		for (i = 0; i < n; i++) {
+			s = (s * 1103515245 + 12345) % 2147483648
+			printf "%s%d", (i ? "," : ""), lo + int(s / 65536) % (hi - lo)
+		}
+	}'
+}
+
+# The float32 value of ARCH.rope.freq_base in a GGUF.
+rope_base() {
+	node -e '
+		const b = require("fs").readFileSync(process.argv[1]), k = Buffer.from(process.argv[2]);
+		const i = b.indexOf(k);
+		if (i < 0 || b.readUInt32LE(i + k.length) !== 6) process.exit(1);
+		process.stdout.write(String(b.readFloatLE(i + k.length + 4)));
+	' "$1" "$2.rope.freq_base"
+}
+
+if [ ! -x "$TM" ]; then
+	notok "build/tiermem is missing (make)"
+	exit 1
+fi
+if [ ! -d "$BUILD/peer/node_modules/node-llama-cpp" ]; then
+	notok "the llama.cpp peer is not installed in $BUILD/peer (make deps)"
+	exit 1
+fi
+
+# ---- the models, and one peer job per (model, token list) ----
+# A case: LABEL|MODEL|TOKENS|TIER|EXTRA (EXTRA: more compare options)
+cases=()
+job() {	# NAME MODEL TOKENS
+	printf '%s\t%s\t%s\n' "$2" "$3" "$W/peer-$1.bin" >>"$W/jobs"
+}
+: >"$W/jobs"
+
+# A real llama.cpp-converted GGUF: f16 weights, 32k SentencePiece vocabulary.
+TINY=$MODELS/llama-2-tiny-random.gguf
+if [ -f "$TINY" ]; then
+	cases+=("tiny|llama-2-tiny-random (f16)|$TINY|1,$(ids 47 3 32000 7)|exact|")
+else
+	notok "$TINY is missing"
+fi
+
+# A trained model: stories260K through tiermem convert, on its own greedy continuation.
+STORIES=$MODELS/stories260K.bin
+LIBS="-lm -lpthread $(pkg-config --libs libpmem2 2>/dev/null)"
+if [ ! -f "$STORIES" ]; then
+	notok "$STORIES is missing"
+elif ! "$TM" convert --llama2c "$STORIES" -o "$W/stories.gguf" >/dev/null 2>"$W/err"; then
+	notok "stories260K: tiermem convert failed: $(tail -1 "$W/err")"
+elif ! cc -O2 -D_GNU_SOURCE -Iinclude -I. -o "$W/greedy" tests/peer/logits-greedy.c \
+		"$BUILD/libtiermem.a" $LIBS 2>"$W/err"; then
+	notok "stories260K: building tests/peer/logits-greedy.c failed: $(tail -1 "$W/err")"
+else
+	STOKS=$("$W/greedy" "$W/stories.gguf" 300 1)
+	cases+=("stories|stories260K greedy, 301 positions|$W/stories.gguf|$STOKS|exact|--top1 0.99")
+	cases+=("stories-rand|stories260K random ids|$W/stories.gguf|1,$(ids 63 3 512 11)|exact|--top1 0.99")
+fi
+
+# Random-weight models of every architecture and type (tiermem synth's test
+# size: dim 256, 2 layers, 4 heads / 2 KV heads, vocab 1024; MoE 8 experts top-2).
+TOKS="1,$(ids 31 3 1000 5)"
+for arch in llama llama-moe qwen3 qwen3moe; do
+	for type in f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q4_K_M; do
+		m=$W/$arch-$type.gguf
+		if ! "$TM" synth --arch $arch --type $type -q -o "$m" >/dev/null 2>"$W/err"; then
+			notok "synth $arch $type failed: $(tail -1 "$W/err")"
+			continue
+		fi
+		case $type in
+		f32 | f16) tier=exact ;;
+		*) tier=round ;;
+		esac
+		cases+=("$arch-$type|synth $arch $type|$m|$TOKS|$tier|")
+	done
+done
+for c in "${cases[@]}"; do
+	IFS='|' read -r name label model toks tier extra <<<"$c"
+	job "$name" "$model" "$toks"
+done
+# RoPE sensitivity: the peer on two early tokens swapped.
+SWAPPED=$(echo "$TOKS" | awk -F, -v OFS=, '{ t = $2; $2 = $3; $3 = t; print }')
+for m in llama-f32 qwen3-f32; do
+	[ -f "$W/$m.gguf" ] && job "$m-swapped" "$W/$m.gguf" "$SWAPPED"
+done
+
+# ---- llama.cpp, once for all ----
+node tests/peer/logits-peer.mjs "$W/jobs" --threads $THREADS >"$W/peer.log" 2>&1
+grep '^error' "$W/peer.log" | while read -r line; do echo "# peer: $line"; done
+
+vocab_of() { sed -n "s|^ok $W/peer-$1.bin \([0-9]*\)$|\1|p" "$W/peer.log"; }
+
+# ---- ours through decode (--batch 1) and prefill (--batch 16), against it ----
+for c in "${cases[@]}"; do
+	IFS='|' read -r name label model toks tier extra <<<"$c"
+	vocab=$(vocab_of "$name")
+	if [ -z "$vocab" ]; then
+		notok "$label: llama.cpp failed: $(grep "peer-$name.bin" "$W/peer.log" | head -1)"
+		continue
+	fi
+	if [ "$tier" = exact ]; then tol=("${EXACT[@]}"); else tol=("${ROUND[@]}"); fi
+	for b in 1 16; do
+		if ! "$TM" logits -m "$model" --tokens "$toks" -o "$W/ours.bin" -t $THREADS --batch $b 2>"$W/err"; then
+			notok "$label (batch $b): tiermem logits failed: $(tail -1 "$W/err")"
+			continue
+		fi
+		# shellcheck disable=SC2086
+		if res=$("${CMP[@]}" "$W/ours.bin" "$W/peer-$name.bin" --vocab "$vocab" "${tol[@]}" $extra); then
+			ok "$label (batch $b) matches llama.cpp ($tier): $res"
+		else
+			notok "$label (batch $b) differs from llama.cpp beyond the $tier tier ${tol[*]} $extra: $res"
+		fi
+	done
+done
+
+# ---- negative checks: what a wrong RoPE would give fails the comparison ----
+# order_matters NAME: the peer's logits with tokens 2 and 3 swapped differ
+# from the original's after position 3 by a median > 10 x the exact median
+# bound: a position-blind forward pass would fail there.
+order_matters() {
+	local name=$1 vocab skip res med
+	vocab=$(vocab_of "$name")
+	if [ -z "$vocab" ] || [ -z "$(vocab_of "$name-swapped")" ]; then
+		notok "synth $name: no peer logits for the order check"
+		return
+	fi
+	skip=$((3 * vocab * 4 + 1))
+	tail -c +$skip "$W/peer-$name.bin" >"$W/a.bin"
+	tail -c +$skip "$W/peer-$name-swapped.bin" >"$W/b.bin"
+	res=$("${CMP[@]}" "$W/a.bin" "$W/b.bin" --vocab "$vocab")
+	med=$(echo "$res" | sed -n 's/.*"median_err":\([0-9.e+-]*\).*/\1/p')
+	if awk -v m="$med" 'BEGIN { exit !(m > 0.05) }'; then
+		ok "synth $name: two early tokens swapped move llama.cpp's later logits by a median $med (> 10 x 0.005)"
+	else
+		notok "synth $name: two early tokens swapped move llama.cpp's logits by a median of only $med"
+	fi
+}
+
+# rope_wrong NAME MODEL ARCH TOKENS TIER: tiermem on a copy with the RoPE base
+# doubled must FAIL the comparison with the peer on the original.
+rope_wrong() {
+	local name=$1 model=$2 arch=$3 toks=$4 vocab base res tol
+	if [ "$5" = exact ]; then tol=("${EXACT[@]}"); else tol=("${ROUND[@]}"); fi
+	vocab=$(vocab_of "$name")
+	if [ -z "$vocab" ] || ! base=$(rope_base "$model" "$arch"); then
+		notok "$name: no peer logits or no $arch.rope.freq_base to perturb"
+		return
+	fi
+	if ! node tests/peer/logits-patch.mjs "$model" "$W/wrong.gguf" "$arch.rope.freq_base" \
+			"$(awk -v b="$base" 'BEGIN { print 2 * b }')" ||
+	   ! "$TM" logits -m "$W/wrong.gguf" --tokens "$toks" -o "$W/ours.bin" -t $THREADS 2>"$W/err"; then
+		notok "$name: RoPE perturbation setup failed: $(tail -1 "$W/err")"
+		return
+	fi
+	if res=$("${CMP[@]}" "$W/ours.bin" "$W/peer-$name.bin" --vocab "$vocab" "${tol[@]}"); then
+		notok "$name: a doubled RoPE base still passes the $5 tier: $res"
+	else
+		ok "$name: a doubled RoPE base ($base -> 2x) fails the $5 tier: $res"
+	fi
+}
+
+order_matters llama-f32
+order_matters qwen3-f32
+[ -f "$W/stories.gguf" ] && rope_wrong stories "$W/stories.gguf" llama "$STOKS" exact
+rope_wrong qwen3-f32 "$W/qwen3-f32.gguf" qwen3 "$TOKS" exact
+rope_wrong llama-q4_K "$W/llama-q4_K.gguf" llama "$TOKS" round
+rope_wrong qwen3moe-q4_K "$W/qwen3moe-q4_K.gguf" qwen3moe "$TOKS" round
+
+exit $failed

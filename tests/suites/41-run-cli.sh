@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# tiermem run and tiermem logits as a user meets them: text streams and a
+# summary follows; a seed repeats a run; MoE reads only the experts it uses;
+# bad input (missing or truncated file, unsupported architecture, -n 0, a
+# prompt longer than the context, bad token ids) is one line on stderr and
+# exit code 2, never a crash.
+set -u
+cd "$TOP"
+TM=$BUILD/tiermem
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-run-cli.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
+check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+
+# expect2 LABEL CMD...: exit code 2 and exactly one line on stderr naming the problem
+expect2() {
+	local label=$1 rc lines
+	shift
+	"$@" >"$W/out" 2>"$W/err"
+	rc=$?
+	lines=$(wc -l <"$W/err")
+	if [ $rc -eq 2 ] && [ "$lines" -eq 1 ]; then
+		ok "$label: exit 2, '$(cat "$W/err")'"
+	else
+		notok "$label: exit $rc, $lines lines on stderr: $(head -3 "$W/err")"
+	fi
+}
+
+for a in llama qwen3moe; do
+	if ! "$TM" synth --arch $a --type q4_K -q -o "$W/$a.gguf" >/dev/null 2>"$W/err"; then
+		notok "synth $a: $(cat "$W/err")"
+		exit 1
+	fi
+done
+
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 -t 2 --seed 7 >"$W/a.txt" 2>"$W/a.err"
+rc=$?
+check "run: exit 0, the prompt then generated text on stdout" \
+	'[ $rc -eq 0 ] && grep -q "^Once upon a time" "$W/a.txt" && [ $(wc -c <"$W/a.txt") -gt 17 ]'
+check "run: summary with prompt and generation tok/s, bytes per token and GB/s" \
+	'grep -q "prompt: .* tok/s" "$W/a.err" && grep -q "generation: .* tok/s" "$W/a.err" && grep -q "MiB read per token, .* GB/s" "$W/a.err"'
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 -t 1 --seed 7 >"$W/b.txt" 2>/dev/null
+check "run: the same seed gives the same text (on 1 and 2 threads)" 'cmp -s "$W/a.txt" "$W/b.txt"'
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --seed 8 >"$W/c.txt" 2>/dev/null
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --seed 9 >"$W/d.txt" 2>/dev/null
+check "run: different seeds give different text" '! cmp -s "$W/c.txt" "$W/d.txt"'
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --temp 0 --seed 1 >"$W/e.txt" 2>/dev/null
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --temp 0 --seed 2 >"$W/f.txt" 2>/dev/null
+check "run: --temp 0 is greedy whatever the seed" 'cmp -s "$W/e.txt" "$W/f.txt"'
+
+# MoE: 8 experts, top-2: a token reads the router and 2 experts' weights, not all 8
+"$TM" run -m "$W/qwen3moe.gguf" -p "Hello" -n 8 --seed 1 >/dev/null 2>"$W/moe.err"
+per=$(sed -n 's/.* \([0-9.]*\) MiB read per token.*/\1/p' "$W/moe.err")
+total=$(sed -n 's/.*, \([0-9.]*\) MiB of weights.*/\1/p' "$W/moe.err")
+check "run on MoE: weight bytes per token ($per MiB) well below the file's weights ($total MiB)" \
+	'[ -n "$per" ] && awk -v p="$per" -v t="$total" "BEGIN { exit !(p > 0 && p < 0.6 * t) }"'
+
+expect2 "run -n 0" "$TM" run -m "$W/llama.gguf" -p hi -n 0
+expect2 "run on a missing file" "$TM" run -m "$W/nope.gguf" -p hi
+head -c 300000 "$W/llama.gguf" >"$W/trunc.gguf"
+expect2 "run on a truncated GGUF" "$TM" run -m "$W/trunc.gguf" -p hi
+# the same file claiming an architecture tiermem does not run
+node -e '
+	const fs = require("fs"), b = fs.readFileSync(process.argv[1]);
+	const k = Buffer.from("general.architecture"), i = b.indexOf(k);
+	b.write("gamma", i + k.length + 4 + 8);	/* type u32, length u64, then "llama" */
+	fs.writeFileSync(process.argv[2], b);
+' "$W/llama.gguf" "$W/gamma.gguf"
+expect2 "run on an unsupported architecture" "$TM" run -m "$W/gamma.gguf" -p hi
+"$TM" synth --arch llama --type q8_0 --ctx 32 -q -o "$W/short.gguf" >/dev/null
+expect2 "run with a prompt longer than the context" "$TM" run -m "$W/short.gguf" \
+	-p "$(printf 'once upon a time there was a little robot %.0s' 1 2 3 4 5 6)"
+expect2 "run with a bad --top-p" "$TM" run -m "$W/llama.gguf" -p hi --top-p 2
+expect2 "logits with a token id outside the vocabulary" "$TM" logits -m "$W/llama.gguf" --tokens 1,99999 -o "$W/l.bin"
+expect2 "logits with a malformed token list" "$TM" logits -m "$W/llama.gguf" --tokens 1,,2 -o "$W/l.bin"
+expect2 "logits without -o" "$TM" logits -m "$W/llama.gguf" --tokens 1,2
+expect2 "logits with more tokens than the context" "$TM" logits -m "$W/short.gguf" \
+	--tokens "$(seq -s, 1 40)" -o "$W/l.bin"
+"$TM" logits -m "$W/llama.gguf" --tokens 1,2,3 -o "$W/l.bin"
+vocab=$(node -e '
+	const b = require("fs").readFileSync(process.argv[1]);
+	process.stdout.write(String(b.length / 4 / 3))' "$W/l.bin")
+check "logits: 3 rows of n_vocab float32 ($vocab per row)" '[ "$vocab" = 1024 ]'
+
+exit $failed

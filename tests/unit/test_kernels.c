@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The kernels: decoding of hand-built blocks, the scalar reference against a
+ * double-precision sum, every ISA against the scalar reference, batches and
+ * matmul against single matvecs, over several thread counts.
+ *
+ * Tolerances are relative to S = sum |w_i * x_i| of the row (the scale any
+ * rounding error is proportional to), never to |y|, which can be ~0:
+ *  - reference vs double: 1e-5 S. Within a quantized block the sum is exact
+ *    in integers; what is left is float rounding of per-block products and
+ *    of the running sum (a few ulps of S for our row lengths).
+ *  - ISA vs reference: 2e-5 S. Same integers, same block scales; only the
+ *    order of float additions differs (and FMA vs mul+add). A mis-decoded
+ *    sub-block or scale is off by a large fraction of S, not 1e-5.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/kern.h"
+#include "kernels/kernels.h"
+#include "tap.h"
+
+static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+#define NTYPES (int)(sizeof(types) / sizeof(types[0]))
+static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512" };
+#define NISAS 4
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 16);
+}
+static float frnd(float lo, float hi)
+{
+	return lo + (hi - lo) * (float)(rnd() & 0xffffff) / (float)0x1000000;
+}
+
+/* Random weights: random bytes, every scale field a sane finite half. */
+static void fill_weights(int type, void *w, int rows, int cols)
+{
+	tm_fill_random(type, w, (int64_t)rows * cols, &rng, 1.0f);
+}
+
+static void fill_x(float *x, int n)
+{
+	for (int i = 0; i < n; i++)
+		x[i] = frnd(-1, 1) * (rnd() % 16 == 0 ? 8.f : 1.f);
+}
+
+/* The activation as the kernel sees it after quantization, as floats. */
+static void act_as_float(int type, const float *x, float *out, int cols)
+{
+	int act = tm_act_type(type);
+
+	if (act == TM_F32) {
+		memcpy(out, x, cols * sizeof(float));
+	} else if (act == TM_Q8_0) {
+		blk_q8_0 *q = malloc(tm_row_bytes(TM_Q8_0, cols));
+
+		tm_quant_q8_0_ref(x, q, cols);
+		tm_dequant_row(TM_Q8_0, q, out, cols);
+		free(q);
+	} else {
+		blk_q8_K *q = malloc(tm_row_bytes(TM_Q8_K, cols));
+
+		tm_quant_q8_K_ref(x, q, cols);
+		for (int i = 0; i < cols; i++)
+			out[i] = q[i / 256].d * q[i / 256].qs[i % 256];
+		free(q);
+	}
+}
+
+struct ref {
+	double *y;	/* exact-ish dot of dequantized w and quantized-then-dequantized x */
+	double *s;	/* sum |w*x|: the error scale */
+};
+
+static void reference(int type, const void *w, int rows, int cols, const float *x, struct ref *r)
+{
+	float *wf = malloc(cols * sizeof(float)), *xf = malloc(cols * sizeof(float));
+	size_t rb = tm_row_bytes(type, cols);
+
+	act_as_float(type, x, xf, cols);
+	for (int i = 0; i < rows; i++) {
+		double y = 0, s = 0;
+
+		tm_dequant_row(type, (const char *)w + i * rb, wf, cols);
+		for (int k = 0; k < cols; k++) {
+			y += (double)wf[k] * xf[k];
+			s += fabs((double)wf[k] * xf[k]);
+		}
+		r->y[i] = y;
+		r->s[i] = s + 1e-30;
+	}
+	free(wf);
+	free(xf);
+}
+
+static int close_to(const float *y, const double *want, const double *s, int n, double tol, double *worst)
+{
+	int bad = 0;
+
+	for (int i = 0; i < n; i++) {
+		double e = fabs(y[i] - want[i]) / s[i];
+
+		if (!(e <= tol))
+			bad++;
+		if (e > *worst || isnan(e))
+			*worst = e;
+	}
+	return bad;
+}
+
+/* ---- hand-built blocks with known values ---- */
+
+static void pack_kq_scales(uint8_t out[12], const uint8_t sc[8], const uint8_t m[8])
+{
+	for (int j = 0; j < 4; j++) {
+		out[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+		out[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+		out[j + 8] = (uint8_t)((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
+	}
+}
+
+static int check_known(int type)
+{
+	uint8_t blk[2 * 210];
+	float want[512], got[512];
+	int n = type == TM_Q4_0 || type == TM_Q8_0 ? 64 : 512, bad = 0;
+	const float d = 0.5f, dmin = 0.25f;
+
+	memset(blk, 0, sizeof(blk));
+	for (int b = 0; b < n / (n == 64 ? 32 : 256); b++) {
+		if (type == TM_Q8_0) {
+			blk_q8_0 *q = (blk_q8_0 *)blk + b;
+
+			q->d = tm_f32_to_f16(d * (b + 1));
+			for (int l = 0; l < 32; l++) {
+				q->qs[l] = (int8_t)(l * 9 - 100 + b);
+				want[32 * b + l] = d * (b + 1) * q->qs[l];
+			}
+		} else if (type == TM_Q4_0) {
+			blk_q4_0 *q = (blk_q4_0 *)blk + b;
+
+			q->d = tm_f32_to_f16(d * (b + 1));
+			for (int k = 0; k < 32; k++) {
+				int v = (k * 5 + b) % 16;
+
+				q->qs[k % 16] |= (uint8_t)(v << (k < 16 ? 0 : 4));
+				want[32 * b + k] = d * (b + 1) * (v - 8);
+			}
+		} else if (type == TM_Q4_K || type == TM_Q5_K) {
+			int five = type == TM_Q5_K;
+			blk_q4_K *q4 = (blk_q4_K *)(blk + b * (five ? 176 : 144));
+			blk_q5_K *q5 = (blk_q5_K *)q4;
+			uint8_t *qs = five ? q5->qs : q4->qs, sc[8], m[8];
+
+			for (int j = 0; j < 8; j++) {
+				sc[j] = (uint8_t)(7 * j + 5 + b);	/* 5..57: uses the high bits */
+				m[j] = (uint8_t)(63 - 6 * j - b);
+			}
+			q4->d = tm_f32_to_f16(d);
+			q4->dmin = tm_f32_to_f16(dmin);
+			pack_kq_scales(q4->scales, sc, m);
+			for (int k = 0; k < 256; k++) {
+				int j = k / 32, l = k % 32, v = (k * 7 + b * 3) % (five ? 32 : 16);
+
+				qs[32 * (j / 2) + l] |= (uint8_t)((v & 15) << (4 * (j & 1)));
+				if (five)
+					q5->qh[l] |= (uint8_t)((v >> 4) << j);
+				want[256 * b + k] = d * sc[j] * v - dmin * m[j];
+			}
+		} else if (type == TM_Q6_K) {
+			blk_q6_K *q = (blk_q6_K *)(blk + b * 210);
+
+			q->d = tm_f32_to_f16(d);
+			for (int i = 0; i < 16; i++)
+				q->scales[i] = (int8_t)(i * 11 - 80 + b);
+			for (int k = 0; k < 256; k++) {
+				int v = (k * 13 + b) % 64, h = k / 128, r = k % 128, qt = r / 32, l = r % 32;
+				uint8_t *ql = q->ql + 64 * h + l + (qt & 1) * 32;
+
+				*ql |= (uint8_t)((v & 15) << (qt >= 2 ? 4 : 0));
+				q->qh[32 * h + l] |= (uint8_t)((v >> 4) << (2 * qt));
+				want[256 * b + k] = d * q->scales[k / 16] * (v - 32);
+			}
+		}
+	}
+	tm_dequant_row(type, blk, got, n);
+	for (int i = 0; i < n; i++)
+		bad += got[i] != want[i];
+	return bad;
+}
+
+static void test_known_blocks(void)
+{
+	static const int qt[] = { TM_Q4_0, TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+	uint16_t h[4] = { tm_f32_to_f16(1.5f), tm_f32_to_f16(-2.25f), 0x3c00, 0x0001 };
+	uint16_t bf[2] = { 0x3fc0, 0xc010 };
+	float f[4];
+
+	for (int i = 0; i < 5; i++) {
+		int bad = check_known(qt[i]);
+
+		tap_ok(bad == 0, "dequant_row %s decodes hand-built blocks (%d wrong)",
+		       tm_dtype_traits(qt[i])->name, bad);
+	}
+	tm_dequant_row(TM_F16, h, f, 4);
+	tap_ok(f[0] == 1.5f && f[1] == -2.25f && f[2] == 1.f && f[3] == 0x1p-24f, "dequant_row f16");
+	tm_dequant_row(TM_BF16, bf, f, 2);
+	tap_ok(f[0] == 1.5f && f[1] == -2.25f, "dequant_row bf16");
+}
+
+static void test_fill_random(void)
+{
+	const int n = 4096;
+	float *v = malloc(n * sizeof(float));
+	void *w = malloc(tm_row_bytes(TM_F32, n));
+	int bad = 0;
+
+	for (int ti = 0; ti < NTYPES; ti++) {
+		float amax = 0;
+
+		if (tm_fill_random(types[ti], w, n, &rng, 0.5f)) {
+			bad++;
+			continue;
+		}
+		tm_dequant_row(types[ti], w, v, n);
+		for (int i = 0; i < n; i++) {
+			if (!isfinite(v[i]))
+				bad++;
+			amax = fmaxf(amax, fabsf(v[i]));
+		}
+		/* the scale bounds the values, and random codes reach near it */
+		bad += amax > 0.5f * 1.5f * 1.001f || amax < 0.5f * 0.3f;
+	}
+	tap_ok(bad == 0 && tm_fill_random(TM_Q4_K, w, 100, &rng, 1.f) == -1,
+	       "fill_random: finite values within the scale, every type; partial blocks refused");
+	free(v);
+	free(w);
+}
+
+static void test_quantizers(void)
+{
+	int cols = 1024, bad = 0, badq = 0;
+	float *x = malloc(cols * sizeof(float)), *xf = malloc(cols * sizeof(float));
+
+	fill_x(x, cols);
+	x[5] = -9.f;	/* the q8_K block's scale comes from a negative max */
+	for (int a = 0; a < 2; a++) {
+		int type = a ? TM_Q4_K : TM_Q8_0;
+
+		act_as_float(type, x, xf, cols);
+		for (int i = 0; i < cols; i++) {
+			int blk = a ? 256 : 32;
+			float amax = 0;
+
+			for (int k = i / blk * blk; k < i / blk * blk + blk; k++)
+				amax = fmaxf(amax, fabsf(x[k]));
+			/* half a step, plus the f16 rounding of the q8_0 scale */
+			bad += fabsf(xf[i] - x[i]) > amax / 127.f * 0.5f + amax * 1e-3f;
+		}
+	}
+	tap_ok(bad == 0, "reference quantizers stay within half a step (%d off)", bad);
+	for (int i = 0; i < NISAS; i++) {
+		const struct tm_kern *k;
+		void *q0 = malloc(tm_row_bytes(TM_Q8_K, cols)), *q1 = malloc(tm_row_bytes(TM_Q8_K, cols));
+
+		if (tm_kernels_force_isa(isas[i]))
+			goto next;
+		k = tm_kern();
+		if (k->quant_q8_0) {
+			tm_quant_q8_0_ref(x, q0, cols);
+			k->quant_q8_0(x, q1, cols);
+			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_0, cols)) != 0;
+		}
+		if (k->quant_q8_K) {
+			tm_quant_q8_K_ref(x, q0, cols);
+			k->quant_q8_K(x, q1, cols);
+			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_K, cols)) != 0;
+		}
+next:
+		free(q0);
+		free(q1);
+	}
+	tap_ok(badq == 0, "every ISA's quantizers give the reference's bytes");
+	free(x);
+	free(xf);
+}
+
+/* Every type on every ISA, several thread counts, vs the double reference. */
+static int odd_cols(int type)
+{
+	int be = tm_dtype_traits(type)->block_elems;
+
+	/* an odd number of blocks (and of floats) exercises every kernel's tail */
+	return be == 1 ? 743 : be == 32 ? 736 : 768;
+}
+
+static void test_matvec_types(void)
+{
+	const int rows = 37, cmax = 768;
+	float *x = malloc(cmax * sizeof(float)), *y = malloc(rows * sizeof(float));
+	struct ref r = { malloc(rows * sizeof(double)), malloc(rows * sizeof(double)) };
+	struct tm_pool *pools[3] = { tm_pool_create(1, 0), tm_pool_create(2, 0), tm_pool_create(3, 0) };
+
+	fill_x(x, cmax);
+	for (int i = 0; i < NISAS; i++) {
+		if (tm_kernels_force_isa(isas[i])) {
+			tap_skip("%s: not on this CPU", isas[i]);
+			continue;
+		}
+		for (int ti = 0; ti < NTYPES; ti++) {
+			int type = types[ti], bad = 0, cols = odd_cols(type);
+			size_t rb = tm_row_bytes(type, cols);
+			void *w = malloc(rb * rows);
+			double worst = 0, tol = i == 0 ? 1e-5 : 2e-5;
+
+			fill_weights(type, w, rows, cols);
+			reference(type, w, rows, cols, x, &r);
+			for (int p = 0; p < 3; p++) {
+				struct tm_matvec m = { type, w, rb, rows, cols, x, y };
+
+				memset(y, 0xff, rows * sizeof(float));
+				tm_matvec(pools[p], &m);
+				bad += close_to(y, r.y, r.s, rows, tol, &worst);
+			}
+			tap_ok(bad == 0, "%s %s matvec, %d cols, 1-3 threads: worst error %.2g S (tol %.0g)",
+			       isas[i], tm_dtype_traits(type)->name, cols, worst, tol);
+			free(w);
+		}
+	}
+	for (int p = 0; p < 3; p++)
+		tm_pool_destroy(pools[p]);
+	free(x);
+	free(y);
+	free(r.y);
+	free(r.s);
+}
+
+/* A batch of jobs of mixed types, shared and distinct x, odd rows. */
+static void test_batch(void)
+{
+	enum { NJ = 6, COLS = 512 };
+	static const int jt[NJ] = { TM_Q4_K, TM_Q6_K, TM_Q4_K, TM_Q8_0, TM_F16, TM_Q5_K };
+	static const int jr[NJ] = { 33, 17, 1, 70, 5, 129 };
+	float *xs[3];
+	void *w[NJ];
+	float *y[NJ];
+	struct tm_matvec jobs[NJ];
+	struct ref r[NJ];
+
+	for (int i = 0; i < 3; i++) {
+		xs[i] = malloc(COLS * sizeof(float));
+		fill_x(xs[i], COLS);
+	}
+	for (int j = 0; j < NJ; j++) {
+		size_t rb = tm_row_bytes(jt[j], COLS);
+
+		w[j] = malloc(rb * jr[j]);
+		y[j] = malloc(jr[j] * sizeof(float));
+		fill_weights(jt[j], w[j], jr[j], COLS);
+		jobs[j] = (struct tm_matvec){ jt[j], w[j], rb, jr[j], COLS, xs[j % 3 == 2 ? 1 : j % 2], y[j] };
+		r[j].y = malloc(jr[j] * sizeof(double));
+		r[j].s = malloc(jr[j] * sizeof(double));
+		reference(jt[j], w[j], jr[j], COLS, jobs[j].x, &r[j]);
+	}
+	for (int i = 0; i < NISAS; i++) {
+		int bad = 0;
+		double worst = 0;
+
+		if (tm_kernels_force_isa(isas[i]))
+			continue;
+		for (int nth = 1; nth <= 4; nth++) {
+			struct tm_pool *pool = tm_pool_create(nth, 0);
+
+			for (int rep = 0; rep < 3; rep++) {
+				for (int j = 0; j < NJ; j++)
+					memset(y[j], 0xff, jr[j] * sizeof(float));
+				tm_matvec_batch(pool, jobs, NJ);
+				for (int j = 0; j < NJ; j++)
+					bad += close_to(y[j], r[j].y, r[j].s, jr[j], 2e-5, &worst);
+			}
+			tm_pool_destroy(pool);
+		}
+		tap_ok(bad == 0, "%s: batch of %d mixed jobs, 1-4 threads (worst %.2g S)", isas[i], NJ, worst);
+	}
+	for (int j = 0; j < NJ; j++) {
+		free(w[j]);
+		free(y[j]);
+		free(r[j].y);
+		free(r[j].s);
+	}
+	for (int i = 0; i < 3; i++)
+		free(xs[i]);
+}
+
+/* matmul of n tokens equals n matvecs, on every ISA, for n around the tile width. */
+static void test_matmul(void)
+{
+	const int rows = 45, cols = 512, nmax = 11;
+	float *X = malloc(nmax * cols * sizeof(float)), *Y = malloc(nmax * rows * sizeof(float));
+	float *yv = malloc(rows * sizeof(float));
+	struct tm_pool *pool2 = tm_pool_create(2, 0), *pool3 = tm_pool_create(3, 0);
+
+	fill_x(X, nmax * cols);
+	for (int i = 0; i < NISAS; i++) {
+		int bad = 0;
+		double worst = 0;
+
+		if (tm_kernels_force_isa(isas[i]))
+			continue;
+		for (int ti = 0; ti < NTYPES; ti++) {
+			int type = types[ti];
+			size_t rb = tm_row_bytes(type, cols);
+			void *w = malloc(rb * rows);
+			double s[64];
+
+			fill_weights(type, w, rows, cols);
+			for (int n = 1; n <= nmax; n += 3) {
+				tm_matmul(n % 2 ? pool2 : pool3, type, w, rb, rows, cols, X, n, Y);
+				for (int t = 0; t < n; t++) {
+					struct tm_matvec m = { type, w, rb, rows, cols, X + t * cols, yv };
+					double want[64];
+
+					tm_matvec(NULL, &m);
+					for (int k = 0; k < rows; k++) {
+						float wf[512];
+
+						tm_dequant_row(type, (char *)w + k * rb, wf, cols);
+						s[k] = 1e-30;
+						for (int c = 0; c < cols; c++)
+							s[k] += fabs((double)wf[c] * X[t * cols + c]);
+						want[k] = yv[k];
+					}
+					bad += close_to(Y + t * rows, want, s, rows, 2e-5, &worst);
+				}
+			}
+			free(w);
+		}
+		tap_ok(bad == 0, "%s: matmul of 1-10 tokens equals matvecs, every type (worst %.2g S)",
+		       isas[i], worst);
+	}
+	tm_pool_destroy(pool2);
+	tm_pool_destroy(pool3);
+	free(X);
+	free(Y);
+	free(yv);
+}
+
+int main(void)
+{
+	const char *isa = tm_kernels_isa();
+
+	tap_ok(isa && *isa, "dispatcher picked %s", isa);
+	tap_ok(tm_kernels_force_isa("scalar") == 0 && tm_kernels_force_isa("mmx") == -1,
+	       "force_isa takes scalar, refuses an unknown name");
+	test_known_blocks();
+	test_fill_random();
+	test_quantizers();
+	test_matvec_types();
+	test_batch();
+	test_matmul();
+	return tap_done();
+}

@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tm_model and tm_forward on tiny GGUF files written here: every architecture
+ * loads with the right hyperparameters; decode (batches of one) and prefill
+ * (batches of several) agree, so do one and several threads; weight-byte
+ * accounting counts what a token reads; bad files and bad calls are refused
+ * with a message. (Agreement with llama.cpp is tests/suites/40-peer-logits.sh.)
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "kernels/ops.h"
+#include "tiermem/error.h"
+#include "tiermem/generate.h"
+#include "tiermem/gguf_write.h"
+#include "tiermem/model.h"
+#include "tap.h"
+
+enum { VOCAB = 96, EMBD = 32, HEADS = 4, KV_HEADS = 2, LAYERS = 2, FF = 48, CTX = 64 };
+
+struct spec {
+	const char *arch;
+	int n_expert, n_used;
+	int head_dim;		/* 0: EMBD / HEADS */
+	int type;		/* of the matrices */
+	bool tied;
+	const char *skip;	/* a tensor to leave out */
+	const char *extra;	/* an extra (unsupported) tensor */
+	const char *bad_shape;	/* a tensor written one row short */
+};
+
+struct tensor {
+	char name[64];
+	int n_dims;
+	int64_t ne[3];
+	int type;
+	float scale, offset;
+};
+
+static uint64_t rng;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((rng >> 11) * 0x1p-53 * 2.0 - 1.0);
+}
+
+static int add(struct tensor *t, int n, const struct spec *s, int type, float scale, float offset,
+	       int64_t ne0, int64_t ne1, int64_t ne2, const char *fmt, int layer)
+{
+	struct tensor *x = &t[n];
+
+	snprintf(x->name, sizeof(x->name), fmt, layer);
+	if (s->skip && !strcmp(s->skip, x->name))
+		return n;
+	x->ne[0] = ne0;
+	x->ne[1] = ne1 - (s->bad_shape && !strcmp(s->bad_shape, x->name));
+	x->ne[2] = ne2;
+	x->n_dims = ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1;
+	x->type = type;
+	x->scale = scale;
+	x->offset = offset;
+	return n + 1;
+}
+
+static int write_model(const char *path, const struct spec *s)
+{
+	static struct tensor t[256];
+	struct tm_gguf_writer *w;
+	char key[128];
+	int hd = s->head_dim ? s->head_dim : EMBD / HEADS;
+	int qd = HEADS * hd, kvd = KV_HEADS * hd, n = 0, err;
+	bool qwen = !strncmp(s->arch, "qwen3", 5), moe = s->n_expert > 0;
+	int ty = s->type;
+	float ws = 1.0f / sqrtf(EMBD);
+
+	rng = 0x243f6a8885a308d3ull;
+	n = add(t, n, s, ty, 1.0f, 0, EMBD, VOCAB, 1, "token_embd.weight", 0);
+	n = add(t, n, s, TM_F32, 0.1f, 1.0f, EMBD, 1, 1, "output_norm.weight", 0);
+	if (!s->tied)
+		n = add(t, n, s, ty, ws, 0, EMBD, VOCAB, 1, "output.weight", 0);
+	for (int l = 0; l < LAYERS; l++) {
+		n = add(t, n, s, TM_F32, 0.1f, 1.0f, EMBD, 1, 1, "blk.%d.attn_norm.weight", l);
+		/* large q and k weights: peaked attention, so positions matter */
+		n = add(t, n, s, ty, 4 * ws, 0, EMBD, qd, 1, "blk.%d.attn_q.weight", l);
+		n = add(t, n, s, ty, 4 * ws, 0, EMBD, kvd, 1, "blk.%d.attn_k.weight", l);
+		n = add(t, n, s, ty, ws, 0, EMBD, kvd, 1, "blk.%d.attn_v.weight", l);
+		n = add(t, n, s, ty, 1.0f / sqrtf(qd), 0, qd, EMBD, 1, "blk.%d.attn_output.weight", l);
+		if (qwen) {
+			n = add(t, n, s, TM_F32, 0.3f, 1.0f, hd, 1, 1, "blk.%d.attn_q_norm.weight", l);
+			n = add(t, n, s, TM_F32, 0.3f, 1.0f, hd, 1, 1, "blk.%d.attn_k_norm.weight", l);
+		}
+		n = add(t, n, s, TM_F32, 0.1f, 1.0f, EMBD, 1, 1, "blk.%d.ffn_norm.weight", l);
+		if (!moe) {
+			n = add(t, n, s, ty, ws, 0, EMBD, FF, 1, "blk.%d.ffn_gate.weight", l);
+			n = add(t, n, s, ty, ws, 0, EMBD, FF, 1, "blk.%d.ffn_up.weight", l);
+			n = add(t, n, s, ty, 1.0f / sqrtf(FF), 0, FF, EMBD, 1, "blk.%d.ffn_down.weight", l);
+		} else {
+			n = add(t, n, s, TM_F32, 3 * ws, 0, EMBD, s->n_expert, 1, "blk.%d.ffn_gate_inp.weight", l);
+			n = add(t, n, s, ty, ws, 0, EMBD, FF, s->n_expert, "blk.%d.ffn_gate_exps.weight", l);
+			n = add(t, n, s, ty, ws, 0, EMBD, FF, s->n_expert, "blk.%d.ffn_up_exps.weight", l);
+			n = add(t, n, s, ty, 1.0f / sqrtf(FF), 0, FF, EMBD, s->n_expert,
+				"blk.%d.ffn_down_exps.weight", l);
+		}
+	}
+	if (s->extra)
+		n = add(t, n, s, TM_F32, 0.1f, 0, EMBD, 1, 1, s->extra, 0);
+
+	if ((err = tm_gguf_writer_new(&w, 0)))
+		return err;
+	tm_gguf_writer_set_str(w, "general.architecture", s->arch);
+#define KEY(k) (snprintf(key, sizeof(key), "%s." k, s->arch), key)
+	tm_gguf_writer_set_u32(w, KEY("context_length"), CTX);
+	tm_gguf_writer_set_u32(w, KEY("embedding_length"), EMBD);
+	tm_gguf_writer_set_u32(w, KEY("block_count"), LAYERS);
+	tm_gguf_writer_set_u32(w, KEY("feed_forward_length"), FF);
+	tm_gguf_writer_set_u32(w, KEY("attention.head_count"), HEADS);
+	tm_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), KV_HEADS);
+	if (s->head_dim) {
+		tm_gguf_writer_set_u32(w, KEY("attention.key_length"), hd);
+		tm_gguf_writer_set_u32(w, KEY("attention.value_length"), hd);
+	}
+	tm_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+	tm_gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
+	if (moe) {
+		tm_gguf_writer_set_u32(w, KEY("expert_count"), s->n_expert);
+		tm_gguf_writer_set_u32(w, KEY("expert_used_count"), s->n_used);
+		if (qwen)
+			tm_gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), FF);
+	}
+#undef KEY
+	for (int i = 0; i < n; i++)
+		if ((err = tm_gguf_writer_add_tensor(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne)))
+			goto out;
+	if ((err = tm_gguf_writer_begin(w, path)))
+		goto out;
+	for (int i = 0; i < n && !err; i++) {
+		int64_t cnt = t[i].ne[0] * t[i].ne[1] * t[i].ne[2];
+
+		for (int64_t j = 0; j < cnt && !err; j++) {
+			float v = t[i].offset + t[i].scale * frand();
+			uint16_t h;
+
+			if (t[i].type == TM_F16) {
+				h = tm_f32_to_f16(v);
+				err = tm_gguf_writer_data(w, &h, 2);
+			} else {
+				err = tm_gguf_writer_data(w, &v, 4);
+			}
+		}
+	}
+	if (!err)
+		err = tm_gguf_writer_finish(w);
+out:
+	tm_gguf_writer_free(w);
+	return err;
+}
+
+static char dir[] = "/tmp/tm-test-model-XXXXXX";
+
+static int load(const struct spec *s, struct tm_model *m)
+{
+	char path[128];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/m.gguf", dir);
+	if ((err = write_model(path, s))) {
+		printf("# writing %s failed: %d %s\n", s->arch, err, tm_strerror());
+		return err;
+	}
+	tm_clear_error();
+	return tm_model_load(m, path);
+}
+
+static double maxdiff(const float *a, const float *b, size_t n)
+{
+	double m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		m = fmax(m, fabs((double)a[i] - b[i]));
+	return m;
+}
+
+/* Logits of every position of toks, with the given threads and batch size. */
+static int run(const struct tm_model *m, int threads, int batch, const int32_t *toks, int n, float *out)
+{
+	struct tm_pool *pool = tm_pool_create(threads, 0);
+	struct tm_ctx *c;
+	int err = tm_ctx_create(&c, m, pool, CTX, batch);
+
+	if (!err)
+		err = tm_forward(c, toks, n, out, true);
+	tm_ctx_free(c);
+	tm_pool_destroy(pool);
+	return err;
+}
+
+static void test_arch(const struct spec *s, const char *label)
+{
+	enum { N = 13 };
+	static const int32_t toks[N] = { 1, 17, 42, 5, 88, 3, 64, 64, 9, 77, 2, 50, 31 };
+	static float a[N * VOCAB], b[N * VOCAB], c[N * VOCAB];
+	struct tm_model m;
+	int err = load(s, &m);
+
+	if (!tap_ok(!err, "%s: loads (%s)", label, err ? tm_strerror() : "ok"))
+		return;
+	tap_ok(m.hp.n_vocab == VOCAB && m.hp.n_embd == EMBD && m.hp.n_layer == LAYERS &&
+	       m.hp.n_head_kv == KV_HEADS && m.hp.head_dim == (s->head_dim ? s->head_dim : EMBD / HEADS) &&
+	       m.hp.moe == (s->n_expert > 0) && m.hp.n_ctx_train == CTX &&
+	       (s->tied ? m.output.data == m.tok_embd.data : m.output.data != m.tok_embd.data),
+	       "%s: hyperparameters and tied output read from metadata", label);
+
+	err = run(&m, 1, 1, toks, N, a) || run(&m, 1, 5, toks, N, b) || run(&m, 3, 64, toks, N, c);
+	double scale = 0;
+
+	for (int i = 0; i < N * VOCAB; i++)
+		scale = fmax(scale, fabs(a[i]));
+	tap_ok(!err && scale > 0 && maxdiff(a, b, N * VOCAB) < 1e-4 * scale &&
+	       maxdiff(a, c, N * VOCAB) < 1e-4 * scale,
+	       "%s: decode, prefill in batches of 5 and prefill on 3 threads agree (%.2g, %.2g of %.3g)",
+	       label, maxdiff(a, b, N * VOCAB), maxdiff(a, c, N * VOCAB), scale);
+
+	/* positions matter: swapping two earlier tokens changes the later logits */
+	int32_t swapped[N];
+
+	memcpy(swapped, toks, sizeof(toks));
+	swapped[1] = toks[2];
+	swapped[2] = toks[1];
+	err = run(&m, 1, 64, swapped, N, b);
+	tap_ok(!err && maxdiff(a + 3 * VOCAB, b + 3 * VOCAB, VOCAB) > 1e-2 * scale,
+	       "%s: RoPE makes the logits depend on token order (%.3g)", label,
+	       maxdiff(a + 3 * VOCAB, b + 3 * VOCAB, VOCAB));
+
+	/* one decoded token reads what bytes_per_token promises */
+	struct tm_pool *pool = tm_pool_create(1, 0);
+	struct tm_ctx *ctx;
+	uint64_t before;
+
+	err = tm_ctx_create(&ctx, &m, pool, CTX, 8);
+	if (!err)
+		err = tm_forward(ctx, toks, 4, NULL, false);
+	before = ctx ? ctx->weight_bytes : 0;
+	if (!err)
+		err = tm_forward(ctx, toks + 4, 1, a, false);
+	tap_ok(!err && ctx->weight_bytes - before == m.bytes_per_token &&
+	       !memcmp(a, ctx->logits, sizeof(float) * VOCAB),
+	       "%s: a decoded token reads bytes_per_token = %llu weight bytes", label,
+	       (unsigned long long)m.bytes_per_token);
+
+	/* bad calls */
+	int32_t bad = VOCAB;
+	int e1 = tm_forward(ctx, &bad, 1, NULL, false);
+	tm_ctx_reset(ctx);
+	static int32_t many[CTX + 1];
+	int e2 = tm_forward(ctx, many, CTX + 1, NULL, false);
+
+	tap_ok(e1 == -EINVAL && e2 == -EINVAL && strstr(tm_strerror(), "context"),
+	       "%s: a token outside the vocabulary and an overfull context are refused", label);
+	tm_ctx_free(ctx);
+	tm_pool_destroy(pool);
+	tm_model_free(&m);
+}
+
+static int32_t greedy(void *unused, float *logits, int n)
+{
+	return tm_argmax(logits, n);
+}
+
+struct sink {
+	int32_t toks[CTX];
+	int n, stop_at;
+};
+
+static int collect(void *arg, int32_t tok)
+{
+	struct sink *s = arg;
+
+	s->toks[s->n++] = tok;
+	return s->n == s->stop_at;
+}
+
+/* tm_generate: the tokens a manual greedy loop of tm_forward gives, with honest stats. */
+static void test_generate(void)
+{
+	static const int32_t prompt[5] = { 1, 40, 41, 7, 90 };
+	struct tm_model m = { 0 };
+	struct tm_pool *pool = tm_pool_create(2, 0);
+	struct tm_ctx *c = NULL;
+	struct tm_gen_stats st;
+	struct sink s = { .stop_at = -1 };
+	int32_t want[CTX], tok;
+	int err = load(&(struct spec){ .arch = "qwen3moe", .type = TM_F32, .n_expert = 4, .n_used = 2 }, &m);
+
+	if (!err)
+		err = tm_ctx_create(&c, &m, pool, 24, 4);
+	if (!err)
+		err = tm_forward(c, prompt, 5, NULL, false);
+	for (int i = 0; !err && i < 10; i++) {
+		want[i] = tok = tm_argmax(c->logits, VOCAB);
+		err = tm_forward(c, &tok, 1, NULL, false);
+	}
+	if (!tap_ok(!err, "generate: reference loop ran (%s)", tm_strerror()))
+		goto out;
+	tm_ctx_reset(c);
+	err = tm_generate(c, prompt, 5, 10, greedy, NULL, collect, &s, &st);
+	tap_ok(!err && s.n == 10 && !memcmp(s.toks, want, sizeof(int32_t) * 10) &&
+	       st.n_prompt == 5 && st.n_sampled == 10 && st.n_decoded == 9 &&
+	       st.bytes_decode == 9 * m.bytes_per_token && st.t_prompt > 0 && st.t_decode > 0,
+	       "generate: greedy tokens equal the forward loop's; 9 decode steps read 9 x bytes_per_token");
+
+	tm_ctx_reset(c);
+	s.n = 0;
+	s.stop_at = 3;
+	err = tm_generate(c, prompt, 5, 10, greedy, NULL, collect, &s, &st);
+	tap_ok(!err && s.n == 3 && st.n_decoded == 2, "generate: stops when the callback says so");
+
+	tm_ctx_reset(c);
+	s.n = 0;
+	s.stop_at = -1;
+	err = tm_generate(c, prompt, 5, 100, greedy, NULL, collect, &s, &st);
+	tap_ok(!err && s.n == 24 - 5 + 1 && c->n_past == 24, "generate: stops at a full context (%d tokens)", s.n);
+	tm_ctx_reset(c);
+	tap_ok(tm_generate(c, prompt, 5, 0, greedy, NULL, collect, &s, &st) == -EINVAL &&
+	       tm_generate(c, want, 25, 1, greedy, NULL, collect, &s, &st) == -EINVAL,
+	       "generate: refuses -n 0 and a prompt longer than the context");
+out:
+	tm_ctx_free(c);
+	tm_pool_destroy(pool);
+	tm_model_free(&m);
+}
+
+static void expect_refusal(const struct spec *s, int want, const char *needle, const char *what)
+{
+	struct tm_model m;
+	int err = load(s, &m);
+
+	tap_ok(err == want && strstr(tm_strerror(), needle), "refuses %s: %d '%s'", what, err,
+	       tm_strerror());
+	if (!err)
+		tm_model_free(&m);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir)) {
+		tap_ok(0, "mkdtemp");
+		return tap_done();
+	}
+	test_arch(&(struct spec){ .arch = "llama", .type = TM_F32 }, "llama f32");
+	test_arch(&(struct spec){ .arch = "llama", .type = TM_F16, .tied = true }, "llama f16 tied");
+	test_arch(&(struct spec){ .arch = "llama", .type = TM_F32, .n_expert = 4, .n_used = 2 },
+		  "llama MoE 4x2");
+	test_arch(&(struct spec){ .arch = "qwen3", .type = TM_F32, .head_dim = 16 }, "qwen3 (head 16)");
+	test_arch(&(struct spec){ .arch = "qwen3moe", .type = TM_F16, .n_expert = 6, .n_used = 3,
+				  .head_dim = 12 }, "qwen3moe 6x3");
+
+	test_generate();
+	expect_refusal(&(struct spec){ .arch = "gpt2", .type = TM_F32 }, -EOPNOTSUPP, "gpt2",
+		       "an unsupported architecture");
+	expect_refusal(&(struct spec){ .arch = "llama", .type = TM_F32, .skip = "blk.1.attn_v.weight" },
+		       -EINVAL, "blk.1.attn_v.weight", "a missing tensor");
+	expect_refusal(&(struct spec){ .arch = "llama", .type = TM_F32, .bad_shape = "blk.0.ffn_up.weight" },
+		       -EINVAL, "blk.0.ffn_up.weight", "a tensor of the wrong shape");
+	expect_refusal(&(struct spec){ .arch = "llama", .type = TM_F32, .extra = "blk.0.attn_q.bias" },
+		       -EOPNOTSUPP, "blk.0.attn_q.bias", "a tensor the forward pass would ignore");
+	expect_refusal(&(struct spec){ .arch = "qwen3moe", .type = TM_F32 }, -EINVAL, "expert_count",
+		       "qwen3moe without experts");
+	expect_refusal(&(struct spec){ .arch = "qwen3", .type = TM_F32, .skip = "blk.0.attn_k_norm.weight" },
+		       -EINVAL, "attn_k_norm", "qwen3 without its k norm");
+
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/m.gguf", dir);
+	unlink(path);
+	rmdir(dir);
+	return tap_done();
+}
