@@ -15,6 +15,7 @@
 
 #include "tiermem.h"
 
+/* See tiermem.h. */
 DEFINE_MUTEX(tm_lock);
 LIST_HEAD(tm_regions);
 static LIST_HEAD(tm_zombies);

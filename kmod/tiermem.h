@@ -4,6 +4,7 @@
 #define TIERMEM_INTERNAL_H
 
 #include <linux/atomic.h>
+#include <linux/bits.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mm_types.h>
@@ -14,7 +15,7 @@
 #include <linux/tiermem.h>
 
 #define TM_CHUNK_ORDER		(TIERMEM_CHUNK_SHIFT - PAGE_SHIFT)
-#define TM_CHUNK_PAGES		(1UL << TM_CHUNK_ORDER)
+#define TM_CHUNK_PAGES		BIT(TM_CHUNK_ORDER)
 
 /*
  * Fake mmap offsets: region id N owns [N << 40, (N + 1) << 40). Its data
@@ -22,7 +23,7 @@
  * is 1 GiB aligned, so thp_get_unmapped_area() aligns addresses to 2 MiB.
  */
 #define TM_OFF_SHIFT		40
-#define TM_CTR_REL		(1ULL << 39)
+#define TM_CTR_REL		BIT_ULL(39)
 #define TM_REGION_MAX_SIZE	TM_CTR_REL
 #define TM_MAX_ID		((1ULL << (63 - TM_OFF_SHIFT)) - 1)
 
@@ -89,6 +90,18 @@ struct tm_pmem {
 	unsigned long *slot_used;
 };
 
+/*
+ * Non-temporal stores (memcpy_flushcache) and cache-line write-backs
+ * (dax_flush) are weakly ordered; this fence makes them reach the
+ * persistence domain before any later store.
+ */
+static inline void tm_fence(void)
+{
+	/* sfence on x86: orders the flushes above before what follows. */
+	wmb();
+}
+
+/* Guards the registry, the zombies, the PMEM table and DDR accounting. */
 extern struct mutex tm_lock;
 extern struct list_head tm_regions;
 extern struct tm_pmem *tm_pmems[TIERMEM_PMEM_MAX];

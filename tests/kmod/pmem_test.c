@@ -109,6 +109,23 @@ TEST_F(pmem, create_fill_seal)
 	e.flags = TIERMEM_EXPORT_WRITE;
 	ASSERT_EQ(-EPERM, tm_ioctl(self->fd, TIERMEM_IOC_EXPORT, &e));
 	munmap(p, len);
+	/* Its owner still counts the bytes it reads, through a read-only handle. */
+	{
+		struct tiermem_user_counters *uc;
+		int fd2 = tm_dev();
+
+		ASSERT_EQ(0, tm_open_region(fd2, tm_name("seal"), 0, &o));
+		uc = tm_map(fd2, o.counters_offset, 4096, PROT_READ | PROT_WRITE);
+		ASSERT_NE(MAP_FAILED, uc);
+		__atomic_fetch_add(&uc->bytes_read, len, __ATOMIC_RELAXED);
+		ASSERT_EQ(0, tm_stats(fd2, o.id, &st));
+		ASSERT_EQ(len, st.bytes_read);
+		ASSERT_EQ(0, st.live_mappings);
+		/* ... and the counters page does not block anything. */
+		ASSERT_EQ(-EALREADY, tm_seal(self->fd, c.id));
+		munmap(uc, 4096);
+		close(fd2);
+	}
 	ASSERT_EQ(0, tm_delete(self->fd, tm_name("seal")));
 }
 
