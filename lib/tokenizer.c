@@ -169,20 +169,26 @@ static const struct {
  * EOT, EOG and FIM tokens by text); the first group also ends generation.
  */
 static const char *const eog_texts[] = {
-	"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-	"<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", NULL,
+	"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+	"<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+	"<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+	"<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", "[e~[", NULL,
 };
 static const char *const fim_texts[] = {
 	"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>", "\xe2\x96\x81<PRE>",
 	"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<SUF>", "\xe2\x96\x81<SUF>",
 	"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>", "\xe2\x96\x81<MID>",
-	"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<|fim_repo|>", "<|repo_name|>",
-	"<fim-repo>", "<REPO>", "<|file_sep|>", NULL,
+	"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|fim_repo|>", "<|repo_name|>",
+	"<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>", NULL,
 };
 /* Of the FIM tokens, these end generation too. */
 static const char *const fim_eog_texts[] = {
-	"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<|fim_repo|>", "<|repo_name|>",
-	"<fim-repo>", "<REPO>", "<|file_sep|>", NULL,
+	"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|fim_repo|>", "<|repo_name|>",
+	"<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>", NULL,
+};
+/* Texts llama.cpp always renders and cuts out (gpt-oss): user-defined, whatever the file says. */
+static const char *const user_texts[] = {
+	"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>", NULL,
 };
 
 static int32_t find_cstr(const struct tm_tokenizer *t, const char *s)
@@ -200,6 +206,35 @@ static void mark_texts(struct tm_tokenizer *t, const char *const *texts, bool eo
 		t->attr[id] |= TM_ATTR_CONTROL;
 		if (eog)
 			t->eog[id] = 1;
+	}
+}
+
+static bool is_eog_text(const struct tm_tokenizer *t, const char *s, int32_t *id)
+{
+	*id = find_cstr(t, s);
+	return *id >= 0 && t->eog[*id];
+}
+
+/*
+ * llama.cpp's exceptions: with <|return|> and <|call|> (or <|calls|> and
+ * <|flush|>), <|end|> is an ordinary user-defined token; with
+ * <|tool_response>, </s> is an ordinary word.
+ */
+static void fix_eog_quirks(struct tm_tokenizer *t)
+{
+	int32_t ret, call, calls, flush, end, tool, s;
+
+	bool has_ret = is_eog_text(t, "<|return|>", &ret);
+	bool has_call = is_eog_text(t, "<|call|>", &call) || is_eog_text(t, "<|calls|>", &calls);
+	bool has_flush = is_eog_text(t, "<|flush|>", &flush);
+
+	if (is_eog_text(t, "<|end|>", &end) && ((has_ret && has_call) || (has_call && has_flush))) {
+		t->eog[end] = 0;
+		t->attr[end] = TM_ATTR_USER_DEFINED;
+	}
+	if (is_eog_text(t, "<|tool_response>", &tool) && is_eog_text(t, "</s>", &s)) {
+		t->eog[s] = 0;
+		t->attr[s] = TM_ATTR_NORMAL;
 	}
 }
 
@@ -352,13 +387,20 @@ int tm_tokenizer_create(struct tm_tokenizer **out, const struct tm_vocab_spec *s
 			t->byte_token[b] = tm_strtab_find(&t->vocab, raw, 1);
 	}
 
-	mark_texts(t, eog_texts, true);
 	mark_texts(t, fim_texts, false);
 	mark_texts(t, fim_eog_texts, true);
+	mark_texts(t, eog_texts, true);
+	for (const char *const *u = user_texts; *u; u++) {
+		int32_t id = find_cstr(t, *u);
+
+		if (id >= 0)
+			t->attr[id] = TM_ATTR_USER_DEFINED;
+	}
 	if (t->eos >= 0)
 		t->eog[t->eos] = 1;
 	if (t->eot >= 0)
 		t->eog[t->eot] = 1;
+	fix_eog_quirks(t);
 	if ((err = build_specials(t)))
 		goto fail;
 	*out = t;

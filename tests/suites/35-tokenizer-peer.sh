@@ -50,9 +50,9 @@ fi
 node tests/peer/randtext.mjs 400 35 >"$W/random.txt"
 models=()
 [ -f "$LLAMA2" ] && models+=("llama-2:$LLAMA2") || fail "$LLAMA2 is missing"
-# Merges learnt from prose, code and the corpus itself (so CJK, emoji and
-# white-space runs get multi-byte merges too).
-train=("$CORPUS" tests/peer/llama.mjs lib/tokenizer.c)
+# Merges learnt from prose, code, the corpus and the random text themselves
+# (so CJK, emoji, contractions and white-space runs get merges too).
+train=("$CORPUS" "$W/random.txt" tests/peer/llama.mjs lib/tokenizer.c)
 [ -f /usr/share/common-licenses/GPL-3 ] && train+=(/usr/share/common-licenses/GPL-3)
 for pre in qwen2 gpt-2 llama-bpe; do
 	if node tests/peer/mkvocab.mjs "$W/bpe-$pre.gguf" --pre "$pre" --merges 1500 "${train[@]}" 2>"$W/mk.err"; then
