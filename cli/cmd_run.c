@@ -109,7 +109,19 @@ static int default_model(char *path, size_t n)
 	fprintf(stderr, "tiermem run: no -m given; writing the default model %s with tiermem synth\n", path);
 	char *argv[] = { "synth", "--arch", "llama", "--type", "q4_K_M", "--size", "256M",
 			 "--seed", "1", "-q", "-o", path, NULL };
-	int rc = cmd_synth(sizeof(argv) / sizeof(argv[0]) - 1, argv);
+	int rc, saved;
+
+	/* synth describes the file on stdout; keep stdout for the generated text */
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	if (saved >= 0)
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+	rc = cmd_synth(sizeof(argv) / sizeof(argv[0]) - 1, argv);
+	fflush(stdout);
+	if (saved >= 0) {
+		dup2(saved, STDOUT_FILENO);
+		close(saved);
+	}
 
 	if (rc)
 		return run_error(CMD, "could not write the default model %s", path);

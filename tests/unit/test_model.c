@@ -417,6 +417,26 @@ static void test_arch(const struct spec *s, const char *label)
 	tap_ok(worst < 1e-4, "%s: logits equal an independent double-precision forward pass (max %.2g std)",
 	       label, worst);
 
+	/* and so does every kernel ISA this CPU has (a CI machine may pick another) */
+	static const char *const isas[] = { "scalar", "avx2", "avx512" };
+	const char *dflt = tm_kernels_isa();
+	int tried = 0, bad_isa = 0;
+
+	for (size_t k = 0; k < sizeof(isas) / sizeof(isas[0]); k++) {
+		if (tm_kernels_force_isa(isas[k]))
+			continue;
+		tried++;
+		if (run(&m, 2, 5, toks, N, c)) {
+			bad_isa++;
+			continue;
+		}
+		for (int t = 0; t < N * VOCAB; t++)
+			if (fabs(c[t] - ref[t]) > 1e-4 * scale)
+				bad_isa++;
+	}
+	tm_kernels_force_isa(strncmp(dflt, "avx512", 6) ? dflt : "avx512");
+	tap_ok(tried >= 1 && !bad_isa, "%s: the same logits with each of %d kernel ISAs", label, tried);
+
 	/* positions matter: swapping two earlier tokens changes the later logits */
 	int32_t swapped[N];
 
