@@ -206,7 +206,7 @@ static int tm_ioc_create(struct tm_file *tf, void *arg)
 		tm_region_put(r);
 		return ret;
 	}
-	list_add_tail(&r->node, &tm_regions);
+	tm_registry_add(r);
 	tm_region_get(r);	/* the handle's; the registry keeps the first */
 	mutex_unlock(&tm_lock);
 	c->id = r->id;
@@ -291,7 +291,7 @@ static int tm_ioc_delete(struct tm_file *tf, void *arg)
 		mutex_unlock(&tm_lock);
 		return -EACCES;
 	}
-	list_del_init(&r->node);
+	tm_registry_del(r);
 	r->deleted = true;
 	if (r->tier == TIERMEM_TIER_PMEM)
 		tm_pmem_forget(r);
@@ -595,7 +595,7 @@ static void tm_drop_registry(void)
 	mutex_lock(&tm_lock);
 	while (!list_empty(&tm_regions)) {
 		r = list_first_entry(&tm_regions, struct tm_region, node);
-		list_del_init(&r->node);
+		tm_registry_del(r);
 		mutex_unlock(&tm_lock);
 		tm_region_put(r);
 		mutex_lock(&tm_lock);

@@ -99,7 +99,7 @@ static void tm_region_free(struct tm_region *r)
 void tm_region_drop_locked(struct tm_region *r)
 {
 	lockdep_assert_held(&tm_lock);
-	list_del_init(&r->node);
+	tm_registry_del(r);
 	tm_region_free(r);
 }
 

@@ -348,7 +348,7 @@ int tm_table_load(struct tm_pmem *pm, bool format)
 		goto out;
 	}
 	list_for_each_entry(r, &pm->regions, pmem_node)
-		list_add_tail(&r->node, &tm_regions);
+		tm_registry_add(r);
 out:
 	vfree(buf);
 	if (ret) {

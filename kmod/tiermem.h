@@ -5,6 +5,7 @@
 
 #include <linux/atomic.h>
 #include <linux/bits.h>
+#include <linux/kobject.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mm_types.h>
@@ -62,6 +63,9 @@ struct tm_region {
 	/* Writable mappings, writable dma-bufs and copies in: block seal. */
 	atomic_t writers;
 	struct tm_stat st;
+	/* /sys/kernel/tiermem/regions/NAME while in the registry */
+	struct kobject kobj;
+	bool kobj_added;
 	struct page *ctr_page;		/* struct tiermem_user_counters */
 
 	/* DDR: compound 2 MiB chunks. */
@@ -172,6 +176,8 @@ int tm_copy(struct tm_region *src, u64 soff, struct tm_region *dst, u64 doff,
 int tm_export(struct tm_region *r, u64 off, u64 len, u32 flags);
 
 /* sysfs.c */
+void tm_registry_add(struct tm_region *r);
+void tm_registry_del(struct tm_region *r);
 int tm_sysfs_init(void);
 void tm_sysfs_exit(void);
 

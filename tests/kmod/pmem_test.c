@@ -286,6 +286,7 @@ static int detach(int fd, __u32 index)
 TEST_F(pmem, detach_attach_keeps_regions)
 {
 	const size_t len = 2 * CHUNK;
+	char dir[TIERMEM_NAME_MAX + 32];
 	struct tiermem_create s, f;
 	struct tiermem_attach a;
 	struct tiermem_open o;
@@ -305,11 +306,15 @@ TEST_F(pmem, detach_attach_keeps_regions)
 	ASSERT_EQ(-EBUSY, detach(self->fd, 0));
 	ASSERT_EQ(0, tm_close_region(self->fd, s.id));
 	ASSERT_EQ(0, tm_close_region(self->fd, f.id));
+	snprintf(dir, sizeof(dir), "/sys/kernel/tiermem/regions/%s", tm_name("keep-s"));
+	ASSERT_EQ(0, access(dir, F_OK));
 	ASSERT_EQ(0, detach(self->fd, 0));
 	ASSERT_EQ(-ENOENT, detach(self->fd, 0));
 	ASSERT_EQ(-ENOENT, tm_open_region(self->fd, tm_name("keep-s"), 0, NULL));
+	ASSERT_NE(0, access(dir, F_OK));
 	ASSERT_EQ(0, attach(self->fd, &a));
 	ASSERT_EQ(0, a.index);
+	ASSERT_EQ(0, access(dir, F_OK));
 	ASSERT_EQ(0, tm_open_region(self->fd, tm_name("keep-s"), 0, &o));
 	ASSERT_EQ(TIERMEM_STATE_SEALED, o.state);
 	ASSERT_EQ(len, o.size);

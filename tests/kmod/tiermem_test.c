@@ -649,7 +649,7 @@ TEST_F(dev, counters_page)
 
 static unsigned long long sysfs_u64(const char *tier, const char *name)
 {
-	char path[128];
+	char path[192];
 	unsigned long long v = ~0ULL;
 	FILE *f;
 
@@ -665,6 +665,7 @@ static unsigned long long sysfs_u64(const char *tier, const char *name)
 
 TEST_F(dev, sysfs_matches_ioctl)
 {
+	char dir[TIERMEM_NAME_MAX + 16], path[TIERMEM_NAME_MAX + 48];
 	struct tiermem_counters st;
 	struct tiermem_create c;
 	char *p;
@@ -680,8 +681,19 @@ TEST_F(dev, sysfs_matches_ioctl)
 	ASSERT_EQ(st.bytes_mapped, sysfs_u64("ddr", "bytes_mapped"));
 	ASSERT_EQ(st.live_mappings, sysfs_u64("ddr", "live_mappings"));
 	ASSERT_EQ(0, sysfs_u64("ddr", "faults_pud"));
+	/* Per region: /sys/kernel/tiermem/regions/NAME/, while it exists. */
+	snprintf(dir, sizeof(dir), "regions/%s", tm_name("sysfs"));
+	ASSERT_EQ(0, tm_stats(self->fd, c.id, &st));
+	ASSERT_EQ(2, st.faults_pmd);
+	ASSERT_EQ(2, sysfs_u64(dir, "faults_pmd"));
+	ASSERT_EQ(2 * CHUNK, sysfs_u64(dir, "bytes_mapped"));
+	ASSERT_EQ(1, sysfs_u64(dir, "live_mappings"));
+	ASSERT_EQ(0, sysfs_u64(dir, "pinned_pages"));
 	munmap(p, 2 * CHUNK);
+	ASSERT_EQ(0, sysfs_u64(dir, "live_mappings"));
 	ASSERT_EQ(0, tm_delete(self->fd, tm_name("sysfs")));
+	snprintf(path, sizeof(path), "/sys/kernel/tiermem/%s", dir);
+	ASSERT_NE(0, access(path, F_OK));
 }
 
 TEST_F(dev, copy_ddr)
