@@ -6,7 +6,8 @@
  * short warm-up. Prints one JSON object. The weights come from the file's
  * mapping, exactly as `tiermem run` reads them.
  *
- * usage: decode MODEL [--prompt-tokens N] [--gen G] [--threads T] [--batch B]
+ * usage: decode MODEL [--prompt-tokens N] [--gen G] [--threads T] [--batch B] [--ddr]
+ * --ddr reads the file into anonymous 2 MiB pages first (the userspace DDR tier).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "decode: counts must be positive\n");
 		return 2;
 	}
-	ret = tm_model_load(&m, argv[1]);
+	int ddr = 0;
+
+	for (int i = 2; i < argc; i++)
+		ddr |= !strcmp(argv[i], "--ddr");
+	if (ddr) {
+		struct tm_mapping map;
+
+		ret = tm_map_load(&map, argv[1], TM_PAGES_THP);
+		if (!ret)
+			ret = tm_model_load_mapping(&m, &map);
+	} else {
+		ret = tm_model_load(&m, argv[1]);
+	}
 	if (ret) {
 		fprintf(stderr, "decode: %s\n", tm_strerror());
 		return 2;
@@ -98,10 +111,10 @@ int main(int argc, char **argv)
 	}
 	t_dec = now_s() - t0;
 
-	printf("{\"model\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_tokens\":%d,\"gen_tokens\":%d,"
+	printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_tokens\":%d,\"gen_tokens\":%d,"
 	       "\"prefill_s\":%.6f,\"prefill_tok_s\":%.4f,\"decode_s\":%.6f,\"decode_tok_s\":%.4f,"
 	       "\"bytes_per_token\":%.0f,\"decode_gbs\":%.4f}\n",
-	       argv[1], nt, tm_kernels_isa(), np, ng, t_pre, np / t_pre, t_dec, ng / t_dec,
+	       argv[1], m.map.backend, nt, tm_kernels_isa(), np, ng, t_pre, np / t_pre, t_dec, ng / t_dec,
 	       (double)(c->weight_bytes - b0) / ng, (double)(c->weight_bytes - b0) / t_dec / 1e9);
 	free(toks);
 	tm_ctx_free(c);

@@ -173,6 +173,41 @@ int tm_map_anon(struct tm_mapping *m, size_t size, enum tm_pages pages, unsigned
 	return 0;
 }
 
+int tm_map_load(struct tm_mapping *m, const char *path, enum tm_pages pages)
+{
+	struct stat st;
+	size_t done = 0;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tm_err(-errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		close(fd);
+		return tm_err(-EINVAL, "%s: not a non-empty regular file", path);
+	}
+	ret = tm_map_anon(m, st.st_size, pages, 0);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	snprintf(m->path, sizeof(m->path), "%s", path);
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, (char *)m->addr + done, st.st_size - done);
+
+		if (n <= 0) {
+			ret = tm_err(n < 0 ? -errno : -EIO, "%s: read at %zu: %s", path, done,
+				     n < 0 ? strerror(errno) : "file shrank");
+			close(fd);
+			tm_unmap(m);
+			return ret;
+		}
+		done += n;
+	}
+	close(fd);
+	return 0;
+}
+
 /* A character device whose sysfs subsystem is "dax": a devdax namespace. */
 static int is_devdax(const struct stat *st)
 {

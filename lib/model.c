@@ -382,13 +382,13 @@ out:
 	return err;
 }
 
-int tm_model_load(struct tm_model *m, const char *path)
+int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map)
 {
 	int err;
 
 	memset(m, 0, sizeof(*m));
-	if ((err = tm_map_file(&m->map, path, 0)))
-		return err;
+	m->map = *map;
+	memset(map, 0, sizeof(*map));
 	if ((err = tm_gguf_parse(&m->gguf, m->map.addr, m->map.size))) {
 		tm_unmap(&m->map);
 		return err;
@@ -399,6 +399,17 @@ int tm_model_load(struct tm_model *m, const char *path)
 		return err;
 	}
 	return 0;
+}
+
+int tm_model_load(struct tm_model *m, const char *path)
+{
+	struct tm_mapping map;
+	int err;
+
+	memset(m, 0, sizeof(*m));
+	if ((err = tm_map_file(&map, path, 0)))
+		return err;
+	return tm_model_load_mapping(m, &map);
 }
 
 void tm_model_free(struct tm_model *m)

@@ -53,6 +53,12 @@ int tm_map_anon(struct tm_mapping *m, size_t size, enum tm_pages pages, unsigned
  * on a DAX filesystem. size 0 maps it all. Refuses anything that is not DAX.
  */
 int tm_map_pmem(struct tm_mapping *m, const char *path, size_t size, unsigned int flags);
+/*
+ * Read a whole file into anonymous DDR with the given pages: the userspace DDR
+ * tier when no module is loaded (weights then sit on 2 MiB pages instead of
+ * the page cache's 4 KiB ones). Shows progress on stderr if it is a terminal.
+ */
+int tm_map_load(struct tm_mapping *m, const char *path, enum tm_pages pages);
 void tm_unmap(struct tm_mapping *m);
 
 const char *tm_tier_name(enum tm_tier tier);

@@ -97,6 +97,12 @@ int tm_model_init(struct tm_model *m, const struct tm_gguf *g);
 
 /* Map and parse a GGUF file, then tm_model_init. -ENOENT etc. for the file. */
 int tm_model_load(struct tm_model *m, const char *path);
+/*
+ * The same over a mapping that already holds a GGUF file, from any backend
+ * (a tier region, DDR the file was loaded into): the model takes it over and
+ * tm_model_free releases it, also when loading fails.
+ */
+int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map);
 
 void tm_model_free(struct tm_model *m);
 
