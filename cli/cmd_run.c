@@ -109,7 +109,19 @@ static int default_model(char *path, size_t n)
 	fprintf(stderr, "tiermem run: no -m given; writing the default model %s with tiermem synth\n", path);
 	char *argv[] = { "synth", "--arch", "llama", "--type", "q4_K_M", "--size", "256M",
 			 "--seed", "1", "-q", "-o", path, NULL };
-	int rc = cmd_synth(sizeof(argv) / sizeof(argv[0]) - 1, argv);
+	int rc, saved;
+
+	/* synth describes the file on stdout; keep stdout for the generated text */
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	if (saved >= 0)
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+	rc = cmd_synth(sizeof(argv) / sizeof(argv[0]) - 1, argv);
+	fflush(stdout);
+	if (saved >= 0) {
+		dup2(saved, STDOUT_FILENO);
+		close(saved);
+	}
 
 	if (rc)
 		return run_error(CMD, "could not write the default model %s", path);
@@ -133,8 +145,9 @@ static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int
 	else
 		fprintf(stderr, "generation:  1 token sampled from the prompt's logits, no decode step to time\n");
 	if (st->n_decoded)
-		fprintf(stderr, "weights:     %.1f MiB read per token, %.2f GB/s\n", per_tok / 1048576.0,
-			st->bytes_decode / st->t_decode / 1e9);
+		fprintf(stderr, "weights:     %.1f MiB read per token, %.2f GB/s; %.0f pool hand-offs per token\n",
+			per_tok / 1048576.0, st->bytes_decode / st->t_decode / 1e9,
+			(double)st->handoffs_decode / st->n_decoded);
 }
 
 int cmd_run(int argc, char **argv)

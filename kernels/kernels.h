@@ -79,7 +79,10 @@ struct tm_matvec {
 /*
  * Run several independent matvecs in one hand-off to the pool (q, k and v; gate
  * and up; the experts of one token), split so every thread streams about the
- * same number of weight bytes.
+ * same number of weight bytes (a contiguous range each, in whole rows). Each
+ * distinct x (pointer, cols, activation format) is quantized once per call.
+ * A job whose type has no kernel, or whose cols is not a whole number of
+ * blocks, gets NaN rows (validate types up front; this is only a backstop).
  */
 void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs);
 void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job);
@@ -87,6 +90,9 @@ void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job);
 /*
  * Batched prompt processing: Y[i][r] = dot(row r of w, X[i]) for i in [0, n).
  * X is n rows of cols floats (stride cols), Y is n rows of rows floats (stride rows).
+ * Threads split the rows; each streams its rows in tiles that stay in L2
+ * while every token passes over them, 4 tokens per pass (one unpack of a
+ * weight block serves 4 tokens). Results equal n tm_matvec calls exactly.
  */
 void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 	       int rows, int cols, const float *X, int n, float *Y);

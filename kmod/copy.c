@@ -98,7 +98,7 @@ int tm_copy(struct tm_region *src, u64 soff, struct tm_region *dst, u64 doff,
 		cond_resched();
 	}
 	if (dst->tier == TIERMEM_TIER_PMEM)
-		wmb();	/* memcpy_flushcache's stores are ordered by a fence */
+		tm_fence();
 	atomic_dec(&dst->writers);
 	TM_STAT(src, bytes_copied, done);
 	if (dst != src)

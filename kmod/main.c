@@ -34,7 +34,7 @@ struct tm_handle {
 };
 
 struct tm_file {
-	struct mutex lock;
+	struct mutex lock;		/* guards handles */
 	struct list_head handles;
 };
 
@@ -206,7 +206,7 @@ static int tm_ioc_create(struct tm_file *tf, void *arg)
 		tm_region_put(r);
 		return ret;
 	}
-	list_add_tail(&r->node, &tm_regions);
+	tm_registry_add(r);
 	tm_region_get(r);	/* the handle's; the registry keeps the first */
 	mutex_unlock(&tm_lock);
 	c->id = r->id;
@@ -291,7 +291,7 @@ static int tm_ioc_delete(struct tm_file *tf, void *arg)
 		mutex_unlock(&tm_lock);
 		return -EACCES;
 	}
-	list_del_init(&r->node);
+	tm_registry_del(r);
 	r->deleted = true;
 	if (r->tier == TIERMEM_TIER_PMEM)
 		tm_pmem_forget(r);
@@ -466,21 +466,19 @@ struct tm_ioctl_desc {
 	int (*fn)(struct tm_file *tf, void *arg);
 };
 
-#define TM_IOCTL(c, f) [_IOC_NR(c)] = { .cmd = (c), .fn = (f) }
-
 static const struct tm_ioctl_desc tm_ioctls[] = {
-	TM_IOCTL(TIERMEM_IOC_VERSION, tm_ioc_version),
-	TM_IOCTL(TIERMEM_IOC_CREATE, tm_ioc_create),
-	TM_IOCTL(TIERMEM_IOC_OPEN, tm_ioc_open),
-	TM_IOCTL(TIERMEM_IOC_CLOSE, tm_ioc_close),
-	TM_IOCTL(TIERMEM_IOC_DELETE, tm_ioc_delete),
-	TM_IOCTL(TIERMEM_IOC_LIST, tm_ioc_list),
-	TM_IOCTL(TIERMEM_IOC_STATS, tm_ioc_stats),
-	TM_IOCTL(TIERMEM_IOC_SEAL, tm_ioc_seal),
-	TM_IOCTL(TIERMEM_IOC_ATTACH, tm_ioc_attach),
-	TM_IOCTL(TIERMEM_IOC_DETACH, tm_ioc_detach),
-	TM_IOCTL(TIERMEM_IOC_COPY, tm_ioc_copy),
-	TM_IOCTL(TIERMEM_IOC_EXPORT, tm_ioc_export),
+	[_IOC_NR(TIERMEM_IOC_VERSION)] = { TIERMEM_IOC_VERSION, tm_ioc_version },
+	[_IOC_NR(TIERMEM_IOC_CREATE)] = { TIERMEM_IOC_CREATE, tm_ioc_create },
+	[_IOC_NR(TIERMEM_IOC_OPEN)] = { TIERMEM_IOC_OPEN, tm_ioc_open },
+	[_IOC_NR(TIERMEM_IOC_CLOSE)] = { TIERMEM_IOC_CLOSE, tm_ioc_close },
+	[_IOC_NR(TIERMEM_IOC_DELETE)] = { TIERMEM_IOC_DELETE, tm_ioc_delete },
+	[_IOC_NR(TIERMEM_IOC_LIST)] = { TIERMEM_IOC_LIST, tm_ioc_list },
+	[_IOC_NR(TIERMEM_IOC_STATS)] = { TIERMEM_IOC_STATS, tm_ioc_stats },
+	[_IOC_NR(TIERMEM_IOC_SEAL)] = { TIERMEM_IOC_SEAL, tm_ioc_seal },
+	[_IOC_NR(TIERMEM_IOC_ATTACH)] = { TIERMEM_IOC_ATTACH, tm_ioc_attach },
+	[_IOC_NR(TIERMEM_IOC_DETACH)] = { TIERMEM_IOC_DETACH, tm_ioc_detach },
+	[_IOC_NR(TIERMEM_IOC_COPY)] = { TIERMEM_IOC_COPY, tm_ioc_copy },
+	[_IOC_NR(TIERMEM_IOC_EXPORT)] = { TIERMEM_IOC_EXPORT, tm_ioc_export },
 };
 
 union tm_ioctl_arg {
@@ -597,7 +595,7 @@ static void tm_drop_registry(void)
 	mutex_lock(&tm_lock);
 	while (!list_empty(&tm_regions)) {
 		r = list_first_entry(&tm_regions, struct tm_region, node);
-		list_del_init(&r->node);
+		tm_registry_del(r);
 		mutex_unlock(&tm_lock);
 		tm_region_put(r);
 		mutex_lock(&tm_lock);

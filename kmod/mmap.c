@@ -11,6 +11,7 @@
  * reference on the region instead, so the memory stays until the last VMA
  * is gone (and the last pin, see region.c).
  */
+#include <linux/cred.h>
 #include <linux/mm.h>
 #include <linux/huge_mm.h>
 #include <linux/pfn_t.h>
@@ -158,9 +159,20 @@ static const struct vm_operations_struct tm_vm_ops = {
 	.fault = tm_vm_fault,
 };
 
+/* The counters page is neither data nor a writer of it. */
+static void tm_ctr_vm_open(struct vm_area_struct *vma)
+{
+	tm_region_get(tm_vma_region(vma));
+}
+
+static void tm_ctr_vm_close(struct vm_area_struct *vma)
+{
+	tm_region_put(tm_vma_region(vma));
+}
+
 static const struct vm_operations_struct tm_ctr_vm_ops = {
-	.open = tm_vm_open,
-	.close = tm_vm_close,
+	.open = tm_ctr_vm_open,
+	.close = tm_ctr_vm_close,
 };
 
 static int tm_mmap_counters(struct tm_region *r, struct vm_area_struct *vma)
@@ -175,7 +187,7 @@ static int tm_mmap_counters(struct tm_region *r, struct vm_area_struct *vma)
 		return ret;
 	vma->vm_private_data = r;
 	vma->vm_ops = &tm_ctr_vm_ops;
-	tm_vm_open(vma);
+	tm_ctr_vm_open(vma);
 	return 0;
 }
 
@@ -193,7 +205,13 @@ int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,
 	/* VM_MAYSHARE: a read-only file's MAP_SHARED loses VM_SHARED. */
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
-	if (r->state == TIERMEM_STATE_SEALED)
+	/*
+	 * Sealed data is read-only; the counters page stays writable for the
+	 * owner, who adds the bytes it reads from the sealed weights.
+	 */
+	if (rel == TM_CTR_REL)
+		writable |= uid_eq(current_fsuid(), r->uid);
+	else if (r->state == TIERMEM_STATE_SEALED)
 		writable = false;
 	if (!writable && (vma->vm_flags & VM_WRITE))
 		return -EACCES;

@@ -325,5 +325,5 @@ pfn_t tm_pmem_pfn(const struct tm_region *r, u64 off)
 void tm_pmem_flush(const struct tm_region *r, void *addr, size_t len)
 {
 	dax_flush(r->pm->dax, addr, len);
-	wmb();
+	tm_fence();
 }

@@ -15,6 +15,7 @@
 
 #include "tiermem.h"
 
+/* See tiermem.h. */
 DEFINE_MUTEX(tm_lock);
 LIST_HEAD(tm_regions);
 static LIST_HEAD(tm_zombies);
@@ -98,7 +99,7 @@ static void tm_region_free(struct tm_region *r)
 void tm_region_drop_locked(struct tm_region *r)
 {
 	lockdep_assert_held(&tm_lock);
-	list_del_init(&r->node);
+	tm_registry_del(r);
 	tm_region_free(r);
 }
 

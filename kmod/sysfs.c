@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * tiermem counters in sysfs: /sys/kernel/tiermem/{ddr,pmem}/<counter>, one
- * value per file, the same numbers as TIERMEM_IOC_STATS with
- * TIERMEM_STATS_TIER. Per-region counters are only available by ioctl.
+ * tiermem counters in sysfs, one value per file, the same numbers as
+ * TIERMEM_IOC_STATS:
+ *   /sys/kernel/tiermem/{ddr,pmem}/<counter>        per tier
+ *   /sys/kernel/tiermem/regions/<name>/<counter>    per region in the registry
+ *
+ * A region's directory is added and removed with its registry membership,
+ * under tm_lock. Its show() takes no lock: kobject_del() waits for running
+ * readers, and the registry's reference keeps the region alive until then.
  */
 #include <linux/kobject.h>
 #include <linux/stddef.h>
@@ -15,7 +20,7 @@ struct tm_attr {
 	size_t off;
 };
 
-static struct kobject *tm_kobj, *tm_tier_kobj[3];
+static struct kobject *tm_kobj, *tm_regions_kobj, *tm_tier_kobj[3];
 
 static ssize_t tm_attr_show(struct kobject *kobj, struct kobj_attribute *ka,
 			    char *buf)
@@ -26,6 +31,17 @@ static ssize_t tm_attr_show(struct kobject *kobj, struct kobj_attribute *ka,
 	struct tiermem_counters c;
 
 	tm_tier_counters(tier, &c);
+	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&c + a->off));
+}
+
+static ssize_t tm_region_show(struct kobject *kobj, struct kobj_attribute *ka,
+			      char *buf)
+{
+	struct tm_attr *a = container_of(ka, struct tm_attr, ka);
+	struct tm_region *r = container_of(kobj, struct tm_region, kobj);
+	struct tiermem_counters c;
+
+	tm_region_counters(r, &c);
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&c + a->off));
 }
 
@@ -45,6 +61,73 @@ TM_ATTR(media_errors);
 TM_ATTR(pinned_pages);
 TM_ATTR(bytes_read);
 TM_ATTR(exports);
+
+#define TM_RATTR(f) \
+	static struct tm_attr tm_rattr_##f = { \
+		.ka = __ATTR(f, 0444, tm_region_show, NULL), \
+		.off = offsetof(struct tiermem_counters, f), \
+	}
+
+TM_RATTR(faults_pte);
+TM_RATTR(faults_pmd);
+TM_RATTR(faults_pud);
+TM_RATTR(bytes_mapped);
+TM_RATTR(live_mappings);
+TM_RATTR(bytes_copied);
+TM_RATTR(media_errors);
+TM_RATTR(pinned_pages);
+TM_RATTR(bytes_read);
+TM_RATTR(exports);
+
+static struct attribute *tm_region_attrs[] = {
+	&tm_rattr_faults_pte.ka.attr,
+	&tm_rattr_faults_pmd.ka.attr,
+	&tm_rattr_faults_pud.ka.attr,
+	&tm_rattr_bytes_mapped.ka.attr,
+	&tm_rattr_live_mappings.ka.attr,
+	&tm_rattr_bytes_copied.ka.attr,
+	&tm_rattr_media_errors.ka.attr,
+	&tm_rattr_pinned_pages.ka.attr,
+	&tm_rattr_bytes_read.ka.attr,
+	&tm_rattr_exports.ka.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(tm_region);
+
+/* The region owns the memory; the kobject only lives inside it. */
+static void tm_region_kobj_release(struct kobject *kobj)
+{
+}
+
+static const struct kobj_type tm_region_ktype = {
+	.release = tm_region_kobj_release,
+	.sysfs_ops = &kobj_sysfs_ops,
+	.default_groups = tm_region_groups,
+};
+
+void tm_registry_add(struct tm_region *r)
+{
+	lockdep_assert_held(&tm_lock);
+	list_add_tail(&r->node, &tm_regions);
+	if (kobject_init_and_add(&r->kobj, &tm_region_ktype, tm_regions_kobj,
+				 "%s", r->name)) {
+		kobject_put(&r->kobj);
+		pr_warn("tiermem: no sysfs directory for region %s\n", r->name);
+		return;
+	}
+	r->kobj_added = true;
+}
+
+void tm_registry_del(struct tm_region *r)
+{
+	lockdep_assert_held(&tm_lock);
+	list_del_init(&r->node);
+	if (!r->kobj_added)
+		return;
+	kobject_del(&r->kobj);
+	kobject_put(&r->kobj);
+	r->kobj_added = false;
+}
 
 static struct attribute *tm_attrs[] = {
 	&tm_attr_faults_pte.ka.attr,
@@ -87,6 +170,11 @@ int tm_sysfs_init(void)
 	tm_kobj = kobject_create_and_add("tiermem", kernel_kobj);
 	if (!tm_kobj)
 		return -ENOMEM;
+	tm_regions_kobj = kobject_create_and_add("regions", tm_kobj);
+	if (!tm_regions_kobj) {
+		tm_sysfs_exit();
+		return -ENOMEM;
+	}
 	ret = tm_tier_add(TIERMEM_TIER_DDR, "ddr");
 	if (!ret)
 		ret = tm_tier_add(TIERMEM_TIER_PMEM, "pmem");
@@ -106,6 +194,8 @@ void tm_sysfs_exit(void)
 			tm_tier_kobj[i] = NULL;
 		}
 	}
+	kobject_put(tm_regions_kobj);
+	tm_regions_kobj = NULL;
 	kobject_put(tm_kobj);
 	tm_kobj = NULL;
 }

@@ -83,7 +83,7 @@ static struct tm_media_entry *tm_slot(struct tm_pmem *pm, u32 slot)
 static void tm_persist(struct tm_pmem *pm, void *p, size_t n)
 {
 	dax_flush(pm->dax, p, n);
-	wmb();
+	tm_fence();
 }
 
 static void tm_write_state(struct tm_pmem *pm, u32 slot, u32 state)
@@ -91,7 +91,7 @@ static void tm_write_state(struct tm_pmem *pm, u32 slot, u32 state)
 	__le64 w = cpu_to_le64(tm_state_word(state));
 
 	memcpy_flushcache(&tm_slot(pm, slot)->state, &w, sizeof(w));
-	wmb();
+	tm_fence();
 }
 
 int tm_table_write(struct tm_pmem *pm, struct tm_region *r, u32 state)
@@ -113,7 +113,7 @@ int tm_table_write(struct tm_pmem *pm, struct tm_region *r, u32 state)
 	e.crc = cpu_to_le32(tm_crc(e.name, offsetof(struct tm_media_entry, crc) -
 				   offsetof(struct tm_media_entry, name)));
 	memcpy_flushcache(m->name, e.name, sizeof(e) - sizeof(e.state));
-	wmb();
+	tm_fence();
 	tm_write_state(pm, r->slot, state);
 	return 0;
 }
@@ -139,7 +139,7 @@ static int tm_table_format(struct tm_pmem *pm)
 	h.media_size = cpu_to_le64(pm->size);
 	h.crc = cpu_to_le32(tm_crc(&h, offsetof(struct tm_media_header, crc)));
 	memcpy_flushcache(pm->kaddr, &h, sizeof(h));
-	wmb();
+	tm_fence();
 	pr_info("tiermem: %s: blank media, wrote an empty region table (%u slots)\n",
 		pm->path, (u32)TM_NR_SLOTS);
 	return 0;
@@ -348,7 +348,7 @@ int tm_table_load(struct tm_pmem *pm, bool format)
 		goto out;
 	}
 	list_for_each_entry(r, &pm->regions, pmem_node)
-		list_add_tail(&r->node, &tm_regions);
+		tm_registry_add(r);
 out:
 	vfree(buf);
 	if (ret) {

@@ -4,6 +4,8 @@
 #define TIERMEM_INTERNAL_H
 
 #include <linux/atomic.h>
+#include <linux/bits.h>
+#include <linux/kobject.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mm_types.h>
@@ -14,7 +16,7 @@
 #include <linux/tiermem.h>
 
 #define TM_CHUNK_ORDER		(TIERMEM_CHUNK_SHIFT - PAGE_SHIFT)
-#define TM_CHUNK_PAGES		(1UL << TM_CHUNK_ORDER)
+#define TM_CHUNK_PAGES		BIT(TM_CHUNK_ORDER)
 
 /*
  * Fake mmap offsets: region id N owns [N << 40, (N + 1) << 40). Its data
@@ -22,7 +24,7 @@
  * is 1 GiB aligned, so thp_get_unmapped_area() aligns addresses to 2 MiB.
  */
 #define TM_OFF_SHIFT		40
-#define TM_CTR_REL		(1ULL << 39)
+#define TM_CTR_REL		BIT_ULL(39)
 #define TM_REGION_MAX_SIZE	TM_CTR_REL
 #define TM_MAX_ID		((1ULL << (63 - TM_OFF_SHIFT)) - 1)
 
@@ -61,6 +63,9 @@ struct tm_region {
 	/* Writable mappings, writable dma-bufs and copies in: block seal. */
 	atomic_t writers;
 	struct tm_stat st;
+	/* /sys/kernel/tiermem/regions/NAME while in the registry */
+	struct kobject kobj;
+	bool kobj_added;
 	struct page *ctr_page;		/* struct tiermem_user_counters */
 
 	/* DDR: compound 2 MiB chunks. */
@@ -89,6 +94,18 @@ struct tm_pmem {
 	unsigned long *slot_used;
 };
 
+/*
+ * Non-temporal stores (memcpy_flushcache) and cache-line write-backs
+ * (dax_flush) are weakly ordered; this fence makes them reach the
+ * persistence domain before any later store.
+ */
+static inline void tm_fence(void)
+{
+	/* sfence on x86: orders the flushes above before what follows. */
+	wmb();
+}
+
+/* Guards the registry, the zombies, the PMEM table and DDR accounting. */
 extern struct mutex tm_lock;
 extern struct list_head tm_regions;
 extern struct tm_pmem *tm_pmems[TIERMEM_PMEM_MAX];
@@ -159,6 +176,8 @@ int tm_copy(struct tm_region *src, u64 soff, struct tm_region *dst, u64 doff,
 int tm_export(struct tm_region *r, u64 off, u64 len, u32 flags);
 
 /* sysfs.c */
+void tm_registry_add(struct tm_region *r);
+void tm_registry_del(struct tm_region *r);
 int tm_sysfs_init(void);
 void tm_sysfs_exit(void);
 

@@ -138,11 +138,13 @@ static struct tm_matvec job(const struct tm_weight *w, int mat, const float *x, 
 /* Y[n][rows] = X[n][cols] W^T for matrix mat of w: a matvec for one row, else a matmul. */
 static void mul(struct tm_ctx *c, const struct tm_weight *w, int mat, const float *X, int n, float *Y)
 {
+	c->handoffs++;
 	if (n == 1) {
 		struct tm_matvec j = job(w, mat, X, Y);
 
 		tm_matvec_batch(c->pool, &j, 1);
 	} else {
+		/* one hand-off per weight; tm_matmul keeps the whole batch on it */
 		tm_matmul(c->pool, w->type, (const char *)w->data + (size_t)mat * w->mat_bytes,
 			  w->row_bytes, w->rows, w->cols, X, n, Y);
 	}
@@ -172,6 +174,7 @@ static void attention_block(struct tm_ctx *c, const struct tm_layer *L, int laye
 		};
 
 		tm_matvec_batch(c->pool, jobs, 3);
+		c->handoffs++;
 	} else {
 		mul(c, &L->wq, 0, c->xb, n, c->q);
 		mul(c, &L->wk, 0, c->xb, n, k);
@@ -188,6 +191,7 @@ static void attention_block(struct tm_ctx *c, const struct tm_layer *L, int laye
 		tm_rope_apply(qi, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 		tm_rope_apply(ki, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 	}
+	c->handoffs++;
 	tm_attention(c->pool, &(struct tm_attn){
 		.n_tok = n, .pos0 = pos0,
 		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
@@ -216,6 +220,7 @@ static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
 		};
 
 		tm_matvec_batch(c->pool, jobs, 2);
+		c->handoffs++;
 	} else {
 		mul(c, &L->gate, 0, c->xb, n, c->hb);
 		mul(c, &L->up, 0, c->xb, n, c->hb2);
@@ -274,10 +279,12 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 		jobs[2 * j + 1] = job(&L->up_exps, c->sel[j], c->xb, c->hb2 + (size_t)j * F);
 	}
 	tm_matvec_batch(c->pool, jobs, 2 * K);
+	c->handoffs++;
 	tm_swiglu(c->hb, c->hb, c->hb2, K * F);
 	for (int j = 0; j < K; j++)
 		jobs[j] = job(&L->down_exps, c->sel[j], c->hb + (size_t)j * F, c->yg + (size_t)j * E);
 	tm_matvec_batch(c->pool, jobs, K);
+	c->handoffs++;
 	/* llama.cpp sums the weighted experts first, then adds the residual */
 	memset(c->acc, 0, sizeof(float) * E);
 	for (int j = 0; j < K; j++)
@@ -318,6 +325,7 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 			};
 
 			tm_matvec_batch(c->pool, jobs, 2);
+			c->handoffs++;
 		} else {
 			mul(c, &L->gate_exps, e, c->xg, cnt, c->hb);
 			mul(c, &L->up_exps, e, c->xg, cnt, c->hb2);

@@ -19,7 +19,7 @@ int tm_generate(struct tm_ctx *c, const int32_t *prompt, int n_prompt, int n_pre
 		struct tm_gen_stats *st)
 {
 	int n_vocab = c->m->hp.n_vocab, err;
-	uint64_t b0;
+	uint64_t b0, h0;
 	double t0;
 
 	memset(st, 0, sizeof(*st));
@@ -40,6 +40,7 @@ int tm_generate(struct tm_ctx *c, const int32_t *prompt, int n_prompt, int n_pre
 	st->n_prompt = n_prompt;
 
 	b0 = c->weight_bytes;
+	h0 = c->handoffs;
 	t0 = tm_now();
 	for (;;) {
 		int32_t tok = sample(sampler, c->logits, n_vocab);
@@ -53,5 +54,6 @@ int tm_generate(struct tm_ctx *c, const int32_t *prompt, int n_prompt, int n_pre
 	}
 	st->t_decode = tm_now() - t0;
 	st->bytes_decode = c->weight_bytes - b0;
+	st->handoffs_decode = c->handoffs - h0;
 	return 0;
 }

@@ -347,6 +347,11 @@ int tm_model_init(struct tm_model *m, const struct tm_gguf *g)
 	    (err = bind(&l, &m->output, OPTIONAL, hp->n_embd, hp->n_vocab, 1, "output.weight")) ||
 	    (err = bind(&l, &freqs, OPTIONAL | VECTOR, hp->n_rot / 2, 1, 1, "rope_freqs.weight")))
 		goto out;
+	/* llama.cpp applies frequency factors for llama (3.x) only; elsewhere the tensor is refused */
+	if (freqs.data && hp->arch != TM_ARCH_LLAMA) {
+		err = tm_err(-EOPNOTSUPP, "tensor 'rope_freqs.weight' is not used by %s", l.arch);
+		goto out;
+	}
 	if (!m->output.data)
 		m->output = m->tok_embd;	/* tied classifier */
 	m->rope_freqs = freqs.data;

@@ -26,6 +26,7 @@ struct tm_gen_stats {
 	double t_prompt, t_decode;	/* seconds: prefill; the decode steps and their sampling */
 	uint64_t bytes_prompt;		/* weight bytes the prefill read */
 	uint64_t bytes_decode;		/* weight bytes the decode steps read */
+	uint64_t handoffs_decode;	/* pool hand-offs of the decode steps */
 };
 
 /*

@@ -128,7 +128,8 @@ struct tm_ctx {
 	float *acc;			/* the weighted sum of the experts */
 	/* accounting: weight bytes the forward passes have read so far */
 	uint64_t weight_bytes;
-	uint64_t n_evals;		/* forward calls */
+	uint64_t n_evals;		/* forward batches */
+	uint64_t handoffs;		/* jobs handed to the pool (each wakes every thread once) */
 };
 
 /* n_ctx <= hp.n_ctx_train; n_batch >= 1. The pool must outlive the context. */

@@ -141,10 +141,10 @@ INLINE __m512i idx2(int a, int b)
 }
 
 /*
- * 64 bytes of q4_K nibbles hold chunks c and c+1; their low nibbles are
- * sub-blocks 2c and 2c+2, the high ones 2c+1 and 2c+3. Re-pairing the 256-bit
- * halves gives [2c | 2c+1] and [2c+2 | 2c+3], each matching 64 contiguous
- * activation bytes.
+ * 64 bytes of q4_K codes (chunks c and c+1) hold sub-blocks 2c and 2c+2 in
+ * their low nibbles and 2c+1 and 2c+3 in their high ones. The activations
+ * come in that order (TM_ACT_Q8_KP: sub-blocks 1<->2 and 5<->6 swapped), so
+ * both nibble vectors meet 64 contiguous activation bytes without a shuffle.
  */
 INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
 			   const blk_q8_K *const xb[], __m512i isum[], __m256i msum[], const int NX,
@@ -153,7 +153,9 @@ INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8
 	const __m512i m4 = _mm512_set1_epi8(15);
 	const __m128i scv = kq_scales_vec(scales);
 	const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scv));
-	const __m256i mins = kq_mins_dup(scv);
+	/* the mins, each twice, in the activations' sub-block order */
+	const __m256i mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scv, _mm_setr_epi8(
+		8, 8, 10, 10, 9, 9, 11, 11, 12, 12, 14, 14, 13, 13, 15, 15)));
 
 	UNROLL for (int t = 0; t < NX; t++) {
 		msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
@@ -161,10 +163,9 @@ INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8
 	}
 	UNROLL for (int c = 0; c < 4; c += 2) {
 		__m512i v = _mm512_loadu_si512(qs + 32 * c);
-		__m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-		__m512i qa = _mm512_shuffle_i64x2(lo, hi, 0x44), qb = _mm512_shuffle_i64x2(lo, hi, 0xee);
-		__m512i sa = _mm512_permutexvar_epi16(idx2(2 * c, 2 * c + 1), sc);
-		__m512i sb = _mm512_permutexvar_epi16(idx2(2 * c + 2, 2 * c + 3), sc);
+		__m512i qa = _mm512_and_si512(v, m4), qb = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+		__m512i sa = _mm512_permutexvar_epi16(idx2(2 * c, 2 * c + 2), sc);
+		__m512i sb = _mm512_permutexvar_epi16(idx2(2 * c + 1, 2 * c + 3), sc);
 
 		if (qh) {
 			/* bit j of qh[l] is bit 4 of sub-block j's element l */
@@ -172,9 +173,9 @@ INLINE void kq45_block_512(const uint8_t *scales, const uint8_t *qs, const uint8
 			__m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
 
 			qa = _mm512_or_si512(qa, _mm512_slli_epi16(_mm512_and_si512(
-				_mm512_srlv_epi16(hb, idx2(2 * c, 2 * c + 1)), one), 4));
+				_mm512_srlv_epi16(hb, idx2(2 * c, 2 * c + 2)), one), 4));
 			qb = _mm512_or_si512(qb, _mm512_slli_epi16(_mm512_and_si512(
-				_mm512_srlv_epi16(hb, idx2(2 * c + 2, 2 * c + 3)), one), 4));
+				_mm512_srlv_epi16(hb, idx2(2 * c + 1, 2 * c + 3)), one), 4));
 		}
 		UNROLL for (int t = 0; t < NX; t++) {
 			const int8_t *yq = xb[t]->qs + 64 * c;
@@ -302,11 +303,19 @@ NX_DISPATCH(q6_K_vnni)
 	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
 	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v
 
+/* q8_K for the q4_K/q5_K kernels above: the reference's bytes, reordered. */
+static void quant_q8_Kp_512(const float *x, void *q, int64_t n)
+{
+	quant_q8_K_256(x, q, n);
+	tm_q8_K_permute(q, n);
+}
+
 const struct tm_kern tm_kern_avx512 = {
 	.name = "avx512-novnni",
 	.dot = { AVX512_DOTS(512) },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
+	.quant_q8_Kp = quant_q8_Kp_512,
 };
 
 const struct tm_kern tm_kern_avx512vnni = {
@@ -314,4 +323,5 @@ const struct tm_kern tm_kern_avx512vnni = {
 	.dot = { AVX512_DOTS(vnni) },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
+	.quant_q8_Kp = quant_q8_Kp_512,
 };

@@ -56,7 +56,16 @@ struct tm_kern {
 	const char *name;
 	tm_dot_fn dot[TM_DTYPE_MAX];
 	tm_quant_fn quant_q8_0, quant_q8_K;
+	/*
+	 * Set where this table's q4_K/q5_K kernels take q8_K activations with
+	 * sub-blocks 1<->2 and 5<->6 swapped (TM_ACT_Q8_KP), the order in
+	 * which a 64-byte load of 4-bit codes yields them: no shuffles.
+	 */
+	tm_quant_fn quant_q8_Kp;
 };
+
+/* An activation format private to the kernels: q8_K in the order above. */
+#define TM_ACT_Q8_KP (TM_DTYPE_MAX + 1)
 
 extern const struct tm_kern tm_kern_scalar;
 extern const struct tm_kern tm_kern_avx2;
@@ -66,6 +75,8 @@ extern const struct tm_kern tm_kern_avx512vnni;
 /* The reference quantizers (quant_ref.c); SIMD ones produce the same bytes. */
 void tm_quant_q8_0_ref(const float *x, void *q, int64_t n);
 void tm_quant_q8_K_ref(const float *x, void *q, int64_t n);
+/* Reorder q8_K blocks in place into TM_ACT_Q8_KP (the swap is its own inverse). */
+void tm_q8_K_permute(void *q, int64_t n);
 
 /*
  * matvec.c: quantize a matvec's activations on the calling thread before
@@ -85,6 +96,20 @@ static inline int tm_act_type(int type)
 	case TM_Q4_K: case TM_Q5_K: case TM_Q6_K: return TM_Q8_K;
 	default: return TM_F32;
 	}
+}
+
+/* The activation format weight type `type` takes under table k (may be TM_ACT_Q8_KP). */
+static inline int tm_act_type_k(const struct tm_kern *k, int type)
+{
+	if (k->quant_q8_Kp && (type == TM_Q4_K || type == TM_Q5_K))
+		return TM_ACT_Q8_KP;
+	return tm_act_type(type);
+}
+
+/* The GGML type whose block size an activation format has. */
+static inline int tm_act_base(int act)
+{
+	return act == TM_ACT_Q8_KP ? TM_Q8_K : act;
 }
 
 /*

@@ -42,6 +42,8 @@ static tm_quant_fn quant_fn(const struct tm_kern *k, int act)
 {
 	if (act == TM_Q8_0)
 		return k->quant_q8_0 ? k->quant_q8_0 : tm_quant_q8_0_ref;
+	if (act == TM_ACT_Q8_KP)
+		return k->quant_q8_Kp;
 	return k->quant_q8_K ? k->quant_q8_K : tm_quant_q8_K_ref;
 }
 
@@ -105,7 +107,7 @@ static void quantize_share(const struct act *acts, int nacts, char *buf,
 
 		if (acts[a].type == TM_F32)
 			continue;
-		t = tm_dtype_traits(acts[a].type);
+		t = tm_dtype_traits(tm_act_base(acts[a].type));
 		tm_split(acts[a].cols / t->block_elems, 1, ith, nth, &lo, &hi);
 		if (hi > lo)
 			quant_fn(k, acts[a].type)(acts[a].x + lo * t->block_elems,
@@ -141,13 +143,33 @@ static void batch_run(void *arg, int ith, int nth)
 	locate(b, total * (ith + 1) / nth, &j1, &r1);
 	for (int j = j0; j <= j1 && j < b->njobs; j++) {
 		const struct tm_matvec *m = &b->jobs[j];
-		int lo = j == j0 ? r0 : 0, hi = j == j1 ? r1 : m->rows;
-		int nb = m->cols / tm_dtype_traits(m->type)->block_elems;
+		int lo = j == j0 ? r0 : 0, hi = j == j1 ? r1 : m->rows, nb;
 
+		if (b->prefix[j + 1] == b->prefix[j])	/* empty, or refused by job_ok */
+			continue;
+		nb = m->cols / tm_dtype_traits(m->type)->block_elems;
 		if (hi > lo)
 			dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
 					      hi - lo, nb, act_ptr(b, j), 0, 1, m->y + lo, 0);
 	}
+}
+
+/* NaN rows for a shape or type no kernel takes: callers check types first; never silently zero. */
+static int shape_ok(int type, int rows, int cols, float *y, size_t ystride, int n)
+{
+	const struct tm_dtype_traits *t = tm_dtype_traits(type);
+
+	if (t && type != TM_Q8_K && cols > 0 && cols % t->block_elems == 0)
+		return 1;
+	for (int i = 0; i < n; i++)
+		for (int r = 0; r < rows; r++)
+			y[i * ystride + r] = __builtin_nanf("");
+	return 0;
+}
+
+static int job_ok(const struct tm_matvec *m)
+{
+	return m->rows <= 0 || shape_ok(m->type, m->rows, m->cols, m->y, 0, 1);
 }
 
 void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs)
@@ -166,16 +188,20 @@ void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njo
 	b.act_of = (int *)(b.acts + njobs);
 	b.prefix[0] = 0;
 	for (int j = 0; j < njobs; j++) {
-		int act = tm_act_type(jobs[j].type), a;
+		int act = tm_act_type_k(b.k, jobs[j].type), a;
 
-		b.prefix[j + 1] = b.prefix[j] + (size_t)jobs[j].rows * tm_row_bytes(jobs[j].type, jobs[j].cols);
+		b.prefix[j + 1] = b.prefix[j];
+		b.act_of[j] = 0;
+		if (!job_ok(&jobs[j]))
+			continue;
+		b.prefix[j + 1] += (size_t)jobs[j].rows * tm_row_bytes(jobs[j].type, jobs[j].cols);
 		for (a = 0; a < b.nacts; a++)
 			if (b.acts[a].x == jobs[j].x && b.acts[a].cols == jobs[j].cols && b.acts[a].type == act)
 				break;
 		if (a == b.nacts) {
 			b.acts[a] = (struct act){ .x = jobs[j].x, .cols = jobs[j].cols, .type = act, .off = need };
 			if (act != TM_F32)
-				need += (tm_row_bytes(act, jobs[j].cols) + 63) & ~(size_t)63;
+				need += (tm_row_bytes(tm_act_base(act), jobs[j].cols) + 63) & ~(size_t)63;
 			b.nacts++;
 		}
 		b.act_of[j] = a;
@@ -217,7 +243,7 @@ static void matmul_run(void *arg, int ith, int nth)
 	long lo, hi, tile;
 
 	if (m->xq) {
-		const struct tm_dtype_traits *at = tm_dtype_traits(m->act);
+		const struct tm_dtype_traits *at = tm_dtype_traits(tm_act_base(m->act));
 		long ablocks = (long)m->n * (m->cols / at->block_elems), qlo, qhi;
 
 		/* X and xq are both dense, so the tokens' blocks form one run */
@@ -247,13 +273,14 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 	       int rows, int cols, const float *X, int n, float *Y)
 {
 	struct mm m = {
-		.k = tm_kern(), .type = type, .act = tm_act_type(type), .rows = rows,
+		.k = tm_kern(), .type = type, .rows = rows,
 		.cols = cols, .n = n, .w = w, .row_stride = row_stride, .X = X, .Y = Y,
 	};
 
-	if (n <= 0 || rows <= 0)
+	if (n <= 0 || rows <= 0 || !shape_ok(type, rows, cols, Y, rows, n))
 		return;
-	m.xrow = tm_row_bytes(m.act, cols);
+	m.act = tm_act_type_k(m.k, type);
+	m.xrow = tm_row_bytes(tm_act_base(m.act), cols);
 	if (m.act != TM_F32 && !(m.xq = aligned_alloc(64, (m.xrow * n + 63) & ~(size_t)63)))
 		abort();
 	tm_pool_run(pool, matmul_run, &m);

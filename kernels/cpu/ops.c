@@ -140,13 +140,23 @@ static void attend_one(const struct tm_attn *a, int t, int h, float *score)
 static void attention_worker(void *arg, int ith, int nth)
 {
 	const struct tm_attn *a = arg;
+	float *score = a->scratch + (size_t)ith * a->scratch_stride;
 	long lo, hi;
 
-	/* items ordered head-major within a token so one thread's heads share KV rows */
+	/*
+	 * A causal query's cost grows with its position: deal whole queries out
+	 * round-robin when there are enough; otherwise (decode) split the heads
+	 * of the one query into runs, so a thread's heads share KV rows.
+	 */
+	if (a->n_tok >= nth) {
+		for (int t = ith; t < a->n_tok; t += nth)
+			for (int h = 0; h < a->n_head; h++)
+				attend_one(a, t, h, score);
+		return;
+	}
 	tm_split((long)a->n_tok * a->n_head, 1, ith, nth, &lo, &hi);
 	for (long i = lo; i < hi; i++)
-		attend_one(a, (int)(i / a->n_head), (int)(i % a->n_head),
-			   a->scratch + (size_t)ith * a->scratch_stride);
+		attend_one(a, (int)(i / a->n_head), (int)(i % a->n_head), score);
 }
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a)

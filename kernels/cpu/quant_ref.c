@@ -64,6 +64,25 @@ void tm_quant_q8_K_ref(const float *x, void *q, int64_t n)
 	}
 }
 
+void tm_q8_K_permute(void *q, int64_t n)
+{
+	blk_q8_K *y = q;
+
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		for (int s = 1; s < 8; s += 4) {	/* sub-blocks 1<->2 and 5<->6 */
+			int8_t tmp[32];
+			int16_t bs[2];
+
+			memcpy(tmp, y[i].qs + 32 * s, 32);
+			memcpy(y[i].qs + 32 * s, y[i].qs + 32 * (s + 1), 32);
+			memcpy(y[i].qs + 32 * (s + 1), tmp, 32);
+			memcpy(bs, y[i].bsums + 2 * s, sizeof(bs));
+			memcpy(y[i].bsums + 2 * s, y[i].bsums + 2 * (s + 1), sizeof(bs));
+			memcpy(y[i].bsums + 2 * (s + 1), bs, sizeof(bs));
+		}
+	}
+}
+
 static void dequant_q4_0(const blk_q4_0 *b, float *y, int64_t nb)
 {
 	for (int64_t i = 0; i < nb; i++, b++, y += QK) {

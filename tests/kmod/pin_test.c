@@ -12,6 +12,9 @@
  * /dev/ram0 from brd); they skip without one.
  */
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <linux/io_uring.h>
 
 #include "kselftest_harness.h"
 #include "tm_test.h"
@@ -292,6 +295,52 @@ TEST_F(pin, odirect_roundtrip)
 	close(bfd);
 	ASSERT_EQ(0, tm_delete(self->fd, tm_name("ods")));
 	ASSERT_EQ(0, tm_delete(self->fd, tm_name("odd")));
+}
+
+static int uring_register(void *addr, size_t len)
+{
+	struct io_uring_params p = {};
+	struct iovec iov = { .iov_base = addr, .iov_len = len };
+	int ring = syscall(__NR_io_uring_setup, 4, &p), ret;
+
+	if (ring < 0)
+		return -errno;
+	ret = syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1);
+	ret = ret < 0 ? -errno : 0;
+	close(ring);
+	return ret;
+}
+
+/*
+ * Why the issue's io_uring proof is not used: on 6.1 buffer registration
+ * works on anonymous memory but refuses (-EOPNOTSUPP) any file-backed
+ * mapping that is not shmem or hugetlbfs, after pinning it. If this test
+ * ever fails, the kernel changed and io_uring became a usable pin test.
+ */
+TEST_F(pin, io_uring_refuses_char_device_mappings)
+{
+	const size_t len = CHUNK;
+	struct tiermem_counters st;
+	struct tiermem_create c;
+	char *m, *a;
+	int ret;
+
+	a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, a);
+	ret = uring_register(a, len);
+	if (ret == -ENOSYS || ret == -EPERM)
+		SKIP(return, "io_uring unavailable (%d)", ret);
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, create_tier(self->fd, tm_name("uring"), variant->tier, len, &c));
+	m = tm_map(self->fd, c.mmap_offset, len, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(-EOPNOTSUPP, uring_register(m, len));
+	/* It pinned, then let go: nothing stays pinned. */
+	ASSERT_EQ(0, tm_stats(self->fd, c.id, &st));
+	ASSERT_EQ(0, st.pinned_pages);
+	munmap(m, len);
+	munmap(a, len);
+	ASSERT_EQ(0, tm_delete(self->fd, tm_name("uring")));
 }
 
 TEST_HARNESS_MAIN

@@ -109,6 +109,23 @@ TEST_F(pmem, create_fill_seal)
 	e.flags = TIERMEM_EXPORT_WRITE;
 	ASSERT_EQ(-EPERM, tm_ioctl(self->fd, TIERMEM_IOC_EXPORT, &e));
 	munmap(p, len);
+	/* Its owner still counts the bytes it reads, through a read-only handle. */
+	{
+		struct tiermem_user_counters *uc;
+		int fd2 = tm_dev();
+
+		ASSERT_EQ(0, tm_open_region(fd2, tm_name("seal"), 0, &o));
+		uc = tm_map(fd2, o.counters_offset, 4096, PROT_READ | PROT_WRITE);
+		ASSERT_NE(MAP_FAILED, uc);
+		__atomic_fetch_add(&uc->bytes_read, len, __ATOMIC_RELAXED);
+		ASSERT_EQ(0, tm_stats(fd2, o.id, &st));
+		ASSERT_EQ(len, st.bytes_read);
+		ASSERT_EQ(0, st.live_mappings);
+		/* ... and the counters page does not block anything. */
+		ASSERT_EQ(-EALREADY, tm_seal(self->fd, c.id));
+		munmap(uc, 4096);
+		close(fd2);
+	}
 	ASSERT_EQ(0, tm_delete(self->fd, tm_name("seal")));
 }
 
@@ -269,6 +286,7 @@ static int detach(int fd, __u32 index)
 TEST_F(pmem, detach_attach_keeps_regions)
 {
 	const size_t len = 2 * CHUNK;
+	char dir[TIERMEM_NAME_MAX + 32];
 	struct tiermem_create s, f;
 	struct tiermem_attach a;
 	struct tiermem_open o;
@@ -288,11 +306,15 @@ TEST_F(pmem, detach_attach_keeps_regions)
 	ASSERT_EQ(-EBUSY, detach(self->fd, 0));
 	ASSERT_EQ(0, tm_close_region(self->fd, s.id));
 	ASSERT_EQ(0, tm_close_region(self->fd, f.id));
+	snprintf(dir, sizeof(dir), "/sys/kernel/tiermem/regions/%s", tm_name("keep-s"));
+	ASSERT_EQ(0, access(dir, F_OK));
 	ASSERT_EQ(0, detach(self->fd, 0));
 	ASSERT_EQ(-ENOENT, detach(self->fd, 0));
 	ASSERT_EQ(-ENOENT, tm_open_region(self->fd, tm_name("keep-s"), 0, NULL));
+	ASSERT_NE(0, access(dir, F_OK));
 	ASSERT_EQ(0, attach(self->fd, &a));
 	ASSERT_EQ(0, a.index);
+	ASSERT_EQ(0, access(dir, F_OK));
 	ASSERT_EQ(0, tm_open_region(self->fd, tm_name("keep-s"), 0, &o));
 	ASSERT_EQ(TIERMEM_STATE_SEALED, o.state);
 	ASSERT_EQ(len, o.size);

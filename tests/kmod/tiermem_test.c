@@ -550,6 +550,10 @@ static int nobody_checks(void *arg)
 		return 7;
 	if (tm_map(fd, o.mmap_offset, o.size, PROT_READ | PROT_WRITE) != MAP_FAILED)
 		return 8;
+	/* Others read the counters page but cannot add to it. */
+	if (tm_map(fd, o.counters_offset, 4096, PROT_READ | PROT_WRITE) != MAP_FAILED ||
+	    tm_map(fd, o.counters_offset, 4096, PROT_READ) == MAP_FAILED)
+		return 17;
 	if (tm_open_region(fd, pc->open_rw, TIERMEM_OPEN_WRITE, NULL))
 		return 9;
 	strcpy(a.path, "/dev/pmem0");
@@ -580,8 +584,19 @@ TEST_F(dev, permissions)
 	struct tiermem_open o;
 	char *p;
 
-	if (geteuid() != 0)
-		SKIP(return, "needs root to switch users");
+	if (geteuid() != 0) {
+		/* Already unprivileged: the checks that need no second user. */
+		struct tiermem_attach a = {};
+		struct tiermem_detach d = {};
+
+		strcpy(a.path, "/dev/pmem0");
+		ASSERT_EQ(-EPERM, tm_ioctl(self->fd, TIERMEM_IOC_ATTACH, &a));
+		ASSERT_EQ(-EPERM, tm_ioctl(self->fd, TIERMEM_IOC_DETACH, &d));
+		ASSERT_EQ(0, tm_create(self->fd, pc.priv, TIERMEM_TIER_DDR, CHUNK, 0, &c));
+		ASSERT_EQ(-EACCES, tm_open_region(self->fd, pc.priv, 0, NULL));
+		ASSERT_EQ(0, tm_delete(self->fd, pc.priv));
+		return;
+	}
 	ASSERT_EQ(0, tm_create(self->fd, pc.priv, TIERMEM_TIER_DDR, CHUNK, 0600, NULL));
 	ASSERT_EQ(0, tm_create(self->fd, pc.shared, TIERMEM_TIER_DDR, CHUNK, 0644, &c));
 	ASSERT_EQ(0, tm_create(self->fd, pc.open_rw, TIERMEM_TIER_DDR, CHUNK, 0666, NULL));
@@ -617,7 +632,10 @@ TEST_F(dev, counters_page)
 	ASSERT_EQ(0, tm_stats(self->fd, c.id, &st));
 	ASSERT_EQ(12400, st.bytes_read);
 	ASSERT_EQ(0, tm_open_region(fd2, tm_name("ctr"), 0, &ro));
-	ASSERT_EQ(MAP_FAILED, tm_map(fd2, ro.counters_offset, 4096, PROT_READ | PROT_WRITE));
+	/* The owner may count through a read-only handle (sealed weights). */
+	ruc = tm_map(fd2, ro.counters_offset, 4096, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, ruc);
+	munmap(ruc, 4096);
 	ruc = tm_map(fd2, ro.counters_offset, 4096, PROT_READ);
 	ASSERT_NE(MAP_FAILED, ruc);
 	ASSERT_EQ(12400, __atomic_load_n(&ruc->bytes_read, __ATOMIC_RELAXED));
@@ -631,7 +649,7 @@ TEST_F(dev, counters_page)
 
 static unsigned long long sysfs_u64(const char *tier, const char *name)
 {
-	char path[128];
+	char path[192];
 	unsigned long long v = ~0ULL;
 	FILE *f;
 
@@ -647,6 +665,7 @@ static unsigned long long sysfs_u64(const char *tier, const char *name)
 
 TEST_F(dev, sysfs_matches_ioctl)
 {
+	char dir[TIERMEM_NAME_MAX + 16], path[TIERMEM_NAME_MAX + 48];
 	struct tiermem_counters st;
 	struct tiermem_create c;
 	char *p;
@@ -662,8 +681,19 @@ TEST_F(dev, sysfs_matches_ioctl)
 	ASSERT_EQ(st.bytes_mapped, sysfs_u64("ddr", "bytes_mapped"));
 	ASSERT_EQ(st.live_mappings, sysfs_u64("ddr", "live_mappings"));
 	ASSERT_EQ(0, sysfs_u64("ddr", "faults_pud"));
+	/* Per region: /sys/kernel/tiermem/regions/NAME/, while it exists. */
+	snprintf(dir, sizeof(dir), "regions/%s", tm_name("sysfs"));
+	ASSERT_EQ(0, tm_stats(self->fd, c.id, &st));
+	ASSERT_EQ(2, st.faults_pmd);
+	ASSERT_EQ(2, sysfs_u64(dir, "faults_pmd"));
+	ASSERT_EQ(2 * CHUNK, sysfs_u64(dir, "bytes_mapped"));
+	ASSERT_EQ(1, sysfs_u64(dir, "live_mappings"));
+	ASSERT_EQ(0, sysfs_u64(dir, "pinned_pages"));
 	munmap(p, 2 * CHUNK);
+	ASSERT_EQ(0, sysfs_u64(dir, "live_mappings"));
 	ASSERT_EQ(0, tm_delete(self->fd, tm_name("sysfs")));
+	snprintf(path, sizeof(path), "/sys/kernel/tiermem/%s", dir);
+	ASSERT_NE(0, access(path, F_OK));
 }
 
 TEST_F(dev, copy_ddr)

@@ -127,6 +127,17 @@ for arch in llama llama-moe qwen3 qwen3moe; do
 		cases+=("$arch-$type|synth $arch $type|$m|$TOKS|$tier|")
 	done
 done
+# The MoE shapes of the benchmarks (64 experts, top 8) and a top-1 router.
+if "$TM" synth --arch qwen3moe --type q4_K --experts 64 --experts-used 8 -q -o "$W/moe64.gguf" >/dev/null 2>"$W/err"; then
+	cases+=("moe64|synth qwen3moe q4_K 64 experts top-8|$W/moe64.gguf|$TOKS|round|")
+else
+	notok "synth qwen3moe 64 experts failed: $(tail -1 "$W/err")"
+fi
+if "$TM" synth --arch llama-moe --type q8_0 --experts 4 --experts-used 1 -q -o "$W/moe41.gguf" >/dev/null 2>"$W/err"; then
+	cases+=("moe41|synth llama-moe q8_0 4 experts top-1|$W/moe41.gguf|$TOKS|round|")
+else
+	notok "synth llama-moe 4 experts top-1 failed: $(tail -1 "$W/err")"
+fi
 for c in "${cases[@]}"; do
 	IFS='|' read -r name label model toks tier extra <<<"$c"
 	job "$name" "$model" "$toks"

@@ -57,6 +57,12 @@ total=$(sed -n 's/.*, \([0-9.]*\) MiB of weights.*/\1/p' "$W/moe.err")
 check "run on MoE: weight bytes per token ($per MiB) well below the file's weights ($total MiB)" \
 	'[ -n "$per" ] && awk -v p="$per" -v t="$total" "BEGIN { exit !(p > 0 && p < 0.6 * t) }"'
 
+# no -m: the built-in default model (written beside the binary on first use)
+"$TM" run -n 4 -t 2 --seed 1 >"$W/def.txt" 2>"$W/def.err"
+rc=$?
+check "run without -m: the built-in default model generates and reports ($(grep -o '[0-9.]* MiB read per token' "$W/def.err"))" \
+	'[ $rc -eq 0 ] && grep -q "^Once upon a time" "$W/def.txt" && grep -q "MiB read per token" "$W/def.err" && [ -f "$(dirname "$TM")/default-model.gguf" ]'
+
 expect2 "run -n 0" "$TM" run -m "$W/llama.gguf" -p hi -n 0
 expect2 "run on a missing file" "$TM" run -m "$W/nope.gguf" -p hi
 head -c 300000 "$W/llama.gguf" >"$W/trunc.gguf"

@@ -20,7 +20,7 @@ vm_check_host 2>"$vmdir/log/host-check" || fail "VM prerequisites: $(head -n1 "$
 kver=$(vm_kver)
 
 # The library and CLI go into the guest; build them if make check did not.
-make -s -j2 "$BUILD/libtiermem.a" "$BUILD/tiermem" >"$vmdir/log/make-lib" 2>&1 ||
+make -s -j2 BUILD="$BUILD" "$BUILD/libtiermem.a" "$BUILD/tiermem" >"$vmdir/log/make-lib" 2>&1 ||
 	fail "make libtiermem.a and tiermem" "$vmdir/log/make-lib"
 cc -static -O2 -g -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -I. \
 	-o "$vmdir/tmvm" tests/vm/src/tmvm.c "$BUILD/libtiermem.a" -lm -lpthread \

@@ -283,6 +283,14 @@ static void test_quantizers(void)
 			k->quant_q8_K(x, q1, cols);
 			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_K, cols)) != 0;
 		}
+		if (k->quant_q8_Kp) {
+			/* the private order: the reference's bytes, sub-blocks 1<->2 and 5<->6 swapped */
+			tm_quant_q8_K_ref(x, q0, cols);
+			k->quant_q8_Kp(x, q1, cols);
+			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_K, cols)) == 0;
+			tm_q8_K_permute(q1, cols);
+			badq += memcmp(q0, q1, tm_row_bytes(TM_Q8_K, cols)) != 0;
+		}
 next:
 		free(q0);
 		free(q1);
@@ -452,6 +460,70 @@ static void test_matmul(void)
 	free(yv);
 }
 
+/* Enough rows for several weight tiles per thread, so tiling and the thread split meet. */
+static void test_matmul_tiles(void)
+{
+	static const int tt[] = { TM_Q4_K, TM_F32, TM_Q8_0 };
+	const int cols = 512, rows = 2003, n = 6;
+	float *X = malloc(n * cols * sizeof(float)), *Y = malloc(n * rows * sizeof(float));
+	float *yv = malloc(rows * sizeof(float));
+	struct tm_pool *pool = tm_pool_create(3, 0);
+	int bad = 0;
+
+	fill_x(X, n * cols);
+	/* the best ISA here; the same arithmetic per (row, token) either way */
+	if (tm_kernels_force_isa("avx512") && tm_kernels_force_isa("avx2"))
+		tm_kernels_force_isa("scalar");
+	for (int i = 0; i < 3; i++) {
+		size_t rb = tm_row_bytes(tt[i], cols);
+		void *w = malloc(rb * rows);
+
+		fill_weights(tt[i], w, rows, cols);
+		memset(Y, 0xff, n * rows * sizeof(float));
+		tm_matmul(pool, tt[i], w, rb, rows, cols, X, n, Y);
+		for (int t = 0; t < n; t++) {
+			struct tm_matvec m = { tt[i], w, rb, rows, cols, X + t * cols, yv };
+
+			tm_matvec(pool, &m);
+			for (int r = 0; r < rows; r++)
+				bad += !(fabsf(Y[t * rows + r] - yv[r]) <= 1e-4f * (1.f + fabsf(yv[r])));
+		}
+		free(w);
+	}
+	tap_ok(bad == 0, "%s: matmul over several tiles and 3 threads equals matvecs (%d off)",
+	       tm_kernels_isa(), bad);
+	tm_pool_destroy(pool);
+	free(X);
+	free(Y);
+	free(yv);
+}
+
+/* A job no kernel takes yields NaN rows, and the valid jobs beside it still run. */
+static void test_bad_jobs(void)
+{
+	float x[256], y0[3], y1[3], y2[2], w[3 * 256];
+	struct tm_matvec jobs[3] = {
+		{ TM_Q4_K, w, 144, 3, 100, x, y0 },	/* cols not a whole block */
+		{ TM_F32, w, 1024, 3, 256, x, y1 },
+		{ 77, w, 4, 2, 256, x, y2 },		/* no such type */
+	};
+	struct tm_pool *pool = tm_pool_create(2, 0);
+	int bad = 0;
+
+	for (int i = 0; i < 256; i++)
+		x[i] = 1.f;
+	for (int i = 0; i < 3 * 256; i++)
+		w[i] = (float)(i / 256 + 1);
+	tm_matvec_batch(pool, jobs, 3);
+	for (int r = 0; r < 3; r++)
+		bad += !isnan(y0[r]) || y1[r] != 256.f * (r + 1);
+	bad += !isnan(y2[0]) || !isnan(y2[1]);
+	tm_matmul(pool, TM_Q8_K, w, 292, 2, 256, x, 1, y2);
+	bad += !isnan(y2[0]) || !isnan(y2[1]);
+	tap_ok(bad == 0, "unknown types and partial blocks give NaN rows; other jobs still run");
+	tm_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const char *isa = tm_kernels_isa();
@@ -465,5 +537,7 @@ int main(void)
 	test_matvec_types();
 	test_batch();
 	test_matmul();
+	test_matmul_tiles();
+	test_bad_jobs();
 	return tap_done();
 }

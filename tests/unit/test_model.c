@@ -203,6 +203,175 @@ static int run(const struct tm_model *m, int threads, int batch, const int32_t *
 	return err;
 }
 
+
+/* ---- an independent double-precision forward pass, written from the definitions ---- */
+
+static void ref_row(const struct tm_weight *w, int mat, int r, double *out)
+{
+	float tmp[4096];
+
+	tm_dequant_row(w->type, (const char *)w->data + (size_t)mat * w->mat_bytes + (size_t)r * w->row_bytes,
+		       tmp, w->cols);
+	for (int i = 0; i < w->cols; i++)
+		out[i] = tmp[i];
+}
+
+static void ref_mv(const struct tm_weight *w, int mat, const double *x, double *y)
+{
+	double row[4096];
+
+	for (int r = 0; r < w->rows; r++) {
+		double s = 0;
+
+		ref_row(w, mat, r, row);
+		for (int i = 0; i < w->cols; i++)
+			s += row[i] * x[i];
+		y[r] = s;
+	}
+}
+
+static void ref_norm(double *x, const struct tm_weight *w, int n, double eps)
+{
+	const float *g = w->data;
+	double ss = 0;
+
+	for (int i = 0; i < n; i++)
+		ss += x[i] * x[i];
+	for (int i = 0; i < n; i++)
+		x[i] = x[i] / sqrt(ss / n + eps) * g[i];
+}
+
+static void ref_rope(double *x, int hd, int pos, double base, bool neox)
+{
+	for (int i = 0; i < hd / 2; i++) {
+		double th = pos * pow(base, -2.0 * i / hd);
+		int a = neox ? i : 2 * i, b = neox ? i + hd / 2 : 2 * i + 1;
+		double x0 = x[a], x1 = x[b];
+
+		x[a] = x0 * cos(th) - x1 * sin(th);
+		x[b] = x0 * sin(th) + x1 * cos(th);
+	}
+}
+
+static double silu(double g)
+{
+	return g / (1 + exp(-g));
+}
+
+/* logits[t][v] for tokens toks[0..n) from position 0 */
+static void ref_forward(const struct tm_model *m, const int32_t *toks, int n, double *logits)
+{
+	const struct tm_hparams *hp = &m->hp;
+	int E = hp->n_embd, hd = hp->head_dim, H = hp->n_head, G = hp->n_head_kv;
+	int QD = H * hd, KVD = G * hd, F = hp->moe ? hp->n_ff_exp : hp->n_ff;
+	double *K = calloc((size_t)n * hp->n_layer * KVD, sizeof(double));
+	double *V = calloc((size_t)n * hp->n_layer * KVD, sizeof(double));
+	double x[4096], xn[4096], q[4096], att[4096], o[4096], g[4096], u[4096], acc[4096];
+	double p[256], r[256];
+
+	for (int t = 0; t < n; t++) {
+		ref_row(&m->tok_embd, 0, toks[t], x);
+		for (int l = 0; l < hp->n_layer; l++) {
+			const struct tm_layer *L = &m->layers[l];
+			double *k = K + ((size_t)l * n + t) * KVD, *v = V + ((size_t)l * n + t) * KVD;
+
+			memcpy(xn, x, sizeof(double) * E);
+			ref_norm(xn, &L->attn_norm, E, hp->rms_eps);
+			ref_mv(&L->wq, 0, xn, q);
+			ref_mv(&L->wk, 0, xn, k);
+			ref_mv(&L->wv, 0, xn, v);
+			for (int h = 0; h < H; h++) {
+				if (hp->qk_norm)
+					ref_norm(q + h * hd, &L->q_norm, hd, hp->rms_eps);
+				ref_rope(q + h * hd, hd, t, hp->rope_base, hp->rope_mode == TM_ROPE_NEOX);
+			}
+			for (int h = 0; h < G; h++) {
+				if (hp->qk_norm)
+					ref_norm(k + h * hd, &L->k_norm, hd, hp->rms_eps);
+				ref_rope(k + h * hd, hd, t, hp->rope_base, hp->rope_mode == TM_ROPE_NEOX);
+			}
+			for (int h = 0; h < H; h++) {
+				int kvh = h / (H / G);
+				double mx = -1e300, sum = 0, sc[CTX];
+
+				for (int s2 = 0; s2 <= t; s2++) {
+					const double *ks = K + ((size_t)l * n + s2) * KVD + kvh * hd;
+
+					sc[s2] = 0;
+					for (int d = 0; d < hd; d++)
+						sc[s2] += q[h * hd + d] * ks[d];
+					sc[s2] /= sqrt(hd);
+					mx = fmax(mx, sc[s2]);
+				}
+				for (int s2 = 0; s2 <= t; s2++)
+					sum += sc[s2] = exp(sc[s2] - mx);
+				for (int d = 0; d < hd; d++) {
+					att[h * hd + d] = 0;
+					for (int s2 = 0; s2 <= t; s2++)
+						att[h * hd + d] += sc[s2] / sum *
+								   V[((size_t)l * n + s2) * KVD + kvh * hd + d];
+				}
+			}
+			(void)QD;
+			ref_mv(&L->wo, 0, att, o);
+			for (int i = 0; i < E; i++)
+				x[i] += o[i];
+			memcpy(xn, x, sizeof(double) * E);
+			ref_norm(xn, &L->ffn_norm, E, hp->rms_eps);
+			if (!hp->moe) {
+				ref_mv(&L->gate, 0, xn, g);
+				ref_mv(&L->up, 0, xn, u);
+				for (int i = 0; i < F; i++)
+					g[i] = silu(g[i]) * u[i];
+				ref_mv(&L->down, 0, g, o);
+				for (int i = 0; i < E; i++)
+					x[i] += o[i];
+				continue;
+			}
+			/* softmax over the router, the top k, weights renormalised */
+			double mx = -1e300, sum = 0, wsum = 0;
+			bool used[256] = { false };
+
+			ref_mv(&L->gate_inp, 0, xn, r);
+			for (int e = 0; e < hp->n_expert; e++)
+				mx = fmax(mx, r[e]);
+			for (int e = 0; e < hp->n_expert; e++)
+				sum += p[e] = exp(r[e] - mx);
+			for (int e = 0; e < hp->n_expert; e++)
+				p[e] /= sum;
+			memset(acc, 0, sizeof(double) * E);
+			int sel[64];
+
+			for (int j = 0; j < hp->n_expert_used; j++) {
+				int best = -1;
+
+				for (int e = 0; e < hp->n_expert; e++)
+					if (!used[e] && (best < 0 || p[e] > p[best]))
+						best = e;
+				used[best] = true;
+				sel[j] = best;
+				wsum += p[best];
+			}
+			for (int j = 0; j < hp->n_expert_used; j++) {
+				ref_mv(&L->gate_exps, sel[j], xn, g);
+				ref_mv(&L->up_exps, sel[j], xn, u);
+				for (int i = 0; i < F; i++)
+					g[i] = silu(g[i]) * u[i];
+				ref_mv(&L->down_exps, sel[j], g, o);
+				for (int i = 0; i < E; i++)
+					acc[i] += p[sel[j]] / wsum * o[i];
+			}
+			for (int i = 0; i < E; i++)
+				x[i] += acc[i];
+		}
+		memcpy(xn, x, sizeof(double) * E);
+		ref_norm(xn, &m->output_norm, E, hp->rms_eps);
+		ref_mv(&m->output, 0, xn, logits + (size_t)t * hp->n_vocab);
+	}
+	free(K);
+	free(V);
+}
+
 static void test_arch(const struct spec *s, const char *label)
 {
 	enum { N = 13 };
@@ -229,6 +398,45 @@ static void test_arch(const struct spec *s, const char *label)
 	       "%s: decode, prefill in batches of 5 and prefill on 3 threads agree (%.2g, %.2g of %.3g)",
 	       label, maxdiff(a, b, N * VOCAB), maxdiff(a, c, N * VOCAB), scale);
 
+	/* the definitions, in double precision */
+	static double ref[N * VOCAB];
+	double worst = 0;
+
+	ref_forward(&m, toks, N, ref);
+	for (int t = 0; t < N; t++) {
+		double mean = 0, var = 0, d = 0;
+
+		for (int v = 0; v < VOCAB; v++)
+			mean += ref[t * VOCAB + v] / VOCAB;
+		for (int v = 0; v < VOCAB; v++) {
+			var += (ref[t * VOCAB + v] - mean) * (ref[t * VOCAB + v] - mean) / VOCAB;
+			d = fmax(d, fabs(ref[t * VOCAB + v] - a[t * VOCAB + v]));
+		}
+		worst = fmax(worst, d / sqrt(var));
+	}
+	tap_ok(worst < 1e-4, "%s: logits equal an independent double-precision forward pass (max %.2g std)",
+	       label, worst);
+
+	/* and so does every kernel ISA this CPU has (a CI machine may pick another) */
+	static const char *const isas[] = { "scalar", "avx2", "avx512" };
+	const char *dflt = tm_kernels_isa();
+	int tried = 0, bad_isa = 0;
+
+	for (size_t k = 0; k < sizeof(isas) / sizeof(isas[0]); k++) {
+		if (tm_kernels_force_isa(isas[k]))
+			continue;
+		tried++;
+		if (run(&m, 2, 5, toks, N, c)) {
+			bad_isa++;
+			continue;
+		}
+		for (int t = 0; t < N * VOCAB; t++)
+			if (fabs(c[t] - ref[t]) > 1e-4 * scale)
+				bad_isa++;
+	}
+	tm_kernels_force_isa(strncmp(dflt, "avx512", 6) ? dflt : "avx512");
+	tap_ok(tried >= 1 && !bad_isa, "%s: the same logits with each of %d kernel ISAs", label, tried);
+
 	/* positions matter: swapping two earlier tokens changes the later logits */
 	int32_t swapped[N];
 
@@ -249,12 +457,18 @@ static void test_arch(const struct spec *s, const char *label)
 	if (!err)
 		err = tm_forward(ctx, toks, 4, NULL, false);
 	before = ctx ? ctx->weight_bytes : 0;
+	uint64_t h0 = ctx ? ctx->handoffs : 0;
+	/* per layer: qkv, attention, wo, gate+up, down (MoE: + the router); then the output */
+	uint64_t want_h = (uint64_t)LAYERS * (s->n_expert ? 6 : 5) + 1;
+
 	if (!err)
 		err = tm_forward(ctx, toks + 4, 1, a, false);
 	tap_ok(!err && ctx->weight_bytes - before == m.bytes_per_token &&
 	       !memcmp(a, ctx->logits, sizeof(float) * VOCAB),
 	       "%s: a decoded token reads bytes_per_token = %llu weight bytes", label,
 	       (unsigned long long)m.bytes_per_token);
+	tap_ok(!err && ctx->handoffs - h0 == want_h, "%s: a decoded token takes %llu pool hand-offs (want %llu)",
+	       label, (unsigned long long)(ctx->handoffs - h0), (unsigned long long)want_h);
 
 	/* bad calls */
 	int32_t bad = VOCAB;

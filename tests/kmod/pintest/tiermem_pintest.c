@@ -15,7 +15,7 @@
 #include "pintest.h"
 
 struct pt_file {
-	struct mutex lock;
+	struct mutex lock;		/* guards pages and nr */
 	struct page **pages;
 	unsigned long nr;
 };
