@@ -113,11 +113,12 @@ check:
 	@$(MAKE) --no-print-directory all san
 	@tests/run
 
-# The main job on a built-in default.
+# The main job on a built-in default: generate text with a model synthesized
+# on first use (build/default-model.gguf), then print the speed summary.
 run:
 	@scripts/deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/tiermem bench
+	$(BUILD)/tiermem run -n 48 --seed 1
 
 deps:
 	@scripts/deps

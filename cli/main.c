@@ -10,12 +10,12 @@ static const struct command {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{ "run", cmd_run, "generate text from a prompt and report tok/s and weight bytes per token" },
+	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
+	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
 	{ "synth", cmd_synth, "write a GGUF model with random weights (llama, llama-moe, qwen3, qwen3moe; any type)" },
 	{ "convert", cmd_convert, "convert a llama2.c checkpoint to GGUF" },
-	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
-	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
-	{ "run", cmd_run, "generate text from a prompt and report tok/s and weight bytes per token" },
 	{ "info", cmd_info, "the tiermem module: version, tiers, PMEM, regions with state, size, owner" },
 	{ "stats", cmd_stats, "counters per tier and region, read GB/s with --watch" },
 };
