@@ -14,7 +14,8 @@ struct tm_pool;
 typedef void (*tm_pool_fn)(void *arg, int ith, int nth);
 
 enum {
-	TM_POOL_PIN = 1 << 0,	/* pin thread i to the i-th CPU the process may use */
+	TM_POOL_PIN = 1 << 0,	/* pin thread i to the i-th CPU the creator may use;
+				 * the creator gets its affinity back at destroy */
 };
 
 /* nthreads counts the calling thread; 1 makes a pool that runs inline. */

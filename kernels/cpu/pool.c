@@ -25,6 +25,8 @@ struct tm_pool {
 	unsigned int flags;
 	int *cpus;
 	struct tm_worker *workers;
+	cpu_set_t caller_cpus;		/* the creator's affinity, restored at destroy */
+	int pinned_caller;
 
 	_Alignas(64) atomic_uint gen;
 	atomic_int sleepers;
@@ -100,18 +102,15 @@ static void *worker_main(void *p)
 	}
 }
 
-/* The CPUs this process may run on, in order; -1 where there are fewer than nth. */
-static void list_cpus(int *cpus, int nth)
+/* The CPUs in set, in order; -1 where there are fewer than nth. */
+static void list_cpus(const cpu_set_t *set, int *cpus, int nth)
 {
-	cpu_set_t set;
 	int k = 0;
 
 	for (int i = 0; i < nth; i++)
 		cpus[i] = -1;
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return;
 	for (int c = 0; c < CPU_SETSIZE && k < nth; c++)
-		if (CPU_ISSET(c, &set))
+		if (CPU_ISSET(c, set))
 			cpus[k++] = c;
 }
 
@@ -133,13 +132,23 @@ struct tm_pool *tm_pool_create(int nthreads, unsigned int flags)
 	pool->workers = calloc(nthreads, sizeof(*pool->workers));
 	if (!pool->cpus || !pool->workers)
 		goto err_free;
-	list_cpus(pool->cpus, nthreads);
-	pin_self(pool, 0);
+	/*
+	 * Workers inherit the creator's affinity, so they start before the
+	 * creator pins itself; destroy gives the creator its affinity back, so
+	 * a later pool (or anything else) is not confined to one CPU.
+	 */
+	if (sched_getaffinity(0, sizeof(pool->caller_cpus), &pool->caller_cpus))
+		CPU_ZERO(&pool->caller_cpus);
+	list_cpus(&pool->caller_cpus, pool->cpus, nthreads);
 	for (i = 1; i < nthreads; i++) {
 		pool->workers[i].pool = pool;
 		pool->workers[i].ith = i;
 		if (pthread_create(&pool->workers[i].tid, NULL, worker_main, &pool->workers[i]))
 			goto err_stop;
+	}
+	if ((flags & TM_POOL_PIN) && pool->cpus[0] >= 0) {
+		pin_self(pool, 0);
+		pool->pinned_caller = 1;
 	}
 	return pool;
 
@@ -165,6 +174,8 @@ void tm_pool_destroy(struct tm_pool *pool)
 	futex_wake_all(&pool->gen);
 	for (int i = 1; i < pool->nth; i++)
 		pthread_join(pool->workers[i].tid, NULL);
+	if (pool->pinned_caller)
+		sched_setaffinity(0, sizeof(pool->caller_cpus), &pool->caller_cpus);
 	free(pool->cpus);
 	free(pool->workers);
 	free(pool);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The thread pool and the small type helpers every kernel relies on. */
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,35 @@ static void test_pool(int nth)
 	       "%d threads: every thread ran every one of 2000 jobs", nth);
 	tap_ok(atomic_load(&a.covered) == 2000L * 1000, "%d threads: tm_split covers each item once", nth);
 	tm_pool_destroy(pool);
+}
+
+static void cpu_fn(void *p, int ith, int nth)
+{
+	((int *)p)[ith] = sched_getcpu();
+}
+
+/* Pinned pools spread over distinct CPUs, also when created one after another. */
+static void test_pinning(void)
+{
+	cpu_set_t before, after;
+	int ncpu, cpus[2], bad = 0;
+
+	sched_getaffinity(0, sizeof(before), &before);
+	ncpu = CPU_COUNT(&before);
+	for (int round = 0; round < 3; round++) {
+		struct tm_pool *pool = tm_pool_create(ncpu >= 2 ? 2 : 1, TM_POOL_PIN);
+
+		tm_pool_run(pool, cpu_fn, cpus);
+		if (ncpu >= 2)
+			bad += cpus[0] == cpus[1];
+		tm_pool_destroy(pool);
+	}
+	sched_getaffinity(0, sizeof(after), &after);
+	if (ncpu >= 2)
+		tap_ok(!bad, "pinned 2-thread pools run on two CPUs, every time one is created");
+	else
+		tap_skip("one CPU here: pinned threads cannot be on distinct CPUs");
+	tap_ok(CPU_EQUAL(&before, &after), "destroying a pinned pool restores the creator's affinity");
 }
 
 static void test_split(void)
@@ -93,6 +123,7 @@ int main(void)
 	test_pool(1);
 	test_pool(2);
 	test_pool(4);
+	test_pinning();
 	test_split();
 	test_f16();
 	test_traits();
