@@ -6,8 +6,8 @@
  * short warm-up. Prints one JSON object. The weights come from the file's
  * mapping, exactly as `tiermem run` reads them.
  *
- * usage: decode MODEL [--prompt-tokens N] [--gen G] [--threads T] [--batch B] [--ddr]
- * --ddr reads the file into anonymous 2 MiB pages first (the userspace DDR tier).
+ * usage: decode MODEL [--prompt-tokens N] [--gen G] [--threads T] [--batch B]
+ *                     [--weights auto|mmap|ddr]   (as tiermem run; default auto)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,19 +58,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "decode: counts must be positive\n");
 		return 2;
 	}
-	int ddr = 0;
+	int load = TM_LOAD_AUTO;
 
-	for (int i = 2; i < argc; i++)
-		ddr |= !strcmp(argv[i], "--ddr");
-	if (ddr) {
-		struct tm_mapping map;
-
-		ret = tm_map_load(&map, argv[1], TM_PAGES_THP);
-		if (!ret)
-			ret = tm_model_load_mapping(&m, &map);
-	} else {
-		ret = tm_model_load(&m, argv[1]);
-	}
+	for (int i = 2; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--weights") && (load = tm_load_parse(argv[i + 1])) < 0) {
+			fprintf(stderr, "decode: --weights: auto, mmap or ddr\n");
+			return 2;
+		}
+	ret = tm_model_open(&m, argv[1], load);
 	if (ret) {
 		fprintf(stderr, "decode: %s\n", tm_strerror());
 		return 2;

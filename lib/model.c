@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
@@ -399,6 +401,42 @@ int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map)
 		return err;
 	}
 	return 0;
+}
+
+int tm_load_parse(const char *s)
+{
+	static const char *const names[] = { "auto", "mmap", "ddr" };
+
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+int tm_model_open(struct tm_model *m, const char *path, enum tm_load how)
+{
+	struct tm_mapping map;
+	struct stat st;
+	long long avail = -1;
+	int err;
+
+	memset(m, 0, sizeof(*m));
+	if (how == TM_LOAD_AUTO) {
+		long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+		if (pages > 0 && psz > 0)
+			avail = (long long)pages * psz;
+		how = TM_LOAD_MMAP;
+		if (!stat(path, &st) && avail > 0 && (long long)st.st_size <= avail / 2)
+			how = TM_LOAD_DDR;
+	}
+	if (how == TM_LOAD_DDR)
+		err = tm_map_load(&map, path, TM_PAGES_THP);
+	else
+		err = tm_map_file(&map, path, 0);
+	if (err)
+		return err;
+	return tm_model_load_mapping(m, &map);
 }
 
 int tm_model_load(struct tm_model *m, const char *path)

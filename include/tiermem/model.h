@@ -104,6 +104,23 @@ int tm_model_load(struct tm_model *m, const char *path);
  */
 int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map);
 
+/* Where tm_model_open puts the weights when no tier region holds them. */
+enum tm_load {
+	TM_LOAD_AUTO,	/* DDR if the file takes at most half the available memory, else MMAP */
+	TM_LOAD_MMAP,	/* map the file: zero copies, the page cache's 4 KiB pages */
+	TM_LOAD_DDR,	/* read the file once into anonymous 2 MiB pages */
+};
+
+/*
+ * Load a model from a file with the given policy. 4 KiB pages cost decode a
+ * large share of its bandwidth (a TLB miss and a restarted hardware prefetch
+ * every 4 KiB), so without the module the weights go to 2 MiB pages when they
+ * fit. m->map.backend says which it became.
+ */
+int tm_model_open(struct tm_model *m, const char *path, enum tm_load how);
+/* "auto", "mmap", "ddr" -> enum tm_load; -1 for anything else. */
+int tm_load_parse(const char *s);
+
 void tm_model_free(struct tm_model *m);
 
 /* An error tm_model_init/_load returned that means "bad input" (exit 2), not a failure to run. */

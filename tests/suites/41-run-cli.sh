@@ -49,6 +49,10 @@ check "run: different seeds give different text" '! cmp -s "$W/c.txt" "$W/d.txt"
 "$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --temp 0 --seed 1 >"$W/e.txt" 2>/dev/null
 "$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --temp 0 --seed 2 >"$W/f.txt" 2>/dev/null
 check "run: --temp 0 is greedy whatever the seed" 'cmp -s "$W/e.txt" "$W/f.txt"'
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --temp 0 --weights mmap >"$W/g.txt" 2>"$W/g.err"
+"$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 --temp 0 --weights ddr >"$W/h.txt" 2>"$W/h.err"
+check "run: weights mapped from the file and read into 2 MiB DDR pages give the same text" \
+	'cmp -s "$W/e.txt" "$W/g.txt" && cmp -s "$W/e.txt" "$W/h.txt" && grep -q "file, file" "$W/g.err" && grep -q "ddr, anon-thp" "$W/h.err"'
 
 # MoE: 8 experts, top-2: a token reads the router and 2 experts' weights, not all 8
 "$TM" run -m "$W/qwen3moe.gguf" -p "Hello" -n 8 --seed 1 >/dev/null 2>"$W/moe.err"
