@@ -78,4 +78,10 @@ struct tm_attn {
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a);
 
+/* f32 dot and axpy per ISA; tm_attention picks one through the kernels' dispatcher. */
+float tm_dot_f32_avx2(const float *a, const float *b, int n);
+float tm_dot_f32_avx512(const float *a, const float *b, int n);
+void tm_axpy_f32_avx2(float *y, float s, const float *x, int n);
+void tm_axpy_f32_avx512(float *y, float s, const float *x, int n);
+
 #endif

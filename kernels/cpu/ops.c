@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <math.h>
+#include <string.h>
 
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 
 void tm_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
@@ -120,7 +122,24 @@ static float dot(const float *a, const float *b, int n)
 	return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-static void attend_one(const struct tm_attn *a, int t, int h, float *score)
+struct vec_fns {
+	float (*dot)(const float *a, const float *b, int n);
+	void (*axpy)(float *y, float s, const float *x, int n);
+};
+
+/* Attention reads the whole KV cache per token: with plain C it cost more than the weights. */
+static struct vec_fns vec_pick(void)
+{
+	const char *isa = tm_kernels_isa();
+
+	if (!strncmp(isa, "avx512", 6))
+		return (struct vec_fns){ tm_dot_f32_avx512, tm_axpy_f32_avx512 };
+	if (!strcmp(isa, "avx2"))
+		return (struct vec_fns){ tm_dot_f32_avx2, tm_axpy_f32_avx2 };
+	return (struct vec_fns){ dot, tm_axpy };
+}
+
+static void attend_one(const struct tm_attn *a, int t, int h, float *score, const struct vec_fns *v)
 {
 	int group = a->n_head / a->n_head_kv;
 	int n_kv = a->pos0 + t + 1;
@@ -129,18 +148,19 @@ static void attend_one(const struct tm_attn *a, int t, int h, float *score)
 	float *out = a->out + (size_t)t * a->out_stride + (size_t)h * a->head_dim;
 
 	for (int p = 0; p < n_kv; p++)
-		score[p] = dot(q, a->k + (size_t)p * a->kv_stride + koff, a->head_dim) * a->scale;
+		score[p] = v->dot(q, a->k + (size_t)p * a->kv_stride + koff, a->head_dim) * a->scale;
 	tm_softmax(score, n_kv);
 	for (int d = 0; d < a->head_dim; d++)
 		out[d] = 0.0f;
 	for (int p = 0; p < n_kv; p++)
-		tm_axpy(out, score[p], a->v + (size_t)p * a->kv_stride + koff, a->head_dim);
+		v->axpy(out, score[p], a->v + (size_t)p * a->kv_stride + koff, a->head_dim);
 }
 
 static void attention_worker(void *arg, int ith, int nth)
 {
 	const struct tm_attn *a = arg;
 	float *score = a->scratch + (size_t)ith * a->scratch_stride;
+	const struct vec_fns v = vec_pick();
 	long lo, hi;
 
 	/*
@@ -151,12 +171,12 @@ static void attention_worker(void *arg, int ith, int nth)
 	if (a->n_tok >= nth) {
 		for (int t = ith; t < a->n_tok; t += nth)
 			for (int h = 0; h < a->n_head; h++)
-				attend_one(a, t, h, score);
+				attend_one(a, t, h, score, &v);
 		return;
 	}
 	tm_split((long)a->n_tok * a->n_head, 1, ith, nth, &lo, &hi);
 	for (long i = lo; i < hi; i++)
-		attend_one(a, (int)(i / a->n_head), (int)(i % a->n_head), score);
+		attend_one(a, (int)(i / a->n_head), (int)(i % a->n_head), score, &v);
 }
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a)
