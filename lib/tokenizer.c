@@ -894,3 +894,65 @@ int32_t tm_tokenizer_find(const struct tm_tokenizer *t, const char *text, size_t
 {
 	return tm_strtab_find(&t->vocab, text, len);
 }
+
+int tm_syms_init(struct tm_sym *s, const char *text, size_t len)
+{
+	int ns = 0;
+
+	for (size_t off = 0; off < len; ns++) {
+		size_t n = tm_utf8_len((unsigned char)text[off]);
+
+		if (n > len - off)
+			n = len - off;
+		s[ns] = (struct tm_sym){ ns - 1, off + n == len ? -1 : ns + 1, off, n };
+		off += n;
+	}
+	return ns;
+}
+
+/* True if a must come out of the heap before b: higher priority, then leftmost. */
+static bool before(const struct tm_bigram *a, const struct tm_bigram *b)
+{
+	return a->prio > b->prio || (a->prio == b->prio && a->left < b->left);
+}
+
+int tm_bigram_push(struct tm_bigram_heap *h, struct tm_bigram b)
+{
+	size_t i;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		struct tm_bigram *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return tm_err(-ENOMEM, "tokenize: out of memory");
+		h->v = v;
+		h->cap = cap;
+	}
+	for (i = h->n++; i > 0 && before(&b, &h->v[(i - 1) / 2]); i = (i - 1) / 2)
+		h->v[i] = h->v[(i - 1) / 2];
+	h->v[i] = b;
+	return 0;
+}
+
+struct tm_bigram tm_bigram_pop(struct tm_bigram_heap *h)
+{
+	struct tm_bigram top = h->v[0], last = h->v[--h->n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
+			c++;
+		if (!before(&h->v[c], &last))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+	return top;
+}

@@ -251,79 +251,17 @@ static void split_qwen2(struct words *w, size_t max_digits)
 
 /* ---- merges ---- */
 
-struct sym {
-	int prev, next;
-	size_t off, n;
-};
-
-struct bigram {
-	int left, right;
-	int32_t rank;
-	size_t ln, rn;		/* the sizes the pair was queued with */
-};
-
-static bool before(const struct bigram *a, const struct bigram *b)
-{
-	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-struct heap {
-	struct bigram *v;
-	size_t n, cap;
-};
-
-static int heap_push(struct heap *h, struct bigram b)
-{
-	size_t i;
-
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct bigram *v = realloc(h->v, cap * sizeof(*v));
-
-		if (!v)
-			return tm_err(-ENOMEM, "tokenize: out of memory");
-		h->v = v;
-		h->cap = cap;
-	}
-	for (i = h->n++; i > 0 && before(&b, &h->v[(i - 1) / 2]); i = (i - 1) / 2)
-		h->v[i] = h->v[(i - 1) / 2];
-	h->v[i] = b;
-	return 0;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-	struct bigram top = h->v[0], last = h->v[--h->n];
-	size_t i = 0;
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= h->n)
-			break;
-		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!before(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
-	if (h->n)
-		h->v[i] = last;
-	return top;
-}
-
 struct merger {
 	const struct tm_tokenizer *t;
 	const char *word;
-	struct sym *s;
-	struct heap h;
+	struct tm_sym *s;
+	struct tm_bigram_heap h;
 	char *key;		/* "left right" scratch, as long as the word + 1 */
 };
 
 static int try_pair(struct merger *m, int left, int right)
 {
-	const struct sym *s = m->s;
+	const struct tm_sym *s = m->s;
 	int32_t rank;
 
 	if (left < 0 || right < 0)
@@ -334,36 +272,29 @@ static int try_pair(struct merger *m, int left, int right)
 	rank = tm_strtab_find(&m->t->merges, m->key, s[left].n + 1 + s[right].n);
 	if (rank < 0)
 		return 0;
-	return heap_push(&m->h, (struct bigram){ left, right, rank, s[left].n, s[right].n });
+	return tm_bigram_push(&m->h, (struct tm_bigram){ left, right, -(float)rank, s[left].n, s[right].n });
 }
 
 /* One pre-tokenized word, already in the byte alphabet. */
 static int merge_word(struct merger *m, const char *word, size_t len, struct tm_ids *out)
 {
 	const struct tm_tokenizer *t = m->t;
-	struct sym *s = m->s;
-	int ns = 0, err = 0;
+	struct tm_sym *s = m->s;
+	int ns, err = 0;
 	int32_t id;
 
 	if (t->ignore_merges && (id = tm_strtab_find(&t->vocab, word, len)) >= 0)
 		return tm_ids_push(out, id);
 	m->word = word;
 	m->h.n = 0;
-	for (size_t off = 0; off < len; ns++) {
-		size_t n = tm_utf8_len((unsigned char)word[off]);
-
-		if (n > len - off)
-			n = len - off;
-		s[ns] = (struct sym){ ns - 1, off + n == len ? -1 : ns + 1, off, n };
-		off += n;
-	}
+	ns = tm_syms_init(s, word, len);
 	for (int i = 1; i < ns && !err; i++)
 		err = try_pair(m, i - 1, i);
 	while (m->h.n && !err) {
-		struct bigram b = heap_pop(&m->h);
-		struct sym *l = &s[b.left], *r = &s[b.right];
+		struct tm_bigram b = tm_bigram_pop(&m->h);
+		struct tm_sym *l = &s[b.left], *r = &s[b.right];
 
-		if (!l->n || !r->n || l->n != b.ln || r->n != b.rn)
+		if (tm_bigram_stale(s, &b))
 			continue;
 		l->n += r->n;
 		r->n = 0;
@@ -395,7 +326,7 @@ int tm_bpe_tokenize(const struct tm_tokenizer *t, const char *text, size_t len, 
 	size_t *wl = malloc((len + 1) * sizeof(*wl));
 	/* A code point is at most 4 bytes, each at most 2 in the byte alphabet. */
 	char *enc = malloc(8 * len + 1), *key = malloc(8 * len + 2);
-	struct sym *s = malloc((8 * len + 1) * sizeof(*s));
+	struct tm_sym *s = malloc((8 * len + 1) * sizeof(*s));
 	struct merger m = { .t = t, .s = s, .key = key };
 	struct words w = { .cp = cp, .cls = cls, .len = wl };
 	int err = 0;

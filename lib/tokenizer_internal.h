@@ -93,4 +93,39 @@ int tm_bpe_tokenize(const struct tm_tokenizer *t, const char *text, size_t len, 
 /* BPE pieces: the byte a code point of the byte-level alphabet stands for, or -1. */
 int tm_bpe_cp_to_byte(uint32_t cp);
 
+/*
+ * Both tokenizers merge adjacent symbols (UTF-8 characters at first) in
+ * priority order: SPM by token score, BPE by merge rank (prio = -rank, exact
+ * in a float for ranks below 2^24). Merged-away symbols keep n = 0.
+ */
+struct tm_sym {
+	int prev, next;
+	size_t off, n;
+};
+
+/* One symbol per UTF-8 character of text; returns how many (s holds len). */
+int tm_syms_init(struct tm_sym *s, const char *text, size_t len);
+
+/* A queued merge; ln and rn are the sides' sizes when it was queued. */
+struct tm_bigram {
+	int left, right;
+	float prio;
+	size_t ln, rn;
+};
+
+/* Pops the highest priority first, then the leftmost. */
+struct tm_bigram_heap {
+	struct tm_bigram *v;
+	size_t n, cap;
+};
+
+int tm_bigram_push(struct tm_bigram_heap *h, struct tm_bigram b);
+struct tm_bigram tm_bigram_pop(struct tm_bigram_heap *h);
+
+/* A pair one of whose sides was merged since it was queued. */
+static inline int tm_bigram_stale(const struct tm_sym *s, const struct tm_bigram *b)
+{
+	return !s[b->left].n || !s[b->right].n || s[b->left].n != b->ln || s[b->right].n != b->rn;
+}
+
 #endif

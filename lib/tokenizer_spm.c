@@ -11,111 +11,38 @@
 #include "lib/tokenizer_internal.h"
 #include "tiermem/error.h"
 
-struct sym {
-	int prev, next;
-	size_t off, n;
-};
-
-struct bigram {
-	int left, right;
-	float score;
-	size_t size;
-};
-
-/* True if a must come out of the heap before b: higher score, then leftmost. */
-static bool before(const struct bigram *a, const struct bigram *b)
+static int try_pair(const struct tm_tokenizer *t, const char *text, const struct tm_sym *s,
+		    int left, int right, struct tm_bigram_heap *h)
 {
-	return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-struct heap {
-	struct bigram *v;
-	size_t n, cap;
-};
-
-static int heap_push(struct heap *h, struct bigram b)
-{
-	size_t i;
-
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct bigram *v = realloc(h->v, cap * sizeof(*v));
-
-		if (!v)
-			return tm_err(-ENOMEM, "tokenize: out of memory");
-		h->v = v;
-		h->cap = cap;
-	}
-	for (i = h->n++; i > 0 && before(&b, &h->v[(i - 1) / 2]); i = (i - 1) / 2)
-		h->v[i] = h->v[(i - 1) / 2];
-	h->v[i] = b;
-	return 0;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-	struct bigram top = h->v[0], last = h->v[--h->n];
-	size_t i = 0;
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= h->n)
-			break;
-		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!before(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
-	if (h->n)
-		h->v[i] = last;
-	return top;
-}
-
-static int try_pair(const struct tm_tokenizer *t, const char *text, const struct sym *s,
-		    int left, int right, struct heap *h)
-{
-	size_t n;
 	int32_t id;
 
 	if (left < 0 || right < 0)
 		return 0;
-	n = s[left].n + s[right].n;
-	id = tm_strtab_find(&t->vocab, text + s[left].off, n);
+	id = tm_strtab_find(&t->vocab, text + s[left].off, s[left].n + s[right].n);
 	if (id < 0)
 		return 0;
-	return heap_push(h, (struct bigram){ left, right, t->scores[id], n });
+	return tm_bigram_push(h, (struct tm_bigram){ left, right, t->scores[id], s[left].n, s[right].n });
 }
 
 int tm_spm_tokenize(const struct tm_tokenizer *t, const char *text, size_t len, struct tm_ids *out)
 {
-	struct heap h = { 0 };
-	struct sym *s;
-	int ns = 0, err = 0;
+	struct tm_bigram_heap h = { 0 };
+	struct tm_sym *s;
+	int ns, err = 0;
 
 	if (!len)
 		return 0;
 	s = malloc(len * sizeof(*s));
 	if (!s)
 		return tm_err(-ENOMEM, "tokenize: out of memory");
-	for (size_t off = 0; off < len; ns++) {
-		size_t n = tm_utf8_len((unsigned char)text[off]);
-
-		if (n > len - off)
-			n = len - off;
-		s[ns] = (struct sym){ ns - 1, off + n == len ? -1 : ns + 1, off, n };
-		off += n;
-	}
+	ns = tm_syms_init(s, text, len);
 	for (int i = 1; i < ns && !err; i++)
 		err = try_pair(t, text, s, i - 1, i, &h);
 	while (h.n && !err) {
-		struct bigram b = heap_pop(&h);
-		struct sym *l = &s[b.left], *r = &s[b.right];
+		struct tm_bigram b = tm_bigram_pop(&h);
+		struct tm_sym *l = &s[b.left], *r = &s[b.right];
 
-		/* Stale: one side was merged since this pair was queued. */
-		if (!l->n || !r->n || l->n + r->n != b.size)
+		if (tm_bigram_stale(s, &b))
 			continue;
 		l->n += r->n;
 		r->n = 0;
