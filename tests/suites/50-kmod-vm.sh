@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The kernel module in QEMU: builds tiermem.ko (make kmod), the kselftests
 # (tests/kmod), a static guest test tool over lib/device.c, an initramfs, and
-# runs every scenario of tests/vm/run-scenarios (smoke, device, kselftests,
+# runs every scenario of tests/vm/run-scenarios (smoke, device, kselftests, faults,
 # reboot: persistence, crash during a fill, corrupted table). A missing kernel image, headers or QEMU is a
 # failure with the reason (scripts/deps installs them), never a skip.
 set -uo pipefail
@@ -50,7 +50,9 @@ tests/vm/mkinitramfs "$vmdir/initrd.cpio.gz" "${args[@]}" >"$vmdir/log/mkinitram
 	fail "build the initramfs" "$vmdir/log/mkinitramfs"
 
 t0=$(date +%s)
-tests/vm/run-scenarios --initrd "$vmdir/initrd.cpio.gz" "${run_args[@]}"
+# TM_VM_SCENARIOS="faults reboot" runs only those (for development; make check runs all)
+# shellcheck disable=SC2086
+tests/vm/run-scenarios --initrd "$vmdir/initrd.cpio.gz" "${run_args[@]}" ${TM_VM_SCENARIOS:-}
 rc=$?
 echo "# VM scenarios took $(($(date +%s) - t0)) s"
 exit $rc
