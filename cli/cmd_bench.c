@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "kernels/stream.h"
 #include "tiermem/bench.h"
+#include "tiermem/device.h"
 #include "tiermem/error.h"
 #include "tiermem/model.h"
 
@@ -24,7 +25,8 @@
 struct bench_tier {
 	const char *name;		/* "anon-4k", "anon-thp", "hugetlb", or a PMEM path */
 	enum tm_pages pages;
-	int is_pmem;
+	int is_pmem;		/* named by the user: a PMEM path or a region */
+	int is_region;		/* a /dev/tiermem region */
 	struct tm_mapping map;
 	size_t bytes;
 	struct tm_touch touch;
@@ -58,6 +60,8 @@ static const char usage_text[] =
 	"                       default all three; hugetlb needs reserved 2 MiB pages)\n"
 	"  --pmem PATH          also measure PMEM: a devdax device (/dev/daxX.Y) or a file on\n"
 	"                       a DAX filesystem (repeatable)\n"
+	"  --region NAME        also measure a /dev/tiermem region (DDR or PMEM tier; needs\n"
+	"                       the module); the bytes read are added to its counters\n"
 	"  --active-bytes SIZE  weight bytes read per token for the ceiling (default 16.9e9,\n"
 	"                       ~30B active parameters at q4_K_M)\n"
 	"  --model FILE         take the active bytes from a GGUF model instead: every dense\n"
@@ -75,7 +79,7 @@ static size_t default_size(void)
 	return size;
 }
 
-static int add_tier(struct bench_opts *o, const char *name, int is_pmem)
+static int add_tier(struct bench_opts *o, const char *name, int is_pmem, int is_region)
 {
 	static const char *const ddr[] = { "anon-4k", "anon-thp", "hugetlb" };
 	struct bench_tier *t;
@@ -85,6 +89,7 @@ static int add_tier(struct bench_opts *o, const char *name, int is_pmem)
 	t = &o->tiers[o->ntiers];
 	t->name = name;
 	t->is_pmem = is_pmem;
+	t->is_region = is_region;
 	if (!is_pmem) {
 		int k = -1;
 
@@ -121,6 +126,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv)
 		{ "prefetch", required_argument, NULL, 'p' },
 		{ "tier", required_argument, NULL, 'T' },
 		{ "pmem", required_argument, NULL, 'P' },
+		{ "region", required_argument, NULL, 'R' },
 		{ "active-bytes", required_argument, NULL, 'a' },
 		{ "model", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
@@ -160,12 +166,16 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv)
 				return usage_error("bench", "--prefetch: between 1 and 1M bytes");
 			break;
 		case 'T':
-			if ((ret = add_tier(o, optarg, 0)))
+			if ((ret = add_tier(o, optarg, 0, 0)))
 				return ret;
 			have_ddr = 1;
 			break;
 		case 'P':
-			if ((ret = add_tier(o, optarg, 1)))
+			if ((ret = add_tier(o, optarg, 1, 0)))
+				return ret;
+			break;
+		case 'R':
+			if ((ret = add_tier(o, optarg, 1, 1)))
 				return ret;
 			break;
 		case 'a':
@@ -205,9 +215,9 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv)
 			return usage_error("bench", "too many --pmem paths");
 		memcpy(pmem, o->tiers, sizeof(pmem[0]) * npmem);
 		o->ntiers = 0;
-		add_tier(o, "anon-4k", 0);
-		add_tier(o, "anon-thp", 0);
-		add_tier(o, "hugetlb", 0);
+		add_tier(o, "anon-4k", 0, 0);
+		add_tier(o, "anon-thp", 0, 0);
+		add_tier(o, "hugetlb", 0, 0);
 		memcpy(&o->tiers[3], pmem, sizeof(pmem[0]) * npmem);
 		o->ntiers += npmem;
 	}
@@ -218,7 +228,9 @@ static int map_tier(struct bench_opts *o, struct bench_tier *t)
 {
 	int ret;
 
-	if (t->is_pmem)
+	if (t->is_region)
+		ret = tm_map_region(&t->map, t->name, 0);
+	else if (t->is_pmem)
 		ret = tm_map_pmem(&t->map, t->name, 0, 0);
 	else
 		ret = tm_map_anon(&t->map, o->size, t->pages, 0);
@@ -287,6 +299,9 @@ static int measure(struct bench_opts *o)
 				}
 				if (bw->best_gbs > t->best_gbs)
 					t->best_gbs = bw->best_gbs;
+				/* warm-up + passes: what tiermem stats shows for the region */
+				tm_counters_add_read(tm_mapping_counters(&t->map),
+						     (uint64_t)t->bytes * (o->passes + 1));
 			}
 		}
 		tm_pool_destroy(pool);

@@ -43,6 +43,18 @@ sed 's/^/# /' /tmp/watch
 tm_check "stats --watch shows the reader's GB/s on the region and the tier" sh -c '
 	grep -E "^ddr +private-ddr .* [0-9]+\.[0-9]+ GB/s" /tmp/watch | grep -vq " 0\.000 GB/s" &&
 	grep -E "^ddr +\(total\) .* [0-9]+\.[0-9]+ GB/s" /tmp/watch | grep -vq " 0\.000 GB/s"'
+# tiermem bench over a region: the same read loop as for DDR and PMEM paths,
+# a different mapping; its reads land in the region's bytes-read counter.
+tiermem bench --region shared-pmem --tier anon-thp --size 4M --passes 2 -t 1 --json >/tmp/bench 2>&1
+tm_ok $? "tiermem bench --region shared-pmem exits 0"
+sed 's/^/# /' /tmp/bench
+tm_check "bench measured the region through the tiermem backend, PMEM tier, 2 MiB faults" sh -c '
+	grep -q "\"tier\":\"pmem\",\"backend\":\"tiermem\"" /tmp/bench &&
+	grep -q "\"path\":\"/dev/tiermem:shared-pmem\"" /tmp/bench &&
+	grep -q "\"faults_per_gib\":512.0" /tmp/bench'
+tiermem stats --json >/tmp/stats2 2>&1
+tm_check "the region's bytes-read counter holds the bench's reads" sh -c '
+	tr -d "\n" </tmp/stats2 | grep -Eq "\"name\": \"shared-pmem\"[^}]*\"bytes_read\": [1-9][0-9]{6,}"'
 tm_check "rmmod with no mapping left succeeds" sh -c 'tmvm delete private-ddr && rmmod tiermem'
 tm_check "info without the module: says so, exits 1" sh -c 'tiermem info >/tmp/info2 2>&1; rc=$?; cat /tmp/info2; [ $rc -eq 1 ] && grep -q "not loaded" /tmp/info2'
 tm_klog | tail -n 20 | sed 's/^/# /'
