@@ -916,7 +916,7 @@ static bool before(const struct tm_bigram *a, const struct tm_bigram *b)
 	return a->prio > b->prio || (a->prio == b->prio && a->left < b->left);
 }
 
-int tm_bigram_push(struct tm_bigram_heap *h, struct tm_bigram b)
+static int bigram_push(struct tm_bigram_heap *h, struct tm_bigram b)
 {
 	size_t i;
 
@@ -935,7 +935,7 @@ int tm_bigram_push(struct tm_bigram_heap *h, struct tm_bigram b)
 	return 0;
 }
 
-struct tm_bigram tm_bigram_pop(struct tm_bigram_heap *h)
+static struct tm_bigram bigram_pop(struct tm_bigram_heap *h)
 {
 	struct tm_bigram top = h->v[0], last = h->v[--h->n];
 	size_t i = 0;
@@ -955,4 +955,40 @@ struct tm_bigram tm_bigram_pop(struct tm_bigram_heap *h)
 	if (h->n)
 		h->v[i] = last;
 	return top;
+}
+
+static int queue_pair(struct tm_sym *s, struct tm_bigram_heap *h, tm_pair_prio_fn fn, void *ctx,
+		      int left, int right)
+{
+	float prio;
+
+	if (left < 0 || right < 0 || !fn(ctx, s, left, right, &prio))
+		return 0;
+	return bigram_push(h, (struct tm_bigram){ left, right, prio, s[left].n, s[right].n });
+}
+
+int tm_syms_merge(struct tm_sym *s, int ns, struct tm_bigram_heap *h, tm_pair_prio_fn fn, void *ctx)
+{
+	int err = 0;
+
+	h->n = 0;
+	for (int i = 1; i < ns && !err; i++)
+		err = queue_pair(s, h, fn, ctx, i - 1, i);
+	while (h->n && !err) {
+		struct tm_bigram b = bigram_pop(h);
+		struct tm_sym *l = &s[b.left], *r = &s[b.right];
+
+		/* stale: a side was merged since the pair was queued */
+		if (!l->n || !r->n || l->n != b.ln || r->n != b.rn)
+			continue;
+		l->n += r->n;
+		r->n = 0;
+		l->next = r->next;
+		if (r->next >= 0)
+			s[r->next].prev = b.left;
+		err = queue_pair(s, h, fn, ctx, l->prev, b.left);
+		if (!err)
+			err = queue_pair(s, h, fn, ctx, b.left, l->next);
+	}
+	return err;
 }

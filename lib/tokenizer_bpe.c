@@ -259,20 +259,20 @@ struct merger {
 	char *key;		/* "left right" scratch, as long as the word + 1 */
 };
 
-static int try_pair(struct merger *m, int left, int right)
+/* Two symbols merge if "left right" is a merge rule; a lower rank merges first. */
+static int bpe_prio(void *p, const struct tm_sym *s, int left, int right, float *prio)
 {
-	const struct tm_sym *s = m->s;
+	struct merger *m = p;
 	int32_t rank;
 
-	if (left < 0 || right < 0)
-		return 0;
 	memcpy(m->key, m->word + s[left].off, s[left].n);
 	m->key[s[left].n] = ' ';
 	memcpy(m->key + s[left].n + 1, m->word + s[right].off, s[right].n);
 	rank = tm_strtab_find(&m->t->merges, m->key, s[left].n + 1 + s[right].n);
 	if (rank < 0)
 		return 0;
-	return tm_bigram_push(&m->h, (struct tm_bigram){ left, right, -(float)rank, s[left].n, s[right].n });
+	*prio = -(float)rank;	/* exact: ranks stay far below 2^24 */
+	return 1;
 }
 
 /* One pre-tokenized word, already in the byte alphabet. */
@@ -286,25 +286,8 @@ static int merge_word(struct merger *m, const char *word, size_t len, struct tm_
 	if (t->ignore_merges && (id = tm_strtab_find(&t->vocab, word, len)) >= 0)
 		return tm_ids_push(out, id);
 	m->word = word;
-	m->h.n = 0;
 	ns = tm_syms_init(s, word, len);
-	for (int i = 1; i < ns && !err; i++)
-		err = try_pair(m, i - 1, i);
-	while (m->h.n && !err) {
-		struct tm_bigram b = tm_bigram_pop(&m->h);
-		struct tm_sym *l = &s[b.left], *r = &s[b.right];
-
-		if (tm_bigram_stale(s, &b))
-			continue;
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			s[r->next].prev = b.left;
-		err = try_pair(m, l->prev, b.left);
-		if (!err)
-			err = try_pair(m, b.left, l->next);
-	}
+	err = tm_syms_merge(s, ns, &m->h, bpe_prio, m);
 	for (int i = 0; ns && i != -1 && !err; i = s[i].next) {
 		id = tm_strtab_find(&t->vocab, word + s[i].off, s[i].n);
 		if (id >= 0) {

@@ -119,13 +119,13 @@ struct tm_bigram_heap {
 	size_t n, cap;
 };
 
-int tm_bigram_push(struct tm_bigram_heap *h, struct tm_bigram b);
-struct tm_bigram tm_bigram_pop(struct tm_bigram_heap *h);
+/* 1 and the priority if symbols left and right of s merge, else 0. */
+typedef int (*tm_pair_prio_fn)(void *ctx, const struct tm_sym *s, int left, int right, float *prio);
 
-/* A pair one of whose sides was merged since it was queued. */
-static inline int tm_bigram_stale(const struct tm_sym *s, const struct tm_bigram *b)
-{
-	return !s[b->left].n || !s[b->right].n || s[b->left].n != b->ln || s[b->right].n != b->rn;
-}
+/*
+ * Merge the ns adjacent symbols of s in priority order until no pair merges;
+ * h is scratch the caller frees (h->v). 0 or -ENOMEM.
+ */
+int tm_syms_merge(struct tm_sym *s, int ns, struct tm_bigram_heap *h, tm_pair_prio_fn prio, void *ctx);
 
 #endif

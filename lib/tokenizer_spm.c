@@ -11,17 +11,21 @@
 #include "lib/tokenizer_internal.h"
 #include "tiermem/error.h"
 
-static int try_pair(const struct tm_tokenizer *t, const char *text, const struct tm_sym *s,
-		    int left, int right, struct tm_bigram_heap *h)
-{
-	int32_t id;
+struct spm_ctx {
+	const struct tm_tokenizer *t;
+	const char *text;
+};
 
-	if (left < 0 || right < 0)
-		return 0;
-	id = tm_strtab_find(&t->vocab, text + s[left].off, s[left].n + s[right].n);
+/* Two symbols merge if their concatenation is a token; its score is the priority. */
+static int spm_prio(void *p, const struct tm_sym *s, int left, int right, float *prio)
+{
+	const struct spm_ctx *c = p;
+	int32_t id = tm_strtab_find(&c->t->vocab, c->text + s[left].off, s[left].n + s[right].n);
+
 	if (id < 0)
 		return 0;
-	return tm_bigram_push(h, (struct tm_bigram){ left, right, t->scores[id], s[left].n, s[right].n });
+	*prio = c->t->scores[id];
+	return 1;
 }
 
 int tm_spm_tokenize(const struct tm_tokenizer *t, const char *text, size_t len, struct tm_ids *out)
@@ -36,23 +40,7 @@ int tm_spm_tokenize(const struct tm_tokenizer *t, const char *text, size_t len, 
 	if (!s)
 		return tm_err(-ENOMEM, "tokenize: out of memory");
 	ns = tm_syms_init(s, text, len);
-	for (int i = 1; i < ns && !err; i++)
-		err = try_pair(t, text, s, i - 1, i, &h);
-	while (h.n && !err) {
-		struct tm_bigram b = tm_bigram_pop(&h);
-		struct tm_sym *l = &s[b.left], *r = &s[b.right];
-
-		if (tm_bigram_stale(s, &b))
-			continue;
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			s[r->next].prev = b.left;
-		err = try_pair(t, text, s, l->prev, b.left, &h);
-		if (!err)
-			err = try_pair(t, text, s, b.left, l->next, &h);
-	}
+	err = tm_syms_merge(s, ns, &h, spm_prio, &(struct spm_ctx){ t, text });
 	for (int i = 0; i != -1 && !err; i = s[i].next) {
 		int32_t id = tm_strtab_find(&t->vocab, text + s[i].off, s[i].n);
 
