@@ -44,12 +44,8 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { NLC_VERSION, openPeer } from "./peer.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const build = process.env.BUILD || path.resolve(here, "../../build");
-const pkg = path.join(build, "peer/node_modules/node-llama-cpp");
-const NLC_VERSION = "3.22.1";
 
 function die(code, msg) {
 	process.stderr.write(`llama.mjs: ${msg}\n`);
@@ -111,30 +107,16 @@ if (!modelPath)
 if (!fs.existsSync(modelPath))
 	die(2, `${cmd}: ${modelPath}: no such file`);
 
-let pkgJson;
-try {
-	pkgJson = JSON.parse(fs.readFileSync(path.join(pkg, "package.json"), "utf8"));
-} catch {
-	die(2, `node-llama-cpp is not installed in ${build}/peer (run scripts/deps)`);
-}
-if (pkgJson.version !== NLC_VERSION)
-	die(2, `node-llama-cpp ${pkgJson.version} in ${pkg}, expected ${NLC_VERSION} (run scripts/deps)`);
-
-const nlc = await import(pathToFileURL(path.join(pkg, "dist/index.js")).href);
 const threads = intOpt(opts, "threads", 1, 1024, undefined);
 
 // llama.cpp's own messages are kept, to explain a failure.
 const logLines = [];
-const llama = await nlc.getLlama({
-	gpu: false,
-	build: "never",
-	usePrebuiltBinaries: true,
-	progressLogs: false,
-	// maxThreads 0: a context uses exactly the threads it asks for.
-	maxThreads: 0,
-	logLevel: nlc.LlamaLogLevel.warn,
-	logger: (level, message) => logLines.push(`${level}: ${message.trimEnd()}`),
-});
+let nlc, llama;
+try {
+	({ nlc, llama } = await openPeer(logLines));
+} catch (e) {
+	die(2, e.message);
+}
 
 async function loadModel(extra = {}, file = modelPath) {
 	try {

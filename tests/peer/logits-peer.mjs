@@ -15,11 +15,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const build = process.env.BUILD || path.resolve(here, "../../build");
-const pkg = path.join(build, "peer/node_modules/node-llama-cpp");
+import { openPeer } from "./peer.mjs";
 
 const args = process.argv.slice(2);
 let jobsFile, threads;
@@ -36,17 +32,14 @@ if (!jobsFile || (threads !== undefined && !(Number.isInteger(threads) && thread
 const jobs = fs.readFileSync(jobsFile, "utf8").split("\n").filter((l) => l.trim())
 	.map((l) => l.split("\t"));
 
-const nlc = await import(pathToFileURL(path.join(pkg, "dist/index.js")).href);
 const logLines = [];
-const llama = await nlc.getLlama({
-	gpu: false,
-	build: "never",
-	usePrebuiltBinaries: true,
-	progressLogs: false,
-	maxThreads: 0,
-	logLevel: nlc.LlamaLogLevel.warn,
-	logger: (level, message) => logLines.push(`${level}: ${message.trimEnd()}`),
-});
+let llama;
+try {
+	({ llama } = await openPeer(logLines));
+} catch (e) {
+	process.stderr.write(`logits-peer.mjs: ${e.message}\n`);
+	process.exit(2);
+}
 
 async function one(modelPath, tokens, out) {
 	const model = await llama.loadModel({ modelPath: path.resolve(modelPath), gpuLayers: 0 });
