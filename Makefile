@@ -30,10 +30,14 @@ LDLIBS   := -lm -lpthread
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 
-LIB_SRCS := $(wildcard lib/*.c) $(wildcard kernels/cpu/*.c)
+LIB_SRCS := $(wildcard lib/*.c lib/*/*.c) $(wildcard kernels/cpu/*.c)
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
+
+# Required libraries, installed by scripts/deps: jansson (JSON: plans,
+# manifests, the server's API), libnuma (node:N tiers), libmicrohttpd (serve).
+LDLIBS += $(shell pkg-config --libs jansson libmicrohttpd) -lnuma
 
 # Optional libraries: found with pkg-config, compiled in only when present.
 HAVE_PMEM2 := $(shell pkg-config --exists libpmem2 2>/dev/null && echo 1)

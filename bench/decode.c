@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 	printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_tokens\":%d,\"gen_tokens\":%d,"
 	       "\"prefill_s\":%.6f,\"prefill_tok_s\":%.4f,\"decode_s\":%.6f,\"decode_tok_s\":%.4f,"
 	       "\"bytes_per_token\":%.0f,\"decode_gbs\":%.4f}\n",
-	       argv[1], m.map.backend, nt, tm_kernels_isa(), np, ng, t_pre, np / t_pre, t_dec, ng / t_dec,
+	       argv[1], m.maps[0].backend, nt, tm_kernels_isa(), np, ng, t_pre, np / t_pre, t_dec, ng / t_dec,
 	       (double)(c->weight_bytes - b0) / ng, (double)(c->weight_bytes - b0) / t_dec / 1e9);
 	free(toks);
 	tm_ctx_free(c);

@@ -138,7 +138,7 @@ static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int
 
 	fprintf(stderr, "\n\n%s: %d layers, dim %d, %s%.1f MiB of weights (%s, %s); %d threads, %s kernels\n",
 		m->hp.arch_name, m->hp.n_layer, m->hp.n_embd, m->hp.moe ? "MoE, " : "",
-		m->bytes_total / 1048576.0, tm_tier_name(m->map.tier), m->map.backend, threads,
+		m->bytes_total / 1048576.0, tm_tier_name(m->maps[0].tier), m->maps[0].backend, threads,
 		tm_kernels_isa());
 	fprintf(stderr, "prompt:      %5d tokens in %8.3f s = %8.1f tok/s\n", st->n_prompt, st->t_prompt,
 		st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0);

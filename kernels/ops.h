@@ -2,7 +2,7 @@
 /*
  * The small float operations of a transformer layer: RMSNorm, RoPE, softmax,
  * SwiGLU and attention over a KV cache. Like the matvec kernels they take
- * pointers and shapes only and know no model; the forward pass (lib/forward.c)
+ * pointers and shapes only and know no model; the forward pass (lib/model/forward.c)
  * strings them together.
  *
  * Numerics follow ggml where it matters for matching llama.cpp's logits:

@@ -63,11 +63,24 @@ struct tm_gguf {
 	struct tm_gguf_tensor *tensors;
 	uint64_t alignment;
 	uint64_t data_offset;
+	uint64_t data_size;		/* the end of the last tensor, from data_offset */
 	void *priv;			/* the reader's name indexes */
 };
 
 /* 0 or -EINVAL (malformed), -ENOMEM; the message names field and offset. */
 int tm_gguf_parse(struct tm_gguf *g, const void *base, size_t size);
+
+enum {
+	/*
+	 * The metadata and tensor table only: base may end anywhere after the
+	 * tensor table (a header-only GGUF from `tiermem synth --header-only`,
+	 * or the header an import keeps of its source). Tensor infos are
+	 * checked as usual, but every tensor's data is NULL.
+	 */
+	TM_GGUF_HEADER_ONLY = 1 << 0,
+};
+
+int tm_gguf_parse_flags(struct tm_gguf *g, const void *base, size_t size, unsigned int flags);
 void tm_gguf_free(struct tm_gguf *g);
 
 const struct tm_gguf_kv *tm_gguf_find(const struct tm_gguf *g, const char *key);

@@ -35,13 +35,18 @@ enum tm_arch {
 	TM_ARCH_QWEN3MOE,
 };
 
+/* The most mappings one model's weights may be spread over (its tiers' regions). */
+#define TM_MODEL_MAX_MAPS 16
+
 /*
- * A weight matrix (or a stack of n_mat of them: the experts of a layer) in the
- * mapping. Row r of matrix e starts at data + e * mat_bytes + r * row_bytes.
+ * A weight matrix (or a stack of n_mat of them: the experts of a layer) in
+ * one of the model's mappings. Row r of matrix e starts at
+ * data + e * mat_bytes + r * row_bytes.
  */
 struct tm_weight {
 	char name[64];			/* the GGUF tensor name, for messages */
 	const void *data;
+	uint8_t map;			/* which of tm_model.maps holds it */
 	int type;			/* GGML type id (kernels/kernels.h) */
 	int rows, cols;			/* output and input sizes: ne[1], ne[0] */
 	int n_mat;			/* ne[2]: experts; 1 for a plain matrix or vector */
@@ -80,8 +85,13 @@ struct tm_model {
 	 * and for MoE the router plus n_expert_used experts per layer */
 	uint64_t bytes_per_token;
 	uint64_t bytes_total;		/* all tensor bytes in the file */
-	/* set by tm_model_load: the file's mapping and parse, released by tm_model_free */
-	struct tm_mapping map;
+	/*
+	 * The mappings that hold the weights: maps[0] is the GGUF file's when
+	 * the model was loaded from one; an imported model has one per tier
+	 * region. With owns_file, tm_model_free releases them and the parse.
+	 */
+	struct tm_mapping maps[TM_MODEL_MAX_MAPS];
+	int n_maps;
 	struct tm_gguf gguf;
 	bool owns_file;
 };
@@ -94,6 +104,19 @@ struct tm_model {
  * does not run, -ENOMEM.
  */
 int tm_model_init(struct tm_model *m, const struct tm_gguf *g);
+
+/*
+ * Where tensors' bytes are, when not inside the GGUF's own data section (a
+ * model imported into tier regions, parsed from a header-only GGUF): find
+ * returns 0 and the tensor's data and the index of the mapping in
+ * m->maps that holds it, or a negative errno with a tm_err message.
+ */
+struct tm_tensor_src {
+	int (*find)(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map);
+	void *arg;
+};
+
+int tm_model_init_src(struct tm_model *m, const struct tm_gguf *g, const struct tm_tensor_src *src);
 
 /* Map and parse a GGUF file, then tm_model_init. -ENOENT etc. for the file. */
 int tm_model_load(struct tm_model *m, const char *path);
@@ -149,8 +172,9 @@ struct tm_ctx {
 	float *rw;			/* and their weights */
 	float *xg, *yg;			/* gathered expert inputs, expert outputs */
 	float *acc;			/* the weighted sum of the experts */
-	/* accounting: weight bytes the forward passes have read so far */
+	/* accounting: weight bytes the forward passes have read so far, in all and per mapping */
 	uint64_t weight_bytes;
+	uint64_t map_bytes[TM_MODEL_MAX_MAPS];
 	uint64_t n_evals;		/* forward batches */
 	uint64_t handoffs;		/* jobs handed to the pool (each wakes every thread once) */
 };

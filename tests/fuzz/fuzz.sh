@@ -6,7 +6,7 @@
 #   fuzz_run SECS CORPUS  -> 0 if no crash, leak or timeout; log in $BUILD/fuzz/last.log
 FUZZ_DIR=${BUILD:?}/fuzz
 FUZZ_CC=${FUZZ_CC:-$(command -v clang || command -v clang-14)}
-FUZZ_LIB_SRCS="lib/gguf.c lib/error.c kernels/cpu/types.c"
+FUZZ_LIB_SRCS="lib/gguf/gguf.c lib/util/error.c kernels/cpu/types.c"
 
 fuzz_build() {
 	mkdir -p "$FUZZ_DIR" || return 1
@@ -15,7 +15,7 @@ fuzz_build() {
 	"$FUZZ_CC" $common -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o "$FUZZ_DIR/fuzz_gguf" tests/fuzz/fuzz_gguf.c $FUZZ_LIB_SRCS || return 1
 	"$FUZZ_CC" $common -fsanitize=address,undefined -fno-sanitize-recover=all \
-		-o "$FUZZ_DIR/make_seeds" tests/fuzz/make_seeds.c lib/gguf_write.c $FUZZ_LIB_SRCS || return 1
+		-o "$FUZZ_DIR/make_seeds" tests/fuzz/make_seeds.c lib/gguf/gguf_write.c $FUZZ_LIB_SRCS || return 1
 	rm -rf "$FUZZ_DIR/seeds" && mkdir -p "$FUZZ_DIR/seeds" &&
 		"$FUZZ_DIR/make_seeds" "$FUZZ_DIR/seeds"
 }

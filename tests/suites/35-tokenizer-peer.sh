@@ -52,7 +52,7 @@ models=()
 [ -f "$LLAMA2" ] && models+=("llama-2:$LLAMA2") || fail "$LLAMA2 is missing"
 # Merges learnt from prose, code, the corpus and the random text themselves
 # (so CJK, emoji, contractions and white-space runs get merges too).
-train=("$CORPUS" "$W/random.txt" tests/peer/llama.mjs lib/tokenizer.c)
+train=("$CORPUS" "$W/random.txt" tests/peer/llama.mjs lib/tokenizer/tokenizer.c)
 [ -f /usr/share/common-licenses/GPL-3 ] && train+=(/usr/share/common-licenses/GPL-3)
 for pre in qwen2 gpt-2 llama-bpe; do
 	if node tests/peer/mkvocab.mjs "$W/bpe-$pre.gguf" --pre "$pre" --merges 1500 "${train[@]}" 2>"$W/mk.err"; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kernel module in QEMU: builds tiermem.ko (make kmod), the kselftests
-# (tests/kmod), a static guest test tool over lib/device.c, an initramfs, and
+# (tests/kmod), a static guest test tool over lib/tier/device.c, an initramfs, and
 # runs every scenario of tests/vm/run-scenarios (smoke, device, kselftests, faults,
 # reboot: persistence, crash during a fill, corrupted table). A missing kernel image, headers or QEMU is a
 # failure with the reason (scripts/deps installs them), never a skip.

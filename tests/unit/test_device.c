@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * lib/device.c on a machine without the module: a missing /dev/tiermem is a
+ * lib/tier/device.c on a machine without the module: a missing /dev/tiermem is a
  * clean -ENODEV that says so, a node that is not tiermem is recognised, and
  * every argument check fires before any ioctl. The real calls are tested in
  * the VM (tests/vm, plan "device").

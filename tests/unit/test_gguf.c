@@ -246,7 +246,24 @@ static void test_real_file(void)
 	       tm_gguf_get_u32(&g, "nope", &u) == -ENOENT, "absent names: NULL / -ENOENT");
 	tap_ok(tm_gguf_get_u32(&g, "general.name", &u) == -EINVAL && strstr(tm_strerror(), "general.name"),
 	       "a string read as u32 is -EINVAL naming the key");
+
+	/* the header alone: tensor infos, no data; a plain parse of it is refused */
+	uint64_t data_offset = g.data_offset, data_size = g.data_size;
+	struct tm_gguf h;
+
+	tap_ok(data_offset + data_size <= size && data_size > size / 2,
+	       "data_size %llu: the end of the last tensor", (unsigned long long)data_size);
 	tm_gguf_free(&g);
+	err = tm_gguf_parse_flags(&h, p, data_offset - 1, TM_GGUF_HEADER_ONLY);
+	t = err ? NULL : tm_gguf_tensor(&h, "token_embd.weight");
+	tap_ok(!err && h.n_tensors == 12 && t && !t->data && t->nbytes == 512000 &&
+	       h.data_size == data_size, "header-only parse: 12 tensors, sizes kept, data NULL (%s)",
+	       err ? tm_strerror() : "ok");
+	if (!err)
+		tm_gguf_free(&h);
+	err = tm_gguf_parse(&h, p, data_offset + 64);
+	tap_ok(err == -EINVAL && strstr(tm_strerror(), "past the end"),
+	       "the same bytes without the flag: -EINVAL, a tensor past the end");
 	free(p);
 }
 

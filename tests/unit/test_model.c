@@ -467,6 +467,8 @@ static void test_arch(const struct spec *s, const char *label)
 	       !memcmp(a, ctx->logits, sizeof(float) * VOCAB),
 	       "%s: a decoded token reads bytes_per_token = %llu weight bytes", label,
 	       (unsigned long long)m.bytes_per_token);
+	tap_ok(!err && ctx->map_bytes[0] == ctx->weight_bytes,
+	       "%s: every byte is counted against the one mapping that holds it", label);
 	tap_ok(!err && ctx->handoffs - h0 == want_h, "%s: a decoded token takes %llu pool hand-offs (want %llu)",
 	       label, (unsigned long long)(ctx->handoffs - h0), (unsigned long long)want_h);
 

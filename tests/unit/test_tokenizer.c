@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/tokenizer_internal.h"
+#include "lib/tokenizer/internal.h"
 #include "tap.h"
 #include "tiermem/error.h"
 #include "tiermem/gguf.h"

@@ -1,4 +1,4 @@
-# libtiermem against the real module: every call of lib/device.c (tmvm
+# libtiermem against the real module: every call of lib/tier/device.c (tmvm
 # selftest), the tiermem mapping backend, permissions as another user, and
 # the CLI's info and stats.
 tm_setup_pmem

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * tmvm: the guest's tool over lib/device.c, linked statically into the
+ * tmvm: the guest's tool over lib/tier/device.c, linked statically into the
  * initramfs. "tmvm selftest" is the library's real test against the module
  * (TAP); the other commands are steps of the multi-boot scenarios (fill a
  * region with a seeded pattern, seal it, verify it on the next boot, fill

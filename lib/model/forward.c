@@ -150,9 +150,22 @@ static void mul(struct tm_ctx *c, const struct tm_weight *w, int mat, const floa
 	}
 }
 
-static uint64_t bytes(const struct tm_weight *w)
+/*
+ * Count n_mat matrices of w as read, against the mapping that holds them: the
+ * per-tier figures of a run come from here, weight by weight, not from an
+ * estimate made afterwards.
+ */
+static void acct_mats(struct tm_ctx *c, const struct tm_weight *w, uint64_t n_mat)
 {
-	return (uint64_t)w->mat_bytes * w->n_mat;
+	uint64_t b = (uint64_t)w->mat_bytes * n_mat;
+
+	c->weight_bytes += b;
+	c->map_bytes[w->map] += b;
+}
+
+static void acct(struct tm_ctx *c, const struct tm_weight *w)
+{
+	acct_mats(c, w, w->data ? (uint64_t)w->n_mat : 0);
 }
 
 static void attention_block(struct tm_ctx *c, const struct tm_layer *L, int layer, int pos0, int n)
@@ -204,8 +217,13 @@ static void attention_block(struct tm_ctx *c, const struct tm_layer *L, int laye
 	mul(c, &L->wo, 0, c->att, n, c->xb);
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
-	c->weight_bytes += bytes(&L->attn_norm) + bytes(&L->wq) + bytes(&L->wk) + bytes(&L->wv) +
-			   bytes(&L->wo) + (hp->qk_norm ? bytes(&L->q_norm) + bytes(&L->k_norm) : 0);
+	acct(c, &L->attn_norm);
+	acct(c, &L->wq);
+	acct(c, &L->wk);
+	acct(c, &L->wv);
+	acct(c, &L->wo);
+	acct(c, &L->q_norm);
+	acct(c, &L->k_norm);
 }
 
 static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
@@ -229,7 +247,9 @@ static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
 	mul(c, &L->down, 0, c->hb, n, c->xb);
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
-	c->weight_bytes += bytes(&L->gate) + bytes(&L->up) + bytes(&L->down);
+	acct(c, &L->gate);
+	acct(c, &L->up);
+	acct(c, &L->down);
 }
 
 /*
@@ -261,9 +281,11 @@ static void route(const float *logits, int n_expert, int k, float *probs, int *s
 		w[j] = (float)(w[j] / sum);
 }
 
-static uint64_t expert_bytes(const struct tm_layer *L)
+static void acct_experts(struct tm_ctx *c, const struct tm_layer *L, int k)
 {
-	return L->gate_exps.mat_bytes + L->up_exps.mat_bytes + L->down_exps.mat_bytes;
+	acct_mats(c, &L->gate_exps, k);
+	acct_mats(c, &L->up_exps, k);
+	acct_mats(c, &L->down_exps, k);
 }
 
 static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
@@ -290,7 +312,8 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 	for (int j = 0; j < K; j++)
 		tm_axpy(c->acc, c->selw[j], c->yg + (size_t)j * E, E);
 	tm_axpy(c->x, 1.0f, c->acc, E);
-	c->weight_bytes += bytes(&L->gate_inp) + (uint64_t)K * expert_bytes(L);
+	acct(c, &L->gate_inp);
+	acct_experts(c, L, K);
 }
 
 /* Prefill: each expert runs once, as a matmul over the rows of the batch routed to it. */
@@ -304,7 +327,7 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 		route(c->router + (size_t)i * hp->n_expert, hp->n_expert, K, c->probs,
 		      c->sel + (size_t)i * K, c->selw + (size_t)i * K);
 	memset(c->acc, 0, sizeof(float) * n * E);
-	c->weight_bytes += bytes(&L->gate_inp);
+	acct(c, &L->gate_inp);
 	for (int e = 0; e < hp->n_expert; e++) {
 		int cnt = 0;
 
@@ -334,7 +357,7 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 		mul(c, &L->down_exps, e, c->hb, cnt, c->yg);
 		for (int r = 0; r < cnt; r++)
 			tm_axpy(c->acc + (size_t)c->rows[r] * E, c->rw[r], c->yg + (size_t)r * E, E);
-		c->weight_bytes += expert_bytes(L);
+		acct_experts(c, L, 1);
 	}
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + (size_t)i * E, 1.0f, c->acc + (size_t)i * E, E);
@@ -347,7 +370,7 @@ static void ffn_block(struct tm_ctx *c, const struct tm_layer *L, int n)
 
 	for (int i = 0; i < n; i++)
 		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->ffn_norm.data, (int)E, hp->rms_eps);
-	c->weight_bytes += bytes(&L->ffn_norm);
+	acct(c, &L->ffn_norm);
 	if (!hp->moe)
 		dense_ffn(c, L, n);
 	else if (n == 1)
@@ -371,11 +394,13 @@ static void forward_batch(struct tm_ctx *c, const int32_t *tok, int n, float *lo
 			      hp->rope_freq_scale, m->rope_freqs);
 	}
 	c->weight_bytes += (uint64_t)n * m->tok_embd.row_bytes;
+	c->map_bytes[m->tok_embd.map] += (uint64_t)n * m->tok_embd.row_bytes;
 	for (int l = 0; l < hp->n_layer; l++) {
 		attention_block(c, &m->layers[l], l, pos0, n);
 		ffn_block(c, &m->layers[l], n);
 	}
-	c->weight_bytes += bytes(&m->output_norm) + bytes(&m->output);
+	acct(c, &m->output_norm);
+	acct(c, &m->output);
 	if (logits) {
 		for (int i = 0; i < n; i++)
 			tm_rmsnorm(c->xb + i * E, c->x + i * E, m->output_norm.data, (int)E, hp->rms_eps);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/tokenizer_internal.h"
+#include "lib/tokenizer/internal.h"
 #include "tiermem/error.h"
 
 int tm_uc_class(uint32_t cp)

@@ -437,10 +437,14 @@ static int cmp_offset(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* Every tensor inside the file and no two sharing a byte. */
-static int check_data(struct tm_gguf *g)
+/*
+ * Every tensor inside the file and no two sharing a byte. A header-only parse
+ * checks the tensors against each other and against the data size the
+ * header implies, and leaves their data NULL.
+ */
+static int check_data(struct tm_gguf *g, bool header_only)
 {
-	uint64_t data_size = g->size - g->data_offset;
+	uint64_t data_size = header_only ? UINT64_MAX : g->size - g->data_offset;
 	const struct tm_gguf_tensor **order;
 
 	for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -451,7 +455,9 @@ static int check_data(struct tm_gguf *g)
 				      (int)t->name.len, t->name.ptr, (unsigned long long)t->offset,
 				      (unsigned long long)t->nbytes,
 				      (unsigned long long)(g->data_offset + t->offset), g->size);
-		t->data = g->base + g->data_offset + t->offset;
+		t->data = header_only ? NULL : g->base + g->data_offset + t->offset;
+		if (t->offset + t->nbytes > g->data_size)
+			g->data_size = t->offset + t->nbytes;
 	}
 	if (g->n_tensors < 2)
 		return 0;
@@ -478,7 +484,7 @@ static int check_data(struct tm_gguf *g)
 	return 0;
 }
 
-static int parse(struct tm_gguf *g, struct cursor *c)
+static int parse(struct tm_gguf *g, struct cursor *c, bool header_only)
 {
 	char magic[4];
 	uint64_t n;
@@ -523,16 +529,16 @@ static int parse(struct tm_gguf *g, struct cursor *c)
 	uint64_t pad = (g->alignment - table_end % g->alignment) % g->alignment;
 
 	g->data_offset = table_end + pad;
-	if (g->data_offset > g->size) {
+	if (g->data_offset > g->size && !header_only) {
 		if (g->n_tensors)
 			return tm_err(-EINVAL, "gguf: data section at offset %llu starts past the end of the file (%zu bytes)",
 				      (unsigned long long)g->data_offset, g->size);
 		g->data_offset = g->size;	/* no tensors: the padding may be missing */
 	}
-	return check_data(g);
+	return check_data(g, header_only);
 }
 
-int tm_gguf_parse(struct tm_gguf *g, const void *base, size_t size)
+int tm_gguf_parse_flags(struct tm_gguf *g, const void *base, size_t size, unsigned int flags)
 {
 	struct cursor c = { .base = base, .size = size, .pos = 0 };
 	int err;
@@ -543,10 +549,15 @@ int tm_gguf_parse(struct tm_gguf *g, const void *base, size_t size)
 	g->priv = calloc(1, sizeof(struct gguf_priv));
 	if (!g->priv)
 		return tm_err(-ENOMEM, "gguf: out of memory");
-	err = parse(g, &c);
+	err = parse(g, &c, flags & TM_GGUF_HEADER_ONLY);
 	if (err)
 		tm_gguf_free(g);
 	return err;
+}
+
+int tm_gguf_parse(struct tm_gguf *g, const void *base, size_t size)
+{
+	return tm_gguf_parse_flags(g, base, size, 0);
 }
 
 void tm_gguf_free(struct tm_gguf *g)

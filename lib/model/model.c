@@ -34,6 +34,7 @@ static const struct {
 struct loader {
 	struct tm_model *m;
 	const struct tm_gguf *g;
+	const struct tm_tensor_src *src;	/* NULL: the GGUF's own data, mapping 0 */
 	const char *arch;
 	bool *used;		/* per GGUF tensor: bound to a weight */
 };
@@ -123,6 +124,19 @@ static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long 
 		return tm_err(-EOPNOTSUPP, "tensor '%s' is a %s vector; norm and frequency vectors must be f32",
 			      w->name, tr->name);
 	w->data = t->data;
+	w->map = 0;
+	if (l->src) {
+		int map = 0, err = l->src->find(l->src->arg, t, &w->data, &map);
+
+		if (err)
+			return err;
+		if (map < 0 || map >= TM_MODEL_MAX_MAPS)
+			return tm_err(-EINVAL, "tensor '%s': mapping %d is out of range", w->name, map);
+		w->map = (uint8_t)map;
+	}
+	if (!w->data)
+		return tm_err(-EINVAL, "tensor '%s' has no data (a header-only GGUF cannot be run)",
+			      w->name);
 	w->type = (int)t->type;
 	w->cols = (int)ne0;
 	w->rows = (int)ne1;
@@ -288,9 +302,14 @@ static void count_bytes(struct tm_model *m)
 
 int tm_model_init(struct tm_model *m, const struct tm_gguf *g)
 {
+	return tm_model_init_src(m, g, NULL);
+}
+
+int tm_model_init_src(struct tm_model *m, const struct tm_gguf *g, const struct tm_tensor_src *src)
+{
 	struct tm_hparams *hp = &m->hp;
 	struct tm_gguf_str name;
-	struct loader l = { .m = m, .g = g };
+	struct loader l = { .m = m, .g = g, .src = src };
 	struct tm_weight freqs;
 	uint64_t n_tok;
 	size_t a;
@@ -389,10 +408,11 @@ int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map)
 	int err;
 
 	memset(m, 0, sizeof(*m));
-	m->map = *map;
+	m->maps[0] = *map;
+	m->n_maps = 1;
 	memset(map, 0, sizeof(*map));
-	if ((err = tm_gguf_parse(&m->gguf, m->map.addr, m->map.size))) {
-		tm_unmap(&m->map);
+	if ((err = tm_gguf_parse(&m->gguf, m->maps[0].addr, m->maps[0].size))) {
+		tm_unmap(&m->maps[0]);
 		return err;
 	}
 	m->owns_file = true;
@@ -456,7 +476,9 @@ void tm_model_free(struct tm_model *m)
 	m->layers = NULL;
 	if (m->owns_file) {
 		tm_gguf_free(&m->gguf);
-		tm_unmap(&m->map);
+		for (int i = 0; i < m->n_maps; i++)
+			tm_unmap(&m->maps[i]);
+		m->n_maps = 0;
 		m->owns_file = false;
 	}
 }

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/tokenizer_internal.h"
+#include "lib/tokenizer/internal.h"
 #include "tiermem/error.h"
 
 /* ---- GPT-2's byte alphabet ---- */

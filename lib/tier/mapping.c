@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The userspace mapping backends: file, anonymous DDR (4 KiB, THP, hugetlb)
- * and PMEM by path. /dev/tiermem regions are another backend (lib/device.c).
+ * and PMEM by path. /dev/tiermem regions are another backend (lib/tier/device.c).
  */
 #include <errno.h>
 #include <fcntl.h>

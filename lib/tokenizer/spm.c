@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "lib/tokenizer_internal.h"
+#include "lib/tokenizer/internal.h"
 #include "tiermem/error.h"
 
 struct spm_ctx {
