@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The placement planner: which tier each tensor of a model goes to, and the
+ * tok/s that placement should give. Decode is bandwidth-bound, so the
+ * prediction is
+ *
+ *	seconds per token = sum over tiers of (bytes read per token from it / its GB/s)
+ *
+ * (tiers that share memory channels are modelled as described in
+ * Documentation/tiermem-plan.rst), minimised under the tiers' capacities.
+ *
+ * A tier, as the user names it on the command line:
+ *
+ *	--tier NAME=KIND:SIZE[@GBPS]
+ *	KIND: ddr | pmem | node:N | file | vram
+ *
+ * (where a pmem or file tier keeps its data: see Documentation/tiermem-plan.rst)
+ *
+ * The planner never touches memory: it reads a GGUF's tensor table (a
+ * header-only GGUF does) and writes a plan that `tiermem import` carries out
+ * and `tiermem plan` prints.
+ */
+#ifndef TIERMEM_PLAN_H
+#define TIERMEM_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tiermem/gguf.h"
+
+enum tm_tier_kind {
+	TM_KIND_DDR,	/* pinned DDR: /dev/tiermem DDR region, else anonymous 2 MiB pages */
+	TM_KIND_PMEM,	/* /dev/tiermem PMEM region, a devdax device, or a file on a DAX fs */
+	TM_KIND_NODE,	/* anonymous memory bound to a NUMA node: CXL, KMEM Optane, other socket */
+	TM_KIND_FILE,	/* a plain file standing in for PMEM: "file (not persistent memory)" */
+	TM_KIND_VRAM,	/* GPU memory */
+	TM_KIND_COUNT,
+};
+
+#define TM_PLAN_MAX_TIERS 8
+#define TM_TIER_NAME_MAX 32
+
+struct tm_tier_spec {
+	char name[TM_TIER_NAME_MAX];	/* the user's name for it: "ddr", "optane", "cxl0" */
+	enum tm_tier_kind kind;
+	int node;			/* node:N */
+	char path[256];			/* pmem/file: device or directory; empty: the default */
+	uint64_t capacity;		/* bytes */
+	double gbps;			/* read bandwidth, GB/s (1e9 B/s) */
+	bool gbps_given;		/* from @GBPS rather than a default or a measurement */
+};
+
+/* llama.cpp's -ot REGEX=TIER: tensors whose name matches go to TIER, whatever the plan says. */
+struct tm_override {
+	char regex[256];
+	char tier[TM_TIER_NAME_MAX];
+};
+
+/* What a tensor is, for the order in which tiers are filled. */
+enum tm_tensor_class {
+	TM_TC_ATTN,		/* attention projections and norms: read every token */
+	TM_TC_NORM,		/* other norms and small vectors */
+	TM_TC_EMBD,		/* token embedding: one row per token */
+	TM_TC_OUTPUT,		/* output norm and classifier */
+	TM_TC_ROUTER,		/* MoE router */
+	TM_TC_SHEXP,		/* shared experts: read every token */
+	TM_TC_EXPERTS,		/* routed experts: n_expert_used / n_expert of them per token */
+	TM_TC_FFN,		/* dense FFN */
+	TM_TC_OTHER,
+};
+
+struct tm_plan_tensor {
+	char name[64];
+	enum tm_tensor_class cls;
+	int type;			/* GGML type */
+	uint64_t bytes;			/* the whole tensor */
+	double read_per_token;		/* expected bytes of it read per decoded token */
+	int tier;			/* index in tm_plan.tiers */
+	char why[64];			/* why it went there, for the printed plan */
+};
+
+struct tm_plan {
+	int n_tiers;
+	struct tm_tier_spec tiers[TM_PLAN_MAX_TIERS];
+	size_t n_tensors;
+	struct tm_plan_tensor *tensors;	/* in the GGUF's tensor order */
+	/* per tier */
+	uint64_t tier_bytes[TM_PLAN_MAX_TIERS];
+	size_t tier_count[TM_PLAN_MAX_TIERS];
+	double tier_read[TM_PLAN_MAX_TIERS];	/* bytes read per token */
+	double sec_per_token;			/* the prediction; tok/s = 1 / it */
+};
+
+struct tm_plan_opts {
+	const struct tm_tier_spec *tiers;	/* fastest first is not required */
+	int n_tiers;
+	const struct tm_override *ot;
+	int n_ot;
+};
+
+/* NAME=KIND:SIZE[@GBPS] -> spec; -EINVAL with a message naming the part that is wrong. */
+int tm_tier_spec_parse(const char *arg, struct tm_tier_spec *out);
+/* REGEX=TIER -> override (the regex is checked with regcomp). */
+int tm_override_parse(const char *arg, struct tm_override *out);
+const char *tm_tier_kind_name(enum tm_tier_kind kind);
+
+/*
+ * Place every tensor of g. -ENOSPC when the model does not fit the tiers
+ * (the message says how many bytes are missing), -EINVAL for an override
+ * naming no tier, -ENOMEM.
+ */
+int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o);
+/* The entry for a tensor, or NULL. */
+const struct tm_plan_tensor *tm_plan_find(const struct tm_plan *p, const char *name);
+void tm_plan_free(struct tm_plan *p);
+
+int tm_plan_write_json(const struct tm_plan *p, FILE *f);
+/* A plan written by tm_plan_write_json (`tiermem plan --json`); checked against nothing else. */
+int tm_plan_read_json(struct tm_plan *p, const char *path);
+
+#endif
