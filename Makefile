@@ -120,7 +120,7 @@ check:
 # The main job on a built-in default: generate text with a model synthesized
 # on first use (build/default-model.gguf), then print the speed summary.
 run:
-	@scripts/deps
+	@scripts/deps run
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/tiermem run -n 48 --seed 1
 
