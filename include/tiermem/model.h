@@ -160,9 +160,10 @@ struct tm_ctx {
 	float *k_cache, *v_cache;	/* [layer][n_ctx][n_head_kv * head_dim] */
 	/* scratch, n_batch rows each */
 	float *x, *xb, *q, *att, *hb, *hb2;
-	float *logits;			/* n_vocab: the last position's logits */
+	float *logits;			/* n_vocab: the last position's logits (tm_forward_seqs: n_batch rows) */
 	float *scores;			/* attention: n_threads * n_ctx */
 	float *rope_cs;			/* n_batch * n_rot */
+	float *kb, *vb;			/* tm_forward_seqs: K and V rows before they go to their caches */
 	/* MoE */
 	float *router;			/* n_batch * n_expert logits */
 	float *probs;			/* n_expert */
@@ -194,5 +195,20 @@ void tm_ctx_reset(struct tm_ctx *c);
  * NULL, or receives a copy). -EINVAL for a bad token id or a full context.
  */
 int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bool logits_all);
+
+/*
+ * Continuous batching: a work context holds the scratch of up to n_seq rows
+ * and no KV cache; tm_forward_seqs evaluates one token of each of n
+ * sequences (contexts from tm_ctx_create, each its own cache and position)
+ * in one pass that reads every weight once for all of them. Each sequence's
+ * n_past advances by one and its logits land in seqs[i]->logits. The
+ * results equal n separate tm_forward calls exactly (tm_matmul equals
+ * matvecs; attention runs per sequence), except that an MoE layer sums a
+ * row's experts in expert order, not selection order. The weight bytes are
+ * counted once, on the work context. -EINVAL for a full sequence, a bad id,
+ * a sequence twice, or n outside [1, n_seq].
+ */
+int tm_ctx_create_seqs(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool, int n_seq);
+int tm_forward_seqs(struct tm_ctx *work, struct tm_ctx *const *seqs, const int32_t *tokens, int n);
 
 #endif

@@ -11,6 +11,12 @@
  * weight through tm_matmul over all rows of the batch, and each expert over
  * the rows routed to it. Weights are read in place, never copied; the K and V
  * projections are written straight into the cache.
+ *
+ * tm_forward_seqs decodes one token of each of several sequences in one pass:
+ * its rows go through the same matmuls as a prefill batch (each weight read
+ * once for all of them), only RoPE positions, the KV cache a row writes and
+ * the attention differ per row. A `seqs` argument of NULL below means the
+ * rows are the consecutive positions of one sequence, c.
  */
 #include <errno.h>
 #include <math.h>
@@ -29,8 +35,9 @@ static size_t max_z(size_t a, size_t b)
 	return a > b ? a : b;
 }
 
-int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
-		  int n_ctx, int n_batch)
+/* n_ctx 0: a work context for tm_forward_seqs, with no KV cache and n_batch rows of logits. */
+static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
+		     int n_ctx, int n_batch)
 {
 	const struct tm_hparams *hp = &m->hp;
 	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
@@ -40,14 +47,8 @@ int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool 
 	struct tm_ctx *c;
 
 	*out = NULL;
-	if (n_ctx < 1 || n_ctx > hp->n_ctx_train)
-		return tm_err(-EINVAL, "context of %d tokens: the model allows 1 to %d", n_ctx, hp->n_ctx_train);
-	if (n_batch < 1)
-		return tm_err(-EINVAL, "batch of %d tokens", n_batch);
 	if (K > MAX_USED)
 		return tm_err(-EOPNOTSUPP, "%d experts per token; at most %d are supported", (int)K, MAX_USED);
-	if (n_batch > n_ctx)
-		n_batch = n_ctx;
 	B = n_batch;
 	F = max_z(B * hp->n_ff, max_z(K, B) * hp->n_ff_exp);
 	c = calloc(1, sizeof(*c));
@@ -57,16 +58,21 @@ int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool 
 	c->pool = pool;
 	c->n_ctx = n_ctx;
 	c->n_batch = n_batch;
-	c->k_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
-	c->v_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
+	if (n_ctx) {
+		c->k_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
+		c->v_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
+		c->scores = malloc(sizeof(float) * nth * (size_t)n_ctx);
+	} else {
+		c->kb = malloc(sizeof(float) * B * KVD);
+		c->vb = malloc(sizeof(float) * B * KVD);
+	}
 	c->x = malloc(sizeof(float) * B * E);
 	c->xb = malloc(sizeof(float) * B * max_z(E, QD));
 	c->q = malloc(sizeof(float) * B * QD);
 	c->att = malloc(sizeof(float) * B * QD);
 	c->hb = malloc(sizeof(float) * F);
 	c->hb2 = malloc(sizeof(float) * F);
-	c->logits = malloc(sizeof(float) * hp->n_vocab);
-	c->scores = malloc(sizeof(float) * nth * (size_t)n_ctx);
+	c->logits = malloc(sizeof(float) * (n_ctx ? 1 : B) * hp->n_vocab);
 	c->rope_cs = malloc(sizeof(float) * B * hp->n_rot);
 	if (hp->moe) {
 		c->router = malloc(sizeof(float) * B * hp->n_expert);
@@ -79,8 +85,8 @@ int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool 
 		c->acc = malloc(sizeof(float) * B * E);
 		c->rw = malloc(sizeof(float) * B);
 	}
-	if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->att || !c->hb ||
-	    !c->hb2 || !c->logits || !c->scores || !c->rope_cs ||
+	if ((n_ctx ? !c->k_cache || !c->v_cache || !c->scores : !c->kb || !c->vb) ||
+	    !c->x || !c->xb || !c->q || !c->att || !c->hb || !c->hb2 || !c->logits || !c->rope_cs ||
 	    (hp->moe && (!c->router || !c->probs || !c->sel || !c->selw || !c->rows || !c->xg || !c->yg ||
 			 !c->acc || !c->rw))) {
 		tm_ctx_free(c);
@@ -90,12 +96,35 @@ int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool 
 	return 0;
 }
 
+int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
+		  int n_ctx, int n_batch)
+{
+	const struct tm_hparams *hp = &m->hp;
+
+	*out = NULL;
+	if (n_ctx < 1 || n_ctx > hp->n_ctx_train)
+		return tm_err(-EINVAL, "context of %d tokens: the model allows 1 to %d", n_ctx, hp->n_ctx_train);
+	if (n_batch < 1)
+		return tm_err(-EINVAL, "batch of %d tokens", n_batch);
+	return ctx_alloc(out, m, pool, n_ctx, n_batch < n_ctx ? n_batch : n_ctx);
+}
+
+int tm_ctx_create_seqs(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool, int n_seq)
+{
+	*out = NULL;
+	if (n_seq < 1)
+		return tm_err(-EINVAL, "a batch of %d sequences", n_seq);
+	return ctx_alloc(out, m, pool, 0, n_seq);
+}
+
 void tm_ctx_free(struct tm_ctx *c)
 {
 	if (!c)
 		return;
 	free(c->k_cache);
 	free(c->v_cache);
+	free(c->kb);
+	free(c->vb);
 	free(c->x);
 	free(c->xb);
 	free(c->q);
@@ -168,15 +197,56 @@ static void acct(struct tm_ctx *c, const struct tm_weight *w)
 	acct_mats(c, w, w->data ? (uint64_t)w->n_mat : 0);
 }
 
-static void attention_block(struct tm_ctx *c, const struct tm_layer *L, int layer, int pos0, int n)
+/* Rows of several sequences: project K and V into scratch, then each row into its own cache. */
+static void store_kv(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
+
+	for (int i = 0; i < n; i++) {
+		struct tm_ctx *s = seqs[i];
+		size_t at = ((size_t)layer * s->n_ctx + s->n_past) * KVD;
+
+		memcpy(s->k_cache + at, c->kb + i * KVD, sizeof(float) * KVD);
+		memcpy(s->v_cache + at, c->vb + i * KVD, sizeof(float) * KVD);
+	}
+}
+
+/* Attention of rows pos0.. of sequence s (n rows of q and out, from row `row`). */
+static void attend(struct tm_ctx *c, struct tm_ctx *s, int layer, int row, int pos0, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	size_t QD = (size_t)hp->n_head * hp->head_dim;
+	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
+
+	c->handoffs++;
+	tm_attention(c->pool, &(struct tm_attn){
+		.n_tok = n, .pos0 = pos0,
+		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+		.scale = 1.0f / sqrtf((float)hp->head_dim),
+		.q = c->q + row * QD, .q_stride = QD,
+		.k = s->k_cache + (size_t)layer * s->n_ctx * KVD,
+		.v = s->v_cache + (size_t)layer * s->n_ctx * KVD, .kv_stride = KVD,
+		.out = c->att + row * QD, .out_stride = QD,
+		.scratch = s->scores, .scratch_stride = (size_t)s->n_ctx,
+	});
+}
+
+static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const struct tm_layer *L,
+			    int layer, int pos0, int n)
 {
 	const struct tm_hparams *hp = &c->m->hp;
 	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
 	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
-	float *kc = c->k_cache + (size_t)layer * c->n_ctx * KVD;
-	float *vc = c->v_cache + (size_t)layer * c->n_ctx * KVD;
-	float *k = kc + (size_t)pos0 * KVD, *v = vc + (size_t)pos0 * KVD;
+	float *k, *v;
 
+	if (seqs) {
+		k = c->kb;
+		v = c->vb;
+	} else {
+		k = c->k_cache + ((size_t)layer * c->n_ctx + pos0) * KVD;
+		v = c->v_cache + ((size_t)layer * c->n_ctx + pos0) * KVD;
+	}
 	for (int i = 0; i < n; i++)
 		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->attn_norm.data, (int)E, hp->rms_eps);
 	if (n == 1) {
@@ -204,16 +274,13 @@ static void attention_block(struct tm_ctx *c, const struct tm_layer *L, int laye
 		tm_rope_apply(qi, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 		tm_rope_apply(ki, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 	}
-	c->handoffs++;
-	tm_attention(c->pool, &(struct tm_attn){
-		.n_tok = n, .pos0 = pos0,
-		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-		.scale = 1.0f / sqrtf((float)hp->head_dim),
-		.q = c->q, .q_stride = QD,
-		.k = kc, .v = vc, .kv_stride = KVD,
-		.out = c->att, .out_stride = QD,
-		.scratch = c->scores, .scratch_stride = (size_t)c->n_ctx,
-	});
+	if (seqs) {
+		store_kv(c, seqs, layer, n);
+		for (int i = 0; i < n; i++)
+			attend(c, seqs[i], layer, i, seqs[i]->n_past, 1);
+	} else {
+		attend(c, c, layer, 0, pos0, n);
+	}
 	mul(c, &L->wo, 0, c->att, n, c->xb);
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
@@ -379,8 +446,13 @@ static void ffn_block(struct tm_ctx *c, const struct tm_layer *L, int n)
 		moe_ffn_batch(c, L, n);
 }
 
-/* One batch of n <= n_batch tokens at positions n_past..; logits: n rows, or NULL for c->logits. */
-static void forward_batch(struct tm_ctx *c, const int32_t *tok, int n, float *logits)
+/*
+ * One batch of n <= n_batch rows: tokens at positions n_past.. of c, or with
+ * seqs, one token of each seqs[i] at its own n_past. logits: n rows, or NULL
+ * for c->logits (the last row).
+ */
+static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const int32_t *tok, int n,
+			  float *logits)
 {
 	const struct tm_model *m = c->m;
 	const struct tm_hparams *hp = &m->hp;
@@ -390,13 +462,13 @@ static void forward_batch(struct tm_ctx *c, const int32_t *tok, int n, float *lo
 	for (int i = 0; i < n; i++) {
 		tm_dequant_row(m->tok_embd.type, (const char *)m->tok_embd.data +
 			       (size_t)tok[i] * m->tok_embd.row_bytes, c->x + i * E, (int64_t)E);
-		tm_rope_table(c->rope_cs + (size_t)i * hp->n_rot, pos0 + i, hp->n_rot, hp->rope_base,
-			      hp->rope_freq_scale, m->rope_freqs);
+		tm_rope_table(c->rope_cs + (size_t)i * hp->n_rot, seqs ? seqs[i]->n_past : pos0 + i,
+			      hp->n_rot, hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
 	}
 	c->weight_bytes += (uint64_t)n * m->tok_embd.row_bytes;
 	c->map_bytes[m->tok_embd.map] += (uint64_t)n * m->tok_embd.row_bytes;
 	for (int l = 0; l < hp->n_layer; l++) {
-		attention_block(c, &m->layers[l], l, pos0, n);
+		attention_block(c, seqs, &m->layers[l], l, pos0, n);
 		ffn_block(c, &m->layers[l], n);
 	}
 	acct(c, &m->output_norm);
@@ -409,7 +481,11 @@ static void forward_batch(struct tm_ctx *c, const int32_t *tok, int n, float *lo
 		tm_rmsnorm(c->xb, c->x + (n - 1) * E, m->output_norm.data, (int)E, hp->rms_eps);
 		mul(c, &m->output, 0, c->xb, 1, c->logits);
 	}
-	c->n_past += n;
+	if (seqs)
+		for (int i = 0; i < n; i++)
+			seqs[i]->n_past++;
+	else
+		c->n_past += n;
 	c->n_evals++;
 }
 
@@ -429,11 +505,38 @@ int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bo
 	for (int done = 0; done < n;) {
 		int b = n - done < c->n_batch ? n - done : c->n_batch;
 
-		forward_batch(c, tokens + done, b,
+		forward_batch(c, NULL, tokens + done, b,
 			      logits_all ? logits + (size_t)done * hp->n_vocab : NULL);
 		done += b;
 	}
 	if (!logits_all && logits)
 		memcpy(logits, c->logits, sizeof(float) * hp->n_vocab);
+	return 0;
+}
+
+int tm_forward_seqs(struct tm_ctx *work, struct tm_ctx *const *seqs, const int32_t *tokens, int n)
+{
+	const struct tm_hparams *hp = &work->m->hp;
+
+	if (work->k_cache)
+		return tm_err(-EINVAL, "tm_forward_seqs: the work context must come from tm_ctx_create_seqs");
+	if (n < 1 || n > work->n_batch)
+		return tm_err(-EINVAL, "%d sequences in a batch of at most %d", n, work->n_batch);
+	for (int i = 0; i < n; i++) {
+		if (seqs[i]->m != work->m || !seqs[i]->k_cache)
+			return tm_err(-EINVAL, "sequence %d is not a context of this model", i);
+		for (int j = 0; j < i; j++)
+			if (seqs[j] == seqs[i])
+				return tm_err(-EINVAL, "sequence %d appears twice in one batch", i);
+		if (seqs[i]->n_past >= seqs[i]->n_ctx)
+			return tm_err(-EINVAL, "sequence %d is full: %d of %d positions used", i,
+				      seqs[i]->n_past, seqs[i]->n_ctx);
+		if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+			return tm_err(-EINVAL, "token id %d is outside the vocabulary [0, %d)",
+				      (int)tokens[i], hp->n_vocab);
+	}
+	forward_batch(work, seqs, tokens, n, n > 1 ? work->logits : NULL);
+	for (int i = 0; i < n; i++)
+		memcpy(seqs[i]->logits, work->logits + (size_t)i * hp->n_vocab, sizeof(float) * hp->n_vocab);
 	return 0;
 }

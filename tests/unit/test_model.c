@@ -554,6 +554,94 @@ out:
 	tm_model_free(&m);
 }
 
+/*
+ * tm_forward_seqs: three sequences with different prompts decode together,
+ * joining and leaving between steps, and each gets exactly the logits it
+ * gets decoding alone (dense); the weights are counted once per step.
+ */
+static void test_forward_seqs(const struct spec *sp, const char *label, bool exact)
+{
+	static const int32_t prompts[3][4] = { { 1, 40, 41, 7 }, { 2, 9 }, { 5, 6, 7, 8 } };
+	static const int n_prompt[3] = { 4, 2, 3 };
+	/* which sequences take part in each step: all, then one leaves, then it rejoins */
+	static const int steps[4][3] = { { 1, 1, 1 }, { 1, 0, 1 }, { 0, 1, 1 }, { 1, 1, 1 } };
+	struct tm_model m = { 0 };
+	struct tm_pool *pool = tm_pool_create(2, 0);
+	struct tm_ctx *alone[3] = { 0 }, *batched[3] = { 0 }, *work = NULL;
+	int err = load(sp, &m), bad = 0, n_steps = 0;
+	double worst = 0;
+	uint64_t bytes = 0, bytes_steps = 0, rows = 0;
+
+	for (int i = 0; !err && i < 3; i++) {
+		err = tm_ctx_create(&alone[i], &m, pool, CTX, 4);
+		if (!err)
+			err = tm_ctx_create(&batched[i], &m, pool, CTX, 4);
+		if (!err)
+			err = tm_forward(alone[i], prompts[i], n_prompt[i], NULL, false);
+		if (!err)
+			err = tm_forward(batched[i], prompts[i], n_prompt[i], NULL, false);
+	}
+	if (!err)
+		err = tm_ctx_create_seqs(&work, &m, pool, 3);
+	for (int s = 0; !err && s < 4; s++) {
+		struct tm_ctx *seqs[3];
+		int32_t toks[3];
+		int n = 0;
+
+		for (int i = 0; i < 3; i++) {
+			if (!steps[s][i])
+				continue;
+			toks[n] = tm_argmax(alone[i]->logits, VOCAB);
+			seqs[n++] = batched[i];
+			if (tm_argmax(batched[i]->logits, VOCAB) != toks[n - 1])
+				bad++;
+			if ((err = tm_forward(alone[i], &toks[n - 1], 1, NULL, false)))
+				break;
+		}
+		if (err)
+			break;
+		bytes = work->weight_bytes;
+		if ((err = tm_forward_seqs(work, seqs, toks, n)))
+			break;
+		bytes_steps += work->weight_bytes - bytes - (uint64_t)n * m.tok_embd.row_bytes;
+		rows += n;
+		n_steps++;
+		for (int i = 0; i < 3; i++)
+			if (steps[s][i]) {
+				worst = fmax(worst, maxdiff(alone[i]->logits, batched[i]->logits, VOCAB));
+				bad += alone[i]->n_past != batched[i]->n_past;
+			}
+	}
+	if (tap_ok(!err, "%s: forward_seqs ran (%s)", label, tm_strerror())) {
+		tap_ok(!bad && (exact ? worst == 0 : worst < 1e-4),
+		       "%s: each of 3 batched sequences gets the logits it gets alone (max diff %g, %d bad)",
+		       label, worst, bad);
+		/* MoE: the union of the rows' experts, at most what the rows read alone */
+		uint64_t once = (uint64_t)n_steps * (m.bytes_per_token - m.tok_embd.row_bytes);
+
+		tap_ok(m.hp.moe ? bytes_steps >= once && bytes_steps < rows * m.bytes_per_token :
+		       bytes_steps == once, "%s: a step reads each weight once for all its sequences (%llu bytes, %llu rows)",
+		       label, (unsigned long long)bytes_steps, (unsigned long long)rows);
+	}
+	if (work) {
+		int32_t t0 = 0;
+		struct tm_ctx *twice[2] = { batched[0], batched[0] };
+
+		tap_ok(tm_forward_seqs(work, twice, (int32_t[]){ 1, 1 }, 2) == -EINVAL &&
+		       tm_forward_seqs(work, batched, (int32_t[]){ 1, VOCAB, 1 }, 3) == -EINVAL &&
+		       tm_forward_seqs(work, batched, &t0, 0) == -EINVAL &&
+		       tm_forward_seqs(batched[0], batched, &t0, 1) == -EINVAL,
+		       "%s: forward_seqs refuses a sequence twice, a bad id, no rows, a non-work context", label);
+	}
+	for (int i = 0; i < 3; i++) {
+		tm_ctx_free(alone[i]);
+		tm_ctx_free(batched[i]);
+	}
+	tm_ctx_free(work);
+	tm_pool_destroy(pool);
+	tm_model_free(&m);
+}
+
 static void expect_refusal(const struct spec *s, int want, const char *needle, const char *what)
 {
 	struct tm_model m;
@@ -580,6 +668,10 @@ int main(void)
 				  .head_dim = 12 }, "qwen3moe 6x3");
 
 	test_generate();
+	test_forward_seqs(&(struct spec){ .arch = "llama", .type = TM_F32 }, "llama f32", true);
+	test_forward_seqs(&(struct spec){ .arch = "qwen3", .type = TM_F16, .head_dim = 16 }, "qwen3 f16", true);
+	test_forward_seqs(&(struct spec){ .arch = "qwen3moe", .type = TM_F32, .n_expert = 4, .n_used = 2 },
+			  "qwen3moe", false);
 	expect_refusal(&(struct spec){ .arch = "gpt2", .type = TM_F32 }, -EOPNOTSUPP, "gpt2",
 		       "an unsupported architecture");
 	expect_refusal(&(struct spec){ .arch = "llama", .type = TM_F32, .skip = "blk.1.attn_v.weight" },
