@@ -7,36 +7,12 @@
 #include <stdlib.h>
 
 #include "cli/args.h"
+#include "tiermem/size.h"
 
 int parse_size(const char *opt, const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	errno = 0;
-	if (!s || !isdigit((unsigned char)*s))
-		goto bad;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		goto bad;
-	switch (toupper((unsigned char)*end)) {
-	case '\0': break;
-	case 'K': shift = 10; end++; break;
-	case 'M': shift = 20; end++; break;
-	case 'G': shift = 30; end++; break;
-	case 'T': shift = 40; end++; break;
-	default: goto bad;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		goto bad;
-	*out = (uint64_t)v << shift;
-	return 0;
-bad:
+	if (!tm_parse_size(s, out))
+		return 0;
 	fprintf(stderr, "tiermem: %s: '%s' is not a size (examples: 4096, 64K, 2M, 16G)\n", opt, s ? s : "");
 	return -1;
 }

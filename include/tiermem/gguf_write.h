@@ -66,6 +66,11 @@ int tm_gguf_writer_begin(struct tm_gguf_writer *w, const char *path);
 int tm_gguf_writer_data(struct tm_gguf_writer *w, const void *p, size_t n);
 /* All data written: flush, fsync, rename onto path. */
 int tm_gguf_writer_finish(struct tm_gguf_writer *w);
+/*
+ * Finish with no tensor data at all: a header-only GGUF (metadata and tensor
+ * table), which tm_gguf_parse_flags(..., TM_GGUF_HEADER_ONLY) reads.
+ */
+int tm_gguf_writer_finish_header(struct tm_gguf_writer *w);
 /* The temp file being written (after begin(), until finish()), else NULL: for a signal handler to unlink. */
 const char *tm_gguf_writer_temp_path(const struct tm_gguf_writer *w);
 

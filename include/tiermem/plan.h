@@ -11,10 +11,15 @@
  *
  * A tier, as the user names it on the command line:
  *
- *	--tier NAME=KIND:SIZE[@GBPS]
+ *	--tier NAME=KIND:SIZE[@GBPS][,ch=GROUP][,path=PATH]
  *	KIND: ddr | pmem | node:N | file | vram
+ *	SIZE: bytes with an optional K, M, G, T suffix (powers of 1024)
+ *	GBPS: read bandwidth in GB/s (1e9 B/s); absent: the caller fills it in
+ *	ch=GROUP: tiers naming the same group share memory channels
+ *	path=PATH: where a pmem or file tier keeps its data (the rest of the
+ *	argument, commas included; empty: the store's default)
  *
- * (where a pmem or file tier keeps its data: see Documentation/tiermem-plan.rst)
+ * (the cost model and channel groups: Documentation/tiermem-plan.rst)
  *
  * The planner never touches memory: it reads a GGUF's tensor table (a
  * header-only GGUF does) and writes a plan that `tiermem import` carries out
@@ -48,8 +53,9 @@ struct tm_tier_spec {
 	int node;			/* node:N */
 	char path[256];			/* pmem/file: device or directory; empty: the default */
 	uint64_t capacity;		/* bytes */
-	double gbps;			/* read bandwidth, GB/s (1e9 B/s) */
+	double gbps;			/* read bandwidth, GB/s (1e9 B/s); 0: not known yet */
 	bool gbps_given;		/* from @GBPS rather than a default or a measurement */
+	char group[TM_TIER_NAME_MAX];	/* memory-channel group; "" = channels of its own */
 };
 
 /* llama.cpp's -ot REGEX=TIER: tensors whose name matches go to TIER, whatever the plan says. */
@@ -68,7 +74,8 @@ enum tm_tensor_class {
 	TM_TC_SHEXP,		/* shared experts: read every token */
 	TM_TC_EXPERTS,		/* routed experts: n_expert_used / n_expert of them per token */
 	TM_TC_FFN,		/* dense FFN */
-	TM_TC_OTHER,
+	TM_TC_OTHER,		/* anything else: assumed read whole every token */
+	TM_TC_COUNT,
 };
 
 struct tm_plan_tensor {
@@ -91,6 +98,8 @@ struct tm_plan {
 	size_t tier_count[TM_PLAN_MAX_TIERS];
 	double tier_read[TM_PLAN_MAX_TIERS];	/* bytes read per token */
 	double sec_per_token;			/* the prediction; tok/s = 1 / it */
+	bool overlap;				/* the cost model it was made under */
+	bool layer_order;			/* the naive placement (for comparison) */
 };
 
 struct tm_plan_opts {
@@ -98,6 +107,25 @@ struct tm_plan_opts {
 	int n_tiers;
 	const struct tm_override *ot;
 	int n_ot;
+	/*
+	 * Reads from different tiers proceed at the same time (a prefetcher
+	 * streams one tier while another is computed on). false: today's
+	 * forward pass, which reads one tensor at a time with every thread.
+	 */
+	bool overlap;
+	/* Fill the tiers in the GGUF's tensor order instead (the naive placement). */
+	bool layer_order;
+	/*
+	 * Expert heat: heat[layer * heat_experts + e] is the probability that
+	 * expert e of that layer is used by a token. NULL: the uniform prior,
+	 * expert_used_count / expert_count. Placement is per tensor (a layer's
+	 * experts are one tensor), so heat changes how much a layer's expert
+	 * tensors are worth, not which experts of a layer go where.
+	 */
+	const float *expert_heat;
+	int heat_layers, heat_experts;
+	/* Each tensor takes its size rounded up to this in a tier; 0: the GGUF's alignment. */
+	uint64_t align;
 };
 
 /* NAME=KIND:SIZE[@GBPS] -> spec; -EINVAL with a message naming the part that is wrong. */
@@ -105,6 +133,9 @@ int tm_tier_spec_parse(const char *arg, struct tm_tier_spec *out);
 /* REGEX=TIER -> override (the regex is checked with regcomp). */
 int tm_override_parse(const char *arg, struct tm_override *out);
 const char *tm_tier_kind_name(enum tm_tier_kind kind);
+const char *tm_tensor_class_name(enum tm_tensor_class cls);
+/* The class of a tensor, by its GGUF name. */
+enum tm_tensor_class tm_tensor_classify(const char *name);
 
 /*
  * Place every tensor of g. -ENOSPC when the model does not fit the tiers
@@ -114,6 +145,10 @@ const char *tm_tier_kind_name(enum tm_tier_kind kind);
 int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o);
 /* The entry for a tensor, or NULL. */
 const struct tm_plan_tensor *tm_plan_find(const struct tm_plan *p, const char *name);
+/* The index of the tier called name, or -1. */
+int tm_plan_tier(const struct tm_plan *p, const char *name);
+/* Seconds per token for bytes read per tier (p's tiers and cost model). */
+double tm_plan_cost(const struct tm_plan *p, const double *tier_read);
 void tm_plan_free(struct tm_plan *p);
 
 int tm_plan_write_json(const struct tm_plan *p, FILE *f);

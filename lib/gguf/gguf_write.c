@@ -52,6 +52,7 @@ struct tm_gguf_writer {
 	uint32_t cur;			/* tensor being written */
 	uint64_t cur_done;		/* bytes of it written */
 	bool begun, failed;
+	bool header_only;		/* finish without tensor data */
 };
 
 static int grow(struct bytes *b, size_t n)
@@ -446,7 +447,7 @@ int tm_gguf_writer_finish(struct tm_gguf_writer *w)
 
 	if (!w->begun || w->failed)
 		return tm_err(-EINVAL, "gguf writer: finish() without a successful begin()");
-	if (w->cur < w->n_t)
+	if (w->cur < w->n_t && !w->header_only)
 		return tm_err(-EINVAL, "gguf writer: tensor '%s' is missing %llu bytes of data",
 			      w->t[w->cur].name, (unsigned long long)(w->t[w->cur].nbytes - w->cur_done));
 	if ((err = flush_io(w)))
@@ -468,6 +469,14 @@ int tm_gguf_writer_finish(struct tm_gguf_writer *w)
 	free(w->tmp);
 	w->tmp = NULL;
 	return 0;
+}
+
+int tm_gguf_writer_finish_header(struct tm_gguf_writer *w)
+{
+	if (w->cur || w->cur_done)
+		return tm_err(-EINVAL, "gguf writer: a header-only finish after tensor data was written");
+	w->header_only = true;
+	return tm_gguf_writer_finish(w);
 }
 
 const char *tm_gguf_writer_temp_path(const struct tm_gguf_writer *w)

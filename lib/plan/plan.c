@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The placement planner. Decode reads every always-active weight once per
+ * token and a routed expert's weights only when a token picks it, so what a
+ * byte of fast memory is worth is the bytes of it read per token: its
+ * "density" (1 for attention and dense FFNs, expert_used / expert_count for
+ * routed experts under the uniform prior, one row in vocab for the token
+ * embedding). Filling the fastest tier with the densest tensors first
+ * minimises sum(read_i / gbps_i) under the capacities, up to the packing of
+ * the last tensors that fit (first fit, largest first among equals).
+ * Documentation/tiermem-plan.rst has the model.
+ */
+#include <errno.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tiermem/error.h"
+#include "tiermem/plan.h"
+
+static const char *const class_names[TM_TC_COUNT] = {
+	[TM_TC_ATTN] = "attention",
+	[TM_TC_NORM] = "norm",
+	[TM_TC_EMBD] = "embedding",
+	[TM_TC_OUTPUT] = "output",
+	[TM_TC_ROUTER] = "router",
+	[TM_TC_SHEXP] = "shared expert",
+	[TM_TC_EXPERTS] = "routed experts",
+	[TM_TC_FFN] = "dense FFN",
+	[TM_TC_OTHER] = "other",
+};
+
+/* Among tensors of equal density, the order the issue asks for. */
+static const int class_rank[TM_TC_COUNT] = {
+	[TM_TC_ATTN] = 0, [TM_TC_NORM] = 1, [TM_TC_OUTPUT] = 2, [TM_TC_ROUTER] = 3,
+	[TM_TC_SHEXP] = 4, [TM_TC_EXPERTS] = 5, [TM_TC_FFN] = 6, [TM_TC_EMBD] = 7,
+	[TM_TC_OTHER] = 8,
+};
+
+const char *tm_tensor_class_name(enum tm_tensor_class cls)
+{
+	return (unsigned int)cls < TM_TC_COUNT ? class_names[cls] : "?";
+}
+
+static bool has(const char *s, const char *part)
+{
+	return strstr(s, part) != NULL;
+}
+
+enum tm_tensor_class tm_tensor_classify(const char *name)
+{
+	if (!strcmp(name, "token_embd.weight"))
+		return TM_TC_EMBD;
+	if (!strncmp(name, "output", 6))
+		return TM_TC_OUTPUT;	/* output.weight, output_norm.weight */
+	if (strncmp(name, "blk.", 4))
+		return TM_TC_OTHER;
+	/* qwen2moe's ffn_gate_inp_shexp gates the shared expert: it belongs with it */
+	if (has(name, "_shexp"))
+		return TM_TC_SHEXP;
+	if (has(name, ".ffn_gate_inp") || has(name, ".exp_probs_b"))
+		return TM_TC_ROUTER;
+	if (has(name, "_exps"))
+		return TM_TC_EXPERTS;
+	if (has(name, ".attn_"))
+		return TM_TC_ATTN;	/* projections, their norms, MLA's low-rank parts */
+	if (has(name, "norm"))
+		return TM_TC_NORM;
+	if (has(name, ".ffn_"))
+		return TM_TC_FFN;
+	return TM_TC_OTHER;
+}
+
+/* The N of "blk.N.", or -1. */
+static int layer_of(const char *name)
+{
+	char *end;
+	long l;
+
+	if (strncmp(name, "blk.", 4))
+		return -1;
+	l = strtol(name + 4, &end, 10);
+	return end != name + 4 && *end == '.' && l >= 0 && l < (1 << 20) ? (int)l : -1;
+}
+
+static int arch_key_u32(const struct tm_gguf *g, const char *suffix, uint32_t *out)
+{
+	struct tm_gguf_str arch;
+	char key[128];
+
+	if (tm_gguf_get_str(g, "general.architecture", &arch) || arch.len > 64)
+		return -ENOENT;
+	snprintf(key, sizeof(key), "%.*s.%s", (int)arch.len, arch.ptr, suffix);
+	return tm_gguf_get_u32(g, key, out);
+}
+
+/* Expected bytes of t read per decoded token. */
+static int read_per_token(const struct tm_gguf *g, const struct tm_gguf_tensor *gt,
+			  struct tm_plan_tensor *t, bool tied, const struct tm_plan_opts *o)
+{
+	double bytes = (double)gt->nbytes;
+	uint32_t used;
+	int64_t n_exp;
+	int layer, err;
+
+	switch (t->cls) {
+	case TM_TC_EMBD:
+		/* one row per token, unless it is also the output matrix */
+		t->read_per_token = tied || gt->n_dims < 2 || gt->ne[1] < 1 ? bytes : bytes / (double)gt->ne[1];
+		return 0;
+	case TM_TC_EXPERTS:
+		n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1;
+		layer = layer_of(t->name);
+		if (o->expert_heat && layer >= 0 && layer < o->heat_layers && n_exp == o->heat_experts) {
+			double sum = 0;
+
+			for (int e = 0; e < o->heat_experts; e++) {
+				float h = o->expert_heat[(size_t)layer * (size_t)o->heat_experts + (size_t)e];
+
+				sum += h > 0 ? (h < 1 ? h : 1) : 0;
+			}
+			t->read_per_token = bytes / (double)n_exp * sum;
+			return 0;
+		}
+		err = arch_key_u32(g, "expert_used_count", &used);
+		if (err)
+			return tm_err(-EINVAL, "plan: %s holds experts but the model has no readable "
+				      "ARCH.expert_used_count", t->name);
+		if (used > n_exp)
+			return tm_err(-EINVAL, "plan: expert_used_count %u exceeds the %lld experts of %s",
+				      used, (long long)n_exp, t->name);
+		t->read_per_token = bytes * used / (double)n_exp;
+		return 0;
+	default:
+		t->read_per_token = bytes;
+		return 0;
+	}
+}
+
+static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o)
+{
+	bool tied = !tm_gguf_tensor(g, "output.weight");
+	int err;
+
+	p->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*p->tensors));
+	if (!p->tensors)
+		return tm_err(-ENOMEM, "plan: out of memory for %llu tensors", (unsigned long long)g->n_tensors);
+	p->n_tensors = g->n_tensors;
+	for (size_t i = 0; i < g->n_tensors; i++) {
+		const struct tm_gguf_tensor *gt = &g->tensors[i];
+		struct tm_plan_tensor *t = &p->tensors[i];
+
+		if (gt->name.len >= sizeof(t->name))
+			return tm_err(-EINVAL, "plan: tensor name '%.*s...' is longer than %zu bytes",
+				      40, gt->name.ptr, sizeof(t->name) - 1);
+		memcpy(t->name, gt->name.ptr, gt->name.len);
+		t->cls = tm_tensor_classify(t->name);
+		t->type = (int)gt->type;
+		t->bytes = gt->nbytes;
+		t->tier = -1;
+		if ((err = read_per_token(g, gt, t, tied, o)))
+			return err;
+	}
+	return 0;
+}
+
+static int check_tiers(const struct tm_plan_opts *o)
+{
+	if (o->n_tiers < 1 || o->n_tiers > TM_PLAN_MAX_TIERS)
+		return tm_err(-EINVAL, "plan: give 1 to %d tiers (--tier NAME=KIND:SIZE[@GBPS])", TM_PLAN_MAX_TIERS);
+	for (int i = 0; i < o->n_tiers; i++) {
+		const struct tm_tier_spec *t = &o->tiers[i];
+
+		if (!t->name[0] || !t->capacity)
+			return tm_err(-EINVAL, "plan: tier %d has no name or no size", i);
+		if (!(t->gbps > 0))
+			return tm_err(-EINVAL, "plan: tier %s has no bandwidth (give @GBPS)", t->name);
+		for (int j = 0; j < i; j++)
+			if (!strcmp(o->tiers[j].name, t->name))
+				return tm_err(-EINVAL, "plan: two tiers are named %s", t->name);
+	}
+	return 0;
+}
+
+int tm_plan_tier(const struct tm_plan *p, const char *name)
+{
+	for (int i = 0; i < p->n_tiers; i++)
+		if (!strcmp(p->tiers[i].name, name))
+			return i;
+	return -1;
+}
+
+/* Tier indices, fastest first (ties: the order given). */
+static void speed_order(const struct tm_plan *p, int *order)
+{
+	for (int i = 0; i < p->n_tiers; i++) {
+		int j = i;
+
+		while (j > 0 && p->tiers[order[j - 1]].gbps < p->tiers[i].gbps) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+}
+
+static uint64_t padded(uint64_t bytes, uint64_t align)
+{
+	return align > 1 ? (bytes + align - 1) / align * align : bytes;
+}
+
+struct placer {
+	struct tm_plan *p;
+	uint64_t align;
+	uint64_t used[TM_PLAN_MAX_TIERS];
+	uint64_t missing;		/* bytes that fit nowhere */
+	const char *first_missing;
+};
+
+static bool room(const struct placer *pl, int tier, const struct tm_plan_tensor *t)
+{
+	return pl->p->tiers[tier].capacity - pl->used[tier] >= padded(t->bytes, pl->align);
+}
+
+static void put(struct placer *pl, struct tm_plan_tensor *t, int tier)
+{
+	t->tier = tier;
+	pl->used[tier] += padded(t->bytes, pl->align);
+}
+
+static void lost(struct placer *pl, const struct tm_plan_tensor *t)
+{
+	if (!pl->missing)
+		pl->first_missing = t->name;
+	pl->missing += padded(t->bytes, pl->align);
+}
+
+/* -ot: applied before anything else, so they take their tier's room first. */
+static int apply_overrides(struct placer *pl, const struct tm_plan_opts *o)
+{
+	struct tm_plan *p = pl->p;
+
+	for (int k = 0; k < o->n_ot; k++) {
+		int tier = tm_plan_tier(p, o->ot[k].tier);
+		regex_t re;
+
+		if (tier < 0)
+			return tm_err(-EINVAL, "plan: -ot %s=%s names no tier (the tiers are given with --tier)",
+				      o->ot[k].regex, o->ot[k].tier);
+		if (regcomp(&re, o->ot[k].regex, REG_EXTENDED | REG_NOSUB))
+			return tm_err(-EINVAL, "plan: -ot %s: bad regex", o->ot[k].regex);
+		for (size_t i = 0; i < p->n_tensors; i++) {
+			struct tm_plan_tensor *t = &p->tensors[i];
+
+			/* the first override that matches wins, as in llama.cpp */
+			if (t->tier >= 0 || t->why[0] || regexec(&re, t->name, 0, NULL, 0))
+				continue;
+			snprintf(t->why, sizeof(t->why), "-ot %.40s", o->ot[k].regex);
+			if (room(pl, tier, t))
+				put(pl, t, tier);
+			else
+				lost(pl, t);
+		}
+		regfree(&re);
+	}
+	return 0;
+}
+
+static double density(const struct tm_plan_tensor *t)
+{
+	return t->bytes ? t->read_per_token / (double)t->bytes : 0;
+}
+
+static int by_worth(const void *a, const void *b, void *arg)
+{
+	const struct tm_plan_tensor *ts = arg;
+	const struct tm_plan_tensor *x = &ts[*(const size_t *)a], *y = &ts[*(const size_t *)b];
+	double dx = density(x), dy = density(y);
+
+	if (dx != dy)
+		return dx > dy ? -1 : 1;
+	if (class_rank[x->cls] != class_rank[y->cls])
+		return class_rank[x->cls] - class_rank[y->cls];
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static void explain(struct tm_plan_tensor *t, const struct tm_plan *p, int fastest)
+{
+	char what[40];
+
+	if (t->why[0])
+		return;
+	if (t->cls == TM_TC_EXPERTS)
+		snprintf(what, sizeof(what), "routed experts, %.3g%% read/token", 100 * density(t));
+	else if (t->cls == TM_TC_EMBD && density(t) < 1)
+		snprintf(what, sizeof(what), "embedding, one row/token");
+	else if (t->cls == TM_TC_OTHER)
+		snprintf(what, sizeof(what), "unclassified, read every token");
+	else
+		snprintf(what, sizeof(what), "%s, read every token", class_names[t->cls]);
+	if (p->layer_order)
+		snprintf(t->why, sizeof(t->why), "layer order");
+	else if (t->tier == fastest || t->tier < 0)
+		snprintf(t->why, sizeof(t->why), "%s", what);
+	else
+		snprintf(t->why, sizeof(t->why), "%s; faster tiers full", what);
+}
+
+/* The planner's order: densest first, each to the fastest tier with room. */
+static int place_by_worth(struct placer *pl, const int *order)
+{
+	struct tm_plan *p = pl->p;
+	size_t *idx = malloc((p->n_tensors ? p->n_tensors : 1) * sizeof(*idx));
+	size_t n = 0;
+
+	if (!idx)
+		return tm_err(-ENOMEM, "plan: out of memory");
+	for (size_t i = 0; i < p->n_tensors; i++)
+		if (p->tensors[i].tier < 0 && !p->tensors[i].why[0])
+			idx[n++] = i;
+	qsort_r(idx, n, sizeof(*idx), by_worth, p->tensors);
+	for (size_t k = 0; k < n; k++) {
+		struct tm_plan_tensor *t = &p->tensors[idx[k]];
+		int j = 0;
+
+		while (j < p->n_tiers && !room(pl, order[j], t))
+			j++;
+		if (j < p->n_tiers)
+			put(pl, t, order[j]);
+		else
+			lost(pl, t);
+	}
+	free(idx);
+	return 0;
+}
+
+/* The naive placement: GGUF order, a tier closed once a tensor spilled past it (like -ngl). */
+static void place_in_order(struct placer *pl, const int *order)
+{
+	struct tm_plan *p = pl->p;
+	int j = 0;
+
+	for (size_t i = 0; i < p->n_tensors; i++) {
+		struct tm_plan_tensor *t = &p->tensors[i];
+
+		if (t->tier >= 0 || t->why[0])
+			continue;
+		while (j < p->n_tiers && !room(pl, order[j], t))
+			j++;
+		if (j < p->n_tiers)
+			put(pl, t, order[j]);
+		else
+			lost(pl, t);
+	}
+}
+
+double tm_plan_cost(const struct tm_plan *p, const double *tier_read)
+{
+	double total = 0;
+	bool done[TM_PLAN_MAX_TIERS] = { false };
+
+	if (!p->overlap) {
+		/* one tensor at a time: tiers take turns, channels shared or not */
+		for (int i = 0; i < p->n_tiers; i++)
+			total += tier_read[i] / (p->tiers[i].gbps * 1e9);
+		return total;
+	}
+	/*
+	 * Concurrent reads: each channel group streams at once with the
+	 * others, so the slowest group sets the pace. Inside a group every
+	 * tier is held to its own bandwidth and all of them together to the
+	 * channels', taken as the fastest member's (the DDR that saturates
+	 * them).
+	 */
+	for (int i = 0; i < p->n_tiers; i++) {
+		double own = 0, sum = 0, cap = 0;
+
+		if (done[i])
+			continue;
+		for (int j = i; j < p->n_tiers; j++) {
+			double t;
+
+			if (j != i && (!p->tiers[i].group[0] || strcmp(p->tiers[i].group, p->tiers[j].group)))
+				continue;
+			done[j] = true;
+			t = tier_read[j] / (p->tiers[j].gbps * 1e9);
+			own = own > t ? own : t;
+			sum += tier_read[j];
+			cap = cap > p->tiers[j].gbps ? cap : p->tiers[j].gbps;
+		}
+		if (sum / (cap * 1e9) > own)
+			own = sum / (cap * 1e9);
+		total = total > own ? total : own;
+	}
+	return total;
+}
+
+static void totals(struct tm_plan *p, int fastest)
+{
+	for (size_t i = 0; i < p->n_tensors; i++) {
+		struct tm_plan_tensor *t = &p->tensors[i];
+
+		explain(t, p, fastest);
+		p->tier_bytes[t->tier] += t->bytes;
+		p->tier_count[t->tier]++;
+		p->tier_read[t->tier] += t->read_per_token;
+	}
+	p->sec_per_token = tm_plan_cost(p, p->tier_read);
+}
+
+int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o)
+{
+	struct placer pl = { .p = p };
+	int order[TM_PLAN_MAX_TIERS];
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	if ((err = check_tiers(o)))
+		return err;
+	p->n_tiers = o->n_tiers;
+	memcpy(p->tiers, o->tiers, (size_t)o->n_tiers * sizeof(*o->tiers));
+	p->overlap = o->overlap;
+	p->layer_order = o->layer_order;
+	pl.align = o->align ? o->align : g->alignment;
+	speed_order(p, order);
+
+	if ((err = fill_tensors(p, g, o)) || (err = apply_overrides(&pl, o)))
+		goto fail;
+	if (o->layer_order)
+		place_in_order(&pl, order);
+	else if ((err = place_by_worth(&pl, order)))
+		goto fail;
+	if (pl.missing) {
+		err = tm_err(-ENOSPC, "plan: the model does not fit the tiers: %llu bytes (%.2f GB) missing "
+			     "(first tensor left out: %s)", (unsigned long long)pl.missing,
+			     pl.missing / 1e9, pl.first_missing);
+		goto fail;
+	}
+	totals(p, order[0]);
+	return 0;
+fail:
+	tm_plan_free(p);
+	return err;
+}
+
+const struct tm_plan_tensor *tm_plan_find(const struct tm_plan *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_tensors; i++)
+		if (!strcmp(p->tensors[i].name, name))
+			return &p->tensors[i];
+	return NULL;
+}
+
+void tm_plan_free(struct tm_plan *p)
+{
+	free(p->tensors);
+	memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The placement planner: tier specs and -ot parse strictly, tensors are
+ * classified by name, the cost model's arithmetic is exact on a small MoE,
+ * always-active tensors win the fast tier over routed experts, overrides win
+ * over the plan, a model that does not fit is refused with the bytes missing,
+ * and a plan round-trips through JSON.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "tap.h"
+#include "tiermem/error.h"
+#include "tiermem/gguf.h"
+#include "tiermem/gguf_write.h"
+#include "tiermem/plan.h"
+
+#define N_LAYER 3
+#define N_EXP 8
+#define N_USED 2
+#define DIM 64
+#define FF 128
+#define VOCAB 1000
+
+/* ---- a small MoE header: every class of tensor, F16 so sizes are easy ---- */
+
+static void add(struct tm_gguf_writer *w, const char *name, int64_t a, int64_t b, int64_t c)
+{
+	int64_t ne[3] = { a, b, c };
+
+	tm_gguf_writer_add_tensor(w, name, c > 1 ? TM_F16 : (b > 1 ? TM_F16 : TM_F32), c > 1 ? 3 : (b > 1 ? 2 : 1), ne);
+}
+
+static int write_moe(const char *path)
+{
+	struct tm_gguf_writer *w;
+	char name[64];
+	int err;
+
+	if (tm_gguf_writer_new(&w, 32))
+		return -1;
+	tm_gguf_writer_set_str(w, "general.architecture", "testmoe");
+	tm_gguf_writer_set_u32(w, "testmoe.expert_count", N_EXP);
+	tm_gguf_writer_set_u32(w, "testmoe.expert_used_count", N_USED);
+	add(w, "token_embd.weight", DIM, VOCAB, 1);
+	for (int l = 0; l < N_LAYER; l++) {
+		static const char *const attn[] = { "attn_q", "attn_k", "attn_v", "attn_output" };
+
+		snprintf(name, sizeof(name), "blk.%d.attn_norm.weight", l);
+		add(w, name, DIM, 1, 1);
+		for (int k = 0; k < 4; k++) {
+			snprintf(name, sizeof(name), "blk.%d.%s.weight", l, attn[k]);
+			add(w, name, DIM, DIM, 1);
+		}
+		snprintf(name, sizeof(name), "blk.%d.ffn_norm.weight", l);
+		add(w, name, DIM, 1, 1);
+		snprintf(name, sizeof(name), "blk.%d.ffn_gate_inp.weight", l);
+		add(w, name, DIM, N_EXP, 1);
+		snprintf(name, sizeof(name), "blk.%d.ffn_gate_exps.weight", l);
+		add(w, name, DIM, FF, N_EXP);
+		snprintf(name, sizeof(name), "blk.%d.ffn_up_exps.weight", l);
+		add(w, name, DIM, FF, N_EXP);
+		snprintf(name, sizeof(name), "blk.%d.ffn_down_exps.weight", l);
+		add(w, name, FF, DIM, N_EXP);
+		snprintf(name, sizeof(name), "blk.%d.ffn_up_shexp.weight", l);
+		add(w, name, DIM, FF, 1);
+	}
+	add(w, "output_norm.weight", DIM, 1, 1);
+	add(w, "output.weight", DIM, VOCAB, 1);
+	err = tm_gguf_writer_begin(w, path) || tm_gguf_writer_finish_header(w);
+	tm_gguf_writer_free(w);
+	return err ? -1 : 0;
+}
+
+static uint8_t *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	*n = (size_t)ftell(f);
+	rewind(f);
+	p = malloc(*n ? *n : 1);
+	if (fread(p, 1, *n, f) != *n) {
+		free(p);
+		p = NULL;
+	}
+	fclose(f);
+	return p;
+}
+
+/* F16 sizes */
+#define B_EXPS ((uint64_t)DIM * FF * N_EXP * 2)
+#define B_SQ ((uint64_t)DIM * DIM * 2)
+#define B_SHEXP ((uint64_t)DIM * FF * 2)
+#define B_ROUTER ((uint64_t)DIM * N_EXP * 2)
+#define B_VEC ((uint64_t)DIM * 4)
+#define B_EMBD ((uint64_t)DIM * VOCAB * 2)
+
+static void test_spec_parse(void)
+{
+	struct tm_tier_spec t;
+	struct tm_override o;
+	static const char *const bad[] = {
+		"x", "=ddr:1G", "a b=ddr:1G", "a=foo:1G", "a=ddr:", "a=ddr:1X", "a=ddr:1G@",
+		"a=ddr:1G@-3", "a=ddr:1G@nan", "a=node:x:1G", "a=node:1", "a=ddr:1G,zz=1", "a=ddr:0",
+		"a=ddr:1G@5x", "a=ddr:1G,ch=", "a=ddr:1G junk", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=ddr:1G",
+		"a=ddr:99999999999T",
+	};
+	int nbad = 0;
+
+	tap_ok(!tm_tier_spec_parse("fast=ddr:64G@100", &t) && !strcmp(t.name, "fast") &&
+	       t.kind == TM_KIND_DDR && t.capacity == 64ull << 30 && t.gbps == 100 && t.gbps_given &&
+	       !t.group[0] && !t.path[0], "tier spec: fast=ddr:64G@100");
+	tap_ok(!tm_tier_spec_parse("cxl0=node:2:512G", &t) && t.kind == TM_KIND_NODE && t.node == 2 &&
+	       t.capacity == 512ull << 30 && t.gbps == 0 && !t.gbps_given,
+	       "tier spec: node:N without a bandwidth leaves it to the caller");
+	tap_ok(!tm_tier_spec_parse("opt=pmem:768G@39.5,ch=imc0,path=/mnt/pm,em/x", &t) &&
+	       t.kind == TM_KIND_PMEM && t.gbps == 39.5 && !strcmp(t.group, "imc0") &&
+	       !strcmp(t.path, "/mnt/pm,em/x"), "tier spec: ch= group and path= (the rest, commas included)");
+	tap_ok(!tm_tier_spec_parse("f=file:1M", &t) && t.kind == TM_KIND_FILE && t.capacity == 1 << 20,
+	       "tier spec: file kind");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tm_clear_error();
+		if (tm_tier_spec_parse(bad[i], &t) != -EINVAL || !strstr(tm_strerror(), "--tier")) {
+			printf("# accepted or no message: '%s'\n", bad[i]);
+			nbad++;
+		}
+	}
+	tap_ok(!nbad, "tier spec: %zu malformed specs refused with a message naming --tier",
+	       sizeof(bad) / sizeof(bad[0]));
+
+	tap_ok(!tm_override_parse("blk\\.[0-9]+\\.ffn_.*_exps=slow", &o) &&
+	       !strcmp(o.regex, "blk\\.[0-9]+\\.ffn_.*_exps") && !strcmp(o.tier, "slow"), "-ot REGEX=TIER");
+	tap_ok(!tm_override_parse("a=b=fast", &o) && !strcmp(o.regex, "a=b") && !strcmp(o.tier, "fast"),
+	       "-ot: the last '=' separates the tier");
+	tap_ok(tm_override_parse("(=fast", &o) == -EINVAL && strstr(tm_strerror(), "regex") &&
+	       tm_override_parse("exps", &o) == -EINVAL && tm_override_parse("exps=", &o) == -EINVAL &&
+	       tm_override_parse("=fast", &o) == -EINVAL, "-ot: bad regex, no '=', no tier, no regex refused");
+	tap_ok(!strcmp(tm_tier_kind_name(TM_KIND_PMEM), "pmem") && !strcmp(tm_tier_kind_name(TM_KIND_NODE), "node") &&
+	       !strcmp(tm_tier_kind_name(TM_KIND_COUNT), "?"), "kind names");
+}
+
+static void test_classify(void)
+{
+	static const struct {
+		const char *name;
+		enum tm_tensor_class cls;
+	} cases[] = {
+		{ "token_embd.weight", TM_TC_EMBD }, { "output.weight", TM_TC_OUTPUT },
+		{ "output_norm.weight", TM_TC_OUTPUT }, { "blk.0.attn_q.weight", TM_TC_ATTN },
+		{ "blk.3.attn_norm.weight", TM_TC_ATTN }, { "blk.1.attn_kv_a_mqa.weight", TM_TC_ATTN },
+		{ "blk.2.ffn_norm.weight", TM_TC_NORM }, { "blk.2.ffn_gate_inp.weight", TM_TC_ROUTER },
+		{ "blk.2.exp_probs_b.bias", TM_TC_ROUTER }, { "blk.2.ffn_up_shexp.weight", TM_TC_SHEXP },
+		{ "blk.2.ffn_gate_inp_shexp.weight", TM_TC_SHEXP }, { "blk.2.ffn_down_exps.weight", TM_TC_EXPERTS },
+		{ "blk.0.ffn_gate.weight", TM_TC_FFN }, { "rope_freqs.weight", TM_TC_OTHER },
+	};
+	int wrong = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (tm_tensor_classify(cases[i].name) != cases[i].cls) {
+			printf("# %s: class %s\n", cases[i].name, tm_tensor_class_name(tm_tensor_classify(cases[i].name)));
+			wrong++;
+		}
+	tap_ok(!wrong, "classes of %zu tensor names", sizeof(cases) / sizeof(cases[0]));
+}
+
+static struct tm_tier_spec tier(const char *arg)
+{
+	struct tm_tier_spec t = { 0 };
+
+	if (tm_tier_spec_parse(arg, &t))
+		printf("# %s\n", tm_strerror());
+	return t;
+}
+
+static int make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_tier_spec *t, int n,
+		const struct tm_override *ot, int n_ot)
+{
+	struct tm_plan_opts o = { .tiers = t, .n_tiers = n, .ot = ot, .n_ot = n_ot };
+
+	return tm_plan_make(p, g, &o);
+}
+
+static bool near(double a, double b)
+{
+	return fabs(a - b) <= 1e-9 * fabs(b);
+}
+
+static void test_plan(const struct tm_gguf *g)
+{
+	/* what a token reads: every always-active byte, 2/8 of the experts, one embedding row */
+	const double active = (double)N_LAYER * (2 * B_VEC + 4 * B_SQ + B_ROUTER + B_SHEXP) + B_VEC +
+			      B_EMBD + (double)B_EMBD / VOCAB;
+	const double experts = (double)N_LAYER * 3 * B_EXPS * N_USED / N_EXP;
+	uint64_t total = 0, fast_need = 0;
+	struct tm_tier_spec t[3];
+	struct tm_override ot[2];
+	struct tm_plan p, q;
+	char spec[128];
+	int bad = 0;
+
+	for (uint64_t i = 0; i < g->n_tensors; i++)
+		total += (g->tensors[i].nbytes + 31) / 32 * 32;
+
+	t[0] = tier("slow=pmem:1G@39");
+	tap_ok(!make(&p, g, t, 1, NULL, 0) && p.n_tensors == g->n_tensors && p.tier_count[0] == g->n_tensors &&
+	       near(p.tier_read[0], active + experts) && near(p.sec_per_token, (active + experts) / 39e9),
+	       "one tier: every tensor on it, seconds/token = bytes read per token / its bandwidth");
+	{
+		const struct tm_plan_tensor *e = tm_plan_find(&p, "blk.1.ffn_up_exps.weight");
+		const struct tm_plan_tensor *emb = tm_plan_find(&p, "token_embd.weight");
+
+		tap_ok(e && e->cls == TM_TC_EXPERTS && near(e->read_per_token, (double)B_EXPS * N_USED / N_EXP) &&
+		       emb && near(emb->read_per_token, (double)B_EMBD / VOCAB) && !tm_plan_find(&p, "blk.9.x"),
+		       "tm_plan_find; experts read used/count of their bytes, the embedding one row");
+	}
+	tm_plan_free(&p);
+
+	/* room for everything always read, and not for one expert tensor more */
+	for (uint64_t i = 0; i < g->n_tensors; i++) {
+		char name[64];
+		enum tm_tensor_class c;
+
+		snprintf(name, sizeof(name), "%.*s", (int)g->tensors[i].name.len, g->tensors[i].name.ptr);
+		c = tm_tensor_classify(name);
+
+		if (c != TM_TC_EXPERTS && c != TM_TC_EMBD)
+			fast_need += (g->tensors[i].nbytes + 31) / 32 * 32;
+	}
+	snprintf(spec, sizeof(spec), "fast=ddr:%llu@200", (unsigned long long)(fast_need + B_EXPS / 2));
+	t[1] = tier(spec);
+	tap_ok(!make(&p, g, t, 2, NULL, 0), "two tiers: planned");
+	for (size_t i = 0; i < p.n_tensors; i++) {
+		const struct tm_plan_tensor *x = &p.tensors[i];
+		bool want_fast = x->cls != TM_TC_EXPERTS && x->cls != TM_TC_EMBD;
+
+		if ((x->tier == 1) != want_fast) {
+			printf("# %s on %s (%s)\n", x->name, p.tiers[x->tier].name, x->why);
+			bad++;
+		}
+	}
+	tap_ok(!bad && near(p.sec_per_token, (active - B_EMBD / (double)VOCAB) / 200e9 +
+				  (experts + B_EMBD / (double)VOCAB) / 39e9),
+	       "two tiers: always-read tensors on the fast one, experts and embedding on the slow; cost exact");
+	tap_ok(strstr(tm_plan_find(&p, "blk.0.attn_q.weight")->why, "attention") &&
+	       strstr(tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->why, "faster tiers full") &&
+	       strstr(tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->why, "25%"),
+	       "why: '%s' / '%s'", tm_plan_find(&p, "blk.0.attn_q.weight")->why,
+	       tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->why);
+
+	/* naive layer order fills the fast tier from the first tensor (the embedding) on */
+	{
+		struct tm_plan_opts o = { .tiers = t, .n_tiers = 2, .layer_order = true };
+
+		bool ok = !tm_plan_make(&q, g, &o);
+
+		tap_ok(ok && tm_plan_find(&q, "token_embd.weight")->tier == 1 &&
+		       tm_plan_find(&q, "output.weight")->tier == 0 && q.sec_per_token > p.sec_per_token,
+		       "layer order: embedding on the fast tier, output spilled, slower (%.3g vs %.3g s/token)",
+		       q.sec_per_token, p.sec_per_token);
+		tm_plan_free(&q);
+	}
+
+	/* -ot wins over the plan, and takes its room first */
+	tm_override_parse("blk\\.1\\.ffn_.*_exps=fast", &ot[0]);
+	tm_override_parse("attn_q=slow", &ot[1]);
+	snprintf(spec, sizeof(spec), "fast=ddr:%llu@200", (unsigned long long)(fast_need + 3 * B_EXPS));
+	t[1] = tier(spec);
+	tap_ok(!make(&q, g, t, 2, ot, 2) && tm_plan_find(&q, "blk.1.ffn_gate_exps.weight")->tier == 1 &&
+	       tm_plan_find(&q, "blk.0.ffn_gate_exps.weight")->tier == 0 &&
+	       tm_plan_find(&q, "blk.2.attn_q.weight")->tier == 0 &&
+	       !strncmp(tm_plan_find(&q, "blk.2.attn_q.weight")->why, "-ot attn_q", 10),
+	       "-ot: overrides win both ways and say so");
+	tm_plan_free(&q);
+	tm_override_parse("exps=nowhere", &ot[0]);
+	tap_ok(make(&q, g, t, 2, ot, 1) == -EINVAL && strstr(tm_strerror(), "nowhere") && !q.tensors,
+	       "-ot naming no tier: -EINVAL, nothing allocated");
+	tm_plan_free(&p);
+
+	/* does not fit: the bytes missing */
+	snprintf(spec, sizeof(spec), "slow=pmem:%llu@39", (unsigned long long)(total - 4 * B_EXPS));
+	t[0] = tier(spec);
+	tap_ok(make(&p, g, t, 1, NULL, 0) == -ENOSPC && strstr(tm_strerror(), "missing") && !p.tensors,
+	       "a model that does not fit: -ENOSPC: %s", tm_strerror());
+	t[0] = tier("slow=pmem:1G@39");
+	t[1] = tier("slow=ddr:1G@39");
+	tap_ok(make(&p, g, t, 2, NULL, 0) == -EINVAL, "two tiers of one name refused");
+	t[1] = tier("fast=ddr:1G");
+	tap_ok(make(&p, g, t, 2, NULL, 0) == -EINVAL && strstr(tm_strerror(), "bandwidth"),
+	       "a tier without a bandwidth refused");
+}
+
+static void test_heat_and_overlap(const struct tm_gguf *g)
+{
+	struct tm_tier_spec t[2] = { tier("slow=pmem:1G@40,ch=imc"), tier("fast=ddr:1G@100,ch=imc") };
+	float heat[N_LAYER * N_EXP];
+	struct tm_plan_opts o = { .tiers = t, .n_tiers = 1, .expert_heat = heat,
+				  .heat_layers = N_LAYER, .heat_experts = N_EXP };
+	struct tm_plan p;
+	double r[2] = { 40e9, 100e9 };
+
+	for (int i = 0; i < N_LAYER * N_EXP; i++)
+		heat[i] = (i % N_EXP) == 0 ? 1.0f : 0.0f;	/* one expert always used */
+	tap_ok(!tm_plan_make(&p, g, &o) &&
+	       near(tm_plan_find(&p, "blk.2.ffn_down_exps.weight")->read_per_token, (double)B_EXPS / N_EXP),
+	       "expert heat: reads per token follow the given probabilities");
+	tm_plan_free(&p);
+
+	o.expert_heat = NULL;
+	o.n_tiers = 2;
+	tap_ok(!tm_plan_make(&p, g, &o) && near(tm_plan_cost(&p, r), 2.0), "serial reads: the times add");
+	p.overlap = true;
+	tap_ok(near(tm_plan_cost(&p, r), 140e9 / 100e9), "overlap on shared channels: bounded by the channels");
+	p.tiers[1].group[0] = '\0';
+	tap_ok(near(tm_plan_cost(&p, r), 1.0), "overlap on separate channels: the slowest tier sets the pace");
+	tm_plan_free(&p);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/tm-plan-XXXXXX", path[64];
+	struct tm_gguf g;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	bool ok;
+
+	test_spec_parse();
+	test_classify();
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/moe.gguf", dir);
+	ok = !write_moe(path) && (buf = slurp(path, &n)) && n < 8192 &&
+	     !tm_gguf_parse_flags(&g, buf, n, TM_GGUF_HEADER_ONLY);
+	if (!tap_ok(ok, "a header-only GGUF: %zu bytes, parsed", n)) {
+		free(buf);
+		return tap_done();
+	}
+	test_plan(&g);
+	test_heat_and_overlap(&g);
+	tm_gguf_free(&g);
+	free(buf);
+	unlink(path);
+	rmdir(dir);
+	return tap_done();
+}
