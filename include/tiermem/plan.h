@@ -152,7 +152,14 @@ double tm_plan_cost(const struct tm_plan *p, const double *tier_read);
 void tm_plan_free(struct tm_plan *p);
 
 int tm_plan_write_json(const struct tm_plan *p, FILE *f);
-/* A plan written by tm_plan_write_json (`tiermem plan --json`); checked against nothing else. */
+/*
+ * A plan written by tm_plan_write_json (`tiermem plan --json`): every field is
+ * checked, the per-tier totals and the prediction are recomputed from the
+ * tensors, and no tier may hold more than its capacity. It is not checked
+ * against a model: that is tm_plan_match.
+ */
 int tm_plan_read_json(struct tm_plan *p, const char *path);
+/* 0 if p places exactly g's tensors, with the same sizes; -EINVAL naming the first difference. */
+int tm_plan_match(const struct tm_plan *p, const struct tm_gguf *g);
 
 #endif

@@ -325,6 +325,81 @@ static void test_heat_and_overlap(const struct tm_gguf *g)
 	tm_plan_free(&p);
 }
 
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static void test_json(const struct tm_gguf *g, const char *dir)
+{
+	struct tm_tier_spec t[2] = { tier("slow=pmem:1G@39,ch=imc,path=/mnt/pmem0"), tier("fast=node:1:300K@120.5") };
+	struct tm_plan_opts o = { .tiers = t, .n_tiers = 2, .overlap = true };
+	struct tm_plan p, q;
+	char path[96];
+	FILE *f;
+	int same = 1;
+	static const char *const bad[] = {
+		"", "[]", "{\"version\":2}", "{\"version\":1,\"tiers\":[],\"tensors\":[]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"tape\",\"capacity\":1,\"gbps\":1}],\"tensors\":[]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":-1,\"gbps\":1}],\"tensors\":[]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":9,\"gbps\":0}],\"tensors\":[]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":9,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"b\",\"bytes\":1,\"read_per_token\":1}]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":9,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"a\",\"bytes\":10,\"read_per_token\":1}]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":9,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"a\",\"bytes\":1,\"read_per_token\":2}]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":9,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"a\",\"bytes\":1,\"read_per_token\":1},"
+		"{\"name\":\"x\",\"tier\":\"a\",\"bytes\":1,\"read_per_token\":1}]}",
+	};
+	int nbad = 0;
+
+	snprintf(path, sizeof(path), "%s/plan.json", dir);
+	if (!tap_ok(!tm_plan_make(&p, g, &o) && (f = fopen(path, "w")) && !tm_plan_write_json(&p, f) &&
+		    !fclose(f), "plan written as JSON"))
+		return;
+	tap_ok(!tm_plan_read_json(&q, path) && !tm_plan_match(&q, g), "read back and matching the model");
+	same = q.n_tiers == p.n_tiers && q.n_tensors == p.n_tensors && q.overlap &&
+	       near(q.sec_per_token, p.sec_per_token) && !memcmp(q.tier_bytes, p.tier_bytes, sizeof(p.tier_bytes));
+	for (int i = 0; same && i < p.n_tiers; i++)
+		same = !strcmp(q.tiers[i].name, p.tiers[i].name) && q.tiers[i].kind == p.tiers[i].kind &&
+		       q.tiers[i].node == p.tiers[i].node && q.tiers[i].capacity == p.tiers[i].capacity &&
+		       q.tiers[i].gbps == p.tiers[i].gbps && !strcmp(q.tiers[i].path, p.tiers[i].path) &&
+		       !strcmp(q.tiers[i].group, p.tiers[i].group);
+	for (size_t i = 0; same && i < p.n_tensors; i++)
+		same = !strcmp(q.tensors[i].name, p.tensors[i].name) && q.tensors[i].tier == p.tensors[i].tier &&
+		       q.tensors[i].bytes == p.tensors[i].bytes && q.tensors[i].cls == p.tensors[i].cls &&
+		       q.tensors[i].type == p.tensors[i].type && !strcmp(q.tensors[i].why, p.tensors[i].why) &&
+		       near(q.tensors[i].read_per_token, p.tensors[i].read_per_token);
+	tap_ok(same, "JSON round trip: tiers, tensors, placement, reasons and prediction equal");
+	q.tensors[3].bytes++;
+	tap_ok(tm_plan_match(&q, g) == -EINVAL && strstr(tm_strerror(), q.tensors[3].name),
+	       "a plan for another model is refused: %s", tm_strerror());
+	tm_plan_free(&q);
+	tm_plan_free(&p);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int err;
+
+		write_text(path, bad[i]);
+		tm_clear_error();
+		err = tm_plan_read_json(&q, path);
+		if (!err || !*tm_strerror() || q.tensors) {
+			printf("# accepted: %s\n", bad[i]);
+			nbad++;
+		}
+		tm_plan_free(&q);
+	}
+	tap_ok(!nbad, "%zu malformed plan files refused with a message", sizeof(bad) / sizeof(bad[0]));
+	unlink(path);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/tm-plan-XXXXXX", path[64];
@@ -346,6 +421,7 @@ int main(void)
 	}
 	test_plan(&g);
 	test_heat_and_overlap(&g);
+	test_json(&g, dir);
 	tm_gguf_free(&g);
 	free(buf);
 	unlink(path);
