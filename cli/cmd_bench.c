@@ -67,7 +67,9 @@ static const char usage_text[] =
 	"  --model FILE         take the active bytes from a GGUF model instead: every dense\n"
 	"                       weight, one embedding row, and for MoE the router plus the\n"
 	"                       experts used per token\n"
-	"  --json               one JSON object instead of tables\n";
+	"  --json               one JSON object instead of tables\n"
+	"  --expert-trace FILE  replay an MoE routing trace through expert-cache policies\n"
+	"                       instead (tiermem bench --expert-trace x --help)\n";
 
 static size_t default_size(void)
 {
@@ -401,6 +403,9 @@ int cmd_bench(int argc, char **argv)
 	static struct bench_opts o;
 	int ret;
 
+	for (int i = 1; i < argc; i++)
+		if (!strncmp(argv[i], "--expert-trace", 14))
+			return cmd_bench_experts(argc, argv);
 	memset(&o, 0, sizeof(o));
 	ret = parse_opts(&o, argc, argv);
 	if (ret)

@@ -426,6 +426,8 @@ static void help(FILE *f)
 "  --seed N            random seed (default 1)\n"
 "  --dry-run           print the shape and size, write nothing\n"
 "  -q, --quiet         no progress on stderr\n"
+"  --expert-trace      write a synthetic MoE routing trace instead of a model\n"
+"                      (tiermem synth --expert-trace --help)\n"
 "\n"
 "Without --size/--params: a test model of a few MB (dim 256, 2 layers, 4 heads,\n"
 "2 KV heads, ff 768 (256 per expert for MoE), vocab 1024). Matrix row lengths\n"
@@ -793,6 +795,9 @@ int cmd_synth(int argc, char **argv)
 	struct tm_gguf_writer *w = NULL;
 	int n, rc, err;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--expert-trace"))
+			return cmd_synth_trace(argc, argv);
 	if ((rc = parse_opts(argc, argv, &o)))
 		return rc;
 	if (!o.out && !o.dry)

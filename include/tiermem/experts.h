@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MoE experts on a slow tier, cached per layer on a fast one.
+ *
+ * A tm_xcache is the bookkeeping of such a cache: for every MoE layer a few
+ * slots, which expert each holds and in what state, and a replacement policy
+ * that decides which expert to admit and which to evict. It holds no weight
+ * bytes: the online cache (the forward pass) and the trace replay
+ * (`tiermem bench --expert-trace`) both drive the same structure, so a policy
+ * measured on a trace is the policy that runs.
+ *
+ * A slot is EMPTY, FILLING (admitted; its bytes are being copied) or READY.
+ * Only a READY slot may be read. The caller moves a slot from FILLING to
+ * READY once its copy is complete (tm_xcache_ready); the replay does so at
+ * once, the online cache when its copier is done.
+ *
+ * An expert trace (tm_xtrace) is what the router chose: per token and MoE
+ * layer, the experts and their weights, and optionally the experts a
+ * predictor guessed for that layer before it ran. Format:
+ * Documentation/tiermem-experts.rst.
+ */
+#ifndef TIERMEM_EXPERTS_H
+#define TIERMEM_EXPERTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum tm_xpolicy {
+	TM_XP_LRU,	/* admit every miss, evict the least recently used */
+	TM_XP_LFU,	/* admit every miss, evict the lowest aged use count */
+	TM_XP_LRFU,	/* evict the lowest aged count; admit only what outscores the victim */
+	TM_XP_STATIC,	/* a fixed set (the hottest per layer), never changed */
+	TM_XP_OPT,	/* Belady's: evict what is used furthest ahead; needs the future (replay only) */
+	TM_XP_COUNT,
+};
+
+/* "lru", "lfu", "lrfu", "static", "opt" -> policy; -1 for anything else. */
+int tm_xpolicy_parse(const char *s);
+const char *tm_xpolicy_name(enum tm_xpolicy p);
+
+struct tm_xcache_opts {
+	enum tm_xpolicy policy;
+	int slots;		/* per layer */
+	/*
+	 * LFU and LRFU age counts with this half-life, in tokens: a use h tokens
+	 * ago counts 2^(-h / half_life). 0: the policy's default.
+	 */
+	double half_life;
+};
+
+enum tm_xslot_state { TM_XS_EMPTY, TM_XS_FILLING, TM_XS_READY };
+
+/* Counters, per layer and summed over layers by tm_xcache_total. */
+struct tm_xstats {
+	uint64_t uses;		/* experts the router chose */
+	uint64_t hits;		/* ... found READY in a slot */
+	uint64_t misses;	/* ... computed from the slow tier */
+	uint64_t admits;	/* misses copied into a slot */
+	uint64_t evicts;
+	uint64_t pf_issued;	/* prefetches started */
+	uint64_t pf_used;	/* ... whose expert the router then chose */
+	uint64_t pf_wasted;	/* ... evicted or left unused */
+	uint64_t pf_late;	/* ... chosen while still FILLING (counted as misses too) */
+};
+
+struct tm_xcache;
+
+/*
+ * slots per layer in [1, n_expert]. -EINVAL with a message for bad sizes or
+ * a half-life that is negative or not finite, -ENOMEM.
+ */
+int tm_xcache_create(struct tm_xcache **out, int n_layer, int n_expert, const struct tm_xcache_opts *o);
+void tm_xcache_free(struct tm_xcache *c);
+
+/* Start the next token: the clock of recency and aging. */
+void tm_xcache_tick(struct tm_xcache *c);
+/*
+ * The router chose expert e of layer l: counts a hit or a miss, and a use for
+ * the policy. Returns the READY slot that holds it, or -1 (a miss; FILLING
+ * counts as a miss, and as late if it was prefetched).
+ */
+int tm_xcache_use(struct tm_xcache *c, int l, int e);
+/*
+ * After a miss of e (or for a prefetch): whether the policy admits it, and
+ * into which slot. Returns the slot, now FILLING with e (its previous expert
+ * evicted), or -1 when not admitted (the static policy never admits; LRFU
+ * refuses an expert that scores below every victim; a slot that is FILLING
+ * is never evicted). A prefetch is admitted over the policy's filter, since
+ * a predictor expects it now; it is counted as issued.
+ */
+int tm_xcache_admit(struct tm_xcache *c, int l, int e, bool prefetch);
+/* OPT only: expert e of layer l is next used at token `next` (INT64_MAX: never). */
+void tm_xcache_hint_next(struct tm_xcache *c, int l, int e, int64_t next);
+/* The copy into slot s of layer l is complete. */
+void tm_xcache_ready(struct tm_xcache *c, int l, int s);
+/* Where expert e of layer l is: its slot (any state) or -1. */
+int tm_xcache_slot_of(const struct tm_xcache *c, int l, int e);
+int tm_xcache_expert_in(const struct tm_xcache *c, int l, int s);
+enum tm_xslot_state tm_xcache_state(const struct tm_xcache *c, int l, int s);
+/*
+ * Fill layer l with the given experts, hottest first, READY (a warm start
+ * from heat, or the static placement). Extra experts beyond the slots are
+ * ignored. Does not count as uses or admissions.
+ */
+void tm_xcache_preload(struct tm_xcache *c, int l, const int *experts, int n);
+/* Prefetched experts still unused count as wasted from now on (end of a run). */
+void tm_xcache_settle(struct tm_xcache *c);
+
+const struct tm_xstats *tm_xcache_layer_stats(const struct tm_xcache *c, int l);
+void tm_xcache_total(const struct tm_xcache *c, int l0, int l1, struct tm_xstats *out);
+int tm_xcache_slots(const struct tm_xcache *c);
+
+/* ------------------------------------------------------------------ */
+/* Traces */
+
+#define TM_XTRACE_FORMAT "tiermem-expert-trace"
+#define TM_XTRACE_VERSION 1
+#define TM_XTRACE_MAX_USED 64
+#define TM_XTRACE_MAX_EXPERTS 4096
+
+/* What a trace was recorded from: enough to cost it without the model. */
+struct tm_xtrace_model {
+	char hash[80];		/* the model's content hash; "synthetic" for synth traces */
+	char arch[32];
+	int n_layer;		/* all layers of the model */
+	int n_expert, n_expert_used;
+	uint64_t expert_bytes;	/* one routed expert: its gate, up and down matrices */
+	uint64_t dense_bytes;	/* bytes every token reads besides routed experts */
+};
+
+struct tm_xtrace {
+	struct tm_xtrace_model model;
+	char source[128];	/* how it was made, for the reader */
+	size_t n_rec, cap;
+	int32_t *tok;		/* per record: token index, nondecreasing */
+	int16_t *layer;		/* MoE layer, increasing within a token */
+	bool *has_pred;
+	int16_t *exp;		/* n_rec x n_expert_used: the experts chosen */
+	float *w;		/* ... and their weights */
+	int16_t *pred;		/* n_rec x n_expert_used: predicted experts, if has_pred */
+	int n_tokens;		/* distinct token indices */
+};
+
+/*
+ * Read a trace, checking everything: a bad line gives -EINVAL and the message
+ * "PATH:LINE: what is wrong". -ENOENT etc. for the file, -ENOMEM.
+ */
+int tm_xtrace_read(struct tm_xtrace *t, const char *path);
+/* Header line, then records appended with tm_xtrace_write_rec. */
+int tm_xtrace_write_header(FILE *f, const struct tm_xtrace_model *m, const char *source);
+int tm_xtrace_write_rec(FILE *f, int tok, int layer, const int *exp, const float *w,
+			const int *pred, int k);
+/* Append a record in memory (the checks of the reader); for builders of traces. */
+int tm_xtrace_add(struct tm_xtrace *t, int tok, int layer, const int *exp, const float *w,
+		  const int *pred);
+void tm_xtrace_free(struct tm_xtrace *t);
+
+/* Synthetic routing: per-layer Zipf popularity that drifts, with temporal locality. */
+struct tm_xsynth_opts {
+	struct tm_xtrace_model model;
+	int tokens;
+	double zipf;		/* popularity exponent: p(rank r) ~ 1 / r^zipf */
+	double locality;	/* chance that a choice reuses an expert of the last `window` tokens */
+	int window;
+	double drift;		/* popularity swaps per layer per token */
+	double pred_acc;	/* chance each predicted expert is right; < 0: no predictions */
+	uint64_t seed;
+};
+
+void tm_xsynth_defaults(struct tm_xsynth_opts *o);
+int tm_xsynth(struct tm_xtrace *t, const struct tm_xsynth_opts *o);
+
+/* ------------------------------------------------------------------ */
+/* Replay */
+
+/* The cost model of a replay (see Documentation/tiermem-experts.rst). */
+struct tm_xcost {
+	double fast_gbps, slow_gbps;	/* read bandwidths, 1e9 B/s */
+	bool fused_admit;		/* a missed expert is copied by the read that computes it */
+};
+
+struct tm_xreplay_opts {
+	struct tm_xcache_opts cache;
+	bool predict;			/* prefetch the trace's predicted experts */
+	struct tm_xcost cost;
+};
+
+struct tm_xreplay_result {
+	struct tm_xstats st;
+	double hit_rate;		/* hits / uses */
+	double slow_bytes_per_tok;	/* misses + copies of admitted misses + prefetches */
+	double fast_bytes_per_tok;	/* dense bytes + hits + writes of copies */
+	double pred_tok_s;
+};
+
+/*
+ * Replay trace t through a cache of the given policy. For the static policy
+ * the cache holds, per layer, the experts the whole trace uses most (an
+ * oracle's choice, which flatters static placement); OPT sees the whole
+ * trace's future: the bound no online policy can beat.
+ */
+int tm_xreplay(const struct tm_xtrace *t, const struct tm_xreplay_opts *o, struct tm_xreplay_result *r);
+/* Seconds per token from bytes per token on each tier: the interim cost model. */
+double tm_xcost_sec_per_tok(const struct tm_xcost *c, double fast_bytes, double slow_bytes);
+
+#endif

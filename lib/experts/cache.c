@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The per-layer expert cache's bookkeeping and its replacement policies.
+ *
+ * Every expert of a layer has one key the policies compare, smallest evicted
+ * first. LRU: the token of its last use. LFU and LRFU: its use count aged
+ * with a half-life H, kept in the log domain as t/H + log2(count at t), which
+ * does not change as time passes, so keys of experts last used at different
+ * times compare directly (the LRFU trick of Lee et al., 2001). Keys are kept
+ * for every expert, cached or not, so an expert that comes back returns with
+ * its history: that is what lets LRFU refuse a one-off expert that would
+ * push out a hot one.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tiermem/error.h"
+#include "tiermem/experts.h"
+
+#define LFU_HALF_LIFE 1024.0
+/* chosen by measurement on the 67 %-LRU traces: Documentation/tiermem-experts.rst */
+#define LRFU_HALF_LIFE 16.0
+
+struct xlayer {
+	int16_t *slot_of;	/* per expert: its slot, or -1 */
+	int16_t *expert_in;	/* per slot: its expert, or -1 */
+	uint8_t *state;		/* per slot: enum tm_xslot_state */
+	int64_t *pf_tick;	/* per slot: token of an unused prefetch into it, or -1 */
+	double *key;		/* per expert */
+	struct tm_xstats st;
+};
+
+struct tm_xcache {
+	int n_layer, n_expert, slots;
+	enum tm_xpolicy policy;
+	double half_life;
+	int64_t now;
+	struct xlayer *L;
+};
+
+static const char *const policy_names[TM_XP_COUNT] = { "lru", "lfu", "lrfu", "static", "opt" };
+
+int tm_xpolicy_parse(const char *s)
+{
+	for (int i = 0; i < TM_XP_COUNT; i++)
+		if (!strcmp(s, policy_names[i]))
+			return i;
+	return -1;
+}
+
+const char *tm_xpolicy_name(enum tm_xpolicy p)
+{
+	return (unsigned int)p < TM_XP_COUNT ? policy_names[p] : "?";
+}
+
+int tm_xcache_create(struct tm_xcache **out, int n_layer, int n_expert, const struct tm_xcache_opts *o)
+{
+	struct tm_xcache *c;
+
+	*out = NULL;
+	if (n_layer < 1 || n_expert < 1 || n_expert > TM_XTRACE_MAX_EXPERTS)
+		return tm_err(-EINVAL, "expert cache: %d layers of %d experts", n_layer, n_expert);
+	if (o->slots < 1 || o->slots > n_expert)
+		return tm_err(-EINVAL, "expert cache: %d slots per layer; between 1 and the %d experts",
+			      o->slots, n_expert);
+	if ((unsigned int)o->policy >= TM_XP_COUNT)
+		return tm_err(-EINVAL, "expert cache: unknown policy %d", (int)o->policy);
+	if (!isfinite(o->half_life) || o->half_life < 0)
+		return tm_err(-EINVAL, "expert cache: half-life %g is not a number of tokens >= 0",
+			      o->half_life);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return tm_err(-ENOMEM, "out of memory");
+	c->n_layer = n_layer;
+	c->n_expert = n_expert;
+	c->slots = o->slots;
+	c->policy = o->policy;
+	c->half_life = o->half_life > 0 ? o->half_life :
+		       o->policy == TM_XP_LFU ? LFU_HALF_LIFE : LRFU_HALF_LIFE;
+	c->L = calloc(n_layer, sizeof(*c->L));
+	if (!c->L)
+		goto nomem;
+	for (int l = 0; l < n_layer; l++) {
+		struct xlayer *x = &c->L[l];
+
+		x->slot_of = malloc(sizeof(*x->slot_of) * n_expert);
+		x->key = malloc(sizeof(*x->key) * n_expert);
+		x->expert_in = malloc(sizeof(*x->expert_in) * o->slots);
+		x->state = calloc(o->slots, sizeof(*x->state));
+		x->pf_tick = malloc(sizeof(*x->pf_tick) * o->slots);
+		if (!x->slot_of || !x->key || !x->expert_in || !x->state || !x->pf_tick)
+			goto nomem;
+		for (int e = 0; e < n_expert; e++) {
+			x->slot_of[e] = -1;
+			x->key[e] = -INFINITY;
+		}
+		for (int s = 0; s < o->slots; s++) {
+			x->expert_in[s] = -1;
+			x->pf_tick[s] = -1;
+		}
+	}
+	*out = c;
+	return 0;
+nomem:
+	tm_xcache_free(c);
+	return tm_err(-ENOMEM, "out of memory for an expert cache of %d layers", n_layer);
+}
+
+void tm_xcache_free(struct tm_xcache *c)
+{
+	if (!c)
+		return;
+	for (int l = 0; c->L && l < c->n_layer; l++) {
+		free(c->L[l].slot_of);
+		free(c->L[l].key);
+		free(c->L[l].expert_in);
+		free(c->L[l].state);
+		free(c->L[l].pf_tick);
+	}
+	free(c->L);
+	free(c);
+}
+
+void tm_xcache_tick(struct tm_xcache *c)
+{
+	c->now++;
+}
+
+static void touch(struct tm_xcache *c, struct xlayer *x, int e)
+{
+	double t = (double)c->now / c->half_life;
+
+	if (c->policy == TM_XP_OPT)
+		return;
+	if (c->policy == TM_XP_LRU)
+		x->key[e] = (double)c->now;
+	else
+		x->key[e] = t + log2(exp2(x->key[e] - t) + 1.0);
+}
+
+int tm_xcache_use(struct tm_xcache *c, int l, int e)
+{
+	struct xlayer *x = &c->L[l];
+	int s = x->slot_of[e];
+
+	x->st.uses++;
+	touch(c, x, e);
+	if (s >= 0 && x->pf_tick[s] >= 0) {
+		if (x->state[s] == TM_XS_READY)
+			x->st.pf_used++;
+		else
+			x->st.pf_late++;
+		x->pf_tick[s] = -1;
+	}
+	if (s >= 0 && x->state[s] == TM_XS_READY) {
+		x->st.hits++;
+		return s;
+	}
+	x->st.misses++;
+	return -1;
+}
+
+/*
+ * The slot to reuse: an empty one, else the one whose expert has the lowest
+ * key. Never a FILLING slot (its copy is in flight), nor one prefetched this
+ * very token (a batch of prefetches must not evict itself).
+ */
+static int victim(const struct tm_xcache *c, const struct xlayer *x)
+{
+	int best = -1;
+
+	for (int s = 0; s < c->slots; s++) {
+		if (x->state[s] == TM_XS_EMPTY)
+			return s;
+		if (x->state[s] == TM_XS_FILLING || x->pf_tick[s] == c->now)
+			continue;
+		if (best < 0 || x->key[x->expert_in[s]] < x->key[x->expert_in[best]])
+			best = s;
+	}
+	return best;
+}
+
+int tm_xcache_admit(struct tm_xcache *c, int l, int e, bool prefetch)
+{
+	struct xlayer *x = &c->L[l];
+	int s, old;
+
+	if (c->policy == TM_XP_STATIC || x->slot_of[e] >= 0)
+		return -1;
+	s = victim(c, x);
+	if (s < 0)
+		return -1;
+	old = x->expert_in[s];
+	if (!prefetch && (c->policy == TM_XP_LRFU || c->policy == TM_XP_OPT) && old >= 0 &&
+	    x->key[e] <= x->key[old])
+		return -1;
+	if (old >= 0) {
+		x->slot_of[old] = -1;
+		x->st.evicts++;
+		if (x->pf_tick[s] >= 0)
+			x->st.pf_wasted++;
+	}
+	x->expert_in[s] = (int16_t)e;
+	x->slot_of[e] = (int16_t)s;
+	x->state[s] = TM_XS_FILLING;
+	x->pf_tick[s] = prefetch ? c->now : -1;
+	if (prefetch)
+		x->st.pf_issued++;
+	else
+		x->st.admits++;
+	return s;
+}
+
+void tm_xcache_hint_next(struct tm_xcache *c, int l, int e, int64_t next)
+{
+	c->L[l].key[e] = -(double)next;
+}
+
+void tm_xcache_ready(struct tm_xcache *c, int l, int s)
+{
+	c->L[l].state[s] = TM_XS_READY;
+}
+
+int tm_xcache_slot_of(const struct tm_xcache *c, int l, int e)
+{
+	return c->L[l].slot_of[e];
+}
+
+int tm_xcache_expert_in(const struct tm_xcache *c, int l, int s)
+{
+	return c->L[l].expert_in[s];
+}
+
+enum tm_xslot_state tm_xcache_state(const struct tm_xcache *c, int l, int s)
+{
+	return (enum tm_xslot_state)c->L[l].state[s];
+}
+
+void tm_xcache_preload(struct tm_xcache *c, int l, const int *experts, int n)
+{
+	struct xlayer *x = &c->L[l];
+	int s = 0;
+
+	for (int i = 0; i < n && s < c->slots; i++) {
+		int e = experts[i];
+
+		if (e < 0 || e >= c->n_expert || x->slot_of[e] >= 0)
+			continue;
+		while (s < c->slots && x->state[s] != TM_XS_EMPTY)
+			s++;
+		if (s == c->slots)
+			break;
+		x->expert_in[s] = (int16_t)e;
+		x->slot_of[e] = (int16_t)s;
+		x->state[s] = TM_XS_READY;
+	}
+}
+
+void tm_xcache_settle(struct tm_xcache *c)
+{
+	for (int l = 0; l < c->n_layer; l++)
+		for (int s = 0; s < c->slots; s++)
+			if (c->L[l].pf_tick[s] >= 0) {
+				c->L[l].pf_tick[s] = -1;
+				c->L[l].st.pf_wasted++;
+			}
+}
+
+const struct tm_xstats *tm_xcache_layer_stats(const struct tm_xcache *c, int l)
+{
+	return &c->L[l].st;
+}
+
+void tm_xcache_total(const struct tm_xcache *c, int l0, int l1, struct tm_xstats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int l = l0; l < l1 && l < c->n_layer; l++) {
+		const struct tm_xstats *s = &c->L[l].st;
+
+		out->uses += s->uses;
+		out->hits += s->hits;
+		out->misses += s->misses;
+		out->admits += s->admits;
+		out->evicts += s->evicts;
+		out->pf_issued += s->pf_issued;
+		out->pf_used += s->pf_used;
+		out->pf_wasted += s->pf_wasted;
+		out->pf_late += s->pf_late;
+	}
+}
+
+int tm_xcache_slots(const struct tm_xcache *c)
+{
+	return c->slots;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The expert cache's trace tools as a user meets them: tiermem synth
+# --expert-trace writes a trace, tiermem bench --expert-trace replays it
+# through every policy; a malformed trace or a bad cache size is one line on
+# stderr and exit 2.
+set -u
+cd "$TOP"
+TM=$BUILD/san/tiermem
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-experts-cli.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
+check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+
+expect2() {
+	local label=$1 rc lines
+	shift
+	"$@" >"$W/out" 2>"$W/err"
+	rc=$?
+	lines=$(wc -l <"$W/err")
+	if [ $rc -eq 2 ] && [ "$lines" -eq 1 ]; then
+		ok "$label: exit 2, '$(cat "$W/err")'"
+	else
+		notok "$label: exit $rc, $lines lines on stderr: $(head -3 "$W/err")"
+	fi
+}
+
+"$TM" synth --expert-trace -o "$W/t.jsonl" --layers 8 --tokens 500 --predict-accuracy 0.9 >"$W/out" 2>"$W/err"
+rc=$?
+check "synth --expert-trace: exit 0, a header line and 500 x 8 records" \
+	'[ $rc -eq 0 ] && [ $(wc -l <"$W/t.jsonl") -eq 4001 ] && head -1 "$W/t.jsonl" | grep -q "\"format\":\"tiermem-expert-trace\",\"version\":1"'
+check "synth --expert-trace: no temp file left" '[ $(ls "$W" | wc -l) -eq 3 ]'
+
+"$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 25% --predict >"$W/b.txt" 2>"$W/err"
+rc=$?
+check "bench --expert-trace: a row per policy (and per policy with prediction), 32 slots for 25 %" \
+	'[ $rc -eq 0 ] && grep -q "32 slots per layer" "$W/b.txt" && [ $(grep -cE "^(lru|lfu|lrfu|static|opt) " "$W/b.txt") -eq 9 ]'
+"$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 32 --policy lru,opt --json >"$W/j.txt" 2>"$W/err"
+check "bench --expert-trace --json: one object per policy, OPT hits at least as often as LRU" \
+	'[ $(wc -l <"$W/j.txt") -eq 2 ] && awk -F"hit_rate\":" "{split(\$2,a,\",\"); h[NR]=a[1]} END {exit !(h[2] >= h[1])}" "$W/j.txt"'
+# bytes: 10616832 per expert, 1 GiB = 101 experts per layer... 2G over 8 layers of 10.1 MiB = 25 slots
+"$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 2G --policy lru >"$W/g.txt" 2>&1
+check "bench --expert-cache 2G: whole experts split over the MoE layers (25 per layer)" \
+	'grep -q "25 slots per layer" "$W/g.txt"'
+
+head -3 "$W/t.jsonl" >"$W/bad1.jsonl"
+echo '{"t":0,"l":0,"e":[1,2],"w":[1,0]}' >>"$W/bad1.jsonl"
+expect2 "a record with 2 of 8 experts" "$TM" bench --expert-trace "$W/bad1.jsonl" --expert-cache 8
+check "  ... names the file and line" 'grep -q "bad1.jsonl:4: .e. has 2 entries" "$W/err"'
+printf 'garbage\n' >"$W/bad2.jsonl"
+expect2 "a file that is not JSON" "$TM" bench --expert-trace "$W/bad2.jsonl" --expert-cache 8
+head -c 3000 "$W/t.jsonl" >"$W/bad3.jsonl"
+expect2 "a truncated trace" "$TM" bench --expert-trace "$W/bad3.jsonl" --expert-cache 8
+expect2 "a missing trace" "$TM" bench --expert-trace "$W/none.jsonl" --expert-cache 8
+expect2 "--expert-cache larger than a layer's experts" "$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 200
+expect2 "--expert-cache 0%" "$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 0%
+expect2 "--expert-cache nonsense" "$TM" bench --expert-trace "$W/t.jsonl" --expert-cache lots
+expect2 "--policy unknown" "$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 8 --policy fifo
+expect2 "--expert-trace without --expert-cache" "$TM" bench --expert-trace "$W/t.jsonl"
+expect2 "synth --expert-trace without -o" "$TM" synth --expert-trace --layers 2
+expect2 "synth --expert-trace --experts-used above --experts" "$TM" synth --expert-trace -o "$W/x" --experts 4 --experts-used 8
+expect2 "synth --expert-trace --locality 2" "$TM" synth --expert-trace -o "$W/x" --locality 2
+"$TM" bench --expert-trace x --help >"$W/h.txt" 2>&1
+check "bench --expert-trace --help: exit 0, names the options" '[ $? -eq 0 ] && grep -q -- "--expert-cache SIZE" "$W/h.txt"'
+
+echo "1..$n"
+exit $failed
