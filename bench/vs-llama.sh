@@ -9,9 +9,12 @@
 #
 # Without MODEL it synthesizes the two benchmark models into build/bench-models:
 # a dense llama of ~2 GB and a qwen3moe of ~4 GB (64 experts, top 8), Q4_K_M mix.
-# Bandwidth use = weight bytes per token (tiermem's count: dense weights, one
-# embedding row, the experts used) x tok/s / the read ceiling of the same round
-# (median pass of tiermem bench on 2 MiB pages, best of with/without prefetch).
+# Share of the ceiling: tiermem's is `tiermem bench --decode` (in-process, token
+# by token: a decode step, then a read of the same bytes; median over tokens),
+# at --prompt-tokens positions of context. llama.cpp's cannot be taken per token
+# from outside its process: it is its whole-run decode tok/s x the bytes a token
+# reads (the same weights, its f16 KV cache) / the read rate that tiermem's
+# in-process loop measured in the same round, just before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=3 threads=$(nproc) np=512 ng=64
@@ -44,7 +47,7 @@ for r in $(seq 1 "$rounds"); do
 		mdl=${models[$i]}
 		# the file is read once so both engines start from the page cache
 		cat "$mdl" >/dev/null
-		"$BUILD/tiermem" bench --tier anon-thp --size 1G --passes 10 -t "$threads" --json >"$out/ceil.$i.$r"
+		"$BUILD/tiermem" bench --decode "$mdl" --ctx "$np" --gen "$ng" -t "$threads" --json >"$out/share.$i.$r"
 		if [ $((r % 2)) -eq 1 ]; then order="tm peer"; else order="peer tm"; fi
 		for who in $order; do
 			if [ $who = tm ]; then
@@ -61,23 +64,24 @@ python3 - "$out" "$rounds" "$threads" "${models[@]}" <<'PY'
 import json, statistics as st, sys, os
 d, rounds, threads, models = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 med = st.median
-print(f"tiermem vs llama.cpp, {threads} threads, medians of {rounds} alternating rounds")
+print(f"tiermem vs llama.cpp, {threads} threads, medians of {rounds} alternating rounds; "
+      f"load average {open('/proc/loadavg').read().split()[0]}")
 for i, mdl in enumerate(models):
     tm = [json.load(open(f"{d}/tm.{i}.{r}")) for r in range(1, rounds + 1)]
     pe = [json.load(open(f"{d}/peer.{i}.{r}")) for r in range(1, rounds + 1)]
-    ce = []
-    for r in range(1, rounds + 1):
-        j = json.load(open(f"{d}/ceil.{i}.{r}"))
-        ce.append(max(x["median_gbs"] for x in j["tiers"][0]["read"] if x["threads"] == threads))
+    sh = [json.load(open(f"{d}/share.{i}.{r}"))["runs"][0] for r in range(1, rounds + 1)]
     bpt = med([t["bytes_per_token"] for t in tm])
     # per-round ratios, then their medians: both engines saw the same host state
     dec_ratio = med([t["decode_tok_s"] / p["decode_tok_s"] for t, p in zip(tm, pe)])
     pre_ratio = med([t["prefill_tok_s"] / p["prefill_tok_s"] for t, p in zip(tm, pe)])
-    bw_tm = med([t["decode_tok_s"] * bpt / 1e9 / c for t, c in zip(tm, ce)])
-    bw_pe = med([p["decode_tok_s"] * bpt / 1e9 / c for p, c in zip(pe, ce)])
+    bw_tm = med([s["share"] for s in sh])
+    # llama.cpp's f16 KV cache reads 2 bytes per element where ours reads kv_elem
+    peer_bytes = [s["weight_bytes"] + s["kv_bytes"] * 2 / s.get("kv_elem_bytes", 4) for s in sh]
+    bw_pe = med([p["decode_tok_s"] * b / 1e9 / s["read_gbs"] for p, b, s in zip(pe, peer_bytes, sh)])
+    ce = [s["read_gbs"] for s in sh]
     print(f"\n{os.path.basename(mdl)}: {bpt / 1e9:.3f} GB of weights per token, "
           f"read ceiling {med(ce):.1f} GB/s (median of rounds)")
-    print(f"  {'':10} {'decode tok/s':>13} {'prefill tok/s':>14} {'bandwidth use':>14}")
+    print(f"  {'':10} {'decode tok/s':>13} {'prefill tok/s':>14} {'ceiling share':>14}")
     print(f"  {'tiermem':10} {med([t['decode_tok_s'] for t in tm]):>13.2f} "
           f"{med([t['prefill_tok_s'] for t in tm]):>14.1f} {bw_tm * 100:>13.0f}%")
     print(f"  {'llama.cpp':10} {med([p['decode_tok_s'] for p in pe]):>13.2f} "

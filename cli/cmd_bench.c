@@ -69,7 +69,10 @@ static const char usage_text[] =
 	"                       experts used per token\n"
 	"  --json               one JSON object instead of tables\n"
 	"  --expert-trace FILE  replay an MoE routing trace through expert-cache policies\n"
-	"                       instead (tiermem bench --expert-trace x --help)\n";
+	"                       instead (tiermem bench --expert-trace x --help)\n"
+	"\n"
+	"tiermem bench --decode MODEL [...]: the share of this ceiling that decode of MODEL\n"
+	"reaches, measured token by token in one process (tiermem bench --decode --help).\n";
 
 static size_t default_size(void)
 {
@@ -406,6 +409,8 @@ int cmd_bench(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (!strncmp(argv[i], "--expert-trace", 14))
 			return cmd_bench_experts(argc, argv);
+		else if (!strcmp(argv[i], "--decode") || !strncmp(argv[i], "--decode=", 9))
+			return cmd_bench_decode(argc, argv);
 	memset(&o, 0, sizeof(o));
 	ret = parse_opts(&o, argc, argv);
 	if (ret)

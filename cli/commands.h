@@ -7,6 +7,8 @@
  * name. Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input.
  */
 int cmd_bench(int argc, char **argv);
+/* tiermem bench --decode MODEL (cmd_bench hands it argv when --decode is given) */
+int cmd_bench_decode(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -28,6 +28,19 @@ struct tm_bw {
 int tm_bench_read(const struct tm_mapping *m, size_t bytes, struct tm_pool *pool,
 		  size_t prefetch, int passes, struct tm_bw *out);
 
+/* A span of memory to read. */
+struct tm_range {
+	const void *p;
+	size_t n;
+};
+
+/*
+ * Read n ranges once with every thread of pool, threads taking 2 MiB chunks
+ * from a shared cursor: the read loop of tm_bench_read, over any memory (the
+ * weights and KV cache a decode step just read, for tm_bench_decode).
+ */
+void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch);
+
 struct tm_touch {
 	size_t bytes;
 	double ms_per_gib;
@@ -48,6 +61,31 @@ struct tm_ref_tier {
 /* Reference tiers (HBM3e ... NVMe Gen5), for ceilings next to the measured ones. */
 extern const struct tm_ref_tier tm_ref_tiers[];
 extern const int tm_n_ref_tiers;
+
+/*
+ * The share of the read ceiling a decode step reaches, measured in-process:
+ * n_tokens times, one decode step (greedy, from c's current position), then a
+ * read of the same number of bytes from the same memory by the same threads
+ * (lib/gen/bench_decode.c says exactly which bytes). share is the median over
+ * tokens of read time / decode time; q1 and q3 its quartiles.
+ */
+struct tm_decode_share {
+	int tokens;
+	int n_pos;			/* context positions before the first measured token */
+	double share, share_q1, share_q3;
+	double decode_tok_s;		/* 1 / the median decode step */
+	double read_gbs;		/* bytes per token / the median read */
+	double weight_bytes, kv_bytes;	/* read per token (means) */
+};
+
+struct tm_ctx;
+/*
+ * Resets c and puts it at position n_pos (random keys and values before it,
+ * a real token at n_pos - 1); two warm-up steps follow, not counted. c needs
+ * room for n_pos + 2 + n_tokens positions.
+ */
+int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
+		    struct tm_decode_share *out);
 
 /* The median of n values (sorts v in place). */
 double tm_median(double *v, int n);

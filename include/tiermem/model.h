@@ -175,6 +175,7 @@ struct tm_ctx {
 	float *acc;			/* the weighted sum of the experts */
 	/* accounting: weight bytes the forward passes have read so far, in all and per mapping */
 	uint64_t weight_bytes;
+	uint64_t kv_bytes;		/* KV cache bytes attention has read */
 	uint64_t map_bytes[TM_MODEL_MAX_MAPS];
 	uint64_t n_evals;		/* forward batches */
 	uint64_t handoffs;		/* jobs handed to the pool (each wakes every thread once) */
@@ -186,6 +187,8 @@ int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool 
 void tm_ctx_free(struct tm_ctx *c);
 /* Forget the sequence (the cache is overwritten as positions are reused). */
 void tm_ctx_reset(struct tm_ctx *c);
+/* Bytes one position of one layer takes in the K cache (and in the V cache). */
+size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c);
 
 /*
  * Evaluate n tokens at positions n_past .. n_past + n - 1 and advance n_past.

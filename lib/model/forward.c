@@ -151,6 +151,11 @@ void tm_ctx_reset(struct tm_ctx *c)
 	c->n_past = 0;
 }
 
+size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c)
+{
+	return sizeof(float) * c->m->hp.n_head_kv * c->m->hp.head_dim;
+}
+
 static struct tm_matvec job(const struct tm_weight *w, int mat, const float *x, float *y)
 {
 	return (struct tm_matvec){
@@ -230,6 +235,8 @@ static void attend(struct tm_ctx *c, struct tm_ctx *s, int layer, int row, int p
 		.out = c->att + row * QD, .out_stride = QD,
 		.scratch = s->scores, .scratch_stride = (size_t)s->n_ctx,
 	});
+	/* query t reads the K and V rows of positions 0 .. pos0 + t */
+	c->kv_bytes += 2 * tm_ctx_kv_row_bytes(c) * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
 }
 
 static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const struct tm_layer *L,

@@ -57,48 +57,82 @@ double tm_decode_ceiling(double read_gbs, double active_bytes)
 #define READ_CHUNK (2UL << 20)
 
 struct read_job {
-	const char *base;
-	size_t bytes;
+	const struct tm_range *r;
+	int n;
+	size_t total;
 	size_t prefetch;
 	_Alignas(64) atomic_size_t next;
 	_Alignas(64) volatile uint64_t sink[64];	/* one slot per thread, 8 apart */
 };
 
+static size_t whole_chunks(size_t n)
+{
+	return (n + READ_CHUNK - 1) / READ_CHUNK * READ_CHUNK;
+}
+
+/*
+ * The chunk at cursor offset off, each range rounded up to whole chunks so no
+ * chunk straddles two ranges: its pointer and length (never 0).
+ */
+static const char *chunk_at(const struct read_job *j, size_t off, size_t *len)
+{
+	int i = 0;
+
+	while (off >= whole_chunks(j->r[i].n)) {
+		off -= whole_chunks(j->r[i].n);
+		i++;
+	}
+	*len = j->r[i].n - off < READ_CHUNK ? j->r[i].n - off : READ_CHUNK;
+	return (const char *)j->r[i].p + off;
+}
+
 static void read_share(void *p, int ith, int nth)
 {
 	struct read_job *j = p;
 	uint64_t sum = 0;
-	size_t off;
+	size_t off, len;
 
-	while ((off = atomic_fetch_add_explicit(&j->next, READ_CHUNK, memory_order_relaxed)) < j->bytes) {
-		size_t n = j->bytes - off < READ_CHUNK ? j->bytes - off : READ_CHUNK;
+	(void)nth;
+	while ((off = atomic_fetch_add_explicit(&j->next, READ_CHUNK, memory_order_relaxed)) < j->total) {
+		const char *c = chunk_at(j, off, &len);
 
-		sum ^= tm_stream_read(j->base + off, n, j->prefetch);
+		sum ^= tm_stream_read(c, len, j->prefetch);
 	}
 	j->sink[(ith * 8) % 64] = sum;
+}
+
+void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch)
+{
+	static struct read_job job;	/* aligned members; one reader at a time */
+	size_t total = 0;
+
+	for (int i = 0; i < n; i++)
+		total += whole_chunks(r[i].n);
+	job.r = r;
+	job.n = n;
+	job.prefetch = prefetch;
+	job.total = total;
+	atomic_store(&job.next, 0);
+	if (total)
+		tm_pool_run(pool, read_share, &job);
 }
 
 int tm_bench_read(const struct tm_mapping *m, size_t bytes, struct tm_pool *pool,
 		  size_t prefetch, int passes, struct tm_bw *out)
 {
-	static struct read_job job;	/* aligned members; one benchmark at a time */
+	struct tm_range r = { m->addr, bytes };
 	double *gbs;
 
 	if (!bytes || bytes > m->size || passes < 1)
 		return tm_err(-EINVAL, "bench: %zu bytes of a %zu-byte mapping, %d passes", bytes, m->size, passes);
-	job.base = m->addr;
-	job.bytes = bytes;
-	job.prefetch = prefetch;
-	atomic_store(&job.next, 0);
 	gbs = calloc(passes, sizeof(*gbs));
 	if (!gbs)
 		return tm_err(-ENOMEM, "bench: out of memory");
-	tm_pool_run(pool, read_share, &job);	/* warm-up: TLB, page tables, clocks */
+	tm_read_ranges(pool, &r, 1, prefetch);	/* warm-up: TLB, page tables, clocks */
 	for (int i = 0; i < passes; i++) {
 		double t = now_s();
 
-		atomic_store(&job.next, 0);
-		tm_pool_run(pool, read_share, &job);
+		tm_read_ranges(pool, &r, 1, prefetch);
 		gbs[i] = bytes / (now_s() - t) / 1e9;
 	}
 	out->threads = tm_pool_threads(pool);

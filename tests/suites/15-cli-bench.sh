@@ -44,6 +44,29 @@ PY
 then ok "bench --model takes the active bytes per token from a GGUF"
 else notok "bench --model: $mj"; fi
 
+# bench --decode: the in-process share of the ceiling. The figure itself is
+# host-dependent; what must hold is its bookkeeping: the weight bytes a token
+# reads are the model's active bytes, KV bytes grow with the context exactly
+# as attention reads them (positions 0 .. pos for each token: the same bytes
+# per position at every context length),
+# and the share is a positive ratio with ordered quartiles.
+dj=$("$tm" bench --decode "$model" --ctx 8 --ctx 200 --gen 6 -t 2 --json 2>&1)
+if python3 - "$dj" "$mj" <<'PY'
+import json, sys
+j, active = json.loads(sys.argv[1]), json.loads(sys.argv[2])["active_bytes"]
+a, b = j["runs"]
+assert a["ctx"] == 10 and b["ctx"] == 202 and a["tokens"] == 6, j
+for r in (a, b):
+    assert r["weight_bytes"] == active, (r["weight_bytes"], active)
+    assert 0 < r["share_q1"] <= r["share"] <= r["share_q3"], r
+    assert r["decode_tok_s"] > 0 and r["read_gbs"] > 0, r
+# the 6 tokens read positions 0 .. ctx+k for k = 0..5: ctx + 3.5 rows on average
+pa, pb = a["kv_bytes"] / (10 + 3.5), b["kv_bytes"] / (202 + 3.5)
+assert pa > 0 and abs(pa - pb) < 1e-6 * pa and pa == int(pa), (a, b)
+PY
+then ok "bench --decode: share and quartiles, weight bytes = active bytes, KV bytes per context"
+else notok "bench --decode: $dj"; fi
+
 expect_usage() {
 	local what=$1; shift
 	local so se code
@@ -67,5 +90,11 @@ expect_usage "bad size" --size 12Q
 expect_usage "stray argument" extra
 expect_usage "model that is not GGUF" --model /etc/passwd
 expect_usage "missing model" --model /nonexistent.gguf
+expect_usage "decode: missing model" --decode /nonexistent.gguf
+expect_usage "decode: not a GGUF" --decode /etc/passwd
+expect_usage "decode: more threads than CPUs" --decode "$model" -t 100000
+expect_usage "decode: zero threads" --decode "$model" -t 0
+expect_usage "decode: context beyond the model's" --decode "$model" --ctx 1000000
+expect_usage "decode: zero tokens" --decode "$model" --gen 0
 rm -f "$tmpf"
 exit $rc

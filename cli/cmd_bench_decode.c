@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem bench --decode MODEL: the share of the read ceiling decode reaches,
+ * measured in-process token by token (tm_bench_decode), at one or more
+ * context lengths.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "kernels/kernels.h"
+#include "tiermem/bench.h"
+#include "tiermem/error.h"
+#include "tiermem/model.h"
+
+#define CMD "bench"
+#define MAX_CTX 8
+
+static const char usage[] =
+	"usage: tiermem bench --decode MODEL [--ctx P]... [--gen N] [-t T] [--weights W] [--json]\n"
+	"Decodes N tokens greedily after P positions of context and, after each decode\n"
+	"step, reads as many bytes of the same memory with the same threads (the weight\n"
+	"mappings, then the KV cache rows attention read). Prints the median over tokens\n"
+	"of read time / decode time: the share of the read ceiling decode reaches, which\n"
+	"a noisy host cannot fake as it can a decode figure and a ceiling taken apart.\n"
+	"\n"
+	"  --ctx P          positions of context before the first measured token (default\n"
+	"                   64; repeat for several). Positions before P - 1 hold random\n"
+	"                   keys and values: attention's speed does not depend on them\n"
+	"  --gen N          tokens measured per context (default 32; 2 more warm up)\n"
+	"  -t, --threads T  threads (default: the CPUs this process may use)\n"
+	"  --weights W      auto, mmap or ddr, as tiermem run (default auto)\n"
+	"  --prefetch BYTES software prefetch distance of the read loop (default 8K)\n"
+	"  --json           one JSON object\n";
+
+static int cpus_allowed(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) < 1)
+		return 1;
+	return CPU_COUNT(&set);
+}
+
+int cmd_bench_decode(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "decode", required_argument, NULL, 'd' },
+		{ "ctx", required_argument, NULL, 'c' },
+		{ "gen", required_argument, NULL, 'g' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "weights", required_argument, NULL, 'W' },
+		{ "prefetch", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *path = NULL;
+	long ctx[MAX_CTX], n_gen = 32, threads = cpus_allowed(), max_ctx = 0;
+	int n_ctx = 0, json = 0, load = TM_LOAD_AUTO, c, err, rc = 1;
+	uint64_t prefetch = 8192;
+	struct tm_model m = { 0 };
+	struct tm_pool *pool = NULL;
+	struct tm_ctx *tc = NULL;
+	struct tm_decode_share res[MAX_CTX];
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': path = optarg; break;
+		case 'c':
+			if (n_ctx == MAX_CTX)
+				return usage_error(CMD, "--ctx: at most %d", MAX_CTX);
+			if (parse_long("--ctx", optarg, 1, 1 << 20, &ctx[n_ctx]))
+				return EXIT_USAGE;
+			n_ctx++;
+			break;
+		case 'g':
+			if (parse_long("--gen", optarg, 1, 100000, &n_gen))
+				return EXIT_USAGE;
+			break;
+		case 't':
+			if (parse_long("-t", optarg, 1, 1024, &threads))
+				return EXIT_USAGE;
+			break;
+		case 'W':
+			if ((load = tm_load_parse(optarg)) < 0)
+				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
+			break;
+		case 'p':
+			if (parse_size("--prefetch", optarg, &prefetch))
+				return EXIT_USAGE;
+			if (prefetch > (1 << 20))
+				return usage_error(CMD, "--prefetch: at most 1M bytes");
+			break;
+		case 'j': json = 1; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	if (!n_ctx)
+		ctx[n_ctx++] = 64;
+	for (int i = 0; i < n_ctx; i++)
+		max_ctx = ctx[i] > max_ctx ? ctx[i] : max_ctx;
+	if (threads > cpus_allowed())
+		return usage_error(CMD, "-t %ld: more threads than the %d CPUs this process may use "
+				   "would measure threads fighting for CPUs", threads, cpus_allowed());
+
+	err = tm_model_open(&m, path, load);
+	if (err)
+		return tm_model_err_is_input(err) ? usage_error(CMD, "%s", tm_strerror())
+						  : run_error(CMD, "%s", tm_strerror());
+	if (max_ctx + 2 + n_gen > m.hp.n_ctx_train) {
+		rc = usage_error(CMD, "--ctx %ld plus %ld tokens exceed the model's context of %d",
+				 max_ctx, n_gen + 2, m.hp.n_ctx_train);
+		goto out;
+	}
+	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	if (!pool) {
+		rc = run_error(CMD, "cannot start %ld threads", threads);
+		goto out;
+	}
+	if ((err = tm_ctx_create(&tc, &m, pool, (int)(max_ctx + 2 + n_gen), 1))) {
+		rc = run_error(CMD, "%s", tm_strerror());
+		goto out;
+	}
+	for (int i = 0; i < n_ctx; i++) {
+		if (isatty(2))
+			fprintf(stderr, "\rtiermem bench: decode at %ld positions ", ctx[i]);
+		if ((err = tm_bench_decode(tc, (int)ctx[i], (int)n_gen, prefetch, &res[i]))) {
+			rc = run_error(CMD, "%s", tm_strerror());
+			goto out;
+		}
+	}
+	if (isatty(2))
+		fprintf(stderr, "\r%60s\r", "");
+	if (json) {
+		printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%ld,\"isa\":\"%s\",\"runs\":[",
+		       path, m.maps[0].backend, threads, tm_kernels_isa());
+		for (int i = 0; i < n_ctx; i++)
+			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,"
+			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f}",
+			       i ? "," : "", (double)tm_ctx_kv_row_bytes(tc) / ((size_t)m.hp.n_head_kv * m.hp.head_dim),
+			       res[i].n_pos, res[i].tokens, res[i].share, res[i].share_q1,
+			       res[i].share_q3, res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes,
+			       res[i].kv_bytes);
+		printf("]}\n");
+	} else {
+		printf("%s: %s weights, %ld threads, %s kernels, %d tokens per context\n", path,
+		       m.maps[0].backend, threads, tm_kernels_isa(), res[0].tokens);
+		printf("%8s %10s %10s %10s %12s %12s %14s\n", "context", "share", "q1", "q3",
+		       "decode tok/s", "read GB/s", "MB per token");
+		for (int i = 0; i < n_ctx; i++)
+			printf("%8d %9.1f%% %9.1f%% %9.1f%% %12.2f %12.1f %8.1f+%.1f KV\n", res[i].n_pos,
+			       res[i].share * 100, res[i].share_q1 * 100, res[i].share_q3 * 100,
+			       res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes / 1e6,
+			       res[i].kv_bytes / 1e6);
+	}
+	rc = 0;
+out:
+	tm_ctx_free(tc);
+	tm_pool_destroy(pool);
+	tm_model_free(&m);
+	return rc;
+}
