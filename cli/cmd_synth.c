@@ -425,6 +425,9 @@ static void help(FILE *f)
 "                      expert's ff is --ff for llama, --expert-ff for qwen3moe\n"
 "  --seed N            random seed (default 1)\n"
 "  --dry-run           print the shape and size, write nothing\n"
+"  --header-only       write the metadata and tensor table only, no tensor data: a\n"
+"                      file of a few MB that `tiermem plan` (not run) reads, for\n"
+"                      models that cannot exist here (e.g. a 1T-parameter MoE)\n"
 "  -q, --quiet         no progress on stderr\n"
 "  --expert-trace      write a synthetic MoE routing trace instead of a model\n"
 "                      (tiermem synth --expert-trace --help)\n"
@@ -465,7 +468,7 @@ struct opts {
 	uint32_t file_type;
 	uint64_t seed, size;
 	double params;
-	bool dry, quiet, moe_alias;
+	bool dry, quiet, moe_alias, header_only;
 	long set[16];		/* explicit dimensions, -1 when not given */
 };
 
@@ -497,6 +500,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
 			o->quiet = true;
+			continue;
+		}
+		if (!strcmp(a, "--header-only")) {
+			o->header_only = true;
 			continue;
 		}
 		for (k = 0; k < O_N; k++)
@@ -833,6 +840,11 @@ int cmd_synth(int argc, char **argv)
 		snprintf(desc + l, sizeof(desc) - l, ", %u experts (top %u, ff %u)", s->experts, s->experts_used,
 			 s->arch == ARCH_QWEN3MOE ? s->expert_ff : s->ff);
 	}
+	if (o.header_only) {
+		size_t l = strlen(desc);
+
+		snprintf(desc + l, sizeof(desc) - l, "; header only (no tensor data)");
+	}
 	if (o.dry) {
 		printf("%s\n", desc);
 		free(t);
@@ -849,8 +861,10 @@ int cmd_synth(int argc, char **argv)
 		signal(SIGTERM, on_signal);
 		signal(SIGHUP, on_signal);
 	}
-	err = err ?: write_data(w, &o, t, n);
-	err = err ?: tm_gguf_writer_finish(w);
+	if (o.header_only)
+		err = err ?: tm_gguf_writer_finish_header(w);
+	else
+		err = err ?: write_data(w, &o, t, n) ?: tm_gguf_writer_finish(w);
 	partial = NULL;
 	tm_gguf_writer_free(w);
 	free(t);

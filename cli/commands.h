@@ -19,5 +19,6 @@ int cmd_stats(int argc, char **argv);
 /* bench --expert-trace and synth --expert-trace: the expert cache's trace tools */
 int cmd_bench_experts(int argc, char **argv);
 int cmd_synth_trace(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct command {
 	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
 	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
+	{ "plan", cmd_plan, "place a model's tensors on memory tiers and predict tok/s (no memory touched)" },
 	{ "synth", cmd_synth, "write a GGUF model with random weights (llama, llama-moe, qwen3, qwen3moe; any type)" },
 	{ "convert", cmd_convert, "convert a llama2.c checkpoint to GGUF" },
 	{ "info", cmd_info, "the tiermem module: version, tiers, PMEM, regions with state, size, owner" },

@@ -128,6 +128,18 @@ struct tm_plan_opts {
 	uint64_t align;
 };
 
+struct tm_pool;
+
+/*
+ * Measure t's read bandwidth here and now (256 MiB of its kind read with
+ * tiermem bench's loop on every thread of pool, best of 3 passes) into
+ * t->gbps: ddr and node:N anonymous memory, file a temporary file in its path
+ * (or TMPDIR), pmem its path (a devdax device, a DAX file or a directory on a
+ * DAX filesystem). -ENODEV for a NUMA node this machine lacks, -EINVAL for a
+ * kind that cannot be measured here (vram, pmem without a path).
+ */
+int tm_tier_measure(struct tm_tier_spec *t, struct tm_pool *pool);
+
 /* NAME=KIND:SIZE[@GBPS] -> spec; -EINVAL with a message naming the part that is wrong. */
 int tm_tier_spec_parse(const char *arg, struct tm_tier_spec *out);
 /* REGEX=TIER -> override (the regex is checked with regcomp). */

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem plan: which tier each tensor of a model goes to and the tok/s that
+ * should give, from the model's tensor table alone (a header-only GGUF of a
+ * model that cannot exist on this machine will do).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "kernels/pool.h"
+#include "tiermem/error.h"
+#include "tiermem/gguf.h"
+#include "tiermem/mapping.h"
+#include "tiermem/plan.h"
+
+#define CMD "plan"
+
+static const char usage[] =
+	"usage: tiermem plan -m MODEL --tier NAME=KIND:SIZE[@GBPS][,ch=GROUP][,path=PATH] ...\n"
+	"                    [-ot REGEX=TIER ...] [--overlap] [--layer-order] [--json] [-v]\n"
+	"\n"
+	"Places every tensor of MODEL on the tiers and predicts decode speed:\n"
+	"seconds per token = sum over tiers of bytes read from it per token / its GB/s.\n"
+	"Tensors read every token (attention, norms, output, router, shared experts, dense\n"
+	"FFNs) fill the fastest tier first, then routed experts by expected reads per token\n"
+	"(expert_used_count / expert_count of their bytes), the token embedding (one row per\n"
+	"token) last. Prints per tier: bytes, tensors, bytes read per token and predicted\n"
+	"tok/s; per class of tensor where it went and why; and what moved compared with\n"
+	"placing tensors in file order. Documentation/tiermem-plan.rst has the model.\n"
+	"\n"
+	"  -m, --model FILE     a GGUF model; a header-only one (tiermem synth --header-only)\n"
+	"                       is enough: only the tensor table and metadata are read\n"
+	"  --tier SPEC          a tier (repeatable, 1 to 8): NAME=KIND:SIZE[@GBPS]\n"
+	"                       KIND: ddr, pmem, node:N (CXL, KMEM Optane, the other socket),\n"
+	"                       file (a plain file standing in for PMEM), vram. SIZE: 64G, 1T.\n"
+	"                       GBPS: read GB/s (1e9 B/s); without it the bandwidth is\n"
+	"                       measured here and now with tiermem bench's read loop (256 MiB,\n"
+	"                       all threads, best of 3; never cached: this host's ceiling\n"
+	"                       moves): ddr and node:N anonymous memory, file a temporary file\n"
+	"                       in its path or TMPDIR, pmem its path (vram: give @GBPS)\n"
+	"                       ,ch=GROUP: tiers with the same group share memory channels\n"
+	"                       ,path=PATH: the device or directory a pmem/file tier uses\n"
+	"  -ot, --override-tensor REGEX=TIER\n"
+	"                       tensors whose name matches (POSIX extended regex, searched\n"
+	"                       anywhere in the name) go to TIER, whatever the plan says;\n"
+	"                       the first match wins (repeatable)\n"
+	"  --overlap            predict for reads from different channel groups at once (a\n"
+	"                       prefetcher); default: one tensor at a time, as decode reads\n"
+	"  --layer-order        the naive placement instead: tensors in file order, the\n"
+	"                       fastest tier until one does not fit, then the next\n"
+	"  -t, --threads N      threads for measuring bandwidths (default: all CPUs)\n"
+	"  --json               the plan as JSON (what tiermem import --plan reads)\n"
+	"  -v, --verbose        also list every tensor with its tier and why\n"
+	"\n"
+	"Exit status: 0 planned, 2 bad input or the model does not fit the tiers (the\n"
+	"message says how many bytes are missing), 1 a failure to run.\n";
+
+static int cpus(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) < 1 ? 1 : CPU_COUNT(&set);
+}
+
+/* Bytes read per token: decimal, as bandwidths are GB/s. */
+static void gb(char *buf, size_t n, double bytes)
+{
+	if (bytes >= 1e9)
+		snprintf(buf, n, "%.2f GB", bytes / 1e9);
+	else if (bytes >= 1e6)
+		snprintf(buf, n, "%.2f MB", bytes / 1e6);
+	else
+		snprintf(buf, n, "%.1f kB", bytes / 1e3);
+}
+
+/* Sizes: binary, as --tier 768G means 768 GiB. */
+static void gib(char *buf, size_t n, double bytes)
+{
+	if (bytes >= 1073741824.0)
+		snprintf(buf, n, "%.2f GiB", bytes / 1073741824.0);
+	else if (bytes >= 1048576.0)
+		snprintf(buf, n, "%.2f MiB", bytes / 1048576.0);
+	else
+		snprintf(buf, n, "%.1f KiB", bytes / 1024.0);
+}
+
+static void print_tiers(const struct tm_plan *p)
+{
+	char cap[32], bytes[32], rd[32];
+
+	printf("%-10s %-8s %11s %9s %11s %8s %13s %12s %9s\n", "tier", "kind", "capacity", "GB/s",
+	       "bytes", "tensors", "read/token", "ms/token", "tok/s");
+	for (int i = 0; i < p->n_tiers; i++) {
+		const struct tm_tier_spec *t = &p->tiers[i];
+		double sec = p->tier_read[i] / (t->gbps * 1e9);
+		char kind[24];
+
+		if (t->kind == TM_KIND_NODE)
+			snprintf(kind, sizeof(kind), "node:%d", t->node);
+		else
+			snprintf(kind, sizeof(kind), "%s", tm_tier_kind_name(t->kind));
+		gib(cap, sizeof(cap), (double)t->capacity);
+		gib(bytes, sizeof(bytes), (double)p->tier_bytes[i]);
+		gb(rd, sizeof(rd), p->tier_read[i]);
+		printf("%-10s %-8s %11s %8.1f%s %11s %8zu %13s %12.3f %9.2f\n", t->name, kind, cap, t->gbps,
+		       t->gbps_given ? " " : "*", bytes, p->tier_count[i], rd, sec * 1e3, sec > 0 ? 1 / sec : 0);
+	}
+	for (int i = 0; i < p->n_tiers; i++)
+		if (!p->tiers[i].gbps_given) {
+			printf("  * measured here now (tiermem bench's read loop, 256 MiB, best of 3)\n");
+			break;
+		}
+	for (int i = 0; i < p->n_tiers; i++)
+		if (p->tiers[i].kind == TM_KIND_FILE) {
+			printf("  %s: file (not persistent memory)\n", p->tiers[i].name);
+		}
+	printf("  tok/s per tier: if that tier's reads were the whole token\n");
+}
+
+static void print_classes(const struct tm_plan *p)
+{
+	printf("\n%-16s %-10s %8s %11s %13s  %s\n", "class", "tier", "tensors", "bytes", "read/token", "why");
+	for (int c = 0; c < TM_TC_COUNT; c++)
+		for (int i = 0; i < p->n_tiers; i++) {
+			size_t n = 0;
+			double bytes = 0, rd = 0;
+			const char *why = "";
+			char b[32], r[32];
+
+			for (size_t k = 0; k < p->n_tensors; k++) {
+				const struct tm_plan_tensor *t = &p->tensors[k];
+
+				if ((int)t->cls != c || t->tier != i)
+					continue;
+				if (!n++)
+					why = t->why;
+				bytes += (double)t->bytes;
+				rd += t->read_per_token;
+			}
+			if (!n)
+				continue;
+			gib(b, sizeof(b), bytes);
+			gb(r, sizeof(r), rd);
+			printf("%-16s %-10s %8zu %11s %13s  %s\n", tm_tensor_class_name(c), p->tiers[i].name, n, b, r, why);
+		}
+}
+
+/* What the planner did differently from file order: tensors per class, from and to. */
+static void print_moves(const struct tm_plan *p, const struct tm_plan *naive)
+{
+	int printed = 0;
+
+	printf("\nmoved, compared with file order (--layer-order: %.2f tok/s):\n",
+	       naive->sec_per_token > 0 ? 1 / naive->sec_per_token : 0);
+	for (int c = 0; c < TM_TC_COUNT; c++)
+		for (int from = 0; from < p->n_tiers; from++)
+			for (int to = 0; to < p->n_tiers; to++) {
+				size_t n = 0;
+				double bytes = 0, rd = 0;
+				const char *first = NULL, *why = "";
+				char b[32], r[32];
+
+				if (from == to)
+					continue;
+				for (size_t k = 0; k < p->n_tensors; k++) {
+					const struct tm_plan_tensor *t = &p->tensors[k];
+
+					if ((int)t->cls != c || naive->tensors[k].tier != from || t->tier != to)
+						continue;
+					if (!n++) {
+						first = t->name;
+						why = t->why;
+					}
+					bytes += (double)t->bytes;
+					rd += t->read_per_token;
+				}
+				if (!n)
+					continue;
+				gib(b, sizeof(b), bytes);
+				gb(r, sizeof(r), rd);
+				printf("  %zu %s tensor%s (%s%s; %s, %s read/token): %s -> %s: %s\n", n,
+				       tm_tensor_class_name(c), n > 1 ? "s" : "", n > 1 ? "first " : "", first, b, r,
+				       p->tiers[from].name, p->tiers[to].name, why);
+				printed++;
+			}
+	if (!printed)
+		printf("  nothing: file order gives the same placement\n");
+}
+
+static void print_tensors(const struct tm_plan *p)
+{
+	printf("\n%-48s %-16s %-10s %12s %14s  %s\n", "tensor", "class", "tier", "bytes", "read/token", "why");
+	for (size_t k = 0; k < p->n_tensors; k++) {
+		const struct tm_plan_tensor *t = &p->tensors[k];
+
+		printf("%-48s %-16s %-10s %12llu %14.0f  %s\n", t->name, tm_tensor_class_name(t->cls),
+		       p->tiers[t->tier].name, (unsigned long long)t->bytes, t->read_per_token, t->why);
+	}
+}
+
+static void print_plan(const char *path, const struct tm_gguf *g, const struct tm_plan *p,
+		       const struct tm_plan *naive, int naive_err, bool verbose)
+{
+	double total = 0, rd = 0;
+	struct tm_gguf_str arch = { "?", 1 };
+	char a[32], b[32];
+
+	for (size_t k = 0; k < p->n_tensors; k++) {
+		total += (double)p->tensors[k].bytes;
+		rd += p->tensors[k].read_per_token;
+	}
+	tm_gguf_get_str(g, "general.architecture", &arch);
+	gib(a, sizeof(a), total);
+	gb(b, sizeof(b), rd);
+	printf("model: %s (%.*s, %zu tensors, %s; %s read per token)\n\n", path, (int)arch.len, arch.ptr,
+	       p->n_tensors, a, b);
+	print_tiers(p);
+	printf("\npredicted: %.2f tok/s (%.3f ms/token; %s)\n", 1 / p->sec_per_token, p->sec_per_token * 1e3,
+	       p->overlap ? "channel groups read at once, tiers in a group share its channels" :
+			    "tiers read one after another, as decode reads one tensor at a time");
+	print_classes(p);
+	if (!p->layer_order) {
+		if (naive_err)
+			printf("\nfile order (--layer-order) does not fit these tiers: %s\n", tm_strerror());
+		else
+			print_moves(p, naive);
+	}
+	if (verbose)
+		print_tensors(p);
+}
+
+/* llama.cpp spells it -ot; getopt knows one-letter short options only. */
+static char **spell_ot(int argc, char **argv)
+{
+	char **v = calloc((size_t)argc + 1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (int i = 0; i < argc; i++)
+		v[i] = strcmp(argv[i], "-ot") ? argv[i] : "--override-tensor";
+	return v;
+}
+
+struct plan_args {
+	const char *model;
+	struct tm_tier_spec tiers[TM_PLAN_MAX_TIERS];
+	struct tm_override ot[64];
+	struct tm_plan_opts o;
+	long threads;
+	bool json, verbose;
+};
+
+static int parse_args(int argc, char **argv, struct plan_args *a)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "tier", required_argument, NULL, 'T' },
+		{ "override-tensor", required_argument, NULL, 'O' },
+		{ "overlap", no_argument, NULL, 'o' },
+		{ "layer-order", no_argument, NULL, 'L' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	a->o.tiers = a->tiers;
+	a->o.ot = a->ot;
+	a->threads = cpus();
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:t:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': a->model = optarg; break;
+		case 'T':
+			if (a->o.n_tiers == TM_PLAN_MAX_TIERS)
+				return usage_error(CMD, "at most %d tiers", TM_PLAN_MAX_TIERS);
+			if (tm_tier_spec_parse(optarg, &a->tiers[a->o.n_tiers]))
+				return usage_error(CMD, "%s", tm_strerror());
+			a->o.n_tiers++;
+			break;
+		case 'O':
+			if (a->o.n_ot == (int)(sizeof(a->ot) / sizeof(a->ot[0])))
+				return usage_error(CMD, "at most %zu -ot overrides", sizeof(a->ot) / sizeof(a->ot[0]));
+			if (tm_override_parse(optarg, &a->ot[a->o.n_ot]))
+				return usage_error(CMD, "%s", tm_strerror());
+			a->o.n_ot++;
+			break;
+		case 'o': a->o.overlap = true; break;
+		case 'L': a->o.layer_order = true; break;
+		case 't':
+			if (parse_long("-t", optarg, 1, 1024, &a->threads))
+				return EXIT_USAGE;
+			break;
+		case 'j': a->json = true; break;
+		case 'v': a->verbose = true; break;
+		case 'h': fputs(usage, stdout); return -1;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	if (!a->model)
+		return usage_error(CMD, "no model: give -m MODEL.gguf (a header-only one will do)");
+	if (!a->o.n_tiers)
+		return usage_error(CMD, "no tiers: give --tier NAME=KIND:SIZE[@GBPS] at least once");
+	return 0;
+}
+
+/* Bandwidths the user left out, measured here; one pool for all of them. */
+static int measure_missing(struct plan_args *a)
+{
+	struct tm_pool *pool = NULL;
+	int rc = 0;
+
+	for (int i = 0; i < a->o.n_tiers && !rc; i++) {
+		int err;
+
+		if (a->tiers[i].gbps_given)
+			continue;
+		if (!pool && !(pool = tm_pool_create((int)a->threads, TM_POOL_PIN)))
+			return run_error(CMD, "cannot start %ld threads", a->threads);
+		if ((err = tm_tier_measure(&a->tiers[i], pool)))
+			rc = err == -ENOMEM || err == -EIO ? run_error(CMD, "%s", tm_strerror()) :
+							     usage_error(CMD, "%s", tm_strerror());
+	}
+	tm_pool_destroy(pool);
+	return rc;
+}
+
+int cmd_plan(int argc, char **argv)
+{
+	struct plan_args a = { 0 };
+	struct tm_plan p = { 0 }, naive = { 0 };
+	struct tm_mapping map;
+	struct tm_gguf g;
+	char **v = spell_ot(argc, argv);
+	int rc, err, naive_err = 0;
+
+	if (!v)
+		return run_error(CMD, "out of memory");
+	rc = parse_args(argc, v, &a);
+	free(v);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if ((err = tm_map_file(&map, a.model, 0)))
+		return usage_error(CMD, "%s", tm_strerror());
+	if ((err = tm_gguf_parse_flags(&g, map.addr, map.size, TM_GGUF_HEADER_ONLY))) {
+		rc = err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
+		goto out_map;
+	}
+	if ((rc = measure_missing(&a)))
+		goto out;
+	if ((err = tm_plan_make(&p, &g, &a.o))) {
+		rc = err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
+		goto out;
+	}
+	if (a.json) {
+		rc = tm_plan_write_json(&p, stdout) ? run_error(CMD, "%s", tm_strerror()) : 0;
+		goto out;
+	}
+	if (!a.o.layer_order) {
+		struct tm_plan_opts no = a.o;
+
+		no.layer_order = true;
+		naive_err = tm_plan_make(&naive, &g, &no);
+	}
+	print_plan(a.model, &g, &p, &naive, naive_err, a.verbose);
+	rc = 0;
+out:
+	tm_plan_free(&naive);
+	tm_plan_free(&p);
+	tm_gguf_free(&g);
+out_map:
+	tm_unmap(&map);
+	return rc;
+}
