@@ -16,6 +16,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* bench --expert-trace and synth --expert-trace: the expert cache's trace tools */
 int cmd_bench_experts(int argc, char **argv);
 int cmd_synth_trace(int argc, char **argv);

@@ -12,6 +12,7 @@ static const struct command {
 } commands[] = {
 	{ "run", cmd_run, "generate text from a prompt and report tok/s and weight bytes per token" },
 	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
+	{ "serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching, metrics and a dashboard" },
 	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
 	{ "plan", cmd_plan, "place a model's tensors on memory tiers and predict tok/s (no memory touched)" },

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem serve: load a model and answer the OpenAI API over HTTP until
+ * SIGTERM or SIGINT, which finish the requests already admitted and exit 0.
+ * Flags are llama-server's where it has one.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "kernels/pool.h"
+#include "tiermem/error.h"
+#include "tiermem/model.h"
+#include "tiermem/serve.h"
+#include "tiermem/tokenizer.h"
+
+#define CMD "serve"
+
+static const char usage[] =
+	"usage: tiermem serve -m MODEL.gguf [--host ADDR] [--port N] [-np N] [-c N]\n"
+	"                     [--api-key KEY] [-t T] [--chat-template NAME] [--alias ID] ...\n"
+	"\n"
+	"An OpenAI-compatible HTTP server: POST /v1/chat/completions and /v1/completions\n"
+	"(streamed as server-sent events with \"stream\": true), GET /v1/models, /health,\n"
+	"/metrics (Prometheus), /props, and a live dashboard at /. Up to --parallel\n"
+	"requests decode together, each weight read once per step for all of them.\n"
+	"SIGTERM or SIGINT finishes the admitted requests, then exits 0.\n"
+	"\n"
+	"  -m, --model FILE        GGUF model (llama, qwen3, qwen3moe)\n"
+	"  --host ADDR             address to listen on (default 127.0.0.1: this machine only)\n"
+	"  --port N                TCP port (default 8080; 0: any free port, printed at start)\n"
+	"  -np, --parallel N       slots: requests decoded together (default 4)\n"
+	"  -c, --ctx-size N        tokens per slot, prompt plus completion (default 4096,\n"
+	"                          at most the model's training context)\n"
+	"  --api-key KEY           require 'Authorization: Bearer KEY' (not for /health,\n"
+	"                          /metrics and /); default: none\n"
+	"  -a, --alias ID          the model id clients name (default: the file's name\n"
+	"                          without .gguf)\n"
+	"  -t, --threads T         threads for the forward pass (default: the CPUs this\n"
+	"                          process may use)\n"
+	"  --chat-template NAME    chatml, llama2, llama3, deepseek3, kimi-k2, glm4 (default:\n"
+	"                          recognised from the model's tokenizer.chat_template; chatml\n"
+	"                          if it has none)\n"
+	"  --chat-template-file F  recognise the template from this file's text instead\n"
+	"  --queue N               requests that may wait for a slot (default 64); more get 503\n"
+	"  --timeout S             seconds a request may take to arrive, and an idle\n"
+	"                          connection may stay open (default 30)\n"
+	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n";
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	stop = 1;
+}
+
+static int default_threads(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (!fseek(f, 0, SEEK_END) && (n = ftell(f)) >= 0 && n < (1 << 20) && !fseek(f, 0, SEEK_SET) &&
+	    (buf = malloc(n + 1)))
+		len = fread(buf, 1, n, f);
+	fclose(f);
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+/* The id clients name: the file's name less its directory and .gguf. */
+static void model_id(char *out, size_t n, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t len;
+
+	base = base ? base + 1 : path;
+	len = strlen(base);
+	if (len > 5 && !strcmp(base + len - 5, ".gguf"))
+		len -= 5;
+	snprintf(out, n, "%.*s", (int)len, base);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "parallel", required_argument, NULL, 'N' },
+		{ "ctx-size", required_argument, NULL, 'c' },
+		{ "api-key", required_argument, NULL, 'k' },
+		{ "alias", required_argument, NULL, 'a' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "chat-template", required_argument, NULL, 'C' },
+		{ "chat-template-file", required_argument, NULL, 'F' },
+		{ "queue", required_argument, NULL, 'Q' },
+		{ "timeout", required_argument, NULL, 'O' },
+		{ "weights", required_argument, NULL, 'W' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct tm_serve_opts so = { .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = 64,
+				    .timeout_s = 30 };
+	const char *path = NULL, *alias = NULL, *tmpl_file = NULL;
+	long port = 8080, parallel = 4, ctx = 4096, threads = default_threads(), queue = 64, timeout = 30;
+	bool ctx_given = false;
+	int c, err, rc = 1, load = TM_LOAD_AUTO;
+	struct tm_model model = { 0 };
+	struct tm_tokenizer *tok = NULL;
+	struct tm_pool *pool = NULL;
+	struct tm_server *srv = NULL;
+	char id[128], *tmpl_text = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	/* llama-server spells --parallel -np, which getopt cannot take as a short option */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-np"))
+			argv[i] = "--parallel";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:c:a:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': path = optarg; break;
+		case 'H': so.host = optarg; break;
+		case 'p':
+			if (parse_long("--port", optarg, 0, 65535, &port))
+				return EXIT_USAGE;
+			break;
+		case 'N':
+			if (parse_long("--parallel", optarg, 1, 256, &parallel))
+				return EXIT_USAGE;
+			break;
+		case 'c':
+			if (parse_long("--ctx-size", optarg, 2, INT_MAX, &ctx))
+				return EXIT_USAGE;
+			ctx_given = true;
+			break;
+		case 'k':
+			if (!*optarg)
+				return usage_error(CMD, "--api-key: the key is empty");
+			so.api_key = optarg;
+			break;
+		case 'a': alias = optarg; break;
+		case 't':
+			if (parse_long("-t", optarg, 1, 1024, &threads))
+				return EXIT_USAGE;
+			break;
+		case 'C': so.chat_template = optarg; break;
+		case 'F': tmpl_file = optarg; break;
+		case 'Q':
+			if (parse_long("--queue", optarg, 0, 100000, &queue))
+				return EXIT_USAGE;
+			break;
+		case 'O':
+			if (parse_long("--timeout", optarg, 1, 86400, &timeout))
+				return EXIT_USAGE;
+			break;
+		case 'W':
+			if ((load = tm_load_parse(optarg)) < 0)
+				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
+			break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	if (!path)
+		return usage_error(CMD, "no model: give -m MODEL.gguf");
+	if (tmpl_file && !(tmpl_text = read_text(tmpl_file)))
+		return usage_error(CMD, "--chat-template-file %s: cannot read it (or it is over 1 MiB)", tmpl_file);
+
+	err = tm_model_open(&model, path, load);
+	if (err) {
+		fprintf(stderr, "tiermem serve: %s\n", tm_strerror());
+		free(tmpl_text);
+		return tm_model_err_is_input(err) ? EXIT_USAGE : 1;
+	}
+	err = tm_tokenizer_load(&tok, &model.gguf);
+	if (err) {
+		rc = err == -ENOMEM ? run_error(CMD, "out of memory") :
+		     usage_error(CMD, "%s: no usable vocabulary: %s", path, tm_strerror());
+		goto out;
+	}
+	if (!ctx_given && ctx > model.hp.n_ctx_train)
+		ctx = model.hp.n_ctx_train;
+	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	if (!pool) {
+		rc = run_error(CMD, "cannot start %ld threads", threads);
+		goto out;
+	}
+	model_id(id, sizeof(id), path);
+	so.model_id = alias ? alias : id;
+	so.port = (int)port;
+	so.parallel = (int)parallel;
+	so.ctx_size = (int)ctx;
+	so.queue = (int)queue;
+	so.timeout_s = (int)timeout;
+	so.chat_template_text = tmpl_text;
+	/* before the server's threads start, so they inherit the mask: signals come here */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	err = tm_serve_create(&srv, &so, &model, tok, pool);
+	if (err) {
+		rc = err == -EINVAL ? usage_error(CMD, "%s", tm_strerror()) : run_error(CMD, "%s", tm_strerror());
+		goto out;
+	}
+	fprintf(stderr, "tiermem serve: %s (%s, %.1f MiB, %s %s) on http://%s%s%s:%d/ with %d slots of %d tokens, "
+		"chat template %s\n", so.model_id, model.hp.arch_name, model.bytes_total / 1048576.0,
+		tm_tier_name(model.maps[0].tier), model.maps[0].backend, strchr(so.host, ':') ? "[" : "", so.host,
+		strchr(so.host, ':') ? "]" : "", tm_serve_port(srv), so.parallel, so.ctx_size,
+		tm_serve_chat_template(srv));
+	err = tm_serve_run(srv, &stop);
+	rc = err ? run_error(CMD, "%s", tm_strerror()) : 0;
+	if (!rc)
+		fprintf(stderr, "tiermem serve: stopped\n");
+out:
+	tm_serve_free(srv);
+	tm_pool_destroy(pool);
+	tm_tokenizer_free(tok);
+	tm_model_free(&model);
+	free(tmpl_text);
+	return rc;
+}

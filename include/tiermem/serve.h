@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tiermem serve: an OpenAI-compatible HTTP server (llama-server's shape) over
+ * one loaded model. HTTP is libmicrohttpd, JSON is jansson; the scheduler
+ * decodes up to `parallel` requests together with tm_forward_seqs, so each
+ * weight is read once per step for all of them. See Documentation/tiermem-serve.rst.
+ */
+#ifndef TIERMEM_SERVE_H
+#define TIERMEM_SERVE_H
+
+#include <signal.h>
+
+#include "kernels/pool.h"
+#include "tiermem/model.h"
+#include "tiermem/tokenizer.h"
+
+struct tm_serve_opts {
+	const char *host;		/* address to bind; "127.0.0.1" unless told otherwise */
+	int port;			/* 0: any free port (tm_serve_port says which) */
+	int parallel;			/* slots: sequences decoded together */
+	int ctx_size;			/* tokens per slot: prompt plus completion */
+	int queue;			/* requests that may wait for a slot; more get 503 */
+	int timeout_s;			/* idle connections, and a request's headers and body, must finish in this */
+	const char *api_key;		/* NULL: no key needed */
+	const char *model_id;		/* the id /v1/models lists and requests must name */
+	const char *chat_template;	/* a template name (chatml, llama2, ...), or NULL: detect */
+	const char *chat_template_text;	/* detect from this text, not the model's tokenizer.chat_template */
+};
+
+struct tm_server;
+
+/*
+ * Bind, start answering, and set up the slots. The model, tokenizer and pool
+ * must outlive the server. 0 or a negative errno with a tm_err message
+ * (-EINVAL for a bad option, -EADDRINUSE etc. for the socket).
+ */
+int tm_serve_create(struct tm_server **out, const struct tm_serve_opts *o, const struct tm_model *m,
+		    const struct tm_tokenizer *t, struct tm_pool *pool);
+int tm_serve_port(const struct tm_server *s);
+/* The chat template in use: "chatml", "llama2", "llama3", "deepseek3", "kimi-k2", "glm4". */
+const char *tm_serve_chat_template(const struct tm_server *s);
+/*
+ * Run the scheduler on this thread until *stop becomes nonzero (a signal
+ * handler sets it); then stop accepting, finish every admitted request,
+ * and return 0 (or a negative errno if the model failed).
+ */
+int tm_serve_run(struct tm_server *s, volatile sig_atomic_t *stop);
+void tm_serve_free(struct tm_server *s);
+
+#endif

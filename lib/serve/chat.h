@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Chat templates: the prompt a model was trained to see for a list of
+ * messages. Not a Jinja interpreter: the families tiermem runs are each
+ * rendered in C exactly as their tokenizer.chat_template renders (checked
+ * against @huggingface/jinja on the real template texts), and a template
+ * is recognised from marker strings in its text, as llama.cpp does.
+ */
+#ifndef TIERMEM_SERVE_CHAT_H
+#define TIERMEM_SERVE_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum chat_tmpl {
+	CHAT_CHATML,		/* <|im_start|>role\n...<|im_end|>\n (Qwen, and the fallback) */
+	CHAT_LLAMA2,		/* [INST] ... [/INST], <<SYS>> folded into the first user turn */
+	CHAT_LLAMA3,		/* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|> */
+	CHAT_DEEPSEEK3,		/* <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜> */
+	CHAT_KIMI_K2,		/* <|im_user|>user<|im_middle|>...<|im_end|> */
+	CHAT_GLM4,		/* [gMASK]<sop><|user|>\n... */
+	CHAT_N,
+};
+
+struct chat_msg {
+	const char *role, *content;
+};
+
+/* "chatml", "llama2", ... -> enum; -1 if unknown. */
+int chat_tmpl_parse(const char *name);
+const char *chat_tmpl_name(int t);
+/* The comma-separated names, for --help and errors. */
+const char *chat_tmpl_names(void);
+/* The family a template text belongs to; CHAT_CHATML when none matches (llama-server's fallback). */
+int chat_tmpl_detect(const char *text);
+
+/*
+ * Render messages (roles "system", "user", "assistant") into a malloc'ed
+ * prompt; NULL with *why set for a conversation the template refuses
+ * (llama-2: roles that do not alternate) or out of memory.
+ */
+char *chat_render(int tmpl, const struct chat_msg *msgs, int n, bool add_generation_prompt,
+		  const char *bos, const char *eos, const char **why);
+
+#endif

@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The scheduler: continuous batching over the slots. Each round it admits
+ * queued jobs into free slots (the slot whose cached tokens share the
+ * longest prefix with the prompt, whose KV is then reused), evaluates the
+ * new prompts, then decodes one token of every running slot with one
+ * tm_forward_seqs, so each weight is read once per step for all of them.
+ * Jobs join and leave between steps. Model work runs without the lock; only
+ * admission and publishing take it.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+#include "tiermem/error.h"
+#include "tiermem/generate.h"
+#include "lib/serve/internal.h"
+
+int sched_init(struct tm_server *s)
+{
+	const struct tm_hparams *hp = &s->m->hp;
+	int err;
+
+	s->slots = calloc(s->o.parallel, sizeof(*s->slots));
+	if (!s->slots)
+		return tm_err(-ENOMEM, "out of memory for %d slots", s->o.parallel);
+	for (int i = 0; i < s->o.parallel; i++) {
+		struct slot *sl = &s->slots[i];
+
+		if ((err = tm_ctx_create(&sl->ctx, s->m, s->pool, s->o.ctx_size, 64)))
+			return err;
+		sl->cache = malloc(sizeof(int32_t) * s->o.ctx_size);
+		sl->counts = calloc(hp->n_vocab, sizeof(uint32_t));
+		if (!sl->cache || !sl->counts)
+			return tm_err(-ENOMEM, "out of memory for slot %d", i);
+	}
+	return tm_ctx_create_seqs(&s->batch, s->m, s->pool, s->o.parallel);
+}
+
+void sched_free(struct tm_server *s)
+{
+	for (int i = 0; s->slots && i < s->o.parallel; i++) {
+		tm_ctx_free(s->slots[i].ctx);
+		tm_sampler_free(s->slots[i].sampler);
+		free(s->slots[i].cache);
+		free(s->slots[i].counts);
+		free(s->slots[i].raw);
+	}
+	free(s->slots);
+	tm_ctx_free(s->batch);
+	while (s->queue) {
+		struct job *j = s->queue;
+
+		s->queue = j->next;
+		job_put(s, j);
+	}
+}
+
+void job_put(struct tm_server *s, struct job *j)
+{
+	if (--j->refs > 0)
+		return;
+	free(j->prompt);
+	for (int i = 0; i < j->n_stop; i++)
+		free(j->stop[i]);
+	free(j->text);
+	free(j);
+}
+
+bool sched_submit(struct tm_server *s, struct job *j)
+{
+	bool ok;
+
+	pthread_mutex_lock(&s->lock);
+	ok = !s->stopping && s->n_queued < s->o.queue;
+	if (ok) {
+		j->refs++;
+		j->next = NULL;
+		*s->queue_tail = j;
+		s->queue_tail = &j->next;
+		s->n_queued++;
+		s->n_prompt_tok += j->n_prompt;
+		pthread_cond_signal(&s->work);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
+{
+	int n = 0;
+
+	while (n < na && n < nb && a[n] == b[n])
+		n++;
+	return n;
+}
+
+/* Under lock: move queued jobs into free slots, preferring the slot with the longest shared prefix. */
+static void admit(struct tm_server *s)
+{
+	while (s->queue) {
+		struct job *j = s->queue;
+		int best = -1, best_len = -1;
+
+		for (int i = 0; i < s->o.parallel; i++) {
+			struct slot *sl = &s->slots[i];
+			int len;
+
+			if (sl->job)
+				continue;
+			len = common_prefix(sl->cache, sl->n_cache, j->prompt, j->n_prompt);
+			if (len > best_len || (len == best_len && sl->t_used < s->slots[best].t_used))
+				best = i, best_len = len;
+		}
+		if (best < 0)
+			return;
+		s->queue = j->next;
+		if (!s->queue)
+			s->queue_tail = &s->queue;
+		s->n_queued--;
+		if (j->cancelled) {
+			job_put(s, j);
+			continue;
+		}
+		struct slot *sl = &s->slots[best];
+
+		sl->job = j;
+		sl->fresh = true;
+		sl->finished = false;
+		sl->finish = NULL;
+		sl->raw_len = sl->raw_pub = 0;
+		sl->n_gen = 0;
+		/* the last prompt token is evaluated again: its logits start the completion */
+		sl->n_cache = best_len < j->n_prompt ? best_len : j->n_prompt - 1;
+		j->n_reused = sl->n_cache;
+		s->n_reused_tok += sl->n_cache;
+	}
+}
+
+static int slot_start(struct slot *sl, const struct tm_hparams *hp)
+{
+	struct job *j = sl->job;
+
+	tm_sampler_free(sl->sampler);
+	sl->sampler = NULL;
+	if (tm_sampler_create(&sl->sampler, &j->sp, hp->n_vocab))
+		return -1;
+	memset(sl->counts, 0, sizeof(uint32_t) * hp->n_vocab);
+	sl->ctx->n_past = sl->n_cache;
+	if (tm_forward(sl->ctx, j->prompt + sl->n_cache, j->n_prompt - sl->n_cache, NULL, false))
+		return -1;
+	memcpy(sl->cache + sl->n_cache, j->prompt + sl->n_cache,
+	       sizeof(int32_t) * (j->n_prompt - sl->n_cache));
+	sl->n_cache = j->n_prompt;
+	return 0;
+}
+
+/* OpenAI's penalties over the tokens generated so far, then min-p, then the sampler. */
+static int32_t sample(struct slot *sl, const struct tm_hparams *hp)
+{
+	struct job *j = sl->job;
+	float *lg = sl->ctx->logits;
+
+	if (j->presence != 0 || j->frequency != 0)
+		for (int i = 0; i < hp->n_vocab; i++)
+			if (sl->counts[i])
+				lg[i] -= j->presence + j->frequency * sl->counts[i];
+	if (j->min_p > 0 && j->sp.temperature > 0) {
+		float max = lg[tm_argmax(lg, hp->n_vocab)], floor = max + logf(j->min_p);
+
+		for (int i = 0; i < hp->n_vocab; i++)
+			if (lg[i] < floor)
+				lg[i] = -INFINITY;
+	}
+	return tm_sampler_sample(sl->sampler, lg);
+}
+
+/* A sampled token: end of generation, text (cut at a stop sequence), or the length limit. */
+static void emit(struct tm_server *s, struct slot *sl, int32_t tok)
+{
+	struct job *j = sl->job;
+	char piece[256];
+	size_t old = sl->raw_len;
+	int n;
+	long at;
+
+	if (tm_tokenizer_is_eog(s->tok, tok)) {
+		sl->finished = true;
+		sl->finish = "stop";
+		return;
+	}
+	sl->n_gen++;
+	sl->counts[tok]++;
+	n = tm_token_piece(s->tok, tok, false, piece, sizeof(piece));
+	if (n > (int)sizeof(piece))
+		n = sizeof(piece);
+	if (n > 0 && buf_append(&sl->raw, &sl->raw_len, &sl->raw_cap, piece, n)) {
+		snprintf(j->error, sizeof(j->error), "out of memory for the completion");
+		sl->finished = true;
+		return;
+	}
+	at = stop_find(sl->raw, sl->raw_len, old, j->stop, j->n_stop);
+	if (at >= 0) {
+		sl->raw_len = (size_t)at;
+		sl->finished = true;
+		sl->finish = "stop";
+	} else if (sl->n_gen >= j->max_tokens || sl->ctx->n_past >= sl->ctx->n_ctx) {
+		sl->finished = true;
+		sl->finish = "length";
+	}
+	sl->next = tok;
+}
+
+/* Under lock: hand the slot's settled text to its job; free the slot when done or abandoned. */
+static void publish(struct tm_server *s, struct slot *sl, double now)
+{
+	struct job *j = sl->job;
+	size_t end = sl->raw_len;
+
+	if (!j)
+		return;
+	if (!sl->finished && !j->cancelled) {
+		end -= stop_holdback(sl->raw, end, j->stop, j->n_stop);
+		end = utf8_complete(sl->raw, end);
+	}
+	if (end > sl->raw_pub && !j->cancelled) {
+		if (utf8_append(&j->text, &j->len, &j->cap, sl->raw + sl->raw_pub, end - sl->raw_pub)) {
+			snprintf(j->error, sizeof(j->error), "out of memory for the completion");
+			sl->finished = true;
+		}
+		sl->raw_pub = end;
+	}
+	s->n_gen_tok += sl->n_gen - j->n_gen;
+	j->n_gen = sl->n_gen;
+	if (sl->finished || j->cancelled) {
+		j->finish = sl->finish ? sl->finish : "stop";
+		j->done = true;
+		if (j->error[0])
+			s->n_errors++;
+		sl->job = NULL;
+		sl->t_used = now;
+		job_put(s, j);
+	}
+}
+
+static void fail_slot(struct slot *sl)
+{
+	snprintf(sl->job->error, sizeof(sl->job->error), "%s", tm_strerror());
+	sl->finished = true;
+	sl->n_cache = 0;	/* its KV is not to be trusted for reuse */
+}
+
+/* One round: new prompts, then one decode step for every running slot. */
+static int step(struct tm_server *s)
+{
+	const struct tm_hparams *hp = &s->m->hp;
+	struct tm_ctx *seqs[s->o.parallel];
+	struct slot *run[s->o.parallel];
+	int32_t toks[s->o.parallel];
+	int n = 0, err = 0;
+
+	for (int i = 0; i < s->o.parallel; i++) {
+		struct slot *sl = &s->slots[i];
+
+		if (!sl->job || sl->finished || sl->job->cancelled)
+			continue;
+		if (sl->fresh) {
+			sl->fresh = false;
+			if (slot_start(sl, hp))
+				fail_slot(sl);
+			else
+				emit(s, sl, sample(sl, hp));
+			continue;
+		}
+		seqs[n] = sl->ctx;
+		toks[n] = sl->next;
+		run[n++] = sl;
+	}
+	if (n && (err = tm_forward_seqs(s->batch, seqs, toks, n))) {
+		for (int i = 0; i < n; i++)
+			fail_slot(run[i]);
+		return err;
+	}
+	for (int i = 0; i < n; i++) {
+		run[i]->cache[run[i]->n_cache++] = toks[i];
+		emit(s, run[i], sample(run[i], hp));
+	}
+	return 0;
+}
+
+static bool busy(struct tm_server *s)
+{
+	for (int i = 0; i < s->o.parallel; i++)
+		if (s->slots[i].job)
+			return true;
+	return false;
+}
+
+static void add_bytes(struct tm_server *s, const struct tm_ctx *c, uint64_t *seen)
+{
+	for (int i = 0; i < s->m->n_maps; i++) {
+		s->map_bytes[i] += c->map_bytes[i] - seen[i];
+		seen[i] = c->map_bytes[i];
+	}
+}
+
+int sched_loop(struct tm_server *s, volatile sig_atomic_t *stop)
+{
+	uint64_t seen[s->o.parallel + 1][TM_MODEL_MAX_MAPS];
+	int err = 0;
+
+	memset(seen, 0, sizeof(seen));
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		if (*stop && !s->stopping) {
+			s->stopping = true;
+			pthread_mutex_unlock(&s->lock);
+			http_quiesce(s);
+			pthread_mutex_lock(&s->lock);
+		}
+		admit(s);
+		if (!busy(s)) {
+			struct timespec ts;
+
+			if (s->stopping && !s->queue)
+				break;
+			metrics_sample(s, tm_now());
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000;
+			if (ts.tv_nsec >= 1000000000)
+				ts.tv_sec++, ts.tv_nsec -= 1000000000;
+			pthread_cond_timedwait(&s->work, &s->lock, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&s->lock);
+		err = step(s);
+		pthread_mutex_lock(&s->lock);
+		double now = tm_now();
+
+		for (int i = 0; i < s->o.parallel; i++) {
+			add_bytes(s, s->slots[i].ctx, seen[i]);
+			publish(s, &s->slots[i], now);
+		}
+		add_bytes(s, s->batch, seen[s->o.parallel]);
+		metrics_sample(s, now);
+		pthread_cond_broadcast(&s->progress);
+		if (err)
+			fprintf(stderr, "tiermem serve: decode step failed: %s\n", tm_strerror());
+	}
+	pthread_cond_broadcast(&s->progress);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# tiermem serve against the official openai npm client (tests/serve/client.mjs)
+# and hostile clients: the sanitized binary serves a small synth model on
+# loopback ports the kernel picks. Also: the command's bad usage, the chat
+# templates against @huggingface/jinja, SIGTERM finishing an in-flight
+# stream and exiting 0 (under ASan, so also without a leak).
+set -u
+cd "$TOP"
+TM=$BUILD/san/tiermem
+[ -x "$TM" ] || TM=$BUILD/tiermem
+NODE_DIR=$BUILD/serve-test
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$W"
+}
+trap cleanup EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
+check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+
+if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
+	notok "the openai npm client is not installed in $NODE_DIR (run scripts/deps)"
+	exit 1
+fi
+
+# start NAME ARGS...: a server on a free loopback port; sets PORT_NAME and PID_NAME
+start() {
+	local name=$1 port
+	shift
+	"$TM" serve --port 0 -t 1 "$@" 2>"$W/$name.err" &
+	local pid=$!
+	pids+=("$pid")
+	for _ in $(seq 1 100); do
+		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$name.err")
+		[ -n "$port" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	printf -v "PORT_$name" '%s' "$port"
+	printf -v "PID_$name" '%s' "$pid"
+	[ -n "$port" ]
+}
+
+# expect2 LABEL CMD...: exit code 2 and one line on stderr
+expect2() {
+	local label=$1 rc lines
+	shift
+	"$@" >"$W/out" 2>"$W/err"
+	rc=$?
+	lines=$(wc -l <"$W/err")
+	if [ $rc -eq 2 ] && [ "$lines" -eq 1 ]; then ok "$label: exit 2, '$(cat "$W/err")'"
+	else notok "$label: exit $rc, $lines lines: $(head -3 "$W/err")"; fi
+}
+
+if ! "$TM" synth --arch llama --type q4_K -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
+	notok "synth: $(cat "$W/err")"
+	exit 1
+fi
+
+expect2 "serve without -m" "$TM" serve
+expect2 "serve a missing file" "$TM" serve -m "$W/none.gguf"
+expect2 "serve --parallel 0" "$TM" serve -m "$W/m.gguf" -np 0
+expect2 "serve --ctx-size beyond the model's" "$TM" serve -m "$W/m.gguf" -c 100000000
+expect2 "serve --chat-template nonsense" "$TM" serve -m "$W/m.gguf" --chat-template nonsense --port 0
+"$TM" serve --help >"$W/help" 2>&1
+check "serve --help names the flags" 'grep -q -- "--api-key" "$W/help" && grep -q -- "-np, --parallel" "$W/help"'
+
+KEY=sk-test-$RANDOM
+start main -m "$W/m.gguf" -np 4 -c 1200 --api-key "$KEY" || notok "the main server did not start: $(cat "$W/main.err")"
+start busy -m "$W/m.gguf" -np 1 --queue 1 -c 512 || notok "the busy server did not start: $(cat "$W/busy.err")"
+start slow -m "$W/m.gguf" -np 1 -c 64 --timeout 2 || notok "the slow server did not start: $(cat "$W/slow.err")"
+check "serve listens on loopback by default" 'grep -q "http://127.0.0.1:" "$W/main.err"'
+
+N_PROMPT=$("$TM" tokenize -m "$W/m.gguf" -p "Once upon a time" --bos 2>/dev/null | tr , "\n" | grep -c "[0-9]")
+URL=http://127.0.0.1:$PORT_main KEY=$KEY MODEL=m N_PROMPT_TOKENS=$N_PROMPT BUSY_URL=http://127.0.0.1:$PORT_busy \
+	SLOW_URL=http://127.0.0.1:$PORT_slow START=$((n + 1)) NODE_DIR=$NODE_DIR \
+	timeout 300 node "$TOP/tests/serve/client.mjs" >"$W/client.tap" 2>"$W/client.err"
+rc=$?
+grep -E '^(not )?ok ' "$W/client.tap"
+last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/client.tap")
+n=${last:-$n}
+[ $rc -eq 0 ] || notok "the openai client tests exited $rc: $(tail -5 "$W/client.err")"
+
+# SIGTERM: the stream in flight finishes (all 64 tokens, [DONE]), then exit 0
+curl -sN -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT_main/v1/completions" \
+	-d '{"prompt": "Once upon a time", "max_tokens": 64, "temperature": 0, "stream": true}' >"$W/term.out" &
+cpid=$!
+for _ in $(seq 1 100); do grep -q '^data: ' "$W/term.out" && break; sleep 0.05; done
+kill -TERM "$PID_main"
+wait "$PID_main"
+rc=$?
+wait "$cpid"
+grep -q '"finish_reason":"length"' "$W/term.out" || tail -3 "$W/term.out" | sed 's/^/# /'
+check "SIGTERM: the in-flight stream finishes ($(grep -c '"text"' "$W/term.out") chunks, [DONE])" \
+	'grep -q "\"finish_reason\":\"length\"" "$W/term.out" && tail -2 "$W/term.out" | grep -q "data: \[DONE\]"'
+check "SIGTERM: the server exits 0 (under ASan: no leak) ($rc; $(tail -1 "$W/main.err"))" '[ $rc -eq 0 ]'
+check "SIGTERM: nothing listens any more" '! curl -s -m 2 "http://127.0.0.1:$PORT_main/health" >/dev/null'
+for name in busy slow; do
+	pid_var=PID_$name
+	kill -TERM "${!pid_var}"
+	wait "${!pid_var}"
+	rc=$?
+	check "SIGTERM: the $name server exits 0 too ($rc)" '[ $rc -eq 0 ]'
+done
+pids=()
+exit $failed
