@@ -7,8 +7,10 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "tiermem/error.h"
 #include "tiermem/generate.h"
 #include "tiermem/model.h"
+#include "tiermem/runstat.h"
 #include "tiermem/sampler.h"
 #include "tiermem/tokenizer.h"
 
@@ -32,11 +35,17 @@
 
 static const char usage[] =
 	"usage: tiermem run [-m MODEL] [-p PROMPT] [-n N] [-t T] [--temp X] [--top-k K]\n"
-	"                   [--top-p P] [--seed S] [--weights auto|mmap|ddr]\n"
+	"                   [--top-p P] [--seed S] [--weights auto|mmap|ddr] [--json]\n"
 	"\n"
 	"Generates text from PROMPT, printing each token as it is sampled, then a summary\n"
 	"on stderr: prompt and generation tok/s, weight bytes read per generated token\n"
-	"(MoE: the experts actually used) and the bandwidth that makes.\n"
+	"(MoE: the experts actually used) and the bandwidth that makes. Per tier (each\n"
+	"mapping that holds weights): bytes read per token, GB/s (its bytes over the decode\n"
+	"time), the share of its bandwidth that is (measured in this process before the\n"
+	"prompt: tiermem bench's read loop over up to 512 MiB of that mapping, best of 3),\n"
+	"and the planner's predicted tok/s (sum over tiers of bytes per token / bandwidth)\n"
+	"next to the measured one. While it runs, the same counters are in\n"
+	"TIERMEM_HOME/run/PID.stat for `tiermem stats` (removed at exit).\n"
 	"\n"
 	"  -m, --model FILE   GGUF model (llama, qwen3, qwen3moe). Default: a random-weight\n"
 	"                     llama (Q4_K_M-like, 256 MiB) that `tiermem synth` writes as\n"
@@ -53,28 +62,90 @@ static const char usage[] =
 	"  --seed S           sampling seed (default: from the clock, printed in the summary)\n"
 	"  --weights W        where the weights live: mmap (map the file, 4 KiB pages, no\n"
 	"                     copy), ddr (read once into 2 MiB pages: faster decode), auto\n"
-	"                     (default: ddr if the file takes at most half the free memory)\n";
+	"                     (default: ddr if the file takes at most half the free memory)\n"
+	"  --json             print one JSON object on stdout instead: the generated text\n"
+	"                     and the summary (nothing else on stdout)\n";
 
 struct stream {
 	const struct tm_tokenizer *tok;
 	char buf[256];
+	/* --json: the text is kept for the JSON object */
+	bool json;
+	char *text;
+	size_t text_n, text_cap;
+	/* live counters: decode starts at the first token sampled */
+	const struct tm_ctx *ctx;
+	struct tm_runstat_pub *pub;
+	uint64_t n_tok, bytes0, map0[TM_MODEL_MAX_MAPS];
+	int n_prompt;
+	double t0;
 };
+
+static void keep_text(struct stream *s, const char *p, size_t n)
+{
+	if (s->text_n + n + 1 > s->text_cap) {
+		size_t cap = (s->text_n + n + 1) * 2;
+		char *t = realloc(s->text, cap);
+
+		if (!t)
+			return;	/* the summary still comes; the text is cut */
+		s->text = t;
+		s->text_cap = cap;
+	}
+	memcpy(s->text + s->text_n, p, n);
+	s->text_n += n;
+	s->text[s->text_n] = '\0';
+}
+
+/* Between tokens: what the decode steps read so far, per tier, for tiermem stats. */
+static void publish(struct stream *s, int decoding)
+{
+	const struct tm_ctx *c = s->ctx;
+	uint64_t per[TM_MODEL_MAX_MAPS];
+	uint64_t n = s->n_tok ? s->n_tok - 1 : 0;
+
+	if (!s->pub || !s->pub->s)
+		return;
+	if (!s->n_tok++) {
+		s->t0 = tm_now();
+		s->bytes0 = c->weight_bytes;
+		memcpy(s->map0, c->map_bytes, sizeof(s->map0));
+	}
+	for (int i = 0; i < TM_MODEL_MAX_MAPS; i++)
+		per[i] = c->map_bytes[i] - s->map0[i];
+	tm_runstat_update(s->pub, c, (uint64_t)s->n_prompt, n, tm_now() - s->t0, c->weight_bytes - s->bytes0,
+			  per, decoding);
+}
 
 static int on_token(void *arg, int32_t id)
 {
 	struct stream *s = arg;
 	int len;
 
+	publish(s, 1);
 	if (tm_tokenizer_is_eog(s->tok, id))
 		return 1;
 	len = tm_token_piece(s->tok, id, false, s->buf, sizeof(s->buf));
 	if (len > (int)sizeof(s->buf))
 		len = sizeof(s->buf);
-	if (len > 0) {
+	if (len > 0 && s->json) {
+		keep_text(s, s->buf, (size_t)len);
+	} else if (len > 0) {
 		fwrite(s->buf, 1, len, stdout);
 		fflush(stdout);
 	}
 	return 0;
+}
+
+/* The counters file goes with the process, also on Ctrl-C. */
+static char counters_path[4096];
+
+static void on_signal(int sig)
+{
+	if (counters_path[0])
+		unlink(counters_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 static int32_t sample(void *sampler, float *logits, int n_vocab)
@@ -154,6 +225,124 @@ static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int
 			(double)st->handoffs_decode / st->n_decoded);
 }
 
+/*
+ * Per tier: bytes read per token, GB/s (those bytes over the whole decode
+ * time, so the shares of the tiers add up to the part of the time they keep
+ * busy at their measured bandwidth), and the planner's prediction.
+ */
+struct tier_row {
+	double per_tok, gbps, share;
+};
+
+static double tier_rows(const struct tm_model *m, const struct tm_gen_stats *st,
+			const struct tm_run_tier *tiers, struct tier_row *r)
+{
+	double per[TM_MODEL_MAX_MAPS] = { 0 };
+
+	for (int i = 0; i < m->n_maps; i++) {
+		per[i] = st->n_decoded ? (double)st->map_bytes_decode[i] / st->n_decoded : 0;
+		r[i].per_tok = per[i];
+		r[i].gbps = st->t_decode > 0 ? st->map_bytes_decode[i] / st->t_decode / 1e9 : 0;
+		r[i].share = tiers[i].bench_gbps > 0 ? r[i].gbps / tiers[i].bench_gbps : 0;
+	}
+	return tm_run_predict_tps(tiers, per, m->n_maps);
+}
+
+static void tier_summary(const struct tm_model *m, const struct tm_gen_stats *st,
+			 const struct tm_run_tier *tiers)
+{
+	struct tier_row r[TM_MODEL_MAX_MAPS];
+	double pred = tier_rows(m, st, tiers, r);
+
+	if (!st->n_decoded)
+		return;
+	fprintf(stderr, "tier         backend      read/token        GB/s   bench GB/s   share\n");
+	for (int i = 0; i < m->n_maps; i++)
+		fprintf(stderr, "%-12s %-10s %10.2f MiB  %10.2f  %11.2f  %5.1f%%%s\n", tiers[i].tier,
+			tiers[i].backend, r[i].per_tok / 1048576.0, r[i].gbps, tiers[i].bench_gbps,
+			100 * r[i].share, m->maps[i].tier == TM_TIER_FILE ? "  (file: not persistent memory)" : "");
+	fprintf(stderr, "tok/s:       predicted %.1f (planner: sum of bytes/token / bench GB/s), measured %.1f\n",
+		pred, st->n_decoded / st->t_decode);
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : p[0] >= 0xe0 && p[0] < 0xf0 ? 3 :
+		     p[0] >= 0xf0 && p[0] < 0xf5 ? 4 : 0;
+
+	if (!len || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;	/* overlong, surrogate, beyond U+10FFFF */
+	return len;
+}
+
+/*
+ * JSON strings are UTF-8; a token may end inside a character (byte-level
+ * BPE), so bytes that are not valid UTF-8 become U+FFFD.
+ */
+static json_t *json_text(const char *text, size_t n)
+{
+	char *buf = malloc(n * 3 + 1);
+	size_t o = 0;
+	json_t *j;
+
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_seq((const unsigned char *)text + i, n - i);
+
+		if (len) {
+			memcpy(buf + o, text + i, len);
+			o += len;
+			i += len;
+		} else {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+static int json_summary(const struct tm_model *m, const struct tm_gen_stats *st,
+			const struct tm_run_tier *tiers, const struct stream *out, uint64_t seed)
+{
+	struct tier_row r[TM_MODEL_MAX_MAPS];
+	double pred = tier_rows(m, st, tiers, r);
+	json_t *root, *arr = json_array();
+	int rc;
+
+	for (int i = 0; i < m->n_maps; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "tier", tiers[i].tier,
+						     "backend", tiers[i].backend, "read_per_token", r[i].per_tok,
+						     "gbps", r[i].gbps, "bench_gbps", tiers[i].bench_gbps,
+						     "share", r[i].share));
+	root = json_pack("{s:o, s:s, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:o}",
+			 "text", json_text(out->text ? out->text : "", out->text_n), "arch", m->hp.arch_name,
+			 "n_prompt", st->n_prompt, "n_decoded", st->n_decoded,
+			 "prompt_tps", st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0,
+			 "decode_tps", st->t_decode > 0 && st->n_decoded ? st->n_decoded / st->t_decode : 0,
+			 "bytes_per_token", (json_int_t)(st->n_decoded ? st->bytes_decode / st->n_decoded : 0),
+			 "decode_gbps", st->t_decode > 0 ? st->bytes_decode / st->t_decode / 1e9 : 0,
+			 "predicted_tps", pred, "measured_tps",
+			 st->t_decode > 0 && st->n_decoded ? st->n_decoded / st->t_decode : 0,
+			 "seed", (json_int_t)seed, "tiers", arr);
+	if (!root)
+		return run_error(CMD, "building the JSON summary failed");
+	rc = json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	putchar('\n');
+	return rc ? run_error(CMD, "writing the JSON summary failed") : 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -166,6 +355,7 @@ int cmd_run(int argc, char **argv)
 		{ "top-p", required_argument, NULL, 'P' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "weights", required_argument, NULL, 'W' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -181,7 +371,11 @@ int cmd_run(int argc, char **argv)
 	struct tm_pool *pool = NULL;
 	struct tm_ctx *ctx = NULL;
 	struct tm_gen_stats st;
-	struct stream out;
+	struct stream out = { 0 };
+	struct tm_run_tier tiers[TM_MODEL_MAX_MAPS];
+	struct tm_runstat_pub pub = { 0 };
+	char dir[4096];
+	bool json = false;
 	int32_t *ids = NULL;
 	int c, n, err, rc = 1, load = TM_LOAD_AUTO;
 	char *end;
@@ -225,6 +419,7 @@ int cmd_run(int argc, char **argv)
 			if ((load = tm_load_parse(optarg)) < 0)
 				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
 			break;
+		case 'j': json = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return EXIT_USAGE;
 		}
@@ -285,18 +480,47 @@ int cmd_run(int argc, char **argv)
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
-	fputs(prompt, stdout);
+	if ((err = tm_run_tiers_measure(&model, pool, tiers))) {
+		rc = run_error(CMD, "measuring the tiers' bandwidth: %s", tm_strerror());
+		goto out;
+	}
+	/* best effort: a run without a writable TIERMEM_HOME still runs, unwatched */
+	if (tm_runstat_dir(dir, sizeof(dir)) || tm_runstat_create(&pub, dir, model_path, &model, tiers))
+		fprintf(stderr, "tiermem run: not published for tiermem stats: %s\n", tm_strerror());
+	if (pub.s) {
+		snprintf(counters_path, sizeof(counters_path), "%s", pub.path);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGHUP, on_signal);
+	}
+	out.json = json;
+	if (json)
+		keep_text(&out, prompt, strlen(prompt));
+	else
+		fputs(prompt, stdout);
 	fflush(stdout);
 	out.tok = tok;
+	out.ctx = ctx;
+	out.pub = &pub;
+	out.n_prompt = n;
 	err = tm_generate(ctx, ids, n, (int)(n_predict > INT_MAX ? INT_MAX : n_predict), sample, sampler,
 			  on_token, &out, &st);
 	if (err) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
+	publish(&out, 2);
+	if (json) {
+		rc = json_summary(&model, &st, tiers, &out, seed);
+		goto out;
+	}
 	summary(&model, &st, (int)threads, seed, &sp);
+	tier_summary(&model, &st, tiers);
 	rc = 0;
 out:
+	tm_runstat_remove(&pub);
+	counters_path[0] = '\0';
+	free(out.text);
 	tm_ctx_free(ctx);
 	tm_pool_destroy(pool);
 	tm_sampler_free(sampler);

@@ -3,12 +3,14 @@
  * tiermem stats: the module's counters per tier and per region (faults by
  * page size, bytes mapped, live mappings, bytes copied, media errors, pinned
  * pages, exports, and bytes read as reported by the readers through the
- * counters page). With --watch, a sample every SEC seconds and the read
- * bandwidth in GB/s between samples.
+ * counters page), and every running `tiermem run`'s per-tier counters from
+ * its file in TIERMEM_HOME/run (these need no module). With --watch, a
+ * sample every SEC seconds and the read bandwidth in GB/s between samples.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "cli/commands.h"
 #include "tiermem/device.h"
 #include "tiermem/error.h"
+#include "tiermem/runstat.h"
 
 static void usage(FILE *f)
 {
@@ -26,7 +29,12 @@ static void usage(FILE *f)
 		   "Counters of /dev/tiermem per tier (ddr, pmem) and per region that you may read:\n"
 		   "faults by page size (pte 4 KiB, pmd 2 MiB, pud 1 GiB), bytes mapped, live\n"
 		   "mappings, bytes copied in the kernel, media errors, pinned pages, live dma-buf\n"
-		   "exports, and bytes read (added by the programs that stream the data).\n\n"
+		   "exports, and bytes read (added by the programs that stream the data); without\n"
+		   "the module, none of these.\n"
+		   "Then every `tiermem run` in progress (module or not: each publishes its counters\n"
+		   "in TIERMEM_HOME/run/PID.stat): per tier, bytes read per token, GB/s, the share\n"
+		   "of that tier's bandwidth (measured by the run), and predicted against measured\n"
+		   "tok/s; averages over the decode so far, or over the last interval with --watch.\n\n"
 		   "  --watch SEC    sample every SEC seconds (0.1 .. 3600) and show the read\n"
 		   "                 bandwidth between samples in GB/s; runs until interrupted\n"
 		   "  --count N      with --watch, stop after N samples\n"
@@ -133,6 +141,100 @@ static void rates(struct sample *cur, const struct sample *prev)
 	}
 }
 
+/* ---- runs, from their counters files ---- */
+
+struct runs {
+	struct tm_runstat *v;
+	size_t n;
+};
+
+struct run_fig {
+	double tps, pred;
+	double per_tok[TM_MODEL_MAX_MAPS], gbps[TM_MODEL_MAX_MAPS];
+};
+
+/* Over the decode so far, or since prev (the same pid) when there is one. */
+static void run_figures(const struct tm_runstat *r, const struct runs *prev, double dt, struct run_fig *f)
+{
+	const struct tm_runstat *p = NULL;
+	double tok, t;
+
+	for (size_t j = 0; prev && j < prev->n; j++)
+		if (prev->v[j].pid == r->pid && prev->v[j].start_ticks == r->start_ticks)
+			p = &prev->v[j];
+	tok = (double)r->n_decoded - (p ? (double)p->n_decoded : 0);
+	t = p ? dt : r->t_decode;
+	f->tps = t > 0 ? tok / t : 0;
+	for (uint32_t i = 0; i < r->n_tiers; i++) {
+		double b = (double)r->tier_decode_bytes[i] - (p ? (double)p->tier_decode_bytes[i] : 0);
+
+		f->per_tok[i] = tok > 0 ? b / tok : 0;
+		f->gbps[i] = t > 0 ? b / t / 1e9 : 0;
+	}
+	f->pred = tm_run_predict_tps(r->tiers, f->per_tok, (int)r->n_tiers);
+}
+
+/* A JSON string, escaped (a model path may hold anything). */
+static void json_string_print(const char *str)
+{
+	json_t *j = json_string(str);
+	char *d = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+
+	fputs(d ? d : "null", stdout);
+	free(d);
+	json_decref(j);
+}
+
+static const char *const run_states[] = { "prefill", "decoding", "done" };
+
+static void print_runs_text(const struct runs *runs, const struct runs *prev, double dt)
+{
+	if (!runs->n) {
+		printf("no tiermem run in progress\n");
+		return;
+	}
+	for (size_t k = 0; k < runs->n; k++) {
+		const struct tm_runstat *r = &runs->v[k];
+		struct run_fig f;
+
+		run_figures(r, prev, dt, &f);
+		printf("run %d: %s, %s, %llu tokens decoded: %.2f tok/s, predicted %.2f\n", r->pid, r->model,
+		       run_states[r->decoding < 3 ? r->decoding : 2], (unsigned long long)r->n_decoded, f.tps, f.pred);
+		printf("  %-6s %-10s %14s %10s %11s %7s\n", "tier", "backend", "read/token", "GB/s", "bench GB/s",
+		       "share");
+		for (uint32_t i = 0; i < r->n_tiers; i++)
+			printf("  %-6s %-10s %10.2f MiB %10.3f %11.2f %6.1f%%\n", r->tiers[i].tier, r->tiers[i].backend,
+			       f.per_tok[i] / 1048576.0, f.gbps[i], r->tiers[i].bench_gbps,
+			       r->tiers[i].bench_gbps > 0 ? 100 * f.gbps[i] / r->tiers[i].bench_gbps : 0);
+	}
+}
+
+static void print_runs_json(const struct runs *runs, const struct runs *prev, double dt, int pretty)
+{
+	const char *nl = pretty ? "\n    " : " ";
+
+	printf("\"runs\": [");
+	for (size_t k = 0; k < runs->n; k++) {
+		const struct tm_runstat *r = &runs->v[k];
+		struct run_fig f;
+
+		run_figures(r, prev, dt, &f);
+		printf("%s%s{\"pid\": %d, \"state\": \"%s\", \"n_decoded\": %llu, \"tok_per_s\": %.4f, "
+		       "\"predicted_tok_per_s\": %.4f, \"model\": ", k ? "," : "", nl, r->pid,
+		       run_states[r->decoding < 3 ? r->decoding : 2], (unsigned long long)r->n_decoded, f.tps, f.pred);
+		json_string_print(r->model);
+		printf(", \"tiers\": [");
+		for (uint32_t i = 0; i < r->n_tiers; i++)
+			printf("%s{\"tier\": \"%s\", \"backend\": \"%s\", \"bytes_read\": %llu, "
+			       "\"read_per_token\": %.1f, \"read_gbps\": %.4f, \"bench_gbps\": %.4f, \"share\": %.4f}",
+			       i ? ", " : "", r->tiers[i].tier, r->tiers[i].backend,
+			       (unsigned long long)r->tiers[i].bytes, f.per_tok[i], f.gbps[i], r->tiers[i].bench_gbps,
+			       r->tiers[i].bench_gbps > 0 ? f.gbps[i] / r->tiers[i].bench_gbps : 0);
+		printf("]}");
+	}
+	printf("%s]", runs->n && pretty ? "\n  " : "");
+}
+
 #define COUNTERS(X) \
 	X(faults_pte) X(faults_pmd) X(faults_pud) X(bytes_mapped) X(live_mappings) \
 	X(bytes_copied) X(media_errors) X(pinned_pages) X(bytes_read) X(exports)
@@ -152,7 +254,8 @@ static void print_json_row(const struct sample_row *r, int pretty)
 	printf("}");
 }
 
-static void print_json(const struct sample *s, int pretty)
+static void print_json(const struct sample *s, bool module, const struct runs *runs, const struct runs *prev,
+		       double dt, int pretty)
 {
 	printf("{%s\"time\": %.3f,%s\"tiers\": [%s", pretty ? "\n  " : "", s->t,
 	       pretty ? "\n  " : " ", pretty ? "\n" : "");
@@ -171,7 +274,10 @@ static void print_json(const struct sample *s, int pretty)
 			first = 0;
 		}
 	}
-	printf("%s]%s}\n", pretty ? "\n  " : "", pretty ? "\n" : "");
+	printf("%s],%s\"module\": %s,%s", pretty ? "\n  " : "", pretty ? "\n  " : " ", module ? "true" : "false",
+	       pretty ? "\n  " : " ");
+	print_runs_json(runs, prev, dt, pretty);
+	printf("%s}\n", pretty ? "\n" : "");
 }
 
 static void print_text(const struct sample *s)
@@ -206,6 +312,9 @@ int cmd_stats(int argc, char **argv)
 		{ 0 },
 	};
 	struct sample prev = { 0 }, cur = { 0 };
+	struct runs runs = { 0 }, prev_runs = { 0 };
+	char dir[4096];
+	bool module;
 	const char *path = NULL;
 	double watch = 0;
 	long count = 0;
@@ -242,23 +351,45 @@ int cmd_stats(int argc, char **argv)
 	if (count && !watch)
 		return usage_error("stats", "--count needs --watch");
 
-	ret = tm_device_open(&dev, path);
-	if (ret)
+	if (tm_runstat_dir(dir, sizeof(dir)))
 		return run_error("stats", "%s", tm_strerror());
+	/* without the module (or another --device) the runs' own counters are still there */
+	module = !tm_device_open(&dev, path);
+	if (!module && path)
+		return run_error("stats", "%s", tm_strerror());
+	if (!module && !json)
+		printf("module: not loaded (%s); the runs' own counters follow\n\n", tm_strerror());
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (long i = 0;; i++) {
-		ret = take_sample(&dev, &cur);
+		if (module) {
+			ret = take_sample(&dev, &cur);
+		} else {
+			cur.rows = NULL;
+			cur.n = 0;
+			cur.t = now();
+			ret = 0;
+		}
+		if (!ret)
+			ret = tm_runstat_scan(dir, &runs.v, &runs.n);
 		if (ret)
 			break;
 		if (i)
 			rates(&cur, &prev);
-		if (json)
-			print_json(&cur, !watch);
-		else
-			print_text(&cur);
+		if (json) {
+			print_json(&cur, module, &runs, i ? &prev_runs : NULL, cur.t - prev.t, !watch);
+		} else {
+			if (module)
+				print_text(&cur);
+			if (module)
+				putchar('\n');
+			print_runs_text(&runs, i ? &prev_runs : NULL, cur.t - prev.t);
+		}
 		free(prev.rows);
 		prev = cur;
 		cur.rows = NULL;
+		free(prev_runs.v);
+		prev_runs = runs;
+		runs.v = NULL;
 		if (!watch || (count && i + 1 >= count))
 			break;
 		if (!json)
@@ -267,7 +398,10 @@ int cmd_stats(int argc, char **argv)
 	}
 	free(prev.rows);
 	free(cur.rows);
-	tm_device_close(&dev);
+	free(prev_runs.v);
+	free(runs.v);
+	if (module)
+		tm_device_close(&dev);
 	if (ret)
 		return run_error("stats", "%s", tm_strerror());
 	return 0;

@@ -27,6 +27,7 @@ struct tm_gen_stats {
 	uint64_t bytes_prompt;		/* weight bytes the prefill read */
 	uint64_t bytes_decode;		/* weight bytes the decode steps read */
 	uint64_t handoffs_decode;	/* pool hand-offs of the decode steps */
+	uint64_t map_bytes_decode[TM_MODEL_MAX_MAPS];	/* of bytes_decode, per model mapping (tier) */
 };
 
 /*

@@ -41,6 +41,8 @@ int tm_generate(struct tm_ctx *c, const int32_t *prompt, int n_prompt, int n_pre
 
 	b0 = c->weight_bytes;
 	h0 = c->handoffs;
+	for (int i = 0; i < TM_MODEL_MAX_MAPS; i++)
+		st->map_bytes_decode[i] = c->map_bytes[i];
 	t0 = tm_now();
 	for (;;) {
 		int32_t tok = sample(sampler, c->logits, n_vocab);
@@ -55,5 +57,7 @@ int tm_generate(struct tm_ctx *c, const int32_t *prompt, int n_prompt, int n_pre
 	st->t_decode = tm_now() - t0;
 	st->bytes_decode = c->weight_bytes - b0;
 	st->handoffs_decode = c->handoffs - h0;
+	for (int i = 0; i < TM_MODEL_MAX_MAPS; i++)
+		st->map_bytes_decode[i] = c->map_bytes[i] - st->map_bytes_decode[i];
 	return 0;
 }
