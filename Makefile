@@ -130,7 +130,7 @@ deps:
 # The module goes through the top-level Kbuild; the .ko lands in kmod/.
 kmod:
 	@test -n "$(KDIR)" || { echo "make kmod: no kernel headers in /lib/modules/*/build; run make deps or set KDIR" >&2; exit 2; }
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) TM_WERROR=y modules
 
 modules_install:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install

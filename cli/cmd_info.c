@@ -22,7 +22,9 @@ static void usage(FILE *f)
 		   "Shows whether the tiermem module is loaded (/dev/tiermem), its ABI version and\n"
 		   "features, DDR in use against ddr_max_mb, the number of attached PMEM namespaces,\n"
 		   "and every region: name, tier (ddr|pmem), state (volatile|filling|sealed), size,\n"
-		   "owner uid, mode, PMEM namespace and offset. A PMEM region that is still\n"
+		   "owner uid, mode, PMEM namespace and offset, NUMA node, and the bytes of a PMEM\n"
+		   "region that lie in the namespace's known bad blocks (reading them is SIGBUS;\n"
+		   "delete and create the region again to clear them). A PMEM region that is still\n"
 		   "'filling' after a reboot was never sealed: its contents are incomplete.\n"
 		   "Exit status 1 when the module is not loaded.\n\n"
 		   "  --device PATH   the device node (default /dev/tiermem)\n");
@@ -47,18 +49,34 @@ static void print_features(uint64_t f)
 		{ TIERMEM_FEAT_DDR, "ddr" }, { TIERMEM_FEAT_PMEM, "pmem" },
 		{ TIERMEM_FEAT_COPY, "copy" }, { TIERMEM_FEAT_DMABUF, "dmabuf" },
 		{ TIERMEM_FEAT_USER_CTR, "user-counters" },
+		{ TIERMEM_FEAT_INFO_BAD_NODE, "info-bad-node" },
 	};
 
 	printf("features:");
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (f & names[i].bit)
 			printf(" %s", names[i].name);
-	if (f & ~(uint64_t)0x1f)
-		printf(" (unknown bits %#" PRIx64 ")", f & ~(uint64_t)0x1f);
+	if (f & ~(uint64_t)0x3f)
+		printf(" (unknown bits %#" PRIx64 ")", f & ~(uint64_t)0x3f);
 	putchar('\n');
 }
 
-static void print_regions(const struct tiermem_region_info *list, size_t n)
+/* Node and bad bytes: only modules with TIERMEM_FEAT_INFO_BAD_NODE fill them. */
+static void print_region_extra(const struct tiermem_region_info *e, uint64_t features)
+{
+	char bad[32];
+
+	if (!(features & TIERMEM_FEAT_INFO_BAD_NODE))
+		return;
+	if (e->numa_node >= 0)
+		printf(" node %d", e->numa_node);
+	if (e->bad_bytes) {
+		human(bad, sizeof(bad), e->bad_bytes);
+		printf(" (bad blocks: %s)", bad);
+	}
+}
+
+static void print_regions(const struct tiermem_region_info *list, size_t n, uint64_t features)
 {
 	char size[32];
 
@@ -78,6 +96,7 @@ static void print_regions(const struct tiermem_region_info *list, size_t n)
 			printf("pmem%u@%" PRIu64, e->pmem_index, (uint64_t)e->pmem_offset);
 		else
 			printf("-");
+		print_region_extra(e, features);
 		if (e->flags & TIERMEM_INFO_DELETED)
 			printf(" (deleted, still mapped)");
 		putchar('\n');
@@ -133,7 +152,7 @@ int cmd_info(int argc, char **argv)
 	tm_device_close(&dev);
 	if (ret)
 		return run_error("info", "%s", tm_strerror());
-	print_regions(list, n);
+	print_regions(list, n, dev.version.features);
 	free(list);
 	return 0;
 }

@@ -4,6 +4,8 @@
  * not on any LRU, so they are never swapped, reclaimed or migrated; their
  * count against ddr_max_mb is taken under tm_lock.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/slab.h>

@@ -4,6 +4,8 @@
  * dma-buf for GPU drivers and RDMA. The scatterlist has one entry per
  * 2 MiB piece; CPU mmap of the dma-buf maps the same pages.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/dma-buf.h>
 #include <linux/dma-mapping.h>
 #include <linux/mm.h>
@@ -20,12 +22,23 @@ struct tm_dmabuf {
 	bool write;
 };
 
-static struct page *tm_dmabuf_page(struct tm_region *r, u64 rel)
+/* PMEM: inside tm_pmem_enter(); -EIO for a range with a known bad block. */
+static int tm_dmabuf_page(struct tm_region *r, u64 rel, u64 len,
+			  struct page **page)
 {
-	if (r->tier == TIERMEM_TIER_PMEM)
-		return pfn_t_to_page(tm_pmem_pfn(r, rel));
-	return r->chunks[rel >> TIERMEM_CHUNK_SHIFT] +
-	       ((rel & (TIERMEM_CHUNK_SIZE - 1)) >> PAGE_SHIFT);
+	void *kaddr;
+	pfn_t pfn;
+	int ret;
+
+	if (r->tier == TIERMEM_TIER_PMEM) {
+		ret = tm_pmem_region_direct(r, rel, PAGE_ALIGN(len), &kaddr,
+					    &pfn);
+		*page = ret ? NULL : pfn_t_to_page(pfn);
+		return ret;
+	}
+	*page = r->chunks[rel >> TIERMEM_CHUNK_SHIFT] +
+		((rel & (TIERMEM_CHUNK_SIZE - 1)) >> PAGE_SHIFT);
+	return 0;
 }
 
 static unsigned int tm_dmabuf_nents(const struct tm_dmabuf *b)
@@ -36,27 +49,57 @@ static unsigned int tm_dmabuf_nents(const struct tm_dmabuf *b)
 	return last - first + 1;
 }
 
+static int tm_dmabuf_fill(struct tm_dmabuf *b, struct sg_table *sgt)
+{
+	u64 pos = b->off, end = b->off + b->len;
+	struct scatterlist *sg;
+	struct page *page;
+	int i, ret;
+
+	for_each_sgtable_sg(sgt, sg, i) {
+		u64 n = min(end, ALIGN(pos + 1, TIERMEM_CHUNK_SIZE)) - pos;
+
+		ret = tm_dmabuf_page(b->r, pos, n, &page);
+		if (ret)
+			return ret;
+		sg_set_page(sg, page, n, 0);
+		pos += n;
+	}
+	return 0;
+}
+
+/*
+ * A device may only write what the exporter's handle could: a read-only
+ * export maps for DMA_TO_DEVICE (device reads memory) and nothing else, so
+ * an IOMMU keeps the pages read-only for the device.
+ */
 static struct sg_table *tm_map_dma_buf(struct dma_buf_attachment *at,
 				       enum dma_data_direction dir)
 {
 	struct tm_dmabuf *b = at->dmabuf->priv;
-	struct scatterlist *sg;
+	struct tm_pmem_lock l;
 	struct sg_table *sgt;
-	u64 pos = b->off, end = b->off + b->len;
 	int ret;
 
+	if (!b->write && dir != DMA_TO_DEVICE)
+		return ERR_PTR(-EACCES);
 	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL);
 	if (!sgt)
 		return ERR_PTR(-ENOMEM);
 	ret = sg_alloc_table(sgt, tm_dmabuf_nents(b), GFP_KERNEL);
 	if (ret)
 		goto free;
-	for_each_sgtable_sg(sgt, sg, ret) {
-		u64 n = min(end, ALIGN(pos + 1, TIERMEM_CHUNK_SIZE)) - pos;
-
-		sg_set_page(sg, tm_dmabuf_page(b->r, pos), n, 0);
-		pos += n;
+	if (b->r->tier == TIERMEM_TIER_PMEM) {
+		ret = tm_pmem_enter(b->r->pm, &l);
+		if (ret)
+			goto table;
+		ret = tm_dmabuf_fill(b, sgt);
+		tm_pmem_exit(&l);
+	} else {
+		ret = tm_dmabuf_fill(b, sgt);
 	}
+	if (ret)
+		goto table;
 	ret = dma_map_sgtable(at->dev, sgt, dir, 0);
 	if (ret)
 		goto table;
@@ -92,14 +135,27 @@ static vm_fault_t tm_dmabuf_fault(struct vm_fault *vmf)
 	struct vm_area_struct *vma = vmf->vma;
 	struct tm_dmabuf *b = vma->vm_private_data;
 	u64 rel = ((u64)vmf->pgoff << PAGE_SHIFT);
+	struct tm_pmem_lock l;
+	struct page *page;
+	vm_fault_t ret;
+	void *kaddr;
+	pfn_t pfn;
 
 	if (rel >= b->len)
 		return VM_FAULT_SIGBUS;
 	rel += b->off;
-	if (b->r->tier == TIERMEM_TIER_PMEM)
-		return vmf_insert_mixed(vma, vmf->address & PAGE_MASK,
-					tm_pmem_pfn(b->r, rel));
-	return tm_insert_page(vma, vmf->address, tm_dmabuf_page(b->r, rel));
+	if (b->r->tier == TIERMEM_TIER_DDR) {
+		tm_dmabuf_page(b->r, rel, PAGE_SIZE, &page);
+		return tm_insert_page(vma, vmf->address, page);
+	}
+	if (tm_pmem_enter(b->r->pm, &l))
+		return VM_FAULT_SIGBUS;
+	if (tm_pmem_region_direct(b->r, rel, PAGE_SIZE, &kaddr, &pfn))
+		ret = VM_FAULT_SIGBUS;
+	else
+		ret = vmf_insert_mixed(vma, vmf->address & PAGE_MASK, pfn);
+	tm_pmem_exit(&l);
+	return ret;
 }
 
 static const struct vm_operations_struct tm_dmabuf_vm_ops = {
@@ -149,7 +205,9 @@ int tm_export(struct tm_region *r, u64 off, u64 len, u32 flags)
 	if (!b)
 		return -ENOMEM;
 	mutex_lock(&tm_lock);
-	if (write && r->state == TIERMEM_STATE_SEALED)
+	if (r->pm && READ_ONCE(r->pm->dead))
+		ret = -ENXIO;
+	else if (write && r->state == TIERMEM_STATE_SEALED)
 		ret = -EPERM;
 	else if (write)
 		atomic_inc(&r->writers);

@@ -7,6 +7,8 @@
  * handle of the same file, so one file can map many regions and a file can
  * map nothing it was not allowed to open.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/fs.h>
@@ -25,7 +27,11 @@ MODULE_PARM_DESC(ddr_max_mb, "Most DRAM all DDR regions may hold, in MiB");
 
 static char *pmem;
 module_param(pmem, charp, 0444);
-MODULE_PARM_DESC(pmem, "PMEM namespaces to attach at load, comma-separated (e.g. /dev/pmem0); blank media get an empty table");
+MODULE_PARM_DESC(pmem, "PMEM namespaces to attach at load, comma-separated (e.g. /dev/pmem0)");
+
+static bool pmem_format;
+module_param(pmem_format, bool, 0444);
+MODULE_PARM_DESC(pmem_format, "Write an empty region table on pmem= namespaces whose first 2 MiB are all zero (default: refuse them)");
 
 struct tm_handle {
 	struct list_head node;
@@ -113,6 +119,7 @@ static int tm_open(struct inode *inode, struct file *file)
 	mutex_init(&tf->lock);
 	INIT_LIST_HEAD(&tf->handles);
 	file->private_data = tf;
+	tm_inode_use(file);
 	return 0;
 }
 
@@ -137,9 +144,10 @@ static int tm_ioc_version(struct tm_file *tf, void *arg)
 
 	v->abi_version = TIERMEM_ABI_VERSION;
 	v->features = TIERMEM_FEAT_DDR | TIERMEM_FEAT_PMEM | TIERMEM_FEAT_COPY |
-		      TIERMEM_FEAT_DMABUF | TIERMEM_FEAT_USER_CTR;
+		      TIERMEM_FEAT_DMABUF | TIERMEM_FEAT_USER_CTR |
+		      TIERMEM_FEAT_INFO_BAD_NODE;
 	mutex_lock(&tm_lock);
-	tm_zombies_reap(false);
+	tm_zombies_reap();
 	for (i = 0; i < TIERMEM_PMEM_MAX; i++)
 		v->nr_pmem += !!tm_pmems[i];
 	v->ddr_max_bytes = tm_ddr_max;
@@ -183,7 +191,7 @@ static int tm_ioc_create(struct tm_file *tf, void *arg)
 	if (ret)
 		return ret;
 	mutex_lock(&tm_lock);
-	tm_zombies_reap(false);
+	tm_zombies_reap();
 	ret = -EEXIST;
 	if (tm_region_find(c->name))
 		goto unlock;
@@ -309,9 +317,14 @@ static void tm_fill_info(struct tiermem_region_info *e, struct tm_region *r)
 	e->state = r->state;
 	e->owner_uid = from_kuid_munged(current_user_ns(), r->uid);
 	e->mode = r->mode;
+	e->numa_node = -1;
 	if (r->pm) {
 		e->pmem_index = r->pm->index;
 		e->pmem_offset = r->pm_off;
+		e->bad_bytes = tm_pmem_bad_bytes(r);
+		e->numa_node = r->pm->node;
+	} else if (r->nr_chunks) {
+		e->numa_node = page_to_nid(r->chunks[0]);
 	}
 }
 
@@ -562,7 +575,8 @@ static struct miscdevice tm_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "tiermem",
 	.fops = &tm_fops,
-	.mode = 0666,
+	/* Until udev's rule gives it to the tiermem group (packaging/). */
+	.mode = 0600,
 };
 
 static void tm_attach_param(void)
@@ -581,9 +595,9 @@ static void tm_attach_param(void)
 	while ((path = strsep(&p, ",")) != NULL) {
 		if (!*path)
 			continue;
-		ret = tm_pmem_attach(path, true, &index, &size);
+		ret = tm_pmem_attach(path, pmem_format, &index, &size);
 		if (ret)
-			pr_err("tiermem: pmem=%s: attach failed (%d)\n", path, ret);
+			pr_err("pmem=%s: attach failed (%d)\n", path, ret);
 	}
 	kfree(list);
 }
@@ -600,7 +614,7 @@ static void tm_drop_registry(void)
 		tm_region_put(r);
 		mutex_lock(&tm_lock);
 	}
-	tm_zombies_reap(true);
+	tm_zombies_reap();
 	mutex_unlock(&tm_lock);
 }
 
@@ -609,16 +623,24 @@ static int __init tm_init(void)
 	int ret;
 
 	tm_ddr_max = (u64)ddr_max_mb << 20;
-	ret = tm_sysfs_init();
+	ret = tm_inode_init();
 	if (ret)
 		return ret;
+	ret = tm_sysfs_init();
+	if (ret)
+		goto inode;
 	tm_attach_param();
 	ret = misc_register(&tm_misc);
-	if (ret) {
-		tm_drop_registry();
-		tm_pmem_detach_all();
-		tm_sysfs_exit();
-	}
+	if (ret)
+		goto drop;
+	return 0;
+drop:
+	tm_drop_registry();
+	tm_pmem_detach_all();
+	tm_zombies_stop();
+	tm_sysfs_exit();
+inode:
+	tm_inode_exit();
 	return ret;
 }
 
@@ -627,7 +649,9 @@ static void __exit tm_exit(void)
 	misc_deregister(&tm_misc);
 	tm_drop_registry();
 	tm_pmem_detach_all();
+	tm_zombies_stop();
 	tm_sysfs_exit();
+	tm_inode_exit();
 }
 
 module_init(tm_init);

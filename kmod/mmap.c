@@ -11,6 +11,8 @@
  * reference on the region instead, so the memory stays until the last VMA
  * is gone (and the last pin, see region.c).
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/cred.h>
 #include <linux/mm.h>
 #include <linux/huge_mm.h>
@@ -38,7 +40,7 @@ static void tm_vm_open(struct vm_area_struct *vma)
 
 	tm_region_get(r);
 	TM_STAT(r, live_mappings, 1);
-	if (vma->vm_flags & VM_WRITE)
+	if (vma->vm_flags & VM_MAYWRITE)
 		atomic_inc(&r->writers);
 }
 
@@ -47,7 +49,7 @@ static void tm_vm_close(struct vm_area_struct *vma)
 	struct tm_region *r = tm_vma_region(vma);
 
 	TM_STAT(r, live_mappings, -1);
-	if (vma->vm_flags & VM_WRITE)
+	if (vma->vm_flags & VM_MAYWRITE)
 		atomic_dec(&r->writers);
 	tm_region_put(r);
 }
@@ -65,15 +67,26 @@ static unsigned long tm_vm_pagesize(struct vm_area_struct *vma)
 	return PMD_SIZE;
 }
 
-static pfn_t tm_rel_pfn(struct tm_region *r, u64 rel)
+static pfn_t tm_ddr_pfn(struct tm_region *r, u64 rel)
 {
-	struct page *chunk;
+	struct page *chunk = r->chunks[rel >> TIERMEM_CHUNK_SHIFT];
 
-	if (r->tier == TIERMEM_TIER_PMEM)
-		return tm_pmem_pfn(r, rel);
-	chunk = r->chunks[rel >> TIERMEM_CHUNK_SHIFT];
 	return page_to_pfn_t(chunk + ((rel & (TIERMEM_CHUNK_SIZE - 1)) >>
 				     PAGE_SHIFT));
+}
+
+/*
+ * The pfn of [rel, rel + len) of @r. PMEM asks the driver each time, inside
+ * the caller's tm_pmem_enter(): a known bad block in the range is -EIO.
+ */
+static int tm_rel_pfn(struct tm_region *r, u64 rel, u64 len, pfn_t *pfn)
+{
+	void *kaddr;
+
+	if (r->tier == TIERMEM_TIER_PMEM)
+		return tm_pmem_region_direct(r, rel, len, &kaddr, pfn);
+	*pfn = tm_ddr_pfn(r, rel);
+	return 0;
 }
 
 static vm_fault_t tm_fault_pmd(struct vm_fault *vmf, struct tm_region *r)
@@ -82,6 +95,7 @@ static vm_fault_t tm_fault_pmd(struct vm_fault *vmf, struct tm_region *r)
 	unsigned long haddr = vmf->address & PMD_MASK;
 	bool write = vma->vm_flags & VM_WRITE;
 	vm_fault_t ret;
+	pfn_t pfn;
 	u64 rel;
 
 	/* vmf_insert_pfn_pmd only checks the start: check the end too. */
@@ -90,11 +104,14 @@ static vm_fault_t tm_fault_pmd(struct vm_fault *vmf, struct tm_region *r)
 	rel = tm_vma_rel(vma, haddr);
 	if (!IS_ALIGNED(rel, PMD_SIZE) || (r->pm && !r->pm->pmd_ok))
 		return VM_FAULT_FALLBACK;
+	/* A bad block inside: the good pages still map, one by one. */
+	if (tm_rel_pfn(r, rel, PMD_SIZE, &pfn))
+		return VM_FAULT_FALLBACK;
 	/*
 	 * Writable VMAs get writable entries at once: no dirty tracking is
 	 * needed, and a later write fault would split the PMD.
 	 */
-	ret = vmf_insert_pfn_pmd(vmf, tm_rel_pfn(r, rel), write);
+	ret = vmf_insert_pfn_pmd(vmf, pfn, write);
 	if (ret == VM_FAULT_NOPAGE) {
 		TM_STAT(r, faults_pmd, 1);
 		TM_STAT(r, bytes_mapped, PMD_SIZE);
@@ -121,9 +138,14 @@ static vm_fault_t tm_fault_pte(struct vm_fault *vmf, struct tm_region *r)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	u64 rel = tm_vma_rel(vma, vmf->address & PAGE_MASK);
-	pfn_t pfn = tm_rel_pfn(r, rel);
 	vm_fault_t ret;
+	pfn_t pfn;
 
+	if (tm_rel_pfn(r, rel, PAGE_SIZE, &pfn)) {
+		/* Poison is never mapped: the reader gets SIGBUS. */
+		TM_STAT(r, media_errors, 1);
+		return VM_FAULT_SIGBUS;
+	}
 	if (r->tier == TIERMEM_TIER_DDR)
 		ret = tm_insert_page(vma, vmf->address, pfn_t_to_page(pfn));
 	else
@@ -135,20 +157,39 @@ static vm_fault_t tm_fault_pte(struct vm_fault *vmf, struct tm_region *r)
 	return ret;
 }
 
-static vm_fault_t tm_vm_fault(struct vm_fault *vmf)
+static vm_fault_t tm_fault(struct vm_fault *vmf, struct tm_region *r)
 {
-	struct tm_region *r = tm_vma_region(vmf->vma);
-	u64 rel = tm_vma_rel(vmf->vma, vmf->address & PAGE_MASK);
 	vm_fault_t ret;
 
-	if (rel >= r->size)
-		return VM_FAULT_SIGBUS;
 	if (pmd_none(*vmf->pmd)) {
 		ret = tm_fault_pmd(vmf, r);
 		if (ret != VM_FAULT_FALLBACK)
 			return ret;
 	}
 	return tm_fault_pte(vmf, r);
+}
+
+/*
+ * PMEM entries are inserted inside tm_pmem_enter(), so a namespace being
+ * removed either waits for this fault or makes it fail: see
+ * tm_pmem_revoke(), which zaps what was inserted before.
+ */
+static vm_fault_t tm_vm_fault(struct vm_fault *vmf)
+{
+	struct tm_region *r = tm_vma_region(vmf->vma);
+	u64 rel = tm_vma_rel(vmf->vma, vmf->address & PAGE_MASK);
+	struct tm_pmem_lock l;
+	vm_fault_t ret;
+
+	if (rel >= r->size)
+		return VM_FAULT_SIGBUS;
+	if (r->tier == TIERMEM_TIER_DDR)
+		return tm_fault(vmf, r);
+	if (tm_pmem_enter(r->pm, &l))
+		return VM_FAULT_SIGBUS;
+	ret = tm_fault(vmf, r);
+	tm_pmem_exit(&l);
+	return ret;
 }
 
 static const struct vm_operations_struct tm_vm_ops = {
@@ -205,6 +246,8 @@ int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,
 	/* VM_MAYSHARE: a read-only file's MAP_SHARED loses VM_SHARED. */
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
+	if (r->pm && READ_ONCE(r->pm->dead))
+		return -ENXIO;
 	/*
 	 * Sealed data is read-only; the counters page stays writable for the
 	 * owner, who adds the bytes it reads from the sealed weights.
@@ -215,7 +258,10 @@ int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,
 		writable = false;
 	if (!writable && (vma->vm_flags & VM_WRITE))
 		return -EACCES;
-	/* Write access is decided at mmap: mprotect cannot add it later. */
+	/*
+	 * Write access is decided at mmap: mprotect cannot add it later, and
+	 * a mapping keeps counting as a writer (VM_MAYWRITE) until it is gone.
+	 */
 	if (!(vma->vm_flags & VM_WRITE))
 		vma->vm_flags &= ~VM_MAYWRITE;
 	if (rel == TM_CTR_REL)

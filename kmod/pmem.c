@@ -8,38 +8,147 @@
  * device-dax namespaces are not accepted: on 6.1 their dax_device has no
  * direct_access operation a module could call (see Documentation).
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/badblocks.h>
 #include <linux/blkdev.h>
 #include <linux/dax.h>
 #include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/srcu.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
 #include "tiermem.h"
 
 struct tm_pmem *tm_pmems[TIERMEM_PMEM_MAX];
+/* Namespaces removed under us, freed once their last region is. */
+static LIST_HEAD(tm_dead_pmems);
+/* Readers of a namespace's memory; tm_pmem_revoke() waits for them. */
+DEFINE_STATIC_SRCU(tm_pmem_srcu);
 
 static const fmode_t tm_bdev_mode = FMODE_READ | FMODE_WRITE | FMODE_EXCL;
 
-/* Counts poison reported by the media; the generic path kills users. */
-static int tm_notify_failure(struct dax_device *dax, u64 off, u64 len,
-			     int mf_flags)
+/*
+ * The namespace's memory stays mapped until tm_pmem_exit(): the removal
+ * path calls our notify_failure (tm_pmem_revoke) before it kills the dax
+ * device, and that waits for every section entered here.
+ */
+int tm_pmem_enter(const struct tm_pmem *pm, struct tm_pmem_lock *l)
 {
-	struct tm_pmem *pm = dax_holder(dax);
-	struct tm_region *r;
-
-	mutex_lock(&tm_lock);
-	list_for_each_entry(r, &pm->regions, pmem_node)
-		if (off < r->pm_off + r->size && r->pm_off < off + len)
-			TM_STAT(r, media_errors, 1);
-	mutex_unlock(&tm_lock);
-	pr_err("tiermem: %s: media error at offset %llu (+%llu)\n", pm->path,
-	       off, len);
-	return -EOPNOTSUPP;
+	l->srcu = srcu_read_lock(&tm_pmem_srcu);
+	l->dax = dax_read_lock();
+	if (!READ_ONCE(pm->dead) && dax_alive(pm->dax))
+		return 0;
+	tm_pmem_exit(l);
+	return -ENXIO;
 }
 
-static const struct dax_holder_operations tm_holder_ops = {
-	.notify_failure = tm_notify_failure,
+void tm_pmem_exit(struct tm_pmem_lock *l)
+{
+	dax_read_unlock(l->dax);
+	srcu_read_unlock(&tm_pmem_srcu, l->srcu);
+}
+
+/*
+ * Kernel address and pfn of [off, off + len) of the namespace, page aligned,
+ * between enter and exit: -EIO when a known bad block lies in the range,
+ * -ENXIO when the namespace is going away.
+ */
+int tm_pmem_direct(const struct tm_pmem *pm, u64 off, u64 len, void **kaddr,
+		   pfn_t *pfn)
+{
+	long nr = len >> PAGE_SHIFT, got;
+
+	got = dax_direct_access(pm->dax, (pm->start + off) >> PAGE_SHIFT, nr,
+				DAX_ACCESS, kaddr, pfn);
+	if (got < 0)
+		return got;
+	return got < nr ? -EIO : 0;
+}
+
+int tm_pmem_region_direct(const struct tm_region *r, u64 off, u64 len,
+			  void **kaddr, pfn_t *pfn)
+{
+	return tm_pmem_direct(r->pm, r->pm_off + off, len, kaddr, pfn);
+}
+
+static struct badblocks *tm_pmem_bb(const struct tm_pmem *pm)
+{
+	return pm->bdev->bd_disk->bb;
+}
+
+static sector_t tm_pmem_sector(const struct tm_region *r)
+{
+	return (r->pm->start + r->pm_off) >> SECTOR_SHIFT;
+}
+
+/*
+ * Calls @fn for each run of known bad sectors inside @r, with the run's
+ * byte offset and length relative to the region. The badblocks API takes
+ * an int count: regions are walked 1 GiB at a time.
+ */
+static void tm_pmem_bad_walk(const struct tm_region *r,
+			     void (*fn)(void *arg, u64 off, u64 len), void *arg)
+{
+	struct badblocks *bb = r->pm ? tm_pmem_bb(r->pm) : NULL;
+	sector_t s, base, end, first;
+	int n, nbad;
+
+	if (!bb || !bb->count)
+		return;
+	base = tm_pmem_sector(r);
+	end = base + (r->size >> SECTOR_SHIFT);
+	for (s = base; s < end; ) {
+		n = min_t(sector_t, end - s, SZ_1G >> SECTOR_SHIFT);
+		if (!badblocks_check(bb, s, n, &first, &nbad)) {
+			s += n;
+			continue;
+		}
+		first = max(first, s);
+		nbad = min_t(sector_t, first + nbad, end) - first;
+		if (nbad <= 0)
+			break;
+		fn(arg, (u64)(first - base) << SECTOR_SHIFT,
+		   (u64)nbad << SECTOR_SHIFT);
+		s = first + nbad;
+	}
+}
+
+static void tm_bad_sum(void *arg, u64 off, u64 len)
+{
+	*(u64 *)arg += len;
+}
+
+/* Bytes of @r in the namespace's list of known bad blocks. */
+u64 tm_pmem_bad_bytes(const struct tm_region *r)
+{
+	u64 n = 0;
+
+	tm_pmem_bad_walk(r, tm_bad_sum, &n);
+	return n;
+}
+
+struct tm_bad_buf {
+	char *buf;
+	ssize_t len;
 };
+
+static void tm_bad_line(void *arg, u64 off, u64 len)
+{
+	struct tm_bad_buf *b = arg;
+
+	b->len += sysfs_emit_at(b->buf, b->len, "%llu %llu\n", off, len);
+}
+
+/* For sysfs: one "offset length" line (bytes in the region) per bad run. */
+ssize_t tm_pmem_bad_show(const struct tm_region *r, char *buf)
+{
+	struct tm_bad_buf b = { .buf = buf };
+
+	tm_pmem_bad_walk(r, tm_bad_line, &b);
+	return b.len;
+}
 
 static void tm_pmem_put(struct tm_pmem *pm)
 {
@@ -50,41 +159,167 @@ static void tm_pmem_put(struct tm_pmem *pm)
 	kfree(pm);
 }
 
+/* Frees removed namespaces nothing refers to any more. */
+void tm_pmem_reap_dead(void)
+{
+	struct tm_pmem *pm, *tmp;
+
+	lockdep_assert_held(&tm_lock);
+	list_for_each_entry_safe(pm, tmp, &tm_dead_pmems, dead_node) {
+		if (!list_empty(&pm->regions))
+			continue;
+		list_del(&pm->dead_node);
+		tm_pmem_put(pm);
+	}
+}
+
+static struct tm_pmem *tm_pmem_by_dax(struct dax_device *dax)
+{
+	u32 i;
+
+	lockdep_assert_held(&tm_lock);
+	for (i = 0; i < TIERMEM_PMEM_MAX; i++)
+		if (tm_pmems[i] && tm_pmems[i]->dax == dax)
+			return tm_pmems[i];
+	return NULL;
+}
+
+/*
+ * The namespace is being disabled or destroyed: its memory and struct pages
+ * go once we return. No new access may start (dead), running ones are
+ * waited for, every user mapping is zapped (later faults get SIGBUS) and
+ * the regions leave the registry; their handles fail with -ENXIO. The media
+ * is not touched: the regions come back when the namespace is attached again.
+ */
+static void tm_pmem_revoke(struct tm_pmem *pm)
+{
+	struct tm_region *r;
+	u64 pinned = 0;
+
+	lockdep_assert_held(&tm_lock);
+	tm_pmems[pm->index] = NULL;
+	list_add_tail(&pm->dead_node, &tm_dead_pmems);
+	list_for_each_entry(r, &pm->regions, pmem_node)
+		pinned += tm_pmem_pinned(r);
+	WRITE_ONCE(pm->dead, true);
+	synchronize_srcu(&tm_pmem_srcu);
+	list_for_each_entry(r, &pm->regions, pmem_node)
+		tm_zap_region(r);
+	if (pinned)
+		pr_err("%s: removed with %llu pages still pinned by devices; their owners must unpin them\n",
+		       pm->path, pinned);
+	pr_warn("%s (pmem%u) is going away: its regions are revoked\n",
+		pm->path, pm->index);
+again:
+	list_for_each_entry(r, &pm->regions, pmem_node) {
+		if (r->deleted)
+			continue;
+		tm_registry_del(r);
+		r->deleted = true;
+		/* May free @r, which leaves the list: walk it again. */
+		tm_region_put_locked(r);
+		goto again;
+	}
+	tm_pmem_reap_dead();
+}
+
+static bool tm_whole_device(u64 off, u64 len)
+{
+	return off == 0 && len == U64_MAX;
+}
+
+/*
+ * Called by the dax core with @off relative to the dax device: on media
+ * errors (memory_failure) and, for the whole device, before the namespace
+ * is removed. Poisoned pages are added to the namespace's bad blocks and
+ * unmapped, so a later fault on them gets SIGBUS.
+ */
+static int tm_notify_failure(struct dax_device *dax, u64 off, u64 len,
+			     int mf_flags)
+{
+	struct badblocks *bb;
+	struct tm_region *r;
+	struct tm_pmem *pm;
+	u64 end;
+
+	mutex_lock(&tm_lock);
+	/* Not dax_holder(): a detach may have freed it under us. */
+	pm = tm_pmem_by_dax(dax);
+	if (!pm) {
+		mutex_unlock(&tm_lock);
+		return -ENXIO;
+	}
+	if (tm_whole_device(off, len)) {
+		tm_pmem_revoke(pm);
+		mutex_unlock(&tm_lock);
+		return 0;
+	}
+	end = off + min(len, U64_MAX - off);
+	off = off > pm->start ? off - pm->start : 0;
+	end = end > pm->start ? end - pm->start : 0;
+	bb = tm_pmem_bb(pm);
+	if (bb && end > off)
+		badblocks_set(bb, (pm->start + off) >> SECTOR_SHIFT,
+			      DIV_ROUND_UP(end - off, SECTOR_SIZE), 1);
+	list_for_each_entry(r, &pm->regions, pmem_node) {
+		if (off < r->pm_off + r->size && r->pm_off < end) {
+			TM_STAT(r, media_errors, 1);
+			tm_zap_region(r);
+		}
+	}
+	pr_err_ratelimited("%s: media error at offset %llu (+%llu)\n",
+			   pm->path, off, end - off);
+	mutex_unlock(&tm_lock);
+	/* The generic path still signals the task that consumed the poison. */
+	return -EOPNOTSUPP;
+}
+
+static const struct dax_holder_operations tm_holder_ops = {
+	.notify_failure = tm_notify_failure,
+};
+
 static int tm_pmem_map(struct tm_pmem *pm)
 {
-	u64 start = 0, bytes = bdev_nr_bytes(pm->bdev);
-	long nr, avail;
-	int id;
+	struct tm_pmem_lock l;
+	void *kaddr;
+	pfn_t pfn;
+	int ret;
 
-	pm->dax = fs_dax_get_by_bdev(pm->bdev, &start, pm, &tm_holder_ops);
+	pm->dax = fs_dax_get_by_bdev(pm->bdev, &pm->start, pm, &tm_holder_ops);
 	if (IS_ERR_OR_NULL(pm->dax)) {
 		pm->dax = NULL;
-		pr_err("tiermem: %s: not DAX-capable or already held (an fsdax namespace is needed)\n",
+		pr_err("%s: not DAX-capable or already held (an fsdax namespace is needed)\n",
 		       pm->path);
 		return -EOPNOTSUPP;
 	}
-	if (!IS_ALIGNED(start, PAGE_SIZE))
-		return -EINVAL;
-	nr = bytes >> PAGE_SHIFT;
-	id = dax_read_lock();
-	avail = dax_direct_access(pm->dax, start >> PAGE_SHIFT, nr, DAX_ACCESS,
-				  &pm->kaddr, &pm->pfn);
-	dax_read_unlock(id);
-	if (avail < 0) {
-		pr_err("tiermem: %s: dax_direct_access failed (%ld)\n",
-		       pm->path, avail);
-		return avail;
+	if (!dax_synchronous(pm->dax)) {
+		/* virtio-pmem: durability needs a flush request we do not send. */
+		pr_err("%s: asynchronous DAX device (e.g. virtio-pmem) not supported: stores would not be durable\n",
+		       pm->path);
+		return -EOPNOTSUPP;
 	}
-	pm->size = ALIGN_DOWN((u64)min(avail, nr) << PAGE_SHIFT,
-			      TIERMEM_CHUNK_SIZE);
+	pm->size = ALIGN_DOWN(bdev_nr_bytes(pm->bdev), TIERMEM_CHUNK_SIZE);
+	pm->node = pm->bdev->bd_disk->node_id;
 	if (pm->size <= tm_table_data_start()) {
-		pr_err("tiermem: %s: too small (%llu bytes usable)\n", pm->path,
+		pr_err("%s: too small (%llu bytes usable)\n", pm->path,
 		       pm->size);
 		return -ENOSPC;
 	}
-	pm->pmd_ok = IS_ALIGNED(pfn_t_to_pfn(pm->pfn), TM_CHUNK_PAGES);
+	ret = tm_pmem_enter(pm, &l);
+	if (ret)
+		return ret;
+	/* The table's chunk must be readable; the rest is checked on use. */
+	ret = tm_pmem_direct(pm, 0, tm_table_data_start(), &kaddr, &pfn);
+	tm_pmem_exit(&l);
+	if (ret) {
+		pr_err("%s: region table area not accessible (%d%s)\n",
+		       pm->path, ret, ret == -EIO ? ": bad blocks" : "");
+		return ret;
+	}
+	pm->pfn0 = pfn_t_to_pfn(pfn);
+	pm->pmd_ok = IS_ALIGNED(pm->pfn0, TM_CHUNK_PAGES);
 	if (!pm->pmd_ok)
-		pr_warn("tiermem: %s: not 2 MiB aligned in memory, mappings use 4 KiB pages\n",
+		pr_warn("%s: not 2 MiB aligned in memory, mappings use 4 KiB pages\n",
 			pm->path);
 	return 0;
 }
@@ -102,7 +337,7 @@ int tm_pmem_attach(const char *path, bool format, u32 *index, u64 *size)
 	pm->bdev = blkdev_get_by_path(path, tm_bdev_mode, pm);
 	if (IS_ERR(pm->bdev)) {
 		ret = PTR_ERR(pm->bdev);
-		pr_err("tiermem: %s: cannot open (%d)\n", path, ret);
+		pr_err("%s: cannot open (%d)\n", path, ret);
 		goto fail;
 	}
 	ret = tm_pmem_map(pm);
@@ -123,7 +358,7 @@ int tm_pmem_attach(const char *path, bool format, u32 *index, u64 *size)
 		goto fail;
 	*index = i;
 	*size = pm->size;
-	pr_info("tiermem: attached %s as pmem%u, %llu MiB\n", path, i,
+	pr_info("attached %s as pmem%u, %llu MiB\n", path, i,
 		pm->size >> 20);
 	return 0;
 fail:
@@ -138,7 +373,7 @@ int tm_pmem_detach(u32 index)
 	struct tm_pmem *pm;
 
 	mutex_lock(&tm_lock);
-	tm_zombies_reap(false);
+	tm_zombies_reap();
 	pm = tm_pmems[index];
 	if (!pm) {
 		mutex_unlock(&tm_lock);
@@ -154,7 +389,7 @@ int tm_pmem_detach(u32 index)
 	list_for_each_entry_safe(r, tmp, &pm->regions, pmem_node)
 		tm_region_drop_locked(r);
 	mutex_unlock(&tm_lock);
-	pr_info("tiermem: detached %s (pmem%u)\n", pm->path, index);
+	pr_info("detached %s (pmem%u)\n", pm->path, index);
 	tm_pmem_put(pm);
 	return 0;
 }
@@ -171,13 +406,14 @@ void tm_pmem_detach_all(void)
 			tm_pmems[i] = NULL;
 		}
 	}
+	tm_pmem_reap_dead();
 	mutex_unlock(&tm_lock);
 }
 
-/* First fit, 2 MiB aligned, in the namespace's data area. */
-static int tm_pmem_place(struct tm_pmem *pm, struct tm_region *r)
+/* First fit at or after @from, 2 MiB aligned, in the data area. */
+static int tm_pmem_place(struct tm_pmem *pm, struct tm_region *r, u64 from)
 {
-	u64 pos = tm_table_data_start();
+	u64 pos = max(tm_table_data_start(), from);
 	struct tm_region *o;
 	u32 slot;
 
@@ -185,7 +421,9 @@ static int tm_pmem_place(struct tm_pmem *pm, struct tm_region *r)
 	if (slot >= pm->nr_slots)
 		return -ENOSPC;
 	list_for_each_entry(o, &pm->regions, pmem_node) {
-		if (o->pm_off - pos >= r->size)
+		if (o->pm_off + o->size <= pos)
+			continue;
+		if (o->pm_off >= pos && o->pm_off - pos >= r->size)
 			break;
 		pos = o->pm_off + o->size;
 	}
@@ -203,17 +441,103 @@ static int tm_pmem_place(struct tm_pmem *pm, struct tm_region *r)
 	return 0;
 }
 
-static void tm_pmem_zero(struct tm_region *r)
+/*
+ * One page with a known bad block: only the driver's zeroing clears the
+ * poison (and the bad block) as it writes; a store would leave it.
+ */
+static int tm_pmem_zero_page(struct tm_region *r, u64 off)
 {
-	u64 off;
+	void *p;
+	pfn_t pfn;
+	int ret;
 
-	for (off = 0; off < r->size; off += TIERMEM_CHUNK_SIZE) {
-		void *p = tm_pmem_kaddr(r, off);
+	ret = tm_pmem_region_direct(r, off, PAGE_SIZE, &p, &pfn);
+	if (ret == -EIO)
+		return dax_zero_page_range(r->pm->dax,
+					   (r->pm->start + r->pm_off + off) >>
+					   PAGE_SHIFT, 1);
+	if (ret)
+		return ret;
+	memset(p, 0, PAGE_SIZE);
+	dax_flush(r->pm->dax, p, PAGE_SIZE);
+	return 0;
+}
 
+static int tm_pmem_zero_chunk(struct tm_region *r, u64 off)
+{
+	void *p;
+	pfn_t pfn;
+	u64 o;
+	int ret;
+
+	ret = tm_pmem_region_direct(r, off, TIERMEM_CHUNK_SIZE, &p, &pfn);
+	if (ret != -EIO) {
+		if (ret)
+			return ret;
 		memset(p, 0, TIERMEM_CHUNK_SIZE);
-		tm_pmem_flush(r, p, TIERMEM_CHUNK_SIZE);
+		dax_flush(r->pm->dax, p, TIERMEM_CHUNK_SIZE);
+		return 0;
+	}
+	for (o = off; o < off + TIERMEM_CHUNK_SIZE; o += PAGE_SIZE) {
+		ret = tm_pmem_zero_page(r, o);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * New regions read as zero. Chunks with known bad blocks are zeroed page
+ * by page through the driver, which clears poison it can clear; a page it
+ * cannot clear is -EIO, with *@bad the offset of its chunk.
+ */
+static int tm_pmem_zero(struct tm_region *r, u64 *bad)
+{
+	struct tm_pmem_lock l;
+	u64 off;
+	int ret = 0;
+
+	for (off = 0; off < r->size && !ret; off += TIERMEM_CHUNK_SIZE) {
+		ret = tm_pmem_enter(r->pm, &l);
+		if (ret)
+			break;
+		ret = tm_pmem_zero_chunk(r, off);
+		tm_pmem_exit(&l);
+		if (!ret && fatal_signal_pending(current))
+			ret = -EINTR;
 		cond_resched();
 	}
+	tm_fence();
+	*bad = off - TIERMEM_CHUNK_SIZE;
+	return ret;
+}
+
+/*
+ * Places @r on @pm and zeroes it. Space with bad blocks the driver cannot
+ * clear is left unused: the region goes after it.
+ */
+static int tm_pmem_create_on(struct tm_pmem *pm, struct tm_region *r)
+{
+	u64 from = 0, bad;
+	int ret;
+
+	for (;;) {
+		ret = tm_pmem_place(pm, r, from);
+		if (ret)
+			return ret;
+		ret = tm_pmem_zero(r, &bad);
+		if (ret != -EIO)
+			break;
+		pr_warn_ratelimited("%s: bad blocks at offset %llu could not be cleared; leaving that space unused\n",
+				    pm->path, r->pm_off + bad);
+		from = r->pm_off + bad + TIERMEM_CHUNK_SIZE;
+		tm_pmem_release(r);
+	}
+	if (!ret)
+		ret = tm_table_write(pm, r, TIERMEM_STATE_FILLING);
+	if (ret)
+		tm_pmem_release(r);
+	return ret;
 }
 
 /*
@@ -228,35 +552,79 @@ int tm_pmem_create(struct tm_region *r, u32 index, bool any)
 	lockdep_assert_held(&tm_lock);
 	for (i = any ? 0 : index; i < TIERMEM_PMEM_MAX; i++) {
 		if (tm_pmems[i]) {
-			ret = tm_pmem_place(tm_pmems[i], r);
-			if (!ret)
+			ret = tm_pmem_create_on(tm_pmems[i], r);
+			if (ret != -ENOSPC)
 				break;
 		}
 		if (!any)
 			break;
 	}
-	if (ret)
-		return ret;
-	tm_pmem_zero(r);
-	return tm_table_write(r->pm, r, TIERMEM_STATE_FILLING);
+	return ret;
 }
 
+/* Writes back [off, off + len) of @r; pages with bad blocks are skipped. */
+static int tm_pmem_flush_range(struct tm_region *r, u64 off, u64 len)
+{
+	void *p;
+	pfn_t pfn;
+	int ret;
+
+	ret = tm_pmem_region_direct(r, off, len, &p, &pfn);
+	if (!ret)
+		dax_flush(r->pm->dax, p, len);
+	if (ret != -EIO || len == PAGE_SIZE)
+		return ret == -EIO ? 0 : ret;
+	for (; len; off += PAGE_SIZE, len -= PAGE_SIZE) {
+		ret = tm_pmem_flush_range(r, off, PAGE_SIZE);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int tm_pmem_flush_region(struct tm_region *r)
+{
+	struct tm_pmem_lock l;
+	u64 off;
+	int ret = 0;
+
+	for (off = 0; off < r->size && !ret; off += TIERMEM_CHUNK_SIZE) {
+		ret = tm_pmem_enter(r->pm, &l);
+		if (ret)
+			break;
+		ret = tm_pmem_flush_range(r, off, TIERMEM_CHUNK_SIZE);
+		tm_pmem_exit(&l);
+		cond_resched();
+	}
+	tm_fence();
+	return ret;
+}
+
+/*
+ * Sealed data is read-only for good: nothing that may still write may
+ * exist. Writers counts mappings that may become writable, writable
+ * dma-bufs and copies in; a page still held (a pin taken for writing
+ * through a mapping since unmapped, O_DIRECT in flight) also refuses.
+ */
 int tm_pmem_seal(struct tm_region *r)
 {
 	int ret = 0;
 
 	mutex_lock(&tm_lock);
-	if (r->deleted)
+	if (READ_ONCE(r->pm->dead))
+		ret = -ENXIO;
+	else if (r->deleted)
 		ret = -ENOENT;
 	else if (r->state == TIERMEM_STATE_SEALED)
 		ret = -EALREADY;
-	else if (atomic_read(&r->writers))
+	else if (atomic_read(&r->writers) || !tm_pmem_idle(r))
 		ret = -EBUSY;
-	if (!ret) {
-		tm_pmem_flush(r, tm_pmem_kaddr(r, 0), r->size);
-		tm_table_write(r->pm, r, TIERMEM_STATE_SEALED);
+	if (!ret)
+		ret = tm_pmem_flush_region(r);
+	if (!ret)
+		ret = tm_table_write(r->pm, r, TIERMEM_STATE_SEALED);
+	if (!ret)
 		r->state = TIERMEM_STATE_SEALED;
-	}
 	mutex_unlock(&tm_lock);
 	return ret;
 }
@@ -280,50 +648,40 @@ void tm_pmem_release(struct tm_region *r)
 	r->pm = NULL;
 }
 
+/* Only while the namespace is alive: its struct pages go with it. */
 static struct page *tm_pmem_page(const struct tm_region *r, u64 off)
 {
-	return pfn_to_page(pfn_t_to_pfn(tm_pmem_pfn(r, off)));
+	return pfn_to_page(r->pm->pfn0 + ((r->pm_off + off) >> PAGE_SHIFT));
 }
 
-/* ZONE_DEVICE fsdax pages are idle at refcount 1; a pin adds 1024. */
+/*
+ * ZONE_DEVICE fsdax pages are idle at refcount 1; a pin adds 1024. A removed
+ * namespace has no pages left to wait for.
+ */
 bool tm_pmem_idle(const struct tm_region *r)
 {
+	struct tm_pmem_lock l;
+	bool idle = true;
 	u64 off;
 
-	if (!r->pm)
+	if (!r->pm || tm_pmem_enter(r->pm, &l))
 		return true;
-	for (off = 0; off < r->size; off += PAGE_SIZE)
-		if (page_ref_count(tm_pmem_page(r, off)) != 1)
-			return false;
-	return true;
+	for (off = 0; off < r->size && idle; off += PAGE_SIZE)
+		idle = page_ref_count(tm_pmem_page(r, off)) == 1;
+	tm_pmem_exit(&l);
+	return idle;
 }
 
 u64 tm_pmem_pinned(const struct tm_region *r)
 {
+	struct tm_pmem_lock l;
 	u64 off, n = 0;
 
-	if (!r->pm)
+	if (!r->pm || tm_pmem_enter(r->pm, &l))
 		return 0;
 	for (off = 0; off < r->size; off += PAGE_SIZE)
 		n += (page_ref_count(tm_pmem_page(r, off)) - 1) /
 		     GUP_PIN_COUNTING_BIAS;
+	tm_pmem_exit(&l);
 	return n;
-}
-
-void *tm_pmem_kaddr(const struct tm_region *r, u64 off)
-{
-	return r->pm->kaddr + r->pm_off + off;
-}
-
-pfn_t tm_pmem_pfn(const struct tm_region *r, u64 off)
-{
-	u64 pfn = pfn_t_to_pfn(r->pm->pfn) + ((r->pm_off + off) >> PAGE_SHIFT);
-
-	return __pfn_to_pfn_t(pfn, r->pm->pfn.val & PFN_FLAGS_MASK);
-}
-
-void tm_pmem_flush(const struct tm_region *r, void *addr, size_t len)
-{
-	dax_flush(r->pm->dax, addr, len);
-	tm_fence();
 }

@@ -7,9 +7,13 @@
  * to the zombie list and its memory (DDR chunks, PMEM space) is given back
  * only once every page is idle again.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/cred.h>
 #include <linux/capability.h>
 #include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/workqueue.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -103,16 +107,39 @@ void tm_region_drop_locked(struct tm_region *r)
 	tm_region_free(r);
 }
 
-/* Called with tm_lock held (kref_put_mutex). */
-static void tm_region_release(struct kref *ref)
+static void tm_reap_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(tm_reap_work, tm_reap_fn);
+
+/*
+ * A zombie holds a reference on the module: its pages are still pinned,
+ * so neither they nor (PMEM) the space under them may be handed out again,
+ * not even by a reloaded module. This work frees zombies once idle.
+ */
+static void tm_reap_fn(struct work_struct *work)
+{
+	mutex_lock(&tm_lock);
+	tm_zombies_reap();
+	mutex_unlock(&tm_lock);
+}
+
+static void tm_region_release_locked(struct kref *ref)
 {
 	struct tm_region *r = container_of(ref, struct tm_region, ref);
 
 	list_del_init(&r->node);
-	if (tm_region_idle(r))
+	if (tm_region_idle(r)) {
 		tm_region_free(r);
-	else
-		list_add_tail(&r->node, &tm_zombies);
+		return;
+	}
+	__module_get(THIS_MODULE);
+	list_add_tail(&r->node, &tm_zombies);
+	schedule_delayed_work(&tm_reap_work, HZ);
+}
+
+/* Called with tm_lock held (kref_put_mutex). */
+static void tm_region_release(struct kref *ref)
+{
+	tm_region_release_locked(ref);
 	mutex_unlock(&tm_lock);
 }
 
@@ -121,25 +148,37 @@ void tm_region_put(struct tm_region *r)
 	kref_put_mutex(&r->ref, tm_region_release, &tm_lock);
 }
 
+void tm_region_put_locked(struct tm_region *r)
+{
+	lockdep_assert_held(&tm_lock);
+	kref_put(&r->ref, tm_region_release_locked);
+}
+
 /*
- * Frees zombies whose pages are idle again. On unload (final) the rest are
- * let go too: DDR chunks are compound pages whose last unpin frees them;
- * PMEM pages stay owned by the pmem driver's pagemap.
+ * Frees zombies whose pages are idle again, each dropping its module
+ * reference: unload cannot happen while any is left.
  */
-void tm_zombies_reap(bool final)
+void tm_zombies_reap(void)
 {
 	struct tm_region *r, *tmp;
 
 	lockdep_assert_held(&tm_lock);
 	list_for_each_entry_safe(r, tmp, &tm_zombies, node) {
-		if (!final && !tm_region_idle(r))
+		if (!tm_region_idle(r))
 			continue;
-		if (final && !tm_region_idle(r))
-			pr_warn("tiermem: region %s still pinned at unload; its pages are released by the last unpin\n",
-				r->name);
 		list_del(&r->node);
 		tm_region_free(r);
+		module_put(THIS_MODULE);
 	}
+	tm_pmem_reap_dead();
+	if (!list_empty(&tm_zombies))
+		schedule_delayed_work(&tm_reap_work, HZ);
+}
+
+/* Unload: no zombie is left (each holds the module), the work may be. */
+void tm_zombies_stop(void)
+{
+	cancel_delayed_work_sync(&tm_reap_work);
 }
 
 struct tm_region *tm_region_find(const char *name)

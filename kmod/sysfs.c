@@ -9,6 +9,8 @@
  * under tm_lock. Its show() takes no lock: kobject_del() waits for running
  * readers, and the registry's reference keeps the region alive until then.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/kobject.h>
 #include <linux/stddef.h>
 #include <linux/sysfs.h>
@@ -44,6 +46,17 @@ static ssize_t tm_region_show(struct kobject *kobj, struct kobj_attribute *ka,
 	tm_region_counters(r, &c);
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&c + a->off));
 }
+
+/* PMEM: "offset length" in bytes of the region, per run of bad blocks. */
+static ssize_t badblocks_show(struct kobject *kobj, struct kobj_attribute *ka,
+			      char *buf)
+{
+	struct tm_region *r = container_of(kobj, struct tm_region, kobj);
+
+	return r->tier == TIERMEM_TIER_PMEM ? tm_pmem_bad_show(r, buf) : 0;
+}
+
+static struct kobj_attribute tm_rattr_badblocks = __ATTR_RO(badblocks);
 
 #define TM_ATTR(f) \
 	static struct tm_attr tm_attr_##f = { \
@@ -90,6 +103,7 @@ static struct attribute *tm_region_attrs[] = {
 	&tm_rattr_pinned_pages.ka.attr,
 	&tm_rattr_bytes_read.ka.attr,
 	&tm_rattr_exports.ka.attr,
+	&tm_rattr_badblocks.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(tm_region);
@@ -112,7 +126,7 @@ void tm_registry_add(struct tm_region *r)
 	if (kobject_init_and_add(&r->kobj, &tm_region_ktype, tm_regions_kobj,
 				 "%s", r->name)) {
 		kobject_put(&r->kobj);
-		pr_warn("tiermem: no sysfs directory for region %s\n", r->name);
+		pr_warn("no sysfs directory for region %s\n", r->name);
 		return;
 	}
 	r->kobj_added = true;

@@ -14,6 +14,8 @@
  * geometry, overlapping or duplicate regions) is refused and logged.
  * See Documentation/tiermem.rst.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/crc32.h>
 #include <linux/dax.h>
 #include <linux/mm.h>
@@ -74,35 +76,53 @@ static u64 tm_state_word(u32 state)
 	return state ? (u64)state | ((u64)~state << 32) : 0;
 }
 
-static struct tm_media_entry *tm_slot(struct tm_pmem *pm, u32 slot)
+/* The table's kernel address, between tm_pmem_enter() and _exit(). */
+static void *tm_table_enter(struct tm_pmem *pm, struct tm_pmem_lock *l)
 {
-	return pm->kaddr + TM_HDR_SIZE + (size_t)slot * TM_ENTRY_SIZE;
+	void *kaddr;
+	pfn_t pfn;
+	int ret;
+
+	ret = tm_pmem_enter(pm, l);
+	if (ret)
+		return ERR_PTR(ret);
+	ret = tm_pmem_direct(pm, 0, TM_TABLE_SIZE, &kaddr, &pfn);
+	if (ret) {
+		tm_pmem_exit(l);
+		return ERR_PTR(ret);
+	}
+	return kaddr;
 }
 
-/* Makes [p, p + n) durable. */
-static void tm_persist(struct tm_pmem *pm, void *p, size_t n)
+static struct tm_media_entry *tm_slot(void *table, u32 slot)
 {
-	dax_flush(pm->dax, p, n);
-	tm_fence();
+	return table + TM_HDR_SIZE + (size_t)slot * TM_ENTRY_SIZE;
 }
 
-static void tm_write_state(struct tm_pmem *pm, u32 slot, u32 state)
+static void tm_write_state(void *table, u32 slot, u32 state)
 {
 	__le64 w = cpu_to_le64(tm_state_word(state));
 
-	memcpy_flushcache(&tm_slot(pm, slot)->state, &w, sizeof(w));
+	memcpy_flushcache(&tm_slot(table, slot)->state, &w, sizeof(w));
 	tm_fence();
 }
 
 int tm_table_write(struct tm_pmem *pm, struct tm_region *r, u32 state)
 {
 	struct tm_media_entry e = {};
-	struct tm_media_entry *m = tm_slot(pm, r->slot);
+	struct tm_media_entry *m;
+	struct tm_pmem_lock l;
+	void *table;
 
+	table = tm_table_enter(pm, &l);
+	if (IS_ERR(table))
+		return PTR_ERR(table);
 	if (state == TIERMEM_STATE_SEALED) {
-		tm_write_state(pm, r->slot, state);
+		tm_write_state(table, r->slot, state);
+		tm_pmem_exit(&l);
 		return 0;
 	}
+	m = tm_slot(table, r->slot);
 	/* A new entry: body first, then the state word makes it live. */
 	memcpy(e.name, r->name, sizeof(e.name));
 	e.offset = cpu_to_le64(r->pm_off);
@@ -114,21 +134,34 @@ int tm_table_write(struct tm_pmem *pm, struct tm_region *r, u32 state)
 				   offsetof(struct tm_media_entry, name)));
 	memcpy_flushcache(m->name, e.name, sizeof(e) - sizeof(e.state));
 	tm_fence();
-	tm_write_state(pm, r->slot, state);
+	tm_write_state(table, r->slot, state);
+	tm_pmem_exit(&l);
 	return 0;
 }
 
+/* A namespace going away keeps its entries: they are back on re-attach. */
 void tm_table_clear(struct tm_pmem *pm, u32 slot)
 {
-	tm_write_state(pm, slot, 0);
+	struct tm_pmem_lock l;
+	void *table;
+
+	table = tm_table_enter(pm, &l);
+	if (IS_ERR(table))
+		return;
+	tm_write_state(table, slot, 0);
+	tm_pmem_exit(&l);
 }
 
+/* Only over a chunk found all zero (see tm_table_load). */
 static int tm_table_format(struct tm_pmem *pm)
 {
 	struct tm_media_header h = {};
+	struct tm_pmem_lock l;
+	void *table;
 
-	memset(pm->kaddr + TM_HDR_SIZE, 0, TM_TABLE_SIZE - TM_HDR_SIZE);
-	tm_persist(pm, pm->kaddr + TM_HDR_SIZE, TM_TABLE_SIZE - TM_HDR_SIZE);
+	table = tm_table_enter(pm, &l);
+	if (IS_ERR(table))
+		return PTR_ERR(table);
 	h.magic = cpu_to_le64(TM_TABLE_MAGIC);
 	h.version = cpu_to_le32(TM_TABLE_VERSION);
 	h.header_size = cpu_to_le32(sizeof(h));
@@ -138,9 +171,10 @@ static int tm_table_format(struct tm_pmem *pm)
 	h.data_offset = cpu_to_le64(TM_TABLE_SIZE);
 	h.media_size = cpu_to_le64(pm->size);
 	h.crc = cpu_to_le32(tm_crc(&h, offsetof(struct tm_media_header, crc)));
-	memcpy_flushcache(pm->kaddr, &h, sizeof(h));
+	memcpy_flushcache(table, &h, sizeof(h));
 	tm_fence();
-	pr_info("tiermem: %s: blank media, wrote an empty region table (%u slots)\n",
+	tm_pmem_exit(&l);
+	pr_info("%s: blank media, wrote an empty region table (%u slots)\n",
 		pm->path, (u32)TM_NR_SLOTS);
 	return 0;
 }
@@ -149,12 +183,12 @@ static int tm_check_header(struct tm_pmem *pm, const struct tm_media_header *h)
 {
 	if (le32_to_cpu(h->crc) !=
 	    tm_crc(h, offsetof(struct tm_media_header, crc))) {
-		pr_err("tiermem: %s: region table header checksum mismatch; refusing to attach (table not trusted)\n",
+		pr_err("%s: region table header checksum mismatch; refusing to attach (table not trusted)\n",
 		       pm->path);
 		return -EUCLEAN;
 	}
 	if (le32_to_cpu(h->version) != TM_TABLE_VERSION) {
-		pr_err("tiermem: %s: region table version %u not supported; refusing to attach\n",
+		pr_err("%s: region table version %u not supported; refusing to attach\n",
 		       pm->path, le32_to_cpu(h->version));
 		return -EPROTO;
 	}
@@ -164,7 +198,7 @@ static int tm_check_header(struct tm_pmem *pm, const struct tm_media_header *h)
 	    le64_to_cpu(h->entries_offset) != TM_HDR_SIZE ||
 	    le64_to_cpu(h->data_offset) != TM_TABLE_SIZE ||
 	    le64_to_cpu(h->media_size) > pm->size) {
-		pr_err("tiermem: %s: region table geometry impossible for this namespace; refusing to attach\n",
+		pr_err("%s: region table geometry impossible for this namespace; refusing to attach\n",
 		       pm->path);
 		return -EUCLEAN;
 	}
@@ -198,7 +232,7 @@ static int tm_check_entry(struct tm_pmem *pm, u32 slot,
 		why = "bad mode";
 	if (!why)
 		return 0;
-	pr_err("tiermem: %s: region table entry %u: %s; refusing to attach (table not trusted)\n",
+	pr_err("%s: region table entry %u: %s; refusing to attach (table not trusted)\n",
 	       pm->path, slot, why);
 	return -EUCLEAN;
 }
@@ -210,7 +244,7 @@ static int tm_check_overlaps(struct tm_pmem *pm)
 
 	list_for_each_entry(r, &pm->regions, pmem_node) {
 		if (prev && prev->pm_off + prev->size > r->pm_off) {
-			pr_err("tiermem: %s: region table entries %u and %u overlap; refusing to attach (table not trusted)\n",
+			pr_err("%s: region table entries %u and %u overlap; refusing to attach (table not trusted)\n",
 			       pm->path, prev->slot, r->slot);
 			return -EUCLEAN;
 		}
@@ -218,13 +252,13 @@ static int tm_check_overlaps(struct tm_pmem *pm)
 			if (o == r)
 				break;
 			if (!strcmp(o->name, r->name)) {
-				pr_err("tiermem: %s: region table entries %u and %u have the same name; refusing to attach (table not trusted)\n",
+				pr_err("%s: region table entries %u and %u have the same name; refusing to attach (table not trusted)\n",
 				       pm->path, o->slot, r->slot);
 				return -EUCLEAN;
 			}
 		}
 		if (tm_region_find(r->name)) {
-			pr_err("tiermem: %s: region %s already exists; refusing to attach\n",
+			pr_err("%s: region %s already exists; refusing to attach\n",
 			       pm->path, r->name);
 			return -EEXIST;
 		}
@@ -305,8 +339,9 @@ static int tm_table_parse(struct tm_pmem *pm, const void *buf)
 int tm_table_load(struct tm_pmem *pm, bool format)
 {
 	const struct tm_media_header *h;
+	struct tm_pmem_lock l;
 	struct tm_region *r;
-	void *buf;
+	void *buf, *table;
 	int ret;
 
 	lockdep_assert_held(&tm_lock);
@@ -317,16 +352,27 @@ int tm_table_load(struct tm_pmem *pm, bool format)
 		ret = -ENOMEM;
 		goto out;
 	}
-	if (copy_mc_to_kernel(buf, pm->kaddr, TM_TABLE_SIZE)) {
-		pr_err("tiermem: %s: media error reading the region table; refusing to attach\n",
+	table = tm_table_enter(pm, &l);
+	if (IS_ERR(table)) {
+		ret = PTR_ERR(table);
+		goto out;
+	}
+	ret = copy_mc_to_kernel(buf, table, TM_TABLE_SIZE) ? -EIO : 0;
+	tm_pmem_exit(&l);
+	if (ret) {
+		pr_err("%s: media error reading the region table; refusing to attach\n",
 		       pm->path);
 		ret = -EIO;
 		goto out;
 	}
 	h = buf;
-	if (!memchr_inv(buf, 0, TM_HDR_SIZE)) {
+	/*
+	 * Blank means the whole table chunk is zero: other formats (btrfs,
+	 * bcache, ZFS labels) leave their first 4 KiB zero.
+	 */
+	if (!memchr_inv(buf, 0, TM_TABLE_SIZE)) {
 		if (!format) {
-			pr_err("tiermem: %s: no region table (blank media); attach with TIERMEM_ATTACH_FORMAT to create one\n",
+			pr_err("%s: no region table (blank media); attach with TIERMEM_ATTACH_FORMAT to create one\n",
 			       pm->path);
 			ret = -ENODATA;
 			goto out;
@@ -335,7 +381,7 @@ int tm_table_load(struct tm_pmem *pm, bool format)
 		goto out;
 	}
 	if (le64_to_cpu(h->magic) != TM_TABLE_MAGIC) {
-		pr_err("tiermem: %s: no tiermem region table (unknown data at offset 0); refusing to attach\n",
+		pr_err("%s: no tiermem region table (unknown data in the first 2 MiB); refusing to attach\n",
 		       pm->path);
 		ret = -EUCLEAN;
 		goto out;

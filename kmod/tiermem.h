@@ -60,7 +60,10 @@ struct tm_region {
 	kgid_t gid;
 	u32 mode;
 	bool deleted;			/* out of the registry, under tm_lock */
-	/* Writable mappings, writable dma-bufs and copies in: block seal. */
+	/*
+	 * Mappings that may write (VM_MAYWRITE: mprotect cannot change it),
+	 * writable dma-bufs and copies in: they block a seal.
+	 */
 	atomic_t writers;
 	struct tm_stat st;
 	/* /sys/kernel/tiermem/regions/NAME while in the registry */
@@ -78,20 +81,34 @@ struct tm_region {
 	u32 slot;			/* table entry */
 };
 
-/* An attached PMEM namespace. */
+/*
+ * An attached PMEM namespace. Its memory is reached only between
+ * tm_pmem_enter() and tm_pmem_exit(), through dax_direct_access() of the
+ * range at hand, so a bad block refuses just the pages it covers and a
+ * namespace being removed (dead) refuses everything: see tm_pmem_revoke().
+ */
 struct tm_pmem {
 	u32 index;
 	char path[TIERMEM_PATH_MAX];
 	struct block_device *bdev;
 	struct dax_device *dax;
-	void *kaddr;			/* whole namespace, kernel mapping */
-	pfn_t pfn;			/* of byte 0, flags as returned */
+	u64 start;			/* byte offset of the bdev in the dax device */
+	unsigned long pfn0;		/* pfn of byte 0 (for struct page lookups) */
 	u64 size;			/* bytes reachable */
 	bool pmd_ok;			/* pfn of byte 0 is 2 MiB aligned */
+	bool dead;			/* namespace going away: no access */
+	int node;			/* NUMA node of the namespace */
 	u32 nr_slots;
 	/* Every region holding space here, live, deleted or zombie. */
 	struct list_head regions;
+	struct list_head dead_node;	/* tm_dead_pmems once dead */
 	unsigned long *slot_used;
+};
+
+/* What tm_pmem_enter() took. */
+struct tm_pmem_lock {
+	int srcu;
+	int dax;
 };
 
 /*
@@ -119,6 +136,7 @@ struct tm_region *tm_region_alloc(const char *name, u32 tier, u64 size,
 				  u32 mode);
 void tm_region_get(struct tm_region *r);
 void tm_region_put(struct tm_region *r);
+void tm_region_put_locked(struct tm_region *r);
 void tm_region_drop_locked(struct tm_region *r);
 struct tm_region *tm_region_find(const char *name);
 bool tm_may_access(const struct tm_region *r, bool write);
@@ -128,7 +146,8 @@ u64 tm_region_bytes_read(const struct tm_region *r);
 void tm_region_counters(struct tm_region *r, struct tiermem_counters *c);
 void tm_tier_counters(u32 tier, struct tiermem_counters *c);
 void tm_stat_add(struct tm_region *r, size_t field, s64 v);
-void tm_zombies_reap(bool final);
+void tm_zombies_reap(void);
+void tm_zombies_stop(void);
 
 #define TM_STAT(r, f, v) \
 	tm_stat_add((r), offsetof(struct tm_stat, f), (v))
@@ -140,6 +159,13 @@ bool tm_ddr_idle(const struct tm_region *r);
 u64 tm_ddr_pinned(const struct tm_region *r);
 
 /* pmem.c */
+int tm_pmem_enter(const struct tm_pmem *pm, struct tm_pmem_lock *l);
+void tm_pmem_exit(struct tm_pmem_lock *l);
+int tm_pmem_direct(const struct tm_pmem *pm, u64 off, u64 len, void **kaddr,
+		   pfn_t *pfn);
+u64 tm_pmem_bad_bytes(const struct tm_region *r);
+ssize_t tm_pmem_bad_show(const struct tm_region *r, char *buf);
+void tm_pmem_reap_dead(void);
 int tm_pmem_attach(const char *path, bool format, u32 *index, u64 *size);
 int tm_pmem_detach(u32 index);
 void tm_pmem_detach_all(void);
@@ -149,15 +175,20 @@ void tm_pmem_release(struct tm_region *r);
 void tm_pmem_forget(struct tm_region *r);
 bool tm_pmem_idle(const struct tm_region *r);
 u64 tm_pmem_pinned(const struct tm_region *r);
-void *tm_pmem_kaddr(const struct tm_region *r, u64 off);
-pfn_t tm_pmem_pfn(const struct tm_region *r, u64 off);
-void tm_pmem_flush(const struct tm_region *r, void *addr, size_t len);
+int tm_pmem_region_direct(const struct tm_region *r, u64 off, u64 len,
+			  void **kaddr, pfn_t *pfn);
 
 /* table.c: the on-media region table */
 int tm_table_load(struct tm_pmem *pm, bool format);
 int tm_table_write(struct tm_pmem *pm, struct tm_region *r, u32 state);
 void tm_table_clear(struct tm_pmem *pm, u32 slot);
 u64 tm_table_data_start(void);
+
+/* inode.c: one address_space for every open file, so mappings can be zapped */
+int tm_inode_init(void);
+void tm_inode_exit(void);
+void tm_inode_use(struct file *file);
+void tm_zap_region(struct tm_region *r);
 
 /* mmap.c */
 int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,

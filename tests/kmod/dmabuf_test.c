@@ -4,7 +4,8 @@
  * tiermem dma-buf through libdrm's drmPrimeFDToHandle, which makes the DRM
  * core attach it and map its scatterlist for vgem's device. The bytes are
  * then read back through the importer: the GEM handle is exported again
- * (PRIME hands back the very dma-buf it imported) and mapped. Needs
+ * (PRIME hands back the very dma-buf it imported) and mapped. PRIME maps
+ * for DMA_BIDIRECTIONAL, so only writable exports import. Needs
  * tiermem.ko and vgem loaded (PMEM cases also pmem=/dev/pmem0).
  */
 #include <sys/stat.h>
@@ -103,7 +104,12 @@ TEST_F(vgem, import_and_read_back)
 	e.id = c.id;
 	e.offset = off;
 	e.length = elen;
+	/* PRIME maps for DMA_BIDIRECTIONAL: a read-only export refuses it. */
 	e.flags = TIERMEM_EXPORT_CLOEXEC;
+	ASSERT_EQ(0, tm_ioctl(self->fd, TIERMEM_IOC_EXPORT, &e));
+	ASSERT_NE(0, drmPrimeFDToHandle(self->vgem, e.fd, &handle));
+	close(e.fd);
+	e.flags = TIERMEM_EXPORT_CLOEXEC | TIERMEM_EXPORT_WRITE;
 	ASSERT_EQ(0, tm_ioctl(self->fd, TIERMEM_IOC_EXPORT, &e));
 	ASSERT_EQ(0, fstat(e.fd, &s1));
 	ASSERT_EQ(0, drmPrimeFDToHandle(self->vgem, e.fd, &handle));
@@ -151,6 +157,7 @@ TEST_F(vgem, importer_keeps_region)
 	tm_fill(p, len, 23);
 	munmap(p, len);
 	e.id = c.id;
+	e.flags = TIERMEM_EXPORT_WRITE;
 	ASSERT_EQ(0, tm_ioctl(self->fd, TIERMEM_IOC_EXPORT, &e));
 	ASSERT_EQ(0, drmPrimeFDToHandle(self->vgem, e.fd, &handle));
 	close(e.fd);

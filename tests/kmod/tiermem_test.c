@@ -253,7 +253,9 @@ TEST_F(dev, create_open_list_delete)
 		ASSERT_EQ(geteuid(), e[i].owner_uid);
 		ASSERT_EQ(TIERMEM_TIER_DDR, e[i].tier);
 		ASSERT_EQ(0, e[i].flags);
-		ASSERT_EQ(0, e[i].reserved[0] | e[i].reserved[1]);
+		ASSERT_EQ(0, e[i].bad_bytes);
+		ASSERT_EQ(0, e[i].pad);
+		ASSERT_LE(0, e[i].numa_node);
 	}
 	ASSERT_EQ(1, found);
 	free(e);

@@ -50,6 +50,8 @@ enum tiermem_state {
 #define TIERMEM_FEAT_COPY	(1ULL << 2)
 #define TIERMEM_FEAT_DMABUF	(1ULL << 3)
 #define TIERMEM_FEAT_USER_CTR	(1ULL << 4)
+/* tiermem_region_info.bad_bytes and .numa_node are filled in */
+#define TIERMEM_FEAT_INFO_BAD_NODE	(1ULL << 5)
 
 struct tiermem_version {
 	__u32 abi_version;	/* out: TIERMEM_ABI_VERSION */
@@ -118,7 +120,9 @@ struct tiermem_region_info {
 	__u32 mode;
 	__u32 pmem_index;
 	__u32 flags;		/* TIERMEM_INFO_* */
-	__u64 reserved[2];
+	__u64 bad_bytes;	/* PMEM: bytes in the namespace's known bad blocks */
+	__s32 numa_node;	/* PMEM: the namespace's; DDR: of its first chunk; -1 */
+	__u32 pad;
 };
 
 #define TIERMEM_INFO_DELETED	(1U << 0)	/* deleted, still mapped/pinned */

@@ -4,7 +4,7 @@
 # 4 KiB anonymous memory. Needs a 3 GiB guest and a 2 GiB pmem0.
 tm_setup_pmem
 tm_ok $? "pmem namespaces ready"
-tm_check "modprobe tiermem ddr_max_mb=1100 pmem=/dev/pmem0" tm_load_tiermem ddr_max_mb=1100 pmem=/dev/pmem0
+tm_check "modprobe tiermem ddr_max_mb=1100 pmem=/dev/pmem0 pmem_format=1" tm_load_tiermem ddr_max_mb=1100 pmem=/dev/pmem0 pmem_format=1
 /tests/fault_figures 1024 >/tmp/ff 2>&1
 tm_ok $? "fault_figures 1024 ran"
 sed 's/^/# /' /tmp/ff

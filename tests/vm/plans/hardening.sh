@@ -1,0 +1,40 @@
+# Issue 14: tiermem.ko under hostile and failing conditions. The kselftest
+# tests/kmod/hardening_test (dma-buf directions, seals against mprotect and
+# pins, poison, namespace unbind; pmem1 is its scratch namespace), then the
+# format rules of the pmem= parameter. Every check is named hardening_*.
+# tm.honly=NAME on the kernel command line runs only the checks whose names
+# contain NAME (the other hardening_test cases skip): for development, and
+# to show a single test failing on an older module.
+honly=$(sed -n 's/.*tm\.honly=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -n "$honly" ] && export TM_HARDENING_ONLY=$honly
+tm_setup_pmem
+tm_ok $? "pmem namespaces ready"
+tm_check "modprobe tiermem pmem=/dev/pmem0 pmem_format=1" tm_load_tiermem pmem=/dev/pmem0 pmem_format=1
+tm_check "insmod tiermem_pintest.ko" insmod /tests/tiermem_pintest.ko
+tm_kselftest /tests/hardening_test
+tm_check "rmmod tiermem_pintest" rmmod tiermem_pintest
+tm_check "rmmod tiermem after the tests" rmmod tiermem
+case hardening_format in *"$honly"*) ;; *) return 0 ;; esac
+
+# pmem= formats nothing unless pmem_format=1, and only a 2 MiB chunk of
+# zeros: a first 4 KiB of zeros is what btrfs, bcache and ZFS leave too.
+nr_pmem() {
+	tiermem info 2>/dev/null | sed -n 's/^pmem namespaces: //p'
+}
+dd if=/dev/zero of=/dev/pmem1 bs=1M count=4 conv=fsync 2>/dev/null
+tm_load_tiermem pmem=/dev/pmem1
+tm_check "hardening_format_needs_param: blank media, no pmem_format: not attached" test "$(nr_pmem)" = 0
+tm_check "hardening_format_needs_param: the log says why" sh -c 'dmesg | grep -q "pmem1: no region table (blank media)"'
+rmmod tiermem
+dd if=/dev/zero of=/dev/pmem1 bs=1M count=4 conv=fsync 2>/dev/null
+printf 'FOREIGN!' | dd of=/dev/pmem1 bs=1 seek=65536 conv=notrunc,fsync 2>/dev/null
+tm_load_tiermem pmem=/dev/pmem1 pmem_format=1
+tm_check "hardening_format_whole_chunk: data after 4 KiB of zeros: not attached" test "$(nr_pmem)" = 0
+tm_check "hardening_format_whole_chunk: nothing written over it" sh -c '
+	test "$(dd if=/dev/pmem1 bs=1 skip=65536 count=8 2>/dev/null)" = FOREIGN! &&
+	test "$(dd if=/dev/pmem1 bs=4096 count=1 2>/dev/null | tr -d "\000" | wc -c)" = 0'
+rmmod tiermem
+dd if=/dev/zero of=/dev/pmem1 bs=1M count=4 conv=fsync 2>/dev/null
+tm_load_tiermem pmem=/dev/pmem1 pmem_format=1
+tm_check "hardening_format_whole_chunk: all-zero chunk with pmem_format=1: attached" test "$(nr_pmem)" = 1
+tm_check "rmmod tiermem" rmmod tiermem
