@@ -377,6 +377,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 		if (!(q = calloc(1, sizeof(*q))))
 			return MHD_NO;
+		pthread_mutex_lock(&s->lock);
+		s->n_inflight++;
+		pthread_mutex_unlock(&s->lock);
 		q->s = s;
 		q->fd = fi ? fi->connect_fd : -1;
 		q->w = ci ? ci->socket_context : NULL;
@@ -454,13 +457,17 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	struct conn_watch *w = ci ? ci->socket_context : NULL;
 
+	pthread_mutex_lock(&s->lock);
 	if (w) {
 		/* keep-alive: the next request's deadline starts now */
-		pthread_mutex_lock(&s->lock);
 		w->since = tm_now();
 		w->reading = true;
-		pthread_mutex_unlock(&s->lock);
 	}
+	if (q) {
+		s->n_inflight--;
+		pthread_cond_broadcast(&s->progress);
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (q)
 		req_free(q);
 	*con_cls = NULL;
@@ -579,6 +586,17 @@ void http_quiesce(struct tm_server *s)
 
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+}
+
+/* Let the responses under way finish writing (within the timeout), then stop. */
+void http_drain(struct tm_server *s)
+{
+	double end = tm_now() + s->o.timeout_s;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->n_inflight > 0 && tm_now() < end)
+		wait_progress(s);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void http_stop(struct tm_server *s)

@@ -83,6 +83,7 @@ struct tm_server {
 	struct job *queue, **queue_tail;
 	int n_queued;
 	bool stopping;
+	int n_inflight;			/* requests read and not yet fully answered */
 	struct slot *slots;
 	struct tm_ctx *batch;		/* tm_forward_seqs scratch */
 
@@ -111,6 +112,7 @@ int sched_loop(struct tm_server *s, volatile sig_atomic_t *stop);
 /* http.c */
 int http_start(struct tm_server *s);
 void http_quiesce(struct tm_server *s);
+void http_drain(struct tm_server *s);
 void http_stop(struct tm_server *s);
 
 /* metrics.c: Prometheus text; caller frees. Takes the lock. */

@@ -70,7 +70,8 @@ int tm_serve_run(struct tm_server *s, volatile sig_atomic_t *stop)
 {
 	int err = sched_loop(s, stop);
 
-	/* every admitted request is answered: now close the connections */
+	/* every admitted request is generated: let its response finish, then close */
+	http_drain(s);
 	http_stop(s);
 	return err;
 }
