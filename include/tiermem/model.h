@@ -152,6 +152,28 @@ static inline bool tm_model_err_is_input(int err)
 	return err != -ENOMEM;
 }
 
+/*
+ * Where the forward pass reads a routed expert: by default the model's
+ * stacked expert tensors; an expert cache (lib/experts/online.c) answers
+ * with its fast-tier slot instead. The hooks run on the thread that runs the
+ * forward pass, between pool hand-offs, so a pointer changes only when no
+ * matvec is reading it.
+ */
+struct tm_expert_at {
+	const void *w[3];		/* the expert's gate, up and down matrices */
+	uint8_t map[3];			/* the tm_model.maps index holding each */
+};
+
+struct tm_expert_hook {
+	/* Experts sel[0..k) of layer l are about to be computed: where each is. */
+	void (*resolve)(void *arg, int l, const int *sel, int k, struct tm_expert_at *at);
+	/* ... and have been: nothing reads them any more. */
+	void (*done)(void *arg, int l, const int *sel, int k);
+	/* Decode: layer l's attention is done and x (n_embd) is the residual stream. */
+	void (*after_attn)(void *arg, int l, const float *x);
+	void *arg;
+};
+
 /* One sequence: KV cache (f32) and scratch for batches of up to n_batch tokens. */
 struct tm_ctx {
 	const struct tm_model *m;
@@ -178,6 +200,7 @@ struct tm_ctx {
 	uint64_t kv_bytes;		/* KV cache bytes attention has read */
 	uint64_t map_bytes[TM_MODEL_MAX_MAPS];
 	uint64_t n_evals;		/* forward batches */
+	const struct tm_expert_hook *xhook;	/* NULL: experts are read where the model has them */
 	uint64_t handoffs;		/* jobs handed to the pool (each wakes every thread once) */
 };
 

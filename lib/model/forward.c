@@ -156,11 +156,12 @@ size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c)
 	return sizeof(float) * c->m->hp.n_head_kv * c->m->hp.head_dim;
 }
 
-static struct tm_matvec job(const struct tm_weight *w, int mat, const float *x, float *y)
+/* A matvec over one matrix of w, found at p (a matrix of w, or its copy in an expert cache). */
+static struct tm_matvec job_at(const struct tm_weight *w, const void *p, const float *x, float *y)
 {
 	return (struct tm_matvec){
 		.type = w->type,
-		.w = (const char *)w->data + (size_t)mat * w->mat_bytes,
+		.w = p,
 		.row_stride = w->row_bytes,
 		.rows = w->rows,
 		.cols = w->cols,
@@ -169,19 +170,29 @@ static struct tm_matvec job(const struct tm_weight *w, int mat, const float *x, 
 	};
 }
 
-/* Y[n][rows] = X[n][cols] W^T for matrix mat of w: a matvec for one row, else a matmul. */
-static void mul(struct tm_ctx *c, const struct tm_weight *w, int mat, const float *X, int n, float *Y)
+static struct tm_matvec job(const struct tm_weight *w, int mat, const float *x, float *y)
+{
+	return job_at(w, (const char *)w->data + (size_t)mat * w->mat_bytes, x, y);
+}
+
+/* Y[n][rows] = X[n][cols] W^T for the matrix of w at p: a matvec for one row, else a matmul. */
+static void mul_at(struct tm_ctx *c, const struct tm_weight *w, const void *p, const float *X, int n,
+		   float *Y)
 {
 	c->handoffs++;
 	if (n == 1) {
-		struct tm_matvec j = job(w, mat, X, Y);
+		struct tm_matvec j = job_at(w, p, X, Y);
 
 		tm_matvec_batch(c->pool, &j, 1);
 	} else {
 		/* one hand-off per weight; tm_matmul keeps the whole batch on it */
-		tm_matmul(c->pool, w->type, (const char *)w->data + (size_t)mat * w->mat_bytes,
-			  w->row_bytes, w->rows, w->cols, X, n, Y);
+		tm_matmul(c->pool, w->type, p, w->row_bytes, w->rows, w->cols, X, n, Y);
 	}
+}
+
+static void mul(struct tm_ctx *c, const struct tm_weight *w, int mat, const float *X, int n, float *Y)
+{
+	mul_at(c, w, (const char *)w->data + (size_t)mat * w->mat_bytes, X, n, Y);
 }
 
 /*
@@ -355,11 +366,36 @@ static void route(const float *logits, int n_expert, int k, float *probs, int *s
 		w[j] = (float)(w[j] / sum);
 }
 
-static void acct_experts(struct tm_ctx *c, const struct tm_layer *L, int k)
+/* Where experts sel[0..k) of layer l are: the hook's answer, else in the model's tensors. */
+static void experts_at(struct tm_ctx *c, const struct tm_layer *L, const int *sel, int k,
+		       struct tm_expert_at *at)
 {
-	acct_mats(c, &L->gate_exps, k);
-	acct_mats(c, &L->up_exps, k);
-	acct_mats(c, &L->down_exps, k);
+	const struct tm_weight *w[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
+
+	if (c->xhook) {
+		c->xhook->resolve(c->xhook->arg, (int)(L - c->m->layers), sel, k, at);
+		return;
+	}
+	for (int j = 0; j < k; j++)
+		for (int i = 0; i < 3; i++) {
+			at[j].w[i] = (const char *)w[i]->data + (size_t)sel[j] * w[i]->mat_bytes;
+			at[j].map[i] = w[i]->map;
+		}
+}
+
+/* k experts read: their bytes, against the mappings they were read from; the hook may now move them. */
+static void experts_done(struct tm_ctx *c, const struct tm_layer *L, const int *sel, int k,
+			 const struct tm_expert_at *at)
+{
+	const struct tm_weight *w[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
+
+	for (int j = 0; j < k; j++)
+		for (int i = 0; i < 3; i++) {
+			c->weight_bytes += w[i]->mat_bytes;
+			c->map_bytes[at[j].map[i]] += w[i]->mat_bytes;
+		}
+	if (c->xhook)
+		c->xhook->done(c->xhook->arg, (int)(L - c->m->layers), sel, k);
 }
 
 static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
@@ -367,27 +403,29 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 	const struct tm_hparams *hp = &c->m->hp;
 	int K = hp->n_expert_used, F = hp->n_ff_exp, E = hp->n_embd;
 	struct tm_matvec jobs[2 * MAX_USED];
+	struct tm_expert_at at[MAX_USED];
 
 	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
 	route(c->router, hp->n_expert, K, c->probs, c->sel, c->selw);
+	experts_at(c, L, c->sel, K, at);
 	for (int j = 0; j < K; j++) {
-		jobs[2 * j] = job(&L->gate_exps, c->sel[j], c->xb, c->hb + (size_t)j * F);
-		jobs[2 * j + 1] = job(&L->up_exps, c->sel[j], c->xb, c->hb2 + (size_t)j * F);
+		jobs[2 * j] = job_at(&L->gate_exps, at[j].w[0], c->xb, c->hb + (size_t)j * F);
+		jobs[2 * j + 1] = job_at(&L->up_exps, at[j].w[1], c->xb, c->hb2 + (size_t)j * F);
 	}
 	tm_matvec_batch(c->pool, jobs, 2 * K);
 	c->handoffs++;
 	tm_swiglu(c->hb, c->hb, c->hb2, K * F);
 	for (int j = 0; j < K; j++)
-		jobs[j] = job(&L->down_exps, c->sel[j], c->hb + (size_t)j * F, c->yg + (size_t)j * E);
+		jobs[j] = job_at(&L->down_exps, at[j].w[2], c->hb + (size_t)j * F, c->yg + (size_t)j * E);
 	tm_matvec_batch(c->pool, jobs, K);
 	c->handoffs++;
+	experts_done(c, L, c->sel, K, at);
 	/* llama.cpp sums the weighted experts first, then adds the residual */
 	memset(c->acc, 0, sizeof(float) * E);
 	for (int j = 0; j < K; j++)
 		tm_axpy(c->acc, c->selw[j], c->yg + (size_t)j * E, E);
 	tm_axpy(c->x, 1.0f, c->acc, E);
 	acct(c, &L->gate_inp);
-	acct_experts(c, L, K);
 }
 
 /* Prefill: each expert runs once, as a matmul over the rows of the batch routed to it. */
@@ -415,23 +453,26 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 				}
 		if (!cnt)
 			continue;
+		struct tm_expert_at at;
+
+		experts_at(c, L, &e, 1, &at);
 		if (cnt == 1) {
 			struct tm_matvec jobs[2] = {
-				job(&L->gate_exps, e, c->xg, c->hb),
-				job(&L->up_exps, e, c->xg, c->hb2),
+				job_at(&L->gate_exps, at.w[0], c->xg, c->hb),
+				job_at(&L->up_exps, at.w[1], c->xg, c->hb2),
 			};
 
 			tm_matvec_batch(c->pool, jobs, 2);
 			c->handoffs++;
 		} else {
-			mul(c, &L->gate_exps, e, c->xg, cnt, c->hb);
-			mul(c, &L->up_exps, e, c->xg, cnt, c->hb2);
+			mul_at(c, &L->gate_exps, at.w[0], c->xg, cnt, c->hb);
+			mul_at(c, &L->up_exps, at.w[1], c->xg, cnt, c->hb2);
 		}
 		tm_swiglu(c->hb, c->hb, c->hb2, cnt * F);
-		mul(c, &L->down_exps, e, c->hb, cnt, c->yg);
+		mul_at(c, &L->down_exps, at.w[2], c->hb, cnt, c->yg);
+		experts_done(c, L, &e, 1, &at);
 		for (int r = 0; r < cnt; r++)
 			tm_axpy(c->acc + (size_t)c->rows[r] * E, c->rw[r], c->yg + (size_t)r * E, E);
-		acct_experts(c, L, 1);
 	}
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + (size_t)i * E, 1.0f, c->acc + (size_t)i * E, E);
@@ -476,6 +517,8 @@ static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const in
 	c->map_bytes[m->tok_embd.map] += (uint64_t)n * m->tok_embd.row_bytes;
 	for (int l = 0; l < hp->n_layer; l++) {
 		attention_block(c, seqs, &m->layers[l], l, pos0, n);
+		if (c->xhook && n == 1)
+			c->xhook->after_attn(c->xhook->arg, l, c->x);
 		ffn_block(c, &m->layers[l], n);
 	}
 	acct(c, &m->output_norm);
