@@ -20,6 +20,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/run_experts.h"
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
@@ -64,10 +65,12 @@ static const char usage[] =
 	"                     copy), ddr (read once into 2 MiB pages: faster decode), auto\n"
 	"                     (default: ddr if the file takes at most half the free memory)\n"
 	"  --json             print one JSON object on stdout instead: the generated text\n"
-	"                     and the summary (nothing else on stdout)\n";
+	"                     and the summary (nothing else on stdout)\n"
+	RUN_EXPERTS_USAGE;
 
 struct stream {
 	const struct tm_tokenizer *tok;
+	struct run_experts *rx;
 	char buf[256];
 	/* --json: the text is kept for the JSON object */
 	bool json;
@@ -123,6 +126,7 @@ static int on_token(void *arg, int32_t id)
 	int len;
 
 	publish(s, 1);
+	run_experts_mark(s->rx, s->ctx);	/* the first token: the prompt is done */
 	if (tm_tokenizer_is_eog(s->tok, id))
 		return 1;
 	len = tm_token_piece(s->tok, id, false, s->buf, sizeof(s->buf));
@@ -356,6 +360,7 @@ int cmd_run(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "weights", required_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'j' },
+		RUN_EXPERTS_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -376,10 +381,12 @@ int cmd_run(int argc, char **argv)
 	struct tm_runstat_pub pub = { 0 };
 	char dir[4096];
 	bool json = false;
+	struct run_experts rx;
 	int32_t *ids = NULL;
 	int c, n, err, rc = 1, load = TM_LOAD_AUTO;
 	char *end;
 
+	run_experts_init(&rx);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -420,6 +427,10 @@ int cmd_run(int argc, char **argv)
 				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
 			break;
 		case 'j': json = true; break;
+		case RX_CACHE: case RX_POLICY: case RX_COPY: case RX_GBPS: case RX_PREDICT:
+			if ((rc = run_experts_option(&rx, c, optarg)))
+				return rc;
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return EXIT_USAGE;
 		}
@@ -480,6 +491,10 @@ int cmd_run(int argc, char **argv)
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
+	/* before the tiers are measured: the cache region is a tier of the run */
+	if ((rc = run_experts_setup(&rx, &model, ctx)))
+		goto out;
+	rc = 1;
 	if ((err = tm_run_tiers_measure(&model, pool, tiers))) {
 		rc = run_error(CMD, "measuring the tiers' bandwidth: %s", tm_strerror());
 		goto out;
@@ -501,6 +516,7 @@ int cmd_run(int argc, char **argv)
 	fflush(stdout);
 	out.tok = tok;
 	out.ctx = ctx;
+	out.rx = &rx;
 	out.pub = &pub;
 	out.n_prompt = n;
 	err = tm_generate(ctx, ids, n, (int)(n_predict > INT_MAX ? INT_MAX : n_predict), sample, sampler,
@@ -516,8 +532,10 @@ int cmd_run(int argc, char **argv)
 	}
 	summary(&model, &st, (int)threads, seed, &sp);
 	tier_summary(&model, &st, tiers);
+	run_experts_summary(&rx, ctx, st.n_decoded, st.t_decode);
 	rc = 0;
 out:
+	run_experts_free(&rx);
 	tm_runstat_remove(&pub);
 	counters_path[0] = '\0';
 	free(out.text);

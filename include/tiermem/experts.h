@@ -205,4 +205,47 @@ int tm_xreplay(const struct tm_xtrace *t, const struct tm_xreplay_opts *o, struc
 /* Seconds per token from bytes per token on each tier: the interim cost model. */
 double tm_xcost_sec_per_tok(const struct tm_xcost *c, double fast_bytes, double slow_bytes);
 
+/* ------------------------------------------------------------------ */
+/* The online cache: slots on the fast tier, in the forward pass */
+
+struct tm_model;
+struct tm_ctx;
+
+struct tm_xonline_opts {
+	struct tm_xcache_opts cache;
+	bool predict;		/* after layer l's attention, score layer l+1's router and prefetch */
+	bool sync_copy;		/* copy an admitted expert at once on the forward pass's thread */
+	double copy_gbps;	/* the background copier's budget, GB/s; 0: as fast as it goes */
+};
+
+struct tm_xonline_stats {
+	uint64_t copies;	/* experts copied into slots (admissions and prefetches) */
+	uint64_t copy_read[16];	/* bytes the copies read, per model mapping (TM_MODEL_MAX_MAPS) */
+	uint64_t copy_bytes;	/* ... in all (and written to the cache region) */
+	uint64_t pred_right;	/* predicted experts the router then chose */
+	uint64_t pred_total;	/* experts predicted */
+	uint64_t router_bytes;	/* router weights the predictions read */
+	double copy_wait_s;	/* time the forward pass spent copying (sync) or waiting for the copier */
+};
+
+struct tm_xonline;
+
+/*
+ * An expert cache for model m: o->cache.slots slots per MoE layer in one
+ * anonymous 2 MiB-page mapping (the fast tier without the module), added to
+ * m->maps so the forward pass's per-mapping counters show the bytes it
+ * serves. Free it before the model. -EINVAL for a dense model or bad sizes;
+ * -ENOSPC when the cache exceeds the free memory (the message says both).
+ */
+int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct tm_xonline_opts *o);
+/* Route c's MoE layers through the cache (sets c->xhook). */
+void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c);
+/* Wait for copies in flight and mark them ready. */
+void tm_xonline_drain(struct tm_xonline *x);
+const struct tm_xcache *tm_xonline_cache(const struct tm_xonline *x);
+int tm_xonline_map(const struct tm_xonline *x);		/* its index in m->maps */
+uint64_t tm_xonline_bytes(const struct tm_xonline *x);	/* the region's size */
+void tm_xonline_stats(struct tm_xonline *x, struct tm_xonline_stats *out);
+void tm_xonline_free(struct tm_xonline *x);
+
 #endif

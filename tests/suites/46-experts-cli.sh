@@ -64,5 +64,31 @@ expect2 "synth --expert-trace --locality 2" "$TM" synth --expert-trace -o "$W/x"
 "$TM" bench --expert-trace x --help >"$W/h.txt" 2>&1
 check "bench --expert-trace --help: exit 0, names the options" '[ $? -eq 0 ] && grep -q -- "--expert-cache SIZE" "$W/h.txt"'
 
+# the online cache in run: same text, counters that add up
+"$TM" synth --arch qwen3moe --type q4_K --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null
+"$TM" synth --arch qwen3 -q -o "$W/dense.gguf" >/dev/null
+"$TM" run -m "$W/moe.gguf" -p "Hello there" -n 16 --temp 0 -t 2 >"$W/r0.txt" 2>"$W/r0.err"
+for mode in "--expert-cache 25%" "--expert-cache 4 --expert-copy sync" "--expert-cache 50% --expert-predict --expert-policy lru" \
+	"--expert-cache 8 --expert-copy-gbps 0.5"; do
+	"$TM" run -m "$W/moe.gguf" -p "Hello there" -n 16 --temp 0 -t 2 $mode >"$W/r1.txt" 2>"$W/r1.err"
+	rc=$?
+	check "run $mode: exit 0, the same text as without the cache" '[ $rc -eq 0 ] && cmp -s "$W/r0.txt" "$W/r1.txt"'
+	# the cache region's byte counter equals its hits times an expert's bytes
+	check "run $mode: the cache region's bytes per token = hits x expert bytes" \
+		'grep -qE "from the cache region \(= hits x [0-9.]+ MiB: ([0-9.]+)\)" "$W/r1.err" && sed -n "s/.* \([0-9.]*\) MiB from the cache region (= hits x [0-9.]* MiB: \([0-9.]*\)).*/\1 \2/p" "$W/r1.err" | awk "{exit !(\$1 == \$2)}"'
+done
+grep -q "hits [0-9.]* % (layers 0-0 [0-9.]* %, 1-1 [0-9.]* %)" "$W/r1.err"
+check "run --expert-cache: hit rate in total and per layer group" '[ $? -eq 0 ]'
+"$TM" run -m "$W/moe.gguf" -p "Hello there" -n 16 --temp 0 -t 2 --expert-cache 16 >/dev/null 2>"$W/r2.err"
+check "run --expert-cache of every expert: misses only while the cache fills (hits above 80 %)" \
+	'h=$(sed -n "s/.*decode: hits \([0-9.]*\) %.*/\1/p" "$W/r2.err"); awk -v h="$h" "BEGIN {exit !(h > 80)}"'
+"$TM" run -m "$W/dense.gguf" -n 4 --expert-cache 25% >/dev/null 2>"$W/d.err"
+check "run --expert-cache on a dense model: exit 0 and a note that it has no effect" \
+	'[ $? -eq 0 ] && grep -q "note: --expert-cache has no effect" "$W/d.err"'
+expect2 "run --expert-cache above the free memory" "$TM" run -m "$W/moe.gguf" -n 4 --expert-cache 64T
+expect2 "run --expert-cache more experts than a layer has" "$TM" run -m "$W/moe.gguf" -n 4 --expert-cache 17
+expect2 "run --expert-policy static" "$TM" run -m "$W/moe.gguf" -n 4 --expert-cache 4 --expert-policy static
+expect2 "run --expert-copy maybe" "$TM" run -m "$W/moe.gguf" -n 4 --expert-cache 4 --expert-copy maybe
+
 echo "1..$n"
 exit $failed

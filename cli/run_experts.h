@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* tiermem run --expert-cache: the online expert cache's options, setup and summary. */
+#ifndef TIERMEM_CLI_RUN_EXPERTS_H
+#define TIERMEM_CLI_RUN_EXPERTS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "tiermem/experts.h"
+#include "tiermem/model.h"
+
+#define RUN_EXPERTS_USAGE \
+	"  --expert-cache SIZE  MoE: keep experts in a cache of SIZE on DDR (2 MiB pages),\n" \
+	"                     per layer: N experts, N% of a layer's experts, or bytes\n" \
+	"                     with a unit (split evenly over the layers, whole experts);\n" \
+	"                     the rest are read where the model has them (the slow tier)\n" \
+	"  --expert-policy P  lru, lfu or lrfu (default lrfu: Documentation/tiermem-experts.rst)\n" \
+	"  --expert-copy C    async (default: a copier thread fills admitted experts' slots)\n" \
+	"                     or sync (copied at once, on the forward pass's thread)\n" \
+	"  --expert-copy-gbps X  the async copier's budget in GB/s (default: none)\n" \
+	"  --expert-predict   after each layer's attention, score the next layer's router\n" \
+	"                     and prefetch the experts it picks\n"
+
+enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT };
+
+#define RUN_EXPERTS_OPTIONS \
+	{ "expert-cache", required_argument, NULL, RX_CACHE }, \
+	{ "expert-policy", required_argument, NULL, RX_POLICY }, \
+	{ "expert-copy", required_argument, NULL, RX_COPY }, \
+	{ "expert-copy-gbps", required_argument, NULL, RX_GBPS }, \
+	{ "expert-predict", no_argument, NULL, RX_PREDICT }
+
+struct run_experts {
+	const char *size;
+	struct tm_xonline_opts o;
+	struct tm_xonline *x;
+	const struct tm_model *m;
+	/* at the end of the prompt: decode's figures are the differences */
+	bool marked;
+	uint64_t map0[TM_MODEL_MAX_MAPS];
+	struct tm_xstats *layer0;
+	struct tm_xonline_stats ost0;
+};
+
+void run_experts_init(struct run_experts *r);
+/* An option code of RUN_EXPERTS_OPTIONS: 0, or the exit code of a usage error. */
+int run_experts_option(struct run_experts *r, int code, const char *arg);
+/* After the context exists: make and attach the cache (a note for a dense model). 0 or an exit code. */
+int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *c);
+/* The prompt has been evaluated: decode starts now. */
+void run_experts_mark(struct run_experts *r, const struct tm_ctx *c);
+void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode);
+void run_experts_free(struct run_experts *r);
+
+#endif
