@@ -75,6 +75,7 @@ enum tm_tensor_class {
 	TM_TC_EXPERTS,		/* routed experts: n_expert_used / n_expert of them per token */
 	TM_TC_FFN,		/* dense FFN */
 	TM_TC_OTHER,		/* anything else: assumed read whole every token */
+	TM_TC_MTP,		/* multi-token-prediction layers (ARCH.nextn_predict_layers): decode never reads them */
 	TM_TC_COUNT,
 };
 

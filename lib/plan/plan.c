@@ -28,13 +28,14 @@ static const char *const class_names[TM_TC_COUNT] = {
 	[TM_TC_EXPERTS] = "routed experts",
 	[TM_TC_FFN] = "dense FFN",
 	[TM_TC_OTHER] = "other",
+	[TM_TC_MTP] = "mtp layer",
 };
 
 /* Among tensors of equal density, the order the issue asks for. */
 static const int class_rank[TM_TC_COUNT] = {
 	[TM_TC_ATTN] = 0, [TM_TC_NORM] = 1, [TM_TC_OUTPUT] = 2, [TM_TC_ROUTER] = 3,
 	[TM_TC_SHEXP] = 4, [TM_TC_EXPERTS] = 5, [TM_TC_FFN] = 6, [TM_TC_EMBD] = 7,
-	[TM_TC_OTHER] = 8,
+	[TM_TC_OTHER] = 8, [TM_TC_MTP] = 9,
 };
 
 const char *tm_tensor_class_name(enum tm_tensor_class cls)
@@ -108,6 +109,9 @@ static int read_per_token(const struct tm_gguf *g, const struct tm_gguf_tensor *
 		/* one row per token, unless it is also the output matrix */
 		t->read_per_token = tied || gt->n_dims < 2 || gt->ne[1] < 1 ? bytes : bytes / (double)gt->ne[1];
 		return 0;
+	case TM_TC_MTP:
+		t->read_per_token = 0;
+		return 0;
 	case TM_TC_EXPERTS:
 		n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1;
 		layer = layer_of(t->name);
@@ -140,7 +144,13 @@ static int read_per_token(const struct tm_gguf *g, const struct tm_gguf_tensor *
 static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o)
 {
 	bool tied = !tm_gguf_tensor(g, "output.weight");
+	uint32_t n_layer = 0, n_mtp = 0;
 	int err;
+
+	/* glm4moe and others keep their multi-token-prediction layers last */
+	if (arch_key_u32(g, "nextn_predict_layers", &n_mtp) || arch_key_u32(g, "block_count", &n_layer) ||
+	    n_mtp > n_layer)
+		n_mtp = 0;
 
 	p->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*p->tensors));
 	if (!p->tensors)
@@ -155,6 +165,8 @@ static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct
 				      40, gt->name.ptr, sizeof(t->name) - 1);
 		memcpy(t->name, gt->name.ptr, gt->name.len);
 		t->cls = tm_tensor_classify(t->name);
+		if (n_mtp && layer_of(t->name) >= (int)(n_layer - n_mtp))
+			t->cls = TM_TC_MTP;
 		t->type = (int)gt->type;
 		t->bytes = gt->nbytes;
 		t->tier = -1;
@@ -298,6 +310,8 @@ static void explain(struct tm_plan_tensor *t, const struct tm_plan *p, int faste
 		snprintf(what, sizeof(what), "embedding, one row/token");
 	else if (t->cls == TM_TC_OTHER)
 		snprintf(what, sizeof(what), "unclassified, read every token");
+	else if (t->cls == TM_TC_MTP)
+		snprintf(what, sizeof(what), "mtp layer, not read by decode");
 	else
 		snprintf(what, sizeof(what), "%s, read every token", class_names[t->cls]);
 	if (p->layer_order)

@@ -110,6 +110,7 @@ static int read_tensor(json_t *o, struct tm_plan *p, struct tm_plan_tensor *t, s
 {
 	json_t *bytes = json_object_get(o, "bytes"), *rpt = json_object_get(o, "read_per_token");
 	json_t *type = json_object_get(o, "type"), *why = json_object_get(o, "why");
+	json_t *cls = json_object_get(o, "class");
 	char tier[TM_TIER_NAME_MAX];
 	int err;
 
@@ -129,6 +130,9 @@ static int read_tensor(json_t *o, struct tm_plan *p, struct tm_plan_tensor *t, s
 	t->read_per_token = json_number_value(rpt);
 	t->type = json_is_integer(type) ? (int)json_integer_value(type) : -1;
 	t->cls = tm_tensor_classify(t->name);
+	for (int c = 0; c < TM_TC_COUNT; c++)
+		if (json_is_string(cls) && !strcmp(json_string_value(cls), tm_tensor_class_name(c)))
+			t->cls = c;
 	if (why && (err = copy_str(t->why, sizeof(t->why), why, "tensor why", at)))
 		return err;
 	return 0;

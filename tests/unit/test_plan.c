@@ -37,7 +37,7 @@ static void add(struct tm_gguf_writer *w, const char *name, int64_t a, int64_t b
 	tm_gguf_writer_add_tensor(w, name, c > 1 ? TM_F16 : (b > 1 ? TM_F16 : TM_F32), c > 1 ? 3 : (b > 1 ? 2 : 1), ne);
 }
 
-static int write_moe(const char *path)
+static int write_moe(const char *path, int mtp)
 {
 	struct tm_gguf_writer *w;
 	char name[64];
@@ -48,6 +48,10 @@ static int write_moe(const char *path)
 	tm_gguf_writer_set_str(w, "general.architecture", "testmoe");
 	tm_gguf_writer_set_u32(w, "testmoe.expert_count", N_EXP);
 	tm_gguf_writer_set_u32(w, "testmoe.expert_used_count", N_USED);
+	if (mtp) {
+		tm_gguf_writer_set_u32(w, "testmoe.block_count", N_LAYER);
+		tm_gguf_writer_set_u32(w, "testmoe.nextn_predict_layers", (uint32_t)mtp);
+	}
 	add(w, "token_embd.weight", DIM, VOCAB, 1);
 	for (int l = 0; l < N_LAYER; l++) {
 		static const char *const attn[] = { "attn_q", "attn_k", "attn_v", "attn_output" };
@@ -400,6 +404,34 @@ static void test_json(const struct tm_gguf *g, const char *dir)
 	unlink(path);
 }
 
+/* glm4moe-style: the last nextn_predict_layers layers predict further tokens; decode skips them */
+static void test_mtp(const char *dir)
+{
+	struct tm_tier_spec t = tier("slow=pmem:1G@39");
+	struct tm_plan_opts o = { .tiers = &t, .n_tiers = 1 };
+	char path[96];
+	struct tm_gguf g;
+	struct tm_plan p;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/mtp.gguf", dir);
+	ok = !write_moe(path, 1) && (buf = slurp(path, &n)) && !tm_gguf_parse_flags(&g, buf, n, TM_GGUF_HEADER_ONLY);
+	if (ok) {
+		ok = !tm_plan_make(&p, &g, &o);
+		ok = ok && tm_plan_find(&p, "blk.2.attn_q.weight")->cls == TM_TC_MTP &&
+		     tm_plan_find(&p, "blk.2.ffn_up_exps.weight")->read_per_token == 0 &&
+		     tm_plan_find(&p, "blk.1.attn_q.weight")->cls == TM_TC_ATTN &&
+		     strstr(tm_plan_find(&p, "blk.2.attn_q.weight")->why, "not read");
+		tm_plan_free(&p);
+		tm_gguf_free(&g);
+	}
+	tap_ok(ok, "nextn_predict_layers: the last layer is an MTP layer, read 0 bytes per token");
+	free(buf);
+	unlink(path);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/tm-plan-XXXXXX", path[64];
@@ -413,7 +445,7 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(path, sizeof(path), "%s/moe.gguf", dir);
-	ok = !write_moe(path) && (buf = slurp(path, &n)) && n < 8192 &&
+	ok = !write_moe(path, 0) && (buf = slurp(path, &n)) && n < 8192 &&
 	     !tm_gguf_parse_flags(&g, buf, n, TM_GGUF_HEADER_ONLY);
 	if (!tap_ok(ok, "a header-only GGUF: %zu bytes, parsed", n)) {
 		free(buf);
@@ -422,6 +454,7 @@ int main(void)
 	test_plan(&g);
 	test_heat_and_overlap(&g);
 	test_json(&g, dir);
+	test_mtp(dir);
 	tm_gguf_free(&g);
 	free(buf);
 	unlink(path);
