@@ -22,6 +22,12 @@ enum {
 struct tm_pool *tm_pool_create(int nthreads, unsigned int flags);
 void tm_pool_destroy(struct tm_pool *pool);
 int tm_pool_threads(const struct tm_pool *pool);
+/*
+ * Nonzero when the pool has more threads than the CPUs its creator may use:
+ * its threads then sleep and yield instead of spinning (slower hand-offs,
+ * but no thread holds a CPU the one it waits for needs).
+ */
+int tm_pool_oversubscribed(const struct tm_pool *pool);
 
 /* Run fn on all threads and wait for all of them. Not reentrant. */
 void tm_pool_run(struct tm_pool *pool, tm_pool_fn fn, void *arg);

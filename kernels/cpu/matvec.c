@@ -3,9 +3,12 @@
  * Matvec batches and matmul over the pool: one hand-off per call. Each call
  * first quantizes every distinct activation once (a matvec on the calling
  * thread before the hand-off; a matmul's many tokens shared among the threads,
- * which then meet at a spin barrier), then each thread streams one
- * contiguous range of weight bytes.
+ * which then meet at a spin barrier). Then the threads of a matvec batch take
+ * runs of weight bytes from a shared cursor, large first and smaller towards
+ * the end, so a vCPU the host slows down takes less instead of stalling the
+ * others at the end of every hand-off.
  */
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -13,6 +16,8 @@
 
 /* Thread boundaries fall on multiples of this many rows, so no two threads write one line of y. */
 #define ROW_ALIGN 16
+/* The smallest run of weight bytes a thread takes from the cursor: a few us of streaming. */
+#define MIN_CHUNK (64 << 10)
 /* matmul: rows per tile are sized so a tile of weights stays in L2 while every token passes over it. */
 #define TILE_BYTES (256 << 10)
 
@@ -23,14 +28,17 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* One-shot barrier for the threads of one pool run. */
+/* One-shot barrier for the threads of one pool run; yields after a while (threads may outnumber CPUs). */
 static void barrier_wait(atomic_int *arrived, int nth)
 {
 	if (nth == 1)
 		return;
 	atomic_fetch_add_explicit(arrived, 1, memory_order_acq_rel);
-	while (atomic_load_explicit(arrived, memory_order_acquire) < nth)
-		cpu_relax();
+	for (int i = 0; atomic_load_explicit(arrived, memory_order_acquire) < nth; i++)
+		if (i < 4096)
+			cpu_relax();
+		else
+			sched_yield();
 }
 
 static tm_dot_fn dot_fn(const struct tm_kern *k, int type)
@@ -64,7 +72,32 @@ struct batch {
 	char *buf;
 	int quantized;		/* buf was filled before the hand-off */
 	_Alignas(64) atomic_int arrived;
+	_Alignas(64) atomic_size_t next;	/* the weight-byte cursor */
 };
+
+/*
+ * Scratch of the calling thread (job tables, quantized activations), kept
+ * between calls so a matvec allocates nothing once the first token has run.
+ */
+static _Thread_local struct {
+	char *p;
+	size_t n;
+} arena;
+
+static void *arena_get(size_t n)
+{
+	n = (n + 63) & ~(size_t)63;
+	if (n > arena.n) {
+		char *p = aligned_alloc(64, n);
+
+		if (!p)
+			return NULL;
+		free(arena.p);
+		arena.p = p;
+		arena.n = n;
+	}
+	return arena.p;
+}
 
 static const void *act_ptr(const struct batch *b, int j)
 {
@@ -129,18 +162,31 @@ void tm_matvec_serial_quant(int on)
 	atomic_store(&serial_quant, on);
 }
 
-static void batch_run(void *arg, int ith, int nth)
+/* The next run [*lo, *hi) of weight bytes: a share of what is left, at least MIN_CHUNK. */
+static int claim(struct batch *b, int nth, size_t *lo, size_t *hi)
 {
-	struct batch *b = arg;
-	size_t total = b->prefix[b->njobs];
+	size_t total = b->prefix[b->njobs], pos, size;
+
+	pos = atomic_load_explicit(&b->next, memory_order_relaxed);
+	do {
+		if (pos >= total)
+			return 0;
+		size = (total - pos) / (2 * (size_t)nth);
+		if (size < MIN_CHUNK)
+			size = MIN_CHUNK;
+	} while (!atomic_compare_exchange_weak_explicit(&b->next, &pos, pos + size, memory_order_relaxed,
+							memory_order_relaxed));
+	*lo = pos;
+	*hi = total - pos < size ? total : pos + size;
+	return 1;
+}
+
+static void run_range(const struct batch *b, size_t from, size_t to)
+{
 	int j0, r0, j1, r1;
 
-	if (b->buf && !b->quantized) {
-		quantize_share(b->acts, b->nacts, b->buf, b->k, ith, nth);
-		barrier_wait(&b->arrived, nth);
-	}
-	locate(b, total * ith / nth, &j0, &r0);
-	locate(b, total * (ith + 1) / nth, &j1, &r1);
+	locate(b, from, &j0, &r0);
+	locate(b, to, &j1, &r1);
 	for (int j = j0; j <= j1 && j < b->njobs; j++) {
 		const struct tm_matvec *m = &b->jobs[j];
 		int lo = j == j0 ? r0 : 0, hi = j == j1 ? r1 : m->rows, nb;
@@ -152,6 +198,23 @@ static void batch_run(void *arg, int ith, int nth)
 			dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
 					      hi - lo, nb, act_ptr(b, j), 0, 1, m->y + lo, 0);
 	}
+}
+
+static void batch_run(void *arg, int ith, int nth)
+{
+	struct batch *b = arg;
+	size_t lo, hi;
+
+	if (b->buf && !b->quantized) {
+		quantize_share(b->acts, b->nacts, b->buf, b->k, ith, nth);
+		barrier_wait(&b->arrived, nth);
+	}
+	if (nth == 1) {
+		run_range(b, 0, b->prefix[b->njobs]);
+		return;
+	}
+	while (claim(b, nth, &lo, &hi))
+		run_range(b, lo, hi);
 }
 
 /* NaN rows for a shape or type no kernel takes: callers check types first; never silently zero. */
@@ -172,18 +235,33 @@ static int job_ok(const struct tm_matvec *m)
 	return m->rows <= 0 || shape_ok(m->type, m->rows, m->cols, m->y, 0, 1);
 }
 
+/* Out of memory for the scratch: every row NaN, as for a job no kernel takes. */
+static void fail_all(const struct tm_matvec *jobs, int njobs)
+{
+	for (int j = 0; j < njobs; j++)
+		for (int r = 0; r < jobs[j].rows; r++)
+			jobs[j].y[r] = __builtin_nanf("");
+}
+
 void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs)
 {
 	struct batch b = { .jobs = jobs, .njobs = njobs, .k = tm_kern() };
-	size_t need = 0;
-	void *mem;
+	size_t need = 0, meta, bound = 0;
+	char *mem;
 
 	if (njobs <= 0)
 		return;
-	mem = malloc((njobs + 1) * sizeof(size_t) + njobs * (sizeof(int) + sizeof(struct act)));
-	if (!mem)
-		abort();	/* a few hundred bytes: nothing sensible to do without them */
-	b.prefix = mem;
+	meta = (njobs + 1) * sizeof(size_t) + njobs * (sizeof(int) + sizeof(struct act));
+	meta = (meta + 63) & ~(size_t)63;
+	for (int j = 0; j < njobs; j++)
+		if (jobs[j].cols > 0)
+			bound += tm_row_bytes(TM_Q8_K, (jobs[j].cols + QK_K - 1) / QK_K * QK_K) + 64;
+	mem = arena_get(meta + bound);
+	if (!mem) {
+		fail_all(jobs, njobs);
+		return;
+	}
+	b.prefix = (size_t *)mem;
 	b.acts = (struct act *)(b.prefix + njobs + 1);
 	b.act_of = (int *)(b.acts + njobs);
 	b.prefix[0] = 0;
@@ -206,15 +284,13 @@ void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njo
 		}
 		b.act_of[j] = a;
 	}
-	if (need && !(b.buf = aligned_alloc(64, need)))
-		abort();
+	if (need)
+		b.buf = mem + meta;
 	if (b.buf && (atomic_load_explicit(&serial_quant, memory_order_relaxed) || tm_pool_threads(pool) == 1)) {
 		quantize_share(b.acts, b.nacts, b.buf, b.k, 0, 1);
 		b.quantized = 1;
 	}
 	tm_pool_run(pool, batch_run, &b);
-	free(b.buf);
-	free(mem);
 }
 
 void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job)
@@ -281,8 +357,11 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 		return;
 	m.act = tm_act_type_k(m.k, type);
 	m.xrow = tm_row_bytes(tm_act_base(m.act), cols);
-	if (m.act != TM_F32 && !(m.xq = aligned_alloc(64, (m.xrow * n + 63) & ~(size_t)63)))
-		abort();
+	if (m.act != TM_F32 && !(m.xq = arena_get(m.xrow * n))) {
+		for (int i = 0; i < n; i++)
+			for (int r = 0; r < rows; r++)
+				Y[(size_t)i * rows + r] = __builtin_nanf("");
+		return;
+	}
 	tm_pool_run(pool, matmul_run, &m);
-	free(m.xq);
 }

@@ -45,6 +45,36 @@ static void test_pool(int nth)
 	tm_pool_destroy(pool);
 }
 
+static void add_fn(void *p, int ith, int nth)
+{
+	atomic_fetch_add((atomic_int *)p, 1);
+}
+
+/* More threads than CPUs: the pool says so (its threads then sleep instead of spinning) and still runs every job. */
+static void test_oversubscribed(void)
+{
+	cpu_set_t set;
+	int ncpu, nth, over;
+	struct tm_pool *pool;
+	atomic_int calls = 0;
+
+	sched_getaffinity(0, sizeof(set), &set);
+	ncpu = CPU_COUNT(&set);
+	nth = ncpu * 3 < 1024 ? ncpu * 3 : 1024;
+	pool = tm_pool_create(nth, TM_POOL_PIN);
+	if (!tap_ok(pool != NULL, "pool of %d threads on %d CPUs created", nth, ncpu))
+		return;
+	over = tm_pool_oversubscribed(pool);
+	for (int r = 0; r < 200; r++)
+		tm_pool_run(pool, add_fn, &calls);
+	tap_ok(over && atomic_load(&calls) == 200 * nth,
+	       "%d threads on %d CPUs: oversubscribed, and every thread ran all 200 jobs", nth, ncpu);
+	tm_pool_destroy(pool);
+	pool = tm_pool_create(ncpu, TM_POOL_PIN);
+	tap_ok(pool && !tm_pool_oversubscribed(pool), "%d threads on %d CPUs: not oversubscribed", ncpu, ncpu);
+	tm_pool_destroy(pool);
+}
+
 static void cpu_fn(void *p, int ith, int nth)
 {
 	((int *)p)[ith] = sched_getcpu();
@@ -124,6 +154,7 @@ int main(void)
 	test_pool(2);
 	test_pool(4);
 	test_pinning();
+	test_oversubscribed();
 	test_split();
 	test_f16();
 	test_traits();
