@@ -140,6 +140,8 @@ int tm_copy(struct tm_region *src, u64 soff, struct tm_region *dst, u64 doff,
 	mutex_lock(&tm_lock);
 	if (dst->state == TIERMEM_STATE_SEALED)
 		ret = -EPERM;
+	else if (dst->sealing)
+		ret = -EBUSY;
 	else
 		atomic_inc(&dst->writers);
 	mutex_unlock(&tm_lock);

@@ -2,12 +2,14 @@
 /*
  * tiermem DDR tier: regions built from zeroed 2 MiB compound pages. They are
  * not on any LRU, so they are never swapped, reclaimed or migrated; their
- * count against ddr_max_mb is taken under tm_lock.
+ * count against ddr_max_mb is taken under tm_lock, before they are
+ * allocated outside it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/gfp.h>
 #include <linux/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 
 #include "tiermem.h"
@@ -15,30 +17,40 @@
 u64 tm_ddr_used;
 u64 tm_ddr_max;
 
+/* Counts @r against ddr_max_mb before its memory is allocated. */
+int tm_ddr_reserve(struct tm_region *r)
+{
+	lockdep_assert_held(&tm_lock);
+	if (r->size > tm_ddr_max - tm_ddr_used)
+		return -ENOSPC;
+	tm_ddr_used += r->size;
+	r->ddr_accounted = true;
+	return 0;
+}
+
+/*
+ * Outside tm_lock: allocating and zeroing gigabytes takes a while. The
+ * chunks are charged to the caller's memory cgroup (__GFP_ACCOUNT), and a
+ * fatal signal stops the work (-EINTR).
+ */
 int tm_ddr_populate(struct tm_region *r)
 {
 	unsigned long i, n = r->size >> TIERMEM_CHUNK_SHIFT;
 
-	lockdep_assert_held(&tm_lock);
-	if (r->size > tm_ddr_max - tm_ddr_used)
-		return -ENOSPC;
 	r->chunks = kvcalloc(n, sizeof(*r->chunks), GFP_KERNEL);
 	if (!r->chunks)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		r->chunks[i] = alloc_pages(GFP_KERNEL | __GFP_COMP | __GFP_ZERO |
-					   __GFP_NOWARN | __GFP_RETRY_MAYFAIL,
-					   TM_CHUNK_ORDER);
+					   __GFP_ACCOUNT | __GFP_NOWARN |
+					   __GFP_RETRY_MAYFAIL, TM_CHUNK_ORDER);
 		if (!r->chunks[i])
-			break;
+			return -ENOMEM;
 		r->nr_chunks++;
 		cond_resched();
 	}
-	if (r->nr_chunks < n) {
-		tm_ddr_release(r);
-		return -ENOMEM;
-	}
-	tm_ddr_used += r->size;
 	return 0;
 }
 
@@ -52,8 +64,9 @@ void tm_ddr_release(struct tm_region *r)
 	 */
 	for (i = 0; i < r->nr_chunks; i++)
 		__free_pages(r->chunks[i], TM_CHUNK_ORDER);
-	if (r->nr_chunks == r->size >> TIERMEM_CHUNK_SHIFT)
+	if (r->ddr_accounted)
 		tm_ddr_used -= r->size;
+	r->ddr_accounted = false;
 	r->nr_chunks = 0;
 	kvfree(r->chunks);
 	r->chunks = NULL;

@@ -186,35 +186,39 @@ static const struct dma_buf_ops tm_dmabuf_ops = {
 	.mmap = tm_dmabuf_mmap,
 };
 
-/* Returns a dma-buf fd; the dma-buf holds a reference on @r. */
-int tm_export(struct tm_region *r, u64 off, u64 len, u32 flags)
+/*
+ * Returns a dma-buf (not yet in any fd table) holding a reference on @r;
+ * with @write, devices may write it and the region cannot be sealed.
+ */
+struct dma_buf *tm_export(struct tm_region *r, u64 off, u64 len, bool write)
 {
 	DEFINE_DMA_BUF_EXPORT_INFO(exp);
-	bool write = flags & TIERMEM_EXPORT_WRITE;
 	struct tm_dmabuf *b;
 	struct dma_buf *buf;
-	int ret = 0, fd;
+	int ret = 0;
 
 	if (!PAGE_ALIGNED(off) || !PAGE_ALIGNED(len) || off >= r->size)
-		return -EINVAL;
+		return ERR_PTR(-EINVAL);
 	if (!len)
 		len = r->size - off;
 	if (len > r->size - off)
-		return -EINVAL;
+		return ERR_PTR(-EINVAL);
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	mutex_lock(&tm_lock);
 	if (r->pm && READ_ONCE(r->pm->dead))
 		ret = -ENXIO;
 	else if (write && r->state == TIERMEM_STATE_SEALED)
 		ret = -EPERM;
+	else if (write && r->sealing)
+		ret = -EBUSY;
 	else if (write)
 		atomic_inc(&r->writers);
 	mutex_unlock(&tm_lock);
 	if (ret) {
 		kfree(b);
-		return ret;
+		return ERR_PTR(ret);
 	}
 	tm_region_get(r);
 	b->r = r;
@@ -231,11 +235,8 @@ int tm_export(struct tm_region *r, u64 off, u64 len, u32 flags)
 			atomic_dec(&r->writers);
 		tm_region_put(r);
 		kfree(b);
-		return PTR_ERR(buf);
+		return buf;
 	}
 	TM_STAT(r, exports, 1);
-	fd = dma_buf_fd(buf, flags & TIERMEM_EXPORT_CLOEXEC ? O_CLOEXEC : 0);
-	if (fd < 0)
-		dma_buf_put(buf);	/* the release undoes the rest */
-	return fd;
+	return buf;
 }

@@ -10,6 +10,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/dma-buf.h>
+#include <linux/file.h>
 #include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -28,6 +30,10 @@ MODULE_PARM_DESC(ddr_max_mb, "Most DRAM all DDR regions may hold, in MiB");
 static char *pmem;
 module_param(pmem, charp, 0444);
 MODULE_PARM_DESC(pmem, "PMEM namespaces to attach at load, comma-separated (e.g. /dev/pmem0)");
+
+static unsigned int pmem_user_max_mb;
+module_param(pmem_user_max_mb, uint, 0644);
+MODULE_PARM_DESC(pmem_user_max_mb, "Most PMEM the regions of one user (not CAP_SYS_ADMIN) may hold, in MiB; 0: no limit");
 
 static bool pmem_format;
 module_param(pmem_format, bool, 0444);
@@ -181,6 +187,50 @@ static int tm_create_check(const struct tiermem_create *c)
 	return -EINVAL;
 }
 
+union tm_ioctl_arg {
+	struct tiermem_version version;
+	struct tiermem_create create;
+	struct tiermem_open open;
+	struct tiermem_region_ref ref;
+	struct tiermem_delete del;
+	struct tiermem_list list;
+	struct tiermem_stats stats;
+	struct tiermem_attach attach;
+	struct tiermem_detach detach;
+	struct tiermem_copy copy;
+	struct tiermem_export export;
+};
+
+/* What an ioctl left to finish once its result reached user space. */
+struct tm_call {
+	union tm_ioctl_arg arg;
+	struct tm_region *created;	/* CREATE: undone if the copy-out fails */
+	struct dma_buf *buf;		/* EXPORT: its fd is installed after it */
+};
+
+static struct tm_call *tm_call_of(void *arg)
+{
+	return container_of(arg, struct tm_call, arg);
+}
+
+static int tm_quota_check(const struct tiermem_create *c)
+{
+	u64 max = (u64)pmem_user_max_mb << 20;
+
+	lockdep_assert_held(&tm_lock);
+	if (c->tier != TIERMEM_TIER_PMEM || !max || capable(CAP_SYS_ADMIN))
+		return 0;
+	if (c->size > max ||
+	    tm_user_bytes(current_fsuid(), TIERMEM_TIER_PMEM) > max - c->size)
+		return -EDQUOT;
+	return 0;
+}
+
+/*
+ * The name, the DDR budget or the PMEM space are taken under tm_lock; the
+ * memory is allocated and zeroed outside it (the region is listed as
+ * creating meanwhile), so a large create holds up nobody else.
+ */
 static int tm_ioc_create(struct tm_file *tf, void *arg)
 {
 	struct tiermem_create *c = arg;
@@ -192,37 +242,72 @@ static int tm_ioc_create(struct tm_file *tf, void *arg)
 		return ret;
 	mutex_lock(&tm_lock);
 	tm_zombies_reap();
-	ret = -EEXIST;
-	if (tm_region_find(c->name))
+	ret = tm_name_taken(c->name) ? -EEXIST : tm_quota_check(c);
+	if (ret)
 		goto unlock;
-	ret = -ENOSPC;
 	r = tm_region_alloc(c->name, c->tier, c->size, c->mode);
-	if (!r) {
-		ret = -ENOMEM;
+	if (IS_ERR(r)) {
+		ret = PTR_ERR(r);
 		goto unlock;
 	}
-	if (r->id > TM_MAX_ID)
-		ret = -ENOSPC;
-	else if (c->tier == TIERMEM_TIER_DDR)
+	ret = c->tier == TIERMEM_TIER_DDR ? tm_ddr_reserve(r) : 0;
+	if (ret) {
+		tm_region_husk_free(r);
+		goto unlock;
+	}
+	tm_creating_add(r);
+	mutex_unlock(&tm_lock);
+
+	if (c->tier == TIERMEM_TIER_DDR)
 		ret = tm_ddr_populate(r);
 	else
 		ret = tm_pmem_create(r, c->pmem_index,
 				     c->flags & TIERMEM_CREATE_ANY_PMEM);
+
+	mutex_lock(&tm_lock);
+	tm_creating_del(r);
 	if (ret) {
 		mutex_unlock(&tm_lock);
-		/* Nothing is allocated: the release frees the husk. */
+		/* The release frees what was allocated and the husk. */
 		tm_region_put(r);
 		return ret;
 	}
 	tm_registry_add(r);
 	tm_region_get(r);	/* the handle's; the registry keeps the first */
+	tm_region_get(r);	/* until the result reached user space */
 	mutex_unlock(&tm_lock);
 	c->id = r->id;
 	c->mmap_offset = tm_region_offset(r);
+	tm_call_of(arg)->created = r;
 	return tm_handle_add(tf, r, true);
 unlock:
 	mutex_unlock(&tm_lock);
 	return ret;
+}
+
+/* The caller never learnt of the region: it goes again. */
+static void tm_create_undo(struct tm_file *tf, struct tm_region *r)
+{
+	struct tm_handle *h;
+
+	mutex_lock(&tf->lock);
+	h = tm_handle_find(tf, r->id);
+	if (h)
+		list_del(&h->node);
+	mutex_unlock(&tf->lock);
+	if (h) {
+		tm_region_put(h->r);
+		kfree(h);
+	}
+	mutex_lock(&tm_lock);
+	if (!r->deleted) {
+		tm_registry_del(r);
+		r->deleted = true;
+		if (r->tier == TIERMEM_TIER_PMEM)
+			tm_pmem_forget(r);
+		tm_region_put_locked(r);	/* the registry's */
+	}
+	mutex_unlock(&tm_lock);
 }
 
 static void tm_fill_open(struct tiermem_open *o, struct tm_region *r)
@@ -328,31 +413,49 @@ static void tm_fill_info(struct tiermem_region_info *e, struct tm_region *r)
 	}
 }
 
-static int tm_ioc_list(struct tm_file *tf, void *arg)
+static u32 tm_list_fill(struct tiermem_region_info *buf, u32 cap)
 {
-	struct tiermem_list *l = arg;
-	struct tiermem_region_info *buf = NULL;
 	struct tm_region *r;
-	u32 n = 0, cap = l->capacity;
-	int ret = 0;
+	u32 n = 0;
 
-	if (l->flags || l->pad || !tm_zero(l->reserved, sizeof(l->reserved)))
-		return -EINVAL;
-	if (cap && !l->entries)
-		return -EFAULT;
-	cap = min_t(u32, cap, 4096);
-	if (cap) {
-		buf = kvcalloc(cap, sizeof(*buf), GFP_KERNEL);
-		if (!buf)
-			return -ENOMEM;
-	}
-	mutex_lock(&tm_lock);
+	lockdep_assert_held(&tm_lock);
 	list_for_each_entry(r, &tm_regions, node) {
 		if (n < cap)
 			tm_fill_info(&buf[n], r);
 		n++;
 	}
+	return n;
+}
+
+/* Up to capacity entries (no hidden cap); count says how many exist. */
+static int tm_ioc_list(struct tm_file *tf, void *arg)
+{
+	struct tiermem_list *l = arg;
+	struct tiermem_region_info *buf = NULL;
+	u32 n, cap;
+	int ret = 0;
+
+	if (l->flags || l->pad || !tm_zero(l->reserved, sizeof(l->reserved)))
+		return -EINVAL;
+	if (l->capacity && !l->entries)
+		return -EFAULT;
+	mutex_lock(&tm_lock);
+	n = tm_list_fill(NULL, 0);
 	mutex_unlock(&tm_lock);
+	do {
+		/* Room for what exists now and a few created meanwhile. */
+		cap = min_t(u32, l->capacity, n + 16);
+		kvfree(buf);
+		buf = NULL;
+		if (cap) {
+			buf = kvcalloc(cap, sizeof(*buf), GFP_KERNEL);
+			if (!buf)
+				return -ENOMEM;
+		}
+		mutex_lock(&tm_lock);
+		n = tm_list_fill(buf, cap);
+		mutex_unlock(&tm_lock);
+	} while (n > cap && cap < l->capacity);
 	if (cap && copy_to_user(u64_to_user_ptr(l->entries), buf,
 				(size_t)min(n, cap) * sizeof(*buf)))
 		ret = -EFAULT;
@@ -458,6 +561,7 @@ static int tm_ioc_export(struct tm_file *tf, void *arg)
 	struct tiermem_export *e = arg;
 	bool write = e->flags & TIERMEM_EXPORT_WRITE;
 	struct tm_region *r;
+	struct dma_buf *buf;
 	int fd;
 
 	if (e->flags & ~(TIERMEM_EXPORT_CLOEXEC | TIERMEM_EXPORT_WRITE) ||
@@ -466,11 +570,20 @@ static int tm_ioc_export(struct tm_file *tf, void *arg)
 	r = tm_file_region(tf, e->id, write);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
-	fd = tm_export(r, e->offset, e->length, e->flags);
-	tm_region_put(r);
-	if (fd < 0)
+	fd = get_unused_fd_flags(e->flags & TIERMEM_EXPORT_CLOEXEC ? O_CLOEXEC : 0);
+	if (fd < 0) {
+		tm_region_put(r);
 		return fd;
+	}
+	buf = tm_export(r, e->offset, e->length, write);
+	tm_region_put(r);
+	if (IS_ERR(buf)) {
+		put_unused_fd(fd);
+		return PTR_ERR(buf);
+	}
+	/* Installed once the caller has the number (tm_call_finish). */
 	e->fd = fd;
+	tm_call_of(arg)->buf = buf;
 	return 0;
 }
 
@@ -494,31 +607,39 @@ static const struct tm_ioctl_desc tm_ioctls[] = {
 	[_IOC_NR(TIERMEM_IOC_EXPORT)] = { TIERMEM_IOC_EXPORT, tm_ioc_export },
 };
 
-union tm_ioctl_arg {
-	struct tiermem_version version;
-	struct tiermem_create create;
-	struct tiermem_open open;
-	struct tiermem_region_ref ref;
-	struct tiermem_delete del;
-	struct tiermem_list list;
-	struct tiermem_stats stats;
-	struct tiermem_attach attach;
-	struct tiermem_detach detach;
-	struct tiermem_copy copy;
-	struct tiermem_export export;
-};
+/* After the copy-out: @ok says whether the caller got the result. */
+static void tm_call_finish(struct tm_file *tf, struct tm_call *call, bool ok)
+{
+	struct tiermem_export *e = &call->arg.export;
+
+	if (call->created) {
+		if (!ok)
+			tm_create_undo(tf, call->created);
+		tm_region_put(call->created);
+	}
+	if (call->buf) {
+		if (ok) {
+			fd_install(e->fd, call->buf->file);
+		} else {
+			put_unused_fd(e->fd);
+			dma_buf_put(call->buf);
+		}
+	}
+}
 
 /*
  * Matched on type and number; the size comes from the command, so structs
  * can grow at their end (copy_struct_from_user checks the extra bytes).
+ * COPY's result goes out on failure too: it says how far the copy got.
  */
 static long tm_ioctl(struct file *file, unsigned int cmd, unsigned long uarg)
 {
 	const struct tm_ioctl_desc *d;
 	void __user *up = (void __user *)uarg;
-	union tm_ioctl_arg arg;
+	struct tm_call call;
 	unsigned int nr = _IOC_NR(cmd);
 	size_t ksize, usize = _IOC_SIZE(cmd);
+	bool ok;
 	int ret;
 
 	if (_IOC_TYPE(cmd) != TIERMEM_IOC_MAGIC || nr >= ARRAY_SIZE(tm_ioctls))
@@ -529,18 +650,20 @@ static long tm_ioctl(struct file *file, unsigned int cmd, unsigned long uarg)
 	ksize = _IOC_SIZE(d->cmd);
 	if (usize < ksize)
 		return -EINVAL;
-	memset(&arg, 0, sizeof(arg));
+	memset(&call, 0, sizeof(call));
 	if (_IOC_DIR(cmd) & _IOC_WRITE) {
-		ret = copy_struct_from_user(&arg, ksize, up, usize);
+		ret = copy_struct_from_user(&call.arg, ksize, up, usize);
 		if (ret)
 			return ret == -E2BIG ? -EINVAL : ret;
 	}
-	ret = d->fn(file->private_data, &arg);
+	ret = d->fn(file->private_data, &call.arg);
+	ok = !ret || cmd == TIERMEM_IOC_COPY;
+	if (ok && (_IOC_DIR(cmd) & _IOC_READ))
+		ok = !copy_to_user(up, &call.arg, ksize);
+	tm_call_finish(file->private_data, &call, !ret && ok);
 	if (ret)
 		return ret;
-	if ((_IOC_DIR(cmd) & _IOC_READ) && copy_to_user(up, &arg, ksize))
-		return -EFAULT;
-	return 0;
+	return ok ? 0 : -EFAULT;
 }
 
 static int tm_mmap(struct file *file, struct vm_area_struct *vma)

@@ -249,12 +249,11 @@ int tm_mmap_region(struct tm_region *r, struct vm_area_struct *vma,
 	if (r->pm && READ_ONCE(r->pm->dead))
 		return -ENXIO;
 	/*
-	 * Sealed data is read-only; the counters page stays writable for the
-	 * owner, who adds the bytes it reads from the sealed weights.
+	 * Sealed data is read-only; the counters page stays writable through
+	 * a writable handle, for readers that add the bytes they stream.
 	 */
-	if (rel == TM_CTR_REL)
-		writable |= uid_eq(current_fsuid(), r->uid);
-	else if (r->state == TIERMEM_STATE_SEALED)
+	if (rel != TM_CTR_REL &&
+	    (r->state == TIERMEM_STATE_SEALED || r->sealing))
 		writable = false;
 	if (!writable && (vma->vm_flags & VM_WRITE))
 		return -EACCES;

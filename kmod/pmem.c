@@ -212,7 +212,8 @@ static void tm_pmem_revoke(struct tm_pmem *pm)
 		pm->path, pm->index);
 again:
 	list_for_each_entry(r, &pm->regions, pmem_node) {
-		if (r->deleted)
+		/* A creator frees its region itself when it sees -ENXIO. */
+		if (r->deleted || r->creating)
 			continue;
 		tm_registry_del(r);
 		r->deleted = true;
@@ -380,7 +381,8 @@ int tm_pmem_detach(u32 index)
 		return -ENOENT;
 	}
 	list_for_each_entry(r, &pm->regions, pmem_node) {
-		if (r->deleted || kref_read(&r->ref) != 1 || !tm_pmem_idle(r)) {
+		if (r->deleted || r->creating || r->sealing ||
+		    kref_read(&r->ref) != 1 || !tm_pmem_idle(r)) {
 			mutex_unlock(&tm_lock);
 			return -EBUSY;
 		}
@@ -513,16 +515,22 @@ static int tm_pmem_zero(struct tm_region *r, u64 *bad)
 }
 
 /*
- * Places @r on @pm and zeroes it. Space with bad blocks the driver cannot
- * clear is left unused: the region goes after it.
+ * Places @r on namespace @i and zeroes it, outside tm_lock (the region is
+ * listed as creating, so neither a detach nor a removal frees it or its
+ * namespace under us). Space with bad blocks the driver cannot clear is
+ * left unused: the region goes after it.
  */
-static int tm_pmem_create_on(struct tm_pmem *pm, struct tm_region *r)
+static int tm_pmem_create_on(u32 i, struct tm_region *r, bool any)
 {
+	struct tm_pmem *pm;
 	u64 from = 0, bad;
 	int ret;
 
 	for (;;) {
-		ret = tm_pmem_place(pm, r, from);
+		mutex_lock(&tm_lock);
+		pm = tm_pmems[i];
+		ret = pm ? tm_pmem_place(pm, r, from) : any ? -ENOSPC : -ENODEV;
+		mutex_unlock(&tm_lock);
 		if (ret)
 			return ret;
 		ret = tm_pmem_zero(r, &bad);
@@ -531,32 +539,32 @@ static int tm_pmem_create_on(struct tm_pmem *pm, struct tm_region *r)
 		pr_warn_ratelimited("%s: bad blocks at offset %llu could not be cleared; leaving that space unused\n",
 				    pm->path, r->pm_off + bad);
 		from = r->pm_off + bad + TIERMEM_CHUNK_SIZE;
+		mutex_lock(&tm_lock);
 		tm_pmem_release(r);
+		mutex_unlock(&tm_lock);
 	}
+	mutex_lock(&tm_lock);
 	if (!ret)
 		ret = tm_table_write(pm, r, TIERMEM_STATE_FILLING);
 	if (ret)
 		tm_pmem_release(r);
+	mutex_unlock(&tm_lock);
 	return ret;
 }
 
 /*
  * New regions read as zero and are recorded as filling before they are
- * handed out; a crash before the seal leaves them filling.
+ * handed out; a crash before the seal leaves them filling. Called without
+ * tm_lock, with @r listed as creating.
  */
 int tm_pmem_create(struct tm_region *r, u32 index, bool any)
 {
 	u32 i;
 	int ret = -ENODEV;
 
-	lockdep_assert_held(&tm_lock);
 	for (i = any ? 0 : index; i < TIERMEM_PMEM_MAX; i++) {
-		if (tm_pmems[i]) {
-			ret = tm_pmem_create_on(tm_pmems[i], r);
-			if (ret != -ENOSPC)
-				break;
-		}
-		if (!any)
+		ret = tm_pmem_create_on(i, r, any);
+		if (ret != -ENOSPC || !any)
 			break;
 	}
 	return ret;
@@ -605,6 +613,8 @@ static int tm_pmem_flush_region(struct tm_region *r)
  * exist. Writers counts mappings that may become writable, writable
  * dma-bufs and copies in; a page still held (a pin taken for writing
  * through a mapping since unmapped, O_DIRECT in flight) also refuses.
+ * While the region is flushed (outside tm_lock) it is marked sealing, which
+ * refuses new writers as a seal would.
  */
 int tm_pmem_seal(struct tm_region *r)
 {
@@ -617,14 +627,23 @@ int tm_pmem_seal(struct tm_region *r)
 		ret = -ENOENT;
 	else if (r->state == TIERMEM_STATE_SEALED)
 		ret = -EALREADY;
-	else if (atomic_read(&r->writers) || !tm_pmem_idle(r))
+	else if (r->sealing || atomic_read(&r->writers))
 		ret = -EBUSY;
-	if (!ret)
-		ret = tm_pmem_flush_region(r);
+	else
+		r->sealing = true;
+	mutex_unlock(&tm_lock);
+	if (ret)
+		return ret;
+	/* No new write pin can start: no mapping may write any more. */
+	ret = tm_pmem_idle(r) ? tm_pmem_flush_region(r) : -EBUSY;
+	mutex_lock(&tm_lock);
+	if (!ret && r->deleted)
+		ret = -ENOENT;
 	if (!ret)
 		ret = tm_table_write(r->pm, r, TIERMEM_STATE_SEALED);
 	if (!ret)
 		r->state = TIERMEM_STATE_SEALED;
+	r->sealing = false;
 	mutex_unlock(&tm_lock);
 	return ret;
 }

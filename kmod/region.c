@@ -11,6 +11,7 @@
 
 #include <linux/cred.h>
 #include <linux/capability.h>
+#include <linux/idr.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/workqueue.h>
@@ -23,7 +24,10 @@
 DEFINE_MUTEX(tm_lock);
 LIST_HEAD(tm_regions);
 static LIST_HEAD(tm_zombies);
-static u64 tm_next_id = 1;
+/* Regions being populated outside tm_lock: their names are taken. */
+static LIST_HEAD(tm_creating);
+/* Ids are reused once a region is freed (nothing can name it then). */
+static DEFINE_IDA(tm_ids);
 struct tm_stat tm_tier_stat[3];
 
 bool tm_name_valid(const char *name)
@@ -49,17 +53,25 @@ bool tm_name_valid(const char *name)
 	return true;
 }
 
+/* An ERR_PTR: -ENOMEM, or -ENOSPC when every id is in use. */
 struct tm_region *tm_region_alloc(const char *name, u32 tier, u64 size,
 				  u32 mode)
 {
 	struct tm_region *r = kzalloc(sizeof(*r), GFP_KERNEL);
+	int id;
 
 	if (!r)
-		return NULL;
+		return ERR_PTR(-ENOMEM);
+	id = ida_alloc_range(&tm_ids, 1, TM_MAX_ID, GFP_KERNEL);
+	if (id < 0) {
+		kfree(r);
+		return ERR_PTR(id);
+	}
+	r->id = id;
 	r->ctr_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	if (!r->ctr_page) {
-		kfree(r);
-		return NULL;
+		tm_region_husk_free(r);
+		return ERR_PTR(-ENOMEM);
 	}
 	kref_init(&r->ref);
 	INIT_LIST_HEAD(&r->node);
@@ -72,9 +84,61 @@ struct tm_region *tm_region_alloc(const char *name, u32 tier, u64 size,
 	r->gid = current_fsgid();
 	r->state = tier == TIERMEM_TIER_DDR ? TIERMEM_STATE_VOLATILE :
 					      TIERMEM_STATE_FILLING;
-	lockdep_assert_held(&tm_lock);
-	r->id = tm_next_id++;
 	return r;
+}
+
+/* A region that never held memory (or gave it back). */
+void tm_region_husk_free(struct tm_region *r)
+{
+	if (r->ctr_page)
+		__free_page(r->ctr_page);
+	ida_free(&tm_ids, r->id);
+	kfree(r);
+}
+
+/* Names of live regions and of regions being created. */
+bool tm_name_taken(const char *name)
+{
+	struct tm_region *r;
+
+	lockdep_assert_held(&tm_lock);
+	if (tm_region_find(name))
+		return true;
+	list_for_each_entry(r, &tm_creating, node)
+		if (!strcmp(r->name, name))
+			return true;
+	return false;
+}
+
+/* Bytes of @tier held by regions @uid owns, listed or being created. */
+u64 tm_user_bytes(kuid_t uid, u32 tier)
+{
+	struct tm_region *r;
+	u64 n = 0;
+
+	lockdep_assert_held(&tm_lock);
+	list_for_each_entry(r, &tm_regions, node)
+		if (r->tier == tier && uid_eq(r->uid, uid))
+			n += r->size;
+	list_for_each_entry(r, &tm_creating, node)
+		if (r->tier == tier && uid_eq(r->uid, uid))
+			n += r->size;
+	return n;
+}
+
+/* Holds @r's name while its memory is populated outside tm_lock. */
+void tm_creating_add(struct tm_region *r)
+{
+	lockdep_assert_held(&tm_lock);
+	r->creating = true;
+	list_add_tail(&r->node, &tm_creating);
+}
+
+void tm_creating_del(struct tm_region *r)
+{
+	lockdep_assert_held(&tm_lock);
+	r->creating = false;
+	list_del_init(&r->node);
 }
 
 void tm_region_get(struct tm_region *r)
@@ -95,8 +159,7 @@ static void tm_region_free(struct tm_region *r)
 		tm_ddr_release(r);
 	else
 		tm_pmem_release(r);
-	__free_page(r->ctr_page);
-	kfree(r);
+	tm_region_husk_free(r);
 }
 
 /* Detach: @r holds only the registry's reference and is idle. */

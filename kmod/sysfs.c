@@ -8,14 +8,28 @@
  * A region's directory is added and removed with its registry membership,
  * under tm_lock. Its show() takes no lock: kobject_del() waits for running
  * readers, and the registry's reference keeps the region alive until then.
+ * The kobject lives in its own allocation, freed by its release whenever
+ * the last sysfs user lets go of it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/kobject.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
 #include <linux/stddef.h>
 #include <linux/sysfs.h>
 
 #include "tiermem.h"
+
+struct tm_region_kobj {
+	struct kobject kobj;
+	struct tm_region *r;		/* valid until kobject_del() returns */
+};
+
+static struct tm_region *tm_kobj_region(struct kobject *kobj)
+{
+	return container_of(kobj, struct tm_region_kobj, kobj)->r;
+}
 
 struct tm_attr {
 	struct kobj_attribute ka;
@@ -40,7 +54,7 @@ static ssize_t tm_region_show(struct kobject *kobj, struct kobj_attribute *ka,
 			      char *buf)
 {
 	struct tm_attr *a = container_of(ka, struct tm_attr, ka);
-	struct tm_region *r = container_of(kobj, struct tm_region, kobj);
+	struct tm_region *r = tm_kobj_region(kobj);
 	struct tiermem_counters c;
 
 	tm_region_counters(r, &c);
@@ -51,12 +65,28 @@ static ssize_t tm_region_show(struct kobject *kobj, struct kobj_attribute *ka,
 static ssize_t badblocks_show(struct kobject *kobj, struct kobj_attribute *ka,
 			      char *buf)
 {
-	struct tm_region *r = container_of(kobj, struct tm_region, kobj);
+	struct tm_region *r = tm_kobj_region(kobj);
 
 	return r->tier == TIERMEM_TIER_PMEM ? tm_pmem_bad_show(r, buf) : 0;
 }
 
 static struct kobj_attribute tm_rattr_badblocks = __ATTR_RO(badblocks);
+
+/* PMEM: the namespace's node; DDR: of its first chunk. */
+static ssize_t numa_node_show(struct kobject *kobj, struct kobj_attribute *ka,
+			      char *buf)
+{
+	struct tm_region *r = tm_kobj_region(kobj);
+	int node = NUMA_NO_NODE;
+
+	if (r->pm)
+		node = r->pm->node;
+	else if (r->nr_chunks)
+		node = page_to_nid(r->chunks[0]);
+	return sysfs_emit(buf, "%d\n", node);
+}
+
+static struct kobj_attribute tm_rattr_numa_node = __ATTR_RO(numa_node);
 
 #define TM_ATTR(f) \
 	static struct tm_attr tm_attr_##f = { \
@@ -104,13 +134,14 @@ static struct attribute *tm_region_attrs[] = {
 	&tm_rattr_bytes_read.ka.attr,
 	&tm_rattr_exports.ka.attr,
 	&tm_rattr_badblocks.attr,
+	&tm_rattr_numa_node.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(tm_region);
 
-/* The region owns the memory; the kobject only lives inside it. */
 static void tm_region_kobj_release(struct kobject *kobj)
 {
+	kfree(container_of(kobj, struct tm_region_kobj, kobj));
 }
 
 static const struct kobj_type tm_region_ktype = {
@@ -121,26 +152,34 @@ static const struct kobj_type tm_region_ktype = {
 
 void tm_registry_add(struct tm_region *r)
 {
+	struct tm_region_kobj *k;
+
 	lockdep_assert_held(&tm_lock);
 	list_add_tail(&r->node, &tm_regions);
-	if (kobject_init_and_add(&r->kobj, &tm_region_ktype, tm_regions_kobj,
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		goto fail;
+	k->r = r;
+	if (kobject_init_and_add(&k->kobj, &tm_region_ktype, tm_regions_kobj,
 				 "%s", r->name)) {
-		kobject_put(&r->kobj);
-		pr_warn("no sysfs directory for region %s\n", r->name);
-		return;
+		kobject_put(&k->kobj);
+		goto fail;
 	}
-	r->kobj_added = true;
+	r->kobj = k;
+	return;
+fail:
+	pr_warn("no sysfs directory for region %s\n", r->name);
 }
 
 void tm_registry_del(struct tm_region *r)
 {
 	lockdep_assert_held(&tm_lock);
 	list_del_init(&r->node);
-	if (!r->kobj_added)
+	if (!r->kobj)
 		return;
-	kobject_del(&r->kobj);
-	kobject_put(&r->kobj);
-	r->kobj_added = false;
+	kobject_del(&r->kobj->kobj);
+	kobject_put(&r->kobj->kobj);
+	r->kobj = NULL;
 }
 
 static struct attribute *tm_attrs[] = {

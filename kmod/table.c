@@ -257,7 +257,7 @@ static int tm_check_overlaps(struct tm_pmem *pm)
 				return -EUCLEAN;
 			}
 		}
-		if (tm_region_find(r->name)) {
+		if (tm_name_taken(r->name)) {
 			pr_err("%s: region %s already exists; refusing to attach\n",
 			       pm->path, r->name);
 			return -EEXIST;
@@ -287,8 +287,8 @@ static int tm_region_from_entry(struct tm_pmem *pm, u32 slot,
 
 	r = tm_region_alloc(e->name, TIERMEM_TIER_PMEM, le64_to_cpu(e->size),
 			    le32_to_cpu(e->mode));
-	if (!r)
-		return -ENOMEM;
+	if (IS_ERR(r))
+		return PTR_ERR(r);
 	r->uid = make_kuid(&init_user_ns, le32_to_cpu(e->uid));
 	r->gid = make_kgid(&init_user_ns, le32_to_cpu(e->gid));
 	r->state = state;
@@ -308,8 +308,7 @@ static void tm_table_unload(struct tm_pmem *pm)
 	list_for_each_entry_safe(r, tmp, &pm->regions, pmem_node) {
 		list_del_init(&r->pmem_node);
 		r->pm = NULL;
-		__free_page(r->ctr_page);
-		kfree(r);
+		tm_region_husk_free(r);
 	}
 	bitmap_zero(pm->slot_used, pm->nr_slots);
 }

@@ -29,6 +29,8 @@
 #define TM_MAX_ID		((1ULL << (63 - TM_OFF_SHIFT)) - 1)
 
 struct tm_pmem;
+struct tm_region_kobj;
+struct dma_buf;
 
 /* One set per region and one per tier. */
 struct tm_stat {
@@ -60,6 +62,9 @@ struct tm_region {
 	kgid_t gid;
 	u32 mode;
 	bool deleted;			/* out of the registry, under tm_lock */
+	bool creating;			/* memory being populated, not listed */
+	bool sealing;			/* being flushed for a seal: no writers */
+	bool ddr_accounted;		/* counted in tm_ddr_used */
 	/*
 	 * Mappings that may write (VM_MAYWRITE: mprotect cannot change it),
 	 * writable dma-bufs and copies in: they block a seal.
@@ -67,8 +72,7 @@ struct tm_region {
 	atomic_t writers;
 	struct tm_stat st;
 	/* /sys/kernel/tiermem/regions/NAME while in the registry */
-	struct kobject kobj;
-	bool kobj_added;
+	struct tm_region_kobj *kobj;
 	struct page *ctr_page;		/* struct tiermem_user_counters */
 
 	/* DDR: compound 2 MiB chunks. */
@@ -134,6 +138,11 @@ extern u64 tm_ddr_max;
 bool tm_name_valid(const char *name);
 struct tm_region *tm_region_alloc(const char *name, u32 tier, u64 size,
 				  u32 mode);
+void tm_region_husk_free(struct tm_region *r);
+bool tm_name_taken(const char *name);
+void tm_creating_add(struct tm_region *r);
+void tm_creating_del(struct tm_region *r);
+u64 tm_user_bytes(kuid_t uid, u32 tier);
 void tm_region_get(struct tm_region *r);
 void tm_region_put(struct tm_region *r);
 void tm_region_put_locked(struct tm_region *r);
@@ -153,6 +162,7 @@ void tm_zombies_stop(void);
 	tm_stat_add((r), offsetof(struct tm_stat, f), (v))
 
 /* ddr.c */
+int tm_ddr_reserve(struct tm_region *r);
 int tm_ddr_populate(struct tm_region *r);
 void tm_ddr_release(struct tm_region *r);
 bool tm_ddr_idle(const struct tm_region *r);
@@ -204,7 +214,7 @@ int tm_copy(struct tm_region *src, u64 soff, struct tm_region *dst, u64 doff,
 	    u64 len, u64 *copied);
 
 /* dmabuf.c */
-int tm_export(struct tm_region *r, u64 off, u64 len, u32 flags);
+struct dma_buf *tm_export(struct tm_region *r, u64 off, u64 len, bool write);
 
 /* sysfs.c */
 void tm_registry_add(struct tm_region *r);

@@ -21,6 +21,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
@@ -384,6 +385,195 @@ TEST_F(hard, hardening_badblock_at_attach)
 	ASSERT_EQ(0, tm_close_region(self->fd, oa.id));
 	ASSERT_EQ(0, tm_close_region(self->fd, ob.id));
 	ASSERT_EQ(0, detach(self->fd, index));
+}
+
+/* Low item: a failed copy still says how far it got. */
+TEST_F(hard, hardening_copy_reports_bytes_before_error)
+{
+	struct tiermem_region_info info;
+	struct tiermem_create src, dst;
+	struct tiermem_copy cp = { .length = 2 * CHUNK };
+	const char *s = tm_name("cpsrc"), *d = tm_name("cpdst");
+
+	SELECTED();
+	ASSERT_EQ(0, tm_create_pmem(self->fd, s, TIERMEM_TIER_PMEM, 2 * CHUNK, 0600, 0, &src));
+	ASSERT_EQ(0, tm_create(self->fd, d, TIERMEM_TIER_DDR, 2 * CHUNK, 0600, &dst));
+	ASSERT_EQ(0, region_info(self->fd, s, &info));
+	ASSERT_EQ(0, notify(self->pfd, "/dev/pmem0", info.pmem_offset + CHUNK + 3 * 4096, 4096));
+	cp.src_id = src.id;
+	cp.dst_id = dst.id;
+	EXPECT_EQ(-EIO, tm_ioctl(self->fd, TIERMEM_IOC_COPY, &cp));
+	EXPECT_EQ(CHUNK + 3 * 4096, cp.copied);
+	ASSERT_EQ(0, tm_delete(self->fd, s));
+	ASSERT_EQ(0, tm_delete(self->fd, d));
+}
+
+/* Medium item 5: ids come back once their region is gone. */
+TEST_F(hard, hardening_ids_reused)
+{
+	struct tiermem_create a, b;
+	char path[160], text[32];
+
+	SELECTED();
+	ASSERT_EQ(0, tm_create(self->fd, tm_name("ida"), TIERMEM_TIER_DDR, CHUNK, 0600, &a));
+	ASSERT_EQ(0, tm_delete(self->fd, tm_name("ida")));
+	ASSERT_EQ(0, tm_close_region(self->fd, a.id));
+	ASSERT_EQ(0, tm_create(self->fd, tm_name("idb"), TIERMEM_TIER_DDR, CHUNK, 0600, &b));
+	EXPECT_EQ(a.id, b.id);
+	/* Also expected: the region's NUMA node in sysfs (one node here). */
+	snprintf(path, sizeof(path), "/sys/kernel/tiermem/regions/%s/numa_node", tm_name("idb"));
+	EXPECT_EQ(0, read_file(path, text, sizeof(text)));
+	EXPECT_STREQ("0\n", text);
+	ASSERT_EQ(0, tm_delete(self->fd, tm_name("idb")));
+}
+
+static int open_fds(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (int i = 0; i < 1024; i++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+		n += !access(path, F_OK);
+	}
+	return n;
+}
+
+/*
+ * Low item: when the result cannot reach the caller, a create leaves no
+ * region behind and an export no file descriptor.
+ */
+TEST_F(hard, hardening_failed_copyout_leaves_nothing)
+{
+	struct tiermem_create *c, made;
+	struct tiermem_export *e;
+	void *page;
+	int before;
+
+	SELECTED();
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, page);
+	c = page;
+	c->tier = TIERMEM_TIER_DDR;
+	c->size = CHUNK;
+	c->mode = 0600;
+	tm_setname(c->name, tm_name("cpo"));
+	ASSERT_EQ(0, mprotect(page, 4096, PROT_READ));
+	EXPECT_EQ(-EFAULT, tm_ioctl(self->fd, TIERMEM_IOC_CREATE, c));
+	EXPECT_EQ(-ENOENT, tm_open_region(self->fd, tm_name("cpo"), 0, NULL));
+
+	ASSERT_EQ(0, tm_create(self->fd, tm_name("cpe"), TIERMEM_TIER_DDR, CHUNK, 0600, &made));
+	ASSERT_EQ(0, mprotect(page, 4096, PROT_READ | PROT_WRITE));
+	memset(page, 0, 4096);
+	e = page;
+	e->id = made.id;
+	ASSERT_EQ(0, mprotect(page, 4096, PROT_READ));
+	before = open_fds();
+	EXPECT_EQ(-EFAULT, tm_ioctl(self->fd, TIERMEM_IOC_EXPORT, e));
+	EXPECT_EQ(before, open_fds());
+	ASSERT_EQ(0, tm_delete(self->fd, tm_name("cpe")));
+	munmap(page, 4096);
+}
+
+/* Low item: the counters page is writable only through a writable handle. */
+TEST_F(hard, hardening_counters_page_follows_handle)
+{
+	struct tiermem_create c;
+	struct tiermem_open ro, rw;
+	int fd2 = tm_dev(), fd3 = tm_dev();
+	void *p;
+
+	SELECTED();
+	ASSERT_EQ(0, tm_create(self->fd, tm_name("ctrro"), TIERMEM_TIER_DDR, CHUNK, 0600, &c));
+	ASSERT_EQ(0, tm_open_region(fd2, tm_name("ctrro"), 0, &ro));
+	EXPECT_EQ(MAP_FAILED, tm_map(fd2, ro.counters_offset, 4096, PROT_READ | PROT_WRITE));
+	p = tm_map(fd2, ro.counters_offset, 4096, PROT_READ);
+	EXPECT_NE(MAP_FAILED, p);
+	munmap(p, 4096);
+	ASSERT_EQ(0, tm_open_region(fd3, tm_name("ctrro"), TIERMEM_OPEN_WRITE, &rw));
+	p = tm_map(fd3, rw.counters_offset, 4096, PROT_READ | PROT_WRITE);
+	EXPECT_NE(MAP_FAILED, p);
+	munmap(p, 4096);
+	close(fd2);
+	close(fd3);
+	ASSERT_EQ(0, tm_delete(self->fd, tm_name("ctrro")));
+}
+
+/* Medium item 5: DDR regions are charged to the creator's memory cgroup. */
+TEST_F(hard, hardening_ddr_charged_to_memcg)
+{
+	const char *cg = "/sys/fs/cgroup/tmtest";
+	char path[128], text[64];
+	int status;
+	pid_t pid;
+
+	SELECTED();
+	if (access("/sys/fs/cgroup/cgroup.subtree_control", F_OK))
+		ASSERT_EQ(0, system("mount -t cgroup2 none /sys/fs/cgroup"));
+	ASSERT_EQ(0, write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory"));
+	mkdir(cg, 0755);
+	pid = fork();
+	if (pid == 0) {
+		struct tiermem_create c;
+		long long before, after;
+		int fd;
+
+		snprintf(text, sizeof(text), "%d", (int)getpid());
+		snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+		if (write_file(path, text))
+			_exit(10);
+		snprintf(path, sizeof(path), "%s/memory.current", cg);
+		if (read_file(path, text, sizeof(text)))
+			_exit(11);
+		before = atoll(text);
+		fd = tm_dev();
+		if (tm_create(fd, tm_name("memcg"), TIERMEM_TIER_DDR, 32 * CHUNK, 0600, &c))
+			_exit(12);
+		if (read_file(path, text, sizeof(text)))
+			_exit(13);
+		after = atoll(text);
+		tm_delete(fd, tm_name("memcg"));
+		_exit(after - before >= 64LL << 20 ? 0 : 14);
+	}
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	rmdir(cg);
+}
+
+/* Medium item 5: pmem_user_max_mb limits what one user's regions hold. */
+TEST_F(hard, hardening_pmem_user_quota)
+{
+	const char *param = "/sys/module/tiermem/parameters/pmem_user_max_mb";
+	int status;
+	pid_t pid;
+
+	SELECTED();
+	ASSERT_EQ(0, write_file(param, "4"));
+	pid = fork();
+	if (pid == 0) {
+		gid_t groups[] = { 900 };	/* tiermem, which owns /dev/tiermem */
+		struct tiermem_create c;
+		int fd, r1, r2, r3;
+
+		if (setgroups(1, groups) || setgid(1000) || setuid(1000))
+			_exit(10);
+		fd = tm_dev();
+		if (fd < 0)
+			_exit(11);
+		r1 = tm_create(fd, "quota-a", TIERMEM_TIER_PMEM, CHUNK, 0600, &c);
+		r2 = tm_create(fd, "quota-b", TIERMEM_TIER_PMEM, 2 * CHUNK, 0600, &c);
+		r3 = tm_create(fd, "quota-c", TIERMEM_TIER_PMEM, CHUNK, 0600, &c);
+		tm_delete(fd, "quota-a");
+		tm_delete(fd, "quota-c");
+		_exit(!r1 && r2 == -EDQUOT && !r3 ? 0 : 12);
+	}
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	write_file(param, "0");
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 /* The device behind /dev/pmem1 and its driver's directory. */

@@ -109,12 +109,12 @@ TEST_F(pmem, create_fill_seal)
 	e.flags = TIERMEM_EXPORT_WRITE;
 	ASSERT_EQ(-EPERM, tm_ioctl(self->fd, TIERMEM_IOC_EXPORT, &e));
 	munmap(p, len);
-	/* Its owner still counts the bytes it reads, through a read-only handle. */
+	/* Its readers still count the bytes they read, through a writable handle. */
 	{
 		struct tiermem_user_counters *uc;
 		int fd2 = tm_dev();
 
-		ASSERT_EQ(0, tm_open_region(fd2, tm_name("seal"), 0, &o));
+		ASSERT_EQ(0, tm_open_region(fd2, tm_name("seal"), TIERMEM_OPEN_WRITE, &o));
 		uc = tm_map(fd2, o.counters_offset, 4096, PROT_READ | PROT_WRITE);
 		ASSERT_NE(MAP_FAILED, uc);
 		__atomic_fetch_add(&uc->bytes_read, len, __ATOMIC_RELAXED);

@@ -9,7 +9,11 @@ honly=$(sed -n 's/.*tm\.honly=\([^ ]*\).*/\1/p' /proc/cmdline)
 [ -n "$honly" ] && export TM_HARDENING_ONLY=$honly
 tm_setup_pmem
 tm_ok $? "pmem namespaces ready"
-tm_check "modprobe tiermem pmem=/dev/pmem0 pmem_format=1" tm_load_tiermem pmem=/dev/pmem0 pmem_format=1
+tm_check "modprobe tiermem pmem=/dev/pmem0 pmem_format=1" modprobe tiermem pmem=/dev/pmem0 pmem_format=1
+tm_wait_for /dev/tiermem 5
+tm_check "hardening_device_node_private: /dev/tiermem is 0600 until udev's rule" \
+	test "$(stat -c %a /dev/tiermem)" = 600
+chgrp tiermem /dev/tiermem && chmod 0660 /dev/tiermem
 tm_check "insmod tiermem_pintest.ko" insmod /tests/tiermem_pintest.ko
 tm_kselftest /tests/hardening_test
 tm_check "rmmod tiermem_pintest" rmmod tiermem_pintest
