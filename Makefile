@@ -30,14 +30,18 @@ LDLIBS   := -lm -lpthread
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 
-LIB_SRCS := $(wildcard lib/*.c lib/*/*.c) $(wildcard kernels/cpu/*.c)
+# lib/cuda/ is the host side of libtiermem-cuda.so (below), never in libtiermem.
+LIB_SRCS := $(filter-out lib/cuda/%,$(wildcard lib/*.c lib/*/*.c)) $(wildcard kernels/cpu/*.c)
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
 
 # Required libraries, installed by scripts/deps: jansson (JSON: plans,
 # manifests, the server's API), libnuma (node:N tiers), libmicrohttpd (serve).
-LDLIBS += $(shell pkg-config --libs jansson libmicrohttpd) -lnuma
+# DEPLIBS can be given on the command line where pkg-config or the .pc files
+# are missing (the GPU machine: scripts/gpu-device-run).
+DEPLIBS ?= $(shell pkg-config --libs jansson libmicrohttpd) -lnuma
+LDLIBS += $(DEPLIBS) -ldl
 
 # Optional libraries: found with pkg-config, compiled in only when present.
 HAVE_PMEM2 := $(shell pkg-config --exists libpmem2 2>/dev/null && echo 1)
@@ -54,9 +58,14 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 lib_objs = $(patsubst %.c,$(1)/%.o,$(LIB_SRCS))
 cli_objs = $(patsubst %.c,$(1)/%.o,$(CLI_SRCS))
 
-.PHONY: all kmod check unit deps run clean cuda san modules_install
+# nvcc present: `make` also builds the GPU path (libtiermem-cuda.so, below).
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(firstword $(wildcard $(NVCC)) $(shell command -v $(NVCC) 2>/dev/null))))
+HAVE_NVCC := $(if $(CUDA_HOME),1)
+CUDA_ALL := $(if $(HAVE_NVCC),$(BUILD)/libtiermem-cuda.so)
+
+.PHONY: all kmod check check-gpu unit deps run clean cuda san modules_install
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
-all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem $(BENCH_BINS)
+all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem $(BENCH_BINS) $(CUDA_ALL)
 
 $(REL)/%.o: %.c
 	@mkdir -p $(@D)
@@ -135,16 +144,52 @@ kmod:
 modules_install:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
 
+# The GPU path (include/tiermem/gpu.h): kernels/cuda/*.cu and lib/cuda/*.c
+# make libtiermem-cuda.so, which tiermem loads with dlopen only for --gpu, so
+# nothing else needs CUDA at build or run time. Built by `make` when nvcc
+# exists, for sm_80 (A100) and sm_90 (H100/H200), warnings as errors; the
+# CUDA runtime is linked statically (the object needs only libcuda.so.1).
+CUDA_GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+NVCCFLAGS := -std=c++17 -O3 $(CUDA_GENCODE) -Iinclude -I. -Werror all-warnings \
+	-Xcompiler -fPIC,-Wall,-Wextra,-Werror,-Wno-unused-parameter
 CUDA_SRCS := $(wildcard kernels/cuda/*.cu)
-cuda: $(patsubst %.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
-$(BUILD)/cuda/%.o: %.cu
+CUDA_OBJS := $(patsubst %.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS)) \
+	$(patsubst %.c,$(BUILD)/cuda/%.o,$(wildcard lib/cuda/*.c))
+cuda: $(BUILD)/libtiermem-cuda.so
+$(BUILD)/cuda/%.o: %.cu kernels/quant_decode.h kernels/cuda/cuda_kernels.h
 	@mkdir -p $(@D)
-	$(NVCC) -std=c++17 -Iinclude -I. -c $< -o $@
+	$(call msg,NVCC,$<)
+	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@
+$(BUILD)/cuda/lib/cuda/%.o: lib/cuda/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) -I$(CUDA_HOME)/include $(CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/libtiermem-cuda.so: $(CUDA_OBJS) $(BUILD)/libtiermem.a
+	$(call msg,LD,$@)
+	$(Q)$(NVCC) -shared $(CUDA_GENCODE) -o $@ $(CUDA_OBJS) $(BUILD)/libtiermem.a -Xlinker -z,defs -lm -lpthread
+
+# The GPU checks (tests/gpu/): each kernel against the CPU on random data,
+# whole-model logits against the CPU path, the VRAM counters. Without a GPU
+# they report SKIP with the reason and pass nothing.
+$(BUILD)/cuda/check-gpu: $(BUILD)/cuda/tests/gpu/check_gpu.o $(CUDA_OBJS) $(BUILD)/libtiermem.a
+	$(call msg,LD,$@)
+	$(Q)$(NVCC) $(CUDA_GENCODE) -o $@ $^ $(LDLIBS)
+$(BUILD)/cuda/tests/gpu/%.o: tests/gpu/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) -I$(CUDA_HOME)/include $(CFLAGS) -MMD -MP -c $< -o $@
+ifeq ($(HAVE_NVCC),1)
+check-gpu: $(BUILD)/tiermem $(BUILD)/cuda/check-gpu $(BUILD)/libtiermem-cuda.so
+	@BUILD=$(BUILD) tests/gpu/run
+else
+check-gpu:
+	@echo "check-gpu: SKIP (nothing passed): no nvcc, so no CUDA code was built"
+endif
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/bench $(BUILD)/libtiermem.* $(BUILD)/tiermem
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/bench $(BUILD)/libtiermem.* $(BUILD)/libtiermem-cuda.so $(BUILD)/tiermem
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
 
 .SECONDARY:
 
--include $(shell find $(BUILD)/obj $(BUILD)/san -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda -name '*.d' 2>/dev/null)

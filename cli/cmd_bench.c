@@ -17,6 +17,7 @@
 #include "tiermem/bench.h"
 #include "tiermem/device.h"
 #include "tiermem/error.h"
+#include "tiermem/gpu.h"
 #include "tiermem/model.h"
 
 #define MAX_TIERS 16
@@ -44,6 +45,10 @@ struct bench_opts {
 	int explicit_ddr;	/* --tier given: a tier that cannot be mapped is an error */
 	struct bench_tier tiers[MAX_TIERS];
 	int ntiers;
+	/* the gpu tier: device memory read by a CUDA kernel, where a GPU exists */
+	struct tm_gpu_info gpu;
+	double gpu_gbs;		/* 0: not measured, gpu_why says why */
+	char gpu_why[256];
 };
 
 static const char usage_text[] =
@@ -316,6 +321,33 @@ static int measure(struct bench_opts *o)
 	return 0;
 }
 
+/*
+ * The gpu tier: the same bytes per tier, read on the device (median of the
+ * passes). Measured only where libtiermem-cuda.so loads and finds a GPU;
+ * elsewhere the table says why and the JSON has no "gpu" key.
+ */
+static void measure_gpu(struct bench_opts *o)
+{
+	if (tm_gpu_probe(&o->gpu)) {
+		snprintf(o->gpu_why, sizeof(o->gpu_why), "%s", tm_strerror());
+		return;
+	}
+	if (tm_gpu_read_bench(o->size, (int)o->passes, &o->gpu_gbs)) {
+		snprintf(o->gpu_why, sizeof(o->gpu_why), "%s", tm_strerror());
+		o->gpu_gbs = 0;
+	}
+}
+
+static void print_gpu_table(const struct bench_opts *o)
+{
+	if (o->gpu_gbs > 0)
+		printf("\n%-5s %-22s %7.1f GB/s median (CUDA read kernel, %.2f GiB): ceiling %.2f tok/s\n", "gpu",
+		       o->gpu.name, o->gpu_gbs, o->size / (double)(1UL << 30),
+		       tm_decode_ceiling(o->gpu_gbs, o->active));
+	else
+		printf("\ngpu   not measured: %s\n", o->gpu_why);
+}
+
 static void print_table(const struct bench_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -365,6 +397,7 @@ static void print_table(const struct bench_opts *o)
 		}
 		printf("%-26s %16s %18s\n", r->name, gbs, tps);
 	}
+	print_gpu_table(o);
 }
 
 static void print_json(const struct bench_opts *o)
@@ -390,7 +423,11 @@ static void print_json(const struct bench_opts *o)
 		printf("],\"best_gbs\":%.3f,\"ceiling_tok_s\":%.3f}", t->best_gbs,
 		       tm_decode_ceiling(t->best_gbs, o->active));
 	}
-	printf("],\"reference\":[");
+	printf("]");
+	if (o->gpu_gbs > 0)
+		printf(",\"gpu\":{\"name\":\"%s\",\"bytes\":%llu,\"median_gbs\":%.3f,\"ceiling_tok_s\":%.3f}",
+		       o->gpu.name, (unsigned long long)o->size, o->gpu_gbs, tm_decode_ceiling(o->gpu_gbs, o->active));
+	printf(",\"reference\":[");
 	for (int i = 0; i < tm_n_ref_tiers; i++) {
 		const struct tm_ref_tier *r = &tm_ref_tiers[i];
 
@@ -419,6 +456,8 @@ int cmd_bench(int argc, char **argv)
 	if (ret)
 		return ret;
 	ret = measure(&o);
+	if (!ret)
+		measure_gpu(&o);
 	if (!ret) {
 		if (o.json)
 			print_json(&o);

@@ -12,12 +12,14 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/gpu_args.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
 #include "tiermem/model.h"
 
 static const char usage[] =
 	"usage: tiermem logits -m MODEL --tokens ID,ID,... -o FILE [-t THREADS] [--batch N]\n"
+	"                      [--gpu | -ngl N]\n"
 	"\n"
 	"Evaluates the token ids from position 0 in one sequence and writes the logits\n"
 	"to FILE as raw little-endian float32, one row of n_vocab per position.\n"
@@ -27,7 +29,8 @@ static const char usage[] =
 	"  -o, --output FILE  where the logits go\n"
 	"  -t, --threads N    threads (default 1)\n"
 	"  --batch N          tokens per forward batch (default 64); 1 runs every\n"
-	"                     position through the decode path, more through prefill\n";
+	"                     position through the decode path, more through prefill\n"
+	GPU_ARGS_HELP;
 
 /* "1,2,3" -> ids; -1 after printing a message naming the bad item. */
 static int parse_tokens(const char *s, int32_t **out, int *n)
@@ -85,6 +88,8 @@ int cmd_logits(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "gpu", no_argument, NULL, 'G' },
+		{ "n-gpu-layers", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -97,10 +102,18 @@ int cmd_logits(int argc, char **argv)
 	float *logits = NULL;
 	FILE *f = NULL;
 	int n = 0, c, err, rc = 1;
+	struct tm_gpu_info gpu;
+	long ngl = 0;
 
 	optind = 1;
+	gpu_args_rewrite(argc, argv);
 	while ((c = getopt_long(argc, argv, "m:o:t:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'G': ngl = -1; break;
+		case 'L':
+			if (gpu_args_parse_ngl("logits", optarg, &ngl))
+				return EXIT_USAGE;
+			break;
 		case 'm': model_path = optarg; break;
 		case 'T': tok_arg = optarg; break;
 		case 'o': out_path = optarg; break;
@@ -120,6 +133,8 @@ int cmd_logits(int argc, char **argv)
 		return usage_error("logits", "unexpected argument '%s'", argv[optind]);
 	if (!model_path || !tok_arg || !out_path)
 		return usage_error("logits", "-m MODEL, --tokens LIST and -o FILE are required (see --help)");
+	if (gpu_args_probe("logits", ngl))
+		return EXIT_USAGE;
 	if (parse_tokens(tok_arg, &ids, &n))
 		return EXIT_USAGE;
 
@@ -150,6 +165,9 @@ int cmd_logits(int argc, char **argv)
 		rc = run_error("logits", "%s", logits ? tm_strerror() : "out of memory");
 		goto out;
 	}
+	if ((rc = gpu_args_attach("logits", ctx, ngl, &gpu)))
+		goto out;
+	rc = 1;
 	if (tm_forward(ctx, ids, n, logits, true)) {
 		rc = run_error("logits", "%s", tm_strerror());
 		goto out;

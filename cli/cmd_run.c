@@ -21,6 +21,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/run_experts.h"
+#include "cli/gpu_args.h"
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
@@ -37,6 +38,7 @@
 static const char usage[] =
 	"usage: tiermem run [-m MODEL] [-p PROMPT] [-n N] [-t T] [--temp X] [--top-k K]\n"
 	"                   [--top-p P] [--seed S] [--weights auto|mmap|ddr] [--json]\n"
+	"                   [--gpu | -ngl N]\n"
 	"\n"
 	"Generates text from PROMPT, printing each token as it is sampled, then a summary\n"
 	"on stderr: prompt and generation tok/s, weight bytes read per generated token\n"
@@ -66,7 +68,8 @@ static const char usage[] =
 	"                     (default: ddr if the file takes at most half the free memory)\n"
 	"  --json             print one JSON object on stdout instead: the generated text\n"
 	"                     and the summary (nothing else on stdout)\n"
-	RUN_EXPERTS_USAGE;
+	RUN_EXPERTS_USAGE
+	GPU_ARGS_HELP;
 
 struct stream {
 	const struct tm_tokenizer *tok;
@@ -207,14 +210,20 @@ static int default_model(char *path, size_t n)
 }
 
 static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int threads, uint64_t seed,
-		    const struct tm_sampler_params *sp)
+		    const struct tm_sampler_params *sp, const struct tm_gpu_info *gpu)
 {
 	double per_tok = st->n_decoded ? (double)st->bytes_decode / st->n_decoded : 0;
 
-	fprintf(stderr, "\n\n%s: %d layers, dim %d, %s%.1f MiB of weights (%s, %s); %d threads, %s kernels\n",
-		m->hp.arch_name, m->hp.n_layer, m->hp.n_embd, m->hp.moe ? "MoE, " : "",
-		m->bytes_total / 1048576.0, tm_tier_name(m->maps[0].tier), m->maps[0].backend, threads,
-		tm_kernels_isa());
+	if (gpu->name[0])
+		fprintf(stderr, "\n\n%s: %d layers, dim %d, %s%.1f MiB of weights in VRAM (GPU: %s, CUDA %d.%d)\n",
+			m->hp.arch_name, m->hp.n_layer, m->hp.n_embd, m->hp.moe ? "MoE, " : "",
+			m->bytes_total / 1048576.0, gpu->name, gpu->runtime_version / 1000,
+			gpu->runtime_version % 1000 / 10);
+	else
+		fprintf(stderr, "\n\n%s: %d layers, dim %d, %s%.1f MiB of weights (%s, %s); %d threads, %s kernels\n",
+			m->hp.arch_name, m->hp.n_layer, m->hp.n_embd, m->hp.moe ? "MoE, " : "",
+			m->bytes_total / 1048576.0, tm_tier_name(m->maps[0].tier), m->maps[0].backend, threads,
+			tm_kernels_isa());
 	fprintf(stderr, "prompt:      %5d tokens in %8.3f s = %8.1f tok/s\n", st->n_prompt, st->t_prompt,
 		st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0);
 	if (st->n_decoded)
@@ -361,6 +370,8 @@ int cmd_run(int argc, char **argv)
 		{ "weights", required_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'j' },
 		RUN_EXPERTS_OPTIONS,
+		{ "gpu", no_argument, NULL, 'G' },
+		{ "n-gpu-layers", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -382,16 +393,24 @@ int cmd_run(int argc, char **argv)
 	char dir[4096];
 	bool json = false;
 	struct run_experts rx;
+	struct tm_gpu_info gpu = { 0 };
+	long ngl = 0;
 	int32_t *ids = NULL;
 	int c, n, err, rc = 1, load = TM_LOAD_AUTO;
 	char *end;
 
 	run_experts_init(&rx);
 	optind = 1;
+	gpu_args_rewrite(argc, argv);
 	while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model_path = optarg; break;
 		case 'p': prompt = optarg; break;
+		case 'G': ngl = -1; break;
+		case 'L':
+			if (gpu_args_parse_ngl(CMD, optarg, &ngl))
+				return EXIT_USAGE;
+			break;
 		case 'n':
 			if (parse_long("-n", optarg, LONG_MIN, LONG_MAX, &n_predict))
 				return EXIT_USAGE;
@@ -437,6 +456,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(CMD, "unexpected argument '%s' (quote the prompt: -p \"...\")", argv[optind]);
+	if ((rc = gpu_args_probe(CMD, ngl)))
+		return rc;
 	if (!model_path) {
 		if ((rc = default_model(defpath, sizeof(defpath))))
 			return rc;
@@ -491,6 +512,8 @@ int cmd_run(int argc, char **argv)
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
+	if ((rc = gpu_args_attach(CMD, ctx, ngl, &gpu)))
+		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
 	if ((rc = run_experts_setup(&rx, &model, ctx)))
 		goto out;
@@ -530,8 +553,9 @@ int cmd_run(int argc, char **argv)
 		rc = json_summary(&model, &st, tiers, &out, seed);
 		goto out;
 	}
-	summary(&model, &st, (int)threads, seed, &sp);
-	tier_summary(&model, &st, tiers);
+	summary(&model, &st, (int)threads, seed, &sp, &gpu);
+	if (!gpu.name[0])	/* on the GPU the weights are read from VRAM, not from these mappings */
+		tier_summary(&model, &st, tiers);
 	run_experts_summary(&rx, ctx, st.n_decoded, st.t_decode);
 	rc = 0;
 out:

@@ -202,6 +202,9 @@ struct tm_ctx {
 	uint64_t n_evals;		/* forward batches */
 	const struct tm_expert_hook *xhook;	/* NULL: experts are read where the model has them */
 	uint64_t handoffs;		/* jobs handed to the pool (each wakes every thread once) */
+	/* tm_gpu_attach (tiermem/gpu.h): forward passes run on the GPU, reading VRAM */
+	void *gpu;
+	uint64_t vram_bytes;		/* of weight_bytes, those read from VRAM */
 };
 
 /* n_ctx <= hp.n_ctx_train; n_batch >= 1. The pool must outlive the context. */

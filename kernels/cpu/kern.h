@@ -18,25 +18,12 @@
 
 #include "kernels/kernels.h"
 
-#define QK 32		/* elements per q4_0 / q8_0 block */
-#define QK_K 256	/* elements per K-quant super-block */
+/* The weight types' block layouts, shared with the GPU kernels. */
+#include "kernels/quant_decode.h"
 
-typedef struct { uint16_t d; uint8_t qs[QK / 2]; } blk_q4_0;
-typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;
-/* 8 sub-blocks of 32; 6-bit scales and mins packed into 12 bytes. */
-typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } blk_q4_K;
-/* As q4_K; bit 4 of element 32*j + l is bit j of qh[l]. */
-typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } blk_q5_K;
-/* 16 sub-blocks of 16, signed 8-bit scales, values 0..63 offset by 32. */
-typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } blk_q6_K;
 /* Activations for the K-quants: bsums[i] = sum of qs[16*i .. 16*i+15]. */
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } blk_q8_K;
 
-_Static_assert(sizeof(blk_q4_0) == 18, "q4_0 layout");
-_Static_assert(sizeof(blk_q8_0) == 34, "q8_0 layout");
-_Static_assert(sizeof(blk_q4_K) == 144, "q4_K layout");
-_Static_assert(sizeof(blk_q5_K) == 176, "q5_K layout");
-_Static_assert(sizeof(blk_q6_K) == 210, "q6_K layout");
 _Static_assert(sizeof(blk_q8_K) == 292, "q8_K layout");
 
 /* Most tokens one kernel call handles against the same weight rows. */

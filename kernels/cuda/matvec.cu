@@ -1,129 +1,236 @@
 // SPDX-License-Identifier: MIT
 /*
- * q8_0 and q4_K matvec in CUDA: one warp per row, weights read once,
- * coalesced within a warp. UNTESTED ON HARDWARE (no GPU where this was
- * written): it is only known to compile. The block layouts are GGML's, the
- * same as kernels/cpu/kern.h describes.
+ * Matvec (decode) and matmul (prefill) for every weight type the CPU runs:
+ * one warp per weight row, each lane decoding 8-element chunks with the
+ * shared decoders (kernels/quant_decode.h) and dotting them with up to 8
+ * tokens' float activations; a shuffle sum ends the row. Consecutive lanes
+ * take consecutive chunks, so a warp reads a row's blocks front to back.
  */
 #include <cerrno>
 #include <cstdint>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
 
-#include "kernels/cuda/matvec_cuda.h"
-#include "kernels/kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/quant_decode.h"
 
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 4;	/* warps per thread block, one row each */
+constexpr int kWarps = 4;	/* warps per thread block, sharing its rows' columns */
+constexpr int kTile = 8;	/* tokens per pass over a row in prefill */
 
-struct blk_q8_0 { uint16_t d; int8_t qs[32]; };
-struct blk_q4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
-static_assert(sizeof(blk_q8_0) == 34, "q8_0 layout");
-static_assert(sizeof(blk_q4_K) == 144, "q4_K layout");
-
-__device__ __forceinline__ float half_at(const uint16_t *p)
+template <int T>
+__device__ __forceinline__ void dec8(const char *row, int k8, float o[8])
 {
-	__half_raw r;
-
-	r.x = *p;
-	return __half2float(__half(r));
+	if constexpr (T == 0) tm_dec8_f32(row, k8, o);
+	else if constexpr (T == 1) tm_dec8_f16(row, k8, o);
+	else if constexpr (T == 2) tm_dec8_q4_0(row, k8, o);
+	else if constexpr (T == 8) tm_dec8_q8_0(row, k8, o);
+	else if constexpr (T == 12) tm_dec8_q4_K(row, k8, o);
+	else if constexpr (T == 13) tm_dec8_q5_K(row, k8, o);
+	else if constexpr (T == 14) tm_dec8_q6_K(row, k8, o);
+	else tm_dec8_bf16(row, k8, o);
 }
 
 __device__ __forceinline__ float warp_sum(float v)
 {
 	for (int o = kWarp / 2; o > 0; o /= 2)
-		v += __shfl_down_sync(0xffffffffu, v, o);
+		v += __shfl_xor_sync(0xffffffffu, v, o);
 	return v;
 }
 
-/* Lane l takes element l of every block: 32 lanes read a block's codes together. */
-__global__ void matvec_q8_0(const char *w, size_t stride, int rows, int nb, const float *x, float *y)
+/*
+ * R weight rows of type T (GLU: R gate rows, then R up rows) against up to NT
+ * tokens: each lane decodes its chunk of every row, then loads each token's
+ * 8 activations once for all of them. Sharing the activation loads between
+ * rows is what keeps the L1 traffic for x below the weight traffic.
+ */
+template <int T, int NT, int NR>
+__device__ __forceinline__ void dot_rows(const char *const rows[NR], int nch, const float *x, size_t xs, int nt,
+					 float acc[NR][NT])
 {
-	int row = blockIdx.x * kRowsPerBlock + threadIdx.y, lane = threadIdx.x;
+#pragma unroll 2
+	for (int c = threadIdx.x + kWarp * threadIdx.y; c < nch; c += kWarp * kWarps) {
+		float v[NR][8];
 
-	if (row >= rows)
-		return;
-	const blk_q8_0 *b = reinterpret_cast<const blk_q8_0 *>(w + (size_t)row * stride);
-	float s = 0.f;
+#pragma unroll
+		for (int r = 0; r < NR; r++)
+			dec8<T>(rows[r], c, v[r]);
+#pragma unroll
+		for (int t = 0; t < NT; t++) {
+			if (t < nt) {
+				const float4 *xp = reinterpret_cast<const float4 *>(x + t * xs + 8 * c);
+				float4 p = xp[0], q = xp[1];
 
-	for (int i = 0; i < nb; i++)
-		s += half_at(&b[i].d) * b[i].qs[lane] * x[i * 32 + lane];
-	s = warp_sum(s);
-	if (lane == 0)
-		y[row] = s;
+#pragma unroll
+				for (int r = 0; r < NR; r++)
+					acc[r][t] += v[r][0] * p.x + v[r][1] * p.y + v[r][2] * p.z + v[r][3] * p.w +
+						     v[r][4] * q.x + v[r][5] * q.y + v[r][6] * q.z + v[r][7] * q.w;
+			}
+		}
+	}
 }
 
-/* Scale and min j (0..7) of a q4_K block: 6 bits each, packed in 12 bytes. */
-__device__ __forceinline__ void scale_min(const uint8_t *q, int j, int *sc, int *m)
+template <int NT, int NR>
+__device__ __forceinline__ void dot_any(int type, const char *const rows[NR], int nch, const float *x, size_t xs,
+					int nt, float acc[NR][NT])
 {
-	if (j < 4) {
-		*sc = q[j] & 63;
-		*m = q[j + 4] & 63;
-	} else {
-		*sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
-		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+	switch (type) {
+	case 0: dot_rows<0, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	case 1: dot_rows<1, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	case 2: dot_rows<2, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	case 8: dot_rows<8, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	case 12: dot_rows<12, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	case 13: dot_rows<13, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	case 14: dot_rows<14, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	default: dot_rows<30, NT, NR>(rows, nch, x, xs, nt, acc); break;
 	}
 }
 
 /*
- * Lane l covers 8 elements of sub-block l / 4 (32 elements each) in every
- * super-block: bytes 32 * (j / 2) + 8 * (l % 4) .. +7, low nibbles for even
- * sub-blocks, high for odd ones.
+ * blockIdx.x: a group of R rows over the jobs' rows end to end (GLU: job 0's
+ * rows only, each with job 1's row of the same index), its columns split
+ * among the block's kWarps warps (more loads in flight for the small
+ * matrices of decode) and summed through shared memory;
+ * blockIdx.y: a token tile, or a (token, expert) pair with ids.
  */
-__global__ void matvec_q4_K(const char *w, size_t stride, int rows, int nb, const float *x, float *y)
+template <int NT, int R, bool GLU>
+__global__ void __launch_bounds__(kWarp * kWarps) k_matvec(const tmc_mv a)
 {
-	int row = blockIdx.x * kRowsPerBlock + threadIdx.y, lane = threadIdx.x;
+	constexpr int NR = GLU ? 2 * R : R;
+	__shared__ float part[kWarps][NR][NT];
+	int g = blockIdx.x, j = 0, nt;
+	int g0 = (a.job[0].rows + R - 1) / R, g1 = a.n_jobs > 1 ? (a.job[1].rows + R - 1) / R : 0;
+	size_t tok0, mat = 0;
+	const float *x;
 
-	if (row >= rows)
-		return;
-	const blk_q4_K *b = reinterpret_cast<const blk_q4_K *>(w + (size_t)row * stride);
-	int j = lane / 4, off = 8 * (lane % 4), shift = 4 * (j & 1);
-	float s = 0.f;
-
-	for (int i = 0; i < nb; i++) {
-		int sc, m;
-		float d = half_at(&b[i].d), dmin = half_at(&b[i].dmin), dot = 0.f, xs = 0.f;
-		const uint8_t *q = b[i].qs + 32 * (j / 2) + off;
-		const float *xv = x + i * 256 + 32 * j + off;
-
-		scale_min(b[i].scales, j, &sc, &m);
-		for (int k = 0; k < 8; k++) {
-			dot += ((q[k] >> shift) & 15) * xv[k];
-			xs += xv[k];
+	/* the job by comparisons, not a run-time array index (which would go to local memory) */
+	if (g >= g0) {
+		g -= g0;
+		j = 1;
+		if (g >= g1) {
+			g -= g1;
+			j = 2;
 		}
-		s += d * sc * dot - dmin * m * xs;
 	}
-	s = warp_sum(s);
-	if (lane == 0)
-		y[row] = s;
+	if (j >= a.n_jobs || (GLU && j > 0))
+		return;
+	const tmc_mv_job &J = j == 0 ? a.job[0] : j == 1 ? a.job[1] : a.job[2];
+	int r0 = g * R;
+
+	if (r0 >= J.rows)
+		return;
+	if (a.ids) {
+		int p = blockIdx.y;
+
+		mat = (size_t)a.ids[p];
+		x = a.x + (size_t)(p / a.x_div) * a.x_stride;
+		tok0 = p;
+		nt = 1;
+	} else {
+		tok0 = (size_t)blockIdx.y * NT;
+		x = a.x + tok0 * a.x_stride;
+		nt = min(NT, a.n - (int)tok0);
+	}
+
+	const char *rows[NR];
+	float acc[NR][NT];
+	int nr = min(R, J.rows - r0);
+
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		/* rows past the end repeat the last one: loads stay in bounds, results are dropped */
+		size_t row = (size_t)(r0 + min(r, nr - 1));
+
+		rows[r] = static_cast<const char *>(J.w) + mat * J.mat_stride + row * J.row_stride;
+		if (GLU)
+			rows[R + r] = static_cast<const char *>(a.job[1].w) + mat * a.job[1].mat_stride +
+				      row * a.job[1].row_stride;
+	}
+#pragma unroll
+	for (int r = 0; r < NR; r++)
+#pragma unroll
+		for (int t = 0; t < NT; t++)
+			acc[r][t] = 0.f;
+	dot_any<NT, NR>(J.type, rows, a.cols / 8, x, a.x_stride, nt, acc);
+#pragma unroll
+	for (int r = 0; r < NR; r++)
+#pragma unroll
+		for (int t = 0; t < NT; t++) {
+			float v = warp_sum(acc[r][t]);
+
+			if (threadIdx.x == 0)
+				part[threadIdx.y][r][t] = v;
+		}
+	__syncthreads();
+	if (threadIdx.x != 0 || threadIdx.y != 0)
+		return;
+#pragma unroll
+	for (int r = 0; r < NR; r++)
+#pragma unroll
+		for (int t = 0; t < NT; t++)
+			acc[r][t] = part[0][r][t] + part[1][r][t] + part[2][r][t] + part[3][r][t];
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+#pragma unroll
+		for (int t = 0; t < NT; t++) {
+			if (r < nr && t < nt) {
+				float *y = J.y + (tok0 + t) * J.y_stride + r0 + r, v = acc[r][t];
+
+				if (GLU)
+					v = v / (1.0f + expf(-v)) * acc[R + r][t];
+				*y = a.accumulate ? *y + v : v;
+			}
+		}
+	}
+}
+
+bool decodable(int type)
+{
+	switch (type) {
+	case 0: case 1: case 2: case 8: case 12: case 13: case 14: case 30:
+		return true;
+	default:
+		return false;
+	}
 }
 
 }  // namespace
 
-extern "C" int tm_cuda_matvec(int type, const void *w, size_t row_stride, int rows, int cols,
-			      const float *x, float *y, void *stream)
+extern "C" uint64_t tmc_matvec_bytes(const struct tmc_mv *a)
 {
-	dim3 block(kWarp, kRowsPerBlock), grid((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-	cudaStream_t st = static_cast<cudaStream_t>(stream);
-	const char *wc = static_cast<const char *>(w);
+	uint64_t b = 0, passes = a->ids ? (uint64_t)a->n : (uint64_t)(a->n + kTile - 1) / kTile;
 
-	if (rows <= 0 || cols <= 0)
+	if (!a->ids && a->n == 1)
+		passes = 1;
+	for (int j = 0; j < a->n_jobs; j++)
+		b += (uint64_t)a->job[j].rows * a->job[j].row_stride;
+	return b * passes;
+}
+
+extern "C" int tmc_matvec(const struct tmc_mv *a, cudaStream_t s)
+{
+	int one = a->ids || a->n == 1, R = a->glu ? (one ? 2 : 1) : (one ? 4 : 2), groups = 0;
+
+	if (a->n_jobs < 1 || a->n_jobs > 3 || a->n < 1 || a->cols < 8 || a->cols % 8 ||
+	    (reinterpret_cast<uintptr_t>(a->x) & 15) || a->x_stride % 4 || (a->ids && a->x_div < 1) ||
+	    (a->glu && (a->n_jobs != 2 || a->job[0].rows != a->job[1].rows || a->job[0].type != a->job[1].type)))
 		return -EINVAL;
-	switch (type) {
-	case TM_Q8_0:
-		if (cols % 32)
+	for (int j = 0; j < a->n_jobs; j++) {
+		if (!decodable(a->job[j].type) || a->job[j].rows < 1 || !a->job[j].y)
 			return -EINVAL;
-		matvec_q8_0<<<grid, block, 0, st>>>(wc, row_stride, rows, cols / 32, x, y);
-		break;
-	case TM_Q4_K:
-		if (cols % 256)
-			return -EINVAL;
-		matvec_q4_K<<<grid, block, 0, st>>>(wc, row_stride, rows, cols / 256, x, y);
-		break;
-	default:
-		return -EINVAL;
+		groups += a->glu && j ? 0 : (a->job[j].rows + R - 1) / R;
 	}
+	dim3 block(kWarp, kWarps);
+	unsigned gx = (unsigned)groups;
+	unsigned gy = one ? (unsigned)a->n : (unsigned)((a->n + kTile - 1) / kTile);
+
+	if (one && a->glu)
+		k_matvec<1, 2, true><<<dim3(gx, gy), block, 0, s>>>(*a);
+	else if (one)
+		k_matvec<1, 4, false><<<dim3(gx, gy), block, 0, s>>>(*a);
+	else if (a->glu)
+		k_matvec<kTile, 1, true><<<dim3(gx, gy), block, 0, s>>>(*a);
+	else
+		k_matvec<kTile, 2, false><<<dim3(gx, gy), block, 0, s>>>(*a);
 	return cudaGetLastError() == cudaSuccess ? 0 : -EIO;
 }

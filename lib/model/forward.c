@@ -26,6 +26,7 @@
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "tiermem/error.h"
+#include "tiermem/gpu.h"
 #include "tiermem/model.h"
 
 #define MAX_USED 64	/* experts per token we route to; checked in tm_ctx_create */
@@ -121,6 +122,7 @@ void tm_ctx_free(struct tm_ctx *c)
 {
 	if (!c)
 		return;
+	tm_gpu_detach(c);
 	free(c->k_cache);
 	free(c->v_cache);
 	free(c->kb);
@@ -552,6 +554,8 @@ int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bo
 		if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
 			return tm_err(-EINVAL, "token id %d is outside the vocabulary [0, %d)",
 				      (int)tokens[i], hp->n_vocab);
+	if (c->gpu)
+		return tm_gpu_forward(c, tokens, n, logits, logits_all);
 	for (int done = 0; done < n;) {
 		int b = n - done < c->n_batch ? n - done : c->n_batch;
 

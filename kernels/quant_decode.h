@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * GGML's block layouts and the decoding of each weight type, written once
+ * for the CPU and the GPU: this header compiles as host C (kernels/cpu,
+ * tests) and as CUDA device code (kernels/cuda), where TM_HD makes every
+ * function __host__ __device__.
+ *
+ * The unit of decoding is a chunk of 8 consecutive elements of a row: small
+ * enough that a GPU thread keeps it in registers, large enough that a block's
+ * scales are unpacked once per chunk rather than per element. Chunk k8 holds
+ * elements 8*k8 .. 8*k8+7 of the row, whatever the type's block size.
+ *
+ * Each decoder computes the same float expressions in the same order as the
+ * reference dequantizer (kernels/cpu/quant_ref.c), so on the host the two
+ * agree bit for bit (tests/unit/test_quant_decode.c checks every type); on
+ * the GPU the compiler may contract a multiply-add, a rounding difference.
+ */
+#ifndef TIERMEM_KERNELS_QUANT_DECODE_H
+#define TIERMEM_KERNELS_QUANT_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#define TM_HD __host__ __device__
+#define TM_STATIC_ASSERT(c, m) static_assert(c, m)
+#else
+#include <string.h>
+#define TM_HD
+#define TM_STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+float tm_f16_to_f32(uint16_t h);
+#ifdef __cplusplus
+}
+#endif
+
+#define QK 32		/* elements per q4_0 / q8_0 block */
+#define QK_K 256	/* elements per K-quant super-block */
+
+typedef struct { uint16_t d; uint8_t qs[QK / 2]; } blk_q4_0;
+typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;
+/* 8 sub-blocks of 32; 6-bit scales and mins packed into 12 bytes. */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } blk_q4_K;
+/* As q4_K; bit 4 of element 32*j + l is bit j of qh[l]. */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } blk_q5_K;
+/* 16 sub-blocks of 16, signed 8-bit scales, values 0..63 offset by 32. */
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } blk_q6_K;
+
+TM_STATIC_ASSERT(sizeof(blk_q4_0) == 18, "q4_0 layout");
+TM_STATIC_ASSERT(sizeof(blk_q8_0) == 34, "q8_0 layout");
+TM_STATIC_ASSERT(sizeof(blk_q4_K) == 144, "q4_K layout");
+TM_STATIC_ASSERT(sizeof(blk_q5_K) == 176, "q5_K layout");
+TM_STATIC_ASSERT(sizeof(blk_q6_K) == 210, "q6_K layout");
+
+/* IEEE half to float: the hardware conversion on the GPU, the portable one on the host. */
+TM_HD static inline float tm_dq_half(uint16_t h)
+{
+#ifdef __CUDA_ARCH__
+	return __half2float(__ushort_as_half(h));
+#else
+	return tm_f16_to_f32(h);
+#endif
+}
+
+/*
+ * A small integer (|v| < 2^22) to float. On the GPU by adding it to the
+ * mantissa of 1.5 * 2^23 and subtracting that again: two full-rate
+ * operations instead of a conversion instruction, which runs at a quarter of
+ * the rate and would otherwise bound a matvec below memory speed. Exact
+ * either way, so host and device decode to the same values.
+ */
+TM_HD static inline float tm_dq_i2f(int v)
+{
+#ifdef __CUDA_ARCH__
+	return __int_as_float(0x4B400000 + v) - 12582912.0f;
+#else
+	return (float)v;
+#endif
+}
+
+/*
+ * Scale and min of sub-block j (0..7) of a q4_K/q5_K block: 6 bits each in
+ * 12 bytes, the same unpacking as tm_kq_scales (kernels/cpu/kern.h) does
+ * four at a time.
+ */
+TM_HD static inline void tm_dq_kq_scale(const uint8_t *q, int j, int *sc, int *m)
+{
+	if (j < 4) {
+		*sc = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
+		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+	}
+}
+
+TM_HD static inline void tm_dec8_f32(const void *row, int64_t k8, float o[8])
+{
+	const float *p = (const float *)row + 8 * k8;
+
+	for (int i = 0; i < 8; i++)
+		o[i] = p[i];
+}
+
+TM_HD static inline void tm_dec8_f16(const void *row, int64_t k8, float o[8])
+{
+	const uint16_t *p = (const uint16_t *)row + 8 * k8;
+
+	for (int i = 0; i < 8; i++)
+		o[i] = tm_dq_half(p[i]);
+}
+
+TM_HD static inline void tm_dec8_bf16(const void *row, int64_t k8, float o[8])
+{
+	const uint16_t *p = (const uint16_t *)row + 8 * k8;
+
+	for (int i = 0; i < 8; i++) {
+		uint32_t u = (uint32_t)p[i] << 16;
+		float f;
+
+#ifdef __CUDA_ARCH__
+		f = __uint_as_float(u);
+#else
+		memcpy(&f, &u, sizeof(f));
+#endif
+		o[i] = f;
+	}
+}
+
+TM_HD static inline void tm_dec8_q8_0(const void *row, int64_t k8, float o[8])
+{
+	const blk_q8_0 *b = (const blk_q8_0 *)row + k8 / 4;
+	const int8_t *q = b->qs + 8 * (k8 % 4);
+	float d = tm_dq_half(b->d);
+
+	for (int i = 0; i < 8; i++)
+		o[i] = d * tm_dq_i2f(q[i]);
+}
+
+/* Elements 0..15 of a block are the low nibbles of qs[0..15], 16..31 the high ones. */
+TM_HD static inline void tm_dec8_q4_0(const void *row, int64_t k8, float o[8])
+{
+	const blk_q4_0 *b = (const blk_q4_0 *)row + k8 / 4;
+	int c = (int)(k8 % 4), shift = 4 * (c >> 1);
+	const uint8_t *q = b->qs + 8 * (c & 1);
+	float d = tm_dq_half(b->d);
+
+	for (int i = 0; i < 8; i++)
+		o[i] = d * tm_dq_i2f(((q[i] >> shift) & 15) - 8);
+}
+
+/*
+ * 8 bytes as one little-endian word. On the GPU one 8-byte load: the callers
+ * pass addresses that are 8-byte aligned there (q4_K/q5_K blocks are 144 and
+ * 176 bytes, their code arrays start at offsets 16 and 48, and every tensor
+ * in VRAM starts 256-byte aligned); on the host a memcpy, any alignment.
+ */
+TM_HD static inline uint64_t tm_dq_ld8(const uint8_t *p)
+{
+#ifdef __CUDA_ARCH__
+	return *(const unsigned long long *)p;
+#else
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;	/* x86-64: little-endian, as GGUF */
+#endif
+}
+
+/*
+ * q4_K and q5_K: chunk c (0..31) of a super-block lies in sub-block j = c/4,
+ * whose 4-bit codes are the low (even j) or high (odd j) nibbles of bytes
+ * 32*(j/2) .. +31; q5_K adds bit j of qh[l] as bit 4.
+ */
+TM_HD static inline void tm_dec8_q45_K(const uint16_t *dd, const uint8_t *scales, const uint8_t *qh,
+				       const uint8_t *qs, int c, float o[8])
+{
+	int j = c / 4, l0 = 8 * (c % 4), shift = 4 * (j & 1), sc, m;
+	uint64_t q = tm_dq_ld8(qs + 32 * (j / 2) + l0) >> shift, h = qh ? tm_dq_ld8(qh + l0) >> j : 0;
+	float d = tm_dq_half(dd[0]), dmin = tm_dq_half(dd[1]), dl, ml;
+
+	tm_dq_kq_scale(scales, j, &sc, &m);
+	dl = d * tm_dq_i2f(sc);
+	ml = dmin * tm_dq_i2f(m);
+	for (int i = 0; i < 8; i++) {
+		int v = (int)((q >> (8 * i)) & 15) | (int)(((h >> (8 * i)) & 1) << 4);
+
+		o[i] = dl * tm_dq_i2f(v) - ml;
+	}
+}
+
+TM_HD static inline void tm_dec8_q4_K(const void *row, int64_t k8, float o[8])
+{
+	const blk_q4_K *b = (const blk_q4_K *)row + k8 / 32;
+
+	tm_dec8_q45_K(&b->d, b->scales, NULL, b->qs, (int)(k8 % 32), o);
+}
+
+TM_HD static inline void tm_dec8_q5_K(const void *row, int64_t k8, float o[8])
+{
+	const blk_q5_K *b = (const blk_q5_K *)row + k8 / 32;
+
+	tm_dec8_q45_K(&b->d, b->scales, b->qh, b->qs, (int)(k8 % 32), o);
+}
+
+/*
+ * q6_K: element k = 128*half + 32*quarter + l takes its low 4 bits from
+ * ql[64*half + l (+32 for odd quarters)] (high nibble for quarters 2 and 3)
+ * and its high 2 bits from qh[32*half + l] >> 2*quarter. A chunk of 8 keeps
+ * half and quarter fixed.
+ */
+TM_HD static inline void tm_dec8_q6_K(const void *row, int64_t k8, float o[8])
+{
+	const blk_q6_K *b = (const blk_q6_K *)row + k8 / 32;
+	int k0 = 8 * (int)(k8 % 32), half = k0 / 128, r = k0 % 128, quarter = r / 32, l0 = r % 32;
+	const uint8_t *ql = b->ql + 64 * half + ((quarter & 1) ? 32 : 0) + l0;
+	const uint8_t *qh = b->qh + 32 * half + l0;
+	int shift = quarter >= 2 ? 4 : 0;
+	float d = tm_dq_half(b->d);
+
+	/* a chunk of 8 lies in one sub-block of 16: one scale */
+	float ds = d * tm_dq_i2f(b->scales[k0 / 16]);
+
+	for (int i = 0; i < 8; i++) {
+		int v = ((ql[i] >> shift) & 15) | (((qh[i] >> (2 * quarter)) & 3) << 4);
+
+		o[i] = ds * tm_dq_i2f(v - 32);
+	}
+}
+
+/*
+ * Any type by its GGML id (kernels/kernels.h: 0 f32, 1 f16, 2 q4_0, 8 q8_0,
+ * 12 q4_K, 13 q5_K, 14 q6_K, 30 bf16). Returns 0, or -1 for a type it does
+ * not decode (o untouched). GPU kernels call the per-type functions from a
+ * template instead, so the switch is not in their inner loop.
+ */
+TM_HD static inline int tm_dec8(int type, const void *row, int64_t k8, float o[8])
+{
+	switch (type) {
+	case 0: tm_dec8_f32(row, k8, o); return 0;
+	case 1: tm_dec8_f16(row, k8, o); return 0;
+	case 2: tm_dec8_q4_0(row, k8, o); return 0;
+	case 8: tm_dec8_q8_0(row, k8, o); return 0;
+	case 12: tm_dec8_q4_K(row, k8, o); return 0;
+	case 13: tm_dec8_q5_K(row, k8, o); return 0;
+	case 14: tm_dec8_q6_K(row, k8, o); return 0;
+	case 30: tm_dec8_bf16(row, k8, o); return 0;
+	default: return -1;
+	}
+}
+
+#endif

@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The forward pass on the GPU (part of libtiermem-cuda.so): the same
+ * sequence as lib/model/forward.c, every weight, the KV cache and all
+ * scratch in VRAM, each step a kernel of kernels/cuda/.
+ *
+ * Per token, only the token ids, the position and the RoPE table (computed
+ * on the host by tm_rope_table, so the angles are the CPU's bit for bit)
+ * change; they travel in one small parameter block that the first enqueued
+ * operation copies to the device and every kernel reads from there. A decode
+ * step is therefore the same work every time: it is captured once as a CUDA
+ * graph and replayed, which removes the launch gaps between its ~10 kernels
+ * per layer.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/kernels.h"
+#include "kernels/ops.h"
+#include "lib/cuda/cuda_internal.h"
+#include "tiermem/error.h"
+
+#define ALIGN 256
+
+/* A weight in VRAM: tm_weight with a device pointer. */
+struct dw {
+	const char *d;
+	int type, rows, cols;
+	size_t row_bytes, mat_bytes, bytes;
+};
+
+struct dlayer {
+	struct dw attn_norm, wq, wk, wv, wo, q_norm, k_norm, ffn_norm;
+	struct dw gate, up, down, gate_inp, gate_exps, up_exps, down_exps;
+};
+
+struct gctx {
+	const struct tm_model *m;
+	int n_ctx, n_batch, n_rot;
+	cudaStream_t st;
+	char *arena;			/* every weight */
+	struct dlayer *L;
+	struct dw tok_embd, output_norm, output;
+	float *k_cache, *v_cache;
+	float *x, *xb, *q, *kn, *vn, *att, *hb, *hb2, *yg, *router, *selw, *scores, *logits;
+	int *sel;
+	/* parameters of one batch: pos0, the tokens, their RoPE tables */
+	void *h_par, *d_par;
+	size_t par_bytes;
+	int *d_pos, *d_tok;
+	float *d_cs;
+	int use_graph;			/* TIERMEM_CUDA_GRAPH=0 turns graphs off (to compare) */
+	cudaGraphExec_t graph;		/* a decode step, once captured */
+	uint64_t graph_bytes;		/* weight bytes the captured step reads */
+	uint64_t bytes;			/* ... the last enqueued batch read */
+};
+
+static size_t up_to(size_t n, size_t a)
+{
+	return (n + a - 1) / a * a;
+}
+
+static size_t wsize(const struct tm_weight *w)
+{
+	return w->data ? w->mat_bytes * (size_t)w->n_mat : 0;
+}
+
+/* Every weight of the model, in one list, for sizing and copying. */
+#define LAYER_WEIGHTS(X) X(attn_norm) X(wq) X(wk) X(wv) X(wo) X(q_norm) X(k_norm) X(ffn_norm) \
+	X(gate) X(up) X(down) X(gate_inp) X(gate_exps) X(up_exps) X(down_exps)
+
+static size_t weights_bytes(const struct tm_model *m)
+{
+	size_t b = up_to(wsize(&m->tok_embd), ALIGN) + up_to(wsize(&m->output_norm), ALIGN);
+
+	if (m->output.data != m->tok_embd.data)
+		b += up_to(wsize(&m->output), ALIGN);
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		const struct tm_layer *L = &m->layers[l];
+#define SZ(f) b += up_to(wsize(&L->f), ALIGN);
+		LAYER_WEIGHTS(SZ)
+#undef SZ
+	}
+	return b;
+}
+
+static int upload(struct gctx *g, struct dw *d, const struct tm_weight *w, size_t *off)
+{
+	size_t n = wsize(w);
+
+	memset(d, 0, sizeof(*d));
+	if (!w->data)
+		return 0;
+	if (w->cols % 8)
+		return tm_err(-EOPNOTSUPP, "tensor %s: rows of %d elements; the GPU kernels need a multiple of 8",
+			      w->name, w->cols);
+	d->d = g->arena + *off;
+	d->type = w->type;
+	d->rows = w->rows;
+	d->cols = w->cols;
+	d->row_bytes = w->row_bytes;
+	d->mat_bytes = w->mat_bytes;
+	d->bytes = n;
+	*off += up_to(n, ALIGN);
+	return tmc_check(cudaMemcpy((void *)d->d, w->data, n, cudaMemcpyHostToDevice), "copying weights to VRAM");
+}
+
+static int norm_f32(const struct dw *d, const char *what)
+{
+	if (d->d && d->type != TM_F32)
+		return tm_err(-EOPNOTSUPP, "%s weights of type %s: the GPU path takes f32 norms", what,
+			      tm_dtype_traits(d->type) ? tm_dtype_traits(d->type)->name : "?");
+	return 0;
+}
+
+static int upload_all(struct gctx *g)
+{
+	const struct tm_model *m = g->m;
+	size_t off = 0;
+	int err;
+
+	if ((err = upload(g, &g->tok_embd, &m->tok_embd, &off)) ||
+	    (err = upload(g, &g->output_norm, &m->output_norm, &off)))
+		return err;
+	if (m->output.data == m->tok_embd.data)
+		g->output = g->tok_embd;	/* tied: one copy */
+	else if ((err = upload(g, &g->output, &m->output, &off)))
+		return err;
+	if ((err = norm_f32(&g->output_norm, "output norm")))
+		return err;
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		const struct tm_layer *L = &m->layers[l];
+		struct dlayer *D = &g->L[l];
+#define UP(f) if ((err = upload(g, &D->f, &L->f, &off))) return err;
+		LAYER_WEIGHTS(UP)
+#undef UP
+		if ((err = norm_f32(&D->attn_norm, "attention norm")) || (err = norm_f32(&D->ffn_norm, "FFN norm")) ||
+		    (err = norm_f32(&D->q_norm, "q norm")) || (err = norm_f32(&D->k_norm, "k norm")))
+			return err;
+	}
+	return 0;
+}
+
+static void gctx_free(void *h)
+{
+	struct gctx *g = h;
+
+	if (!g)
+		return;
+	if (g->graph)
+		cudaGraphExecDestroy(g->graph);
+	cudaFree(g->arena);
+	cudaFree(g->k_cache);
+	cudaFree(g->v_cache);
+	cudaFree(g->x);
+	cudaFree(g->d_par);
+	cudaFreeHost(g->h_par);
+	if (g->st)
+		cudaStreamDestroy(g->st);
+	free(g->L);
+	free(g);
+}
+
+/* Scratch as one allocation: each buffer a multiple of ALIGN bytes, so every one is aligned. */
+static int alloc_scratch(struct gctx *g)
+{
+	const struct tm_hparams *hp = &g->m->hp;
+	size_t B = g->n_batch, E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
+	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim, K = hp->moe ? hp->n_expert_used : 0;
+	size_t F = B * hp->n_ff > B * K * hp->n_ff_exp ? B * hp->n_ff : B * K * hp->n_ff_exp;
+	size_t sizes[] = { B * E, B * E, B * QD, B * KVD, B * KVD, B * QD, F, F, B * K * E, B * hp->n_expert,
+			   B * K, B * hp->n_head * (size_t)g->n_ctx, B * hp->n_vocab, B * K };
+	float **ptrs[] = { &g->x, &g->xb, &g->q, &g->kn, &g->vn, &g->att, &g->hb, &g->hb2, &g->yg, &g->router,
+			   &g->selw, &g->scores, &g->logits, (float **)&g->sel };
+	size_t total = 0, off = 0, cache = sizeof(float) * hp->n_layer * (size_t)g->n_ctx * KVD;
+	char *base;
+	int err;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		total += up_to(sizeof(float) * (sizes[i] ? sizes[i] : 1), ALIGN);
+	if ((err = tmc_check(cudaMalloc((void **)&g->k_cache, cache), "the K cache")) ||
+	    (err = tmc_check(cudaMalloc((void **)&g->v_cache, cache), "the V cache")) ||
+	    (err = tmc_check(cudaMalloc((void **)&base, total), "scratch")))
+		return err;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		*ptrs[i] = (float *)(base + off);
+		off += up_to(sizeof(float) * (sizes[i] ? sizes[i] : 1), ALIGN);
+	}
+	/* x is the allocation's base: gctx_free releases it through g->x */
+	g->par_bytes = up_to(sizeof(int) * (1 + B), 16) + sizeof(float) * B * g->n_rot;
+	if ((err = tmc_check(cudaMalloc(&g->d_par, g->par_bytes), "parameters")) ||
+	    (err = tmc_check(cudaMallocHost(&g->h_par, g->par_bytes), "pinned parameters")))
+		return err;
+	g->d_pos = g->d_par;
+	g->d_tok = g->d_pos + 1;
+	g->d_cs = (float *)((char *)g->d_par + up_to(sizeof(int) * (1 + B), 16));
+	return 0;
+}
+
+int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch)
+{
+	const struct tm_hparams *hp = &m->hp;
+	size_t need, KVD = (size_t)hp->n_head_kv * hp->head_dim, free_b, total_b;
+	struct gctx *g;
+	int err;
+
+	*out = NULL;
+	if (n_batch > n_ctx)
+		n_batch = n_ctx;
+	if ((err = tmc_check(cudaMemGetInfo(&free_b, &total_b), "reading free VRAM")))
+		return err;
+	need = weights_bytes(m) + 2 * sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD;
+	if (need > free_b)
+		return tm_err(-ENOMEM, "too little VRAM: the weights and a %d-token KV cache need %.2f GiB, %.2f GiB of %.2f are free",
+			      n_ctx, need / 1073741824.0, free_b / 1073741824.0, total_b / 1073741824.0);
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->L = calloc(hp->n_layer, sizeof(*g->L)))) {
+		free(g);
+		return tm_err(-ENOMEM, "out of memory");
+	}
+	g->m = m;
+	g->n_ctx = n_ctx;
+	g->n_batch = n_batch;
+	g->n_rot = hp->n_rot;
+	g->use_graph = !(getenv("TIERMEM_CUDA_GRAPH") && !strcmp(getenv("TIERMEM_CUDA_GRAPH"), "0"));
+	if ((err = tmc_check(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking), "creating a stream")) ||
+	    (err = tmc_check(cudaMalloc((void **)&g->arena, weights_bytes(m)), "VRAM for the weights")) ||
+	    (err = upload_all(g)) || (err = alloc_scratch(g))) {
+		gctx_free(g);
+		return err;
+	}
+	*out = g;
+	return 0;
+}
+
+void tmc_ctx_free(void *h)
+{
+	gctx_free(h);
+}
+
+static struct tmc_mv_job mvjob(const struct dw *w, float *y, size_t y_stride)
+{
+	return (struct tmc_mv_job){ .w = w->d, .row_stride = w->row_bytes, .mat_stride = w->mat_bytes,
+				    .type = w->type, .rows = w->rows, .y = y, .y_stride = y_stride };
+}
+
+/* One launch; its weight bytes go into g->bytes. */
+static int mv(struct gctx *g, struct tmc_mv *a)
+{
+	int err = tmc_matvec(a, g->st);
+
+	if (err)
+		return tm_err(err, "matvec launch failed (type %d, %d rows, %d cols)", a->job[0].type,
+			      a->job[0].rows, a->cols);
+	g->bytes += tmc_matvec_bytes(a);
+	return 0;
+}
+
+static int launched(int err, const char *what)
+{
+	return err ? tm_err(err, "%s: kernel launch failed", what) : 0;
+}
+
+/*
+ * gate and up with SwiGLU into job 0's y: fused in the matvec when both have
+ * one type (the usual case), else two products and a separate SwiGLU over
+ * the n outputs.
+ */
+static int glu(struct gctx *g, struct tmc_mv *a, size_t n)
+{
+	int err;
+
+	if (a->job[0].type == a->job[1].type)
+		return mv(g, a);
+	a->glu = 0;
+	a->job[1].y = g->hb2;
+	if ((err = mv(g, a)))
+		return err;
+	return launched(tmc_swiglu(a->job[0].y, a->job[0].y, g->hb2, n, g->st), "swiglu");
+}
+
+static int attention_block(struct gctx *g, const struct dlayer *D, int l, int n)
+{
+	const struct tm_hparams *hp = &g->m->hp;
+	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
+	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
+	float *kc = g->k_cache + (size_t)l * g->n_ctx * KVD, *vc = g->v_cache + (size_t)l * g->n_ctx * KVD;
+	struct tmc_mv qkv = { .job = { mvjob(&D->wq, g->q, QD), mvjob(&D->wk, g->kn, KVD), mvjob(&D->wv, g->vn, KVD) },
+			      .n_jobs = 3, .cols = (int)E, .n = n, .x = g->xb, .x_stride = E };
+	struct tmc_mv wo = { .job = { mvjob(&D->wo, g->x, E) }, .n_jobs = 1, .cols = (int)QD, .n = n,
+			     .x = g->att, .x_stride = QD, .accumulate = 1 };
+	int err;
+
+	if ((err = launched(tmc_rmsnorm(g->xb, g->x, (const float *)D->attn_norm.d, n, (int)E, hp->rms_eps, g->st),
+			    "rmsnorm")) ||
+	    (err = mv(g, &qkv)))
+		return err;
+	err = tmc_rope_store(&(struct tmc_rope){
+		.n_tok = n, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+		.n_rot = hp->n_rot, .mode = hp->rope_mode, .pos0 = g->d_pos, .cs = g->d_cs,
+		.q = g->q, .q_stride = QD, .k_new = g->kn, .v_new = g->vn, .kv_new_stride = KVD,
+		.k_cache = kc, .v_cache = vc, .kv_stride = KVD,
+		.q_norm = hp->qk_norm ? (const float *)D->q_norm.d : NULL,
+		.k_norm = hp->qk_norm ? (const float *)D->k_norm.d : NULL, .eps = hp->rms_eps }, g->st);
+	if ((err = launched(err, "rope")))
+		return err;
+	err = tmc_attention(&(struct tmc_attn){
+		.n_tok = n, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+		.n_ctx = g->n_ctx, .pos0 = g->d_pos, .scale = 1.0f / sqrtf((float)hp->head_dim),
+		.q = g->q, .q_stride = QD, .k = kc, .v = vc, .kv_stride = KVD,
+		.out = g->att, .out_stride = QD, .scores = g->scores }, g->st);
+	if ((err = launched(err, "attention")) || (err = mv(g, &wo)))
+		return err;
+	g->bytes += D->attn_norm.bytes + D->q_norm.bytes + D->k_norm.bytes;
+	return 0;
+}
+
+static int ffn_block(struct gctx *g, const struct dlayer *D, int n)
+{
+	const struct tm_hparams *hp = &g->m->hp;
+	size_t E = hp->n_embd, K = hp->n_expert_used, Fe = hp->n_ff_exp, F = hp->n_ff;
+	int err;
+
+	if ((err = launched(tmc_rmsnorm(g->xb, g->x, (const float *)D->ffn_norm.d, n, (int)E, hp->rms_eps, g->st),
+			    "rmsnorm")))
+		return err;
+	g->bytes += D->ffn_norm.bytes;
+	if (!hp->moe) {
+		struct tmc_mv gu = { .job = { mvjob(&D->gate, g->hb, F), mvjob(&D->up, NULL, F) }, .n_jobs = 2,
+				     .cols = (int)E, .n = n, .x = g->xb, .x_stride = E, .glu = 1 };
+		struct tmc_mv down = { .job = { mvjob(&D->down, g->x, E) }, .n_jobs = 1, .cols = (int)F, .n = n,
+				       .x = g->hb, .x_stride = F, .accumulate = 1 };
+
+		gu.job[1].y = g->hb;	/* unused with glu, but a job needs an output */
+		if ((err = glu(g, &gu, (size_t)n * F)) || (err = mv(g, &down)))
+			return err;
+		return 0;
+	}
+	struct tmc_mv router = { .job = { mvjob(&D->gate_inp, g->router, hp->n_expert) }, .n_jobs = 1,
+				 .cols = (int)E, .n = n, .x = g->xb, .x_stride = E };
+	struct tmc_mv gu = { .job = { mvjob(&D->gate_exps, g->hb, Fe), mvjob(&D->up_exps, g->hb, Fe) },
+			     .n_jobs = 2, .cols = (int)E, .n = n * (int)K, .x = g->xb, .x_stride = E, .glu = 1,
+			     .ids = g->sel, .x_div = (int)K };
+	struct tmc_mv down = { .job = { mvjob(&D->down_exps, g->yg, E) }, .n_jobs = 1, .cols = (int)Fe,
+			       .n = n * (int)K, .x = g->hb, .x_stride = Fe, .ids = g->sel, .x_div = 1 };
+
+	if ((err = mv(g, &router)) ||
+	    (err = launched(tmc_route(g->router, n, hp->n_expert, (int)K, g->sel, g->selw, g->st), "route")) ||
+	    (err = glu(g, &gu, (size_t)n * K * Fe)) || (err = mv(g, &down)) ||
+	    (err = launched(tmc_moe_combine(g->x, g->yg, g->selw, n, (int)K, (int)E, g->st), "moe combine")))
+		return err;
+	return 0;
+}
+
+/* Every operation of a batch of n, on g->st; logits rows: n with all, else the last. */
+static int enqueue(struct gctx *g, int n, int all)
+{
+	const struct tm_model *m = g->m;
+	const struct tm_hparams *hp = &m->hp;
+	size_t E = hp->n_embd;
+	int rows = all ? n : 1, err;
+	float *last = g->x + (size_t)(all ? 0 : n - 1) * E;
+	struct tmc_mv out = { .job = { mvjob(&g->output, g->logits, hp->n_vocab) }, .n_jobs = 1, .cols = (int)E,
+			      .n = rows, .x = g->xb, .x_stride = E };
+
+	g->bytes = 0;
+	if ((err = tmc_check(cudaMemcpyAsync(g->d_par, g->h_par, g->par_bytes, cudaMemcpyHostToDevice, g->st),
+			     "copying parameters")) ||
+	    (err = launched(tmc_embed(g->tok_embd.type, g->tok_embd.d, g->tok_embd.row_bytes, g->d_tok, n, (int)E,
+				      g->x, g->st), "embedding")))
+		return err;
+	g->bytes += (uint64_t)n * g->tok_embd.row_bytes;
+	for (int l = 0; l < hp->n_layer; l++)
+		if ((err = attention_block(g, &g->L[l], l, n)) || (err = ffn_block(g, &g->L[l], n)))
+			return err;
+	if ((err = launched(tmc_rmsnorm(g->xb, last, (const float *)g->output_norm.d, rows, (int)E, hp->rms_eps,
+					g->st), "rmsnorm")) ||
+	    (err = mv(g, &out)))
+		return err;
+	g->bytes += g->output_norm.bytes;
+	return 0;
+}
+
+/* Capture one decode step as a graph; on any failure the caller falls back to plain launches. */
+static int capture(struct gctx *g)
+{
+	cudaGraph_t graph = NULL;
+	int err;
+
+	if (cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
+		return -EIO;
+	err = enqueue(g, 1, 0);
+	if (cudaStreamEndCapture(g->st, &graph) != cudaSuccess || err) {
+		if (graph)
+			cudaGraphDestroy(graph);
+		cudaGetLastError();
+		return err ? err : -EIO;
+	}
+	err = cudaGraphInstantiate(&g->graph, graph, 0) == cudaSuccess ? 0 : -EIO;
+	cudaGraphDestroy(graph);
+	if (err) {
+		g->graph = NULL;
+		cudaGetLastError();
+		return err;
+	}
+	g->graph_bytes = g->bytes;
+	return 0;
+}
+
+int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, int all, uint64_t *bytes)
+{
+	struct gctx *g = h;
+	const struct tm_model *m = g->m;
+	int *par = g->h_par, err;
+	float *cs = (float *)((char *)g->h_par + ((char *)g->d_cs - (char *)g->d_par));
+	size_t rows = all ? (size_t)n : 1;
+
+	if (n < 1 || n > g->n_batch || pos0 + n > g->n_ctx)
+		return tm_err(-EINVAL, "GPU batch of %d tokens at position %d (batch %d, context %d)", n, pos0,
+			      g->n_batch, g->n_ctx);
+	/* the previous step's copy of the parameters has finished: tmc_forward synchronizes */
+	par[0] = pos0;
+	for (int i = 0; i < n; i++) {
+		par[1 + i] = tokens[i];
+		tm_rope_table(cs + (size_t)i * g->n_rot, pos0 + i, g->n_rot, m->hp.rope_base,
+			      m->hp.rope_freq_scale, m->rope_freqs);
+	}
+	if (n == 1 && g->use_graph && !g->graph && capture(g))
+		g->use_graph = 0;	/* could not capture: plain launches from now on */
+	if (n == 1 && g->graph)
+		err = tmc_check(cudaGraphLaunch(g->graph, g->st), "launching the decode graph");
+	else
+		err = enqueue(g, n, all);
+	if (err)
+		return err;
+	if ((err = tmc_check(cudaMemcpyAsync(logits, g->logits, sizeof(float) * rows * m->hp.n_vocab,
+					     cudaMemcpyDeviceToHost, g->st), "copying logits")) ||
+	    (err = tmc_check(cudaStreamSynchronize(g->st), "running the forward pass")))
+		return err;
+	*bytes = n == 1 && g->graph ? g->graph_bytes : g->bytes;
+	return 0;
+}
