@@ -102,6 +102,8 @@ int tm_gpu_attach(struct tm_ctx *c)
 		return 0;
 	if (c->n_past)
 		return tm_err(-EINVAL, "a context moves to the GPU only before its first token");
+	if (!c->k_cache)
+		return tm_err(-EINVAL, "a work context of tm_ctx_create_seqs cannot move to the GPU");
 	if ((err = tm_gpu_probe(&info)))
 		return err;
 	if ((err = relay(api->ctx_create(&h, c->m, c->n_ctx, c->n_batch))))

@@ -579,6 +579,8 @@ int tm_forward_seqs(struct tm_ctx *work, struct tm_ctx *const *seqs, const int32
 	for (int i = 0; i < n; i++) {
 		if (seqs[i]->m != work->m || !seqs[i]->k_cache)
 			return tm_err(-EINVAL, "sequence %d is not a context of this model", i);
+		if (seqs[i]->gpu)
+			return tm_err(-EOPNOTSUPP, "sequence %d runs on the GPU: batched decode is CPU-only", i);
 		for (int j = 0; j < i; j++)
 			if (seqs[j] == seqs[i])
 				return tm_err(-EINVAL, "sequence %d appears twice in one batch", i);
