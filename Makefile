@@ -37,10 +37,11 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
 
 # Required libraries, installed by scripts/deps: jansson (JSON: plans,
-# manifests, the server's API), libnuma (node:N tiers), libmicrohttpd (serve).
+# manifests, the server's API), libnuma (node:N tiers), libmicrohttpd (serve),
+# xxhash (the store's content hashes: XXH3, fast enough to check every run).
 # DEPLIBS can be given on the command line where pkg-config or the .pc files
 # are missing (the GPU machine: scripts/gpu-device-run).
-DEPLIBS ?= $(shell pkg-config --libs jansson libmicrohttpd) -lnuma
+DEPLIBS ?= $(shell pkg-config --libs jansson libmicrohttpd libxxhash) -lnuma
 LDLIBS += $(DEPLIBS) -ldl
 
 # Optional libraries: found with pkg-config, compiled in only when present.

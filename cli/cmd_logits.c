@@ -16,15 +16,17 @@
 #include "kernels/pool.h"
 #include "tiermem/error.h"
 #include "tiermem/model.h"
+#include "tiermem/store.h"
 
 static const char usage[] =
-	"usage: tiermem logits -m MODEL --tokens ID,ID,... -o FILE [-t THREADS] [--batch N]\n"
-	"                      [--gpu | -ngl N]\n"
+	"usage: tiermem logits -m MODEL | --name NAME --tokens ID,ID,... -o FILE [-t THREADS]\n"
+	"                      [--batch N] [--gpu | -ngl N]\n"
 	"\n"
 	"Evaluates the token ids from position 0 in one sequence and writes the logits\n"
 	"to FILE as raw little-endian float32, one row of n_vocab per position.\n"
 	"\n"
 	"  -m, --model FILE   GGUF model (llama, qwen3, qwen3moe)\n"
+	"  --name NAME        a model imported into the store (tiermem import)\n"
 	"  --tokens LIST      comma-separated token ids\n"
 	"  -o, --output FILE  where the logits go\n"
 	"  -t, --threads N    threads (default 1)\n"
@@ -90,10 +92,11 @@ int cmd_logits(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
+		{ "name", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *model_path = NULL, *tok_arg = NULL, *out_path = NULL;
+	const char *model_path = NULL, *tok_arg = NULL, *out_path = NULL, *name = NULL;
 	long threads = 1, batch = 64;
 	struct tm_model model;
 	struct tm_pool *pool = NULL;
@@ -115,6 +118,7 @@ int cmd_logits(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'm': model_path = optarg; break;
+		case 'N': name = optarg; break;
 		case 'T': tok_arg = optarg; break;
 		case 'o': out_path = optarg; break;
 		case 't':
@@ -131,14 +135,14 @@ int cmd_logits(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("logits", "unexpected argument '%s'", argv[optind]);
-	if (!model_path || !tok_arg || !out_path)
-		return usage_error("logits", "-m MODEL, --tokens LIST and -o FILE are required (see --help)");
+	if (!!model_path == !!name || !tok_arg || !out_path)
+		return usage_error("logits", "-m MODEL or --name NAME, --tokens LIST and -o FILE are required (see --help)");
 	if (gpu_args_probe("logits", ngl))
 		return EXIT_USAGE;
 	if (parse_tokens(tok_arg, &ids, &n))
 		return EXIT_USAGE;
 
-	err = tm_model_load(&model, model_path);
+	err = name ? tm_model_open_name(&model, name, 0) : tm_model_load(&model, model_path);
 	if (err) {
 		free(ids);
 		fprintf(stderr, "tiermem logits: %s\n", tm_strerror());

@@ -29,6 +29,7 @@
 #include "tiermem/model.h"
 #include "tiermem/runstat.h"
 #include "tiermem/sampler.h"
+#include "tiermem/store.h"
 #include "tiermem/tokenizer.h"
 
 #define CMD "run"
@@ -36,9 +37,9 @@
 #define DEFAULT_MODEL "default-model.gguf"
 
 static const char usage[] =
-	"usage: tiermem run [-m MODEL] [-p PROMPT] [-n N] [-t T] [--temp X] [--top-k K]\n"
-	"                   [--top-p P] [--seed S] [--weights auto|mmap|ddr] [--json]\n"
-	"                   [--gpu | -ngl N]\n"
+	"usage: tiermem run [-m MODEL | --name NAME [--no-verify]] [-p PROMPT] [-n N] [-t T]\n"
+	"                   [--temp X] [--top-k K] [--top-p P] [--seed S] [--weights auto|mmap|ddr]\n"
+	"                   [--json] [--gpu | -ngl N]\n"
 	"\n"
 	"Generates text from PROMPT, printing each token as it is sampled, then a summary\n"
 	"on stderr: prompt and generation tok/s, weight bytes read per generated token\n"
@@ -53,6 +54,11 @@ static const char usage[] =
 	"  -m, --model FILE   GGUF model (llama, qwen3, qwen3moe). Default: a random-weight\n"
 	"                     llama (Q4_K_M-like, 256 MiB) that `tiermem synth` writes as\n"
 	"                     " DEFAULT_MODEL " beside the tiermem binary on first use\n"
+	"  --name NAME        a model imported into the store (tiermem import): its tier\n"
+	"                     regions are mapped, its PMEM and file tiers without a copy,\n"
+	"                     and the GGUF is not opened; every tensor's checksum is checked\n"
+	"  --no-verify        with --name: skip the checksums of the zero-copy tiers (the\n"
+	"                     tiers copied into DDR or node memory are always checked)\n"
 	"  -p, --prompt TEXT  the prompt (default \"" DEFAULT_PROMPT "\"); BOS is added if\n"
 	"                     the vocabulary asks for it\n"
 	"  -n, --n-predict N  tokens to generate (default 64; stops early at end of\n"
@@ -209,6 +215,17 @@ static int default_model(char *path, size_t n)
 	return 0;
 }
 
+/* An imported model: which tier, backend and place each of its mappings is. */
+static void print_tiers(const struct tm_model *m)
+{
+	if (!m->maps[0].tier_name[0])
+		return;
+	for (int i = 0; i < m->n_maps; i++)
+		fprintf(stderr, "tier %-8s %-5s %9.1f MiB  %s%s%s\n", m->maps[i].tier_name,
+			tm_tier_name(m->maps[i].tier), m->maps[i].size / 1048576.0, m->maps[i].backend,
+			m->maps[i].path[0] ? ": " : "", m->maps[i].path);
+}
+
 static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int threads, uint64_t seed,
 		    const struct tm_sampler_params *sp, const struct tm_gpu_info *gpu)
 {
@@ -224,6 +241,7 @@ static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int
 			m->hp.arch_name, m->hp.n_layer, m->hp.n_embd, m->hp.moe ? "MoE, " : "",
 			m->bytes_total / 1048576.0, tm_tier_name(m->maps[0].tier), m->maps[0].backend, threads,
 			tm_kernels_isa());
+	print_tiers(m);
 	fprintf(stderr, "prompt:      %5d tokens in %8.3f s = %8.1f tok/s\n", st->n_prompt, st->t_prompt,
 		st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0);
 	if (st->n_decoded)
@@ -372,10 +390,13 @@ int cmd_run(int argc, char **argv)
 		RUN_EXPERTS_OPTIONS,
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "no-verify", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *model_path = NULL, *prompt = DEFAULT_PROMPT;
+	const char *model_path = NULL, *prompt = DEFAULT_PROMPT, *name = NULL;
+	unsigned int open_flags = 0;
 	char defpath[PATH_MAX];
 	long n_predict = 64, threads = default_threads(), top_k = 40;
 	double temp = 0.8, top_p = 0.95;
@@ -450,6 +471,8 @@ int cmd_run(int argc, char **argv)
 			if ((rc = run_experts_option(&rx, c, optarg)))
 				return rc;
 			break;
+		case 'N': name = optarg; break;
+		case 'V': open_flags |= TM_OPEN_NO_VERIFY; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return EXIT_USAGE;
 		}
@@ -458,13 +481,20 @@ int cmd_run(int argc, char **argv)
 		return usage_error(CMD, "unexpected argument '%s' (quote the prompt: -p \"...\")", argv[optind]);
 	if ((rc = gpu_args_probe(CMD, ngl)))
 		return rc;
-	if (!model_path) {
+	if (name && model_path)
+		return usage_error(CMD, "give -m MODEL or --name NAME, not both");
+	if (name) {
+		model_path = name;
+	} else if (!model_path) {
 		if ((rc = default_model(defpath, sizeof(defpath))))
 			return rc;
 		model_path = defpath;
 	}
 
-	err = tm_model_open(&model, model_path, load);
+	if (name)
+		err = tm_model_open_name(&model, name, open_flags);
+	else
+		err = tm_model_open(&model, model_path, load);
 	if (err) {
 		fprintf(stderr, "tiermem run: %s\n", tm_strerror());
 		return tm_model_err_is_input(err) ? EXIT_USAGE : 1;

@@ -21,5 +21,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_bench_experts(int argc, char **argv);
 int cmd_synth_trace(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 #endif

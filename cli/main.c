@@ -10,6 +10,9 @@ static const struct command {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{ "import", cmd_import, "copy a GGUF once into tier regions by a placement plan (run it with --name)" },
+	{ "list", cmd_list, "the imported models: name, state, size, tiers, hash, source" },
+	{ "rm", cmd_rm, "delete imported models and free their regions" },
 	{ "run", cmd_run, "generate text from a prompt and report tok/s and weight bytes per token" },
 	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
 	{ "serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching, metrics and a dashboard" },

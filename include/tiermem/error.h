@@ -15,6 +15,8 @@
 
 /* Record the reason for a failure; returns err (a negative errno) for tail calls. */
 int tm_err(int err, const char *fmt, ...) TM_PRINTF(2, 3);
+/* Put "PREFIX: " before the reason recorded last; returns err. */
+int tm_err_prefix(int err, const char *fmt, ...) TM_PRINTF(2, 3);
 /* The last reason recorded on this thread ("" if none). */
 const char *tm_strerror(void);
 void tm_clear_error(void);

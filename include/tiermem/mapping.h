@@ -17,6 +17,7 @@ enum tm_tier {
 	TM_TIER_PMEM,
 	TM_TIER_VRAM,
 	TM_TIER_FILE,		/* a plain file: the page cache, whatever is beneath it */
+	TM_TIER_NODE,		/* anonymous memory bound to a NUMA node (CXL, KMEM PMEM, other socket) */
 	TM_TIER_COUNT,
 };
 
@@ -32,6 +33,9 @@ struct tm_mapping {
 	enum tm_tier tier;
 	char backend[32];	/* "anon-4k", "anon-thp", "hugetlb", "file", "devdax", "fsdax", "tiermem" */
 	char path[256];		/* source, if any */
+	/* an imported model's mapping: the plan's name for its tier and that tier's read GB/s */
+	char tier_name[32];
+	double gbps;		/* 0: unknown */
 	/* private to the backend */
 	void *priv;
 	void (*release)(struct tm_mapping *m);
@@ -60,6 +64,15 @@ int tm_map_pmem(struct tm_mapping *m, const char *path, size_t size, unsigned in
  */
 int tm_map_load(struct tm_mapping *m, const char *path, enum tm_pages pages);
 void tm_unmap(struct tm_mapping *m);
+
+/*
+ * Fill a writable mapping: on PMEM mapped through libpmem2 its non-temporal
+ * copy (nothing lingers in the caches), elsewhere memcpy. tm_mapping_flush
+ * then makes everything copied durable (pmem2 drain, or msync of a shared
+ * file mapping); anonymous memory has nothing to flush.
+ */
+void tm_mapping_copy(struct tm_mapping *m, size_t off, const void *src, size_t n);
+int tm_mapping_flush(struct tm_mapping *m);
 
 const char *tm_tier_name(enum tm_tier tier);
 

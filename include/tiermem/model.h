@@ -93,6 +93,7 @@ struct tm_model {
 	struct tm_mapping maps[TM_MODEL_MAX_MAPS];
 	int n_maps;
 	struct tm_gguf gguf;
+	void *header;		/* an imported model: its GGUF header (gguf's base), malloc'd */
 	bool owns_file;
 };
 

@@ -479,6 +479,8 @@ void tm_model_free(struct tm_model *m)
 		for (int i = 0; i < m->n_maps; i++)
 			tm_unmap(&m->maps[i]);
 		m->n_maps = 0;
+		free(m->header);
+		m->header = NULL;
 		m->owns_file = false;
 	}
 }

@@ -34,7 +34,7 @@
 
 static const char *const tier_names[TM_TIER_COUNT] = {
 	[TM_TIER_DDR] = "ddr", [TM_TIER_PMEM] = "pmem",
-	[TM_TIER_VRAM] = "vram", [TM_TIER_FILE] = "file",
+	[TM_TIER_VRAM] = "vram", [TM_TIER_FILE] = "file", [TM_TIER_NODE] = "node",
 };
 
 const char *tm_tier_name(enum tm_tier tier)
@@ -325,6 +325,36 @@ int tm_map_pmem(struct tm_mapping *m, const char *path, size_t size, unsigned in
 out:
 	close(fd);
 	return ret;
+}
+
+void tm_mapping_copy(struct tm_mapping *m, size_t off, const void *src, size_t n)
+{
+#ifdef TM_HAVE_PMEM2
+	if (m->release == release_pmem2) {
+		pmem2_memcpy_fn copy = pmem2_get_memcpy_fn(m->priv);
+
+		copy((char *)m->addr + off, src, n, PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_NODRAIN);
+		return;
+	}
+#endif
+	memcpy((char *)m->addr + off, src, n);
+}
+
+int tm_mapping_flush(struct tm_mapping *m)
+{
+#ifdef TM_HAVE_PMEM2
+	if (m->release == release_pmem2) {
+		pmem2_drain_fn drain = pmem2_get_drain_fn(m->priv);
+
+		drain();
+		return 0;
+	}
+#endif
+	if (m->tier == TM_TIER_DDR || m->tier == TM_TIER_NODE)
+		return 0;
+	if (msync(m->map_addr, m->map_size, MS_SYNC))
+		return tm_err(-errno, "%s: msync: %s", m->path[0] ? m->path : m->backend, strerror(errno));
+	return 0;
 }
 
 void tm_unmap(struct tm_mapping *m)

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem import: copy a GGUF once into tier regions (lib/store/import.c),
+ * with a progress bar on a terminal and a one-line summary otherwise.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "tiermem/error.h"
+#include "tiermem/plan.h"
+#include "tiermem/store.h"
+
+#define CMD "import"
+
+static const char usage[] =
+	"usage: tiermem import -m MODEL.gguf --name NAME [--plan PLAN.json |\n"
+	"                      --tier NAME=KIND:SIZE[@GBPS][,path=P] ...] [-ot REGEX=TIER ...]\n"
+	"                      [--replace] [-q]\n"
+	"\n"
+	"Copies every tensor of MODEL.gguf into regions of its tiers, once, by a placement\n"
+	"plan (the fastest tier first, see tiermem plan), then writes the model's manifest;\n"
+	"`tiermem run --name NAME` then generates from the regions without the GGUF file.\n"
+	"Importing the same contents again is a no-op; a name holding other contents is\n"
+	"refused unless --replace. A kill at any point leaves the model incomplete, never\n"
+	"trusted (tiermem list says so; import again or tiermem rm it).\n"
+	"\n"
+	"  -m, --model FILE      the GGUF to import (llama, qwen3, qwen3moe)\n"
+	"  --name NAME           the model's name in the store ([A-Za-z0-9._-], up to 40)\n"
+	"  --plan FILE           a plan from `tiermem plan --json` for this model\n"
+	"  --tier SPEC           a tier NAME=KIND:SIZE[@GBPS][,path=P]; KIND ddr, pmem,\n"
+	"                        node:N or file; pmem needs path= (a directory on a DAX\n"
+	"                        filesystem or /dev/daxX.Y) unless the tiermem module has\n"
+	"                        PMEM; file (not persistent memory) defaults to the store.\n"
+	"                        Default: ddr up to half the free memory, the rest file\n"
+	"                        (with the module: its DDR budget, the rest its PMEM)\n"
+	"  -ot, --override-tensor REGEX=TIER   tensors matching REGEX go to TIER\n"
+	"  --replace             replace what NAME holds now (after the new copy is sealed)\n"
+	"  -q, --quiet           no progress bar\n"
+	"\n"
+	"The store: TIERMEM_HOME (default /var/lib/tiermem as root, ~/.local/share/tiermem\n"
+	"otherwise); with the tiermem module and PMEM, /dev/tiermem regions\n"
+	"(TIERMEM_BACKEND=user keeps to the userspace store). Exit 2: bad input, a name\n"
+	"in use, a tier too small or missing; 1: the import failed.\n";
+
+struct bar {
+	bool tty;
+	double t0, last;
+	const char *phase;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void on_progress(void *arg, const char *phase, uint64_t done, uint64_t total)
+{
+	struct bar *b = arg;
+	double t = now_s(), rate, eta;
+
+	if (b->phase != phase) {
+		if (b->phase)
+			fputc('\n', stderr);
+		b->phase = phase;
+		b->t0 = t;
+		b->last = 0;
+	}
+	if (t - b->last < 0.2 && done < total)
+		return;
+	b->last = t;
+	rate = t > b->t0 ? done / (t - b->t0) : 0;
+	eta = rate > 0 ? (total - done) / rate : 0;
+	fprintf(stderr, "\r%-8s %6.2f / %.2f GB  %7.1f MB/s  ETA %4.0f s  [", phase, done / 1e9,
+		total / 1e9, rate / 1e6, eta);
+	for (int i = 0; i < 30; i++)
+		fputc(total && (uint64_t)i * total < done * 30 ? '#' : '.', stderr);
+	fputs("]", stderr);
+}
+
+static int grow(void **arr, int n, size_t size)
+{
+	void *p = realloc(*arr, (n + 1) * size);
+
+	if (!p)
+		return -1;
+	*arr = p;
+	return 0;
+}
+
+static void print_placement(const struct tm_import_result *r)
+{
+	const struct tm_plan *p = &r->plan;
+
+	for (int t = 0; t < p->n_tiers; t++)
+		if (p->tier_count[t])
+			printf("  %-10s %-6s %10.1f MiB in %5zu tensors\n", p->tiers[t].name,
+			       tm_tier_kind_name(p->tiers[t].kind), p->tier_bytes[t] / 1048576.0,
+			       p->tier_count[t]);
+}
+
+int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "plan", required_argument, NULL, 'P' },
+		{ "tier", required_argument, NULL, 'T' },
+		{ "override-tensor", required_argument, NULL, 'O' },
+		{ "replace", no_argument, NULL, 'R' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct tm_import_opts o = { 0 };
+	struct tm_import_result r;
+	struct tm_tier_spec *tiers = NULL;
+	struct tm_override *ot = NULL;
+	struct bar bar = { 0 };
+	const char *model = NULL;
+	bool quiet = false;
+	int c, err, rc = EXIT_USAGE;
+
+	/* llama.cpp spells it -ot; getopt would read -o -t */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-ot"))
+			argv[i] = "--override-tensor";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': model = optarg; break;
+		case 'N': o.name = optarg; break;
+		case 'P': o.plan_path = optarg; break;
+		case 'T':
+			if (o.n_tiers == TM_PLAN_MAX_TIERS) {
+				usage_error(CMD, "at most %d --tier", TM_PLAN_MAX_TIERS);
+				goto out;
+			}
+			if (grow((void **)&tiers, o.n_tiers, sizeof(*tiers)))
+				goto oom;
+			if (tm_tier_spec_parse(optarg, &tiers[o.n_tiers])) {
+				usage_error(CMD, "%s", tm_strerror());
+				goto out;
+			}
+			o.n_tiers++;
+			break;
+		case 'O':
+			if (grow((void **)&ot, o.n_ot, sizeof(*ot)))
+				goto oom;
+			if (tm_override_parse(optarg, &ot[o.n_ot])) {
+				usage_error(CMD, "%s", tm_strerror());
+				goto out;
+			}
+			o.n_ot++;
+			break;
+		case 'R': o.replace = true; break;
+		case 'q': quiet = true; break;
+		case 'h': fputs(usage, stdout); rc = 0; goto out;
+		default: fputs(usage, stderr); goto out;
+		}
+	}
+	if (optind < argc) {
+		usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if (!model || !o.name) {
+		usage_error(CMD, "-m MODEL.gguf and --name NAME are required (see --help)");
+		goto out;
+	}
+	if (o.plan_path && (o.n_tiers || o.n_ot)) {
+		usage_error(CMD, "--plan already says where every tensor goes: give it without --tier and -ot");
+		goto out;
+	}
+	o.tiers = tiers;
+	o.ot = ot;
+	if (!quiet && isatty(STDERR_FILENO)) {
+		bar.tty = true;
+		o.progress = on_progress;
+		o.arg = &bar;
+	}
+	err = tm_import(model, &o, &r);
+	if (bar.phase)
+		fputc('\n', stderr);
+	if (err) {
+		if (err == -ENOMEM || err == -EIO)
+			rc = run_error(CMD, "%s", tm_strerror());
+		else
+			rc = usage_error(CMD, "%s", tm_strerror());
+		goto out_plan;
+	}
+	if (r.unchanged) {
+		printf("%s: already imported with the same contents (hash %.12s); nothing to do\n", o.name,
+		       r.hash);
+	} else {
+		printf("%s: imported %.2f GB in %.2f s (%.0f MB/s), hash %.12s, %s store\n", o.name,
+		       r.bytes / 1e9, r.seconds, r.seconds > 0 ? r.bytes / r.seconds / 1e6 : 0, r.hash,
+		       r.module ? "tiermem module" : "userspace");
+		print_placement(&r);
+	}
+	rc = 0;
+out_plan:
+	tm_plan_free(&r.plan);
+	goto out;
+oom:
+	rc = run_error(CMD, "out of memory");
+out:
+	free(tiers);
+	free(ot);
+	return rc;
+}

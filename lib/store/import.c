@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiermem import: a GGUF copied once into tier regions by a plan. Order, so
+ * that a kill at any point leaves nothing a run trusts:
+ *
+ *   1. hash the GGUF (identity: a no-op if the name already holds it);
+ *   2. write the import marker (userspace: importing.json with our pid and
+ *      every region we will create; module: the manifest region, filling);
+ *   3. create every region (all space allocated before a byte is copied, so
+ *      a tier too small fails here, naming the tier and the bytes missing);
+ *   4. copy the tensors, flush and seal each region;
+ *   5. write the manifest (temp + fsync + rename, or seal the manifest region);
+ *   6. only then delete a replaced model's regions, and the marker.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "lib/store/store_internal.h"
+#include "tiermem/device.h"
+#include "tiermem/error.h"
+#include "tiermem/gguf.h"
+#include "tiermem/model.h"
+
+#define TENSOR_ALIGN 64		/* a cache line; the kernels need the GGUF's 32 at most */
+#define CHUNK (8u << 20)	/* bytes copied or hashed between two progress calls */
+
+struct import {
+	const struct tm_import_opts *o;
+	struct tm_import_result *r;
+	struct tm_mapping src;
+	struct tm_gguf g;
+	struct tm_record old;		/* what the name holds now */
+	struct tm_manifest mf;		/* what it will hold */
+	struct tm_wregion w[TM_PLAN_MAX_TIERS];
+	int tier_region[TM_PLAN_MAX_TIERS];	/* plan tier -> region index, -1 if empty */
+	enum { NONE, FILLING, SEALED } state[TM_PLAN_MAX_TIERS];	/* of w[i], made by us */
+	struct tm_wregion mregion;	/* module: the manifest region */
+	bool have_mregion, have_marker;
+	uint64_t total, done;
+};
+
+static void progress(struct import *im, const char *phase, uint64_t n)
+{
+	im->done += n;
+	if (im->o->progress)
+		im->o->progress(im->o->arg, phase, im->done, im->total);
+}
+
+static void hex128(XXH128_hash_t h, char out[33])
+{
+	snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, (uint64_t)h.high64, (uint64_t)h.low64);
+}
+
+/* Identity of the GGUF: XXH3-128 over its header and tensor data; XXH3-64 per tensor. */
+static int hash_source(struct import *im)
+{
+	XXH3_state_t *st = XXH3_createState();
+
+	if (!st)
+		return tm_err(-ENOMEM, "out of memory");
+	XXH3_128bits_reset(st);
+	XXH3_128bits_update(st, im->g.base, im->g.data_offset);
+	im->done = 0;
+	for (size_t i = 0; i < im->mf.n_tensors; i++) {
+		const struct tm_gguf_tensor *t = &im->g.tensors[i];
+		XXH3_state_t *ts = XXH3_createState();
+
+		if (!ts) {
+			XXH3_freeState(st);
+			return tm_err(-ENOMEM, "out of memory");
+		}
+		XXH3_64bits_reset(ts);
+		for (uint64_t off = 0; off < t->nbytes; off += CHUNK) {
+			uint64_t n = t->nbytes - off < CHUNK ? t->nbytes - off : CHUNK;
+
+			XXH3_128bits_update(st, (const char *)t->data + off, n);
+			XXH3_64bits_update(ts, (const char *)t->data + off, n);
+			progress(im, "hashing", n);
+		}
+		im->mf.tensors[i].hash = XXH3_64bits_digest(ts);
+		XXH3_freeState(ts);
+	}
+	hex128(XXH3_128bits_digest(st), im->mf.hash);
+	XXH3_freeState(st);
+	return 0;
+}
+
+static long long mem_available(void)
+{
+	long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && psz > 0 ? (long long)pages * psz : 0;
+}
+
+/*
+ * Without --tier: DDR up to half the free memory (the module's DDR budget
+ * with the module), the rest on the module's PMEM or, without it, on a file
+ * in the store, labelled as not persistent memory.
+ */
+static int default_tiers(struct tm_tier_spec *t, const char *home, bool module)
+{
+	struct statvfs sv;
+	struct tm_device dev;
+
+	memset(t, 0, 2 * sizeof(*t));
+	snprintf(t[0].name, sizeof(t[0].name), "ddr");
+	t[0].kind = TM_KIND_DDR;
+	t[0].capacity = mem_available() / 2;
+	if (module && !tm_device_open(&dev, NULL)) {
+		uint64_t max = dev.version.ddr_max_bytes, used = dev.version.ddr_used_bytes;
+
+		t[0].capacity = max > used ? max - used : 0;
+		tm_device_close(&dev);
+		snprintf(t[1].name, sizeof(t[1].name), "pmem");
+		t[1].kind = TM_KIND_PMEM;
+		t[1].capacity = 1ULL << 50;	/* the module says what fits when the region is made */
+		return 2;
+	}
+	snprintf(t[1].name, sizeof(t[1].name), "file");
+	t[1].kind = TM_KIND_FILE;
+	t[1].capacity = statvfs(home, &sv) ? 0 : (uint64_t)sv.f_bavail * sv.f_frsize;
+	return 2;
+}
+
+static int make_plan(struct import *im, bool module)
+{
+	struct tm_tier_spec defs[2];
+	struct tm_plan_opts po = { .tiers = im->o->tiers, .n_tiers = im->o->n_tiers,
+				   .ot = im->o->ot, .n_ot = im->o->n_ot };
+	int err;
+
+	if (im->o->plan_path) {
+		if ((err = tm_plan_read_json(&im->r->plan, im->o->plan_path)))
+			return err;
+		/* the plan must be for this model: every tensor placed, nothing else */
+		if (im->r->plan.n_tensors != im->g.n_tensors)
+			return tm_err(-EINVAL, "%s places %zu tensors; the model has %" PRIu64 " (make the "
+				      "plan from this model)", im->o->plan_path, im->r->plan.n_tensors,
+				      im->g.n_tensors);
+		for (uint64_t i = 0; i < im->g.n_tensors; i++) {
+			const struct tm_gguf_tensor *t = &im->g.tensors[i];
+			char name[64];
+
+			snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+			if (!tm_plan_find(&im->r->plan, name))
+				return tm_err(-EINVAL, "%s does not place tensor %s (make the plan from this "
+					      "model)", im->o->plan_path, name);
+		}
+		return 0;
+	}
+	if (!po.n_tiers) {
+		po.n_tiers = default_tiers(defs, im->old.dir, module);
+		po.tiers = defs;
+	}
+	return tm_plan_make(&im->r->plan, &im->g, &po);
+}
+
+/* A location, or -ENAMETOOLONG naming the tier. */
+static int loc_fmt(struct tm_mregion *r, const char *fmt, ...) TM_PRINTF(2, 3);
+
+static int loc_fmt(struct tm_mregion *r, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(r->loc, sizeof(r->loc), fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= (int)sizeof(r->loc) - 16)
+		return tm_err(-ENAMETOOLONG, "tier '%s': the path of its region is too long", r->tier);
+	return 0;
+}
+
+/* Where tier i's region goes, and how it is stored. */
+static int region_place(struct import *im, int t, bool module, struct tm_mregion *r)
+{
+	const struct tm_tier_spec *s = &im->r->plan.tiers[t];
+	struct stat st;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->tier, sizeof(r->tier), "%s", s->name);
+	r->kind = s->kind;
+	r->node = s->node;
+	r->gbps = s->gbps;
+	switch (s->kind) {
+	case TM_KIND_VRAM:
+		return tm_err(-ENODEV, "tier '%s' is vram: the store has no GPU backend yet (no GPU here)",
+			      s->name);
+	case TM_KIND_NODE:
+		if (tm_node_check(s->node))
+			return tm_err_prefix(-ENODEV, "tier '%s'", s->name);
+		break;
+	case TM_KIND_PMEM:
+		if (s->path[0]) {
+			if (stat(s->path, &st))
+				return tm_err(-ENODEV, "tier '%s': %s: %s", s->name, s->path, strerror(errno));
+			r->store = TM_STORE_DAX;
+			if (S_ISCHR(st.st_mode))
+				return loc_fmt(r, "%s", s->path);
+			return loc_fmt(r, "%s/%s-%s-%.12s.tiermem", s->path, im->mf.name, s->name,
+				       im->mf.hash);
+		}
+		if (!module)
+			return tm_err(-ENODEV, "tier '%s' is pmem but names no DAX path and no tiermem module "
+				      "with PMEM is loaded: add ,path=/mnt/pmem (a directory on a DAX "
+				      "filesystem) or ,path=/dev/daxX.Y, or use kind file", s->name);
+		break;
+	case TM_KIND_FILE:
+		r->store = TM_STORE_FILE;
+		if (s->path[0])
+			return loc_fmt(r, "%s/%s-%s-%.12s.region", s->path, im->mf.name, s->name,
+				       im->mf.hash);
+		return loc_fmt(r, "%s/%s-%.12s.region", im->old.dir, s->name, im->mf.hash);
+	default:
+		break;
+	}
+	/* DDR and node memory are volatile: their bytes persist in the module's PMEM or a file */
+	if (module) {
+		r->store = TM_STORE_MODULE;
+		return loc_fmt(r, "%s.%.8s.r%d", im->mf.name, im->mf.hash, t);
+	}
+	r->store = TM_STORE_FILE;
+	return loc_fmt(r, "%s/%s-%.12s.region", im->old.dir, s->name, im->mf.hash);
+}
+
+/* Regions and tensor offsets from the plan. */
+static int lay_out(struct import *im, bool module)
+{
+	const struct tm_plan *p = &im->r->plan;
+	uint64_t align = im->g.alignment > TENSOR_ALIGN ? im->g.alignment : TENSOR_ALIGN;
+	int err;
+
+	for (int t = 0; t < p->n_tiers; t++)
+		im->tier_region[t] = -1;
+	for (size_t i = 0; i < im->mf.n_tensors; i++) {
+		const struct tm_gguf_tensor *gt = &im->g.tensors[i];
+		struct tm_mtensor *mt = &im->mf.tensors[i];
+		const struct tm_plan_tensor *pt;
+		struct tm_mregion *r;
+		int t;
+
+		snprintf(mt->name, sizeof(mt->name), "%.*s", (int)gt->name.len, gt->name.ptr);
+		pt = tm_plan_find(p, mt->name);
+		if (!pt || pt->tier < 0 || pt->tier >= p->n_tiers)
+			return tm_err(-EINVAL, "the plan places no tensor %s", mt->name);
+		t = pt->tier;
+		if (im->tier_region[t] < 0) {
+			im->tier_region[t] = im->mf.n_regions++;
+			if ((err = region_place(im, t, module, &im->mf.regions[im->tier_region[t]])))
+				return err;
+		}
+		r = &im->mf.regions[im->tier_region[t]];
+		mt->region = im->tier_region[t];
+		mt->offset = (r->used + align - 1) / align * align;
+		mt->bytes = gt->nbytes;
+		mt->type = (int)gt->type;
+		snprintf(mt->layout, sizeof(mt->layout), "gguf");
+		r->used = mt->offset + mt->bytes;
+	}
+	for (int i = 0; i < im->mf.n_regions; i++)
+		im->mf.regions[i].size = im->mf.regions[i].used;
+	return 0;
+}
+
+static int write_marker(struct import *im)
+{
+	json_t *j, *regions = json_array();
+	char *text;
+	int err;
+
+	for (int i = 0; i < im->mf.n_regions; i++)
+		json_array_append_new(regions, json_pack("{s:s, s:s}", "store",
+			tm_store_name(im->mf.regions[i].store), "location", im->mf.regions[i].loc));
+	j = json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "source", im->mf.source,
+		      "hash", im->mf.hash, "regions", regions);
+	text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
+	json_decref(j);
+	if (!text)
+		return tm_err(-ENOMEM, "out of memory");
+	err = tm_write_atomic(im->old.dir, "importing.json", text, strlen(text));
+	free(text);
+	if (!err)
+		im->have_marker = true;
+	return err;
+}
+
+static int create_manifest_region(struct import *im)
+{
+	char loc[64];
+	uint64_t size = 64 + im->g.data_offset + 65536 + 400 * (uint64_t)im->mf.n_tensors;
+	int err;
+
+	/* name is at most 40 bytes: this fits */
+	snprintf(loc, sizeof(loc), "%.40s.m%.8s", im->mf.name, im->mf.hash);
+	memcpy(im->old.mregion, loc, sizeof(loc));
+	err = tm_wregion_create(&im->mregion, TM_STORE_MODULE, loc, size, "manifest");
+	if (err)
+		return err;
+	tm_unmap(&im->mregion.map);	/* filled last, by tm_record_commit */
+	im->have_mregion = true;
+	return 0;
+}
+
+/*
+ * The crash tests' hook: TIERMEM_TEST_STALL=N stops the copy once N bytes
+ * are in, says so on stderr, and waits to be killed (kill -9 on the host,
+ * QEMU killed in the VM), so the kill lands mid-import every time.
+ */
+static void test_stall(uint64_t done)
+{
+	static long long at = -2;
+
+	if (at == -2) {
+		const char *e = getenv("TIERMEM_TEST_STALL");
+
+		at = e ? atoll(e) : -1;
+	}
+	if (at < 0 || done < (uint64_t)at)
+		return;
+	fprintf(stderr, "TIERMEM-IMPORT-STALLED at %" PRIu64 " bytes (TIERMEM_TEST_STALL)\n", done);
+	fflush(stderr);
+	for (;;)
+		pause();
+}
+
+static int copy_tensors(struct import *im)
+{
+	int err;
+
+	im->done = 0;
+	for (size_t i = 0; i < im->mf.n_tensors; i++) {
+		const struct tm_mtensor *mt = &im->mf.tensors[i];
+		const char *src = im->g.tensors[i].data;
+
+		for (uint64_t off = 0; off < mt->bytes; off += CHUNK) {
+			uint64_t n = mt->bytes - off < CHUNK ? mt->bytes - off : CHUNK;
+
+			tm_wregion_write(&im->w[mt->region], mt->offset + off, src + off, n);
+			progress(im, "copying", n);
+			test_stall(im->done);
+		}
+	}
+	for (int i = 0; i < im->mf.n_regions; i++) {
+		if ((err = tm_wregion_seal(&im->w[i])))
+			return err;
+		im->state[i] = SEALED;
+	}
+	return 0;
+}
+
+static void unlink_marker(const char *dir)
+{
+	char path[TM_LOC_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/importing.json", dir);
+	unlink(path);
+}
+
+static void abort_import(struct import *im)
+{
+	for (int i = 0; i < im->mf.n_regions; i++) {
+		if (im->state[i] == FILLING)
+			tm_wregion_abort(&im->w[i]);
+		else if (im->state[i] == SEALED)	/* no manifest names it */
+			tm_region_delete_at(im->mf.regions[i].store, im->mf.regions[i].loc);
+	}
+	if (im->have_mregion)
+		tm_region_delete_at(TM_STORE_MODULE, im->mregion.loc);
+	if (im->have_marker)
+		unlink_marker(im->old.dir);
+	if (!im->old.has_manifest)
+		rmdir(im->old.dir);
+}
+
+/* What the name holds now decides: a no-op, a refusal, or room to import. */
+static int check_old(struct import *im, bool *unchanged)
+{
+	struct tm_record *old = &im->old;
+	int err;
+
+	*unchanged = false;
+	err = tm_record_find(old, im->mf.name, false);
+	if (err == -ENOENT) {
+		tm_clear_error();
+		memset(old, 0, sizeof(*old));
+		return tm_model_dir(old->dir, sizeof(old->dir), im->mf.name);
+	}
+	if (err)
+		return err;
+	if (old->importer_pid)
+		return tm_err(-EEXIST, "model '%s' is being imported by process %d; wait for it to finish",
+			      im->mf.name, old->importer_pid);
+	if (old->importing) {
+		/* an import that died: nothing of it was trusted; clear it away */
+		tm_record_cleanup(im->mf.name, old);
+		unlink_marker(old->dir);
+		old->importing = false;
+	}
+	if (!old->has_manifest)
+		return 0;
+	if (!strcmp(old->mf.hash, im->mf.hash)) {
+		uint64_t size;
+
+		if (im->o->replace)
+			goto broken;	/* asked for: a region may be corrupted in place */
+		for (int i = 0; i < old->mf.n_regions; i++)
+			if (tm_region_state_at(old->mf.regions[i].store, old->mf.regions[i].loc, &size) !=
+			    TM_RS_SEALED)
+				goto broken;
+		*unchanged = true;
+		return 0;
+broken:
+		/* the same contents, regions gone or --replace: copy again into the same places */
+		tm_manifest_delete_data(&old->mf, NULL);
+		return 0;
+	}
+	if (!im->o->replace)
+		return tm_err(-EEXIST, "model '%s' already holds other contents (hash %.12s, from %s); "
+			      "give --replace to replace it, or another --name", im->mf.name,
+			      old->mf.hash, old->mf.source);
+	return 0;
+}
+
+static void now_utc(char *buf, size_t n)
+{
+	struct timespec ts;
+	struct tm tmv;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tmv);
+	/* nanoseconds, so two imports within a second still order */
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tmv);
+	snprintf(buf + strlen(buf), n - strlen(buf), ".%09ldZ", ts.tv_nsec % 1000000000L);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int run_import(struct import *im, const char *path)
+{
+	struct tm_model check;
+	bool module = tm_module_usable(), unchanged;
+	double t0;
+	int err;
+
+	if ((err = tm_map_file(&im->src, path, 0)))
+		return err;
+	madvise(im->src.addr, im->src.size, MADV_SEQUENTIAL);
+	if ((err = tm_gguf_parse(&im->g, im->src.addr, im->src.size)))
+		return err;
+	/* refuse now what a run would refuse later */
+	if ((err = tm_model_init(&check, &im->g)))
+		return err;
+	free(check.layers);
+	if (!realpath(path, im->mf.source))
+		snprintf(im->mf.source, sizeof(im->mf.source), "%s", path);
+	im->mf.source_size = im->src.size;
+	im->mf.header_size = im->g.data_offset;
+	im->mf.header_hash = XXH3_64bits(im->g.base, im->g.data_offset);
+	im->mf.n_tensors = im->g.n_tensors;
+	im->mf.tensors = calloc(im->g.n_tensors ? im->g.n_tensors : 1, sizeof(*im->mf.tensors));
+	if (!im->mf.tensors)
+		return tm_err(-ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < im->g.n_tensors; i++)
+		im->total += im->g.tensors[i].nbytes;
+	if ((err = hash_source(im)))
+		return err;
+	snprintf(im->r->hash, sizeof(im->r->hash), "%s", im->mf.hash);
+	im->r->module = module;
+	if ((err = check_old(im, &unchanged)))
+		return err;
+	if (unchanged) {
+		im->r->unchanged = true;
+		return 0;
+	}
+	if ((err = make_plan(im, module)))
+		return err;
+	if ((err = lay_out(im, module)))
+		return err;
+	im->mf.sec_per_token = im->r->plan.sec_per_token;
+	now_utc(im->mf.imported, sizeof(im->mf.imported));
+	im->old.module = module;
+
+	t0 = now_s();
+	if ((err = tm_mkdirs(im->old.dir)))
+		return tm_err(err, "%s: %s", im->old.dir, strerror(-err));
+	if ((err = write_marker(im)))
+		return err;
+	if (module && (err = create_manifest_region(im)))
+		return err;
+	for (int i = 0; i < im->mf.n_regions; i++) {
+		struct tm_mregion *r = &im->mf.regions[i];
+
+		if ((err = tm_wregion_create(&im->w[i], r->store, r->loc, r->used, r->tier)))
+			return err;
+		r->size = im->w[i].size;
+		im->state[i] = FILLING;
+	}
+	if ((err = copy_tensors(im)))
+		return err;
+	{
+		struct tm_record rec = im->old;
+
+		rec.mf = im->mf;
+		if ((err = tm_record_commit(&rec, im->g.base, im->g.data_offset)))
+			return err;
+	}
+	/* committed: the old contents (a --replace) are no longer named by anything */
+	if (im->old.has_manifest && strcmp(im->old.mf.hash, im->mf.hash))
+		tm_manifest_delete_data(&im->old.mf, im->old.dir);
+	{
+		struct tm_record keep = im->old;
+
+		keep.mf = im->mf;
+		keep.has_manifest = true;
+		memcpy(keep.mregion, im->old.mregion, sizeof(keep.mregion));
+		tm_record_cleanup(im->mf.name, &keep);
+	}
+	im->have_mregion = false;
+	im->r->seconds = now_s() - t0;
+	im->r->bytes = im->total;
+	unlink_marker(im->old.dir);
+	return 0;
+}
+
+int tm_import(const char *gguf_path, const struct tm_import_opts *o, struct tm_import_result *r)
+{
+	struct import *im;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if ((err = tm_model_name_check(o->name)))
+		return err;
+	im = calloc(1, sizeof(*im));
+	if (!im)
+		return tm_err(-ENOMEM, "out of memory");
+	im->o = o;
+	im->r = r;
+	snprintf(im->mf.name, sizeof(im->mf.name), "%s", o->name);
+	err = run_import(im, gguf_path);
+	if (err) {
+		char why[512];
+
+		/* the clean-up may record reasons of its own; the user needs the first */
+		snprintf(why, sizeof(why), "%s", tm_strerror());
+		abort_import(im);
+		tm_err(err, "%s", why);
+	}
+	tm_record_free(&im->old);
+	tm_manifest_free(&im->mf);
+	tm_gguf_free(&im->g);
+	tm_unmap(&im->src);
+	free(im);
+	return err;
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A model built from the store: its GGUF header parsed header-only, each
+ * region mapped (zero copy, or copied into DDR / node memory for those
+ * volatile tiers), every tensor's content hash checked, and the weights
+ * bound to pointers into the regions. The GGUF file is never opened.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "lib/store/store_internal.h"
+#include "tiermem/error.h"
+#include "tiermem/model.h"
+
+struct bind_ctx {
+	const struct tm_manifest *mf;
+	const struct tm_model *m;
+};
+
+static int find_tensor(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map)
+{
+	struct bind_ctx *b = arg;
+	size_t i = t - b->m->gguf.tensors;
+	const struct tm_mtensor *mt = &b->mf->tensors[i];
+
+	*data = (const char *)b->m->maps[mt->region].addr + mt->offset;
+	*map = mt->region;
+	return 0;
+}
+
+/* The header's tensor table and the manifest must describe the same tensors. */
+static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g)
+{
+	if (g->n_tensors != mf->n_tensors)
+		return tm_err(-EIO, "model '%s': its header has %" PRIu64 " tensors, its manifest %zu",
+			      mf->name, g->n_tensors, mf->n_tensors);
+	for (size_t i = 0; i < mf->n_tensors; i++) {
+		const struct tm_gguf_tensor *t = &g->tensors[i];
+		const struct tm_mtensor *mt = &mf->tensors[i];
+
+		if (!tm_gguf_str_eq(t->name, mt->name) || t->nbytes != mt->bytes || (int)t->type != mt->type)
+			return tm_err(-EIO, "model '%s': tensor %zu (%s) differs between its header and its "
+				      "manifest", mf->name, i, mt->name);
+		if (strcmp(mt->layout, "gguf"))
+			return tm_err(-EOPNOTSUPP, "model '%s': tensor %s has layout '%s', which this "
+				      "tiermem does not read (import it again)", mf->name, mt->name,
+				      mt->layout);
+	}
+	return 0;
+}
+
+static enum tm_load_to load_to(const struct tm_mregion *r)
+{
+	switch (r->kind) {
+	case TM_KIND_DDR:
+		return TM_TO_DDR;
+	case TM_KIND_NODE:
+		return TM_TO_NODE;
+	default:
+		return TM_TO_MAP;
+	}
+}
+
+static int map_regions(struct tm_model *m, const struct tm_manifest *mf)
+{
+	int err;
+
+	for (int i = 0; i < mf->n_regions; i++) {
+		const struct tm_mregion *r = &mf->regions[i];
+		struct tm_mapping *map = &m->maps[i];
+
+		err = tm_region_map_at(map, r->store, r->loc, r->used, load_to(r), r->node);
+		if (err == -ENOENT || err == -EBUSY || err == -EINVAL) {
+			char why[256];
+
+			snprintf(why, sizeof(why), "%s", tm_strerror());
+			return tm_err(-EIO, "model '%s': %s (tier '%s'); import it again with --replace, "
+				      "or tiermem rm %s", mf->name, why, r->tier, mf->name);
+		}
+		if (err)
+			return tm_err_prefix(err, "model '%s', tier '%s'", mf->name, r->tier);
+		m->n_maps = i + 1;
+		snprintf(map->tier_name, sizeof(map->tier_name), "%s", r->tier);
+		map->gbps = r->gbps;
+	}
+	return 0;
+}
+
+static int verify(const struct tm_model *m, const struct tm_manifest *mf, unsigned int flags)
+{
+	for (size_t i = 0; i < mf->n_tensors; i++) {
+		const struct tm_mtensor *mt = &mf->tensors[i];
+		const struct tm_mregion *r = &mf->regions[mt->region];
+
+		if ((flags & TM_OPEN_NO_VERIFY) && load_to(r) == TM_TO_MAP)
+			continue;
+		if (XXH3_64bits((const char *)m->maps[mt->region].addr + mt->offset, mt->bytes) != mt->hash)
+			return tm_err(-EIO, "model '%s': tensor %s in region %s (tier '%s') fails its "
+				      "checksum: the region is corrupted; import it again with --replace, "
+				      "or tiermem rm %s", mf->name, mt->name, r->loc, r->tier, mf->name);
+	}
+	return 0;
+}
+
+int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
+{
+	struct tm_record rec;
+	struct bind_ctx b;
+	int err;
+
+	memset(m, 0, sizeof(*m));
+	if ((err = tm_record_find(&rec, name, true)))
+		return err;
+	if (!rec.has_manifest) {
+		if (rec.bad[0])
+			err = tm_err(-EIO, "model '%s': %s; tiermem rm %s and import it again", name,
+				     rec.bad, name);
+		else if (rec.importer_pid)
+			err = tm_err(-EBUSY, "model '%s' is still being imported (process %d); wait for it "
+				     "to finish", name, rec.importer_pid);
+		else
+			err = tm_err(-EBUSY, "model '%s' is incomplete (its import was interrupted): import "
+				     "it again (tiermem import -m FILE --name %s) or tiermem rm %s",
+				     name, name, name);
+		tm_record_free(&rec);
+		return err;
+	}
+	m->owns_file = true;
+	m->header = rec.header;
+	rec.header = NULL;
+	err = tm_gguf_parse_flags(&m->gguf, m->header, rec.mf.header_size, TM_GGUF_HEADER_ONLY);
+	if (err) {
+		err = tm_err_prefix(-EIO, "model '%s': its stored GGUF header does not parse", name);
+		goto out;
+	}
+	if ((err = check_table(&rec.mf, &m->gguf)) || (err = map_regions(m, &rec.mf)) ||
+	    (err = verify(m, &rec.mf, flags)))
+		goto out;
+	b.mf = &rec.mf;
+	b.m = m;
+	err = tm_model_init_src(m, &m->gguf, &(struct tm_tensor_src){ .find = find_tensor, .arg = &b });
+out:
+	tm_record_free(&rec);
+	if (err)
+		tm_model_free(m);
+	return err;
+}

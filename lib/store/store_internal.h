@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/* What lib/store's files share: the manifest in memory and the catalog's records. */
+#ifndef TIERMEM_STORE_INTERNAL_H
+#define TIERMEM_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tiermem/plan.h"
+#include "tiermem/region.h"
+#include "tiermem/store.h"
+
+#define TM_MANIFEST_VERSION 1
+
+/* One region of a model: a tier of the plan. */
+struct tm_mregion {
+	char tier[TM_TIER_NAME_MAX];	/* the plan's name for the tier */
+	enum tm_tier_kind kind;
+	int node;
+	double gbps;
+	enum tm_store store;		/* where its bytes persist */
+	char loc[TM_LOC_MAX];
+	uint64_t size;			/* allocated */
+	uint64_t used;			/* filled from the start */
+};
+
+struct tm_mtensor {
+	char name[64];
+	int region;
+	uint64_t offset, bytes;
+	int type;
+	char layout[16];	/* "gguf": the GGUF's own bytes; other repacked layouts may follow */
+	uint64_t hash;		/* XXH3-64 of its bytes */
+};
+
+struct tm_manifest {
+	char name[TM_MODEL_NAME_MAX];
+	char hash[33];
+	char source[256];
+	uint64_t source_size;
+	char imported[32];	/* UTC, ISO 8601 */
+	uint64_t header_size, header_hash;
+	double sec_per_token;	/* the plan's prediction */
+	int n_regions;
+	struct tm_mregion regions[TM_PLAN_MAX_TIERS];
+	size_t n_tensors;
+	struct tm_mtensor *tensors;
+};
+
+/* JSON text (malloc'd, NUL-terminated), or NULL with a message. */
+char *tm_manifest_dump(const struct tm_manifest *mf);
+/* Parse and check a manifest; where names it in messages. */
+int tm_manifest_parse(struct tm_manifest *mf, const char *json, size_t len, const char *where);
+void tm_manifest_free(struct tm_manifest *mf);
+
+/* A model as found in the catalog, with what a run needs from it. */
+struct tm_record {
+	bool module;			/* the manifest is a /dev/tiermem region */
+	char dir[TM_LOC_MAX];		/* userspace: models/NAME */
+	char mregion[64];		/* module: the manifest region's name */
+	bool has_manifest;		/* sealed manifest found */
+	bool importing;			/* an import marker or a filling manifest region */
+	int importer_pid;		/* > 0 when that import's process is alive */
+	char bad[256];			/* why the manifest found is not trusted */
+	struct tm_manifest mf;
+	void *header;			/* the GGUF header, malloc'd (only from tm_record_load) */
+};
+
+/* Find a model (-ENOENT); with header, read and check the GGUF header too. */
+int tm_record_find(struct tm_record *rec, const char *name, bool header);
+void tm_record_free(struct tm_record *rec);
+
+/* The userspace model directory of name. */
+int tm_model_dir(char *buf, size_t n, const char *name);
+
+/* Write the manifest last and atomically; the model is sealed once this returns 0. */
+int tm_record_commit(struct tm_record *rec, const void *header, size_t header_len);
+/* mkdir -p; 0 or a negative errno. */
+int tm_mkdirs(char *path);
+/* dir/file written whole through a temporary, fsync'd, renamed; the directory fsync'd. */
+int tm_write_atomic(const char *dir, const char *file, const void *p, size_t n);
+/* Remove what an interrupted import left, keeping the sealed model rec holds, if any. */
+void tm_record_cleanup(const char *name, const struct tm_record *rec);
+/* Delete a model's regions and header (not the manifest). */
+void tm_manifest_delete_data(const struct tm_manifest *mf, const char *dir);
+
+#endif
