@@ -694,6 +694,7 @@ int tm_store_list(struct tm_store_model **out, size_t *n)
 		*n = 0;
 		return err;
 	}
-	qsort(*out, *n, sizeof(**out), cmp_model);
+	if (*n)
+		qsort(*out, *n, sizeof(**out), cmp_model);
 	return 0;
 }
