@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <jansson.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <xxhash.h>
 
 #include "lib/store/store_internal.h"
+#include "kernels/pool.h"
 #include "tiermem/device.h"
 #include "tiermem/error.h"
 #include "tiermem/gguf.h"
@@ -48,6 +50,7 @@ struct import {
 	struct tm_wregion mregion;	/* module: the manifest region */
 	bool have_mregion, have_marker;
 	uint64_t total, done;
+	uint64_t align;			/* of each tensor in its region */
 };
 
 static void progress(struct import *im, const char *phase, uint64_t n)
@@ -108,8 +111,9 @@ static long long mem_available(void)
  * with the module), the rest on the module's PMEM or, without it, on a file
  * in the store, labelled as not persistent memory.
  */
-static int default_tiers(struct tm_tier_spec *t, const char *home, bool module)
+static int default_tiers(struct tm_tier_spec *t, bool module)
 {
+	char home[TM_LOC_MAX];
 	struct statvfs sv;
 	struct tm_device dev;
 
@@ -129,40 +133,91 @@ static int default_tiers(struct tm_tier_spec *t, const char *home, bool module)
 	}
 	snprintf(t[1].name, sizeof(t[1].name), "file");
 	t[1].kind = TM_KIND_FILE;
-	t[1].capacity = statvfs(home, &sv) ? 0 : (uint64_t)sv.f_bavail * sv.f_frsize;
+	t[1].capacity = tm_store_home(home, sizeof(home)) || statvfs(home, &sv) ? 0 :
+			(uint64_t)sv.f_bavail * sv.f_frsize;
 	return 2;
+}
+
+static int cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) < 1)
+		return 1;
+	return CPU_COUNT(&set);
+}
+
+/* The backend a tier needs is here: before anything is measured or written. */
+static int check_backend(const struct tm_tier_spec *s, bool module)
+{
+	struct stat st;
+
+	switch (s->kind) {
+	case TM_KIND_VRAM:
+		return tm_err(-ENODEV, "tier '%s' is vram: the store has no GPU backend yet (no GPU here)",
+			      s->name);
+	case TM_KIND_NODE:
+		if (tm_node_check(s->node))
+			return tm_err_prefix(-ENODEV, "tier '%s'", s->name);
+		return 0;
+	case TM_KIND_PMEM:
+		if (s->path[0] && stat(s->path, &st))
+			return tm_err(-ENODEV, "tier '%s': %s: %s", s->name, s->path, strerror(errno));
+		if (!s->path[0] && !module)
+			return tm_err(-ENODEV, "tier '%s' is pmem but names no DAX path and no tiermem module "
+				      "with PMEM is loaded: add ,path=/mnt/pmem (a directory on a DAX "
+				      "filesystem) or ,path=/dev/daxX.Y, or use kind file", s->name);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Bandwidths nobody gave, measured here and now as tiermem plan does (the plan needs them). */
+static int measure_missing(struct tm_tier_spec *t, int n)
+{
+	struct tm_pool *pool = NULL;
+	int err = 0;
+
+	for (int i = 0; i < n && !err; i++) {
+		if (t[i].gbps > 0)
+			continue;
+		if (!pool && !(pool = tm_pool_create(cpus(), TM_POOL_PIN)))
+			return tm_err(-ENOMEM, "cannot start threads to measure tier '%s'", t[i].name);
+		if ((err = tm_tier_measure(&t[i], pool)))
+			tm_err_prefix(err, "measuring tier '%s' (give its bandwidth as @GBPS)", t[i].name);
+	}
+	tm_pool_destroy(pool);
+	return err;
 }
 
 static int make_plan(struct import *im, bool module)
 {
-	struct tm_tier_spec defs[2];
-	struct tm_plan_opts po = { .tiers = im->o->tiers, .n_tiers = im->o->n_tiers,
-				   .ot = im->o->ot, .n_ot = im->o->n_ot };
+	struct tm_tier_spec tiers[TM_PLAN_MAX_TIERS];
+	struct tm_plan_opts po = { .tiers = tiers, .n_tiers = im->o->n_tiers, .ot = im->o->ot,
+				   .n_ot = im->o->n_ot, .align = im->align };
 	int err;
 
 	if (im->o->plan_path) {
 		if ((err = tm_plan_read_json(&im->r->plan, im->o->plan_path)))
 			return err;
-		/* the plan must be for this model: every tensor placed, nothing else */
-		if (im->r->plan.n_tensors != im->g.n_tensors)
-			return tm_err(-EINVAL, "%s places %zu tensors; the model has %" PRIu64 " (make the "
-				      "plan from this model)", im->o->plan_path, im->r->plan.n_tensors,
-				      im->g.n_tensors);
-		for (uint64_t i = 0; i < im->g.n_tensors; i++) {
-			const struct tm_gguf_tensor *t = &im->g.tensors[i];
-			char name[64];
-
-			snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
-			if (!tm_plan_find(&im->r->plan, name))
-				return tm_err(-EINVAL, "%s does not place tensor %s (make the plan from this "
-					      "model)", im->o->plan_path, name);
-		}
+		if ((err = tm_plan_match(&im->r->plan, &im->g)))
+			return tm_err_prefix(err, "%s is not a plan for this model (make it with tiermem "
+					     "plan -m MODEL)", im->o->plan_path);
+		for (int i = 0; i < im->r->plan.n_tiers; i++)
+			if ((err = check_backend(&im->r->plan.tiers[i], module)))
+				return err;
 		return 0;
 	}
-	if (!po.n_tiers) {
-		po.n_tiers = default_tiers(defs, im->old.dir, module);
-		po.tiers = defs;
-	}
+	if (po.n_tiers)
+		memcpy(tiers, im->o->tiers, po.n_tiers * sizeof(*tiers));
+	else
+		po.n_tiers = default_tiers(tiers, module);
+	for (int i = 0; i < po.n_tiers; i++)
+		if ((err = check_backend(&tiers[i], module)))
+			return err;
+	if ((err = measure_missing(tiers, po.n_tiers)))
+		return err;
 	return tm_plan_make(&im->r->plan, &im->g, &po);
 }
 
@@ -194,13 +249,6 @@ static int region_place(struct import *im, int t, bool module, struct tm_mregion
 	r->node = s->node;
 	r->gbps = s->gbps;
 	switch (s->kind) {
-	case TM_KIND_VRAM:
-		return tm_err(-ENODEV, "tier '%s' is vram: the store has no GPU backend yet (no GPU here)",
-			      s->name);
-	case TM_KIND_NODE:
-		if (tm_node_check(s->node))
-			return tm_err_prefix(-ENODEV, "tier '%s'", s->name);
-		break;
 	case TM_KIND_PMEM:
 		if (s->path[0]) {
 			if (stat(s->path, &st))
@@ -211,10 +259,6 @@ static int region_place(struct import *im, int t, bool module, struct tm_mregion
 			return loc_fmt(r, "%s/%s-%s-%.12s.tiermem", s->path, im->mf.name, s->name,
 				       im->mf.hash);
 		}
-		if (!module)
-			return tm_err(-ENODEV, "tier '%s' is pmem but names no DAX path and no tiermem module "
-				      "with PMEM is loaded: add ,path=/mnt/pmem (a directory on a DAX "
-				      "filesystem) or ,path=/dev/daxX.Y, or use kind file", s->name);
 		break;
 	case TM_KIND_FILE:
 		r->store = TM_STORE_FILE;
@@ -238,7 +282,7 @@ static int region_place(struct import *im, int t, bool module, struct tm_mregion
 static int lay_out(struct import *im, bool module)
 {
 	const struct tm_plan *p = &im->r->plan;
-	uint64_t align = im->g.alignment > TENSOR_ALIGN ? im->g.alignment : TENSOR_ALIGN;
+	uint64_t align = im->align;
 	int err;
 
 	for (int t = 0; t < p->n_tiers; t++)
@@ -471,6 +515,7 @@ static int run_import(struct import *im, const char *path)
 	if (!realpath(path, im->mf.source))
 		snprintf(im->mf.source, sizeof(im->mf.source), "%s", path);
 	im->mf.source_size = im->src.size;
+	im->align = im->g.alignment > TENSOR_ALIGN ? im->g.alignment : TENSOR_ALIGN;
 	im->mf.header_size = im->g.data_offset;
 	im->mf.header_hash = XXH3_64bits(im->g.base, im->g.data_offset);
 	im->mf.n_tensors = im->g.n_tensors;

@@ -66,7 +66,7 @@ for arch in llama llama-moe qwen3 qwen3moe; do
 		fi
 		# about half the model on each tier
 		half=$(($(stat -c %s "$m") / 2048))K
-		if ! "$TM" import -m "$m" --name "$name" --tier fast=ddr:$half --tier slow=file:1G \
+		if ! "$TM" import -m "$m" --name "$name" --tier fast=ddr:$half@20 --tier slow=file:1G@5 \
 				>"$W/imp" 2>"$W/err"; then
 			notok "$arch $type: import failed: $(tail -1 "$W/err")"
 			continue
@@ -119,7 +119,7 @@ check "--replace with other contents: imported, and the logits are the new model
 check "--replace left no file of the old contents" \
 	'[ "$(ls "$TIERMEM_HOME/models/m1" | grep -c region)" -eq 1 ] && [ "$(ls "$TIERMEM_HOME/models/m1" | grep -c header)" -eq 1 ]'
 check "a file tier is labelled 'file (not persistent memory)' in the run summary" \
-	'"$SAN" import -m "$M" --name m2 --tier slow=file:1G >/dev/null &&
+	'"$SAN" import -m "$M" --name m2 --tier slow=file:1G@5 >/dev/null &&
 	 "$SAN" run --name m2 -n 2 -t 1 2>&1 >/dev/null | grep -q "^tier slow .*file (not persistent memory)"'
 
 # ---- bad input: one line, exit 2, nothing kept ----
@@ -137,7 +137,7 @@ check "neither left a model or a file behind" \
 	'! "$SAN" list | grep -q "^bad " && [ -z "$(ls "$W" | grep tiermem)" ]'
 if [ "$(id -u)" -eq 0 ] && mkdir -p "$W/small" && mount -t tmpfs -o size=1m tmpfs "$W/small" 2>/dev/null; then
 	expect2 "a tier that is full (1 MiB tmpfs)" "tier 'slow' is full: .*bytes missing" \
-		"$SAN" import -m "$M" --name bad --tier fast=ddr:64K --tier slow=file:1G,path="$W/small"
+		"$SAN" import -m "$M" --name bad --tier fast=ddr:64K --tier slow=file:1G@5,path="$W/small"
 	check "the full tier kept nothing: no model, no file" \
 		'! "$SAN" list | grep -q "^bad " && [ -z "$(ls -A "$W/small")" ]'
 	umount "$W/small"
@@ -150,8 +150,8 @@ expect2 "-m and --name together" "not both" "$SAN" run -m "$M" --name m1
 expect2 "a bad model name" "model name" "$SAN" import -m "$M" --name "../x"
 
 # ---- kill -9 in the middle of the copy ----
-TIERMEM_TEST_STALL=8000000 "$TM" import -m "$W/big.gguf" --name crash --tier fast=ddr:16M \
-	--tier slow=file:1G 2>"$W/stall" >/dev/null &
+TIERMEM_TEST_STALL=8000000 "$TM" import -m "$W/big.gguf" --name crash --tier fast=ddr:16M@20 \
+	--tier slow=file:1G@5 2>"$W/stall" >/dev/null &
 stall_pid=$!
 for _ in $(seq 100); do grep -q TIERMEM-IMPORT-STALLED "$W/stall" && break; sleep 0.1; done
 check "the import stalled mid-copy: $(head -c 80 "$W/stall")" 'grep -q TIERMEM-IMPORT-STALLED "$W/stall"'
@@ -165,7 +165,7 @@ stall_pid=
 check "after kill -9, list says incomplete" '"$SAN" list | grep -qE "^crash +incomplete"'
 expect2 "after kill -9, run --name refuses" "incomplete.*import it again" "$SAN" run --name crash
 check "a new import succeeds and its logits equal the GGUF's" \
-	'"$SAN" import -m "$W/big.gguf" --name crash --tier fast=ddr:16M --tier slow=file:1G >/dev/null &&
+	'"$SAN" import -m "$W/big.gguf" --name crash --tier fast=ddr:16M@20 --tier slow=file:1G@5 >/dev/null &&
 	 "$TM" logits -m "$W/big.gguf" --tokens 1,2,3 -o "$W/a.bin" &&
 	 "$TM" logits --name crash --tokens 1,2,3 -o "$W/b.bin" && cmp -s "$W/a.bin" "$W/b.bin"'
 check "nothing of the killed import is left" \
@@ -178,7 +178,7 @@ printf '\xa5' | dd of="$slow" bs=1 seek=4096 conv=notrunc 2>/dev/null
 expect2 "a flipped byte: checksum mismatch at map time" "fails its checksum.*--replace" "$SAN" run --name crash
 check "--no-verify skips the zero-copy tiers' checksums (and runs)" '"$SAN" run --name crash --no-verify -n 2 >/dev/null 2>&1'
 check "import --replace of the same contents repairs it" \
-	'"$SAN" import -m "$W/big.gguf" --name crash --replace --tier fast=ddr:16M --tier slow=file:1G >/dev/null &&
+	'"$SAN" import -m "$W/big.gguf" --name crash --replace --tier fast=ddr:16M@20 --tier slow=file:1G@5 >/dev/null &&
 	 "$TM" logits --name crash --tokens 1,2,3 -o "$W/b.bin" && cmp -s "$W/a.bin" "$W/b.bin"'
 rm -f "$TIERMEM_HOME"/models/crash/fast-*.region
 expect2 "a deleted region" "region .* is missing .*tier 'fast'" "$SAN" run --name crash
