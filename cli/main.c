@@ -10,15 +10,15 @@ static const struct command {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{ "import", cmd_import, "copy a GGUF once into tier regions by a placement plan (run it with --name)" },
-	{ "list", cmd_list, "the imported models: name, state, size, tiers, hash, source" },
-	{ "rm", cmd_rm, "delete imported models and free their regions" },
 	{ "run", cmd_run, "generate text from a prompt and report tok/s and weight bytes per token" },
 	{ "logits", cmd_logits, "evaluate token ids and write the raw logits of every position" },
 	{ "serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching, metrics and a dashboard" },
 	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
 	{ "plan", cmd_plan, "place a model's tensors on memory tiers and predict tok/s (no memory touched)" },
+	{ "import", cmd_import, "copy a GGUF once into tier regions by a placement plan (run it with --name)" },
+	{ "list", cmd_list, "the imported models: name, state, size, tiers, hash, source" },
+	{ "rm", cmd_rm, "delete imported models and free their regions" },
 	{ "synth", cmd_synth, "write a GGUF model with random weights (llama, llama-moe, qwen3, qwen3moe; any type)" },
 	{ "convert", cmd_convert, "convert a llama2.c checkpoint to GGUF" },
 	{ "info", cmd_info, "the tiermem module: version, tiers, PMEM, regions with state, size, owner" },
