@@ -31,7 +31,9 @@ int tm_run_tiers_measure(const struct tm_model *m, struct tm_pool *pool, struct 
 		int err;
 
 		memset(&t[i], 0, sizeof(t[i]));
-		snprintf(t[i].tier, sizeof(t[i].tier), "%s", tm_tier_name(map->tier));
+		/* an imported model's tiers go by the names its plan gave them */
+		snprintf(t[i].tier, sizeof(t[i].tier), "%.15s",
+			 map->tier_name[0] ? map->tier_name : tm_tier_name(map->tier));
 		snprintf(t[i].backend, sizeof(t[i].backend), "%s", map->backend);
 		if (!map->addr || !map->size)
 			continue;
