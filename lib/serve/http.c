@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ struct conn_watch {
 	int fd;			/* -1: unused */
 	double since;
 	bool reading;		/* a request is being received */
+	bool served;		/* it answered one: may be an idle keep-alive connection */
 };
 
 /* Per request (MHD's con_cls). */
@@ -462,6 +464,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		/* keep-alive: the next request's deadline starts now */
 		w->since = tm_now();
 		w->reading = true;
+		w->served = true;
 	}
 	if (q) {
 		s->n_inflight--;
@@ -517,13 +520,18 @@ static void *watchdog(void *arg)
 		for (int i = 0; i < MAX_CONNS; i++) {
 			struct conn_watch *w = &s->watch[i];
 
-			if (w->fd >= 0 && w->reading && now - w->since > s->o.timeout_s) {
+			int pending = 0;
+
+			if (w->fd < 0 || !w->reading || now - w->since <= s->o.timeout_s)
+				continue;
+			/* an idle keep-alive connection is just closed: nothing was asked */
+			if (!w->served || (!ioctl(w->fd, FIONREAD, &pending) && pending > 0)) {
 				if (send(w->fd, resp, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 					(void)0;	/* the client is gone anyway */
-				shutdown(w->fd, SHUT_RDWR);
-				w->reading = false;
 				s->n_errors++;
 			}
+			shutdown(w->fd, SHUT_RDWR);
+			w->reading = false;
 		}
 		pthread_mutex_unlock(&s->lock);
 		usleep(200 * 1000);
@@ -561,7 +569,12 @@ int http_start(struct tm_server *s)
 	s->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handle, s,
 				    MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS,
-				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.timeout_s,
+				    /*
+				     * not MHD's idle timeout: it would also cut a response
+				     * whose first token takes longer; the watchdog times
+				     * requests coming in and idle keep-alive connections
+				     */
+				    MHD_OPTION_CONNECTION_TIMEOUT, 0u,
 				    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
 				    MHD_OPTION_NOTIFY_CONNECTION, connection, s,
 				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
