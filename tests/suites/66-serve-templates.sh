@@ -23,16 +23,16 @@ if ! "$TM" synth --arch llama --type q8_0 -q -o "$W/m.gguf" >/dev/null 2>"$W/err
 fi
 for f in tests/data/chat-templates/*.jinja; do
 	family=$(basename "$f" .jinja)
-	"$TM" serve -m "$W/m.gguf" --port 0 -t 1 -np 1 -c 64 --chat-template-file "$f" 2>"$W/err" &
+	"$TM" serve -m "$W/m.gguf" --port 0 -t 1 -np 1 -c 64 --chat-template-file "$f" 2>"$W/$family.err" &
 	pid=$!
 	port=
 	for _ in $(seq 1 100); do
-		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/err")
+		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$family.err")
 		[ -n "$port" ] && break
 		sleep 0.1
 	done
 	if [ -z "$port" ]; then
-		notok "$family: the server did not start: $(cat "$W/err")"
+		notok "$family: the server did not start: $(cat "$W/$family.err")"
 		continue
 	fi
 	NODE_DIR=$NODE_DIR timeout 60 node tests/serve/templates.mjs "http://127.0.0.1:$port" "$f" "$family" $((n + 1)) >"$W/tap" 2>"$W/node.err"
@@ -40,7 +40,7 @@ for f in tests/data/chat-templates/*.jinja; do
 	grep -E '^(not )?ok ' "$W/tap"
 	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/tap")
 	n=${last:-$n}
-	[ $rc -eq 0 ] || { [ -n "$last" ] && grep -q '^not ok' "$W/tap"; } || notok "$family: templates.mjs exited $rc: $(tail -3 "$W/node.err")"
+	[ $rc -eq 0 ] || { [ -n "$last" ] && grep -q '^not ok' "$W/tap"; } || notok "$family: templates.mjs exited $rc: $(grep -m3 -i "error\|cause\|code" "$W/node.err" | tr "\n" " ")"
 	grep -q '^not ok' "$W/tap" && failed=1
 	kill -TERM $pid
 	wait $pid || notok "$family: the server did not exit 0"
