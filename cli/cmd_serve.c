@@ -41,6 +41,8 @@ static const char usage[] =
 	"                          at most the model's training context)\n"
 	"  --api-key KEY           require 'Authorization: Bearer KEY' (not for /health,\n"
 	"                          /metrics and /); default: none\n"
+	"  --api-key-file FILE     the key from the first line of FILE (not on the command\n"
+	"                          line, where other users can read it)\n"
 	"  -a, --alias ID          the model id clients name (default: the file's name\n"
 	"                          without .gguf)\n"
 	"  -t, --threads T         threads for the forward pass (default: the CPUs this\n"
@@ -110,6 +112,7 @@ int cmd_serve(int argc, char **argv)
 		{ "parallel", required_argument, NULL, 'N' },
 		{ "ctx-size", required_argument, NULL, 'c' },
 		{ "api-key", required_argument, NULL, 'k' },
+		{ "api-key-file", required_argument, NULL, 'K' },
 		{ "alias", required_argument, NULL, 'a' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "chat-template", required_argument, NULL, 'C' },
@@ -122,7 +125,7 @@ int cmd_serve(int argc, char **argv)
 	};
 	struct tm_serve_opts so = { .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = 64,
 				    .timeout_s = 30 };
-	const char *path = NULL, *alias = NULL, *tmpl_file = NULL;
+	const char *path = NULL, *alias = NULL, *tmpl_file = NULL, *key_file = NULL;
 	long port = 8080, parallel = 4, ctx = 4096, threads = default_threads(), queue = 64, timeout = 30;
 	bool ctx_given = false;
 	int c, err, rc = 1, load = TM_LOAD_AUTO;
@@ -130,7 +133,7 @@ int cmd_serve(int argc, char **argv)
 	struct tm_tokenizer *tok = NULL;
 	struct tm_pool *pool = NULL;
 	struct tm_server *srv = NULL;
-	char id[128], *tmpl_text = NULL;
+	char id[128], *tmpl_text = NULL, *key_buf = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 
 	/* llama-server spells --parallel -np, which getopt cannot take as a short option */
@@ -160,6 +163,7 @@ int cmd_serve(int argc, char **argv)
 				return usage_error(CMD, "--api-key: the key is empty");
 			so.api_key = optarg;
 			break;
+		case 'K': key_file = optarg; break;
 		case 'a': alias = optarg; break;
 		case 't':
 			if (parse_long("-t", optarg, 1, 1024, &threads))
@@ -184,17 +188,25 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		return usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-	if (!path)
-		return usage_error(CMD, "no model: give -m MODEL.gguf");
-	if (tmpl_file && !(tmpl_text = read_text(tmpl_file)))
-		return usage_error(CMD, "--chat-template-file %s: cannot read it (or it is over 1 MiB)", tmpl_file);
+		rc = usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	else if (!path)
+		rc = usage_error(CMD, "no model: give -m MODEL.gguf");
+	else if (tmpl_file && !(tmpl_text = read_text(tmpl_file)))
+		rc = usage_error(CMD, "--chat-template-file %s: cannot read it (or it is over 1 MiB)", tmpl_file);
+	else if (key_file && !(key_buf = read_text(key_file)))
+		rc = usage_error(CMD, "--api-key-file %s: cannot read it", key_file);
+	else if (key_file && !*(key_buf[strcspn(key_buf, "\r\n")] = '\0', key_buf))
+		rc = usage_error(CMD, "--api-key-file %s: the first line is empty", key_file);
+	else if (key_file)
+		so.api_key = key_buf;
+	if (rc == EXIT_USAGE)
+		goto out;
 
 	err = tm_model_open(&model, path, load);
 	if (err) {
 		fprintf(stderr, "tiermem serve: %s\n", tm_strerror());
-		free(tmpl_text);
-		return tm_model_err_is_input(err) ? EXIT_USAGE : 1;
+		rc = tm_model_err_is_input(err) ? EXIT_USAGE : 1;
+		goto out;
 	}
 	err = tm_tokenizer_load(&tok, &model.gguf);
 	if (err) {
@@ -241,5 +253,6 @@ out:
 	tm_tokenizer_free(tok);
 	tm_model_free(&model);
 	free(tmpl_text);
+	free(key_buf);
 	return rc;
 }

@@ -65,9 +65,21 @@ expect2 "serve without -m" "$TM" serve
 expect2 "serve a missing file" "$TM" serve -m "$W/none.gguf"
 expect2 "serve --parallel 0" "$TM" serve -m "$W/m.gguf" -np 0
 expect2 "serve --ctx-size beyond the model's" "$TM" serve -m "$W/m.gguf" -c 100000000
+: >"$W/empty-key"
+expect2 "serve --api-key-file with an empty first line" "$TM" serve -m "$W/m.gguf" --api-key-file "$W/empty-key"
 expect2 "serve --chat-template nonsense" "$TM" serve -m "$W/m.gguf" --chat-template nonsense --port 0
 "$TM" serve --help >"$W/help" 2>&1
 check "serve --help names the flags" 'grep -q -- "--api-key" "$W/help" && grep -q -- "-np, --parallel" "$W/help"'
+
+# the appliance unit: systemd's own checker, with ExecStart pointing at this build
+if command -v systemd-analyze >/dev/null; then
+	mkdir -p "$W/unit"
+	sed "s|/usr/local/bin/tiermem|$BUILD/tiermem|" packaging/tiermem-serve.service >"$W/unit/tiermem-serve.service"
+	systemd-analyze verify "$W/unit/tiermem-serve.service" >"$W/verify" 2>&1
+	check "packaging/tiermem-serve.service passes systemd-analyze verify$(head -c 200 "$W/verify")" '[ ! -s "$W/verify" ]'
+else
+	echo "ok $((n += 1)) - # SKIP systemd-analyze is not installed"
+fi
 
 KEY=sk-test-$RANDOM
 start main -m "$W/m.gguf" -np 4 -c 1200 --api-key "$KEY" || notok "the main server did not start: $(cat "$W/main.err")"
