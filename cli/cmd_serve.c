@@ -19,12 +19,14 @@
 #include "tiermem/error.h"
 #include "tiermem/model.h"
 #include "tiermem/serve.h"
+#include "tiermem/store.h"
 #include "tiermem/tokenizer.h"
 
 #define CMD "serve"
 
 static const char usage[] =
-	"usage: tiermem serve -m MODEL.gguf [--host ADDR] [--port N] [-np N] [-c N]\n"
+	"usage: tiermem serve (-m MODEL.gguf | --name NAME [--no-verify]) [--host ADDR]\n"
+	"                     [--port N] [-np N] [-c N]\n"
 	"                     [--api-key KEY] [-t T] [--chat-template NAME] [--alias ID] ...\n"
 	"\n"
 	"An OpenAI-compatible HTTP server: POST /v1/chat/completions and /v1/completions\n"
@@ -34,6 +36,9 @@ static const char usage[] =
 	"SIGTERM or SIGINT finishes the admitted requests, then exits 0.\n"
 	"\n"
 	"  -m, --model FILE        GGUF model (llama, qwen3, qwen3moe)\n"
+	"  --name NAME             a model imported into the store (tiermem import), its\n"
+	"                          weights where the import's plan put them; its id is NAME\n"
+	"  --no-verify             with --name: skip the checksums of the zero-copy tiers\n"
 	"  --host ADDR             address to listen on (default 127.0.0.1: this machine only)\n"
 	"  --port N                TCP port (default 8080; 0: any free port, printed at start)\n"
 	"  -np, --parallel N       slots: requests decoded together (default 4)\n"
@@ -107,6 +112,8 @@ int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "no-verify", no_argument, NULL, 'V' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "parallel", required_argument, NULL, 'N' },
@@ -125,10 +132,11 @@ int cmd_serve(int argc, char **argv)
 	};
 	struct tm_serve_opts so = { .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = 64,
 				    .timeout_s = 30 };
-	const char *path = NULL, *alias = NULL, *tmpl_file = NULL, *key_file = NULL;
+	const char *path = NULL, *name = NULL, *alias = NULL, *tmpl_file = NULL, *key_file = NULL;
 	long port = 8080, parallel = 4, ctx = 4096, threads = default_threads(), queue = 64, timeout = 30;
 	bool ctx_given = false;
 	int c, err, rc = 1, load = TM_LOAD_AUTO;
+	unsigned int open_flags = 0;
 	struct tm_model model = { 0 };
 	struct tm_tokenizer *tok = NULL;
 	struct tm_pool *pool = NULL;
@@ -144,6 +152,8 @@ int cmd_serve(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "m:c:a:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': path = optarg; break;
+		case 'n': name = optarg; break;
+		case 'V': open_flags |= TM_OPEN_NO_VERIFY; break;
 		case 'H': so.host = optarg; break;
 		case 'p':
 			if (parse_long("--port", optarg, 0, 65535, &port))
@@ -189,8 +199,10 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (optind < argc)
 		rc = usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-	else if (!path)
-		rc = usage_error(CMD, "no model: give -m MODEL.gguf");
+	else if (path && name)
+		rc = usage_error(CMD, "give -m MODEL or --name NAME, not both");
+	else if (!path && !name)
+		rc = usage_error(CMD, "no model: give -m MODEL.gguf or --name NAME");
 	else if (tmpl_file && !(tmpl_text = read_text(tmpl_file)))
 		rc = usage_error(CMD, "--chat-template-file %s: cannot read it (or it is over 1 MiB)", tmpl_file);
 	else if (key_file && !(key_buf = read_text(key_file)))
@@ -202,7 +214,7 @@ int cmd_serve(int argc, char **argv)
 	if (rc == EXIT_USAGE)
 		goto out;
 
-	err = tm_model_open(&model, path, load);
+	err = name ? tm_model_open_name(&model, name, open_flags) : tm_model_open(&model, path, load);
 	if (err) {
 		fprintf(stderr, "tiermem serve: %s\n", tm_strerror());
 		rc = tm_model_err_is_input(err) ? EXIT_USAGE : 1;
@@ -211,7 +223,7 @@ int cmd_serve(int argc, char **argv)
 	err = tm_tokenizer_load(&tok, &model.gguf);
 	if (err) {
 		rc = err == -ENOMEM ? run_error(CMD, "out of memory") :
-		     usage_error(CMD, "%s: no usable vocabulary: %s", path, tm_strerror());
+		     usage_error(CMD, "%s: no usable vocabulary: %s", name ? name : path, tm_strerror());
 		goto out;
 	}
 	if (!ctx_given && ctx > model.hp.n_ctx_train)
@@ -221,7 +233,7 @@ int cmd_serve(int argc, char **argv)
 		rc = run_error(CMD, "cannot start %ld threads", threads);
 		goto out;
 	}
-	model_id(id, sizeof(id), path);
+	model_id(id, sizeof(id), name ? name : path);
 	so.model_id = alias ? alias : id;
 	so.port = (int)port;
 	so.parallel = (int)parallel;

@@ -439,8 +439,8 @@ char *api_props(struct tm_server *s)
 	json_t *maps = json_array();
 
 	for (int i = 0; i < s->m->n_maps; i++)
-		json_array_append_new(maps, json_pack("{s:i, s:s, s:s, s:I}", "map", i, "tier",
-						      tm_tier_name(s->m->maps[i].tier), "backend",
+		json_array_append_new(maps, json_pack("{s:i, s:s, s:s, s:s, s:I}", "map", i, "name",
+						      s->m->maps[i].tier_name, "tier", tm_tier_name(s->m->maps[i].tier), "backend",
 						      s->m->maps[i].backend, "bytes", (json_int_t)s->m->maps[i].size));
 	return dump(json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o}", "model", s->model_id, "chat_template",
 			      chat_tmpl_name(s->chat_tmpl), "bos_token",

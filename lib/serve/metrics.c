@@ -100,17 +100,17 @@ char *metrics_text(struct tm_server *s)
 	    "# TYPE tiermem_slots_busy gauge\ntiermem_slots_busy %d\n", busy);
 	PUT("# HELP tiermem_slots Slots (--parallel).\n# TYPE tiermem_slots gauge\ntiermem_slots %d\n",
 	    s->o.parallel);
-	PUT("# HELP tiermem_tier_read_bytes_total Weight bytes the forward passes read, per mapping and its tier.\n"
+	PUT("# HELP tiermem_tier_read_bytes_total Weight bytes the forward passes read, per mapping (name: the import plan's tier) and its tier.\n"
 	    "# TYPE tiermem_tier_read_bytes_total counter\n");
 	for (int i = 0; i < s->m->n_maps; i++)
-		PUT("tiermem_tier_read_bytes_total{map=\"%d\",tier=\"%s\",backend=\"%s\"} %llu\n", i,
-		    tm_tier_name(s->m->maps[i].tier), s->m->maps[i].backend,
+		PUT("tiermem_tier_read_bytes_total{map=\"%d\",name=\"%s\",tier=\"%s\",backend=\"%s\"} %llu\n", i,
+		    s->m->maps[i].tier_name, tm_tier_name(s->m->maps[i].tier), s->m->maps[i].backend,
 		    (unsigned long long)s->map_bytes[i]);
 	PUT("# HELP tiermem_tier_read_gbps Weight read rate per mapping, GB/s, last %.0f s.\n"
 	    "# TYPE tiermem_tier_read_gbps gauge\n", SERVE_RATE_WINDOW);
 	for (int i = 0; i < s->m->n_maps; i++)
-		PUT("tiermem_tier_read_gbps{map=\"%d\",tier=\"%s\",backend=\"%s\"} %.3f\n", i,
-		    tm_tier_name(s->m->maps[i].tier), s->m->maps[i].backend,
+		PUT("tiermem_tier_read_gbps{map=\"%d\",name=\"%s\",tier=\"%s\",backend=\"%s\"} %.3f\n", i,
+		    s->m->maps[i].tier_name, tm_tier_name(s->m->maps[i].tier), s->m->maps[i].backend,
 		    dt > 0 ? (b->bytes[i] - a->bytes[i]) / dt / 1e9 : 0.0);
 	PUT("# HELP tiermem_uptime_seconds Seconds since the server started.\n"
 	    "# TYPE tiermem_uptime_seconds gauge\ntiermem_uptime_seconds %.1f\n", now - s->t_start);

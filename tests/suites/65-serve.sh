@@ -97,6 +97,31 @@ last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/client.tap")
 n=${last:-$n}
 [ $rc -eq 0 ] || notok "the openai client tests exited $rc: $(tail -5 "$W/client.err")"
 
+# an imported model served by name: its weights over two tiers, the same text
+# as the GGUF, and /metrics counting the bytes each tier gave
+export TIERMEM_HOME=$W/home TIERMEM_BACKEND=user
+half=$(($(stat -c %s "$W/m.gguf") / 2048))K
+if "$TM" import -m "$W/m.gguf" --name imported --tier fast=ddr:$half@20 --tier slow=file:1G@5 >"$W/imp" 2>&1 &&
+   start named --name imported -np 2 -c 256; then
+	body='{"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0}'
+	curl -s "http://127.0.0.1:$PORT_named/v1/completions" -d "$body" >"$W/named.json"
+	curl -s "http://127.0.0.1:$PORT_busy/v1/completions" -d "$body" >"$W/file.json"
+	curl -s "http://127.0.0.1:$PORT_named/metrics" >"$W/named.metrics"
+	check "serve --name: an imported model gives the GGUF's text ($(head -c 120 "$W/named.json"))" \
+		'grep -q "\"model\":\"imported\"" "$W/named.json" && [ "$(sed "s/.*\"text\":\(\"[^\"]*\"\).*/\1/" "$W/named.json")" = "$(sed "s/.*\"text\":\(\"[^\"]*\"\).*/\1/" "$W/file.json")" ]'
+	check "serve --name: /metrics counts bytes read from both tiers ($(grep -c "^tiermem_tier_read_bytes_total{" "$W/named.metrics") mappings)" \
+		'[ "$(grep "^tiermem_tier_read_bytes_total{" "$W/named.metrics" | awk "\$NF > 0" | wc -l)" -eq 2 ]'
+	kill -TERM "$PID_named"
+	wait "$PID_named"
+	rc=$?
+	check "serve --name: exits 0 on SIGTERM ($rc)" '[ $rc -eq 0 ]'
+else
+	notok "serve --name: import or start failed: $(tail -2 "$W/imp") $(tail -2 "$W/named.err" 2>/dev/null)"
+fi
+expect2 "serve --name of a model never imported" "$TM" serve --name nonesuch
+expect2 "serve -m and --name together" "$TM" serve -m "$W/m.gguf" --name imported
+unset TIERMEM_HOME TIERMEM_BACKEND
+
 # SIGTERM: the stream in flight finishes (all 64 tokens, [DONE]), then exit 0
 curl -sN -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT_main/v1/completions" \
 	-d '{"prompt": "Once upon a time", "max_tokens": 64, "temperature": 0, "stream": true}' >"$W/term.out" &
