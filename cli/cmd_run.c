@@ -411,7 +411,6 @@ int cmd_run(int argc, char **argv)
 	struct stream out = { 0 };
 	struct tm_run_tier tiers[TM_MODEL_MAX_MAPS];
 	struct tm_runstat_pub pub = { 0 };
-	char dir[4096];
 	bool json = false;
 	struct run_experts rx;
 	struct tm_gpu_info gpu = { 0 };
@@ -553,7 +552,7 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	/* best effort: a run without a writable TIERMEM_HOME still runs, unwatched */
-	if (tm_runstat_dir(dir, sizeof(dir)) || tm_runstat_create(&pub, dir, model_path, &model, tiers))
+	if (tm_runstat_create(&pub, model_path, &model, tiers))
 		fprintf(stderr, "tiermem run: not published for tiermem stats: %s\n", tm_strerror());
 	if (pub.s) {
 		snprintf(counters_path, sizeof(counters_path), "%s", pub.path);

@@ -57,10 +57,7 @@ int tm_run_tiers_measure(const struct tm_model *m, struct tm_pool *pool, struct 
  */
 double tm_run_predict_tps(const struct tm_run_tier *t, const double *bytes_per_token, int n);
 
-/*
- * TIERMEM_HOME/run: TIERMEM_HOME, else /var/lib/tiermem as root and
- * ~/.local/share/tiermem otherwise (the store's defaults). Not created.
- */
+/* TIERMEM_HOME/run (tm_store_home_path), where the files are; not created. */
 int tm_runstat_dir(char *buf, size_t n);
 
 /* The writer's handle. */
@@ -70,11 +67,12 @@ struct tm_runstat_pub {
 };
 
 /*
- * Create dir/PID.stat (dir is made if missing) for model m, labelled model.
- * Publishing is best effort: on failure the run goes on without it.
+ * Create TIERMEM_HOME/run/PID.stat (the directories are made if missing) for
+ * model m, labelled model. Publishing is best effort: on failure the run
+ * goes on without it.
  */
-int tm_runstat_create(struct tm_runstat_pub *pub, const char *dir, const char *model,
-		      const struct tm_model *m, const struct tm_run_tier *tiers);
+int tm_runstat_create(struct tm_runstat_pub *pub, const char *model, const struct tm_model *m,
+		      const struct tm_run_tier *tiers);
 /* Copy the context's counters in (cheap: call it every token). */
 void tm_runstat_update(struct tm_runstat_pub *pub, const struct tm_ctx *c, uint64_t n_prompt,
 		       uint64_t n_decoded, double t_decode, uint64_t decode_bytes,

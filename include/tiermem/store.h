@@ -27,6 +27,8 @@
 int tm_model_name_check(const char *name);
 /* The userspace catalog's directory (created if missing). */
 int tm_store_home(char *buf, size_t n);
+/* The same path, not created (for readers: a missing store holds nothing). */
+int tm_store_home_path(char *buf, size_t n);
 
 /* One model as `tiermem list` shows it. */
 struct tm_store_model {

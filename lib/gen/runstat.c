@@ -20,6 +20,7 @@
 #include "tiermem/bench.h"
 #include "tiermem/error.h"
 #include "tiermem/runstat.h"
+#include "tiermem/store.h"
 
 #define MEASURE_MAX (512ul << 20)
 
@@ -61,38 +62,14 @@ double tm_run_predict_tps(const struct tm_run_tier *t, const double *bytes_per_t
 
 int tm_runstat_dir(char *buf, size_t n)
 {
-	const char *home = getenv("TIERMEM_HOME"), *user = getenv("HOME");
-	int len;
+	int err;
 
-	if (home && *home)
-		len = snprintf(buf, n, "%s/run", home);
-	else if (!geteuid())
-		len = snprintf(buf, n, "/var/lib/tiermem/run");
-	else if (user && *user)
-		len = snprintf(buf, n, "%s/.local/share/tiermem/run", user);
-	else
-		return tm_err(-EINVAL, "run counters: no TIERMEM_HOME and no HOME: set TIERMEM_HOME");
-	if (len < 0 || (size_t)len >= n)
+	if ((err = tm_store_home_path(buf, n)))
+		return err;
+	if (strlen(buf) + sizeof("/run") > n)
 		return tm_err(-ENAMETOOLONG, "run counters: TIERMEM_HOME is too long");
+	strcat(buf, "/run");
 	return 0;
-}
-
-/* mkdir -p for the run directory (TIERMEM_HOME may not exist yet). */
-static int make_dirs(const char *dir)
-{
-	char buf[4096];
-
-	if ((size_t)snprintf(buf, sizeof(buf), "%s", dir) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return mkdir(buf, 0755) && errno != EEXIST ? -errno : 0;
 }
 
 /* Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
@@ -120,17 +97,21 @@ static uint64_t start_ticks(int pid)
 	return v;
 }
 
-int tm_runstat_create(struct tm_runstat_pub *pub, const char *dir, const char *model,
-		      const struct tm_model *m, const struct tm_run_tier *tiers)
+int tm_runstat_create(struct tm_runstat_pub *pub, const char *model, const struct tm_model *m,
+		      const struct tm_run_tier *tiers)
 {
-	char tmp[sizeof(pub->path)];
+	char tmp[sizeof(pub->path)], dir[sizeof(pub->path) - 32];
 	struct tm_runstat *s;
 	int fd, err;
 
 	pub->s = NULL;
 	pub->path[0] = '\0';
-	if ((err = make_dirs(dir)))
-		return tm_err(err, "run counters: %s: %s", dir, strerror(-err));
+	/* the store's directory is made if missing, as an import would */
+	if ((err = tm_store_home(dir, sizeof(dir) - 4)))
+		return err;
+	strcat(dir, "/run");
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return tm_err(-errno, "run counters: %s: %s", dir, strerror(errno));
 	if ((size_t)snprintf(pub->path, sizeof(pub->path), "%s/%d.stat", dir, (int)getpid()) >= sizeof(pub->path) ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%d.stat.tmp", dir, (int)getpid()) >= sizeof(tmp)) {
 		pub->path[0] = '\0';

@@ -65,19 +65,30 @@ int tm_mkdirs(char *path)
 	return 0;
 }
 
-int tm_store_home(char *buf, size_t n)
+int tm_store_home_path(char *buf, size_t n)
 {
 	const char *env = getenv("TIERMEM_HOME"), *home = getenv("HOME");
-	int err;
+	int len;
 
 	if (env && *env)
-		snprintf(buf, n, "%s", env);
+		len = snprintf(buf, n, "%s", env);
 	else if (geteuid() == 0)
-		snprintf(buf, n, "/var/lib/tiermem");
+		len = snprintf(buf, n, "/var/lib/tiermem");
 	else if (home && *home)
-		snprintf(buf, n, "%s/.local/share/tiermem", home);
+		len = snprintf(buf, n, "%s/.local/share/tiermem", home);
 	else
 		return tm_err(-EINVAL, "no TIERMEM_HOME and no HOME: set TIERMEM_HOME to the store's directory");
+	if (len < 0 || (size_t)len >= n)
+		return tm_err(-ENAMETOOLONG, "TIERMEM_HOME is too long");
+	return 0;
+}
+
+int tm_store_home(char *buf, size_t n)
+{
+	int err;
+
+	if ((err = tm_store_home_path(buf, n)))
+		return err;
 	if ((err = tm_mkdirs(buf)))
 		return tm_err(err, "store %s: %s (set TIERMEM_HOME to a writable directory)", buf,
 			      strerror(-err));

@@ -68,8 +68,11 @@ int main(void)
 
 	if (!mkdtemp(dir))
 		return 1;
-	snprintf(sub, sizeof(sub), "%s/a/run", dir);
-	err = tm_runstat_create(&pub, sub, "model.gguf", &m, tiers);
+	/* TIERMEM_HOME two levels down: made on the way */
+	snprintf(sub, sizeof(sub), "%s/a/home", dir);
+	setenv("TIERMEM_HOME", sub, 1);
+	tm_runstat_dir(sub, sizeof(sub));
+	err = tm_runstat_create(&pub, "model.gguf", &m, tiers);
 	c.map_bytes[0] = 5000;
 	c.map_bytes[1] = 2000;
 	tm_runstat_update(&pub, &c, 7, 3, 0.5, 4000, per, 1);
@@ -95,14 +98,14 @@ int main(void)
 	if (!child) {
 		struct tm_runstat_pub p2;
 
-		_exit(tm_runstat_create(&p2, sub, "dead", &m, tiers) ? 1 : 0);	/* no remove: a crash */
+		_exit(tm_runstat_create(&p2, "dead", &m, tiers) ? 1 : 0);	/* no remove: a crash */
 	}
 	waitpid(child, NULL, 0);
 	tap_ok(count_files(sub) == 1 && !tm_runstat_scan(sub, &v, &n) && n == 0 && count_files(sub) == 0,
 	       "a dead process's file is skipped and removed");
 	free(v);
 
-	err = tm_runstat_create(&pub, sub, "x", &m, tiers);
+	err = tm_runstat_create(&pub, "x", &m, tiers);
 	{
 		uint32_t bad = 99;
 
