@@ -163,23 +163,32 @@ static double pct(uint64_t a, uint64_t b)
 void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode)
 {
 	const struct tm_model *m = r->m;
-	const struct tm_layer *L;
 	int nl, cm;
 	struct tm_xstats t;
 	struct tm_xonline_stats os;
-	double nt = n_decoded > 0 ? n_decoded : 1, eb, slow = 0, slow_exp, cache_b;
+	double nt = n_decoded > 0 ? n_decoded : 1, slow = 0, slow_exp = 0, cache_b, hit_b = 0, all_b = 0;
 	char groups[512];
 	size_t gl = 0;
 
 	if (!r->x || !r->marked)
 		return;
-	L = &m->layers[0];
 	nl = m->hp.n_layer;
 	cm = tm_xonline_map(r->x);
 	tm_xonline_drain(r->x);
 	tm_xonline_stats(r->x, &os);
 	group(r, 0, nl, &t);
-	eb = (double)(L->gate_exps.mat_bytes + L->up_exps.mat_bytes + L->down_exps.mat_bytes);
+	/* experts' bytes differ between layers (q4_K_M gives some layers' ffn_down q6_K) */
+	for (int l = 0; l < nl; l++) {
+		const struct tm_layer *Ll = &m->layers[l];
+		struct tm_xstats s;
+		double b = (double)(Ll->gate_exps.mat_bytes + Ll->up_exps.mat_bytes + Ll->down_exps.mat_bytes);
+
+		group(r, l, l + 1, &s);
+		hit_b += s.hits * b;
+		slow_exp += s.misses * b;
+		all_b += s.uses * b;
+	}
+
 	int ng = nl < GROUPS ? nl : GROUPS;
 
 	for (int g = 0; g < ng; g++) {
@@ -196,7 +205,6 @@ void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_de
 		if (i != cm)
 			slow += (double)(c->map_bytes[i] - r->map0[i]);
 	cache_b = (double)(c->map_bytes[cm] - r->map0[cm]);
-	slow_exp = t.misses * eb;
 	fprintf(stderr, "experts:     cache of %d of %d experts per layer (%.0f %%), %.2f GiB on %s (%s), policy %s, copies %s%s%s\n",
 		tm_xcache_slots(tm_xonline_cache(r->x)), m->hp.n_expert,
 		pct((uint64_t)tm_xcache_slots(tm_xonline_cache(r->x)), (uint64_t)m->hp.n_expert),
@@ -209,8 +217,8 @@ void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_de
 		fprintf(stderr, "             prefetch per token: %.1f issued, %.1f used, %.1f wasted, %.1f late; predictions right %.1f %%\n",
 			t.pf_issued / nt, t.pf_used / nt, t.pf_wasted / nt, t.pf_late / nt,
 			pct(os.pred_right - r->ost0.pred_right, os.pred_total - r->ost0.pred_total));
-	fprintf(stderr, "             per token: %.1f MiB from the cache region (= hits x %.2f MiB: %.1f), %.1f MiB from the model's mappings (experts %.1f), %.1f MiB copied%s\n",
-		cache_b / nt / 1048576, eb / 1048576, t.hits * eb / nt / 1048576, slow / nt / 1048576,
+	fprintf(stderr, "             per token: %.2f MiB from the cache region (hits x their experts' bytes: %.2f), %.1f MiB from the model's mappings (experts %.1f), %.1f MiB copied%s\n",
+		cache_b / nt / 1048576, hit_b / nt / 1048576, slow / nt / 1048576,
 		slow_exp / nt / 1048576, (double)(os.copy_bytes - r->ost0.copy_bytes) / nt / 1048576,
 		r->o.sync_copy ? "" : " by the copier");
 	if (t_decode > 0)
@@ -220,7 +228,7 @@ void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_de
 	struct tm_xcost rig = { .fast_gbps = 100, .slow_gbps = 39 };
 	double copies = (double)(os.copy_bytes - r->ost0.copy_bytes) / nt, dense = (slow - slow_exp) / nt;
 	double with = tm_xcost_sec_per_tok(&rig, dense + cache_b / nt + copies, slow_exp / nt + copies);
-	double without = tm_xcost_sec_per_tok(&rig, dense, (double)t.uses * eb / nt);
+	double without = tm_xcost_sec_per_tok(&rig, dense, all_b / nt);
 
 	fprintf(stderr, "             predicted with the dense weights on a fast tier of %g GB/s and the experts on a slow one of %g GB/s: %.2f tok/s at this hit rate, %.2f without the cache\n",
 		rig.fast_gbps, rig.slow_gbps, 1 / with, 1 / without);

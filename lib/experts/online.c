@@ -309,9 +309,15 @@ int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct 
 	pthread_cond_init(&x->wake, NULL);
 	if ((err = tm_xcache_create(&x->cache, hp->n_layer, hp->n_expert, &o->cache)))
 		goto fail;
+	/* a slot fits the largest expert: mixes like q4_K_M give some layers a wider type */
 	for (int i = 0; i < 3; i++) {
+		size_t most = 0;
+
+		for (int l = 0; l < hp->n_layer; l++)
+			if (mat(&m->layers[l], i)->mat_bytes > most)
+				most = mat(&m->layers[l], i)->mat_bytes;
 		x->off[i] = x->slot_bytes;
-		x->slot_bytes += (mat(&m->layers[0], i)->mat_bytes + 63) & ~(size_t)63;
+		x->slot_bytes += (most + 63) & ~(size_t)63;
 	}
 	total = x->slot_bytes * (size_t)o->cache.slots * hp->n_layer;
 	if (pages > 0 && psz > 0 && total > (size_t)pages * psz) {
