@@ -25,7 +25,7 @@ if [ -n "${DEBS:-}" ]; then
 	L=$P/usr/lib/x86_64-linux-gnu
 	export LIBRARY_PATH=$L${LIBRARY_PATH:+:$LIBRARY_PATH} C_INCLUDE_PATH=$P/usr/include
 	export LD_LIBRARY_PATH=$L:$P/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-	MK+=(DEPLIBS="-ljansson -lmicrohttpd -lnuma")
+	MK+=(DEPLIBS="-ljansson -lmicrohttpd -lxxhash -lnuma")
 fi
 {
 	echo "== machine"

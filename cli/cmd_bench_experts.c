@@ -22,7 +22,8 @@ static const char usage_text[] =
 	"Replays a routing trace (tiermem synth --expert-trace, tiermem profile --trace)\n"
 	"through per-layer expert caches and prints, per policy: hit rate, slow- and\n"
 	"fast-tier bytes per token, and predicted tok/s = 1 / (fast bytes / fast GB/s +\n"
-	"slow bytes / slow GB/s) (Documentation/tiermem-experts.rst). No model runs.\n"
+	"slow bytes / slow GB/s, or --overlap) (Documentation/tiermem-experts.rst).\n"
+	"No model runs.\n"
 	"\n"
 	"  --expert-cache SIZE  slots per MoE layer: N (experts), N% (of each layer's\n"
 	"                       experts), or bytes with a unit (64G: split evenly over the\n"
@@ -38,6 +39,9 @@ static const char usage_text[] =
 	"                       by a separate read\n"
 	"  --fast-gbps X        fast-tier read GB/s (default 100: DDR4 of the seed's rig)\n"
 	"  --slow-gbps X        slow-tier read GB/s (default 39: six Optane DIMMs)\n"
+	"  --overlap            both tiers read at once over shared channels: time =\n"
+	"                       max(slow / slow GB/s, (fast + slow) / fast GB/s); default:\n"
+	"                       one after the other, fast / fast GB/s + slow / slow GB/s\n"
 	"  --json               one JSON object per line instead of a table\n";
 
 /* SIZE -> slots per layer. */
@@ -119,6 +123,7 @@ int cmd_bench_experts(int argc, char **argv)
 		{ "fused", no_argument, NULL, 'F' },
 		{ "fast-gbps", required_argument, NULL, 'f' },
 		{ "slow-gbps", required_argument, NULL, 's' },
+		{ "overlap", no_argument, NULL, 'O' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -150,6 +155,7 @@ int cmd_bench_experts(int argc, char **argv)
 			if (parse_double("--slow-gbps", optarg, 0.001, 1e6, &ro.cost.slow_gbps))
 				return EXIT_USAGE;
 			break;
+		case 'O': ro.cost.overlap = true; break;
 		case 'j': json = true; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return EXIT_USAGE;
@@ -180,10 +186,11 @@ int cmd_bench_experts(int argc, char **argv)
 		printf("trace %s: %s, %d experts top-%d, %d MoE layers of %d, %d tokens, model %s\n  (%s)\n",
 		       trace, t.model.arch, t.model.n_expert, t.model.n_expert_used, n_moe, t.model.n_layer,
 		       t.n_tokens, t.model.hash, t.source[0] ? t.source : "no source given");
-		printf("cache: %ld slots per layer (%.1f %% of the experts, %.2f GiB); fast %g GB/s, slow %g GB/s;"
+		printf("cache: %ld slots per layer (%.1f %% of the experts, %.2f GiB); fast %g GB/s, slow %g GB/s%s;"
 		       " admission %s\n", slots, 100.0 * slots / t.model.n_expert,
 		       (double)slots * n_moe * t.model.expert_bytes / 1073741824.0, ro.cost.fast_gbps,
-		       ro.cost.slow_gbps, ro.cost.fused_admit ? "fused with the miss's read" : "a separate copy");
+		       ro.cost.slow_gbps, ro.cost.overlap ? " at once on shared channels" : " one after the other",
+		       ro.cost.fused_admit ? "fused with the miss's read" : "a separate copy");
 		printf("policy   predict   hits     slow MiB/tok  fast MiB/tok  pred tok/s admits/tok  pf used/wasted per tok\n");
 	}
 	rc = 0;

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/gguf.h"
 #include "tiermem/mapping.h"
 #include "tiermem/plan.h"
@@ -54,6 +55,10 @@ static const char usage[] =
 	"                       prefetcher); default: one tensor at a time, as decode reads\n"
 	"  --layer-order        the naive placement instead: tensors in file order, the\n"
 	"                       fastest tier until one does not fit, then the next\n"
+	"  --heat FILE          expert heat from tiermem profile: each layer's expert tensors\n"
+	"                       are worth what its tokens read of them, not the uniform\n"
+	"                       expert_used_count / expert_count (the heat's model hash must\n"
+	"                       match, unless MODEL is header-only)\n"
 	"  -t, --threads N      threads for measuring bandwidths (default: all CPUs)\n"
 	"  --json               the plan as JSON (what tiermem import --plan reads)\n"
 	"  -v, --verbose        also list every tensor with its tier and why\n"
@@ -254,6 +259,7 @@ struct plan_args {
 	struct tm_plan_opts o;
 	long threads;
 	bool json, verbose;
+	const char *heat;	/* --heat FILE: tiermem profile's expert heat */
 };
 
 static int parse_args(int argc, char **argv, struct plan_args *a)
@@ -264,6 +270,7 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 		{ "override-tensor", required_argument, NULL, 'O' },
 		{ "overlap", no_argument, NULL, 'o' },
 		{ "layer-order", no_argument, NULL, 'L' },
+		{ "heat", required_argument, NULL, 'H' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -295,6 +302,7 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 			break;
 		case 'o': a->o.overlap = true; break;
 		case 'L': a->o.layer_order = true; break;
+		case 'H': a->heat = optarg; break;
 		case 't':
 			if (parse_long("-t", optarg, 1, 1024, &a->threads))
 				return EXIT_USAGE;
@@ -335,12 +343,45 @@ static int measure_missing(struct plan_args *a)
 	return rc;
 }
 
+/*
+ * --heat: expert heat from tiermem profile, checked against this model (its
+ * shape, and its content hash unless the GGUF is header-only).
+ */
+static int load_heat(struct plan_args *a, const struct tm_gguf *g, const struct tm_mapping *map,
+		     struct tm_xheat *heat, float **probs)
+{
+	struct tm_gguf full;
+	char hash[33];
+	bool have_hash = false;
+	int err;
+
+	if ((err = tm_xheat_read(heat, a->heat)))
+		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
+	if (!tm_gguf_parse(&full, map->addr, map->size)) {
+		have_hash = !tm_gguf_content_hash(&full, hash);
+		tm_gguf_free(&full);
+	}
+	if ((err = tm_xheat_check(heat, g, have_hash ? hash : NULL)))
+		return usage_error(CMD, "--heat %s: %s", a->heat, tm_strerror());
+	if (!have_hash)
+		fprintf(stderr, "tiermem plan: note: %s has no tensor data, so only the heat's shape was checked, not its model hash\n",
+			a->model);
+	if ((err = tm_xheat_probs(heat, probs)))
+		return run_error(CMD, "%s", tm_strerror());
+	a->o.expert_heat = *probs;
+	a->o.heat_layers = heat->model.n_layer;
+	a->o.heat_experts = heat->model.n_expert;
+	return 0;
+}
+
 int cmd_plan(int argc, char **argv)
 {
 	struct plan_args a = { 0 };
 	struct tm_plan p = { 0 }, naive = { 0 };
 	struct tm_mapping map;
 	struct tm_gguf g;
+	struct tm_xheat heat = { 0 };
+	float *probs = NULL;
 	char **v = spell_ot(argc, argv);
 	int rc, err, naive_err = 0;
 
@@ -356,6 +397,8 @@ int cmd_plan(int argc, char **argv)
 		rc = err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
 		goto out_map;
 	}
+	if (a.heat && (rc = load_heat(&a, &g, &map, &heat, &probs)))
+		goto out;
 	if ((rc = measure_missing(&a)))
 		goto out;
 	if ((err = tm_plan_make(&p, &g, &a.o))) {
@@ -378,6 +421,8 @@ out:
 	tm_plan_free(&naive);
 	tm_plan_free(&p);
 	tm_gguf_free(&g);
+	tm_xheat_free(&heat);
+	free(probs);
 out_map:
 	tm_unmap(&map);
 	return rc;

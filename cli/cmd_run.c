@@ -466,7 +466,7 @@ int cmd_run(int argc, char **argv)
 				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
 			break;
 		case 'j': json = true; break;
-		case RX_CACHE: case RX_POLICY: case RX_COPY: case RX_GBPS: case RX_PREDICT:
+		case RX_CACHE: case RX_POLICY: case RX_COPY: case RX_GBPS: case RX_PREDICT: case RX_HEAT:
 			if ((rc = run_experts_option(&rx, c, optarg)))
 				return rc;
 			break;

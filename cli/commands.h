@@ -20,6 +20,7 @@ int cmd_serve(int argc, char **argv);
 /* bench --expert-trace and synth --expert-trace: the expert cache's trace tools */
 int cmd_bench_experts(int argc, char **argv);
 int cmd_synth_trace(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_list(int argc, char **argv);

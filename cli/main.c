@@ -15,6 +15,7 @@ static const struct command {
 	{ "serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching, metrics and a dashboard" },
 	{ "tokenize", cmd_tokenize, "print the token ids of a text under a model's vocabulary" },
 	{ "bench", cmd_bench, "measure the read bandwidth of each memory tier and the decode ceiling" },
+	{ "profile", cmd_profile, "record which experts a MoE model's tokens use: a heat file, a routing trace" },
 	{ "plan", cmd_plan, "place a model's tensors on memory tiers and predict tok/s (no memory touched)" },
 	{ "import", cmd_import, "copy a GGUF once into tier regions by a placement plan (run it with --name)" },
 	{ "list", cmd_list, "the imported models: name, state, size, tiers, hash, source" },

@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/run_experts.h"
 #include "tiermem/error.h"
+#include "tiermem/gguf.h"
 #include "tiermem/mapping.h"
 
 #define CMD "run"
@@ -42,6 +43,9 @@ int run_experts_option(struct run_experts *r, int code, const char *arg)
 		return parse_double("--expert-copy-gbps", arg, 0.001, 1e6, &r->o.copy_gbps) ? EXIT_USAGE : 0;
 	case RX_PREDICT:
 		r->o.predict = true;
+		return 0;
+	case RX_HEAT:
+		r->heat = arg;
 		return 0;
 	}
 	return EXIT_USAGE;
@@ -84,6 +88,25 @@ static int slots_of(const char *s, const struct tm_hparams *hp, uint64_t eb, int
 	return 0;
 }
 
+/* --expert-heat: the heat must be this model's (content hash), then it fills the slots. */
+static int warm(struct run_experts *r, struct tm_model *m)
+{
+	struct tm_xheat h;
+	char hash[33];
+	int err;
+
+	if ((err = tm_xheat_read(&h, r->heat)))
+		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
+	if ((err = tm_gguf_content_hash(&m->gguf, hash)) || (err = tm_xheat_check(&h, &m->gguf, hash)) ||
+	    (err = tm_xonline_warm(r->x, &h))) {
+		tm_xheat_free(&h);
+		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) :
+					usage_error(CMD, "--expert-heat %s: %s", r->heat, tm_strerror());
+	}
+	tm_xheat_free(&h);
+	return 0;
+}
+
 int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *c)
 {
 	const struct tm_layer *L = &m->layers[0];
@@ -106,7 +129,7 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 	if ((err = tm_xonline_create(&r->x, m, &r->o)))
 		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
 	tm_xonline_attach(r->x, c);
-	return 0;
+	return r->heat ? warm(r, m) : 0;
 }
 
 void run_experts_mark(struct run_experts *r, const struct tm_ctx *c)

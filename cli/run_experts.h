@@ -19,19 +19,23 @@
 	"                     or sync (copied at once, on the forward pass's thread)\n" \
 	"  --expert-copy-gbps X  the async copier's budget in GB/s (default: none)\n" \
 	"  --expert-predict   after each layer's attention, score the next layer's router\n" \
-	"                     and prefetch the experts it picks\n"
+	"                     and prefetch the experts it picks\n" \
+	"  --expert-heat FILE start the cache with each layer's hottest experts (a heat\n" \
+	"                     file of this model from tiermem profile)\n"
 
-enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT };
+enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT, RX_HEAT };
 
 #define RUN_EXPERTS_OPTIONS \
 	{ "expert-cache", required_argument, NULL, RX_CACHE }, \
 	{ "expert-policy", required_argument, NULL, RX_POLICY }, \
 	{ "expert-copy", required_argument, NULL, RX_COPY }, \
 	{ "expert-copy-gbps", required_argument, NULL, RX_GBPS }, \
-	{ "expert-predict", no_argument, NULL, RX_PREDICT }
+	{ "expert-predict", no_argument, NULL, RX_PREDICT }, \
+	{ "expert-heat", required_argument, NULL, RX_HEAT }
 
 struct run_experts {
 	const char *size;
+	const char *heat;
 	struct tm_xonline_opts o;
 	struct tm_xonline *x;
 	const struct tm_model *m;

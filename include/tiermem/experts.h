@@ -179,6 +179,13 @@ int tm_xsynth(struct tm_xtrace *t, const struct tm_xsynth_opts *o);
 struct tm_xcost {
 	double fast_gbps, slow_gbps;	/* read bandwidths, 1e9 B/s */
 	bool fused_admit;		/* a missed expert is copied by the read that computes it */
+	/*
+	 * Reads from both tiers at once over shared memory channels: the slow
+	 * tier's media limit and the channels' bandwidth (fast_gbps, carrying
+	 * both tiers' bytes) bound the time, whichever is slower. Default: one
+	 * tier after the other (the streams' times add).
+	 */
+	bool overlap;
 };
 
 struct tm_xreplay_opts {
@@ -205,11 +212,54 @@ int tm_xreplay(const struct tm_xtrace *t, const struct tm_xreplay_opts *o, struc
 /* Seconds per token from bytes per token on each tier: the interim cost model. */
 double tm_xcost_sec_per_tok(const struct tm_xcost *c, double fast_bytes, double slow_bytes);
 
-/* ------------------------------------------------------------------ */
-/* The online cache: slots on the fast tier, in the forward pass */
-
 struct tm_model;
 struct tm_ctx;
+
+/* ------------------------------------------------------------------ */
+/* Heat: how often each expert of each layer was used (tiermem profile) */
+
+#define TM_XHEAT_FORMAT "tiermem-expert-heat"
+#define TM_XHEAT_VERSION 1
+
+struct tm_xheat {
+	struct tm_xtrace_model model;	/* hash, arch, n_layer, n_expert, n_expert_used */
+	uint64_t tokens;		/* tokens profiled */
+	uint64_t *counts;		/* n_layer x n_expert: tokens that used the expert */
+};
+
+int tm_xheat_alloc(struct tm_xheat *h, const struct tm_xtrace_model *m);
+/* Strict, as the trace reader: -EINVAL with "PATH: what is wrong". */
+int tm_xheat_read(struct tm_xheat *h, const char *path);
+int tm_xheat_write(const struct tm_xheat *h, const char *path);
+/* Per layer and expert: the share of tokens that used it (counts / tokens), n_layer x n_expert. */
+int tm_xheat_probs(const struct tm_xheat *h, float **out);
+/* Layer l's experts, most used first (n_expert of them). */
+void tm_xheat_order(const struct tm_xheat *h, int l, int *order);
+void tm_xheat_free(struct tm_xheat *h);
+/*
+ * Whether heat h was measured on the model g: its layers and experts, and
+ * its content hash when hash is given (NULL: a header-only GGUF, whose
+ * identity cannot be computed). -EINVAL with a message saying what differs.
+ */
+struct tm_gguf;
+int tm_xheat_check(const struct tm_xheat *h, const struct tm_gguf *g, const char *hash);
+
+/*
+ * tiermem profile's recorder: counts the experts every decoded token uses
+ * into a heat table and, given a FILE, writes the routing trace (choices and
+ * their weights). Record with a context of batch 1 so every token is seen.
+ */
+struct tm_xprofile;
+
+int tm_xprofile_create(struct tm_xprofile **out, const struct tm_model *m, const char *hash, FILE *trace);
+void tm_xprofile_attach(struct tm_xprofile *p, struct tm_ctx *c);
+const struct tm_xheat *tm_xprofile_heat(const struct tm_xprofile *p);
+/* 0, or the first error writing the trace. */
+int tm_xprofile_error(const struct tm_xprofile *p);
+void tm_xprofile_free(struct tm_xprofile *p);
+
+/* ------------------------------------------------------------------ */
+/* The online cache: slots on the fast tier, in the forward pass */
 
 struct tm_xonline_opts {
 	struct tm_xcache_opts cache;
@@ -240,6 +290,8 @@ struct tm_xonline;
 int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct tm_xonline_opts *o);
 /* Route c's MoE layers through the cache (sets c->xhook). */
 void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c);
+/* Warm start: fill every layer's slots with its hottest experts of h, now. */
+int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h);
 /* Wait for copies in flight and mark them ready. */
 void tm_xonline_drain(struct tm_xonline *x);
 const struct tm_xcache *tm_xonline_cache(const struct tm_xonline *x);

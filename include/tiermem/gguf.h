@@ -82,6 +82,11 @@ enum {
 
 int tm_gguf_parse_flags(struct tm_gguf *g, const void *base, size_t size, unsigned int flags);
 void tm_gguf_free(struct tm_gguf *g);
+/*
+ * A model's identity: XXH3-128 of the header and every tensor's data, 32 hex
+ * digits. -EINVAL for a header-only parse (no data to hash).
+ */
+int tm_gguf_content_hash(const struct tm_gguf *g, char out[33]);
 
 const struct tm_gguf_kv *tm_gguf_find(const struct tm_gguf *g, const char *key);
 const struct tm_gguf_tensor *tm_gguf_tensor(const struct tm_gguf *g, const char *name);

@@ -158,7 +158,8 @@ static inline bool tm_model_err_is_input(int err)
  * stacked expert tensors; an expert cache (lib/experts/online.c) answers
  * with its fast-tier slot instead. The hooks run on the thread that runs the
  * forward pass, between pool hand-offs, so a pointer changes only when no
- * matvec is reading it.
+ * matvec is reading it. A hook left NULL is not called (without resolve,
+ * experts are read where the model has them).
  */
 struct tm_expert_at {
 	const void *w[3];		/* the expert's gate, up and down matrices */

@@ -365,6 +365,39 @@ void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c)
 	c->xhook = &x->hook;
 }
 
+int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h)
+{
+	const struct tm_hparams *hp = &x->m->hp;
+	int *order;
+
+	if (h->model.n_layer != hp->n_layer || h->model.n_expert != hp->n_expert)
+		return tm_err(-EINVAL, "heat of %d layers of %d experts for a model of %d of %d",
+			      h->model.n_layer, h->model.n_expert, hp->n_layer, hp->n_expert);
+	order = malloc(sizeof(int) * hp->n_expert);
+	if (!order)
+		return tm_err(-ENOMEM, "out of memory");
+	for (int l = 0; l < hp->n_layer; l++) {
+		const struct tm_layer *L = &x->m->layers[l];
+
+		tm_xheat_order(h, l, order);
+		tm_xcache_preload(x->cache, l, order, hp->n_expert);
+		for (int s = 0; s < tm_xcache_slots(x->cache); s++) {
+			int e = tm_xcache_expert_in(x->cache, l, s);
+
+			for (int i = 0; e >= 0 && i < 3; i++) {
+				const struct tm_weight *w = mat(L, i);
+
+				memcpy(slot_ptr(x, l, s) + x->off[i], (const char *)w->data + (size_t)e * w->mat_bytes,
+				       w->mat_bytes);
+				x->st.copy_read[w->map] += w->mat_bytes;
+				x->st.copy_bytes += w->mat_bytes;
+			}
+		}
+	}
+	free(order);
+	return 0;
+}
+
 void tm_xonline_drain(struct tm_xonline *x)
 {
 	double t0 = now_s();

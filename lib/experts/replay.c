@@ -9,8 +9,10 @@
  *   fast: the dense bytes every token reads, B per hit, and B per copy
  *         written into a slot (admission or prefetch).
  * Seconds per token = fast / fast GB/s + slow / slow GB/s: the two streams
- * are added, not overlapped, which is what tiers sharing memory channels
- * (Optane DIMMs beside DDR4 ones) amount to, and is never optimistic.
+ * are added, not overlapped, which is never optimistic. With overlap (a
+ * prefetcher reading both tiers at once over channels they share, as Optane
+ * DIMMs beside DDR4 ones do): max(slow / slow GB/s, (fast + slow) / fast
+ * GB/s), the slow media's limit or the shared channels', whichever binds.
  * In a replay a copy completes at once: prefetches are never late here.
  */
 #include <errno.h>
@@ -23,7 +25,12 @@
 
 double tm_xcost_sec_per_tok(const struct tm_xcost *c, double fast_bytes, double slow_bytes)
 {
-	return fast_bytes / (c->fast_gbps * 1e9) + slow_bytes / (c->slow_gbps * 1e9);
+	double slow = slow_bytes / (c->slow_gbps * 1e9), bus;
+
+	if (!c->overlap)
+		return fast_bytes / (c->fast_gbps * 1e9) + slow;
+	bus = (fast_bytes + slow_bytes) / (c->fast_gbps * 1e9);
+	return bus > slow ? bus : slow;
 }
 
 struct heat_ent {

@@ -374,7 +374,7 @@ static void experts_at(struct tm_ctx *c, const struct tm_layer *L, const int *se
 {
 	const struct tm_weight *w[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
 
-	if (c->xhook) {
+	if (c->xhook && c->xhook->resolve) {
 		c->xhook->resolve(c->xhook->arg, (int)(L - c->m->layers), sel, k, at);
 		return;
 	}
@@ -396,7 +396,7 @@ static void experts_done(struct tm_ctx *c, const struct tm_layer *L, const int *
 			c->weight_bytes += w[i]->mat_bytes;
 			c->map_bytes[at[j].map[i]] += w[i]->mat_bytes;
 		}
-	if (c->xhook)
+	if (c->xhook && c->xhook->done)
 		c->xhook->done(c->xhook->arg, (int)(L - c->m->layers), sel, k);
 }
 
@@ -519,7 +519,7 @@ static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const in
 	c->map_bytes[m->tok_embd.map] += (uint64_t)n * m->tok_embd.row_bytes;
 	for (int l = 0; l < hp->n_layer; l++) {
 		attention_block(c, seqs, &m->layers[l], l, pos0, n);
-		if (c->xhook && n == 1)
+		if (c->xhook && c->xhook->after_attn && n == 1)
 			c->xhook->after_attn(c->xhook->arg, l, c->x);
 		ffn_block(c, &m->layers[l], n);
 	}

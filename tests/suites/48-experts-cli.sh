@@ -13,6 +13,9 @@ ok() { n=$((n + 1)); echo "ok $n - $*"; }
 notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
 check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
 
+py() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2"; }
+py_val() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
 expect2() {
 	local label=$1 rc lines
 	shift
@@ -93,6 +96,31 @@ expect2 "run --expert-cache above the free memory" "$TM" run -m "$W/moe.gguf" -n
 expect2 "run --expert-cache more experts than a layer has" "$TM" run -m "$W/moe.gguf" -n 4 --expert-cache 17
 expect2 "run --expert-policy static" "$TM" run -m "$W/moe.gguf" -n 4 --expert-cache 4 --expert-policy static
 expect2 "run --expert-copy maybe" "$TM" run -m "$W/moe.gguf" -n 4 --expert-cache 4 --expert-copy maybe
+
+# profile: heat and trace from a real forward pass; plan --heat and run --expert-heat check the model
+printf 'Once upon a time\n\nThe cat sat on the mat\n' >"$W/prompts.txt"
+"$TM" profile -m "$W/moe.gguf" -f "$W/prompts.txt" -o "$W/heat.json" --trace "$W/prof.jsonl" -n 6 -t 2 >"$W/p.out" 2>"$W/err"
+rc=$?
+check "profile: exit 0, a heat file and a trace of the same tokens" \
+	'[ $rc -eq 0 ] && py "$W/heat.json" "j[\"format\"] == \"tiermem-expert-heat\" and all(sum(r) == 4 * j[\"tokens\"] for r in j[\"counts\"])" && [ $(($(wc -l <"$W/prof.jsonl") - 1)) -eq $(py_val "$W/heat.json" "2 * j[\"tokens\"]") ]'
+check "profile: its trace replays (bench --expert-trace)" \
+	'"$TM" bench --expert-trace "$W/prof.jsonl" --expert-cache 4 --policy lru >/dev/null 2>&1'
+"$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1M@100 --tier pmem=pmem:1G@39 --json >"$W/p0.json" 2>/dev/null
+"$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1M@100 --tier pmem=pmem:1G@39 --json --heat "$W/heat.json" >"$W/p1.json" 2>"$W/err"
+check "plan --heat: accepted for the model it was measured on" '[ $? -eq 0 ] && [ -s "$W/p1.json" ]'
+"$TM" synth --arch qwen3moe --type q4_K_M --experts 16 --experts-used 4 --seed 2 -q -o "$W/moe2.gguf" >/dev/null
+expect2 "plan --heat of another model (same shape, other weights)" "$TM" plan -m "$W/moe2.gguf" --tier ddr=ddr:1M@100 --tier pmem=pmem:1G@39 --heat "$W/heat.json"
+check "  ... says it is another model's" 'grep -q "another model" "$W/err"'
+echo '{"format":"tiermem-expert-heat","version":1,"model":{}}' >"$W/badheat.json"
+expect2 "plan --heat with a malformed heat file" "$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1M@100 --tier pmem=pmem:1G@39 --heat "$W/badheat.json"
+"$TM" run -m "$W/moe.gguf" -p "Hello there" -n 16 --temp 0 -t 2 --expert-cache 4 --expert-heat "$W/heat.json" >"$W/r3.txt" 2>"$W/r3.err"
+check "run --expert-heat: warm start from this model's heat, the same text" '[ $? -eq 0 ] && cmp -s "$W/r0.txt" "$W/r3.txt"'
+expect2 "run --expert-heat of another model" "$TM" run -m "$W/moe2.gguf" -n 4 --expert-cache 4 --expert-heat "$W/heat.json"
+expect2 "profile of a dense model" "$TM" profile -m "$W/dense.gguf" -f "$W/prompts.txt" -o "$W/h2.json"
+expect2 "profile without a prompts file" "$TM" profile -m "$W/moe.gguf" -f "$W/none.txt"
+: >"$W/empty.txt"
+expect2 "profile of an empty prompts file" "$TM" profile -m "$W/moe.gguf" -f "$W/empty.txt" -o "$W/h3.json"
+check "  ... leaves no heat file" '[ ! -e "$W/h3.json" ]'
 
 echo "1..$n"
 exit $failed
