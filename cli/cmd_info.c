@@ -50,14 +50,15 @@ static void print_features(uint64_t f)
 		{ TIERMEM_FEAT_COPY, "copy" }, { TIERMEM_FEAT_DMABUF, "dmabuf" },
 		{ TIERMEM_FEAT_USER_CTR, "user-counters" },
 		{ TIERMEM_FEAT_INFO_BAD_NODE, "info-bad-node" },
+		{ TIERMEM_FEAT_CREATE_NODE, "create-node" },
 	};
 
 	printf("features:");
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (f & names[i].bit)
 			printf(" %s", names[i].name);
-	if (f & ~(uint64_t)0x3f)
-		printf(" (unknown bits %#" PRIx64 ")", f & ~(uint64_t)0x3f);
+	if (f & ~(uint64_t)0x7f)
+		printf(" (unknown bits %#" PRIx64 ")", f & ~(uint64_t)0x7f);
 	putchar('\n');
 }
 

@@ -28,6 +28,17 @@ int tm_ddr_reserve(struct tm_region *r)
 	return 0;
 }
 
+/* A zeroed 2 MiB chunk, charged to the caller's memory cgroup. */
+static struct page *tm_ddr_chunk(int node)
+{
+	gfp_t gfp = GFP_KERNEL | __GFP_COMP | __GFP_ZERO | __GFP_ACCOUNT |
+		    __GFP_NOWARN | __GFP_RETRY_MAYFAIL;
+
+	if (node == NUMA_NO_NODE)
+		return alloc_pages(gfp, TM_CHUNK_ORDER);
+	return alloc_pages_node(node, gfp | __GFP_THISNODE, TM_CHUNK_ORDER);
+}
+
 /*
  * Outside tm_lock: allocating and zeroing gigabytes takes a while. The
  * chunks are charged to the caller's memory cgroup (__GFP_ACCOUNT), and a
@@ -43,9 +54,7 @@ int tm_ddr_populate(struct tm_region *r)
 	for (i = 0; i < n; i++) {
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		r->chunks[i] = alloc_pages(GFP_KERNEL | __GFP_COMP | __GFP_ZERO |
-					   __GFP_ACCOUNT | __GFP_NOWARN |
-					   __GFP_RETRY_MAYFAIL, TM_CHUNK_ORDER);
+		r->chunks[i] = tm_ddr_chunk(r->numa_node);
 		if (!r->chunks[i])
 			return -ENOMEM;
 		r->nr_chunks++;

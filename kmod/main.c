@@ -23,6 +23,9 @@
 
 #include "tiermem.h"
 
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
 static unsigned int ddr_max_mb = 1024;
 module_param(ddr_max_mb, uint, 0444);
 MODULE_PARM_DESC(ddr_max_mb, "Most DRAM all DDR regions may hold, in MiB");
@@ -151,7 +154,7 @@ static int tm_ioc_version(struct tm_file *tf, void *arg)
 	v->abi_version = TIERMEM_ABI_VERSION;
 	v->features = TIERMEM_FEAT_DDR | TIERMEM_FEAT_PMEM | TIERMEM_FEAT_COPY |
 		      TIERMEM_FEAT_DMABUF | TIERMEM_FEAT_USER_CTR |
-		      TIERMEM_FEAT_INFO_BAD_NODE;
+		      TIERMEM_FEAT_INFO_BAD_NODE | TIERMEM_FEAT_CREATE_NODE;
 	mutex_lock(&tm_lock);
 	tm_zombies_reap();
 	for (i = 0; i < TIERMEM_PMEM_MAX; i++)
@@ -171,9 +174,15 @@ static int tm_create_check(const struct tiermem_create *c)
 	if (!c->size || !IS_ALIGNED(c->size, TIERMEM_CHUNK_SIZE) ||
 	    c->size > TM_REGION_MAX_SIZE)
 		return -EINVAL;
+	if (c->pad || (!(c->flags & TIERMEM_CREATE_NODE) && c->numa_node))
+		return -EINVAL;
 	switch (c->tier) {
 	case TIERMEM_TIER_DDR:
-		if (c->flags || c->pmem_index)
+		if (c->flags & ~TIERMEM_CREATE_NODE || c->pmem_index)
+			return -EINVAL;
+		if (c->flags & TIERMEM_CREATE_NODE &&
+		    (c->numa_node < 0 || c->numa_node >= MAX_NUMNODES ||
+		     !node_online(c->numa_node)))
 			return -EINVAL;
 		return 0;
 	case TIERMEM_TIER_PMEM:
@@ -250,6 +259,8 @@ static int tm_ioc_create(struct tm_file *tf, void *arg)
 		ret = PTR_ERR(r);
 		goto unlock;
 	}
+	if (c->flags & TIERMEM_CREATE_NODE)
+		r->numa_node = c->numa_node;
 	ret = c->tier == TIERMEM_TIER_DDR ? tm_ddr_reserve(r) : 0;
 	if (ret) {
 		tm_region_husk_free(r);
@@ -266,6 +277,7 @@ static int tm_ioc_create(struct tm_file *tf, void *arg)
 
 	mutex_lock(&tm_lock);
 	tm_creating_del(r);
+	trace_tiermem_region_create(r->id, r->name, r->tier, r->size, ret);
 	if (ret) {
 		mutex_unlock(&tm_lock);
 		/* The release frees what was allocated and the husk. */
@@ -388,6 +400,7 @@ static int tm_ioc_delete(struct tm_file *tf, void *arg)
 	r->deleted = true;
 	if (r->tier == TIERMEM_TIER_PMEM)
 		tm_pmem_forget(r);
+	trace_tiermem_region_delete(r->id, r->name, r->tier, r->size, 0);
 	mutex_unlock(&tm_lock);
 	tm_region_put(r);	/* the registry's reference */
 	return 0;
@@ -501,6 +514,7 @@ static int tm_ioc_seal(struct tm_file *tf, void *arg)
 	if (IS_ERR(r))
 		return PTR_ERR(r);
 	ret = r->tier == TIERMEM_TIER_PMEM ? tm_pmem_seal(r) : -EINVAL;
+	trace_tiermem_region_seal(r->id, r->name, r->tier, r->size, ret);
 	tm_region_put(r);
 	return ret;
 }
@@ -551,6 +565,8 @@ static int tm_ioc_copy(struct tm_file *tf, void *arg)
 	}
 	ret = tm_copy(src, c->src_offset, dst, c->dst_offset, c->length,
 		      &c->copied);
+	trace_tiermem_copy(src->id, c->src_offset, dst->id, c->dst_offset,
+			   c->length, c->copied, ret);
 	tm_region_put(dst);
 	tm_region_put(src);
 	return ret;

@@ -19,6 +19,7 @@
 #include <linux/pfn_t.h>
 
 #include "tiermem.h"
+#include "trace.h"
 
 static struct tm_region *tm_vma_region(struct vm_area_struct *vma)
 {
@@ -112,6 +113,7 @@ static vm_fault_t tm_fault_pmd(struct vm_fault *vmf, struct tm_region *r)
 	 * needed, and a later write fault would split the PMD.
 	 */
 	ret = vmf_insert_pfn_pmd(vmf, pfn, write);
+	trace_tiermem_fault(r->id, rel, PMD_SIZE, ret);
 	if (ret == VM_FAULT_NOPAGE) {
 		TM_STAT(r, faults_pmd, 1);
 		TM_STAT(r, bytes_mapped, PMD_SIZE);
@@ -144,12 +146,14 @@ static vm_fault_t tm_fault_pte(struct vm_fault *vmf, struct tm_region *r)
 	if (tm_rel_pfn(r, rel, PAGE_SIZE, &pfn)) {
 		/* Poison is never mapped: the reader gets SIGBUS. */
 		TM_STAT(r, media_errors, 1);
+		trace_tiermem_fault(r->id, rel, PAGE_SIZE, VM_FAULT_SIGBUS);
 		return VM_FAULT_SIGBUS;
 	}
 	if (r->tier == TIERMEM_TIER_DDR)
 		ret = tm_insert_page(vma, vmf->address, pfn_t_to_page(pfn));
 	else
 		ret = vmf_insert_mixed(vma, vmf->address & PAGE_MASK, pfn);
+	trace_tiermem_fault(r->id, rel, PAGE_SIZE, ret);
 	if (!(ret & VM_FAULT_ERROR)) {
 		TM_STAT(r, faults_pte, 1);
 		TM_STAT(r, bytes_mapped, PAGE_SIZE);

@@ -80,6 +80,7 @@ struct tm_region *tm_region_alloc(const char *name, u32 tier, u64 size,
 	r->tier = tier;
 	r->size = size;
 	r->mode = mode;
+	r->numa_node = NUMA_NO_NODE;
 	r->uid = current_fsuid();
 	r->gid = current_fsgid();
 	r->state = tier == TIERMEM_TIER_DDR ? TIERMEM_STATE_VOLATILE :

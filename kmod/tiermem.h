@@ -65,6 +65,7 @@ struct tm_region {
 	bool creating;			/* memory being populated, not listed */
 	bool sealing;			/* being flushed for a seal: no writers */
 	bool ddr_accounted;		/* counted in tm_ddr_used */
+	int numa_node;			/* DDR: allocate here only, or NUMA_NO_NODE */
 	/*
 	 * Mappings that may write (VM_MAYWRITE: mprotect cannot change it),
 	 * writable dma-bufs and copies in: they block a seal.

@@ -59,6 +59,13 @@ const char *tm_region_state_name(uint32_t state);
  */
 int tm_region_create(struct tm_device *dev, const char *name, enum tm_tier tier,
 		     uint64_t size, uint32_t mode, int pmem_index, struct tm_region *r);
+/*
+ * A DDR region whose memory comes from NUMA node numa_node only (-ENOMEM
+ * when that node has too little free; -EINVAL for a node that is not
+ * online, or a module without TIERMEM_FEAT_CREATE_NODE).
+ */
+int tm_region_create_node(struct tm_device *dev, const char *name, uint64_t size,
+			  uint32_t mode, int numa_node, struct tm_region *r);
 
 enum {
 	TM_REGION_WRITE = 1 << 0,	/* open for writing (needs the permission) */

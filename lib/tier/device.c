@@ -176,8 +176,10 @@ int tm_device_refresh(struct tm_device *dev)
 	return 0;
 }
 
-int tm_region_create(struct tm_device *dev, const char *name, enum tm_tier tier,
-		     uint64_t size, uint32_t mode, int pmem_index, struct tm_region *r)
+/* numa_node < 0: anywhere. */
+static int region_create(struct tm_device *dev, const char *name, enum tm_tier tier,
+			 uint64_t size, uint32_t mode, int pmem_index, int numa_node,
+			 struct tm_region *r)
 {
 	struct tiermem_create c;
 	uint32_t utier = 0;
@@ -209,6 +211,10 @@ int tm_region_create(struct tm_device *dev, const char *name, enum tm_tier tier,
 		else
 			c.pmem_index = (uint32_t)pmem_index;
 	}
+	if (numa_node >= 0) {
+		c.flags |= TIERMEM_CREATE_NODE;
+		c.numa_node = numa_node;
+	}
 	ret = dev_ioctl(dev, TIERMEM_IOC_CREATE, &c);
 	if (ret)
 		return region_err(ret, "create", name);
@@ -223,6 +229,20 @@ int tm_region_create(struct tm_device *dev, const char *name, enum tm_tier tier,
 	r->pmem_index = tier == TM_TIER_PMEM && pmem_index >= 0 ? (uint32_t)pmem_index : 0;
 	r->writable = 1;
 	return 0;
+}
+
+int tm_region_create(struct tm_device *dev, const char *name, enum tm_tier tier,
+		     uint64_t size, uint32_t mode, int pmem_index, struct tm_region *r)
+{
+	return region_create(dev, name, tier, size, mode, pmem_index, -1, r);
+}
+
+int tm_region_create_node(struct tm_device *dev, const char *name, uint64_t size,
+			  uint32_t mode, int numa_node, struct tm_region *r)
+{
+	if (numa_node < 0)
+		return tm_err(-EINVAL, "create '%s': NUMA node %d", name ? name : "", numa_node);
+	return region_create(dev, name, TM_TIER_DDR, size, mode, TM_PMEM_ANY, numa_node, r);
 }
 
 /* TIERMEM_IOC_OPEN into a tm_region; the kernel adds a handle to this file. */

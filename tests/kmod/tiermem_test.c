@@ -126,7 +126,11 @@ TEST_F(dev, create_bad_args)
 	CREATE_EINVAL(c.flags = 1 << 7);
 	CREATE_EINVAL(c.flags = TIERMEM_CREATE_ANY_PMEM);	/* DDR takes no pmem flag */
 	CREATE_EINVAL(c.pmem_index = 1);
-	CREATE_EINVAL(c.reserved[3] = 1);
+	CREATE_EINVAL(c.reserved[2] = 1);
+	CREATE_EINVAL(c.pad = 1);
+	CREATE_EINVAL(c.numa_node = 1);				/* without TIERMEM_CREATE_NODE */
+	CREATE_EINVAL(c.flags = TIERMEM_CREATE_NODE; c.numa_node = -1);
+	CREATE_EINVAL(c.tier = TIERMEM_TIER_PMEM; c.flags = TIERMEM_CREATE_NODE);
 	CREATE_EINVAL(c.tier = TIERMEM_TIER_PMEM; c.pmem_index = TIERMEM_PMEM_MAX);
 	/* A name of 63 characters is fine. */
 	memset(&c, 0, sizeof(c));

@@ -92,7 +92,13 @@ static void test_arguments(void)
 	/* create */
 	bad += tm_region_create(&dev, "w", TM_TIER_DDR, 2 * MIB, 0600, TM_PMEM_ANY, &r) != -ENOTTY;
 	bad += tm_region_create(&dev, "w", TM_TIER_PMEM, 4 * MIB, 0644, 1, &r) != -ENOTTY;
+	bad += tm_region_create_node(&dev, "w", 2 * MIB, 0600, 0, &r) != -ENOTTY;
 	tap_ok(!bad, "create with good arguments reaches the kernel");
+	bad = 0;
+	bad += tm_region_create_node(&dev, "w", 2 * MIB, 0600, -1, &r) != -EINVAL;
+	bad += tm_region_create_node(&dev, "w", 3 * MIB, 0600, 0, &r) != -EINVAL;
+	bad += tm_region_create_node(&dev, "bad/name", 2 * MIB, 0600, 0, &r) != -EINVAL;
+	tap_ok(!bad, "create on a node: node, size and name checked (%d)", bad);
 	bad = 0;
 	bad += tm_region_create(&dev, "w", TM_TIER_DDR, 0, 0600, TM_PMEM_ANY, &r) != -EINVAL;
 	bad += tm_region_create(&dev, "w", TM_TIER_DDR, 3 * MIB, 0600, TM_PMEM_ANY, &r) != -EINVAL ||

@@ -52,6 +52,8 @@ enum tiermem_state {
 #define TIERMEM_FEAT_USER_CTR	(1ULL << 4)
 /* tiermem_region_info.bad_bytes and .numa_node are filled in */
 #define TIERMEM_FEAT_INFO_BAD_NODE	(1ULL << 5)
+/* TIERMEM_CREATE_NODE is understood */
+#define TIERMEM_FEAT_CREATE_NODE	(1ULL << 6)
 
 struct tiermem_version {
 	__u32 abi_version;	/* out: TIERMEM_ABI_VERSION */
@@ -64,6 +66,7 @@ struct tiermem_version {
 
 /* tiermem_create.flags */
 #define TIERMEM_CREATE_ANY_PMEM	(1U << 0)	/* pick any attached namespace */
+#define TIERMEM_CREATE_NODE	(1U << 1)	/* DDR: memory of numa_node only */
 
 struct tiermem_create {
 	char name[TIERMEM_NAME_MAX];	/* in */
@@ -75,7 +78,9 @@ struct tiermem_create {
 	/* out: as from TIERMEM_IOC_OPEN; the region is open in this file */
 	__u64 id;
 	__u64 mmap_offset;
-	__u64 reserved[4];
+	__s32 numa_node;	/* in: with TIERMEM_CREATE_NODE, else 0 */
+	__u32 pad;
+	__u64 reserved[3];
 };
 
 /* tiermem_open.flags */

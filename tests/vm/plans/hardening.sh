@@ -15,7 +15,26 @@ tm_check "hardening_device_node_private: /dev/tiermem is 0600 until udev's rule"
 	test "$(stat -c %a /dev/tiermem)" = 600
 chgrp tiermem /dev/tiermem && chmod 0660 /dev/tiermem
 tm_check "insmod tiermem_pintest.ko" insmod /tests/tiermem_pintest.ko
+# Tracepoints watch the whole run; checked after it.
+T=/sys/kernel/tracing
+mount -t tracefs nodev $T 2>/dev/null
+echo 1 >$T/events/tiermem/enable && echo >$T/trace
+tm_ok $? "tracefs: events/tiermem enabled"
 tm_kselftest /tests/hardening_test
+echo 0 >$T/events/tiermem/enable
+cp $T/trace /tmp/trace
+for ev in region_create region_seal region_delete copy; do
+	tm_check "hardening_tracepoints: tiermem_$ev recorded" grep -q "tiermem_$ev: id=\|tiermem_$ev: src=" /tmp/trace
+done
+tm_check "hardening_tracepoints: tiermem_fault by size (2 MiB and 4 KiB)" sh -c '
+	grep -q "tiermem_fault: .*size=2097152" /tmp/trace && grep -q "tiermem_fault: .*size=4096" /tmp/trace'
+grep -m3 tiermem_ /tmp/trace | sed 's/^/# /'
+
+# Also expected: DDR regions on a chosen NUMA node (the guest has node 0).
+tm_check "hardening_create_node: a DDR region on node 0" tmvm fill on-node0 ddr0 4 3
+tm_check "hardening_create_node: info shows its node" sh -c 'tiermem info | grep -E "^ *on-node0 .* node 0"'
+tm_check "hardening_create_node: node 1 is not online: EINVAL" tmvm expect-errno 22 fill on-node1 ddr1 2 3
+tm_check "hardening_create_node: delete" tmvm delete on-node0
 tm_check "rmmod tiermem_pintest" rmmod tiermem_pintest
 tm_check "rmmod tiermem after the tests" rmmod tiermem
 case hardening_format in *"$honly"*) ;; *) return 0 ;; esac

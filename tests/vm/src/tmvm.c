@@ -78,11 +78,15 @@ static int die(const char *what)
 }
 
 /* "ddr", "pmem" (any namespace) or "pmemN" (namespace index N). */
-static int parse_tier(const char *s, enum tm_tier *t, int *pmem_index)
+/* ddr, ddrN (on NUMA node N), pmem, pmemN (namespace N) */
+static int parse_tier(const char *s, enum tm_tier *t, int *pmem_index, int *node)
 {
 	*pmem_index = TM_PMEM_ANY;
-	if (!strcmp(s, "ddr")) {
+	*node = -1;
+	if (!strncmp(s, "ddr", 3)) {
 		*t = TM_TIER_DDR;
+		if (s[3])
+			*node = atoi(s + 3);
 	} else if (!strncmp(s, "pmem", 4)) {
 		*t = TM_TIER_PMEM;
 		if (s[4])
@@ -124,7 +128,7 @@ static int cmd_detach(int argc, char **argv)
 }
 
 /*
- * tmvm fill NAME ddr|pmem|pmemN MIB SEED [seal|private|forever MARKER]: create (mode
+ * tmvm fill NAME ddr|ddrN|pmem|pmemN MIB SEED [seal|private|forever MARKER]: create (mode
  * 0644, or 0600 with private), write the pattern (SEED "none": nothing)
  * through a writable mapping,
  * then seal, or print MARKER and keep rewriting until killed (the crash
@@ -136,17 +140,20 @@ static int cmd_fill(int argc, char **argv)
 	struct tm_region r;
 	enum tm_tier tier;
 	uint64_t size, seed;
-	int pmem_index;
+	int pmem_index, node;
+	uint32_t mode;
 	void *p;
 
-	if (argc < 5 || parse_tier(argv[2], &tier, &pmem_index))
+	if (argc < 5 || parse_tier(argv[2], &tier, &pmem_index, &node))
 		return 2;
 	size = strtoull(argv[3], NULL, 0) * MIB;
 	seed = strtoull(argv[4], NULL, 0);
+	mode = argc > 5 && !strcmp(argv[5], "private") ? 0600 : 0644;
 	TRY("open", tm_device_open(&dev, NULL));
-	TRY("create", tm_region_create(&dev, argv[1], tier, size,
-				       argc > 5 && !strcmp(argv[5], "private") ? 0600 : 0644,
-				       pmem_index, &r));
+	if (node >= 0)
+		TRY("create", tm_region_create_node(&dev, argv[1], size, mode, node, &r));
+	else
+		TRY("create", tm_region_create(&dev, argv[1], tier, size, mode, pmem_index, &r));
 	TRY("mmap", tm_region_mmap(&dev, &r, TM_MAP_WRITE, &p));
 	if (strcmp(argv[4], "none"))
 		fill(p, size, seed);
