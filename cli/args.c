@@ -5,8 +5,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/args.h"
+#include "tiermem/model.h"
 #include "tiermem/size.h"
 
 int parse_size(const char *opt, const char *s, uint64_t *out)
@@ -52,6 +54,36 @@ int parse_double(const char *opt, const char *s, double lo, double hi, double *o
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+void args_alias(int argc, char **argv, const char *alias, char *name)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], alias))
+			argv[i] = name;
+	}
+}
+
+void args_kv_aliases(int argc, char **argv)
+{
+	static char k[] = "--cache-type-k", v[] = "--cache-type-v";
+
+	args_alias(argc, argv, "-ctk", k);
+	args_alias(argc, argv, "-ctv", v);
+}
+
+int parse_kv_type(const char *opt, const char *s, int *out)
+{
+	int t = tm_kv_type_parse(s);
+
+	if (t < 0) {
+		fprintf(stderr, "tiermem: %s: '%s' is not a KV cache type this build runs (f32, f16)\n", opt, s);
+		return -1;
+	}
+	*out = t;
 	return 0;
 }
 

@@ -13,6 +13,22 @@ int parse_size(const char *opt, const char *s, uint64_t *out);
 int parse_long(const char *opt, const char *s, long lo, long hi, long *out);
 int parse_double(const char *opt, const char *s, double lo, double hi, double *out);
 
+/*
+ * llama.cpp's single-dash long flags (-ngl, -ctk): getopt_long would read
+ * -ctk as -c -t k, so each is rewritten to its long name (argv[i] = name)
+ * before getopt_long sees argv; scanning stops at "--".
+ */
+void args_alias(int argc, char **argv, const char *alias, char *name);
+/* -ctk/-ctv -> --cache-type-k/-v */
+void args_kv_aliases(int argc, char **argv);
+/* "f32" or "f16" -> the GGML type id; -1 and a message naming opt otherwise. */
+int parse_kv_type(const char *opt, const char *s, int *out);
+#define KV_TYPE_OPTIONS \
+	{ "cache-type-k", required_argument, NULL, 0x4b54 }, \
+	{ "cache-type-v", required_argument, NULL, 0x5654 }
+#define OPT_CACHE_TYPE_K 0x4b54
+#define OPT_CACHE_TYPE_V 0x5654
+
 /* Print "tiermem CMD: message" to stderr; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print "tiermem CMD: message" to stderr; returns 1. */

@@ -36,6 +36,8 @@ static const char usage[] =
 	"  --gen N          tokens measured per context (default 32; 2 more warm up)\n"
 	"  -t, --threads T  threads (default: the CPUs this process may use)\n"
 	"  --weights W      auto, mmap or ddr, as tiermem run (default auto)\n"
+	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
+	"                   KV cache types, f16 (default, as tiermem run) or f32\n"
 	"  --prefetch BYTES software prefetch distance of the read loop (default 8K)\n"
 	"  --json           one JSON object\n";
 
@@ -57,19 +59,21 @@ int cmd_bench_decode(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "weights", required_argument, NULL, 'W' },
 		{ "prefetch", required_argument, NULL, 'p' },
+		KV_TYPE_OPTIONS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *path = NULL;
 	long ctx[MAX_CTX], n_gen = 32, threads = cpus_allowed(), max_ctx = 0;
-	int n_ctx = 0, json = 0, load = TM_LOAD_AUTO, c, err, rc = 1;
+	int n_ctx = 0, json = 0, load = TM_LOAD_AUTO, c, err, rc = 1, type_k = TM_F16, type_v = TM_F16;
 	uint64_t prefetch = 8192;
 	struct tm_model m = { 0 };
 	struct tm_pool *pool = NULL;
 	struct tm_ctx *tc = NULL;
 	struct tm_decode_share res[MAX_CTX];
 
+	args_kv_aliases(argc, argv);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -98,6 +102,14 @@ int cmd_bench_decode(int argc, char **argv)
 				return EXIT_USAGE;
 			if (prefetch > (1 << 20))
 				return usage_error(CMD, "--prefetch: at most 1M bytes");
+			break;
+		case OPT_CACHE_TYPE_K:
+			if (parse_kv_type("--cache-type-k", optarg, &type_k))
+				return EXIT_USAGE;
+			break;
+		case OPT_CACHE_TYPE_V:
+			if (parse_kv_type("--cache-type-v", optarg, &type_v))
+				return EXIT_USAGE;
 			break;
 		case 'j': json = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -128,7 +140,7 @@ int cmd_bench_decode(int argc, char **argv)
 		rc = run_error(CMD, "cannot start %ld threads", threads);
 		goto out;
 	}
-	if ((err = tm_ctx_create(&tc, &m, pool, (int)(max_ctx + 2 + n_gen), 1))) {
+	if ((err = tm_ctx_create_kv(&tc, &m, pool, (int)(max_ctx + 2 + n_gen), 1, type_k, type_v))) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
@@ -148,7 +160,8 @@ int cmd_bench_decode(int argc, char **argv)
 		for (int i = 0; i < n_ctx; i++)
 			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,"
 			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f}",
-			       i ? "," : "", (double)tm_ctx_kv_row_bytes(tc) / ((size_t)m.hp.n_head_kv * m.hp.head_dim),
+			       i ? "," : "", (double)(tm_ctx_kv_row_bytes(tc, 0) + tm_ctx_kv_row_bytes(tc, 1)) /
+			       (2.0 * m.hp.n_head_kv * m.hp.head_dim),
 			       res[i].n_pos, res[i].tokens, res[i].share, res[i].share_q1,
 			       res[i].share_q3, res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes,
 			       res[i].kv_bytes);

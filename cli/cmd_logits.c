@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/gpu_args.h"
+#include "kernels/kernels.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
 #include "tiermem/model.h"
@@ -32,6 +33,8 @@ static const char usage[] =
 	"  -t, --threads N    threads (default 1)\n"
 	"  --batch N          tokens per forward batch (default 64); 1 runs every\n"
 	"                     position through the decode path, more through prefill\n"
+	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
+	"                     KV cache types: f32 (default here: exact logits) or f16\n"
 	GPU_ARGS_HELP;
 
 /* "1,2,3" -> ids; -1 after printing a message naming the bad item. */
@@ -93,6 +96,7 @@ int cmd_logits(int argc, char **argv)
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
 		{ "name", required_argument, NULL, 'N' },
+		KV_TYPE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -104,10 +108,11 @@ int cmd_logits(int argc, char **argv)
 	int32_t *ids = NULL;
 	float *logits = NULL;
 	FILE *f = NULL;
-	int n = 0, c, err, rc = 1;
+	int n = 0, c, err, rc = 1, type_k = TM_F32, type_v = TM_F32;
 	struct tm_gpu_info gpu;
 	long ngl = 0;
 
+	args_kv_aliases(argc, argv);
 	optind = 1;
 	gpu_args_rewrite(argc, argv);
 	while ((c = getopt_long(argc, argv, "m:o:t:h", opts, NULL)) != -1) {
@@ -127,6 +132,14 @@ int cmd_logits(int argc, char **argv)
 			break;
 		case 'b':
 			if (parse_long("--batch", optarg, 1, 1 << 16, &batch))
+				return EXIT_USAGE;
+			break;
+		case OPT_CACHE_TYPE_K:
+			if (parse_kv_type("--cache-type-k", optarg, &type_k))
+				return EXIT_USAGE;
+			break;
+		case OPT_CACHE_TYPE_V:
+			if (parse_kv_type("--cache-type-v", optarg, &type_v))
 				return EXIT_USAGE;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -165,7 +178,7 @@ int cmd_logits(int argc, char **argv)
 		goto out;
 	}
 	logits = malloc(sizeof(float) * (size_t)n * model.hp.n_vocab);
-	if (!logits || tm_ctx_create(&ctx, &model, pool, n, (int)batch)) {
+	if (!logits || tm_ctx_create_kv(&ctx, &model, pool, n, (int)batch, type_k, type_v)) {
 		rc = run_error("logits", "%s", logits ? tm_strerror() : "out of memory");
 		goto out;
 	}

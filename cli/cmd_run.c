@@ -72,6 +72,8 @@ static const char usage[] =
 	"  --weights W        where the weights live: mmap (map the file, 4 KiB pages, no\n"
 	"                     copy), ddr (read once into 2 MiB pages: faster decode), auto\n"
 	"                     (default: ddr if the file takes at most half the free memory)\n"
+	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
+	"                     KV cache types: f16 (default, as llama.cpp) or f32\n"
 	"  --json             print one JSON object on stdout instead: the generated text\n"
 	"                     and the summary (nothing else on stdout)\n"
 	RUN_EXPERTS_USAGE
@@ -387,6 +389,7 @@ int cmd_run(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "weights", required_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'j' },
+		KV_TYPE_OPTIONS,
 		RUN_EXPERTS_OPTIONS,
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
@@ -416,10 +419,11 @@ int cmd_run(int argc, char **argv)
 	struct tm_gpu_info gpu = { 0 };
 	long ngl = 0;
 	int32_t *ids = NULL;
-	int c, n, err, rc = 1, load = TM_LOAD_AUTO;
+	int c, n, err, rc = 1, load = TM_LOAD_AUTO, type_k = TM_F16, type_v = TM_F16;
 	char *end;
 
 	run_experts_init(&rx);
+	args_kv_aliases(argc, argv);
 	optind = 1;
 	gpu_args_rewrite(argc, argv);
 	while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
@@ -466,6 +470,14 @@ int cmd_run(int argc, char **argv)
 				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
 			break;
 		case 'j': json = true; break;
+		case OPT_CACHE_TYPE_K:
+			if (parse_kv_type("--cache-type-k", optarg, &type_k))
+				return EXIT_USAGE;
+			break;
+		case OPT_CACHE_TYPE_V:
+			if (parse_kv_type("--cache-type-v", optarg, &type_v))
+				return EXIT_USAGE;
+			break;
 		case RX_CACHE: case RX_POLICY: case RX_COPY: case RX_GBPS: case RX_PREDICT: case RX_HEAT:
 			if ((rc = run_experts_option(&rx, c, optarg)))
 				return rc;
@@ -532,12 +544,16 @@ int cmd_run(int argc, char **argv)
 		rc = run_error(CMD, "cannot start %ld threads", threads);
 		goto out;
 	}
-	/* the cache holds the prompt and every token but the last, which is never evaluated */
-	long n_ctx = (long)n + n_predict - 1;
+	/*
+	 * The cache holds the prompt and every token but the last, which is
+	 * never evaluated; -n beyond the model's context stops when it is full
+	 * (n <= n_ctx_train here, so the sum cannot overflow).
+	 */
+	long n_ctx = n_predict >= model.hp.n_ctx_train ? model.hp.n_ctx_train : n + n_predict - 1;
 
 	if (n_ctx > model.hp.n_ctx_train)
 		n_ctx = model.hp.n_ctx_train;
-	if ((err = tm_ctx_create(&ctx, &model, pool, (int)n_ctx, 64))) {
+	if ((err = tm_ctx_create_kv(&ctx, &model, pool, (int)n_ctx, 64, type_k, type_v))) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}

@@ -10,12 +10,7 @@ void gpu_args_rewrite(int argc, char **argv)
 {
 	static char long_form[] = "--n-gpu-layers";
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (!strcmp(argv[i], "-ngl"))
-			argv[i] = long_form;
-	}
+	args_alias(argc, argv, "-ngl", long_form);
 }
 
 int gpu_args_parse_ngl(const char *cmd, const char *s, long *ngl)

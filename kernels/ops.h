@@ -13,6 +13,7 @@
 #define TIERMEM_KERNELS_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/pool.h"
 
@@ -58,9 +59,13 @@ int tm_argmax(const float *x, int n);
  * Query t (0 <= t < n_tok) sits at position pos0 + t and attends to cache rows
  * [0, pos0 + t]. Query head h reads KV head h / (n_head / n_head_kv).
  * q and out: n_tok rows of q_stride floats (head h at h * head_dim).
- * k and v: cache rows of kv_stride floats (KV head g at g * head_dim).
- * scratch: n_threads * scratch_stride floats, scratch_stride >= pos0 + n_tok.
- * The (query, head) pairs are split across the pool in one hand-off.
+ * k and v: cache row p at k + p * k_row_bytes (v + p * v_row_bytes), of
+ * type_k / type_v elements (TM_F32 or TM_F16), KV head g at g * head_dim
+ * elements. scratch: n_threads * (n_head / n_head_kv) * (scratch_stride +
+ * head_dim) floats, scratch_stride >= pos0 + n_tok. An f16 cache rounds the
+ * queries and the attention weights to halves as ggml's f16 matmuls do.
+ * Each (query, KV head) reads its cache rows once for all the query heads
+ * that share them; these pairs are split across the pool in one hand-off.
  */
 struct tm_attn {
 	int n_tok, pos0;
@@ -68,8 +73,9 @@ struct tm_attn {
 	float scale;
 	const float *q;
 	size_t q_stride;
-	const float *k, *v;
-	size_t kv_stride;
+	int type_k, type_v;
+	const void *k, *v;
+	size_t k_row_bytes, v_row_bytes;
 	float *out;
 	size_t out_stride;
 	float *scratch;
@@ -78,10 +84,13 @@ struct tm_attn {
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a);
 
-/* f32 dot and axpy per ISA; tm_attention picks one through the kernels' dispatcher. */
+/* f32 dot and axpy per ISA (kernels/cpu/vec.h has the rest of the per-ISA float loops). */
 float tm_dot_f32_avx2(const float *a, const float *b, int n);
 float tm_dot_f32_avx512(const float *a, const float *b, int n);
 void tm_axpy_f32_avx2(float *y, float s, const float *x, int n);
 void tm_axpy_f32_avx512(float *y, float s, const float *x, int n);
+
+/* n floats to IEEE halves (round to nearest even), vectorised where the CPU can. */
+void tm_f32_to_f16_row(const float *x, uint16_t *y, int n);
 
 #endif

@@ -181,13 +181,14 @@ struct tm_ctx {
 	const struct tm_model *m;
 	struct tm_pool *pool;
 	int n_ctx, n_batch, n_past;
-	float *k_cache, *v_cache;	/* [layer][n_ctx][n_head_kv * head_dim] */
+	void *k_cache, *v_cache;	/* [layer][n_ctx][n_head_kv * head_dim] of type_k, type_v */
+	int type_k, type_v;		/* TM_F32 or TM_F16 (GGML type ids) */
 	/* scratch, n_batch rows each */
 	float *x, *xb, *q, *att, *hb, *hb2;
 	float *logits;			/* n_vocab: the last position's logits (tm_forward_seqs: n_batch rows) */
-	float *scores;			/* attention: n_threads * n_ctx */
+	float *scores;			/* attention: n_threads * group * (n_ctx + head_dim) */
 	float *rope_cs;			/* n_batch * n_rot */
-	float *kb, *vb;			/* tm_forward_seqs: K and V rows before they go to their caches */
+	float *kb, *vb;			/* n_batch K and V rows before they go to their caches */
 	/* MoE */
 	float *router;			/* n_batch * n_expert logits */
 	float *probs;			/* n_expert */
@@ -209,14 +210,23 @@ struct tm_ctx {
 	uint64_t vram_bytes;		/* of weight_bytes, those read from VRAM */
 };
 
-/* n_ctx <= hp.n_ctx_train; n_batch >= 1. The pool must outlive the context. */
+/* n_ctx <= hp.n_ctx_train; n_batch >= 1. The pool must outlive the context. An f32 KV cache. */
 int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
 		  int n_ctx, int n_batch);
+/*
+ * The same with a KV cache of type_k / type_v: TM_F32 or TM_F16 (llama.cpp's
+ * default: half the bytes attention reads per token, keys and values rounded
+ * to halves); -EOPNOTSUPP for another type.
+ */
+int tm_ctx_create_kv(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
+		     int n_ctx, int n_batch, int type_k, int type_v);
+/* "f32", "f16" (llama.cpp's --cache-type-k/-v names) -> TM_F32, TM_F16; -1 for another. */
+int tm_kv_type_parse(const char *s);
 void tm_ctx_free(struct tm_ctx *c);
 /* Forget the sequence (the cache is overwritten as positions are reused). */
 void tm_ctx_reset(struct tm_ctx *c);
-/* Bytes one position of one layer takes in the K cache (and in the V cache). */
-size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c);
+/* Bytes one position of one layer takes in the K cache (v = 0) or the V cache (v = 1). */
+size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c, int v);
 
 /*
  * Evaluate n tokens at positions n_past .. n_past + n - 1 and advance n_past.

@@ -53,14 +53,14 @@ static int step_ranges(const struct tm_ctx *c, const uint64_t *map_bytes, int po
 		       struct tm_range *r)
 {
 	const struct tm_model *m = c->m;
-	size_t row = tm_ctx_kv_row_bytes(c), layer = (size_t)c->n_ctx * row;
+	size_t kr = tm_ctx_kv_row_bytes(c, 0), vr = tm_ctx_kv_row_bytes(c, 1);
 	int n = 0;
 
 	for (int i = 0; i < m->n_maps; i++)
 		n += map_ranges(&m->maps[i], &w->off[i], map_bytes[i], r + n);
 	for (int l = 0; l < m->hp.n_layer; l++) {
-		r[n++] = (struct tm_range){ (const char *)c->k_cache + l * layer, (size_t)(pos + 1) * row };
-		r[n++] = (struct tm_range){ (const char *)c->v_cache + l * layer, (size_t)(pos + 1) * row };
+		r[n++] = (struct tm_range){ (const char *)c->k_cache + l * c->n_ctx * kr, (size_t)(pos + 1) * kr };
+		r[n++] = (struct tm_range){ (const char *)c->v_cache + l * c->n_ctx * vr, (size_t)(pos + 1) * vr };
 	}
 	return n;
 }
@@ -80,15 +80,15 @@ static double quartile(const double *sorted, int n, double q)
  */
 static int seek(struct tm_ctx *c, int n_pos)
 {
-	size_t row = tm_ctx_kv_row_bytes(c), layer = (size_t)c->n_ctx * row;
+	size_t kr = tm_ctx_kv_row_bytes(c, 0), vr = tm_ctx_kv_row_bytes(c, 1);
 	int64_t elems = (int64_t)(n_pos - 1) * c->m->hp.n_head_kv * c->m->hp.head_dim;
 	uint64_t seed = 1;
 	int32_t tok = 1 % c->m->hp.n_vocab;
 
 	tm_ctx_reset(c);
 	for (int l = 0; l < c->m->hp.n_layer && elems; l++) {
-		tm_fill_random(TM_F32, (char *)c->k_cache + l * layer, elems, &seed, 1.0f);
-		tm_fill_random(TM_F32, (char *)c->v_cache + l * layer, elems, &seed, 1.0f);
+		tm_fill_random(c->type_k, (char *)c->k_cache + l * c->n_ctx * kr, elems, &seed, 1.0f);
+		tm_fill_random(c->type_v, (char *)c->v_cache + l * c->n_ctx * vr, elems, &seed, 1.0f);
 	}
 	c->n_past = n_pos - 1;
 	return tm_forward(c, &tok, 1, NULL, false);

@@ -36,9 +36,14 @@ static size_t max_z(size_t a, size_t b)
 	return a > b ? a : b;
 }
 
+static size_t kv_elem_bytes(int type)
+{
+	return type == TM_F16 ? 2 : 4;
+}
+
 /* n_ctx 0: a work context for tm_forward_seqs, with no KV cache and n_batch rows of logits. */
 static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
-		     int n_ctx, int n_batch)
+		     int n_ctx, int n_batch, int type_k, int type_v)
 {
 	const struct tm_hparams *hp = &m->hp;
 	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
@@ -50,6 +55,9 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	*out = NULL;
 	if (K > MAX_USED)
 		return tm_err(-EOPNOTSUPP, "%d experts per token; at most %d are supported", (int)K, MAX_USED);
+	if (hp->n_head / hp->n_head_kv > 256)
+		return tm_err(-EOPNOTSUPP, "%d query heads per KV head; at most 256 are supported",
+			      hp->n_head / hp->n_head_kv);
 	B = n_batch;
 	F = max_z(B * hp->n_ff, max_z(K, B) * hp->n_ff_exp);
 	c = calloc(1, sizeof(*c));
@@ -59,14 +67,16 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	c->pool = pool;
 	c->n_ctx = n_ctx;
 	c->n_batch = n_batch;
+	c->type_k = type_k;
+	c->type_v = type_v;
 	if (n_ctx) {
-		c->k_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
-		c->v_cache = malloc(sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD);
-		c->scores = malloc(sizeof(float) * nth * (size_t)n_ctx);
-	} else {
-		c->kb = malloc(sizeof(float) * B * KVD);
-		c->vb = malloc(sizeof(float) * B * KVD);
+		c->k_cache = malloc(kv_elem_bytes(type_k) * hp->n_layer * (size_t)n_ctx * KVD);
+		c->v_cache = malloc(kv_elem_bytes(type_v) * hp->n_layer * (size_t)n_ctx * KVD);
+		c->scores = malloc(sizeof(float) * nth * (hp->n_head / hp->n_head_kv) *
+				   ((size_t)n_ctx + hp->head_dim));
 	}
+	c->kb = malloc(sizeof(float) * B * KVD);
+	c->vb = malloc(sizeof(float) * B * KVD);
 	c->x = malloc(sizeof(float) * B * E);
 	c->xb = malloc(sizeof(float) * B * max_z(E, QD));
 	c->q = malloc(sizeof(float) * B * QD);
@@ -86,7 +96,7 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 		c->acc = malloc(sizeof(float) * B * E);
 		c->rw = malloc(sizeof(float) * B);
 	}
-	if ((n_ctx ? !c->k_cache || !c->v_cache || !c->scores : !c->kb || !c->vb) ||
+	if ((n_ctx && (!c->k_cache || !c->v_cache || !c->scores)) || !c->kb || !c->vb ||
 	    !c->x || !c->xb || !c->q || !c->att || !c->hb || !c->hb2 || !c->logits || !c->rope_cs ||
 	    (hp->moe && (!c->router || !c->probs || !c->sel || !c->selw || !c->rows || !c->xg || !c->yg ||
 			 !c->acc || !c->rw))) {
@@ -97,8 +107,8 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	return 0;
 }
 
-int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
-		  int n_ctx, int n_batch)
+int tm_ctx_create_kv(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
+		     int n_ctx, int n_batch, int type_k, int type_v)
 {
 	const struct tm_hparams *hp = &m->hp;
 
@@ -107,7 +117,24 @@ int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool 
 		return tm_err(-EINVAL, "context of %d tokens: the model allows 1 to %d", n_ctx, hp->n_ctx_train);
 	if (n_batch < 1)
 		return tm_err(-EINVAL, "batch of %d tokens", n_batch);
-	return ctx_alloc(out, m, pool, n_ctx, n_batch < n_ctx ? n_batch : n_ctx);
+	if ((type_k != TM_F32 && type_k != TM_F16) || (type_v != TM_F32 && type_v != TM_F16))
+		return tm_err(-EOPNOTSUPP, "KV cache types %d/%d: this build runs f32 and f16", type_k, type_v);
+	return ctx_alloc(out, m, pool, n_ctx, n_batch < n_ctx ? n_batch : n_ctx, type_k, type_v);
+}
+
+int tm_ctx_create(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
+		  int n_ctx, int n_batch)
+{
+	return tm_ctx_create_kv(out, m, pool, n_ctx, n_batch, TM_F32, TM_F32);
+}
+
+int tm_kv_type_parse(const char *s)
+{
+	if (!strcmp(s, "f32"))
+		return TM_F32;
+	if (!strcmp(s, "f16"))
+		return TM_F16;
+	return -1;
 }
 
 int tm_ctx_create_seqs(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool, int n_seq)
@@ -115,7 +142,7 @@ int tm_ctx_create_seqs(struct tm_ctx **out, const struct tm_model *m, struct tm_
 	*out = NULL;
 	if (n_seq < 1)
 		return tm_err(-EINVAL, "a batch of %d sequences", n_seq);
-	return ctx_alloc(out, m, pool, 0, n_seq);
+	return ctx_alloc(out, m, pool, 0, n_seq, TM_F32, TM_F32);
 }
 
 void tm_ctx_free(struct tm_ctx *c)
@@ -153,9 +180,9 @@ void tm_ctx_reset(struct tm_ctx *c)
 	c->n_past = 0;
 }
 
-size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c)
+size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c, int v)
 {
-	return sizeof(float) * c->m->hp.n_head_kv * c->m->hp.head_dim;
+	return kv_elem_bytes(v ? c->type_v : c->type_k) * c->m->hp.n_head_kv * c->m->hp.head_dim;
 }
 
 /* A matvec over one matrix of w, found at p (a matrix of w, or its copy in an expert cache). */
@@ -215,18 +242,31 @@ static void acct(struct tm_ctx *c, const struct tm_weight *w)
 	acct_mats(c, w, w->data ? (uint64_t)w->n_mat : 0);
 }
 
-/* Rows of several sequences: project K and V into scratch, then each row into its own cache. */
-static void store_kv(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int n)
+/* One K or V row into a cache of the given type. */
+static void put_row(void *cache, int type, size_t row, const float *x, size_t n)
+{
+	if (type == TM_F16)
+		tm_f32_to_f16_row(x, (uint16_t *)cache + row * n, (int)n);
+	else
+		memcpy((float *)cache + row * n, x, sizeof(float) * n);
+}
+
+/*
+ * The K and V rows of the batch (projected and rotated in c->kb, c->vb) into
+ * their caches: row i at position pos0 + i of c, or, for several sequences,
+ * at the position of sequence i.
+ */
+static void store_kv(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int pos0, int n)
 {
 	const struct tm_hparams *hp = &c->m->hp;
 	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
 
 	for (int i = 0; i < n; i++) {
-		struct tm_ctx *s = seqs[i];
-		size_t at = ((size_t)layer * s->n_ctx + s->n_past) * KVD;
+		struct tm_ctx *s = seqs ? seqs[i] : c;
+		size_t row = (size_t)layer * s->n_ctx + (seqs ? s->n_past : pos0 + i);
 
-		memcpy(s->k_cache + at, c->kb + i * KVD, sizeof(float) * KVD);
-		memcpy(s->v_cache + at, c->vb + i * KVD, sizeof(float) * KVD);
+		put_row(s->k_cache, s->type_k, row, c->kb + i * KVD, KVD);
+		put_row(s->v_cache, s->type_v, row, c->vb + i * KVD, KVD);
 	}
 }
 
@@ -235,7 +275,7 @@ static void attend(struct tm_ctx *c, struct tm_ctx *s, int layer, int row, int p
 {
 	const struct tm_hparams *hp = &c->m->hp;
 	size_t QD = (size_t)hp->n_head * hp->head_dim;
-	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
+	size_t kr = tm_ctx_kv_row_bytes(s, 0), vr = tm_ctx_kv_row_bytes(s, 1);
 
 	c->handoffs++;
 	tm_attention(c->pool, &(struct tm_attn){
@@ -243,13 +283,15 @@ static void attend(struct tm_ctx *c, struct tm_ctx *s, int layer, int row, int p
 		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
 		.scale = 1.0f / sqrtf((float)hp->head_dim),
 		.q = c->q + row * QD, .q_stride = QD,
-		.k = s->k_cache + (size_t)layer * s->n_ctx * KVD,
-		.v = s->v_cache + (size_t)layer * s->n_ctx * KVD, .kv_stride = KVD,
+		.type_k = s->type_k, .type_v = s->type_v,
+		.k = (const char *)s->k_cache + (size_t)layer * s->n_ctx * kr,
+		.v = (const char *)s->v_cache + (size_t)layer * s->n_ctx * vr,
+		.k_row_bytes = kr, .v_row_bytes = vr,
 		.out = c->att + row * QD, .out_stride = QD,
 		.scratch = s->scores, .scratch_stride = (size_t)s->n_ctx,
 	});
 	/* query t reads the K and V rows of positions 0 .. pos0 + t */
-	c->kv_bytes += 2 * tm_ctx_kv_row_bytes(c) * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
+	c->kv_bytes += (kr + vr) * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
 }
 
 static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const struct tm_layer *L,
@@ -258,15 +300,8 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 	const struct tm_hparams *hp = &c->m->hp;
 	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
 	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
-	float *k, *v;
+	float *k = c->kb, *v = c->vb;
 
-	if (seqs) {
-		k = c->kb;
-		v = c->vb;
-	} else {
-		k = c->k_cache + ((size_t)layer * c->n_ctx + pos0) * KVD;
-		v = c->v_cache + ((size_t)layer * c->n_ctx + pos0) * KVD;
-	}
 	for (int i = 0; i < n; i++)
 		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->attn_norm.data, (int)E, hp->rms_eps);
 	if (n == 1) {
@@ -294,8 +329,8 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 		tm_rope_apply(qi, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 		tm_rope_apply(ki, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 	}
+	store_kv(c, seqs, layer, pos0, n);
 	if (seqs) {
-		store_kv(c, seqs, layer, n);
 		for (int i = 0; i < n; i++)
 			attend(c, seqs[i], layer, i, seqs[i]->n_past, 1);
 	} else {

@@ -9,9 +9,9 @@
 //
 //   logits-peer.mjs JOBS [--threads N]
 //
-// JOBS: one job per line, "MODEL TOKENS OUT" separated by tabs (TOKENS as
-// 1,2,3). For each job prints "ok OUT N_VOCAB" or "error OUT message" and
-// goes on. Exit 0 if every job succeeded, 1 if not, 2 on bad usage.
+// JOBS: one job per line, "MODEL TOKENS OUT [KV]" separated by tabs (TOKENS
+// as 1,2,3; KV the KV cache type, f32 (default) or f16). For each job prints
+// "ok OUT N_VOCAB" or "error OUT message" and goes on. Exit 0 if every job succeeded, 1 if not, 2 on bad usage.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -41,7 +41,9 @@ try {
 	process.exit(2);
 }
 
-async function one(modelPath, tokens, out) {
+async function one(modelPath, tokens, out, kv) {
+	if (kv !== "F32" && kv !== "F16")
+		throw new Error(`KV cache type '${kv}': f32 or f16`);
 	const model = await llama.loadModel({ modelPath: path.resolve(modelPath), gpuLayers: 0 });
 	try {
 		const nv = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length ?? 0;
@@ -54,8 +56,8 @@ async function one(modelPath, tokens, out) {
 			sequences: 1,
 			flashAttention: false,
 			ignoreMemorySafetyChecks: true,
-			experimentalKvCacheKeyType: "F32",
-			experimentalKvCacheValueType: "F32",
+			experimentalKvCacheKeyType: kv,
+			experimentalKvCacheValueType: kv,
 			...(threads ? { threads: { ideal: threads, min: threads } } : {}),
 		});
 		try {
@@ -80,9 +82,9 @@ async function one(modelPath, tokens, out) {
 }
 
 let failed = 0;
-for (const [model, tokens, out] of jobs) {
+for (const [model, tokens, out, kv] of jobs) {
 	try {
-		const nv = await one(model, tokens, out);
+		const nv = await one(model, tokens, out, (kv || "f32").toUpperCase());
 		process.stdout.write(`ok ${out} ${nv}\n`);
 	} catch (e) {
 		failed++;

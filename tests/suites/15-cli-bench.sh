@@ -17,7 +17,8 @@ t = j["tiers"]
 assert [x["backend"] for x in t] == ["anon-4k", "anon-thp"], t
 for x in t:
     assert len(x["read"]) == 4 and all(r["best_gbs"] >= r["median_gbs"] > 0 for r in x["read"])
-    assert abs(x["ceiling_tok_s"] - x["best_gbs"] * 1e9 / j["active_bytes"]) < 1e-3 * x["ceiling_tok_s"] + 1e-9
+    # ceiling_tok_s is printed to 3 decimals: on a slow host it is a small number
+    assert abs(x["ceiling_tok_s"] - x["best_gbs"] * 1e9 / j["active_bytes"]) < 1e-3 * x["ceiling_tok_s"] + 5e-4
 # 4 KiB pages fault 512x more often than 2 MiB ones
 assert t[0]["first_touch"]["faults_per_gib"] > 100 * t[1]["first_touch"]["faults_per_gib"], t
 PY

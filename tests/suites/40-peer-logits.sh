@@ -79,10 +79,11 @@ if [ ! -d "$BUILD/peer/node_modules/node-llama-cpp" ]; then
 fi
 
 # ---- the models, and one peer job per (model, token list) ----
-# A case: LABEL|MODEL|TOKENS|TIER|EXTRA (EXTRA: more compare options)
+# A case: NAME|LABEL|MODEL|TOKENS|TIER|EXTRA[|KV] (EXTRA: more compare options;
+# KV: both sides' KV cache type, f32 unless given)
 cases=()
-job() {	# NAME MODEL TOKENS
-	printf '%s\t%s\t%s\n' "$2" "$3" "$W/peer-$1.bin" >>"$W/jobs"
+job() {	# NAME MODEL TOKENS [KV]
+	printf '%s\t%s\t%s\t%s\n' "$2" "$3" "$W/peer-$1.bin" "${4:-f32}" >>"$W/jobs"
 }
 : >"$W/jobs"
 
@@ -138,9 +139,19 @@ if "$TM" synth --arch llama-moe --type q8_0 --experts 4 --experts-used 1 -q -o "
 else
 	notok "synth llama-moe 4 experts top-1 failed: $(tail -1 "$W/err")"
 fi
+# An f16 KV cache on both sides (llama.cpp's default): keys and values rounded
+# to halves as they are stored, and, as in ggml's f16 matmuls, the queries and
+# the attention weights too (kernels/cpu/attention.c). The same arithmetic, so
+# the exact tier on float weights (measured max 4e-4 synth, 5e-3 stories) and
+# the rounding tier on a quantized MoE (median 7e-7, worst position 0.02).
+cases+=("llama-f32-kv16|synth llama f32, f16 KV cache|$W/llama-f32.gguf|$TOKS|exact||f16")
+cases+=("qwen3-f32-kv16|synth qwen3 f32, f16 KV cache|$W/qwen3-f32.gguf|$TOKS|exact||f16")
+cases+=("moe64-kv16|synth qwen3moe q4_K 64 experts top-8, f16 KV cache|$W/moe64.gguf|$TOKS|round||f16")
+[ -f "$W/stories.gguf" ] &&
+	cases+=("stories-kv16|stories260K greedy, f16 KV cache|$W/stories.gguf|$STOKS|exact|--top1 0.99|f16")
 for c in "${cases[@]}"; do
-	IFS='|' read -r name label model toks tier extra <<<"$c"
-	job "$name" "$model" "$toks"
+	IFS='|' read -r name label model toks tier extra kv <<<"$c"
+	job "$name" "$model" "$toks" "$kv"
 done
 # RoPE sensitivity: the peer on two early tokens swapped.
 SWAPPED=$(echo "$TOKS" | awk -F, -v OFS=, '{ t = $2; $2 = $3; $3 = t; print }')
@@ -156,7 +167,8 @@ vocab_of() { sed -n "s|^ok $W/peer-$1.bin \([0-9]*\)$|\1|p" "$W/peer.log"; }
 
 # ---- ours through decode (--batch 1) and prefill (--batch 16), against it ----
 for c in "${cases[@]}"; do
-	IFS='|' read -r name label model toks tier extra <<<"$c"
+	IFS='|' read -r name label model toks tier extra kv <<<"$c"
+	kv=${kv:-f32}
 	vocab=$(vocab_of "$name")
 	if [ -z "$vocab" ]; then
 		notok "$label: llama.cpp failed: $(grep "peer-$name.bin" "$W/peer.log" | head -1)"
@@ -164,7 +176,8 @@ for c in "${cases[@]}"; do
 	fi
 	if [ "$tier" = exact ]; then tol=("${EXACT[@]}"); else tol=("${ROUND[@]}"); fi
 	for b in 1 16; do
-		if ! "$TM" logits -m "$model" --tokens "$toks" -o "$W/ours.bin" -t $THREADS --batch $b 2>"$W/err"; then
+		if ! "$TM" logits -m "$model" --tokens "$toks" -o "$W/ours.bin" -t $THREADS --batch $b \
+				-ctk "$kv" -ctv "$kv" 2>"$W/err"; then
 			notok "$label (batch $b): tiermem logits failed: $(tail -1 "$W/err")"
 			continue
 		fi

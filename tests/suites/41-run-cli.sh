@@ -68,6 +68,25 @@ check "run without -m: the built-in default model generates and reports ($(grep 
 	'[ $rc -eq 0 ] && grep -q "^Once upon a time" "$W/def.txt" && grep -q "MiB read per token" "$W/def.err" && [ -f "$(dirname "$TM")/default-model.gguf" ]'
 
 expect2 "run -n 0" "$TM" run -m "$W/llama.gguf" -p hi -n 0
+expect2 "run -t 0" "$TM" run -m "$W/llama.gguf" -p hi -t 0
+expect2 "run -t 100000" "$TM" run -m "$W/llama.gguf" -p hi -t 100000
+expect2 "run with a KV cache type this build does not run" "$TM" run -m "$W/llama.gguf" -p hi -ctk q4_0
+
+# -n far beyond the context (and INT_MAX), under the sanitizers: generation
+# stops when the model's 32-token context is full, with no overflow on the way
+"$TM" synth --arch llama --type q8_0 --ctx 32 -q -o "$W/ctx32.gguf" >/dev/null 2>&1
+"$BUILD/san/tiermem" run -m "$W/ctx32.gguf" -p "Once upon a time" -n 9223372036854775807 -t 2 --temp 0 \
+	>"$W/big.txt" 2>"$W/big.err"
+rc=$?
+np=$(sed -n 's/^prompt: *\([0-9]*\) tokens.*/\1/p' "$W/big.err")
+ng=$(sed -n 's/^generation: *\([0-9]*\) tokens.*/\1/p' "$W/big.err")
+check "run -n 9223372036854775807: exit 0, sanitizers quiet, stops with the 32-token context full ($np prompt + $ng decoded)" \
+	'[ $rc -eq 0 ] && ! grep -q "runtime error\|Sanitizer" "$W/big.err" && [ $((np + ng)) -eq 32 ]'
+"$BUILD/san/tiermem" run -m "$W/ctx32.gguf" -p "Once upon a time" -n 8 -t 16 --temp 0 >"$W/over.txt" 2>"$W/over.err"
+rc=$?
+"$BUILD/san/tiermem" run -m "$W/ctx32.gguf" -p "Once upon a time" -n 8 -t 1 --temp 0 >"$W/one.txt" 2>/dev/null
+check "run -t 16 (more threads than CPUs): exit 0, sanitizers quiet, the same greedy text as -t 1" \
+	'[ $rc -eq 0 ] && ! grep -q "runtime error\|Sanitizer" "$W/over.err" && cmp -s "$W/over.txt" "$W/one.txt"'
 expect2 "run on a missing file" "$TM" run -m "$W/nope.gguf" -p hi
 head -c 300000 "$W/llama.gguf" >"$W/trunc.gguf"
 expect2 "run on a truncated GGUF" "$TM" run -m "$W/trunc.gguf" -p hi

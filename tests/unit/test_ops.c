@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "tap.h"
 
@@ -156,8 +157,17 @@ static void test_softmax_swiglu(void)
 	tap_ok(tm_argmax(x, 4) == 1, "argmax takes the first of equal maxima");
 }
 
-/* Causal GQA attention from the definition, in double. */
-static void attn_ref(const struct tm_attn *a, double *out)
+static double half(double x)
+{
+	return tm_f16_to_f32(tm_f32_to_f16((float)x));
+}
+
+/*
+ * Causal GQA attention from the definition, in double, over f32 copies of the
+ * cache; with an f16 cache, queries and attention weights rounded to halves
+ * (ggml's f16 matmuls).
+ */
+static void attn_ref(const struct tm_attn *a, const float *kf, const float *vf, size_t kv_stride, double *out)
 {
 	int group = a->n_head / a->n_head_kv;
 
@@ -168,10 +178,10 @@ static void attn_ref(const struct tm_attn *a, double *out)
 			double *s = calloc(n_kv, sizeof(double)), mx = -1e300, sum = 0;
 
 			for (int p = 0; p < n_kv; p++) {
-				const float *k = a->k + p * a->kv_stride + g * a->head_dim;
+				const float *k = kf + p * kv_stride + g * a->head_dim;
 
 				for (int d = 0; d < a->head_dim; d++)
-					s[p] += (double)q[d] * k[d];
+					s[p] += (a->type_k == TM_F16 ? half(q[d]) : (double)q[d]) * k[d];
 				s[p] *= a->scale;
 				mx = fmax(mx, s[p]);
 			}
@@ -181,47 +191,125 @@ static void attn_ref(const struct tm_attn *a, double *out)
 				double o = 0;
 
 				for (int p = 0; p < n_kv; p++)
-					o += s[p] / sum * a->v[p * a->kv_stride + g * a->head_dim + d];
+					o += (a->type_v == TM_F16 ? half(s[p] / sum) : s[p] / sum) *
+					     vf[p * kv_stride + g * a->head_dim + d];
 				out[t * a->out_stride + h * a->head_dim + d] = o;
 			}
 			free(s);
 		}
 }
 
-static void test_attention(void)
+/*
+ * Every ISA, an f32 and an f16 cache, a head size the vector code takes (64)
+ * and one it leaves to C (40), groups of 4 and 3 query heads per KV head
+ * (3: the vector mix's partial group), 1-4 threads, prefill and decode.
+ */
+static int attention_case(int nh, int hd, int type, const char *isa)
 {
-	enum { NH = 8, NKV = 2, HD = 40, POS0 = 13, NT = 5, NCTX = POS0 + NT };
-	static float q[NT * NH * HD], k[NCTX * NKV * HD], v[NCTX * NKV * HD];
-	static float out[NT * NH * HD], scratch[4 * NCTX];
-	static double ref[NT * NH * HD];
+	enum { NKV = 2, POS0 = 13, NT = 5, NCTX = POS0 + NT, MAXH = 8, MAXD = 64 };
+	static float q[NT * MAXH * MAXD], kf[NCTX * NKV * MAXD], vf[NCTX * NKV * MAXD];
+	static uint16_t kh[NCTX * NKV * MAXD], vh[NCTX * NKV * MAXD];
+	static float out[NT * MAXH * MAXD], scratch[4 * MAXH * (NCTX + MAXD)];
+	static double ref[NT * MAXH * MAXD];
+	size_t kvs = (size_t)NKV * hd;
 	int bad = 0;
 
-	fill(q, NT * NH * HD, 1.0f);
-	fill(k, NCTX * NKV * HD, 1.0f);
-	fill(v, NCTX * NKV * HD, 1.0f);
+	fill(q, NT * nh * hd, 1.0f);
+	fill(kf, NCTX * kvs, 1.0f);
+	fill(vf, NCTX * kvs, 1.0f);
+	if (type == TM_F16)
+		for (size_t i = 0; i < NCTX * kvs; i++) {
+			kh[i] = tm_f32_to_f16(kf[i]);
+			vh[i] = tm_f32_to_f16(vf[i]);
+			kf[i] = tm_f16_to_f32(kh[i]);
+			vf[i] = tm_f16_to_f32(vh[i]);
+		}
+	if (tm_kernels_force_isa(isa))
+		return 0;
 	for (int nth = 1; nth <= 4; nth *= 2) {
 		struct tm_pool *pool = tm_pool_create(nth, 0);
+		size_t eb = type == TM_F16 ? 2 : 4;
 		struct tm_attn a = {
-			.n_tok = NT, .pos0 = POS0, .n_head = NH, .n_head_kv = NKV, .head_dim = HD,
-			.scale = 1.0f / sqrtf(HD), .q = q, .q_stride = NH * HD,
-			.k = k, .v = v, .kv_stride = NKV * HD,
-			.out = out, .out_stride = NH * HD,
+			.n_tok = NT, .pos0 = POS0, .n_head = nh, .n_head_kv = NKV, .head_dim = hd,
+			.scale = 1.0f / sqrtf(hd), .q = q, .q_stride = nh * hd, .type_k = type, .type_v = type,
+			.k = type == TM_F16 ? (const void *)kh : kf, .v = type == TM_F16 ? (const void *)vh : vf,
+			.k_row_bytes = kvs * eb, .v_row_bytes = kvs * eb,
+			.out = out, .out_stride = nh * hd,
 			.scratch = scratch, .scratch_stride = NCTX,
 		};
 
 		memset(out, 0, sizeof(out));
 		tm_attention(pool, &a);
-		attn_ref(&a, ref);
-		bad += maxrel(out, ref, NT * NH * HD) > 1e-5;
+		attn_ref(&a, kf, vf, kvs, ref);
+		bad += maxrel(out, ref, NT * nh * hd) > 1e-5;
 		/* one query at the end (decode) reads every cached position */
 		a.n_tok = 1;
 		a.pos0 = NCTX - 1;
 		tm_attention(pool, &a);
-		attn_ref(&a, ref);
-		bad += maxrel(out, ref, NH * HD) > 1e-5;
+		attn_ref(&a, kf, vf, kvs, ref);
+		bad += maxrel(out, ref, nh * hd) > 1e-5;
 		tm_pool_destroy(pool);
 	}
-	tap_ok(!bad, "attention (GQA 8/2 heads, causal, 1-4 threads) matches the definition");
+	tap_ok(!bad, "attention on %s, %s cache, %d heads of %d over 2 KV heads: matches the definition",
+	       isa, type == TM_F16 ? "f16" : "f32", nh, hd);
+	return 1;
+}
+
+static void test_attention(void)
+{
+	static const char *const isas[] = { "scalar", "avx2", "avx512" };
+	const char *was = tm_kernels_isa();
+
+	for (int i = 0; i < 3; i++)
+		for (int type = TM_F32; type <= TM_F16; type++)
+			if (!attention_case(8, 64, type, isas[i]) || !attention_case(6, 40, type, isas[i]) ||
+			    !attention_case(6, 64, type, isas[i])) {
+				tap_skip("this CPU has no %s", isas[i]);
+				break;
+			}
+	tm_kernels_force_isa(was);
+}
+
+/* The vector exp (softmax, SwiGLU) against libm's, over the range that matters and its ends. */
+static void test_vector_exp(void)
+{
+	static const char *const isas[] = { "scalar", "avx512" };
+	const char *was = tm_kernels_isa();
+	enum { N = 1000 };
+	float x[N + 3], xin[N], g[N], u[N], y[N];
+	double worst = 0;
+
+	for (int k = 0; k < 2; k++) {
+		if (tm_kernels_force_isa(isas[k])) {
+			tap_skip("this CPU has no %s", isas[k]);
+			continue;
+		}
+		worst = 0;
+		for (int i = 0; i < N; i++)
+			x[i] = xin[i] = -87.0f + 87.0f * i / N;
+		x[N] = -1000.0f;
+		x[N + 1] = 0.0f;
+		x[N + 2] = -1e-30f;
+		tm_softmax(x, N + 3);	/* max 0: x becomes exp(x) / sum */
+		for (int i = 0; i < N; i++) {
+			double want = exp((double)xin[i]);
+
+			worst = fmax(worst, fabs(x[i] / x[N + 1] / want - 1));
+		}
+		for (int i = 0; i < N; i++) {
+			g[i] = -30.0f + 60.0f * i / N;
+			u[i] = 1.0f + i % 7;
+		}
+		tm_swiglu(y, g, u, N);
+		for (int i = 0; i < N; i++) {
+			double want = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+
+			worst = fmax(worst, fabs(y[i] - want) / fmax(fabs(want), 1e-30));
+		}
+		tap_ok(worst < 1e-6 && x[N] == 0.0f, "%s exp in softmax and SwiGLU: worst relative error %.2g",
+		       isas[k], worst);
+	}
+	tm_kernels_force_isa(was);
 }
 
 int main(void)
@@ -230,5 +318,6 @@ int main(void)
 	test_rope();
 	test_softmax_swiglu();
 	test_attention();
+	test_vector_exp();
 	return tap_done();
 }
