@@ -15,6 +15,8 @@
 #include "cli/commands.h"
 #include "tiermem/device.h"
 #include "tiermem/error.h"
+#include "tiermem/region.h"
+#include "tiermem/store.h"
 
 static void usage(FILE *f)
 {
@@ -26,6 +28,8 @@ static void usage(FILE *f)
 		   "region that lie in the namespace's known bad blocks (reading them is SIGBUS;\n"
 		   "delete and create the region again to clear them). A PMEM region that is still\n"
 		   "'filling' after a reboot was never sealed: its contents are incomplete.\n"
+		   "Then the store (tiermem import): its directory, the backend its tiers use now\n"
+		   "and how many models it holds.\n"
 		   "Exit status 1 when the module is not loaded.\n\n"
 		   "  --device PATH   the device node (default /dev/tiermem)\n");
 }
@@ -104,6 +108,33 @@ static void print_regions(const struct tiermem_region_info *list, size_t n, uint
 	}
 }
 
+/* Which backend the store uses now, and what it holds (tiermem list has the details). */
+static void print_store(void)
+{
+	struct tm_store_model *m;
+	char home[256];
+	size_t n, sealed = 0;
+
+	if (tm_store_home(home, sizeof(home))) {
+		printf("store: %s\n", tm_strerror());
+		tm_clear_error();
+		return;
+	}
+	if (tm_module_usable())
+		printf("store: %s; ddr and pmem tiers in /dev/tiermem regions (module with PMEM)\n", home);
+	else
+		printf("store: %s; userspace backends (ddr: 2 MiB pages, pmem: a DAX path, node:N, "
+		       "file: not persistent memory)\n", home);
+	if (tm_store_list(&m, &n)) {
+		tm_clear_error();
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		sealed += m[i].usable;
+	printf("models: %zu (%zu usable; tiermem list)\n", n, sealed);
+	free(m);
+}
+
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -138,7 +169,9 @@ int cmd_info(int argc, char **argv)
 	ret = tm_device_open(&dev, path);
 	if (ret == -ENODEV) {
 		printf("module: not loaded (%s)\n", path ? path : TIERMEM_DEVICE);
-		return run_error("info", "%s", tm_strerror());
+		ret = run_error("info", "%s", tm_strerror());
+		print_store();
+		return ret;
 	}
 	if (ret)
 		return run_error("info", "%s", tm_strerror());
@@ -155,5 +188,6 @@ int cmd_info(int argc, char **argv)
 		return run_error("info", "%s", tm_strerror());
 	print_regions(list, n, dev.version.features);
 	free(list);
+	print_store();
 	return 0;
 }

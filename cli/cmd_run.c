@@ -230,7 +230,7 @@ static void print_tiers(const struct tm_model *m)
 }
 
 static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int threads, uint64_t seed,
-		    const struct tm_sampler_params *sp, const struct tm_gpu_info *gpu)
+		    const struct tm_sampler_params *sp, const struct tm_gpu_info *gpu, double t_load)
 {
 	double per_tok = st->n_decoded ? (double)st->bytes_decode / st->n_decoded : 0;
 
@@ -245,6 +245,8 @@ static void summary(const struct tm_model *m, const struct tm_gen_stats *st, int
 			m->bytes_total / 1048576.0, tm_tier_name(m->maps[0].tier), m->maps[0].backend, threads,
 			tm_kernels_isa());
 	print_tiers(m);
+	/* time to first token = load + prompt (the bandwidth measurement between them is not counted) */
+	fprintf(stderr, "load:        %8.3f s to open the model (map, copy, checksums, vocabulary)\n", t_load);
 	fprintf(stderr, "prompt:      %5d tokens in %8.3f s = %8.1f tok/s\n", st->n_prompt, st->t_prompt,
 		st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0);
 	if (st->n_decoded)
@@ -347,7 +349,8 @@ static json_t *json_text(const char *text, size_t n)
 }
 
 static int json_summary(const struct tm_model *m, const struct tm_gen_stats *st,
-			const struct tm_run_tier *tiers, const struct stream *out, uint64_t seed)
+			const struct tm_run_tier *tiers, const struct stream *out, uint64_t seed,
+			double t_load)
 {
 	struct tier_row r[TM_MODEL_MAX_MAPS];
 	double pred = tier_rows(m, st, tiers, r);
@@ -359,8 +362,9 @@ static int json_summary(const struct tm_model *m, const struct tm_gen_stats *st,
 						     "backend", tiers[i].backend, "read_per_token", r[i].per_tok,
 						     "gbps", r[i].gbps, "bench_gbps", tiers[i].bench_gbps,
 						     "share", r[i].share));
-	root = json_pack("{s:o, s:s, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:o}",
+	root = json_pack("{s:o, s:s, s:f, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:o}",
 			 "text", json_text(out->text ? out->text : "", out->text_n), "arch", m->hp.arch_name,
+			 "load_s", t_load,
 			 "n_prompt", st->n_prompt, "n_decoded", st->n_decoded,
 			 "prompt_tps", st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0,
 			 "decode_tps", st->t_decode > 0 && st->n_decoded ? st->n_decoded / st->t_decode : 0,
@@ -405,6 +409,7 @@ int cmd_run(int argc, char **argv)
 	long n_predict = 64, threads = default_threads(), top_k = 40;
 	double temp = 0.8, top_p = 0.95;
 	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	double t_load = 0;
 	struct tm_sampler_params sp;
 	struct tm_model model = { 0 };
 	struct tm_tokenizer *tok = NULL;
@@ -503,6 +508,7 @@ int cmd_run(int argc, char **argv)
 		model_path = defpath;
 	}
 
+	t_load = tm_now();
 	if (name)
 		err = tm_model_open_name(&model, name, open_flags);
 	else
@@ -517,6 +523,7 @@ int cmd_run(int argc, char **argv)
 		     usage_error(CMD, "%s: no usable vocabulary: %s", model_path, tm_strerror());
 		goto out;
 	}
+	t_load = tm_now() - t_load;
 	n = tm_tokenize_alloc(tok, prompt, strlen(prompt), true, false, &ids);
 	if (n < 0) {
 		rc = run_error(CMD, "tokenizing the prompt failed: %s", tm_strerror());
@@ -596,10 +603,10 @@ int cmd_run(int argc, char **argv)
 	}
 	publish(&out, 2);
 	if (json) {
-		rc = json_summary(&model, &st, tiers, &out, seed);
+		rc = json_summary(&model, &st, tiers, &out, seed, t_load);
 		goto out;
 	}
-	summary(&model, &st, (int)threads, seed, &sp, &gpu);
+	summary(&model, &st, (int)threads, seed, &sp, &gpu, t_load);
 	if (!gpu.name[0])	/* on the GPU the weights are read from VRAM, not from these mappings */
 		tier_summary(&model, &st, tiers);
 	run_experts_summary(&rx, ctx, st.n_decoded, st.t_decode);

@@ -103,6 +103,8 @@ check "import with the default tiers (ddr, the rest file): exit 0, a one-line su
 	'"$SAN" import -m "$M" --name m1 >"$W/out" 2>"$W/err" && grep -q "^m1: imported .* MB/s), hash [0-9a-f]\{12\}, userspace store" "$W/out" && [ ! -s "$W/err" ]'
 check "list: m1 sealed, with size, tiers, backend, hash and source" \
 	'"$SAN" list >"$W/out" && grep -qE "^m1 +sealed +[0-9.]+ MiB +user +[0-9a-f]{12} (ddr|file) [0-9.]+ MiB / $M" "$W/out"'
+check "info (no module): the store, its userspace backends and its models" \
+	'"$SAN" info >"$W/out" 2>/dev/null; grep -q "^store: $TIERMEM_HOME; userspace backends" "$W/out" && grep -q "^models: 1 (1 usable" "$W/out"'
 check "list --json: m1 usable" '"$SAN" list --json | grep -q "\"usable\": true"'
 check "the same contents again: a no-op that says so" \
 	'"$SAN" import -m "$M" --name m1 >"$W/out" && grep -q "already imported with the same contents" "$W/out"'
@@ -123,6 +125,18 @@ check "--replace left no file of the old contents" \
 check "a file tier is labelled 'file (not persistent memory)' in the run summary" \
 	'"$SAN" import -m "$M" --name m2 --tier slow=file:1G@5 >/dev/null &&
 	 "$SAN" run --name m2 -n 2 -t 1 2>&1 >/dev/null | grep -q "^tier slow .*file (not persistent memory)"'
+
+check "-ot overrides the plan: ffn tensors on slow although fast has room" \
+	'"$SAN" import -m "$M" --name m3 --tier fast=ddr:1G@20 --tier slow=file:1G@5 -ot "ffn_=slow" >"$W/out" &&
+	 grep -qE "^  slow .* in +8 tensors" "$W/out" &&
+	 "$SAN" logits --name m3 --tokens $TOKS -o "$W/b.bin" && cmp -s "$W/ref.bin" "$W/b.bin"'
+check "--plan from tiermem plan --json: imported as planned, logits bit-identical" \
+	'"$TM" plan -m "$M" --tier fast=ddr:300K@20 --tier slow=file:1G@5 --json >"$W/plan.json" &&
+	 "$SAN" import -m "$M" --name m4 --plan "$W/plan.json" >"$W/out" && grep -q "^  fast " "$W/out" &&
+	 "$SAN" logits --name m4 --tokens $TOKS -o "$W/b.bin" && cmp -s "$W/ref.bin" "$W/b.bin"'
+expect2 "--plan made for another model" "not a plan for this model" \
+	"$SAN" import -m "$W/other.gguf" --name m5 --plan "$W/plan.json"
+"$SAN" rm m3 m4 >/dev/null
 
 # ---- bad input: one line, exit 2, nothing kept ----
 nodes=$(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)
