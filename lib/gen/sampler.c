@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * The sampler: greedy, or top-k -> top-p -> temperature -> draw. Top-p needs
- * the best tokens in order but not the whole vocabulary sorted: the best 64,
- * 256, 1024, ... are selected in linear time and sorted until they cover
- * top_p, which is a handful of tokens for any peaked distribution.
+ * The sampler: greedy, or top-k -> top-p -> temperature -> draw. Top-k takes
+ * one pass over the logits with a heap of the k best (a 152k vocabulary is
+ * not copied per token, and almost every logit fails one comparison with the
+ * heap's worst). Top-p needs the best tokens in order but not the whole
+ * vocabulary sorted: the best 64, 256, 1024, ... are selected in linear time
+ * and sorted until they cover top_p, a handful for any peaked distribution.
  */
 #include <errno.h>
 #include <math.h>
@@ -162,6 +164,47 @@ static void select_best(struct cand *c, size_t n, size_t k, struct tm_rng *r)
 	}
 }
 
+/* c[0..n) is a heap whose root is the worst; sift c[i] down. */
+static void heap_down(struct cand *c, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, w = i;
+
+		if (l < n && better(&c[w], &c[l]))
+			w = l;
+		if (l + 1 < n && better(&c[w], &c[l + 1]))
+			w = l + 1;
+		if (w == i)
+			return;
+		swap(&c[i], &c[w]);
+		i = w;
+	}
+}
+
+/* The k best non-NaN logits into c, best first; returns how many there are (< k if fewer). */
+static size_t top_k_scan(const float *logits, uint32_t n_vocab, size_t k, struct cand *c)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < n_vocab; i++) {
+		struct cand x = { (int32_t)i, logits[i] };
+
+		if (isnan(x.logit))
+			continue;
+		if (n < k) {
+			c[n++] = x;
+			if (n == k)
+				for (size_t j = k / 2; j-- > 0;)
+					heap_down(c, k, j);
+		} else if (better(&x, &c[0])) {
+			c[0] = x;
+			heap_down(c, k, 0);
+		}
+	}
+	qsort(c, n, sizeof(*c), cmp_cand);
+	return n;
+}
+
 int32_t tm_sampler_sample(struct tm_sampler *s, const float *logits)
 {
 	struct tm_rng pivots;
@@ -173,16 +216,15 @@ int32_t tm_sampler_sample(struct tm_sampler *s, const float *logits)
 		return tm_argmax(logits, (int)s->n_vocab);
 	/* Pivot choices must not consume the draw's randomness: their own stream. */
 	tm_rng_seed(&pivots, s->rng.s[0] ^ 0x5bd1e995u);
-	for (uint32_t i = 0; i < s->n_vocab; i++)
-		if (!isnan(logits[i]))
-			s->c[n++] = (struct cand){ (int32_t)i, logits[i] };
+	if (s->p.top_k > 0 && (uint32_t)s->p.top_k < s->n_vocab) {
+		n = top_k_scan(logits, s->n_vocab, (size_t)s->p.top_k, s->c);
+	} else {
+		for (uint32_t i = 0; i < s->n_vocab; i++)
+			if (!isnan(logits[i]))
+				s->c[n++] = (struct cand){ (int32_t)i, logits[i] };
+	}
 	if (!n)
 		return -1;
-
-	if (s->p.top_k > 0 && (size_t)s->p.top_k < n) {
-		select_best(s->c, n, (size_t)s->p.top_k, &pivots);
-		n = (size_t)s->p.top_k;
-	}
 
 	if (s->p.top_p < 1.0f) {
 		/* Probabilities at temperature 1 over what top-k left. */

@@ -148,6 +148,21 @@ static void test_top_k(void)
 	tap_ok(bad == 0, "top-k 1 is always the best token");
 	tm_sampler_free(s);
 	tm_sampler_free(k1);
+
+	/* NaNs never enter; equal logits: the lowest ids, so the result does not depend on the scan */
+	float e[64];
+	struct tm_sampler *k4 = make(1.0f, 4, 1.0f, 7, 64);
+
+	for (int i = 0; i < 64; i++)
+		e[i] = i % 3 ? 0.5f : __builtin_nanf("");
+	bad = 0;
+	for (int i = 0; i < 2000; i++) {
+		int t = tm_sampler_sample(k4, e);
+
+		bad += t != 1 && t != 2 && t != 4 && t != 5;
+	}
+	tap_ok(bad == 0, "top-k 4 over ties and NaNs keeps the 4 lowest non-NaN ids (1, 2, 4, 5)");
+	tm_sampler_free(k4);
 }
 
 static void test_top_p(void)
