@@ -282,6 +282,55 @@ static void test_synth_replay(void)
 	tm_xtrace_free(&a);
 }
 
+static void test_heat(void)
+{
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ "", "not a heat file" },
+		{ "{\"format\":\"tiermem-expert-heat\",\"version\":2}", "version 2" },
+		{ "{\"format\":\"tiermem-expert-heat\",\"version\":1,\"model\":{\"hash\":\"h\",\"arch\":\"a\","
+		  "\"n_layer\":1,\"n_expert\":2,\"n_expert_used\":1},\"tokens\":3,\"counts\":[[1,4]]}",
+		  "counts[0][1] is not a count in [0, tokens]" },
+		{ "{\"format\":\"tiermem-expert-heat\",\"version\":1,\"model\":{\"hash\":\"h\",\"arch\":\"a\","
+		  "\"n_layer\":2,\"n_expert\":2,\"n_expert_used\":1},\"tokens\":3,\"counts\":[[1,2]]}",
+		  "'counts' must be an array of 2 layers" },
+		{ "{\"format\":\"tiermem-expert-heat\",\"version\":1,\"model\":{\"hash\":\"h\",\"arch\":\"a\","
+		  "\"n_layer\":1,\"n_expert\":2,\"n_expert_used\":3},\"tokens\":3,\"counts\":[[1,2]]}",
+		  "'n_expert_used' = 3 is outside" },
+	};
+	struct tm_xtrace_model m = { .hash = "abc", .arch = "qwen3moe", .n_layer = 2, .n_expert = 3,
+				     .n_expert_used = 1 };
+	struct tm_xheat h, r;
+	int order[3], wrong = 0;
+	float *p;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(bad[i].text);
+		if (tm_xheat_read(&r, path) != -EINVAL || !strstr(tm_strerror(), bad[i].want)) {
+			printf("# heat case %zu: '%s', wanted '%s'\n", i, tm_strerror(), bad[i].want);
+			wrong++;
+		}
+	}
+	tap_ok(!wrong, "%zu malformed heat files: each -EINVAL saying what is wrong", sizeof(bad) / sizeof(bad[0]));
+	tm_xheat_alloc(&h, &m);
+	h.tokens = 10;
+	h.counts[0] = 2, h.counts[1] = 7, h.counts[2] = 1;
+	h.counts[3] = 5, h.counts[4] = 0, h.counts[5] = 5;
+	tap_ok(!tm_xheat_write(&h, path) && !tm_xheat_read(&r, path) && r.tokens == 10 && r.counts[1] == 7 &&
+	       r.counts[5] == 5 && !strcmp(r.model.hash, "abc") && r.model.n_expert == 3,
+	       "heat written and read back");
+	tm_xheat_order(&r, 0, order);
+	tap_ok(order[0] == 1 && order[1] == 0 && order[2] == 2, "hottest first: 1 0 2");
+	tm_xheat_order(&r, 1, order);
+	tap_ok(order[0] == 0 && order[1] == 2 && order[2] == 1, "ties by expert id: 0 2 1");
+	tap_ok(!tm_xheat_probs(&r, &p) && fabsf(p[1] - 0.7f) < 1e-6f && p[4] == 0.0f,
+	       "probabilities are counts / tokens");
+	free(p);
+	tm_xheat_free(&h);
+	tm_xheat_free(&r);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "/tmp/tm-test-experts.%d", (int)getpid());
@@ -289,6 +338,7 @@ int main(void)
 	test_states();
 	test_reader();
 	test_synth_replay();
+	test_heat();
 	unlink(path);
 	return tap_done();
 }
