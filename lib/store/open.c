@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,18 +92,62 @@ static int map_regions(struct tm_model *m, const struct tm_manifest *mf)
 	return 0;
 }
 
+/*
+ * Checksums on every CPU: a 500 GB PMEM tier checked by one thread would take
+ * minutes; several reach the tier's read bandwidth. Threads take tensors from
+ * a shared cursor; the lowest failing index is reported.
+ */
+struct verify_job {
+	const struct tm_model *m;
+	const struct tm_manifest *mf;
+	unsigned int flags;
+	size_t next;		/* atomic cursor */
+	size_t bad;		/* lowest failing tensor, or n_tensors */
+};
+
+static void *verify_worker(void *arg)
+{
+	struct verify_job *j = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->mf->n_tensors) {
+		const struct tm_mtensor *mt = &j->mf->tensors[i];
+		const struct tm_mregion *r = &j->mf->regions[mt->region];
+		size_t bad;
+
+		if ((j->flags & TM_OPEN_NO_VERIFY) && load_to(r) == TM_TO_MAP)
+			continue;
+		if (XXH3_64bits((const char *)j->m->maps[mt->region].addr + mt->offset, mt->bytes) == mt->hash)
+			continue;
+		bad = __atomic_load_n(&j->bad, __ATOMIC_RELAXED);
+		while (i < bad && !__atomic_compare_exchange_n(&j->bad, &bad, i, false, __ATOMIC_RELAXED,
+							     __ATOMIC_RELAXED))
+			;
+	}
+	return NULL;
+}
+
 static int verify(const struct tm_model *m, const struct tm_manifest *mf, unsigned int flags)
 {
-	for (size_t i = 0; i < mf->n_tensors; i++) {
-		const struct tm_mtensor *mt = &mf->tensors[i];
+	struct verify_job j = { .m = m, .mf = mf, .flags = flags, .bad = mf->n_tensors };
+	pthread_t th[64];
+	int n = 0, want = 1;
+	cpu_set_t set;
+
+	if (!sched_getaffinity(0, sizeof(set), &set) && CPU_COUNT(&set) > 1)
+		want = CPU_COUNT(&set) < 64 ? CPU_COUNT(&set) : 64;
+	while (n < want - 1 && !pthread_create(&th[n], NULL, verify_worker, &j))
+		n++;
+	verify_worker(&j);
+	while (n--)
+		pthread_join(th[n], NULL);
+	if (j.bad < mf->n_tensors) {
+		const struct tm_mtensor *mt = &mf->tensors[j.bad];
 		const struct tm_mregion *r = &mf->regions[mt->region];
 
-		if ((flags & TM_OPEN_NO_VERIFY) && load_to(r) == TM_TO_MAP)
-			continue;
-		if (XXH3_64bits((const char *)m->maps[mt->region].addr + mt->offset, mt->bytes) != mt->hash)
-			return tm_err(-EIO, "model '%s': tensor %s in region %s (tier '%s') fails its "
-				      "checksum: the region is corrupted; import it again with --replace, "
-				      "or tiermem rm %s", mf->name, mt->name, r->loc, r->tier, mf->name);
+		return tm_err(-EIO, "model '%s': tensor %s in region %s (tier '%s') fails its "
+			      "checksum: the region is corrupted; import it again with --replace, "
+			      "or tiermem rm %s", mf->name, mt->name, r->loc, r->tier, mf->name);
 	}
 	return 0;
 }
