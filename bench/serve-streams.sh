@@ -4,17 +4,20 @@
 # streams on the ~2 GB dense Q4_K_M benchmark model (synthesized into
 # build/bench-models if missing), rounds alternating between stream counts,
 # medians. Prints the load average before and after: the host is shared.
-# usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [MODEL]
+# With --llama, the same for llama.cpp's batched decode (bench/llama-streams.mjs,
+# node-llama-cpp: several sequences of one context), after tiermem's.
+# usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [--llama] [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-rounds=3 tokens=48 threads=2 model=
+rounds=3 tokens=48 threads=2 model= llama=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) rounds=$2; shift 2 ;;
 	--tokens) tokens=$2; shift 2 ;;
 	--threads) threads=$2; shift 2 ;;
-	-*) echo "usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [MODEL]" >&2; exit 2 ;;
+	--llama) llama=1; shift ;;
+	-*) echo "usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [--llama] [MODEL]" >&2; exit 2 ;;
 	*) model=$1; shift ;;
 	esac
 done
@@ -38,3 +41,9 @@ head -1 "$log"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $threads threads, $rounds rounds, $tokens tokens per stream"
 node bench/serve-streams.mjs "http://127.0.0.1:$port" "$rounds" "$tokens" 1 2 4 8
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ $llama -eq 1 ]; then
+	kill $pid; wait $pid 2>/dev/null || true
+	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	BUILD=$BUILD node bench/llama-streams.mjs "$model" "$threads" "$rounds" "$tokens" 1 2 4 8
+	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi

@@ -45,7 +45,7 @@ static const char usage[] =
 	"  -c, --ctx-size N        tokens per slot, prompt plus completion (default 4096,\n"
 	"                          at most the model's training context)\n"
 	"  --api-key KEY           require 'Authorization: Bearer KEY' (not for /health,\n"
-	"                          /metrics and /); default: none\n"
+	"                          /metrics, /props and the dashboard /); default: none\n"
 	"  --api-key-file FILE     the key from the first line of FILE (not on the command\n"
 	"                          line, where other users can read it)\n"
 	"  -a, --alias ID          the model id clients name (default: the file's name\n"

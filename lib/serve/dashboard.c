@@ -8,6 +8,7 @@
 
 const char dashboard_html[] =
 "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tiermem serve</title>\n"
+"<link rel=\"icon\" href=\"data:,\">\n"
 "<style>body{font:14px sans-serif;margin:1em 2em;color:#222}canvas{border:1px solid #ccc}"
 "td,th{padding:2px 10px;text-align:left}#now{font-size:18px}</style></head><body>\n"
 "<h2>tiermem serve: <span id=\"model\">?</span></h2>\n"

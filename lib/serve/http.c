@@ -370,7 +370,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct tm_server *s = cls;
 	struct req *q = *con_cls;
 	bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
-	bool open = is_path(url, "/health") || !strcmp(url, "/") || is_path(url, "/metrics");
+	/* what the dashboard reads is open, as llama-server's /health and web page are */
+	bool open = is_path(url, "/health") || !strcmp(url, "/") || is_path(url, "/metrics") || is_path(url, "/props");
 
 	if (!q) {
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

@@ -97,6 +97,21 @@ last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/client.tap")
 n=${last:-$n}
 [ $rc -eq 0 ] || notok "the openai client tests exited $rc: $(tail -5 "$W/client.err")"
 
+# the dashboard in headless Chromium, a screenshot kept in build/test-artifacts
+mkdir -p "$BUILD/test-artifacts"
+if command -v chromium >/dev/null; then
+	KEY=$KEY timeout 120 node --experimental-websocket --no-warnings tests/serve/dashboard.mjs "http://127.0.0.1:$PORT_main" \
+		"$BUILD/test-artifacts/dashboard.png" $((n + 1)) >"$W/dash.tap" 2>"$W/dash.err"
+	rc=$?
+	grep -E '^(not )?ok ' "$W/dash.tap"
+	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/dash.tap")
+	n=${last:-$n}
+	grep -q '^not ok' "$W/dash.tap" && failed=1
+	[ $rc -eq 0 ] || grep -q '^not ok' "$W/dash.tap" || notok "dashboard.mjs exited $rc: $(tail -3 "$W/dash.err")"
+else
+	notok "chromium is not installed (scripts/deps installs it for make check)"
+fi
+
 # an imported model served by name: its weights over two tiers, the same text
 # as the GGUF, and /metrics counting the bytes each tier gave
 export TIERMEM_HOME=$W/home TIERMEM_BACKEND=user
