@@ -77,8 +77,10 @@ try {
 } catch (e) {
 	ok(false, `dashboard: ${e.stack}`);
 } finally {
+	const gone = new Promise((r) => browser.once('exit', r));
 	browser.kill('SIGKILL');
-	fs.rmSync(profile, { recursive: true, force: true });
+	await gone;
+	try { fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 }); } catch { /* left in the temp dir */ }
 	console.log(`# last ${n}`);
 	process.exit(failed ? 1 : 0);
 }

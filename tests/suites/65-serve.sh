@@ -107,7 +107,7 @@ if command -v chromium >/dev/null; then
 	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/dash.tap")
 	n=${last:-$n}
 	grep -q '^not ok' "$W/dash.tap" && failed=1
-	[ $rc -eq 0 ] || grep -q '^not ok' "$W/dash.tap" || notok "dashboard.mjs exited $rc: $(tail -3 "$W/dash.err")"
+	[ $rc -eq 0 ] || grep -q '^not ok' "$W/dash.tap" || notok "dashboard.mjs exited $rc: $(grep -m3 -i "error" "$W/dash.err" | tr "\n" " ")"
 else
 	notok "chromium is not installed (scripts/deps installs it for make check)"
 fi
