@@ -107,7 +107,7 @@ for i in range(n):
         row = [names[i], "planner" if how == "planned" else "file order", "%.3f" % (read(p, "pmem") / 1e9), "%.2f" % pred]
         if have:
             runs = [json.load(open(f"{w}/{i}.{how}.run.{r}.json")) for r in range(1, rounds + 1)]
-            slow = statistics.median(sum(t["read_per_token"] for t in x["tiers"] if t["tier"] == "file") for x in runs)
+            slow = statistics.median(sum(t["read_per_token"] for t in x["tiers"] if t["tier"] in ("pmem", "file")) for x in runs)
             tps[how] = [x["decode_tps"] for x in runs]
             m = statistics.median(tps[how])
             row += ["%.3f" % (slow / 1e9), "%.2f" % m, "%.2f" % (m / pred)]
