@@ -350,7 +350,7 @@ static json_t *json_text(const char *text, size_t n)
 
 static int json_summary(const struct tm_model *m, const struct tm_gen_stats *st,
 			const struct tm_run_tier *tiers, const struct stream *out, uint64_t seed,
-			double t_load)
+			double t_load, json_t *experts)
 {
 	struct tier_row r[TM_MODEL_MAX_MAPS];
 	double pred = tier_rows(m, st, tiers, r);
@@ -373,8 +373,12 @@ static int json_summary(const struct tm_model *m, const struct tm_gen_stats *st,
 			 "predicted_tps", pred, "measured_tps",
 			 st->t_decode > 0 && st->n_decoded ? st->n_decoded / st->t_decode : 0,
 			 "seed", (json_int_t)seed, "tiers", arr);
-	if (!root)
+	if (!root) {
+		json_decref(experts);
 		return run_error(CMD, "building the JSON summary failed");
+	}
+	if (experts)
+		json_object_set_new(root, "experts", experts);
 	rc = json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	putchar('\n');
@@ -603,7 +607,7 @@ int cmd_run(int argc, char **argv)
 	}
 	publish(&out, 2);
 	if (json) {
-		rc = json_summary(&model, &st, tiers, &out, seed, t_load);
+		rc = json_summary(&model, &st, tiers, &out, seed, t_load, run_experts_json(&rx, ctx, st.n_decoded));
 		goto out;
 	}
 	summary(&model, &st, (int)threads, seed, &sp, &gpu, t_load);

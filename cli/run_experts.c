@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli/args.h"
 #include "cli/run_experts.h"
 #include "tiermem/error.h"
@@ -192,78 +194,133 @@ static double pct(uint64_t a, uint64_t b)
 	return b ? 100.0 * a / b : 0;
 }
 
-void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode)
+/* Decode's figures, per token where it says so. */
+struct figures {
+	struct tm_xstats t, g[GROUPS];
+	int ng, g0[GROUPS], g1[GROUPS];
+	double nt, cache_b, hit_b, slow, slow_exp, all_b, copies, copy_wait, pred_right;
+	double tps_with, tps_without;
+	struct tm_xcost rig;
+};
+
+static bool figures(struct run_experts *r, const struct tm_ctx *c, int n_decoded, struct figures *f)
 {
 	const struct tm_model *m = r->m;
-	int nl, cm;
-	struct tm_xstats t;
 	struct tm_xonline_stats os;
-	double nt = n_decoded > 0 ? n_decoded : 1, slow = 0, slow_exp = 0, cache_b, hit_b = 0, all_b = 0;
-	char groups[512];
-	size_t gl = 0;
+	int nl, cm;
 
 	if (!r->x || !r->marked)
-		return;
+		return false;
+	memset(f, 0, sizeof(*f));
 	nl = m->hp.n_layer;
 	cm = tm_xonline_map(r->x);
+	f->nt = n_decoded > 0 ? n_decoded : 1;
 	tm_xonline_drain(r->x);
 	tm_xonline_stats(r->x, &os);
-	group(r, 0, nl, &t);
+	group(r, 0, nl, &f->t);
 	/* experts' bytes differ between layers (q4_K_M gives some layers' ffn_down q6_K) */
 	for (int l = 0; l < nl; l++) {
-		const struct tm_layer *Ll = &m->layers[l];
+		const struct tm_layer *L = &m->layers[l];
 		struct tm_xstats s;
-		double b = (double)(Ll->gate_exps.mat_bytes + Ll->up_exps.mat_bytes + Ll->down_exps.mat_bytes);
+		double b = (double)(L->gate_exps.mat_bytes + L->up_exps.mat_bytes + L->down_exps.mat_bytes);
 
 		group(r, l, l + 1, &s);
-		hit_b += s.hits * b;
-		slow_exp += s.misses * b;
-		all_b += s.uses * b;
+		f->hit_b += s.hits * b;
+		f->slow_exp += s.misses * b;
+		f->all_b += s.uses * b;
 	}
-
-	int ng = nl < GROUPS ? nl : GROUPS;
-
-	for (int g = 0; g < ng; g++) {
-		struct tm_xstats s;
-		int l0 = g * nl / ng, l1 = (g + 1) * nl / ng;
-
-		group(r, l0, l1, &s);
-		gl += snprintf(groups + gl, sizeof(groups) - gl, "%s%d-%d %.1f %%", gl ? ", " : "", l0, l1 - 1,
-			       pct(s.hits, s.uses));
-		if (gl >= sizeof(groups))
-			break;
+	f->ng = nl < GROUPS ? nl : GROUPS;
+	for (int g = 0; g < f->ng; g++) {
+		f->g0[g] = g * nl / f->ng;
+		f->g1[g] = (g + 1) * nl / f->ng;
+		group(r, f->g0[g], f->g1[g], &f->g[g]);
 	}
 	for (int i = 0; i < m->n_maps; i++)
 		if (i != cm)
-			slow += (double)(c->map_bytes[i] - r->map0[i]);
-	cache_b = (double)(c->map_bytes[cm] - r->map0[cm]);
-	fprintf(stderr, "experts:     cache of %d of %d experts per layer (%.0f %%), %.2f GiB on %s (%s), policy %s, copies %s%s%s\n",
+			f->slow += (double)(c->map_bytes[i] - r->map0[i]);
+	f->cache_b = (double)(c->map_bytes[cm] - r->map0[cm]);
+	f->copies = (double)(os.copy_bytes - r->ost0.copy_bytes);
+	f->copy_wait = os.copy_wait_s - r->ost0.copy_wait_s;
+	f->pred_right = pct(os.pred_right - r->ost0.pred_right, os.pred_total - r->ost0.pred_total);
+	/* the interim cost model of Documentation/tiermem-experts.rst, on the seed's rig */
+	f->rig = (struct tm_xcost){ .fast_gbps = 100, .slow_gbps = 39 };
+	double dense = (f->slow - f->slow_exp) / f->nt, cp = f->copies / f->nt;
+
+	f->tps_with = 1 / tm_xcost_sec_per_tok(&f->rig, dense + f->cache_b / f->nt + cp, f->slow_exp / f->nt + cp);
+	f->tps_without = 1 / tm_xcost_sec_per_tok(&f->rig, dense, f->all_b / f->nt);
+	return true;
+}
+
+void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode)
+{
+	const struct tm_model *m = r->m;
+	struct figures f;
+	char groups[512];
+	size_t gl = 0;
+	int cm;
+
+	if (!figures(r, c, n_decoded, &f))
+		return;
+	cm = tm_xonline_map(r->x);
+	for (int g = 0; g < f.ng && gl < sizeof(groups); g++)
+		gl += snprintf(groups + gl, sizeof(groups) - gl, "%s%d-%d %.1f %%", gl ? ", " : "", f.g0[g],
+			       f.g1[g] - 1, pct(f.g[g].hits, f.g[g].uses));
+	fprintf(stderr, "experts:     cache of %d of %d experts per layer (%.0f %%), %.2f GiB on %s (%s), policy %s, copies %s%s\n",
 		tm_xcache_slots(tm_xonline_cache(r->x)), m->hp.n_expert,
 		pct((uint64_t)tm_xcache_slots(tm_xonline_cache(r->x)), (uint64_t)m->hp.n_expert),
 		tm_xonline_bytes(r->x) / 1073741824.0, tm_tier_name(m->maps[cm].tier), m->maps[cm].backend,
 		tm_xpolicy_name(r->o.cache.policy), r->o.sync_copy ? "sync" : "async",
-		r->o.predict ? ", prediction on" : "", "");
+		r->o.predict ? ", prediction on" : "");
 	fprintf(stderr, "             decode: hits %.1f %% (layers %s); per token %.1f misses, %.1f admitted\n",
-		pct(t.hits, t.uses), groups, t.misses / nt, t.admits / nt);
+		pct(f.t.hits, f.t.uses), groups, f.t.misses / f.nt, f.t.admits / f.nt);
 	if (r->o.predict)
 		fprintf(stderr, "             prefetch per token: %.1f issued, %.1f used, %.1f wasted, %.1f late; predictions right %.1f %%\n",
-			t.pf_issued / nt, t.pf_used / nt, t.pf_wasted / nt, t.pf_late / nt,
-			pct(os.pred_right - r->ost0.pred_right, os.pred_total - r->ost0.pred_total));
+			f.t.pf_issued / f.nt, f.t.pf_used / f.nt, f.t.pf_wasted / f.nt, f.t.pf_late / f.nt,
+			f.pred_right);
 	fprintf(stderr, "             per token: %.2f MiB from the cache region (hits x their experts' bytes: %.2f), %.1f MiB from the model's mappings (experts %.1f), %.1f MiB copied%s\n",
-		cache_b / nt / 1048576, hit_b / nt / 1048576, slow / nt / 1048576,
-		slow_exp / nt / 1048576, (double)(os.copy_bytes - r->ost0.copy_bytes) / nt / 1048576,
-		r->o.sync_copy ? "" : " by the copier");
+		f.cache_b / f.nt / 1048576, f.hit_b / f.nt / 1048576, f.slow / f.nt / 1048576,
+		f.slow_exp / f.nt / 1048576, f.copies / f.nt / 1048576, r->o.sync_copy ? "" : " by the copier");
 	if (t_decode > 0)
-		fprintf(stderr, "             copy time on the forward pass: %.3f s of %.3f s decoding\n",
-			os.copy_wait_s - r->ost0.copy_wait_s, t_decode);
-	/* the interim cost model of Documentation/tiermem-experts.rst, on the seed's rig */
-	struct tm_xcost rig = { .fast_gbps = 100, .slow_gbps = 39 };
-	double copies = (double)(os.copy_bytes - r->ost0.copy_bytes) / nt, dense = (slow - slow_exp) / nt;
-	double with = tm_xcost_sec_per_tok(&rig, dense + cache_b / nt + copies, slow_exp / nt + copies);
-	double without = tm_xcost_sec_per_tok(&rig, dense, all_b / nt);
-
+		fprintf(stderr, "             copy time on the forward pass: %.3f s of %.3f s decoding\n", f.copy_wait,
+			t_decode);
 	fprintf(stderr, "             predicted with the dense weights on a fast tier of %g GB/s and the experts on a slow one of %g GB/s: %.2f tok/s at this hit rate, %.2f without the cache\n",
-		rig.fast_gbps, rig.slow_gbps, 1 / with, 1 / without);
+		f.rig.fast_gbps, f.rig.slow_gbps, f.tps_with, f.tps_without);
+}
+
+static json_t *stats_json(const struct tm_xstats *s, double nt)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "uses", (json_int_t)s->uses,
+			 "hits", (json_int_t)s->hits, "misses", (json_int_t)s->misses,
+			 "admits", (json_int_t)s->admits, "hit_rate", s->uses ? (double)s->hits / s->uses : 0.0,
+			 "prefetch_issued_per_token", s->pf_issued / nt, "prefetch_used_per_token", s->pf_used / nt,
+			 "prefetch_wasted_per_token", s->pf_wasted / nt, "prefetch_late_per_token", s->pf_late / nt);
+}
+
+json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_decoded)
+{
+	struct figures f;
+	json_t *groups = json_array(), *j;
+
+	if (!groups || !figures(r, c, n_decoded, &f)) {
+		json_decref(groups);
+		return NULL;
+	}
+	for (int g = 0; g < f.ng; g++) {
+		json_t *o = stats_json(&f.g[g], f.nt);
+
+		json_object_set_new(o, "first_layer", json_integer(f.g0[g]));
+		json_object_set_new(o, "last_layer", json_integer(f.g1[g] - 1));
+		json_array_append_new(groups, o);
+	}
+	j = json_pack("{s:i, s:s, s:b, s:b, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+		      "slots_per_layer", tm_xcache_slots(tm_xonline_cache(r->x)),
+		      "policy", tm_xpolicy_name(r->o.cache.policy), "sync_copy", r->o.sync_copy,
+		      "predict", r->o.predict, "total", stats_json(&f.t, f.nt), "layer_groups", groups,
+		      "cache_bytes_per_token", f.cache_b / f.nt, "slow_bytes_per_token", f.slow / f.nt,
+		      "slow_expert_bytes_per_token", f.slow_exp / f.nt, "copy_bytes_per_token", f.copies / f.nt,
+		      "predictions_right_pct", f.pred_right, "predicted_tps_rig", f.tps_with,
+		      "predicted_tps_rig_without_cache", f.tps_without);
+	return j;
 }
 
 void run_experts_free(struct run_experts *r)

@@ -54,6 +54,9 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 /* The prompt has been evaluated: decode starts now. */
 void run_experts_mark(struct run_experts *r, const struct tm_ctx *c);
 void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode);
+/* The same figures for run --json (NULL when no cache ran). */
+struct json_t;
+struct json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_decoded);
 void run_experts_free(struct run_experts *r);
 
 #endif

@@ -89,6 +89,9 @@ check "run --expert-cache: hit rate in total and per layer group" '[ $? -eq 0 ]'
 "$TM" run -m "$W/moe.gguf" -p "Hello there" -n 16 --temp 0 -t 2 --expert-cache 16 --expert-copy sync >/dev/null 2>"$W/r2.err"
 check "run --expert-cache of every expert, sync copies (async ones may lag on a loaded host): misses only while the cache fills (hits above 80 %)" \
 	'h=$(sed -n "s/.*decode: hits \([0-9.]*\) %.*/\1/p" "$W/r2.err"); awk -v h="$h" "BEGIN {exit !(h > 80)}"'
+"$TM" run -m "$W/moe.gguf" -p "Hello there" -n 8 --temp 0 -t 2 --expert-cache 4 --expert-copy sync --json >"$W/rj.json" 2>/dev/null
+check "run --expert-cache --json: the cache's counters in total and per layer group" \
+	'py "$W/rj.json" "j[\"experts\"][\"total\"][\"uses\"] == j[\"experts\"][\"total\"][\"hits\"] + j[\"experts\"][\"total\"][\"misses\"] and sum(g[\"uses\"] for g in j[\"experts\"][\"layer_groups\"]) == j[\"experts\"][\"total\"][\"uses\"] > 0"'
 "$TM" run -m "$W/dense.gguf" -n 4 --expert-cache 25% >/dev/null 2>"$W/d.err"
 check "run --expert-cache on a dense model: exit 0 and a note that it has no effect" \
 	'[ $? -eq 0 ] && grep -q "note: --expert-cache has no effect" "$W/d.err"'
