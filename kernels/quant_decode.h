@@ -90,32 +90,42 @@ TM_HD static inline float tm_dq_i2f(int v)
  */
 TM_HD static inline void tm_dq_kq_scale(const uint8_t *q, int j, int *sc, int *m)
 {
-	if (j < 4) {
-		*sc = q[j] & 63;
-		*m = q[j + 4] & 63;
-	} else {
-		*sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
-		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-	}
+	/* three loads and selects, no branch: lanes of a GPU warp hold different j */
+	int a = q[j & 3], b = q[(j & 3) + 4], c = q[(j & 3) + 8], hi = j >= 4;
+
+	*sc = hi ? (c & 15) | ((a >> 6) << 4) : a & 63;
+	*m = hi ? (c >> 4) | ((b >> 6) << 4) : b & 63;
 }
 
-TM_HD static inline void tm_dec8_f32(const void *row, int64_t k8, float o[8])
+/*
+ * Each type's decoder gives a chunk in affine form: element i is
+ * ab[0] * v[i] - ab[1] (a block's scale and min times small integers, or
+ * 1 and 0 for float types). A dot product can then multiply by the scale
+ * and min once per chunk, after summing v[i] * x[i] and x[i], instead of
+ * once per element; tm_dec8_* below apply the affine map for those who
+ * want the values.
+ */
+TM_HD static inline void tm_dec8a_f32(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const float *p = (const float *)row + 8 * k8;
 
 	for (int i = 0; i < 8; i++)
-		o[i] = p[i];
+		v[i] = p[i];
+	ab[0] = 1.0f;
+	ab[1] = 0.0f;
 }
 
-TM_HD static inline void tm_dec8_f16(const void *row, int64_t k8, float o[8])
+TM_HD static inline void tm_dec8a_f16(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const uint16_t *p = (const uint16_t *)row + 8 * k8;
 
 	for (int i = 0; i < 8; i++)
-		o[i] = tm_dq_half(p[i]);
+		v[i] = tm_dq_half(p[i]);
+	ab[0] = 1.0f;
+	ab[1] = 0.0f;
 }
 
-TM_HD static inline void tm_dec8_bf16(const void *row, int64_t k8, float o[8])
+TM_HD static inline void tm_dec8a_bf16(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const uint16_t *p = (const uint16_t *)row + 8 * k8;
 
@@ -128,30 +138,34 @@ TM_HD static inline void tm_dec8_bf16(const void *row, int64_t k8, float o[8])
 #else
 		memcpy(&f, &u, sizeof(f));
 #endif
-		o[i] = f;
+		v[i] = f;
 	}
+	ab[0] = 1.0f;
+	ab[1] = 0.0f;
 }
 
-TM_HD static inline void tm_dec8_q8_0(const void *row, int64_t k8, float o[8])
+TM_HD static inline void tm_dec8a_q8_0(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const blk_q8_0 *b = (const blk_q8_0 *)row + k8 / 4;
 	const int8_t *q = b->qs + 8 * (k8 % 4);
-	float d = tm_dq_half(b->d);
 
 	for (int i = 0; i < 8; i++)
-		o[i] = d * tm_dq_i2f(q[i]);
+		v[i] = tm_dq_i2f(q[i]);
+	ab[0] = tm_dq_half(b->d);
+	ab[1] = 0.0f;
 }
 
 /* Elements 0..15 of a block are the low nibbles of qs[0..15], 16..31 the high ones. */
-TM_HD static inline void tm_dec8_q4_0(const void *row, int64_t k8, float o[8])
+TM_HD static inline void tm_dec8a_q4_0(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const blk_q4_0 *b = (const blk_q4_0 *)row + k8 / 4;
 	int c = (int)(k8 % 4), shift = 4 * (c >> 1);
 	const uint8_t *q = b->qs + 8 * (c & 1);
-	float d = tm_dq_half(b->d);
 
 	for (int i = 0; i < 8; i++)
-		o[i] = d * tm_dq_i2f(((q[i] >> shift) & 15) - 8);
+		v[i] = tm_dq_i2f(((q[i] >> shift) & 15) - 8);
+	ab[0] = tm_dq_half(b->d);
+	ab[1] = 0.0f;
 }
 
 /*
@@ -175,63 +189,89 @@ TM_HD static inline uint64_t tm_dq_ld8(const uint8_t *p)
 /*
  * q4_K and q5_K: chunk c (0..31) of a super-block lies in sub-block j = c/4,
  * whose 4-bit codes are the low (even j) or high (odd j) nibbles of bytes
- * 32*(j/2) .. +31; q5_K adds bit j of qh[l] as bit 4.
+ * 32*(j/2) .. +31; q5_K adds bit j of qh[l] as bit 4. Element = d*sc*q - dmin*m.
  */
-TM_HD static inline void tm_dec8_q45_K(const uint16_t *dd, const uint8_t *scales, const uint8_t *qh,
-				       const uint8_t *qs, int c, float o[8])
+TM_HD static inline void tm_dec8a_q45_K(const uint16_t *dd, const uint8_t *scales, const uint8_t *qh,
+					const uint8_t *qs, int c, float v[8], float ab[2])
 {
 	int j = c / 4, l0 = 8 * (c % 4), shift = 4 * (j & 1), sc, m;
 	uint64_t q = tm_dq_ld8(qs + 32 * (j / 2) + l0) >> shift, h = qh ? tm_dq_ld8(qh + l0) >> j : 0;
-	float d = tm_dq_half(dd[0]), dmin = tm_dq_half(dd[1]), dl, ml;
 
 	tm_dq_kq_scale(scales, j, &sc, &m);
-	dl = d * tm_dq_i2f(sc);
-	ml = dmin * tm_dq_i2f(m);
-	for (int i = 0; i < 8; i++) {
-		int v = (int)((q >> (8 * i)) & 15) | (int)(((h >> (8 * i)) & 1) << 4);
+	ab[0] = tm_dq_half(dd[0]) * tm_dq_i2f(sc);
+	ab[1] = tm_dq_half(dd[1]) * tm_dq_i2f(m);
+#ifdef __CUDA_ARCH__
+	/*
+	 * The same integers with fewer instructions (a matvec is bound by their
+	 * issue rate): mask the 4 codes of a 32-bit word at once, then one byte
+	 * permute per element builds the float 2^23 + code, less 2^23.
+	 */
+	uint32_t w[2] = { (uint32_t)q & 0x0F0F0F0Fu, (uint32_t)(q >> 32) & 0x0F0F0F0Fu };
 
-		o[i] = dl * tm_dq_i2f(v) - ml;
-	}
+	w[0] |= ((uint32_t)h & 0x01010101u) << 4;
+	w[1] |= ((uint32_t)(h >> 32) & 0x01010101u) << 4;
+	for (int i = 0; i < 8; i++)
+		v[i] = __uint_as_float(__byte_perm(w[i / 4], 0x4B000000u, 0x7440 + i % 4)) - 8388608.0f;
+#else
+	for (int i = 0; i < 8; i++)
+		v[i] = tm_dq_i2f((int)((q >> (8 * i)) & 15) | (int)(((h >> (8 * i)) & 1) << 4));
+#endif
 }
 
-TM_HD static inline void tm_dec8_q4_K(const void *row, int64_t k8, float o[8])
+TM_HD static inline void tm_dec8a_q4_K(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const blk_q4_K *b = (const blk_q4_K *)row + k8 / 32;
 
-	tm_dec8_q45_K(&b->d, b->scales, NULL, b->qs, (int)(k8 % 32), o);
+	tm_dec8a_q45_K(&b->d, b->scales, NULL, b->qs, (int)(k8 % 32), v, ab);
 }
 
-TM_HD static inline void tm_dec8_q5_K(const void *row, int64_t k8, float o[8])
+TM_HD static inline void tm_dec8a_q5_K(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const blk_q5_K *b = (const blk_q5_K *)row + k8 / 32;
 
-	tm_dec8_q45_K(&b->d, b->scales, b->qh, b->qs, (int)(k8 % 32), o);
+	tm_dec8a_q45_K(&b->d, b->scales, b->qh, b->qs, (int)(k8 % 32), v, ab);
 }
 
 /*
  * q6_K: element k = 128*half + 32*quarter + l takes its low 4 bits from
  * ql[64*half + l (+32 for odd quarters)] (high nibble for quarters 2 and 3)
- * and its high 2 bits from qh[32*half + l] >> 2*quarter. A chunk of 8 keeps
- * half and quarter fixed.
+ * and its high 2 bits from qh[32*half + l] >> 2*quarter, minus 32; a chunk
+ * of 8 keeps half and quarter fixed and lies in one sub-block of 16 (one
+ * signed scale).
  */
-TM_HD static inline void tm_dec8_q6_K(const void *row, int64_t k8, float o[8])
+TM_HD static inline void tm_dec8a_q6_K(const void *row, int64_t k8, float v[8], float ab[2])
 {
 	const blk_q6_K *b = (const blk_q6_K *)row + k8 / 32;
 	int k0 = 8 * (int)(k8 % 32), half = k0 / 128, r = k0 % 128, quarter = r / 32, l0 = r % 32;
 	const uint8_t *ql = b->ql + 64 * half + ((quarter & 1) ? 32 : 0) + l0;
 	const uint8_t *qh = b->qh + 32 * half + l0;
 	int shift = quarter >= 2 ? 4 : 0;
-	float d = tm_dq_half(b->d);
 
-	/* a chunk of 8 lies in one sub-block of 16: one scale */
-	float ds = d * tm_dq_i2f(b->scales[k0 / 16]);
-
-	for (int i = 0; i < 8; i++) {
-		int v = ((ql[i] >> shift) & 15) | (((qh[i] >> (2 * quarter)) & 3) << 4);
-
-		o[i] = ds * tm_dq_i2f(v - 32);
-	}
+	for (int i = 0; i < 8; i++)
+		v[i] = tm_dq_i2f((((ql[i] >> shift) & 15) | (((qh[i] >> (2 * quarter)) & 3) << 4)) - 32);
+	ab[0] = tm_dq_half(b->d) * tm_dq_i2f(b->scales[k0 / 16]);
+	ab[1] = 0.0f;
 }
+
+/* The values of a chunk: the affine map of the decoders above. */
+#define TM_DEC8_VALUES(T) \
+TM_HD static inline void tm_dec8_##T(const void *row, int64_t k8, float o[8]) \
+{ \
+	float v[8], ab[2]; \
+ \
+	tm_dec8a_##T(row, k8, v, ab); \
+	for (int i = 0; i < 8; i++) \
+		o[i] = ab[0] * v[i] - ab[1]; \
+}
+TM_DEC8_VALUES(f32)
+TM_DEC8_VALUES(f16)
+TM_DEC8_VALUES(bf16)
+TM_DEC8_VALUES(q8_0)
+TM_DEC8_VALUES(q4_0)
+TM_DEC8_VALUES(q4_K)
+TM_DEC8_VALUES(q5_K)
+TM_DEC8_VALUES(q6_K)
+#undef TM_DEC8_VALUES
 
 /*
  * Any type by its GGML id (kernels/kernels.h: 0 f32, 1 f16, 2 q4_0, 8 q8_0,

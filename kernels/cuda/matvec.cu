@@ -19,17 +19,25 @@ constexpr int kWarps = 4;	/* warps per thread block, sharing its rows' columns *
 constexpr int kTile = 8;	/* tokens per pass over a row in prefill */
 
 template <int T>
-__device__ __forceinline__ void dec8(const char *row, int k8, float o[8])
+__device__ __forceinline__ void dec8a(const char *row, int k8, float v[8], float ab[2])
 {
-	if constexpr (T == 0) tm_dec8_f32(row, k8, o);
-	else if constexpr (T == 1) tm_dec8_f16(row, k8, o);
-	else if constexpr (T == 2) tm_dec8_q4_0(row, k8, o);
-	else if constexpr (T == 8) tm_dec8_q8_0(row, k8, o);
-	else if constexpr (T == 12) tm_dec8_q4_K(row, k8, o);
-	else if constexpr (T == 13) tm_dec8_q5_K(row, k8, o);
-	else if constexpr (T == 14) tm_dec8_q6_K(row, k8, o);
-	else tm_dec8_bf16(row, k8, o);
+	if constexpr (T == 0) tm_dec8a_f32(row, k8, v, ab);
+	else if constexpr (T == 1) tm_dec8a_f16(row, k8, v, ab);
+	else if constexpr (T == 2) tm_dec8a_q4_0(row, k8, v, ab);
+	else if constexpr (T == 8) tm_dec8a_q8_0(row, k8, v, ab);
+	else if constexpr (T == 12) tm_dec8a_q4_K(row, k8, v, ab);
+	else if constexpr (T == 13) tm_dec8a_q5_K(row, k8, v, ab);
+	else if constexpr (T == 14) tm_dec8a_q6_K(row, k8, v, ab);
+	else tm_dec8a_bf16(row, k8, v, ab);
 }
+
+/* Types whose chunks have a min (element = scale * q - min): the K-quants with 4/5-bit codes. */
+template <int T>
+constexpr bool has_min = T == 12 || T == 13;
+
+/* Types whose chunks have a scale other than 1. */
+template <int T>
+constexpr bool has_scale = T == 2 || T == 8 || T == 12 || T == 13 || T == 14;
 
 __device__ __forceinline__ float warp_sum(float v)
 {
@@ -40,9 +48,11 @@ __device__ __forceinline__ float warp_sum(float v)
 
 /*
  * R weight rows of type T (GLU: R gate rows, then R up rows) against up to NT
- * tokens: each lane decodes its chunk of every row, then loads each token's
- * 8 activations once for all of them. Sharing the activation loads between
- * rows is what keeps the L1 traffic for x below the weight traffic.
+ * tokens: each lane decodes its chunk of every row in affine form (scale *
+ * q - min), then loads each token's 8 activations once for all the rows and
+ * applies each row's scale and min once per chunk: sum(q x) and sum(x) are
+ * what the 8 elements cost. Sharing the activation loads between rows keeps
+ * the L1 traffic for x below the weight traffic.
  */
 template <int T, int NT, int NR>
 __device__ __forceinline__ void dot_rows(const char *const rows[NR], int nch, const float *x, size_t xs, int nt,
@@ -50,21 +60,32 @@ __device__ __forceinline__ void dot_rows(const char *const rows[NR], int nch, co
 {
 #pragma unroll 2
 	for (int c = threadIdx.x + kWarp * threadIdx.y; c < nch; c += kWarp * kWarps) {
-		float v[NR][8];
+		float v[NR][8], ab[NR][2];
 
 #pragma unroll
 		for (int r = 0; r < NR; r++)
-			dec8<T>(rows[r], c, v[r]);
+			dec8a<T>(rows[r], c, v[r], ab[r]);
 #pragma unroll
 		for (int t = 0; t < NT; t++) {
 			if (t < nt) {
 				const float4 *xp = reinterpret_cast<const float4 *>(x + t * xs + 8 * c);
 				float4 p = xp[0], q = xp[1];
+				float sx = 0.f;
 
+				if constexpr (has_min<T>)
+					sx = ((p.x + p.y) + (p.z + p.w)) + ((q.x + q.y) + (q.z + q.w));
 #pragma unroll
-				for (int r = 0; r < NR; r++)
-					acc[r][t] += v[r][0] * p.x + v[r][1] * p.y + v[r][2] * p.z + v[r][3] * p.w +
-						     v[r][4] * q.x + v[r][5] * q.y + v[r][6] * q.z + v[r][7] * q.w;
+				for (int r = 0; r < NR; r++) {
+					float d = v[r][0] * p.x + v[r][1] * p.y + v[r][2] * p.z + v[r][3] * p.w +
+						  v[r][4] * q.x + v[r][5] * q.y + v[r][6] * q.z + v[r][7] * q.w;
+
+					if constexpr (has_min<T>)
+						acc[r][t] += ab[r][0] * d - ab[r][1] * sx;
+					else if constexpr (has_scale<T>)
+						acc[r][t] += ab[r][0] * d;
+					else
+						acc[r][t] += d;
+				}
 			}
 		}
 	}

@@ -343,7 +343,7 @@ extern "C" int tmc_rmsnorm(float *out, const float *x, const float *w, int n_row
 {
 	if (n_rows < 1 || n < 1)
 		return -EINVAL;
-	k_rmsnorm<<<n_rows, kThreads, 0, s>>>(out, x, w, n, eps);
+	k_rmsnorm<<<n_rows, 1024, 0, s>>>(out, x, w, n, eps);	/* one row per block: all the threads one block may have */
 	return launched();
 }
 
