@@ -56,6 +56,8 @@ static const char usage_text[] =
 	"Streams each memory tier with vectorised loads on 1..N pinned threads and prints\n"
 	"read GB/s (best and median of the timed passes; 1 GB = 1e9 bytes), the cost of\n"
 	"first touch, and the decode ceiling: tokens/s = read GB/s / active bytes per token.\n"
+	"Where an NVIDIA GPU and libtiermem-cuda.so exist, also the gpu tier: SIZE bytes of\n"
+	"device memory read by a CUDA kernel (median of the passes); else a line says why not.\n"
 	"\n"
 	"  --size SIZE          bytes streamed per tier (default: 1G or 4x the last-level cache)\n"
 	"  -t, --threads N      measure 1..N threads (default: the CPUs this process may use)\n"
