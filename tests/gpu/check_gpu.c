@@ -449,7 +449,8 @@ static void check_ops(void)
 		int at_QD = n_head * at_hd, at_KVD = n_head_kv * at_hd, len = at_pos + at_tok;
 		float *q = malloc(sizeof(float) * at_tok * at_QD), *kc = malloc(sizeof(float) * len * at_KVD);
 		float *vc = malloc(sizeof(float) * len * at_KVD), *out = malloc(sizeof(float) * at_tok * at_QD);
-		float *scratch = malloc(sizeof(float) * at_ctx);
+		/* what tm_attention asks of one thread (kernels/ops.h) */
+		float *scratch = malloc(sizeof(float) * (n_head / n_head_kv) * (at_ctx + at_hd));
 		float *dq, *dk, *dv, *dsc, *dout2;
 		int *dpos = dput(&at_pos, sizeof(int));
 
@@ -457,9 +458,10 @@ static void check_ops(void)
 		fill(kc, (size_t)len * at_KVD, 2.f);
 		fill(vc, (size_t)len * at_KVD, 1.f);
 		tm_attention(pool, &(struct tm_attn){ .n_tok = at_tok, .pos0 = at_pos, .n_head = n_head,
-			.n_head_kv = n_head_kv, .head_dim = at_hd, .scale = 0.125f, .q = q, .q_stride = at_QD, .k = kc,
-			.v = vc, .kv_stride = at_KVD, .out = out, .out_stride = at_QD, .scratch = scratch,
-			.scratch_stride = at_ctx });
+			.n_head_kv = n_head_kv, .head_dim = at_hd, .scale = 0.125f, .q = q, .q_stride = at_QD,
+			.type_k = TM_F32, .type_v = TM_F32, .k = kc, .v = vc,
+			.k_row_bytes = sizeof(float) * at_KVD, .v_row_bytes = sizeof(float) * at_KVD,
+			.out = out, .out_stride = at_QD, .scratch = scratch, .scratch_stride = at_ctx });
 		dq = dput(q, sizeof(float) * at_tok * at_QD);
 		dk = dput(kc, sizeof(float) * len * at_KVD);
 		dv = dput(vc, sizeof(float) * len * at_KVD);
