@@ -489,7 +489,7 @@ static int tm_ioc_stats(struct tm_file *tf, void *arg)
 		if (s->id || (s->tier != TIERMEM_TIER_DDR &&
 			      s->tier != TIERMEM_TIER_PMEM))
 			return -EINVAL;
-		tm_tier_counters(s->tier, &s->c);
+		tm_tier_counters(s->tier, &s->c, false);
 		return 0;
 	}
 	if (s->tier)
@@ -497,7 +497,7 @@ static int tm_ioc_stats(struct tm_file *tf, void *arg)
 	r = tm_file_region(tf, s->id, false);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
-	tm_region_counters(r, &s->c);
+	tm_region_counters(r, &s->c, false);
 	tm_region_put(r);
 	return 0;
 }

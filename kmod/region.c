@@ -310,11 +310,36 @@ static void tm_stat_read(struct tm_stat *s, struct tiermem_counters *c)
 	c->exports = atomic64_read(&s->exports);
 }
 
-void tm_region_counters(struct tm_region *r, struct tiermem_counters *c)
+/*
+ * Pins are read from every 4 KiB struct page of a PMEM region. Readers of
+ * world-readable sysfs files get a count at most a second old, so they can
+ * make the module walk each region at most once a second.
+ */
+static u64 tm_region_pinned_cached(struct tm_region *r)
+{
+	unsigned long at = READ_ONCE(r->pinned_at);
+	u64 n;
+
+	if (at && time_before(jiffies, at + HZ))
+		return READ_ONCE(r->pinned);
+	n = tm_region_pinned(r);
+	WRITE_ONCE(r->pinned, n);
+	WRITE_ONCE(r->pinned_at, jiffies ?: 1);
+	return n;
+}
+
+static u64 tm_pinned(struct tm_region *r, bool cached)
+{
+	return cached ? tm_region_pinned_cached(r) : tm_region_pinned(r);
+}
+
+/* @cached: for sysfs (see tm_region_pinned_cached). */
+void tm_region_counters(struct tm_region *r, struct tiermem_counters *c,
+			bool cached)
 {
 	memset(c, 0, sizeof(*c));
 	tm_stat_read(&r->st, c);
-	c->pinned_pages = tm_region_pinned(r);
+	c->pinned_pages = tm_pinned(r, cached);
 	c->bytes_read = tm_region_bytes_read(r);
 }
 
@@ -322,7 +347,7 @@ void tm_region_counters(struct tm_region *r, struct tiermem_counters *c)
  * Event counters are kept per tier as they happen; pins and bytes read are
  * summed over the regions (zombies included) at the time of the call.
  */
-void tm_tier_counters(u32 tier, struct tiermem_counters *c)
+void tm_tier_counters(u32 tier, struct tiermem_counters *c, bool cached)
 {
 	struct tm_region *r;
 
@@ -332,11 +357,11 @@ void tm_tier_counters(u32 tier, struct tiermem_counters *c)
 	list_for_each_entry(r, &tm_regions, node) {
 		if (r->tier != tier)
 			continue;
-		c->pinned_pages += tm_region_pinned(r);
+		c->pinned_pages += tm_pinned(r, cached);
 		c->bytes_read += tm_region_bytes_read(r);
 	}
 	list_for_each_entry(r, &tm_zombies, node)
 		if (r->tier == tier)
-			c->pinned_pages += tm_region_pinned(r);
+			c->pinned_pages += tm_pinned(r, cached);
 	mutex_unlock(&tm_lock);
 }

@@ -46,7 +46,7 @@ static ssize_t tm_attr_show(struct kobject *kobj, struct kobj_attribute *ka,
 							   TIERMEM_TIER_PMEM;
 	struct tiermem_counters c;
 
-	tm_tier_counters(tier, &c);
+	tm_tier_counters(tier, &c, true);
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&c + a->off));
 }
 
@@ -57,7 +57,7 @@ static ssize_t tm_region_show(struct kobject *kobj, struct kobj_attribute *ka,
 	struct tm_region *r = tm_kobj_region(kobj);
 	struct tiermem_counters c;
 
-	tm_region_counters(r, &c);
+	tm_region_counters(r, &c, true);
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&c + a->off));
 }
 

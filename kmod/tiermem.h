@@ -72,6 +72,8 @@ struct tm_region {
 	 */
 	atomic_t writers;
 	struct tm_stat st;
+	u64 pinned;			/* cached for sysfs at pinned_at */
+	unsigned long pinned_at;
 	/* /sys/kernel/tiermem/regions/NAME while in the registry */
 	struct tm_region_kobj *kobj;
 	struct page *ctr_page;		/* struct tiermem_user_counters */
@@ -153,8 +155,9 @@ bool tm_may_access(const struct tm_region *r, bool write);
 u64 tm_region_offset(const struct tm_region *r);
 u64 tm_region_pinned(const struct tm_region *r);
 u64 tm_region_bytes_read(const struct tm_region *r);
-void tm_region_counters(struct tm_region *r, struct tiermem_counters *c);
-void tm_tier_counters(u32 tier, struct tiermem_counters *c);
+void tm_region_counters(struct tm_region *r, struct tiermem_counters *c,
+			bool cached);
+void tm_tier_counters(u32 tier, struct tiermem_counters *c, bool cached);
 void tm_stat_add(struct tm_region *r, size_t field, s64 v);
 void tm_zombies_reap(void);
 void tm_zombies_stop(void);
