@@ -29,6 +29,8 @@ static const char usage[] =
 	"mappings, then the KV cache rows attention read). Prints the median over tokens\n"
 	"of read time / decode time: the share of the read ceiling decode reaches, which\n"
 	"a noisy host cannot fake as it can a decode figure and a ceiling taken apart.\n"
+	"\"cpu share\" is the same ratio of the process's CPU time: on a host with more\n"
+	"runnable threads than CPUs it leaves out the time our threads waited for one.\n"
 	"\n"
 	"  --ctx P          positions of context before the first measured token (default\n"
 	"                   64; repeat for several). Positions before P - 1 hold random\n"
@@ -158,22 +160,22 @@ int cmd_bench_decode(int argc, char **argv)
 		printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%ld,\"isa\":\"%s\",\"runs\":[",
 		       path, m.maps[0].backend, threads, tm_kernels_isa());
 		for (int i = 0; i < n_ctx; i++)
-			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,"
+			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,\"share_cpu\":%.4f,"
 			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f}",
 			       i ? "," : "", (double)(tm_ctx_kv_row_bytes(tc, 0) + tm_ctx_kv_row_bytes(tc, 1)) /
 			       (2.0 * m.hp.n_head_kv * m.hp.head_dim),
 			       res[i].n_pos, res[i].tokens, res[i].share, res[i].share_q1,
-			       res[i].share_q3, res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes,
+			       res[i].share_q3, res[i].share_cpu, res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes,
 			       res[i].kv_bytes);
 		printf("]}\n");
 	} else {
 		printf("%s: %s weights, %ld threads, %s kernels, %d tokens per context\n", path,
 		       m.maps[0].backend, threads, tm_kernels_isa(), res[0].tokens);
-		printf("%8s %10s %10s %10s %12s %12s %14s\n", "context", "share", "q1", "q3",
+		printf("%8s %10s %10s %10s %10s %12s %12s %14s\n", "context", "share", "q1", "q3", "cpu share",
 		       "decode tok/s", "read GB/s", "MB per token");
 		for (int i = 0; i < n_ctx; i++)
-			printf("%8d %9.1f%% %9.1f%% %9.1f%% %12.2f %12.1f %8.1f+%.1f KV\n", res[i].n_pos,
-			       res[i].share * 100, res[i].share_q1 * 100, res[i].share_q3 * 100,
+			printf("%8d %9.1f%% %9.1f%% %9.1f%% %9.1f%% %12.2f %12.1f %8.1f+%.1f KV\n", res[i].n_pos,
+			       res[i].share * 100, res[i].share_q1 * 100, res[i].share_q3 * 100, res[i].share_cpu * 100,
 			       res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes / 1e6,
 			       res[i].kv_bytes / 1e6);
 	}

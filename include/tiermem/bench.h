@@ -73,6 +73,7 @@ struct tm_decode_share {
 	int tokens;
 	int n_pos;			/* context positions before the first measured token */
 	double share, share_q1, share_q3;
+	double share_cpu;		/* the same from the process's CPU time (oversubscribed hosts) */
 	double decode_tok_s;		/* 1 / the median decode step */
 	double read_gbs;		/* bytes per token / the median read */
 	double weight_bytes, kv_bytes;	/* read per token (means) */

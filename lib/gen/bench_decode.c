@@ -8,6 +8,12 @@
  * a token, so each pair sees the same machine; the median over tokens of
  * read time / decode time is the figure.
  *
+ * On a host whose CPUs are oversubscribed (more runnable threads than CPUs:
+ * every figure here then depends on how long we wait for a CPU), share_cpu
+ * is the same ratio of the process's CPU time, which leaves out the time our
+ * threads were descheduled, though not the spinning of one thread that waits
+ * for another that is.
+ *
  * For a dense model the read covers the bytes the step read. For MoE it
  * covers as many bytes of the same mapping (a window that moves on every
  * token), not the very experts the router chose: the same pages and page
@@ -16,6 +22,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
@@ -65,6 +72,14 @@ static int step_ranges(const struct tm_ctx *c, const uint64_t *map_bytes, int po
 	return n;
 }
 
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static double quartile(const double *sorted, int n, double q)
 {
 	double x = q * (n - 1);
@@ -99,7 +114,7 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 {
 	const struct tm_model *m = c->m;
 	uint64_t mb0[TM_MODEL_MAX_MAPS], mb[TM_MODEL_MAX_MAPS], wsum = 0, ksum = 0;
-	double *ratio, *t_dec, *t_read;
+	double *ratio, *t_dec, *t_read, *cpu_ratio;
 	struct tm_range *r;
 	struct window w = { { 0 } };
 	int err = 0;
@@ -117,8 +132,9 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 	ratio = calloc(n_tokens, sizeof(*ratio));
 	t_dec = calloc(n_tokens, sizeof(*t_dec));
 	t_read = calloc(n_tokens, sizeof(*t_read));
+	cpu_ratio = calloc(n_tokens, sizeof(*cpu_ratio));
 	r = calloc(MAX_RANGES, sizeof(*r));
-	if (!ratio || !t_dec || !t_read || !r) {
+	if (!ratio || !t_dec || !t_read || !cpu_ratio || !r) {
 		err = tm_err(-ENOMEM, "bench: out of memory");
 		goto out;
 	}
@@ -127,24 +143,29 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 		int32_t tok = tm_argmax(c->logits, m->hp.n_vocab);
 		uint64_t w0 = c->weight_bytes, k0 = c->kv_bytes;
 		int pos = c->n_past, n;
-		double t0, td, tr;
+		double t0, td, tr, c0, cd, cr;
 
 		memcpy(mb0, c->map_bytes, sizeof(mb0));
+		c0 = cpu_now();
 		t0 = tm_now();
 		if ((err = tm_forward(c, &tok, 1, NULL, false)))
 			goto out;
 		td = tm_now() - t0;
+		cd = cpu_now() - c0;
 		for (int j = 0; j < m->n_maps; j++)
 			mb[j] = c->map_bytes[j] - mb0[j];
 		n = step_ranges(c, mb, pos, &w, r);
+		c0 = cpu_now();
 		t0 = tm_now();
 		tm_read_ranges(c->pool, r, n, prefetch);
 		tr = tm_now() - t0;
+		cr = cpu_now() - c0;
 		if (i < 0)
 			continue;
 		t_dec[i] = td;
 		t_read[i] = tr;
 		ratio[i] = tr / td;
+		cpu_ratio[i] = cd > 0 ? cr / cd : 0;
 		wsum += c->weight_bytes - w0;
 		ksum += c->kv_bytes - k0;
 	}
@@ -154,12 +175,14 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 	out->share = tm_median(ratio, n_tokens);	/* sorts ratio */
 	out->share_q1 = quartile(ratio, n_tokens, 0.25);
 	out->share_q3 = quartile(ratio, n_tokens, 0.75);
+	out->share_cpu = tm_median(cpu_ratio, n_tokens);
 	out->decode_tok_s = 1.0 / tm_median(t_dec, n_tokens);
 	out->read_gbs = (out->weight_bytes + out->kv_bytes) / tm_median(t_read, n_tokens) / 1e9;
 out:
 	free(ratio);
 	free(t_dec);
 	free(t_read);
+	free(cpu_ratio);
 	free(r);
 	return err;
 }

@@ -60,7 +60,7 @@ assert a["ctx"] == 10 and b["ctx"] == 202 and a["tokens"] == 6, j
 for r in (a, b):
     assert r["weight_bytes"] == active, (r["weight_bytes"], active)
     assert 0 < r["share_q1"] <= r["share"] <= r["share_q3"], r
-    assert r["decode_tok_s"] > 0 and r["read_gbs"] > 0, r
+    assert r["decode_tok_s"] > 0 and r["read_gbs"] > 0 and r["share_cpu"] > 0, r
 # the 6 tokens read positions 0 .. ctx+k for k = 0..5: ctx + 3.5 rows on average
 pa, pb = a["kv_bytes"] / (10 + 3.5), b["kv_bytes"] / (202 + 3.5)
 assert pa > 0 and abs(pa - pb) < 1e-6 * pa and pa == int(pa), (a, b)
