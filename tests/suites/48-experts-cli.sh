@@ -108,6 +108,10 @@ check "profile: exit 0, a heat file and a trace of the same tokens" \
 	'[ $rc -eq 0 ] && py "$W/heat.json" "j[\"format\"] == \"tiermem-expert-heat\" and all(sum(r) == 4 * j[\"tokens\"] for r in j[\"counts\"])" && [ $(($(wc -l <"$W/prof.jsonl") - 1)) -eq $(py_val "$W/heat.json" "2 * j[\"tokens\"]") ]'
 check "profile: its trace replays (bench --expert-trace)" \
 	'"$TM" bench --expert-trace "$W/prof.jsonl" --expert-cache 4 --policy lru >/dev/null 2>&1'
+TIERMEM_HOME=$W/home "$TM" import -m "$W/moe.gguf" --name moe -q >/dev/null 2>&1
+TIERMEM_HOME=$W/home "$TM" list --json >"$W/list.json" 2>/dev/null
+check "profile's model hash is the store's identity of the same GGUF (tiermem list)" \
+	'[ "$(py_val "$W/heat.json" "j[\"model\"][\"hash\"]")" = "$(py_val "$W/list.json" "j[0][\"hash\"]")" ]'
 "$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1M@100 --tier pmem=pmem:1G@39 --json >"$W/p0.json" 2>/dev/null
 "$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1M@100 --tier pmem=pmem:1G@39 --json --heat "$W/heat.json" >"$W/p1.json" 2>"$W/err"
 check "plan --heat: accepted for the model it was measured on" '[ $? -eq 0 ] && [ -s "$W/p1.json" ]'
