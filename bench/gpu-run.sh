@@ -8,7 +8,8 @@
 #   bench/gpu-run.sh [OUTDIR]     logs go to OUTDIR (default build/gpu-run)
 #
 # DEBS=DIR: a directory of Debian .deb files (libjansson-dev, libjansson4,
-# libmicrohttpd-dev, libmicrohttpd12, libnuma-dev, libnuma1) unpacked into a
+# libmicrohttpd-dev, libmicrohttpd12, libnuma-dev, libnuma1, libxxhash-dev,
+# libxxhash0) unpacked into a
 # private prefix, for a GPU machine without those -dev packages and no network.
 # SKIP_BUILD=1: use the binaries already in build/ (tiermem, libtiermem-cuda.so,
 # cuda/check-gpu), run tests/gpu/run directly.
