@@ -42,8 +42,10 @@ rc=$?
 check "stats without the module and without runs: exit 0, says so (was exit 1)" \
 	'[ $rc -eq 0 ] && grep -q "module: not loaded" "$W/s0.txt" && grep -q "no tiermem run in progress" "$W/s0.txt"'
 
-# a long run to watch: a context of 4096 tokens at a few tok/s is minutes
-"$TM" run -m "$W/moe.gguf" -n 4000 --seed 3 -t 1 >/dev/null 2>"$W/bg.err" &
+# a long run to watch (killed once watched): 16000 tokens of a 256 MB MoE take
+# at least 20 s even on an idle host
+"$TM" synth --arch qwen3moe --type q4_K --size 256M --ctx 16384 -q -o "$W/long.gguf" >/dev/null 2>&1
+"$TM" run -m "$W/long.gguf" -n 16000 --seed 3 -t 1 >/dev/null 2>"$W/bg.err" &
 bg=$!
 for _ in $(seq 1 300); do
 	f=$(ls "$TIERMEM_HOME/run/" 2>/dev/null | grep '\.stat$')
@@ -64,7 +66,7 @@ t = c[\"tiers\"][0]
 sys.exit(0 if c[\"tiers\"][0][\"bytes_read\"] > a[\"tiers\"][0][\"bytes_read\"] and t[\"read_gbps\"] > 0 and t[\"read_per_token\"] > 0 else 1)" "$W/s2.json"'
 "$TM" stats >"$W/s3.txt" 2>"$W/err"
 check "stats (text): the run with its tier line and predicted tok/s" \
-	'grep -q "^run $bg: .*moe.gguf, decoding, .* tok/s, predicted" "$W/s3.txt" && grep -Eq "^  ddr +anon-thp" "$W/s3.txt"'
+	'grep -q "^run $bg: .*long.gguf, decoding, .* tok/s, predicted" "$W/s3.txt" && grep -Eq "^  ddr +anon-thp" "$W/s3.txt"'
 
 kill -INT $bg
 wait $bg 2>/dev/null
@@ -72,7 +74,7 @@ bg=
 check "SIGINT: the run's counters file is removed" '[ ! -e "$TIERMEM_HOME/run/$f" ]'
 
 # kill -9 leaves the file; stats must not show a dead run, and cleans it up
-"$TM" run -m "$W/moe.gguf" -n 4000 --seed 3 -t 1 >/dev/null 2>&1 &
+"$TM" run -m "$W/long.gguf" -n 16000 --seed 3 -t 1 >/dev/null 2>&1 &
 bg=$!
 for _ in $(seq 1 300); do [ -e "$TIERMEM_HOME/run/$bg.stat" ] && break; sleep 0.1; done
 kill -9 $bg
