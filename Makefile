@@ -60,8 +60,9 @@ lib_objs = $(patsubst %.c,$(1)/%.o,$(LIB_SRCS))
 cli_objs = $(patsubst %.c,$(1)/%.o,$(CLI_SRCS))
 
 # nvcc present: `make` also builds the GPU path (libtiermem-cuda.so, below).
-CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(firstword $(wildcard $(NVCC)) $(shell command -v $(NVCC) 2>/dev/null))))
-HAVE_NVCC := $(if $(CUDA_HOME),1)
+NVCC_PATH := $(firstword $(wildcard $(NVCC)) $(shell command -v $(NVCC) 2>/dev/null))
+HAVE_NVCC := $(if $(NVCC_PATH),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC_PATH)))
 CUDA_ALL := $(if $(HAVE_NVCC),$(BUILD)/libtiermem-cuda.so)
 
 .PHONY: all kmod check check-gpu unit deps run clean cuda san modules_install
