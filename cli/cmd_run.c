@@ -572,6 +572,7 @@ int cmd_run(int argc, char **argv)
 	if ((rc = gpu_args_attach(CMD, ctx, ngl, &gpu)))
 		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
+	rx.name = name;
 	if ((rc = run_experts_setup(&rx, &model, ctx)))
 		goto out;
 	rc = 1;

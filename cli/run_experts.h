@@ -36,6 +36,7 @@ enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT, RX_HEAT };
 struct run_experts {
 	const char *size;
 	const char *heat;
+	const char *name;	/* run --name: the store knows the model's hash */
 	struct tm_xonline_opts o;
 	struct tm_xonline *x;
 	const struct tm_model *m;

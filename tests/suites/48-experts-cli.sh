@@ -123,6 +123,11 @@ expect2 "plan --heat with a malformed heat file" "$TM" plan -m "$W/moe.gguf" --t
 "$TM" run -m "$W/moe.gguf" -p "Hello there" -n 16 --temp 0 -t 2 --expert-cache 4 --expert-heat "$W/heat.json" >"$W/r3.txt" 2>"$W/r3.err"
 check "run --expert-heat: warm start from this model's heat, the same text" '[ $? -eq 0 ] && cmp -s "$W/r0.txt" "$W/r3.txt"'
 expect2 "run --expert-heat of another model" "$TM" run -m "$W/moe2.gguf" -n 4 --expert-cache 4 --expert-heat "$W/heat.json"
+TIERMEM_HOME=$W/home "$TM" run --name moe -p "Hello there" -n 16 --temp 0 -t 2 --expert-cache 4 --expert-heat "$W/heat.json" >"$W/r4.txt" 2>"$W/r4.err"
+check "run --name --expert-heat: the store's hash matches the heat (no note), the same text as -m" \
+	'[ $? -eq 0 ] && ! grep -q "note:" "$W/r4.err" && cmp -s "$W/r0.txt" "$W/r4.txt"'
+"$TM" profile -m "$W/moe2.gguf" -f "$W/prompts.txt" -o "$W/heat2.json" -n 2 -t 2 >/dev/null 2>&1
+TIERMEM_HOME=$W/home expect2 "run --name --expert-heat of another model" "$TM" run --name moe -n 4 --expert-cache 4 --expert-heat "$W/heat2.json"
 expect2 "profile of a dense model" "$TM" profile -m "$W/dense.gguf" -f "$W/prompts.txt" -o "$W/h2.json"
 expect2 "profile without a prompts file" "$TM" profile -m "$W/moe.gguf" -f "$W/none.txt"
 : >"$W/empty.txt"
