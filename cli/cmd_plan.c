@@ -25,6 +25,7 @@
 static const char usage[] =
 	"usage: tiermem plan -m MODEL --tier NAME=KIND:SIZE[@GBPS][,ch=GROUP][,path=PATH] ...\n"
 	"                    [-ot REGEX=TIER ...] [--overlap] [--layer-order] [--json] [-v]\n"
+	"                    [--nodes N --link GBPS,LATENCY_US]\n"
 	"\n"
 	"Places every tensor of MODEL on the tiers and predicts decode speed:\n"
 	"seconds per token = sum over tiers of bytes read from it per token / its GB/s.\n"
@@ -59,6 +60,16 @@ static const char usage[] =
 	"                       are worth what its tokens read of them, not the uniform\n"
 	"                       expert_used_count / expert_count (the heat's model hash must\n"
 	"                       match, unless MODEL is header-only)\n"
+	"  --nodes N            also predict a cluster of N nodes (2 to 1024), each with the\n"
+	"                       tiers given, for one decode stream: expert parallel (every\n"
+	"                       node holds the dense tensors and 1/N of each MoE layer's\n"
+	"                       routed experts, streams its share at once with the others,\n"
+	"                       then one all-reduce of n_embd floats per MoE layer) and\n"
+	"                       pipeline (layers split; nodes take turns, one hop each);\n"
+	"                       Documentation/tiermem-scale.rst has the model\n"
+	"  --link GBPS,LATENCY_US  the network between nodes: Gbit/s (as links are quoted:\n"
+	"                       100 for 100 GbE or RoCE) and one message's latency in\n"
+	"                       microseconds (default with --nodes: 100,5)\n"
 	"  -t, --threads N      threads for measuring bandwidths (default: all CPUs)\n"
 	"  --json               the plan as JSON (what tiermem import --plan reads)\n"
 	"  -v, --verbose        also list every tensor with its tier and why\n"
@@ -257,8 +268,9 @@ struct plan_args {
 	struct tm_tier_spec tiers[TM_PLAN_MAX_TIERS];
 	struct tm_override ot[64];
 	struct tm_plan_opts o;
-	long threads;
-	bool json, verbose;
+	long threads, nodes;
+	struct tm_link link;
+	bool json, verbose, link_given;
 	const char *heat;	/* --heat FILE: tiermem profile's expert heat */
 };
 
@@ -272,6 +284,8 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 		{ "layer-order", no_argument, NULL, 'L' },
 		{ "heat", required_argument, NULL, 'H' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "nodes", required_argument, NULL, 'N' },
+		{ "link", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -307,6 +321,15 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 			if (parse_long("-t", optarg, 1, 1024, &a->threads))
 				return EXIT_USAGE;
 			break;
+		case 'N':
+			if (parse_long("--nodes", optarg, 1, 1024, &a->nodes))
+				return EXIT_USAGE;
+			break;
+		case 'K':
+			if (tm_link_parse(optarg, &a->link))
+				return usage_error(CMD, "%s", tm_strerror());
+			a->link_given = true;
+			break;
 		case 'j': a->json = true; break;
 		case 'v': a->verbose = true; break;
 		case 'h': fputs(usage, stdout); return -1;
@@ -319,6 +342,14 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 		return usage_error(CMD, "no model: give -m MODEL.gguf (a header-only one will do)");
 	if (!a->o.n_tiers)
 		return usage_error(CMD, "no tiers: give --tier NAME=KIND:SIZE[@GBPS] at least once");
+	if (a->link_given && a->nodes < 2)
+		return usage_error(CMD, "--link needs --nodes N (N >= 2)");
+	if (a->nodes > 1 && (a->json || a->o.layer_order))
+		return usage_error(CMD, "--nodes prints text only and plans by the planner (no --json, --layer-order)");
+	if (!a->link_given) {
+		a->link.gbit = 100;
+		a->link.latency_us = 5;
+	}
 	return 0;
 }
 
@@ -374,6 +405,96 @@ static int load_heat(struct plan_args *a, const struct tm_gguf *g, const struct 
 	return 0;
 }
 
+/* n_embd: ARCH.embedding_length, else the embedding's row length. */
+static int embd_width(const struct tm_gguf *g)
+{
+	const struct tm_gguf_tensor *t = tm_gguf_tensor(g, "token_embd.weight");
+	struct tm_gguf_str arch;
+	uint32_t n = 0;
+	char key[128];
+
+	if (!tm_gguf_get_str(g, "general.architecture", &arch) && arch.len < 64) {
+		snprintf(key, sizeof(key), "%.*s.embedding_length", (int)arch.len, arch.ptr);
+		if (!tm_gguf_get_u32(g, key, &n) && n)
+			return (int)n;
+	}
+	return t ? (int)t->ne[0] : 0;
+}
+
+static void print_cluster_line(const char *mode, const struct tm_cluster *c, const struct tm_plan *one)
+{
+	double share = c->sec_per_token > 0 ? c->comm_sec / c->sec_per_token : 0;
+
+	printf("  streaming %.3f ms/token, communication %.3f ms/token (%d message%s of %.1f kB; %.1f %% of the token)\n",
+	       c->compute_sec * 1e3, c->comm_sec * 1e3, c->messages, c->messages == 1 ? "" : "s",
+	       c->message_bytes / 1e3, 100 * share);
+	printf("  predicted: %.2f tok/s, %.2fx one node (%.2f tok/s)%s\n", 1 / c->sec_per_token,
+	       one->sec_per_token / c->sec_per_token, 1 / one->sec_per_token,
+	       share > 0.5 ? "; communication dominates" : "");
+	printf("cluster: split=%s nodes=%d stream_ms=%.4f comm_ms=%.4f tok_s=%.4f vs_one=%.4f\n", mode, c->nodes,
+	       c->compute_sec * 1e3, c->comm_sec * 1e3, 1 / c->sec_per_token, one->sec_per_token / c->sec_per_token);
+}
+
+/*
+ * --nodes: one plan per node (experts: the node with the most experts;
+ * layers: every stage), combined with the link model. A node whose share
+ * does not fit its tiers is said so, and that split is skipped.
+ */
+static int print_cluster(const struct tm_gguf *g, const struct plan_args *a, const struct tm_plan *one)
+{
+	int n = (int)a->nodes, n_embd = embd_width(g), moe = tm_plan_moe_layers(g);
+	struct tm_plan_opts o = a->o;
+	struct tm_plan *stages = calloc((size_t)n, sizeof(*stages));
+	struct tm_cluster c;
+	int err = 0;
+
+	if (!stages)
+		return run_error(CMD, "out of memory");
+	printf("\ncluster: %d nodes, each with the tiers above; link %.0f Gbit/s, %.1f us; n_embd %d, %d MoE layers\n",
+	       n, a->link.gbit, a->link.latency_us, n_embd, moe);
+
+	o.nodes = n;
+	o.rank = 0;
+	printf("\nexpert parallel: every node holds the dense tensors and at most %s of each MoE layer's experts\n",
+	       "ceil(expert_count / N)");
+	if (!moe) {
+		printf("  the model has no routed experts: nothing to split\n");
+	} else if ((err = tm_plan_make(&stages[0], g, &o))) {
+		printf("  a node's share does not fit its tiers: %s\n", tm_strerror());
+	} else {
+		print_tiers(&stages[0]);
+		tm_cluster_predict(&c, stages, n, false, &a->link, n_embd, moe);
+		print_cluster_line("experts", &c, one);
+	}
+	tm_plan_free(&stages[0]);
+
+	o.split_layers = true;
+	printf("\npipeline: contiguous layers per node; one stream's token visits the nodes in turn\n");
+	for (int r = 0; r < n; r++) {
+		char tiers[256] = "";
+		size_t len = 0;
+
+		o.rank = r;
+		if ((err = tm_plan_make(&stages[r], g, &o))) {
+			printf("  node %d's layers do not fit its tiers: %s\n", r, tm_strerror());
+			break;
+		}
+		for (int i = 0; i < stages[r].n_tiers && len < sizeof(tiers); i++)
+			len += (size_t)snprintf(tiers + len, sizeof(tiers) - len, " %s %.2f GiB", stages[r].tiers[i].name,
+						stages[r].tier_bytes[i] / 1073741824.0);
+		printf("  node %d: %zu tensors,%s; %.3f ms/token\n", r, stages[r].n_tensors, tiers,
+		       stages[r].sec_per_token * 1e3);
+	}
+	if (!err) {
+		tm_cluster_predict(&c, stages, n, true, &a->link, n_embd, moe);
+		print_cluster_line("layers", &c, one);
+	}
+	for (int r = 0; r < n; r++)
+		tm_plan_free(&stages[r]);
+	free(stages);
+	return 0;
+}
+
 int cmd_plan(int argc, char **argv)
 {
 	struct plan_args a = { 0 };
@@ -416,7 +537,7 @@ int cmd_plan(int argc, char **argv)
 		naive_err = tm_plan_make(&naive, &g, &no);
 	}
 	print_plan(a.model, &g, &p, &naive, naive_err, a.verbose);
-	rc = 0;
+	rc = a.nodes > 1 ? print_cluster(&g, &a, &p) : 0;
 out:
 	tm_plan_free(&naive);
 	tm_plan_free(&p);

@@ -127,6 +127,34 @@ struct tm_plan_opts {
 	int heat_layers, heat_experts;
 	/* Each tensor takes its size rounded up to this in a tier; 0: the GGUF's alignment. */
 	uint64_t align;
+	/*
+	 * A plan for one node of a cluster of `nodes` (0 or 1: one machine;
+	 * Documentation/tiermem-scale.rst). split_layers false: expert
+	 * parallel, every node holds every tensor but only its share of each
+	 * routed-expert tensor, the largest share (ceil(expert_count / nodes)
+	 * experts), since the node holding it sets the pace. true: pipeline,
+	 * the node holds layers [rank * L / nodes, (rank + 1) * L / nodes),
+	 * the embedding on rank 0 and the output on the last rank.
+	 */
+	int nodes, rank;
+	bool split_layers;
+};
+
+/* A network link between nodes: --link GBPS,LATENCY_US. */
+struct tm_link {
+	double gbit;		/* Gbit/s, as links are quoted (100 for 100 GbE) */
+	double latency_us;	/* one message, end to end */
+};
+
+/* What a cluster of nodes predicts for one decode stream. */
+struct tm_cluster {
+	int nodes;
+	bool split_layers;
+	double compute_sec;	/* streaming/compute per token: the slowest node (experts), every stage (layers) */
+	double comm_sec;	/* per token */
+	double sec_per_token;	/* compute_sec + comm_sec: a stream's token waits for both */
+	int messages;		/* all-reduces (experts) or hops (layers) per token */
+	double message_bytes;
 };
 
 struct tm_pool;
@@ -163,6 +191,29 @@ int tm_plan_tier(const struct tm_plan *p, const char *name);
 /* Seconds per token for bytes read per tier (p's tiers and cost model). */
 double tm_plan_cost(const struct tm_plan *p, const double *tier_read);
 void tm_plan_free(struct tm_plan *p);
+
+/* GBPS,LATENCY_US -> link; -EINVAL naming the part that is wrong. */
+int tm_link_parse(const char *arg, struct tm_link *out);
+/* Seconds for one message of bytes over l: latency + bytes / rate. */
+double tm_link_send(const struct tm_link *l, double bytes);
+/*
+ * Seconds for an all-reduce of bytes over nodes nodes by recursive doubling:
+ * ceil(log2(nodes)) rounds, each one message of the whole vector each way
+ * (the small-message algorithm MPI libraries use); 0 for one node.
+ */
+double tm_allreduce_sec(const struct tm_link *l, int nodes, double bytes);
+/* Layers of g that hold routed experts (each costs one all-reduce when experts are split). */
+int tm_plan_moe_layers(const struct tm_gguf *g);
+/*
+ * Combine per-node plans into a cluster prediction for one stream. experts:
+ * node_plans[0] is the node with the largest share; every node streams at
+ * once, then one all-reduce of n_embd floats per MoE layer. layers:
+ * node_plans[0..nodes-1] are the stages, run one after another by a single
+ * stream, plus one hop of n_embd floats from each stage to the next and from
+ * the last back to the first (the sampled token starts the next step).
+ */
+void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, int nodes, bool split_layers,
+			const struct tm_link *l, int n_embd, int moe_layers);
 
 int tm_plan_write_json(const struct tm_plan *p, FILE *f);
 /*

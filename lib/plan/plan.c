@@ -141,8 +141,73 @@ static int read_per_token(const struct tm_gguf *g, const struct tm_gguf_tensor *
 	}
 }
 
+/* Layers by tensor names (block_count may be absent from a header-only test file). */
+static int count_layers(const struct tm_gguf *g)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < g->n_tensors; i++) {
+		char name[64];
+		size_t len = g->tensors[i].name.len < sizeof(name) - 1 ? g->tensors[i].name.len : sizeof(name) - 1;
+		int l;
+
+		memcpy(name, g->tensors[i].name.ptr, len);
+		name[len] = 0;
+		l = layer_of(name);
+		n = l + 1 > n ? l + 1 : n;
+	}
+	return n;
+}
+
+int tm_plan_moe_layers(const struct tm_gguf *g)
+{
+	int n_layer = count_layers(g), n = 0;
+
+	for (int l = 0; l < n_layer; l++)
+		for (size_t i = 0; i < g->n_tensors; i++) {
+			char name[64];
+			size_t len = g->tensors[i].name.len < sizeof(name) - 1 ? g->tensors[i].name.len : sizeof(name) - 1;
+
+			memcpy(name, g->tensors[i].name.ptr, len);
+			name[len] = 0;
+			if (layer_of(name) == l && tm_tensor_classify(name) == TM_TC_EXPERTS) {
+				n++;
+				break;
+			}
+		}
+	return n;
+}
+
+/* Pipeline: does tensor name belong to this node's stage? */
+static bool on_stage(const char *name, bool tied, int n_layer, const struct tm_plan_opts *o)
+{
+	int l = layer_of(name), last = o->nodes - 1;
+
+	if (l >= 0)
+		return l >= (int)((int64_t)o->rank * n_layer / o->nodes) &&
+		       l < (int)((int64_t)(o->rank + 1) * n_layer / o->nodes);
+	if (!strncmp(name, "output", 6))
+		return o->rank == last;
+	/* a tied embedding is also the last stage's classifier */
+	if (!strcmp(name, "token_embd.weight"))
+		return o->rank == 0 || (tied && o->rank == last);
+	return o->rank == 0;
+}
+
+/* Expert parallel: the share of a routed-expert tensor held by the node with the most experts. */
+static void expert_share(const struct tm_gguf_tensor *gt, struct tm_plan_tensor *t, int nodes)
+{
+	int64_t n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1;
+	int64_t mine = (n_exp + nodes - 1) / nodes;
+
+	t->bytes = (uint64_t)((double)gt->nbytes * (double)mine / (double)n_exp + 0.5);
+	t->read_per_token *= (double)mine / (double)n_exp;
+}
+
 static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o)
 {
+	int n_layers = count_layers(g);
+	size_t k = 0;
 	bool tied = !tm_gguf_tensor(g, "output.weight");
 	uint32_t n_layer = 0, n_mtp = 0;
 	int err;
@@ -155,15 +220,19 @@ static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct
 	p->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*p->tensors));
 	if (!p->tensors)
 		return tm_err(-ENOMEM, "plan: out of memory for %llu tensors", (unsigned long long)g->n_tensors);
-	p->n_tensors = g->n_tensors;
 	for (size_t i = 0; i < g->n_tensors; i++) {
 		const struct tm_gguf_tensor *gt = &g->tensors[i];
-		struct tm_plan_tensor *t = &p->tensors[i];
+		struct tm_plan_tensor *t = &p->tensors[k];
 
 		if (gt->name.len >= sizeof(t->name))
 			return tm_err(-EINVAL, "plan: tensor name '%.*s...' is longer than %zu bytes",
 				      40, gt->name.ptr, sizeof(t->name) - 1);
+		memset(t->name, 0, sizeof(t->name));
 		memcpy(t->name, gt->name.ptr, gt->name.len);
+		if (o->nodes > 1 && o->split_layers && !on_stage(t->name, tied, n_layers, o))
+			continue;
+		k++;
+		p->n_tensors = k;
 		t->cls = tm_tensor_classify(t->name);
 		if (n_mtp && layer_of(t->name) >= (int)(n_layer - n_mtp))
 			t->cls = TM_TC_MTP;
@@ -172,6 +241,8 @@ static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct
 		t->tier = -1;
 		if ((err = read_per_token(g, gt, t, tied, o)))
 			return err;
+		if (o->nodes > 1 && !o->split_layers && t->cls == TM_TC_EXPERTS)
+			expert_share(gt, t, o->nodes);
 	}
 	return 0;
 }
@@ -433,6 +504,8 @@ int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_pla
 	memset(p, 0, sizeof(*p));
 	if ((err = check_tiers(o)))
 		return err;
+	if (o->nodes > 1 && (o->rank < 0 || o->rank >= o->nodes))
+		return tm_err(-EINVAL, "plan: rank %d of %d nodes", o->rank, o->nodes);
 	p->n_tiers = o->n_tiers;
 	memcpy(p->tiers, o->tiers, (size_t)o->n_tiers * sizeof(*o->tiers));
 	p->overlap = o->overlap;

@@ -77,6 +77,32 @@ check "file order (--layer-order) predicts less than the plan" \
 check "-ot overrides win both ways and say so" \
 	'py "$W/ot.json" "all(t[\"tier\"] == \"pmem\" and t[\"why\"].startswith(\"-ot\") for t in j[\"tensors\"] if \".attn_q.\" in t[\"name\"]) and [t[\"tier\"] for t in j[\"tensors\"] if t[\"name\"] == \"blk.1.ffn_up_exps.weight\"] == [\"ddr\"]"'
 
+# --nodes: a cluster of nodes with these tiers each (Documentation/tiermem-scale.rst)
+# field NAME from the "cluster: split=MODE" line of file FILE
+cl() { grep "^cluster: split=$2 " "$1" | tr ' ' '\n' | sed -n "s/^$3=//p"; }
+"$TM" plan -m "$W/kimi.gguf" --tier pmem=pmem:768G@39 --tier ddr=ddr:192G@100 --nodes 8 --link 100,5 >"$W/c8" 2>"$W/err"
+"$TM" plan -m "$W/kimi.gguf" --tier pmem=pmem:768G@39 --tier ddr=ddr:192G@100 --nodes 8 --link 10,50 >"$W/c8s" 2>"$W/err"
+"$TM" plan -m "$W/kimi.gguf" --tier pmem=pmem:768G@39 --tier ddr=ddr:192G@100 --nodes 2 --link 100,5 >"$W/c2" 2>"$W/err"
+e8=$(cl "$W/c8" experts vs_one) p8=$(cl "$W/c8" layers vs_one) e2=$(cl "$W/c2" experts vs_one)
+# (a share may beat N x: each node's DDR then holds more of what it reads)
+check "experts over 8 nodes beat 2 (${e8:-none}x > ${e2:-none}x one node)" \
+	'awk -v a="$e8" -v b="$e2" "BEGIN { exit !(a > b && b > 1.5 && a < 8) }"'
+check "pipeline over 8 nodes (${p8:-none}x) gains less than experts: a stream takes turns" \
+	'awk -v a="$e8" -v b="$p8" "BEGIN { exit !(b >= 1 && b < a) }"'
+# 61 MoE layers, 3 rounds of (5 us + 7168 * 4 bytes at 100 Gbit/s)
+c8=$(cl "$W/c8" experts comm_ms)
+check "experts' communication: 61 all-reduces of 3 rounds of 5 us + 28.7 kB at 100 Gbit/s (${c8:-none} ms)" \
+	'awk -v c="$c8" "BEGIN { x = 61 * 3 * (5e-3 + 7168 * 4 * 8 / 100e9 * 1e3); exit !(c > x * 0.999 && c < x * 1.001) }"'
+c8s=$(cl "$W/c8s" experts comm_ms)
+check "10 GbE at 50 us costs 10x the communication of 100 Gbit/s at 5 us (${c8s:-none} ms)" \
+	'awk -v a="$c8s" -v b="$c8" "BEGIN { exit !(a > 9.99 * b && a < 10.01 * b) }"'
+check "per-node tiers printed for the expert-parallel node and a line per pipeline stage" \
+	'grep -q "^pmem  *pmem" "$W/c8" && [ "$(grep -c "^  node [0-7]:" "$W/c8")" -eq 8 ]'
+expect2 "--link without --nodes" "$TM" plan -m "$W/kimi.gguf" --tier pmem=pmem:1T@39 --link 100,5
+expect2 "--link without a latency" "$TM" plan -m "$W/kimi.gguf" --tier pmem=pmem:1T@39 --nodes 2 --link 100
+expect2 "--nodes 0" "$TM" plan -m "$W/kimi.gguf" --tier pmem=pmem:1T@39 --nodes 0
+expect2 "--nodes with --json" "$TM" plan -m "$W/kimi.gguf" --tier pmem=pmem:1T@39 --nodes 2 --json
+
 # the same on a real (small) model file with data
 "$TM" synth --arch qwen3moe --type q4_K -q -o "$W/small.gguf" >/dev/null 2>&1
 "$TM" plan -m "$W/small.gguf" --tier fast=ddr:1G --json >"$W/m.json" 2>"$W/err"

@@ -329,6 +329,61 @@ static void test_heat_and_overlap(const struct tm_gguf *g)
 	tm_plan_free(&p);
 }
 
+/* --nodes: per-node plans and the link model's arithmetic, exact on the small MoE. */
+static void test_cluster(const struct tm_gguf *g)
+{
+	const double active = (double)N_LAYER * (2 * B_VEC + 4 * B_SQ + B_ROUTER + B_SHEXP) + B_VEC +
+			      B_EMBD + (double)B_EMBD / VOCAB;
+	const double experts = (double)N_LAYER * 3 * B_EXPS * N_USED / N_EXP;
+	struct tm_tier_spec t[1] = { tier("slow=pmem:1G@39") };
+	struct tm_plan_opts o = { .tiers = t, .n_tiers = 1, .nodes = 3 };
+	struct tm_link l, bad;
+	struct tm_plan p, st[2];
+	struct tm_cluster c;
+	const double msg = DIM * 4.0, send = 5e-6 + msg * 8 / 100e9;
+
+	tap_ok(!tm_link_parse("100,5", &l) && l.gbit == 100 && l.latency_us == 5 &&
+	       tm_link_parse("100", &bad) == -EINVAL && tm_link_parse("0,5", &bad) == -EINVAL &&
+	       tm_link_parse("100,-1", &bad) == -EINVAL && tm_link_parse("100,5x", &bad) == -EINVAL &&
+	       tm_link_parse(",5", &bad) == -EINVAL, "--link GBPS,LATENCY_US parses strictly");
+	tap_ok(near(tm_link_send(&l, 1250), 5.1e-6) && tm_allreduce_sec(&l, 1, msg) == 0 &&
+	       near(tm_allreduce_sec(&l, 2, msg), send) && near(tm_allreduce_sec(&l, 3, msg), 2 * send) &&
+	       near(tm_allreduce_sec(&l, 8, msg), 3 * send) && near(tm_allreduce_sec(&l, 9, msg), 4 * send),
+	       "a message is latency + bytes / rate; an all-reduce ceil(log2 N) of them");
+	tap_ok(tm_plan_moe_layers(g) == N_LAYER, "every layer of the small MoE holds routed experts");
+
+	/* experts over 3 nodes: the node with ceil(8 / 3) = 3 experts sets the pace */
+	tap_ok(!tm_plan_make(&p, g, &o) && p.n_tensors == g->n_tensors &&
+	       tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->bytes == B_EXPS * 3 / N_EXP &&
+	       near(tm_plan_find(&p, "blk.0.attn_q.weight")->read_per_token, (double)B_SQ) &&
+	       near(p.sec_per_token, (active + experts * 3 / N_EXP) / 39e9),
+	       "expert parallel: a node holds every dense tensor and 3/8 of each expert tensor");
+	tm_cluster_predict(&c, &p, 3, false, &l, DIM, N_LAYER);
+	tap_ok(c.messages == N_LAYER && near(c.comm_sec, N_LAYER * 2 * send) &&
+	       near(c.sec_per_token, p.sec_per_token + N_LAYER * 2 * send),
+	       "expert parallel: streaming plus one all-reduce of n_embd floats per MoE layer");
+	tm_plan_free(&p);
+
+	/* layers over 2 nodes: 3 layers split [0,1) and [1,3) */
+	o.nodes = 2;
+	o.split_layers = true;
+	o.rank = 0;
+	tap_ok(!tm_plan_make(&st[0], g, &o) && st[0].n_tensors == 12 && tm_plan_find(&st[0], "token_embd.weight") &&
+	       tm_plan_find(&st[0], "blk.0.attn_q.weight") && !tm_plan_find(&st[0], "blk.1.attn_q.weight") &&
+	       !tm_plan_find(&st[0], "output.weight"), "pipeline rank 0: the embedding and layer 0");
+	o.rank = 1;
+	tap_ok(!tm_plan_make(&st[1], g, &o) && st[1].n_tensors == 24 && tm_plan_find(&st[1], "output.weight") &&
+	       tm_plan_find(&st[1], "blk.2.ffn_down_exps.weight") && !tm_plan_find(&st[1], "token_embd.weight"),
+	       "pipeline rank 1: layers 1-2 and the output");
+	tm_cluster_predict(&c, st, 2, true, &l, DIM, N_LAYER);
+	tap_ok(near(c.compute_sec, (active + experts) / 39e9) && c.messages == 2 && near(c.comm_sec, 2 * send),
+	       "pipeline: the stages' times add up to one node's; one hop per stage");
+	tm_plan_free(&st[0]);
+	tm_plan_free(&st[1]);
+	o.rank = 2;
+	tap_ok(tm_plan_make(&p, g, &o) == -EINVAL, "a rank outside the nodes refused");
+}
+
 static int write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -453,6 +508,7 @@ int main(void)
 	}
 	test_plan(&g);
 	test_heat_and_overlap(&g);
+	test_cluster(&g);
 	test_json(&g, dir);
 	test_mtp(dir);
 	tm_gguf_free(&g);

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A cluster's decode speed on paper, from per-node plans and a link model
+ * (Documentation/tiermem-scale.rst). A single stream's token passes every
+ * layer in order, so nothing overlaps: its time is the streaming of the
+ * slowest node (experts split) or of every stage in turn (layers split),
+ * plus the messages it waits for.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tiermem/error.h"
+#include "tiermem/plan.h"
+
+int tm_link_parse(const char *arg, struct tm_link *out)
+{
+	char *end;
+	double gbit, lat;
+
+	gbit = strtod(arg, &end);
+	if (end == arg || *end != ',' || !(gbit > 0) || !isfinite(gbit))
+		return tm_err(-EINVAL, "--link %s: want GBPS,LATENCY_US (Gbit/s > 0, microseconds >= 0), e.g. 100,5", arg);
+	arg = end + 1;
+	lat = strtod(arg, &end);
+	if (end == arg || *end || !(lat >= 0) || !isfinite(lat))
+		return tm_err(-EINVAL, "--link: bad latency '%s': want microseconds >= 0", arg);
+	out->gbit = gbit;
+	out->latency_us = lat;
+	return 0;
+}
+
+double tm_link_send(const struct tm_link *l, double bytes)
+{
+	return l->latency_us * 1e-6 + bytes * 8 / (l->gbit * 1e9);
+}
+
+double tm_allreduce_sec(const struct tm_link *l, int nodes, double bytes)
+{
+	int rounds = 0;
+
+	while ((1 << rounds) < nodes)
+		rounds++;
+	return rounds * tm_link_send(l, bytes);
+}
+
+void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, int nodes, bool split_layers,
+			const struct tm_link *l, int n_embd, int moe_layers)
+{
+	memset(c, 0, sizeof(*c));
+	c->nodes = nodes;
+	c->split_layers = split_layers;
+	c->message_bytes = (double)n_embd * sizeof(float);
+	if (split_layers) {
+		for (int r = 0; r < nodes; r++)
+			c->compute_sec += node_plans[r].sec_per_token;
+		c->messages = nodes > 1 ? nodes : 0;
+		c->comm_sec = c->messages * tm_link_send(l, c->message_bytes);
+	} else {
+		c->compute_sec = node_plans[0].sec_per_token;
+		c->messages = nodes > 1 ? moe_layers : 0;
+		c->comm_sec = c->messages * tm_allreduce_sec(l, nodes, c->message_bytes);
+	}
+	c->sec_per_token = c->compute_sec + c->comm_sec;
+}
