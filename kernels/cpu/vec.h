@@ -43,6 +43,9 @@ struct tm_vec {
 /* The functions for the ISA the dispatcher has picked (follows tm_kernels_force_isa). */
 const struct tm_vec *tm_vec(void);
 
+/* n halves to floats with F16C (the AVX2 table's cache rows) */
+void tm_f16_to_f32_row_avx2(const uint16_t *x, float *y, int n);
+
 extern const struct tm_vec tm_vec_scalar;
 extern const struct tm_vec tm_vec_avx2;
 extern const struct tm_vec tm_vec_avx512;

@@ -2,7 +2,9 @@
 /* f32 dot and axpy with 256-bit FMAs: attention over the KV cache. */
 #include <immintrin.h>
 
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "vec.h"
 
 float tm_dot_f32_avx2(const float *a, const float *b, int n)
 {
@@ -35,4 +37,14 @@ void tm_axpy_f32_avx2(float *y, float s, const float *x, int n)
 		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 	for (; i < n; i++)
 		y[i] += s * x[i];
+}
+
+void tm_f16_to_f32_row_avx2(const uint16_t *x, float *y, int n)
+{
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+	for (; i < n; i++)
+		y[i] = tm_f16_to_f32(x[i]);
 }

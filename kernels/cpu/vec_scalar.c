@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The float loops of a layer in plain C, and the table each ISA uses (kernels/cpu/vec.h). */
 #include <math.h>
+#include <string.h>
 
 #include "kern.h"
 #include "kernels/ops.h"
@@ -26,16 +27,29 @@ static void axpy(float *y, float a, const float *x, int n)
 		y[i] += a * x[i];
 }
 
-static inline float elem(const void *row, int type, int i)
+typedef void (*f16_row_fn)(const uint16_t *x, float *y, int n);
+
+static void f16_row(const uint16_t *x, float *y, int n)
 {
-	return type == TM_F16 ? tm_f16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+	for (int i = 0; i < n; i++)
+		y[i] = tm_f16_to_f32(x[i]);
+}
+
+/* len elements from off of a cache row, as floats */
+static inline void row_f32(f16_row_fn cvt, const void *row, int type, int off, int len, float *dst)
+{
+	if (type == TM_F16)
+		cvt((const uint16_t *)row + off, dst, len);
+	else
+		memcpy(dst, (const float *)row + off, sizeof(float) * len);
 }
 
 /*
  * The attention loops over any f32 dot and axpy: rows are converted to floats
  * once, then each head takes its dot and axpy (the AVX2 table passes its own).
  */
-static inline void scores_with(float (*dotf)(const float *, const float *, int), const float *q, int G,
+static inline void scores_with(float (*dotf)(const float *, const float *, int), f16_row_fn cvt,
+			       const float *q, int G,
 			       int hd, const void *k, size_t k_row_bytes, int type_k, int n, float scale,
 			       float *s, size_t s_stride)
 {
@@ -47,8 +61,7 @@ static inline void scores_with(float (*dotf)(const float *, const float *, int),
 		for (int off = 0; off < hd; off += 512) {
 			int len = hd - off < 512 ? hd - off : 512;
 
-			for (int d = 0; d < len; d++)
-				kv[d] = elem(row, type_k, off + d);
+			row_f32(cvt, row, type_k, off, len, kv);
 			for (int h = 0; h < G; h++) {
 				float r = dotf(q + (size_t)h * hd + off, kv, len);
 
@@ -58,7 +71,8 @@ static inline void scores_with(float (*dotf)(const float *, const float *, int),
 	}
 }
 
-static inline void mix_with(void (*axpyf)(float *, float, const float *, int), float *out, int G, int hd,
+static inline void mix_with(void (*axpyf)(float *, float, const float *, int), f16_row_fn cvt,
+			    float *out, int G, int hd,
 			    const float *s, size_t s_stride, const void *v, size_t v_row_bytes, int type_v, int n)
 {
 	float x[512];
@@ -71,8 +85,7 @@ static inline void mix_with(void (*axpyf)(float *, float, const float *, int), f
 		for (int off = 0; off < hd; off += 512) {
 			int len = hd - off < 512 ? hd - off : 512;
 
-			for (int d = 0; d < len; d++)
-				x[d] = elem(row, type_v, off + d);
+			row_f32(cvt, row, type_v, off, len, x);
 			for (int h = 0; h < G; h++)
 				axpyf(out + (size_t)h * hd + off, s[h * s_stride + p], x, len);
 		}
@@ -82,25 +95,25 @@ static inline void mix_with(void (*axpyf)(float *, float, const float *, int), f
 static void attn_scores(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type_k,
 			int n, float scale, float *s, size_t s_stride)
 {
-	scores_with(dot, q, G, hd, k, k_row_bytes, type_k, n, scale, s, s_stride);
+	scores_with(dot, f16_row, q, G, hd, k, k_row_bytes, type_k, n, scale, s, s_stride);
 }
 
 static void attn_mix(float *out, int G, int hd, const float *s, size_t s_stride, const void *v,
 		     size_t v_row_bytes, int type_v, int n)
 {
-	mix_with(axpy, out, G, hd, s, s_stride, v, v_row_bytes, type_v, n);
+	mix_with(axpy, f16_row, out, G, hd, s, s_stride, v, v_row_bytes, type_v, n);
 }
 
 static void attn_scores_avx2(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type_k,
 			     int n, float scale, float *s, size_t s_stride)
 {
-	scores_with(tm_dot_f32_avx2, q, G, hd, k, k_row_bytes, type_k, n, scale, s, s_stride);
+	scores_with(tm_dot_f32_avx2, tm_f16_to_f32_row_avx2, q, G, hd, k, k_row_bytes, type_k, n, scale, s, s_stride);
 }
 
 static void attn_mix_avx2(float *out, int G, int hd, const float *s, size_t s_stride, const void *v,
 			  size_t v_row_bytes, int type_v, int n)
 {
-	mix_with(tm_axpy_f32_avx2, out, G, hd, s, s_stride, v, v_row_bytes, type_v, n);
+	mix_with(tm_axpy_f32_avx2, tm_f16_to_f32_row_avx2, out, G, hd, s, s_stride, v, v_row_bytes, type_v, n);
 }
 
 static double exp_sum(float *x, int n, float max)
