@@ -31,7 +31,7 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 
 # lib/cuda/ is the host side of libtiermem-cuda.so (below), never in libtiermem.
-LIB_SRCS := $(filter-out lib/cuda/%,$(wildcard lib/*.c lib/*/*.c)) $(wildcard kernels/cpu/*.c)
+LIB_SRCS := $(filter-out lib/cuda/% lib/mpi/%,$(wildcard lib/*.c lib/*/*.c)) $(wildcard kernels/cpu/*.c)
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -65,9 +65,17 @@ HAVE_NVCC := $(if $(NVCC_PATH),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC_PATH)))
 CUDA_ALL := $(if $(HAVE_NVCC),$(BUILD)/libtiermem-cuda.so)
 
+# mpicc present (scripts/deps installs Open MPI for make check): `make` also
+# builds build/tiermem-mpi, the CLI with lib/mpi/ (expert-parallel decode under
+# mpirun). The default build never needs MPI.
+MPICC ?= mpicc
+HAVE_MPI := $(if $(shell command -v $(MPICC) 2>/dev/null),1)
+MPI_ALL := $(if $(HAVE_MPI),$(BUILD)/tiermem-mpi)
+MPI_OBJS := $(patsubst %.c,$(BUILD)/mpi/%.o,$(CLI_SRCS) $(wildcard lib/mpi/*.c))
+
 .PHONY: all kmod check check-gpu unit deps run clean cuda san modules_install
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
-all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem $(BENCH_BINS) $(CUDA_ALL)
+all: $(BUILD)/libtiermem.a $(BUILD)/libtiermem.so $(BUILD)/tiermem $(BENCH_BINS) $(CUDA_ALL) $(MPI_ALL)
 
 $(REL)/%.o: %.c
 	@mkdir -p $(@D)
@@ -100,6 +108,16 @@ $(BUILD)/bench/%: $(REL)/bench/%.o $(BUILD)/libtiermem.a
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The MPI variant: the CLI and lib/mpi/ through mpicc, against the release library.
+$(BUILD)/mpi/%.o: %.c
+	@mkdir -p $(@D)
+	$(call msg,MPICC,$<)
+	$(Q)$(MPICC) $(CPPFLAGS) -DTM_HAVE_MPI $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tiermem-mpi: $(MPI_OBJS) $(BUILD)/libtiermem.a
+	$(call msg,LD,$@)
+	$(Q)$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Sanitized library, CLI and unit tests: what `make check` runs.
 $(BUILD)/san/libtiermem.a: $(call lib_objs,$(SAN))
@@ -194,4 +212,4 @@ clean:
 
 .SECONDARY:
 
--include $(shell find $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/san $(BUILD)/cuda $(BUILD)/mpi -name '*.d' 2>/dev/null)
