@@ -18,6 +18,9 @@
 #include "tiermem/error.h"
 #include "tiermem/model.h"
 #include "tiermem/store.h"
+#ifdef TM_HAVE_MPI
+#include "tiermem/mpi_split.h"
+#endif
 
 static const char usage[] =
 	"usage: tiermem logits -m MODEL | --name NAME --tokens ID,ID,... -o FILE [-t THREADS]\n"
@@ -35,6 +38,10 @@ static const char usage[] =
 	"                     position through the decode path, more through prefill\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                     KV cache types: f32 (default here: exact logits) or f16\n"
+	"  --split experts    under mpirun, with build/tiermem-mpi: each rank computes\n"
+	"                     expert e of each MoE layer when e %% ranks is its rank,\n"
+	"                     the experts' sums are added over the ranks; every rank\n"
+	"                     must open the same model; rank 0 writes FILE\n"
 	GPU_ARGS_HELP;
 
 /* "1,2,3" -> ids; -1 after printing a message naming the bad item. */
@@ -96,6 +103,7 @@ int cmd_logits(int argc, char **argv)
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
 		{ "name", required_argument, NULL, 'N' },
+		{ "split", required_argument, NULL, 'S' },
 		KV_TYPE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -111,6 +119,10 @@ int cmd_logits(int argc, char **argv)
 	int n = 0, c, err, rc = 1, type_k = TM_F32, type_v = TM_F32;
 	struct tm_gpu_info gpu;
 	long ngl = 0;
+	bool split = false;
+#ifdef TM_HAVE_MPI
+	struct tm_mpi_split mpi = { 0 };
+#endif
 
 	args_kv_aliases(argc, argv);
 	optind = 1;
@@ -124,6 +136,15 @@ int cmd_logits(int argc, char **argv)
 			break;
 		case 'm': model_path = optarg; break;
 		case 'N': name = optarg; break;
+		case 'S':
+			if (strcmp(optarg, "experts"))
+				return usage_error("logits", "--split %s: only 'experts' is built", optarg);
+#ifndef TM_HAVE_MPI
+			return usage_error("logits", "--split needs MPI: run build/tiermem-mpi under mpirun "
+					   "(built when mpicc is installed)");
+#endif
+			split = true;
+			break;
 		case 'T': tok_arg = optarg; break;
 		case 'o': out_path = optarg; break;
 		case 't':
@@ -184,11 +205,31 @@ int cmd_logits(int argc, char **argv)
 	}
 	if ((rc = gpu_args_attach("logits", ctx, ngl, &gpu)))
 		goto out;
+#ifdef TM_HAVE_MPI
+	if (split && (err = tm_mpi_split_experts(&mpi, ctx))) {
+		rc = err == -EINVAL ? usage_error("logits", "%s", tm_strerror()) : run_error("logits", "%s", tm_strerror());
+		goto out;
+	}
+	if (split && !model.hp.moe) {
+		rc = usage_error("logits", "--split experts: %s has no routed experts", model_path ? model_path : name);
+		goto out;
+	}
+#endif
 	rc = 1;
 	if (tm_forward(ctx, ids, n, logits, true)) {
 		rc = run_error("logits", "%s", tm_strerror());
 		goto out;
 	}
+#ifdef TM_HAVE_MPI
+	if (split)
+		fprintf(stderr, "tiermem logits: rank %d of %d: %llu bytes of weights read, %llu all-reduces, %.3f ms in MPI\n",
+			mpi.rank, mpi.ranks, (unsigned long long)ctx->weight_bytes, (unsigned long long)mpi.reduces,
+			mpi.reduce_sec * 1e3);
+	if (split && mpi.rank) {
+		rc = 0;
+		goto out;
+	}
+#endif
 	f = fopen(out_path, "wb");
 	if (!f) {
 		rc = usage_error("logits", "%s: %s", out_path, strerror(errno));
@@ -204,6 +245,10 @@ int cmd_logits(int argc, char **argv)
 out:
 	if (f)
 		fclose(f);
+#ifdef TM_HAVE_MPI
+	tm_mpi_split_free(&mpi);
+#endif
+	(void)split;
 	tm_ctx_free(ctx);
 	tm_pool_destroy(pool);
 	free(logits);

@@ -173,6 +173,14 @@ struct tm_expert_hook {
 	void (*done)(void *arg, int l, const int *sel, int k);
 	/* Decode: layer l's attention is done and x (n_embd) is the residual stream. */
 	void (*after_attn)(void *arg, int l, const float *x);
+	/*
+	 * Expert parallel (lib/mpi/): whether expert e of layer l is computed
+	 * in this process (NULL: all are); the others add nothing to acc
+	 * here, and reduce then sums acc (n rows of n_embd) over the processes
+	 * before it joins the residual stream.
+	 */
+	bool (*local)(void *arg, int l, int e);
+	void (*reduce)(void *arg, int l, float *acc, int n);
 	void *arg;
 };
 

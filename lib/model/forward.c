@@ -435,6 +435,22 @@ static void experts_done(struct tm_ctx *c, const struct tm_layer *L, const int *
 		c->xhook->done(c->xhook->arg, (int)(L - c->m->layers), sel, k);
 }
 
+static bool expert_here(const struct tm_ctx *c, const struct tm_layer *L, int e)
+{
+	return !c->xhook || !c->xhook->local || c->xhook->local(c->xhook->arg, (int)(L - c->m->layers), e);
+}
+
+/* The experts' weighted sum, acc (n rows), joins the residual stream: summed over processes first. */
+static void experts_join(struct tm_ctx *c, const struct tm_layer *L, int n)
+{
+	size_t E = c->m->hp.n_embd;
+
+	if (c->xhook && c->xhook->reduce)
+		c->xhook->reduce(c->xhook->arg, (int)(L - c->m->layers), c->acc, n);
+	for (int i = 0; i < n; i++)
+		tm_axpy(c->x + i * E, 1.0f, c->acc + i * E, (int)E);
+}
+
 static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 {
 	const struct tm_hparams *hp = &c->m->hp;
@@ -444,6 +460,17 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 
 	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
 	route(c->router, hp->n_expert, K, c->probs, c->sel, c->selw);
+	/* expert parallel: only the selected experts held here, in their order */
+	if (c->xhook && c->xhook->local) {
+		int k = 0;
+
+		for (int j = 0; j < K; j++)
+			if (expert_here(c, L, c->sel[j])) {
+				c->sel[k] = c->sel[j];
+				c->selw[k++] = c->selw[j];
+			}
+		K = k;
+	}
 	experts_at(c, L, c->sel, K, at);
 	for (int j = 0; j < K; j++) {
 		jobs[2 * j] = job_at(&L->gate_exps, at[j].w[0], c->xb, c->hb + (size_t)j * F);
@@ -461,7 +488,7 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 	memset(c->acc, 0, sizeof(float) * E);
 	for (int j = 0; j < K; j++)
 		tm_axpy(c->acc, c->selw[j], c->yg + (size_t)j * E, E);
-	tm_axpy(c->x, 1.0f, c->acc, E);
+	experts_join(c, L, 1);
 	acct(c, &L->gate_inp);
 }
 
@@ -488,7 +515,7 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 					memcpy(c->xg + (size_t)cnt * E, c->xb + (size_t)i * E, sizeof(float) * E);
 					cnt++;
 				}
-		if (!cnt)
+		if (!cnt || !expert_here(c, L, e))
 			continue;
 		struct tm_expert_at at;
 
@@ -511,8 +538,7 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 		for (int r = 0; r < cnt; r++)
 			tm_axpy(c->acc + (size_t)c->rows[r] * E, c->rw[r], c->yg + (size_t)r * E, E);
 	}
-	for (int i = 0; i < n; i++)
-		tm_axpy(c->x + (size_t)i * E, 1.0f, c->acc + (size_t)i * E, E);
+	experts_join(c, L, n);
 }
 
 static void ffn_block(struct tm_ctx *c, const struct tm_layer *L, int n)
