@@ -45,6 +45,8 @@ const struct tm_vec *tm_vec(void);
 
 /* n halves to floats with F16C (the AVX2 table's cache rows) */
 void tm_f16_to_f32_row_avx2(const uint16_t *x, float *y, int n);
+/* the AVX2 table's scale_round_f16 */
+void tm_scale_round_f16_avx2(float *x, int n, float scale);
 
 extern const struct tm_vec tm_vec_scalar;
 extern const struct tm_vec tm_vec_avx2;

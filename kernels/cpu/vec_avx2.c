@@ -48,3 +48,17 @@ void tm_f16_to_f32_row_avx2(const uint16_t *x, float *y, int n)
 	for (; i < n; i++)
 		y[i] = tm_f16_to_f32(x[i]);
 }
+
+void tm_scale_round_f16_avx2(float *x, int n, float scale)
+{
+	__m256 s = _mm256_set1_ps(scale);
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m128i h = _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT);
+
+		_mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+	}
+	for (; i < n; i++)
+		x[i] = tm_f16_to_f32(tm_f32_to_f16(x[i] * scale));
+}

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* The float loops of a layer in plain C, and the table each ISA uses (kernels/cpu/vec.h). */
 #include <math.h>
-#include <string.h>
 
 #include "kern.h"
 #include "kernels/ops.h"
@@ -35,13 +34,13 @@ static void f16_row(const uint16_t *x, float *y, int n)
 		y[i] = tm_f16_to_f32(x[i]);
 }
 
-/* len elements from off of a cache row, as floats */
-static inline void row_f32(f16_row_fn cvt, const void *row, int type, int off, int len, float *dst)
+/* len elements from off of a cache row as floats: the row itself (f32) or converted into buf */
+static inline const float *row_f32(f16_row_fn cvt, const void *row, int type, int off, int len, float *buf)
 {
-	if (type == TM_F16)
-		cvt((const uint16_t *)row + off, dst, len);
-	else
-		memcpy(dst, (const float *)row + off, sizeof(float) * len);
+	if (type != TM_F16)
+		return (const float *)row + off;
+	cvt((const uint16_t *)row + off, buf, len);
+	return buf;
 }
 
 /*
@@ -61,9 +60,10 @@ static inline void scores_with(float (*dotf)(const float *, const float *, int),
 		for (int off = 0; off < hd; off += 512) {
 			int len = hd - off < 512 ? hd - off : 512;
 
-			row_f32(cvt, row, type_k, off, len, kv);
+			const float *kr = row_f32(cvt, row, type_k, off, len, kv);
+
 			for (int h = 0; h < G; h++) {
-				float r = dotf(q + (size_t)h * hd + off, kv, len);
+				float r = dotf(q + (size_t)h * hd + off, kr, len);
 
 				s[h * s_stride + p] = off ? s[h * s_stride + p] + r * scale : r * scale;
 			}
@@ -85,9 +85,10 @@ static inline void mix_with(void (*axpyf)(float *, float, const float *, int), f
 		for (int off = 0; off < hd; off += 512) {
 			int len = hd - off < 512 ? hd - off : 512;
 
-			row_f32(cvt, row, type_v, off, len, x);
+			const float *vr = row_f32(cvt, row, type_v, off, len, x);
+
 			for (int h = 0; h < G; h++)
-				axpyf(out + (size_t)h * hd + off, s[h * s_stride + p], x, len);
+				axpyf(out + (size_t)h * hd + off, s[h * s_stride + p], vr, len);
 		}
 	}
 }
@@ -172,7 +173,7 @@ const struct tm_vec tm_vec_avx2 = {
 	.dot = tm_dot_f32_avx2, .axpy = tm_axpy_f32_avx2, .vec_hd = 8,
 	.attn_scores = attn_scores_avx2, .attn_mix = attn_mix_avx2,
 	.exp_sum = exp_sum, .swiglu = swiglu, .sumsq = sumsq, .to_f16 = to_f16,
-	.scale_round_f16 = scale_round_f16,
+	.scale_round_f16 = tm_scale_round_f16_avx2,
 };
 
 const struct tm_vec *tm_vec(void)
