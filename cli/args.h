@@ -29,6 +29,9 @@ int parse_kv_type(const char *opt, const char *s, int *out);
 #define OPT_CACHE_TYPE_K 0x4b54
 #define OPT_CACHE_TYPE_V 0x5654
 
+/* The default thread count: the CPUs this process may run on. */
+int default_threads(void);
+
 /* Print "tiermem CMD: message" to stderr; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print "tiermem CMD: message" to stderr; returns 1. */

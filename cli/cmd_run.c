@@ -169,15 +169,6 @@ static int32_t sample(void *sampler, float *logits, int n_vocab)
 	return tm_sampler_sample(sampler, logits);
 }
 
-static int default_threads(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return 1;
-	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
-}
-
 /* The built-in default model: beside the binary, written by tiermem synth if missing. */
 static int default_model(char *path, size_t n)
 {
