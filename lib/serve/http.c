@@ -94,7 +94,11 @@ static int fail(struct tm_server *s, struct MHD_Connection *c, int status, const
 	return reply_error(s, c, &e);
 }
 
-/* The client closed its end (or the socket broke): nobody will read what we write. */
+/*
+ * The client closed its end (or the socket broke): nobody will read what we
+ * write. A client that half-closes after sending its request counts as gone
+ * too; HTTP/1.1 clients do not do that.
+ */
 static bool hung_up(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
