@@ -28,6 +28,7 @@ async function stream(seq, text) {
 	return { t0, times };
 }
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
+const median = (a) => { const s = [...a].sort((x, y) => x - y), h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
 const res = Object.fromEntries(counts.map((c) => [c, { agg: [], ttft: [], itl: [] }]));
 for (let r = 0; r < rounds; r++) {
 	for (const c of r % 2 ? [...counts].reverse() : counts) {
@@ -48,9 +49,9 @@ for (let r = 0; r < rounds; r++) {
 console.log(`llama.cpp (node-llama-cpp ${NLC_VERSION}), ${threads} threads, a context with one sequence per stream:`);
 console.log('| streams | aggregate decode tok/s (median) | vs 1 stream | TTFT p50 / p99 ms | inter-token p50 / p99 ms |');
 console.log('|---|---|---|---|---|');
-const base = pct(res[counts[0]].agg, 0.5);
+const base = median(res[counts[0]].agg);
 for (const c of counts) {
-	const x = res[c], m = pct(x.agg, 0.5);
+	const x = res[c], m = median(x.agg);
 	console.log(`| ${c} | ${m.toFixed(2)} | ${(m / base).toFixed(2)}x | ${pct(x.ttft, 0.5).toFixed(0)} / ${pct(x.ttft, 0.99).toFixed(0)} | ${pct(x.itl, 0.5).toFixed(0)} / ${pct(x.itl, 0.99).toFixed(0)} |`);
 }
 await model.dispose();

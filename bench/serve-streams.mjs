@@ -33,7 +33,7 @@ async function stream(prompt) {
 	return { t0, times, tokens };
 }
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
-const median = (a) => pct(a, 0.5);
+const median = (a) => { const s = [...a].sort((x, y) => x - y), h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
 
 const res = Object.fromEntries(counts.map((c) => [c, { agg: [], ttft: [], itl: [] }]));
 for (let r = 0; r < rounds; r++) {
