@@ -36,6 +36,15 @@ enum tm_rope_mode {
 void tm_rope_table(float *cs, int pos, int n_rot, float base, float freq_scale,
 		   const float *freq_factors);
 
+/*
+ * The same with YaRN, as ggml's rope_yarn: with ext_factor != 0 each angle
+ * blends the scaled (interpolated) and unscaled (extrapolated) angle by a
+ * ramp between the correction dims corr[0..1], and cos/sin are multiplied by
+ * mscale * (1 + 0.1 ln(1 / freq_scale)); with ext_factor 0 by mscale alone.
+ */
+void tm_rope_table_yarn(float *cs, int pos, int n_rot, float base, float freq_scale,
+			const float *freq_factors, float ext_factor, const float corr[2], float mscale);
+
 /* Rotate the first n_rot dims of each of n_heads heads of head_dim floats. */
 void tm_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs,
 		   enum tm_rope_mode mode);
@@ -58,14 +67,17 @@ int tm_argmax(const float *x, int n);
  *
  * Query t (0 <= t < n_tok) sits at position pos0 + t and attends to cache rows
  * [0, pos0 + t]. Query head h reads KV head h / (n_head / n_head_kv).
- * q and out: n_tok rows of q_stride floats (head h at h * head_dim).
+ * q and out: n_tok rows of q_stride / out_stride floats (head h at
+ * h * head_dim in q, h * v_dim in out).
  * k and v: cache row p at k + p * k_row_bytes (v + p * v_row_bytes), of
  * type_k / type_v elements (TM_F32 or TM_F16), KV head g at g * head_dim
- * elements. scratch: n_threads * (n_head / n_head_kv) * (scratch_stride +
- * head_dim) floats, scratch_stride >= pos0 + n_tok. An f16 cache rounds the
- * queries and the attention weights to halves as ggml's f16 matmuls do.
- * Each (query, KV head) reads its cache rows once for all the query heads
- * that share them; these pairs are split across the pool in one hand-off.
+ * elements of k and g * v_dim of v; v_dim 0 means head_dim (MLA's latent
+ * cache gives v = k with a shorter v_dim). scratch: n_threads * (n_head /
+ * n_head_kv) * (scratch_stride + head_dim) floats, scratch_stride >= pos0 +
+ * n_tok. An f16 cache rounds the queries and the attention weights to halves
+ * as ggml's f16 matmuls do. Each (query, KV head) reads its cache rows once
+ * for all the query heads that share them; these pairs are split across the
+ * pool in one hand-off.
  */
 struct tm_attn {
 	int n_tok, pos0;
@@ -76,6 +88,7 @@ struct tm_attn {
 	int type_k, type_v;
 	const void *k, *v;
 	size_t k_row_bytes, v_row_bytes;
+	int v_dim;
 	float *out;
 	size_t out_stride;
 	float *scratch;

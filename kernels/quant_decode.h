@@ -44,6 +44,24 @@ float tm_f16_to_f32(uint16_t h);
 
 typedef struct { uint16_t d; uint8_t qs[QK / 2]; } blk_q4_0;
 typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;
+/* d * q + m; element l is the low nibble of qs[l], element l + 16 the high one. */
+typedef struct { uint16_t d, m; uint8_t qs[QK / 2]; } blk_q4_1;
+/* As q4_0 with a fifth bit: bit l of the little-endian qh for element l; values - 16. */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK / 2]; } blk_q5_0;
+/* As q4_1 with q5_0's fifth bit (no offset). */
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK / 2]; } blk_q5_1;
+/*
+ * 16 sub-blocks of 16: d * (scales[k] & 15) * q - dmin * (scales[k] >> 4), q 2 bits.
+ * Element 128 h + 32 j + l is bits 2j..2j+1 of qs[32 h + l]; sub-block (128 h + 32 j + l) / 16.
+ */
+typedef struct { uint8_t scales[QK_K / 16]; uint8_t qs[QK_K / 4]; uint16_t d, dmin; } blk_q2_K;
+/*
+ * 16 sub-blocks of 16: d * (sc[k] - 32) * (q - 4 * !hbit), sc 6 bits packed in
+ * 12 bytes (tm_q3_K_scales in kernels/cpu/kern.h), q the 2 bits of q2_K's
+ * layout, the high bit of element 128 h + 32 j + l bit 4 h + j of hmask[l].
+ * (No GPU decoder yet: tm_dec8 refuses these and the three above.)
+ */
+typedef struct { uint8_t hmask[QK_K / 8]; uint8_t qs[QK_K / 4]; uint8_t scales[12]; uint16_t d; } blk_q3_K;
 /* 8 sub-blocks of 32; 6-bit scales and mins packed into 12 bytes. */
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } blk_q4_K;
 /* As q4_K; bit 4 of element 32*j + l is bit j of qh[l]. */
@@ -53,6 +71,11 @@ typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K 
 
 TM_STATIC_ASSERT(sizeof(blk_q4_0) == 18, "q4_0 layout");
 TM_STATIC_ASSERT(sizeof(blk_q8_0) == 34, "q8_0 layout");
+TM_STATIC_ASSERT(sizeof(blk_q4_1) == 20, "q4_1 layout");
+TM_STATIC_ASSERT(sizeof(blk_q5_0) == 22, "q5_0 layout");
+TM_STATIC_ASSERT(sizeof(blk_q5_1) == 24, "q5_1 layout");
+TM_STATIC_ASSERT(sizeof(blk_q2_K) == 84, "q2_K layout");
+TM_STATIC_ASSERT(sizeof(blk_q3_K) == 110, "q3_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q4_K) == 144, "q4_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q5_K) == 176, "q5_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q6_K) == 210, "q6_K layout");

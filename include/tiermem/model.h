@@ -11,8 +11,32 @@
  *   qwen3     as llama plus RMSNorm of each q and k head before RoPE, and
  *             RoPE on the two halves of each head (NEOX)
  *   qwen3moe  qwen3 with an MoE FFN in every layer
- * MoE routing is llama.cpp's for these three: softmax over the router logits,
- * the top expert_used_count experts, their probabilities renormalised to sum 1.
+ *   deepseek2 DeepSeek-V2/V3/R1, Kimi-K2: multi-head latent attention (MLA,
+ *             below), RoPE on adjacent pairs of the last qk_rope dims of each
+ *             head only, optional YaRN; leading_dense_block_count dense
+ *             layers, then MoE layers with shared experts
+ *   glm4moe   GLM-4.5/4.6: q/k/v biases, optional per-head q/k norms, NEOX
+ *             RoPE on the first rope.dimension_count dims of each head,
+ *             post_attention_norm before the FFN, leading dense layers, then
+ *             sigmoid-routed experts with exp_probs_b and shared experts; the
+ *             last nextn_predict_layers blocks (multi-token prediction) are
+ *             accepted and not run
+ * MoE routing is llama.cpp's build_moe_ffn with options: gating by softmax or
+ * sigmoid over the router logits, an optional per-expert bias added for the
+ * choice only (exp_probs_b), group-limited choice (the best expert_group_used
+ * of expert_group_count groups by the sum of each group's top two), the top
+ * expert_used_count experts weighted by their unbiased probabilities,
+ * optionally renormalised to sum 1 (llama, qwen3moe always; deepseek2 by
+ * expert_weights_norm) and scaled (expert_weights_scale).
+ *
+ * MLA (deepseek2): q from attn_q, or low rank (attn_q_a, its norm, attn_q_b);
+ * a shared latent c = norm(attn_kv_a_mqa x)[0, kv_lora_rank) and one roped
+ * k_pe of qk_rope dims per token. Files from llama.cpp's current converter
+ * split the decompression into attn_k_b / attn_v_b (with key_length_mla,
+ * value_length_mla): the cache then holds only [c | k_pe] per token and
+ * attn_k_b is absorbed into the query (q_nope -> the latent space), attn_v_b
+ * applied after attention. Older files carry attn_kv_b: the cache then holds
+ * full per-head keys [k_nope | k_pe] and values, as llama.cpp does.
  *
  * A tm_ctx is one sequence being evaluated: the KV cache and every scratch
  * buffer, allocated once, so evaluating a token allocates nothing.
@@ -25,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
 #include "kernels/pool.h"
 #include "tiermem/gguf.h"
 #include "tiermem/mapping.h"
@@ -33,6 +58,14 @@ enum tm_arch {
 	TM_ARCH_LLAMA,
 	TM_ARCH_QWEN3,
 	TM_ARCH_QWEN3MOE,
+	TM_ARCH_DEEPSEEK2,
+	TM_ARCH_GLM4MOE,
+};
+
+/* llama.cpp's expert_gating_func values. */
+enum tm_gating {
+	TM_GATING_SOFTMAX = 1,
+	TM_GATING_SIGMOID = 2,
 };
 
 /* The most mappings one model's weights may be spread over (its tiers' regions). */
@@ -56,10 +89,18 @@ struct tm_weight {
 struct tm_layer {
 	struct tm_weight attn_norm, wq, wk, wv, wo;
 	struct tm_weight q_norm, k_norm;		/* qwen3*: per-head RMSNorm weights */
-	struct tm_weight ffn_norm;
+	struct tm_weight bq, bk, bv;			/* glm4moe: q/k/v biases */
+	struct tm_weight ffn_norm;			/* glm4moe: post_attention_norm */
 	struct tm_weight gate, up, down;		/* dense FFN */
 	struct tm_weight gate_inp;			/* MoE router: n_expert x n_embd */
 	struct tm_weight gate_exps, up_exps, down_exps;	/* MoE experts, n_mat = n_expert */
+	struct tm_weight exp_probs_b;			/* routing bias, n_expert (optional) */
+	struct tm_weight gate_shexp, up_shexp, down_shexp;	/* shared experts (optional) */
+	/* MLA (deepseek2): wq is attn_q when q_lora_rank is 0 */
+	struct tm_weight wq_a, q_a_norm, wq_b, wkv_a, kv_a_norm;
+	struct tm_weight wk_b, wv_b;			/* split: n_mat = n_head */
+	struct tm_weight wkv_b;				/* legacy, unsplit */
+	bool moe;					/* this layer's FFN is routed */
 };
 
 struct tm_hparams {
@@ -72,8 +113,20 @@ struct tm_hparams {
 	int n_ctx_train;
 	int n_rot, rope_mode;		/* enum tm_rope_mode */
 	float rope_base, rope_freq_scale;
+	/* YaRN (rope.scaling.type yarn): ext_factor 0 when off; see tm_rope_table_yarn */
+	float yarn_ext_factor, yarn_corr[2], rope_mscale;
+	float attn_scale;		/* the q.k scale: 1/sqrt(key length), times YaRN's mscale^2 */
 	float rms_eps;
 	bool moe, qk_norm;
+	/* MoE options (see above) */
+	int n_layer_dense_lead, n_expert_shared, n_expert_groups, n_group_used;
+	int n_layer_nextn;		/* glm4moe: trailing MTP blocks, in the file but not run */
+	enum tm_gating gating;
+	bool expert_weights_norm;
+	float expert_weights_scale;	/* 0: none */
+	/* MLA (deepseek2); head_dim is then the cache row's key length per KV head */
+	bool mla, mla_absorbed;
+	int q_lora_rank, kv_lora_rank, qk_nope, qk_rope, v_head;
 };
 
 struct tm_model {
@@ -189,7 +242,13 @@ struct tm_ctx {
 	const struct tm_model *m;
 	struct tm_pool *pool;
 	int n_ctx, n_batch, n_past;
-	void *k_cache, *v_cache;	/* [layer][n_ctx][n_head_kv * head_dim] of type_k, type_v */
+	/*
+	 * [layer][n_ctx][n_head_kv * head_dim] of type_k, type_v. MLA: a legacy
+	 * file's V rows (n_head * v_head) take the same room as K rows; the
+	 * split layout keeps one latent cache (v_cache is k_cache, V the first
+	 * kv_lora_rank elements of each row).
+	 */
+	void *k_cache, *v_cache;
 	int type_k, type_v;		/* TM_F32 or TM_F16 (GGML type ids) */
 	/* scratch, n_batch rows each */
 	float *x, *xb, *q, *att, *hb, *hb2;
@@ -198,6 +257,8 @@ struct tm_ctx {
 	float *rope_cs;			/* n_batch * n_rot */
 	float *kb, *vb;			/* n_batch K and V rows before they go to their caches */
 	/* MoE */
+	float *qa, *kva;		/* MLA: low-rank q (or latents), [latent | k_pe], n_batch rows */
+	struct tm_matvec *jobs;		/* MLA: one matvec per head */
 	float *router;			/* n_batch * n_expert logits */
 	float *probs;			/* n_expert */
 	int *sel;			/* n_batch * n_expert_used expert ids */

@@ -19,12 +19,14 @@
 static void attend_group(const struct tm_attn *a, int t, int g, float *s, float *qh, const struct tm_vec *v)
 {
 	int G = a->n_head / a->n_head_kv, hd = a->head_dim, n = a->pos0 + t + 1;
+	int vd = a->v_dim ? a->v_dim : hd;	/* MLA: V is the first v_dim of the latent K row */
 	size_t ke = a->type_k == TM_F16 ? 2 : 4, ve = a->type_v == TM_F16 ? 2 : 4;
 	const float *q = a->q + (size_t)t * a->q_stride + (size_t)g * G * hd;
-	float *out = a->out + (size_t)t * a->out_stride + (size_t)g * G * hd;
+	float *out = a->out + (size_t)t * a->out_stride + (size_t)g * G * vd;
 	const void *k = (const char *)a->k + (size_t)g * hd * ke;
-	const void *vv = (const char *)a->v + (size_t)g * hd * ve;
+	const void *vv = (const char *)a->v + (size_t)g * vd * ve;
 	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 && hd <= 256 ? v : &tm_vec_scalar;
+	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 && vd <= 256 ? v : &tm_vec_scalar;
 	float inv[256];
 
 	if (a->type_k == TM_F16) {
@@ -45,12 +47,12 @@ static void attend_group(const struct tm_attn *a, int t, int g, float *s, float 
 			inv[h] = 1.0f;
 		}
 	}
-	f->attn_mix(out, G, hd, s, a->scratch_stride, vv, a->v_row_bytes, a->type_v, n);
-	/* f32: normalised after the mix, hd multiplications instead of n */
+	fv->attn_mix(out, G, vd, s, a->scratch_stride, vv, a->v_row_bytes, a->type_v, n);
+	/* f32: normalised after the mix, vd multiplications instead of n */
 	if (a->type_v != TM_F16)
 		for (int h = 0; h < G; h++)
-			for (int d = 0; d < hd; d++)
-				out[(size_t)h * hd + d] *= inv[h];
+			for (int d = 0; d < vd; d++)
+				out[(size_t)h * vd + d] *= inv[h];
 }
 
 static void attention_worker(void *arg, int ith, int nth)

@@ -7,6 +7,8 @@ const struct tm_kern tm_kern_avx2 = {
 	.dot = {
 		[TM_F32] = dot_f32, [TM_F16] = dot_f16, [TM_BF16] = dot_bf16,
 		[TM_Q4_0] = dot_q4_0, [TM_Q8_0] = dot_q8_0,
+		[TM_Q4_1] = tm_dot_q4_1_ref, [TM_Q5_0] = tm_dot_q5_0_ref, [TM_Q5_1] = tm_dot_q5_1_ref,
+		[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,
 		[TM_Q4_K] = dot_q4_K, [TM_Q5_K] = dot_q5_K, [TM_Q6_K] = dot_q6_K,
 	},
 	.quant_q8_0 = quant_q8_0_256,

@@ -72,6 +72,111 @@ static float row_q8_0(const void *w, int nb, const void *x)
 }
 
 /*
+ * q4_1, q5_0, q5_1 against q8_0 activations. llama.cpp pairs q4_1/q5_1
+ * with q8_1, whose extra field is d * sum(qs) rounded to f16; we take the
+ * same sum from the q8_0 block unrounded (a relative 2^-11 of the min term).
+ */
+static float row_legacy(int type, const void *w, int nb, const void *x)
+{
+	const blk_q8_0 *b = x;
+	size_t bsize = (size_t)tm_dtype_traits(type)->block_bytes;
+	float s = 0.f;
+
+	for (int i = 0; i < nb; i++, b++) {
+		const uint8_t *base = (const uint8_t *)w + i * bsize;
+		const blk_q4_1 *b41 = (const void *)base;
+		const blk_q5_0 *b50 = (const void *)base;
+		const blk_q5_1 *b51 = (const void *)base;
+		const uint8_t *qs = type == TM_Q4_1 ? b41->qs : type == TM_Q5_0 ? b50->qs : b51->qs;
+		uint32_t qh = 0;
+		int sum = 0, ysum = 0, off = type == TM_Q5_0 ? 16 : 0;
+		float dy = tm_f16_to_f32(b->d);
+
+		if (type != TM_Q4_1)
+			memcpy(&qh, type == TM_Q5_0 ? b50->qh : b51->qh, 4);
+		for (int l = 0; l < QK; l++) {
+			int v = (l < QK / 2 ? qs[l] & 15 : qs[l - QK / 2] >> 4) | (int)((qh >> l) & 1) << 4;
+
+			sum += (v - off) * b->qs[l];
+			ysum += b->qs[l];
+		}
+		s += (tm_f16_to_f32(b41->d) * dy) * (float)sum;
+		if (type != TM_Q5_0)
+			s += tm_f16_to_f32(b41->m) * (dy * (float)ysum);
+	}
+	return s;
+}
+
+static float row_q4_1(const void *w, int nb, const void *x)
+{
+	return row_legacy(TM_Q4_1, w, nb, x);
+}
+
+static float row_q5_0(const void *w, int nb, const void *x)
+{
+	return row_legacy(TM_Q5_0, w, nb, x);
+}
+
+static float row_q5_1(const void *w, int nb, const void *x)
+{
+	return row_legacy(TM_Q5_1, w, nb, x);
+}
+
+/*
+ * q2_K and q3_K: per super-block an exact integer sum over the 16
+ * sub-blocks of scale * dot(codes, activations); q2_K's mins come through
+ * the activation's block sums, as q4_K's do.
+ */
+static float row_q2_K(const void *w, int nb, const void *x)
+{
+	const blk_q2_K *a = w;
+	const blk_q8_K *b = x;
+	float s = 0.f;
+
+	for (int i = 0; i < nb; i++, a++, b++) {
+		int isum = 0, msum = 0;
+
+		for (int k = 0; k < 16; k++) {
+			int sub = 0, h = k / 8, j = k % 8 / 2, l0 = 16 * (k & 1);
+
+			for (int l = l0; l < l0 + 16; l++)
+				sub += ((a->qs[32 * h + l] >> (2 * j)) & 3) * b->qs[16 * k + l - l0];
+			isum += (a->scales[k] & 15) * sub;
+			msum += (a->scales[k] >> 4) * b->bsums[k];
+		}
+		s += (tm_f16_to_f32(a->d) * b->d) * (float)isum - (tm_f16_to_f32(a->dmin) * b->d) * (float)msum;
+	}
+	return s;
+}
+
+static float row_q3_K(const void *w, int nb, const void *x)
+{
+	const blk_q3_K *a = w;
+	const blk_q8_K *b = x;
+	float s = 0.f;
+
+	for (int i = 0; i < nb; i++, a++, b++) {
+		int8_t sc[16];
+		int isum = 0;
+
+		tm_q3_K_scales(a->scales, sc);
+		for (int k = 0; k < 16; k++) {
+			int sub = 0, h = k / 8, j = k % 8 / 2, l0 = 16 * (k & 1);
+
+			for (int l = l0; l < l0 + 16; l++) {
+				int v = (a->qs[32 * h + l] >> (2 * j)) & 3;
+
+				v -= (a->hmask[l] >> (4 * h + j)) & 1 ? 0 : 4;
+				sub += v * b->qs[16 * k + l - l0];
+			}
+			isum += sc[k] * sub;
+		}
+		s += (tm_f16_to_f32(a->d) * b->d) * (float)isum;
+	}
+	return s;
+}
+
+/*
  * q4_K/q5_K: per super-block, sum_j sc[j] * dot(q_j, y_j) as an exact
  * integer, and the mins through the activation's block sums:
  * sum_j m[j] * (bsums[2j] + bsums[2j+1]).
@@ -174,6 +279,11 @@ SCALAR_DOT(f16)
 SCALAR_DOT(bf16)
 SCALAR_DOT(q4_0)
 SCALAR_DOT(q8_0)
+SCALAR_DOT(q4_1)
+SCALAR_DOT(q5_0)
+SCALAR_DOT(q5_1)
+SCALAR_DOT(q2_K)
+SCALAR_DOT(q3_K)
 SCALAR_DOT(q4_K)
 SCALAR_DOT(q5_K)
 SCALAR_DOT(q6_K)
@@ -183,8 +293,28 @@ const struct tm_kern tm_kern_scalar = {
 	.dot = {
 		[TM_F32] = dot_f32, [TM_F16] = dot_f16, [TM_BF16] = dot_bf16,
 		[TM_Q4_0] = dot_q4_0, [TM_Q8_0] = dot_q8_0,
+		[TM_Q4_1] = dot_q4_1, [TM_Q5_0] = dot_q5_0, [TM_Q5_1] = dot_q5_1,
+		[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,
 		[TM_Q4_K] = dot_q4_K, [TM_Q5_K] = dot_q5_K, [TM_Q6_K] = dot_q6_K,
 	},
 	.quant_q8_0 = tm_quant_q8_0_ref,
 	.quant_q8_K = tm_quant_q8_K_ref,
 };
+
+void tm_dot_q4_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
+		     const void *x, size_t xstride, int nx, float *y, size_t ystride)
+{
+	dot_q4_1(w, wstride, nrows, nblocks, x, xstride, nx, y, ystride);
+}
+
+void tm_dot_q5_0_ref(const void *w, size_t wstride, int nrows, int nblocks,
+		     const void *x, size_t xstride, int nx, float *y, size_t ystride)
+{
+	dot_q5_0(w, wstride, nrows, nblocks, x, xstride, nx, y, ystride);
+}
+
+void tm_dot_q5_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
+		     const void *x, size_t xstride, int nx, float *y, size_t ystride)
+{
+	dot_q5_1(w, wstride, nrows, nblocks, x, xstride, nx, y, ystride);
+}

@@ -361,6 +361,122 @@ INLINE void q6K_nx(NX_PARAMS)
 #define q6_K_nx q6K_nx
 NX_DISPATCH(q6_K)
 
+/* ---- q2_K and q3_K with q8_K activations ---- */
+
+/*
+ * Both hold 16 sub-blocks of 16 with 2-bit codes in the same layout: chunk h
+ * (32 bytes) gives, at shift 2j, the 32 elements 128h + 32j .. +31, sub-blocks
+ * 8h + 2j (low 16) and 8h + 2j + 1 (high 16). Codes are unsigned (q3_K's
+ * high bit folded in makes 0..7 = value + 4, the 4 taken off through the
+ * activation's block sums), so maddubs takes them directly.
+ *
+ * The i16 scales of sub-blocks 2p (low lane) and 2p + 1 (high lane), from
+ * the 16 scales as i16 in sc16 (dword p holds the pair).
+ */
+INLINE __m256i k23_pair_scales(__m256i sc16, int p)
+{
+	__m256i pair = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(p));
+
+	return _mm256_shuffle_epi8(pair, _mm256_set_m128i(_mm_set1_epi16(0x0302), _mm_set1_epi16(0x0100)));
+}
+
+/* sum_k sc[k] * dot16(code_k, y_k) for one block: codes from qs (and hmask for q3_K). */
+INLINE void k23_block(const uint8_t *qs, const uint8_t *hmask, __m256i sc16,
+		      const blk_q8_K *const xb[], __m256i isum[], const int NX)
+{
+	const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+	__m256i hb = hmask ? _mm256_loadu_si256((const __m256i *)hmask) : _mm256_setzero_si256();
+
+	UNROLL for (int h = 0; h < 2; h++) {
+		__m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+
+		UNROLL for (int j = 0; j < 4; j++) {
+			__m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+			__m256i s = k23_pair_scales(sc16, 4 * h + j);
+
+			if (hmask)
+				c = _mm256_or_si256(c, _mm256_slli_epi16(
+					_mm256_and_si256(_mm256_srli_epi16(hb, 4 * h + j), one), 2));
+			UNROLL for (int t = 0; t < NX; t++) {
+				__m256i yv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 128 * h + 32 * j));
+
+				isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(c, yv), s));
+			}
+		}
+	}
+}
+
+INLINE void q2K_nx(NX_PARAMS)
+{
+	for (int r = 0; r < nrows; r++) {
+		const blk_q2_K *a = (const blk_q2_K *)((const char *)w + r * wstride);
+		__m256 acc[TM_NX_MAX], accm[TM_NX_MAX];
+
+		UNROLL for (int t = 0; t < NX; t++)
+			acc[t] = accm[t] = _mm256_setzero_ps();
+		for (int i = 0; i < nblocks; i++) {
+			const blk_q8_K *xb[TM_NX_MAX];
+			__m256i isum[TM_NX_MAX], msum[TM_NX_MAX];
+			__m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
+			__m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(15)));
+			__m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15)));
+			float d = f16(a[i].d), dmin = f16(a[i].dmin);
+
+			tm_prefetch_block(a + i, sizeof(blk_q2_K));
+			UNROLL for (int t = 0; t < NX; t++) {
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;
+				msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
+				isum[t] = _mm256_setzero_si256();
+			}
+			k23_block(a[i].qs, NULL, sc16, xb, isum, NX);
+			UNROLL for (int t = 0; t < NX; t++) {
+				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[t]->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+				accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb[t]->d), _mm256_cvtepi32_ps(msum[t]), accm[t]);
+			}
+		}
+		UNROLL for (int t = 0; t < NX; t++)
+			y[t * ystride + r] = hsum256_ps(acc[t]) - hsum256_ps(accm[t]);
+	}
+}
+#define q2_K_nx q2K_nx
+NX_DISPATCH(q2_K)
+
+INLINE void q3K_nx(NX_PARAMS)
+{
+	for (int r = 0; r < nrows; r++) {
+		const blk_q3_K *a = (const blk_q3_K *)((const char *)w + r * wstride);
+		__m256 acc[TM_NX_MAX];
+
+		UNROLL for (int t = 0; t < NX; t++)
+			acc[t] = _mm256_setzero_ps();
+		for (int i = 0; i < nblocks; i++) {
+			const blk_q8_K *xb[TM_NX_MAX];
+			__m256i isum[TM_NX_MAX];
+			int8_t scb[16];
+			__m256i sc16;
+			float d = f16(a[i].d);
+
+			tm_prefetch_block(a + i, sizeof(blk_q3_K));
+			tm_q3_K_scales(a[i].scales, scb);
+			sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scb));
+			UNROLL for (int t = 0; t < NX; t++) {
+				/* the codes carry +4: take 4 * sum_k sc[k] * bsum[k] off */
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;
+				isum[t] = _mm256_slli_epi32(_mm256_madd_epi16(sc16,
+						_mm256_loadu_si256((const __m256i *)xb[t]->bsums)), 2);
+				isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), isum[t]);
+			}
+			k23_block(a[i].qs, a[i].hmask, sc16, xb, isum, NX);
+			UNROLL for (int t = 0; t < NX; t++)
+				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[t]->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+		}
+		UNROLL for (int t = 0; t < NX; t++)
+			y[t * ystride + r] = hsum256_ps(acc[t]);
+	}
+}
+#define q3_K_nx q3K_nx
+NX_DISPATCH(q3_K)
+
 /* ---- activation quantizers: the reference's expressions, vectorised ---- */
 
 /* 32 int32 (four vectors, in order) to 32 int8, saturating. */

@@ -79,8 +79,8 @@ const struct tm_kern *tm_kern(void);
 static inline int tm_act_type(int type)
 {
 	switch (type) {
-	case TM_Q4_0: case TM_Q8_0: return TM_Q8_0;
-	case TM_Q4_K: case TM_Q5_K: case TM_Q6_K: return TM_Q8_K;
+	case TM_Q4_0: case TM_Q4_1: case TM_Q5_0: case TM_Q5_1: case TM_Q8_0: return TM_Q8_0;
+	case TM_Q2_K: case TM_Q3_K: case TM_Q4_K: case TM_Q5_K: case TM_Q6_K: return TM_Q8_K;
 	default: return TM_F32;
 	}
 }
@@ -135,5 +135,27 @@ static inline void tm_kq_scales(const uint8_t *packed, uint32_t out[4])
 	out[2] = u[1] & m6;
 	out[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
 }
+
+/* q3_K's 16 six-bit scales, unpacked and with their offset of 32 taken off. */
+static inline void tm_q3_K_scales(const uint8_t *packed, int8_t out[16])
+{
+	for (int k = 0; k < 16; k++) {
+		int lo = (packed[k % 8] >> (4 * (k / 8))) & 15;
+		int hi = (packed[8 + k % 4] >> (2 * (k / 4))) & 3;
+
+		out[k] = (int8_t)((lo | hi << 4) - 32);
+	}
+}
+
+/*
+ * The scalar kernels of the types that have no SIMD kernel of their own in a
+ * table: the SIMD tables point at these (q4_1, q5_0, q5_1).
+ */
+void tm_dot_q4_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
+		     const void *x, size_t xstride, int nx, float *y, size_t ystride);
+void tm_dot_q5_0_ref(const void *w, size_t wstride, int nrows, int nblocks,
+		     const void *x, size_t xstride, int nx, float *y, size_t ystride);
+void tm_dot_q5_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
+		     const void *x, size_t xstride, int nx, float *y, size_t ystride);
 
 #endif

@@ -30,16 +30,32 @@ void tm_rmsnorm_rows(float *x, const float *w, int n_rows, int n, float eps)
 void tm_rope_table(float *cs, int pos, int n_rot, float base, float freq_scale,
 		   const float *freq_factors)
 {
+	static const float none[2];
+
+	tm_rope_table_yarn(cs, pos, n_rot, base, freq_scale, freq_factors, 0.0f, none, 1.0f);
+}
+
+void tm_rope_table_yarn(float *cs, int pos, int n_rot, float base, float freq_scale,
+			const float *freq_factors, float ext_factor, const float corr[2], float mscale)
+{
 	/* ggml's order of rounding: theta_i = pos * s^i by repeated multiplication */
 	const float theta_scale = powf(base, -2.0f / (float)n_rot);
 	float theta = (float)pos;
 
+	if (ext_factor != 0.0f)
+		mscale *= 1.0f + 0.1f * logf(1.0f / freq_scale);
 	for (int i = 0; i < n_rot / 2; i++) {
 		float ff = freq_factors ? freq_factors[i] : 1.0f;
 		float t = freq_scale * (theta / ff);
 
-		cs[2 * i] = cosf(t);
-		cs[2 * i + 1] = sinf(t);
+		if (ext_factor != 0.0f) {
+			float y = ((float)i - corr[0]) / fmaxf(0.001f, corr[1] - corr[0]);
+			float ramp = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * ext_factor;
+
+			t = t * (1.0f - ramp) + (theta / ff) * ramp;
+		}
+		cs[2 * i] = cosf(t) * mscale;
+		cs[2 * i + 1] = sinf(t) * mscale;
 		theta *= theta_scale;
 	}
 }

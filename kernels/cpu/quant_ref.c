@@ -95,6 +95,71 @@ static void dequant_q4_0(const blk_q4_0 *b, float *y, int64_t nb)
 	}
 }
 
+/* q4_1, q5_0, q5_1: d * q (+ m), q 4 or 5 bits, q5_0 offset by 16. */
+static void dequant_legacy(int type, const void *blocks, float *y, int64_t nb)
+{
+	const struct tm_dtype_traits *t = tm_dtype_traits(type);
+
+	for (int64_t i = 0; i < nb; i++, y += QK) {
+		const uint8_t *b = (const uint8_t *)blocks + i * t->block_bytes;
+		const blk_q4_1 *b41 = (const void *)b;
+		const blk_q5_0 *b50 = (const void *)b;
+		const blk_q5_1 *b51 = (const void *)b;
+		const uint8_t *qs = type == TM_Q4_1 ? b41->qs : type == TM_Q5_0 ? b50->qs : b51->qs;
+		float d = tm_f16_to_f32(b41->d), m = 0.f;
+		uint32_t qh = 0;
+		int off = 0;
+
+		if (type == TM_Q5_0) {
+			memcpy(&qh, b50->qh, 4);
+			off = 16;
+		} else {
+			m = tm_f16_to_f32(b41->m);
+			if (type == TM_Q5_1)
+				memcpy(&qh, b51->qh, 4);
+		}
+		for (int l = 0; l < QK; l++) {
+			int v = (l < QK / 2 ? qs[l] & 15 : qs[l - QK / 2] >> 4) | (int)((qh >> l) & 1) << 4;
+
+			y[l] = d * (v - off) + m;
+		}
+	}
+}
+
+/* The 2-bit code of element k of a q2_K/q3_K block (their layouts share it). */
+static inline int k23_low(const uint8_t *qs, int k)
+{
+	return (qs[32 * (k / 128) + k % 32] >> (2 * (k % 128 / 32))) & 3;
+}
+
+static void dequant_q2_K(const blk_q2_K *b, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++, b++, y += QK_K) {
+		float d = tm_f16_to_f32(b->d), dmin = tm_f16_to_f32(b->dmin);
+
+		for (int k = 0; k < QK_K; k++) {
+			uint8_t sc = b->scales[k / 16];
+
+			y[k] = d * (sc & 15) * k23_low(b->qs, k) - dmin * (sc >> 4);
+		}
+	}
+}
+
+static void dequant_q3_K(const blk_q3_K *b, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++, b++, y += QK_K) {
+		float d = tm_f16_to_f32(b->d);
+		int8_t sc[16];
+
+		tm_q3_K_scales(b->scales, sc);
+		for (int k = 0; k < QK_K; k++) {
+			int hbit = (b->hmask[k % 32] >> (k / 32)) & 1;
+
+			y[k] = d * sc[k / 16] * (k23_low(b->qs, k) - (hbit ? 0 : 4));
+		}
+	}
+}
+
 static void dequant_q8_0(const blk_q8_0 *b, float *y, int64_t nb)
 {
 	for (int64_t i = 0; i < nb; i++, b++, y += QK) {
@@ -177,6 +242,9 @@ void tm_dequant_row(int type, const void *src, float *dst, int64_t n)
 		break;
 	case TM_Q4_0: dequant_q4_0(src, dst, nb); break;
 	case TM_Q8_0: dequant_q8_0(src, dst, nb); break;
+	case TM_Q4_1: case TM_Q5_0: case TM_Q5_1: dequant_legacy(type, src, dst, nb); break;
+	case TM_Q2_K: dequant_q2_K(src, dst, nb); break;
+	case TM_Q3_K: dequant_q3_K(src, dst, nb); break;
 	case TM_Q4_K: dequant_q45_K(src, sizeof(blk_q4_K), 0, dst, nb); break;
 	case TM_Q5_K: dequant_q45_K(src, sizeof(blk_q5_K), 1, dst, nb); break;
 	case TM_Q6_K: dequant_q6_K(src, dst, nb); break;

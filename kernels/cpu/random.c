@@ -73,6 +73,20 @@ int tm_fill_random(int type, void *dst, int64_t n, uint64_t *seed, float scale)
 		switch (type) {
 		case TM_Q4_0: ((blk_q4_0 *)b)->d = half_scale(seed, scale / 8); break;
 		case TM_Q8_0: ((blk_q8_0 *)b)->d = half_scale(seed, scale / 128); break;
+		case TM_Q4_1:
+			((blk_q4_1 *)b)->d = half_scale(seed, scale / 30);
+			((blk_q4_1 *)b)->m = half_scale(seed, -scale / 2);
+			break;
+		case TM_Q5_0: ((blk_q5_0 *)b)->d = half_scale(seed, scale / 16); break;
+		case TM_Q5_1:
+			((blk_q5_1 *)b)->d = half_scale(seed, scale / 62);
+			((blk_q5_1 *)b)->m = half_scale(seed, -scale / 2);
+			break;
+		case TM_Q2_K:
+			((blk_q2_K *)b)->d = half_scale(seed, scale / (15 * 3 * 2));
+			((blk_q2_K *)b)->dmin = half_scale(seed, scale / (15 * 2));
+			break;
+		case TM_Q3_K: ((blk_q3_K *)b)->d = half_scale(seed, scale / (32 * 4)); break;
 		case TM_Q4_K:
 			((blk_q4_K *)b)->d = half_scale(seed, scale / (63 * 15));
 			((blk_q4_K *)b)->dmin = half_scale(seed, scale / 63);

@@ -22,6 +22,7 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "kernels/quant_decode.h"
 #include "lib/cuda/cuda_internal.h"
 #include "tiermem/error.h"
 
@@ -99,6 +100,12 @@ static int upload(struct gctx *g, struct dw *d, const struct tm_weight *w, size_
 	if (w->cols % 8)
 		return tm_err(-EOPNOTSUPP, "tensor %s: rows of %d elements; the GPU kernels need a multiple of 8",
 			      w->name, w->cols);
+	/* the host decodes a chunk of the same type exactly as the device would: no decoder, no GPU */
+	float probe[8];
+
+	if (tm_dec8(w->type, w->data, 0, probe) < 0)
+		return tm_err(-EOPNOTSUPP, "tensor %s: type %s has no GPU decoder (it runs on the CPU)", w->name,
+			      tm_dtype_traits(w->type) ? tm_dtype_traits(w->type)->name : "?");
 	d->d = g->arena + *off;
 	d->type = w->type;
 	d->rows = w->rows;
@@ -210,6 +217,10 @@ int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch)
 	int err;
 
 	*out = NULL;
+	/* this pass has no MLA, q/k/v biases, shared experts or routing options (deepseek2, glm4moe) */
+	if (hp->arch != TM_ARCH_LLAMA && hp->arch != TM_ARCH_QWEN3 && hp->arch != TM_ARCH_QWEN3MOE)
+		return tm_err(-EOPNOTSUPP, "the GPU decode runs llama, qwen3 and qwen3moe; %s runs on the CPU only",
+			      hp->arch_name);
 	if (n_batch > n_ctx)
 		n_batch = n_ctx;
 	if ((err = tmc_check(cudaMemGetInfo(&free_b, &total_b), "reading free VRAM")))

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * The forward pass: one code path for llama (dense and Mixtral-style MoE),
- * qwen3 and qwen3moe, which differ only in per-head q/k norms, the RoPE
- * pairing and whether the FFN is routed to experts.
+ * qwen3, qwen3moe, deepseek2 and glm4moe, which differ in per-head q/k norms
+ * and q/k/v biases, the RoPE pairing and width, how attention gets its
+ * queries, keys and values (MLA for deepseek2: mla_attention), and whether
+ * and how the FFN is routed to experts (one routing function with
+ * llama.cpp's options).
  *
  * Decode (a batch of one) hands the pool one batch of matvecs per weight
  * group: q, k and v together; wo; gate and up together; down; for MoE the
@@ -46,13 +49,24 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 		     int n_ctx, int n_batch, int type_k, int type_v)
 {
 	const struct tm_hparams *hp = &m->hp;
-	size_t E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
+	size_t E = hp->n_embd, H = hp->n_head, QD = H * hp->head_dim;
 	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
 	size_t B, K = hp->moe ? hp->n_expert_used : 0, F;
 	size_t nth = tm_pool_threads(pool);
 	struct tm_ctx *c;
 
 	*out = NULL;
+	/* MLA: q per head before absorption, the decompressed keys and values, the outputs before attn_v_b */
+	if (hp->mla) {
+		if (!n_ctx)
+			return tm_err(-EOPNOTSUPP, "decoding several sequences in one pass does not support MLA (deepseek2) yet");
+		QD = max_z(QD, H * (size_t)(hp->qk_nope + hp->qk_rope));
+		QD = max_z(QD, H * (size_t)max_z(hp->v_head, hp->kv_lora_rank));
+		QD = max_z(QD, H * (size_t)(hp->qk_nope + hp->v_head));
+		/* one latent row serves as K and V: one type */
+		if (hp->mla_absorbed)
+			type_v = type_k;
+	}
 	if (K > MAX_USED)
 		return tm_err(-EOPNOTSUPP, "%d experts per token; at most %d are supported", (int)K, MAX_USED);
 	if (hp->n_head / hp->n_head_kv > 256)
@@ -60,6 +74,7 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 			      hp->n_head / hp->n_head_kv);
 	B = n_batch;
 	F = max_z(B * hp->n_ff, max_z(K, B) * hp->n_ff_exp);
+	F = max_z(F, B * (size_t)hp->n_ff_exp * hp->n_expert_shared);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return tm_err(-ENOMEM, "out of memory");
@@ -71,7 +86,9 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	c->type_v = type_v;
 	if (n_ctx) {
 		c->k_cache = malloc(kv_elem_bytes(type_k) * hp->n_layer * (size_t)n_ctx * KVD);
-		c->v_cache = malloc(kv_elem_bytes(type_v) * hp->n_layer * (size_t)n_ctx * KVD);
+		/* absorbed MLA: V is the latent part of the K rows */
+		c->v_cache = hp->mla_absorbed ? c->k_cache :
+			     malloc(kv_elem_bytes(type_v) * hp->n_layer * (size_t)n_ctx * KVD);
 		c->scores = malloc(sizeof(float) * nth * (hp->n_head / hp->n_head_kv) *
 				   ((size_t)n_ctx + hp->head_dim));
 	}
@@ -79,6 +96,11 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	c->vb = malloc(sizeof(float) * B * KVD);
 	c->x = malloc(sizeof(float) * B * E);
 	c->xb = malloc(sizeof(float) * B * max_z(E, QD));
+	if (hp->mla) {
+		c->qa = malloc(sizeof(float) * B * max_z(hp->kv_lora_rank, hp->q_lora_rank));
+		c->kva = malloc(sizeof(float) * B * (hp->kv_lora_rank + hp->qk_rope));
+		c->jobs = malloc(sizeof(*c->jobs) * H);
+	}
 	c->q = malloc(sizeof(float) * B * QD);
 	c->att = malloc(sizeof(float) * B * QD);
 	c->hb = malloc(sizeof(float) * F);
@@ -98,6 +120,7 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	}
 	if ((n_ctx && (!c->k_cache || !c->v_cache || !c->scores)) || !c->kb || !c->vb ||
 	    !c->x || !c->xb || !c->q || !c->att || !c->hb || !c->hb2 || !c->logits || !c->rope_cs ||
+	    (hp->mla && (!c->qa || !c->kva || !c->jobs)) ||
 	    (hp->moe && (!c->router || !c->probs || !c->sel || !c->selw || !c->rows || !c->xg || !c->yg ||
 			 !c->acc || !c->rw))) {
 		tm_ctx_free(c);
@@ -150,8 +173,9 @@ void tm_ctx_free(struct tm_ctx *c)
 	if (!c)
 		return;
 	tm_gpu_detach(c);
+	if (c->v_cache != c->k_cache)
+		free(c->v_cache);
 	free(c->k_cache);
-	free(c->v_cache);
 	free(c->kb);
 	free(c->vb);
 	free(c->x);
@@ -163,6 +187,9 @@ void tm_ctx_free(struct tm_ctx *c)
 	free(c->logits);
 	free(c->scores);
 	free(c->rope_cs);
+	free(c->qa);
+	free(c->kva);
+	free(c->jobs);
 	free(c->router);
 	free(c->probs);
 	free(c->sel);
@@ -281,7 +308,7 @@ static void attend(struct tm_ctx *c, struct tm_ctx *s, int layer, int row, int p
 	tm_attention(c->pool, &(struct tm_attn){
 		.n_tok = n, .pos0 = pos0,
 		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-		.scale = 1.0f / sqrtf((float)hp->head_dim),
+		.scale = hp->attn_scale,
 		.q = c->q + row * QD, .q_stride = QD,
 		.type_k = s->type_k, .type_v = s->type_v,
 		.k = (const char *)s->k_cache + (size_t)layer * s->n_ctx * kr,
@@ -294,6 +321,112 @@ static void attend(struct tm_ctx *c, struct tm_ctx *s, int layer, int row, int p
 	c->kv_bytes += (kr + vr) * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
 }
 
+/*
+ * MLA (deepseek2): queries, the latent and k_pe, the cache and attention;
+ * returns the rows (n of them) that attn_output takes. See model.h.
+ */
+static const float *mla_attention(struct tm_ctx *c, const struct tm_layer *L, int layer, int pos0, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int H = hp->n_head, R = hp->kv_lora_rank, rope = hp->qk_rope, nope = hp->qk_nope;
+	size_t QR = (size_t)H * (nope + rope), KVA = (size_t)R + rope, KVD = (size_t)hp->n_head_kv * hp->head_dim;
+	size_t kr = tm_ctx_kv_row_bytes(c, 0), vr = tm_ctx_kv_row_bytes(c, 1);
+	const char *kc = (const char *)c->k_cache + (size_t)layer * c->n_ctx * kr;
+	const char *vc = (const char *)c->v_cache + (size_t)layer * c->n_ctx * vr;
+
+	if (hp->q_lora_rank) {
+		mul(c, &L->wq_a, 0, c->xb, n, c->qa);
+		for (int i = 0; i < n; i++)
+			tm_rmsnorm(c->qa + (size_t)i * hp->q_lora_rank, c->qa + (size_t)i * hp->q_lora_rank,
+				   L->q_a_norm.data, hp->q_lora_rank, hp->rms_eps);
+		mul(c, &L->wq_b, 0, c->qa, n, c->q);
+	} else {
+		mul(c, &L->wq, 0, c->xb, n, c->q);
+	}
+	mul(c, &L->wkv_a, 0, c->xb, n, c->kva);
+	for (int i = 0; i < n; i++) {
+		float *kv = c->kva + i * KVA;
+		const float *cs = c->rope_cs + (size_t)i * hp->n_rot;
+
+		tm_rmsnorm(kv, kv, L->kv_a_norm.data, R, hp->rms_eps);
+		tm_rope_apply(kv + R, 1, rope, rope, cs, hp->rope_mode);
+		tm_rope_apply(c->q + i * QR + nope, H, nope + rope, rope, cs, hp->rope_mode);
+	}
+	if (!hp->mla_absorbed) {
+		/* decompress each token's latent into per-head keys [k_nope | k_pe] and values */
+		size_t KVB = (size_t)H * (nope + hp->v_head);
+
+		for (int i = 0; i < n; i++)
+			memcpy(c->qa + (size_t)i * R, c->kva + i * KVA, sizeof(float) * R);
+		mul(c, &L->wkv_b, 0, c->qa, n, c->att);
+		for (int i = 0; i < n; i++) {
+			float *k = c->kb + i * KVD, *v = c->vb + i * KVD;
+			const float *kv = c->att + i * KVB;
+
+			for (int h = 0; h < H; h++) {
+				memcpy(k + (size_t)h * (nope + rope), kv + (size_t)h * (nope + hp->v_head),
+				       sizeof(float) * nope);
+				memcpy(k + (size_t)h * (nope + rope) + nope, c->kva + i * KVA + R, sizeof(float) * rope);
+				memcpy(v + (size_t)h * hp->v_head, kv + (size_t)h * (nope + hp->v_head) + nope,
+				       sizeof(float) * hp->v_head);
+			}
+			/* V rows take the room of K rows; the rest is never read */
+			memset(v + (size_t)H * hp->v_head, 0, sizeof(float) * (KVD - (size_t)H * hp->v_head));
+		}
+		store_kv(c, NULL, layer, pos0, n);
+		c->handoffs++;
+		tm_attention(c->pool, &(struct tm_attn){
+			.n_tok = n, .pos0 = pos0,
+			.n_head = H, .n_head_kv = H, .head_dim = nope + rope, .scale = hp->attn_scale,
+			.q = c->q, .q_stride = QR,
+			.type_k = c->type_k, .type_v = c->type_v, .k = kc, .v = vc,
+			.k_row_bytes = kr, .v_row_bytes = vr, .v_dim = hp->v_head,
+			.out = c->att, .out_stride = (size_t)H * hp->v_head,
+			.scratch = c->scores, .scratch_stride = (size_t)c->n_ctx,
+		});
+		c->kv_bytes += (kr + vr) * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
+		acct(c, &L->wkv_b);
+		return c->att;
+	}
+	/* absorbed: the cache row is [c | k_pe]; q_nope goes into the latent space through attn_k_b */
+	size_t QA = (size_t)H * KVA;
+
+	for (int i = 0; i < n; i++) {
+		float *qi = c->q + i * QR, *qa = c->xb + i * QA;
+
+		put_row(c->k_cache, c->type_k, (size_t)layer * c->n_ctx + pos0 + i, c->kva + i * KVA, KVA);
+		for (int h = 0; h < H; h++) {
+			c->jobs[h] = job(&L->wk_b, h, qi + (size_t)h * (nope + rope), qa + (size_t)h * KVA);
+			memcpy(qa + (size_t)h * KVA + R, qi + (size_t)h * (nope + rope) + nope, sizeof(float) * rope);
+		}
+		tm_matvec_batch(c->pool, c->jobs, H);
+		c->handoffs++;
+	}
+	c->handoffs++;
+	tm_attention(c->pool, &(struct tm_attn){
+		.n_tok = n, .pos0 = pos0,
+		.n_head = H, .n_head_kv = 1, .head_dim = (int)KVA, .scale = hp->attn_scale,
+		.q = c->xb, .q_stride = QA,
+		.type_k = c->type_k, .type_v = c->type_k, .k = kc, .v = kc,
+		.k_row_bytes = kr, .v_row_bytes = kr, .v_dim = R,
+		.out = c->att, .out_stride = (size_t)H * R,
+		.scratch = c->scores, .scratch_stride = (size_t)c->n_ctx,
+	});
+	/* the latent rows are read once for K and once for V */
+	c->kv_bytes += 2 * kr * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
+	/* each head's latent output back to its value space through attn_v_b */
+	for (int i = 0; i < n; i++) {
+		for (int h = 0; h < H; h++)
+			c->jobs[h] = job(&L->wv_b, h, c->att + (size_t)i * H * R + (size_t)h * R,
+					 c->q + (size_t)i * H * hp->v_head + (size_t)h * hp->v_head);
+		tm_matvec_batch(c->pool, c->jobs, H);
+		c->handoffs++;
+	}
+	acct(c, &L->wk_b);
+	acct(c, &L->wv_b);
+	return c->q;
+}
+
 static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const struct tm_layer *L,
 			    int layer, int pos0, int n)
 {
@@ -304,6 +437,11 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 
 	for (int i = 0; i < n; i++)
 		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->attn_norm.data, (int)E, hp->rms_eps);
+	if (hp->mla) {
+		/* no seqs here: ctx_alloc refuses MLA work contexts */
+		mul(c, &L->wo, 0, mla_attention(c, L, layer, pos0, n), n, c->xb);
+		goto residual;
+	}
 	if (n == 1) {
 		struct tm_matvec jobs[3] = {
 			job(&L->wq, 0, c->xb, c->q),
@@ -322,7 +460,14 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 		float *qi = c->q + i * QD, *ki = k + i * KVD;
 		const float *cs = c->rope_cs + (size_t)i * hp->n_rot;
 
-		if (hp->qk_norm) {
+		/* glm4moe's biases */
+		if (L->bq.data)
+			tm_axpy(qi, 1.0f, L->bq.data, (int)QD);
+		if (L->bk.data)
+			tm_axpy(ki, 1.0f, L->bk.data, (int)KVD);
+		if (L->bv.data)
+			tm_axpy(v + i * KVD, 1.0f, L->bv.data, (int)KVD);
+		if (hp->qk_norm || L->q_norm.data) {
 			tm_rmsnorm_rows(qi, L->q_norm.data, hp->n_head, hp->head_dim, hp->rms_eps);
 			tm_rmsnorm_rows(ki, L->k_norm.data, hp->n_head_kv, hp->head_dim, hp->rms_eps);
 		}
@@ -337,6 +482,7 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 		attend(c, c, layer, 0, pos0, n);
 	}
 	mul(c, &L->wo, 0, c->att, n, c->xb);
+residual:
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
 	acct(c, &L->attn_norm);
@@ -346,6 +492,14 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 	acct(c, &L->wo);
 	acct(c, &L->q_norm);
 	acct(c, &L->k_norm);
+	acct(c, &L->bq);
+	acct(c, &L->bk);
+	acct(c, &L->bv);
+	acct(c, &L->wq_a);
+	acct(c, &L->q_a_norm);
+	acct(c, &L->wq_b);
+	acct(c, &L->wkv_a);
+	acct(c, &L->kv_a_norm);
 }
 
 static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
@@ -375,15 +529,58 @@ static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
 }
 
 /*
- * llama.cpp's routing for llama (Mixtral) and qwen3moe: softmax over all the
- * router logits, the top k, their probabilities divided by their sum.
+ * llama.cpp's build_moe_ffn routing, one token: probabilities by softmax or
+ * sigmoid; the choice on them plus the layer's bias (if any), within the
+ * best n_group_used groups (by the sum of each group's two best) when
+ * groups are set; the top k; their unbiased probabilities, optionally
+ * divided by their sum and scaled. probs: n_expert floats of scratch.
  */
-static void route(const float *logits, int n_expert, int k, float *probs, int *sel, float *w)
+static void route(const struct tm_hparams *hp, const float *bias, const float *logits, float *probs,
+		  int *sel, float *w)
 {
+	int n_expert = hp->n_expert, k = hp->n_expert_used;
+	float choice[4096];	/* n_expert <= 4096 (model.c) */
 	double sum = 0.0;
 
 	memcpy(probs, logits, sizeof(float) * n_expert);
-	tm_softmax(probs, n_expert);
+	if (hp->gating == TM_GATING_SIGMOID) {
+		for (int e = 0; e < n_expert; e++)
+			probs[e] = 1.0f / (1.0f + expf(-probs[e]));
+	} else {
+		tm_softmax(probs, n_expert);
+	}
+	for (int e = 0; e < n_expert; e++)
+		choice[e] = bias ? probs[e] + bias[e] : probs[e];
+	if (hp->n_expert_groups > 1) {
+		int per = n_expert / hp->n_expert_groups;
+		float score[4096];
+		bool keep[4096] = { false };
+
+		for (int g = 0; g < hp->n_expert_groups; g++) {
+			float a = -INFINITY, b = -INFINITY;
+
+			for (int e = g * per; e < (g + 1) * per; e++) {
+				if (choice[e] > a) {
+					b = a;
+					a = choice[e];
+				} else if (choice[e] > b) {
+					b = choice[e];
+				}
+			}
+			score[g] = a + b;
+		}
+		for (int j = 0; j < hp->n_group_used; j++) {
+			int best = -1;
+
+			for (int g = 0; g < hp->n_expert_groups; g++)
+				if (!keep[g] && (best < 0 || score[g] > score[best]))
+					best = g;
+			keep[best] = true;
+		}
+		for (int e = 0; e < n_expert; e++)
+			if (!keep[e / per])
+				choice[e] = -INFINITY;
+	}
 	for (int j = 0; j < k; j++) {
 		int best = -1;
 
@@ -392,15 +589,56 @@ static void route(const float *logits, int n_expert, int k, float *probs, int *s
 
 			for (int t = 0; t < j && !taken; t++)
 				taken = sel[t] == e;
-			if (!taken && (best < 0 || probs[e] > probs[best]))
+			if (!taken && (best < 0 || choice[e] > choice[best]))
 				best = e;
 		}
 		sel[j] = best;
 		w[j] = probs[best];
 		sum += probs[best];
 	}
-	for (int j = 0; j < k; j++)
-		w[j] = (float)(w[j] / sum);
+	if (hp->expert_weights_norm) {
+		/* llama.cpp clamps the sum to the smallest normal f16 */
+		if (sum < 6.103515625e-5)
+			sum = 6.103515625e-5;
+		for (int j = 0; j < k; j++)
+			w[j] = (float)(w[j] / sum);
+	}
+	if (hp->expert_weights_scale != 0.0f && hp->expert_weights_scale != 1.0f)
+		for (int j = 0; j < k; j++)
+			w[j] *= hp->expert_weights_scale;
+}
+
+/*
+ * The shared experts: a SwiGLU FFN on every token, added to the residual
+ * stream after the routed experts' sum (which expert-parallel processes sum
+ * first; every process computes the shared experts itself).
+ */
+static void shared_experts(struct tm_ctx *c, const struct tm_layer *L, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int E = hp->n_embd, S = L->gate_shexp.rows;
+
+	if (!L->gate_shexp.data)
+		return;
+	if (n == 1) {
+		struct tm_matvec jobs[2] = {
+			job(&L->gate_shexp, 0, c->xb, c->hb),
+			job(&L->up_shexp, 0, c->xb, c->hb2),
+		};
+
+		tm_matvec_batch(c->pool, jobs, 2);
+		c->handoffs++;
+	} else {
+		mul(c, &L->gate_shexp, 0, c->xb, n, c->hb);
+		mul(c, &L->up_shexp, 0, c->xb, n, c->hb2);
+	}
+	tm_swiglu(c->hb, c->hb, c->hb2, n * S);
+	mul(c, &L->down_shexp, 0, c->hb, n, c->yg);
+	for (int i = 0; i < n; i++)
+		tm_axpy(c->x + (size_t)i * E, 1.0f, c->yg + (size_t)i * E, E);
+	acct(c, &L->gate_shexp);
+	acct(c, &L->up_shexp);
+	acct(c, &L->down_shexp);
 }
 
 /* Where experts sel[0..k) of layer l are: the hook's answer, else in the model's tensors. */
@@ -459,7 +697,7 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 	struct tm_expert_at at[MAX_USED];
 
 	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
-	route(c->router, hp->n_expert, K, c->probs, c->sel, c->selw);
+	route(hp, L->exp_probs_b.data, c->router, c->probs, c->sel, c->selw);
 	/* expert parallel: only the selected experts held here, in their order */
 	if (c->xhook && c->xhook->local) {
 		int k = 0;
@@ -489,7 +727,9 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 	for (int j = 0; j < K; j++)
 		tm_axpy(c->acc, c->selw[j], c->yg + (size_t)j * E, E);
 	experts_join(c, L, 1);
+	shared_experts(c, L, 1);
 	acct(c, &L->gate_inp);
+	acct(c, &L->exp_probs_b);
 }
 
 /* Prefill: each expert runs once, as a matmul over the rows of the batch routed to it. */
@@ -500,7 +740,7 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 
 	mul(c, &L->gate_inp, 0, c->xb, n, c->router);
 	for (int i = 0; i < n; i++)
-		route(c->router + (size_t)i * hp->n_expert, hp->n_expert, K, c->probs,
+		route(hp, L->exp_probs_b.data, c->router + (size_t)i * hp->n_expert, c->probs,
 		      c->sel + (size_t)i * K, c->selw + (size_t)i * K);
 	memset(c->acc, 0, sizeof(float) * n * E);
 	acct(c, &L->gate_inp);
@@ -539,6 +779,8 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 			tm_axpy(c->acc + (size_t)c->rows[r] * E, c->rw[r], c->yg + (size_t)r * E, E);
 	}
 	experts_join(c, L, n);
+	shared_experts(c, L, n);
+	acct(c, &L->exp_probs_b);
 }
 
 static void ffn_block(struct tm_ctx *c, const struct tm_layer *L, int n)
@@ -549,7 +791,7 @@ static void ffn_block(struct tm_ctx *c, const struct tm_layer *L, int n)
 	for (int i = 0; i < n; i++)
 		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->ffn_norm.data, (int)E, hp->rms_eps);
 	acct(c, &L->ffn_norm);
-	if (!hp->moe)
+	if (!L->moe)
 		dense_ffn(c, L, n);
 	else if (n == 1)
 		moe_ffn_one(c, L);
@@ -573,8 +815,9 @@ static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const in
 	for (int i = 0; i < n; i++) {
 		tm_dequant_row(m->tok_embd.type, (const char *)m->tok_embd.data +
 			       (size_t)tok[i] * m->tok_embd.row_bytes, c->x + i * E, (int64_t)E);
-		tm_rope_table(c->rope_cs + (size_t)i * hp->n_rot, seqs ? seqs[i]->n_past : pos0 + i,
-			      hp->n_rot, hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
+		tm_rope_table_yarn(c->rope_cs + (size_t)i * hp->n_rot, seqs ? seqs[i]->n_past : pos0 + i,
+				   hp->n_rot, hp->rope_base, hp->rope_freq_scale, m->rope_freqs,
+				   hp->yarn_ext_factor, hp->yarn_corr, hp->rope_mscale);
 	}
 	c->weight_bytes += (uint64_t)n * m->tok_embd.row_bytes;
 	c->map_bytes[m->tok_embd.map] += (uint64_t)n * m->tok_embd.row_bytes;

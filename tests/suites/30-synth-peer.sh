@@ -2,7 +2,8 @@
 # tiermem synth writes files llama.cpp accepts: every architecture x type,
 # loaded by the llama.cpp peer (tests/peer/llama.mjs), which evaluates two
 # tokens; the logits must be finite and spread (not all equal).
-# SYNTH_ARCHS limits the architectures (default: all four).
+# SYNTH_ARCHS limits the architectures (default: all five; deepseek2 is
+# loaded by the logits suite, 40-peer-logits).
 set -u
 cd "$TOP"
 T=$BUILD/tiermem
@@ -46,7 +47,7 @@ rm -f "$tmp"/[abc].gguf
 
 # Bad usage is exit 2 with a message naming the problem.
 bad=0
-for args in "--arch gpt9" "--type q3_K" "--type q4_K --dim 100" "--kv-heads 3" "--size 1X" "--experts 4 --arch qwen3"; do
+for args in "--arch gpt9" "--type q1_K" "--type q4_K --dim 100" "--kv-heads 3" "--size 1X" "--experts 4 --arch qwen3"; do
 	# shellcheck disable=SC2086
 	"$T" synth $args -o "$tmp/bad.gguf" 2>"$tmp/err" >/dev/null
 	code=$?
@@ -84,8 +85,8 @@ else
 fi
 rm -f "$tmp"/int.gguf*
 
-for arch in ${SYNTH_ARCHS:-llama llama-moe qwen3 qwen3moe}; do
-	for type in f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q4_K_M q5_K_M; do
+for arch in ${SYNTH_ARCHS:-llama llama-moe qwen3 qwen3moe glm4moe}; do
+	for type in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q3_K q4_K q5_K q6_K q2_K q3_K_M q4_K_M q5_K_M; do
 		f=$tmp/$arch-$type.gguf
 		if ! out=$("$T" synth --arch "$arch" --type "$type" --seed 7 -o "$f" 2>&1); then
 			say "not ok" "synth $arch $type: $out"

@@ -21,7 +21,8 @@
 #include "kernels/kernels.h"
 #include "tap.h"
 
-static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q4_1, TM_Q5_0, TM_Q5_1, TM_Q8_0,
+			     TM_Q2_K, TM_Q3_K, TM_Q4_K, TM_Q5_K, TM_Q6_K };
 #define NTYPES (int)(sizeof(types) / sizeof(types[0]))
 static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512" };
 #define NISAS 4
@@ -196,6 +197,77 @@ static int check_known(int type)
 	return bad;
 }
 
+/*
+ * The types added for the K-quant mixes, built from ggml's layout
+ * description: element order, bit positions and scale packing.
+ */
+static int check_known2(int type)
+{
+	uint8_t blk[2 * 110];
+	float want[512], got[512];
+	int n = type == TM_Q2_K || type == TM_Q3_K ? 512 : 64, bad = 0;
+	const float d = 0.5f, m = -1.25f;
+
+	memset(blk, 0, sizeof(blk));
+	for (int b = 0; b < 2; b++) {
+		if (type == TM_Q4_1 || type == TM_Q5_0 || type == TM_Q5_1) {
+			int bs = tm_dtype_traits(type)->block_bytes, five = type != TM_Q4_1;
+			uint8_t *p = blk + b * bs, *qs = p + (type == TM_Q5_0 ? 6 : type == TM_Q5_1 ? 8 : 4);
+			uint8_t *qh = p + (type == TM_Q5_0 ? 2 : 4);
+			uint16_t hd = tm_f32_to_f16(d * (b + 1)), hm = tm_f32_to_f16(m);
+
+			memcpy(p, &hd, 2);
+			if (type != TM_Q5_0)
+				memcpy(p + 2, &hm, 2);
+			for (int k = 0; k < 32; k++) {
+				int v = (k * 7 + b * 3) % (five ? 32 : 16);
+
+				qs[k % 16] |= (uint8_t)((v & 15) << (k < 16 ? 0 : 4));
+				if (five)
+					qh[k / 8] |= (uint8_t)((v >> 4) << (k % 8));
+				want[32 * b + k] = type == TM_Q5_0 ? d * (b + 1) * (v - 16) : d * (b + 1) * v + m;
+			}
+		} else if (type == TM_Q2_K) {
+			blk_q2_K *q = (blk_q2_K *)blk + b;
+
+			q->d = tm_f32_to_f16(d);
+			q->dmin = tm_f32_to_f16(0.25f);
+			for (int k = 0; k < 16; k++)
+				q->scales[k] = (uint8_t)(((k * 5 + b) % 16) | (((k * 3 + 7) % 16) << 4));
+			for (int k = 0; k < 256; k++) {
+				int h = k / 128, j = k % 128 / 32, l = k % 32, v = (k * 11 + b) % 4;
+				uint8_t sc = q->scales[k / 16];
+
+				q->qs[32 * h + l] |= (uint8_t)(v << (2 * j));
+				want[256 * b + k] = d * (sc & 15) * v - 0.25f * (sc >> 4);
+			}
+		} else {
+			blk_q3_K *q = (blk_q3_K *)blk + b;
+			int sc[16];
+
+			q->d = tm_f32_to_f16(d);
+			for (int k = 0; k < 16; k++) {
+				sc[k] = (k * 13 + 5 + b) % 64;	/* stored with +32: values -32..31 */
+				q->scales[k % 8] |= (uint8_t)((sc[k] & 15) << (4 * (k / 8)));
+				q->scales[8 + k % 4] |= (uint8_t)((sc[k] >> 4) << (2 * (k / 4)));
+			}
+			for (int k = 0; k < 256; k++) {
+				int h = k / 128, j = k % 128 / 32, l = k % 32, v = (k * 11 + b) % 8 - 4;
+
+				/* v in -4..3: low two bits of v + 4, and the high bit set when v >= 0 */
+				q->qs[32 * h + l] |= (uint8_t)(((v + 4) & 3) << (2 * j));
+				if (v >= 0)
+					q->hmask[l] |= (uint8_t)(1 << (4 * h + j));
+				want[256 * b + k] = d * (sc[k / 16] - 32) * v;
+			}
+		}
+	}
+	tm_dequant_row(type, blk, got, n);
+	for (int i = 0; i < n; i++)
+		bad += got[i] != want[i];
+	return bad;
+}
+
 static void test_known_blocks(void)
 {
 	static const int qt[] = { TM_Q4_0, TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
@@ -208,6 +280,14 @@ static void test_known_blocks(void)
 
 		tap_ok(bad == 0, "dequant_row %s decodes hand-built blocks (%d wrong)",
 		       tm_dtype_traits(qt[i])->name, bad);
+	}
+	for (int t = TM_Q4_1; t <= TM_Q3_K; t++) {
+		int bad;
+
+		if (t == TM_Q8_0 || !tm_dtype_traits(t))
+			continue;
+		bad = check_known2(t);
+		tap_ok(bad == 0, "dequant_row %s decodes hand-built blocks (%d wrong)", tm_dtype_traits(t)->name, bad);
 	}
 	tm_dequant_row(TM_F16, h, f, 4);
 	tap_ok(f[0] == 1.5f && f[1] == -2.25f && f[2] == 1.f && f[3] == 0x1p-24f, "dequant_row f16");
