@@ -774,6 +774,7 @@ static int __init tm_init(void)
 		goto drop;
 	return 0;
 drop:
+	tm_regions_unloading();
 	tm_drop_registry();
 	tm_pmem_detach_all();
 	tm_zombies_stop();
@@ -786,6 +787,7 @@ inode:
 static void __exit tm_exit(void)
 {
 	misc_deregister(&tm_misc);
+	tm_regions_unloading();
 	tm_drop_registry();
 	tm_pmem_detach_all();
 	tm_zombies_stop();

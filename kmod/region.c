@@ -186,12 +186,26 @@ static void tm_reap_fn(struct work_struct *work)
 	mutex_unlock(&tm_lock);
 }
 
+/* Set by the unload: nothing can hold the module any more. */
+static bool tm_unloading;
+
 static void tm_region_release_locked(struct kref *ref)
 {
 	struct tm_region *r = container_of(ref, struct tm_region, ref);
 
 	list_del_init(&r->node);
 	if (tm_region_idle(r)) {
+		tm_region_free(r);
+		return;
+	}
+	if (tm_unloading) {
+		/*
+		 * Pinned, never deleted: its PMEM space stays recorded on the
+		 * media, so a reload cannot hand it out; DDR chunks are
+		 * compound pages the last unpin frees.
+		 */
+		pr_warn("region %s still pinned at unload; its pages are released by the last unpin\n",
+			r->name);
 		tm_region_free(r);
 		return;
 	}
@@ -243,6 +257,13 @@ void tm_zombies_reap(void)
 void tm_zombies_stop(void)
 {
 	cancel_delayed_work_sync(&tm_reap_work);
+}
+
+void tm_regions_unloading(void)
+{
+	mutex_lock(&tm_lock);
+	tm_unloading = true;
+	mutex_unlock(&tm_lock);
 }
 
 struct tm_region *tm_region_find(const char *name)

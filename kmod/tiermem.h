@@ -161,6 +161,7 @@ void tm_tier_counters(u32 tier, struct tiermem_counters *c, bool cached);
 void tm_stat_add(struct tm_region *r, size_t field, s64 v);
 void tm_zombies_reap(void);
 void tm_zombies_stop(void);
+void tm_regions_unloading(void);
 
 #define TM_STAT(r, f, v) \
 	tm_stat_add((r), offsetof(struct tm_stat, f), (v))

@@ -234,6 +234,41 @@ TEST_F(unload, hardening_unload_refused_with_pinned_zombie)
 	close(fd);
 }
 
+/*
+ * A region never deleted and still pinned does not hold the module (its
+ * registry entry goes only with the unload): the unload frees it, the
+ * pinned pages stay for their holder until the unpin.
+ */
+TEST_F(unload, unload_with_pin_held_then_unpin)
+{
+	struct tiermem_counters st;
+	struct tiermem_create c;
+	struct pintest_pin p = {};
+	struct pintest_write w = { .seed = 3 };
+	int fd = tm_dev(), pfd = open("/dev/tiermem_pintest", O_RDWR);
+	char *m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_LE(0, pfd) TH_LOG("tiermem_pintest.ko not loaded");
+	ASSERT_EQ(0, tm_create(fd, tm_name("unlpin2"), TIERMEM_TIER_DDR, CHUNK, 0600, &c));
+	m = tm_map(fd, c.mmap_offset, CHUNK, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, m);
+	p.addr = (uintptr_t)m;
+	p.len = CHUNK;
+	ASSERT_EQ(0, tm_ioctl(pfd, PINTEST_IOC_PIN, &p));
+	munmap(m, CHUNK);
+	close(fd);
+	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, tm_ioctl(pfd, PINTEST_IOC_WRITE, &w));
+	ASSERT_EQ(0, tm_ioctl(pfd, PINTEST_IOC_UNPIN, NULL));
+	close(pfd);
+	ASSERT_EQ(0, reload(self->ko, self->params));
+	fd = tm_dev();
+	ASSERT_EQ(0, tm_tier_stats(fd, TIERMEM_TIER_DDR, &st));
+	ASSERT_EQ(0, st.pinned_pages);
+	close(fd);
+}
+
 /* The usual case: no pins left, the counter is zero, the unload is clean. */
 TEST_F(unload, clean_after_unpin)
 {
