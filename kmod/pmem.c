@@ -279,6 +279,26 @@ static const struct dax_holder_operations tm_holder_ops = {
 	.notify_failure = tm_notify_failure,
 };
 
+/*
+ * Asynchronous DAX: stores become durable only through a flush request to
+ * the host. On 6.1 dax_synchronous() can be stale: a dax_device is recycled
+ * from a slab whose constructor alone clears its flags, so a virtio-pmem
+ * device may inherit DAXDEV_SYNC from a freed namespace (seen in the VM
+ * after a namespace was unbound). virtio-pmem is the only provider of
+ * asynchronous regions on 6.1, so its bus is checked too.
+ */
+static bool tm_pmem_async(struct tm_pmem *pm)
+{
+	struct device *d;
+
+	if (!dax_synchronous(pm->dax))
+		return true;
+	for (d = disk_to_dev(pm->bdev->bd_disk); d; d = d->parent)
+		if (d->bus && !strcmp(d->bus->name, "virtio"))
+			return true;
+	return false;
+}
+
 static int tm_pmem_map(struct tm_pmem *pm)
 {
 	struct tm_pmem_lock l;
@@ -293,8 +313,7 @@ static int tm_pmem_map(struct tm_pmem *pm)
 		       pm->path);
 		return -EOPNOTSUPP;
 	}
-	if (!dax_synchronous(pm->dax)) {
-		/* virtio-pmem: durability needs a flush request we do not send. */
+	if (tm_pmem_async(pm)) {
 		pr_err("%s: asynchronous DAX device (e.g. virtio-pmem) not supported: stores would not be durable\n",
 		       pm->path);
 		return -EOPNOTSUPP;
