@@ -16,6 +16,7 @@
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
+#include "tiermem/generate.h"
 #include "tiermem/model.h"
 #include "tiermem/store.h"
 #ifdef TM_HAVE_MPI
@@ -120,6 +121,7 @@ int cmd_logits(int argc, char **argv)
 	struct tm_gpu_info gpu;
 	long ngl = 0;
 	bool split = false;
+	double fwd;
 #ifdef TM_HAVE_MPI
 	struct tm_mpi_split mpi = { 0 };
 #endif
@@ -193,7 +195,8 @@ int cmd_logits(int argc, char **argv)
 					 (int)ids[i], model.hp.n_vocab);
 			goto out;
 		}
-	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	/* ranks on one machine would all pin to its first CPUs: under --split the scheduler places them */
+	pool = tm_pool_create((int)threads, split ? 0 : TM_POOL_PIN);
 	if (!pool) {
 		rc = run_error("logits", "cannot start %ld threads", threads);
 		goto out;
@@ -216,15 +219,19 @@ int cmd_logits(int argc, char **argv)
 	}
 #endif
 	rc = 1;
+	fwd = tm_now();
 	if (tm_forward(ctx, ids, n, logits, true)) {
 		rc = run_error("logits", "%s", tm_strerror());
 		goto out;
 	}
+	fwd = tm_now() - fwd;
+	(void)fwd;	/* reported by --split only */
 #ifdef TM_HAVE_MPI
 	if (split)
-		fprintf(stderr, "tiermem logits: rank %d of %d: %llu bytes of weights read, %llu all-reduces, %.3f ms in MPI\n",
-			mpi.rank, mpi.ranks, (unsigned long long)ctx->weight_bytes, (unsigned long long)mpi.reduces,
-			mpi.reduce_sec * 1e3);
+		fprintf(stderr, "tiermem logits: rank %d of %d: %llu bytes of weights read, %llu all-reduces, "
+			"%.3f ms in MPI of %.3f ms forward (%.1f %%)\n", mpi.rank, mpi.ranks,
+			(unsigned long long)ctx->weight_bytes, (unsigned long long)mpi.reduces, mpi.reduce_sec * 1e3,
+			fwd * 1e3, fwd > 0 ? 100 * mpi.reduce_sec / fwd : 0);
 	if (split && mpi.rank) {
 		rc = 0;
 		goto out;
