@@ -9,7 +9,8 @@
 # batch-1 difference). q8_0 weights quantize activations to 8 bits, so a
 # last-bit difference can cross a rounding step and grow through the layers
 # (a single process's batch 64 vs batch 1 differ by up to 0.06 of a logit on
-# an 8-layer q8_0 model): 40-peer-logits' rounding tier, 0.15. Every rank must
+# an 8-layer q8_0 model): 40-peer-logits' rounding tier, 0.15. deepseek2 (a
+# dense first layer, shared experts) is split like the others. Every rank must
 # compute only a part of the experts (fewer weight bytes than one rank doing
 # them all), and a rank that opened another model is refused at start.
 set -u
@@ -32,6 +33,8 @@ run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none "$
 "$TM" synth --arch qwen3moe --type q8_0 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe-q8.gguf" >/dev/null 2>&1
 "$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 --seed 2 -q -o "$W/other.gguf" >/dev/null 2>&1
 "$TM" synth --arch llama --type q8_0 -q -o "$W/dense.gguf" >/dev/null 2>&1
+# deepseek2: a leading dense layer (no all-reduce) and shared experts (every rank computes them)
+"$TM" synth --arch deepseek2 --type f32 -q -o "$W/ds.gguf" >/dev/null 2>&1
 TOK=1,5,9,200,31,7,64,3,17,99,250,12,40,8,77,120
 
 # compare A B TOL: per position max |a - b| / std(a's row) <= TOL, same length
@@ -54,7 +57,7 @@ PY
 # bytes of weights rank R reported in FILE
 bytes_of() { sed -n "s/.*rank $2 of [0-9]*: \([0-9]*\) bytes.*/\1/p" "$1"; }
 
-for m in moe:1e-4 moe-q8:0.15; do
+for m in moe:1e-4 moe-q8:0.15 ds:1e-4; do
 	model=$W/${m%%:*}.gguf tol=${m#*:}
 	for batch in 64 1; do
 		"$TM" logits -m "$model" --tokens $TOK -o "$W/one.bin" --batch $batch
