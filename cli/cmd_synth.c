@@ -343,6 +343,51 @@ static int plan_capacity(const struct shape *s)
 	return 4 + (int)(s->layers + s->nextn) * 28;
 }
 
+/* Layer l's dense FFN: gate and up (dim -> ff), down. */
+static void plan_ffn(const struct shape *s, const struct quant *q, struct tplan *t, int *n, uint32_t l)
+{
+	int il = (int)l;
+	char nm[64];
+
+#define T(suffix) (snprintf(nm, sizeof(nm), "blk.%u." suffix, l), nm)
+	add(t, n, T("ffn_gate.weight"), mix_type(q, s, "ffn_gate", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
+	add(t, n, T("ffn_up.weight"), mix_type(q, s, "ffn_up", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
+	add(t, n, T("ffn_down.weight"), mix_type(q, s, "ffn_down", il, s->ff), R_MATRIX, 2, s->ff, s->dim, 1);
+#undef T
+}
+
+/*
+ * Layer l's MoE FFN: the router (f32, as llama.cpp's quantizer leaves it), the
+ * routing bias exp_probs_b if bias, the routed experts eff wide, and shared
+ * experts sh wide if sh > 0.
+ */
+static void plan_experts(const struct shape *s, const struct quant *q, struct tplan *t, int *n, uint32_t l,
+			 int64_t eff, bool bias, int64_t sh)
+{
+	int il = (int)l;
+	char nm[64];
+
+#define T(suffix) (snprintf(nm, sizeof(nm), "blk.%u." suffix, l), nm)
+	add(t, n, T("ffn_gate_inp.weight"), TM_F32, R_ROUTER, 2, s->dim, s->experts, 1);
+	if (bias)
+		add(t, n, T("exp_probs_b.bias"), TM_F32, R_BIAS, 1, s->experts, 1, 1);
+	add(t, n, T("ffn_gate_exps.weight"), mix_type(q, s, "ffn_gate_exps", il, s->dim), R_MATRIX, 3,
+	    s->dim, eff, s->experts);
+	add(t, n, T("ffn_up_exps.weight"), mix_type(q, s, "ffn_up_exps", il, s->dim), R_MATRIX, 3,
+	    s->dim, eff, s->experts);
+	add(t, n, T("ffn_down_exps.weight"), mix_type(q, s, "ffn_down_exps", il, eff), R_MATRIX, 3,
+	    eff, s->dim, s->experts);
+	if (sh) {
+		add(t, n, T("ffn_gate_shexp.weight"), mix_type(q, s, "ffn_gate_shexp", il, s->dim), R_MATRIX, 2,
+		    s->dim, sh, 1);
+		add(t, n, T("ffn_up_shexp.weight"), mix_type(q, s, "ffn_up_shexp", il, s->dim), R_MATRIX, 2,
+		    s->dim, sh, 1);
+		add(t, n, T("ffn_down_shexp.weight"), mix_type(q, s, "ffn_down_shexp", il, sh), R_MATRIX, 2,
+		    sh, s->dim, 1);
+	}
+#undef T
+}
+
 /* glm4moe's layer: biased q/k/v, optional q/k norms, post_attention_norm, dense or routed + shared experts. */
 static void plan_glm4moe_layer(const struct shape *s, const struct quant *q, struct tplan *t, int *n, uint32_t l)
 {
@@ -365,28 +410,10 @@ static void plan_glm4moe_layer(const struct shape *s, const struct quant *q, str
 	}
 	add(t, n, T("attn_output.weight"), mix_type(q, s, "attn_output", il, qd), R_MATRIX, 2, qd, s->dim, 1);
 	add(t, n, T("post_attention_norm.weight"), TM_F32, R_NORM, 1, s->dim, 1, 1);
-	if (l < s->dense_lead) {
-		add(t, n, T("ffn_gate.weight"), mix_type(q, s, "ffn_gate", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
-		add(t, n, T("ffn_up.weight"), mix_type(q, s, "ffn_up", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
-		add(t, n, T("ffn_down.weight"), mix_type(q, s, "ffn_down", il, s->ff), R_MATRIX, 2, s->ff, s->dim, 1);
-	} else {
-		add(t, n, T("ffn_gate_inp.weight"), TM_F32, R_ROUTER, 2, s->dim, s->experts, 1);
-		add(t, n, T("exp_probs_b.bias"), TM_F32, R_BIAS, 1, s->experts, 1, 1);
-		add(t, n, T("ffn_gate_exps.weight"), mix_type(q, s, "ffn_gate_exps", il, s->dim), R_MATRIX, 3,
-		    s->dim, s->expert_ff, s->experts);
-		add(t, n, T("ffn_up_exps.weight"), mix_type(q, s, "ffn_up_exps", il, s->dim), R_MATRIX, 3,
-		    s->dim, s->expert_ff, s->experts);
-		add(t, n, T("ffn_down_exps.weight"), mix_type(q, s, "ffn_down_exps", il, s->expert_ff), R_MATRIX, 3,
-		    s->expert_ff, s->dim, s->experts);
-		if (sh) {
-			add(t, n, T("ffn_gate_shexp.weight"), mix_type(q, s, "ffn_gate_shexp", il, s->dim), R_MATRIX, 2,
-			    s->dim, sh, 1);
-			add(t, n, T("ffn_up_shexp.weight"), mix_type(q, s, "ffn_up_shexp", il, s->dim), R_MATRIX, 2,
-			    s->dim, sh, 1);
-			add(t, n, T("ffn_down_shexp.weight"), mix_type(q, s, "ffn_down_shexp", il, sh), R_MATRIX, 2,
-			    sh, s->dim, 1);
-		}
-	}
+	if (l < s->dense_lead)
+		plan_ffn(s, q, t, n, l);
+	else
+		plan_experts(s, q, t, n, l, s->expert_ff, true, sh);
 	if (l >= s->layers) {	/* the MTP block's own tensors */
 		add(t, n, T("nextn.eh_proj.weight"), mix_type(q, s, "nextn", il, 2 * (int64_t)s->dim), R_MATRIX, 2,
 		    2 * (int64_t)s->dim, s->dim, 1);
@@ -427,29 +454,10 @@ static void plan_deepseek2_layer(const struct shape *s, const struct quant *q, s
 	add(t, n, T("attn_output.weight"), mix_type(q, s, "attn_output", il, H * s->v_head), R_MATRIX, 2,
 	    H * s->v_head, s->dim, 1);
 	add(t, n, T("ffn_norm.weight"), TM_F32, R_NORM, 1, s->dim, 1, 1);
-	if (!s->experts || l < s->dense_lead) {
-		add(t, n, T("ffn_gate.weight"), mix_type(q, s, "ffn_gate", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
-		add(t, n, T("ffn_up.weight"), mix_type(q, s, "ffn_up", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
-		add(t, n, T("ffn_down.weight"), mix_type(q, s, "ffn_down", il, s->ff), R_MATRIX, 2, s->ff, s->dim, 1);
-		return;
-	}
-	add(t, n, T("ffn_gate_inp.weight"), TM_F32, R_ROUTER, 2, s->dim, s->experts, 1);
-	if (s->sigmoid)
-		add(t, n, T("exp_probs_b.bias"), TM_F32, R_BIAS, 1, s->experts, 1, 1);
-	add(t, n, T("ffn_gate_exps.weight"), mix_type(q, s, "ffn_gate_exps", il, s->dim), R_MATRIX, 3,
-	    s->dim, s->expert_ff, s->experts);
-	add(t, n, T("ffn_up_exps.weight"), mix_type(q, s, "ffn_up_exps", il, s->dim), R_MATRIX, 3,
-	    s->dim, s->expert_ff, s->experts);
-	add(t, n, T("ffn_down_exps.weight"), mix_type(q, s, "ffn_down_exps", il, s->expert_ff), R_MATRIX, 3,
-	    s->expert_ff, s->dim, s->experts);
-	if (sh) {
-		add(t, n, T("ffn_gate_shexp.weight"), mix_type(q, s, "ffn_gate_shexp", il, s->dim), R_MATRIX, 2,
-		    s->dim, sh, 1);
-		add(t, n, T("ffn_up_shexp.weight"), mix_type(q, s, "ffn_up_shexp", il, s->dim), R_MATRIX, 2,
-		    s->dim, sh, 1);
-		add(t, n, T("ffn_down_shexp.weight"), mix_type(q, s, "ffn_down_shexp", il, sh), R_MATRIX, 2,
-		    sh, s->dim, 1);
-	}
+	if (!s->experts || l < s->dense_lead)
+		plan_ffn(s, q, t, n, l);
+	else
+		plan_experts(s, q, t, n, l, s->expert_ff, s->sigmoid, sh);
 #undef T
 }
 
@@ -486,20 +494,10 @@ static int build_plan(const struct shape *s, const struct quant *q, struct tplan
 			add(t, &n, T("attn_k_norm.weight"), TM_F32, R_NORM, 1, s->head_dim, 1, 1);
 		}
 		add(t, &n, T("ffn_norm.weight"), TM_F32, R_NORM, 1, s->dim, 1, 1);
-		if (!moe) {
-			add(t, &n, T("ffn_gate.weight"), mix_type(q, s, "ffn_gate", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
-			add(t, &n, T("ffn_up.weight"), mix_type(q, s, "ffn_up", il, s->dim), R_MATRIX, 2, s->dim, s->ff, 1);
-			add(t, &n, T("ffn_down.weight"), mix_type(q, s, "ffn_down", il, s->ff), R_MATRIX, 2, s->ff, s->dim, 1);
-		} else {
-			/* the router stays f32, as llama.cpp's quantizer leaves it */
-			add(t, &n, T("ffn_gate_inp.weight"), TM_F32, R_ROUTER, 2, s->dim, s->experts, 1);
-			add(t, &n, T("ffn_gate_exps.weight"), mix_type(q, s, "ffn_gate_exps", il, s->dim), R_MATRIX, 3,
-			    s->dim, eff, s->experts);
-			add(t, &n, T("ffn_up_exps.weight"), mix_type(q, s, "ffn_up_exps", il, s->dim), R_MATRIX, 3,
-			    s->dim, eff, s->experts);
-			add(t, &n, T("ffn_down_exps.weight"), mix_type(q, s, "ffn_down_exps", il, eff), R_MATRIX, 3,
-			    eff, s->dim, s->experts);
-		}
+		if (!moe)
+			plan_ffn(s, q, t, &n, l);
+		else
+			plan_experts(s, q, t, &n, l, eff, false, 0);
 #undef T
 	}
 	add(t, &n, "output_norm.weight", TM_F32, R_NORM, 1, s->dim, 1, 1);
