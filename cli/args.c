@@ -76,6 +76,14 @@ void args_kv_aliases(int argc, char **argv)
 	args_alias(argc, argv, "-ctv", v);
 }
 
+/* llama.cpp spells it -ot; getopt would read -o -t */
+void args_ot_alias(int argc, char **argv)
+{
+	static char ot[] = "--override-tensor";
+
+	args_alias(argc, argv, "-ot", ot);
+}
+
 int parse_kv_type(const char *opt, const char *s, int *out)
 {
 	int t = tm_kv_type_parse(s);

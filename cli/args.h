@@ -19,6 +19,8 @@ int parse_double(const char *opt, const char *s, double lo, double hi, double *o
  * before getopt_long sees argv; scanning stops at "--".
  */
 void args_alias(int argc, char **argv, const char *alias, char *name);
+/* -ot -> --override-tensor (tiermem plan, import). */
+void args_ot_alias(int argc, char **argv);
 /* -ctk/-ctv -> --cache-type-k/-v */
 void args_kv_aliases(int argc, char **argv);
 /* "f32" or "f16" -> the GGML type id; -1 and a message naming opt otherwise. */

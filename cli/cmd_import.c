@@ -130,10 +130,7 @@ int cmd_import(int argc, char **argv)
 	bool quiet = false;
 	int c, err, rc = EXIT_USAGE;
 
-	/* llama.cpp spells it -ot; getopt would read -o -t */
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-ot"))
-			argv[i] = "--override-tensor";
+	args_ot_alias(argc, argv);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:qh", opts, NULL)) != -1) {
 		switch (c) {

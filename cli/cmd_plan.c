@@ -251,18 +251,6 @@ static void print_plan(const char *path, const struct tm_gguf *g, const struct t
 		print_tensors(p);
 }
 
-/* llama.cpp spells it -ot; getopt knows one-letter short options only. */
-static char **spell_ot(int argc, char **argv)
-{
-	char **v = calloc((size_t)argc + 1, sizeof(*v));
-
-	if (!v)
-		return NULL;
-	for (int i = 0; i < argc; i++)
-		v[i] = strcmp(argv[i], "-ot") ? argv[i] : "--override-tensor";
-	return v;
-}
-
 struct plan_args {
 	const char *model;
 	struct tm_tier_spec tiers[TM_PLAN_MAX_TIERS];
@@ -503,13 +491,10 @@ int cmd_plan(int argc, char **argv)
 	struct tm_gguf g;
 	struct tm_xheat heat = { 0 };
 	float *probs = NULL;
-	char **v = spell_ot(argc, argv);
 	int rc, err, naive_err = 0;
 
-	if (!v)
-		return run_error(CMD, "out of memory");
-	rc = parse_args(argc, v, &a);
-	free(v);
+	args_ot_alias(argc, argv);
+	rc = parse_args(argc, argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if ((err = tm_map_file(&map, a.model, 0)))
