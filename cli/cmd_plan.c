@@ -24,6 +24,7 @@
 
 static const char usage[] =
 	"usage: tiermem plan -m MODEL --tier NAME=KIND:SIZE[@GBPS][,ch=GROUP][,path=PATH] ...\n"
+	"                    [--tier NAME=pcie:@GBPS]\n"
 	"                    [-ot REGEX=TIER ...] [--overlap] [--layer-order] [--json] [-v]\n"
 	"                    [--nodes N --link GBPS,LATENCY_US]\n"
 	"\n"
@@ -40,18 +41,27 @@ static const char usage[] =
 	"                       is enough: only the tensor table and metadata are read\n"
 	"  --tier SPEC          a tier (repeatable, 1 to 8): NAME=KIND:SIZE[@GBPS]\n"
 	"                       KIND: ddr, pmem, node:N (CXL, KMEM Optane, the other socket),\n"
-	"                       file (a plain file standing in for PMEM), vram. SIZE: 64G, 1T.\n"
+	"                       file (a plain file standing in for PMEM), vram (the GPU: what is\n"
+	"                       there, the GPU computes), pcie (the GPU's link to host memory,\n"
+	"                       no SIZE: NAME=pcie:@GBPS; the GPU may then compute a host tier's\n"
+	"                       tensors in place over it). SIZE: 64G, 1T.\n"
 	"                       GBPS: read GB/s (1e9 B/s); without it the bandwidth is\n"
 	"                       measured here and now with tiermem bench's read loop (256 MiB,\n"
 	"                       all threads, best of 3; never cached: this host's ceiling\n"
 	"                       moves): ddr and node:N anonymous memory, file a temporary file\n"
-	"                       in its path or TMPDIR, pmem its path (vram: give @GBPS)\n"
+	"                       in its path or TMPDIR, pmem its path (vram, pcie: give @GBPS)\n"
 	"                       ,ch=GROUP: tiers with the same group share memory channels\n"
 	"                       ,path=PATH: the device or directory a pmem/file tier uses\n"
 	"  -ot, --override-tensor REGEX=TIER\n"
 	"                       tensors whose name matches (POSIX extended regex, searched\n"
 	"                       anywhere in the name) go to TIER, whatever the plan says;\n"
-	"                       the first match wins (repeatable)\n"
+	"                       the first match wins (repeatable); TIER CPU (llama.cpp's\n"
+	"                       -ot exps=CPU): host memory, computed by the CPU; the pcie\n"
+	"                       tier's name: host memory, computed by the GPU over PCIe\n"
+	"                       With a vram tier the plan is a CPU/GPU hybrid: each tensor is\n"
+	"                       computed where it lives, or by the GPU over pcie where that\n"
+	"                       predicts faster; a layer's routed and shared experts overlap\n"
+	"                       when on different processors (Documentation/tiermem-plan.rst)\n"
 	"  --overlap            predict for reads from different channel groups at once (a\n"
 	"                       prefetcher); default: one tensor at a time, as decode reads\n"
 	"  --layer-order        the naive placement instead: tensors in file order, the\n"
@@ -121,6 +131,14 @@ static void print_tiers(const struct tm_plan *p)
 			snprintf(kind, sizeof(kind), "node:%d", t->node);
 		else
 			snprintf(kind, sizeof(kind), "%s", tm_tier_kind_name(t->kind));
+		if (t->kind == TM_KIND_PCIE) {
+			/* holds nothing: what the GPU reads through it */
+			sec = p->hy.pcie_read / (t->gbps * 1e9);
+			gb(rd, sizeof(rd), p->hy.pcie_read);
+			printf("%-10s %-8s %11s %8.1f%s %11s %8s %13s %12.3f %9.2f\n", t->name, kind, "-", t->gbps,
+			       t->gbps_given ? " " : "*", "-", "-", rd, sec * 1e3, sec > 0 ? 1 / sec : 0);
+			continue;
+		}
 		gib(cap, sizeof(cap), (double)t->capacity);
 		gib(bytes, sizeof(bytes), (double)p->tier_bytes[i]);
 		gb(rd, sizeof(rd), p->tier_read[i]);
@@ -139,11 +157,18 @@ static void print_tiers(const struct tm_plan *p)
 	printf("  tok/s per tier: if that tier's reads were the whole token\n");
 }
 
+/* Where a tensor is computed, for the tables: "" without a GPU, else "gpu"/"cpu". */
+static const char *proc(const struct tm_plan *p, bool gpu)
+{
+	return p->gpu_tier < 0 ? "" : gpu ? "gpu" : "cpu";
+}
+
 static void print_classes(const struct tm_plan *p)
 {
-	printf("\n%-16s %-10s %8s %11s %13s  %s\n", "class", "tier", "tensors", "bytes", "read/token", "why");
+	printf("\n%-16s %-10s %-4s %8s %11s %13s  %s\n", "class", "tier", p->gpu_tier < 0 ? "" : "on", "tensors",
+	       "bytes", "read/token", "why");
 	for (int c = 0; c < TM_TC_COUNT; c++)
-		for (int i = 0; i < p->n_tiers; i++) {
+		for (int i = 0; i < 2 * p->n_tiers; i++) {
 			size_t n = 0;
 			double bytes = 0, rd = 0;
 			const char *why = "";
@@ -152,7 +177,7 @@ static void print_classes(const struct tm_plan *p)
 			for (size_t k = 0; k < p->n_tensors; k++) {
 				const struct tm_plan_tensor *t = &p->tensors[k];
 
-				if ((int)t->cls != c || t->tier != i)
+				if ((int)t->cls != c || t->tier != i / 2 || t->gpu != (i % 2))
 					continue;
 				if (!n++)
 					why = t->why;
@@ -163,7 +188,8 @@ static void print_classes(const struct tm_plan *p)
 				continue;
 			gib(b, sizeof(b), bytes);
 			gb(r, sizeof(r), rd);
-			printf("%-16s %-10s %8zu %11s %13s  %s\n", tm_tensor_class_name(c), p->tiers[i].name, n, b, r, why);
+			printf("%-16s %-10s %-4s %8zu %11s %13s  %s\n", tm_tensor_class_name(c), p->tiers[i / 2].name,
+			       proc(p, i % 2), n, b, r, why);
 		}
 }
 
@@ -211,13 +237,35 @@ static void print_moves(const struct tm_plan *p, const struct tm_plan *naive)
 
 static void print_tensors(const struct tm_plan *p)
 {
-	printf("\n%-48s %-16s %-10s %12s %14s  %s\n", "tensor", "class", "tier", "bytes", "read/token", "why");
+	printf("\n%-48s %-16s %-10s %-4s %12s %14s  %s\n", "tensor", "class", "tier", p->gpu_tier < 0 ? "" : "on",
+	       "bytes", "read/token", "why");
 	for (size_t k = 0; k < p->n_tensors; k++) {
 		const struct tm_plan_tensor *t = &p->tensors[k];
 
-		printf("%-48s %-16s %-10s %12llu %14.0f  %s\n", t->name, tm_tensor_class_name(t->cls),
-		       p->tiers[t->tier].name, (unsigned long long)t->bytes, t->read_per_token, t->why);
+		printf("%-48s %-16s %-10s %-4s %12llu %14.0f  %s\n", t->name, tm_tensor_class_name(t->cls),
+		       p->tiers[t->tier].name, proc(p, t->gpu), (unsigned long long)t->bytes, t->read_per_token,
+		       t->why);
 	}
+}
+
+/* Where a CPU/GPU plan's time goes (lib/plan/hybrid.c). */
+static void print_hybrid(const struct tm_plan *p)
+{
+	const struct tm_plan_hybrid *h = &p->hy;
+	char v[32], c[32];
+
+	gb(v, sizeof(v), h->vram_read);
+	gb(c, sizeof(c), h->pcie_read);
+	printf("  GPU %.3f ms (reads %s from VRAM, %s over PCIe), CPU %.3f ms, outside the MoE phase\n",
+	       h->gpu_sec * 1e3, v, c, h->cpu_sec * 1e3);
+	printf("  MoE phase %.3f ms: routed and shared experts on different processors overlap (%.3f ms one after the other)\n",
+	       h->moe_sec * 1e3, h->moe_serial_sec * 1e3);
+	printf("  %d hand-off%s of the hidden state per token: %.3f ms (%.0f us each, estimated%s)\n", h->handoffs,
+	       h->handoffs == 1 ? "" : "s", h->handoff_sec * 1e3, TM_PLAN_HANDOFF_SEC * 1e6,
+	       p->pcie_tier >= 0 ? ", plus the copies over PCIe" : "");
+	printf("hybrid: gpu_ms=%.4f cpu_ms=%.4f moe_ms=%.4f moe_serial_ms=%.4f handoffs=%d tok_s=%.4f\n",
+	       h->gpu_sec * 1e3, h->cpu_sec * 1e3, h->moe_sec * 1e3, h->moe_serial_sec * 1e3, h->handoffs,
+	       1 / p->sec_per_token);
 }
 
 static void print_plan(const char *path, const struct tm_gguf *g, const struct tm_plan *p,
@@ -240,6 +288,8 @@ static void print_plan(const char *path, const struct tm_gguf *g, const struct t
 	printf("\npredicted: %.2f tok/s (%.3f ms/token; %s)\n", 1 / p->sec_per_token, p->sec_per_token * 1e3,
 	       p->overlap ? "channel groups read at once, tiers in a group share its channels" :
 			    "tiers read one after another, as decode reads one tensor at a time");
+	if (p->gpu_tier >= 0)
+		print_hybrid(p);
 	print_classes(p);
 	if (!p->layer_order) {
 		if (naive_err)
@@ -393,22 +443,6 @@ static int load_heat(struct plan_args *a, const struct tm_gguf *g, const struct 
 	return 0;
 }
 
-/* n_embd: ARCH.embedding_length, else the embedding's row length. */
-static int embd_width(const struct tm_gguf *g)
-{
-	const struct tm_gguf_tensor *t = tm_gguf_tensor(g, "token_embd.weight");
-	struct tm_gguf_str arch;
-	uint32_t n = 0;
-	char key[128];
-
-	if (!tm_gguf_get_str(g, "general.architecture", &arch) && arch.len < 64) {
-		snprintf(key, sizeof(key), "%.*s.embedding_length", (int)arch.len, arch.ptr);
-		if (!tm_gguf_get_u32(g, key, &n) && n)
-			return (int)n;
-	}
-	return t ? (int)t->ne[0] : 0;
-}
-
 static void print_cluster_line(const char *mode, const struct tm_cluster *c, const struct tm_plan *one)
 {
 	double share = c->sec_per_token > 0 ? c->comm_sec / c->sec_per_token : 0;
@@ -430,7 +464,7 @@ static void print_cluster_line(const char *mode, const struct tm_cluster *c, con
  */
 static int print_cluster(const struct tm_gguf *g, const struct plan_args *a, const struct tm_plan *one)
 {
-	int n = (int)a->nodes, n_embd = embd_width(g), moe = tm_plan_moe_layers(g);
+	int n = (int)a->nodes, n_embd = one->n_embd, moe = tm_plan_moe_layers(g);
 	struct tm_plan_opts o = a->o;
 	struct tm_plan *stages = calloc((size_t)n, sizeof(*stages));
 	struct tm_cluster c;

@@ -12,12 +12,24 @@
  * A tier, as the user names it on the command line:
  *
  *	--tier NAME=KIND:SIZE[@GBPS][,ch=GROUP][,path=PATH]
- *	KIND: ddr | pmem | node:N | file | vram
+ *	--tier NAME=pcie:@GBPS
+ *	KIND: ddr | pmem | node:N | file | vram | pcie
  *	SIZE: bytes with an optional K, M, G, T suffix (powers of 1024)
  *	GBPS: read bandwidth in GB/s (1e9 B/s); absent: the caller fills it in
  *	ch=GROUP: tiers naming the same group share memory channels
  *	path=PATH: where a pmem or file tier keeps its data (the rest of the
  *	argument, commas included; empty: the store's default)
+ *	pcie: the GPU's link to host memory, which holds nothing (no SIZE): a
+ *	tensor the GPU computes from a host tier is read through it
+ *
+ * With a vram tier the plan is a CPU/GPU hybrid: each tensor is computed
+ * where it lives (VRAM: the GPU; a host tier: the CPU) or, with a pcie
+ * tier, by the GPU reading its host tier in place over PCIe. The cost model
+ * then follows the hybrid forward pass (Documentation/tiermem-plan.rst,
+ * "The GPU"): each processor's work adds up, except that a layer's routed
+ * experts and its shared experts run at once when they are on different
+ * processors, and a layer with work on both pays a hand-off of the hidden
+ * state.
  *
  * (the cost model and channel groups: Documentation/tiermem-plan.rst)
  *
@@ -40,11 +52,18 @@ enum tm_tier_kind {
 	TM_KIND_PMEM,	/* /dev/tiermem PMEM region, a devdax device, or a file on a DAX fs */
 	TM_KIND_NODE,	/* anonymous memory bound to a NUMA node: CXL, KMEM Optane, other socket */
 	TM_KIND_FILE,	/* a plain file standing in for PMEM: "file (not persistent memory)" */
-	TM_KIND_VRAM,	/* GPU memory */
+	TM_KIND_VRAM,	/* GPU memory: what is there, the GPU computes */
+	TM_KIND_PCIE,	/* the GPU's link to host memory: no capacity, a bandwidth */
 	TM_KIND_COUNT,
 };
 
 #define TM_PLAN_MAX_TIERS 8
+/*
+ * One hand-off of the hidden state between GPU and CPU and back (two copies
+ * and a synchronisation), apart from the copies' bytes over the pcie tier.
+ * An estimate, not measured here: no GPU (Documentation/tiermem-plan.rst).
+ */
+#define TM_PLAN_HANDOFF_SEC 20e-6
 #define TM_TIER_NAME_MAX 32
 
 struct tm_tier_spec {
@@ -58,7 +77,12 @@ struct tm_tier_spec {
 	char group[TM_TIER_NAME_MAX];	/* memory-channel group; "" = channels of its own */
 };
 
-/* llama.cpp's -ot REGEX=TIER: tensors whose name matches go to TIER, whatever the plan says. */
+/*
+ * llama.cpp's -ot REGEX=TIER: tensors whose name matches go to TIER, whatever
+ * the plan says. TIER "CPU" (unless a tier has that name), as llama.cpp spells
+ * -ot exps=CPU: host memory, computed by the CPU; the pcie tier's name: host
+ * memory, computed by the GPU over PCIe. The plan picks the host tier.
+ */
 struct tm_override {
 	char regex[256];
 	char tier[TM_TIER_NAME_MAX];
@@ -87,6 +111,19 @@ struct tm_plan_tensor {
 	double read_per_token;		/* expected bytes of it read per decoded token */
 	int tier;			/* index in tm_plan.tiers */
 	char why[64];			/* why it went there, for the printed plan */
+	bool gpu;			/* computed by the GPU: in VRAM, or read over the pcie tier */
+	int8_t ot_gpu;			/* -ot chose the processor (1 GPU over PCIe, 0 CPU); -1: the plan */
+};
+
+/* Where a hybrid plan's time goes, per token (tm_plan.sec_per_token is their sum). */
+struct tm_plan_hybrid {
+	double gpu_sec;			/* GPU work outside the MoE phase: VRAM and PCIe reads */
+	double cpu_sec;			/* CPU work outside the MoE phase (tm_plan_cost) */
+	double moe_sec;			/* every layer's routed + shared experts, overlapped where they can be */
+	double moe_serial_sec;		/* ... had the two processors taken turns */
+	double handoff_sec;		/* hand-offs of the hidden state */
+	int handoffs;			/* per token: layers with work on both processors */
+	double vram_read, pcie_read;	/* bytes per token the GPU reads from VRAM, over PCIe */
 };
 
 struct tm_plan {
@@ -101,6 +138,9 @@ struct tm_plan {
 	double sec_per_token;			/* the prediction; tok/s = 1 / it */
 	bool overlap;				/* the cost model it was made under */
 	bool layer_order;			/* the naive placement (for comparison) */
+	int gpu_tier, pcie_tier;		/* the vram and pcie tiers, -1 when none */
+	int n_embd;				/* the hidden state a hand-off copies (0: unknown) */
+	struct tm_plan_hybrid hy;		/* with a vram tier */
 };
 
 struct tm_plan_opts {
@@ -188,8 +228,14 @@ int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_pla
 const struct tm_plan_tensor *tm_plan_find(const struct tm_plan *p, const char *name);
 /* The index of the tier called name, or -1. */
 int tm_plan_tier(const struct tm_plan *p, const char *name);
-/* Seconds per token for bytes read per tier (p's tiers and cost model). */
+/* Seconds per token for bytes read per tier (p's tiers and cost model), all of it by the CPU. */
 double tm_plan_cost(const struct tm_plan *p, const double *tier_read);
+/*
+ * The prediction for p's tensors where they are and on the processors they
+ * are marked for: p->sec_per_token and, with a vram tier, p->hy. Without one
+ * it is tm_plan_cost over the tiers' reads. 0 or -ENOMEM.
+ */
+int tm_plan_predict(struct tm_plan *p);
 void tm_plan_free(struct tm_plan *p);
 
 /* GBPS,LATENCY_US -> link; -EINVAL naming the part that is wrong. */

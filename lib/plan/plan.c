@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/plan/plan_internal.h"
 #include "tiermem/error.h"
 #include "tiermem/plan.h"
 
@@ -72,8 +73,7 @@ enum tm_tensor_class tm_tensor_classify(const char *name)
 	return TM_TC_OTHER;
 }
 
-/* The N of "blk.N.", or -1. */
-static int layer_of(const char *name)
+int plan_layer_of(const char *name)
 {
 	char *end;
 	long l;
@@ -114,7 +114,7 @@ static int read_per_token(const struct tm_gguf *g, const struct tm_gguf_tensor *
 		return 0;
 	case TM_TC_EXPERTS:
 		n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1;
-		layer = layer_of(t->name);
+		layer = plan_layer_of(t->name);
 		if (o->expert_heat && layer >= 0 && layer < o->heat_layers && n_exp == o->heat_experts) {
 			double sum = 0;
 
@@ -153,7 +153,7 @@ static int count_layers(const struct tm_gguf *g)
 
 		memcpy(name, g->tensors[i].name.ptr, len);
 		name[len] = 0;
-		l = layer_of(name);
+		l = plan_layer_of(name);
 		n = l + 1 > n ? l + 1 : n;
 	}
 	return n;
@@ -170,7 +170,7 @@ int tm_plan_moe_layers(const struct tm_gguf *g)
 
 			memcpy(name, g->tensors[i].name.ptr, len);
 			name[len] = 0;
-			if (layer_of(name) == l && tm_tensor_classify(name) == TM_TC_EXPERTS) {
+			if (plan_layer_of(name) == l && tm_tensor_classify(name) == TM_TC_EXPERTS) {
 				n++;
 				break;
 			}
@@ -181,7 +181,7 @@ int tm_plan_moe_layers(const struct tm_gguf *g)
 /* Pipeline: does tensor name belong to this node's stage? */
 static bool on_stage(const char *name, bool tied, int n_layer, const struct tm_plan_opts *o)
 {
-	int l = layer_of(name), last = o->nodes - 1;
+	int l = plan_layer_of(name), last = o->nodes - 1;
 
 	if (l >= 0)
 		return l >= (int)((int64_t)o->rank * n_layer / o->nodes) &&
@@ -234,11 +234,12 @@ static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct
 		k++;
 		p->n_tensors = k;
 		t->cls = tm_tensor_classify(t->name);
-		if (n_mtp && layer_of(t->name) >= (int)(n_layer - n_mtp))
+		if (n_mtp && plan_layer_of(t->name) >= (int)(n_layer - n_mtp))
 			t->cls = TM_TC_MTP;
 		t->type = (int)gt->type;
 		t->bytes = gt->nbytes;
 		t->tier = -1;
+		t->ot_gpu = -1;
 		if ((err = read_per_token(g, gt, t, tied, o)))
 			return err;
 		if (o->nodes > 1 && !o->split_layers && t->cls == TM_TC_EXPERTS)
@@ -247,14 +248,45 @@ static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct
 	return 0;
 }
 
+/* n_embd: ARCH.embedding_length, else the embedding's row length (0: neither). */
+static int embd_width(const struct tm_gguf *g)
+{
+	const struct tm_gguf_tensor *t = tm_gguf_tensor(g, "token_embd.weight");
+	uint32_t n = 0;
+
+	if (!arch_key_u32(g, "embedding_length", &n) && n && n < (1u << 30))
+		return (int)n;
+	return t && t->ne[0] < (1 << 30) ? (int)t->ne[0] : 0;
+}
+
+int plan_gpu_tiers(const struct tm_tier_spec *t, int n, int *gpu, int *pcie)
+{
+	*gpu = *pcie = -1;
+	for (int i = 0; i < n; i++) {
+		int *slot = t[i].kind == TM_KIND_VRAM ? gpu : t[i].kind == TM_KIND_PCIE ? pcie : NULL;
+
+		if (slot && *slot >= 0)
+			return tm_err(-EINVAL, "plan: two %s tiers (%s, %s): the planner models one GPU",
+				      tm_tier_kind_name(t[i].kind), t[*slot].name, t[i].name);
+		if (slot)
+			*slot = i;
+	}
+	if (*pcie >= 0 && *gpu < 0)
+		return tm_err(-EINVAL, "plan: pcie tier %s without a vram tier: give the GPU too (NAME=vram:SIZE@GBPS)",
+			      t[*pcie].name);
+	return 0;
+}
+
 static int check_tiers(const struct tm_plan_opts *o)
 {
+	int gpu, pcie;
+
 	if (o->n_tiers < 1 || o->n_tiers > TM_PLAN_MAX_TIERS)
 		return tm_err(-EINVAL, "plan: give 1 to %d tiers (--tier NAME=KIND:SIZE[@GBPS])", TM_PLAN_MAX_TIERS);
 	for (int i = 0; i < o->n_tiers; i++) {
 		const struct tm_tier_spec *t = &o->tiers[i];
 
-		if (!t->name[0] || !t->capacity)
+		if (!t->name[0] || (!t->capacity && t->kind != TM_KIND_PCIE))
 			return tm_err(-EINVAL, "plan: tier %d has no name or no size", i);
 		if (!(t->gbps > 0))
 			return tm_err(-EINVAL, "plan: tier %s has no bandwidth (give @GBPS)", t->name);
@@ -262,7 +294,7 @@ static int check_tiers(const struct tm_plan_opts *o)
 			if (!strcmp(o->tiers[j].name, t->name))
 				return tm_err(-EINVAL, "plan: two tiers are named %s", t->name);
 	}
-	return 0;
+	return plan_gpu_tiers(o->tiers, o->n_tiers, &gpu, &pcie);
 }
 
 int tm_plan_tier(const struct tm_plan *p, const char *name)
@@ -273,18 +305,25 @@ int tm_plan_tier(const struct tm_plan *p, const char *name)
 	return -1;
 }
 
-/* Tier indices, fastest first (ties: the order given). */
-static void speed_order(const struct tm_plan *p, int *order)
+/* Indices of the tiers that hold tensors (not pcie), fastest first (ties: the order given); how many. */
+static int speed_order(const struct tm_plan *p, int *order)
 {
-	for (int i = 0; i < p->n_tiers; i++) {
-		int j = i;
+	int n = 0;
 
+	for (int i = 0; i < p->n_tiers; i++) {
+		int j = n++;
+
+		if (p->tiers[i].kind == TM_KIND_PCIE) {
+			n--;
+			continue;
+		}
 		while (j > 0 && p->tiers[order[j - 1]].gbps < p->tiers[i].gbps) {
 			order[j] = order[j - 1];
 			j--;
 		}
 		order[j] = i;
 	}
+	return n;
 }
 
 static uint64_t padded(uint64_t bytes, uint64_t align)
@@ -294,6 +333,7 @@ static uint64_t padded(uint64_t bytes, uint64_t align)
 
 struct placer {
 	struct tm_plan *p;
+	int order[TM_PLAN_MAX_TIERS], n_order;	/* the tiers that hold tensors, fastest first */
 	uint64_t align;
 	uint64_t used[TM_PLAN_MAX_TIERS];
 	uint64_t missing;		/* bytes that fit nowhere */
@@ -302,6 +342,9 @@ struct placer {
 
 static bool room(const struct placer *pl, int tier, const struct tm_plan_tensor *t)
 {
+	/* -ot REGEX=CPU or =PCIE: host memory */
+	if (t->ot_gpu >= 0 && tier == pl->p->gpu_tier)
+		return false;
 	return pl->p->tiers[tier].capacity - pl->used[tier] >= padded(t->bytes, pl->align);
 }
 
@@ -324,12 +367,17 @@ static int apply_overrides(struct placer *pl, const struct tm_plan_opts *o)
 	struct tm_plan *p = pl->p;
 
 	for (int k = 0; k < o->n_ot; k++) {
-		int tier = tm_plan_tier(p, o->ot[k].tier);
+		int tier = tm_plan_tier(p, o->ot[k].tier), on = -1;
 		regex_t re;
 
-		if (tier < 0)
-			return tm_err(-EINVAL, "plan: -ot %s=%s names no tier (the tiers are given with --tier)",
-				      o->ot[k].regex, o->ot[k].tier);
+		/* llama.cpp's =CPU, and the pcie tier: a processor; the plan picks the host tier */
+		if (tier < 0 && !strcmp(o->ot[k].tier, "CPU"))
+			on = 0;
+		else if (tier >= 0 && tier == p->pcie_tier)
+			on = 1;
+		if (tier < 0 && on < 0)
+			return tm_err(-EINVAL, "plan: -ot %s=%s names no tier (the tiers are given with --tier; "
+				      "CPU: host memory, computed by the CPU)", o->ot[k].regex, o->ot[k].tier);
 		if (regcomp(&re, o->ot[k].regex, REG_EXTENDED | REG_NOSUB))
 			return tm_err(-EINVAL, "plan: -ot %s: bad regex", o->ot[k].regex);
 		for (size_t i = 0; i < p->n_tensors; i++) {
@@ -339,7 +387,9 @@ static int apply_overrides(struct placer *pl, const struct tm_plan_opts *o)
 			if (t->tier >= 0 || t->why[0] || regexec(&re, t->name, 0, NULL, 0))
 				continue;
 			snprintf(t->why, sizeof(t->why), "-ot %.40s", o->ot[k].regex);
-			if (room(pl, tier, t))
+			if (on >= 0)
+				t->ot_gpu = (int8_t)on;		/* placed with the rest, on a host tier */
+			else if (room(pl, tier, t))
 				put(pl, t, tier);
 			else
 				lost(pl, t);
@@ -387,14 +437,22 @@ static void explain(struct tm_plan_tensor *t, const struct tm_plan *p, int faste
 		snprintf(what, sizeof(what), "%s, read every token", class_names[t->cls]);
 	if (p->layer_order)
 		snprintf(t->why, sizeof(t->why), "layer order");
+	else if (t->gpu && t->tier != p->gpu_tier)
+		snprintf(t->why, sizeof(t->why), "%s; GPU over PCIe", what);
 	else if (t->tier == fastest || t->tier < 0)
 		snprintf(t->why, sizeof(t->why), "%s", what);
 	else
 		snprintf(t->why, sizeof(t->why), "%s; faster tiers full", what);
 }
 
+/* Not placed yet: no override, or one that chose only the processor. */
+static bool unplaced(const struct tm_plan_tensor *t)
+{
+	return t->tier < 0 && (!t->why[0] || t->ot_gpu >= 0);
+}
+
 /* The planner's order: densest first, each to the fastest tier with room. */
-static int place_by_worth(struct placer *pl, const int *order)
+static int place_by_worth(struct placer *pl)
 {
 	struct tm_plan *p = pl->p;
 	size_t *idx = malloc((p->n_tensors ? p->n_tensors : 1) * sizeof(*idx));
@@ -403,17 +461,17 @@ static int place_by_worth(struct placer *pl, const int *order)
 	if (!idx)
 		return tm_err(-ENOMEM, "plan: out of memory");
 	for (size_t i = 0; i < p->n_tensors; i++)
-		if (p->tensors[i].tier < 0 && !p->tensors[i].why[0])
+		if (unplaced(&p->tensors[i]))
 			idx[n++] = i;
 	qsort_r(idx, n, sizeof(*idx), by_worth, p->tensors);
 	for (size_t k = 0; k < n; k++) {
 		struct tm_plan_tensor *t = &p->tensors[idx[k]];
 		int j = 0;
 
-		while (j < p->n_tiers && !room(pl, order[j], t))
+		while (j < pl->n_order && !room(pl, pl->order[j], t))
 			j++;
-		if (j < p->n_tiers)
-			put(pl, t, order[j]);
+		if (j < pl->n_order)
+			put(pl, t, pl->order[j]);
 		else
 			lost(pl, t);
 	}
@@ -422,20 +480,21 @@ static int place_by_worth(struct placer *pl, const int *order)
 }
 
 /* The naive placement: GGUF order, a tier closed once a tensor spilled past it (like -ngl). */
-static void place_in_order(struct placer *pl, const int *order)
+static void place_in_order(struct placer *pl)
 {
 	struct tm_plan *p = pl->p;
-	int j = 0;
+	int j = 0, h = 0;	/* the open tier, and the open host tier for -ot CPU/PCIE */
 
 	for (size_t i = 0; i < p->n_tensors; i++) {
 		struct tm_plan_tensor *t = &p->tensors[i];
+		int *at = t->ot_gpu >= 0 ? &h : &j;
 
-		if (t->tier >= 0 || t->why[0])
+		if (!unplaced(t))
 			continue;
-		while (j < p->n_tiers && !room(pl, order[j], t))
-			j++;
-		if (j < p->n_tiers)
-			put(pl, t, order[j]);
+		while (*at < pl->n_order && !room(pl, pl->order[*at], t))
+			(*at)++;
+		if (*at < pl->n_order)
+			put(pl, t, pl->order[*at]);
 		else
 			lost(pl, t);
 	}
@@ -482,23 +541,27 @@ double tm_plan_cost(const struct tm_plan *p, const double *tier_read)
 	return total;
 }
 
-static void totals(struct tm_plan *p, int fastest)
+static int totals(struct tm_plan *p, int fastest)
 {
+	int err;
+
 	for (size_t i = 0; i < p->n_tensors; i++) {
 		struct tm_plan_tensor *t = &p->tensors[i];
 
-		explain(t, p, fastest);
 		p->tier_bytes[t->tier] += t->bytes;
 		p->tier_count[t->tier]++;
 		p->tier_read[t->tier] += t->read_per_token;
 	}
-	p->sec_per_token = tm_plan_cost(p, p->tier_read);
+	if ((err = plan_choose_processors(p)))
+		return err;
+	for (size_t i = 0; i < p->n_tensors; i++)
+		explain(&p->tensors[i], p, fastest);
+	return 0;
 }
 
 int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o)
 {
 	struct placer pl = { .p = p };
-	int order[TM_PLAN_MAX_TIERS];
 	int err;
 
 	memset(p, 0, sizeof(*p));
@@ -510,14 +573,16 @@ int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_pla
 	memcpy(p->tiers, o->tiers, (size_t)o->n_tiers * sizeof(*o->tiers));
 	p->overlap = o->overlap;
 	p->layer_order = o->layer_order;
+	p->n_embd = embd_width(g);
+	plan_gpu_tiers(p->tiers, p->n_tiers, &p->gpu_tier, &p->pcie_tier);
 	pl.align = o->align ? o->align : g->alignment;
-	speed_order(p, order);
+	pl.n_order = speed_order(p, pl.order);
 
 	if ((err = fill_tensors(p, g, o)) || (err = apply_overrides(&pl, o)))
 		goto fail;
 	if (o->layer_order)
-		place_in_order(&pl, order);
-	else if ((err = place_by_worth(&pl, order)))
+		place_in_order(&pl);
+	else if ((err = place_by_worth(&pl)))
 		goto fail;
 	if (pl.missing) {
 		err = tm_err(-ENOSPC, "plan: the model does not fit the tiers: %llu bytes (%.2f GB) missing "
@@ -525,8 +590,8 @@ int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_pla
 			     pl.missing / 1e9, pl.first_missing);
 		goto fail;
 	}
-	totals(p, order[0]);
-	return 0;
+	if (!(err = totals(p, pl.order[0])))
+		return 0;
 fail:
 	tm_plan_free(p);
 	return err;

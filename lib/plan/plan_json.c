@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/plan/plan_internal.h"
 #include "tiermem/error.h"
 #include "tiermem/plan.h"
 
@@ -35,23 +36,31 @@ int tm_plan_write_json(const struct tm_plan *p, FILE *f)
 	json_t *root, *tiers, *tensors;
 	int rc;
 
-	root = json_pack("{s:i, s:b, s:b, s:f, s:f, s:o, s:o}", "version", PLAN_JSON_VERSION,
+	root = json_pack("{s:i, s:b, s:b, s:f, s:f, s:i, s:o, s:o}", "version", PLAN_JSON_VERSION,
 			 "overlap", p->overlap, "layer_order", p->layer_order,
 			 "sec_per_token", p->sec_per_token,
-			 "tok_per_s", p->sec_per_token > 0 ? 1 / p->sec_per_token : 0,
+			 "tok_per_s", p->sec_per_token > 0 ? 1 / p->sec_per_token : 0, "n_embd", p->n_embd,
 			 "tiers", tiers = json_array(), "tensors", tensors = json_array());
 	if (!root)
 		return tm_err(-ENOMEM, "plan: building the JSON");
+	/* derived, for reading: recomputed from the tensors when the plan is read back */
+	if (p->gpu_tier >= 0)
+		json_object_set_new(root, "hybrid", json_pack("{s:f, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:f}",
+			"gpu_sec", p->hy.gpu_sec, "cpu_sec", p->hy.cpu_sec, "moe_sec", p->hy.moe_sec,
+			"moe_serial_sec", p->hy.moe_serial_sec, "handoff_sec", p->hy.handoff_sec,
+			"handoffs", p->hy.handoffs, "handoff_fixed_sec", TM_PLAN_HANDOFF_SEC,
+			"vram_read", p->hy.vram_read, "pcie_read", p->hy.pcie_read));
 	for (int i = 0; i < p->n_tiers; i++)
 		json_array_append_new(tiers, tier_json(p, i));
 	for (size_t i = 0; i < p->n_tensors; i++) {
 		const struct tm_plan_tensor *t = &p->tensors[i];
 
-		json_array_append_new(tensors, json_pack("{s:s, s:s, s:i, s:I, s:f, s:s, s:s}",
+		json_array_append_new(tensors, json_pack("{s:s, s:s, s:i, s:I, s:f, s:s, s:s, s:s}",
 							 "name", t->name, "class", tm_tensor_class_name(t->cls),
 							 "type", t->type, "bytes", (json_int_t)t->bytes,
 							 "read_per_token", t->read_per_token,
-							 "tier", p->tiers[t->tier].name, "why", t->why));
+							 "tier", p->tiers[t->tier].name,
+							 "compute", t->gpu ? "gpu" : "cpu", "why", t->why));
 	}
 	rc = json_dumpf(root, f, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
@@ -90,8 +99,9 @@ static int read_tier(json_t *o, struct tm_tier_spec *t, size_t at)
 	if (k == TM_KIND_COUNT)
 		return tm_err(-EINVAL, "plan JSON: tier %s has no known kind", t->name);
 	t->kind = k;
-	if (!json_is_integer(cap) || json_integer_value(cap) <= 0)
-		return tm_err(-EINVAL, "plan JSON: tier %s: capacity must be a positive integer", t->name);
+	if (t->kind == TM_KIND_PCIE ? !json_is_integer(cap) || json_integer_value(cap) != 0 :
+				      !json_is_integer(cap) || json_integer_value(cap) <= 0)
+		return tm_err(-EINVAL, "plan JSON: tier %s: capacity must be a positive integer (0 for pcie)", t->name);
 	t->capacity = (uint64_t)json_integer_value(cap);
 	if (!json_is_number(gbps) || !(json_number_value(gbps) > 0) || !isfinite(json_number_value(gbps)))
 		return tm_err(-EINVAL, "plan JSON: tier %s: gbps must be a positive number", t->name);
@@ -110,7 +120,7 @@ static int read_tensor(json_t *o, struct tm_plan *p, struct tm_plan_tensor *t, s
 {
 	json_t *bytes = json_object_get(o, "bytes"), *rpt = json_object_get(o, "read_per_token");
 	json_t *type = json_object_get(o, "type"), *why = json_object_get(o, "why");
-	json_t *cls = json_object_get(o, "class");
+	json_t *cls = json_object_get(o, "class"), *compute = json_object_get(o, "compute");
 	char tier[TM_TIER_NAME_MAX];
 	int err;
 
@@ -118,9 +128,22 @@ static int read_tensor(json_t *o, struct tm_plan *p, struct tm_plan_tensor *t, s
 	    (err = copy_str(tier, sizeof(tier), json_object_get(o, "tier"), "tensor tier", at)))
 		return err;
 	t->tier = tm_plan_tier(p, tier);
-	if (t->tier < 0)
-		return tm_err(-EINVAL, "plan JSON: tensor %s is on tier %s, which the plan does not list",
+	if (t->tier < 0 || t->tier == p->pcie_tier)
+		return tm_err(-EINVAL, "plan JSON: tensor %s is on tier %s, which the plan does not list%s",
+			      t->name, tier, t->tier >= 0 ? " as one that holds tensors" : "");
+	/* absent: where it lives (VRAM: the GPU) */
+	t->gpu = t->tier == p->gpu_tier;
+	t->ot_gpu = -1;
+	if (compute && (!json_is_string(compute) ||
+			(strcmp(json_string_value(compute), "gpu") && strcmp(json_string_value(compute), "cpu"))))
+		return tm_err(-EINVAL, "plan JSON: tensor %s: compute must be \"gpu\" or \"cpu\"", t->name);
+	if (compute)
+		t->gpu = !strcmp(json_string_value(compute), "gpu");
+	if (t->gpu && t->tier != p->gpu_tier && p->pcie_tier < 0)
+		return tm_err(-EINVAL, "plan JSON: tensor %s: the GPU computes it from host tier %s but the plan has no pcie tier",
 			      t->name, tier);
+	if (!t->gpu && t->tier == p->gpu_tier)
+		return tm_err(-EINVAL, "plan JSON: tensor %s: in VRAM but computed by the CPU", t->name);
 	if (!json_is_integer(bytes) || json_integer_value(bytes) < 0)
 		return tm_err(-EINVAL, "plan JSON: tensor %s: bytes must be a non-negative integer", t->name);
 	t->bytes = (uint64_t)json_integer_value(bytes);
@@ -141,7 +164,7 @@ static int read_tensor(json_t *o, struct tm_plan *p, struct tm_plan_tensor *t, s
 static int read_plan(struct tm_plan *p, json_t *root)
 {
 	json_t *tiers = json_object_get(root, "tiers"), *tensors = json_object_get(root, "tensors");
-	json_t *version = json_object_get(root, "version");
+	json_t *version = json_object_get(root, "version"), *embd = json_object_get(root, "n_embd");
 	int err;
 
 	if (!json_is_integer(version) || json_integer_value(version) != PLAN_JSON_VERSION)
@@ -158,6 +181,11 @@ static int read_plan(struct tm_plan *p, json_t *root)
 			if (!strcmp(p->tiers[j].name, p->tiers[i].name))
 				return tm_err(-EINVAL, "plan JSON: two tiers are named %s", p->tiers[i].name);
 	}
+	if ((err = plan_gpu_tiers(p->tiers, p->n_tiers, &p->gpu_tier, &p->pcie_tier)))
+		return tm_err_prefix(err, "plan JSON");
+	if (embd && (!json_is_integer(embd) || json_integer_value(embd) < 0 || json_integer_value(embd) >= 1 << 30))
+		return tm_err(-EINVAL, "plan JSON: n_embd must be a non-negative integer");
+	p->n_embd = embd ? (int)json_integer_value(embd) : 0;
 	p->overlap = json_is_true(json_object_get(root, "overlap"));
 	p->layer_order = json_is_true(json_object_get(root, "layer_order"));
 	p->n_tensors = json_array_size(tensors);
@@ -180,8 +208,7 @@ static int read_plan(struct tm_plan *p, json_t *root)
 			return tm_err(-ENOSPC, "plan JSON: tier %s holds %llu bytes of tensors but has %llu",
 				      p->tiers[i].name, (unsigned long long)p->tier_bytes[i],
 				      (unsigned long long)p->tiers[i].capacity);
-	p->sec_per_token = tm_plan_cost(p, p->tier_read);
-	return 0;
+	return tm_plan_predict(p);
 }
 
 int tm_plan_read_json(struct tm_plan *p, const char *path)

@@ -21,6 +21,7 @@ static const char *const kind_names[TM_KIND_COUNT] = {
 	[TM_KIND_NODE] = "node",
 	[TM_KIND_FILE] = "file",
 	[TM_KIND_VRAM] = "vram",
+	[TM_KIND_PCIE] = "pcie",
 };
 
 const char *tm_tier_kind_name(enum tm_tier_kind kind)
@@ -65,7 +66,8 @@ static int parse_kind(const char **s, const char *arg, struct tm_tier_spec *t)
 		*s = p;
 		return 0;
 	}
-	return tm_err(-EINVAL, "--tier %s: kind must be ddr, pmem, node:N, file or vram (NAME=KIND:SIZE[@GBPS])", arg);
+	return tm_err(-EINVAL, "--tier %s: kind must be ddr, pmem, node:N, file, vram or pcie (NAME=KIND:SIZE[@GBPS], NAME=pcie:@GBPS)",
+		      arg);
 }
 
 /* The ,ch=GROUP and ,path=PATH options after SIZE[@GBPS]. */
@@ -115,15 +117,20 @@ int tm_tier_spec_parse(const char *arg, struct tm_tier_spec *out)
 	if ((err = parse_kind(&p, arg, &t)))
 		return err;
 
-	n = strcspn(p, "@,");
-	if (!n || n >= sizeof(num))
-		return tm_err(-EINVAL, "--tier %s: missing size after the kind", arg);
-	memcpy(num, p, n);
-	num[n] = '\0';
-	if (tm_parse_size(num, &t.capacity) || !t.capacity)
-		return tm_err(-EINVAL, "--tier %s: '%s' is not a size (examples: 64G, 768G, 1T)", arg, num);
-	p += n;
-
+	/* a link, not a store: it holds nothing, so it has no size */
+	if (t.kind == TM_KIND_PCIE && *p != '@')
+		return tm_err(-EINVAL, "--tier %s: a pcie tier is the GPU's link to host memory and holds nothing: "
+			      "give NAME=pcie:@GBPS, no size", arg);
+	if (t.kind != TM_KIND_PCIE) {
+		n = strcspn(p, "@,");
+		if (!n || n >= sizeof(num))
+			return tm_err(-EINVAL, "--tier %s: missing size after the kind", arg);
+		memcpy(num, p, n);
+		num[n] = '\0';
+		if (tm_parse_size(num, &t.capacity) || !t.capacity)
+			return tm_err(-EINVAL, "--tier %s: '%s' is not a size (examples: 64G, 768G, 1T)", arg, num);
+		p += n;
+	}
 	if (*p == '@') {
 		char *end;
 

@@ -154,8 +154,9 @@ static int check_backend(const struct tm_tier_spec *s, bool module)
 
 	switch (s->kind) {
 	case TM_KIND_VRAM:
-		return tm_err(-ENODEV, "tier '%s' is vram: the store has no GPU backend yet (no GPU here)",
-			      s->name);
+	case TM_KIND_PCIE:
+		return tm_err(-ENODEV, "tier '%s' is %s: the store keeps host tiers only; import with "
+			      "those, then run --gpu (with -ot exps=CPU for the hybrid) fills VRAM", s->name, tm_tier_kind_name(s->kind));
 	case TM_KIND_NODE:
 		if (tm_node_check(s->node))
 			return tm_err_prefix(-ENODEV, "tier '%s'", s->name);

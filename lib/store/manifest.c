@@ -18,7 +18,7 @@
 
 static const char *const kind_names[TM_KIND_COUNT] = {
 	[TM_KIND_DDR] = "ddr", [TM_KIND_PMEM] = "pmem", [TM_KIND_NODE] = "node",
-	[TM_KIND_FILE] = "file", [TM_KIND_VRAM] = "vram",
+	[TM_KIND_FILE] = "file", [TM_KIND_VRAM] = "vram", [TM_KIND_PCIE] = "pcie",
 };
 
 static json_t *region_json(const struct tm_mregion *r)

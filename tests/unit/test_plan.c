@@ -117,7 +117,7 @@ static void test_spec_parse(void)
 		"x", "=ddr:1G", "a b=ddr:1G", "a=foo:1G", "a=ddr:", "a=ddr:1X", "a=ddr:1G@",
 		"a=ddr:1G@-3", "a=ddr:1G@nan", "a=node:x:1G", "a=node:1", "a=ddr:1G,zz=1", "a=ddr:0",
 		"a=ddr:1G@5x", "a=ddr:1G,ch=", "a=ddr:1G junk", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=ddr:1G",
-		"a=ddr:99999999999T",
+		"a=ddr:99999999999T", "a=pcie:1G@5", "a=pcie:", "a=pcie:@",
 	};
 	int nbad = 0;
 
@@ -149,6 +149,8 @@ static void test_spec_parse(void)
 	tap_ok(tm_override_parse("(=fast", &o) == -EINVAL && strstr(tm_strerror(), "regex") &&
 	       tm_override_parse("exps", &o) == -EINVAL && tm_override_parse("exps=", &o) == -EINVAL &&
 	       tm_override_parse("=fast", &o) == -EINVAL, "-ot: bad regex, no '=', no tier, no regex refused");
+	tap_ok(!tm_tier_spec_parse("link=pcie:@55.5", &t) && t.kind == TM_KIND_PCIE && !t.capacity && t.gbps == 55.5 &&
+	       !tm_tier_spec_parse("g=vram:80G@3350", &t) && t.kind == TM_KIND_VRAM, "tier spec: pcie:@GBPS (no size), vram");
 	tap_ok(!strcmp(tm_tier_kind_name(TM_KIND_PMEM), "pmem") && !strcmp(tm_tier_kind_name(TM_KIND_NODE), "node") &&
 	       !strcmp(tm_tier_kind_name(TM_KIND_COUNT), "?"), "kind names");
 }
@@ -329,6 +331,117 @@ static void test_heat_and_overlap(const struct tm_gguf *g)
 	tm_plan_free(&p);
 }
 
+/* Sum of the padded sizes of tensors whose class is in mask. */
+static uint64_t class_bytes(const struct tm_gguf *g, unsigned int mask)
+{
+	uint64_t b = 0;
+
+	for (uint64_t i = 0; i < g->n_tensors; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)g->tensors[i].name.len, g->tensors[i].name.ptr);
+		if (mask & (1u << tm_tensor_classify(name)))
+			b += (g->tensors[i].nbytes + 31) / 32 * 32;
+	}
+	return b;
+}
+
+/* A vram tier: the CPU/GPU hybrid's arithmetic (lib/plan/hybrid.c), exact on the small MoE. */
+static void test_hybrid(const struct tm_gguf *g, const char *dir)
+{
+	const double active = (double)N_LAYER * (2 * B_VEC + 4 * B_SQ + B_ROUTER + B_SHEXP) + B_VEC +
+			      B_EMBD + (double)B_EMBD / VOCAB;
+	const double routed = 3.0 * B_EXPS * N_USED / N_EXP, row = (double)B_EMBD / VOCAB;	/* per layer */
+	struct tm_tier_spec t[4] = { tier("gpu=vram:1G@1000"), tier("ddr=ddr:1G@100") };
+	struct tm_override ot[1];
+	struct tm_plan p, q;
+	bool all = true, split = true, same;
+	char spec[64], path[96];
+	double want;
+	FILE *f;
+	int err;
+
+	tap_ok(!make(&p, g, t, 1, NULL, 0) && p.gpu_tier == 0 && p.pcie_tier < 0 && p.hy.handoffs == 0 &&
+	       near(p.sec_per_token, (active + N_LAYER * routed) / 1000e9) && near(p.hy.vram_read, active + N_LAYER * routed),
+	       "all in VRAM: every byte at the GPU's bandwidth, no hand-off");
+	for (size_t i = 0; i < p.n_tensors; i++)
+		all = all && p.tensors[i].gpu;
+	tap_ok(all, "all in VRAM: every tensor computed by the GPU");
+	tm_plan_free(&p);
+
+	/* llama.cpp's -ot exps=CPU: routed experts on the host and the CPU, the rest on the GPU */
+	tm_override_parse("_exps=CPU", &ot[0]);
+	err = make(&p, g, t, 2, ot, 1);
+	tap_ok(!err, "-ot exps=CPU with vram and ddr: planned");
+	for (size_t i = 0; i < p.n_tensors; i++) {
+		const struct tm_plan_tensor *x = &p.tensors[i];
+		bool exps = x->cls == TM_TC_EXPERTS;
+
+		split = split && x->gpu == !exps && x->tier == (exps ? 1 : 0);
+	}
+	/* per layer the CPU's routed experts (100 GB/s) hide the GPU's shared expert */
+	want = (active - N_LAYER * B_SHEXP) / 1000e9 + N_LAYER * routed / 100e9 + N_LAYER * TM_PLAN_HANDOFF_SEC;
+	tap_ok(split && p.hy.handoffs == N_LAYER && near(p.sec_per_token, want) &&
+	       near(p.hy.moe_serial_sec, N_LAYER * (routed / 100e9 + B_SHEXP / 1000e9)) &&
+	       near(p.hy.moe_sec, N_LAYER * routed / 100e9),
+	       "hybrid: GPU %.3f us + MoE %.3f us (the shared expert overlapped, %.3f us serial) + %d hand-offs",
+	       p.hy.gpu_sec * 1e6, p.hy.moe_sec * 1e6, p.hy.moe_serial_sec * 1e6, p.hy.handoffs);
+	tm_plan_free(&p);
+
+	/*
+	 * PCIe: VRAM holds exactly the attention, norms, output and routers;
+	 * the shared experts fill a fast host tier, the routed ones a slow one.
+	 * The CPU is busy with the routed experts, so the planner has the GPU
+	 * read the shared experts over PCIe, at once.
+	 */
+	snprintf(spec, sizeof(spec), "gpu=vram:%llu@1000",
+		 (unsigned long long)class_bytes(g, 1u << TM_TC_ATTN | 1u << TM_TC_NORM | 1u << TM_TC_OUTPUT |
+					      1u << TM_TC_ROUTER));
+	t[0] = tier(spec);
+	snprintf(spec, sizeof(spec), "fast=ddr:%llu@100", (unsigned long long)class_bytes(g, 1u << TM_TC_SHEXP));
+	t[1] = tier(spec);
+	t[2] = tier("slow=pmem:1G@39");
+	t[3] = tier("link=pcie:@50");
+	want = (active - N_LAYER * B_SHEXP - row) / 1000e9 + row / 39e9 + N_LAYER * routed / 39e9 +
+	       N_LAYER * (TM_PLAN_HANDOFF_SEC + 2.0 * 4 * DIM / 50e9);
+	err = make(&p, g, t, 4, ot, 1);
+	tap_ok(!err && p.pcie_tier == 3 && tm_plan_find(&p, "blk.1.ffn_up_shexp.weight")->gpu &&
+	       tm_plan_find(&p, "blk.1.ffn_up_shexp.weight")->tier == 1 &&
+	       strstr(tm_plan_find(&p, "blk.1.ffn_up_shexp.weight")->why, "PCIe") &&
+	       !tm_plan_find(&p, "blk.1.ffn_up_exps.weight")->gpu && !tm_plan_find(&p, "token_embd.weight")->gpu &&
+	       near(p.hy.pcie_read, N_LAYER * B_SHEXP) && near(p.sec_per_token, want),
+	       "pcie: the GPU reads the shared experts over PCIe while the CPU runs the routed ones (%.4f us/token)",
+	       p.sec_per_token * 1e6);
+	snprintf(path, sizeof(path), "%s/hybrid.json", dir);
+	same = p.tensors && (f = fopen(path, "w")) && !tm_plan_write_json(&p, f) && !fclose(f) &&
+	       !tm_plan_read_json(&q, path);
+	for (size_t i = 0; same && i < p.n_tensors; i++)
+		same = q.tensors[i].gpu == p.tensors[i].gpu && q.tensors[i].tier == p.tensors[i].tier;
+	tap_ok(same && q.gpu_tier == 0 && q.pcie_tier == 3 && q.n_embd == DIM && near(q.sec_per_token, p.sec_per_token) &&
+	       q.hy.handoffs == p.hy.handoffs, "hybrid plan through JSON: processors and prediction equal");
+	tm_plan_free(&q);
+	unlink(path);
+	tm_plan_free(&p);
+	/* the same with the shared experts on the routed experts' tier: PCIe would share its bandwidth, no gain */
+	t[1] = tier("slow=pmem:1G@39");
+	t[2] = tier("link=pcie:@50");
+	tap_ok(!make(&p, g, t, 3, ot, 1) && !tm_plan_find(&p, "blk.1.ffn_up_shexp.weight")->gpu,
+	       "pcie: not chosen where the host tier's bandwidth is the bound either way");
+	tm_plan_free(&p);
+	tm_override_parse("_shexp=link", &ot[0]);
+	tap_ok(!make(&p, g, t, 3, ot, 1) && tm_plan_find(&p, "blk.1.ffn_up_shexp.weight")->gpu &&
+	       tm_plan_find(&p, "blk.1.ffn_up_shexp.weight")->tier == 1, "-ot REGEX=PCIE_TIER: host memory, the GPU computes");
+	tm_plan_free(&p);
+
+	t[0] = tier("link=pcie:@50");
+	tap_ok(make(&p, g, t, 2, NULL, 0) == -EINVAL && strstr(tm_strerror(), "vram"), "pcie without vram: %s",
+	       tm_strerror());
+	t[0] = tier("g1=vram:1G@1000");
+	t[1] = tier("g2=vram:1G@1000");
+	tap_ok(make(&p, g, t, 2, NULL, 0) == -EINVAL && strstr(tm_strerror(), "one GPU"), "two vram tiers: %s",
+	       tm_strerror());
+}
+
 /* --nodes: per-node plans and the link model's arithmetic, exact on the small MoE. */
 static void test_cluster(const struct tm_gguf *g)
 {
@@ -416,6 +529,20 @@ static void test_json(const struct tm_gguf *g, const char *dir)
 		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":9,\"gbps\":1}],"
 		"\"tensors\":[{\"name\":\"x\",\"tier\":\"a\",\"bytes\":1,\"read_per_token\":1},"
 		"{\"name\":\"x\",\"tier\":\"a\",\"bytes\":1,\"read_per_token\":1}]}",
+		/* the GPU computing a host tensor with no pcie tier; the CPU computing one in VRAM; a bad processor */
+		"{\"version\":1,\"tiers\":[{\"name\":\"a\",\"kind\":\"ddr\",\"capacity\":9,\"gbps\":1},"
+		"{\"name\":\"g\",\"kind\":\"vram\",\"capacity\":9,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"a\",\"bytes\":1,\"read_per_token\":1,\"compute\":\"gpu\"}]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"g\",\"kind\":\"vram\",\"capacity\":9,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"g\",\"bytes\":1,\"read_per_token\":1,\"compute\":\"cpu\"}]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"g\",\"kind\":\"vram\",\"capacity\":9,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"g\",\"bytes\":1,\"read_per_token\":1,\"compute\":\"tpu\"}]}",
+		/* a pcie tier holding a tensor, or with a capacity */
+		"{\"version\":1,\"tiers\":[{\"name\":\"g\",\"kind\":\"vram\",\"capacity\":9,\"gbps\":1},"
+		"{\"name\":\"p\",\"kind\":\"pcie\",\"capacity\":0,\"gbps\":1}],"
+		"\"tensors\":[{\"name\":\"x\",\"tier\":\"p\",\"bytes\":1,\"read_per_token\":1}]}",
+		"{\"version\":1,\"tiers\":[{\"name\":\"g\",\"kind\":\"vram\",\"capacity\":9,\"gbps\":1},"
+		"{\"name\":\"p\",\"kind\":\"pcie\",\"capacity\":5,\"gbps\":1}],\"tensors\":[]}",
 	};
 	int nbad = 0;
 
@@ -508,6 +635,7 @@ int main(void)
 	}
 	test_plan(&g);
 	test_heat_and_overlap(&g);
+	test_hybrid(&g, dir);
 	test_cluster(&g);
 	test_json(&g, dir);
 	test_mtp(dir);
