@@ -78,8 +78,9 @@ static const char usage_text[] =
 	"  --expert-trace FILE  replay an MoE routing trace through expert-cache policies\n"
 	"                       instead (tiermem bench --expert-trace x --help)\n"
 	"\n"
-	"tiermem bench --decode MODEL [...]: the share of this ceiling that decode of MODEL\n"
-	"reaches, measured token by token in one process (tiermem bench --decode --help).\n";
+	"tiermem bench --decode MODEL | --name NAME [...]: the share of this ceiling that\n"
+	"decode of the model reaches, measured token by token in one process\n"
+	"(tiermem bench --decode x --help).\n";
 
 static size_t default_size(void)
 {
@@ -448,7 +449,8 @@ int cmd_bench(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (!strncmp(argv[i], "--expert-trace", 14))
 			return cmd_bench_experts(argc, argv);
-		else if (!strcmp(argv[i], "--decode") || !strncmp(argv[i], "--decode=", 9))
+		else if (!strcmp(argv[i], "--decode") || !strncmp(argv[i], "--decode=", 9) ||
+			 !strcmp(argv[i], "--name") || !strncmp(argv[i], "--name=", 7))
 			return cmd_bench_decode(argc, argv);
 	memset(&o, 0, sizeof(o));
 	ret = parse_opts(&o, argc, argv);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/model_args.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "tiermem/bench.h"
@@ -23,7 +24,8 @@
 #define MAX_CTX 8
 
 static const char usage[] =
-	"usage: tiermem bench --decode MODEL [--ctx P]... [--gen N] [-t T] [--weights W] [--json]\n"
+	"usage: tiermem bench (--decode MODEL | --name NAME) [--ctx P]... [--gen N] [-t T]\n"
+	"                     [--weights W] [--json]\n"
 	"Decodes N tokens greedily after P positions of context and, after each decode\n"
 	"step, reads as many bytes of the same memory with the same threads (the weight\n"
 	"mappings, then the KV cache rows attention read). Prints the median over tokens\n"
@@ -38,48 +40,44 @@ static const char usage[] =
 	"  --gen N          tokens measured per context (default 32; 2 more warm up)\n"
 	"  -t, --threads T  threads (default: the CPUs this process may use)\n"
 	"  --weights W      auto, mmap or ddr, as tiermem run (default auto)\n"
+	"  --name NAME      a model imported into the store instead (tiermem import)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                   KV cache types, f16 (default, as tiermem run) or f32\n"
 	"  --prefetch BYTES software prefetch distance of the read loop (default 8K)\n"
 	"  --json           one JSON object\n";
 
-static int cpus_allowed(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) < 1)
-		return 1;
-	return CPU_COUNT(&set);
-}
-
 int cmd_bench_decode(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "decode", required_argument, NULL, 'd' },
+		{ "decode", required_argument, NULL, 'm' },
+		MODEL_ARGS_OPTIONS,
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "gen", required_argument, NULL, 'g' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "weights", required_argument, NULL, 'W' },
 		{ "prefetch", required_argument, NULL, 'p' },
-		KV_TYPE_OPTIONS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *path = NULL;
-	long ctx[MAX_CTX], n_gen = 32, threads = cpus_allowed(), max_ctx = 0;
-	int n_ctx = 0, json = 0, load = TM_LOAD_AUTO, c, err, rc = 1, type_k = TM_F16, type_v = TM_F16;
+	const char *path;
+	long ctx[MAX_CTX], n_gen = 32, max_ctx = 0;
+	int n_ctx = 0, json = 0, c, err, rc = 1;
+	bool handled;
+	struct model_args ma;
 	uint64_t prefetch = 8192;
 	struct tm_model m = { 0 };
 	struct tm_pool *pool = NULL;
 	struct tm_ctx *tc = NULL;
 	struct tm_decode_share res[MAX_CTX];
 
-	args_kv_aliases(argc, argv);
+	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
+	model_args_rewrite(argc, argv);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+		if ((rc = model_args_option(&ma, CMD, c, optarg, &handled)))
+			return rc;
+		if (handled)
+			continue;
 		switch (c) {
-		case 'd': path = optarg; break;
 		case 'c':
 			if (n_ctx == MAX_CTX)
 				return usage_error(CMD, "--ctx: at most %d", MAX_CTX);
@@ -91,27 +89,11 @@ int cmd_bench_decode(int argc, char **argv)
 			if (parse_long("--gen", optarg, 1, 100000, &n_gen))
 				return EXIT_USAGE;
 			break;
-		case 't':
-			if (parse_long("-t", optarg, 1, 1024, &threads))
-				return EXIT_USAGE;
-			break;
-		case 'W':
-			if ((load = tm_load_parse(optarg)) < 0)
-				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
-			break;
 		case 'p':
 			if (parse_size("--prefetch", optarg, &prefetch))
 				return EXIT_USAGE;
 			if (prefetch > (1 << 20))
 				return usage_error(CMD, "--prefetch: at most 1M bytes");
-			break;
-		case OPT_CACHE_TYPE_K:
-			if (parse_kv_type("--cache-type-k", optarg, &type_k))
-				return EXIT_USAGE;
-			break;
-		case OPT_CACHE_TYPE_V:
-			if (parse_kv_type("--cache-type-v", optarg, &type_v))
-				return EXIT_USAGE;
 			break;
 		case 'j': json = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -120,29 +102,32 @@ int cmd_bench_decode(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	if ((rc = model_args_check(&ma, CMD, true)))
+		return rc;
+	rc = 1;
+	path = model_args_label(&ma);
 	if (!n_ctx)
 		ctx[n_ctx++] = 64;
 	for (int i = 0; i < n_ctx; i++)
 		max_ctx = ctx[i] > max_ctx ? ctx[i] : max_ctx;
-	if (threads > cpus_allowed())
+	if (ma.threads > default_threads())
 		return usage_error(CMD, "-t %ld: more threads than the %d CPUs this process may use "
-				   "would measure threads fighting for CPUs", threads, cpus_allowed());
+				   "would measure threads fighting for CPUs", ma.threads, default_threads());
 
-	err = tm_model_open(&m, path, load);
-	if (err)
-		return tm_model_err_is_input(err) ? usage_error(CMD, "%s", tm_strerror())
-						  : run_error(CMD, "%s", tm_strerror());
+	if ((rc = model_args_open(&ma, CMD, &m)))
+		return rc;
+	rc = 1;
 	if (max_ctx + 2 + n_gen > m.hp.n_ctx_train) {
 		rc = usage_error(CMD, "--ctx %ld plus %ld tokens exceed the model's context of %d",
 				 max_ctx, n_gen + 2, m.hp.n_ctx_train);
 		goto out;
 	}
-	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	pool = tm_pool_create((int)ma.threads, TM_POOL_PIN);
 	if (!pool) {
-		rc = run_error(CMD, "cannot start %ld threads", threads);
+		rc = run_error(CMD, "cannot start %ld threads", ma.threads);
 		goto out;
 	}
-	if ((err = tm_ctx_create_kv(&tc, &m, pool, (int)(max_ctx + 2 + n_gen), 1, type_k, type_v))) {
+	if ((err = tm_ctx_create_kv(&tc, &m, pool, (int)(max_ctx + 2 + n_gen), 1, ma.type_k, ma.type_v))) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
@@ -158,7 +143,7 @@ int cmd_bench_decode(int argc, char **argv)
 		fprintf(stderr, "\r%60s\r", "");
 	if (json) {
 		printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%ld,\"isa\":\"%s\",\"runs\":[",
-		       path, m.maps[0].backend, threads, tm_kernels_isa());
+		       path, m.maps[0].backend, ma.threads, tm_kernels_isa());
 		for (int i = 0; i < n_ctx; i++)
 			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,\"share_cpu\":%.4f,"
 			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f}",
@@ -170,7 +155,7 @@ int cmd_bench_decode(int argc, char **argv)
 		printf("]}\n");
 	} else {
 		printf("%s: %s weights, %ld threads, %s kernels, %d tokens per context\n", path,
-		       m.maps[0].backend, threads, tm_kernels_isa(), res[0].tokens);
+		       m.maps[0].backend, ma.threads, tm_kernels_isa(), res[0].tokens);
 		printf("%8s %10s %10s %10s %10s %12s %12s %14s\n", "context", "share", "q1", "q3", "cpu share",
 		       "decode tok/s", "read GB/s", "MB per token");
 		for (int i = 0; i < n_ctx; i++)

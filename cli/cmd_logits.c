@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/model_args.h"
 #include "cli/commands.h"
 #include "cli/gpu_args.h"
 #include "kernels/kernels.h"
@@ -24,7 +25,7 @@
 #endif
 
 static const char usage[] =
-	"usage: tiermem logits -m MODEL | --name NAME --tokens ID,ID,... -o FILE [-t THREADS]\n"
+	"usage: tiermem logits (-m MODEL | --name NAME) --tokens ID,ID,... -o FILE [-t THREADS]\n"
 	"                      [--batch N] [--gpu | -ngl N]\n"
 	"\n"
 	"Evaluates the token ids from position 0 in one sequence and writes the logits\n"
@@ -32,6 +33,9 @@ static const char usage[] =
 	"\n"
 	"  -m, --model FILE   GGUF model (llama, qwen3, qwen3moe)\n"
 	"  --name NAME        a model imported into the store (tiermem import)\n"
+	"  --no-verify        with --name: skip the checksums of the zero-copy tiers\n"
+	"  --weights W        with -m: mmap (default here: the file's own pages), ddr or\n"
+	"                     auto, as for tiermem run\n"
 	"  --tokens LIST      comma-separated token ids\n"
 	"  -o, --output FILE  where the logits go\n"
 	"  -t, --threads N    threads (default 1)\n"
@@ -96,48 +100,52 @@ static int parse_tokens(const char *s, int32_t **out, int *n)
 int cmd_logits(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "model", required_argument, NULL, 'm' },
+		MODEL_ARGS_OPTIONS,
 		{ "tokens", required_argument, NULL, 'T' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "threads", required_argument, NULL, 't' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
-		{ "name", required_argument, NULL, 'N' },
 		{ "split", required_argument, NULL, 'S' },
-		KV_TYPE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *model_path = NULL, *tok_arg = NULL, *out_path = NULL, *name = NULL;
-	long threads = 1, batch = 64;
-	struct tm_model model;
+	const char *tok_arg = NULL, *out_path = NULL;
+	long batch = 64;
+	struct model_args ma;
+	struct tm_model model = { 0 };
 	struct tm_pool *pool = NULL;
 	struct tm_ctx *ctx = NULL;
 	int32_t *ids = NULL;
 	float *logits = NULL;
 	FILE *f = NULL;
-	int n = 0, c, err, rc = 1, type_k = TM_F32, type_v = TM_F32;
+	int n = 0, c, rc = 1;
 	struct tm_gpu_info gpu;
 	long ngl = 0;
-	bool split = false;
+	bool split = false, handled;
 	double fwd;
 #ifdef TM_HAVE_MPI
 	struct tm_mpi_split mpi = { 0 };
+	int err;
 #endif
 
-	args_kv_aliases(argc, argv);
+	/* the file's own pages and f32 KV: what the peer suites compare against llama.cpp */
+	model_args_init(&ma, TM_LOAD_MMAP, TM_F32);
+	ma.threads = 1;
+	model_args_rewrite(argc, argv);
 	optind = 1;
 	gpu_args_rewrite(argc, argv);
 	while ((c = getopt_long(argc, argv, "m:o:t:h", opts, NULL)) != -1) {
+		if ((rc = model_args_option(&ma, "logits", c, optarg, &handled)))
+			return rc;
+		if (handled)
+			continue;
 		switch (c) {
 		case 'G': ngl = -1; break;
 		case 'L':
 			if (gpu_args_parse_ngl("logits", optarg, &ngl))
 				return EXIT_USAGE;
 			break;
-		case 'm': model_path = optarg; break;
-		case 'N': name = optarg; break;
 		case 'S':
 			if (strcmp(optarg, "experts"))
 				return usage_error("logits", "--split %s: only 'experts' is built", optarg);
@@ -149,20 +157,8 @@ int cmd_logits(int argc, char **argv)
 			break;
 		case 'T': tok_arg = optarg; break;
 		case 'o': out_path = optarg; break;
-		case 't':
-			if (parse_long("-t", optarg, 1, 1024, &threads))
-				return EXIT_USAGE;
-			break;
 		case 'b':
 			if (parse_long("--batch", optarg, 1, 1 << 16, &batch))
-				return EXIT_USAGE;
-			break;
-		case OPT_CACHE_TYPE_K:
-			if (parse_kv_type("--cache-type-k", optarg, &type_k))
-				return EXIT_USAGE;
-			break;
-		case OPT_CACHE_TYPE_V:
-			if (parse_kv_type("--cache-type-v", optarg, &type_v))
 				return EXIT_USAGE;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -171,19 +167,20 @@ int cmd_logits(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("logits", "unexpected argument '%s'", argv[optind]);
-	if (!!model_path == !!name || !tok_arg || !out_path)
+	if ((!ma.path && !ma.name) || !tok_arg || !out_path)
 		return usage_error("logits", "-m MODEL or --name NAME, --tokens LIST and -o FILE are required (see --help)");
+	if ((rc = model_args_check(&ma, "logits", true)))
+		return rc;
 	if (gpu_args_probe("logits", ngl))
 		return EXIT_USAGE;
 	if (parse_tokens(tok_arg, &ids, &n))
 		return EXIT_USAGE;
 
-	err = name ? tm_model_open_name(&model, name, 0) : tm_model_load(&model, model_path);
-	if (err) {
+	if ((rc = model_args_open(&ma, "logits", &model))) {
 		free(ids);
-		fprintf(stderr, "tiermem logits: %s\n", tm_strerror());
-		return tm_model_err_is_input(err) ? EXIT_USAGE : 1;
+		return rc;
 	}
+	rc = 1;
 	if (n > model.hp.n_ctx_train) {
 		rc = usage_error("logits", "%d tokens exceed the model's context of %d", n,
 				 model.hp.n_ctx_train);
@@ -196,13 +193,13 @@ int cmd_logits(int argc, char **argv)
 			goto out;
 		}
 	/* ranks on one machine would all pin to its first CPUs: under --split the scheduler places them */
-	pool = tm_pool_create((int)threads, split ? 0 : TM_POOL_PIN);
+	pool = tm_pool_create((int)ma.threads, split ? 0 : TM_POOL_PIN);
 	if (!pool) {
-		rc = run_error("logits", "cannot start %ld threads", threads);
+		rc = run_error("logits", "cannot start %ld threads", ma.threads);
 		goto out;
 	}
 	logits = malloc(sizeof(float) * (size_t)n * model.hp.n_vocab);
-	if (!logits || tm_ctx_create_kv(&ctx, &model, pool, n, (int)batch, type_k, type_v)) {
+	if (!logits || tm_ctx_create_kv(&ctx, &model, pool, n, (int)batch, ma.type_k, ma.type_v)) {
 		rc = run_error("logits", "%s", logits ? tm_strerror() : "out of memory");
 		goto out;
 	}
@@ -214,7 +211,7 @@ int cmd_logits(int argc, char **argv)
 		goto out;
 	}
 	if (split && !model.hp.moe) {
-		rc = usage_error("logits", "--split experts: %s has no routed experts", model_path ? model_path : name);
+		rc = usage_error("logits", "--split experts: %s has no routed experts", model_args_label(&ma));
 		goto out;
 	}
 #endif

@@ -13,17 +13,20 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/model_args.h"
 #include "cli/commands.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
 #include "tiermem/experts.h"
 #include "tiermem/model.h"
+#include "tiermem/store.h"
 #include "tiermem/tokenizer.h"
 
 #define CMD "profile"
 
 static const char usage[] =
-	"usage: tiermem profile -m MODEL -f PROMPTS.txt [-o heat.json] [--trace FILE] [-n N] [-t T]\n"
+	"usage: tiermem profile (-m MODEL | --name NAME) -f PROMPTS.txt [-o heat.json]\n"
+	"                       [--trace FILE] [-n N] [-t T]\n"
 	"Runs each line of PROMPTS.txt (a prompt per line; empty lines skipped) through a MoE\n"
 	"model, token by token, then generates N more tokens greedily, and records which\n"
 	"experts every token used in every layer:\n"
@@ -34,7 +37,12 @@ static const char usage[] =
 	"  --trace FILE       also the routing trace (Documentation/tiermem-experts.rst),\n"
 	"                     for tiermem bench --expert-trace\n"
 	"  -n N               tokens generated after each prompt (default 16)\n"
-	"  -t, --threads T    threads (default: all CPUs)\n"
+	"  -m, --model FILE   the MoE model (GGUF)\n"
+	"  --name NAME        or a model imported into the store (tiermem import); its\n"
+	"                     heat carries the same content hash as the GGUF's\n"
+	"  --weights W, --no-verify, -ctk T, -ctv T\n"
+	"                     as for tiermem run\n"
+	"  -t, --threads T    threads (default: the CPUs this process may use)\n"
 	"\n"
 	"Random-weight models route almost uniformly: real heat comes from real models.\n";
 
@@ -51,16 +59,17 @@ static int argmax(const float *v, int n)
 int cmd_profile(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "model", required_argument, NULL, 'm' },
+		MODEL_ARGS_OPTIONS,
 		{ "file", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "trace", required_argument, NULL, 'T' },
-		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *model_path = NULL, *prompts = NULL, *out = "heat.json", *trace = NULL;
-	long n_gen = 16, threads = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *model_path, *prompts = NULL, *out = "heat.json", *trace = NULL;
+	long n_gen = 16;
+	struct model_args ma;
+	bool handled;
 	struct tm_model model = { 0 };
 	struct tm_tokenizer *tok = NULL;
 	struct tm_pool *pool = NULL;
@@ -71,19 +80,20 @@ int cmd_profile(int argc, char **argv)
 	size_t cap = 0;
 	int c, err, rc = 1, n_prompts = 0;
 
+	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
+	model_args_rewrite(argc, argv);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:f:o:n:t:h", opts, NULL)) != -1) {
+		if ((rc = model_args_option(&ma, CMD, c, optarg, &handled)))
+			return rc;
+		if (handled)
+			continue;
 		switch (c) {
-		case 'm': model_path = optarg; break;
 		case 'f': prompts = optarg; break;
 		case 'o': out = optarg; break;
 		case 'T': trace = optarg; break;
 		case 'n':
 			if (parse_long("-n", optarg, 0, 1 << 20, &n_gen))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			if (parse_long("-t", optarg, 1, 1024, &threads))
 				return EXIT_USAGE;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -92,21 +102,22 @@ int cmd_profile(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-	if (!model_path || !prompts)
-		return usage_error(CMD, "-m MODEL and -f PROMPTS.txt are required (see --help)");
+	if ((!ma.path && !ma.name) || !prompts)
+		return usage_error(CMD, "-m MODEL or --name NAME, and -f PROMPTS.txt are required (see --help)");
+	if ((rc = model_args_check(&ma, CMD, true)))
+		return rc;
+	model_path = model_args_label(&ma);
 	if (!(pf = fopen(prompts, "r")))
 		return usage_error(CMD, "%s: %s", prompts, strerror(errno));
-	if ((err = tm_model_open(&model, model_path, TM_LOAD_AUTO))) {
-		rc = tm_model_err_is_input(err) ? usage_error(CMD, "%s", tm_strerror()) :
-						  run_error(CMD, "%s", tm_strerror());
+	if ((rc = model_args_open(&ma, CMD, &model)))
 		goto out;
-	}
+	rc = 1;
 	if (!model.hp.moe) {
 		rc = usage_error(CMD, "%s is a dense model (%s): it has no experts to profile", model_path,
 				 model.hp.arch_name);
 		goto out;
 	}
-	if ((err = tm_gguf_content_hash(&model.gguf, hash))) {
+	if ((err = tm_model_identity(&model, ma.name, hash))) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
@@ -126,12 +137,12 @@ int cmd_profile(int argc, char **argv)
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
-	if (!(pool = tm_pool_create((int)threads, TM_POOL_PIN))) {
-		rc = run_error(CMD, "cannot start %ld threads", threads);
+	if (!(pool = tm_pool_create((int)ma.threads, TM_POOL_PIN))) {
+		rc = run_error(CMD, "cannot start %ld threads", ma.threads);
 		goto out;
 	}
 	/* batch 1: every prompt token goes through the decode path, so each is recorded */
-	if ((err = tm_ctx_create(&ctx, &model, pool, model.hp.n_ctx_train, 1))) {
+	if ((err = tm_ctx_create_kv(&ctx, &model, pool, model.hp.n_ctx_train, 1, ma.type_k, ma.type_v))) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/model_args.h"
 #include "cli/commands.h"
 #include "cli/run_experts.h"
 #include "cli/gpu_args.h"
@@ -379,29 +380,24 @@ static int json_summary(const struct tm_model *m, const struct tm_gen_stats *st,
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "model", required_argument, NULL, 'm' },
+		MODEL_ARGS_OPTIONS,
 		{ "prompt", required_argument, NULL, 'p' },
 		{ "n-predict", required_argument, NULL, 'n' },
-		{ "threads", required_argument, NULL, 't' },
 		{ "temp", required_argument, NULL, 'T' },
 		{ "top-k", required_argument, NULL, 'K' },
 		{ "top-p", required_argument, NULL, 'P' },
 		{ "seed", required_argument, NULL, 'S' },
-		{ "weights", required_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'j' },
-		KV_TYPE_OPTIONS,
 		RUN_EXPERTS_OPTIONS,
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
-		{ "name", required_argument, NULL, 'N' },
-		{ "no-verify", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *model_path = NULL, *prompt = DEFAULT_PROMPT, *name = NULL;
-	unsigned int open_flags = 0;
+	const char *prompt = DEFAULT_PROMPT, *model_path;
+	struct model_args ma;
 	char defpath[PATH_MAX];
-	long n_predict = 64, threads = default_threads(), top_k = 40;
+	long n_predict = 64, top_k = 40;
 	double temp = 0.8, top_p = 0.95;
 	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	double t_load = 0;
@@ -420,16 +416,21 @@ int cmd_run(int argc, char **argv)
 	struct tm_gpu_info gpu = { 0 };
 	long ngl = 0;
 	int32_t *ids = NULL;
-	int c, n, err, rc = 1, load = TM_LOAD_AUTO, type_k = TM_F16, type_v = TM_F16;
+	int c, n, err, rc = 1;
+	bool handled;
 	char *end;
 
 	run_experts_init(&rx);
-	args_kv_aliases(argc, argv);
+	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
+	model_args_rewrite(argc, argv);
 	optind = 1;
 	gpu_args_rewrite(argc, argv);
 	while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
+		if ((rc = model_args_option(&ma, CMD, c, optarg, &handled)))
+			return rc;
+		if (handled)
+			continue;
 		switch (c) {
-		case 'm': model_path = optarg; break;
 		case 'p': prompt = optarg; break;
 		case 'G': ngl = -1; break;
 		case 'L':
@@ -441,10 +442,6 @@ int cmd_run(int argc, char **argv)
 				return EXIT_USAGE;
 			if (n_predict < 1)
 				return usage_error(CMD, "-n %ld: nothing to generate; give 1 or more tokens", n_predict);
-			break;
-		case 't':
-			if (parse_long("-t", optarg, 1, 1024, &threads))
-				return EXIT_USAGE;
 			break;
 		case 'T':
 			if (parse_double("--temp", optarg, 0, 100, &temp))
@@ -466,25 +463,11 @@ int cmd_run(int argc, char **argv)
 			if (!*optarg || *end || errno || *optarg == '-')
 				return usage_error(CMD, "--seed: '%s' is not a whole number >= 0", optarg);
 			break;
-		case 'W':
-			if ((load = tm_load_parse(optarg)) < 0)
-				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
-			break;
 		case 'j': json = true; break;
-		case OPT_CACHE_TYPE_K:
-			if (parse_kv_type("--cache-type-k", optarg, &type_k))
-				return EXIT_USAGE;
-			break;
-		case OPT_CACHE_TYPE_V:
-			if (parse_kv_type("--cache-type-v", optarg, &type_v))
-				return EXIT_USAGE;
-			break;
 		case RX_CACHE: case RX_POLICY: case RX_COPY: case RX_GBPS: case RX_PREDICT: case RX_HEAT:
 			if ((rc = run_experts_option(&rx, c, optarg)))
 				return rc;
 			break;
-		case 'N': name = optarg; break;
-		case 'V': open_flags |= TM_OPEN_NO_VERIFY; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return EXIT_USAGE;
 		}
@@ -493,25 +476,18 @@ int cmd_run(int argc, char **argv)
 		return usage_error(CMD, "unexpected argument '%s' (quote the prompt: -p \"...\")", argv[optind]);
 	if ((rc = gpu_args_probe(CMD, ngl)))
 		return rc;
-	if (name && model_path)
-		return usage_error(CMD, "give -m MODEL or --name NAME, not both");
-	if (name) {
-		model_path = name;
-	} else if (!model_path) {
+	if ((rc = model_args_check(&ma, CMD, false)))
+		return rc;
+	if (!ma.path && !ma.name) {
 		if ((rc = default_model(defpath, sizeof(defpath))))
 			return rc;
-		model_path = defpath;
+		ma.path = defpath;
 	}
+	model_path = model_args_label(&ma);
 
 	t_load = tm_now();
-	if (name)
-		err = tm_model_open_name(&model, name, open_flags);
-	else
-		err = tm_model_open(&model, model_path, load);
-	if (err) {
-		fprintf(stderr, "tiermem run: %s\n", tm_strerror());
-		return tm_model_err_is_input(err) ? EXIT_USAGE : 1;
-	}
+	if ((rc = model_args_open(&ma, CMD, &model)))
+		return rc;
 	err = tm_tokenizer_load(&tok, &model.gguf);
 	if (err) {
 		rc = err == -ENOMEM ? run_error(CMD, "out of memory") :
@@ -542,9 +518,9 @@ int cmd_run(int argc, char **argv)
 		rc = usage_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
-	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	pool = tm_pool_create((int)ma.threads, TM_POOL_PIN);
 	if (!pool) {
-		rc = run_error(CMD, "cannot start %ld threads", threads);
+		rc = run_error(CMD, "cannot start %ld threads", ma.threads);
 		goto out;
 	}
 	/*
@@ -556,14 +532,14 @@ int cmd_run(int argc, char **argv)
 
 	if (n_ctx > model.hp.n_ctx_train)
 		n_ctx = model.hp.n_ctx_train;
-	if ((err = tm_ctx_create_kv(&ctx, &model, pool, (int)n_ctx, 64, type_k, type_v))) {
+	if ((err = tm_ctx_create_kv(&ctx, &model, pool, (int)n_ctx, 64, ma.type_k, ma.type_v))) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
 	if ((rc = gpu_args_attach(CMD, ctx, ngl, &gpu)))
 		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
-	rx.name = name;
+	rx.name = ma.name;
 	if ((rc = run_experts_setup(&rx, &model, ctx)))
 		goto out;
 	rc = 1;
@@ -602,7 +578,7 @@ int cmd_run(int argc, char **argv)
 		rc = json_summary(&model, &st, tiers, &out, seed, t_load, run_experts_json(&rx, ctx, st.n_decoded));
 		goto out;
 	}
-	summary(&model, &st, (int)threads, seed, &sp, &gpu, t_load);
+	summary(&model, &st, (int)ma.threads, seed, &sp, &gpu, t_load);
 	if (!gpu.name[0])	/* on the GPU the weights are read from VRAM, not from these mappings */
 		tier_summary(&model, &st, tiers);
 	run_experts_summary(&rx, ctx, st.n_decoded, st.t_decode);

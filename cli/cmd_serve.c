@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/model_args.h"
 #include "cli/commands.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
@@ -58,7 +59,9 @@ static const char usage[] =
 	"  --queue N               requests that may wait for a slot (default 64); more get 503\n"
 	"  --timeout S             seconds a request may take to arrive, and an idle\n"
 	"                          connection may stay open (default 30)\n"
-	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n";
+	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n"
+	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
+	"                          KV cache types: f16 (default, as llama-server) or f32\n";
 
 static volatile sig_atomic_t stop;
 
@@ -100,10 +103,9 @@ static void model_id(char *out, size_t n, const char *path)
 
 int cmd_serve(int argc, char **argv)
 {
+	static char parallel_name[] = "--parallel";
 	static const struct option opts[] = {
-		{ "model", required_argument, NULL, 'm' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "no-verify", no_argument, NULL, 'V' },
+		MODEL_ARGS_OPTIONS,
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "parallel", required_argument, NULL, 'N' },
@@ -111,22 +113,20 @@ int cmd_serve(int argc, char **argv)
 		{ "api-key", required_argument, NULL, 'k' },
 		{ "api-key-file", required_argument, NULL, 'K' },
 		{ "alias", required_argument, NULL, 'a' },
-		{ "threads", required_argument, NULL, 't' },
 		{ "chat-template", required_argument, NULL, 'C' },
 		{ "chat-template-file", required_argument, NULL, 'F' },
 		{ "queue", required_argument, NULL, 'Q' },
 		{ "timeout", required_argument, NULL, 'O' },
-		{ "weights", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct tm_serve_opts so = { .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = 64,
 				    .timeout_s = 30 };
-	const char *path = NULL, *name = NULL, *alias = NULL, *tmpl_file = NULL, *key_file = NULL;
-	long port = 8080, parallel = 4, ctx = 4096, threads = default_threads(), queue = 64, timeout = 30;
-	bool ctx_given = false;
-	int c, err, rc = 1, load = TM_LOAD_AUTO;
-	unsigned int open_flags = 0;
+	const char *alias = NULL, *tmpl_file = NULL, *key_file = NULL;
+	long port = 8080, parallel = 4, ctx = 4096, queue = 64, timeout = 30;
+	bool ctx_given = false, handled;
+	int c, err, rc = 1;
+	struct model_args ma;
 	struct tm_model model = { 0 };
 	struct tm_tokenizer *tok = NULL;
 	struct tm_pool *pool = NULL;
@@ -135,15 +135,16 @@ int cmd_serve(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 
 	/* llama-server spells --parallel -np, which getopt cannot take as a short option */
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-np"))
-			argv[i] = "--parallel";
+	args_alias(argc, argv, "-np", parallel_name);
+	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
+	model_args_rewrite(argc, argv);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:c:a:t:h", opts, NULL)) != -1) {
+		if ((rc = model_args_option(&ma, CMD, c, optarg, &handled)))
+			return rc;
+		if (handled)
+			continue;
 		switch (c) {
-		case 'm': path = optarg; break;
-		case 'n': name = optarg; break;
-		case 'V': open_flags |= TM_OPEN_NO_VERIFY; break;
 		case 'H': so.host = optarg; break;
 		case 'p':
 			if (parse_long("--port", optarg, 0, 65535, &port))
@@ -165,10 +166,6 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'K': key_file = optarg; break;
 		case 'a': alias = optarg; break;
-		case 't':
-			if (parse_long("-t", optarg, 1, 1024, &threads))
-				return EXIT_USAGE;
-			break;
 		case 'C': so.chat_template = optarg; break;
 		case 'F': tmpl_file = optarg; break;
 		case 'Q':
@@ -179,20 +176,15 @@ int cmd_serve(int argc, char **argv)
 			if (parse_long("--timeout", optarg, 1, 86400, &timeout))
 				return EXIT_USAGE;
 			break;
-		case 'W':
-			if ((load = tm_load_parse(optarg)) < 0)
-				return usage_error(CMD, "--weights: '%s' is not auto, mmap or ddr", optarg);
-			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return EXIT_USAGE;
 		}
 	}
+	rc = 1;
 	if (optind < argc)
 		rc = usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-	else if (path && name)
-		rc = usage_error(CMD, "give -m MODEL or --name NAME, not both");
-	else if (!path && !name)
-		rc = usage_error(CMD, "no model: give -m MODEL.gguf or --name NAME");
+	else if (model_args_check(&ma, CMD, true))
+		rc = EXIT_USAGE;
 	else if (tmpl_file && !(tmpl_text = read_text(tmpl_file)))
 		rc = usage_error(CMD, "--chat-template-file %s: cannot read it (or it is over 1 MiB)", tmpl_file);
 	else if (key_file && !(key_buf = read_text(key_file)))
@@ -204,26 +196,23 @@ int cmd_serve(int argc, char **argv)
 	if (rc == EXIT_USAGE)
 		goto out;
 
-	err = name ? tm_model_open_name(&model, name, open_flags) : tm_model_open(&model, path, load);
-	if (err) {
-		fprintf(stderr, "tiermem serve: %s\n", tm_strerror());
-		rc = tm_model_err_is_input(err) ? EXIT_USAGE : 1;
+	if ((rc = model_args_open(&ma, CMD, &model)))
 		goto out;
-	}
+	rc = 1;
 	err = tm_tokenizer_load(&tok, &model.gguf);
 	if (err) {
 		rc = err == -ENOMEM ? run_error(CMD, "out of memory") :
-		     usage_error(CMD, "%s: no usable vocabulary: %s", name ? name : path, tm_strerror());
+		     usage_error(CMD, "%s: no usable vocabulary: %s", model_args_label(&ma), tm_strerror());
 		goto out;
 	}
 	if (!ctx_given && ctx > model.hp.n_ctx_train)
 		ctx = model.hp.n_ctx_train;
-	pool = tm_pool_create((int)threads, TM_POOL_PIN);
+	pool = tm_pool_create((int)ma.threads, TM_POOL_PIN);
 	if (!pool) {
-		rc = run_error(CMD, "cannot start %ld threads", threads);
+		rc = run_error(CMD, "cannot start %ld threads", ma.threads);
 		goto out;
 	}
-	model_id(id, sizeof(id), name ? name : path);
+	model_id(id, sizeof(id), model_args_label(&ma));
 	so.model_id = alias ? alias : id;
 	so.port = (int)port;
 	so.parallel = (int)parallel;
@@ -231,6 +220,8 @@ int cmd_serve(int argc, char **argv)
 	so.queue = (int)queue;
 	so.timeout_s = (int)timeout;
 	so.chat_template_text = tmpl_text;
+	so.type_k = ma.type_k;
+	so.type_v = ma.type_v;
 	/* before the server's threads start, so they inherit the mask: signals come here */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

@@ -91,22 +91,6 @@ static int slots_of(const char *s, const struct tm_hparams *hp, uint64_t eb, int
 	return 0;
 }
 
-static int store_hash(const char *name, char hash[33])
-{
-	struct tm_store_model *v = NULL;
-	size_t n = 0;
-	int err = tm_store_list(&v, &n);
-
-	for (size_t i = 0; !err && i < n; i++)
-		if (!strcmp(v[i].name, name)) {
-			snprintf(hash, 33, "%s", v[i].hash);
-			free(v);
-			return 0;
-		}
-	free(v);
-	return err ? err : -EINVAL;
-}
-
 /* --expert-heat: the heat must be this model's (content hash), then it fills the slots. */
 static int warm(struct run_experts *r, struct tm_model *m)
 {
@@ -116,8 +100,7 @@ static int warm(struct run_experts *r, struct tm_model *m)
 
 	if ((err = tm_xheat_read(&h, r->heat)))
 		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
-	/* a model from the store has no GGUF data section to hash: its manifest has the hash */
-	err = r->name ? store_hash(r->name, hash) : tm_gguf_content_hash(&m->gguf, hash);
+	err = tm_model_identity(m, r->name, hash);
 	if (err == -EINVAL)
 		fprintf(stderr, "tiermem run: note: --expert-heat: the model's hash cannot be computed here; only the heat's shape was checked\n");
 	else if (err) {

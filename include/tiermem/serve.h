@@ -25,6 +25,7 @@ struct tm_serve_opts {
 	const char *model_id;		/* the id /v1/models lists and requests must name */
 	const char *chat_template;	/* a template name (chatml, llama2, ...), or NULL: detect */
 	const char *chat_template_text;	/* detect from this text, not the model's tokenizer.chat_template */
+	int type_k, type_v;		/* KV cache types (tm_ctx_create_kv); 0 is TM_F32 */
 };
 
 struct tm_server;

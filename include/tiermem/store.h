@@ -44,6 +44,14 @@ struct tm_store_model {
 
 /* All models, by name; *out malloc'd. */
 int tm_store_list(struct tm_store_model **out, size_t *n);
+/* The identity (content hash) of the model stored as name; -ENOENT if there is none. */
+int tm_store_model_hash(const char *name, char hash[33]);
+/*
+ * A model's identity, whichever way it was opened: from the store's manifest
+ * when name (what tm_model_open_name was given) is set, since a stored
+ * model's GGUF is only its header; else hashed from the GGUF's data.
+ */
+int tm_model_identity(const struct tm_model *m, const char *name, char hash[33]);
 /* Delete a model: its manifest first (so it is never half-trusted), then its regions. */
 int tm_store_remove(const char *name);
 

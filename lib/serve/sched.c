@@ -30,7 +30,7 @@ int sched_init(struct tm_server *s)
 	for (int i = 0; i < s->o.parallel; i++) {
 		struct slot *sl = &s->slots[i];
 
-		if ((err = tm_ctx_create(&sl->ctx, s->m, s->pool, s->o.ctx_size, 64)))
+		if ((err = tm_ctx_create_kv(&sl->ctx, s->m, s->pool, s->o.ctx_size, 64, s->o.type_k, s->o.type_v)))
 			return err;
 		sl->cache = malloc(sizeof(int32_t) * s->o.ctx_size);
 		sl->counts = calloc(hp->n_vocab, sizeof(uint32_t));

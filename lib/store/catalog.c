@@ -709,3 +709,24 @@ int tm_store_list(struct tm_store_model **out, size_t *n)
 		qsort(*out, *n, sizeof(**out), cmp_model);
 	return 0;
 }
+
+int tm_store_model_hash(const char *name, char hash[33])
+{
+	struct tm_store_model *v = NULL;
+	size_t n = 0;
+	int err = tm_store_list(&v, &n);
+
+	for (size_t i = 0; !err && i < n; i++)
+		if (!strcmp(v[i].name, name)) {
+			snprintf(hash, 33, "%s", v[i].hash);
+			free(v);
+			return 0;
+		}
+	free(v);
+	return err ? err : tm_err(-ENOENT, "no model named '%s' in the store", name);
+}
+
+int tm_model_identity(const struct tm_model *m, const char *name, char hash[33])
+{
+	return name ? tm_store_model_hash(name, hash) : tm_gguf_content_hash(&m->gguf, hash);
+}

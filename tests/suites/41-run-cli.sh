@@ -113,4 +113,27 @@ vocab=$(node -e '
 	process.stdout.write(String(b.length / 4 / 3))' "$W/l.bin")
 check "logits: 3 rows of n_vocab float32 ($vocab per row)" '[ "$vocab" = 1024 ]'
 
+# The model options are one parser (cli/model_args.c): every command that runs
+# a model refuses the same mistakes the same way.
+printf 'hello there\nonce upon a time\n' >"$W/prompts.txt"
+for cmd in "run -p hi" "logits --tokens 1 -o $W/l.bin" "serve --port 0" "profile -f $W/prompts.txt" "bench --gen 1"; do
+	c=${cmd%% *} m=-m
+	[ "$c" = bench ] && m=--decode
+	expect2 "$c: $m and --name together" "$TM" $cmd $m "$W/llama.gguf" --name x
+	expect2 "$c: --weights with a bad value" "$TM" $cmd $m "$W/llama.gguf" --weights fast
+	expect2 "$c: -ctk with a type this build does not run" "$TM" $cmd $m "$W/llama.gguf" -ctk q9_9
+	expect2 "$c: --no-verify without --name" "$TM" $cmd $m "$W/llama.gguf" --no-verify
+	expect2 "$c: -t 0" "$TM" $cmd $m "$W/llama.gguf" -t 0
+done
+"$TM" logits -m "$W/llama.gguf" --tokens 1,2,3 --weights ddr -o "$W/l-ddr.bin"
+check "logits --weights ddr: the same bits as the mapped file" 'cmp -s "$W/l.bin" "$W/l-ddr.bin"'
+export TIERMEM_HOME=$W/home
+"$TM" import -m "$W/qwen3moe.gguf" --name moe -q >/dev/null 2>"$W/imp.err"
+"$TM" profile -m "$W/qwen3moe.gguf" -f "$W/prompts.txt" -n 2 -t 1 -o "$W/heat-m.json" >/dev/null 2>&1
+"$TM" profile --name moe -f "$W/prompts.txt" -n 2 -t 1 -o "$W/heat-n.json" >/dev/null 2>"$W/prof.err"
+check "profile --name: the heat of the stored model equals the GGUF's, hash included" \
+	'[ -s "$W/heat-n.json" ] && cmp -s "$W/heat-m.json" "$W/heat-n.json"'
+expect2 "profile --name of a model not in the store" "$TM" profile --name nosuch -f "$W/prompts.txt"
+unset TIERMEM_HOME
+
 exit $failed
