@@ -7,9 +7,7 @@ cd "$TOP"
 TM=$BUILD/tiermem
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-arch-bad.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
+. "$TOP/tests/lib/tap.sh"
 
 LIBS="-lm -lpthread $(pkg-config --libs libpmem2 2>/dev/null) -lnuma -ljansson"
 if ! cc -O2 -D_GNU_SOURCE -Iinclude -I. -o "$W/patch" tests/peer/gguf-patch.c "$BUILD/libtiermem.a" $LIBS 2>"$W/err" ||

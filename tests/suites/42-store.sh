@@ -30,23 +30,7 @@ cleanup() {
 	rm -rf "$W"
 }
 trap cleanup EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
-
-# expect2 LABEL PATTERN CMD...: exit 2, one line on stderr matching PATTERN.
-expect2() {
-	local label=$1 pat=$2 rc
-	shift 2
-	"$@" >"$W/out" 2>"$W/err"
-	rc=$?
-	if [ $rc -eq 2 ] && [ "$(wc -l <"$W/err")" -eq 1 ] && grep -qE -- "$pat" "$W/err"; then
-		ok "$label: $(cat "$W/err")"
-	else
-		notok "$label: exit $rc, stderr: $(head -c 400 "$W/err")"
-	fi
-}
+. "$TOP/tests/lib/tap.sh"
 
 for b in "$TM" "$SAN"; do
 	if [ ! -x "$b" ]; then
@@ -108,7 +92,7 @@ check "info (no module): the store, its userspace backends and its models" \
 check "list --json: m1 usable" '"$SAN" list --json | grep -q "\"usable\": true"'
 check "the same contents again: a no-op that says so" \
 	'"$SAN" import -m "$M" --name m1 >"$W/out" && grep -q "already imported with the same contents" "$W/out"'
-expect2 "other contents under the name, no --replace" "already holds other contents.*--replace" \
+expect2_re "other contents under the name, no --replace" "already holds other contents.*--replace" \
 	"$SAN" import -m "$W/other.gguf" --name m1
 mv "$M" "$M.away"
 check "run --name without the GGUF: text, and the summary names tier and backend" \
@@ -134,25 +118,25 @@ check "--plan from tiermem plan --json: imported as planned, logits bit-identica
 	'"$TM" plan -m "$M" --tier fast=ddr:300K@20 --tier slow=file:1G@5 --json >"$W/plan.json" &&
 	 "$SAN" import -m "$M" --name m4 --plan "$W/plan.json" >"$W/out" && grep -q "^  fast " "$W/out" &&
 	 "$SAN" logits --name m4 --tokens $TOKS -o "$W/b.bin" && cmp -s "$W/ref.bin" "$W/b.bin"'
-expect2 "--plan made for another model" "not a plan for this model" \
+expect2_re "--plan made for another model" "not a plan for this model" \
 	"$SAN" import -m "$W/other.gguf" --name m5 --plan "$W/plan.json"
 "$SAN" rm m3 m4 >/dev/null
 
 # ---- bad input: one line, exit 2, nothing kept ----
 nodes=$(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)
 if [ "$nodes" -le 1 ]; then
-	expect2 "node:7 on a one-node machine" "node:7: this machine has one NUMA node" \
+	expect2_re "node:7 on a one-node machine" "node:7: this machine has one NUMA node" \
 		"$SAN" import -m "$M" --name bad --tier far=node:7:1G
 else
-	expect2 "node:999" "node:999: this machine has NUMA nodes" "$SAN" import -m "$M" --name bad --tier far=node:999:1G
+	expect2_re "node:999" "node:999: this machine has NUMA nodes" "$SAN" import -m "$M" --name bad --tier far=node:999:1G
 fi
-expect2 "pmem with no DAX path and no module" "no DAX path" "$SAN" import -m "$M" --name bad --tier p=pmem:1G
-expect2 "pmem on a directory that is not DAX" "not on a DAX filesystem" \
+expect2_re "pmem with no DAX path and no module" "no DAX path" "$SAN" import -m "$M" --name bad --tier p=pmem:1G
+expect2_re "pmem on a directory that is not DAX" "not on a DAX filesystem" \
 	"$SAN" import -m "$M" --name bad --tier p=pmem:1G,path="$W"
 check "neither left a model or a file behind" \
 	'! "$SAN" list | grep -q "^bad " && [ -z "$(ls "$W" | grep tiermem)" ]'
 if [ "$(id -u)" -eq 0 ] && mkdir -p "$W/small" && mount -t tmpfs -o size=1m tmpfs "$W/small" 2>/dev/null; then
-	expect2 "a tier that is full (1 MiB tmpfs)" "tier 'slow' is full: .*bytes missing" \
+	expect2_re "a tier that is full (1 MiB tmpfs)" "tier 'slow' is full: .*bytes missing" \
 		"$SAN" import -m "$M" --name bad --tier fast=ddr:64K --tier slow=file:1G@5,path="$W/small"
 	check "the full tier kept nothing: no model, no file" \
 		'! "$SAN" list | grep -q "^bad " && [ -z "$(ls -A "$W/small")" ]'
@@ -160,10 +144,10 @@ if [ "$(id -u)" -eq 0 ] && mkdir -p "$W/small" && mount -t tmpfs -o size=1m tmpf
 else
 	ok "# SKIP a full tier needs root to mount a small tmpfs"
 fi
-expect2 "a model that fits no tier" "." "$SAN" import -m "$M" --name bad --tier fast=ddr:64K
-expect2 "run --name of no such model" "no model named 'nosuch'" "$SAN" run --name nosuch
-expect2 "-m and --name together" "not both" "$SAN" run -m "$M" --name m1
-expect2 "a bad model name" "model name" "$SAN" import -m "$M" --name "../x"
+expect2_re "a model that fits no tier" "." "$SAN" import -m "$M" --name bad --tier fast=ddr:64K
+expect2_re "run --name of no such model" "no model named 'nosuch'" "$SAN" run --name nosuch
+expect2_re "-m and --name together" "not both" "$SAN" run -m "$M" --name m1
+expect2_re "a bad model name" "model name" "$SAN" import -m "$M" --name "../x"
 
 # ---- kill -9 in the middle of the copy ----
 TIERMEM_TEST_STALL=8000000 "$TM" import -m "$W/big.gguf" --name crash --tier fast=ddr:16M@20 \
@@ -172,14 +156,14 @@ stall_pid=$!
 for _ in $(seq 100); do grep -q TIERMEM-IMPORT-STALLED "$W/stall" && break; sleep 0.1; done
 check "the import stalled mid-copy: $(head -c 80 "$W/stall")" 'grep -q TIERMEM-IMPORT-STALLED "$W/stall"'
 check "while it runs, list says importing (pid)" '"$SAN" list | grep -qE "^crash +importing \(pid $stall_pid\)"'
-expect2 "while it runs, run --name refuses" "still being imported" "$SAN" run --name crash
-expect2 "while it runs, a second import refuses" "being imported by process" \
+expect2_re "while it runs, run --name refuses" "still being imported" "$SAN" run --name crash
+expect2_re "while it runs, a second import refuses" "being imported by process" \
 	"$SAN" import -m "$W/big.gguf" --name crash
 kill -9 $stall_pid
 wait $stall_pid 2>/dev/null
 stall_pid=
 check "after kill -9, list says incomplete" '"$SAN" list | grep -qE "^crash +incomplete"'
-expect2 "after kill -9, run --name refuses" "incomplete.*import it again" "$SAN" run --name crash
+expect2_re "after kill -9, run --name refuses" "incomplete.*import it again" "$SAN" run --name crash
 check "a new import succeeds and its logits equal the GGUF's" \
 	'"$SAN" import -m "$W/big.gguf" --name crash --tier fast=ddr:16M@20 --tier slow=file:1G@5 >/dev/null &&
 	 "$TM" logits -m "$W/big.gguf" --tokens 1,2,3 -o "$W/a.bin" &&
@@ -191,21 +175,21 @@ check "nothing of the killed import is left" \
 slow=$(ls "$TIERMEM_HOME"/models/crash/slow-*.region)
 chmod u+w "$slow"
 printf '\xa5' | dd of="$slow" bs=1 seek=4096 conv=notrunc 2>/dev/null
-expect2 "a flipped byte: checksum mismatch at map time" "fails its checksum.*--replace" "$SAN" run --name crash
+expect2_re "a flipped byte: checksum mismatch at map time" "fails its checksum.*--replace" "$SAN" run --name crash
 check "--no-verify skips the zero-copy tiers' checksums (and runs)" '"$SAN" run --name crash --no-verify -n 2 >/dev/null 2>&1'
 check "import --replace of the same contents repairs it" \
 	'"$SAN" import -m "$W/big.gguf" --name crash --replace --tier fast=ddr:16M@20 --tier slow=file:1G@5 >/dev/null &&
 	 "$TM" logits --name crash --tokens 1,2,3 -o "$W/b.bin" && cmp -s "$W/a.bin" "$W/b.bin"'
 rm -f "$TIERMEM_HOME"/models/crash/fast-*.region
-expect2 "a deleted region" "region .* is missing .*tier 'fast'" "$SAN" run --name crash
+expect2_re "a deleted region" "region .* is missing .*tier 'fast'" "$SAN" run --name crash
 check "list: regions missing" '"$SAN" list | grep -qE "^crash +regions missing \(fast\)"'
 echo garbage >"$TIERMEM_HOME/models/m2/manifest.json"
-expect2 "an unreadable manifest" "not JSON.*tiermem rm m2" "$SAN" run --name m2
+expect2_re "an unreadable manifest" "not JSON.*tiermem rm m2" "$SAN" run --name m2
 check "list: manifest unreadable" '"$SAN" list | grep -qE "^m2 +manifest unreadable"'
 
 # ---- rm ----
 check "rm frees everything" '"$SAN" rm crash m1 m2 >/dev/null && [ -z "$(ls -A "$TIERMEM_HOME/models")" ]'
-expect2 "rm of no such model" "no model named" "$SAN" rm crash
+expect2_re "rm of no such model" "no model named" "$SAN" rm crash
 check "list of an empty store" '"$SAN" list | grep -q "^no models"'
 
 echo "1..$n"

@@ -13,10 +13,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/tm-counters.XXXXXX")
 bg=
 trap '[ -n "$bg" ] && kill -9 $bg 2>/dev/null; rm -rf "$W"' EXIT
 export TIERMEM_HOME=$W/home
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$TOP/tests/lib/tap.sh"
 py() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2"; }
 
 "$TM" synth --arch qwen3moe --type q4_K -q -o "$W/moe.gguf" >/dev/null 2>&1 ||

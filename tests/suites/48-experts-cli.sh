@@ -8,26 +8,11 @@ cd "$TOP"
 TM=$BUILD/san/tiermem
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-experts-cli.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$TOP/tests/lib/tap.sh"
 
 py() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2"; }
 py_val() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-expect2() {
-	local label=$1 rc lines
-	shift
-	"$@" >"$W/out" 2>"$W/err"
-	rc=$?
-	lines=$(wc -l <"$W/err")
-	if [ $rc -eq 2 ] && [ "$lines" -eq 1 ]; then
-		ok "$label: exit 2, '$(cat "$W/err")'"
-	else
-		notok "$label: exit $rc, $lines lines on stderr: $(head -3 "$W/err")"
-	fi
-}
 
 "$TM" synth --expert-trace -o "$W/t.jsonl" --layers 8 --tokens 500 --predict-accuracy 0.9 >"$W/out" 2>"$W/err"
 rc=$?

@@ -16,10 +16,7 @@
 set -u
 cd "$TOP"
 TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$TOP/tests/lib/tap.sh"
 if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
 	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
 	echo "1..$n"

@@ -17,10 +17,7 @@ cleanup() {
 	rm -rf "$W"
 }
 trap cleanup EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); echo "not ok $n - $*"; failed=1; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$TOP/tests/lib/tap.sh"
 
 if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
 	notok "the openai npm client is not installed in $NODE_DIR (run scripts/deps)"
@@ -45,16 +42,6 @@ start() {
 	[ -n "$port" ]
 }
 
-# expect2 LABEL CMD...: exit code 2 and one line on stderr
-expect2() {
-	local label=$1 rc lines
-	shift
-	"$@" >"$W/out" 2>"$W/err"
-	rc=$?
-	lines=$(wc -l <"$W/err")
-	if [ $rc -eq 2 ] && [ "$lines" -eq 1 ]; then ok "$label: exit 2, '$(cat "$W/err")'"
-	else notok "$label: exit $rc, $lines lines: $(head -3 "$W/err")"; fi
-}
 
 if ! "$TM" synth --arch llama --type q4_K -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
 	notok "synth: $(cat "$W/err")"
