@@ -21,11 +21,11 @@ static const char usage_text[] =
 	"usage: tiermem bench --expert-trace FILE --expert-cache SIZE [options]\n"
 	"Replays a routing trace (tiermem synth --expert-trace, tiermem profile --trace)\n"
 	"through per-layer expert caches and prints, per policy: hit rate, slow- and\n"
-	"fast-tier bytes per token, and predicted tok/s = 1 / (fast bytes / fast GB/s +\n"
-	"slow bytes / slow GB/s, or --overlap) (Documentation/tiermem-experts.rst).\n"
+	"fast-tier bytes per token, and predicted tok/s by the planner's cost model on a\n"
+	"fast and a slow tier (Documentation/tiermem-experts.rst).\n"
 	"No model runs.\n"
 	"\n"
-	"  --expert-cache SIZE  slots per MoE layer: N (experts), N% (of each layer's\n"
+	"  --expert-cache SIZE  slots per MoE layer (on average with --split heat): N (experts), N% (of each layer's\n"
 	"                       experts), or bytes with a unit (64G: split evenly over the\n"
 	"                       trace's MoE layers, whole experts)\n"
 	"  --policy P[,P...]    lru, lfu, lrfu, static, opt (default: all; static holds\n"
@@ -42,6 +42,13 @@ static const char usage_text[] =
 	"  --overlap            both tiers read at once over shared channels: time =\n"
 	"                       max(slow / slow GB/s, (fast + slow) / fast GB/s); default:\n"
 	"                       one after the other, fast / fast GB/s + slow / slow GB/s\n"
+	"  --split S            even (default): every MoE layer the same slots; heat: the\n"
+	"                       same total split by heat (tm_xheat_split: the globally\n"
+	"                       hottest layer/rank pairs, after a floor per layer)\n"
+	"  --split-floor F      with --split heat: each MoE layer keeps at least F x the\n"
+	"                       even share (default 0.5; 0 to 1)\n"
+	"  --expert-heat FILE   the heat for --split heat (tiermem profile); default: the\n"
+	"                       trace's own first half of tokens\n"
 	"  --json               one JSON object per line instead of a table\n";
 
 /* SIZE -> slots per layer. */
@@ -79,14 +86,43 @@ static int parse_cache(const char *s, const struct tm_xtrace *t, int n_moe, long
 	return 0;
 }
 
-static int moe_layers(const struct tm_xtrace *t)
+/* How many layers the trace routes in; moe[l] says which (n_layer of them). */
+static int moe_layers(const struct tm_xtrace *t, bool *moe)
 {
-	int n = 0, seen[4096] = { 0 };
+	int n = 0;
 
 	for (size_t r = 0; r < t->n_rec; r++)
-		if (!seen[t->layer[r]]++)
+		if (!moe[t->layer[r]]) {
+			moe[t->layer[r]] = true;
 			n++;
+		}
 	return n;
+}
+
+/* --split heat: slots per layer from a heat file of the trace's model, or the trace's first half. */
+static int split_by_heat(const struct tm_xtrace *t, const bool *moe, const char *path, int total,
+			 double floor_share, int *slots)
+{
+	struct tm_xheat h;
+	int err;
+
+	if (path) {
+		if ((err = tm_xheat_read(&h, path)))
+			return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
+		if (h.model.n_layer != t->model.n_layer || h.model.n_expert != t->model.n_expert ||
+		    (strcmp(t->model.hash, "synthetic") && strcmp(h.model.hash, t->model.hash))) {
+			err = usage_error(CMD, "--expert-heat %s: the heat is of another model (%d layers of %d experts, hash %.32s) than the trace's (%d of %d, %.32s)",
+					  path, h.model.n_layer, h.model.n_expert, h.model.hash, t->model.n_layer,
+					  t->model.n_expert, t->model.hash);
+			tm_xheat_free(&h);
+			return err;
+		}
+	} else if ((err = tm_xheat_from_trace(&h, t, 0, (t->tok[t->n_rec - 1] + 1) / 2 + 1))) {
+		return run_error(CMD, "%s", tm_strerror());
+	}
+	err = tm_xheat_split(&h, moe, total, floor_share, slots);
+	tm_xheat_free(&h);
+	return err ? usage_error(CMD, "%s", tm_strerror()) : 0;
 }
 
 static void print_row(const char *name, bool pred, const struct tm_xreplay_result *r, int n_tok,
@@ -125,10 +161,16 @@ int cmd_bench_experts(int argc, char **argv)
 		{ "slow-gbps", required_argument, NULL, 's' },
 		{ "overlap", no_argument, NULL, 'O' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "split", required_argument, NULL, 'S' },
+		{ "split-floor", required_argument, NULL, 'L' },
+		{ "expert-heat", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *trace = NULL, *cache = NULL, *policies = "lru,lfu,lrfu,static,opt";
+	const char *trace = NULL, *cache = NULL, *policies = "lru,lfu,lrfu,static,opt", *heat = NULL;
+	bool by_heat = false, *moe = NULL;
+	double floor_share = 0.5;
+	int *layer_slots = NULL;
 	struct tm_xreplay_opts ro = { .cost = { .fast_gbps = 100, .slow_gbps = 39 } };
 	bool predict = false, json = false, want[TM_XP_COUNT] = { false };
 	struct tm_xtrace t;
@@ -157,6 +199,16 @@ int cmd_bench_experts(int argc, char **argv)
 			break;
 		case 'O': ro.cost.overlap = true; break;
 		case 'j': json = true; break;
+		case 'S':
+			if (strcmp(optarg, "even") && strcmp(optarg, "heat"))
+				return usage_error(CMD, "--split: '%s' is not even or heat", optarg);
+			by_heat = !strcmp(optarg, "heat");
+			break;
+		case 'L':
+			if (parse_double("--split-floor", optarg, 0, 1, &floor_share))
+				return EXIT_USAGE;
+			break;
+		case 'E': heat = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return EXIT_USAGE;
 		}
@@ -176,21 +228,50 @@ int cmd_bench_experts(int argc, char **argv)
 		want[k] = true;
 		p += n + (p[n] == ',');
 	}
+	if (heat && !by_heat)
+		return usage_error(CMD, "--expert-heat is for --split heat");
 	if ((err = tm_xtrace_read(&t, trace)))
 		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
-	n_moe = moe_layers(&t);
+	moe = calloc(t.model.n_layer, sizeof(*moe));
+	layer_slots = calloc(t.model.n_layer, sizeof(*layer_slots));
+	if (!moe || !layer_slots) {
+		rc = run_error(CMD, "out of memory");
+		goto out;
+	}
+	n_moe = moe_layers(&t, moe);
+	if (!n_moe) {
+		rc = usage_error(CMD, "%s: the trace has no records", trace);
+		goto out;
+	}
 	if ((rc = parse_cache(cache, &t, n_moe, &slots)))
 		goto out;
 	ro.cache.slots = (int)slots;
+	/* layers the trace never routes get no slots */
+	for (int l = 0; l < t.model.n_layer; l++)
+		layer_slots[l] = moe[l] ? (int)slots : 0;
+	if (by_heat && (rc = split_by_heat(&t, moe, heat, (int)slots * n_moe, floor_share, layer_slots)))
+		goto out;
+	ro.cache.layer_slots = layer_slots;
 	if (!json) {
 		printf("trace %s: %s, %d experts top-%d, %d MoE layers of %d, %d tokens, model %s\n  (%s)\n",
 		       trace, t.model.arch, t.model.n_expert, t.model.n_expert_used, n_moe, t.model.n_layer,
 		       t.n_tokens, t.model.hash, t.source[0] ? t.source : "no source given");
-		printf("cache: %ld slots per layer (%.1f %% of the experts, %.2f GiB); fast %g GB/s, slow %g GB/s%s;"
-		       " admission %s\n", slots, 100.0 * slots / t.model.n_expert,
+		printf("cache: %ld slots per %s (%.1f %% of the experts, %.2f GiB); fast %g GB/s, slow %g GB/s%s;"
+		       " admission %s\n", slots, by_heat ? "MoE layer on average" : "layer", 100.0 * slots / t.model.n_expert,
 		       (double)slots * n_moe * t.model.expert_bytes / 1073741824.0, ro.cost.fast_gbps,
 		       ro.cost.slow_gbps, ro.cost.overlap ? " at once on shared channels" : " one after the other",
 		       ro.cost.fused_admit ? "fused with the miss's read" : "a separate copy");
+		if (by_heat) {
+			int lo = t.model.n_expert, hi = 0;
+
+			for (int l = 0; l < t.model.n_layer; l++)
+				if (moe[l]) {
+					lo = layer_slots[l] < lo ? layer_slots[l] : lo;
+					hi = layer_slots[l] > hi ? layer_slots[l] : hi;
+				}
+			printf("split by heat (%s, floor %.2f of the even share): %d to %d slots per layer\n",
+			       heat ? heat : "the trace's first half", floor_share, lo, hi);
+		}
 		printf("policy   predict   hits     slow MiB/tok  fast MiB/tok  pred tok/s admits/tok  pf used/wasted per tok\n");
 	}
 	rc = 0;
@@ -209,6 +290,8 @@ int cmd_bench_experts(int argc, char **argv)
 		}
 	}
 out:
+	free(moe);
+	free(layer_slots);
 	tm_xtrace_free(&t);
 	return rc;
 }

@@ -113,16 +113,22 @@ static void keep_text(struct stream *s, const char *p, size_t n)
 	s->text[s->text_n] = '\0';
 }
 
-/* Between tokens: what the decode steps read so far, per tier, for tiermem stats. */
+/*
+ * Between tokens: what the decode steps read so far, per tier, for tiermem
+ * stats. Called at every token (before its own decode step: the n-th token
+ * follows n - 1 steps) and once at the end (done, after the last token, which
+ * is not decoded).
+ */
 static void publish(struct stream *s, int decoding)
 {
 	const struct tm_ctx *c = s->ctx;
 	uint64_t per[TM_MODEL_MAX_MAPS];
-	uint64_t n = s->n_tok ? s->n_tok - 1 : 0;
+	uint64_t n = decoding == 2 ? (s->n_tok ? s->n_tok - 1 : 0) : s->n_tok;
+	struct tm_runstat_experts x;
 
 	if (!s->pub || !s->pub->s)
 		return;
-	if (!s->n_tok++) {
+	if (decoding != 2 && !s->n_tok++) {
 		s->t0 = tm_now();
 		s->bytes0 = c->weight_bytes;
 		memcpy(s->map0, c->map_bytes, sizeof(s->map0));
@@ -130,7 +136,7 @@ static void publish(struct stream *s, int decoding)
 	for (int i = 0; i < TM_MODEL_MAX_MAPS; i++)
 		per[i] = c->map_bytes[i] - s->map0[i];
 	tm_runstat_update(s->pub, c, (uint64_t)s->n_prompt, n, tm_now() - s->t0, c->weight_bytes - s->bytes0,
-			  per, decoding);
+			  per, decoding, run_experts_live(s->rx, c, (int)n, &x) ? &x : NULL);
 }
 
 static int on_token(void *arg, int32_t id)
@@ -138,8 +144,8 @@ static int on_token(void *arg, int32_t id)
 	struct stream *s = arg;
 	int len;
 
-	publish(s, 1);
 	run_experts_mark(s->rx, s->ctx);	/* the first token: the prompt is done */
+	publish(s, 1);
 	if (tm_tokenizer_is_eog(s->tok, id))
 		return 1;
 	len = tm_token_piece(s->tok, id, false, s->buf, sizeof(s->buf));
@@ -420,7 +426,7 @@ int cmd_run(int argc, char **argv)
 	bool handled;
 	char *end;
 
-	run_experts_init(&rx);
+	run_experts_init(&rx, CMD);
 	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
 	model_args_rewrite(argc, argv);
 	optind = 1;

@@ -15,6 +15,7 @@
 #include "cli/args.h"
 #include "cli/model_args.h"
 #include "cli/commands.h"
+#include "cli/run_experts.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
 #include "tiermem/model.h"
@@ -61,7 +62,10 @@ static const char usage[] =
 	"                          connection may stay open (default 30)\n"
 	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
-	"                          KV cache types: f16 (default, as llama-server) or f32\n";
+	"                          KV cache types: f16 (default, as llama-server) or f32\n"
+	"MoE expert cache (as for tiermem run; one cache for every slot and the batched\n"
+	"decode; its hits and misses in /metrics):\n"
+	RUN_EXPERTS_USAGE;
 
 static volatile sig_atomic_t stop;
 
@@ -117,6 +121,7 @@ int cmd_serve(int argc, char **argv)
 		{ "chat-template-file", required_argument, NULL, 'F' },
 		{ "queue", required_argument, NULL, 'Q' },
 		{ "timeout", required_argument, NULL, 'O' },
+		RUN_EXPERTS_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -133,11 +138,13 @@ int cmd_serve(int argc, char **argv)
 	struct tm_server *srv = NULL;
 	char id[128], *tmpl_text = NULL, *key_buf = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct run_experts rx;
 
 	/* llama-server spells --parallel -np, which getopt cannot take as a short option */
 	args_alias(argc, argv, "-np", parallel_name);
 	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
 	model_args_rewrite(argc, argv);
+	run_experts_init(&rx, CMD);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:c:a:t:h", opts, NULL)) != -1) {
 		if ((rc = model_args_option(&ma, CMD, c, optarg, &handled)))
@@ -177,7 +184,10 @@ int cmd_serve(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return EXIT_USAGE;
+		case '?': fputs(usage, stderr); return EXIT_USAGE;
+		default:
+			if ((rc = run_experts_option(&rx, c, optarg)))
+				return rc;
 		}
 	}
 	rc = 1;
@@ -226,11 +236,18 @@ int cmd_serve(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* the cache's region is one of the model's mappings: made before the server counts them */
+	rx.name = ma.name;
+	if ((rc = run_experts_setup(&rx, &model, NULL)))
+		goto out;
+	rc = 1;
 	err = tm_serve_create(&srv, &so, &model, tok, pool);
 	if (err) {
 		rc = err == -EINVAL ? usage_error(CMD, "%s", tm_strerror()) : run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
+	if (rx.x)
+		tm_serve_expert_cache(srv, rx.x);
 	fprintf(stderr, "tiermem serve: %s (%s, %.1f MiB, %s %s) on http://%s%s%s:%d/ with %d slots of %d tokens, "
 		"chat template %s\n", so.model_id, model.hp.arch_name, model.bytes_total / 1048576.0,
 		tm_tier_name(model.maps[0].tier), model.maps[0].backend, strchr(so.host, ':') ? "[" : "", so.host,
@@ -242,6 +259,7 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "tiermem serve: stopped\n");
 out:
 	tm_serve_free(srv);
+	run_experts_free(&rx);
 	tm_pool_destroy(pool);
 	tm_tokenizer_free(tok);
 	tm_model_free(&model);

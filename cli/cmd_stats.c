@@ -34,7 +34,11 @@ static void usage(FILE *f)
 		   "Then every `tiermem run` in progress (module or not: each publishes its counters\n"
 		   "in TIERMEM_HOME/run/PID.stat): per tier, bytes read per token, GB/s, the share\n"
 		   "of that tier's bandwidth (measured by the run), and predicted against measured\n"
-		   "tok/s; averages over the decode so far, or over the last interval with --watch.\n\n"
+		   "tok/s; averages over the decode so far, or over the last interval with --watch.\n"
+		   "A run with --expert-cache adds its cache: hits in total and per layer group,\n"
+		   "misses, admissions and prefetches (used, wasted, late) per token, bytes per\n"
+		   "token from the cache and from the slow tier, and the planner's predicted tok/s\n"
+		   "at that hit rate (averages over the decode so far, as the run's summary).\n\n"
 		   "  --watch SEC    sample every SEC seconds (0.1 .. 3600) and show the read\n"
 		   "                 bandwidth between samples in GB/s; runs until interrupted\n"
 		   "  --count N      with --watch, stop after N samples\n"
@@ -187,6 +191,65 @@ static void json_string_print(const char *str)
 
 static const char *const run_states[] = { "prefill", "decoding", "done" };
 
+static double share(uint64_t a, uint64_t b)
+{
+	return b ? (double)a / (double)b : 0;
+}
+
+/* A run's expert cache (run --expert-cache): its counters since decode began. */
+static void experts_text(const struct tm_runstat_experts *x, uint64_t n_decoded)
+{
+	double nt = n_decoded ? (double)n_decoded : 1;
+
+	if (!x->on)
+		return;
+	printf("  experts: %d slots over %d MoE layers of %d experts, %s: hits %.1f %% (layers",
+	       x->slots, x->n_moe_layers, x->n_expert, x->policy, 100 * share(x->total.hits, x->total.uses));
+	for (uint32_t g = 0; g < x->n_groups; g++)
+		printf("%s %d-%d %.1f %%", g ? "," : "", x->groups[g].first_layer, x->groups[g].last_layer,
+		       100 * share(x->groups[g].hits, x->groups[g].uses));
+	printf(")\n  experts per token: %.1f misses, %.1f admitted, prefetches %.1f used, %.1f wasted, %.1f late\n",
+	       x->total.misses / nt, x->total.admits / nt, x->total.pf_used / nt, x->total.pf_wasted / nt,
+	       x->total.pf_late / nt);
+	printf("  experts per token: %.2f MiB from the cache, %.2f MiB of missed experts from the slow tier, %.2f MiB copied;"
+	       " predicted at %g/%g GB/s: %.2f tok/s, %.2f without the cache\n",
+	       x->cache_bytes_per_token / 1048576.0, x->slow_expert_bytes_per_token / 1048576.0,
+	       x->copy_bytes_per_token / 1048576.0, x->rig_fast_gbps, x->rig_slow_gbps, x->predicted_tps,
+	       x->predicted_tps_without);
+}
+
+static void xgroup_json(const struct tm_runstat_xgroup *g)
+{
+	printf("{\"first_layer\": %d, \"last_layer\": %d, \"uses\": %llu, \"hits\": %llu, \"misses\": %llu, "
+	       "\"admits\": %llu, \"prefetch_issued\": %llu, \"prefetch_used\": %llu, \"prefetch_wasted\": %llu, "
+	       "\"prefetch_late\": %llu, \"hit_rate\": %.6f}", g->first_layer, g->last_layer,
+	       (unsigned long long)g->uses, (unsigned long long)g->hits, (unsigned long long)g->misses,
+	       (unsigned long long)g->admits, (unsigned long long)g->pf_issued, (unsigned long long)g->pf_used,
+	       (unsigned long long)g->pf_wasted, (unsigned long long)g->pf_late, share(g->hits, g->uses));
+}
+
+static void experts_json(const struct tm_runstat_experts *x)
+{
+	if (!x->on) {
+		printf(", \"experts\": null");
+		return;
+	}
+	printf(", \"experts\": {\"slots\": %d, \"n_expert\": %d, \"moe_layers\": %d, \"policy\": \"%s\", \"total\": ",
+	       x->slots, x->n_expert, x->n_moe_layers, x->policy);
+	xgroup_json(&x->total);
+	printf(", \"layer_groups\": [");
+	for (uint32_t g = 0; g < x->n_groups; g++) {
+		printf("%s", g ? ", " : "");
+		xgroup_json(&x->groups[g]);
+	}
+	printf("], \"cache_bytes_per_token\": %.1f, \"hit_bytes_per_token\": %.1f, \"slow_bytes_per_token\": %.1f, "
+	       "\"slow_expert_bytes_per_token\": %.1f, \"copy_bytes_per_token\": %.1f, \"rig_fast_gbps\": %g, "
+	       "\"rig_slow_gbps\": %g, \"predicted_tps_rig\": %.4f, \"predicted_tps_rig_without_cache\": %.4f}",
+	       x->cache_bytes_per_token, x->hit_bytes_per_token, x->slow_bytes_per_token,
+	       x->slow_expert_bytes_per_token, x->copy_bytes_per_token, x->rig_fast_gbps, x->rig_slow_gbps,
+	       x->predicted_tps, x->predicted_tps_without);
+}
+
 static void print_runs_text(const struct runs *runs, const struct runs *prev, double dt)
 {
 	if (!runs->n) {
@@ -206,6 +269,7 @@ static void print_runs_text(const struct runs *runs, const struct runs *prev, do
 			printf("  %-6s %-10s %10.2f MiB %10.3f %11.2f %6.1f%%\n", r->tiers[i].tier, r->tiers[i].backend,
 			       f.per_tok[i] / 1048576.0, f.gbps[i], r->tiers[i].bench_gbps,
 			       r->tiers[i].bench_gbps > 0 ? 100 * f.gbps[i] / r->tiers[i].bench_gbps : 0);
+		experts_text(&r->experts, r->n_decoded);
 	}
 }
 
@@ -230,7 +294,9 @@ static void print_runs_json(const struct runs *runs, const struct runs *prev, do
 			       i ? ", " : "", r->tiers[i].tier, r->tiers[i].backend,
 			       (unsigned long long)r->tiers[i].bytes, f.per_tok[i], f.gbps[i], r->tiers[i].bench_gbps,
 			       r->tiers[i].bench_gbps > 0 ? f.gbps[i] / r->tiers[i].bench_gbps : 0);
-		printf("]}");
+		printf("]");
+		experts_json(&r->experts);
+		printf("}");
 	}
 	printf("%s]", runs->n && pretty ? "\n  " : "");
 }

@@ -29,6 +29,7 @@ static const char usage_text[] =
 	"  --dense-bytes SIZE       bytes a token reads besides routed experts\n"
 	"  --tokens N               tokens (default 2000)\n"
 	"  --zipf S                 popularity exponent (default 0.5; 0: uniform)\n"
+	"  --zipf-spread X          layers' exponents run from S - X to S + X (default 0: all S)\n"
 	"  --locality P             chance a choice reuses an expert of the last W tokens\n"
 	"                           (default 0.21)\n"
 	"  --window W               (default 8)\n"
@@ -83,6 +84,9 @@ int cmd_synth_trace(int argc, char **argv)
 			if (parse_double(a, v, 0, 1000, &d))
 				return EXIT_USAGE;
 			*(!strcmp(a, "--zipf") ? &o.zipf : &o.drift) = d;
+		} else if (!strcmp(a, "--zipf-spread")) {
+			if (parse_double(a, v, 0, 10, &o.zipf_spread))
+				return EXIT_USAGE;
 		} else if (!strcmp(a, "--locality") || !strcmp(a, "--predict-accuracy")) {
 			if (parse_double(a, v, 0, 1, &d))
 				return EXIT_USAGE;

@@ -13,13 +13,15 @@
 #include "tiermem/gguf.h"
 #include "tiermem/store.h"
 #include "tiermem/mapping.h"
+#include "tiermem/runstat.h"
 
-#define CMD "run"
 #define GROUPS 4
 
-void run_experts_init(struct run_experts *r)
+void run_experts_init(struct run_experts *r, const char *cmd)
 {
 	memset(r, 0, sizeof(*r));
+	r->cmd = cmd;
+	r->split_floor = 0.5;
 	r->o.cache.policy = TM_XP_LRFU;
 }
 
@@ -34,12 +36,12 @@ int run_experts_option(struct run_experts *r, int code, const char *arg)
 	case RX_POLICY:
 		p = tm_xpolicy_parse(arg);
 		if (p < 0 || p == TM_XP_STATIC || p == TM_XP_OPT)
-			return usage_error(CMD, "--expert-policy: '%s' is not lru, lfu or lrfu", arg);
+			return usage_error(r->cmd, "--expert-policy: '%s' is not lru, lfu or lrfu", arg);
 		r->o.cache.policy = (enum tm_xpolicy)p;
 		return 0;
 	case RX_COPY:
 		if (strcmp(arg, "async") && strcmp(arg, "sync"))
-			return usage_error(CMD, "--expert-copy: '%s' is not async or sync", arg);
+			return usage_error(r->cmd, "--expert-copy: '%s' is not async or sync", arg);
 		r->o.sync_copy = !strcmp(arg, "sync");
 		return 0;
 	case RX_GBPS:
@@ -54,8 +56,9 @@ int run_experts_option(struct run_experts *r, int code, const char *arg)
 	return EXIT_USAGE;
 }
 
-/* SIZE -> slots per layer, for a model whose expert (gate + up + down) takes eb bytes. */
-static int slots_of(const char *s, const struct tm_hparams *hp, uint64_t eb, int *slots)
+/* SIZE -> slots per MoE layer, for a model whose expert (gate + up + down) takes eb bytes. */
+static int slots_of(const char *cmd, const char *s, const struct tm_hparams *hp, int n_moe, uint64_t eb,
+		    int *slots)
 {
 	size_t n = strlen(s);
 	double pct;
@@ -78,69 +81,101 @@ static int slots_of(const char *s, const struct tm_hparams *hp, uint64_t eb, int
 		if (parse_size("--expert-cache", s, &b))
 			return EXIT_USAGE;
 		if (pages > 0 && psz > 0 && b > (uint64_t)pages * (uint64_t)psz)
-			return usage_error(CMD, "--expert-cache %s: more than the %.2f GiB of free DDR", s,
+			return usage_error(cmd, "--expert-cache %s: more than the %.2f GiB of free DDR", s,
 					   (double)pages * psz / 1073741824.0);
-		v = (long)(b / eb / (uint64_t)hp->n_layer);
+		v = (long)(b / eb / (uint64_t)n_moe);
 	}
 	if (v < 1)
-		return usage_error(CMD, "--expert-cache %s: less than one expert per layer", s);
+		return usage_error(cmd, "--expert-cache %s: less than one expert per layer", s);
 	if (v > hp->n_expert)
-		return usage_error(CMD, "--expert-cache %s: %ld experts per layer, but a layer has %d", s, v,
+		return usage_error(cmd, "--expert-cache %s: %ld experts per layer, but a layer has %d", s, v,
 				   hp->n_expert);
 	*slots = (int)v;
 	return 0;
 }
 
-/* --expert-heat: the heat must be this model's (content hash), then it fills the slots. */
-static int warm(struct run_experts *r, struct tm_model *m)
+/* --expert-heat: read it and check it is this model's (content hash). 0 or an exit code. */
+static int read_heat(struct run_experts *r, struct tm_model *m, struct tm_xheat *h)
 {
-	struct tm_xheat h;
 	char hash[33];
 	int err;
 
-	if ((err = tm_xheat_read(&h, r->heat)))
-		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
+	if ((err = tm_xheat_read(h, r->heat)))
+		return err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) : usage_error(r->cmd, "%s", tm_strerror());
 	err = tm_model_identity(m, r->name, hash);
 	if (err == -EINVAL)
-		fprintf(stderr, "tiermem run: note: --expert-heat: the model's hash cannot be computed here; only the heat's shape was checked\n");
+		fprintf(stderr, "tiermem %s: note: --expert-heat: the model's hash cannot be computed here; only the heat's shape was checked\n", r->cmd);
 	else if (err) {
-		tm_xheat_free(&h);
-		return run_error(CMD, "%s", tm_strerror());
+		tm_xheat_free(h);
+		return run_error(r->cmd, "%s", tm_strerror());
 	}
-	if ((err = tm_xheat_check(&h, &m->gguf, err ? NULL : hash)) || (err = tm_xonline_warm(r->x, &h))) {
-		tm_xheat_free(&h);
-		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) :
-					usage_error(CMD, "--expert-heat %s: %s", r->heat, tm_strerror());
+	if ((err = tm_xheat_check(h, &m->gguf, err ? NULL : hash))) {
+		tm_xheat_free(h);
+		return usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
 	}
-	tm_xheat_free(&h);
 	return 0;
 }
 
 int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *c)
 {
-	const struct tm_layer *L = &m->layers[0];
-	int rc, err;
+	const struct tm_hparams *hp = &m->hp;
+	const struct tm_layer *L = NULL;
+	struct tm_xheat h = { 0 };
+	bool *moe;
+	int rc = 0, err, n_moe = 0, slots = 0;
 
 	if (!r->size)
 		return 0;
-	if (!m->hp.moe) {
-		fprintf(stderr, "tiermem run: note: --expert-cache has no effect: %s is a dense model, it has no experts\n",
-			m->hp.arch_name);
+	if (!hp->moe) {
+		fprintf(stderr, "tiermem %s: note: --expert-cache has no effect: %s is a dense model, it has no experts\n",
+			r->cmd, hp->arch_name);
 		return 0;
 	}
-	if (c->gpu)
-		return usage_error(CMD, "--expert-cache: the GPU decode (--gpu, -ngl) does not go through the expert cache yet");
+	if (c && c->gpu)
+		return usage_error(r->cmd, "--expert-cache: the GPU decode (--gpu, -ngl) does not go through the expert cache yet");
 	r->m = m;
-	if ((rc = slots_of(r->size, &m->hp, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
-			   L->down_exps.mat_bytes, &r->o.cache.slots)))
-		return rc;
-	r->layer0 = calloc(m->hp.n_layer, sizeof(*r->layer0));
-	if (!r->layer0)
-		return run_error(CMD, "out of memory");
-	if ((err = tm_xonline_create(&r->x, m, &r->o)))
-		return err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
-	tm_xonline_attach(r->x, c);
-	return r->heat ? warm(r, m) : 0;
+	r->layer0 = calloc(hp->n_layer, sizeof(*r->layer0));
+	r->layer_slots = calloc(hp->n_layer, sizeof(*r->layer_slots));
+	moe = calloc(hp->n_layer, sizeof(*moe));
+	if (!r->layer0 || !r->layer_slots || !moe) {
+		free(moe);
+		return run_error(r->cmd, "out of memory");
+	}
+	for (int l = 0; l < hp->n_layer; l++)
+		if ((moe[l] = m->layers[l].moe)) {
+			r->n_moe = ++n_moe;
+			L = L ? L : &m->layers[l];
+		}
+	if ((rc = slots_of(r->cmd, r->size, hp, n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
+			   L->down_exps.mat_bytes, &slots)))
+		goto out;
+	/* leading dense layers (deepseek2) get no slots */
+	for (int l = 0; l < hp->n_layer; l++)
+		r->layer_slots[l] = moe[l] ? slots : 0;
+	if (r->heat) {
+		if ((rc = read_heat(r, m, &h)))
+			goto out;
+		/* the same total, split over the layers by the heat (Documentation/tiermem-experts.rst) */
+		if ((err = tm_xheat_split(&h, moe, slots * n_moe, r->split_floor, r->layer_slots))) {
+			rc = usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
+			goto out;
+		}
+	}
+	r->o.cache.slots = slots;
+	r->o.cache.layer_slots = r->layer_slots;
+	if ((err = tm_xonline_create(&r->x, m, &r->o))) {
+		rc = err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) : usage_error(r->cmd, "%s", tm_strerror());
+		goto out;
+	}
+	if (c)
+		tm_xonline_attach(r->x, c);
+	if (r->heat && (err = tm_xonline_warm(r->x, &h)))
+		rc = err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) :
+				      usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
+out:
+	tm_xheat_free(&h);
+	free(moe);
+	return rc;
 }
 
 void run_experts_mark(struct run_experts *r, const struct tm_ctx *c)
@@ -203,7 +238,7 @@ struct figures {
 	struct tm_xcost rig;
 };
 
-static bool figures(struct run_experts *r, const struct tm_ctx *c, int n_decoded, struct figures *f)
+static bool figures(struct run_experts *r, const struct tm_ctx *c, int n_decoded, bool drain, struct figures *f)
 {
 	const struct tm_model *m = r->m;
 	struct tm_xonline_stats os;
@@ -215,7 +250,9 @@ static bool figures(struct run_experts *r, const struct tm_ctx *c, int n_decoded
 	nl = m->hp.n_layer;
 	cm = tm_xonline_map(r->x);
 	f->nt = n_decoded > 0 ? n_decoded : 1;
-	tm_xonline_drain(r->x);
+	/* copies in flight change no counter: draining only waits for them (not while decoding) */
+	if (drain)
+		tm_xonline_drain(r->x);
 	tm_xonline_stats(r->x, &os);
 	group(r, 0, nl, &f->t);
 	/* experts' bytes differ between layers (q4_K_M gives some layers' ffn_down q6_K) */
@@ -242,7 +279,7 @@ static bool figures(struct run_experts *r, const struct tm_ctx *c, int n_decoded
 	f->copies = (double)(os.copy_bytes - r->ost0.copy_bytes);
 	f->copy_wait = os.copy_wait_s - r->ost0.copy_wait_s;
 	f->pred_right = pct(os.pred_right - r->ost0.pred_right, os.pred_total - r->ost0.pred_total);
-	/* the interim cost model of Documentation/tiermem-experts.rst, on the seed's rig */
+	/* the planner's cost model (tm_xcost_sec_per_tok) on the seed's rig */
 	f->rig = (struct tm_xcost){ .fast_gbps = 100, .slow_gbps = 39 };
 	double dense = (f->slow - f->slow_exp) / f->nt, cp = f->copies / f->nt;
 
@@ -251,23 +288,39 @@ static bool figures(struct run_experts *r, const struct tm_ctx *c, int n_decoded
 	return true;
 }
 
+/* The fewest and most slots of a MoE layer. */
+static void slot_range(const struct run_experts *r, int *lo, int *hi)
+{
+	*lo = r->m->hp.n_expert;
+	*hi = 0;
+	for (int l = 0; l < r->m->hp.n_layer; l++)
+		if (r->m->layers[l].moe) {
+			int n = tm_xcache_slots(tm_xonline_cache(r->x), l);
+
+			*lo = n < *lo ? n : *lo;
+			*hi = n > *hi ? n : *hi;
+		}
+}
+
 void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode)
 {
 	const struct tm_model *m = r->m;
 	struct figures f;
 	char groups[512];
 	size_t gl = 0;
-	int cm;
+	int cm, lo, hi;
 
-	if (!figures(r, c, n_decoded, &f))
+	if (!figures(r, c, n_decoded, true, &f))
 		return;
 	cm = tm_xonline_map(r->x);
+	slot_range(r, &lo, &hi);
 	for (int g = 0; g < f.ng && gl < sizeof(groups); g++)
 		gl += snprintf(groups + gl, sizeof(groups) - gl, "%s%d-%d %.1f %%", gl ? ", " : "", f.g0[g],
 			       f.g1[g] - 1, pct(f.g[g].hits, f.g[g].uses));
-	fprintf(stderr, "experts:     cache of %d of %d experts per layer (%.0f %%), %.2f GiB on %s (%s), policy %s, copies %s%s\n",
-		tm_xcache_slots(tm_xonline_cache(r->x)), m->hp.n_expert,
-		pct((uint64_t)tm_xcache_slots(tm_xonline_cache(r->x)), (uint64_t)m->hp.n_expert),
+	fprintf(stderr, "experts:     cache of %d slots, %d to %d of %d experts per MoE layer (%s, %.0f %% on average), %.2f GiB on %s (%s), policy %s, copies %s%s\n",
+		tm_xcache_slots_total(tm_xonline_cache(r->x)), lo, hi, m->hp.n_expert,
+		r->heat ? "split by heat" : "even", 100.0 * tm_xcache_slots_total(tm_xonline_cache(r->x)) /
+		((double)r->n_moe * m->hp.n_expert),
 		tm_xonline_bytes(r->x) / 1073741824.0, tm_tier_name(m->maps[cm].tier), m->maps[cm].backend,
 		tm_xpolicy_name(r->o.cache.policy), r->o.sync_copy ? "sync" : "async",
 		r->o.predict ? ", prediction on" : "");
@@ -287,6 +340,52 @@ void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_de
 		f.rig.fast_gbps, f.rig.slow_gbps, f.tps_with, f.tps_without);
 }
 
+static json_t *layer_slots_json(const struct run_experts *r)
+{
+	json_t *a = json_array();
+
+	for (int l = 0; a && l < r->m->hp.n_layer; l++)
+		json_array_append_new(a, json_integer(tm_xcache_slots(tm_xonline_cache(r->x), l)));
+	return a;
+}
+
+static void xgroup(struct tm_runstat_xgroup *g, const struct tm_xstats *s, int l0, int l1)
+{
+	*g = (struct tm_runstat_xgroup){
+		.first_layer = l0, .last_layer = l1 - 1, .uses = s->uses, .hits = s->hits, .misses = s->misses,
+		.admits = s->admits, .pf_issued = s->pf_issued, .pf_used = s->pf_used,
+		.pf_wasted = s->pf_wasted, .pf_late = s->pf_late,
+	};
+}
+
+bool run_experts_live(struct run_experts *r, const struct tm_ctx *c, int n_decoded, struct tm_runstat_experts *x)
+{
+	struct figures f;
+
+	memset(x, 0, sizeof(*x));
+	if (!figures(r, c, n_decoded, false, &f))
+		return false;
+	x->on = 1;
+	x->n_groups = (uint32_t)f.ng;
+	x->slots = tm_xcache_slots_total(tm_xonline_cache(r->x));
+	x->n_expert = r->m->hp.n_expert;
+	x->n_moe_layers = r->n_moe;
+	snprintf(x->policy, sizeof(x->policy), "%s", tm_xpolicy_name(r->o.cache.policy));
+	xgroup(&x->total, &f.t, 0, r->m->hp.n_layer);
+	for (int g = 0; g < f.ng && g < TM_RUNSTAT_XGROUPS; g++)
+		xgroup(&x->groups[g], &f.g[g], f.g0[g], f.g1[g]);
+	x->cache_bytes_per_token = f.cache_b / f.nt;
+	x->hit_bytes_per_token = f.hit_b / f.nt;
+	x->slow_bytes_per_token = f.slow / f.nt;
+	x->slow_expert_bytes_per_token = f.slow_exp / f.nt;
+	x->copy_bytes_per_token = f.copies / f.nt;
+	x->rig_fast_gbps = f.rig.fast_gbps;
+	x->rig_slow_gbps = f.rig.slow_gbps;
+	x->predicted_tps = f.tps_with;
+	x->predicted_tps_without = f.tps_without;
+	return true;
+}
+
 static json_t *stats_json(const struct tm_xstats *s, double nt)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "uses", (json_int_t)s->uses,
@@ -301,7 +400,7 @@ json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_de
 	struct figures f;
 	json_t *groups = json_array(), *j;
 
-	if (!groups || !figures(r, c, n_decoded, &f)) {
+	if (!groups || !figures(r, c, n_decoded, true, &f)) {
 		json_decref(groups);
 		return NULL;
 	}
@@ -312,8 +411,8 @@ json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_de
 		json_object_set_new(o, "last_layer", json_integer(f.g1[g] - 1));
 		json_array_append_new(groups, o);
 	}
-	j = json_pack("{s:i, s:s, s:b, s:b, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-		      "slots_per_layer", tm_xcache_slots(tm_xonline_cache(r->x)),
+	j = json_pack("{s:i, s:o, s:s, s:b, s:b, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+		      "slots", tm_xcache_slots_total(tm_xonline_cache(r->x)), "layer_slots", layer_slots_json(r),
 		      "policy", tm_xpolicy_name(r->o.cache.policy), "sync_copy", r->o.sync_copy,
 		      "predict", r->o.predict, "total", stats_json(&f.t, f.nt), "layer_groups", groups,
 		      "cache_bytes_per_token", f.cache_b / f.nt, "slow_bytes_per_token", f.slow / f.nt,
@@ -329,4 +428,6 @@ void run_experts_free(struct run_experts *r)
 	r->x = NULL;
 	free(r->layer0);
 	r->layer0 = NULL;
+	free(r->layer_slots);
+	r->layer_slots = NULL;
 }

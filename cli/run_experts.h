@@ -12,7 +12,7 @@
 #define RUN_EXPERTS_USAGE \
 	"  --expert-cache SIZE  MoE: keep experts in a cache of SIZE on DDR (2 MiB pages),\n" \
 	"                     per layer: N experts, N% of a layer's experts, or bytes\n" \
-	"                     with a unit (split evenly over the layers, whole experts);\n" \
+	"                     with a unit (split evenly over the MoE layers, whole experts);\n" \
 	"                     the rest are read where the model has them (the slow tier)\n" \
 	"  --expert-policy P  lru, lfu or lrfu (default lrfu: Documentation/tiermem-experts.rst)\n" \
 	"  --expert-copy C    async (default: a copier thread fills admitted experts' slots)\n" \
@@ -21,7 +21,8 @@
 	"  --expert-predict   after each layer's attention, score the next layer's router\n" \
 	"                     and prefetch the experts it picks\n" \
 	"  --expert-heat FILE start the cache with each layer's hottest experts (a heat\n" \
-	"                     file of this model from tiermem profile)\n"
+	"                     file of this model from tiermem profile), and split the\n" \
+	"                     slots over the layers by it (skewed layers get more)\n"
 
 enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT, RX_HEAT };
 
@@ -34,11 +35,15 @@ enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT, RX_HEAT };
 	{ "expert-heat", required_argument, NULL, RX_HEAT }
 
 struct run_experts {
+	const char *cmd;	/* "run", "serve": for messages */
 	const char *size;
 	const char *heat;
 	const char *name;	/* run --name: the store knows the model's hash */
 	struct tm_xonline_opts o;
 	struct tm_xonline *x;
+	int *layer_slots;
+	int n_moe;		/* MoE layers */	/* per layer: even over MoE layers, or split by --expert-heat */
+	double split_floor;	/* tm_xheat_split's floor */
 	const struct tm_model *m;
 	/* at the end of the prompt: decode's figures are the differences */
 	bool marked;
@@ -47,14 +52,21 @@ struct run_experts {
 	struct tm_xonline_stats ost0;
 };
 
-void run_experts_init(struct run_experts *r);
+void run_experts_init(struct run_experts *r, const char *cmd);
 /* An option code of RUN_EXPERTS_OPTIONS: 0, or the exit code of a usage error. */
 int run_experts_option(struct run_experts *r, int code, const char *arg);
-/* After the context exists: make and attach the cache (a note for a dense model). 0 or an exit code. */
+/*
+ * After the context exists: make the cache and attach it to c (NULL: the
+ * caller attaches it to its contexts, as serve does); a note for a dense
+ * model. 0 or an exit code.
+ */
 int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *c);
 /* The prompt has been evaluated: decode starts now. */
 void run_experts_mark(struct run_experts *r, const struct tm_ctx *c);
 void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode);
+/* The same figures, live, for the run's counters file (tiermem stats); false when no cache runs. */
+struct tm_runstat_experts;
+bool run_experts_live(struct run_experts *r, const struct tm_ctx *c, int n_decoded, struct tm_runstat_experts *x);
 /* The same figures for run --json (NULL when no cache ran). */
 struct json_t;
 struct json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_decoded);

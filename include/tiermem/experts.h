@@ -44,6 +44,11 @@ struct tm_xcache_opts {
 	enum tm_xpolicy policy;
 	int slots;		/* per layer */
 	/*
+	 * Or each layer's own number of slots (n_layer of them, 0 allowed, not
+	 * all 0): a split by heat (tm_xheat_split). NULL: `slots` everywhere.
+	 */
+	const int *layer_slots;
+	/*
 	 * LFU and LRFU age counts with this half-life, in tokens: a use h tokens
 	 * ago counts 2^(-h / half_life). 0: the policy's default.
 	 */
@@ -110,7 +115,8 @@ void tm_xcache_settle(struct tm_xcache *c);
 
 const struct tm_xstats *tm_xcache_layer_stats(const struct tm_xcache *c, int l);
 void tm_xcache_total(const struct tm_xcache *c, int l0, int l1, struct tm_xstats *out);
-int tm_xcache_slots(const struct tm_xcache *c);
+int tm_xcache_slots(const struct tm_xcache *c, int l);	/* layer l's */
+int tm_xcache_slots_total(const struct tm_xcache *c);
 
 /* ------------------------------------------------------------------ */
 /* Traces */
@@ -162,6 +168,7 @@ struct tm_xsynth_opts {
 	struct tm_xtrace_model model;
 	int tokens;
 	double zipf;		/* popularity exponent: p(rank r) ~ 1 / r^zipf */
+	double zipf_spread;	/* layers' exponents run linearly from zipf - spread to zipf + spread */
 	double locality;	/* chance that a choice reuses an expert of the last `window` tokens */
 	int window;
 	double drift;		/* popularity swaps per layer per token */
@@ -236,6 +243,15 @@ int tm_xheat_probs(const struct tm_xheat *h, float **out);
 /* Layer l's experts, most used first (n_expert of them). */
 void tm_xheat_order(const struct tm_xheat *h, int l, int *order);
 void tm_xheat_free(struct tm_xheat *h);
+/* Heat counted from trace t's tokens in [t0, t1) (a profile taken from a trace). */
+int tm_xheat_from_trace(struct tm_xheat *h, const struct tm_xtrace *t, int t0, int t1);
+/*
+ * Split `total` slots over the layers by heat: the globally hottest (layer,
+ * rank) pairs get them, after a floor of floor_share x the even share per
+ * MoE layer. moe: which layers have experts (NULL: all); others get 0.
+ * slots: n_layer. -EINVAL for a total that does not fit, -ENOMEM.
+ */
+int tm_xheat_split(const struct tm_xheat *h, const bool *moe, int total, double floor_share, int *slots);
 /*
  * Whether heat h was measured on the model g: its layers and experts, and
  * its content hash when hash is given (NULL: a header-only GGUF, whose
@@ -288,7 +304,13 @@ struct tm_xonline;
  * -ENOSPC when the cache exceeds the free memory (the message says both).
  */
 int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct tm_xonline_opts *o);
-/* Route c's MoE layers through the cache (sets c->xhook). */
+/*
+ * Route c's MoE layers through the cache (sets c->xhook). Several contexts
+ * may share one cache (serve: every slot and the batched decode), as long as
+ * their forward passes run on one thread; each forward pass is a tick of the
+ * policy's clock (a batched step of n sequences counts once). Free the cache
+ * only after the contexts' last forward pass.
+ */
 void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c);
 /* Warm start: fill every layer's slots with its hottest experts of h, now. */
 int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h);

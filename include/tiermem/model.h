@@ -219,13 +219,15 @@ struct tm_expert_at {
 	uint8_t map[3];			/* the tm_model.maps index holding each */
 };
 
+struct tm_ctx;
+
 struct tm_expert_hook {
 	/* Experts sel[0..k) of layer l are about to be computed: where each is. */
 	void (*resolve)(void *arg, int l, const int *sel, int k, struct tm_expert_at *at);
 	/* ... and have been: nothing reads them any more. */
 	void (*done)(void *arg, int l, const int *sel, int k);
-	/* Decode: layer l's attention is done and x (n_embd) is the residual stream. */
-	void (*after_attn)(void *arg, int l, const float *x);
+	/* Decode of one token in c: layer l's attention is done and x (n_embd) is the residual stream. */
+	void (*after_attn)(void *arg, struct tm_ctx *c, int l, const float *x);
 	/*
 	 * Expert parallel (lib/mpi/): whether expert e of layer l is computed
 	 * in this process (NULL: all are); the others add nothing to acc
@@ -236,6 +238,18 @@ struct tm_expert_hook {
 	void (*reduce)(void *arg, int l, float *acc, int n);
 	void *arg;
 };
+
+/* Where expert e of layer L is in the model's own stacked expert tensors (no cache). */
+void tm_expert_home(const struct tm_layer *L, int e, struct tm_expert_at *at);
+
+/*
+ * One token's routing, as the forward pass does it (llama.cpp's
+ * build_moe_ffn): the router's logits (n_expert) -> the n_expert_used
+ * experts sel and their weights w. bias: the layer's exp_probs_b or NULL;
+ * probs: n_expert floats of scratch. Also what a next-layer predictor runs.
+ */
+void tm_route(const struct tm_hparams *hp, const float *bias, const float *logits, float *probs,
+	      int *sel, float *w);
 
 /* One sequence: KV cache (f32) and scratch for batches of up to n_batch tokens. */
 struct tm_ctx {

@@ -11,13 +11,19 @@
 #ifndef TIERMEM_RUNSTAT_H
 #define TIERMEM_RUNSTAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/pool.h"
 #include "tiermem/model.h"
 
 #define TM_RUNSTAT_MAGIC 0x54534d54u	/* "TMST" */
-#define TM_RUNSTAT_VERSION 1
+/*
+ * Version 2 appended `experts` (the expert cache's counters); a version 1
+ * file (its size ends where `experts` begins) still reads, with no cache.
+ */
+#define TM_RUNSTAT_VERSION 2
+#define TM_RUNSTAT_XGROUPS 4
 
 /* One of the model's mappings: a tier region, the GGUF file, DDR it was read into. */
 struct tm_run_tier {
@@ -25,6 +31,29 @@ struct tm_run_tier {
 	char backend[32];		/* the mapping's backend */
 	uint64_t bytes;			/* weight bytes the forward passes read from it so far */
 	double bench_gbps;		/* its read bandwidth, measured in this process (tiermem bench's loop) */
+};
+
+/* Expert-cache counters of some layers, since decode began (tiermem/experts.h's tm_xstats). */
+struct tm_runstat_xgroup {
+	int32_t first_layer, last_layer;
+	uint64_t uses, hits, misses, admits;
+	uint64_t pf_issued, pf_used, pf_wasted, pf_late;
+};
+
+/* The expert cache of a run (run --expert-cache), per token of decode where it says so. */
+struct tm_runstat_experts {
+	uint32_t on;				/* 0: no cache; the rest is zero */
+	uint32_t n_groups;
+	int32_t slots, n_expert, n_moe_layers;	/* slots in all layers */
+	char policy[16];
+	struct tm_runstat_xgroup total, groups[TM_RUNSTAT_XGROUPS];
+	double cache_bytes_per_token;		/* read from the cache region */
+	double hit_bytes_per_token;		/* hits x their experts' bytes (equals the above) */
+	double slow_bytes_per_token;		/* read from the model's mappings, experts and the rest */
+	double slow_expert_bytes_per_token;	/* ... of it, missed experts */
+	double copy_bytes_per_token;		/* read (and written) by copies into slots */
+	double rig_fast_gbps, rig_slow_gbps;	/* the planner's two tiers for the prediction below */
+	double predicted_tps, predicted_tps_without;	/* at the observed hit rate; without a cache */
 };
 
 /* The shared file's layout (native endianness: it never leaves the machine). */
@@ -42,7 +71,11 @@ struct tm_runstat {
 	double predicted_tps;		/* the planner's cost model at these bandwidths; 0 unknown */
 	struct tm_run_tier tiers[TM_MODEL_MAX_MAPS];
 	uint64_t tier_decode_bytes[TM_MODEL_MAX_MAPS];	/* of those, the decode steps' */
+	struct tm_runstat_experts experts;	/* version 2 */
 };
+
+/* A version 1 file's size. */
+#define TM_RUNSTAT_V1_SIZE offsetof(struct tm_runstat, experts)
 
 /*
  * Measure the read bandwidth of each of m's mappings (up to 512 MiB of it,
@@ -73,10 +106,10 @@ struct tm_runstat_pub {
  */
 int tm_runstat_create(struct tm_runstat_pub *pub, const char *model, const struct tm_model *m,
 		      const struct tm_run_tier *tiers);
-/* Copy the context's counters in (cheap: call it every token). */
+/* Copy the context's counters in (cheap: call it every token); x: the expert cache's, or NULL. */
 void tm_runstat_update(struct tm_runstat_pub *pub, const struct tm_ctx *c, uint64_t n_prompt,
 		       uint64_t n_decoded, double t_decode, uint64_t decode_bytes,
-		       const uint64_t *tier_decode_bytes, int decoding);
+		       const uint64_t *tier_decode_bytes, int decoding, const struct tm_runstat_experts *x);
 /* Remove the file and unmap it. */
 void tm_runstat_remove(struct tm_runstat_pub *pub);
 

@@ -46,6 +46,13 @@ const char *tm_serve_chat_template(const struct tm_server *s);
  * and return 0 (or a negative errno if the model failed).
  */
 int tm_serve_run(struct tm_server *s, volatile sig_atomic_t *stop);
+/*
+ * Route every slot's prefill and the batched decode through the MoE expert
+ * cache x (tiermem/experts.h), and count its hits and misses in /metrics.
+ * Before tm_serve_run; x must outlive the server's forward passes.
+ */
+struct tm_xonline;
+void tm_serve_expert_cache(struct tm_server *s, struct tm_xonline *x);
 void tm_serve_free(struct tm_server *s);
 
 #endif

@@ -33,7 +33,9 @@ struct xlayer {
 };
 
 struct tm_xcache {
-	int n_layer, n_expert, slots;
+	int n_layer, n_expert;
+	int *slots;		/* per layer */
+	int total;
 	enum tm_xpolicy policy;
 	double half_life;
 	int64_t now;
@@ -62,9 +64,16 @@ int tm_xcache_create(struct tm_xcache **out, int n_layer, int n_expert, const st
 	*out = NULL;
 	if (n_layer < 1 || n_expert < 1 || n_expert > TM_XTRACE_MAX_EXPERTS)
 		return tm_err(-EINVAL, "expert cache: %d layers of %d experts", n_layer, n_expert);
-	if (o->slots < 1 || o->slots > n_expert)
+	if (!o->layer_slots && (o->slots < 1 || o->slots > n_expert))
 		return tm_err(-EINVAL, "expert cache: %d slots per layer; between 1 and the %d experts",
 			      o->slots, n_expert);
+	for (int l = 0, sum = 0; o->layer_slots && l < n_layer; l++) {
+		if (o->layer_slots[l] < 0 || o->layer_slots[l] > n_expert)
+			return tm_err(-EINVAL, "expert cache: %d slots for layer %d; between 0 and the %d experts",
+				      o->layer_slots[l], l, n_expert);
+		if ((sum += o->layer_slots[l]) == 0 && l == n_layer - 1)
+			return tm_err(-EINVAL, "expert cache: no slot in any layer");
+	}
 	if ((unsigned int)o->policy >= TM_XP_COUNT)
 		return tm_err(-EINVAL, "expert cache: unknown policy %d", (int)o->policy);
 	if (!isfinite(o->half_life) || o->half_life < 0)
@@ -75,28 +84,33 @@ int tm_xcache_create(struct tm_xcache **out, int n_layer, int n_expert, const st
 		return tm_err(-ENOMEM, "out of memory");
 	c->n_layer = n_layer;
 	c->n_expert = n_expert;
-	c->slots = o->slots;
 	c->policy = o->policy;
 	c->half_life = o->half_life > 0 ? o->half_life :
 		       o->policy == TM_XP_LFU ? LFU_HALF_LIFE : LRFU_HALF_LIFE;
 	c->L = calloc(n_layer, sizeof(*c->L));
-	if (!c->L)
+	c->slots = malloc(sizeof(*c->slots) * n_layer);
+	if (!c->L || !c->slots)
 		goto nomem;
 	for (int l = 0; l < n_layer; l++) {
 		struct xlayer *x = &c->L[l];
+		int ns = o->layer_slots ? o->layer_slots[l] : o->slots;
+
+		c->slots[l] = ns;
+		c->total += ns;
 
 		x->slot_of = malloc(sizeof(*x->slot_of) * n_expert);
 		x->key = malloc(sizeof(*x->key) * n_expert);
-		x->expert_in = malloc(sizeof(*x->expert_in) * o->slots);
-		x->state = calloc(o->slots, sizeof(*x->state));
-		x->pf_tick = malloc(sizeof(*x->pf_tick) * o->slots);
+		/* a layer may have no slot: one element anyway, so malloc(0) never means failure */
+		x->expert_in = malloc(sizeof(*x->expert_in) * (ns ? ns : 1));
+		x->state = calloc(ns ? ns : 1, sizeof(*x->state));
+		x->pf_tick = malloc(sizeof(*x->pf_tick) * (ns ? ns : 1));
 		if (!x->slot_of || !x->key || !x->expert_in || !x->state || !x->pf_tick)
 			goto nomem;
 		for (int e = 0; e < n_expert; e++) {
 			x->slot_of[e] = -1;
 			x->key[e] = -INFINITY;
 		}
-		for (int s = 0; s < o->slots; s++) {
+		for (int s = 0; s < ns; s++) {
 			x->expert_in[s] = -1;
 			x->pf_tick[s] = -1;
 		}
@@ -120,6 +134,7 @@ void tm_xcache_free(struct tm_xcache *c)
 		free(c->L[l].pf_tick);
 	}
 	free(c->L);
+	free(c->slots);
 	free(c);
 }
 
@@ -167,11 +182,11 @@ int tm_xcache_use(struct tm_xcache *c, int l, int e)
  * key. Never a FILLING slot (its copy is in flight), nor one prefetched this
  * very token (a batch of prefetches must not evict itself).
  */
-static int victim(const struct tm_xcache *c, const struct xlayer *x)
+static int victim(const struct tm_xcache *c, const struct xlayer *x, int ns)
 {
 	int best = -1;
 
-	for (int s = 0; s < c->slots; s++) {
+	for (int s = 0; s < ns; s++) {
 		if (x->state[s] == TM_XS_EMPTY)
 			return s;
 		if (x->state[s] == TM_XS_FILLING || x->pf_tick[s] == c->now)
@@ -189,7 +204,7 @@ int tm_xcache_admit(struct tm_xcache *c, int l, int e, bool prefetch)
 
 	if (c->policy == TM_XP_STATIC || x->slot_of[e] >= 0)
 		return -1;
-	s = victim(c, x);
+	s = victim(c, x, c->slots[l]);
 	if (s < 0)
 		return -1;
 	old = x->expert_in[s];
@@ -241,16 +256,16 @@ enum tm_xslot_state tm_xcache_state(const struct tm_xcache *c, int l, int s)
 void tm_xcache_preload(struct tm_xcache *c, int l, const int *experts, int n)
 {
 	struct xlayer *x = &c->L[l];
-	int s = 0;
+	int s = 0, ns = c->slots[l];
 
-	for (int i = 0; i < n && s < c->slots; i++) {
+	for (int i = 0; i < n && s < ns; i++) {
 		int e = experts[i];
 
 		if (e < 0 || e >= c->n_expert || x->slot_of[e] >= 0)
 			continue;
-		while (s < c->slots && x->state[s] != TM_XS_EMPTY)
+		while (s < ns && x->state[s] != TM_XS_EMPTY)
 			s++;
-		if (s == c->slots)
+		if (s == ns)
 			break;
 		x->expert_in[s] = (int16_t)e;
 		x->slot_of[e] = (int16_t)s;
@@ -261,7 +276,7 @@ void tm_xcache_preload(struct tm_xcache *c, int l, const int *experts, int n)
 void tm_xcache_settle(struct tm_xcache *c)
 {
 	for (int l = 0; l < c->n_layer; l++)
-		for (int s = 0; s < c->slots; s++)
+		for (int s = 0; s < c->slots[l]; s++)
 			if (c->L[l].pf_tick[s] >= 0) {
 				c->L[l].pf_tick[s] = -1;
 				c->L[l].st.pf_wasted++;
@@ -291,7 +306,12 @@ void tm_xcache_total(const struct tm_xcache *c, int l0, int l1, struct tm_xstats
 	}
 }
 
-int tm_xcache_slots(const struct tm_xcache *c)
+int tm_xcache_slots(const struct tm_xcache *c, int l)
 {
-	return c->slots;
+	return c->slots[l];
+}
+
+int tm_xcache_slots_total(const struct tm_xcache *c)
+{
+	return c->total;
 }

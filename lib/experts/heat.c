@@ -237,3 +237,98 @@ int tm_xheat_check(const struct tm_xheat *h, const struct tm_gguf *g, const char
 			      h->model.hash, hash);
 	return 0;
 }
+
+int tm_xheat_from_trace(struct tm_xheat *h, const struct tm_xtrace *t, int t0, int t1)
+{
+	int k = t->model.n_expert_used, n = t->model.n_expert, err;
+	int last = -1;
+
+	if ((err = tm_xheat_alloc(h, &t->model)))
+		return err;
+	for (size_t r = 0; r < t->n_rec; r++) {
+		if (t->tok[r] < t0 || t->tok[r] >= t1)
+			continue;
+		if (t->tok[r] != last) {
+			h->tokens++;
+			last = t->tok[r];
+		}
+		for (int j = 0; j < k; j++)
+			h->counts[(size_t)t->layer[r] * n + t->exp[r * k + j]]++;
+	}
+	return 0;
+}
+
+static int more(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x != y ? (x < y ? 1 : -1) : 0;
+}
+
+struct cand {
+	uint64_t n;
+	int l, rank;
+};
+
+static int better(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n < y->n ? 1 : -1;
+	return x->rank != y->rank ? x->rank - y->rank : x->l - y->l;
+}
+
+/*
+ * The s-th slot of a layer is worth about the use count of the layer's s-th
+ * hottest expert (what a cache holding that layer's hottest experts would
+ * gain by one more slot), so the slots go to the globally hottest (layer,
+ * rank) pairs: hot-skewed layers get more, flat ones fewer. A floor keeps
+ * every MoE layer some slots, since recency (not only popularity) fills them.
+ */
+int tm_xheat_split(const struct tm_xheat *h, const bool *moe, int total, double floor_share, int *slots)
+{
+	int L = h->model.n_layer, n = h->model.n_expert, n_moe = 0, left = total, floor_n;
+	struct cand *v;
+	uint64_t *row;
+	size_t nc = 0;
+
+	for (int l = 0; l < L; l++)
+		n_moe += !moe || moe[l];
+	if (total < 1 || n_moe < 1 || (int64_t)total > (int64_t)n_moe * n)
+		return tm_err(-EINVAL, "expert cache: %d slots cannot be split over %d layers of %d experts",
+			      total, n_moe, n);
+	if (!(floor_share >= 0 && floor_share <= 1))
+		return tm_err(-EINVAL, "expert cache: a floor of %g of the even share is not in [0, 1]", floor_share);
+	floor_n = (int)(floor_share * total / n_moe);
+	v = malloc(sizeof(*v) * (size_t)L * n);
+	row = malloc(sizeof(*row) * n);
+	if (!v || !row) {
+		free(v);
+		free(row);
+		return tm_err(-ENOMEM, "out of memory");
+	}
+	for (int l = 0; l < L; l++) {
+		slots[l] = 0;
+		if (moe && !moe[l])
+			continue;
+		slots[l] = floor_n;
+		left -= floor_n;
+	}
+	for (int l = 0; l < L; l++) {
+		if (moe && !moe[l])
+			continue;
+		for (int e = 0; e < n; e++)
+			row[e] = h->counts[(size_t)l * n + e];
+		/* the layer's counts, hottest first: rank r is worth its count */
+		qsort(row, n, sizeof(*row), more);
+		for (int r = floor_n; r < n; r++)
+			v[nc++] = (struct cand){ row[r], l, r };
+	}
+	qsort(v, nc, sizeof(*v), better);
+	for (size_t i = 0; i < nc && left > 0; i++, left--)
+		slots[v[i].l]++;
+	free(v);
+	free(row);
+	return 0;
+}

@@ -41,17 +41,17 @@ struct copy_job {
 
 struct tm_xonline {
 	struct tm_model *m;
-	struct tm_ctx *c;
 	struct tm_xcache *cache;
 	struct tm_xonline_opts o;
 	struct tm_expert_hook hook;
 	int map;			/* index of the region in m->maps */
 	char *base;
 	size_t off[3], slot_bytes;
+	size_t *slot0;			/* per layer: its first slot's index in the region */
 	int last_l;			/* the layer of the last resolve: a lower one starts a token */
 	bool missed[64];		/* of the last resolve */
 	int16_t *pred;			/* per layer: n_expert_used predicted experts, pred[0] < 0 if none */
-	float *xn, *logits;		/* prediction scratch */
+	float *xn, *logits, *probs;	/* prediction scratch */
 	struct tm_xonline_stats st;
 	/* the copier: a ring of jobs, FIFO, one thread */
 	struct copy_job *ring;
@@ -78,7 +78,7 @@ static const struct tm_weight *mat(const struct tm_layer *L, int i)
 
 static char *slot_ptr(const struct tm_xonline *x, int l, int s)
 {
-	return x->base + ((size_t)l * tm_xcache_slots(x->cache) + s) * x->slot_bytes;
+	return x->base + (x->slot0[l] + (size_t)s) * x->slot_bytes;
 }
 
 /* Copy with a budget: sleep whenever the copier is ahead of copy_gbps. */
@@ -207,16 +207,13 @@ static void on_resolve(void *arg, int l, const int *sel, int k, struct tm_expert
 		int s = tm_xcache_use(x->cache, l, sel[j]);
 
 		x->missed[j] = s < 0;
+		if (s < 0) {
+			tm_expert_home(L, sel[j], &at[j]);
+			continue;
+		}
 		for (int i = 0; i < 3; i++) {
-			const struct tm_weight *w = mat(L, i);
-
-			if (s >= 0) {
-				at[j].w[i] = slot_ptr(x, l, s) + x->off[i];
-				at[j].map[i] = (uint8_t)x->map;
-			} else {
-				at[j].w[i] = (const char *)w->data + (size_t)sel[j] * w->mat_bytes;
-				at[j].map[i] = w->map;
-			}
+			at[j].w[i] = slot_ptr(x, l, s) + x->off[i];
+			at[j].map[i] = (uint8_t)x->map;
 		}
 	}
 }
@@ -237,15 +234,16 @@ static void on_done(void *arg, int l, const int *sel, int k)
  * Fate's predictor: layer l's FFN input (the residual stream after its
  * attention, normed by layer l's ffn_norm) through layer l+1's router.
  */
-static void on_after_attn(void *arg, int l, const float *xr)
+static void on_after_attn(void *arg, struct tm_ctx *c, int l, const float *xr)
 {
 	struct tm_xonline *x = arg;
 	const struct tm_hparams *hp = &x->m->hp;
-	int K = hp->n_expert_used, n = hp->n_expert;
+	int K = hp->n_expert_used, sel[64];
 	const struct tm_layer *L = &x->m->layers[l], *N;
+	float w[64];
 	int16_t *p;
 
-	if (!x->o.predict || l + 1 >= hp->n_layer)
+	if (!x->o.predict || l + 1 >= hp->n_layer || !x->m->layers[l + 1].moe)
 		return;
 	N = &x->m->layers[l + 1];
 	p = x->pred + (size_t)(l + 1) * K;
@@ -255,26 +253,16 @@ static void on_after_attn(void *arg, int l, const float *xr)
 		.rows = N->gate_inp.rows, .cols = N->gate_inp.cols, .x = x->xn, .y = x->logits,
 	};
 
-	tm_matvec_batch(x->c->pool, &job, 1);
-	x->c->handoffs++;
-	x->c->weight_bytes += N->gate_inp.mat_bytes;
-	x->c->map_bytes[N->gate_inp.map] += N->gate_inp.mat_bytes;
+	tm_matvec_batch(c->pool, &job, 1);
+	c->handoffs++;
+	c->weight_bytes += N->gate_inp.mat_bytes;
+	c->map_bytes[N->gate_inp.map] += N->gate_inp.mat_bytes;
 	x->st.router_bytes += N->gate_inp.mat_bytes;
 	harvest(x);
-	/* softmax keeps the order: the top k logits are the top k probabilities */
-	for (int j = 0; j < K; j++) {
-		int best = -1;
-
-		for (int e = 0; e < n; e++) {
-			bool taken = false;
-
-			for (int i = 0; i < j && !taken; i++)
-				taken = p[i] == e;
-			if (!taken && (best < 0 || x->logits[e] > x->logits[best]))
-				best = e;
-		}
-		p[j] = (int16_t)best;
-	}
+	/* the forward pass's own routing (bias, groups, gating), on a guess of the next layer's input */
+	tm_route(hp, N->exp_probs_b.data, x->logits, x->probs, sel, w);
+	for (int j = 0; j < K; j++)
+		p[j] = (int16_t)sel[j];
 	for (int j = 0; j < K; j++) {
 		int s = tm_xcache_admit(x->cache, l + 1, p[j], true);
 
@@ -319,10 +307,17 @@ int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct 
 		x->off[i] = x->slot_bytes;
 		x->slot_bytes += (most + 63) & ~(size_t)63;
 	}
-	total = x->slot_bytes * (size_t)o->cache.slots * hp->n_layer;
+	x->slot0 = malloc(sizeof(*x->slot0) * hp->n_layer);
+	if (!x->slot0) {
+		err = tm_err(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (int l = 0, at = 0; l < hp->n_layer; at += tm_xcache_slots(x->cache, l), l++)
+		x->slot0[l] = (size_t)at;
+	total = x->slot_bytes * (size_t)tm_xcache_slots_total(x->cache);
 	if (pages > 0 && psz > 0 && total > (size_t)pages * psz) {
-		err = tm_err(-ENOSPC, "an expert cache of %.2f GiB (%d slots x %d layers x %.1f MiB) exceeds "
-			     "the %.2f GiB of free DDR", total / 1073741824.0, o->cache.slots, hp->n_layer,
+		err = tm_err(-ENOSPC, "an expert cache of %.2f GiB (%d slots x %.1f MiB) exceeds "
+			     "the %.2f GiB of free DDR", total / 1073741824.0, tm_xcache_slots_total(x->cache),
 			     x->slot_bytes / 1048576.0, (double)pages * psz / 1073741824.0);
 		goto fail;
 	}
@@ -334,9 +329,10 @@ int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct 
 	x->pred = malloc(sizeof(*x->pred) * hp->n_layer * hp->n_expert_used);
 	x->xn = malloc(sizeof(float) * hp->n_embd);
 	x->logits = malloc(sizeof(float) * hp->n_expert);
-	x->cap = (size_t)o->cache.slots * hp->n_layer;
+	x->probs = malloc(sizeof(float) * hp->n_expert);
+	x->cap = (size_t)tm_xcache_slots_total(x->cache);
 	x->ring = calloc(x->cap, sizeof(*x->ring));
-	if (!x->pred || !x->xn || !x->logits || !x->ring) {
+	if (!x->pred || !x->xn || !x->logits || !x->probs || !x->ring) {
 		err = tm_err(-ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -361,7 +357,6 @@ fail:
 
 void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c)
 {
-	x->c = c;
 	c->xhook = &x->hook;
 }
 
@@ -381,7 +376,7 @@ int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h)
 
 		tm_xheat_order(h, l, order);
 		tm_xcache_preload(x->cache, l, order, hp->n_expert);
-		for (int s = 0; s < tm_xcache_slots(x->cache); s++) {
+		for (int s = 0; s < tm_xcache_slots(x->cache, l); s++) {
 			int e = tm_xcache_expert_in(x->cache, l, s);
 
 			for (int i = 0; e >= 0 && i < 3; i++) {
@@ -441,8 +436,6 @@ void tm_xonline_free(struct tm_xonline *x)
 		pthread_mutex_unlock(&x->lock);
 		pthread_join(x->thread, NULL);
 	}
-	if (x->c)
-		x->c->xhook = NULL;
 	if (x->map >= 0) {
 		/* the region is the model's last mapping: hand it back before the model goes */
 		tm_unmap(&x->m->maps[x->map]);
@@ -454,6 +447,8 @@ void tm_xonline_free(struct tm_xonline *x)
 	free(x->pred);
 	free(x->xn);
 	free(x->logits);
+	free(x->probs);
 	free(x->ring);
+	free(x->slot0);
 	free(x);
 }

@@ -8,11 +8,13 @@
  *         with the read that computes it (then the copy costs no slow read);
  *   fast: the dense bytes every token reads, B per hit, and B per copy
  *         written into a slot (admission or prefetch).
- * Seconds per token = fast / fast GB/s + slow / slow GB/s: the two streams
- * are added, not overlapped, which is never optimistic. With overlap (a
- * prefetcher reading both tiers at once over channels they share, as Optane
- * DIMMs beside DDR4 ones do): max(slow / slow GB/s, (fast + slow) / fast
- * GB/s), the slow media's limit or the shared channels', whichever binds.
+ * Seconds per token come from the planner's cost model (tm_plan_cost) on a
+ * plan of two tiers, fast and slow: without overlap the streams' times add
+ * (one tensor at a time, as the forward pass reads), which is never
+ * optimistic; with overlap (a prefetcher reading both tiers at once) the two
+ * tiers are one channel group, as Optane DIMMs beside DDR4 ones are, so the
+ * slow media's limit or the shared channels' (carrying both streams at the
+ * fast tier's rate) binds, whichever is slower.
  * In a replay a copy completes at once: prefetches are never late here.
  */
 #include <errno.h>
@@ -22,56 +24,37 @@
 
 #include "tiermem/error.h"
 #include "tiermem/experts.h"
+#include "tiermem/plan.h"
 
 double tm_xcost_sec_per_tok(const struct tm_xcost *c, double fast_bytes, double slow_bytes)
 {
-	double slow = slow_bytes / (c->slow_gbps * 1e9), bus;
+	struct tm_plan p = { .n_tiers = 2, .overlap = c->overlap };
+	double read[2] = { fast_bytes, slow_bytes };
 
-	if (!c->overlap)
-		return fast_bytes / (c->fast_gbps * 1e9) + slow;
-	bus = (fast_bytes + slow_bytes) / (c->fast_gbps * 1e9);
-	return bus > slow ? bus : slow;
-}
-
-struct heat_ent {
-	uint64_t n;
-	int e;
-};
-
-static int by_heat(const void *a, const void *b)
-{
-	const struct heat_ent *x = a, *y = b;
-
-	if (x->n != y->n)
-		return x->n < y->n ? 1 : -1;
-	return x->e - y->e;
+	p.tiers[0] = (struct tm_tier_spec){ .name = "fast", .kind = TM_KIND_DDR, .gbps = c->fast_gbps, .group = "ch" };
+	p.tiers[1] = (struct tm_tier_spec){ .name = "slow", .kind = TM_KIND_PMEM, .gbps = c->slow_gbps, .group = "ch" };
+	return tm_plan_cost(&p, read);
 }
 
 /* Per layer, the experts the whole trace uses most, into the cache: the static placement. */
 static int preload_hottest(struct tm_xcache *c, const struct tm_xtrace *t)
 {
-	int n = t->model.n_expert, k = t->model.n_expert_used;
-	struct heat_ent *h = malloc(sizeof(*h) * n);
+	int n = t->model.n_expert;
 	int *order = malloc(sizeof(int) * n);
+	struct tm_xheat h;
+	int err;
 
-	if (!h || !order) {
-		free(h);
-		free(order);
+	if (!order)
 		return tm_err(-ENOMEM, "out of memory");
+	if ((err = tm_xheat_from_trace(&h, t, 0, INT32_MAX))) {
+		free(order);
+		return err;
 	}
 	for (int l = 0; l < t->model.n_layer; l++) {
-		for (int e = 0; e < n; e++)
-			h[e] = (struct heat_ent){ 0, e };
-		for (size_t r = 0; r < t->n_rec; r++)
-			if (t->layer[r] == l)
-				for (int j = 0; j < k; j++)
-					h[t->exp[r * k + j]].n++;
-		qsort(h, n, sizeof(*h), by_heat);
-		for (int e = 0; e < n; e++)
-			order[e] = h[e].e;
+		tm_xheat_order(&h, l, order);
 		tm_xcache_preload(c, l, order, n);
 	}
-	free(h);
+	tm_xheat_free(&h);
 	free(order);
 	return 0;
 }

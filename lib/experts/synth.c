@@ -145,7 +145,8 @@ int tm_xsynth(struct tm_xtrace *t, const struct tm_xsynth_opts *o)
 	int exp[TM_XTRACE_MAX_USED], pred[TM_XTRACE_MAX_USED];
 	float w[TM_XTRACE_MAX_USED];
 	struct lstate *ls = NULL;
-	double *cdf = NULL, acc = 0;
+	double *cdf = NULL;
+	int n_cdf = o->zipf_spread > 0 ? m->n_layer : 1;
 	uint64_t s = o->seed;
 	int err = 0;
 
@@ -154,23 +155,30 @@ int tm_xsynth(struct tm_xtrace *t, const struct tm_xsynth_opts *o)
 	    k > TM_XTRACE_MAX_USED || k > n)
 		return tm_err(-EINVAL, "synthetic trace: %d layers, %d experts, %d used per token",
 			      m->n_layer, n, k);
-	if (o->tokens < 1 || W < 1 || !(o->zipf >= 0) || !(o->locality >= 0 && o->locality <= 1) ||
+	if (o->tokens < 1 || W < 1 || !(o->zipf >= 0) || !(o->zipf_spread >= 0 && o->zipf_spread <= 10) || !(o->locality >= 0 && o->locality <= 1) ||
 	    !(o->drift >= 0) || !(o->pred_acc <= 1))
 		return tm_err(-EINVAL, "synthetic trace: bad parameters (tokens %d, window %d, zipf %g, "
 			      "locality %g, drift %g, prediction accuracy %g)", o->tokens, W, o->zipf,
 			      o->locality, o->drift, o->pred_acc);
 	t->model = *m;
-	snprintf(t->source, sizeof(t->source), "synth: zipf %g, locality %g over %d tokens, drift %g, seed %llu",
-		 o->zipf, o->locality, W, o->drift, (unsigned long long)o->seed);
-	cdf = malloc(sizeof(*cdf) * n);
+	snprintf(t->source, sizeof(t->source), "synth: zipf %g +- %g, locality %g over %d tokens, drift %g, seed %llu",
+		 o->zipf, o->zipf_spread, o->locality, W, o->drift, (unsigned long long)o->seed);
+	cdf = malloc(sizeof(*cdf) * n * n_cdf);
 	ls = calloc(m->n_layer, sizeof(*ls));
 	if (!cdf || !ls)
 		goto nomem;
-	for (int r = 0; r < n; r++)
-		cdf[r] = acc += pow(r + 1, -o->zipf);
-	for (int r = 0; r < n; r++)
-		cdf[r] /= acc;
-	cdf[n - 1] = 1.0;
+	/* with a spread, layer l's exponent runs from zipf - spread to zipf + spread (not below 0) */
+	for (int i = 0; i < n_cdf; i++) {
+		double *c = cdf + (size_t)i * n, acc = 0;
+		double z = o->zipf + (n_cdf > 1 ? o->zipf_spread * (2.0 * i / (n_cdf - 1) - 1.0) : 0);
+
+		z = z > 0 ? z : 0;
+		for (int r = 0; r < n; r++)
+			c[r] = acc += pow(r + 1, -z);
+		for (int r = 0; r < n; r++)
+			c[r] /= acc;
+		c[n - 1] = 1.0;
+	}
 	for (int l = 0; l < m->n_layer; l++) {
 		ls[l].rank = malloc(sizeof(int) * n);
 		ls[l].recent = malloc(sizeof(int) * (size_t)W * k);
@@ -198,7 +206,7 @@ int tm_xsynth(struct tm_xtrace *t, const struct tm_xsynth_opts *o)
 				x->rank[a] = x->rank[b];
 				x->rank[b] = tmp;
 			}
-			route(o, x, cdf, &s, exp, w);
+			route(o, x, cdf + (n_cdf > 1 ? (size_t)l * n : 0), &s, exp, w);
 			if (o->pred_acc >= 0)
 				predict(o, exp, pred, &s);
 			memcpy(x->recent + (size_t)(tok % W) * k, exp, sizeof(int) * k);

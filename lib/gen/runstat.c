@@ -153,7 +153,7 @@ int tm_runstat_create(struct tm_runstat_pub *pub, const char *model, const struc
 
 void tm_runstat_update(struct tm_runstat_pub *pub, const struct tm_ctx *c, uint64_t n_prompt,
 		       uint64_t n_decoded, double t_decode, uint64_t decode_bytes,
-		       const uint64_t *tier_decode_bytes, int decoding)
+		       const uint64_t *tier_decode_bytes, int decoding, const struct tm_runstat_experts *x)
 {
 	struct tm_runstat *s = pub->s;
 	double per_tok[TM_MODEL_MAX_MAPS] = { 0 };
@@ -172,6 +172,8 @@ void tm_runstat_update(struct tm_runstat_pub *pub, const struct tm_ctx *c, uint6
 		per_tok[i] = n_decoded ? (double)s->tier_decode_bytes[i] / (double)n_decoded : 0;
 	}
 	s->predicted_tps = tm_run_predict_tps(s->tiers, per_tok, (int)s->n_tiers);
+	if (x)
+		s->experts = *x;
 	__atomic_add_fetch(&s->seq, 1, __ATOMIC_RELEASE);
 }
 
@@ -195,26 +197,32 @@ static int snapshot(const char *path, struct tm_runstat *out)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) || st.st_size != (off_t)sizeof(*s) ||
-	    (s = mmap(NULL, sizeof(*s), PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+	/* a version 1 file (an older tiermem run) is the prefix before `experts` */
+	if (fstat(fd, &st) || (st.st_size != (off_t)sizeof(*s) && st.st_size != (off_t)TM_RUNSTAT_V1_SIZE) ||
+	    (s = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
 		close(fd);
 		return -1;
 	}
 	close(fd);
+	memset(out, 0, sizeof(*out));
 	for (int tries = 0; tries < 1000 && ok; tries++) {
 		uint32_t a = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE), b;
 
 		if (a & 1)
 			continue;
-		memcpy(out, s, sizeof(*out));
+		memcpy(out, s, (size_t)st.st_size);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		b = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
 		ok = a == b ? 0 : -1;
 	}
-	munmap(s, sizeof(*s));
-	if (ok || out->magic != TM_RUNSTAT_MAGIC || out->version != TM_RUNSTAT_VERSION ||
-	    out->n_tiers > TM_MODEL_MAX_MAPS)
+	munmap(s, (size_t)st.st_size);
+	if (ok || out->magic != TM_RUNSTAT_MAGIC || out->n_tiers > TM_MODEL_MAX_MAPS ||
+	    !(out->version == TM_RUNSTAT_VERSION ? st.st_size == (off_t)sizeof(*s) :
+	      out->version == 1 && st.st_size == (off_t)TM_RUNSTAT_V1_SIZE))
 		return -1;
+	out->experts.policy[sizeof(out->experts.policy) - 1] = '\0';
+	if (out->experts.n_groups > TM_RUNSTAT_XGROUPS)
+		out->experts.n_groups = TM_RUNSTAT_XGROUPS;
 	out->model[sizeof(out->model) - 1] = '\0';
 	for (uint32_t i = 0; i < out->n_tiers; i++) {
 		out->tiers[i].tier[sizeof(out->tiers[i].tier) - 1] = '\0';

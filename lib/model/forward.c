@@ -535,8 +535,8 @@ static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
  * groups are set; the top k; their unbiased probabilities, optionally
  * divided by their sum and scaled. probs: n_expert floats of scratch.
  */
-static void route(const struct tm_hparams *hp, const float *bias, const float *logits, float *probs,
-		  int *sel, float *w)
+void tm_route(const struct tm_hparams *hp, const float *bias, const float *logits, float *probs,
+	      int *sel, float *w)
 {
 	int n_expert = hp->n_expert, k = hp->n_expert_used;
 	float choice[4096];	/* n_expert <= 4096 (model.c) */
@@ -641,21 +641,26 @@ static void shared_experts(struct tm_ctx *c, const struct tm_layer *L, int n)
 	acct(c, &L->down_shexp);
 }
 
+void tm_expert_home(const struct tm_layer *L, int e, struct tm_expert_at *at)
+{
+	const struct tm_weight *w[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
+
+	for (int i = 0; i < 3; i++) {
+		at->w[i] = (const char *)w[i]->data + (size_t)e * w[i]->mat_bytes;
+		at->map[i] = w[i]->map;
+	}
+}
+
 /* Where experts sel[0..k) of layer l are: the hook's answer, else in the model's tensors. */
 static void experts_at(struct tm_ctx *c, const struct tm_layer *L, const int *sel, int k,
 		       struct tm_expert_at *at)
 {
-	const struct tm_weight *w[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
-
 	if (c->xhook && c->xhook->resolve) {
 		c->xhook->resolve(c->xhook->arg, (int)(L - c->m->layers), sel, k, at);
 		return;
 	}
 	for (int j = 0; j < k; j++)
-		for (int i = 0; i < 3; i++) {
-			at[j].w[i] = (const char *)w[i]->data + (size_t)sel[j] * w[i]->mat_bytes;
-			at[j].map[i] = w[i]->map;
-		}
+		tm_expert_home(L, sel[j], &at[j]);
 }
 
 /* k experts read: their bytes, against the mappings they were read from; the hook may now move them. */
@@ -697,7 +702,7 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 	struct tm_expert_at at[MAX_USED];
 
 	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
-	route(hp, L->exp_probs_b.data, c->router, c->probs, c->sel, c->selw);
+	tm_route(hp, L->exp_probs_b.data, c->router, c->probs, c->sel, c->selw);
 	/* expert parallel: only the selected experts held here, in their order */
 	if (c->xhook && c->xhook->local) {
 		int k = 0;
@@ -740,7 +745,7 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 
 	mul(c, &L->gate_inp, 0, c->xb, n, c->router);
 	for (int i = 0; i < n; i++)
-		route(hp, L->exp_probs_b.data, c->router + (size_t)i * hp->n_expert, c->probs,
+		tm_route(hp, L->exp_probs_b.data, c->router + (size_t)i * hp->n_expert, c->probs,
 		      c->sel + (size_t)i * K, c->selw + (size_t)i * K);
 	memset(c->acc, 0, sizeof(float) * n * E);
 	acct(c, &L->gate_inp);
@@ -824,7 +829,7 @@ static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const in
 	for (int l = 0; l < hp->n_layer; l++) {
 		attention_block(c, seqs, &m->layers[l], l, pos0, n);
 		if (c->xhook && c->xhook->after_attn && n == 1)
-			c->xhook->after_attn(c->xhook->arg, l, c->x);
+			c->xhook->after_attn(c->xhook->arg, c, l, c->x);
 		ffn_block(c, &m->layers[l], n);
 	}
 	acct(c, &m->output_norm);

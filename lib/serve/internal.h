@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tiermem/experts.h"
 #include "tiermem/sampler.h"
 #include "tiermem/serve.h"
 
@@ -90,6 +91,8 @@ struct tm_server {
 	/* metrics, under lock */
 	uint64_t n_requests, n_errors, n_prompt_tok, n_gen_tok, n_reused_tok;
 	uint64_t map_bytes[TM_MODEL_MAX_MAPS];
+	struct tm_xonline *xcache;	/* the MoE expert cache, or NULL */
+	struct tm_xstats xstats;	/* its counters, all layers, copied after each step */
 	struct rate_sample rates[SERVE_RATE_SAMPLES];
 	int n_rates, rate_next;
 	double t_start;

@@ -112,6 +112,26 @@ char *metrics_text(struct tm_server *s)
 		PUT("tiermem_tier_read_gbps{map=\"%d\",name=\"%s\",tier=\"%s\",backend=\"%s\"} %.3f\n", i,
 		    s->m->maps[i].tier_name, tm_tier_name(s->m->maps[i].tier), s->m->maps[i].backend,
 		    dt > 0 ? (b->bytes[i] - a->bytes[i]) / dt / 1e9 : 0.0);
+	if (s->xcache) {
+		const struct tm_xstats *x = &s->xstats;
+
+		PUT("# HELP tiermem_expert_cache_hits_total Routed experts found in the expert cache.\n"
+		    "# TYPE tiermem_expert_cache_hits_total counter\ntiermem_expert_cache_hits_total %llu\n",
+		    (unsigned long long)x->hits);
+		PUT("# HELP tiermem_expert_cache_misses_total Routed experts read from where the model has them.\n"
+		    "# TYPE tiermem_expert_cache_misses_total counter\ntiermem_expert_cache_misses_total %llu\n",
+		    (unsigned long long)x->misses);
+		PUT("# HELP tiermem_expert_cache_admissions_total Missed experts copied into the cache.\n"
+		    "# TYPE tiermem_expert_cache_admissions_total counter\ntiermem_expert_cache_admissions_total %llu\n",
+		    (unsigned long long)x->admits);
+		PUT("# HELP tiermem_expert_cache_prefetches_total Prefetches by outcome.\n"
+		    "# TYPE tiermem_expert_cache_prefetches_total counter\n"
+		    "tiermem_expert_cache_prefetches_total{outcome=\"used\"} %llu\n"
+		    "tiermem_expert_cache_prefetches_total{outcome=\"wasted\"} %llu\n"
+		    "tiermem_expert_cache_prefetches_total{outcome=\"late\"} %llu\n",
+		    (unsigned long long)x->pf_used, (unsigned long long)x->pf_wasted,
+		    (unsigned long long)x->pf_late);
+	}
 	PUT("# HELP tiermem_uptime_seconds Seconds since the server started.\n"
 	    "# TYPE tiermem_uptime_seconds gauge\ntiermem_uptime_seconds %.1f\n", now - s->t_start);
 	pthread_mutex_unlock(&s->lock);

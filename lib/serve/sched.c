@@ -345,6 +345,8 @@ int sched_loop(struct tm_server *s, volatile sig_atomic_t *stop)
 			publish(s, &s->slots[i], now);
 		}
 		add_bytes(s, s->batch, seen[s->o.parallel]);
+		if (s->xcache)
+			tm_xcache_total(tm_xonline_cache(s->xcache), 0, s->m->hp.n_layer, &s->xstats);
 		metrics_sample(s, now);
 		pthread_cond_broadcast(&s->progress);
 		if (err)

@@ -76,6 +76,14 @@ int tm_serve_run(struct tm_server *s, volatile sig_atomic_t *stop)
 	return err;
 }
 
+void tm_serve_expert_cache(struct tm_server *s, struct tm_xonline *x)
+{
+	s->xcache = x;
+	tm_xonline_attach(x, s->batch);
+	for (int i = 0; i < s->o.parallel; i++)
+		tm_xonline_attach(x, s->slots[i].ctx);
+}
+
 void tm_serve_free(struct tm_server *s)
 {
 	if (!s)

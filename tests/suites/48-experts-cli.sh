@@ -7,7 +7,8 @@ set -u
 cd "$TOP"
 TM=$BUILD/san/tiermem
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-experts-cli.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+bg=
+trap '[ -n "$bg" ] && kill -9 $bg 2>/dev/null; rm -rf "$W"' EXIT
 . "$TOP/tests/lib/tap.sh"
 
 py() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2"; }
@@ -31,6 +32,18 @@ check "bench --expert-trace --json: one object per policy, OPT hits at least as 
 "$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 2G --policy lru >"$W/g.txt" 2>&1
 check "bench --expert-cache 2G: whole experts split over the MoE layers (25 per layer)" \
 	'grep -q "25 slots per layer" "$W/g.txt"'
+
+# slots split by heat: layers of different skew (Zipf 0.1 to 1.1) get different numbers of slots, same total
+"$TM" synth --expert-trace -o "$W/ts.jsonl" --layers 8 --tokens 400 --zipf 0.6 --zipf-spread 0.5 --drift 0.02 >/dev/null 2>&1
+"$TM" bench --expert-trace "$W/ts.jsonl" --expert-cache 32 --split heat --split-floor 0 --policy static >"$W/sp.txt" 2>"$W/err"
+check "bench --split heat: the same total split unevenly ($(grep -o "[0-9]* to [0-9]* slots per layer" "$W/sp.txt"))" \
+	'[ $? -eq 0 ] && grep -Eq "split by heat .*: [0-9]+ to [0-9]+ slots per layer" "$W/sp.txt" && ! grep -q ": 32 to 32 slots" "$W/sp.txt"'
+"$TM" bench --expert-trace "$W/ts.jsonl" --expert-cache 32 --policy static --json >"$W/se.json" 2>/dev/null
+"$TM" bench --expert-trace "$W/ts.jsonl" --expert-cache 32 --split heat --split-floor 0 --policy static --json >"$W/sh.json" 2>/dev/null
+check "bench --split heat: static placement hits at least as often as with an even split (heat from the trace's first half)" \
+	'python3 -c "import json,sys; a=json.loads(open(sys.argv[1]).read()); b=json.loads(open(sys.argv[2]).read()); sys.exit(0 if b[\"hit_rate\"] >= a[\"hit_rate\"] - 0.002 else 1)" "$W/se.json" "$W/sh.json"'
+expect2 "bench --split sideways" "$TM" bench --expert-trace "$W/ts.jsonl" --expert-cache 32 --split sideways
+expect2 "bench --expert-heat without --split heat" "$TM" bench --expert-trace "$W/ts.jsonl" --expert-cache 32 --expert-heat "$W/none.json"
 
 head -3 "$W/t.jsonl" >"$W/bad1.jsonl"
 echo '{"t":0,"l":0,"e":[1,2],"w":[1,0]}' >>"$W/bad1.jsonl"
@@ -108,6 +121,8 @@ expect2 "plan --heat with a malformed heat file" "$TM" plan -m "$W/moe.gguf" --t
 "$TM" run -m "$W/moe.gguf" -p "Hello there" -n 16 --temp 0 -t 2 --expert-cache 4 --expert-heat "$W/heat.json" >"$W/r3.txt" 2>"$W/r3.err"
 check "run --expert-heat: warm start from this model's heat, the same text" '[ $? -eq 0 ] && cmp -s "$W/r0.txt" "$W/r3.txt"'
 expect2 "run --expert-heat of another model" "$TM" run -m "$W/moe2.gguf" -n 4 --expert-cache 4 --expert-heat "$W/heat.json"
+check "run --expert-heat: the slots split over the layers by the heat" 'grep -q "(split by heat" "$W/r3.err"'
+expect2 "bench --split heat with the heat of another model (16 experts, the trace has 128)" "$TM" bench --expert-trace "$W/t.jsonl" --expert-cache 8 --split heat --expert-heat "$W/heat.json"
 TIERMEM_HOME=$W/home "$TM" run --name moe -p "Hello there" -n 16 --temp 0 -t 2 --expert-cache 4 --expert-heat "$W/heat.json" >"$W/r4.txt" 2>"$W/r4.err"
 check "run --name --expert-heat: the store's hash matches the heat (no note), the same text as -m" \
 	'[ $? -eq 0 ] && ! grep -q "note:" "$W/r4.err" && cmp -s "$W/r0.txt" "$W/r4.txt"'
@@ -118,6 +133,43 @@ expect2 "profile without a prompts file" "$TM" profile -m "$W/moe.gguf" -f "$W/n
 : >"$W/empty.txt"
 expect2 "profile of an empty prompts file" "$TM" profile -m "$W/moe.gguf" -f "$W/empty.txt" -o "$W/h3.json"
 check "  ... leaves no heat file" '[ ! -e "$W/h3.json" ]'
+
+# live counters (tiermem stats) equal the run's summary: a run watched at token k against a
+# run of k tokens (greedy, sync copies: the cache's choices do not depend on timing)
+"$TM" synth --arch qwen3moe --type q4_K --size 32M --experts 16 --experts-used 4 --ctx 8192 -q -o "$W/moe32.gguf" >/dev/null 2>&1
+export TIERMEM_HOME=$W/home
+XC="--temp 0 -t 1 --expert-cache 4 --expert-copy sync"
+"$TM" run -m "$W/moe32.gguf" -n 8000 $XC >/dev/null 2>"$W/bg.err" &
+bg=$!
+for _ in $(seq 1 600); do
+	"$TM" stats --json >"$W/live.json" 2>/dev/null &&
+		py "$W/live.json" "j[\"runs\"] and j[\"runs\"][0][\"experts\"] and j[\"runs\"][0][\"n_decoded\"] >= 5" && break
+	sleep 0.2
+done
+"$TM" stats >"$W/live.txt" 2>/dev/null
+kill -INT $bg
+wait $bg 2>/dev/null
+bg=
+k=$(py_val "$W/live.json" "j[\"runs\"][0][\"n_decoded\"]" 2>/dev/null)
+check "tiermem stats: a run's expert cache, live (hits per layer group, prefetches, bytes, predicted tok/s)" \
+	'grep -Eq "^  experts: 68 slots over 17 MoE layers of 16 experts, lrfu: hits [0-9.]+ % \(layers 0-3" "$W/live.txt" &&
+	 grep -q "^  experts per token: .* prefetches .* late" "$W/live.txt" && grep -q "predicted at 100/39 GB/s" "$W/live.txt"'
+"$TM" run -m "$W/moe32.gguf" -n $((${k:-1} + 1)) $XC --json >"$W/sum.json" 2>/dev/null
+check "the live counters at token $k equal the summary of a run of $k decoded tokens (totals, layer groups, bytes, prediction)" \
+	'python3 -c "
+import json, sys
+live = json.load(open(sys.argv[1]))[\"runs\"][0]
+run = json.load(open(sys.argv[2]))
+x, e = live[\"experts\"], run[\"experts\"]
+keys = [\"uses\", \"hits\", \"misses\", \"admits\"]
+same = live[\"n_decoded\"] == run[\"n_decoded\"] and all(x[\"total\"][k] == e[\"total\"][k] for k in keys)
+same = same and len(x[\"layer_groups\"]) == len(e[\"layer_groups\"]) == 4
+same = same and all(a[k] == b[k] for a, b in zip(x[\"layer_groups\"], e[\"layer_groups\"]) for k in keys + [\"first_layer\", \"last_layer\"])
+close = lambda a, b: abs(a - b) <= 1e-6 * max(abs(a), abs(b), 1)
+same = same and all(close(x[a], e[b]) for a, b in [(\"cache_bytes_per_token\",) * 2, (\"slow_bytes_per_token\",) * 2,
+	(\"copy_bytes_per_token\",) * 2, (\"predicted_tps_rig\",) * 2, (\"predicted_tps_rig_without_cache\",) * 2])
+sys.exit(0 if same and x[\"total\"][\"uses\"] > 0 else 1)" "$W/live.json" "$W/sum.json"'
+unset TIERMEM_HOME
 
 echo "1..$n"
 exit $failed

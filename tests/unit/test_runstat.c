@@ -75,12 +75,43 @@ int main(void)
 	err = tm_runstat_create(&pub, "model.gguf", &m, tiers);
 	c.map_bytes[0] = 5000;
 	c.map_bytes[1] = 2000;
-	tm_runstat_update(&pub, &c, 7, 3, 0.5, 4000, per, 1);
+	tm_runstat_update(&pub, &c, 7, 3, 0.5, 4000, per, 1, NULL);
 	tap_ok(!err && !tm_runstat_scan(sub, &v, &n) && n == 1 && v[0].pid == getpid() && v[0].n_decoded == 3 &&
 	       v[0].n_prompt == 7 && v[0].tiers[0].bytes == 5000 && v[0].tier_decode_bytes[1] == 1000 &&
-	       v[0].tiers[1].bench_gbps == 40 && !strcmp(v[0].model, "model.gguf") && v[0].predicted_tps > 0,
+	       v[0].tiers[1].bench_gbps == 40 && !strcmp(v[0].model, "model.gguf") && v[0].predicted_tps > 0 &&
+	       !v[0].experts.on,
 	       "a live run is listed with what it published (the directories made on the way)");
 	free(v);
+	{
+		struct tm_runstat_experts x = { .on = 1, .n_groups = 2, .slots = 64, .n_expert = 128 };
+
+		snprintf(x.policy, sizeof(x.policy), "lrfu");
+		x.total.hits = 70;
+		x.total.misses = 30;
+		x.groups[1].pf_late = 5;
+		x.predicted_tps = 3.5;
+		tm_runstat_update(&pub, &c, 7, 4, 0.6, 5000, per, 1, &x);
+	}
+	tap_ok(!tm_runstat_scan(sub, &v, &n) && n == 1 && v[0].n_decoded == 4 && v[0].experts.on &&
+	       v[0].experts.total.hits == 70 && v[0].experts.total.misses == 30 &&
+	       v[0].experts.groups[1].pf_late == 5 && v[0].experts.predicted_tps == 3.5 &&
+	       !strcmp(v[0].experts.policy, "lrfu"), "version 2: the expert cache's counters are published");
+	free(v);
+	/* an older run's file: version 1, cut where the experts begin */
+	{
+		uint32_t one = 1;
+
+		patch(pub.path, offsetof(struct tm_runstat, version), &one, sizeof(one));
+		tap_ok(truncate(pub.path, TM_RUNSTAT_V1_SIZE) == 0 && !tm_runstat_scan(sub, &v, &n) && n == 1 &&
+		       v[0].n_decoded == 4 && v[0].tiers[0].bytes == 5000 && !v[0].experts.on,
+		       "a version 1 file still reads (no expert cache)");
+		free(v);
+		tap_ok(truncate(pub.path, sizeof(struct tm_runstat)) == 0 && !tm_runstat_scan(sub, &v, &n) && n == 0,
+		       "version 1 at version 2's size is not read");
+		free(v);
+		one = TM_RUNSTAT_VERSION;
+		patch(pub.path, offsetof(struct tm_runstat, version), &one, sizeof(one));
+	}
 
 	/* the same pid, but started at another time: a reused pid, the file is stale */
 	{
