@@ -37,7 +37,6 @@ start() {
 	[ -n "$port" ]
 }
 
-
 # ask NAME: four different prompts at once (decoded together), their texts in W/NAME.K
 ask() {
 	local port=$1 name=$2 k c=()
