@@ -327,8 +327,8 @@ int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bo
  * in one pass that reads every weight once for all of them. Each sequence's
  * n_past advances by one and its logits land in seqs[i]->logits. The
  * results equal n separate tm_forward calls exactly (tm_matmul equals
- * matvecs; attention runs per sequence), except that an MoE layer sums a
- * row's experts in expert order, not selection order. The weight bytes are
+ * matvecs; attention runs per sequence, MLA included), except that an MoE
+ * layer sums a row's experts in expert order, not selection order. The weight bytes are
  * counted once, on the work context. -EINVAL for a full sequence, a bad id,
  * a sequence twice, or n outside [1, n_seq].
  */

@@ -58,8 +58,6 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	*out = NULL;
 	/* MLA: q per head before absorption, the decompressed keys and values, the outputs before attn_v_b */
 	if (hp->mla) {
-		if (!n_ctx)
-			return tm_err(-EOPNOTSUPP, "decoding several sequences in one pass does not support MLA (deepseek2) yet");
 		QD = max_z(QD, H * (size_t)(hp->qk_nope + hp->qk_rope));
 		QD = max_z(QD, H * (size_t)max_z(hp->v_head, hp->kv_lora_rank));
 		QD = max_z(QD, H * (size_t)(hp->qk_nope + hp->v_head));
@@ -278,61 +276,80 @@ static void put_row(void *cache, int type, size_t row, const float *x, size_t n)
 		memcpy((float *)cache + row * n, x, sizeof(float) * n);
 }
 
+/* The sequence row i of a batch belongs to: seqs[i], or c itself (rows pos0.. of one sequence). */
+static struct tm_ctx *row_seq(struct tm_ctx *c, struct tm_ctx *const *seqs, int i)
+{
+	return seqs ? seqs[i] : c;
+}
+
 /*
- * The K and V rows of the batch (projected and rotated in c->kb, c->vb) into
- * their caches: row i at position pos0 + i of c, or, for several sequences,
- * at the position of sequence i.
+ * The K and V rows of the batch (n rows of k and v, each a cache row wide)
+ * into their caches: row i at position pos0 + i of c, or, for several
+ * sequences, at the position of sequence i. v NULL: one cache serves as both
+ * (absorbed MLA's latent rows).
  */
-static void store_kv(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int pos0, int n)
+static void store_kv(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int pos0, int n,
+		     const float *k, const float *v)
 {
 	const struct tm_hparams *hp = &c->m->hp;
 	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
 
 	for (int i = 0; i < n; i++) {
-		struct tm_ctx *s = seqs ? seqs[i] : c;
+		struct tm_ctx *s = row_seq(c, seqs, i);
 		size_t row = (size_t)layer * s->n_ctx + (seqs ? s->n_past : pos0 + i);
 
-		put_row(s->k_cache, s->type_k, row, c->kb + i * KVD, KVD);
-		put_row(s->v_cache, s->type_v, row, c->vb + i * KVD, KVD);
+		put_row(s->k_cache, s->type_k, row, k + i * KVD, KVD);
+		if (v)
+			put_row(s->v_cache, s->type_v, row, v + i * KVD, KVD);
 	}
 }
 
-/* Attention of rows pos0.. of sequence s (n rows of q and out, from row `row`). */
-static void attend(struct tm_ctx *c, struct tm_ctx *s, int layer, int row, int pos0, int n)
+/*
+ * Attention of the batch's rows over their caches. shape gives the heads,
+ * the query and output rows and their strides; each sequence attends over
+ * its own cache from its own position (seqs), or the rows are positions
+ * pos0.. of c.
+ */
+static void attend(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int pos0, int n,
+		   const struct tm_attn *shape)
 {
-	const struct tm_hparams *hp = &c->m->hp;
-	size_t QD = (size_t)hp->n_head * hp->head_dim;
-	size_t kr = tm_ctx_kv_row_bytes(s, 0), vr = tm_ctx_kv_row_bytes(s, 1);
+	for (int i = 0; i < (seqs ? n : 1); i++) {
+		struct tm_ctx *s = row_seq(c, seqs, i);
+		size_t kr = tm_ctx_kv_row_bytes(s, 0), vr = tm_ctx_kv_row_bytes(s, 1);
+		struct tm_attn a = *shape;
+		int rows = seqs ? 1 : n;
 
-	c->handoffs++;
-	tm_attention(c->pool, &(struct tm_attn){
-		.n_tok = n, .pos0 = pos0,
-		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-		.scale = hp->attn_scale,
-		.q = c->q + row * QD, .q_stride = QD,
-		.type_k = s->type_k, .type_v = s->type_v,
-		.k = (const char *)s->k_cache + (size_t)layer * s->n_ctx * kr,
-		.v = (const char *)s->v_cache + (size_t)layer * s->n_ctx * vr,
-		.k_row_bytes = kr, .v_row_bytes = vr,
-		.out = c->att + row * QD, .out_stride = QD,
-		.scratch = s->scores, .scratch_stride = (size_t)s->n_ctx,
-	});
-	/* query t reads the K and V rows of positions 0 .. pos0 + t */
-	c->kv_bytes += (kr + vr) * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
+		a.n_tok = rows;
+		a.pos0 = seqs ? s->n_past : pos0;
+		a.q += i * shape->q_stride;
+		a.out += i * shape->out_stride;
+		a.type_k = s->type_k;
+		a.type_v = s->type_v;
+		a.k = (const char *)s->k_cache + (size_t)layer * s->n_ctx * kr;
+		a.v = (const char *)s->v_cache + (size_t)layer * s->n_ctx * vr;
+		a.k_row_bytes = kr;
+		a.v_row_bytes = vr;
+		a.scratch = s->scores;
+		a.scratch_stride = (size_t)s->n_ctx;
+		c->handoffs++;
+		tm_attention(c->pool, &a);
+		/* query t reads the K and V rows of positions 0 .. pos0 + t (absorbed MLA: the latent row twice) */
+		c->kv_bytes += (kr + vr) * ((uint64_t)rows * a.pos0 + (uint64_t)rows * (rows + 1) / 2);
+	}
 }
 
 /*
  * MLA (deepseek2): queries, the latent and k_pe, the cache and attention;
- * returns the rows (n of them) that attn_output takes. See model.h.
+ * returns the rows (n of them) that attn_output takes. See model.h. Rows
+ * are positions pos0.. of c, or with seqs one token of each sequence, as in
+ * attention_block.
  */
-static const float *mla_attention(struct tm_ctx *c, const struct tm_layer *L, int layer, int pos0, int n)
+static const float *mla_attention(struct tm_ctx *c, struct tm_ctx *const *seqs, const struct tm_layer *L,
+				  int layer, int pos0, int n)
 {
 	const struct tm_hparams *hp = &c->m->hp;
 	int H = hp->n_head, R = hp->kv_lora_rank, rope = hp->qk_rope, nope = hp->qk_nope;
 	size_t QR = (size_t)H * (nope + rope), KVA = (size_t)R + rope, KVD = (size_t)hp->n_head_kv * hp->head_dim;
-	size_t kr = tm_ctx_kv_row_bytes(c, 0), vr = tm_ctx_kv_row_bytes(c, 1);
-	const char *kc = (const char *)c->k_cache + (size_t)layer * c->n_ctx * kr;
-	const char *vc = (const char *)c->v_cache + (size_t)layer * c->n_ctx * vr;
 
 	if (hp->q_lora_rank) {
 		mul(c, &L->wq_a, 0, c->xb, n, c->qa);
@@ -373,28 +390,22 @@ static const float *mla_attention(struct tm_ctx *c, const struct tm_layer *L, in
 			/* V rows take the room of K rows; the rest is never read */
 			memset(v + (size_t)H * hp->v_head, 0, sizeof(float) * (KVD - (size_t)H * hp->v_head));
 		}
-		store_kv(c, NULL, layer, pos0, n);
-		c->handoffs++;
-		tm_attention(c->pool, &(struct tm_attn){
-			.n_tok = n, .pos0 = pos0,
+		store_kv(c, seqs, layer, pos0, n, c->kb, c->vb);
+		attend(c, seqs, layer, pos0, n, &(struct tm_attn){
 			.n_head = H, .n_head_kv = H, .head_dim = nope + rope, .scale = hp->attn_scale,
-			.q = c->q, .q_stride = QR,
-			.type_k = c->type_k, .type_v = c->type_v, .k = kc, .v = vc,
-			.k_row_bytes = kr, .v_row_bytes = vr, .v_dim = hp->v_head,
+			.q = c->q, .q_stride = QR, .v_dim = hp->v_head,
 			.out = c->att, .out_stride = (size_t)H * hp->v_head,
-			.scratch = c->scores, .scratch_stride = (size_t)c->n_ctx,
 		});
-		c->kv_bytes += (kr + vr) * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
 		acct(c, &L->wkv_b);
 		return c->att;
 	}
 	/* absorbed: the cache row is [c | k_pe]; q_nope goes into the latent space through attn_k_b */
 	size_t QA = (size_t)H * KVA;
 
+	store_kv(c, seqs, layer, pos0, n, c->kva, NULL);
 	for (int i = 0; i < n; i++) {
 		float *qi = c->q + i * QR, *qa = c->xb + i * QA;
 
-		put_row(c->k_cache, c->type_k, (size_t)layer * c->n_ctx + pos0 + i, c->kva + i * KVA, KVA);
 		for (int h = 0; h < H; h++) {
 			c->jobs[h] = job(&L->wk_b, h, qi + (size_t)h * (nope + rope), qa + (size_t)h * KVA);
 			memcpy(qa + (size_t)h * KVA + R, qi + (size_t)h * (nope + rope) + nope, sizeof(float) * rope);
@@ -402,18 +413,11 @@ static const float *mla_attention(struct tm_ctx *c, const struct tm_layer *L, in
 		tm_matvec_batch(c->pool, c->jobs, H);
 		c->handoffs++;
 	}
-	c->handoffs++;
-	tm_attention(c->pool, &(struct tm_attn){
-		.n_tok = n, .pos0 = pos0,
+	attend(c, seqs, layer, pos0, n, &(struct tm_attn){
 		.n_head = H, .n_head_kv = 1, .head_dim = (int)KVA, .scale = hp->attn_scale,
-		.q = c->xb, .q_stride = QA,
-		.type_k = c->type_k, .type_v = c->type_k, .k = kc, .v = kc,
-		.k_row_bytes = kr, .v_row_bytes = kr, .v_dim = R,
+		.q = c->xb, .q_stride = QA, .v_dim = R,
 		.out = c->att, .out_stride = (size_t)H * R,
-		.scratch = c->scores, .scratch_stride = (size_t)c->n_ctx,
 	});
-	/* the latent rows are read once for K and once for V */
-	c->kv_bytes += 2 * kr * ((uint64_t)n * pos0 + (uint64_t)n * (n + 1) / 2);
 	/* each head's latent output back to its value space through attn_v_b */
 	for (int i = 0; i < n; i++) {
 		for (int h = 0; h < H; h++)
@@ -438,8 +442,7 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 	for (int i = 0; i < n; i++)
 		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->attn_norm.data, (int)E, hp->rms_eps);
 	if (hp->mla) {
-		/* no seqs here: ctx_alloc refuses MLA work contexts */
-		mul(c, &L->wo, 0, mla_attention(c, L, layer, pos0, n), n, c->xb);
+		mul(c, &L->wo, 0, mla_attention(c, seqs, L, layer, pos0, n), n, c->xb);
 		goto residual;
 	}
 	if (n == 1) {
@@ -474,13 +477,11 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 		tm_rope_apply(qi, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 		tm_rope_apply(ki, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 	}
-	store_kv(c, seqs, layer, pos0, n);
-	if (seqs) {
-		for (int i = 0; i < n; i++)
-			attend(c, seqs[i], layer, i, seqs[i]->n_past, 1);
-	} else {
-		attend(c, c, layer, 0, pos0, n);
-	}
+	store_kv(c, seqs, layer, pos0, n, k, v);
+	attend(c, seqs, layer, pos0, n, &(struct tm_attn){
+		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+		.scale = hp->attn_scale, .q = c->q, .q_stride = QD, .out = c->att, .out_stride = QD,
+	});
 	mul(c, &L->wo, 0, c->att, n, c->xb);
 residual:
 	for (int i = 0; i < n; i++)

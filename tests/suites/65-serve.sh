@@ -124,6 +124,28 @@ expect2 "serve --name of a model never imported" "$TM" serve --name nonesuch
 expect2 "serve -m and --name together" "$TM" serve -m "$W/m.gguf" --name imported
 unset TIERMEM_HOME TIERMEM_BACKEND
 
+# deepseek2 (MLA) in batched decode, both cache layouts: the latent cache
+# (split attn_k_b/attn_v_b, absorbed attention) and decompressed per-head K/V
+for mla in split legacy; do
+	if "$TM" synth --arch deepseek2 --mla "$mla" -q -o "$W/ds2-$mla.gguf" >/dev/null 2>"$W/err" &&
+	   start "ds2$mla" -m "$W/ds2-$mla.gguf" -np 4 -c 256; then
+		port_var=PORT_ds2$mla pid_var=PID_ds2$mla
+		ONLY=batching LABEL="deepseek2 $mla MLA" URL=http://127.0.0.1:${!port_var} KEY=none MODEL=ds2-$mla \
+			START=$((n + 1)) NODE_DIR=$NODE_DIR timeout 300 node "$TOP/tests/serve/client.mjs" >"$W/ds2.tap" 2>"$W/ds2.err"
+		rc=$?
+		grep -E '^(not )?ok ' "$W/ds2.tap"
+		last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/ds2.tap")
+		n=${last:-$n}
+		[ $rc -eq 0 ] || { failed=1; grep -q '^not ok' "$W/ds2.tap" || notok "deepseek2 $mla: client exited $rc: $(tail -3 "$W/ds2.err")"; }
+		kill -TERM "${!pid_var}"
+		wait "${!pid_var}"
+		rc=$?
+		check "deepseek2 $mla MLA: the server exits 0 on SIGTERM ($rc)" '[ $rc -eq 0 ]'
+	else
+		notok "deepseek2 $mla MLA: synth or start failed: $(tail -1 "$W/err") $(tail -1 "$W/ds2$mla.err" 2>/dev/null)"
+	fi
+done
+
 # SIGTERM: the stream in flight finishes (all 64 tokens, [DONE]), then exit 0
 curl -sN -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT_main/v1/completions" \
 	-d '{"prompt": "Once upon a time", "max_tokens": 64, "temperature": 0, "stream": true}' >"$W/term.out" &

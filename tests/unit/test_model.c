@@ -23,12 +23,16 @@
 #include "tap.h"
 
 enum { VOCAB = 96, EMBD = 32, HEADS = 4, KV_HEADS = 2, LAYERS = 2, FF = 48, CTX = 64 };
+/* deepseek2's MLA: latent rank, RoPE and no-RoPE parts of a key, value length */
+enum { MLA_R = 16, MLA_ROPE = 8, MLA_NOPE = 8, MLA_V = 8 };
+enum { MLA_NONE, MLA_SPLIT, MLA_LEGACY };
 
 struct spec {
 	const char *arch;
 	int n_expert, n_used;
 	int head_dim;		/* 0: EMBD / HEADS */
 	int type;		/* of the matrices */
+	int mla;		/* deepseek2: MLA_SPLIT (attn_k_b, attn_v_b) or MLA_LEGACY (attn_kv_b) */
 	bool tied;
 	const char *skip;	/* a tensor to leave out */
 	const char *extra;	/* an extra (unsupported) tensor */
@@ -71,6 +75,26 @@ static int add(struct tensor *t, int n, const struct spec *s, int type, float sc
 	return n + 1;
 }
 
+/* deepseek2's attention tensors for layer l (model.c's bind_mla). */
+static int add_mla(struct tensor *t, int n, const struct spec *s, int l)
+{
+	int ty = s->type;
+	float ws = 1.0f / sqrtf(EMBD);
+
+	n = add(t, n, s, ty, 4 * ws, 0, EMBD, HEADS * (MLA_NOPE + MLA_ROPE), 1, "blk.%d.attn_q.weight", l);
+	n = add(t, n, s, ty, 4 * ws, 0, EMBD, MLA_R + MLA_ROPE, 1, "blk.%d.attn_kv_a_mqa.weight", l);
+	n = add(t, n, s, TM_F32, 0.1f, 1.0f, MLA_R, 1, 1, "blk.%d.attn_kv_a_norm.weight", l);
+	if (s->mla == MLA_SPLIT) {
+		n = add(t, n, s, ty, 1.0f, 0, MLA_NOPE, MLA_R, HEADS, "blk.%d.attn_k_b.weight", l);
+		n = add(t, n, s, ty, 1.0f / sqrtf(MLA_R), 0, MLA_R, MLA_V, HEADS, "blk.%d.attn_v_b.weight", l);
+	} else {
+		n = add(t, n, s, ty, 1.0f / sqrtf(MLA_R), 0, MLA_R, HEADS * (MLA_NOPE + MLA_V), 1,
+			"blk.%d.attn_kv_b.weight", l);
+	}
+	return add(t, n, s, ty, 1.0f / sqrtf(HEADS * MLA_V), 0, HEADS * MLA_V, EMBD, 1,
+		   "blk.%d.attn_output.weight", l);
+}
+
 static int write_model(const char *path, const struct spec *s)
 {
 	static struct tensor t[256];
@@ -89,6 +113,10 @@ static int write_model(const char *path, const struct spec *s)
 		n = add(t, n, s, ty, ws, 0, EMBD, VOCAB, 1, "output.weight", 0);
 	for (int l = 0; l < LAYERS; l++) {
 		n = add(t, n, s, TM_F32, 0.1f, 1.0f, EMBD, 1, 1, "blk.%d.attn_norm.weight", l);
+		if (s->mla) {
+			n = add_mla(t, n, s, l);
+			goto ffn;
+		}
 		/* large q and k weights: peaked attention, so positions matter */
 		n = add(t, n, s, ty, 4 * ws, 0, EMBD, qd, 1, "blk.%d.attn_q.weight", l);
 		n = add(t, n, s, ty, 4 * ws, 0, EMBD, kvd, 1, "blk.%d.attn_k.weight", l);
@@ -98,6 +126,7 @@ static int write_model(const char *path, const struct spec *s)
 			n = add(t, n, s, TM_F32, 0.3f, 1.0f, hd, 1, 1, "blk.%d.attn_q_norm.weight", l);
 			n = add(t, n, s, TM_F32, 0.3f, 1.0f, hd, 1, 1, "blk.%d.attn_k_norm.weight", l);
 		}
+ffn:
 		n = add(t, n, s, TM_F32, 0.1f, 1.0f, EMBD, 1, 1, "blk.%d.ffn_norm.weight", l);
 		if (!moe) {
 			n = add(t, n, s, ty, ws, 0, EMBD, FF, 1, "blk.%d.ffn_gate.weight", l);
@@ -123,10 +152,25 @@ static int write_model(const char *path, const struct spec *s)
 	tm_gguf_writer_set_u32(w, KEY("block_count"), LAYERS);
 	tm_gguf_writer_set_u32(w, KEY("feed_forward_length"), FF);
 	tm_gguf_writer_set_u32(w, KEY("attention.head_count"), HEADS);
-	tm_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), KV_HEADS);
+	/* MLA: one latent KV head (split) or one per head (legacy) */
+	tm_gguf_writer_set_u32(w, KEY("attention.head_count_kv"),
+			       !s->mla ? KV_HEADS : s->mla == MLA_SPLIT ? 1 : HEADS);
 	if (s->head_dim) {
 		tm_gguf_writer_set_u32(w, KEY("attention.key_length"), hd);
 		tm_gguf_writer_set_u32(w, KEY("attention.value_length"), hd);
+	}
+	if (s->mla) {
+		/* llama.cpp's converter: the split layout's key/value length is the latent cache row */
+		bool split = s->mla == MLA_SPLIT;
+
+		tm_gguf_writer_set_u32(w, KEY("attention.kv_lora_rank"), MLA_R);
+		tm_gguf_writer_set_u32(w, KEY("rope.dimension_count"), MLA_ROPE);
+		tm_gguf_writer_set_u32(w, KEY("attention.key_length"), split ? MLA_R + MLA_ROPE : MLA_NOPE + MLA_ROPE);
+		tm_gguf_writer_set_u32(w, KEY("attention.value_length"), split ? MLA_R : MLA_V);
+		if (split) {
+			tm_gguf_writer_set_u32(w, KEY("attention.key_length_mla"), MLA_NOPE + MLA_ROPE);
+			tm_gguf_writer_set_u32(w, KEY("attention.value_length_mla"), MLA_V);
+		}
 	}
 	tm_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
 	tm_gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
@@ -672,6 +716,10 @@ int main(void)
 	test_forward_seqs(&(struct spec){ .arch = "qwen3", .type = TM_F16, .head_dim = 16 }, "qwen3 f16", true);
 	test_forward_seqs(&(struct spec){ .arch = "qwen3moe", .type = TM_F32, .n_expert = 4, .n_used = 2 },
 			  "qwen3moe", false);
+	test_forward_seqs(&(struct spec){ .arch = "deepseek2", .type = TM_F32, .mla = MLA_SPLIT },
+			  "deepseek2 split MLA", true);
+	test_forward_seqs(&(struct spec){ .arch = "deepseek2", .type = TM_F16, .mla = MLA_LEGACY },
+			  "deepseek2 legacy MLA", true);
 	expect_refusal(&(struct spec){ .arch = "gpt2", .type = TM_F32 }, -EOPNOTSUPP, "gpt2",
 		       "an unsupported architecture");
 	expect_refusal(&(struct spec){ .arch = "llama", .type = TM_F32, .skip = "blk.1.attn_v.weight" },
