@@ -27,7 +27,7 @@
 
 static const char usage[] =
 	"usage: tiermem serve (-m MODEL.gguf | --name NAME [--no-verify]) [--host ADDR]\n"
-	"                     [--port N] [-np N] [-c N]\n"
+	"                     [--port N] [-np N] [-c N] [-b N] [-ub N]\n"
 	"                     [--api-key KEY] [-t T] [--chat-template NAME] [--alias ID] ...\n"
 	"\n"
 	"An OpenAI-compatible HTTP server: POST /v1/chat/completions and /v1/completions\n"
@@ -45,6 +45,10 @@ static const char usage[] =
 	"  -np, --parallel N       slots: requests decoded together (default 4)\n"
 	"  -c, --ctx-size N        tokens per slot, prompt plus completion (default 4096,\n"
 	"                          at most the model's training context)\n"
+	"  -b, --batch-size N      prompt tokens evaluated per step, over all slots (default\n"
+	"                          64): a long prompt is evaluated in chunks between the\n"
+	"                          running requests' decode steps, not all at once\n"
+	"  -ub, --ubatch-size N    prompt tokens per forward batch (default 64)\n"
 	"  --api-key KEY           require 'Authorization: Bearer KEY' (not for /health,\n"
 	"                          /metrics, /props and the dashboard /); default: none\n"
 	"  --api-key-file FILE     the key from the first line of FILE (not on the command\n"
@@ -107,13 +111,15 @@ static void model_id(char *out, size_t n, const char *path)
 
 int cmd_serve(int argc, char **argv)
 {
-	static char parallel_name[] = "--parallel";
+	static char parallel_name[] = "--parallel", ubatch_name[] = "--ubatch-size";
 	static const struct option opts[] = {
 		MODEL_ARGS_OPTIONS,
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "parallel", required_argument, NULL, 'N' },
 		{ "ctx-size", required_argument, NULL, 'c' },
+		{ "batch-size", required_argument, NULL, 'b' },
+		{ "ubatch-size", required_argument, NULL, 'U' },
 		{ "api-key", required_argument, NULL, 'k' },
 		{ "api-key-file", required_argument, NULL, 'K' },
 		{ "alias", required_argument, NULL, 'a' },
@@ -129,6 +135,7 @@ int cmd_serve(int argc, char **argv)
 				    .timeout_s = 30 };
 	const char *alias = NULL, *tmpl_file = NULL, *key_file = NULL;
 	long port = 8080, parallel = 4, ctx = 4096, queue = 64, timeout = 30;
+	long batch = SERVE_BATCH_DEFAULT, ubatch = SERVE_BATCH_DEFAULT;
 	bool ctx_given = false, handled;
 	int c, err, rc = 1;
 	struct model_args ma;
@@ -142,11 +149,12 @@ int cmd_serve(int argc, char **argv)
 
 	/* llama-server spells --parallel -np, which getopt cannot take as a short option */
 	args_alias(argc, argv, "-np", parallel_name);
+	args_alias(argc, argv, "-ub", ubatch_name);
 	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
 	model_args_rewrite(argc, argv);
 	run_experts_init(&rx, CMD);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:c:a:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:c:b:a:t:h", opts, NULL)) != -1) {
 		if ((rc = model_args_option(&ma, CMD, c, optarg, &handled)))
 			return rc;
 		if (handled)
@@ -165,6 +173,14 @@ int cmd_serve(int argc, char **argv)
 			if (parse_long("--ctx-size", optarg, 2, INT_MAX, &ctx))
 				return EXIT_USAGE;
 			ctx_given = true;
+			break;
+		case 'b':
+			if (parse_long("--batch-size", optarg, 1, 1 << 20, &batch))
+				return EXIT_USAGE;
+			break;
+		case 'U':
+			if (parse_long("--ubatch-size", optarg, 1, 1 << 16, &ubatch))
+				return EXIT_USAGE;
 			break;
 		case 'k':
 			if (!*optarg)
@@ -227,6 +243,8 @@ int cmd_serve(int argc, char **argv)
 	so.port = (int)port;
 	so.parallel = (int)parallel;
 	so.ctx_size = (int)ctx;
+	so.batch_size = (int)batch;
+	so.ubatch_size = (int)ubatch;
 	so.queue = (int)queue;
 	so.timeout_s = (int)timeout;
 	so.chat_template_text = tmpl_text;

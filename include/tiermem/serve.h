@@ -14,6 +14,8 @@
 #include "tiermem/model.h"
 #include "tiermem/tokenizer.h"
 
+#define SERVE_BATCH_DEFAULT 64
+
 struct tm_serve_opts {
 	const char *host;		/* address to bind; "127.0.0.1" unless told otherwise */
 	int port;			/* 0: any free port (tm_serve_port says which) */
@@ -26,6 +28,14 @@ struct tm_serve_opts {
 	const char *chat_template;	/* a template name (chatml, llama2, ...), or NULL: detect */
 	const char *chat_template_text;	/* detect from this text, not the model's tokenizer.chat_template */
 	int type_k, type_v;		/* KV cache types (tm_ctx_create_kv); 0 is TM_F32 */
+	/*
+	 * Chunked prefill: prompt tokens evaluated per scheduler step over all
+	 * slots (llama-server's --batch-size), so a long prompt joining delays
+	 * the running streams' next tokens by one chunk, not by its whole
+	 * prefill; and tokens per forward batch of a prompt (--ubatch-size).
+	 * 0: SERVE_BATCH_DEFAULT.
+	 */
+	int batch_size, ubatch_size;
 };
 
 struct tm_server;

@@ -2,10 +2,13 @@
 /*
  * The scheduler: continuous batching over the slots. Each round it admits
  * queued jobs into free slots (the slot whose cached tokens share the
- * longest prefix with the prompt, whose KV is then reused), evaluates the
- * new prompts, then decodes one token of every running slot with one
- * tm_forward_seqs, so each weight is read once per step for all of them.
- * Jobs join and leave between steps. Model work runs without the lock; only
+ * longest prefix with the prompt, whose KV is then reused), evaluates up
+ * to --batch-size tokens of new prompts (first admitted first: a long
+ * prompt is evaluated in chunks over several steps, so it delays the
+ * running streams by one chunk per token, not by its whole prefill), then
+ * decodes one token of every running slot with one tm_forward_seqs, so
+ * each weight is read once per step for all of them. Jobs join and leave
+ * between steps. Model work runs without the lock; only
  * admission and publishing take it.
  */
 #include <errno.h>
@@ -30,7 +33,8 @@ int sched_init(struct tm_server *s)
 	for (int i = 0; i < s->o.parallel; i++) {
 		struct slot *sl = &s->slots[i];
 
-		if ((err = tm_ctx_create_kv(&sl->ctx, s->m, s->pool, s->o.ctx_size, 64, s->o.type_k, s->o.type_v)))
+		if ((err = tm_ctx_create_kv(&sl->ctx, s->m, s->pool, s->o.ctx_size, s->o.ubatch_size,
+					    s->o.type_k, s->o.type_v)))
 			return err;
 		sl->cache = malloc(sizeof(int32_t) * s->o.ctx_size);
 		sl->counts = calloc(hp->n_vocab, sizeof(uint32_t));
@@ -129,6 +133,8 @@ static void admit(struct tm_server *s)
 
 		sl->job = j;
 		sl->fresh = true;
+		sl->started = false;
+		sl->admitted = s->n_admitted++;
 		sl->finished = false;
 		sl->finish = NULL;
 		sl->raw_len = sl->raw_pub = 0;
@@ -140,22 +146,44 @@ static void admit(struct tm_server *s)
 	}
 }
 
-static int slot_start(struct slot *sl, const struct tm_hparams *hp)
+/* Up to budget more tokens of the slot's prompt (its sampler made first); how many, or -1. */
+static int prefill(struct slot *sl, const struct tm_hparams *hp, int budget)
 {
 	struct job *j = sl->job;
+	int k = j->n_prompt - sl->n_cache;
 
-	tm_sampler_free(sl->sampler);
-	sl->sampler = NULL;
-	if (tm_sampler_create(&sl->sampler, &j->sp, hp->n_vocab))
+	if (!sl->started) {
+		tm_sampler_free(sl->sampler);
+		sl->sampler = NULL;
+		if (tm_sampler_create(&sl->sampler, &j->sp, hp->n_vocab))
+			return -1;
+		memset(sl->counts, 0, sizeof(uint32_t) * hp->n_vocab);
+		sl->ctx->n_past = sl->n_cache;
+		sl->started = true;
+	}
+	if (k > budget)
+		k = budget;
+	if (tm_forward(sl->ctx, j->prompt + sl->n_cache, k, NULL, false))
 		return -1;
-	memset(sl->counts, 0, sizeof(uint32_t) * hp->n_vocab);
-	sl->ctx->n_past = sl->n_cache;
-	if (tm_forward(sl->ctx, j->prompt + sl->n_cache, j->n_prompt - sl->n_cache, NULL, false))
-		return -1;
-	memcpy(sl->cache + sl->n_cache, j->prompt + sl->n_cache,
-	       sizeof(int32_t) * (j->n_prompt - sl->n_cache));
-	sl->n_cache = j->n_prompt;
-	return 0;
+	/* the cache list grows with the KV, so a job cancelled mid-prompt leaves a reusable prefix */
+	memcpy(sl->cache + sl->n_cache, j->prompt + sl->n_cache, sizeof(int32_t) * k);
+	sl->n_cache += k;
+	return k;
+}
+
+/* The admitted slot whose prompt is still to evaluate that came first, or NULL. */
+static struct slot *next_prompt(struct tm_server *s)
+{
+	struct slot *best = NULL;
+
+	for (int i = 0; i < s->o.parallel; i++) {
+		struct slot *sl = &s->slots[i];
+
+		if (sl->job && sl->fresh && !sl->finished && !sl->job->cancelled &&
+		    (!best || sl->admitted < best->admitted))
+			best = sl;
+	}
+	return best;
 }
 
 /* OpenAI's penalties over the tokens generated so far, then min-p, then the sampler. */
@@ -253,28 +281,36 @@ static void fail_slot(struct slot *sl)
 	sl->n_cache = 0;	/* its KV is not to be trusted for reuse */
 }
 
-/* One round: new prompts, then one decode step for every running slot. */
+/*
+ * One round: up to batch_size tokens of new prompts (a prompt whose last
+ * token is in samples its first token, published before its next one is
+ * decoded), then one decode step for every other running slot.
+ */
 static int step(struct tm_server *s)
 {
 	const struct tm_hparams *hp = &s->m->hp;
 	struct tm_ctx *seqs[s->o.parallel];
 	struct slot *run[s->o.parallel];
 	int32_t toks[s->o.parallel];
+	bool first[s->o.parallel];
 	int n = 0, err = 0;
+	struct slot *sl;
 
-	for (int i = 0; i < s->o.parallel; i++) {
-		struct slot *sl = &s->slots[i];
-
-		if (!sl->job || sl->finished || sl->job->cancelled)
-			continue;
-		if (sl->fresh) {
+	memset(first, 0, sizeof(first));
+	for (int budget = s->o.batch_size, k; budget > 0 && (sl = next_prompt(s)); budget -= k) {
+		if ((k = prefill(sl, hp, budget)) < 0) {
+			fail_slot(sl);
+			k = 0;
+		} else if (sl->n_cache == sl->job->n_prompt) {
 			sl->fresh = false;
-			if (slot_start(sl, hp))
-				fail_slot(sl);
-			else
-				emit(s, sl, sample(sl, hp));
-			continue;
+			first[sl - s->slots] = true;
+			emit(s, sl, sample(sl, hp));
 		}
+	}
+	for (int i = 0; i < s->o.parallel; i++) {
+		sl = &s->slots[i];
+		if (!sl->job || sl->fresh || first[i] || sl->finished || sl->job->cancelled)
+			continue;
 		seqs[n] = sl->ctx;
 		toks[n] = sl->next;
 		run[n++] = sl;

@@ -27,11 +27,18 @@ int tm_serve_create(struct tm_server **out, const struct tm_serve_opts *o, const
 			      m->hp.n_ctx_train);
 	if (o->queue < 0 || o->timeout_s < 1)
 		return tm_err(-EINVAL, "a queue of %d, a timeout of %d s", o->queue, o->timeout_s);
+	if (o->batch_size < 0 || o->batch_size > 1 << 20 || o->ubatch_size < 0 || o->ubatch_size > 1 << 16)
+		return tm_err(-EINVAL, "--batch-size %d, --ubatch-size %d: give 1 to %d and 1 to %d tokens",
+			      o->batch_size, o->ubatch_size, 1 << 20, 1 << 16);
 	if (o->chat_template && chat_tmpl_parse(o->chat_template) < 0)
 		return tm_err(-EINVAL, "--chat-template %s: not one of %s", o->chat_template, chat_tmpl_names());
 	if (!(s = calloc(1, sizeof(*s))))
 		return tm_err(-ENOMEM, "out of memory");
 	s->o = *o;
+	if (!s->o.batch_size)
+		s->o.batch_size = SERVE_BATCH_DEFAULT;
+	if (!s->o.ubatch_size)
+		s->o.ubatch_size = SERVE_BATCH_DEFAULT;
 	s->m = m;
 	s->tok = t;
 	s->pool = pool;

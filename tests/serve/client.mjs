@@ -108,6 +108,47 @@ async function batching() {
 	ok(maxBusy >= 2, `${LABEL}batching: the requests ran together (up to ${maxBusy} slots busy at once)`);
 }
 
+// Token arrival times of a streamed completion (fetch, so the times are the events'), and its usage.
+async function timedStream(url, prompt, maxTokens, onToken = () => {}) {
+	const r = await fetch(url + '/v1/completions', { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
+		body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }) });
+	const times = [], dec = new TextDecoder();
+	let buf = '', text = '', usage = null;
+	for await (const chunk of r.body) {
+		buf += dec.decode(chunk, { stream: true });
+		for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2)) {
+			const ev = buf.slice(0, i);
+			if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
+			const j = JSON.parse(ev.slice(6));
+			if (j.usage) usage = j.usage;
+			if (j.choices[0]?.text) { times.push(performance.now()); text += j.choices[0].text; onToken(times.length); }
+		}
+	}
+	return { times, text, usage };
+}
+
+// Chunked prefill (the main server runs -b 16): a long prompt joining a running stream is evaluated
+// between its decode steps, so the stream goes on receiving tokens while the prompt is evaluated;
+// and the long prompt's text is the one a server evaluating it in 64-token steps gives.
+async function chunkedPrefill() {
+	const long = 'The quick brown fox jumps over the lazy dog while the cat sleeps by the warm fire. '.repeat(8);
+	let started;
+	const gotThree = new Promise((r) => { started = r; });
+	const a = timedStream(URL, PROMPT, 200, (k) => { if (k === 3) started(); });
+	await gotThree;
+	const t0 = performance.now();
+	const b = await timedStream(URL, long, 4);
+	const joined = (await a).times.filter((t) => t > t0 && t < b.times[0]).length;
+	// one decode step per 16-token chunk: ~26 tokens; evaluated at once (-b 4096) it got 5 (HTTP and admission time)
+	const want = Math.floor(b.usage?.prompt_tokens / 16 / 2);
+	ok(b.usage?.prompt_tokens >= 300 && joined >= want,
+	   `chunked prefill: a stream got ${joined} tokens (want >= ${want}) while a ${b.usage?.prompt_tokens}-token prompt joining it was evaluated (-b 16)`);
+	const ref = await new OpenAI({ baseURL: BUSY_URL + '/v1', apiKey: 'none', maxRetries: 0 }).completions.create(
+		{ model: MODEL, prompt: long, max_tokens: 4, temperature: 0 });
+	ok(ref.choices[0].text === b.text && b.text.length > 0,
+	   `chunked prefill: the long prompt's text in 16-token steps equals a 64-token-step server's ('${b.text}')`);
+}
+
 async function main() {
 	// ---- the API as a client sees it ----
 	const models = await client.models.list();
@@ -170,6 +211,7 @@ async function main() {
 	   `stop: '${stop}' cuts the text before it, whole and streamed, finish_reason stop`);
 
 	await batching();
+	await chunkedPrefill();
 
 	// ---- hostile and broken clients: a 4xx with a JSON error each, and the server goes on ----
 	let r = await raw('/v1/chat/completions', { body: '{"model": "x", "messages": [' });

@@ -69,7 +69,7 @@ else
 fi
 
 KEY=sk-test-$RANDOM
-start main -m "$W/m.gguf" -np 4 -c 1200 --api-key "$KEY" || notok "the main server did not start: $(cat "$W/main.err")"
+start main -m "$W/m.gguf" -np 4 -c 1200 -b 16 --api-key "$KEY" || notok "the main server did not start: $(cat "$W/main.err")"
 start busy -m "$W/m.gguf" -np 1 --queue 1 -c 512 || notok "the busy server did not start: $(cat "$W/busy.err")"
 start slow -m "$W/m.gguf" -np 1 -c 64 --timeout 2 || notok "the slow server did not start: $(cat "$W/slow.err")"
 check "serve listens on loopback by default" 'grep -q "http://127.0.0.1:" "$W/main.err"'
