@@ -9,8 +9,11 @@
  * follows llama.cpp's own hand-written matcher; qwen2's is run by llama.cpp
  * through std::regex (ECMAScript: alternatives tried in order, greedy with
  * backtracking), whose results the code below reproduces alternative by
- * alternative; llama3's differs from qwen2's only in taking up to three
- * digits at a time.
+ * alternative; llama3's (and glm4's) differs from qwen2's only in taking up
+ * to three digits at a time; kimi-k2's is llama.cpp's hand-written matcher
+ * again. deepseek-v3's three expressions run through std::regex over a text
+ * in which llama.cpp replaced each non-ASCII code point by one byte naming
+ * its class (ASCII keeps classes of its own, the same as Unicode's).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -105,16 +108,25 @@ static size_t decode(const unsigned char *s, size_t len, uint32_t *cps)
 
 struct words {
 	const uint32_t *cp;
-	const int8_t *cls;
+	const int8_t *cls;	/* TM_UC_* */
 	size_t n;
 	size_t *len;		/* out */
 	size_t nw;
 	size_t prev_end;
 };
 
-static int cls_at(const struct words *w, size_t i)
+/* The full class: marks, punctuation and symbols apart. */
+static int cat_at(const struct words *w, size_t i)
 {
 	return i < w->n ? w->cls[i] : TM_UC_NONE;
+}
+
+/* Letter, number, white space, or anything else (TM_UC_OTHER): what most expressions tell apart. */
+static int cls_at(const struct words *w, size_t i)
+{
+	int c = cat_at(w, i);
+
+	return c >= TM_UC_MARK ? TM_UC_OTHER : c;
 }
 
 static uint32_t cp_at(const struct words *w, size_t i)
@@ -166,13 +178,25 @@ static size_t space_run(const struct words *w, size_t p, size_t *nl)
 	return k;
 }
 
+/* \s*[\r\n]+|\s+(?!\S)|\s+ from p, or one code point if p is not white space: the end of the word. */
+static size_t space_word(const struct words *w, size_t p)
+{
+	size_t nl, k = space_run(w, p, &nl);
+
+	if (nl)
+		return nl;
+	if (k > 1 && p + k < w->n)
+		return p + k - 1;
+	return p + (k ? k : 1);
+}
+
 /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 static void split_gpt2(struct words *w)
 {
 	for (size_t p = 0; p < w->n;) {
 		size_t k = contraction(w, p, false), nl;
 		bool sp = w->cp[p] == ' ';
-		int c2 = sp ? cls_at(w, p + 1) : w->cls[p];
+		int c2 = cls_at(w, p + sp);
 
 		if (k) {
 			emit(w, p += k);
@@ -203,8 +227,8 @@ static void split_qwen2(struct words *w, size_t max_digits)
 {
 	for (size_t p = 0; p < w->n;) {
 		uint32_t c = w->cp[p];
-		int k0 = w->cls[p];
-		size_t k = contraction(w, p, true), nl;
+		int k0 = cls_at(w, p);
+		size_t k = contraction(w, p, true);
 
 		if (k) {
 			emit(w, p += k);
@@ -236,16 +260,187 @@ static void split_qwen2(struct words *w, size_t max_digits)
 			emit(w, p);
 			continue;
 		}
-		/* \s*[\r\n]+ | \s+(?!\S) | \s+ */
-		k = space_run(w, p, &nl);
-		if (nl)
-			emit(w, p = nl);
-		else if (k > 1 && p + k < w->n)
-			emit(w, p += k - 1);
-		else if (k > 0)
-			emit(w, p += k);
-		else
-			emit(w, ++p);
+		emit(w, p = space_word(w, p));
+	}
+}
+
+/* llama.cpp's Han: the CJK unified ideographs up to extension F and the compatibility ideographs. */
+static bool is_han(uint32_t c)
+{
+	return (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) ||
+	       (c >= 0x20000 && c <= 0x2a6df) || (c >= 0x2a700 && c <= 0x2ebef) || (c >= 0x2f800 && c <= 0x2fa1f);
+}
+
+static bool letter_not_han(const struct words *w, size_t i)
+{
+	return cls_at(w, i) == TM_UC_LETTER && !is_han(w->cp[i]);
+}
+
+/*
+ * kimi-k2, as llama.cpp matches it (its two letter alternatives, upper- then
+ * lower-case, come out as one run of letters):
+ * \p{Han}+|[^\r\n\p{L}\p{N}]?[\p{L}--\p{Han}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}
+ * | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ */
+static void split_kimi(struct words *w)
+{
+	for (size_t p = 0; p < w->n;) {
+		uint32_t c = w->cp[p];
+		int k0 = cls_at(w, p);
+		bool lead = c != '\r' && c != '\n' && k0 != TM_UC_LETTER && k0 != TM_UC_NUMBER;
+
+		if (is_han(c)) {
+			while (p < w->n && is_han(w->cp[p]))
+				p++;
+			emit(w, p);
+			continue;
+		}
+		if (k0 == TM_UC_LETTER || (lead && letter_not_han(w, p + 1))) {
+			p++;
+			while (letter_not_han(w, p))
+				p++;
+			emit(w, p += contraction(w, p, true));
+			continue;
+		}
+		if (k0 == TM_UC_NUMBER) {
+			for (size_t k = 0; k < 3 && cls_at(w, p) == TM_UC_NUMBER; k++)
+				p++;
+			emit(w, p);
+			continue;
+		}
+		if (cls_at(w, p + (c == ' ')) == TM_UC_OTHER) {
+			p += c == ' ';
+			while (cls_at(w, p) == TM_UC_OTHER)
+				p++;
+			while (cp_at(w, p) == '\r' || cp_at(w, p) == '\n')
+				p++;
+			emit(w, p);
+			continue;
+		}
+		emit(w, p = space_word(w, p));
+	}
+}
+
+/*
+ * deepseek-v3: three expressions, each splitting the pieces of the one
+ * before (matches and the stretches between them are pieces):
+ *   \p{N}{1,3}
+ *   [一-龥぀-ゟ゠-ヿ]+
+ *   [!-/:-@[-`{-~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ */
+static bool ds3_cjk(uint32_t c)
+{
+	return (c >= 0x4e00 && c <= 0x9fa5) || (c >= 0x3040 && c <= 0x30ff);
+}
+
+/* The class within the piece that ends at end. */
+static int ds3_cat(const struct words *w, size_t i, size_t end)
+{
+	return i < end ? w->cls[i] : TM_UC_NONE;
+}
+
+static bool ascii_alpha(uint32_t c)
+{
+	return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+
+static bool ascii_punct(uint32_t c)
+{
+	return (c >= 0x21 && c <= 0x2f) || (c >= 0x3a && c <= 0x40) || (c >= 0x5b && c <= 0x60) || (c >= 0x7b && c <= 0x7e);
+}
+
+static bool ds3_letter_mark(const struct words *w, size_t i, size_t end)
+{
+	int k = ds3_cat(w, i, end);
+
+	return k == TM_UC_LETTER || k == TM_UC_MARK;
+}
+
+static bool ds3_punct_sym(const struct words *w, size_t i, size_t end)
+{
+	int k = ds3_cat(w, i, end);
+
+	return k == TM_UC_PUNCT || k == TM_UC_SYMBOL;
+}
+
+/* The third expression's match at p, the piece ending at end: its length, 0 if none. */
+static size_t ds3_match(const struct words *w, size_t p, size_t end)
+{
+	uint32_t c = w->cp[p];
+	int k = ds3_cat(w, p, end);
+	size_t q = p;
+
+	if (ascii_punct(c) && p + 1 < end && ascii_alpha(w->cp[p + 1])) {
+		for (q = p + 1; q < end && ascii_alpha(w->cp[q]); q++)
+			;
+		return q - p;
+	}
+	if ((c != '\r' && c != '\n' && k != TM_UC_LETTER && k != TM_UC_PUNCT && k != TM_UC_SYMBOL &&
+	     ds3_letter_mark(w, p + 1, end)) || ds3_letter_mark(w, p, end)) {
+		for (q = p + 1; ds3_letter_mark(w, q, end); q++)
+			;
+		return q - p;
+	}
+	if (c == ' ' && ds3_punct_sym(w, p + 1, end))
+		q = p + 1;
+	if (ds3_punct_sym(w, q, end)) {
+		while (ds3_punct_sym(w, q, end))
+			q++;
+		while (q < end && (w->cp[q] == '\r' || w->cp[q] == '\n'))
+			q++;
+		return q - p;
+	}
+	if (k != TM_UC_SPACE)
+		return 0;
+	/* \s*[\r\n]+|\s+(?!\S)|\s+ within the piece */
+	size_t nl = 0;
+	for (q = p; q < end && w->cls[q] == TM_UC_SPACE; q++)
+		if (w->cp[q] == '\r' || w->cp[q] == '\n')
+			nl = q + 1;
+	if (nl)
+		return nl - p;
+	return q - p > 1 && q < end ? q - p - 1 : q - p;
+}
+
+static void ds3_words(struct words *w, size_t p, size_t end)
+{
+	while (p < end) {
+		size_t q = p, len = 0;
+
+		while (q < end && !(len = ds3_match(w, q, end)))
+			q++;
+		emit(w, q);	/* what no alternative matches, if anything */
+		if (q == end)
+			break;
+		emit(w, p = q + len);
+	}
+}
+
+static void split_deepseek3(struct words *w)
+{
+	for (size_t p = 0; p < w->n;) {
+		size_t q = p;
+
+		if (w->cls[p] == TM_UC_NUMBER) {
+			while (q < w->n && q - p < 3 && w->cls[q] == TM_UC_NUMBER)
+				q++;
+			emit(w, p = q);
+			continue;
+		}
+		while (q < w->n && w->cls[q] != TM_UC_NUMBER)
+			q++;
+		while (p < q) {
+			size_t r = p;
+			bool cjk = ds3_cjk(w->cp[p]);
+
+			while (r < q && ds3_cjk(w->cp[r]) == cjk)
+				r++;
+			if (cjk)
+				emit(w, r);
+			else
+				ds3_words(w, p, r);
+			p = r;
+		}
 	}
 }
 
@@ -325,6 +520,8 @@ int tm_bpe_tokenize(const struct tm_tokenizer *t, const char *text, size_t len, 
 	case TM_PRE_GPT2: split_gpt2(&w); break;
 	case TM_PRE_QWEN2: split_qwen2(&w, 1); break;
 	case TM_PRE_LLAMA3: split_qwen2(&w, 3); break;
+	case TM_PRE_DEEPSEEK3: split_deepseek3(&w); break;
+	case TM_PRE_KIMI_K2: split_kimi(&w); break;
 	default: err = tm_err(-EINVAL, "tokenize: no pre-tokenizer"); goto done;
 	}
 	for (size_t i = 0, at = 0; i < w.nw && !err; at += wl[i++]) {

@@ -8,13 +8,19 @@
 
 #include "tiermem/tokenizer.h"
 
-/* Code point classes of the BPE pre-tokenizers (tokenizer_unicode.c). */
+/*
+ * Code point classes of the BPE pre-tokenizers (unicode.c, generated): the
+ * Unicode general category, except that White_Space wins over it.
+ */
 enum {
 	TM_UC_NONE = -1,	/* past the end of the text */
-	TM_UC_OTHER = 0,
+	TM_UC_OTHER = 0,	/* \p{C}, \p{Z} that is not white space, unassigned */
 	TM_UC_LETTER = 1,	/* \p{L} */
 	TM_UC_NUMBER = 2,	/* \p{N} */
 	TM_UC_SPACE = 3,	/* \s: Unicode White_Space */
+	TM_UC_MARK = 4,		/* \p{M} */
+	TM_UC_PUNCT = 5,	/* \p{P} */
+	TM_UC_SYMBOL = 6,	/* \p{S} */
 };
 extern const uint32_t tm_uc_ranges[];
 extern const size_t tm_uc_nranges;
@@ -54,6 +60,8 @@ enum tm_pre {
 	TM_PRE_GPT2,		/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 	TM_PRE_QWEN2,		/* llama3's expression with \p{N} one digit at a time */
 	TM_PRE_LLAMA3,		/* ...|\p{N}{1,3}|... */
+	TM_PRE_DEEPSEEK3,	/* three splits: \p{N}{1,3}, then CJK runs, then words (bpe.c) */
+	TM_PRE_KIMI_K2,		/* Han runs first, then llama3's split with contractions kept on words */
 };
 
 struct tm_tokenizer {
@@ -66,6 +74,7 @@ struct tm_tokenizer {
 	struct tm_strtab merges;	/* "left right" -> rank */
 	int32_t bos, eos, unk, eot, pad;
 	bool add_bos, add_eos, add_space_prefix, ignore_merges;
+	bool no_bos;			/* the pre-tokenizer has no default BOS id (glm4) */
 	bool clean_spaces;		/* detokenize: " ," -> "," and the like (GPT-2 style) */
 	int32_t byte_token[256];	/* SPM byte fallback, -1 if none */
 	int32_t *specials;		/* tokens cut out of the text, longest first */

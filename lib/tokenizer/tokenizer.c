@@ -23,12 +23,12 @@ int tm_uc_class(uint32_t cp)
 	while (hi - lo > 1) {
 		size_t mid = (lo + hi) / 2;
 
-		if ((tm_uc_ranges[mid] >> 2) <= cp)
+		if ((tm_uc_ranges[mid] >> 3) <= cp)
 			lo = mid;
 		else
 			hi = mid;
 	}
-	return tm_uc_ranges[lo] & 3;
+	return tm_uc_ranges[lo] & 7;
 }
 
 int tm_ids_push(struct tm_ids *a, int32_t id)
@@ -146,22 +146,27 @@ static const struct {
 	const char *name;
 	enum tm_pre pre;
 	bool add_bos, ignore_merges, clean_spaces;
+	bool no_bos;		/* no default BOS id (the file may still name one) */
 } pre_types[] = {
-	{ "gpt-2", TM_PRE_GPT2, false, false, true },
-	{ "phi-2", TM_PRE_GPT2, false, false, true },
-	{ "mpt", TM_PRE_GPT2, false, false, true },
-	{ "olmo", TM_PRE_GPT2, false, false, true },
-	{ "jais", TM_PRE_GPT2, false, false, true },
-	{ "qwen2", TM_PRE_QWEN2, false, false, false },
-	{ "deepseek-r1-qwen", TM_PRE_QWEN2, false, false, false },
-	{ "stablelm2", TM_PRE_QWEN2, false, false, true },
-	{ "megrez", TM_PRE_QWEN2, false, false, true },
-	{ "llama3", TM_PRE_LLAMA3, true, true, true },
-	{ "llama-v3", TM_PRE_LLAMA3, true, true, true },
-	{ "llama-bpe", TM_PRE_LLAMA3, true, true, true },
-	{ "falcon3", TM_PRE_LLAMA3, true, true, true },
-	{ "dbrx", TM_PRE_LLAMA3, false, false, true },
-	{ "smaug-bpe", TM_PRE_LLAMA3, false, false, true },
+	{ "gpt-2", TM_PRE_GPT2, false, false, true, false },
+	{ "phi-2", TM_PRE_GPT2, false, false, true, false },
+	{ "mpt", TM_PRE_GPT2, false, false, true, false },
+	{ "olmo", TM_PRE_GPT2, false, false, true, false },
+	{ "jais", TM_PRE_GPT2, false, false, true, false },
+	{ "qwen2", TM_PRE_QWEN2, false, false, false, false },
+	{ "deepseek-r1-qwen", TM_PRE_QWEN2, false, false, false, false },
+	{ "stablelm2", TM_PRE_QWEN2, false, false, true, false },
+	{ "megrez", TM_PRE_QWEN2, false, false, true, false },
+	{ "llama3", TM_PRE_LLAMA3, true, true, true, false },
+	{ "llama-v3", TM_PRE_LLAMA3, true, true, true, false },
+	{ "llama-bpe", TM_PRE_LLAMA3, true, true, true, false },
+	{ "falcon3", TM_PRE_LLAMA3, true, true, true, false },
+	{ "dbrx", TM_PRE_LLAMA3, false, false, true, false },
+	{ "smaug-bpe", TM_PRE_LLAMA3, false, false, true, false },
+	{ "glm4", TM_PRE_LLAMA3, false, false, true, true },
+	{ "chatglm-bpe", TM_PRE_LLAMA3, false, false, true, true },
+	{ "deepseek-v3", TM_PRE_DEEPSEEK3, false, false, false, false },
+	{ "kimi-k2", TM_PRE_KIMI_K2, false, false, false, false },
 };
 
 /*
@@ -306,11 +311,12 @@ static int set_type(struct tm_tokenizer *t, const struct tm_vocab_spec *spec)
 			t->ignore_merges = pre_types[i].ignore_merges;
 			t->clean_spaces = pre_types[i].clean_spaces;
 			t->add_bos = pre_types[i].add_bos;
+			t->no_bos = pre_types[i].no_bos;
 			return 0;
 		}
 	}
 	return tm_err(-EINVAL, "tokenizer: pre-tokenizer tokenizer.ggml.pre = '%s' is not supported "
-		      "(gpt-2, qwen2, llama-bpe and their aliases are)", pre);
+		      "(gpt-2, qwen2, llama-bpe, deepseek-v3, kimi-k2, glm4 and their aliases are)", pre);
 }
 
 int tm_tokenizer_create(struct tm_tokenizer **out, const struct tm_vocab_spec *spec)
@@ -359,7 +365,7 @@ int tm_tokenizer_create(struct tm_tokenizer **out, const struct tm_vocab_spec *s
 		t->add_bos = true;
 		t->add_space_prefix = spec->add_space_prefix != 0;
 	} else {
-		t->bos = special_id(spec->bos, 11, n);
+		t->bos = special_id(spec->bos, t->no_bos ? -1 : 11, n);
 		t->eos = special_id(spec->eos, 11, n);
 		t->unk = special_id(spec->unk, -1, n);
 	}

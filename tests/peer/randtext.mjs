@@ -23,6 +23,8 @@ const pieces = [
 	"<s>", "</s>", "<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
 	"<|end|>", "[EOT]", "<eos>", "<end_of_turn>", "<PAD>", "<|fim_prefix|>", "<|file_sep|>", "<EOT>",
 	"\u0001", "\u001f", "\u007f", "\ufffd",
+	"龥", "龦", "ゟ", "ヿ", "𠀀", "々", "~a", ".Net", "中a", "\u0301x", "—", "«",
+	"<｜User｜>", "<｜end▁of▁sentence｜>", "[BOS]", "<|im_user|>", "[gMASK]", "<|user|>",
 ];
 for (let i = 0; i < n; i++) {
 	let s = "";

