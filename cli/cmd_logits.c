@@ -14,15 +14,13 @@
 #include "cli/model_args.h"
 #include "cli/commands.h"
 #include "cli/gpu_args.h"
+#include "cli/split_args.h"
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
 #include "tiermem/generate.h"
 #include "tiermem/model.h"
 #include "tiermem/store.h"
-#ifdef TM_HAVE_MPI
-#include "tiermem/mpi_split.h"
-#endif
 
 static const char usage[] =
 	"usage: tiermem logits (-m MODEL | --name NAME) --tokens ID,ID,... -o FILE [-t THREADS]\n"
@@ -43,10 +41,8 @@ static const char usage[] =
 	"                     position through the decode path, more through prefill\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                     KV cache types: f32 (default here: exact logits) or f16\n"
-	"  --split experts    under mpirun, with build/tiermem-mpi: each rank computes\n"
-	"                     expert e of each MoE layer when e %% ranks is its rank,\n"
-	"                     the experts' sums are added over the ranks; every rank\n"
-	"                     must open the same model; rank 0 writes FILE\n"
+	SPLIT_HELP
+	"                     (rank 0 writes FILE)\n"
 	GPU_ARGS_HELP;
 
 /* "1,2,3" -> ids; -1 after printing a message naming the bad item. */
@@ -106,7 +102,7 @@ int cmd_logits(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
-		{ "split", required_argument, NULL, 'S' },
+		SPLIT_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -122,14 +118,11 @@ int cmd_logits(int argc, char **argv)
 	int n = 0, c, rc = 1;
 	struct tm_gpu_info gpu;
 	long ngl = 0;
-	bool split = false, handled;
-	double fwd;
-#ifdef TM_HAVE_MPI
-	struct tm_mpi_split mpi = { 0 };
-	int err;
-#endif
+	bool handled;
+	struct split_args split;
 
 	/* the file's own pages and f32 KV: what the peer suites compare against llama.cpp */
+	split_args_init(&split);
 	model_args_init(&ma, TM_LOAD_MMAP, TM_F32);
 	ma.threads = 1;
 	model_args_rewrite(argc, argv);
@@ -146,14 +139,9 @@ int cmd_logits(int argc, char **argv)
 			if (gpu_args_parse_ngl("logits", optarg, &ngl))
 				return EXIT_USAGE;
 			break;
-		case 'S':
-			if (strcmp(optarg, "experts"))
-				return usage_error("logits", "--split %s: only 'experts' is built", optarg);
-#ifndef TM_HAVE_MPI
-			return usage_error("logits", "--split needs MPI: run build/tiermem-mpi under mpirun "
-					   "(built when mpicc is installed)");
-#endif
-			split = true;
+		case OPT_SPLIT: case OPT_MPI_TIMEOUT:
+			if (split_args_option("logits", &split, c, optarg))
+				return EXIT_USAGE;
 			break;
 		case 'T': tok_arg = optarg; break;
 		case 'o': out_path = optarg; break;
@@ -193,7 +181,7 @@ int cmd_logits(int argc, char **argv)
 			goto out;
 		}
 	/* ranks on one machine would all pin to its first CPUs: under --split the scheduler places them */
-	pool = tm_pool_create((int)ma.threads, split ? 0 : TM_POOL_PIN);
+	pool = tm_pool_create((int)ma.threads, split.kind ? 0 : TM_POOL_PIN);
 	if (!pool) {
 		rc = run_error("logits", "cannot start %ld threads", ma.threads);
 		goto out;
@@ -205,35 +193,19 @@ int cmd_logits(int argc, char **argv)
 	}
 	if ((rc = gpu_args_attach("logits", ctx, ngl, &gpu)))
 		goto out;
-#ifdef TM_HAVE_MPI
-	if (split && (err = tm_mpi_split_experts(&mpi, ctx))) {
-		rc = err == -EINVAL ? usage_error("logits", "%s", tm_strerror()) : run_error("logits", "%s", tm_strerror());
+	if ((rc = split_args_start("logits", &split, ctx, ma.name)))
 		goto out;
-	}
-	if (split && !model.hp.moe) {
-		rc = usage_error("logits", "--split experts: %s has no routed experts", model_args_label(&ma));
-		goto out;
-	}
-#endif
 	rc = 1;
-	fwd = tm_now();
 	if (tm_forward(ctx, ids, n, logits, true)) {
 		rc = run_error("logits", "%s", tm_strerror());
 		goto out;
 	}
-	fwd = tm_now() - fwd;
-	(void)fwd;	/* reported by --split only */
-#ifdef TM_HAVE_MPI
-	if (split)
-		fprintf(stderr, "tiermem logits: rank %d of %d: %llu bytes of weights read, %llu all-reduces, "
-			"%.3f ms in MPI of %.3f ms forward (%.1f %%)\n", mpi.rank, mpi.ranks,
-			(unsigned long long)ctx->weight_bytes, (unsigned long long)mpi.reduces, mpi.reduce_sec * 1e3,
-			fwd * 1e3, fwd > 0 ? 100 * mpi.reduce_sec / fwd : 0);
-	if (split && mpi.rank) {
+	split_args_logits(&split, logits, n);
+	split_args_report(&split, stderr, (uint64_t)n);
+	if (split_args_rank(&split)) {
 		rc = 0;
 		goto out;
 	}
-#endif
 	f = fopen(out_path, "wb");
 	if (!f) {
 		rc = usage_error("logits", "%s: %s", out_path, strerror(errno));
@@ -249,10 +221,7 @@ int cmd_logits(int argc, char **argv)
 out:
 	if (f)
 		fclose(f);
-#ifdef TM_HAVE_MPI
-	tm_mpi_split_free(&mpi);
-#endif
-	(void)split;
+	split_args_free(&split);
 	tm_ctx_free(ctx);
 	tm_pool_destroy(pool);
 	free(logits);

@@ -23,6 +23,7 @@
 #include "cli/commands.h"
 #include "cli/run_experts.h"
 #include "cli/gpu_args.h"
+#include "cli/split_args.h"
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
@@ -79,6 +80,8 @@ static const char usage[] =
 	"  --json             print one JSON object on stdout instead: the generated text\n"
 	"                     and the summary (nothing else on stdout)\n"
 	RUN_EXPERTS_USAGE
+	SPLIT_HELP
+	"                     (rank 0 samples, prints the text and a per-rank summary)\n"
 	GPU_ARGS_HELP;
 
 struct stream {
@@ -395,6 +398,7 @@ int cmd_run(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		RUN_EXPERTS_OPTIONS,
+		SPLIT_OPTIONS,
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
@@ -425,7 +429,11 @@ int cmd_run(int argc, char **argv)
 	int c, n, err, rc = 1;
 	bool handled;
 	char *end;
+	struct split_args split;
+	tm_sample_fn sample_fn = sample;
+	void *sample_arg;
 
+	split_args_init(&split);
 	run_experts_init(&rx, CMD);
 	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
 	model_args_rewrite(argc, argv);
@@ -438,6 +446,10 @@ int cmd_run(int argc, char **argv)
 			continue;
 		switch (c) {
 		case 'p': prompt = optarg; break;
+		case OPT_SPLIT: case OPT_MPI_TIMEOUT:
+			if ((rc = split_args_option(CMD, &split, c, optarg)))
+				return rc;
+			break;
 		case 'G': ngl = -1; break;
 		case 'L':
 			if (gpu_args_parse_ngl(CMD, optarg, &ngl))
@@ -524,7 +536,8 @@ int cmd_run(int argc, char **argv)
 		rc = usage_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
-	pool = tm_pool_create((int)ma.threads, TM_POOL_PIN);
+	/* ranks on one machine would all pin to its first CPUs: under --split the scheduler places them */
+	pool = tm_pool_create((int)ma.threads, split.kind ? 0 : TM_POOL_PIN);
 	if (!pool) {
 		rc = run_error(CMD, "cannot start %ld threads", ma.threads);
 		goto out;
@@ -562,6 +575,17 @@ int cmd_run(int argc, char **argv)
 		signal(SIGTERM, on_signal);
 		signal(SIGHUP, on_signal);
 	}
+	/* after the handlers above: the runtime's SIGTERM then says why, and still removes the counters */
+	if ((rc = split_args_start(CMD, &split, ctx, ma.name)))
+		goto out;
+	rc = 1;
+	/* one rank writes the text */
+	if (split_args_rank(&split) && !freopen("/dev/null", "w", stdout)) {
+		rc = run_error(CMD, "cannot silence rank %d's stdout", split_args_rank(&split));
+		goto out;
+	}
+	sample_arg = sampler;
+	split_args_sampler(&split, &sample_fn, &sample_arg);
 	out.json = json;
 	if (json)
 		keep_text(&out, prompt, strlen(prompt));
@@ -573,13 +597,18 @@ int cmd_run(int argc, char **argv)
 	out.rx = &rx;
 	out.pub = &pub;
 	out.n_prompt = n;
-	err = tm_generate(ctx, ids, n, (int)(n_predict > INT_MAX ? INT_MAX : n_predict), sample, sampler,
+	err = tm_generate(ctx, ids, n, (int)(n_predict > INT_MAX ? INT_MAX : n_predict), sample_fn, sample_arg,
 			  on_token, &out, &st);
 	if (err) {
 		rc = run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
 	publish(&out, 2);
+	split_args_report(&split, stderr, (uint64_t)st.n_decoded);
+	if (split_args_rank(&split)) {
+		rc = 0;
+		goto out;
+	}
 	if (json) {
 		rc = json_summary(&model, &st, tiers, &out, seed, t_load, run_experts_json(&rx, ctx, st.n_decoded));
 		goto out;
@@ -590,6 +619,7 @@ int cmd_run(int argc, char **argv)
 	run_experts_summary(&rx, ctx, st.n_decoded, st.t_decode);
 	rc = 0;
 out:
+	split_args_free(&split);
 	run_experts_free(&rx);
 	tm_runstat_remove(&pub);
 	counters_path[0] = '\0';

@@ -251,6 +251,20 @@ void tm_expert_home(const struct tm_layer *L, int e, struct tm_expert_at *at);
 void tm_route(const struct tm_hparams *hp, const float *bias, const float *logits, float *probs,
 	      int *sel, float *w);
 
+/*
+ * Pipeline parallel (lib/mpi/): this process computes layers [first, last)
+ * only. When first > 0, recv fills x (n rows of n_embd) from the stage
+ * before instead of the embedding; when last < n_layer, send hands x to the
+ * next stage and the batch ends there: no logits here. Both run on the
+ * forward pass's thread.
+ */
+struct tm_stage_hook {
+	int first, last;
+	void (*recv)(void *arg, float *x, int n);
+	void (*send)(void *arg, const float *x, int n);
+	void *arg;
+};
+
 /* One sequence: KV cache (f32) and scratch for batches of up to n_batch tokens. */
 struct tm_ctx {
 	const struct tm_model *m;
@@ -287,6 +301,7 @@ struct tm_ctx {
 	uint64_t map_bytes[TM_MODEL_MAX_MAPS];
 	uint64_t n_evals;		/* forward batches */
 	const struct tm_expert_hook *xhook;	/* NULL: experts are read where the model has them */
+	const struct tm_stage_hook *stage;	/* NULL: every layer is computed here */
 	uint64_t handoffs;		/* jobs handed to the pool (each wakes every thread once) */
 	/* tm_gpu_attach (tiermem/gpu.h): forward passes run on the GPU, reading VRAM */
 	void *gpu;

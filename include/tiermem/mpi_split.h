@@ -1,36 +1,109 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Expert-parallel decode over MPI (Documentation/tiermem-scale.rst): every
- * process holds the whole model and computes everything but the routed
- * experts, of which it computes only its share (expert e of every layer on
- * rank e % ranks); each MoE layer's weighted expert sum is then summed over
- * the ranks before it joins the residual stream. Built only into
- * build/tiermem-mpi (when mpicc is found); the rest of tiermem knows
+ * Decode over several processes with MPI (Documentation/tiermem-scale.rst).
+ * experts: every process holds the whole model and computes everything but
+ * the routed experts, of which it computes only its share (expert e of every
+ * layer on rank e % ranks); each MoE layer's weighted expert sum is summed
+ * over the ranks before it joins the residual stream. layers: rank r
+ * computes a contiguous range of layers (tm_plan_stages: balanced by bytes
+ * read per token) and passes the activations to rank r + 1; the last rank
+ * computes the logits. Rank 0 samples and broadcasts each token. Built only
+ * into build/tiermem-mpi (when mpicc is found); the rest of tiermem knows
  * nothing of MPI.
+ *
+ * A failed MPI call, or a wait for the other ranks longer than the timeout
+ * (a rank died or hangs: Open MPI 4.1 as Debian builds it has no ULFM, so a
+ * dead peer on shared memory is not an error MPI returns), prints one line
+ * naming the rank and the call and ends the process with _exit(1): the
+ * collective cannot complete, and MPI_Finalize would wait for it too.
  */
 #ifndef TIERMEM_MPI_SPLIT_H
 #define TIERMEM_MPI_SPLIT_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "tiermem/generate.h"
 #include "tiermem/model.h"
+
+enum tm_split_kind {
+	TM_SPLIT_NONE,
+	TM_SPLIT_EXPERTS,
+	TM_SPLIT_LAYERS,
+};
+
+/* What one rank counted: since the start, and since tm_mpi_mark. */
+struct tm_mpi_counts {
+	double sec;		/* wall time */
+	double mpi_sec;		/* inside MPI calls that move data, waiting for the others included */
+	uint64_t calls;		/* such calls */
+	uint64_t sent;		/* bytes this rank sent (a broadcast counts once, on its root) */
+	uint64_t weight_bytes;	/* weights the forward passes read */
+	uint64_t map_bytes[TM_MODEL_MAX_MAPS];
+};
 
 struct tm_mpi_split {
 	struct tm_expert_hook hook;
+	struct tm_stage_hook stage;
+	enum tm_split_kind kind;
 	int rank, ranks;
-	int n_embd;
-	float *sum;		/* reduce's buffer: n_batch * n_embd */
-	uint64_t reduces;	/* all-reduces so far */
-	double reduce_sec;	/* time spent in them */
+	int n_embd, n_vocab;
+	int first, last;	/* layers: this rank's [first, last) */
+	float *sum;		/* experts: reduce's buffer, n_batch * n_embd */
+	const struct tm_ctx *ctx;
+	struct tm_mpi_counts now, mark;
+	/* sampling: rank 0 runs it and broadcasts the token */
+	tm_sample_fn sample;
+	void *sampler;
+	bool marked;
+	/* the watchdog (see above) */
+	double timeout;
+	const char *waiting;	/* the call a rank is inside, or NULL */
+	double since;		/* when it entered it */
+	pthread_mutex_t lock;
+	pthread_t watchdog;
+	bool watching, stop;
 };
+
+/* "experts", "layers" -> kind; TM_SPLIT_NONE for anything else. */
+enum tm_split_kind tm_split_parse(const char *s);
+const char *tm_split_name(enum tm_split_kind kind);
 
 /*
  * Start MPI (once per process; finalised at exit), check that every rank
- * opened the same model (its content hash), and route m's MoE layers through
- * s on c. -EINVAL with a message naming the first rank whose model differs
- * (every rank returns it), -ENOMEM, -EIO when MPI fails.
+ * runs the same split of the same model (identity: tm_model_identity's hash),
+ * and set c up for this rank's part. timeout: seconds a rank may wait in one
+ * MPI call before it gives up (0: forever). -EINVAL (on every rank) with a
+ * message naming the first rank that differs, a dense model split by
+ * experts, more ranks than layers, a GPU context; -ENOMEM, -EIO when MPI
+ * fails.
  */
-int tm_mpi_split_experts(struct tm_mpi_split *s, struct tm_ctx *c);
+int tm_mpi_split_start(struct tm_mpi_split *s, struct tm_ctx *c, enum tm_split_kind kind, double timeout,
+		       const char *identity);
+
+/*
+ * A tm_sample_fn for tm_generate: rank 0 samples (layers: with the logits
+ * the last rank sends it) with sample(sampler, ...) and every rank returns
+ * its token. The first call marks the counters (the prompt is done).
+ */
+void tm_mpi_split_sampler(struct tm_mpi_split *s, tm_sample_fn sample, void *sampler);
+int32_t tm_mpi_sample(void *s, float *logits, int n_vocab);
+
+/* layers: the last rank's rows rows of logits (n_vocab each) to rank 0; nothing for experts. */
+void tm_mpi_logits_to_root(struct tm_mpi_split *s, float *logits, int rows);
+
+/* Counters from here on are per token (tm_mpi_sample marks at its first call). */
+void tm_mpi_mark(struct tm_mpi_split *s);
+
+/*
+ * Every rank's counters since the mark, gathered on rank 0, which prints
+ * per rank: its share, weights and MPI time per token, MPI's share of the
+ * time, bytes sent per token and weight bytes per tier per token; then one
+ * "cluster:" line for scripts. Collective: every rank calls it.
+ */
+void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens);
+
 void tm_mpi_split_free(struct tm_mpi_split *s);
 
 #endif

@@ -173,8 +173,8 @@ struct tm_plan_opts {
 	 * parallel, every node holds every tensor but only its share of each
 	 * routed-expert tensor, the largest share (ceil(expert_count / nodes)
 	 * experts), since the node holding it sets the pace. true: pipeline,
-	 * the node holds layers [rank * L / nodes, (rank + 1) * L / nodes),
-	 * the embedding on rank 0 and the output on the last rank.
+	 * the node holds the layers tm_plan_stages gives it, the embedding on
+	 * rank 0 and the output on the last rank.
 	 */
 	int nodes, rank;
 	bool split_layers;
@@ -237,6 +237,16 @@ double tm_plan_cost(const struct tm_plan *p, const double *tier_read);
  */
 int tm_plan_predict(struct tm_plan *p);
 void tm_plan_free(struct tm_plan *p);
+
+/*
+ * Pipeline stages: contiguous layer ranges, stage r holding layers
+ * [first[r], first[r + 1]) of the n_layer (first[nodes] = n_layer), that
+ * minimise the largest stage's expected bytes read per token (o's heat, or
+ * the uniform prior when o is NULL), counting the embedding row on stage 0
+ * and the output (a tied embedding's whole matrix) on the last. -EINVAL
+ * when a stage would have no layer, -ENOMEM.
+ */
+int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, const struct tm_plan_opts *o, int *first);
 
 /* GBPS,LATENCY_US -> link; -EINVAL naming the part that is wrong. */
 int tm_link_parse(const char *arg, struct tm_link *out);

@@ -817,21 +817,32 @@ static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const in
 	const struct tm_hparams *hp = &m->hp;
 	size_t E = hp->n_embd;
 	int pos0 = c->n_past;
+	const struct tm_stage_hook *st = c->stage;
+	int l0 = st ? st->first : 0, l1 = st ? st->last : hp->n_layer;
 
 	for (int i = 0; i < n; i++) {
-		tm_dequant_row(m->tok_embd.type, (const char *)m->tok_embd.data +
-			       (size_t)tok[i] * m->tok_embd.row_bytes, c->x + i * E, (int64_t)E);
+		if (!l0)
+			tm_dequant_row(m->tok_embd.type, (const char *)m->tok_embd.data +
+				       (size_t)tok[i] * m->tok_embd.row_bytes, c->x + i * E, (int64_t)E);
 		tm_rope_table_yarn(c->rope_cs + (size_t)i * hp->n_rot, seqs ? seqs[i]->n_past : pos0 + i,
 				   hp->n_rot, hp->rope_base, hp->rope_freq_scale, m->rope_freqs,
 				   hp->yarn_ext_factor, hp->yarn_corr, hp->rope_mscale);
 	}
-	c->weight_bytes += (uint64_t)n * m->tok_embd.row_bytes;
-	c->map_bytes[m->tok_embd.map] += (uint64_t)n * m->tok_embd.row_bytes;
-	for (int l = 0; l < hp->n_layer; l++) {
+	if (l0) {
+		st->recv(st->arg, c->x, n);
+	} else {
+		c->weight_bytes += (uint64_t)n * m->tok_embd.row_bytes;
+		c->map_bytes[m->tok_embd.map] += (uint64_t)n * m->tok_embd.row_bytes;
+	}
+	for (int l = l0; l < l1; l++) {
 		attention_block(c, seqs, &m->layers[l], l, pos0, n);
 		if (c->xhook && c->xhook->after_attn && n == 1)
 			c->xhook->after_attn(c->xhook->arg, c, l, c->x);
 		ffn_block(c, &m->layers[l], n);
+	}
+	if (l1 < hp->n_layer) {
+		st->send(st->arg, c->x, n);
+		goto advance;
 	}
 	acct(c, &m->output_norm);
 	acct(c, &m->output);
@@ -843,6 +854,7 @@ static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const in
 		tm_rmsnorm(c->xb, c->x + (n - 1) * E, m->output_norm.data, (int)E, hp->rms_eps);
 		mul(c, &m->output, 0, c->xb, 1, c->logits);
 	}
+advance:
 	if (seqs)
 		for (int i = 0; i < n; i++)
 			seqs[i]->n_past++;

@@ -178,14 +178,14 @@ int tm_plan_moe_layers(const struct tm_gguf *g)
 	return n;
 }
 
-/* Pipeline: does tensor name belong to this node's stage? */
-static bool on_stage(const char *name, bool tied, int n_layer, const struct tm_plan_opts *o)
+/* Pipeline: does tensor name belong to this node's stage (layers [first[rank], first[rank + 1]))? */
+static bool on_stage(const char *name, bool tied, const int *first, const struct tm_plan_opts *o)
 {
 	int l = plan_layer_of(name), last = o->nodes - 1;
 
+	/* layers past the split (multi-token prediction) stay with the last stage */
 	if (l >= 0)
-		return l >= (int)((int64_t)o->rank * n_layer / o->nodes) &&
-		       l < (int)((int64_t)(o->rank + 1) * n_layer / o->nodes);
+		return l >= first[o->rank] && (l < first[o->rank + 1] || o->rank == last);
 	if (!strncmp(name, "output", 6))
 		return o->rank == last;
 	/* a tied embedding is also the last stage's classifier */
@@ -204,18 +204,112 @@ static void expert_share(const struct tm_gguf_tensor *gt, struct tm_plan_tensor 
 	t->read_per_token *= (double)mine / (double)n_exp;
 }
 
-static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o)
+/*
+ * glm4moe and others keep their multi-token-prediction layers last: how many
+ * (0 without them), and the layers before them (by block_count, or by tensor
+ * names when a header-only test file lacks it).
+ */
+static uint32_t mtp_layers(const struct tm_gguf *g, uint32_t *n_layer)
 {
-	int n_layers = count_layers(g);
-	size_t k = 0;
+	uint32_t n_mtp = 0;
+
+	if (arch_key_u32(g, "block_count", n_layer))
+		*n_layer = (uint32_t)count_layers(g);
+	if (arch_key_u32(g, "nextn_predict_layers", &n_mtp) || n_mtp > *n_layer)
+		n_mtp = 0;
+	return n_mtp;
+}
+
+/* Expected bytes per token of each layer below n_layer (layer[]), of the first stage's extras and the last's. */
+static int stage_reads(const struct tm_gguf *g, int n_layer, const struct tm_plan_opts *o,
+		       double *layer, double *head, double *tail)
+{
 	bool tied = !tm_gguf_tensor(g, "output.weight");
-	uint32_t n_layer = 0, n_mtp = 0;
 	int err;
 
-	/* glm4moe and others keep their multi-token-prediction layers last */
-	if (arch_key_u32(g, "nextn_predict_layers", &n_mtp) || arch_key_u32(g, "block_count", &n_layer) ||
-	    n_mtp > n_layer)
-		n_mtp = 0;
+	*head = *tail = 0;
+	for (size_t i = 0; i < g->n_tensors; i++) {
+		const struct tm_gguf_tensor *gt = &g->tensors[i];
+		struct tm_plan_tensor t = { 0 };
+		int l;
+
+		if (gt->name.len >= sizeof(t.name))
+			continue;	/* fill_tensors refuses it */
+		memcpy(t.name, gt->name.ptr, gt->name.len);
+		t.cls = tm_tensor_classify(t.name);
+		if ((err = read_per_token(g, gt, &t, false, o)))
+			return err;
+		l = plan_layer_of(t.name);
+		if (l >= 0)
+			layer[l] += l < n_layer ? t.read_per_token : 0;
+		else if (t.cls == TM_TC_EMBD)
+			*head += t.read_per_token, *tail += tied ? (double)gt->nbytes : 0;
+		else if (t.cls == TM_TC_OUTPUT)
+			*tail += t.read_per_token;
+		else
+			*head += t.read_per_token;
+	}
+	return 0;
+}
+
+int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, const struct tm_plan_opts *o, int *first)
+{
+	struct tm_plan_opts none = { 0 };
+	double *sum, *best, head, tail;
+	int *from, err = 0;
+
+	if (nodes < 1 || n_layer < nodes)
+		return tm_err(-EINVAL, "cannot split %d layers over %d nodes: each needs a layer at least",
+			      n_layer, nodes);
+	sum = calloc((size_t)n_layer + 1, sizeof(*sum));
+	best = calloc((size_t)nodes * (n_layer + 1), sizeof(*best));
+	from = calloc((size_t)nodes * (n_layer + 1), sizeof(*from));
+	if (!sum || !best || !from) {
+		err = tm_err(-ENOMEM, "plan: out of memory");
+		goto out;
+	}
+	if ((err = stage_reads(g, n_layer, o ? o : &none, sum + 1, &head, &tail)))
+		goto out;
+	for (int l = 0; l < n_layer; l++)
+		sum[l + 1] += sum[l];
+	/*
+	 * best[r][j]: the smallest largest stage when stages 0..r hold layers
+	 * [0, j); from[r][j] where stage r starts. Exact, and small: L^2 * N.
+	 */
+	for (int r = 0; r < nodes; r++)
+		for (int j = r + 1; j <= n_layer - (nodes - 1 - r); j++) {
+			double extra = (r ? 0 : head) + (r == nodes - 1 ? tail : 0);
+			size_t at = (size_t)r * (n_layer + 1) + j;
+
+			best[at] = -1;
+			for (int i = r ? r : 0; i < j && (r || !i); i++) {
+				double stage = sum[j] - sum[i] + extra;
+				double worst = r ? best[at - (n_layer + 1) - j + i] : 0;
+
+				worst = worst > stage ? worst : stage;
+				if (best[at] < 0 || worst < best[at]) {
+					best[at] = worst;
+					from[at] = i;
+				}
+			}
+		}
+	first[nodes] = n_layer;
+	for (int r = nodes - 1; r >= 0; r--)
+		first[r] = from[(size_t)r * (n_layer + 1) + first[r + 1]];
+out:
+	free(sum);
+	free(best);
+	free(from);
+	return err;
+}
+
+static int fill_placed(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o,
+		       const int *first)
+{
+	size_t k = 0;
+	bool tied = !tm_gguf_tensor(g, "output.weight");
+	uint32_t n_layer, n_mtp = mtp_layers(g, &n_layer);
+	int err;
 
 	p->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*p->tensors));
 	if (!p->tensors)
@@ -229,7 +323,7 @@ static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct
 				      40, gt->name.ptr, sizeof(t->name) - 1);
 		memset(t->name, 0, sizeof(t->name));
 		memcpy(t->name, gt->name.ptr, gt->name.len);
-		if (o->nodes > 1 && o->split_layers && !on_stage(t->name, tied, n_layers, o))
+		if (first && !on_stage(t->name, tied, first, o))
 			continue;
 		k++;
 		p->n_tensors = k;
@@ -275,6 +369,25 @@ int plan_gpu_tiers(const struct tm_tier_spec *t, int n, int *gpu, int *pcie)
 		return tm_err(-EINVAL, "plan: pcie tier %s without a vram tier: give the GPU too (NAME=vram:SIZE@GBPS)",
 			      t[*pcie].name);
 	return 0;
+}
+
+static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct tm_plan_opts *o)
+{
+	uint32_t n_layer, n_mtp = mtp_layers(g, &n_layer);
+	int err, *first = NULL;
+
+	if (o->nodes > 1 && o->split_layers) {
+		first = calloc((size_t)o->nodes + 1, sizeof(*first));
+		if (!first)
+			return tm_err(-ENOMEM, "plan: out of memory");
+		if ((err = tm_plan_stages(g, (int)(n_layer - n_mtp), o->nodes, o, first))) {
+			free(first);
+			return err;
+		}
+	}
+	err = fill_placed(p, g, o, first);
+	free(first);
+	return err;
 }
 
 static int check_tiers(const struct tm_plan_opts *o)

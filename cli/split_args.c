@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cli/args.h"
+#include "cli/split_args.h"
+#include "tiermem/error.h"
+#include "tiermem/store.h"
+#ifdef TM_HAVE_MPI
+#include "tiermem/mpi_split.h"
+#endif
+
+void split_args_init(struct split_args *a)
+{
+	a->kind = 0;
+	a->timeout = 60;
+	a->mpi = NULL;
+}
+
+int split_args_option(const char *cmd, struct split_args *a, int opt, const char *arg)
+{
+	if (opt == OPT_MPI_TIMEOUT)
+		return parse_double("--mpi-timeout", arg, 0, 1e6, &a->timeout) ? EXIT_USAGE : 0;
+#ifdef TM_HAVE_MPI
+	a->kind = tm_split_parse(arg);
+	if (!a->kind)
+		return usage_error(cmd, "--split %s: want experts or layers", arg);
+	return 0;
+#else
+	return usage_error(cmd, "--split needs MPI: run build/tiermem-mpi under mpirun "
+			   "(built when mpicc is installed)");
+#endif
+}
+
+int split_args_start(const char *cmd, struct split_args *a, struct tm_ctx *ctx, const char *name)
+{
+#ifdef TM_HAVE_MPI
+	char hash[33] = "";
+	int err;
+
+	if (!a->kind)
+		return 0;
+	a->mpi = calloc(1, sizeof(*a->mpi));
+	if (!a->mpi)
+		return run_error(cmd, "out of memory");
+	/* unhashable: refused by every rank in tm_mpi_split_start, which all ranks must reach */
+	if (tm_model_identity(ctx->m, name, hash))
+		hash[0] = '\0';
+	if ((err = tm_mpi_split_start(a->mpi, ctx, a->kind, a->timeout, hash)))
+		return err == -EINVAL ? usage_error(cmd, "%s", tm_strerror()) : run_error(cmd, "%s", tm_strerror());
+#endif
+	return 0;
+}
+
+int split_args_rank(const struct split_args *a)
+{
+#ifdef TM_HAVE_MPI
+	return a->mpi ? a->mpi->rank : 0;
+#else
+	return 0;
+#endif
+}
+
+void split_args_sampler(struct split_args *a, tm_sample_fn *sample, void **sampler)
+{
+#ifdef TM_HAVE_MPI
+	if (!a->mpi)
+		return;
+	tm_mpi_split_sampler(a->mpi, *sample, *sampler);
+	*sample = tm_mpi_sample;
+	*sampler = a->mpi;
+#endif
+}
+
+void split_args_logits(struct split_args *a, float *logits, int rows)
+{
+#ifdef TM_HAVE_MPI
+	if (a->mpi)
+		tm_mpi_logits_to_root(a->mpi, logits, rows);
+#endif
+}
+
+void split_args_report(struct split_args *a, FILE *f, uint64_t tokens)
+{
+#ifdef TM_HAVE_MPI
+	if (a->mpi)
+		tm_mpi_report(a->mpi, f, tokens);
+#endif
+}
+
+void split_args_free(struct split_args *a)
+{
+#ifdef TM_HAVE_MPI
+	if (a->mpi)
+		tm_mpi_split_free(a->mpi);
+	free(a->mpi);
+	a->mpi = NULL;
+#endif
+}

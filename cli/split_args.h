@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * --split and --mpi-timeout for run and logits (Documentation/tiermem-scale.rst).
+ * The plain build parses them and refuses --split with a message pointing to
+ * build/tiermem-mpi; the MPI build (TM_HAVE_MPI) runs lib/mpi/. The
+ * commands call the same functions in both builds.
+ */
+#ifndef TIERMEM_CLI_SPLIT_ARGS_H
+#define TIERMEM_CLI_SPLIT_ARGS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tiermem/generate.h"
+#include "tiermem/model.h"
+
+struct tm_mpi_split;
+
+struct split_args {
+	int kind;			/* enum tm_split_kind; 0: no --split */
+	double timeout;			/* --mpi-timeout seconds */
+	struct tm_mpi_split *mpi;	/* once started */
+};
+
+#define OPT_SPLIT 0x5350
+#define OPT_MPI_TIMEOUT 0x4d54
+#define SPLIT_OPTIONS \
+	{ "split", required_argument, NULL, OPT_SPLIT }, \
+	{ "mpi-timeout", required_argument, NULL, OPT_MPI_TIMEOUT }
+#define SPLIT_HELP \
+	"  --split experts|layers\n" \
+	"                     under mpirun, with build/tiermem-mpi: experts: each rank\n" \
+	"                     computes expert e of each MoE layer when e %% ranks is its\n" \
+	"                     rank, the experts' sums are added over the ranks; layers:\n" \
+	"                     each rank computes a range of layers (balanced by bytes\n" \
+	"                     read per token) and passes the activations on. Every rank\n" \
+	"                     must open the same model with the same split\n" \
+	"  --mpi-timeout SEC  with --split: a rank that waits this long for the others\n" \
+	"                     in one MPI call gives up (default 60; 0: never)\n"
+
+void split_args_init(struct split_args *a);
+/* One of OPT_SPLIT, OPT_MPI_TIMEOUT: 0, or EXIT_USAGE after a message. */
+int split_args_option(const char *cmd, struct split_args *a, int opt, const char *arg);
+/*
+ * With --split: start MPI and set ctx up for this rank (name: the store
+ * name the model was opened by, or NULL); 0, or an exit code after a message.
+ */
+int split_args_start(const char *cmd, struct split_args *a, struct tm_ctx *ctx, const char *name);
+/* This process's rank (0 without --split): only rank 0 writes results. */
+int split_args_rank(const struct split_args *a);
+/* The sampler tm_generate is to call: sample itself, or rank 0's broadcast over MPI. */
+void split_args_sampler(struct split_args *a, tm_sample_fn *sample, void **sampler);
+/* logits: bring the last stage's rows to rank 0 (layers). */
+void split_args_logits(struct split_args *a, float *logits, int rows);
+/* Counters since the prompt, per token, on rank 0 (collective). */
+void split_args_report(struct split_args *a, FILE *f, uint64_t tokens);
+void split_args_free(struct split_args *a);
+
+#endif

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What both splits share: starting MPI, the identity check at start, the
+ * watchdog, counters, sampling on rank 0, and the cluster report.
+ *
+ * A rank that dies: Open MPI's runtime (mpirun/orted) sees the process end
+ * and tears the job down with SIGTERM (then SIGKILL); the handler below turns
+ * that into one line saying why. Where the runtime does not notice (a rank
+ * that hangs, is stopped, or a runtime started with --enable-recovery), the
+ * watchdog ends a rank that has waited in one MPI call longer than the
+ * timeout. Errors MPI returns (MPI_ERRORS_RETURN) end the rank with a line
+ * too. Either way the rank calls _exit: the collective it was in can never
+ * complete, and MPI_Finalize would wait for it as well.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mpi.h>
+
+#include "lib/mpi/mpi_internal.h"
+#include "tiermem/error.h"
+
+enum { TAG_LOGITS = 2 };
+
+enum tm_split_kind tm_split_parse(const char *s)
+{
+	return !strcmp(s, "experts") ? TM_SPLIT_EXPERTS : !strcmp(s, "layers") ? TM_SPLIT_LAYERS : TM_SPLIT_NONE;
+}
+
+const char *tm_split_name(enum tm_split_kind kind)
+{
+	return kind == TM_SPLIT_EXPERTS ? "experts" : kind == TM_SPLIT_LAYERS ? "layers" : "none";
+}
+
+static void finalize(void)
+{
+	int done = 0;
+
+	MPI_Finalized(&done);
+	if (!done)
+		MPI_Finalize();
+}
+
+/* The runtime's SIGTERM when another rank ended: the line, then whatever handled it before. */
+static char term_line[160];
+static struct sigaction term_old;
+
+static void on_term(int sig)
+{
+	ssize_t w = write(STDERR_FILENO, term_line, strlen(term_line));
+
+	(void)w;
+	if (term_old.sa_handler != SIG_DFL && term_old.sa_handler != SIG_IGN && term_old.sa_handler) {
+		term_old.sa_handler(sig);
+		return;
+	}
+	_exit(1);
+}
+
+static int start(struct tm_mpi_split *s)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	int up = 0;
+
+	MPI_Initialized(&up);
+	if (!up) {
+		if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
+			return tm_err(-EIO, "mpi: MPI_Init failed");
+		atexit(finalize);
+	}
+	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+	MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &s->ranks);
+	snprintf(term_line, sizeof(term_line), "tiermem: rank %d of %d: stopped by the MPI runtime: "
+		 "another rank ended or died\n", s->rank, s->ranks);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, &term_old);
+	return 0;
+}
+
+static void die(const struct tm_mpi_split *s, const char *fmt, const char *what, double sec)
+{
+	fprintf(stderr, "tiermem: rank %d of %d: ", s->rank, s->ranks);
+	fprintf(stderr, fmt, what, sec);
+	fputc('\n', stderr);
+	fflush(stderr);
+	_exit(1);
+}
+
+static void *watch(void *arg)
+{
+	struct tm_mpi_split *s = arg;
+	const struct timespec tick = { 0, 100 * 1000 * 1000 };
+
+	for (;;) {
+		const char *what;
+		double since;
+		bool stop;
+
+		nanosleep(&tick, NULL);
+		pthread_mutex_lock(&s->lock);
+		stop = s->stop;
+		what = s->waiting;
+		since = s->since;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			return NULL;
+		if (what && tm_now() - since > s->timeout)
+			die(s, "no answer in %s for %.0f s: another rank died or hangs; giving up "
+			    "(--mpi-timeout)", what, tm_now() - since);
+	}
+}
+
+double tm_mpi_enter(struct tm_mpi_split *s, const char *what)
+{
+	double t0 = tm_now();
+
+	pthread_mutex_lock(&s->lock);
+	s->waiting = what;
+	s->since = t0;
+	pthread_mutex_unlock(&s->lock);
+	return t0;
+}
+
+void tm_mpi_leave(struct tm_mpi_split *s, double t0, int rc, int peer, uint64_t sent)
+{
+	pthread_mutex_lock(&s->lock);
+	s->waiting = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (rc != MPI_SUCCESS) {
+		char msg[MPI_MAX_ERROR_STRING], what[MPI_MAX_ERROR_STRING + 32];
+		int len = 0;
+
+		MPI_Error_string(rc, msg, &len);
+		snprintf(what, sizeof(what), "%.*s (peer %d)", len, msg, peer);
+		die(s, "an MPI call failed: %s after %.1f s", what, tm_now() - t0);
+	}
+	s->now.mpi_sec += tm_now() - t0;
+	s->now.calls++;
+	s->now.sent += sent;
+}
+
+/* Every rank's model identity and split against rank 0's; the same answer on every rank. */
+static int same_run(struct tm_mpi_split *s, const char *identity)
+{
+	enum { ID = 64 };
+	char mine[ID] = "", *all = malloc(ID * (size_t)s->ranks);
+	int err = 0;
+	double t0;
+
+	if (!all)
+		return tm_err(-ENOMEM, "mpi: out of memory");
+	snprintf(mine, sizeof(mine), "%-32.32s %s", identity && *identity ? identity : "unhashable",
+		 tm_split_name(s->kind));
+	t0 = tm_mpi_enter(s, "MPI_Allgather of the model hashes");
+	tm_mpi_leave(s, t0, MPI_Allgather(mine, ID, MPI_CHAR, all, ID, MPI_CHAR, MPI_COMM_WORLD), -1, ID);
+	for (int r = 1; r < s->ranks && !err; r++) {
+		const char *them = all + ID * r;
+
+		if (!strncmp(all, "unhashable", 10) || !strncmp(them, "unhashable", 10))
+			err = tm_err(-EINVAL, "mpi: rank %d cannot compute its model's identity: every rank "
+				     "must open the same model, by -m FILE or --name", strncmp(all, "unhashable", 10) ? r : 0);
+		else if (strncmp(all, them, 32))
+			err = tm_err(-EINVAL, "mpi: rank %d opened another model (hash %.32s, rank 0's %.32s): "
+				     "every rank must open the same one", r, them, all);
+		else if (strcmp(all, them))
+			err = tm_err(-EINVAL, "mpi: rank %d runs --split %s, rank 0 --split %s: every rank must "
+				     "run the same split", r, them + 33, all + 33);
+	}
+	free(all);
+	return err;
+}
+
+int tm_mpi_split_start(struct tm_mpi_split *s, struct tm_ctx *c, enum tm_split_kind kind, double timeout,
+		       const char *identity)
+{
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->kind = kind;
+	s->ctx = c;
+	s->n_embd = c->m->hp.n_embd;
+	s->n_vocab = c->m->hp.n_vocab;
+	s->timeout = timeout;
+	if ((err = start(s)))
+		return err;
+	s->now.sec = tm_now();
+	/* before the first collective: a rank that never arrives is caught there too */
+	if (timeout > 0 && !pthread_create(&s->watchdog, NULL, watch, s))
+		s->watching = true;
+	if ((err = same_run(s, identity)))
+		return err;
+	if (c->gpu)
+		return tm_err(-EINVAL, "--split runs on the CPU: drop --gpu / -ngl");
+	err = kind == TM_SPLIT_EXPERTS ? tm_mpi_experts_setup(s, c) : tm_mpi_layers_setup(s, c);
+	tm_mpi_mark(s);
+	return err;
+}
+
+void tm_mpi_mark(struct tm_mpi_split *s)
+{
+	s->now.sec = tm_now();
+	s->now.weight_bytes = s->ctx->weight_bytes;
+	memcpy(s->now.map_bytes, s->ctx->map_bytes, sizeof(s->now.map_bytes));
+	s->mark = s->now;
+}
+
+void tm_mpi_split_sampler(struct tm_mpi_split *s, tm_sample_fn sample, void *sampler)
+{
+	s->sample = sample;
+	s->sampler = sampler;
+	s->marked = false;
+}
+
+void tm_mpi_logits_to_root(struct tm_mpi_split *s, float *logits, int rows)
+{
+	int last = s->ranks - 1;
+
+	if (s->kind != TM_SPLIT_LAYERS || !last || (s->rank && s->rank != last))
+		return;
+	for (int i = 0; i < rows; i++) {
+		float *row = logits + (size_t)i * s->n_vocab;
+		double t0;
+
+		if (s->rank) {
+			t0 = tm_mpi_enter(s, "MPI_Send of the logits");
+			tm_mpi_leave(s, t0, MPI_Send(row, s->n_vocab, MPI_FLOAT, 0, TAG_LOGITS, MPI_COMM_WORLD), 0,
+				     sizeof(float) * (uint64_t)s->n_vocab);
+		} else {
+			t0 = tm_mpi_enter(s, "MPI_Recv of the logits");
+			tm_mpi_leave(s, t0, MPI_Recv(row, s->n_vocab, MPI_FLOAT, last, TAG_LOGITS, MPI_COMM_WORLD,
+						     MPI_STATUS_IGNORE), last, 0);
+		}
+	}
+}
+
+int32_t tm_mpi_sample(void *arg, float *logits, int n_vocab)
+{
+	struct tm_mpi_split *s = arg;
+	int32_t tok = 0;
+	double t0;
+
+	if (!s->marked) {
+		tm_mpi_mark(s);
+		s->marked = true;
+	}
+	tm_mpi_logits_to_root(s, logits, 1);
+	if (!s->rank)
+		tok = s->sample(s->sampler, logits, n_vocab);
+	t0 = tm_mpi_enter(s, "MPI_Bcast of the sampled token");
+	tm_mpi_leave(s, t0, MPI_Bcast(&tok, 1, MPI_INT32_T, 0, MPI_COMM_WORLD), 0, s->rank ? 0 : sizeof(tok));
+	return tok;
+}
+
+/* One rank's counters since the mark, as doubles for one MPI_Gather. */
+enum { F_SEC, F_MPI, F_CALLS, F_SENT, F_WEIGHTS, F_FIRST, F_LAST, F_MAPS, F_N = F_MAPS + TM_MODEL_MAX_MAPS };
+
+static void report_line(FILE *f, const struct tm_mpi_split *s, int r, const double *v, const char *tiers,
+			double tok)
+{
+	fprintf(f, "rank %d: ", r);
+	if (s->kind == TM_SPLIT_LAYERS)
+		fprintf(f, "layers %d-%d, ", (int)v[F_FIRST], (int)v[F_LAST] - 1);
+	else
+		fprintf(f, "experts e %% %d == %d, ", s->ranks, r);
+	fprintf(f, "%.2f MiB of weights/token, %.3f ms/token in %.1f MPI calls (%.1f %% of %.3f ms), "
+		"%.1f KiB sent/token;", v[F_WEIGHTS] / tok / 1048576.0, v[F_MPI] / tok * 1e3, v[F_CALLS] / tok,
+		v[F_SEC] > 0 ? 100 * v[F_MPI] / v[F_SEC] : 0, v[F_SEC] / tok * 1e3, v[F_SENT] / tok / 1024);
+	for (int i = 0; i < TM_MODEL_MAX_MAPS; i++)
+		if (v[F_MAPS + i] > 0)
+			fprintf(f, " %s %.2f MiB", tiers + 16 * i, v[F_MAPS + i] / tok / 1048576.0);
+	fputc('\n', f);
+}
+
+void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens)
+{
+	const struct tm_model *m = s->ctx->m;
+	double mine[F_N] = { 0 }, *all = NULL, tok = tokens ? (double)tokens : 1, mpi = 0, sec = 0;
+	char names[TM_MODEL_MAX_MAPS * 16] = "", *all_names = NULL;
+	double t0;
+
+	mine[F_SEC] = tm_now() - s->mark.sec;
+	mine[F_MPI] = s->now.mpi_sec - s->mark.mpi_sec;
+	mine[F_CALLS] = (double)(s->now.calls - s->mark.calls);
+	mine[F_SENT] = (double)(s->now.sent - s->mark.sent);
+	mine[F_WEIGHTS] = (double)(s->ctx->weight_bytes - s->mark.weight_bytes);
+	mine[F_FIRST] = s->first;
+	mine[F_LAST] = s->last;
+	for (int i = 0; i < m->n_maps && i < TM_MODEL_MAX_MAPS; i++) {
+		mine[F_MAPS + i] = (double)(s->ctx->map_bytes[i] - s->mark.map_bytes[i]);
+		snprintf(names + 16 * i, 16, "%s", m->maps[i].tier_name[0] ? m->maps[i].tier_name :
+			 tm_tier_name(m->maps[i].tier));
+	}
+	if (!s->rank) {
+		all = calloc((size_t)s->ranks, sizeof(mine));
+		all_names = calloc((size_t)s->ranks, sizeof(names));
+	}
+	t0 = tm_mpi_enter(s, "MPI_Gather of the counters");
+	tm_mpi_leave(s, t0, MPI_Gather(mine, F_N, MPI_DOUBLE, all, F_N, MPI_DOUBLE, 0, MPI_COMM_WORLD), 0, 0);
+	t0 = tm_mpi_enter(s, "MPI_Gather of the tier names");
+	tm_mpi_leave(s, t0, MPI_Gather(names, sizeof(names), MPI_CHAR, all_names, sizeof(names), MPI_CHAR, 0,
+				       MPI_COMM_WORLD), 0, 0);
+	if (s->rank || !all || !all_names) {
+		free(all);
+		free(all_names);
+		return;
+	}
+	for (int r = 0; r < s->ranks; r++) {
+		report_line(f, s, r, all + (size_t)r * F_N, all_names + (size_t)r * sizeof(names), tok);
+		mpi += all[(size_t)r * F_N + F_MPI];
+		sec += all[(size_t)r * F_N + F_SEC];
+	}
+	fprintf(f, "cluster: split=%s ranks=%d tokens=%llu ms_per_token=%.3f mpi_ms_per_token=%.3f mpi_share=%.3f\n",
+		tm_split_name(s->kind), s->ranks, (unsigned long long)tokens, all[F_SEC] / tok * 1e3,
+		mpi / s->ranks / tok * 1e3, sec > 0 ? mpi / sec : 0);
+	free(all);
+	free(all_names);
+}
+
+void tm_mpi_split_free(struct tm_mpi_split *s)
+{
+	if (s->watching) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true;
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->watchdog, NULL);
+		s->watching = false;
+	}
+	free(s->sum);
+	s->sum = NULL;
+}

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Decode over MPI (build/tiermem-mpi, Documentation/tiermem-scale.rst), one
+# thread per rank, -np 2 and -np 3 (uneven splits of 16 experts and of 4 layers).
+#
+# --split experts, logits: each rank sums its experts, the partial sums are
+# added over the ranks, so the experts' sum is added in another order than in
+# one process. Measured per position as 40-peer-logits: max |a - b| / std(row).
+# f32 weights: at most 1e-4 (measured 1.5e-6, the size of the single process's
+# own batch-64 vs batch-1 difference). q8_0 weights quantize activations to 8
+# bits, so a last-bit difference can cross a rounding step and grow through
+# the layers (a single process's batch 64 vs batch 1 differ by up to 0.06 of a
+# logit on an 8-layer q8_0 model): 40-peer-logits' rounding tier, 0.15.
+# deepseek2 (a dense first layer, shared experts) is split like the others.
+# Every rank must compute only a part of the experts.
+#
+# --split layers, logits: each rank runs the same operations in the same order
+# on its layers, so the logits are bit-identical to one process's (tolerance
+# 0), for a dense model, an MoE one and deepseek2's MLA; the ranks' layer
+# ranges cover every layer once and each rank reads fewer weight bytes than
+# one process.
+#
+# run: greedy text (--temp 0) equals one process's in both splits; with
+# layers, sampled text (--temp 0.8, a seed) too, since the logits are the
+# same bits and rank 0 samples. Refused at start: another model, another
+# split, more ranks than layers, a dense model split by experts, --split
+# experts with an expert cache. A rank killed with -9 mid-run: the others
+# exit within 10 s, each with one line; a rank that hangs (SIGSTOP): the
+# others give up after --mpi-timeout with one line.
+set -u
+cd "$TOP"
+TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
+. "$TOP/tests/lib/tap.sh"
+if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
+	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
+	echo "1..$n"
+	exit 0
+fi
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpi.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none "$@"; }
+
+"$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null 2>&1
+"$TM" synth --arch qwen3moe --type q8_0 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe-q8.gguf" >/dev/null 2>&1
+"$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 --seed 2 -q -o "$W/other.gguf" >/dev/null 2>&1
+"$TM" synth --arch llama --type q8_0 -q -o "$W/dense.gguf" >/dev/null 2>&1
+# deepseek2: a leading dense layer (no all-reduce) and shared experts (every rank computes them)
+"$TM" synth --arch deepseek2 --type f32 -q -o "$W/ds.gguf" >/dev/null 2>&1
+TOK=1,5,9,200,31,7,64,3,17,99,250,12,40,8,77,120
+
+# compare A B TOL: per position max |a - b| / std(a's row) <= TOL, same length
+compare() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import statistics, struct, sys
+def rd(f):
+    b = open(f, 'rb').read()
+    return struct.unpack('%df' % (len(b) // 4), b)
+a, b, tol = rd(sys.argv[1]), rd(sys.argv[2]), float(sys.argv[3])
+V = 1024
+if len(a) != len(b) or not a:
+    print('lengths differ'); sys.exit(1)
+e = [max(abs(x - y) for x, y in zip(a[i:i + V], b[i:i + V])) / statistics.pstdev(a[i:i + V])
+     for i in range(0, len(a), V)]
+print('worst position %.2g, median %.2g' % (max(e), statistics.median(e)))
+sys.exit(0 if max(e) <= tol else 1)
+PY
+}
+# MiB of weights per token rank R reported in FILE
+mib_of() { sed -n "s/^rank $2: .*, \([0-9.]*\) MiB of weights\/token.*/\1/p" "$1"; }
+lt() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$1" "$2"; }
+
+"$TM" synth --arch llama --type f32 --layers 4 -q -o "$W/dense32.gguf" >/dev/null 2>&1
+for m in moe:1e-4 moe-q8:0.15 ds:1e-4; do
+	model=$W/${m%%:*}.gguf tol=${m#*:}
+	for batch in 64 1; do
+		"$TM" logits -m "$model" --tokens $TOK -o "$W/one.bin" --batch $batch
+		run -np 1 "$MPI" logits -m "$model" --tokens $TOK -o "$W/r1.bin" --batch $batch --split experts 2>"$W/r1.err"
+		all=$(mib_of "$W/r1.err" 0)
+		for np in 2 3; do
+			run -np $np "$MPI" logits -m "$model" --tokens $TOK -o "$W/n.bin" --batch $batch \
+				--split experts 2>"$W/err"
+			rc=$?
+			msg=$(compare "$W/one.bin" "$W/n.bin" $tol)
+			check "experts: ${m%%:*} -np $np, batch $batch: logits equal one process's within $tol ($msg)" \
+				'[ $rc -eq 0 ] && compare "$W/one.bin" "$W/n.bin" $tol >/dev/null'
+			fewer=1
+			for ((r = 0; r < np; r++)); do
+				b=$(mib_of "$W/err" $r)
+				[ -n "$b" ] && [ -n "$all" ] && lt "$b" "$all" || fewer=0
+			done
+			check "experts: ${m%%:*} -np $np, batch $batch: every rank read fewer weight bytes than one rank computing every expert ($all MiB/token)" \
+				'[ $fewer -eq 1 ]'
+		done
+	done
+done
+
+# layers: bit-identical logits, contiguous stages, fewer bytes per rank
+# (the decode path, batch 1, only for one model: the suite's time)
+for mb in dense32:64 moe:64 moe:1 ds:64; do
+	m=${mb%%:*} batch=${mb#*:}
+	model=$W/$m.gguf
+	{
+		"$TM" logits -m "$model" --tokens $TOK -o "$W/one.bin" --batch $batch
+		run -np 1 "$MPI" logits -m "$model" --tokens $TOK -o "$W/r1.bin" --batch $batch --split layers 2>"$W/r1.err"
+		all=$(mib_of "$W/r1.err" 0)
+		L=$(sed -n 's/^rank 0: layers 0-\([0-9]*\),.*/\1/p' "$W/r1.err")
+		for np in 2 3; do
+			run -np $np "$MPI" logits -m "$model" --tokens $TOK -o "$W/n.bin" --batch $batch \
+				--split layers 2>"$W/err"
+			rc=$?
+			check "layers: $m -np $np, batch $batch: logits bit-identical to one process's" \
+				'[ $rc -eq 0 ] && cmp -s "$W/one.bin" "$W/n.bin"'
+			stages=$(sed -n 's/^rank [0-9]*: layers \([0-9]*-[0-9]*\),.*/\1/p' "$W/err" | tr '\n' ' ')
+			fewer=1
+			for ((r = 0; r < np; r++)); do
+				b=$(mib_of "$W/err" $r)
+				[ -n "$b" ] && [ -n "$all" ] && lt "$b" "$all" || fewer=0
+			done
+			check "layers: $m -np $np, batch $batch: stages [$stages] cover layers 0-$L in order, each rank reads less than one process ($all MiB/token)" \
+				'[ $fewer -eq 1 ] && python3 -c "
+import sys
+r = [tuple(map(int, s.split(\"-\"))) for s in sys.argv[1].split()]
+ok = len(r) == $np and r[0][0] == 0 and r[-1][1] == ${L:--1} and all(a[1] + 1 == b[0] and a[0] <= a[1] for a, b in zip(r, r[1:]))
+sys.exit(0 if ok else 1)" "$stages"'
+		done
+	}
+done
+check "the cluster summary on rank 0 ($(grep -m1 '^cluster:' "$W/err"))" \
+	'grep -q "^cluster: split=layers ranks=3 tokens=16 " "$W/err" && [ "$(grep -c "^cluster:" "$W/err")" -eq 1 ]'
+
+# run: the same text as one process
+PROMPT="the quick brown fox"
+for m in dense32 moe; do
+	"$TM" run -m "$W/$m.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 >"$W/one.txt" 2>/dev/null
+	for split in layers experts; do
+		[ $m = dense32 ] && [ $split = experts ] && continue
+		for np in 2 3; do
+			run -np $np "$MPI" run -m "$W/$m.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split $split \
+				>"$W/n.txt" 2>"$W/err"
+			rc=$?
+			check "run --split $split: $m -np $np: greedy text equals one process's ($(wc -c <"$W/n.txt") bytes)" \
+				'[ $rc -eq 0 ] && [ -s "$W/one.txt" ] && cmp -s "$W/one.txt" "$W/n.txt"'
+		done
+	done
+done
+check "run prints a per-rank summary and one cluster line ($(grep -m1 '^cluster:' "$W/err"))" \
+	'grep -q "^rank 2: experts" "$W/err" && grep -q "^cluster: split=experts ranks=3 tokens=23 " "$W/err"'
+"$TM" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0.8 --seed 7 -t 1 >"$W/one.txt" 2>/dev/null
+run -np 3 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0.8 --seed 7 -t 1 --split layers >"$W/n.txt" 2>"$W/err"
+rc=$?
+check "run --split layers -np 3 --temp 0.8 --seed 7: the same sampled text (rank 0 samples)" \
+	'[ $rc -eq 0 ] && cmp -s "$W/one.txt" "$W/n.txt"'
+run -np 2 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 8 --temp 0 -t 1 --split experts --expert-cache 8M \
+	>"$W/out" 2>"$W/err"
+rc=$?
+check "--split experts with an expert cache is refused ($(grep -m1 'expert cache' "$W/err"))" \
+	'[ $rc -eq 2 ] && grep -q "does not combine with an expert cache" "$W/err"'
+"$TM" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 >"$W/one.txt" 2>/dev/null
+run -np 2 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split layers --expert-cache 8M \
+	>"$W/n.txt" 2>"$W/err"
+rc=$?
+check "--split layers with an expert cache: the same greedy text" \
+	'[ $rc -eq 0 ] && cmp -s "$W/one.txt" "$W/n.txt" && grep -q "^experts: *cache of" "$W/err"'
+
+# a rank that dies or hangs mid-run; prints rank 1's pid
+rank1() {
+	local p
+	for p in $(pgrep -P "$1"); do
+		tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo "$p"
+	done
+}
+# start_long SPLIT NP EXTRA...: mpirun in the background, generating until the context is full
+start_long() {
+	local split=$1 np=$2
+	shift 2
+	mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np" "$MPI" run -m "$W/moe.gguf" \
+		-p "$PROMPT" -n 100000 --temp 0 -t 1 --split "$split" "$@" >"$W/out" 2>"$W/err" &
+	MP=$!
+	# until rank 0 prints generated text (the prompt is 19 bytes): every rank is past its start
+	for _ in $(seq 300); do
+		victim=$(rank1 $MP)
+		[ -n "$victim" ] && [ "$(stat -c %s "$W/out")" -gt 40 ] && break
+		sleep 0.1
+	done
+}
+# finish LIMIT: wait for mpirun at most LIMIT seconds; sets rc and secs
+finish() {
+	local t0=$SECONDS
+	for _ in $(seq $(($1 * 10))); do
+		kill -0 $MP 2>/dev/null || break
+		sleep 0.1
+	done
+	secs=$((SECONDS - t0))
+	if kill -0 $MP 2>/dev/null; then
+		kill -9 $MP; wait $MP 2>/dev/null; rc=hung
+	else
+		wait $MP; rc=$?
+	fi
+}
+for split in layers experts; do
+	start_long $split 3
+	kill -9 "$victim"
+	finish 10
+	check "--split $split -np 3: rank 1 killed with -9 mid-run: the job ends within 10 s ($secs s, rc $rc), ranks 0 and 2 say why ($(grep -m1 'stopped by' "$W/err"))" \
+		'[ "$rc" != hung ] && [ "$rc" != 0 ] && grep -q "rank 0 of 3: stopped by the MPI runtime: another rank ended or died" "$W/err" && grep -q "rank 2 of 3: stopped by the MPI runtime" "$W/err"'
+done
+start_long experts 2 --mpi-timeout 2
+kill -STOP "$victim"
+finish 10
+kill -9 "$victim" 2>/dev/null
+check "a rank that hangs (SIGSTOP): rank 0 gives up after --mpi-timeout 2 ($secs s, rc $rc: $(grep -m1 'rank 0.*no answer' "$W/err"))" \
+	'[ "$rc" != hung ] && grep -q "rank 0 of 2: no answer in MPI_.* for [0-9]* s: another rank died or hangs" "$W/err"'
+
+run -np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
+	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers >"$W/out" 2>"$W/err"
+rc=$?
+check "a rank started with another split is refused at start ($(grep -m1 'another\|same split' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "rank 1 runs --split layers, rank 0 --split experts" "$W/err"'
+run -np 5 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers >"$W/out" 2>"$W/err"
+rc=$?
+check "more ranks than layers is refused ($(grep -m1 'cannot split' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "cannot split 4 layers over 5 nodes" "$W/err"'
+run -np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
+	-np 1 "$MPI" logits -m "$W/other.gguf" --tokens $TOK -o "$W/x.bin" --split experts >"$W/out" 2>"$W/err"
+rc=$?
+check "a rank that opened another model is refused at start ($(grep -m1 'another model' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "rank 1 opened another model" "$W/err"'
+run -np 2 "$MPI" logits -m "$W/dense.gguf" --tokens $TOK -o "$W/x.bin" --split experts >"$W/out" 2>"$W/err"
+rc=$?
+check "a dense model has nothing to split: refused ($(grep -m1 'routed experts' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "no routed experts" "$W/err"'
+"$TM" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts 2>"$W/err"
+rc=$?
+check "the build without MPI says where --split lives ($(cat "$W/err"))" \
+	'[ $rc -eq 2 ] && grep -q "tiermem-mpi" "$W/err"'
+
+echo "1..$n"
+exit $failed
