@@ -7,7 +7,7 @@
 # miss's read, and that against static frequency placement (the oracle's
 # per-layer top 32 over the whole trace). Prediction: the trace's "p" field,
 # right with probability ACC (default 0.97, Fate's figure): a model of a
-# predictor, not a measured one.
+# predictor, not a measured one. Then: slots split by heat against an even split.
 #   bench/experts-policies.sh [LAYERS [TOKENS [ACC]]]
 set -eu
 cd "$(dirname "$0")/.."
@@ -36,5 +36,25 @@ for zl in "0 0.36" "0.3 0.31" "0.5 0.21"; do
 		sf=$(echo "$f" | field slow_bytes_per_token)
 		awk -v z="$1" -v l="$2" -v a="$lru64" -v p="$pol" -v pr="$pr" -v h="$h" -v sc="$sc" -v sf="$sf" -v st="$static" \
 			'BEGIN { printf "| %s | %s | %.1f %% | %s | %s | %.1f %% | %.0f | %.0f | %.2fx |\n", z, l, 100*a, p, pr, 100*h, sc/1048576, sf/1048576, sf/st }'
+	done
+done
+
+# Slots split over layers by heat (the trace's first half) against an even
+# split, on traces whose layers differ in skew (Zipf exponent 0.5 - S to
+# 0.5 + S over the layers; locality 0.21, drift 0.02 so that popularity
+# outlives the profile), 25 % of the experts in all, fused admission.
+echo
+echo "| zipf spread | split | lru hits | mix hits | static hits | mix slow MiB/tok | static slow MiB/tok |"
+echo "|---|---|---|---|---|---|---|"
+for sp in 0.3 0.5; do
+	"$TM" synth --expert-trace -o "$W/s.jsonl" --layers "$L" --tokens "$N" --zipf 0.5 --zipf-spread "$sp" \
+		--locality 0.21 --drift 0.02 >/dev/null
+	for split in even heat; do
+		"$TM" bench --expert-trace "$W/s.jsonl" --expert-cache 25% --fused --split "$split" --split-floor 0 \
+			--policy lru,mix,static --json >"$W/sp"
+		v() { grep "\"$1\"" "$W/sp" | field "$2"; }
+		awk -v s="$sp" -v m="$split" -v a="$(v lru hit_rate)" -v b="$(v mix hit_rate)" -v c="$(v static hit_rate)" \
+			-v d="$(v mix slow_bytes_per_token)" -v e="$(v static slow_bytes_per_token)" \
+			'BEGIN { printf "| %s | %s | %.1f %% | %.1f %% | %.1f %% | %.0f | %.0f |\n", s, m, 100*a, 100*b, 100*c, d/1048576, e/1048576 }'
 	done
 done

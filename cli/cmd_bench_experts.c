@@ -28,7 +28,7 @@ static const char usage_text[] =
 	"  --expert-cache SIZE  slots per MoE layer (on average with --split heat): N (experts), N% (of each layer's\n"
 	"                       experts), or bytes with a unit (64G: split evenly over the\n"
 	"                       trace's MoE layers, whole experts)\n"
-	"  --policy P[,P...]    lru, lfu, lrfu, static, opt (default: all; static holds\n"
+	"  --policy P[,P...]    lru, lfu, lrfu, mix, static, opt (default: all; static holds\n"
 	"                       each layer's most used experts over the whole trace; opt\n"
 	"                       is Belady's, which knows the future: a bound, not a policy)\n"
 	"  --half-life H        LFU/LRFU aging half-life in tokens (default 1024 / 16)\n"
@@ -167,7 +167,7 @@ int cmd_bench_experts(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *trace = NULL, *cache = NULL, *policies = "lru,lfu,lrfu,static,opt", *heat = NULL;
+	const char *trace = NULL, *cache = NULL, *policies = "lru,lfu,lrfu,static,opt,mix", *heat = NULL;
 	bool by_heat = false, *moe = NULL;
 	double floor_share = 0.5;
 	int *layer_slots = NULL;
@@ -224,7 +224,7 @@ int cmd_bench_experts(int argc, char **argv)
 
 		snprintf(name, sizeof(name), "%.*s", (int)(n < 15 ? n : 15), p);
 		if ((k = tm_xpolicy_parse(name)) < 0)
-			return usage_error(CMD, "--policy: unknown policy '%.*s' (lru, lfu, lrfu, static, opt)", (int)n, p);
+			return usage_error(CMD, "--policy: unknown policy '%.*s' (lru, lfu, lrfu, mix, static, opt)", (int)n, p);
 		want[k] = true;
 		p += n + (p[n] == ',');
 	}

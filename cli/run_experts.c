@@ -36,7 +36,7 @@ int run_experts_option(struct run_experts *r, int code, const char *arg)
 	case RX_POLICY:
 		p = tm_xpolicy_parse(arg);
 		if (p < 0 || p == TM_XP_STATIC || p == TM_XP_OPT)
-			return usage_error(r->cmd, "--expert-policy: '%s' is not lru, lfu or lrfu", arg);
+			return usage_error(r->cmd, "--expert-policy: '%s' is not lru, lfu, lrfu or mix", arg);
 		r->o.cache.policy = (enum tm_xpolicy)p;
 		return 0;
 	case RX_COPY:
@@ -411,11 +411,12 @@ json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_de
 		json_object_set_new(o, "last_layer", json_integer(f.g1[g] - 1));
 		json_array_append_new(groups, o);
 	}
-	j = json_pack("{s:i, s:o, s:s, s:b, s:b, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+	j = json_pack("{s:i, s:o, s:s, s:b, s:b, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
 		      "slots", tm_xcache_slots_total(tm_xonline_cache(r->x)), "layer_slots", layer_slots_json(r),
 		      "policy", tm_xpolicy_name(r->o.cache.policy), "sync_copy", r->o.sync_copy,
 		      "predict", r->o.predict, "total", stats_json(&f.t, f.nt), "layer_groups", groups,
-		      "cache_bytes_per_token", f.cache_b / f.nt, "slow_bytes_per_token", f.slow / f.nt,
+		      "cache_bytes_per_token", f.cache_b / f.nt, "hit_bytes_per_token", f.hit_b / f.nt,
+		      "slow_bytes_per_token", f.slow / f.nt,
 		      "slow_expert_bytes_per_token", f.slow_exp / f.nt, "copy_bytes_per_token", f.copies / f.nt,
 		      "predictions_right_pct", f.pred_right, "predicted_tps_rig", f.tps_with,
 		      "predicted_tps_rig_without_cache", f.tps_without);

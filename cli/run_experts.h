@@ -14,7 +14,7 @@
 	"                     per layer: N experts, N% of a layer's experts, or bytes\n" \
 	"                     with a unit (split evenly over the MoE layers, whole experts);\n" \
 	"                     the rest are read where the model has them (the slow tier)\n" \
-	"  --expert-policy P  lru, lfu or lrfu (default lrfu: Documentation/tiermem-experts.rst)\n" \
+	"  --expert-policy P  lru, lfu, lrfu or mix (default lrfu: Documentation/tiermem-experts.rst)\n" \
 	"  --expert-copy C    async (default: a copier thread fills admitted experts' slots)\n" \
 	"                     or sync (copied at once, on the forward pass's thread)\n" \
 	"  --expert-copy-gbps X  the async copier's budget in GB/s (default: none)\n" \

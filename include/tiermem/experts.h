@@ -33,10 +33,11 @@ enum tm_xpolicy {
 	TM_XP_LRFU,	/* evict the lowest aged count; admit only what outscores the victim */
 	TM_XP_STATIC,	/* a fixed set (the hottest per layer), never changed */
 	TM_XP_OPT,	/* Belady's: evict what is used furthest ahead; needs the future (replay only) */
+	TM_XP_MIX,	/* a recency window plus aged popularity, weighted; admit only what outscores the victim */
 	TM_XP_COUNT,
 };
 
-/* "lru", "lfu", "lrfu", "static", "opt" -> policy; -1 for anything else. */
+/* "lru", "lfu", "lrfu", "static", "opt", "mix" -> policy; -1 for anything else. */
 int tm_xpolicy_parse(const char *s);
 const char *tm_xpolicy_name(enum tm_xpolicy p);
 

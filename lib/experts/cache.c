@@ -22,6 +22,14 @@
 #define LFU_HALF_LIFE 1024.0
 /* chosen by measurement on the 67 %-LRU traces: Documentation/tiermem-experts.rst */
 #define LRFU_HALF_LIFE 16.0
+/*
+ * mix: a recency window and a long-term aged frequency, weighted. Swept on
+ * the same traces (window 4-16 tokens, half-life 64-1024, weight 0.2-0.5):
+ * Documentation/tiermem-experts.rst.
+ */
+#define MIX_WINDOW 8
+#define MIX_HALF_LIFE 64.0
+#define MIX_WEIGHT 0.35
 
 struct xlayer {
 	int16_t *slot_of;	/* per expert: its slot, or -1 */
@@ -29,6 +37,12 @@ struct xlayer {
 	uint8_t *state;		/* per slot: enum tm_xslot_state */
 	int64_t *pf_tick;	/* per slot: token of an unused prefetch into it, or -1 */
 	double *key;		/* per expert */
+	/* mix: uses of the last MIX_WINDOW ticks (a ring), per expert and in all */
+	int64_t *win_t;
+	int16_t *win_e;
+	int win_head, win_len, win_cap;
+	uint16_t *win_n;
+	double sum_key;		/* the aged count of all uses, in the keys' log domain */
 	struct tm_xstats st;
 };
 
@@ -42,7 +56,7 @@ struct tm_xcache {
 	struct xlayer *L;
 };
 
-static const char *const policy_names[TM_XP_COUNT] = { "lru", "lfu", "lrfu", "static", "opt" };
+static const char *const policy_names[TM_XP_COUNT] = { "lru", "lfu", "lrfu", "static", "opt", "mix" };
 
 int tm_xpolicy_parse(const char *s)
 {
@@ -86,7 +100,8 @@ int tm_xcache_create(struct tm_xcache **out, int n_layer, int n_expert, const st
 	c->n_expert = n_expert;
 	c->policy = o->policy;
 	c->half_life = o->half_life > 0 ? o->half_life :
-		       o->policy == TM_XP_LFU ? LFU_HALF_LIFE : LRFU_HALF_LIFE;
+		       o->policy == TM_XP_LFU ? LFU_HALF_LIFE :
+		       o->policy == TM_XP_MIX ? MIX_HALF_LIFE : LRFU_HALF_LIFE;
 	c->L = calloc(n_layer, sizeof(*c->L));
 	c->slots = malloc(sizeof(*c->slots) * n_layer);
 	if (!c->L || !c->slots)
@@ -106,6 +121,16 @@ int tm_xcache_create(struct tm_xcache **out, int n_layer, int n_expert, const st
 		x->pf_tick = malloc(sizeof(*x->pf_tick) * (ns ? ns : 1));
 		if (!x->slot_of || !x->key || !x->expert_in || !x->state || !x->pf_tick)
 			goto nomem;
+		x->sum_key = -INFINITY;
+		if (o->policy == TM_XP_MIX) {
+			/* a tick sees each expert at most once per layer (a batch resolves each once) */
+			x->win_cap = MIX_WINDOW * n_expert;
+			x->win_t = malloc(sizeof(*x->win_t) * x->win_cap);
+			x->win_e = malloc(sizeof(*x->win_e) * x->win_cap);
+			x->win_n = calloc(n_expert, sizeof(*x->win_n));
+			if (!x->win_t || !x->win_e || !x->win_n)
+				goto nomem;
+		}
 		for (int e = 0; e < n_expert; e++) {
 			x->slot_of[e] = -1;
 			x->key[e] = -INFINITY;
@@ -132,6 +157,9 @@ void tm_xcache_free(struct tm_xcache *c)
 		free(c->L[l].expert_in);
 		free(c->L[l].state);
 		free(c->L[l].pf_tick);
+		free(c->L[l].win_t);
+		free(c->L[l].win_e);
+		free(c->L[l].win_n);
 	}
 	free(c->L);
 	free(c->slots);
@@ -143,16 +171,55 @@ void tm_xcache_tick(struct tm_xcache *c)
 	c->now++;
 }
 
+/* mix: forget the uses older than the window. */
+static void expire(const struct tm_xcache *c, struct xlayer *x)
+{
+	while (x->win_len && x->win_t[x->win_head] <= c->now - MIX_WINDOW) {
+		x->win_n[x->win_e[x->win_head]]--;
+		x->win_head = (x->win_head + 1) % x->win_cap;
+		x->win_len--;
+	}
+}
+
 static void touch(struct tm_xcache *c, struct xlayer *x, int e)
 {
 	double t = (double)c->now / c->half_life;
 
 	if (c->policy == TM_XP_OPT)
 		return;
-	if (c->policy == TM_XP_LRU)
+	if (c->policy == TM_XP_LRU) {
 		x->key[e] = (double)c->now;
-	else
-		x->key[e] = t + log2(exp2(x->key[e] - t) + 1.0);
+		return;
+	}
+	x->key[e] = t + log2(exp2(x->key[e] - t) + 1.0);
+	if (c->policy != TM_XP_MIX)
+		return;
+	x->sum_key = t + log2(exp2(x->sum_key - t) + 1.0);
+	expire(c, x);
+	if (x->win_len == x->win_cap) {	/* cannot happen (see create); forget the oldest */
+		x->win_n[x->win_e[x->win_head]]--;
+		x->win_head = (x->win_head + 1) % x->win_cap;
+		x->win_len--;
+	}
+	int at = (x->win_head + x->win_len++) % x->win_cap;
+
+	x->win_t[at] = c->now;
+	x->win_e[at] = (int16_t)e;
+	x->win_n[e]++;
+}
+
+/*
+ * What the policy keeps the highest. mix: the expert's share of the window's
+ * uses and its share of the aged long-term uses (a ratio of two counts aged
+ * alike, so it does not change with time), weighted: an estimate of the
+ * chance that the next use is this expert, from recency and popularity both.
+ */
+static double score(const struct tm_xcache *c, const struct xlayer *x, int e)
+{
+	if (c->policy != TM_XP_MIX)
+		return x->key[e];
+	return MIX_WEIGHT * (x->win_len ? (double)x->win_n[e] / x->win_len : 0) +
+	       (1 - MIX_WEIGHT) * (isfinite(x->key[e]) ? exp2(x->key[e] - x->sum_key) : 0);
 }
 
 int tm_xcache_use(struct tm_xcache *c, int l, int e)
@@ -184,15 +251,21 @@ int tm_xcache_use(struct tm_xcache *c, int l, int e)
  */
 static int victim(const struct tm_xcache *c, const struct xlayer *x, int ns)
 {
+	double low = 0;
 	int best = -1;
 
 	for (int s = 0; s < ns; s++) {
+		double k;
+
 		if (x->state[s] == TM_XS_EMPTY)
 			return s;
 		if (x->state[s] == TM_XS_FILLING || x->pf_tick[s] == c->now)
 			continue;
-		if (best < 0 || x->key[x->expert_in[s]] < x->key[x->expert_in[best]])
+		k = score(c, x, x->expert_in[s]);
+		if (best < 0 || k < low) {
 			best = s;
+			low = k;
+		}
 	}
 	return best;
 }
@@ -204,12 +277,14 @@ int tm_xcache_admit(struct tm_xcache *c, int l, int e, bool prefetch)
 
 	if (c->policy == TM_XP_STATIC || x->slot_of[e] >= 0)
 		return -1;
+	if (c->policy == TM_XP_MIX)
+		expire(c, x);
 	s = victim(c, x, c->slots[l]);
 	if (s < 0)
 		return -1;
 	old = x->expert_in[s];
-	if (!prefetch && (c->policy == TM_XP_LRFU || c->policy == TM_XP_OPT) && old >= 0 &&
-	    x->key[e] <= x->key[old])
+	if (!prefetch && (c->policy == TM_XP_LRFU || c->policy == TM_XP_OPT || c->policy == TM_XP_MIX) &&
+	    old >= 0 && score(c, x, e) <= score(c, x, old))
 		return -1;
 	if (old >= 0) {
 		x->slot_of[old] = -1;

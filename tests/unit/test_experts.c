@@ -57,6 +57,19 @@ static void test_policies(void)
 	tap_ok(run_seq(TM_XP_OPT, 2, 4, d, 8, dn) == 4, "OPT: 4 hits in 0 1 2 0 1 3 0 1 (2 and 3 bypass)");
 	tap_ok(run_seq(TM_XP_LRU, 2, 4, d, 8, NULL) == 0, "LRU: no hit in the same sequence");
 	tap_ok(run_seq(TM_XP_STATIC, 2, 4, d, 8, NULL) == 0, "static with nothing preloaded never admits");
+	/* mix: the one-off 2 is refused; 3 that turns hot wins a slot on its third use (worked out in the comment below) */
+	tap_ok(run_seq(TM_XP_MIX, 2, 4, b, 9, NULL) == 6, "mix: 6 hits, the one-off 2 is not admitted");
+	/*
+	 * 0 1 0 1 0 1 3 3 3 3: at the 3rd 3 the window (8 tokens) holds 0 twice,
+	 * 1 and 3 three times; 3's aged count is the highest: 0.35 x 3/8 + 0.65 x
+	 * 0.344 = 0.355 beats 0's 0.35 x 2/8 + 0.65 x 0.326 = 0.300, so 3 evicts 0
+	 */
+	{
+		static const int h[] = { 0, 1, 0, 1, 0, 1, 3, 3, 3, 3 };
+
+		tap_ok(run_seq(TM_XP_MIX, 2, 4, h, 10, NULL) == 5,
+		       "mix: an expert turning hot is refused twice, admitted on its 3rd use (5 hits)");
+	}
 	tap_ok(tm_xpolicy_parse("lrfu") == TM_XP_LRFU && tm_xpolicy_parse("LRU") < 0 &&
 	       !strcmp(tm_xpolicy_name(TM_XP_OPT), "opt"), "policy names parse and print");
 }
@@ -121,6 +134,42 @@ static void test_states(void)
 	tap_ok(tm_xcache_use(c, 0, 5) >= 0 && tm_xcache_use(c, 0, 3) >= 0 && tm_xcache_use(c, 0, 9) < 0 &&
 	       tm_xcache_admit(c, 0, 9, false) < 0, "preload fills the slots hottest first; static admits nothing");
 	tm_xcache_free(c);
+}
+
+static void test_layer_slots(void)
+{
+	static const int two[] = { 0, 3 }, none[] = { 0, 0 }, bad[] = { -1, 2 };
+	struct tm_xcache_opts o = { .policy = TM_XP_LRU, .layer_slots = two };
+	struct tm_xheat h = { .model = { .n_layer = 2, .n_expert = 4 } };
+	uint64_t counts[] = { 100, 90, 80, 70, 10, 300, 1, 5 };
+	bool moe[] = { false, true };
+	struct tm_xcache *c;
+	int slots[2];
+
+	tap_ok(tm_xcache_create(&c, 2, 4, &(struct tm_xcache_opts){ .layer_slots = none }) == -EINVAL &&
+	       tm_xcache_create(&c, 2, 4, &(struct tm_xcache_opts){ .layer_slots = bad }) == -EINVAL,
+	       "per-layer slots: none at all, or a negative count: -EINVAL");
+	if (tm_xcache_create(&c, 2, 4, &o)) {
+		tap_ok(0, "create: %s", tm_strerror());
+		return;
+	}
+	tap_ok(tm_xcache_slots(c, 0) == 0 && tm_xcache_slots(c, 1) == 3 && tm_xcache_slots_total(c) == 3 &&
+	       tm_xcache_use(c, 0, 1) < 0 && tm_xcache_admit(c, 0, 1, false) < 0 &&
+	       tm_xcache_use(c, 1, 1) < 0 && tm_xcache_admit(c, 1, 1, false) >= 0,
+	       "a layer without slots misses and admits nothing; its neighbour has 3");
+	tm_xcache_free(c);
+
+	h.tokens = 300;
+	h.counts = counts;
+	/* the hottest (layer, rank) pairs: layer 1's 300, then layer 0's 100, 90 and 80 */
+	tap_ok(!tm_xheat_split(&h, NULL, 4, 0, slots) && slots[0] == 3 && slots[1] == 1,
+	       "split by heat: a flat layer's ranks beat a skewed one's tail (3 + 1)");
+	tap_ok(!tm_xheat_split(&h, NULL, 4, 1, slots) && slots[0] == 2 && slots[1] == 2,
+	       "a floor of the whole even share: an even split");
+	tap_ok(!tm_xheat_split(&h, moe, 4, 0.5, slots) && slots[0] == 0 && slots[1] == 4,
+	       "layers without experts get none");
+	tap_ok(tm_xheat_split(&h, NULL, 9, 0, slots) == -EINVAL && tm_xheat_split(&h, NULL, 4, 1.5, slots) == -EINVAL,
+	       "more slots than experts, a floor above 1: -EINVAL");
 }
 
 static char path[64];
@@ -336,6 +385,7 @@ int main(void)
 	snprintf(path, sizeof(path), "/tmp/tm-test-experts.%d", (int)getpid());
 	test_policies();
 	test_states();
+	test_layer_slots();
 	test_reader();
 	test_synth_replay();
 	test_heat();
