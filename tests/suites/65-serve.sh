@@ -24,24 +24,7 @@ if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
 	exit 1
 fi
 
-# start NAME ARGS...: a server on a free loopback port; sets PORT_NAME and PID_NAME
-start() {
-	local name=$1 port
-	shift
-	"$TM" serve --port 0 -t 1 "$@" 2>"$W/$name.err" &
-	local pid=$!
-	pids+=("$pid")
-	for _ in $(seq 1 100); do
-		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$name.err")
-		[ -n "$port" ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	printf -v "PORT_$name" '%s' "$port"
-	printf -v "PID_$name" '%s' "$pid"
-	[ -n "$port" ]
-}
-
+. "$TOP/tests/lib/serve.sh"
 
 if ! "$TM" synth --arch llama --type q4_K -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
 	notok "synth: $(cat "$W/err")"

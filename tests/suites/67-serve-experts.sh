@@ -19,23 +19,7 @@ cleanup() {
 trap cleanup EXIT
 . "$TOP/tests/lib/tap.sh"
 
-# start NAME ARGS...: a server on a free loopback port; sets PORT_NAME and PID_NAME
-start() {
-	local name=$1 port
-	shift
-	"$TM" serve --port 0 -t 1 "$@" 2>"$W/$name.err" &
-	local pid=$!
-	pids+=("$pid")
-	for _ in $(seq 1 300); do
-		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$name.err")
-		[ -n "$port" ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	printf -v "PORT_$name" '%s' "$port"
-	printf -v "PID_$name" '%s' "$pid"
-	[ -n "$port" ]
-}
+. "$TOP/tests/lib/serve.sh"
 
 # ask NAME: four different prompts at once (decoded together), their texts in W/NAME.K
 ask() {

@@ -1,0 +1,22 @@
+# shellcheck shell=bash
+# A tiermem serve for the shell suites: source it after setting TM and W, and
+# a `pids` array that the suite's cleanup kills.
+
+# start NAME ARGS...: a server on a free loopback port (stderr in W/NAME.err);
+# sets PORT_NAME and PID_NAME; false if it did not come up within 30 s
+start() {
+	local name=$1 port
+	shift
+	"$TM" serve --port 0 -t 1 "$@" 2>"$W/$name.err" &
+	local pid=$!
+	pids+=("$pid")
+	for _ in $(seq 1 300); do
+		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$name.err")
+		[ -n "$port" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	printf -v "PORT_$name" '%s' "$port"
+	printf -v "PID_$name" '%s' "$pid"
+	[ -n "$port" ]
+}
