@@ -48,7 +48,7 @@ struct tm_server;
 int tm_serve_create(struct tm_server **out, const struct tm_serve_opts *o, const struct tm_model *m,
 		    const struct tm_tokenizer *t, struct tm_pool *pool);
 int tm_serve_port(const struct tm_server *s);
-/* The chat template in use: "chatml", "llama2", "llama3", "deepseek3", "kimi-k2", "glm4". */
+/* The chat template in use: "chatml", "qwen2", "qwen2.5", "llama2", "llama3", "llama3.1", "deepseek3", ... */
 const char *tm_serve_chat_template(const struct tm_server *s);
 /*
  * Run the scheduler on this thread until *stop becomes nonzero (a signal

@@ -168,17 +168,70 @@ static const char *token_text(const struct tm_tokenizer *t, int32_t id, char *bu
 	return buf;
 }
 
-/* The chat prompt for a messages array, as the template renders it. */
-static char *render_messages(struct tm_server *s, json_t *msgs, bool gen, struct api_err *e)
+/*
+ * An assistant message's OpenAI tool_calls: [{"function": {"name": "...",
+ * "arguments": "<JSON text>"}}, ...] into calls, the arguments parsed (the
+ * templates write them as JSON objects); *n_calls 0 and no calls if absent.
+ */
+static int tool_calls(json_t *tc, size_t idx, struct chat_call **calls, int *n_calls, struct api_err *e)
+{
+	size_t i;
+	json_t *c;
+
+	*calls = NULL;
+	*n_calls = 0;
+	if (!tc || json_is_null(tc))
+		return 0;
+	if (!json_is_array(tc) || !json_array_size(tc) || json_array_size(tc) > 64) {
+		api_fail(e, 400, "invalid_type", "messages", "messages[%zu].tool_calls must be an array of 1 to 64 calls", idx);
+		return -1;
+	}
+	if (!(*calls = calloc(json_array_size(tc), sizeof(**calls)))) {
+		api_fail(e, 500, NULL, NULL, "out of memory");
+		return -1;
+	}
+	json_array_foreach(tc, i, c) {
+		json_t *f = json_object_get(c, "function"), *name = json_object_get(f, "name");
+		json_t *args = json_object_get(f, "arguments");
+		struct chat_call *k = &(*calls)[i];
+
+		if (!json_is_string(name) || !(json_is_string(args) || json_is_object(args))) {
+			api_fail(e, 400, "invalid_type", "messages", "messages[%zu].tool_calls[%zu] needs a function with a string "
+				 "'name' and 'arguments' (a JSON text or an object)", idx, i);
+			return -1;
+		}
+		k->name = json_string_value(name);
+		k->args = json_is_object(args) ? json_incref(args) :
+			  json_loadb(json_string_value(args), json_string_length(args), JSON_DECODE_ANY, NULL);
+		++*n_calls;
+		if (!k->args) {
+			api_fail(e, 400, "invalid_value", "messages", "messages[%zu].tool_calls[%zu].function.arguments "
+				 "is not JSON", idx, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The chat prompt for a messages array (and tools, or NULL), as the template renders it. */
+static char *render_messages(struct tm_server *s, json_t *msgs, json_t *tools, bool gen, struct api_err *e)
 {
 	size_t n = json_array_size(msgs), i;
 	struct chat_msg *m;
+	struct chat_call *calls;
 	char **texts, *prompt = NULL, bos[64], eos[64];
 	const char *why;
 	json_t *x;
 
 	if (!json_is_array(msgs) || !n)
 		return api_fail(e, 400, "invalid_type", "messages", "'messages' must be a non-empty array");
+	if (json_is_null(tools))
+		tools = NULL;
+	if (tools && !json_is_array(tools))
+		return api_fail(e, 400, "invalid_type", "tools", "'tools' must be an array");
+	json_array_foreach(tools, i, x)
+		if (!json_is_object(x))
+			return api_fail(e, 400, "invalid_type", "tools", "tools[%zu] must be an object", i);
 	m = calloc(n, sizeof(*m));
 	texts = calloc(n, sizeof(*texts));
 	if (!m || !texts)
@@ -194,8 +247,13 @@ static char *render_messages(struct tm_server *s, json_t *msgs, bool gen, struct
 			goto out;
 		m[i].role = json_string_value(role);
 		m[i].content = texts[i];
+		if (tool_calls(json_object_get(x, "tool_calls"), i, &calls, &m[i].n_calls, e)) {
+			m[i].calls = calls;
+			goto out;
+		}
+		m[i].calls = calls;
 	}
-	prompt = chat_render(s->chat_tmpl, m, (int)n, gen,
+	prompt = chat_render(s->chat_tmpl, m, (int)n, tools, gen,
 			     token_text(s->tok, tm_tokenizer_bos(s->tok), bos, sizeof(bos)),
 			     token_text(s->tok, tm_tokenizer_eos(s->tok), eos, sizeof(eos)), &why);
 	if (!prompt)
@@ -206,6 +264,11 @@ oom:
 out:
 	for (i = 0; texts && i < n; i++)
 		free(texts[i]);
+	for (i = 0; m && i < n; i++) {
+		for (int c = 0; c < m[i].n_calls; c++)
+			json_decref(m[i].calls[c].args);
+		free((void *)m[i].calls);
+	}
 	free(texts);
 	free(m);
 	return prompt;
@@ -326,7 +389,7 @@ struct job *api_parse(struct tm_server *s, const char *body, size_t len, struct 
 	    integer(root, "max_completion_tokens", 1, 1e18, &max, e) || sampling(root, j, e) || stops(root, j, e))
 		goto fail;
 	if (r->chat) {
-		if (!(prompt = render_messages(s, json_object_get(root, "messages"), true, e)) ||
+		if (!(prompt = render_messages(s, json_object_get(root, "messages"), json_object_get(root, "tools"), true, e)) ||
 		    tokenize(s, j, prompt, true, e))
 			goto fail;
 	} else if (completion_prompt(s, json_object_get(root, "prompt"), j, e)) {
@@ -465,7 +528,7 @@ char *api_apply_template(struct tm_server *s, const char *body, size_t len, stru
 		json_decref(root);
 		return NULL;
 	}
-	prompt = render_messages(s, json_object_get(root, "messages"), gen, e);
+	prompt = render_messages(s, json_object_get(root, "messages"), json_object_get(root, "tools"), gen, e);
 	if (prompt)
 		out = dump(json_pack("{s:s}", "prompt", prompt));
 	free(prompt);

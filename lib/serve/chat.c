@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The chat templates, each written from what its Jinja text does for
- * system, user and assistant messages with plain-string contents (tool calls
- * are not rendered). Whitespace matters: these strings are token for token
- * what the model saw in training.
+ * system, user and assistant messages with plain-string contents, and for
+ * qwen2.5 and llama3.1 tools, tool calls and tool results. Whitespace
+ * matters: these strings are token for token what the model saw in training.
  */
 #include <ctype.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@
 static const char *const names[CHAT_N] = {
 	[CHAT_CHATML] = "chatml", [CHAT_LLAMA2] = "llama2", [CHAT_LLAMA3] = "llama3",
 	[CHAT_DEEPSEEK3] = "deepseek3", [CHAT_KIMI_K2] = "kimi-k2", [CHAT_GLM4] = "glm4",
+	[CHAT_QWEN2] = "qwen2", [CHAT_QWEN25] = "qwen2.5", [CHAT_LLAMA31] = "llama3.1",
 };
 
 int chat_tmpl_parse(const char *name)
@@ -32,7 +35,12 @@ const char *chat_tmpl_name(int t)
 
 const char *chat_tmpl_names(void)
 {
-	return "chatml, llama2, llama3, deepseek3, kimi-k2, glm4";
+	return "chatml, qwen2, qwen2.5, llama2, llama3, llama3.1, deepseek3, kimi-k2, glm4";
+}
+
+bool chat_tmpl_tools(int t)
+{
+	return t == CHAT_QWEN25 || t == CHAT_LLAMA31;
 }
 
 int chat_tmpl_detect(const char *t)
@@ -42,10 +50,16 @@ int chat_tmpl_detect(const char *t)
 	/* most specific markers first: Kimi's <|im_end|> would also pass for ChatML */
 	if (strstr(t, "<|im_assistant|>assistant<|im_middle|>"))
 		return CHAT_KIMI_K2;
-	if (strstr(t, "<|im_start|>"))
+	if (strstr(t, "<|im_start|>")) {
+		/* the Qwen2 family's default system prompts (Qwen3 has none) */
+		if (strstr(t, "You are Qwen, created by Alibaba Cloud."))
+			return CHAT_QWEN25;
+		if (strstr(t, "<|im_start|>system\\nYou are a helpful assistant.<|im_end|>"))
+			return CHAT_QWEN2;
 		return CHAT_CHATML;
+	}
 	if (strstr(t, "<|start_header_id|>") && strstr(t, "<|end_header_id|>"))
-		return CHAT_LLAMA3;
+		return strstr(t, "Cutting Knowledge Date:") ? CHAT_LLAMA31 : CHAT_LLAMA3;
 	if (strstr(t, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>") && strstr(t, "<\xef\xbd\x9c" "User\xef\xbd\x9c>"))
 		return CHAT_DEEPSEEK3;
 	if (strstr(t, "[gMASK]<sop>"))
@@ -85,6 +99,107 @@ static void put_stripped(struct out *o, const char *s)
 	put_n(o, s, n);
 }
 
+/* A number as JavaScript's JSON.stringify writes it (what @huggingface/jinja's tojson gives). */
+static void put_number(struct out *o, double x)
+{
+	char buf[64], digits[32];
+	int p, e;
+
+	if (x == 0 || (x == trunc(x) && fabs(x) < 1e21)) {
+		snprintf(buf, sizeof(buf), "%.0f", x == 0 ? 0.0 : x);
+		put(o, buf);
+		return;
+	}
+	/* the fewest significant digits that read back as x */
+	for (p = 1; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*e", p - 1, x);
+		if (strtod(buf, NULL) == x)
+			break;
+	}
+	snprintf(buf, sizeof(buf), "%.*e", p - 1, x);
+	e = atoi(strchr(buf, 'e') + 1);
+	if (e >= -6 && e < 21) {
+		snprintf(buf, sizeof(buf), "%.*f", p - 1 - e > 0 ? p - 1 - e : 0, x);
+	} else {
+		/* d.ddde+N, no zero padding of the exponent */
+		snprintf(digits, sizeof(digits), "%.*s", (int)(strchr(buf, 'e') - buf), buf);
+		snprintf(buf, sizeof(buf), "%se%c%d", digits, e < 0 ? '-' : '+', abs(e));
+	}
+	put(o, buf);
+}
+
+/* A string as JSON.stringify quotes it: \" \\ \b \f \n \r \t, other controls as \u00xx, the rest as is. */
+static void put_quoted(struct out *o, const char *s, size_t n)
+{
+	char esc[8];
+
+	put(o, "\"");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *r = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f" :
+				c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+
+		if (r) {
+			put(o, r);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			put(o, esc);
+		} else {
+			put_n(o, s + i, 1);
+		}
+	}
+	put(o, "\"");
+}
+
+/*
+ * Jinja's tojson as @huggingface/jinja (and transformers) write it: ", " and
+ * ": " between items, or with indent one item per line; keys in their order.
+ */
+static void put_json(struct out *o, const json_t *v, int indent, int depth)
+{
+	char pad[256];
+	const char *key;
+	json_t *x;
+	size_t i, n = json_is_object(v) ? json_object_size(v) : json_array_size(v);
+
+	switch (json_typeof(v)) {
+	case JSON_STRING: put_quoted(o, json_string_value(v), json_string_length(v)); return;
+	case JSON_INTEGER:
+		snprintf(pad, sizeof(pad), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		put(o, pad);
+		return;
+	case JSON_REAL: put_number(o, json_real_value(v)); return;
+	case JSON_TRUE: put(o, "true"); return;
+	case JSON_FALSE: put(o, "false"); return;
+	case JSON_NULL: put(o, "null"); return;
+	default: break;
+	}
+	/* "\n" and the children's indentation */
+	snprintf(pad, sizeof(pad), "\n%*s", indent * (depth + 1) < 200 ? indent * (depth + 1) : 200, "");
+	put(o, json_is_object(v) ? "{" : "[");
+	i = 0;
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, x) {
+			put(o, i++ ? (indent ? "," : ", ") : "");
+			if (indent)
+				put(o, pad);
+			put_quoted(o, key, strlen(key));
+			put(o, ": ");
+			put_json(o, x, indent, depth + 1);
+		}
+	} else {
+		json_array_foreach(v, i, x) {
+			put(o, i ? (indent ? "," : ", ") : "");
+			if (indent)
+				put(o, pad);
+			put_json(o, x, indent, depth + 1);
+		}
+	}
+	if (indent && n)
+		put_n(o, pad, 1 + (size_t)indent * depth);
+	put(o, json_is_object(v) ? "}" : "]");
+}
+
 static bool is(const struct chat_msg *m, const char *role)
 {
 	return !strcmp(m->role, role);
@@ -98,6 +213,75 @@ static void chatml(struct out *o, const struct chat_msg *m, int n, bool gen)
 		put(o, "\n");
 		put(o, m[i].content);
 		put(o, "<|im_end|>\n");
+	}
+	if (gen)
+		put(o, "<|im_start|>assistant\n");
+}
+
+#define QWEN2_SYSTEM "You are a helpful assistant."
+#define QWEN25_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+/*
+ * Qwen2 and Qwen2.5: ChatML with a default system prompt when the first
+ * message is not one; Qwen2.5's tools go into the system message, calls
+ * into <tool_call> JSON, and a run of tool results into one user turn of
+ * <tool_response>s.
+ */
+static void qwen(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen, bool v25)
+{
+	bool has_sys = n && is(&m[0], "system");
+
+	if (tools) {
+		size_t i;
+		json_t *t;
+
+		put(o, "<|im_start|>system\n");
+		put(o, has_sys ? m[0].content : QWEN25_SYSTEM);
+		put(o, "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+		       "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
+		json_array_foreach(tools, i, t) {
+			put(o, "\n");
+			put_json(o, t, 0, 0);
+		}
+		put(o, "\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+		       "within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, "
+		       "\"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n");
+	} else if (!has_sys && n) {
+		put(o, "<|im_start|>system\n");
+		put(o, v25 ? QWEN25_SYSTEM : QWEN2_SYSTEM);
+		put(o, "<|im_end|>\n");
+	}
+	for (int i = 0; i < n; i++) {
+		if (!v25 || is(&m[i], "user") || (is(&m[i], "system") && (i || !tools)) ||
+		    (is(&m[i], "assistant") && !m[i].n_calls)) {
+			put(o, "<|im_start|>");
+			put(o, m[i].role);
+			put(o, "\n");
+			put(o, m[i].content);
+			put(o, "<|im_end|>\n");
+		} else if (is(&m[i], "assistant")) {
+			put(o, "<|im_start|>assistant");
+			if (*m[i].content) {
+				put(o, "\n");
+				put(o, m[i].content);
+			}
+			for (int c = 0; c < m[i].n_calls; c++) {
+				put(o, "\n<tool_call>\n{\"name\": \"");
+				put(o, m[i].calls[c].name);
+				put(o, "\", \"arguments\": ");
+				put_json(o, m[i].calls[c].args, 0, 0);
+				put(o, "}\n</tool_call>");
+			}
+			put(o, "<|im_end|>\n");
+		} else if (is(&m[i], "tool")) {
+			if (!i || !is(&m[i - 1], "tool"))
+				put(o, "<|im_start|>user");
+			put(o, "\n<tool_response>\n");
+			put(o, m[i].content);
+			put(o, "\n</tool_response>");
+			if (i == n - 1 || !is(&m[i + 1], "tool"))
+				put(o, "<|im_end|>\n");
+		}
 	}
 	if (gen)
 		put(o, "<|im_start|>assistant\n");
@@ -155,6 +339,75 @@ static void llama3(struct out *o, const struct chat_msg *m, int n, bool gen, con
 	}
 	if (gen)
 		put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+/*
+ * llama-3.1: a system header with the knowledge and today's dates (the
+ * template's default date) and the system message; with tools,
+ * "Environment: ipython" there and the tools (indented JSON) in the first
+ * user turn; a call as {"name", "parameters"} JSON, one per message; a tool
+ * result as an ipython turn (a string result is JSON-quoted: the template
+ * tests `is iterable`, which a string is).
+ */
+static int llama31(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen,
+		   const char *bos, const char **why)
+{
+	put(o, bos);
+	put(o, "<|start_header_id|>system<|end_header_id|>\n\n");
+	if (tools)
+		put(o, "Environment: ipython\n");
+	put(o, "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
+	if (n && is(&m[0], "system")) {
+		put_stripped(o, m[0].content);
+		m++, n--;
+	}
+	put(o, "<|eot_id|>");
+	if (tools) {
+		size_t i;
+		json_t *t;
+
+		if (!n) {
+			*why = "llama3.1 template: tools go into the first user message, and there is none";
+			return -1;
+		}
+		put(o, "<|start_header_id|>user<|end_header_id|>\n\n"
+		       "Given the following functions, please respond with a JSON for a function call "
+		       "with its proper arguments that best answers the given prompt.\n\n"
+		       "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument "
+		       "name and its value}.Do not use variables.\n\n");
+		json_array_foreach(tools, i, t) {
+			put_json(o, t, 4, 0);
+			put(o, "\n\n");
+		}
+		put_stripped(o, m[0].content);
+		put(o, "<|eot_id|>");
+		m++, n--;
+	}
+	for (int i = 0; i < n; i++) {
+		if (is(&m[i], "tool") || is(&m[i], "ipython")) {
+			put(o, "<|start_header_id|>ipython<|end_header_id|>\n\n");
+			put_quoted(o, m[i].content, strlen(m[i].content));
+		} else if (m[i].calls) {
+			if (m[i].n_calls != 1) {
+				*why = "llama3.1 template: one tool call per message";
+				return -1;
+			}
+			put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"");
+			put(o, m[i].calls[0].name);
+			put(o, "\", \"parameters\": ");
+			put_json(o, m[i].calls[0].args, 0, 0);
+			put(o, "}");
+		} else {
+			put(o, "<|start_header_id|>");
+			put(o, m[i].role);
+			put(o, "<|end_header_id|>\n\n");
+			put_stripped(o, m[i].content);
+		}
+		put(o, "<|eot_id|>");
+	}
+	if (gen)
+		put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+	return 0;
 }
 
 #define FW_BAR "\xef\xbd\x9c"		/* U+FF5C, DeepSeek's full-width bar */
@@ -224,13 +477,30 @@ static void glm4(struct out *o, const struct chat_msg *m, int n, bool gen)
 		put(o, "<|assistant|>");
 }
 
-char *chat_render(int tmpl, const struct chat_msg *msgs, int n, bool gen, const char *bos,
-		  const char *eos, const char **why)
+char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *tools, bool gen,
+		  const char *bos, const char *eos, const char **why)
 {
 	struct out o = { 0 };
+	bool calls = false;
 
 	*why = NULL;
+	for (int i = 0; i < n; i++)
+		calls |= msgs[i].calls != NULL;
+	/* an empty array: Qwen's `if tools` is false, llama-3.1's `tools is not none` true */
+	if (((tools && json_array_size(tools)) || calls) && !chat_tmpl_tools(tmpl)) {
+		*why = tools ? "this model's chat template does not render tools (qwen2.5 and llama3.1 do)" :
+		       "this model's chat template does not render tool calls (qwen2.5 and llama3.1 do)";
+		return NULL;
+	}
 	switch (tmpl) {
+	case CHAT_QWEN2: qwen(&o, msgs, n, NULL, gen, false); break;
+	case CHAT_QWEN25: qwen(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen, true); break;
+	case CHAT_LLAMA31:
+		if (llama31(&o, msgs, n, tools, gen, bos, why)) {
+			free(o.buf);
+			return NULL;
+		}
+		break;
 	case CHAT_LLAMA2:
 		if (llama2(&o, msgs, n, bos, eos)) {
 			free(o.buf);

@@ -9,6 +9,7 @@
 #ifndef TIERMEM_SERVE_CHAT_H
 #define TIERMEM_SERVE_CHAT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,11 +20,22 @@ enum chat_tmpl {
 	CHAT_DEEPSEEK3,		/* <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜> */
 	CHAT_KIMI_K2,		/* <|im_user|>user<|im_middle|>...<|im_end|> */
 	CHAT_GLM4,		/* [gMASK]<sop><|user|>\n... */
+	CHAT_QWEN2,		/* ChatML with Qwen2's default system prompt */
+	CHAT_QWEN25,		/* Qwen2.5's: its default system prompt, tools in it, <tool_call> */
+	CHAT_LLAMA31,		/* llama-3.1's: a dated system header, tools in the first user turn */
 	CHAT_N,
+};
+
+/* An assistant's tool call: the function's name and its arguments, parsed from OpenAI's JSON text. */
+struct chat_call {
+	const char *name;
+	json_t *args;
 };
 
 struct chat_msg {
 	const char *role, *content;
+	const struct chat_call *calls;	/* assistant: the tool calls, or NULL */
+	int n_calls;
 };
 
 /* "chatml", "llama2", ... -> enum; -1 if unknown. */
@@ -33,13 +45,17 @@ const char *chat_tmpl_name(int t);
 const char *chat_tmpl_names(void);
 /* The family a template text belongs to; CHAT_CHATML when none matches (llama-server's fallback). */
 int chat_tmpl_detect(const char *text);
+/* Whether the family renders tools and tool calls (qwen2.5, llama3.1). */
+bool chat_tmpl_tools(int tmpl);
 
 /*
- * Render messages (roles "system", "user", "assistant") into a malloc'ed
+ * Render messages (roles "system", "user", "assistant", and "tool" results)
+ * and tools (OpenAI's array of tool objects, or NULL) into a malloc'ed
  * prompt; NULL with *why set for a conversation the template refuses
- * (llama-2: roles that do not alternate) or out of memory.
+ * (llama-2: roles that do not alternate; llama-3.1: tools and no user
+ * turn, or several calls in one message) or out of memory.
  */
-char *chat_render(int tmpl, const struct chat_msg *msgs, int n, bool add_generation_prompt,
-		  const char *bos, const char *eos, const char **why);
+char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *tools,
+		  bool add_generation_prompt, const char *bos, const char *eos, const char **why);
 
 #endif

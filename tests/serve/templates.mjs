@@ -40,6 +40,68 @@ for (const messages of convs)
 	}
 ok(same === total, `${family}: ${same} of ${total} conversations (system, multi-turn, with and without add_generation_prompt) render as @huggingface/jinja renders ${file.split('/').pop()}${diffs.length ? ': ' + diffs[0] : ''}`);
 
+// Tools, tool calls and tool results (OpenAI's shapes: the server gets each call's arguments as JSON
+// text and parses them; the template gets them as the object, as transformers and llama-server pass them).
+const toolFamilies = ['qwen2.5', 'llama3.1'];
+const tools = [
+	{ type: 'function', function: { name: 'get_weather', description: 'The weather in a city.\nSays "now" \\ later\t\u0001.',
+		parameters: { type: 'object', properties: { city: { type: 'string', description: 'Ünïcödé 日本 🙂' },
+			days: { type: 'integer', minimum: 1, maximum: 7.5, default: 0.1 }, tiny: { type: 'number', default: 1e-7 },
+			big: { type: 'number', default: 1e21 }, flags: { type: 'array', items: {}, default: [] }, nothing: null,
+			yes: true, no: false }, required: ['city'] } } },
+	{ type: 'function', function: { name: 'noop', parameters: { type: 'object', properties: {} } } },
+];
+const call = (id, name, args) => ({ id, type: 'function', function: { name, arguments: JSON.stringify(args) } });
+const toolConvs = [
+	{ tools, messages: [{ role: 'system', content: 'You use tools.' }, { role: 'user', content: 'Weather in Paris?' }] },
+	{ tools, messages: [{ role: 'user', content: ' Weather in Oslo? ' }] },
+	{ tools, messages: [{ role: 'user', content: 'Weather in Rome?' },
+		{ role: 'assistant', content: null, tool_calls: [call('c1', 'get_weather', { city: 'Rome', days: 2, opts: { x: [1, 2.5, 'a"b'] } })] },
+		{ role: 'tool', tool_call_id: 'c1', content: '{"temp": 21, "sky": "clear"}' },
+		{ role: 'assistant', content: 'It is 21 °C and clear.' }, { role: 'user', content: 'Thanks!' }] },
+	{ tools: [], messages: [{ role: 'user', content: 'An empty tools array.' }] },
+];
+// two calls in one message, two results in a row: Qwen2.5 renders them; llama-3.1 refuses (one call per message)
+const multi = { tools, messages: [{ role: 'user', content: 'Paris and Rome?' },
+	{ role: 'assistant', content: 'Checking both.', tool_calls: [call('a', 'get_weather', { city: 'Paris' }), call('b', 'get_weather', { city: 'Rome' })] },
+	{ role: 'tool', tool_call_id: 'a', content: 'sunny' }, { role: 'tool', tool_call_id: 'b', content: 'rain' }] };
+const forJinja = (messages) => messages.map((m) => m.tool_calls ? { ...m, tool_calls: m.tool_calls.map((c) =>
+	({ ...c, function: { ...c.function, arguments: JSON.parse(c.function.arguments) } })) } : m);
+const apply = async (body) => {
+	const r = await fetch(url + '/apply-template', { method: 'POST', body: JSON.stringify(body) });
+	return { status: r.status, json: await r.json() };
+};
+if (toolFamilies.includes(family)) {
+	let same = 0, total = 0;
+	const diffs = [];
+	for (const conv of family === 'qwen2.5' ? [...toolConvs, multi] : toolConvs)
+		for (const add_generation_prompt of [true, false]) {
+			const want = tmpl.render({ messages: forJinja(conv.messages), tools: conv.tools, add_generation_prompt,
+				bos_token: props.bos_token, eos_token: props.eos_token });
+			const got = (await apply({ ...conv, add_generation_prompt })).json.prompt;
+			total++;
+			if (got === want) same++;
+			else diffs.push(`want ${JSON.stringify(want)} got ${JSON.stringify(got)}`);
+		}
+	ok(same === total, `${family}: ${same} of ${total} conversations with tools, tool calls and tool results render as @huggingface/jinja renders them${diffs.length ? ': ' + diffs[0] : ''}`);
+	if (family === 'llama3.1') {
+		let threw = false;
+		try { tmpl.render({ messages: forJinja(multi.messages), tools, bos_token: '', eos_token: '' }); } catch { threw = true; }
+		const r = await apply(multi);
+		ok(threw && r.status === 400 && /one tool call/.test(r.json.error?.message), `llama3.1: two calls in one message are refused, as the template refuses them (${r.status})`);
+	}
+} else {
+	const r = await apply(toolConvs[0]);
+	ok(r.status === 400 && /does not render tools/.test(r.json.error?.message), `${family}: tools are refused with 400, not dropped: '${r.json.error?.message}'`);
+}
+if (family === 'qwen2' || family === 'qwen2.5') {
+	const r = await apply({ messages: [{ role: 'user', content: 'Hi' }] });
+	const sys = family === 'qwen2' ? 'You are a helpful assistant.' : 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.';
+	ok(r.json.prompt?.startsWith(`<|im_start|>system\n${sys}<|im_end|>\n`), `${family}: no system message gets the default one ('${sys}')`);
+}
+const bad = await apply({ messages: [{ role: 'assistant', content: null, tool_calls: [call('x', 'f', {})].map((c) => ({ ...c, function: { ...c.function, arguments: '{not json' } })) }] });
+ok(bad.status === 400, `${family}: tool call arguments that are not JSON: 400 '${bad.json.error?.message}'`);
+
 if (family === 'llama2') {
 	const messages = [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }];
 	let threw = false;
