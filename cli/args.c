@@ -89,7 +89,7 @@ int parse_kv_type(const char *opt, const char *s, int *out)
 	int t = tm_kv_type_parse(s);
 
 	if (t < 0) {
-		fprintf(stderr, "tiermem: %s: '%s' is not a KV cache type this build runs (f32, f16)\n", opt, s);
+		fprintf(stderr, "tiermem: %s: '%s' is not a KV cache type this build runs (f32, f16, q8_0)\n", opt, s);
 		return -1;
 	}
 	*out = t;

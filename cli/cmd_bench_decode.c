@@ -42,7 +42,7 @@ static const char usage[] =
 	"  --weights W      auto, mmap or ddr, as tiermem run (default auto)\n"
 	"  --name NAME      a model imported into the store instead (tiermem import)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
-	"                   KV cache types, f16 (default, as tiermem run) or f32\n"
+	"                   KV cache types, f16 (default, as tiermem run), f32 or q8_0\n"
 	"  --prefetch BYTES software prefetch distance of the read loop (default 8K)\n"
 	"  --json           one JSON object\n";
 

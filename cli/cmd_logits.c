@@ -40,7 +40,8 @@ static const char usage[] =
 	"  --batch N          tokens per forward batch (default 64); 1 runs every\n"
 	"                     position through the decode path, more through prefill\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
-	"                     KV cache types: f32 (default here: exact logits) or f16\n"
+	"                     KV cache types: f32 (default here: exact logits), f16 or\n"
+	"                     q8_0\n"
 	SPLIT_HELP
 	"                     (rank 0 writes FILE)\n"
 	GPU_ARGS_HELP;

@@ -75,8 +75,9 @@ static const char usage[] =
 	"                     copy), ddr (read once into 2 MiB pages: faster decode), auto\n"
 	"                     (default: ddr if the file takes at most half the free memory)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
-	"                     KV cache types: f16 (default, as llama.cpp) or f32 (CPU\n"
-	"                     decode; --gpu keeps its own f32 cache)\n"
+	"                     KV cache types: f16 (default, as llama.cpp), f32 or q8_0\n"
+	"                     (half f16's bytes; not for deepseek2; CPU decode: --gpu\n"
+	"                     keeps its own f32 cache)\n"
 	"  --json             print one JSON object on stdout instead: the generated text\n"
 	"                     and the summary (nothing else on stdout)\n"
 	RUN_EXPERTS_USAGE

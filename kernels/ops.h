@@ -58,6 +58,15 @@ void tm_swiglu(float *out, const float *gate, const float *up, int n);
 /* y[i] += a * x[i] */
 void tm_axpy(float *y, float a, const float *x, int n);
 
+/*
+ * x[0..n) times the orthonormal Walsh-Hadamard matrix of order block (a power
+ * of 2; Sylvester's order, entries +-1/sqrt(block)), block by block, in
+ * place; its own inverse. Rotating queries and keys alike leaves their dot
+ * products unchanged and spreads each head's outliers over its values, so a
+ * quantized KV cache loses less (llama.cpp does this for quantized caches).
+ */
+void tm_hadamard(float *x, int n, int block);
+
 /* Index of the largest value (the first one on ties). */
 int tm_argmax(const float *x, int n);
 
@@ -70,14 +79,15 @@ int tm_argmax(const float *x, int n);
  * q and out: n_tok rows of q_stride / out_stride floats (head h at
  * h * head_dim in q, h * v_dim in out).
  * k and v: cache row p at k + p * k_row_bytes (v + p * v_row_bytes), of
- * type_k / type_v elements (TM_F32 or TM_F16), KV head g at g * head_dim
- * elements of k and g * v_dim of v; v_dim 0 means head_dim (MLA's latent
- * cache gives v = k with a shorter v_dim). scratch: n_threads * (n_head /
- * n_head_kv) * (scratch_stride + head_dim) floats, scratch_stride >= pos0 +
- * n_tok. An f16 cache rounds the queries and the attention weights to halves
- * as ggml's f16 matmuls do. Each (query, KV head) reads its cache rows once
- * for all the query heads that share them; these pairs are split across the
- * pool in one hand-off.
+ * type_k / type_v elements (TM_F32, TM_F16, TM_Q8_0: then head_dim and v_dim
+ * are multiples of 32), KV head g at g * head_dim elements of k and
+ * g * v_dim of v; v_dim 0 means head_dim (MLA's latent cache gives v = k
+ * with a shorter v_dim). scratch: tm_attention_scratch_floats() floats for
+ * the pool's thread count, these shapes and n_ctx >= pos0 + n_tok positions
+ * (only an f16 V cache, whose weights are rounded after a whole softmax,
+ * keeps every score). Queries are rounded as ggml does before its f16 or
+ * q8_0 dot products. Each cache row is read once; one hand-off to the pool,
+ * two for f16 at decode (kernels/cpu/attention.c).
  */
 struct tm_attn {
 	int n_tok, pos0;
@@ -92,10 +102,16 @@ struct tm_attn {
 	float *out;
 	size_t out_stride;
 	float *scratch;
-	size_t scratch_stride;
+	int n_ctx;
 };
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a);
+size_t tm_attention_scratch_floats(int nth, int n_head, int n_head_kv, int head_dim, int v_dim, int n_ctx,
+				   int type_v);
+
+/* KV cache rows: the bytes of n elements of type (TM_F32, TM_F16, TM_Q8_0: n a multiple of 32), one row stored. */
+size_t tm_kv_row_bytes(int type, int n);
+void tm_kv_put_row(int type, const float *x, void *row, int n);
 
 /* f32 dot and axpy per ISA (kernels/cpu/vec.h has the rest of the per-ISA float loops). */
 float tm_dot_f32_avx2(const float *a, const float *b, int n);

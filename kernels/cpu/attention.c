@@ -1,91 +1,359 @@
 // SPDX-License-Identifier: MIT
 /*
- * Attention over the KV cache, one (query, KV head) pair at a time: the
- * scores of all the query heads that share the KV head in one pass over its
- * K rows, a softmax per head with a vector exp, then one pass over its V rows.
- * Each cache row is read (and converted from f16) once per pair, not once per
- * query head, and no function is called per position.
+ * Attention over the KV cache, reading each cache row once: the cache is
+ * read in chunks of positions, whole rows (every KV head) at a time, so each
+ * thread streams the K and V caches front to back; within a chunk each KV
+ * head's rows are turned into floats once (f16, q8_0) and serve all the
+ * query heads that share them.
  *
- * With an f16 cache the arithmetic is ggml's for its f16 matmuls: the queries
- * are rounded to halves before the scores, and the attention weights (after
- * the softmax) before they mix the values; with f32 nothing is rounded.
+ * f32 and q8_0 values: one pass, an online softmax (a running max and sum
+ * per head, the partial output rescaled when the max grows), as llama.cpp's
+ * flash attention, the only way it runs a q8_0 cache.
+ * f16 values: ggml without flash attention (llama.cpp's f16 reference here)
+ * rounds the attention weights to halves after a full softmax, which a
+ * one-pass softmax never holds; to give its numbers, the K rows are read in
+ * a first pass (all scores kept, ~0.5 MiB per query at 4096 positions of 32
+ * heads), the V rows in a second with the rounded weights.
+ *
+ * Decode has one query and several threads: its positions are split among
+ * them, each thread keeps the state of every head for its share, and the
+ * caller merges the states (the softmax of a union from the max, sum and
+ * unnormalised output of each part; for f16, the max and sum between the
+ * passes). With as many queries as threads (prefill), queries go out whole.
+ *
+ * The queries are rounded as ggml rounds them before its dot products: to
+ * halves for an f16 cache, through q8_0 blocks for a q8_0 one (the f32
+ * products of the rounded values are its integer ones, summed in another
+ * order).
  */
 #include <math.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include "kern.h"
 #include "kernels/ops.h"
 #include "vec.h"
 
-static void attend_group(const struct tm_attn *a, int t, int g, float *s, float *qh, const struct tm_vec *v)
+/*
+ * Positions per chunk: its K rows as floats (all KV heads) take 32 KiB, as do
+ * its V rows, so each fits L1 while the heads work on it (at least 16, the
+ * vector scores' step, and at most 64).
+ */
+static int chunk_len(int kv_floats)
 {
-	int G = a->n_head / a->n_head_kv, hd = a->head_dim, n = a->pos0 + t + 1;
-	int vd = a->v_dim ? a->v_dim : hd;	/* MLA: V is the first v_dim of the latent K row */
-	size_t ke = a->type_k == TM_F16 ? 2 : 4, ve = a->type_v == TM_F16 ? 2 : 4;
-	const float *q = a->q + (size_t)t * a->q_stride + (size_t)g * G * hd;
-	float *out = a->out + (size_t)t * a->out_stride + (size_t)g * G * vd;
-	const void *k = (const char *)a->k + (size_t)g * hd * ke;
-	const void *vv = (const char *)a->v + (size_t)g * vd * ve;
-	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 && hd <= 256 ? v : &tm_vec_scalar;
-	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 && vd <= 256 ? v : &tm_vec_scalar;
-	float inv[256];
+	int c = 8192 / (kv_floats > 0 ? kv_floats : 1);
+
+	return c >= 64 ? 64 : c >= 16 ? c & ~15 : 16;
+}
+
+static size_t up16(size_t n)
+{
+	return (n + 15) & ~(size_t)15;
+}
+
+static int v_dim(const struct tm_attn *a)
+{
+	return a->v_dim ? a->v_dim : a->head_dim;	/* MLA: V is the first v_dim of the latent K row */
+}
+
+/* The f16 path (rounded weights) keeps every score of its range. */
+static bool rounded(int type_v)
+{
+	return type_v == TM_F16;
+}
+
+/*
+ * One thread's scratch: K and V tiles, one chunk's scores, the rounded
+ * queries (as floats, then as q8_0 blocks: 34 bytes per 32 < 32 floats),
+ * m[H], l[H], o[H][vd], and for the f16 path all scores, H rows of n_ctx.
+ */
+static size_t thread_floats(int n_head, int n_head_kv, int hd, int vd, int n_ctx, int type_v)
+{
+	size_t C = chunk_len(n_head_kv * hd);
+
+	return up16(C * n_head_kv * hd) + up16(C * n_head_kv * vd) + up16((size_t)n_head * C) +
+	       up16((size_t)n_head * hd) * 2 + 2 * up16(n_head) + up16((size_t)n_head * vd) +
+	       (rounded(type_v) ? up16((size_t)n_head * n_ctx) : 0);
+}
+
+size_t tm_attention_scratch_floats(int nth, int n_head, int n_head_kv, int head_dim, int v_dim, int n_ctx,
+				   int type_v)
+{
+	return (size_t)nth * thread_floats(n_head, n_head_kv, head_dim, v_dim ? v_dim : head_dim, n_ctx, type_v);
+}
+
+struct state {
+	float *kt, *vt, *s, *qh, *m, *l, *o, *all;
+};
+
+static struct state state_of(const struct tm_attn *a, int ith)
+{
+	int hd = a->head_dim, vd = v_dim(a), H = a->n_head, KV = a->n_head_kv, C = chunk_len(KV * hd);
+	struct state st;
+
+	st.kt = a->scratch + (size_t)ith * thread_floats(H, KV, hd, vd, a->n_ctx, a->type_v);
+	st.vt = st.kt + up16((size_t)C * KV * hd);
+	st.s = st.vt + up16((size_t)C * KV * vd);
+	st.qh = st.s + up16((size_t)H * C);
+	st.m = st.qh + 2 * up16((size_t)H * hd);
+	st.l = st.m + up16(H);
+	st.o = st.l + up16(H);
+	st.all = st.o + up16((size_t)H * vd);
+	return st;
+}
+
+/* The queries of token t as the dot products take them. */
+static const float *queries(const struct tm_attn *a, int t, const struct state *st, const struct tm_vec *v)
+{
+	int n = a->n_head * a->head_dim;
+	const float *q = a->q + (size_t)t * a->q_stride;
 
 	if (a->type_k == TM_F16) {
-		for (int i = 0; i < G * hd; i++)
-			qh[i] = q[i];
-		v->scale_round_f16(qh, G * hd, 1.0f);
-		q = qh;
+		memcpy(st->qh, q, sizeof(float) * n);
+		v->scale_round_f16(st->qh, n, 1.0f);
+		return st->qh;
 	}
-	f->attn_scores(q, G, hd, k, a->k_row_bytes, a->type_k, n, a->scale, s, a->scratch_stride);
-	for (int h = 0; h < G; h++) {
-		float *row = s + h * a->scratch_stride, max = -INFINITY;
+	if (a->type_k == TM_Q8_0) {
+		void *blocks = st->qh + up16((size_t)n);
 
-		for (int p = 0; p < n; p++)
-			max = row[p] > max ? row[p] : max;
-		inv[h] = (float)(1.0 / v->exp_sum(row, n, max));
-		if (a->type_v == TM_F16) {
-			v->scale_round_f16(row, n, inv[h]);
-			inv[h] = 1.0f;
-		}
+		tm_kern()->quant_q8_0(q, blocks, n);
+		v->kv_rows(blocks, 0, TM_Q8_0, 0, n, 1, st->qh);
+		return st->qh;
 	}
-	fv->attn_mix(out, G, vd, s, a->scratch_stride, vv, a->v_row_bytes, a->type_v, n);
-	/* f32: normalised after the mix, vd multiplications instead of n */
-	if (a->type_v != TM_F16)
-		for (int h = 0; h < G; h++)
-			for (int d = 0; d < vd; d++)
-				out[(size_t)h * vd + d] *= inv[h];
+	return q;
 }
+
+/* Fold a chunk's scores (row of head h, n of them) into the running max and sum; row becomes exp(row - max). */
+static void online(const struct state *st, int h, float *row, int n, int vd, bool rescale_o,
+		   const struct tm_vec *v)
+{
+	float cm = v->max(row, n);
+
+	if (cm > st->m[h]) {
+		float r = st->m[h] == -INFINITY ? 0.0f : expf(st->m[h] - cm);
+
+		st->l[h] *= r;
+		/* o *= r as o += (r - 1) o: the table's vector axpy */
+		if (rescale_o)
+			v->axpy(st->o + (size_t)h * vd, r - 1.0f, st->o + (size_t)h * vd, vd);
+		st->m[h] = cm;
+	}
+	st->l[h] += (float)v->exp_sum(row, n, st->m[h]);
+}
+
+enum pass { ONE_PASS, SCORES, MIX };
+
+/*
+ * Query t over positions [p0, p1) into st. ONE_PASS: m, l and o (o not yet
+ * divided by l). SCORES: m, l and every score in st->all. MIX: with the
+ * final m and l in st, o = the rounded weights times the V rows.
+ */
+static void attend_range(const struct tm_attn *a, int t, int p0, int p1, const struct state *st,
+			 const struct tm_vec *v, enum pass pass)
+{
+	int H = a->n_head, KV = a->n_head_kv, G = H / KV, hd = a->head_dim, vd = v_dim(a), C = chunk_len(KV * hd);
+	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 ? v : &tm_vec_scalar;
+	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
+	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
+	const char *kc = a->k, *vc = a->v;
+	size_t kr = a->k_row_bytes, vr = a->v_row_bytes, S = (size_t)a->n_ctx;
+	/* MLA's latent rows: V is the head of the K rows, already in the K tile */
+	bool v_in_k = vc == kc && a->type_v == a->type_k && KV == 1 && pass == ONE_PASS;
+	const float *vt = v_in_k ? st->kt : st->vt;
+	size_t vs = v_in_k ? (size_t)hd : (size_t)KV * vd;
+
+	if (pass != MIX)
+		for (int h = 0; h < H; h++) {
+			st->m[h] = -INFINITY;
+			st->l[h] = 0.0f;
+		}
+	if (pass != SCORES)
+		memset(st->o, 0, sizeof(float) * H * vd);
+	for (int c0 = p0; c0 < p1; c0 += C) {
+		int cn = p1 - c0 < C ? p1 - c0 : C;
+
+		if (pass != MIX) {
+			/* whole rows, front to back: each thread streams its share of both caches */
+			v->kv_rows(kc + c0 * kr, kr, a->type_k, 0, KV * hd, cn, st->kt);
+			for (int g = 0; g < KV; g++) {
+				float *out = pass == SCORES ? st->all + (size_t)g * G * S + (c0 - p0) : st->s + (size_t)g * G * C;
+
+				f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt + (size_t)g * hd, (size_t)KV * hd,
+					       cn, a->scale, out, pass == SCORES ? S : (size_t)C);
+			}
+			for (int h = 0; h < H; h++) {
+				float *row = st->s + (size_t)h * C;
+
+				if (pass == SCORES)
+					memcpy(row, st->all + h * S + (c0 - p0), sizeof(float) * cn);
+				online(st, h, row, cn, vd, pass == ONE_PASS, v);
+			}
+		}
+		if (pass == SCORES)
+			continue;
+		if (pass == MIX)
+			for (int h = 0; h < H; h++) {
+				float *row = st->s + (size_t)h * C;
+
+				memcpy(row, st->all + h * S + (c0 - p0), sizeof(float) * cn);
+				v->exp_sum(row, cn, st->m[h]);
+				v->scale_round_f16(row, cn, 1.0f / st->l[h]);
+			}
+		if (!v_in_k)
+			v->kv_rows(vc + c0 * vr, vr, a->type_v, 0, KV * vd, cn, st->vt);
+		for (int g = 0; g < KV; g++)
+			fv->attn_mix(st->o + (size_t)g * G * vd, G, vd, st->s + (size_t)g * G * C, C,
+				     vt + (size_t)g * vd, vs, cn);
+	}
+}
+
+/* Query t's output from st: o / l after one pass, o after the mix. */
+static void finish(const struct tm_attn *a, int t, const struct state *st, enum pass pass)
+{
+	int vd = v_dim(a);
+	float *out = a->out + (size_t)t * a->out_stride;
+
+	for (int h = 0; h < a->n_head; h++) {
+		float inv = pass == MIX ? 1.0f : 1.0f / st->l[h];
+
+		for (int d = 0; d < vd; d++)
+			out[(size_t)h * vd + d] = st->o[(size_t)h * vd + d] * inv;
+	}
+}
+
+/* Parts per query when the queries are fewer than the threads: 1 deals whole queries out. */
+static int parts_of(const struct tm_attn *a, int nth)
+{
+	return nth / a->n_tok > 1 ? nth / a->n_tok : 1;
+}
+
+struct job {
+	const struct tm_attn *a;
+	enum pass pass;	/* of the parts; ONE_PASS also for whole queries */
+};
 
 static void attention_worker(void *arg, int ith, int nth)
 {
-	const struct tm_attn *a = arg;
-	int G = a->n_head / a->n_head_kv;
-	float *s = a->scratch + (size_t)ith * G * (a->scratch_stride + a->head_dim);
-	float *qh = s + (size_t)G * a->scratch_stride;
+	const struct job *j = arg;
+	const struct tm_attn *a = j->a;
 	const struct tm_vec *v = tm_vec();
+	struct state st = state_of(a, ith);
+	int parts = parts_of(a, nth);
 	long lo, hi;
 
-	/*
-	 * A causal query's cost grows with its position: deal whole queries out
-	 * round-robin when there are enough; otherwise (decode) split the KV
-	 * heads of the one query.
-	 */
-	if (a->n_tok >= nth) {
-		for (int t = ith; t < a->n_tok; t += nth)
-			for (int g = 0; g < a->n_head_kv; g++)
-				attend_group(a, t, g, s, qh, v);
+	if (parts == 1) {
+		/* a causal query's cost grows with its position: round-robin evens it out */
+		for (int t = ith; t < a->n_tok; t += nth) {
+			if (rounded(a->type_v)) {
+				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, SCORES);
+				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, MIX);
+				finish(a, t, &st, MIX);
+			} else {
+				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, ONE_PASS);
+				finish(a, t, &st, ONE_PASS);
+			}
+		}
 		return;
 	}
-	tm_split((long)a->n_tok * a->n_head_kv, 1, ith, nth, &lo, &hi);
-	for (long i = lo; i < hi; i++)
-		attend_group(a, (int)(i / a->n_head_kv), (int)(i % a->n_head_kv), s, qh, v);
+	if (ith >= a->n_tok * parts)
+		return;
+	tm_split(a->pos0 + ith / parts + 1, 16, ith % parts, parts, &lo, &hi);
+	attend_range(a, ith / parts, (int)lo, (int)hi, &st, v, j->pass);
+}
+
+/*
+ * Head h of query t over its parts (threads t * parts ..): the max M and the
+ * sum L of exp(score - M) of the union. An empty part (fewer positions than
+ * parts) has l = 0 and m = -inf.
+ */
+static void union_of(const struct tm_attn *a, int t, int parts, int h, float *M, float *L)
+{
+	*M = -INFINITY;
+	*L = 0.0f;
+	for (int i = 0; i < parts; i++) {
+		struct state st = state_of(a, t * parts + i);
+
+		*M = st.m[h] > *M ? st.m[h] : *M;
+	}
+	for (int i = 0; i < parts; i++) {
+		struct state st = state_of(a, t * parts + i);
+
+		*L += st.l[h] > 0.0f ? st.l[h] * expf(st.m[h] - *M) : 0.0f;
+	}
+}
+
+/* The parts of query t into its output: after ONE_PASS each o weighted by its share, after MIX summed. */
+static void merge(const struct tm_attn *a, int t, int parts, enum pass pass)
+{
+	int vd = v_dim(a);
+	float *out = a->out + (size_t)t * a->out_stride;
+
+	for (int h = 0; h < a->n_head; h++) {
+		float M, L, *oh = out + (size_t)h * vd;
+
+		if (pass == ONE_PASS)
+			union_of(a, t, parts, h, &M, &L);
+		memset(oh, 0, sizeof(float) * vd);
+		for (int i = 0; i < parts; i++) {
+			struct state st = state_of(a, t * parts + i);
+
+			if (pass == MIX)
+				tm_vec()->axpy(oh, 1.0f, st.o + (size_t)h * vd, vd);
+			else if (st.l[h] > 0.0f)
+				tm_vec()->axpy(oh, expf(st.m[h] - M) / L, st.o + (size_t)h * vd, vd);
+		}
+	}
 }
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a)
 {
-	tm_pool_run(pool, attention_worker, (void *)a);
+	int nth = tm_pool_threads(pool), parts = parts_of(a, nth);
+	struct job j = { a, rounded(a->type_v) && parts > 1 ? SCORES : ONE_PASS };
+
+	tm_pool_run(pool, attention_worker, &j);
+	if (parts == 1)
+		return;
+	if (j.pass == SCORES) {
+		/* every part mixes with the weights of the whole softmax: one more hand-off */
+		for (int t = 0; t < a->n_tok; t++)
+			for (int h = 0; h < a->n_head; h++) {
+				float M, L;
+
+				union_of(a, t, parts, h, &M, &L);
+				for (int i = 0; i < parts; i++) {
+					struct state st = state_of(a, t * parts + i);
+
+					st.m[h] = M;
+					st.l[h] = L;
+				}
+			}
+		j.pass = MIX;
+		tm_pool_run(pool, attention_worker, &j);
+	}
+	for (int t = 0; t < a->n_tok; t++)
+		merge(a, t, parts, j.pass);
 }
 
 void tm_f32_to_f16_row(const float *x, uint16_t *y, int n)
 {
 	tm_vec()->to_f16(x, y, n);
+}
+
+size_t tm_kv_row_bytes(int type, int n)
+{
+	switch (type) {
+	case TM_F16: return (size_t)n * 2;
+	case TM_Q8_0: return (size_t)n / QK * sizeof(blk_q8_0);
+	default: return (size_t)n * 4;
+	}
+}
+
+void tm_kv_put_row(int type, const float *x, void *row, int n)
+{
+	if (type == TM_F16)
+		tm_f32_to_f16_row(x, row, n);
+	else if (type == TM_Q8_0)
+		tm_kern()->quant_q8_0(x, row, n);
+	else
+		memcpy(row, x, sizeof(float) * n);
 }

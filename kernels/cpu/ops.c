@@ -102,6 +102,24 @@ void tm_axpy(float *y, float a, const float *x, int n)
 	tm_vec()->axpy(y, a, x, n);
 }
 
+void tm_hadamard(float *x, int n, int block)
+{
+	float norm = 1.0f / sqrtf((float)block);
+
+	for (float *b = x; b + block <= x + n; b += block) {
+		for (int s = 1; s < block; s *= 2)
+			for (int i = 0; i < block; i += 2 * s)
+				for (int j = i; j < i + s; j++) {
+					float u = b[j], w = b[j + s];
+
+					b[j] = u + w;
+					b[j + s] = u - w;
+				}
+		for (int i = 0; i < block; i++)
+			b[i] *= norm;
+	}
+}
+
 int tm_argmax(const float *x, int n)
 {
 	int best = 0;

@@ -13,24 +13,34 @@
 #include <stdint.h>
 
 /*
- * Attention of G query heads that share one KV head (hd floats each, q and
- * out laid out head after head), over n cache rows: row p of K at
- * k + p * k_row_bytes, hd elements of type_k (TM_F32 or TM_F16).
- * scores: s[h * s_stride + p] = scale * q_h . k_p.
- * mix:    out_h = sum_p s[h * s_stride + p] * v_p.
+ * The two halves of attention over one chunk of cache rows turned into
+ * floats (kernels/cpu/attention.c drives them): G query heads that share one
+ * KV head, q_h at q + h * hd, row p at k + p * k_stride (v likewise).
+ * scores: s[h * s_stride + p] = scale * q_h . k_p for p < n.
+ * mix:    o_h += sum_p w[h * w_stride + p] * v_p, o_h at o + h * vd.
  */
-typedef void (*tm_attn_scores_fn)(const float *q, int G, int hd, const void *k, size_t k_row_bytes,
-				  int type_k, int n, float scale, float *s, size_t s_stride);
-typedef void (*tm_attn_mix_fn)(float *out, int G, int hd, const float *s, size_t s_stride,
-			       const void *v, size_t v_row_bytes, int type_v, int n);
+typedef void (*tm_attn_scores_fn)(const float *q, int G, int hd, const float *k, size_t k_stride, int n,
+				  float scale, float *s, size_t s_stride);
+typedef void (*tm_attn_mix_fn)(float *o, int G, int vd, const float *w, size_t w_stride, const float *v,
+			       size_t v_stride, int n);
+/*
+ * n cache rows of type (TM_F32, TM_F16, TM_Q8_0) as floats: dst[p * len + i]
+ * is element off + i of the row at src + p * row_bytes (q8_0: off and len
+ * are multiples of 32). The rows are a stream: software prefetch runs
+ * TM_PREFETCH_AHEAD bytes ahead of them, into the next rows.
+ */
+typedef void (*tm_kv_rows_fn)(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst);
 
 struct tm_vec {
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float s, const float *x, int n);
-	/* hd must be a multiple of vec_hd (and at most 256) for these two; else the scalar ones run */
+	/* hd (vd) must be a multiple of vec_hd for these two; else the scalar ones run */
 	int vec_hd;
 	tm_attn_scores_fn attn_scores;
 	tm_attn_mix_fn attn_mix;
+	tm_kv_rows_fn kv_rows;
+	/* the largest of n >= 1 floats */
+	float (*max)(const float *x, int n);
 	/* x[i] = exp(x[i] - max); returns the sum */
 	double (*exp_sum)(float *x, int n, float max);
 	void (*swiglu)(float *out, const float *gate, const float *up, int n);
@@ -43,10 +53,14 @@ struct tm_vec {
 /* The functions for the ISA the dispatcher has picked (follows tm_kernels_force_isa). */
 const struct tm_vec *tm_vec(void);
 
-/* n halves to floats with F16C (the AVX2 table's cache rows) */
-void tm_f16_to_f32_row_avx2(const uint16_t *x, float *y, int n);
-/* the AVX2 table's scale_round_f16 */
+/* The AVX2 table's functions of its own (vec_avx2.c); the rest are the scalar ones over its dot and axpy. */
+void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst);
 void tm_scale_round_f16_avx2(float *x, int n, float scale);
+double tm_exp_sum_avx2(float *x, int n, float max);
+void tm_swiglu_avx2(float *out, const float *gate, const float *up, int n);
+/* cache rows in C: the tail of the SIMD tables' kv_rows; the largest float in C */
+void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst);
+float tm_max_ref(const float *x, int n);
 
 extern const struct tm_vec tm_vec_scalar;
 extern const struct tm_vec tm_vec_avx2;

@@ -2,6 +2,7 @@
 /* The float loops of a layer with 512-bit FMAs (kernels/cpu/vec.h). */
 #include <immintrin.h>
 
+#include "kern.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "vec.h"
@@ -138,68 +139,153 @@ static void scale_round_f16(float *x, int n, float scale)
 	}
 }
 
-/* 16 elements of a cache row as floats */
-static inline __m512 load16(const char *row, int type, int c)
+static void kv_rows(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst)
 {
-	if (type == TM_F16)
-		return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 32 * c)));
-	return _mm512_loadu_ps((const float *)(row + 64 * c));
+	if (len % 32 || type == TM_F32) {
+		tm_kv_rows_ref(src, row_bytes, type, off, len, n, dst);
+		return;
+	}
+	for (int p = 0; p < n; p++, dst += len) {
+		const char *row = (const char *)src + p * row_bytes;
+
+		tm_prefetch_block(row + tm_kv_row_bytes(type, off), (int)tm_kv_row_bytes(type, len));
+		if (type == TM_F16) {
+			for (int i = 0; i < len; i += 16)
+				_mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(
+					(const __m256i *)((const uint16_t *)row + off + i))));
+			continue;
+		}
+		for (int b = 0; b < len / 32; b++) {
+			const blk_q8_0 *x = (const blk_q8_0 *)row + off / 32 + b;
+			__m512 d = _mm512_set1_ps(tm_f16_to_f32(x->d));
+
+			for (int i = 0; i < 32; i += 16) {
+				__m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x->qs + i)));
+
+				_mm512_storeu_ps(dst + 32 * b + i, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q)));
+			}
+		}
+	}
 }
 
-/* Each cache row is converted once and used by all G heads. */
-static void attn_scores(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type_k,
-			int n, float scale, float *s, size_t s_stride)
+static float vmax(const float *x, int n)
 {
-	int nc = hd / 16;
-	__m512 kv[16];
+	__m512 m = _mm512_set1_ps(x[0]);
 
-	for (int p = 0; p < n; p++) {
-		const char *row = (const char *)k + p * k_row_bytes;
+	for (int i = 0; i < n; i += 16)
+		m = _mm512_mask_max_ps(m, tail(n - i), m, _mm512_maskz_loadu_ps(tail(n - i), x + i));
+	return _mm512_reduce_max_ps(m);
+}
 
-		if (p + 8 < n)
-			for (int o = 0; o < nc * (type_k == TM_F16 ? 32 : 64); o += 64)
-				_mm_prefetch(row + 8 * k_row_bytes + o, _MM_HINT_T0);
-		for (int c = 0; c < nc; c++)
-			kv[c] = load16(row, type_k, c);
+/* Four vectors to one whose 128-bit lane L holds [sum of a's lane L, b's, c's, d's]. */
+static inline __m512 sum4_lanes(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+	__m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+	__m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+
+	return _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44), _mm512_shuffle_ps(ab, cd, 0xee));
+}
+
+/* Sixteen vectors to the vector of their sums: ~3 instructions per sum, not ~8 as one reduction each. */
+static inline __m512 sum16(const __m512 *a)
+{
+	__m512 v0 = sum4_lanes(a[0], a[1], a[2], a[3]), v1 = sum4_lanes(a[4], a[5], a[6], a[7]);
+	__m512 v2 = sum4_lanes(a[8], a[9], a[10], a[11]), v3 = sum4_lanes(a[12], a[13], a[14], a[15]);
+	__m512 x01 = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x44), _mm512_shuffle_f32x4(v0, v1, 0xee));
+	__m512 x23 = _mm512_add_ps(_mm512_shuffle_f32x4(v2, v3, 0x44), _mm512_shuffle_f32x4(v2, v3, 0xee));
+
+	return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, 0x88), _mm512_shuffle_f32x4(x01, x23, 0xdd));
+}
+
+/*
+ * Sixteen positions at a time per head: sixteen dot products side by side,
+ * summed together at the end. Past n the last row is read again and its
+ * scores dropped.
+ */
+static void attn_scores(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale,
+			float *s, size_t s_stride)
+{
+	__m512 vs = _mm512_set1_ps(scale);
+
+	for (int p0 = 0; p0 < n; p0 += 16) {
+		const float *kr[16];
+
+#pragma GCC unroll 16
+		for (int j = 0; j < 16; j++)
+			kr[j] = k + (p0 + j < n ? p0 + j : n - 1) * k_stride;
 		for (int h = 0; h < G; h++) {
 			const float *qh = q + (size_t)h * hd;
-			__m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qh), kv[0]);
+			__m512 acc[16];
 
-			for (int c = 1; c < nc; c++)
-				acc = _mm512_fmadd_ps(_mm512_loadu_ps(qh + 16 * c), kv[c], acc);
-			s[h * s_stride + p] = _mm512_reduce_add_ps(acc) * scale;
+#pragma GCC unroll 16
+			for (int j = 0; j < 16; j++)
+				acc[j] = _mm512_setzero_ps();
+			for (int d = 0; d < hd; d += 16) {
+				__m512 x = _mm512_loadu_ps(qh + d);
+
+#pragma GCC unroll 16
+				for (int j = 0; j < 16; j++)
+					acc[j] = _mm512_fmadd_ps(x, _mm512_loadu_ps(kr[j] + d), acc[j]);
+			}
+			_mm512_mask_storeu_ps(s + h * s_stride + p0, tail(n - p0), _mm512_mul_ps(sum16(acc), vs));
 		}
 	}
 }
 
 /*
- * 16 output dims of 4 heads stay in registers while the rows go by; a group
- * of fewer than 4 heads repeats its last head and drops the copies.
+ * 64 output dims of 4 heads (16 registers) stay put while the rows go by; a
+ * group of fewer than 4 heads repeats its last head and drops the copies,
+ * dims past the last multiple of 64 go 16 at a time.
  */
-static void attn_mix(float *out, int G, int hd, const float *s, size_t s_stride, const void *v,
-		     size_t v_row_bytes, int type_v, int n)
+static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, const float *v, size_t v_stride,
+		     int n)
 {
 	for (int h0 = 0; h0 < G; h0 += 4) {
-		int hn = G - h0 < 4 ? G - h0 : 4;
-		const float *sp[4];
+		int hn = G - h0 < 4 ? G - h0 : 4, d = 0;
+		const float *wp[4];
+		float *op[4];
 
-		for (int h = 0; h < 4; h++)
-			sp[h] = s + (size_t)(h0 + (h < hn ? h : hn - 1)) * s_stride;
-		for (int c = 0; c < hd / 16; c++) {
-			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		for (int h = 0; h < 4; h++) {
+			wp[h] = w + (size_t)(h0 + (h < hn ? h : hn - 1)) * w_stride;
+			op[h] = o + (size_t)(h0 + (h < hn ? h : hn - 1)) * vd;
+		}
+		for (; d + 64 <= vd; d += 64) {
+			__m512 a[4][4];
 
+			for (int h = 0; h < 4; h++)
+				for (int c = 0; c < 4; c++)
+					a[h][c] = _mm512_loadu_ps(op[h] + d + 16 * c);
 			for (int p = 0; p < n; p++) {
-				__m512 x = load16((const char *)v + p * v_row_bytes, type_v, c);
+				const float *vr = v + p * v_stride + d;
+				__m512 x0 = _mm512_loadu_ps(vr), x1 = _mm512_loadu_ps(vr + 16);
+				__m512 x2 = _mm512_loadu_ps(vr + 32), x3 = _mm512_loadu_ps(vr + 48);
 
-				a0 = _mm512_fmadd_ps(_mm512_set1_ps(sp[0][p]), x, a0);
-				a1 = _mm512_fmadd_ps(_mm512_set1_ps(sp[1][p]), x, a1);
-				a2 = _mm512_fmadd_ps(_mm512_set1_ps(sp[2][p]), x, a2);
-				a3 = _mm512_fmadd_ps(_mm512_set1_ps(sp[3][p]), x, a3);
+				for (int h = 0; h < 4; h++) {
+					__m512 wh = _mm512_set1_ps(wp[h][p]);
+
+					a[h][0] = _mm512_fmadd_ps(wh, x0, a[h][0]);
+					a[h][1] = _mm512_fmadd_ps(wh, x1, a[h][1]);
+					a[h][2] = _mm512_fmadd_ps(wh, x2, a[h][2]);
+					a[h][3] = _mm512_fmadd_ps(wh, x3, a[h][3]);
+				}
 			}
-			__m512 acc[4] = { a0, a1, a2, a3 };
+			for (int h = hn - 1; h >= 0; h--)
+				for (int c = 0; c < 4; c++)
+					_mm512_storeu_ps(op[h] + d + 16 * c, a[h][c]);
+		}
+		for (; d < vd; d += 16) {
+			__m512 a[4];
 
-			for (int h = 0; h < hn; h++)
-				_mm512_storeu_ps(out + (size_t)(h0 + h) * hd + 16 * c, acc[h]);
+			for (int h = 0; h < 4; h++)
+				a[h] = _mm512_loadu_ps(op[h] + d);
+			for (int p = 0; p < n; p++) {
+				__m512 x = _mm512_loadu_ps(v + p * v_stride + d);
+
+				for (int h = 0; h < 4; h++)
+					a[h] = _mm512_fmadd_ps(_mm512_set1_ps(wp[h][p]), x, a[h]);
+			}
+			for (int h = hn - 1; h >= 0; h--)
+				_mm512_storeu_ps(op[h] + d, a[h]);
 		}
 	}
 }
@@ -210,6 +296,8 @@ const struct tm_vec tm_vec_avx512 = {
 	.vec_hd = 16,
 	.attn_scores = attn_scores,
 	.attn_mix = attn_mix,
+	.kv_rows = kv_rows,
+	.max = vmax,
 	.exp_sum = exp_sum,
 	.swiglu = swiglu,
 	.sumsq = sumsq,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The float loops of a layer in plain C, and the table each ISA uses (kernels/cpu/vec.h). */
 #include <math.h>
+#include <string.h>
 
 #include "kern.h"
 #include "kernels/ops.h"
@@ -26,95 +27,80 @@ static void axpy(float *y, float a, const float *x, int n)
 		y[i] += a * x[i];
 }
 
-typedef void (*f16_row_fn)(const uint16_t *x, float *y, int n);
-
-static void f16_row(const uint16_t *x, float *y, int n)
+void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst)
 {
-	for (int i = 0; i < n; i++)
-		y[i] = tm_f16_to_f32(x[i]);
-}
+	for (int p = 0; p < n; p++, dst += len) {
+		const char *row = (const char *)src + p * row_bytes;
 
-/* len elements from off of a cache row as floats: the row itself (f32) or converted into buf */
-static inline const float *row_f32(f16_row_fn cvt, const void *row, int type, int off, int len, float *buf)
-{
-	if (type != TM_F16)
-		return (const float *)row + off;
-	cvt((const uint16_t *)row + off, buf, len);
-	return buf;
-}
+		tm_prefetch_block(row + tm_kv_row_bytes(type, off), (int)tm_kv_row_bytes(type, len));
+		if (type == TM_F32) {
+			memcpy(dst, (const float *)row + off, sizeof(float) * len);
+			continue;
+		}
+		if (type == TM_F16) {
+			for (int i = 0; i < len; i++)
+				dst[i] = tm_f16_to_f32(((const uint16_t *)row)[off + i]);
+			continue;
+		}
+		for (int b = 0; b < len / 32; b++) {
+			const blk_q8_0 *x = (const blk_q8_0 *)row + off / 32 + b;
+			float d = tm_f16_to_f32(x->d);
 
-/*
- * The attention loops over any f32 dot and axpy: rows are converted to floats
- * once, then each head takes its dot and axpy (the AVX2 table passes its own).
- */
-static inline void scores_with(float (*dotf)(const float *, const float *, int), f16_row_fn cvt,
-			       const float *q, int G,
-			       int hd, const void *k, size_t k_row_bytes, int type_k, int n, float scale,
-			       float *s, size_t s_stride)
-{
-	float kv[512];
-
-	for (int p = 0; p < n; p++) {
-		const void *row = (const char *)k + p * k_row_bytes;
-
-		for (int off = 0; off < hd; off += 512) {
-			int len = hd - off < 512 ? hd - off : 512;
-
-			const float *kr = row_f32(cvt, row, type_k, off, len, kv);
-
-			for (int h = 0; h < G; h++) {
-				float r = dotf(q + (size_t)h * hd + off, kr, len);
-
-				s[h * s_stride + p] = off ? s[h * s_stride + p] + r * scale : r * scale;
-			}
+			for (int i = 0; i < 32; i++)
+				dst[32 * b + i] = d * x->qs[i];
 		}
 	}
 }
 
-static inline void mix_with(void (*axpyf)(float *, float, const float *, int), f16_row_fn cvt,
-			    float *out, int G, int hd,
-			    const float *s, size_t s_stride, const void *v, size_t v_row_bytes, int type_v, int n)
+float tm_max_ref(const float *x, int n)
 {
-	float x[512];
+	float m = x[0];
 
-	for (int i = 0; i < G * hd; i++)
-		out[i] = 0.0f;
-	for (int p = 0; p < n; p++) {
-		const void *row = (const char *)v + p * v_row_bytes;
-
-		for (int off = 0; off < hd; off += 512) {
-			int len = hd - off < 512 ? hd - off : 512;
-
-			const float *vr = row_f32(cvt, row, type_v, off, len, x);
-
-			for (int h = 0; h < G; h++)
-				axpyf(out + (size_t)h * hd + off, s[h * s_stride + p], vr, len);
-		}
-	}
+	for (int i = 1; i < n; i++)
+		m = x[i] > m ? x[i] : m;
+	return m;
 }
 
-static void attn_scores(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type_k,
-			int n, float scale, float *s, size_t s_stride)
+/* The attention halves over any f32 dot and axpy (the AVX2 table passes its own). */
+static inline void scores_with(float (*dotf)(const float *, const float *, int), const float *q, int G,
+			       int hd, const float *k, size_t k_stride, int n, float scale, float *s,
+			       size_t s_stride)
 {
-	scores_with(dot, f16_row, q, G, hd, k, k_row_bytes, type_k, n, scale, s, s_stride);
+	for (int p = 0; p < n; p++)
+		for (int h = 0; h < G; h++)
+			s[h * s_stride + p] = dotf(q + (size_t)h * hd, k + p * k_stride, hd) * scale;
 }
 
-static void attn_mix(float *out, int G, int hd, const float *s, size_t s_stride, const void *v,
-		     size_t v_row_bytes, int type_v, int n)
+static inline void mix_with(void (*axpyf)(float *, float, const float *, int), float *o, int G, int vd,
+			    const float *w, size_t w_stride, const float *v, size_t v_stride, int n)
 {
-	mix_with(axpy, f16_row, out, G, hd, s, s_stride, v, v_row_bytes, type_v, n);
+	for (int p = 0; p < n; p++)
+		for (int h = 0; h < G; h++)
+			axpyf(o + (size_t)h * vd, w[h * w_stride + p], v + p * v_stride, vd);
 }
 
-static void attn_scores_avx2(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type_k,
-			     int n, float scale, float *s, size_t s_stride)
+static void attn_scores(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale,
+			float *s, size_t s_stride)
 {
-	scores_with(tm_dot_f32_avx2, tm_f16_to_f32_row_avx2, q, G, hd, k, k_row_bytes, type_k, n, scale, s, s_stride);
+	scores_with(dot, q, G, hd, k, k_stride, n, scale, s, s_stride);
 }
 
-static void attn_mix_avx2(float *out, int G, int hd, const float *s, size_t s_stride, const void *v,
-			  size_t v_row_bytes, int type_v, int n)
+static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, const float *v, size_t v_stride,
+		     int n)
 {
-	mix_with(tm_axpy_f32_avx2, tm_f16_to_f32_row_avx2, out, G, hd, s, s_stride, v, v_row_bytes, type_v, n);
+	mix_with(axpy, o, G, vd, w, w_stride, v, v_stride, n);
+}
+
+static void attn_scores_avx2(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale,
+			     float *s, size_t s_stride)
+{
+	scores_with(tm_dot_f32_avx2, q, G, hd, k, k_stride, n, scale, s, s_stride);
+}
+
+static void attn_mix_avx2(float *o, int G, int vd, const float *w, size_t w_stride, const float *v,
+			  size_t v_stride, int n)
+{
+	mix_with(tm_axpy_f32_avx2, o, G, vd, w, w_stride, v, v_stride, n);
 }
 
 static double exp_sum(float *x, int n, float max)
@@ -160,19 +146,19 @@ static void scale_round_f16(float *x, int n, float scale)
 
 const struct tm_vec tm_vec_scalar = {
 	.dot = dot, .axpy = axpy, .vec_hd = 0,
-	.attn_scores = attn_scores, .attn_mix = attn_mix,
-	.exp_sum = exp_sum, .swiglu = swiglu, .sumsq = sumsq, .to_f16 = to_f16,
+	.attn_scores = attn_scores, .attn_mix = attn_mix, .kv_rows = tm_kv_rows_ref,
+	.max = tm_max_ref, .exp_sum = exp_sum, .swiglu = swiglu, .sumsq = sumsq, .to_f16 = to_f16,
 	.scale_round_f16 = scale_round_f16,
 };
 
 /*
- * AVX2 machines get its dot and axpy, also inside attention; exp, SwiGLU and
- * the sum of squares stay in C there (not measured on such a machine).
+ * AVX2 machines get its dot and axpy, also inside attention, and its exp;
+ * the sum of squares stays in C there.
  */
 const struct tm_vec tm_vec_avx2 = {
 	.dot = tm_dot_f32_avx2, .axpy = tm_axpy_f32_avx2, .vec_hd = 8,
-	.attn_scores = attn_scores_avx2, .attn_mix = attn_mix_avx2,
-	.exp_sum = exp_sum, .swiglu = swiglu, .sumsq = sumsq, .to_f16 = to_f16,
+	.attn_scores = attn_scores_avx2, .attn_mix = attn_mix_avx2, .kv_rows = tm_kv_rows_avx2,
+	.max = tm_max_ref, .exp_sum = tm_exp_sum_avx2, .swiglu = tm_swiglu_avx2, .sumsq = sumsq, .to_f16 = to_f16,
 	.scale_round_f16 = tm_scale_round_f16_avx2,
 };
 

@@ -39,9 +39,20 @@ static size_t max_z(size_t a, size_t b)
 	return a > b ? a : b;
 }
 
-static size_t kv_elem_bytes(int type)
+/* The shape tm_attention runs in: per-head K (V) width and the KV heads, MLA's included. */
+static void attn_shape(const struct tm_hparams *hp, int *n_kv, int *hd, int *vd)
 {
-	return type == TM_F16 ? 2 : 4;
+	*n_kv = hp->n_head_kv;
+	*hd = *vd = hp->head_dim;
+	if (hp->mla && hp->mla_absorbed) {
+		*n_kv = 1;
+		*hd = hp->kv_lora_rank + hp->qk_rope;
+		*vd = hp->kv_lora_rank;
+	} else if (hp->mla) {
+		*n_kv = hp->n_head;
+		*hd = hp->qk_nope + hp->qk_rope;
+		*vd = hp->v_head;
+	}
 }
 
 /* n_ctx 0: a work context for tm_forward_seqs, with no KV cache and n_batch rows of logits. */
@@ -53,6 +64,7 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim;
 	size_t B, K = hp->moe ? hp->n_expert_used : 0, F;
 	size_t nth = tm_pool_threads(pool);
+	int n_kv, hd, vd;
 	struct tm_ctx *c;
 
 	*out = NULL;
@@ -83,12 +95,13 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	c->type_k = type_k;
 	c->type_v = type_v;
 	if (n_ctx) {
-		c->k_cache = malloc(kv_elem_bytes(type_k) * hp->n_layer * (size_t)n_ctx * KVD);
+		attn_shape(hp, &n_kv, &hd, &vd);
+		c->k_cache = malloc(tm_kv_row_bytes(type_k, (int)KVD) * hp->n_layer * (size_t)n_ctx);
 		/* absorbed MLA: V is the latent part of the K rows */
 		c->v_cache = hp->mla_absorbed ? c->k_cache :
-			     malloc(kv_elem_bytes(type_v) * hp->n_layer * (size_t)n_ctx * KVD);
-		c->scores = malloc(sizeof(float) * nth * (hp->n_head / hp->n_head_kv) *
-				   ((size_t)n_ctx + hp->head_dim));
+			     malloc(tm_kv_row_bytes(type_v, (int)KVD) * hp->n_layer * (size_t)n_ctx);
+		c->scores = malloc(sizeof(float) * tm_attention_scratch_floats((int)nth, hp->n_head, n_kv, hd, vd,
+										n_ctx, type_v));
 	}
 	c->kb = malloc(sizeof(float) * B * KVD);
 	c->vb = malloc(sizeof(float) * B * KVD);
@@ -132,14 +145,23 @@ int tm_ctx_create_kv(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 		     int n_ctx, int n_batch, int type_k, int type_v)
 {
 	const struct tm_hparams *hp = &m->hp;
+	int n_kv, hd, vd;
 
 	*out = NULL;
 	if (n_ctx < 1 || n_ctx > hp->n_ctx_train)
 		return tm_err(-EINVAL, "context of %d tokens: the model allows 1 to %d", n_ctx, hp->n_ctx_train);
 	if (n_batch < 1)
 		return tm_err(-EINVAL, "batch of %d tokens", n_batch);
-	if ((type_k != TM_F32 && type_k != TM_F16) || (type_v != TM_F32 && type_v != TM_F16))
-		return tm_err(-EOPNOTSUPP, "KV cache types %d/%d: this build runs f32 and f16", type_k, type_v);
+	if ((type_k != TM_F32 && type_k != TM_F16 && type_k != TM_Q8_0) ||
+	    (type_v != TM_F32 && type_v != TM_F16 && type_v != TM_Q8_0))
+		return tm_err(-EOPNOTSUPP, "KV cache types %d/%d: this build runs f32, f16 and q8_0", type_k, type_v);
+	attn_shape(hp, &n_kv, &hd, &vd);
+	if ((type_k == TM_Q8_0 || type_v == TM_Q8_0) && hp->mla)
+		return tm_err(-EOPNOTSUPP, "a q8_0 KV cache is not supported for MLA (deepseek2) yet: use f16 or f32");
+	/* q8_0 blocks of 32 must not straddle two heads */
+	if ((type_k == TM_Q8_0 || type_v == TM_Q8_0) && (hd % 32 || vd % 32))
+		return tm_err(-EOPNOTSUPP, "a q8_0 KV cache needs heads of a multiple of 32 values; this model's are %d (K) and %d (V)",
+			      hd, vd);
 	return ctx_alloc(out, m, pool, n_ctx, n_batch < n_ctx ? n_batch : n_ctx, type_k, type_v);
 }
 
@@ -155,6 +177,8 @@ int tm_kv_type_parse(const char *s)
 		return TM_F32;
 	if (!strcmp(s, "f16"))
 		return TM_F16;
+	if (!strcmp(s, "q8_0"))
+		return TM_Q8_0;
 	return -1;
 }
 
@@ -207,7 +231,7 @@ void tm_ctx_reset(struct tm_ctx *c)
 
 size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c, int v)
 {
-	return kv_elem_bytes(v ? c->type_v : c->type_k) * c->m->hp.n_head_kv * c->m->hp.head_dim;
+	return tm_kv_row_bytes(v ? c->type_v : c->type_k, c->m->hp.n_head_kv * c->m->hp.head_dim);
 }
 
 /* A matvec over one matrix of w, found at p (a matrix of w, or its copy in an expert cache). */
@@ -270,10 +294,7 @@ static void acct(struct tm_ctx *c, const struct tm_weight *w)
 /* One K or V row into a cache of the given type. */
 static void put_row(void *cache, int type, size_t row, const float *x, size_t n)
 {
-	if (type == TM_F16)
-		tm_f32_to_f16_row(x, (uint16_t *)cache + row * n, (int)n);
-	else
-		memcpy((float *)cache + row * n, x, sizeof(float) * n);
+	tm_kv_put_row(type, x, (char *)cache + row * tm_kv_row_bytes(type, (int)n), (int)n);
 }
 
 /* The sequence row i of a batch belongs to: seqs[i], or c itself (rows pos0.. of one sequence). */
@@ -305,6 +326,42 @@ static void store_kv(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, in
 }
 
 /*
+ * A quantized cache holds keys and values rotated as llama.cpp's does: q and
+ * k by the Walsh-Hadamard matrix of the largest power of 2 (>= 64) that
+ * divides head_dim, v by that of order 64 and the attention output back
+ * (heads of a multiple of 64 only; MLA refuses a q8_0 cache). 0: no rotation.
+ */
+static int k_rotation(const struct tm_ctx *c)
+{
+	int hd = c->m->hp.head_dim, r = 64;
+
+	if (c->type_k != TM_Q8_0 || hd % 64)
+		return 0;
+	while (hd % (2 * r) == 0)
+		r *= 2;
+	return r;
+}
+
+static int v_rotation(const struct tm_ctx *c)
+{
+	return c->type_v == TM_Q8_0 && c->m->hp.head_dim % 64 == 0 ? 64 : 0;
+}
+
+/* One row's query (all heads), key and value before the cache and attention see them. */
+static void rotate_qkv(const struct tm_ctx *c, float *q, float *k, float *v)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int QD = hp->n_head * hp->head_dim, KVD = hp->n_head_kv * hp->head_dim;
+
+	if (k_rotation(c)) {
+		tm_hadamard(q, QD, k_rotation(c));
+		tm_hadamard(k, KVD, k_rotation(c));
+	}
+	if (v_rotation(c))
+		tm_hadamard(v, KVD, v_rotation(c));
+}
+
+/*
  * Attention of the batch's rows over their caches. shape gives the heads,
  * the query and output rows and their strides; each sequence attends over
  * its own cache from its own position (seqs), or the rows are positions
@@ -330,7 +387,7 @@ static void attend(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int 
 		a.k_row_bytes = kr;
 		a.v_row_bytes = vr;
 		a.scratch = s->scores;
-		a.scratch_stride = (size_t)s->n_ctx;
+		a.n_ctx = s->n_ctx;
 		c->handoffs++;
 		tm_attention(c->pool, &a);
 		/* query t reads the K and V rows of positions 0 .. pos0 + t (absorbed MLA: the latent row twice) */
@@ -476,12 +533,16 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 		}
 		tm_rope_apply(qi, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
 		tm_rope_apply(ki, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_mode);
+		rotate_qkv(row_seq(c, seqs, i), qi, ki, v + i * KVD);
 	}
 	store_kv(c, seqs, layer, pos0, n, k, v);
 	attend(c, seqs, layer, pos0, n, &(struct tm_attn){
 		.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
 		.scale = hp->attn_scale, .q = c->q, .q_stride = QD, .out = c->att, .out_stride = QD,
 	});
+	for (int i = 0; i < n; i++)
+		if (v_rotation(row_seq(c, seqs, i)))
+			tm_hadamard(c->att + i * QD, (int)QD, v_rotation(row_seq(c, seqs, i)));
 	mul(c, &L->wo, 0, c->att, n, c->xb);
 residual:
 	for (int i = 0; i < n; i++)

@@ -449,8 +449,8 @@ static void check_ops(void)
 		int at_QD = n_head * at_hd, at_KVD = n_head_kv * at_hd, len = at_pos + at_tok;
 		float *q = malloc(sizeof(float) * at_tok * at_QD), *kc = malloc(sizeof(float) * len * at_KVD);
 		float *vc = malloc(sizeof(float) * len * at_KVD), *out = malloc(sizeof(float) * at_tok * at_QD);
-		/* what tm_attention asks of one thread (kernels/ops.h) */
-		float *scratch = malloc(sizeof(float) * (n_head / n_head_kv) * (at_ctx + at_hd));
+		float *scratch = malloc(sizeof(float) * tm_attention_scratch_floats(tm_pool_threads(pool), n_head,
+										      n_head_kv, at_hd, 0, at_ctx, TM_F32));
 		float *dq, *dk, *dv, *dsc, *dout2;
 		int *dpos = dput(&at_pos, sizeof(int));
 
@@ -461,7 +461,7 @@ static void check_ops(void)
 			.n_head_kv = n_head_kv, .head_dim = at_hd, .scale = 0.125f, .q = q, .q_stride = at_QD,
 			.type_k = TM_F32, .type_v = TM_F32, .k = kc, .v = vc,
 			.k_row_bytes = sizeof(float) * at_KVD, .v_row_bytes = sizeof(float) * at_KVD,
-			.out = out, .out_stride = at_QD, .scratch = scratch, .scratch_stride = at_ctx });
+			.out = out, .out_stride = at_QD, .scratch = scratch, .n_ctx = at_ctx });
 		dq = dput(q, sizeof(float) * at_tok * at_QD);
 		dk = dput(kc, sizeof(float) * len * at_KVD);
 		dv = dput(vc, sizeof(float) * len * at_KVD);

@@ -10,7 +10,8 @@
 //   logits-peer.mjs JOBS [--threads N]
 //
 // JOBS: one job per line, "MODEL TOKENS OUT [KV]" separated by tabs (TOKENS
-// as 1,2,3; KV the KV cache type, f32 (default) or f16). For each job prints
+// as 1,2,3; KV the KV cache type, f32 (default), f16 or q8_0; llama.cpp runs
+// a q8_0 cache only with flash attention, so q8_0 turns it on). For each job prints
 // "ok OUT N_VOCAB" or "error OUT message" and goes on. Exit 0 if every job succeeded, 1 if not, 2 on bad usage.
 
 import fs from "node:fs";
@@ -42,8 +43,8 @@ try {
 }
 
 async function one(modelPath, tokens, out, kv) {
-	if (kv !== "F32" && kv !== "F16")
-		throw new Error(`KV cache type '${kv}': f32 or f16`);
+	if (kv !== "F32" && kv !== "F16" && kv !== "Q8_0")
+		throw new Error(`KV cache type '${kv}': f32, f16 or q8_0`);
 	const model = await llama.loadModel({ modelPath: path.resolve(modelPath), gpuLayers: 0 });
 	try {
 		const nv = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length ?? 0;
@@ -54,7 +55,7 @@ async function one(modelPath, tokens, out, kv) {
 			contextSize: Math.max(256, Math.ceil(ids.length / 256) * 256),
 			batchSize: Math.min(ids.length, 512),
 			sequences: 1,
-			flashAttention: false,
+			flashAttention: kv === "Q8_0",
 			ignoreMemorySafetyChecks: true,
 			experimentalKvCacheKeyType: kv,
 			experimentalKvCacheValueType: kv,

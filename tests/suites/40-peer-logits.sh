@@ -188,6 +188,17 @@ cases+=("qwen3-f32-kv16|synth qwen3 f32, f16 KV cache|$W/qwen3-f32.gguf|$TOKS|ex
 cases+=("moe64-kv16|synth qwen3moe q4_K 64 experts top-8, f16 KV cache|$W/moe64.gguf|$TOKS|round||f16")
 [ -f "$W/stories.gguf" ] &&
 	cases+=("stories-kv16|stories260K greedy, f16 KV cache|$W/stories.gguf|$STOKS|exact|--top1 0.99|f16")
+# A q8_0 KV cache on both sides. llama.cpp runs one only with flash attention
+# (logits-peer.mjs turns it on for q8_0), and for heads of a multiple of 64
+# it rotates q and k (and v, and back the output) by a Walsh-Hadamard matrix
+# first; we do the same (forward.c) and round the queries through q8_0
+# blocks as its q8_0 dot product does, so the cached bytes are the same:
+# measured median 1e-4, worst position 8e-4 on synth llama f32 (without the
+# rotation it was 0.02: right quantization, other bytes). The exact tier on
+# float weights, the rounding tier on the quantized MoE.
+cases+=("llama-f32-kv8|synth llama f32, q8_0 KV cache|$W/llama-f32.gguf|$TOKS|exact||q8_0")
+cases+=("qwen3-f32-kv8|synth qwen3 f32, q8_0 KV cache|$W/qwen3-f32.gguf|$TOKS|exact||q8_0")
+cases+=("moe64-kv8|synth qwen3moe q4_K 64 experts top-8, q8_0 KV cache|$W/moe64.gguf|$TOKS|round||q8_0")
 # deepseek2 (MLA): both GGUF layouts, q_lora_rank 0 and > 0, softmax and
 # sigmoid gating with the routing bias, expert groups, YaRN, leading dense
 # layer and a shared expert in every case (tiermem synth's deepseek2 test

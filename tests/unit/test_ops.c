@@ -164,19 +164,27 @@ static double half(double x)
 
 /*
  * Causal GQA attention from the definition, in double, over f32 copies of the
- * cache; with an f16 cache, queries and attention weights rounded to halves
- * (ggml's f16 matmuls).
+ * cache (a q8_0 cache's values as stored); the queries rounded to halves
+ * (f16 cache) or through q8_0 blocks (q8_0 cache), and with f16 values the
+ * attention weights to halves, as ggml does.
  */
 static void attn_ref(const struct tm_attn *a, const float *kf, const float *vf, size_t kv_stride, double *out)
 {
-	int group = a->n_head / a->n_head_kv;
+	int group = a->n_head / a->n_head_kv, vd = a->v_dim ? a->v_dim : a->head_dim;
 
 	for (int t = 0; t < a->n_tok; t++)
 		for (int h = 0; h < a->n_head; h++) {
 			int n_kv = a->pos0 + t + 1, g = h / group;
 			const float *q = a->q + t * a->q_stride + h * a->head_dim;
 			double *s = calloc(n_kv, sizeof(double)), mx = -1e300, sum = 0;
+			float q8[256];
+			char blocks[256 / 32 * 34];
 
+			if (a->type_k == TM_Q8_0) {
+				tm_kv_put_row(TM_Q8_0, q, blocks, a->head_dim);
+				tm_dequant_row(TM_Q8_0, blocks, q8, a->head_dim);
+				q = q8;
+			}
 			for (int p = 0; p < n_kv; p++) {
 				const float *k = kf + p * kv_stride + g * a->head_dim;
 
@@ -187,99 +195,145 @@ static void attn_ref(const struct tm_attn *a, const float *kf, const float *vf, 
 			}
 			for (int p = 0; p < n_kv; p++)
 				sum += s[p] = exp(s[p] - mx);
-			for (int d = 0; d < a->head_dim; d++) {
+			for (int d = 0; d < vd; d++) {
 				double o = 0;
 
 				for (int p = 0; p < n_kv; p++)
 					o += (a->type_v == TM_F16 ? half(s[p] / sum) : s[p] / sum) *
-					     vf[p * kv_stride + g * a->head_dim + d];
-				out[t * a->out_stride + h * a->head_dim + d] = o;
+					     vf[p * kv_stride + g * vd + d];
+				out[t * a->out_stride + h * vd + d] = o;
 			}
 			free(s);
 		}
 }
 
 /*
- * Every ISA, an f32 and an f16 cache, a head size the vector code takes (64)
- * and one it leaves to C (40), groups of 4 and 3 query heads per KV head
- * (3: the vector mix's partial group), 1-4 threads, prefill and decode.
+ * Every ISA and cache type; head sizes the vector code takes (64, 96) and one
+ * it leaves to C (40); groups of 4 and 3 query heads per KV head (3: the
+ * vector mix's partial group) and MLA's shape (one KV head, V the first 64
+ * values of the K rows); 1-4 threads, prefill and decode over 170 positions
+ * (several chunks, and decode's positions split 2, 3 and 4 ways).
  */
-static int attention_case(int nh, int hd, int type, const char *isa)
+static int attention_case(int nh, int nkv, int hd, int vd, int type, const char *isa)
 {
-	enum { NKV = 2, POS0 = 13, NT = 5, NCTX = POS0 + NT, MAXH = 8, MAXD = 64 };
-	static float q[NT * MAXH * MAXD], kf[NCTX * NKV * MAXD], vf[NCTX * NKV * MAXD];
-	static uint16_t kh[NCTX * NKV * MAXD], vh[NCTX * NKV * MAXD];
-	static float out[NT * MAXH * MAXD], scratch[4 * MAXH * (NCTX + MAXD)];
-	static double ref[NT * MAXH * MAXD];
-	size_t kvs = (size_t)NKV * hd;
+	enum { POS0 = 165, NT = 5, NCTX = POS0 + NT, MAXH = 8, MAXKVD = 192 };
+	static float q[NT * MAXH * 96], kf[NCTX * MAXKVD], vf[NCTX * MAXKVD];
+	static char kc[NCTX * MAXKVD * 4], vc[NCTX * MAXKVD * 4];
+	static float out[NT * MAXH * 96], scratch[1 << 17];
+	static double ref[NT * MAXH * 96];
+	bool mla = vd != hd;
+	/*
+	 * f16 values: a weight whose float value lies within rounding noise of a
+	 * tie between two halves may round the other way than in double, moving
+	 * the output by 2^-11 of that weight's share (seen: 3e-5); a wrong head
+	 * or a lost part moves it by 0.1-1.
+	 */
+	double tol = type == TM_F16 ? 1e-4 : 1e-5;
+	size_t kvs = (size_t)nkv * hd, rb = tm_kv_row_bytes(type, (int)kvs);
 	int bad = 0;
 
 	fill(q, NT * nh * hd, 1.0f);
 	fill(kf, NCTX * kvs, 1.0f);
 	fill(vf, NCTX * kvs, 1.0f);
-	if (type == TM_F16)
-		for (size_t i = 0; i < NCTX * kvs; i++) {
-			kh[i] = tm_f32_to_f16(kf[i]);
-			vh[i] = tm_f32_to_f16(vf[i]);
-			kf[i] = tm_f16_to_f32(kh[i]);
-			vf[i] = tm_f16_to_f32(vh[i]);
-		}
+	for (int p = 0; p < NCTX; p++) {
+		/* the cache as stored, and what it holds back as floats */
+		tm_kv_put_row(type, kf + p * kvs, kc + p * rb, (int)kvs);
+		tm_kv_put_row(type, vf + p * kvs, vc + p * rb, (int)kvs);
+		tm_dequant_row(type, kc + p * rb, kf + p * kvs, (int64_t)kvs);
+		tm_dequant_row(type, vc + p * rb, vf + p * kvs, (int64_t)kvs);
+	}
 	if (tm_kernels_force_isa(isa))
 		return 0;
-	for (int nth = 1; nth <= 4; nth *= 2) {
+	for (int nth = 1; nth <= 4; nth++) {
 		struct tm_pool *pool = tm_pool_create(nth, 0);
-		size_t eb = type == TM_F16 ? 2 : 4;
 		struct tm_attn a = {
-			.n_tok = NT, .pos0 = POS0, .n_head = nh, .n_head_kv = NKV, .head_dim = hd,
+			.n_tok = NT, .pos0 = POS0, .n_head = nh, .n_head_kv = nkv, .head_dim = hd,
 			.scale = 1.0f / sqrtf(hd), .q = q, .q_stride = nh * hd, .type_k = type, .type_v = type,
-			.k = type == TM_F16 ? (const void *)kh : kf, .v = type == TM_F16 ? (const void *)vh : vf,
-			.k_row_bytes = kvs * eb, .v_row_bytes = kvs * eb,
-			.out = out, .out_stride = nh * hd,
-			.scratch = scratch, .scratch_stride = NCTX,
+			.k = kc, .v = mla ? kc : vc, .k_row_bytes = rb, .v_row_bytes = rb, .v_dim = mla ? vd : 0,
+			.out = out, .out_stride = nh * vd, .scratch = scratch, .n_ctx = NCTX,
 		};
 
+		if (tm_attention_scratch_floats(nth, nh, nkv, hd, vd, NCTX, type) > sizeof(scratch) / sizeof(float)) {
+			tm_pool_destroy(pool);
+			return tap_ok(0, "attention test scratch too small"), 1;
+		}
 		memset(out, 0, sizeof(out));
 		tm_attention(pool, &a);
-		attn_ref(&a, kf, vf, kvs, ref);
-		bad += maxrel(out, ref, NT * nh * hd) > 1e-5;
+		attn_ref(&a, kf, mla ? kf : vf, kvs, ref);
+		bad += maxrel(out, ref, NT * nh * vd) > tol;
 		/* one query at the end (decode) reads every cached position */
 		a.n_tok = 1;
 		a.pos0 = NCTX - 1;
 		tm_attention(pool, &a);
-		attn_ref(&a, kf, vf, kvs, ref);
-		bad += maxrel(out, ref, nh * hd) > 1e-5;
+		attn_ref(&a, kf, mla ? kf : vf, kvs, ref);
+		bad += maxrel(out, ref, nh * vd) > tol;
+		/* and one at the start: fewer positions than threads */
+		a.pos0 = 0;
+		tm_attention(pool, &a);
+		attn_ref(&a, kf, mla ? kf : vf, kvs, ref);
+		bad += maxrel(out, ref, nh * vd) > tol;
 		tm_pool_destroy(pool);
 	}
-	tap_ok(!bad, "attention on %s, %s cache, %d heads of %d over 2 KV heads: matches the definition",
-	       isa, type == TM_F16 ? "f16" : "f32", nh, hd);
+	tap_ok(!bad, "attention on %s, %s cache, %d heads of %d (V %d) over %d KV heads: matches the definition",
+	       isa, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0", nh, hd, vd, nkv);
 	return 1;
 }
 
 static void test_attention(void)
 {
 	static const char *const isas[] = { "scalar", "avx2", "avx512" };
+	static const int types[] = { TM_F32, TM_F16, TM_Q8_0 };
 	const char *was = tm_kernels_isa();
 
 	for (int i = 0; i < 3; i++)
-		for (int type = TM_F32; type <= TM_F16; type++)
-			if (!attention_case(8, 64, type, isas[i]) || !attention_case(6, 40, type, isas[i]) ||
-			    !attention_case(6, 64, type, isas[i])) {
+		for (int j = 0; j < 3; j++) {
+			int type = types[j];
+
+			if (!attention_case(8, 2, 64, 64, type, isas[i]) ||
+			    (type != TM_Q8_0 && !attention_case(6, 2, 40, 40, type, isas[i])) ||
+			    !attention_case(6, 2, 64, 64, type, isas[i]) || !attention_case(4, 1, 96, 64, type, isas[i])) {
 				tap_skip("this CPU has no %s", isas[i]);
 				break;
 			}
+		}
 	tm_kernels_force_isa(was);
+}
+
+/* The Walsh-Hadamard rotation: Sylvester's matrix over sqrt(block) by definition, and its own inverse. */
+static void test_hadamard(void)
+{
+	enum { N = 256 };
+	float x[N], y[N];
+	double worst = 0, back = 0;
+
+	fill(x, N, 1.0f);
+	memcpy(y, x, sizeof(x));
+	tm_hadamard(y, N, 64);
+	for (int b = 0; b < N; b += 64)
+		for (int i = 0; i < 64; i++) {
+			double want = 0;
+
+			for (int j = 0; j < 64; j++)
+				want += (__builtin_popcount(i & j) & 1 ? -1.0 : 1.0) / 8.0 * x[b + j];
+			worst = fmax(worst, fabs(y[b + i] - want));
+		}
+	tm_hadamard(y, N, 64);
+	for (int i = 0; i < N; i++)
+		back = fmax(back, fabs(y[i] - x[i]));
+	tap_ok(worst < 1e-5 && back < 1e-5, "Walsh-Hadamard rotation of order 64: matches the matrix (%.1g), "
+	       "twice is the identity (%.1g)", worst, back);
 }
 
 /* The vector exp (softmax, SwiGLU) against libm's, over the range that matters and its ends. */
 static void test_vector_exp(void)
 {
-	static const char *const isas[] = { "scalar", "avx512" };
+	static const char *const isas[] = { "scalar", "avx2", "avx512" };
 	const char *was = tm_kernels_isa();
 	enum { N = 1000 };
 	float x[N + 3], xin[N], g[N], u[N], y[N];
 	double worst = 0;
 
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		if (tm_kernels_force_isa(isas[k])) {
 			tap_skip("this CPU has no %s", isas[k]);
 			continue;
@@ -318,6 +372,7 @@ int main(void)
 	test_rope();
 	test_softmax_swiglu();
 	test_attention();
+	test_hadamard();
 	test_vector_exp();
 	return tap_done();
 }
