@@ -128,7 +128,8 @@ int cmd_bench_decode(int argc, char **argv)
 		goto out;
 	}
 	if ((err = tm_ctx_create_kv(&tc, &m, pool, (int)(max_ctx + 2 + n_gen), 1, ma.type_k, ma.type_v))) {
-		rc = run_error(CMD, "%s", tm_strerror());
+		rc = tm_model_err_is_input(err) ? usage_error(CMD, "%s", tm_strerror())
+						    : run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
 	for (int i = 0; i < n_ctx; i++) {

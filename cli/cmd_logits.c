@@ -121,6 +121,7 @@ int cmd_logits(int argc, char **argv)
 	long ngl = 0;
 	bool handled;
 	struct split_args split;
+	int err;
 
 	/* the file's own pages and f32 KV: what the peer suites compare against llama.cpp */
 	split_args_init(&split);
@@ -188,8 +189,13 @@ int cmd_logits(int argc, char **argv)
 		goto out;
 	}
 	logits = malloc(sizeof(float) * (size_t)n * model.hp.n_vocab);
-	if (!logits || tm_ctx_create_kv(&ctx, &model, pool, n, (int)batch, ma.type_k, ma.type_v)) {
-		rc = run_error("logits", "%s", logits ? tm_strerror() : "out of memory");
+	if (!logits) {
+		rc = run_error("logits", "out of memory");
+		goto out;
+	}
+	if ((err = tm_ctx_create_kv(&ctx, &model, pool, n, (int)batch, ma.type_k, ma.type_v))) {
+		rc = tm_model_err_is_input(err) ? usage_error("logits", "%s", tm_strerror())
+						: run_error("logits", "%s", tm_strerror());
 		goto out;
 	}
 	if ((rc = gpu_args_attach("logits", ctx, ngl, &gpu)))

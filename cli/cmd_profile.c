@@ -143,7 +143,8 @@ int cmd_profile(int argc, char **argv)
 	}
 	/* batch 1: every prompt token goes through the decode path, so each is recorded */
 	if ((err = tm_ctx_create_kv(&ctx, &model, pool, model.hp.n_ctx_train, 1, ma.type_k, ma.type_v))) {
-		rc = run_error(CMD, "%s", tm_strerror());
+		rc = tm_model_err_is_input(err) ? usage_error(CMD, "%s", tm_strerror())
+						    : run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
 	tm_xprofile_attach(prof, ctx);

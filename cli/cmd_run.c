@@ -553,7 +553,8 @@ int cmd_run(int argc, char **argv)
 	if (n_ctx > model.hp.n_ctx_train)
 		n_ctx = model.hp.n_ctx_train;
 	if ((err = tm_ctx_create_kv(&ctx, &model, pool, (int)n_ctx, 64, ma.type_k, ma.type_v))) {
-		rc = run_error(CMD, "%s", tm_strerror());
+		rc = tm_model_err_is_input(err) ? usage_error(CMD, "%s", tm_strerror())
+						    : run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
 	if ((rc = gpu_args_attach(CMD, ctx, ngl, &gpu)))

@@ -67,7 +67,8 @@ static const char usage[] =
 	"                          connection may stay open (default 30)\n"
 	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
-	"                          KV cache types: f16 (default, as llama-server) or f32\n"
+	"                          KV cache types: f16 (default, as llama-server), f32 or\n"
+	"                          q8_0\n"
 	"MoE expert cache (as for tiermem run; one cache for every slot and the batched\n"
 	"decode; its hits and misses in /metrics):\n"
 	RUN_EXPERTS_USAGE;

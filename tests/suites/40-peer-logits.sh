@@ -193,9 +193,10 @@ cases+=("moe64-kv16|synth qwen3moe q4_K 64 experts top-8, f16 KV cache|$W/moe64.
 # it rotates q and k (and v, and back the output) by a Walsh-Hadamard matrix
 # first; we do the same (forward.c) and round the queries through q8_0
 # blocks as its q8_0 dot product does, so the cached bytes are the same:
-# measured median 1e-4, worst position 8e-4 on synth llama f32 (without the
-# rotation it was 0.02: right quantization, other bytes). The exact tier on
-# float weights, the rounding tier on the quantized MoE.
+# measured medians 9e-7 (llama), 4e-4 (qwen3, worst position 2e-3) and 6e-7
+# (MoE, worst 0.011); without the rotation the llama case was at 0.02, as far
+# from llama.cpp's q8_0 logits as q8_0 is from f32. The exact tier on float
+# weights, the rounding tier on the quantized MoE.
 cases+=("llama-f32-kv8|synth llama f32, q8_0 KV cache|$W/llama-f32.gguf|$TOKS|exact||q8_0")
 cases+=("qwen3-f32-kv8|synth qwen3 f32, q8_0 KV cache|$W/qwen3-f32.gguf|$TOKS|exact||q8_0")
 cases+=("moe64-kv8|synth qwen3moe q4_K 64 experts top-8, q8_0 KV cache|$W/moe64.gguf|$TOKS|round||q8_0")

@@ -55,6 +55,19 @@ expect2 "run -n 0" "$TM" run -m "$W/llama.gguf" -p hi -n 0
 expect2 "run -t 0" "$TM" run -m "$W/llama.gguf" -p hi -t 0
 expect2 "run -t 100000" "$TM" run -m "$W/llama.gguf" -p hi -t 100000
 expect2 "run with a KV cache type this build does not run" "$TM" run -m "$W/llama.gguf" -p hi -ctk q4_0
+# KV types under the sanitizers: a bad name, and q8_0 on heads of 48 values
+# (its blocks of 32 would straddle two heads): one line, exit 2; q8_0 on the
+# test model's heads of 64 runs, sanitizers quiet
+expect2 "run -ctv with a name that is no KV cache type (sanitizers)" "$BUILD/san/tiermem" run -m "$W/llama.gguf" \
+	-p hi -ctv q8
+"$TM" synth --arch qwen3 --type q8_0 --head-dim 48 -q -o "$W/hd48.gguf" >/dev/null 2>&1
+expect2 "run -ctk q8_0 on heads of 48 values (sanitizers)" "$BUILD/san/tiermem" run -m "$W/hd48.gguf" -p hi -ctk q8_0
+expect2 "logits -ctv q8_0 on heads of 48 values" "$TM" logits -m "$W/hd48.gguf" --tokens 1,2 -o "$W/l.bin" -ctv q8_0
+"$BUILD/san/tiermem" run -m "$W/llama.gguf" -p "Once upon a time" -n 8 -t 2 --temp 0 -ctk q8_0 -ctv q8_0 \
+	>"$W/q8.txt" 2>"$W/q8.err"
+rc=$?
+check "run -ctk q8_0 -ctv q8_0: exit 0, sanitizers quiet, text generated" \
+	'[ $rc -eq 0 ] && ! grep -q "runtime error\|Sanitizer" "$W/q8.err" && [ -s "$W/q8.txt" ]'
 
 # -n far beyond the context (and INT_MAX), under the sanitizers: generation
 # stops when the model's 32-token context is full, with no overflow on the way
