@@ -22,7 +22,7 @@
 static const char usage[] =
 	"usage: tiermem import -m MODEL.gguf --name NAME [--plan PLAN.json |\n"
 	"                      --tier NAME=KIND:SIZE[@GBPS][,path=P] ...] [-ot REGEX=TIER ...]\n"
-	"                      [--replace] [-q]\n"
+	"                      [--replace] [-q] [--split experts --rank R --ranks N]\n"
 	"\n"
 	"Copies every tensor of MODEL.gguf into regions of its tiers, once, by a placement\n"
 	"plan (the fastest tier first, see tiermem plan), then writes the model's manifest;\n"
@@ -43,6 +43,11 @@ static const char usage[] =
 	"  -ot, --override-tensor REGEX=TIER   tensors matching REGEX go to TIER\n"
 	"  --replace             replace what NAME holds now (after the new copy is sealed)\n"
 	"  -q, --quiet           no progress bar\n"
+	"  --split experts --rank R --ranks N\n"
+	"                        import only what rank R of an expert-parallel run over\n"
+	"                        N nodes reads (mpirun -np N tiermem-mpi run --name NAME\n"
+	"                        --split experts): every tensor but the routed experts,\n"
+	"                        and of those expert e of each layer when e % N is R\n"
 	"\n"
 	"The store: TIERMEM_HOME (default /var/lib/tiermem as root, ~/.local/share/tiermem\n"
 	"otherwise); with the tiermem module and PMEM, /dev/tiermem regions\n"
@@ -118,6 +123,9 @@ int cmd_import(int argc, char **argv)
 		{ "override-tensor", required_argument, NULL, 'O' },
 		{ "replace", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "split", required_argument, NULL, 'S' },
+		{ "rank", required_argument, NULL, 'r' },
+		{ "ranks", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -127,7 +135,8 @@ int cmd_import(int argc, char **argv)
 	struct tm_override *ot = NULL;
 	struct bar bar = { 0 };
 	const char *model = NULL;
-	bool quiet = false;
+	bool quiet = false, split = false;
+	long rank = -1, ranks = 0;
 	int c, err, rc = EXIT_USAGE;
 
 	args_ot_alias(argc, argv);
@@ -161,6 +170,22 @@ int cmd_import(int argc, char **argv)
 			break;
 		case 'R': o.replace = true; break;
 		case 'q': quiet = true; break;
+		case 'S':
+			if (strcmp(optarg, "experts")) {
+				usage_error(CMD, "--split %s: only experts is imported per rank (--split layers "
+					    "ranks open the whole model)", optarg);
+				goto out;
+			}
+			split = true;
+			break;
+		case 'r':
+			if (parse_long("--rank", optarg, 0, 4095, &rank))
+				goto out;
+			break;
+		case 'n':
+			if (parse_long("--ranks", optarg, 2, 4096, &ranks))
+				goto out;
+			break;
 		case 'h': fputs(usage, stdout); rc = 0; goto out;
 		default: fputs(usage, stderr); goto out;
 		}
@@ -173,6 +198,12 @@ int cmd_import(int argc, char **argv)
 		usage_error(CMD, "-m MODEL.gguf and --name NAME are required (see --help)");
 		goto out;
 	}
+	if (split != (rank >= 0) || split != (ranks > 0) || (split && rank >= ranks)) {
+		usage_error(CMD, "--split experts, --rank R and --ranks N go together, with 0 <= R < N");
+		goto out;
+	}
+	o.share_rank = (int)rank;
+	o.share_ranks = (int)ranks;
 	if (o.plan_path && (o.n_tiers || o.n_ot)) {
 		usage_error(CMD, "--plan already says where every tensor goes: give it without --tier and -ot");
 		goto out;

@@ -36,6 +36,9 @@ int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, struct tm_gpu
 	memset(info, 0, sizeof(*info));
 	if (ngl == 0)
 		return 0;
+	if (ctx->m->share_ranks > 1)
+		return usage_error(cmd, "--gpu: this model holds only a share of its routed experts "
+				   "(tiermem import --split): the GPU takes whole models");
 	if (ngl > 0 && ngl < n_layer)
 		return usage_error(cmd, "-ngl %ld: the model has %d layers, and splitting them between GPU and CPU is not supported yet; use -ngl %d (or 999, or --gpu) for all, 0 for none",
 				   ngl, n_layer, n_layer);

@@ -30,7 +30,7 @@ struct split_args {
 #define SPLIT_HELP \
 	"  --split experts|layers\n" \
 	"                     under mpirun, with build/tiermem-mpi: experts: each rank\n" \
-	"                     computes expert e of each MoE layer when e %% ranks is its\n" \
+	"                     computes expert e of each MoE layer when e % ranks is its\n" \
 	"                     rank, the experts' sums are added over the ranks; layers:\n" \
 	"                     each rank computes a range of layers (balanced by bytes\n" \
 	"                     read per token) and passes the activations on. Every rank\n" \

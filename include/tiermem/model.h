@@ -84,6 +84,12 @@ struct tm_weight {
 	int rows, cols;			/* output and input sizes: ne[1], ne[0] */
 	int n_mat;			/* ne[2]: experts; 1 for a plain matrix or vector */
 	size_t row_bytes, mat_bytes;
+	/*
+	 * 0: every matrix is at data. N > 1: a rank's share (tiermem import
+	 * --split experts): only matrices e with e % N == the share's rank are
+	 * here, packed, matrix e at index e / N.
+	 */
+	int mat_every;
 };
 
 struct tm_layer {
@@ -148,6 +154,13 @@ struct tm_model {
 	struct tm_gguf gguf;
 	void *header;		/* an imported model: its GGUF header (gguf's base), malloc'd */
 	bool owns_file;
+	/*
+	 * share_ranks > 1: an imported share (tiermem import --split experts
+	 * --rank R --ranks N) that holds only the routed experts e with
+	 * e % share_ranks == share_rank; it runs only as that rank of an
+	 * expert-parallel run (tm_forward refuses it otherwise).
+	 */
+	int share_rank, share_ranks;
 };
 
 /*

@@ -64,6 +64,13 @@ struct tm_import_opts {
 	const struct tm_override *ot;
 	int n_ot;
 	bool replace;		/* the name may hold other contents: replace them */
+	/*
+	 * share_ranks > 1: import only what rank share_rank of an
+	 * expert-parallel run over share_ranks nodes reads (every tensor but
+	 * the routed experts, and of those expert e of each layer when
+	 * e % share_ranks == share_rank, packed; Documentation/tiermem-scale.rst).
+	 */
+	int share_rank, share_ranks;
 	/* called now and then while copying (and hashing): bytes done of total */
 	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
 	void *arg;

@@ -708,7 +708,9 @@ void tm_expert_home(const struct tm_layer *L, int e, struct tm_expert_at *at)
 	const struct tm_weight *w[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
 
 	for (int i = 0; i < 3; i++) {
-		at->w[i] = (const char *)w[i]->data + (size_t)e * w[i]->mat_bytes;
+		size_t k = w[i]->mat_every > 1 ? (size_t)(e / w[i]->mat_every) : (size_t)e;
+
+		at->w[i] = (const char *)w[i]->data + k * w[i]->mat_bytes;
 		at->map[i] = w[i]->map;
 	}
 }
@@ -924,10 +926,25 @@ advance:
 	c->n_evals++;
 }
 
+/* A share of the experts computes only its own: with the expert-parallel hook that says which. */
+static int check_share(const struct tm_ctx *c)
+{
+	const struct tm_model *m = c->m;
+
+	if (m->share_ranks > 1 && !(c->xhook && c->xhook->local))
+		return tm_err(-EINVAL, "this model holds only rank %d of %d's routed experts (tiermem import "
+			      "--split experts): run it as that rank under mpirun -np %d with --split experts",
+			      m->share_rank, m->share_ranks, m->share_ranks);
+	return 0;
+}
+
 int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bool logits_all)
 {
 	const struct tm_hparams *hp = &c->m->hp;
+	int err;
 
+	if ((err = check_share(c)))
+		return err;
 	if (n < 1)
 		return tm_err(-EINVAL, "no tokens to evaluate");
 	if (n > c->n_ctx - c->n_past)
@@ -954,9 +971,12 @@ int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bo
 int tm_forward_seqs(struct tm_ctx *work, struct tm_ctx *const *seqs, const int32_t *tokens, int n)
 {
 	const struct tm_hparams *hp = &work->m->hp;
+	int err;
 
 	if (work->k_cache)
 		return tm_err(-EINVAL, "tm_forward_seqs: the work context must come from tm_ctx_create_seqs");
+	if ((err = check_share(work)))
+		return err;
 	if (n < 1 || n > work->n_batch)
 		return tm_err(-EINVAL, "%d sequences in a batch of at most %d", n, work->n_batch);
 	for (int i = 0; i < n; i++) {

@@ -145,33 +145,56 @@ void tm_mpi_leave(struct tm_mpi_split *s, double t0, int rc, int peer, uint64_t 
 	s->now.sent += sent;
 }
 
-/* Every rank's model identity and split against rank 0's; the same answer on every rank. */
-static int same_run(struct tm_mpi_split *s, const char *identity)
+/* What every rank says of itself at start. */
+struct ident {
+	char hash[33];		/* "" when it cannot be computed */
+	char split[11];
+	int share_rank, share_ranks;	/* tm_model's: an imported share of the experts */
+};
+
+/* Is rank r's ident consistent with rank 0's and with its place? The same answer on every rank. */
+static int check_ident(const struct tm_mpi_split *s, const struct ident *all, int r)
 {
-	enum { ID = 64 };
-	char mine[ID] = "", *all = malloc(ID * (size_t)s->ranks);
+	const struct ident *me = &all[r];
+
+	if (!me->hash[0] || !all[0].hash[0])
+		return tm_err(-EINVAL, "mpi: rank %d cannot compute its model's identity: every rank must "
+			      "open the same model, by -m FILE or --name", me->hash[0] ? 0 : r);
+	if (strcmp(me->hash, all[0].hash))
+		return tm_err(-EINVAL, "mpi: rank %d opened another model (hash %s, rank 0's %s): every rank "
+			      "must open the same one", r, me->hash, all[0].hash);
+	if (strcmp(me->split, all[0].split))
+		return tm_err(-EINVAL, "mpi: rank %d runs --split %s, rank 0 --split %s: every rank must run "
+			      "the same split", r, me->split, all[0].split);
+	if (me->share_ranks > 1 && s->kind != TM_SPLIT_EXPERTS)
+		return tm_err(-EINVAL, "mpi: rank %d's model holds only rank %d of %d's routed experts "
+			      "(tiermem import --split experts): run it with --split experts", r,
+			      me->share_rank, me->share_ranks);
+	if (me->share_ranks > 1 && (me->share_rank != r || me->share_ranks != s->ranks))
+		return tm_err(-EINVAL, "mpi: rank %d of %d opened the share imported for rank %d of %d "
+			      "(tiermem import --split experts --rank %d --ranks %d); it needs --rank %d --ranks %d",
+			      r, s->ranks, me->share_rank, me->share_ranks, me->share_rank, me->share_ranks, r,
+			      s->ranks);
+	return 0;
+}
+
+/* Every rank's model identity, split and share against rank 0's and its place. */
+static int same_run(struct tm_mpi_split *s, const struct tm_model *m, const char *identity)
+{
+	struct ident mine = { .share_rank = m->share_rank, .share_ranks = m->share_ranks }, *all;
 	int err = 0;
 	double t0;
 
+	all = calloc((size_t)s->ranks, sizeof(*all));
 	if (!all)
 		return tm_err(-ENOMEM, "mpi: out of memory");
-	snprintf(mine, sizeof(mine), "%-32.32s %s", identity && *identity ? identity : "unhashable",
-		 tm_split_name(s->kind));
+	snprintf(mine.hash, sizeof(mine.hash), "%s", identity ? identity : "");
+	snprintf(mine.split, sizeof(mine.split), "%s", tm_split_name(s->kind));
 	t0 = tm_mpi_enter(s, "MPI_Allgather of the model hashes");
-	tm_mpi_leave(s, t0, MPI_Allgather(mine, ID, MPI_CHAR, all, ID, MPI_CHAR, MPI_COMM_WORLD), -1, ID);
-	for (int r = 1; r < s->ranks && !err; r++) {
-		const char *them = all + ID * r;
-
-		if (!strncmp(all, "unhashable", 10) || !strncmp(them, "unhashable", 10))
-			err = tm_err(-EINVAL, "mpi: rank %d cannot compute its model's identity: every rank "
-				     "must open the same model, by -m FILE or --name", strncmp(all, "unhashable", 10) ? r : 0);
-		else if (strncmp(all, them, 32))
-			err = tm_err(-EINVAL, "mpi: rank %d opened another model (hash %.32s, rank 0's %.32s): "
-				     "every rank must open the same one", r, them, all);
-		else if (strcmp(all, them))
-			err = tm_err(-EINVAL, "mpi: rank %d runs --split %s, rank 0 --split %s: every rank must "
-				     "run the same split", r, them + 33, all + 33);
-	}
+	tm_mpi_leave(s, t0, MPI_Allgather(&mine, sizeof(mine), MPI_BYTE, all, sizeof(mine), MPI_BYTE,
+					  MPI_COMM_WORLD), -1, sizeof(mine));
+	for (int r = 0; r < s->ranks && !err; r++)
+		err = check_ident(s, all, r);
 	free(all);
 	return err;
 }
@@ -194,7 +217,7 @@ int tm_mpi_split_start(struct tm_mpi_split *s, struct tm_ctx *c, enum tm_split_k
 	/* before the first collective: a rank that never arrives is caught there too */
 	if (timeout > 0 && !pthread_create(&s->watchdog, NULL, watch, s))
 		s->watching = true;
-	if ((err = same_run(s, identity)))
+	if ((err = same_run(s, c->m, identity)))
 		return err;
 	if (c->gpu)
 		return tm_err(-EINVAL, "--split runs on the CPU: drop --gpu / -ngl");

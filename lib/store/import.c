@@ -199,6 +199,12 @@ static int make_plan(struct import *im, bool module)
 				   .n_ot = im->o->n_ot, .align = im->align };
 	int err;
 
+	/* a share: planned as the node of an expert-parallel cluster with the largest share */
+	if (im->o->share_ranks > 1) {
+		po.nodes = im->o->share_ranks;
+		po.rank = im->o->share_rank;
+	}
+
 	if (im->o->plan_path) {
 		if ((err = tm_plan_read_json(&im->r->plan, im->o->plan_path)))
 			return err;
@@ -311,6 +317,10 @@ static int lay_out(struct import *im, bool module)
 		mt->bytes = gt->nbytes;
 		mt->type = (int)gt->type;
 		snprintf(mt->layout, sizeof(mt->layout), "gguf");
+		if (im->o->share_ranks > 1 && tm_share_applies(gt)) {
+			mt->bytes = tm_share_bytes(gt, im->o->share_rank, im->o->share_ranks);
+			tm_share_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
+		}
 		r->used = mt->offset + mt->bytes;
 	}
 	for (int i = 0; i < im->mf.n_regions; i++)
@@ -379,15 +389,48 @@ static void test_stall(uint64_t done)
 		pause();
 }
 
+/* A share: its experts one matrix at a time, packed; its hash is of what the region holds. */
+static void copy_share(struct import *im, size_t i)
+{
+	const struct tm_gguf_tensor *gt = &im->g.tensors[i];
+	struct tm_mtensor *mt = &im->mf.tensors[i];
+	int R = im->o->share_rank, N = im->o->share_ranks;
+	uint64_t mat = gt->nbytes / (uint64_t)gt->ne[2], at = mt->offset;
+	XXH3_state_t *st = XXH3_createState();
+
+	if (st)
+		XXH3_64bits_reset(st);
+	for (int64_t e = R; e < gt->ne[2]; e += N) {
+		const char *src = (const char *)gt->data + (uint64_t)e * mat;
+
+		for (uint64_t off = 0; off < mat; off += CHUNK) {
+			uint64_t n = mat - off < CHUNK ? mat - off : CHUNK;
+
+			tm_wregion_write(&im->w[mt->region], at + off, src + off, n);
+			if (st)
+				XXH3_64bits_update(st, src + off, n);
+			progress(im, "copying", n);
+		}
+		at += mat;
+	}
+	/* without a hash state (out of memory) the region fails its check at open: never trusted */
+	mt->hash = st ? XXH3_64bits_digest(st) : ~mt->hash;
+	XXH3_freeState(st);
+}
+
 static int copy_tensors(struct import *im)
 {
 	int err;
 
 	im->done = 0;
 	for (size_t i = 0; i < im->mf.n_tensors; i++) {
-		const struct tm_mtensor *mt = &im->mf.tensors[i];
+		struct tm_mtensor *mt = &im->mf.tensors[i];
 		const char *src = im->g.tensors[i].data;
 
+		if (strcmp(mt->layout, "gguf")) {
+			copy_share(im, i);
+			continue;
+		}
 		for (uint64_t off = 0; off < mt->bytes; off += CHUNK) {
 			uint64_t n = mt->bytes - off < CHUNK ? mt->bytes - off : CHUNK;
 
@@ -456,7 +499,18 @@ static int check_old(struct import *im, bool *unchanged)
 		return 0;
 	if (!strcmp(old->mf.hash, im->mf.hash)) {
 		uint64_t size;
+		int old_rank = 0, old_ranks = 0;
 
+		for (size_t i = 0; i < old->mf.n_tensors && !old_ranks; i++)
+			tm_share_parse(old->mf.tensors[i].layout, &old_rank, &old_ranks);
+		if (old_ranks != (im->o->share_ranks > 1 ? im->o->share_ranks : 0) ||
+		    (old_ranks && old_rank != im->o->share_rank)) {
+			if (!im->o->replace)
+				return tm_err(-EEXIST, "model '%s' holds this model as another share (%s); give "
+					      "--replace to replace it, or another --name", im->mf.name,
+					      old_ranks ? "a rank's experts" : "whole");
+			goto broken;
+		}
 		if (im->o->replace)
 			goto broken;	/* asked for: a region may be corrupted in place */
 		for (int i = 0; i < old->mf.n_regions; i++)
@@ -513,6 +567,8 @@ static int run_import(struct import *im, const char *path)
 	if ((err = tm_model_init(&check, &im->g)))
 		return err;
 	free(check.layers);
+	if (im->o->share_ranks > 1 && !check.hp.moe)
+		return tm_err(-EINVAL, "--split experts: %s has no routed experts to split", path);
 	if (!realpath(path, im->mf.source))
 		snprintf(im->mf.source, sizeof(im->mf.source), "%s", path);
 	im->mf.source_size = im->src.size;
@@ -580,7 +636,9 @@ static int run_import(struct import *im, const char *path)
 	}
 	im->have_mregion = false;
 	im->r->seconds = now_s() - t0;
-	im->r->bytes = im->total;
+	im->r->bytes = 0;
+	for (size_t i = 0; i < im->mf.n_tensors; i++)
+		im->r->bytes += im->mf.tensors[i].bytes;
 	unlink_marker(im->old.dir);
 	return 0;
 }
@@ -593,6 +651,12 @@ int tm_import(const char *gguf_path, const struct tm_import_opts *o, struct tm_i
 	memset(r, 0, sizeof(*r));
 	if ((err = tm_model_name_check(o->name)))
 		return err;
+	if (o->share_ranks > 1 && (o->share_rank < 0 || o->share_rank >= o->share_ranks || o->share_ranks > 4096))
+		return tm_err(-EINVAL, "--rank %d --ranks %d: want 0 <= rank < ranks <= 4096", o->share_rank,
+			      o->share_ranks);
+	if (o->share_ranks > 1 && o->plan_path)
+		return tm_err(-EINVAL, "--split with --plan: a plan file places the whole model; give --tier "
+			      "to plan the share");
 	im = calloc(1, sizeof(*im));
 	if (!im)
 		return tm_err(-ENOMEM, "out of memory");

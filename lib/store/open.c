@@ -35,7 +35,7 @@ static int find_tensor(void *arg, const struct tm_gguf_tensor *t, const void **d
 }
 
 /* The header's tensor table and the manifest must describe the same tensors. */
-static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g)
+static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, int *share_rank, int *share_ranks)
 {
 	if (g->n_tensors != mf->n_tensors)
 		return tm_err(-EIO, "model '%s': its header has %" PRIu64 " tensors, its manifest %zu",
@@ -44,15 +44,43 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g)
 		const struct tm_gguf_tensor *t = &g->tensors[i];
 		const struct tm_mtensor *mt = &mf->tensors[i];
 
-		if (!tm_gguf_str_eq(t->name, mt->name) || t->nbytes != mt->bytes || (int)t->type != mt->type)
-			return tm_err(-EIO, "model '%s': tensor %zu (%s) differs between its header and its "
-				      "manifest", mf->name, i, mt->name);
-		if (strcmp(mt->layout, "gguf"))
+		uint64_t bytes = t->nbytes;
+		int rank, ranks;
+
+		if (!tm_share_parse(mt->layout, &rank, &ranks)) {
+			if (!tm_share_applies(t) || (*share_ranks && (rank != *share_rank || ranks != *share_ranks)))
+				return tm_err(-EIO, "model '%s': tensor %s holds a share of experts (%s) that does "
+					      "not fit the others", mf->name, mt->name, mt->layout);
+			*share_rank = rank;
+			*share_ranks = ranks;
+			bytes = tm_share_bytes(t, rank, ranks);
+		} else if (strcmp(mt->layout, "gguf")) {
 			return tm_err(-EOPNOTSUPP, "model '%s': tensor %s has layout '%s', which this "
 				      "tiermem does not read (import it again)", mf->name, mt->name,
 				      mt->layout);
+		}
+		if (!tm_gguf_str_eq(t->name, mt->name) || bytes != mt->bytes || (int)t->type != mt->type)
+			return tm_err(-EIO, "model '%s': tensor %zu (%s) differs between its header and its "
+				      "manifest", mf->name, i, mt->name);
 	}
+	/* a share holds every routed-expert tensor as a share */
+	for (size_t i = 0; i < mf->n_tensors && *share_ranks; i++)
+		if (tm_share_applies(&g->tensors[i]) && !strcmp(mf->tensors[i].layout, "gguf"))
+			return tm_err(-EIO, "model '%s': tensor %s is whole in a share of experts", mf->name,
+				      mf->tensors[i].name);
 	return 0;
+}
+
+/* A share: each layer's routed experts are packed, expert e at e / ranks. */
+static void bind_share(struct tm_model *m, int rank, int ranks)
+{
+	m->share_rank = rank;
+	m->share_ranks = ranks;
+	for (int l = 0; l < m->hp.n_layer && ranks > 1; l++) {
+		m->layers[l].gate_exps.mat_every = ranks;
+		m->layers[l].up_exps.mat_every = ranks;
+		m->layers[l].down_exps.mat_every = ranks;
+	}
 }
 
 static enum tm_load_to load_to(const struct tm_mregion *r)
@@ -156,7 +184,7 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 {
 	struct tm_record rec;
 	struct bind_ctx b;
-	int err;
+	int err, share_rank = 0, share_ranks = 0;
 
 	memset(m, 0, sizeof(*m));
 	if ((err = tm_record_find(&rec, name, true)))
@@ -183,12 +211,14 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 		err = tm_err_prefix(-EIO, "model '%s': its stored GGUF header does not parse", name);
 		goto out;
 	}
-	if ((err = check_table(&rec.mf, &m->gguf)) || (err = map_regions(m, &rec.mf)) ||
+	if ((err = check_table(&rec.mf, &m->gguf, &share_rank, &share_ranks)) || (err = map_regions(m, &rec.mf)) ||
 	    (err = verify(m, &rec.mf, flags)))
 		goto out;
 	b.mf = &rec.mf;
 	b.m = m;
 	err = tm_model_init_src(m, &m->gguf, &(struct tm_tensor_src){ .find = find_tensor, .arg = &b });
+	if (!err)
+		bind_share(m, share_rank, share_ranks);
 out:
 	tm_record_free(&rec);
 	if (err)

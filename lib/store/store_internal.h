@@ -85,4 +85,17 @@ void tm_record_cleanup(const char *name, const struct tm_record *rec);
 /* Delete a model's regions and header (not the manifest). */
 void tm_manifest_delete_data(const struct tm_manifest *mf, const char *dir);
 
+/*
+ * A rank's share of the routed experts (tiermem import --split experts
+ * --rank R --ranks N): each routed-expert tensor holds only the matrices e
+ * with e % N == R, packed in order, under the layout "experts R/N"; every
+ * other tensor is whole ("gguf").
+ */
+bool tm_share_applies(const struct tm_gguf_tensor *t);
+/* Bytes of t's share for rank of ranks. */
+uint64_t tm_share_bytes(const struct tm_gguf_tensor *t, int rank, int ranks);
+void tm_share_layout(char out[16], int rank, int ranks);
+/* "experts R/N" -> rank, ranks (0 < N, 0 <= R < N); -EINVAL for anything else. */
+int tm_share_parse(const char *layout, int *rank, int *ranks);
+
 #endif
