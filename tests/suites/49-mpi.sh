@@ -37,7 +37,8 @@ if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
 fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpi.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none "$@"; }
+# yield_when_idle: a rank waiting in MPI gives its CPU to the one computing (2 shared vCPUs here)
+run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 "$@"; }
 
 "$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null 2>&1
 "$TM" synth --arch qwen3moe --type q8_0 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe-q8.gguf" >/dev/null 2>&1
