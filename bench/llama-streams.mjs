@@ -4,6 +4,7 @@
 // counts, the same measures (aggregate decode tok/s while every stream is
 // decoding; TTFT and inter-token p50/p99), greedy, rounds alternating.
 // usage: node bench/llama-streams.mjs MODEL THREADS ROUNDS MAX_TOKENS COUNTS...
+import { writeFileSync } from 'node:fs';
 import { openPeer, NLC_VERSION } from '../tests/peer/peer.mjs';
 
 const [modelPath, threadsArg, roundsArg, maxArg, ...countArgs] = process.argv.slice(2);
@@ -30,6 +31,11 @@ async function stream(seq, text) {
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
 const median = (a) => { const s = [...a].sort((x, y) => x - y), h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
 const res = Object.fromEntries(counts.map((c) => [c, { agg: [], ttft: [], itl: [] }]));
+// RESULTS_JSON=FILE: the figures so far as JSON after every measurement (a run cut off keeps what it
+// measured), for bench/serve-streams.sh's side-by-side table
+const save = () => process.env.RESULTS_JSON && writeFileSync(process.env.RESULTS_JSON, JSON.stringify(Object.fromEntries(
+	counts.filter((c) => res[c].agg.length).map((c) => [c, { agg: median(res[c].agg), ttft50: pct(res[c].ttft, 0.5),
+		ttft99: pct(res[c].ttft, 0.99), itl50: pct(res[c].itl, 0.5), itl99: pct(res[c].itl, 0.99) }]))));
 for (let r = 0; r < rounds; r++) {
 	for (const c of r % 2 ? [...counts].reverse() : counts) {
 		const ctx = await makeContext(c);
@@ -44,6 +50,7 @@ for (let r = 0; r < rounds; r++) {
 			for (let k = 1; k < o.times.length; k++) res[c].itl.push(o.times[k] - o.times[k - 1]);
 		}
 		console.error(`llama.cpp round ${r + 1}, ${c} streams: ${res[c].agg.at(-1).toFixed(2)} tok/s`);
+		save();
 	}
 }
 console.log(`llama.cpp (node-llama-cpp ${NLC_VERSION}), ${threads} threads, a context with one sequence per stream:`);

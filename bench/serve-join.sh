@@ -24,23 +24,15 @@ if [ -z "$model" ]; then
 	mkdir -p "$BUILD/bench-models"
 	[ -f "$model" ] || "$BUILD/tiermem" synth --arch llama --type q4_K_M --size 256M --ctx 4096 -q -o "$model" >/dev/null
 fi
-logs=() pids=() urls=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -f "${logs[@]}"' EXIT
+W=$(mktemp -d) TM=$BUILD/tiermem SERVE_START_S=120 pids=() urls=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"' EXIT
+. tests/lib/serve.sh
 for b in 4096 64; do
-	log=$(mktemp)
-	logs+=("$log")
-	"$BUILD/tiermem" serve -m "$model" --port 0 -t "$threads" -np 2 -c $((ptok + 1100)) -b $b 2>"$log" &
-	pids+=($!)
-	port=
-	for _ in $(seq 1 600); do
-		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$log")
-		[ -n "$port" ] && break
-		kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log" >&2; exit 1; }
-		sleep 0.1
-	done
-	urls+=("-b$b=http://127.0.0.1:$port")
+	start "b$b" -m "$model" -t "$threads" -np 2 -c $((ptok + 1100)) -b $b || { cat "$W/b$b.err" >&2; exit 1; }
+	port_var=PORT_b$b
+	urls+=("-b$b=http://127.0.0.1:${!port_var}")
 done
-head -1 "${logs[0]}"
+head -1 "$W/b4096.err"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $threads threads, $rounds rounds, a $ptok-token prompt joining"
 node bench/serve-join.mjs "$rounds" "$ptok" "${urls[@]}"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -6,6 +6,7 @@
 // was decoding: from the last first-token to the first finish), TTFT p50/p99
 // and inter-token latency p50/p99.
 // usage: node serve-streams.mjs URL ROUNDS MAX_TOKENS COUNTS...
+import { writeFileSync } from 'node:fs';
 const [url, roundsArg, maxArg, ...countArgs] = process.argv.slice(2);
 const rounds = Number(roundsArg), maxTokens = Number(maxArg), counts = countArgs.map(Number);
 const prompts = ['Once upon a time', 'The little dog ran', 'In a far away land', 'She said hello to',
@@ -36,6 +37,11 @@ const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s.length 
 const median = (a) => { const s = [...a].sort((x, y) => x - y), h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
 
 const res = Object.fromEntries(counts.map((c) => [c, { agg: [], ttft: [], itl: [] }]));
+// RESULTS_JSON=FILE: the figures so far as JSON after every measurement (a run cut off keeps what it
+// measured), for bench/serve-streams.sh's side-by-side table
+const save = () => process.env.RESULTS_JSON && writeFileSync(process.env.RESULTS_JSON, JSON.stringify(Object.fromEntries(
+	counts.filter((c) => res[c].agg.length).map((c) => [c, { agg: median(res[c].agg), ttft50: pct(res[c].ttft, 0.5),
+		ttft99: pct(res[c].ttft, 0.99), itl50: pct(res[c].itl, 0.5), itl99: pct(res[c].itl, 0.99) }]))));
 for (let r = 0; r < rounds; r++) {
 	const order = r % 2 ? [...counts].reverse() : counts;
 	for (const c of order) {
@@ -50,6 +56,7 @@ for (let r = 0; r < rounds; r++) {
 			for (let k = 1; k < o.times.length; k++) res[c].itl.push(o.times[k] - o.times[k - 1]);
 		}
 		console.error(`round ${r + 1}, ${c} streams: ${res[c].agg[res[c].agg.length - 1].toFixed(2)} tok/s`);
+		save();
 	}
 }
 console.log('| streams | aggregate decode tok/s (median) | vs 1 stream | TTFT p50 / p99 ms | inter-token p50 / p99 ms |');

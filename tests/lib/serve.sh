@@ -3,14 +3,16 @@
 # a `pids` array that the suite's cleanup kills.
 
 # start NAME ARGS...: a server on a free loopback port (stderr in W/NAME.err);
-# sets PORT_NAME and PID_NAME; false if it did not come up within 30 s
+# sets PORT_NAME and PID_NAME; false if it did not come up within
+# SERVE_START_S seconds (default 30; the benchmarks load GBs)
 start() {
 	local name=$1 port
 	shift
+	: >"$W/$name.err"
 	"$TM" serve --port 0 -t 1 "$@" 2>"$W/$name.err" &
 	local pid=$!
 	pids+=("$pid")
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 $((${SERVE_START_S:-30} * 10))); do
 		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$name.err")
 		[ -n "$port" ] && break
 		kill -0 "$pid" 2>/dev/null || break
