@@ -46,6 +46,12 @@ static int chunk_len(int kv_floats)
 	return c >= 64 ? 64 : c >= 16 ? c & ~15 : 16;
 }
 
+/* Positions per online-softmax step: whole chunks, at least 128, so its per-head work is spread thin. */
+static int block_len(int C)
+{
+	return (128 + C - 1) / C * C;
+}
+
 static size_t up16(size_t n)
 {
 	return (n + 15) & ~(size_t)15;
@@ -63,7 +69,7 @@ static bool rounded(int type_v)
 }
 
 /*
- * One thread's scratch: K and V tiles, one chunk's scores, the rounded
+ * One thread's scratch: K and V tiles, one block's scores, the rounded
  * queries (as floats, then as q8_0 blocks: 34 bytes per 32 < 32 floats),
  * m[H], l[H], o[H][vd], and for the f16 path all scores, H rows of n_ctx.
  */
@@ -71,7 +77,7 @@ static size_t thread_floats(int n_head, int n_head_kv, int hd, int vd, int n_ctx
 {
 	size_t C = chunk_len(n_head_kv * hd);
 
-	return up16(C * n_head_kv * hd) + up16(C * n_head_kv * vd) + up16((size_t)n_head * C) +
+	return up16(C * n_head_kv * hd) + up16(C * n_head_kv * vd) + up16((size_t)n_head * block_len((int)C)) +
 	       up16((size_t)n_head * hd) * 2 + 2 * up16(n_head) + up16((size_t)n_head * vd) +
 	       (rounded(type_v) ? up16((size_t)n_head * n_ctx) : 0);
 }
@@ -94,7 +100,7 @@ static struct state state_of(const struct tm_attn *a, int ith)
 	st.kt = a->scratch + (size_t)ith * thread_floats(H, KV, hd, vd, a->n_ctx, a->type_v);
 	st.vt = st.kt + up16((size_t)C * KV * hd);
 	st.s = st.vt + up16((size_t)C * KV * vd);
-	st.qh = st.s + up16((size_t)H * C);
+	st.qh = st.s + up16((size_t)H * block_len(C));
 	st.m = st.qh + 2 * up16((size_t)H * hd);
 	st.l = st.m + up16(H);
 	st.o = st.l + up16(H);
@@ -124,8 +130,7 @@ static const float *queries(const struct tm_attn *a, int t, const struct state *
 }
 
 /* Fold a chunk's scores (row of head h, n of them) into the running max and sum; row becomes exp(row - max). */
-static void online(const struct state *st, int h, float *row, int n, int vd, bool rescale_o,
-		   const struct tm_vec *v)
+static void online(const struct state *st, int h, float *row, int n, int vd, const struct tm_vec *v)
 {
 	float cm = v->max(row, n);
 
@@ -134,8 +139,7 @@ static void online(const struct state *st, int h, float *row, int n, int vd, boo
 
 		st->l[h] *= r;
 		/* o *= r as o += (r - 1) o: the table's vector axpy */
-		if (rescale_o)
-			v->axpy(st->o + (size_t)h * vd, r - 1.0f, st->o + (size_t)h * vd, vd);
+		v->axpy(st->o + (size_t)h * vd, r - 1.0f, st->o + (size_t)h * vd, vd);
 		st->m[h] = cm;
 	}
 	st->l[h] += (float)v->exp_sum(row, n, st->m[h]);
@@ -144,67 +148,70 @@ static void online(const struct state *st, int h, float *row, int n, int vd, boo
 enum pass { ONE_PASS, SCORES, MIX };
 
 /*
- * Query t over positions [p0, p1) into st. ONE_PASS: m, l and o (o not yet
- * divided by l). SCORES: m, l and every score in st->all. MIX: with the
- * final m and l in st, o = the rounded weights times the V rows.
+ * Query t over positions [p0, p1) into st.
+ * ONE_PASS: m, l and o (o not yet divided by l). Blocks of block_len()
+ * positions: the K tiles' scores, one online softmax step per head, then
+ * the V tiles' mix.
+ * SCORES: every score in st->all, then m (the max) and l (the sum of
+ * exp(score - m)) per head; st->all holds exp(score - m).
+ * MIX: with st->l[h] the factor that makes st->all's values the weights,
+ * o = the weights rounded to halves times the V rows.
  */
 static void attend_range(const struct tm_attn *a, int t, int p0, int p1, const struct state *st,
 			 const struct tm_vec *v, enum pass pass)
 {
 	int H = a->n_head, KV = a->n_head_kv, G = H / KV, hd = a->head_dim, vd = v_dim(a), C = chunk_len(KV * hd);
+	int B = pass == ONE_PASS ? block_len(C) : p1 - p0;
 	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
 	const char *kc = a->k, *vc = a->v;
-	size_t kr = a->k_row_bytes, vr = a->v_row_bytes, S = (size_t)a->n_ctx;
-	/* MLA's latent rows: V is the head of the K rows, already in the K tile */
-	bool v_in_k = vc == kc && a->type_v == a->type_k && KV == 1 && pass == ONE_PASS;
-	const float *vt = v_in_k ? st->kt : st->vt;
-	size_t vs = v_in_k ? (size_t)hd : (size_t)KV * vd;
+	size_t kr = a->k_row_bytes, vr = a->v_row_bytes;
+	/* the block's scores (weights): one block in st->s, or the whole range in st->all */
+	float *w = pass == ONE_PASS ? st->s : st->all;
+	size_t ws = pass == ONE_PASS ? (size_t)B : (size_t)a->n_ctx;
 
-	if (pass != MIX)
+	if (pass == ONE_PASS)
 		for (int h = 0; h < H; h++) {
 			st->m[h] = -INFINITY;
 			st->l[h] = 0.0f;
 		}
 	if (pass != SCORES)
 		memset(st->o, 0, sizeof(float) * H * vd);
-	for (int c0 = p0; c0 < p1; c0 += C) {
-		int cn = p1 - c0 < C ? p1 - c0 : C;
+	if (pass == MIX)
+		for (int h = 0; h < H; h++)
+			v->scale_round_f16(w + h * ws, p1 - p0, st->l[h]);
+	for (int b0 = p0; b0 < p1; b0 += B) {
+		int bn = p1 - b0 < B ? p1 - b0 : B;
 
-		if (pass != MIX) {
-			/* whole rows, front to back: each thread streams its share of both caches */
+		/* whole rows, front to back: each thread streams its share of both caches */
+		for (int c0 = b0; pass != MIX && c0 < b0 + bn; c0 += C) {
+			int cn = b0 + bn - c0 < C ? b0 + bn - c0 : C;
+
 			v->kv_rows(kc + c0 * kr, kr, a->type_k, 0, KV * hd, cn, st->kt);
-			for (int g = 0; g < KV; g++) {
-				float *out = pass == SCORES ? st->all + (size_t)g * G * S + (c0 - p0) : st->s + (size_t)g * G * C;
-
+			for (int g = 0; g < KV; g++)
 				f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt + (size_t)g * hd, (size_t)KV * hd,
-					       cn, a->scale, out, pass == SCORES ? S : (size_t)C);
-			}
-			for (int h = 0; h < H; h++) {
-				float *row = st->s + (size_t)h * C;
-
-				if (pass == SCORES)
-					memcpy(row, st->all + h * S + (c0 - p0), sizeof(float) * cn);
-				online(st, h, row, cn, vd, pass == ONE_PASS, v);
-			}
+					       cn, a->scale, w + (size_t)g * G * ws + (c0 - b0), ws);
 		}
 		if (pass == SCORES)
-			continue;
-		if (pass == MIX)
-			for (int h = 0; h < H; h++) {
-				float *row = st->s + (size_t)h * C;
+			break;
+		if (pass == ONE_PASS)
+			for (int h = 0; h < H; h++)
+				online(st, h, w + h * ws, bn, vd, v);
+		for (int c0 = b0; c0 < b0 + bn; c0 += C) {
+			int cn = b0 + bn - c0 < C ? b0 + bn - c0 : C;
 
-				memcpy(row, st->all + h * S + (c0 - p0), sizeof(float) * cn);
-				v->exp_sum(row, cn, st->m[h]);
-				v->scale_round_f16(row, cn, 1.0f / st->l[h]);
-			}
-		if (!v_in_k)
 			v->kv_rows(vc + c0 * vr, vr, a->type_v, 0, KV * vd, cn, st->vt);
-		for (int g = 0; g < KV; g++)
-			fv->attn_mix(st->o + (size_t)g * G * vd, G, vd, st->s + (size_t)g * G * C, C,
-				     vt + (size_t)g * vd, vs, cn);
+			for (int g = 0; g < KV; g++)
+				fv->attn_mix(st->o + (size_t)g * G * vd, G, vd, w + (size_t)g * G * ws + (c0 - b0), ws,
+					     st->vt + (size_t)g * vd, (size_t)KV * vd, cn);
+		}
 	}
+	if (pass == SCORES)
+		for (int h = 0; h < H; h++) {
+			st->m[h] = p1 > p0 ? v->max(w + h * ws, p1 - p0) : -INFINITY;
+			st->l[h] = p1 > p0 ? (float)v->exp_sum(w + h * ws, p1 - p0, st->m[h]) : 0.0f;
+		}
 }
 
 /* Query t's output from st: o / l after one pass, o after the mix. */
@@ -246,6 +253,8 @@ static void attention_worker(void *arg, int ith, int nth)
 		for (int t = ith; t < a->n_tok; t += nth) {
 			if (rounded(a->type_v)) {
 				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, SCORES);
+				for (int h = 0; h < a->n_head; h++)
+					st.l[h] = 1.0f / st.l[h];
 				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, MIX);
 				finish(a, t, &st, MIX);
 			} else {
@@ -320,11 +329,11 @@ void tm_attention(struct tm_pool *pool, const struct tm_attn *a)
 				float M, L;
 
 				union_of(a, t, parts, h, &M, &L);
+				/* a part's exp(score - m) times exp(m - M) / L: the weights */
 				for (int i = 0; i < parts; i++) {
 					struct state st = state_of(a, t * parts + i);
 
-					st.m[h] = M;
-					st.l[h] = L;
+					st.l[h] = st.l[h] > 0.0f ? expf(st.m[h] - M) / L : 0.0f;
 				}
 			}
 		j.pass = MIX;

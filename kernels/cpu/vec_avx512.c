@@ -68,10 +68,11 @@ static inline __mmask16 tail(int left)
 	return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
 }
 
+/* The sum in double, as ggml sums softmax's exps, in 16 lanes reduced once. */
 static double exp_sum(float *x, int n, float max)
 {
 	__m512 m = _mm512_set1_ps(max);
-	double sum = 0.0;
+	__m512d lo = _mm512_setzero_pd(), hi = lo;
 
 	for (int i = 0; i < n; i += 16) {
 		__mmask16 k = tail(n - i);
@@ -79,9 +80,10 @@ static double exp_sum(float *x, int n, float max)
 
 		e = _mm512_maskz_mov_ps(k, e);
 		_mm512_mask_storeu_ps(x + i, k, e);
-		sum += _mm512_reduce_add_ps(e);
+		lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+		hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
 	}
-	return sum;
+	return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
 }
 
 static void swiglu(float *out, const float *gate, const float *up, int n)
@@ -242,50 +244,71 @@ static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, c
 {
 	for (int h0 = 0; h0 < G; h0 += 4) {
 		int hn = G - h0 < 4 ? G - h0 : 4, d = 0;
-		const float *wp[4];
+		const float *w0 = w + (size_t)h0 * w_stride, *w1 = w + (size_t)(h0 + (hn > 1)) * w_stride;
+		const float *w2 = w + (size_t)(h0 + (hn > 2 ? 2 : hn - 1)) * w_stride;
+		const float *w3 = w + (size_t)(h0 + (hn > 3 ? 3 : hn - 1)) * w_stride;
 		float *op[4];
 
-		for (int h = 0; h < 4; h++) {
-			wp[h] = w + (size_t)(h0 + (h < hn ? h : hn - 1)) * w_stride;
+		for (int h = 0; h < 4; h++)
 			op[h] = o + (size_t)(h0 + (h < hn ? h : hn - 1)) * vd;
-		}
 		for (; d + 64 <= vd; d += 64) {
-			__m512 a[4][4];
+			__m512 a00 = _mm512_loadu_ps(op[0] + d), a01 = _mm512_loadu_ps(op[0] + d + 16);
+			__m512 a02 = _mm512_loadu_ps(op[0] + d + 32), a03 = _mm512_loadu_ps(op[0] + d + 48);
+			__m512 a10 = _mm512_loadu_ps(op[1] + d), a11 = _mm512_loadu_ps(op[1] + d + 16);
+			__m512 a12 = _mm512_loadu_ps(op[1] + d + 32), a13 = _mm512_loadu_ps(op[1] + d + 48);
+			__m512 a20 = _mm512_loadu_ps(op[2] + d), a21 = _mm512_loadu_ps(op[2] + d + 16);
+			__m512 a22 = _mm512_loadu_ps(op[2] + d + 32), a23 = _mm512_loadu_ps(op[2] + d + 48);
+			__m512 a30 = _mm512_loadu_ps(op[3] + d), a31 = _mm512_loadu_ps(op[3] + d + 16);
+			__m512 a32 = _mm512_loadu_ps(op[3] + d + 32), a33 = _mm512_loadu_ps(op[3] + d + 48);
 
-			for (int h = 0; h < 4; h++)
-				for (int c = 0; c < 4; c++)
-					a[h][c] = _mm512_loadu_ps(op[h] + d + 16 * c);
 			for (int p = 0; p < n; p++) {
 				const float *vr = v + p * v_stride + d;
 				__m512 x0 = _mm512_loadu_ps(vr), x1 = _mm512_loadu_ps(vr + 16);
 				__m512 x2 = _mm512_loadu_ps(vr + 32), x3 = _mm512_loadu_ps(vr + 48);
+				__m512 s0 = _mm512_set1_ps(w0[p]), s1 = _mm512_set1_ps(w1[p]);
+				__m512 s2 = _mm512_set1_ps(w2[p]), s3 = _mm512_set1_ps(w3[p]);
 
-				for (int h = 0; h < 4; h++) {
-					__m512 wh = _mm512_set1_ps(wp[h][p]);
-
-					a[h][0] = _mm512_fmadd_ps(wh, x0, a[h][0]);
-					a[h][1] = _mm512_fmadd_ps(wh, x1, a[h][1]);
-					a[h][2] = _mm512_fmadd_ps(wh, x2, a[h][2]);
-					a[h][3] = _mm512_fmadd_ps(wh, x3, a[h][3]);
-				}
+				a00 = _mm512_fmadd_ps(s0, x0, a00);
+				a01 = _mm512_fmadd_ps(s0, x1, a01);
+				a02 = _mm512_fmadd_ps(s0, x2, a02);
+				a03 = _mm512_fmadd_ps(s0, x3, a03);
+				a10 = _mm512_fmadd_ps(s1, x0, a10);
+				a11 = _mm512_fmadd_ps(s1, x1, a11);
+				a12 = _mm512_fmadd_ps(s1, x2, a12);
+				a13 = _mm512_fmadd_ps(s1, x3, a13);
+				a20 = _mm512_fmadd_ps(s2, x0, a20);
+				a21 = _mm512_fmadd_ps(s2, x1, a21);
+				a22 = _mm512_fmadd_ps(s2, x2, a22);
+				a23 = _mm512_fmadd_ps(s2, x3, a23);
+				a30 = _mm512_fmadd_ps(s3, x0, a30);
+				a31 = _mm512_fmadd_ps(s3, x1, a31);
+				a32 = _mm512_fmadd_ps(s3, x2, a32);
+				a33 = _mm512_fmadd_ps(s3, x3, a33);
 			}
-			for (int h = hn - 1; h >= 0; h--)
+			/* a copy of the last head holds the same sums as it: any order */
+			__m512 acc[4][4] = { { a00, a01, a02, a03 }, { a10, a11, a12, a13 },
+					     { a20, a21, a22, a23 }, { a30, a31, a32, a33 } };
+
+			for (int h = 3; h >= 0; h--)
 				for (int c = 0; c < 4; c++)
-					_mm512_storeu_ps(op[h] + d + 16 * c, a[h][c]);
+					_mm512_storeu_ps(op[h] + d + 16 * c, acc[h][c]);
 		}
 		for (; d < vd; d += 16) {
-			__m512 a[4];
+			__m512 a0 = _mm512_loadu_ps(op[0] + d), a1 = _mm512_loadu_ps(op[1] + d);
+			__m512 a2 = _mm512_loadu_ps(op[2] + d), a3 = _mm512_loadu_ps(op[3] + d);
 
-			for (int h = 0; h < 4; h++)
-				a[h] = _mm512_loadu_ps(op[h] + d);
 			for (int p = 0; p < n; p++) {
 				__m512 x = _mm512_loadu_ps(v + p * v_stride + d);
 
-				for (int h = 0; h < 4; h++)
-					a[h] = _mm512_fmadd_ps(_mm512_set1_ps(wp[h][p]), x, a[h]);
+				a0 = _mm512_fmadd_ps(_mm512_set1_ps(w0[p]), x, a0);
+				a1 = _mm512_fmadd_ps(_mm512_set1_ps(w1[p]), x, a1);
+				a2 = _mm512_fmadd_ps(_mm512_set1_ps(w2[p]), x, a2);
+				a3 = _mm512_fmadd_ps(_mm512_set1_ps(w3[p]), x, a3);
 			}
-			for (int h = hn - 1; h >= 0; h--)
-				_mm512_storeu_ps(op[h] + d, a[h]);
+			_mm512_storeu_ps(op[3] + d, a3);
+			_mm512_storeu_ps(op[2] + d, a2);
+			_mm512_storeu_ps(op[1] + d, a1);
+			_mm512_storeu_ps(op[0] + d, a0);
 		}
 	}
 }
