@@ -46,8 +46,12 @@ int split_args_start(const char *cmd, struct split_args *a, struct tm_ctx *ctx, 
 	/* unhashable: refused by every rank in tm_mpi_split_start, which all ranks must reach */
 	if (tm_model_identity(ctx->m, name, hash))
 		hash[0] = '\0';
-	if ((err = tm_mpi_split_start(a->mpi, ctx, a->kind, a->timeout, hash)))
-		return err == -EINVAL ? usage_error(cmd, "%s", tm_strerror()) : run_error(cmd, "%s", tm_strerror());
+	err = tm_mpi_split_start(a->mpi, ctx, a->kind, a->timeout, hash);
+	/* a refusal is the same on every rank: said once */
+	if (err == -EINVAL)
+		return a->mpi->rank ? EXIT_USAGE : usage_error(cmd, "%s", tm_strerror());
+	if (err)
+		return run_error(cmd, "%s", tm_strerror());
 #endif
 	return 0;
 }

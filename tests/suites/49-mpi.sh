@@ -261,24 +261,24 @@ check "a dense model has no experts to import per rank ($(cat "$W/err"))" \
 	'[ $rc -eq 2 ] && grep -q "no routed experts" "$W/err"'
 unset TIERMEM_BACKEND
 
-run -np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
-	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers >"$W/out" 2>"$W/err"
-rc=$?
-check "a rank started with another split is refused at start ($(grep -m1 'another\|same split' "$W/err"))" \
-	'[ $rc -ne 0 ] && grep -q "rank 1 runs --split layers, rank 0 --split experts" "$W/err"'
-run -np 5 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers >"$W/out" 2>"$W/err"
-rc=$?
-check "more ranks than layers is refused ($(grep -m1 'cannot split' "$W/err"))" \
-	'[ $rc -ne 0 ] && grep -q "cannot split 4 layers over 5 nodes" "$W/err"'
-run -np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
-	-np 1 "$MPI" logits -m "$W/other.gguf" --tokens $TOK -o "$W/x.bin" --split experts >"$W/out" 2>"$W/err"
-rc=$?
-check "a rank that opened another model is refused at start ($(grep -m1 'another model' "$W/err"))" \
-	'[ $rc -ne 0 ] && grep -q "rank 1 opened another model" "$W/err"'
-run -np 2 "$MPI" logits -m "$W/dense.gguf" --tokens $TOK -o "$W/x.bin" --split experts >"$W/out" 2>"$W/err"
-rc=$?
-check "a dense model has nothing to split: refused ($(grep -m1 'routed experts' "$W/err"))" \
-	'[ $rc -ne 0 ] && grep -q "no routed experts" "$W/err"'
+# refused LABEL REGEX MPIRUN-ARGS...: the job fails at start and stderr says REGEX
+refused() {
+	local label=$1 pat=$2 rc
+	shift 2
+	run "$@" >"$W/out" 2>"$W/err"
+	rc=$?
+	check "$label ($(grep -m1 -E "$pat" "$W/err"))" '[ $rc -ne 0 ] && grep -qE "$pat" "$W/err"'
+}
+refused "a rank started with another split is refused at start" "rank 1 runs --split layers, rank 0 --split experts" \
+	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
+	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers
+refused "more ranks than layers is refused" "cannot split 4 layers over 5 nodes" \
+	-np 5 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers
+refused "a rank that opened another model is refused at start" "rank 1 opened another model" \
+	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
+	-np 1 "$MPI" logits -m "$W/other.gguf" --tokens $TOK -o "$W/x.bin" --split experts
+refused "a dense model has nothing to split: refused" "no routed experts" \
+	-np 2 "$MPI" logits -m "$W/dense.gguf" --tokens $TOK -o "$W/x.bin" --split experts
 "$TM" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts 2>"$W/err"
 rc=$?
 check "the build without MPI says where --split lives ($(cat "$W/err"))" \
