@@ -4,7 +4,7 @@
 #   make check      every test (unit tests under ASan+UBSan, VM kernel tests, peers)
 #   make deps       install what is missing (apt, npm)
 # Sources are found by directory, so a new file needs no Makefile edit.
-# Files named *_avx2.c / *_avx512.c get those instruction sets; the rest of the
+# Files named *_avx2.c / *_avx512.c / *_amx.c get those instruction sets; the rest of the
 # code must run on any x86-64 and reach them only through run-time dispatch.
 
 CC      ?= cc
@@ -89,6 +89,7 @@ $(SAN)/%.o: %.c
 
 %_avx2.o:   ISA_FLAGS = $(AVX2_FLAGS)
 %_avx512.o: ISA_FLAGS = $(AVX512_FLAGS)
+%_amx.o:    ISA_FLAGS = $(AVX512_FLAGS) -mamx-tile -mamx-int8
 
 $(BUILD)/libtiermem.a: $(call lib_objs,$(REL))
 	@rm -f $@

@@ -8,6 +8,13 @@
  *
  * usage: decode MODEL [--prompt-tokens N] [--gen G] [--threads T] [--batch B]
  *                     [--weights auto|mmap|ddr]   (as tiermem run; default auto)
+ *                     [--isa NAME] [--ab ISA_A,ISA_B [--rounds R]]
+ *
+ * --isa forces a kernel table (tm_kernels_force_isa). --ab measures prefill
+ * only, in one process on one context: R rounds, each a prefill under ISA_A
+ * then one under ISA_B (the order alternating by round), and prints the
+ * medians and the median of the per-round ratios B/A: a before/after that
+ * a noisy host cannot skew between the two.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +33,88 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static const char *arg_str(int argc, char **argv, const char *name)
+{
+	for (int i = 2; i + 1 < argc; i++)
+		if (!strcmp(argv[i], name))
+			return argv[i + 1];
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Prefill tok/s of np tokens from an empty context under the current ISA; < 0 on error. */
+static double prefill_tok_s(struct tm_ctx *c, const int32_t *toks, int np)
+{
+	double t0;
+
+	tm_ctx_reset(c);
+	t0 = now_s();
+	if (tm_forward(c, toks, np, NULL, false))
+		return -1;
+	return np / (now_s() - t0);
+}
+
+/* --ab A,B: alternating prefill rounds under two ISAs; prints one JSON object. */
+static int prefill_ab(struct tm_ctx *c, const int32_t *toks, int np, const char *ab, int rounds, int nt)
+{
+	char a[32], b[32];
+	const char *comma = strchr(ab, ',');
+	double *ta, *tb, *ratio;
+
+	if (!comma || comma - ab >= (long)sizeof(a) || strlen(comma + 1) >= sizeof(b) || rounds < 1 || rounds > 1000) {
+		fprintf(stderr, "decode: --ab takes two ISA names, A,B, and --rounds 1..1000\n");
+		return 2;
+	}
+	memcpy(a, ab, comma - ab);
+	a[comma - ab] = 0;
+	strcpy(b, comma + 1);
+	if (tm_kernels_force_isa(a) || tm_kernels_force_isa(b)) {
+		fprintf(stderr, "decode: --ab %s: an ISA this CPU does not run\n", ab);
+		return 2;
+	}
+	ta = calloc(rounds, sizeof(double));
+	tb = calloc(rounds, sizeof(double));
+	ratio = calloc(rounds, sizeof(double));
+	if (!ta || !tb || !ratio) {
+		fprintf(stderr, "decode: out of memory\n");
+		return 1;
+	}
+	for (int r = 0; r < rounds; r++)
+		for (int k = 0; k < 2; k++) {
+			int first_a = r % 2 == 0, use_a = (k == 0) == first_a;
+			double v;
+
+			tm_kernels_force_isa(use_a ? a : b);
+			v = prefill_tok_s(c, toks, np);
+			if (v < 0) {
+				fprintf(stderr, "decode: %s\n", tm_strerror());
+				return 1;
+			}
+			*(use_a ? &ta[r] : &tb[r]) = v;
+		}
+	for (int r = 0; r < rounds; r++)
+		ratio[r] = tb[r] / ta[r];
+	printf("{\"threads\":%d,\"prompt_tokens\":%d,\"rounds\":%d,\"a\":\"%s\",\"b\":\"%s\","
+	       "\"a_prefill_tok_s\":%.3f,\"b_prefill_tok_s\":%.3f,\"b_over_a\":%.3f}\n",
+	       nt, np, rounds, a, b, median(ta, rounds), median(tb, rounds), median(ratio, rounds));
+	free(ta);
+	free(tb);
+	free(ratio);
+	return 0;
 }
 
 static int arg_int(int argc, char **argv, const char *name, int def)
@@ -65,6 +154,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "decode: --weights: auto, mmap or ddr\n");
 			return 2;
 		}
+	const char *isa = arg_str(argc, argv, "--isa"), *ab = arg_str(argc, argv, "--ab");
+
+	if (isa && tm_kernels_force_isa(isa)) {
+		fprintf(stderr, "decode: --isa %s: not an ISA this CPU runs\n", isa);
+		return 2;
+	}
 	ret = tm_model_open(&m, argv[1], load);
 	if (ret) {
 		fprintf(stderr, "decode: %s\n", tm_strerror());
@@ -87,6 +182,14 @@ int main(int argc, char **argv)
 		tm_forward(c, &tok, 1, NULL, false);
 	}
 	tm_ctx_reset(c);
+	if (ab) {
+		ret = prefill_ab(c, toks, np, ab, arg_int(argc, argv, "--rounds", 3), nt);
+		free(toks);
+		tm_ctx_free(c);
+		tm_pool_destroy(pool);
+		tm_model_free(&m);
+		return ret;
+	}
 
 	t0 = now_s();
 	if (tm_forward(c, toks, np, NULL, false)) {

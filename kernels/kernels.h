@@ -55,14 +55,16 @@ static inline float tm_bf16_to_f32(uint16_t h)
 }
 
 /*
- * Which instruction set the dispatcher picked: "avx512" (with VNNI),
+ * Which instruction set the dispatcher picked: "avx512-amx" (VNNI, and
+ * prefill's matmul on AMX-INT8 tiles), "avx512" (with VNNI),
  * "avx512-novnni", "avx2" or "scalar".
  */
 const char *tm_kernels_isa(void);
 /*
- * Force an ISA (for tests and benchmarks): one of the names above; "avx512"
- * falls back to "avx512-novnni" where the CPU has no VNNI. Returns 0, or -1 if
- * the CPU lacks it. Not thread-safe against running kernels.
+ * Force an ISA (for tests and benchmarks): one of the names above, or
+ * "avx512-vnni" (VNNI without AMX); "avx512" takes the best AVX-512 flavour
+ * the CPU has. Returns 0, or -1 if the CPU lacks it. Not thread-safe against
+ * running kernels.
  */
 int tm_kernels_force_isa(const char *isa);
 

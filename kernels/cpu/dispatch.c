@@ -2,16 +2,19 @@
 /*
  * Run-time choice of the kernel table: the CPU must report the instructions
  * (cpuid) and the OS must save their registers (xgetbv), else we fall back.
+ * AMX tiles also need the kernel's leave (arch_prctl), asked for once.
  */
 #include <stdatomic.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "kern.h"
 
-enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI };
+enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_AVX512AMX };
 
 #if defined(__x86_64__) || defined(__i386__)
 static uint64_t xgetbv0(void)
@@ -22,9 +25,21 @@ static uint64_t xgetbv0(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
+/*
+ * AMX-TILE and AMX-INT8 (cpuid 7 EDX 24, 25), tile state in XCR0 (17, 18),
+ * and Linux's permission for this process to use it (ARCH_REQ_XCOMP_PERM
+ * for XTILEDATA, feature 18): without it the first tile load faults.
+ */
+static int amx_ok(unsigned int d7, uint64_t xcr0)
+{
+	if (!(d7 & (1u << 24)) || !(d7 & (1u << 25)) || (xcr0 & (3ull << 17)) != (3ull << 17))
+		return 0;
+	return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
 static int detect(void)
 {
-	unsigned int a, b, c, d, b7, c7;
+	unsigned int a, b, c, d, b7, c7, d7;
 	uint64_t xcr0;
 	int avx2, avx512;
 
@@ -36,7 +51,7 @@ static int detect(void)
 	xcr0 = xgetbv0();
 	if ((xcr0 & 0x6) != 0x6)	/* XMM and YMM state */
 		return ISA_SCALAR;
-	if (!__get_cpuid_count(7, 0, &a, &b7, &c7, &d))
+	if (!__get_cpuid_count(7, 0, &a, &b7, &c7, &d7))
 		return ISA_SCALAR;
 	avx2 = !!(b7 & (1u << 5));
 	if (!avx2)
@@ -46,7 +61,9 @@ static int detect(void)
 		 (b7 & (1u << 31)) && (xcr0 & 0xe0) == 0xe0;
 	if (!avx512)
 		return ISA_AVX2;
-	return (c7 & (1u << 11)) ? ISA_AVX512VNNI : ISA_AVX512;
+	if (!(c7 & (1u << 11)))
+		return ISA_AVX512;
+	return amx_ok(d7, xcr0) ? ISA_AVX512AMX : ISA_AVX512VNNI;
 }
 #else
 static int detect(void)
@@ -60,6 +77,7 @@ static const struct tm_kern *const tables[] = {
 	[ISA_AVX2] = &tm_kern_avx2,
 	[ISA_AVX512] = &tm_kern_avx512,
 	[ISA_AVX512VNNI] = &tm_kern_avx512vnni,
+	[ISA_AVX512AMX] = &tm_kern_avx512amx,
 };
 
 static _Atomic int best = -1;
@@ -82,7 +100,10 @@ const char *tm_kernels_isa(void)
 	return tm_kern()->name;
 }
 
-/* "avx512" picks the VNNI flavour when the CPU has it; "avx512-novnni" never does. */
+/*
+ * "avx512" picks the best flavour the CPU has (AMX, else VNNI); "avx512-vnni"
+ * never takes AMX, "avx512-novnni" neither AMX nor VNNI.
+ */
 int tm_kernels_force_isa(const char *isa)
 {
 	int want;
@@ -93,7 +114,11 @@ int tm_kernels_force_isa(const char *isa)
 	else if (!strcmp(isa, "avx2"))
 		want = ISA_AVX2;
 	else if (!strcmp(isa, "avx512"))
-		want = best == ISA_AVX512VNNI ? ISA_AVX512VNNI : ISA_AVX512;
+		want = best >= ISA_AVX512 ? best : ISA_AVX512;
+	else if (!strcmp(isa, "avx512-amx"))
+		want = ISA_AVX512AMX;
+	else if (!strcmp(isa, "avx512-vnni"))
+		want = best >= ISA_AVX512VNNI ? ISA_AVX512VNNI : ISA_AVX512;
 	else if (!strcmp(isa, "avx512-novnni"))
 		want = ISA_AVX512;
 	else

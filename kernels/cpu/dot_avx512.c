@@ -327,3 +327,13 @@ const struct tm_kern tm_kern_avx512vnni = {
 	.quant_q8_K = quant_q8_K_256,
 	.quant_q8_Kp = quant_q8_Kp_512,
 };
+
+/* The VNNI table with prefill's matmul on AMX tiles (gemm_amx.c). */
+const struct tm_kern tm_kern_avx512amx = {
+	.name = "avx512-amx",
+	.dot = { AVX512_DOTS(vnni) },
+	.quant_q8_0 = quant_q8_0_256,
+	.quant_q8_K = quant_q8_K_256,
+	.quant_q8_Kp = quant_q8_Kp_512,
+	.gemm = &tm_gemm_amx,
+};

@@ -39,6 +39,19 @@ typedef void (*tm_dot_fn)(const void *w, size_t wstride, int nrows, int nblocks,
 /* Quantize n floats (a multiple of the block size) into activation blocks. */
 typedef void (*tm_quant_fn)(const float *x, void *q, int64_t n);
 
+struct tm_kern;
+
+/*
+ * A whole-batch matmul (tm_matmul's shapes) for the types and batch sizes
+ * `takes` accepts; it needs `scratch` bytes (any alignment) for nth threads.
+ */
+struct tm_gemm {
+	int (*takes)(int type, int n);
+	size_t (*scratch)(int type, int cols, int n, int nth);
+	void (*run)(struct tm_pool *pool, const struct tm_kern *k, int type, const void *w, size_t row_stride,
+		    int rows, int cols, const float *X, int n, float *Y, void *scratch);
+};
+
 struct tm_kern {
 	const char *name;
 	tm_dot_fn dot[TM_DTYPE_MAX];
@@ -49,6 +62,8 @@ struct tm_kern {
 	 * which a 64-byte load of 4-bit codes yields them: no shuffles.
 	 */
 	tm_quant_fn quant_q8_Kp;
+	/* prefill's matmul where this table has one of its own (NULL: the dot kernels, 4 tokens a pass) */
+	const struct tm_gemm *gemm;
 };
 
 /* An activation format private to the kernels: q8_K in the order above. */
@@ -58,6 +73,8 @@ extern const struct tm_kern tm_kern_scalar;
 extern const struct tm_kern tm_kern_avx2;
 extern const struct tm_kern tm_kern_avx512;
 extern const struct tm_kern tm_kern_avx512vnni;
+extern const struct tm_kern tm_kern_avx512amx;
+extern const struct tm_gemm tm_gemm_amx;
 
 /* The reference quantizers (quant_ref.c); SIMD ones produce the same bytes. */
 void tm_quant_q8_0_ref(const float *x, void *q, int64_t n);
@@ -71,6 +88,9 @@ void tm_q8_K_permute(void *q, int64_t n);
  * barrier (0). For benchmarks that compare the two.
  */
 void tm_matvec_serial_quant(int on);
+
+/* One-shot barrier for the threads of one pool run; yields after a while (threads may outnumber CPUs). */
+void tm_barrier_wait(_Atomic int *arrived, int nth);
 
 /* The table in use (dispatch.c). */
 const struct tm_kern *tm_kern(void);

@@ -28,8 +28,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* One-shot barrier for the threads of one pool run; yields after a while (threads may outnumber CPUs). */
-static void barrier_wait(atomic_int *arrived, int nth)
+void tm_barrier_wait(atomic_int *arrived, int nth)
 {
 	if (nth == 1)
 		return;
@@ -207,7 +206,7 @@ static void batch_run(void *arg, int ith, int nth)
 
 	if (b->buf && !b->quantized) {
 		quantize_share(b->acts, b->nacts, b->buf, b->k, ith, nth);
-		barrier_wait(&b->arrived, nth);
+		tm_barrier_wait(&b->arrived, nth);
 	}
 	if (nth == 1) {
 		run_range(b, 0, b->prefix[b->njobs]);
@@ -328,7 +327,7 @@ static void matmul_run(void *arg, int ith, int nth)
 			quant_fn(m->k, m->act)(m->X + qlo * at->block_elems,
 					       m->xq + qlo * at->block_bytes,
 					       (qhi - qlo) * at->block_elems);
-		barrier_wait(&m->arrived, nth);
+		tm_barrier_wait(&m->arrived, nth);
 	}
 	tm_split(m->rows, ROW_ALIGN, ith, nth, &lo, &hi);
 	tile = TILE_BYTES / (long)m->row_stride;
@@ -355,6 +354,14 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 
 	if (n <= 0 || rows <= 0 || !shape_ok(type, rows, cols, Y, rows, n))
 		return;
+	if (m.k->gemm && m.k->gemm->takes(type, n)) {
+		void *s = arena_get(m.k->gemm->scratch(type, cols, n, tm_pool_threads(pool)));
+
+		if (s) {
+			m.k->gemm->run(pool, m.k, type, w, row_stride, rows, cols, X, n, Y, s);
+			return;
+		}
+	}
 	m.act = tm_act_type_k(m.k, type);
 	m.xrow = tm_row_bytes(tm_act_base(m.act), cols);
 	if (m.act != TM_F32 && !(m.xq = arena_get(m.xrow * n))) {

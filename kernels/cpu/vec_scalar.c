@@ -166,7 +166,7 @@ const struct tm_vec *tm_vec(void)
 {
 	const struct tm_kern *k = tm_kern();
 
-	if (k == &tm_kern_avx512 || k == &tm_kern_avx512vnni)
+	if (k == &tm_kern_avx512 || k == &tm_kern_avx512vnni || k == &tm_kern_avx512amx)
 		return &tm_vec_avx512;
 	if (k == &tm_kern_avx2)
 		return &tm_vec_avx2;

@@ -24,8 +24,8 @@
 static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q4_1, TM_Q5_0, TM_Q5_1, TM_Q8_0,
 			     TM_Q2_K, TM_Q3_K, TM_Q4_K, TM_Q5_K, TM_Q6_K };
 #define NTYPES (int)(sizeof(types) / sizeof(types[0]))
-static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512" };
-#define NISAS 4
+static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512-vnni", "avx512" };
+#define NISAS 5
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)

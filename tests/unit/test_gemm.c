@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Prefill's matmul (tm_matmul) on every ISA this CPU has, AMX tiles
+ * included, against a double-precision reference: the dot product of the
+ * dequantized weight row and the activation as the reference quantizer
+ * leaves it. Shapes with tails everywhere: rows not a multiple of the 16-row
+ * panel, batches not a multiple of the 16-token tile (and below it), several
+ * block counts, 1-3 threads. Tolerance 2e-5 S with S = sum |w_i x_i| (as in
+ * test_kernels.c: the integers are exact, only float order differs; a wrong
+ * code, scale, min or token is off by a large fraction of S).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/kern.h"
+#include "kernels/kernels.h"
+#include "tap.h"
+
+static uint64_t seed = 0x2545f4914f6cdd1dull;
+
+static float frnd(void)
+{
+	seed ^= seed << 13;
+	seed ^= seed >> 7;
+	seed ^= seed << 17;
+	return (float)((seed >> 40) & 0xffffff) / (float)0x800000 - 1.f;
+}
+
+/* x quantized as the weight type's kernels quantize it, back to floats. */
+static void act_as_float(int type, const float *x, float *out, int cols)
+{
+	if (type == TM_Q8_0) {
+		blk_q8_0 *q = malloc(tm_row_bytes(TM_Q8_0, cols));
+
+		tm_quant_q8_0_ref(x, q, cols);
+		tm_dequant_row(TM_Q8_0, q, out, cols);
+		free(q);
+	} else {
+		blk_q8_K *q = malloc(tm_row_bytes(TM_Q8_K, cols));
+
+		tm_quant_q8_K_ref(x, q, cols);
+		for (int i = 0; i < cols; i++)
+			out[i] = q[i / 256].d * q[i / 256].qs[i % 256];
+		free(q);
+	}
+}
+
+/* Worst |Y - reference| / S over n tokens; NaN if any output is not finite. */
+static double check(int type, const void *w, int rows, int cols, const float *X, int n, const float *Y)
+{
+	size_t rb = tm_row_bytes(type, cols);
+	float *wf = malloc(cols * sizeof(float)), *xf = malloc(cols * sizeof(float));
+	double worst = 0;
+
+	for (int t = 0; t < n; t++) {
+		act_as_float(type, X + (size_t)t * cols, xf, cols);
+		for (int r = 0; r < rows; r++) {
+			double want = 0, s = 1e-30, e;
+
+			tm_dequant_row(type, (const char *)w + r * rb, wf, cols);
+			for (int c = 0; c < cols; c++) {
+				want += (double)wf[c] * xf[c];
+				s += fabs((double)wf[c] * xf[c]);
+			}
+			e = fabs(Y[(size_t)t * rows + r] - want) / s;
+			if (!(e <= worst))
+				worst = isnan(e) ? NAN : e;
+			if (isnan(worst))
+				goto out;
+		}
+	}
+out:
+	free(wf);
+	free(xf);
+	return worst;
+}
+
+static void test_shapes(const char *isa)
+{
+	static const int types[] = { TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+	static const int rows_l[] = { 1, 17, 45 }, n_l[] = { 8, 16, 17, 40 };
+	struct tm_pool *pools[3] = { NULL, tm_pool_create(2, 0), tm_pool_create(3, 0) };
+
+	for (int ti = 0; ti < 4; ti++) {
+		int type = types[ti], bad = 0, cases = 0;
+		double worst = 0;
+
+		for (int ci = 0; ci < 3; ci++) {
+			/* q8_0 also takes rows of 3 and 9 blocks; the K-quants 1, 2, 3 super-blocks */
+			int cols = type == TM_Q8_0 ? (int[]){ 96, 288, 512 }[ci] : 256 * (ci + 1);
+
+			for (int ri = 0; ri < 3; ri++) {
+				int rows = rows_l[ri];
+				size_t rb = tm_row_bytes(type, cols);
+				void *w = malloc(rb * rows);
+
+				tm_fill_random(type, w, (int64_t)rows * cols, &seed, 1.0f);
+				for (int ni = 0; ni < 4; ni++) {
+					int n = n_l[ni];
+					float *X = malloc((size_t)n * cols * sizeof(float));
+					float *Y = malloc((size_t)n * rows * sizeof(float));
+					double e;
+
+					for (int i = 0; i < n * cols; i++)
+						X[i] = frnd() * (i % 13 == 0 ? 8.f : 1.f);
+					memset(Y, 0xff, (size_t)n * rows * sizeof(float));	/* NaN */
+					tm_matmul(pools[(ri + ni) % 3], type, w, rb, rows, cols, X, n, Y);
+					e = check(type, w, rows, cols, X, n, Y);
+					bad += !(e <= 2e-5);
+					if (!(e <= worst))
+						worst = e;
+					cases++;
+					free(X);
+					free(Y);
+				}
+				free(w);
+			}
+		}
+		tap_ok(bad == 0, "%s %s matmul: %d shapes (rows 1-45, 8-40 tokens, 1-3 threads), worst %.2g S",
+		       isa, tm_dtype_traits(type)->name, cases, worst);
+	}
+	for (int i = 0; i < 3; i++)
+		tm_pool_destroy(pools[i]);
+}
+
+/* A layer-sized case: many panels from the cursor, 3 threads, two token tiles and a tail. */
+static void test_large(const char *isa)
+{
+	const int rows = 1000, cols = 2048, n = 37;
+	size_t rb = tm_row_bytes(TM_Q4_K, cols);
+	void *w = malloc(rb * rows);
+	float *X = malloc((size_t)n * cols * sizeof(float)), *Y = malloc((size_t)n * rows * sizeof(float));
+	struct tm_pool *pool = tm_pool_create(3, 0);
+	double e;
+
+	tm_fill_random(TM_Q4_K, w, (int64_t)rows * cols, &seed, 1.0f);
+	for (int i = 0; i < n * cols; i++)
+		X[i] = frnd();
+	tm_matmul(pool, TM_Q4_K, w, rb, rows, cols, X, n, Y);
+	e = check(TM_Q4_K, w, rows, cols, X, n, Y);
+	tap_ok(e <= 2e-5, "%s q4_K matmul 1000 x 2048, 37 tokens, 3 threads: worst %.2g S", isa, e);
+	tm_pool_destroy(pool);
+	free(w);
+	free(X);
+	free(Y);
+}
+
+int main(void)
+{
+	static const char *const isas[] = { "avx512-amx", "avx512-vnni", "avx2", "scalar" };
+
+	for (int i = 0; i < 4; i++) {
+		if (tm_kernels_force_isa(isas[i])) {
+			tap_skip("%s: this CPU (or its kernel) does not run it", isas[i]);
+			continue;
+		}
+		test_shapes(isas[i]);
+		if (i == 0)
+			test_large(isas[i]);
+	}
+	return tap_done();
+}
