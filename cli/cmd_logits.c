@@ -24,7 +24,7 @@
 
 static const char usage[] =
 	"usage: tiermem logits (-m MODEL | --name NAME) --tokens ID,ID,... -o FILE [-t THREADS]\n"
-	"                      [--batch N] [--gpu | -ngl N]\n"
+	"                      [--batch N] [--gpu | -ngl N] [-ot REGEX=PLACE]\n"
 	"\n"
 	"Evaluates the token ids from position 0 in one sequence and writes the logits\n"
 	"to FILE as raw little-endian float32, one row of n_vocab per position.\n"
@@ -104,6 +104,7 @@ int cmd_logits(int argc, char **argv)
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
 		SPLIT_OPTIONS,
+		GPU_ARGS_OT_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -119,6 +120,7 @@ int cmd_logits(int argc, char **argv)
 	int n = 0, c, rc = 1;
 	struct tm_gpu_info gpu;
 	long ngl = 0;
+	struct gpu_ot ot = { 0 };
 	bool handled;
 	struct split_args split;
 	int err;
@@ -137,6 +139,10 @@ int cmd_logits(int argc, char **argv)
 			continue;
 		switch (c) {
 		case 'G': ngl = -1; break;
+		case GPU_ARGS_OT:
+			if (gpu_args_parse_ot("logits", optarg, &ot))
+				return EXIT_USAGE;
+			break;
 		case 'L':
 			if (gpu_args_parse_ngl("logits", optarg, &ngl))
 				return EXIT_USAGE;
@@ -161,7 +167,7 @@ int cmd_logits(int argc, char **argv)
 		return usage_error("logits", "-m MODEL or --name NAME, --tokens LIST and -o FILE are required (see --help)");
 	if ((rc = model_args_check(&ma, "logits", true)))
 		return rc;
-	if (gpu_args_probe("logits", ngl))
+	if (gpu_args_probe("logits", ngl, &ot))
 		return EXIT_USAGE;
 	if (parse_tokens(tok_arg, &ids, &n))
 		return EXIT_USAGE;
@@ -198,7 +204,7 @@ int cmd_logits(int argc, char **argv)
 						: run_error("logits", "%s", tm_strerror());
 		goto out;
 	}
-	if ((rc = gpu_args_attach("logits", ctx, ngl, &gpu)))
+	if ((rc = gpu_args_attach("logits", ctx, ngl, &ot, &gpu)))
 		goto out;
 	if ((rc = split_args_start("logits", &split, ctx, ma.name)))
 		goto out;

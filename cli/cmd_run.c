@@ -41,7 +41,7 @@
 static const char usage[] =
 	"usage: tiermem run [-m MODEL | --name NAME [--no-verify]] [-p PROMPT] [-n N] [-t T]\n"
 	"                   [--temp X] [--top-k K] [--top-p P] [--seed S] [--weights auto|mmap|ddr]\n"
-	"                   [--json] [--gpu | -ngl N]\n"
+	"                   [--json] [--gpu | -ngl N] [-ot REGEX=PLACE]\n"
 	"\n"
 	"Generates text from PROMPT, printing each token as it is sampled, then a summary\n"
 	"on stderr: prompt and generation tok/s, weight bytes read per generated token\n"
@@ -402,6 +402,7 @@ int cmd_run(int argc, char **argv)
 		SPLIT_OPTIONS,
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
+		GPU_ARGS_OT_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -426,6 +427,7 @@ int cmd_run(int argc, char **argv)
 	struct run_experts rx;
 	struct tm_gpu_info gpu = { 0 };
 	long ngl = 0;
+	struct gpu_ot ot = { 0 };
 	int32_t *ids = NULL;
 	int c, n, err, rc = 1;
 	bool handled;
@@ -452,6 +454,10 @@ int cmd_run(int argc, char **argv)
 				return rc;
 			break;
 		case 'G': ngl = -1; break;
+		case GPU_ARGS_OT:
+			if (gpu_args_parse_ot(CMD, optarg, &ot))
+				return EXIT_USAGE;
+			break;
 		case 'L':
 			if (gpu_args_parse_ngl(CMD, optarg, &ngl))
 				return EXIT_USAGE;
@@ -493,7 +499,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(CMD, "unexpected argument '%s' (quote the prompt: -p \"...\")", argv[optind]);
-	if ((rc = gpu_args_probe(CMD, ngl)))
+	if ((rc = gpu_args_probe(CMD, ngl, &ot)))
 		return rc;
 	if ((rc = model_args_check(&ma, CMD, false)))
 		return rc;
@@ -557,7 +563,7 @@ int cmd_run(int argc, char **argv)
 						    : run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
-	if ((rc = gpu_args_attach(CMD, ctx, ngl, &gpu)))
+	if ((rc = gpu_args_attach(CMD, ctx, ngl, &ot, &gpu)))
 		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
 	rx.name = ma.name;
@@ -618,6 +624,8 @@ int cmd_run(int argc, char **argv)
 	summary(&model, &st, (int)ma.threads, seed, &sp, &gpu, t_load);
 	if (!gpu.name[0])	/* on the GPU the weights are read from VRAM, not from these mappings */
 		tier_summary(&model, &st, tiers);
+	else
+		gpu_args_summary(ctx, st.n_prompt + st.n_decoded);
 	run_experts_summary(&rx, ctx, st.n_decoded, st.t_decode);
 	rc = 0;
 out:

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli/args.h"
@@ -11,6 +12,19 @@ void gpu_args_rewrite(int argc, char **argv)
 	static char long_form[] = "--n-gpu-layers";
 
 	args_alias(argc, argv, "-ngl", long_form);
+	args_ot_alias(argc, argv);
+}
+
+int gpu_args_parse_ot(const char *cmd, const char *s, struct gpu_ot *o)
+{
+	if (o->n == (int)(sizeof(o->ot) / sizeof(o->ot[0])))
+		return usage_error(cmd, "at most %zu -ot rules", sizeof(o->ot) / sizeof(o->ot[0]));
+	if (tm_override_parse(s, &o->ot[o->n]))
+		return usage_error(cmd, "%s", tm_strerror());
+	if (tm_gpu_place_parse(o->ot[o->n].tier) < 0)
+		return usage_error(cmd, "-ot %s: the place is VRAM, CPU (routed experts on the CPU) or pcie", s);
+	o->n++;
+	return 0;
 }
 
 int gpu_args_parse_ngl(const char *cmd, const char *s, long *ngl)
@@ -20,16 +34,18 @@ int gpu_args_parse_ngl(const char *cmd, const char *s, long *ngl)
 	return 0;
 }
 
-int gpu_args_probe(const char *cmd, long ngl)
+int gpu_args_probe(const char *cmd, long ngl, const struct gpu_ot *ot)
 {
 	struct tm_gpu_info info;
 
+	if (ot->n && !ngl)
+		return usage_error(cmd, "-ot places tensors around the GPU: give --gpu (to place tensors on tiers: tiermem import -ot)");
 	if (ngl && tm_gpu_probe(&info))
 		return usage_error(cmd, "--gpu: %s", tm_strerror());
 	return 0;
 }
 
-int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, struct tm_gpu_info *info)
+int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, const struct gpu_ot *ot, struct tm_gpu_info *info)
 {
 	int n_layer = ctx->m->hp.n_layer, err;
 
@@ -42,10 +58,21 @@ int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, struct tm_gpu
 	if (ngl > 0 && ngl < n_layer)
 		return usage_error(cmd, "-ngl %ld: the model has %d layers, and splitting them between GPU and CPU is not supported yet; use -ngl %d (or 999, or --gpu) for all, 0 for none",
 				   ngl, n_layer, n_layer);
-	if ((err = tm_gpu_probe(info)) || (err = tm_gpu_attach(ctx))) {
+	if ((err = tm_gpu_probe(info)) || (err = tm_gpu_attach_ot(ctx, ot->ot, ot->n))) {
 		if (err == -ENODEV || err == -EOPNOTSUPP || err == -EINVAL)
 			return usage_error(cmd, "--gpu: %s", tm_strerror());
 		return run_error(cmd, "--gpu: %s", tm_strerror());
 	}
 	return 0;
+}
+
+void gpu_args_summary(const struct tm_ctx *ctx, int n)
+{
+	uint64_t cpu = ctx->weight_bytes - ctx->vram_bytes - ctx->pcie_bytes;
+
+	if (n < 1)
+		return;
+	fprintf(stderr, "weights:     %.2f MB/token from VRAM, %.2f MB/token over PCIe, %.2f MB/token by the CPU "
+		"(averaged over the %d prompt and generated tokens)\n", ctx->vram_bytes / 1e6 / n,
+		ctx->pcie_bytes / 1e6 / n, cpu / 1e6 / n, n);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "tiermem/model.h"
+#include "tiermem/plan.h"
 
 struct tm_gpu_info {
 	char name[256];			/* "NVIDIA H200" */
@@ -39,11 +40,45 @@ int tm_gpu_probe(struct tm_gpu_info *info);
  * model into VRAM and allocate the KV cache and scratch there. c's position
  * must be 0. Afterwards tm_forward evaluates on the GPU (its CPU buffers go
  * unused) and counts the VRAM weight bytes it reads in c->weight_bytes;
- * tm_ctx_free releases the GPU side. -ENODEV (no GPU), -ENOMEM (too little
+ * tm_ctx_free releases the GPU side; pcie_bytes counts what the GPU read
+ * over PCIe (tm_gpu_attach_ot). -ENODEV (no GPU), -ENOMEM (too little
  * VRAM: the message says how much is needed and free), -EOPNOTSUPP (a shape
  * or type the kernels lack), -EIO (a CUDA failure), each with a message.
  */
 int tm_gpu_attach(struct tm_ctx *c);
+
+/*
+ * Where the GPU forward pass takes a weight from: llama.cpp's -ot
+ * REGEX=PLACE (--override-tensor), the first matching rule winning.
+ *
+ *	VRAM	copied into VRAM (every weight without a rule)
+ *	CPU	llama.cpp's spelling of "left in host memory and computed by the
+ *		CPU": the hybrid of huge MoE models, for routed experts only
+ *		(ffn_gate_exps, ffn_up_exps, ffn_down_exps, all three of a layer
+ *		alike); per MoE layer the GPU routes, the hidden state goes to
+ *		the CPU, tm_moe_experts_cpu runs there, the sum comes back
+ *	pcie	left in host memory, pinned (cudaHostRegister), and read by the
+ *		GPU in place over PCIe; the mapping must be long-term pinnable
+ *		(tm_mapping_pinnable: fsdax files are not)
+ */
+enum tm_gpu_place {
+	TM_GPU_VRAM,
+	TM_GPU_CPU,
+	TM_GPU_PCIE,
+};
+
+/* "VRAM", "CPU", "pcie" -> enum tm_gpu_place; -1 for anything else. */
+int tm_gpu_place_parse(const char *s);
+/* The place of the weight called name under the rules. */
+enum tm_gpu_place tm_gpu_place_of(const struct tm_override *ot, int n_ot, const char *name);
+/*
+ * Check the rules against m before a GPU is touched: CPU only for routed
+ * experts and all three of a layer's alike, pcie only on pinnable mappings,
+ * every place name known. 0, or -EINVAL / -EOPNOTSUPP with one line.
+ */
+int tm_gpu_check_placement(const struct tm_model *m, const struct tm_override *ot, int n_ot);
+/* tm_gpu_attach with -ot rules (ot is read during the call only). */
+int tm_gpu_attach_ot(struct tm_ctx *c, const struct tm_override *ot, int n_ot);
 
 /* For tm_forward and tm_ctx_free (lib/model/forward.c) only. */
 int tm_gpu_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, int logits_all);

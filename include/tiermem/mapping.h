@@ -76,4 +76,12 @@ int tm_mapping_flush(struct tm_mapping *m);
 
 const char *tm_tier_name(enum tm_tier tier);
 
+/*
+ * May m be pinned long-term (cudaHostRegister, RDMA registration), so that a
+ * device reads it in place? 0, or -EOPNOTSUPP with a one-line reason that
+ * offers staging in DDR (lib/tier/pin.c has the rules). kernel: a kernel
+ * release as uname -r gives it ("6.1.0-56-amd64"); NULL: the running one.
+ */
+int tm_mapping_pinnable(const struct tm_mapping *m, const char *kernel);
+
 #endif

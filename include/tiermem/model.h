@@ -319,6 +319,7 @@ struct tm_ctx {
 	/* tm_gpu_attach (tiermem/gpu.h): forward passes run on the GPU, reading VRAM */
 	void *gpu;
 	uint64_t vram_bytes;		/* of weight_bytes, those read from VRAM */
+	uint64_t pcie_bytes;		/* ... and those the GPU read over PCIe from pinned host memory */
 };
 
 /* n_ctx <= hp.n_ctx_train; n_batch >= 1. The pool must outlive the context. An f32 KV cache. */
@@ -362,5 +363,18 @@ int tm_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, bo
  */
 int tm_ctx_create_seqs(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool, int n_seq);
 int tm_forward_seqs(struct tm_ctx *work, struct tm_ctx *const *seqs, const int32_t *tokens, int n);
+
+/*
+ * The CPU half of the CPU/GPU hybrid (lib/cuda/forward.c), the one place
+ * its work is split: the routed experts of layer `layer` for n <= n_batch
+ * rows that were routed elsewhere. xb: the rows' normed FFN input; sel and
+ * w: n * n_expert_used experts and weights; out: n rows of the weighted
+ * sum, for the caller to add to its residual stream. The experts are read
+ * where they live (through c's expert hook, if any) by c's pool, with the
+ * code of tm_forward, and counted in c's per-mapping counters. Uses c's CPU
+ * scratch, which a context attached to the GPU leaves unused.
+ */
+void tm_moe_experts_cpu(struct tm_ctx *c, int layer, const float *xb, const int *sel, const float *w, int n,
+			float *out);
 
 #endif

@@ -113,6 +113,9 @@ int tmc_route(const float *logits, int n_tok, int n_expert, int k, int *sel, flo
 /* out[i] = silu(gate[i]) * up[i]: SwiGLU where gate and up differ in type (no fused glu). */
 int tmc_swiglu(float *out, const float *gate, const float *up, size_t n, cudaStream_t s);
 
+/* x[i] += y[i]: the CPU's expert sum joining the residual stream (the hybrid). */
+int tmc_add(float *x, const float *y, size_t n, cudaStream_t s);
+
 /* x[t] += sum over j of w[t*k + j] * yg[(t*k + j) * n], in order j = 0..k-1. */
 int tmc_moe_combine(float *x, const float *yg, const float *w, int n_tok, int k, int n, cudaStream_t s);
 

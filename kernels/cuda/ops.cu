@@ -277,6 +277,14 @@ __global__ void k_swiglu(float *out, const float *g, const float *u, size_t n)
 		out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+__global__ void k_add(float *x, const float *y, size_t n)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		x[i] += y[i];
+}
+
 __global__ void k_moe_combine(float *x, const float *yg, const float *w, int k, int n)
 {
 	int t = blockIdx.y, i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -378,6 +386,14 @@ extern "C" int tmc_swiglu(float *out, const float *gate, const float *up, size_t
 	if (!n)
 		return -EINVAL;
 	k_swiglu<<<(unsigned)((n + kThreads - 1) / kThreads), kThreads, 0, s>>>(out, gate, up, n);
+	return launched();
+}
+
+extern "C" int tmc_add(float *x, const float *y, size_t n, cudaStream_t s)
+{
+	if (!n)
+		return -EINVAL;
+	k_add<<<(unsigned)((n + kThreads - 1) / kThreads), kThreads, 0, s>>>(x, y, n);
 	return launched();
 }
 

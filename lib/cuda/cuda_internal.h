@@ -13,8 +13,9 @@
 int tmc_check(cudaError_t e, const char *what);
 
 int tmc_probe(struct tm_gpu_info *info);
-int tmc_ctx_create(void **h, const struct tm_model *m, int n_ctx, int n_batch);
-int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, int all, uint64_t *bytes);
+struct tmc_host;
+int tmc_ctx_create(void **h, const struct tm_model *m, int n_ctx, int n_batch, const struct tmc_host *host);
+int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, int all, uint64_t bytes[2]);
 void tmc_ctx_free(void *h);
 int tmc_read_bench(size_t bytes, int reps, double *gbps);
 

@@ -11,6 +11,21 @@
  * step is therefore the same work every time: it is captured once as a CUDA
  * graph and replayed, which removes the launch gaps between its ~10 kernels
  * per layer.
+ *
+ * The hybrid (tm_gpu_attach_ot, -ot exps=CPU): a layer whose routed experts
+ * stay in host memory routes on the GPU, copies the normed hidden state and
+ * the routing to pinned host buffers, runs tm_moe_experts_cpu (the CPU's own
+ * expert code, where the experts live) as a host node of the same stream, and
+ * adds the sum it copies back. Being part of the stream, it is captured in the
+ * decode graph like the kernels. The GPU waits while the CPU works: the
+ * architectures this pass runs (llama, qwen3moe) have no shared experts to
+ * overlap with, which is where the planner's model (lib/plan/hybrid.c)
+ * finds its overlap. pcie weights are registered in place (cudaHostRegister,
+ * read-only) and the kernels read them over PCIe.
+ *
+ * NOT VERIFIED: the hybrid and pcie paths were written and compiled on a
+ * machine without a GPU; tests/gpu/check_gpu.c compares their logits with
+ * the CPU's on the next machine that has one (make check-gpu).
  */
 #include <errno.h>
 #include <math.h>
@@ -24,15 +39,29 @@
 #include "kernels/ops.h"
 #include "kernels/quant_decode.h"
 #include "lib/cuda/cuda_internal.h"
+#include "lib/gpu/cuda_api.h"
 #include "tiermem/error.h"
 
 #define ALIGN 256
 
-/* A weight in VRAM: tm_weight with a device pointer. */
+/* A weight for the kernels: tm_weight with a device pointer (VRAM, or pinned host memory over PCIe). */
 struct dw {
-	const char *d;
-	int type, rows, cols;
+	const char *d;			/* NULL: absent, or computed by the CPU (place) */
+	int type, rows, cols, place;	/* place: enum tm_gpu_place */
 	size_t row_bytes, mat_bytes, bytes;
+};
+
+/* A range of host memory registered for the GPU (pcie weights). */
+struct pinned {
+	char *base;
+	size_t len;
+	const char *dev;		/* its device address */
+};
+
+/* The argument of a layer's host node: which layer's experts the CPU runs. */
+struct hnode {
+	struct gctx *g;
+	int layer;
 };
 
 struct dlayer {
@@ -44,7 +73,8 @@ struct gctx {
 	const struct tm_model *m;
 	int n_ctx, n_batch, n_rot;
 	cudaStream_t st;
-	char *arena;			/* every weight */
+	char *arena;			/* every weight in VRAM */
+	size_t arena_bytes;
 	struct dlayer *L;
 	struct dw tok_embd, output_norm, output;
 	float *k_cache, *v_cache;
@@ -57,8 +87,16 @@ struct gctx {
 	float *d_cs;
 	int use_graph;			/* TIERMEM_CUDA_GRAPH=0 turns graphs off (to compare) */
 	cudaGraphExec_t graph;		/* a decode step, once captured */
-	uint64_t graph_bytes;		/* weight bytes the captured step reads */
-	uint64_t bytes;			/* ... the last enqueued batch read */
+	uint64_t graph_bytes[2];	/* weight bytes the captured step reads: VRAM, PCIe */
+	uint64_t bytes[2];		/* ... the last enqueued batch read */
+	/* the hybrid: placement, the CPU half, its pinned buffers */
+	struct tmc_host host;
+	struct pinned *pins;
+	int n_pins;
+	struct hnode *hnodes;		/* one per layer */
+	float *h_x, *h_w, *h_out;	/* pinned: n_batch rows of the hidden state, routing, sums */
+	int *h_sel;
+	int moe_n;			/* rows of the batch in flight, for the host nodes */
 };
 
 static size_t up_to(size_t n, size_t a)
@@ -71,48 +109,155 @@ static size_t wsize(const struct tm_weight *w)
 	return w->data ? w->mat_bytes * (size_t)w->n_mat : 0;
 }
 
-/* Every weight of the model, in one list, for sizing and copying. */
-#define LAYER_WEIGHTS(X) X(attn_norm) X(wq) X(wk) X(wv) X(wo) X(q_norm) X(k_norm) X(ffn_norm) \
-	X(gate) X(up) X(down) X(gate_inp) X(gate_exps) X(up_exps) X(down_exps)
+#define LAYER_WEIGHTS TMC_LAYER_WEIGHTS
 
-static size_t weights_bytes(const struct tm_model *m)
+static int place_of(const struct tmc_host *h, const struct tm_weight *w)
 {
-	size_t b = up_to(wsize(&m->tok_embd), ALIGN) + up_to(wsize(&m->output_norm), ALIGN);
+	return h ? (int)tm_gpu_place_of(h->ot, h->n_ot, w->name) : TM_GPU_VRAM;
+}
+
+/* What VRAM the weights placed there need. */
+static size_t weights_bytes(const struct tm_model *m, const struct tmc_host *h)
+{
+#define VB(w) (place_of(h, (w)) == TM_GPU_VRAM ? up_to(wsize(w), ALIGN) : 0)
+	size_t b = VB(&m->tok_embd) + VB(&m->output_norm);
 
 	if (m->output.data != m->tok_embd.data)
-		b += up_to(wsize(&m->output), ALIGN);
+		b += VB(&m->output);
 	for (int l = 0; l < m->hp.n_layer; l++) {
 		const struct tm_layer *L = &m->layers[l];
-#define SZ(f) b += up_to(wsize(&L->f), ALIGN);
+#define SZ(f) b += VB(&L->f);
 		LAYER_WEIGHTS(SZ)
 #undef SZ
 	}
+#undef VB
 	return b;
+}
+
+static int by_base(const void *a, const void *b)
+{
+	const struct pinned *x = a, *y = b;
+
+	return (x->base > y->base) - (x->base < y->base);
+}
+
+static void add_range(struct pinned *r, int *n, const struct tm_weight *w, const struct tmc_host *h, size_t page)
+{
+	uintptr_t a, e;
+
+	if (!w->data || place_of(h, w) != TM_GPU_PCIE)
+		return;
+	a = (uintptr_t)w->data / page * page;
+	e = ((uintptr_t)w->data + wsize(w) + page - 1) / page * page;
+	r[*n].base = (char *)a;
+	r[*n].len = e - a;
+	(*n)++;
+}
+
+/*
+ * Register the host memory of every pcie weight, ranges merged (CUDA refuses
+ * overlapping registrations), read-only where the device supports it (the
+ * mappings are): the pages are pinned for the context's life. Where the
+ * kernel refuses the pin, the message offers what tm_mapping_pinnable does.
+ */
+static int pin_pcie(struct gctx *g)
+{
+	const struct tm_model *m = g->m;
+	size_t page = 4096, max = 3 + (size_t)m->hp.n_layer * 15;
+	unsigned int flags = cudaHostRegisterMapped;
+	int n = 0, ro = 0, dev = 0, err;
+	struct pinned *r = calloc(max, sizeof(*r));
+
+	if (!r)
+		return tm_err(-ENOMEM, "out of memory");
+	add_range(r, &n, &m->tok_embd, &g->host, page);
+	add_range(r, &n, &m->output_norm, &g->host, page);
+	if (m->output.data != m->tok_embd.data)
+		add_range(r, &n, &m->output, &g->host, page);
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		const struct tm_layer *L = &m->layers[l];
+#define RG(f) add_range(r, &n, &L->f, &g->host, page);
+		LAYER_WEIGHTS(RG)
+#undef RG
+	}
+	g->pins = r;
+	if (!n)
+		return 0;
+	qsort(r, n, sizeof(*r), by_base);
+	g->n_pins = 1;
+	for (int i = 1; i < n; i++) {
+		struct pinned *last = &r[g->n_pins - 1];
+
+		if (r[i].base <= last->base + last->len) {
+			if (r[i].base + r[i].len > last->base + last->len)
+				last->len = r[i].base + r[i].len - last->base;
+		} else {
+			r[g->n_pins++] = r[i];
+		}
+	}
+	cudaGetDevice(&dev);
+	if (cudaDeviceGetAttribute(&ro, cudaDevAttrHostRegisterReadOnlySupported, dev) == cudaSuccess && ro)
+		flags |= cudaHostRegisterReadOnly;
+	for (int i = 0; i < g->n_pins; i++) {
+		void *d = NULL;
+
+		if (cudaHostRegister(r[i].base, r[i].len, flags) != cudaSuccess) {
+			cudaError_t e = cudaGetLastError();
+
+			g->n_pins = i;	/* the ones registered are undone by gctx_free */
+			return tm_err(-EIO, "pcie: pinning %zu MiB of host memory for the GPU failed (CUDA: %s); "
+				      "the kernel refuses long-term pins of some mappings (fsdax): stage the "
+				      "tensors in DDR or leave them to the CPU (-ot REGEX=CPU)",
+				      r[i].len >> 20, cudaGetErrorString(e));
+		}
+		if ((err = tmc_check(cudaHostGetDevicePointer(&d, r[i].base, 0), "pcie: the device address of pinned memory"))) {
+			cudaHostUnregister(r[i].base);
+			g->n_pins = i;
+			return err;
+		}
+		r[i].dev = d;
+	}
+	return 0;
+}
+
+/* The device address of a pcie weight's bytes. */
+static const char *pinned_at(const struct gctx *g, const void *p)
+{
+	for (int i = 0; i < g->n_pins; i++)
+		if ((const char *)p >= g->pins[i].base && (const char *)p < g->pins[i].base + g->pins[i].len)
+			return g->pins[i].dev + ((const char *)p - g->pins[i].base);
+	return NULL;
 }
 
 static int upload(struct gctx *g, struct dw *d, const struct tm_weight *w, size_t *off)
 {
 	size_t n = wsize(w);
+	float probe[8];
 
 	memset(d, 0, sizeof(*d));
 	if (!w->data)
 		return 0;
-	if (w->cols % 8)
-		return tm_err(-EOPNOTSUPP, "tensor %s: rows of %d elements; the GPU kernels need a multiple of 8",
-			      w->name, w->cols);
-	/* the host decodes a chunk of the same type exactly as the device would: no decoder, no GPU */
-	float probe[8];
-
-	if (tm_dec8(w->type, w->data, 0, probe) < 0)
-		return tm_err(-EOPNOTSUPP, "tensor %s: type %s has no GPU decoder (it runs on the CPU)", w->name,
-			      tm_dtype_traits(w->type) ? tm_dtype_traits(w->type)->name : "?");
-	d->d = g->arena + *off;
 	d->type = w->type;
 	d->rows = w->rows;
 	d->cols = w->cols;
 	d->row_bytes = w->row_bytes;
 	d->mat_bytes = w->mat_bytes;
 	d->bytes = n;
+	d->place = place_of(&g->host, w);
+	if (d->place == TM_GPU_CPU)
+		return 0;	/* the CPU reads it where it is, with its own kernels (tm_moe_experts_cpu) */
+	if (w->cols % 8)
+		return tm_err(-EOPNOTSUPP, "tensor %s: rows of %d elements; the GPU kernels need a multiple of 8",
+			      w->name, w->cols);
+	/* the host decodes a chunk of the same type exactly as the device would: no decoder, no GPU */
+	if (tm_dec8(w->type, w->data, 0, probe) < 0)
+		return tm_err(-EOPNOTSUPP, "tensor %s: type %s has no GPU decoder (it runs on the CPU)", w->name,
+			      tm_dtype_traits(w->type) ? tm_dtype_traits(w->type)->name : "?");
+	if (d->place == TM_GPU_PCIE) {
+		d->d = pinned_at(g, w->data);
+		return d->d ? 0 : tm_err(-EIO, "pcie: %s is not in the registered host memory", w->name);
+	}
+	d->d = g->arena + *off;
 	*off += up_to(n, ALIGN);
 	return tmc_check(cudaMemcpy((void *)d->d, w->data, n, cudaMemcpyHostToDevice), "copying weights to VRAM");
 }
@@ -167,8 +312,13 @@ static void gctx_free(void *h)
 	cudaFree(g->x);
 	cudaFree(g->d_par);
 	cudaFreeHost(g->h_par);
+	cudaFreeHost(g->h_x);
 	if (g->st)
 		cudaStreamDestroy(g->st);
+	for (int i = 0; i < g->n_pins; i++)
+		cudaHostUnregister(g->pins[i].base);
+	free(g->pins);
+	free(g->hnodes);
 	free(g->L);
 	free(g);
 }
@@ -206,10 +356,20 @@ static int alloc_scratch(struct gctx *g)
 	g->d_pos = g->d_par;
 	g->d_tok = g->d_pos + 1;
 	g->d_cs = (float *)((char *)g->d_par + up_to(sizeof(int) * (1 + B), 16));
+	if (hp->moe) {
+		/* the hybrid's copies: hidden state in and sums out (E each), experts and weights (K each) */
+		size_t hx = up_to(sizeof(float) * B * E, ALIGN), hk = up_to(sizeof(float) * B * K, ALIGN);
+
+		if ((err = tmc_check(cudaMallocHost((void **)&g->h_x, 2 * hx + 2 * hk), "pinned buffers for the CPU's experts")))
+			return err;
+		g->h_out = (float *)((char *)g->h_x + hx);
+		g->h_w = (float *)((char *)g->h_x + 2 * hx);
+		g->h_sel = (int *)((char *)g->h_x + 2 * hx + hk);
+	}
 	return 0;
 }
 
-int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch)
+int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch, const struct tmc_host *host)
 {
 	const struct tm_hparams *hp = &m->hp;
 	size_t need, KVD = (size_t)hp->n_head_kv * hp->head_dim, free_b, total_b;
@@ -225,26 +385,37 @@ int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch)
 		n_batch = n_ctx;
 	if ((err = tmc_check(cudaMemGetInfo(&free_b, &total_b), "reading free VRAM")))
 		return err;
-	need = weights_bytes(m) + 2 * sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD;
+	need = weights_bytes(m, host) + 2 * sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD;
 	if (need > free_b)
 		return tm_err(-ENOMEM, "too little VRAM: the weights and a %d-token KV cache need %.2f GiB, %.2f GiB of %.2f are free",
 			      n_ctx, need / 1073741824.0, free_b / 1073741824.0, total_b / 1073741824.0);
 	g = calloc(1, sizeof(*g));
-	if (!g || !(g->L = calloc(hp->n_layer, sizeof(*g->L)))) {
+	if (!g || !(g->L = calloc(hp->n_layer, sizeof(*g->L))) ||
+	    !(g->hnodes = calloc(hp->n_layer, sizeof(*g->hnodes)))) {
+		if (g)
+			free(g->L);
 		free(g);
 		return tm_err(-ENOMEM, "out of memory");
 	}
+	if (host)
+		g->host = *host;
+	for (int l = 0; l < hp->n_layer; l++)
+		g->hnodes[l] = (struct hnode){ .g = g, .layer = l };
 	g->m = m;
 	g->n_ctx = n_ctx;
 	g->n_batch = n_batch;
 	g->n_rot = hp->n_rot;
 	g->use_graph = !(getenv("TIERMEM_CUDA_GRAPH") && !strcmp(getenv("TIERMEM_CUDA_GRAPH"), "0"));
 	if ((err = tmc_check(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking), "creating a stream")) ||
-	    (err = tmc_check(cudaMalloc((void **)&g->arena, weights_bytes(m)), "VRAM for the weights")) ||
-	    (err = upload_all(g)) || (err = alloc_scratch(g))) {
+	    (err = tmc_check(cudaMalloc((void **)&g->arena, g->arena_bytes = weights_bytes(m, host) + ALIGN),
+			     "VRAM for the weights")) ||
+	    (err = pin_pcie(g)) || (err = upload_all(g)) || (err = alloc_scratch(g))) {
 		gctx_free(g);
 		return err;
 	}
+	/* the caller's rules were read above only: every weight's place is in its dw now */
+	g->host.ot = NULL;
+	g->host.n_ot = 0;
 	*out = g;
 	return 0;
 }
@@ -260,7 +431,13 @@ static struct tmc_mv_job mvjob(const struct dw *w, float *y, size_t y_stride)
 				    .type = w->type, .rows = w->rows, .y = y, .y_stride = y_stride };
 }
 
-/* One launch; its weight bytes go into g->bytes. */
+/* Weight bytes read from d: g->bytes[0] from VRAM, [1] over PCIe. */
+static void count(struct gctx *g, const struct dw *d, uint64_t b)
+{
+	g->bytes[d->place == TM_GPU_PCIE] += b;
+}
+
+/* One launch; its weight bytes go into g->bytes, each job's by where its matrix is. */
 static int mv(struct gctx *g, struct tmc_mv *a)
 {
 	int err = tmc_matvec(a, g->st);
@@ -268,7 +445,14 @@ static int mv(struct gctx *g, struct tmc_mv *a)
 	if (err)
 		return tm_err(err, "matvec launch failed (type %d, %d rows, %d cols)", a->job[0].type,
 			      a->job[0].rows, a->cols);
-	g->bytes += tmc_matvec_bytes(a);
+	for (int j = 0; j < a->n_jobs; j++) {
+		struct tmc_mv one = *a;
+		const char *w = a->job[j].w;
+
+		one.n_jobs = 1;
+		one.job[0] = a->job[j];
+		g->bytes[!(w >= g->arena && w < g->arena + g->arena_bytes)] += tmc_matvec_bytes(&one);
+	}
 	return 0;
 }
 
@@ -327,11 +511,49 @@ static int attention_block(struct gctx *g, const struct dlayer *D, int l, int n)
 		.out = g->att, .out_stride = QD, .scores = g->scores }, g->st);
 	if ((err = launched(err, "attention")) || (err = mv(g, &wo)))
 		return err;
-	g->bytes += D->attn_norm.bytes + D->q_norm.bytes + D->k_norm.bytes;
+	count(g, &D->attn_norm, D->attn_norm.bytes);
+	count(g, &D->q_norm, D->q_norm.bytes);
+	count(g, &D->k_norm, D->k_norm.bytes);
 	return 0;
 }
 
-static int ffn_block(struct gctx *g, const struct dlayer *D, int n)
+static void CUDART_CB host_experts(void *arg)
+{
+	const struct hnode *hn = arg;
+	struct gctx *g = hn->g;
+
+	g->host.experts(g->host.ctx, hn->layer, g->h_x, g->h_sel, g->h_w, g->moe_n, g->h_out);
+}
+
+/*
+ * The hybrid's split point: layer l's routed experts on the CPU. The routing
+ * (g->sel, g->selw) and the normed input (g->xb) go to pinned host memory,
+ * the host node runs the CPU's expert code, the sum comes back into g->yg
+ * and joins the residual stream. All on g->st, so it is captured with the
+ * kernels. (Not run on a GPU yet: see the top of this file.)
+ */
+static int cpu_experts(struct gctx *g, int l, int n)
+{
+	const struct tm_hparams *hp = &g->m->hp;
+	size_t E = hp->n_embd, K = hp->n_expert_used;
+	int err;
+
+	if (!g->host.experts)
+		return tm_err(-EINVAL, "layer %d's experts are left to the CPU, but no CPU half was given", l);
+	if ((err = tmc_check(cudaMemcpyAsync(g->h_x, g->xb, sizeof(float) * n * E, cudaMemcpyDeviceToHost, g->st),
+			     "copying the hidden state to the CPU")) ||
+	    (err = tmc_check(cudaMemcpyAsync(g->h_sel, g->sel, sizeof(int) * n * K, cudaMemcpyDeviceToHost, g->st),
+			     "copying the routing to the CPU")) ||
+	    (err = tmc_check(cudaMemcpyAsync(g->h_w, g->selw, sizeof(float) * n * K, cudaMemcpyDeviceToHost, g->st),
+			     "copying the routing to the CPU")) ||
+	    (err = tmc_check(cudaLaunchHostFunc(g->st, host_experts, &g->hnodes[l]), "the CPU's experts")) ||
+	    (err = tmc_check(cudaMemcpyAsync(g->yg, g->h_out, sizeof(float) * n * E, cudaMemcpyHostToDevice, g->st),
+			     "copying the CPU's experts back")))
+		return err;
+	return launched(tmc_add(g->x, g->yg, (size_t)n * E, g->st), "adding the CPU's experts");
+}
+
+static int ffn_block(struct gctx *g, const struct dlayer *D, int l, int n)
 {
 	const struct tm_hparams *hp = &g->m->hp;
 	size_t E = hp->n_embd, K = hp->n_expert_used, Fe = hp->n_ff_exp, F = hp->n_ff;
@@ -340,7 +562,7 @@ static int ffn_block(struct gctx *g, const struct dlayer *D, int n)
 	if ((err = launched(tmc_rmsnorm(g->xb, g->x, (const float *)D->ffn_norm.d, n, (int)E, hp->rms_eps, g->st),
 			    "rmsnorm")))
 		return err;
-	g->bytes += D->ffn_norm.bytes;
+	count(g, &D->ffn_norm, D->ffn_norm.bytes);
 	if (!hp->moe) {
 		struct tmc_mv gu = { .job = { mvjob(&D->gate, g->hb, F), mvjob(&D->up, NULL, F) }, .n_jobs = 2,
 				     .cols = (int)E, .n = n, .x = g->xb, .x_stride = E, .glu = 1 };
@@ -361,8 +583,11 @@ static int ffn_block(struct gctx *g, const struct dlayer *D, int n)
 			       .n = n * (int)K, .x = g->hb, .x_stride = Fe, .ids = g->sel, .x_div = 1 };
 
 	if ((err = mv(g, &router)) ||
-	    (err = launched(tmc_route(g->router, n, hp->n_expert, (int)K, g->sel, g->selw, g->st), "route")) ||
-	    (err = glu(g, &gu, (size_t)n * K * Fe)) || (err = mv(g, &down)) ||
+	    (err = launched(tmc_route(g->router, n, hp->n_expert, (int)K, g->sel, g->selw, g->st), "route")))
+		return err;
+	if (D->gate_exps.place == TM_GPU_CPU)
+		return cpu_experts(g, l, n);
+	if ((err = glu(g, &gu, (size_t)n * K * Fe)) || (err = mv(g, &down)) ||
 	    (err = launched(tmc_moe_combine(g->x, g->yg, g->selw, n, (int)K, (int)E, g->st), "moe combine")))
 		return err;
 	return 0;
@@ -379,21 +604,21 @@ static int enqueue(struct gctx *g, int n, int all)
 	struct tmc_mv out = { .job = { mvjob(&g->output, g->logits, hp->n_vocab) }, .n_jobs = 1, .cols = (int)E,
 			      .n = rows, .x = g->xb, .x_stride = E };
 
-	g->bytes = 0;
+	g->bytes[0] = g->bytes[1] = 0;
 	if ((err = tmc_check(cudaMemcpyAsync(g->d_par, g->h_par, g->par_bytes, cudaMemcpyHostToDevice, g->st),
 			     "copying parameters")) ||
 	    (err = launched(tmc_embed(g->tok_embd.type, g->tok_embd.d, g->tok_embd.row_bytes, g->d_tok, n, (int)E,
 				      g->x, g->st), "embedding")))
 		return err;
-	g->bytes += (uint64_t)n * g->tok_embd.row_bytes;
+	count(g, &g->tok_embd, (uint64_t)n * g->tok_embd.row_bytes);
 	for (int l = 0; l < hp->n_layer; l++)
-		if ((err = attention_block(g, &g->L[l], l, n)) || (err = ffn_block(g, &g->L[l], n)))
+		if ((err = attention_block(g, &g->L[l], l, n)) || (err = ffn_block(g, &g->L[l], l, n)))
 			return err;
 	if ((err = launched(tmc_rmsnorm(g->xb, last, (const float *)g->output_norm.d, rows, (int)E, hp->rms_eps,
 					g->st), "rmsnorm")) ||
 	    (err = mv(g, &out)))
 		return err;
-	g->bytes += g->output_norm.bytes;
+	count(g, &g->output_norm, g->output_norm.bytes);
 	return 0;
 }
 
@@ -419,11 +644,12 @@ static int capture(struct gctx *g)
 		cudaGetLastError();
 		return err;
 	}
-	g->graph_bytes = g->bytes;
+	g->graph_bytes[0] = g->bytes[0];
+	g->graph_bytes[1] = g->bytes[1];
 	return 0;
 }
 
-int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, int all, uint64_t *bytes)
+int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, int all, uint64_t bytes[2])
 {
 	struct gctx *g = h;
 	const struct tm_model *m = g->m;
@@ -441,6 +667,7 @@ int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, 
 		tm_rope_table(cs + (size_t)i * g->n_rot, pos0 + i, g->n_rot, m->hp.rope_base,
 			      m->hp.rope_freq_scale, m->rope_freqs);
 	}
+	g->moe_n = n;	/* for the host nodes; the previous batch's have run (tmc_forward synchronizes) */
 	if (n == 1 && g->use_graph && !g->graph && capture(g))
 		g->use_graph = 0;	/* could not capture: plain launches from now on */
 	if (n == 1 && g->graph)
@@ -453,6 +680,7 @@ int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, 
 					     cudaMemcpyDeviceToHost, g->st), "copying logits")) ||
 	    (err = tmc_check(cudaStreamSynchronize(g->st), "running the forward pass")))
 		return err;
-	*bytes = n == 1 && g->graph ? g->graph_bytes : g->bytes;
+	bytes[0] = n == 1 && g->graph ? g->graph_bytes[0] : g->bytes[0];
+	bytes[1] = n == 1 && g->graph ? g->graph_bytes[1] : g->bytes[1];
 	return 0;
 }

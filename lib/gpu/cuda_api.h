@@ -13,21 +13,41 @@
 
 #include "tiermem/gpu.h"
 
-#define TMC_ABI (1000 + (int)sizeof(struct tm_model) + (int)sizeof(struct tm_layer))
+#define TMC_ABI (2000 + (int)sizeof(struct tm_model) + (int)sizeof(struct tm_layer) + \
+		 (int)sizeof(struct tmc_host))
 #define TMC_API_SYMBOL "tmc_api"
+
+/* The weights of a layer the GPU pass knows, in one list for both sides. */
+#define TMC_LAYER_WEIGHTS(X) X(attn_norm) X(wq) X(wk) X(wv) X(wo) X(q_norm) X(k_norm) X(ffn_norm) \
+	X(gate) X(up) X(down) X(gate_inp) X(gate_exps) X(up_exps) X(down_exps)
+
+/* What libtiermem lends the object for one context: the placement and the CPU half of the hybrid. */
+struct tmc_host {
+	/* each weight's enum tm_gpu_place, checked by tm_gpu_check_placement */
+	const struct tm_override *ot;
+	int n_ot;
+	/* the routed experts on the CPU: tm_moe_experts_cpu on ctx (called from a CUDA host node) */
+	void (*experts)(struct tm_ctx *ctx, int layer, const float *xb, const int *sel, const float *w, int n,
+			float *out);
+	struct tm_ctx *ctx;
+};
 
 struct tmc_api {
 	int abi;
 	const char *(*strerror)(void);
 	int (*probe)(struct tm_gpu_info *info);
-	/* Weights, KV cache of n_ctx and scratch for n_batch tokens into VRAM. */
-	int (*ctx_create)(void **h, const struct tm_model *m, int n_ctx, int n_batch);
+	/*
+	 * Weights (those host->ot place in VRAM), KV cache of n_ctx and scratch
+	 * for n_batch tokens into VRAM; pcie weights registered where they are.
+	 */
+	int (*ctx_create)(void **h, const struct tm_model *m, int n_ctx, int n_batch, const struct tmc_host *host);
 	/*
 	 * n <= n_batch tokens at positions pos0..; logits gets the last row, or
-	 * all n rows with all; *bytes the weight bytes the kernels read.
+	 * all n rows with all; bytes[0] the weight bytes the kernels read from
+	 * VRAM, bytes[1] over PCIe (the CPU half counts its own).
 	 */
 	int (*forward)(void *h, const int32_t *tokens, int n, int pos0, float *logits, int all,
-		       uint64_t *bytes);
+		       uint64_t bytes[2]);
 	void (*ctx_free)(void *h);
 	int (*read_bench)(size_t bytes, int reps, double *gbps);
 };

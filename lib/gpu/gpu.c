@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "lib/gpu/cuda_api.h"
 #include "tiermem/error.h"
 #include "tiermem/gpu.h"
+#include "tiermem/mapping.h"
 
 #define LIB_NAME "libtiermem-cuda.so"
 
@@ -92,8 +94,90 @@ int tm_gpu_probe(struct tm_gpu_info *info)
 	return err ? err : relay(api->probe(info));
 }
 
-int tm_gpu_attach(struct tm_ctx *c)
+static const char *const place_names[] = { [TM_GPU_VRAM] = "VRAM", [TM_GPU_CPU] = "CPU", [TM_GPU_PCIE] = "pcie" };
+
+int tm_gpu_place_parse(const char *s)
 {
+	for (int i = 0; i < (int)(sizeof(place_names) / sizeof(place_names[0])); i++)
+		if (!strcmp(s, place_names[i]))
+			return i;
+	return -1;
+}
+
+enum tm_gpu_place tm_gpu_place_of(const struct tm_override *ot, int n_ot, const char *name)
+{
+	for (int i = 0; i < n_ot; i++) {
+		regex_t re;
+		int hit;
+
+		/* tm_override_parse compiled it once already */
+		if (regcomp(&re, ot[i].regex, REG_EXTENDED | REG_NOSUB))
+			continue;
+		hit = !regexec(&re, name, 0, NULL, 0);
+		regfree(&re);
+		if (hit)
+			return (enum tm_gpu_place)tm_gpu_place_parse(ot[i].tier);
+	}
+	return TM_GPU_VRAM;
+}
+
+static int check_weight(const struct tm_model *m, const struct tm_override *ot, int n_ot, const struct tm_weight *w,
+			bool expert)
+{
+	enum tm_gpu_place p;
+	int err;
+
+	if (!w->data)
+		return 0;
+	p = tm_gpu_place_of(ot, n_ot, w->name);
+	if (p == TM_GPU_CPU && !expert)
+		return tm_err(-EINVAL, "-ot: %s matches a CPU rule, but the GPU pass leaves only routed experts "
+			      "(ffn_*_exps) to the CPU", w->name);
+	if (p == TM_GPU_PCIE && (err = tm_mapping_pinnable(&m->maps[w->map], NULL)))
+		return tm_err_prefix(err, "-ot: %s on pcie", w->name);
+	return 0;
+}
+
+int tm_gpu_check_placement(const struct tm_model *m, const struct tm_override *ot, int n_ot)
+{
+	const struct tm_weight *top[] = { &m->tok_embd, &m->output_norm, &m->output };
+	int err;
+
+	for (int i = 0; i < n_ot; i++)
+		if (tm_gpu_place_parse(ot[i].tier) < 0)
+			return tm_err(-EINVAL, "-ot %s=%s: with --gpu a tensor goes to VRAM, CPU (the hybrid: routed "
+				      "experts on the CPU) or pcie (read over PCIe from pinned host memory)",
+				      ot[i].regex, ot[i].tier);
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+		if ((err = check_weight(m, ot, n_ot, top[i], false)))
+			return err;
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		const struct tm_layer *L = &m->layers[l];
+		const struct tm_weight *x[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
+		int on_cpu = 0;
+
+#define CHECK(f) if ((err = check_weight(m, ot, n_ot, &L->f, &L->f == x[0] || &L->f == x[1] || &L->f == x[2]))) \
+			return err;
+		TMC_LAYER_WEIGHTS(CHECK)
+#undef CHECK
+		for (int k = 0; k < 3; k++)
+			on_cpu += x[k]->data && tm_gpu_place_of(ot, n_ot, x[k]->name) == TM_GPU_CPU;
+		if (on_cpu && on_cpu != 3)
+			return tm_err(-EINVAL, "-ot: layer %d has %d of its 3 routed-expert tensors on the CPU: "
+				      "the hybrid runs a layer's experts on one processor (e.g. -ot exps=CPU)", l, on_cpu);
+	}
+	return 0;
+}
+
+static void cpu_experts(struct tm_ctx *c, int layer, const float *xb, const int *sel, const float *w, int n,
+			float *out)
+{
+	tm_moe_experts_cpu(c, layer, xb, sel, w, n, out);
+}
+
+int tm_gpu_attach_ot(struct tm_ctx *c, const struct tm_override *ot, int n_ot)
+{
+	struct tmc_host host = { .ot = ot, .n_ot = n_ot, .experts = cpu_experts, .ctx = c };
 	struct tm_gpu_info info;
 	void *h;
 	int err;
@@ -104,12 +188,17 @@ int tm_gpu_attach(struct tm_ctx *c)
 		return tm_err(-EINVAL, "a context moves to the GPU only before its first token");
 	if (!c->k_cache)
 		return tm_err(-EINVAL, "a work context of tm_ctx_create_seqs cannot move to the GPU");
-	if ((err = tm_gpu_probe(&info)))
+	if ((err = tm_gpu_check_placement(c->m, ot, n_ot)) || (err = tm_gpu_probe(&info)))
 		return err;
-	if ((err = relay(api->ctx_create(&h, c->m, c->n_ctx, c->n_batch))))
+	if ((err = relay(api->ctx_create(&h, c->m, c->n_ctx, c->n_batch, &host))))
 		return err;
 	c->gpu = h;
 	return 0;
+}
+
+int tm_gpu_attach(struct tm_ctx *c)
+{
+	return tm_gpu_attach_ot(c, NULL, 0);
 }
 
 int tm_gpu_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, int logits_all)
@@ -118,13 +207,15 @@ int tm_gpu_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits
 
 	for (int done = 0; done < n;) {
 		int b = n - done < c->n_batch ? n - done : c->n_batch, err;
-		uint64_t bytes = 0;
+		uint64_t bytes[2] = { 0, 0 };
 		float *out = logits_all ? logits + (size_t)done * V : c->logits;
 
-		if ((err = relay(api->forward(c->gpu, tokens + done, b, c->n_past, out, logits_all, &bytes))))
+		if ((err = relay(api->forward(c->gpu, tokens + done, b, c->n_past, out, logits_all, bytes))))
 			return err;
-		c->weight_bytes += bytes;
-		c->vram_bytes += bytes;
+		/* the CPU half, if any, counted its experts itself */
+		c->weight_bytes += bytes[0] + bytes[1];
+		c->vram_bytes += bytes[0];
+		c->pcie_bytes += bytes[1];
 		c->n_past += b;
 		c->n_evals++;
 		done += b;

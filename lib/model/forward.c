@@ -758,26 +758,14 @@ static void experts_join(struct tm_ctx *c, const struct tm_layer *L, int n)
 		tm_axpy(c->x + i * E, 1.0f, c->acc + i * E, (int)E);
 }
 
-static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
+/* The K routed experts c->sel/c->selw of one row, c->xb: their weighted sum into c->acc. */
+static void routed_one(struct tm_ctx *c, const struct tm_layer *L, int K)
 {
 	const struct tm_hparams *hp = &c->m->hp;
-	int K = hp->n_expert_used, F = hp->n_ff_exp, E = hp->n_embd;
+	int F = hp->n_ff_exp, E = hp->n_embd;
 	struct tm_matvec jobs[2 * MAX_USED];
 	struct tm_expert_at at[MAX_USED];
 
-	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
-	tm_route(hp, L->exp_probs_b.data, c->router, c->probs, c->sel, c->selw);
-	/* expert parallel: only the selected experts held here, in their order */
-	if (c->xhook && c->xhook->local) {
-		int k = 0;
-
-		for (int j = 0; j < K; j++)
-			if (expert_here(c, L, c->sel[j])) {
-				c->sel[k] = c->sel[j];
-				c->selw[k++] = c->selw[j];
-			}
-		K = k;
-	}
 	experts_at(c, L, c->sel, K, at);
 	for (int j = 0; j < K; j++) {
 		jobs[2 * j] = job_at(&L->gate_exps, at[j].w[0], c->xb, c->hb + (size_t)j * F);
@@ -795,24 +783,15 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 	memset(c->acc, 0, sizeof(float) * E);
 	for (int j = 0; j < K; j++)
 		tm_axpy(c->acc, c->selw[j], c->yg + (size_t)j * E, E);
-	experts_join(c, L, 1);
-	shared_experts(c, L, 1);
-	acct(c, &L->gate_inp);
-	acct(c, &L->exp_probs_b);
 }
 
-/* Prefill: each expert runs once, as a matmul over the rows of the batch routed to it. */
-static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
+/* Prefill: each expert runs once, as a matmul over the rows of the batch routed to it; sums into c->acc. */
+static void routed_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 {
 	const struct tm_hparams *hp = &c->m->hp;
 	int K = hp->n_expert_used, F = hp->n_ff_exp, E = hp->n_embd;
 
-	mul(c, &L->gate_inp, 0, c->xb, n, c->router);
-	for (int i = 0; i < n; i++)
-		tm_route(hp, L->exp_probs_b.data, c->router + (size_t)i * hp->n_expert, c->probs,
-		      c->sel + (size_t)i * K, c->selw + (size_t)i * K);
 	memset(c->acc, 0, sizeof(float) * n * E);
-	acct(c, &L->gate_inp);
 	for (int e = 0; e < hp->n_expert; e++) {
 		int cnt = 0;
 
@@ -847,9 +826,63 @@ static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 		for (int r = 0; r < cnt; r++)
 			tm_axpy(c->acc + (size_t)c->rows[r] * E, c->rw[r], c->yg + (size_t)r * E, E);
 	}
+}
+
+static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int K = hp->n_expert_used;
+
+	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
+	tm_route(hp, L->exp_probs_b.data, c->router, c->probs, c->sel, c->selw);
+	/* expert parallel: only the selected experts held here, in their order */
+	if (c->xhook && c->xhook->local) {
+		int k = 0;
+
+		for (int j = 0; j < K; j++)
+			if (expert_here(c, L, c->sel[j])) {
+				c->sel[k] = c->sel[j];
+				c->selw[k++] = c->selw[j];
+			}
+		K = k;
+	}
+	routed_one(c, L, K);
+	experts_join(c, L, 1);
+	shared_experts(c, L, 1);
+	acct(c, &L->gate_inp);
+	acct(c, &L->exp_probs_b);
+}
+
+static void moe_ffn_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int K = hp->n_expert_used;
+
+	mul(c, &L->gate_inp, 0, c->xb, n, c->router);
+	for (int i = 0; i < n; i++)
+		tm_route(hp, L->exp_probs_b.data, c->router + (size_t)i * hp->n_expert, c->probs,
+		      c->sel + (size_t)i * K, c->selw + (size_t)i * K);
+	acct(c, &L->gate_inp);
+	routed_batch(c, L, n);
 	experts_join(c, L, n);
 	shared_experts(c, L, n);
 	acct(c, &L->exp_probs_b);
+}
+
+void tm_moe_experts_cpu(struct tm_ctx *c, int layer, const float *xb, const int *sel, const float *w, int n,
+			float *out)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	size_t E = hp->n_embd, K = hp->n_expert_used;
+
+	memcpy(c->xb, xb, sizeof(float) * n * E);
+	memcpy(c->sel, sel, sizeof(int) * n * K);
+	memcpy(c->selw, w, sizeof(float) * n * K);
+	if (n == 1)
+		routed_one(c, &c->m->layers[layer], (int)K);
+	else
+		routed_batch(c, &c->m->layers[layer], n);
+	memcpy(out, c->acc, sizeof(float) * n * E);
 }
 
 static void ffn_block(struct tm_ctx *c, const struct tm_layer *L, int n)

@@ -673,6 +673,91 @@ static void twin_free(struct twin *t)
 	free(t->m.layers);
 }
 
+/* The GPU's logits for tok[0..n) under -ot rules: decode step by step (batch 1) or in batches; *gcp kept for its counters. */
+static int gpu_logits(const struct tm_model *m, struct tm_pool *pool, const int32_t *tok, int n, int batch,
+		      const char *rule, float *out, struct tm_ctx **gcp)
+{
+	struct tm_override ot;
+	int err, V = m->hp.n_vocab;
+
+	*gcp = NULL;
+	for (size_t i = 0; i < (size_t)n * V; i++)
+		out[i] = NAN;
+	if (rule && tm_override_parse(rule, &ot))
+		return -EINVAL;
+	if ((err = tm_ctx_create(gcp, m, pool, n, batch)) || (err = tm_gpu_attach_ot(*gcp, &ot, rule ? 1 : 0)))
+		return err;
+	if (batch > 1)
+		return tm_forward(*gcp, tok, n, out, true);
+	for (int i = 0; i < n && !err; i++)
+		err = tm_forward(*gcp, tok + i, 1, out + (size_t)i * V, true);
+	return err;
+}
+
+/*
+ * The hybrid (-ot exps=CPU: routed experts on the CPU, per MoE layer the
+ * hidden state to the host and back, the CPU's work a host node of the
+ * captured graph) and pcie (-ot exps=pcie: the experts read in place from the
+ * registered file mapping) on an MoE model. Written without a GPU; these are
+ * the checks that say whether they work.
+ * - hybrid vs the CPU path: for unquantized weights the exact tier (both
+ *   halves compute in float); with quantized experts the CPU half rounds its
+ *   activations to q8 as tm_forward does, so the distance is printed, and the
+ *   top-1 agreement, not bounded. The weight bytes: GPU (VRAM) plus the CPU
+ *   half's equal the model's per-token count, the experts' not in VRAM.
+ * - pcie vs all-in-VRAM: the same kernels on the same bytes, so bit-identical
+ *   logits; the PCIe counter holds exactly the experts' bytes.
+ */
+static void check_offload(const struct tm_model *m, struct tm_pool *pool, const char *name, const int32_t *tok,
+			  int n, const float *ref, int quant, const float *vram1)
+{
+	int V = m->hp.n_vocab;
+	float *out = malloc(sizeof(float) * n * V);
+	struct tm_ctx *gc = NULL;
+	int err;
+
+	if (!out)
+		return;
+	for (int batch = 1; batch <= 16; batch += 15) {
+		double errs[40], mx = 0;
+		int top = 0, same;
+
+		err = gpu_logits(m, pool, tok, n, batch, "_exps=CPU", out, &gc);
+		for (int i = 0; i < n; i++) {
+			row_err(out + (size_t)i * V, ref + (size_t)i * V, V, &errs[i], &same);
+			top += same;
+			mx = fmax(mx, errs[i]);
+		}
+		qsort(errs, n, sizeof(double), cmp_d);
+		if (quant)
+			printf("# %s hybrid %s vs CPU (q8-rounded experts on the CPU): max %.3g, median %.3g, same top-1 at %d of %d%s\n",
+			       name, batch == 1 ? "decode" : "prefill", mx, errs[n / 2], top, n, err ? " (FAILED TO RUN)" : "");
+		if (!quant || err)
+			tap_ok(!err && mx <= 0.01 && errs[n / 2] <= 0.005,
+			       "%s: hybrid -ot exps=CPU %s vs CPU logits: max %.3g, median %.3g; same top-1 at %d%s%s", name,
+			       batch == 1 ? "decode" : "prefill (batch 16)", mx, errs[n / 2], top, err ? ": " : "",
+			       err ? tm_strerror() : "");
+		if (!err && batch == 1)
+			tap_ok(gc->weight_bytes == (uint64_t)n * m->bytes_per_token && gc->vram_bytes < gc->weight_bytes &&
+			       !gc->pcie_bytes,
+			       "%s: hybrid counters: %llu weight bytes per token (%llu from VRAM, the rest by the CPU), the model's count %llu",
+			       name, (unsigned long long)(gc->weight_bytes / n), (unsigned long long)(gc->vram_bytes / n),
+			       (unsigned long long)m->bytes_per_token);
+		tm_ctx_free(gc);
+		gc = NULL;
+	}
+	err = gpu_logits(m, pool, tok, n, 1, "_exps=pcie", out, &gc);
+	tap_ok(!err && !memcmp(out, vram1, sizeof(float) * n * V),
+	       "%s: -ot exps=pcie (experts read over PCIe from the registered mapping): logits bit-identical to all-in-VRAM%s%s",
+	       name, err ? ": " : "", err ? tm_strerror() : "");
+	if (!err)
+		tap_ok(gc->vram_bytes + gc->pcie_bytes == (uint64_t)n * m->bytes_per_token && gc->pcie_bytes > 0,
+		       "%s: pcie counters: %llu bytes per token over PCIe, %llu from VRAM", name,
+		       (unsigned long long)(gc->pcie_bytes / n), (unsigned long long)(gc->vram_bytes / n));
+	tm_ctx_free(gc);
+	free(out);
+}
+
 /*
  * Whole model: the CPU's logits (tm_forward) against the GPU's for the same
  * tokens, decode (batch 1, the captured graph) and prefill (batch 16).
@@ -692,7 +777,7 @@ static void check_model(const char *path)
 	struct tm_pool *pool = tm_pool_create(2, 0);
 	const int n = 40;
 	int32_t tok[40];
-	float *cpu = NULL, *gpu = NULL;
+	float *cpu = NULL, *gpu = NULL, *vram1 = NULL;
 	struct tm_ctx *cc = NULL, *gc = NULL;
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 
@@ -715,6 +800,7 @@ static void check_model(const char *path)
 	}
 	cpu = malloc(sizeof(float) * n * V);
 	gpu = malloc(sizeof(float) * n * V);
+	vram1 = malloc(sizeof(float) * n * V);
 	if (tm_ctx_create(&cc, &m, pool, n, 16) || tm_forward(cc, tok, n, cpu, true)) {
 		tap_ok(0, "%s: CPU forward: %s", name, tm_strerror());
 		goto out;
@@ -775,6 +861,7 @@ static void check_model(const char *path)
 		if (batch == 1) {
 			uint64_t per = gc->vram_bytes / n;
 
+			memcpy(vram1, gpu, sizeof(float) * n * V);
 			tap_ok(gc->vram_bytes == (uint64_t)n * m.bytes_per_token,
 			       "%s: VRAM counter: %llu weight bytes per decoded token, the model's own count is %llu",
 			       name, (unsigned long long)per, (unsigned long long)m.bytes_per_token);
@@ -782,6 +869,8 @@ static void check_model(const char *path)
 		tm_ctx_free(gc);
 		gc = NULL;
 	}
+	if (m.hp.moe)
+		check_offload(&m, pool, name, tok, n, quant ? cpu : ref, quant, vram1);
 out:
 	tm_ctx_free(cc);
 	if (ref != cpu)
@@ -791,6 +880,7 @@ out:
 	free(tw);
 	free(cpu);
 	free(gpu);
+	free(vram1);
 	tm_model_free(&m);
 	tm_pool_destroy(pool);
 }

@@ -79,4 +79,16 @@ else
 		notok "-ngl 0: $(cat "$W/err")"
 	$TM run -ngl x -m $m -n 2 >/dev/null 2>"$W/err"
 	[ $? -eq 2 ] && ok "-ngl x: exit 2, $(cat "$W/err")" || notok "-ngl x accepted"
+	# -ot with --gpu (the hybrid, pcie): the rules are checked before the GPU is looked for
+	for args in "run -m $m -n 2 -ot exps=CPU" "logits -m $m --tokens 1 -o $W/l.f32 -ot exps=CPU" \
+		    "run --gpu -m $m -n 2 -ot exps=CUDA0" "run --gpu -m $m -n 2 -ot (=CPU" \
+		    "run --gpu -m $m -n 2 -ot exps=CPU" "logits --gpu -m $m --tokens 1 -o $W/l.f32 --override-tensor exps=pcie"; do
+		$TM $args >"$W/out" 2>"$W/err"
+		rc=$?
+		if [ $rc -eq 2 ] && [ "$(wc -l <"$W/err")" -eq 1 ] && ! [ -s "$W/out" ]; then
+			ok "tiermem $args: exit 2, $(cat "$W/err")"
+		else
+			notok "tiermem $args: exit $rc, stderr: $(head -3 "$W/err")"
+		fi
+	done
 fi
