@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU, in one go: build, make check-gpu, then
-# decode speed with every weight in VRAM on a ~2 GB dense llama Q4_K_M and a
-# ~4 GB qwen3moe Q4_K_M (tiermem synth makes both), each alternating with a
-# read kernel over the same byte count (bandwidth share, medians), and the
-# gpu tier of tiermem bench.
+# On a machine with an NVIDIA GPU, in one go (about 8 minutes on the H200 with
+# 16 cores; every step has a time limit, so one that hangs cannot eat the
+# device budget): build, make check-gpu (kernels, whole-model logits, the
+# hybrid and pcie paths, never run on a GPU before), then decode speed with
+# every weight in VRAM on a ~2 GB dense llama Q4_K_M and a ~4 GB qwen3moe
+# Q4_K_M (tiermem synth makes both), each alternating with a read kernel over
+# the same byte count (bandwidth share, medians); the hybrid on the MoE
+# (-ot exps=CPU: routed experts on the CPU; -ot exps=pcie: read over PCIe)
+# against all in VRAM and the CPU alone; and the gpu tier of tiermem bench.
 #
 #   bench/gpu-run.sh [OUTDIR]     logs go to OUTDIR (default build/gpu-run)
 #
@@ -15,6 +19,15 @@
 # cuda/check-gpu), run tests/gpu/run directly.
 set -u -o pipefail
 OUTD=${1:-build/gpu-run}
+# step LIMIT_S CMD...: a command under a time limit; a timeout is said, not hidden
+step() {
+	local lim=$1
+	shift
+	timeout "$lim" "$@"
+	local rc=$?
+	[ $rc -eq 124 ] && echo "## TIMED OUT after ${lim}s: $*"
+	return $rc
+}
 mkdir -p "$OUTD"
 W=${TMPDIR:-/tmp}/tiermem-gpu-run
 mkdir -p "$W"
@@ -49,9 +62,9 @@ fi
 
 echo "== make check-gpu"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-	make --no-print-directory check-gpu "${MK[@]}"
+	step 240 make --no-print-directory check-gpu "${MK[@]}"
 else
-	BUILD=build tests/gpu/run
+	step 240 env BUILD=build tests/gpu/run
 fi 2>&1 | tee "$OUTD/check-gpu.log" | grep -v '^ok '
 
 grep -c '^ok ' "$OUTD/check-gpu.log" | sed 's/^/ok lines: /'
@@ -61,13 +74,35 @@ build/tiermem synth --arch llama --type q4_K_M --size 2G -q -o "$W/dense.gguf" |
 build/tiermem synth --arch qwen3moe --type q4_K_M --size 4G -q -o "$W/moe.gguf" | tail -1
 
 echo "== one matvec alone, per type"
-build/cuda/check-gpu kbench 2>&1 | tee -a "$OUTD/bench.txt"
+step 60 build/cuda/check-gpu kbench 2>&1 | tee -a "$OUTD/bench.txt"
 echo "== decode, all weights in VRAM"
 for m in dense moe; do
-	build/cuda/check-gpu bench "$W/$m.gguf" 7 128 2>&1 | tee -a "$OUTD/bench.txt"
+	step 60 build/cuda/check-gpu bench "$W/$m.gguf" 7 128 2>&1 | tee -a "$OUTD/bench.txt"
 done
 echo "== tiermem run --gpu"
-build/tiermem run --gpu -m "$W/dense.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 | tail -6 | tee -a "$OUTD/bench.txt"
-build/tiermem run --gpu -m "$W/moe.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 | tail -6 | tee -a "$OUTD/bench.txt"
+step 30 build/tiermem run --gpu -m "$W/dense.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 | tail -6 | tee -a "$OUTD/bench.txt"
+step 30 build/tiermem run --gpu -m "$W/moe.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 | tail -6 | tee -a "$OUTD/bench.txt"
+# The hybrid on the 4 GB MoE, alternating 3 rounds: all in VRAM, routed experts
+# on the CPU (weights in DDR: --weights ddr), experts over PCIe, the CPU alone.
+# Greedy text must be the same in the VRAM and pcie runs (same kernels, same bytes).
+echo "== hybrid (qwen3moe 4 GB): generation tok/s, 3 rounds alternating"
+T=$(nproc)
+for r in 1 2 3; do
+	for mode in vram cpu pcie cpu-only; do
+		case $mode in
+		vram) a=(--gpu) ;;
+		cpu) a=(--gpu -ot exps=CPU) ;;
+		pcie) a=(--gpu -ot exps=pcie) ;;
+		cpu-only) a=() ;;
+		esac
+		step 60 build/tiermem run "${a[@]}" -m "$W/moe.gguf" --weights ddr -t "$T" -n 48 --temp 0 \
+			-p "Once upon a time" >"$OUTD/hybrid-$mode-$r.txt" 2>"$OUTD/hybrid-$mode-$r.err"
+		echo "round $r $mode: exit $? $(grep -h '^generation:' "$OUTD/hybrid-$mode-$r.err") $(grep -h '^weights:' "$OUTD/hybrid-$mode-$r.err")" |
+			tee -a "$OUTD/bench.txt"
+	done
+	[ -s "$OUTD/hybrid-vram-$r.txt" ] && cmp -s "$OUTD/hybrid-vram-$r.txt" "$OUTD/hybrid-pcie-$r.txt" &&
+		echo "round $r: pcie text = vram text" ||
+		echo "round $r: pcie text DIFFERS from vram text (or no text)"
+done | tee -a "$OUTD/bench.txt"
 echo "== tiermem bench (gpu tier)"
-build/tiermem bench --size 4G --passes 5 -t 2 --tier anon-thp 2>/dev/null | tail -4 | tee -a "$OUTD/bench.txt"
+step 60 build/tiermem bench --size 4G --passes 5 -t 2 --tier anon-thp 2>/dev/null | tail -4 | tee -a "$OUTD/bench.txt"
