@@ -19,7 +19,9 @@
  * them, each thread keeps the state of every head for its share, and the
  * caller merges the states (the softmax of a union from the max, sum and
  * unnormalised output of each part; for f16, the max and sum between the
- * passes). With as many queries as threads (prefill), queries go out whole.
+ * passes, unless there are at least as many KV heads as threads: then each
+ * thread takes whole KV heads, both passes, one hand-off). With as many
+ * queries as threads (prefill), queries go out whole.
  *
  * The queries are rounded as ggml rounds them before its dot products: to
  * halves for an f16 cache, through q8_0 blocks for a q8_0 one (the f32
@@ -157,10 +159,11 @@ enum pass { ONE_PASS, SCORES, MIX };
  * MIX: with st->l[h] the factor that makes st->all's values the weights,
  * o = the weights rounded to halves times the V rows.
  */
-static void attend_range(const struct tm_attn *a, int t, int p0, int p1, const struct state *st,
+static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0, int g1, const struct state *st,
 			 const struct tm_vec *v, enum pass pass)
 {
 	int H = a->n_head, KV = a->n_head_kv, G = H / KV, hd = a->head_dim, vd = v_dim(a), C = chunk_len(KV * hd);
+	int ng = g1 - g0, h0 = g0 * G, h1 = g1 * G;
 	int B = pass == ONE_PASS ? block_len(C) : p1 - p0;
 	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
@@ -172,55 +175,55 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, const s
 	size_t ws = pass == ONE_PASS ? (size_t)B : (size_t)a->n_ctx;
 
 	if (pass == ONE_PASS)
-		for (int h = 0; h < H; h++) {
+		for (int h = h0; h < h1; h++) {
 			st->m[h] = -INFINITY;
 			st->l[h] = 0.0f;
 		}
 	if (pass != SCORES)
-		memset(st->o, 0, sizeof(float) * H * vd);
+		memset(st->o + (size_t)h0 * vd, 0, sizeof(float) * (h1 - h0) * vd);
 	if (pass == MIX)
-		for (int h = 0; h < H; h++)
+		for (int h = h0; h < h1; h++)
 			v->scale_round_f16(w + h * ws, p1 - p0, st->l[h]);
 	for (int b0 = p0; b0 < p1; b0 += B) {
 		int bn = p1 - b0 < B ? p1 - b0 : B;
 
-		/* whole rows, front to back: each thread streams its share of both caches */
+		/* rows front to back (KV heads g0..g1 of each): each thread streams its share of both caches */
 		for (int c0 = b0; pass != MIX && c0 < b0 + bn; c0 += C) {
 			int cn = b0 + bn - c0 < C ? b0 + bn - c0 : C;
 
-			v->kv_rows(kc + c0 * kr, kr, a->type_k, 0, KV * hd, cn, st->kt);
-			for (int g = 0; g < KV; g++)
-				f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt + (size_t)g * hd, (size_t)KV * hd,
-					       cn, a->scale, w + (size_t)g * G * ws + (c0 - b0), ws);
+			v->kv_rows(kc + c0 * kr, kr, a->type_k, g0 * hd, ng * hd, cn, st->kt);
+			for (int g = g0; g < g1; g++)
+				f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt + (size_t)(g - g0) * hd,
+					       (size_t)ng * hd, cn, a->scale, w + (size_t)g * G * ws + (c0 - b0), ws);
 		}
 		if (pass == SCORES)
 			break;
 		if (pass == ONE_PASS)
-			for (int h = 0; h < H; h++)
+			for (int h = h0; h < h1; h++)
 				online(st, h, w + h * ws, bn, vd, v);
 		for (int c0 = b0; c0 < b0 + bn; c0 += C) {
 			int cn = b0 + bn - c0 < C ? b0 + bn - c0 : C;
 
-			v->kv_rows(vc + c0 * vr, vr, a->type_v, 0, KV * vd, cn, st->vt);
-			for (int g = 0; g < KV; g++)
+			v->kv_rows(vc + c0 * vr, vr, a->type_v, g0 * vd, ng * vd, cn, st->vt);
+			for (int g = g0; g < g1; g++)
 				fv->attn_mix(st->o + (size_t)g * G * vd, G, vd, w + (size_t)g * G * ws + (c0 - b0), ws,
-					     st->vt + (size_t)g * vd, (size_t)KV * vd, cn);
+					     st->vt + (size_t)(g - g0) * vd, (size_t)ng * vd, cn);
 		}
 	}
 	if (pass == SCORES)
-		for (int h = 0; h < H; h++) {
+		for (int h = h0; h < h1; h++) {
 			st->m[h] = p1 > p0 ? v->max(w + h * ws, p1 - p0) : -INFINITY;
 			st->l[h] = p1 > p0 ? (float)v->exp_sum(w + h * ws, p1 - p0, st->m[h]) : 0.0f;
 		}
 }
 
-/* Query t's output from st: o / l after one pass, o after the mix. */
-static void finish(const struct tm_attn *a, int t, const struct state *st, enum pass pass)
+/* Query t's output for heads [h0, h1) from st: o / l after one pass, o after the mix. */
+static void finish(const struct tm_attn *a, int t, int h0, int h1, const struct state *st, enum pass pass)
 {
 	int vd = v_dim(a);
 	float *out = a->out + (size_t)t * a->out_stride;
 
-	for (int h = 0; h < a->n_head; h++) {
+	for (int h = h0; h < h1; h++) {
 		float inv = pass == MIX ? 1.0f : 1.0f / st->l[h];
 
 		for (int d = 0; d < vd; d++)
@@ -228,10 +231,32 @@ static void finish(const struct tm_attn *a, int t, const struct state *st, enum 
 	}
 }
 
-/* Parts per query when the queries are fewer than the threads: 1 deals whole queries out. */
+/* f16 (two passes) of query t, KV heads [g0, g1), all its positions, into its output. */
+static void attend_rounded(const struct tm_attn *a, int t, int g0, int g1, const struct state *st,
+			   const struct tm_vec *v)
+{
+	int G = a->n_head / a->n_head_kv;
+
+	attend_range(a, t, 0, a->pos0 + t + 1, g0, g1, st, v, SCORES);
+	for (int h = g0 * G; h < g1 * G; h++)
+		st->l[h] = 1.0f / st->l[h];
+	attend_range(a, t, 0, a->pos0 + t + 1, g0, g1, st, v, MIX);
+	finish(a, t, g0 * G, g1 * G, st, MIX);
+}
+
+/*
+ * Parts per query when the queries are fewer than the threads: 1 deals whole
+ * queries out. f16 decode with at least as many KV heads as threads splits
+ * the heads instead (0): its two passes then need no meeting in between,
+ * one hand-off instead of two.
+ */
 static int parts_of(const struct tm_attn *a, int nth)
 {
-	return nth / a->n_tok > 1 ? nth / a->n_tok : 1;
+	int parts = nth / a->n_tok > 1 ? nth / a->n_tok : 1;
+
+	if (parts > 1 && rounded(a->type_v) && a->n_tok == 1 && a->n_head_kv >= nth)
+		return 0;
+	return parts;
 }
 
 struct job {
@@ -248,18 +273,20 @@ static void attention_worker(void *arg, int ith, int nth)
 	int parts = parts_of(a, nth);
 	long lo, hi;
 
+	if (parts == 0) {
+		int g0 = a->n_head_kv * ith / nth, g1 = a->n_head_kv * (ith + 1) / nth;
+
+		attend_rounded(a, 0, g0, g1, &st, v);
+		return;
+	}
 	if (parts == 1) {
 		/* a causal query's cost grows with its position: round-robin evens it out */
 		for (int t = ith; t < a->n_tok; t += nth) {
 			if (rounded(a->type_v)) {
-				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, SCORES);
-				for (int h = 0; h < a->n_head; h++)
-					st.l[h] = 1.0f / st.l[h];
-				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, MIX);
-				finish(a, t, &st, MIX);
+				attend_rounded(a, t, 0, a->n_head_kv, &st, v);
 			} else {
-				attend_range(a, t, 0, a->pos0 + t + 1, &st, v, ONE_PASS);
-				finish(a, t, &st, ONE_PASS);
+				attend_range(a, t, 0, a->pos0 + t + 1, 0, a->n_head_kv, &st, v, ONE_PASS);
+				finish(a, t, 0, a->n_head, &st, ONE_PASS);
 			}
 		}
 		return;
@@ -267,7 +294,7 @@ static void attention_worker(void *arg, int ith, int nth)
 	if (ith >= a->n_tok * parts)
 		return;
 	tm_split(a->pos0 + ith / parts + 1, 16, ith % parts, parts, &lo, &hi);
-	attend_range(a, ith / parts, (int)lo, (int)hi, &st, v, j->pass);
+	attend_range(a, ith / parts, (int)lo, (int)hi, 0, a->n_head_kv, &st, v, j->pass);
 }
 
 /*
@@ -320,7 +347,7 @@ void tm_attention(struct tm_pool *pool, const struct tm_attn *a)
 	struct job j = { a, rounded(a->type_v) && parts > 1 ? SCORES : ONE_PASS };
 
 	tm_pool_run(pool, attention_worker, &j);
-	if (parts == 1)
+	if (parts <= 1)
 		return;
 	if (j.pass == SCORES) {
 		/* every part mixes with the weights of the whole softmax: one more hand-off */
