@@ -69,6 +69,12 @@ int cmd_bench_decode(int argc, char **argv)
 	struct tm_ctx *tc = NULL;
 	struct tm_decode_share res[MAX_CTX];
 
+	/* --decode takes the next word as its MODEL: --help there still asks for help */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		}
 	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
 	model_args_rewrite(argc, argv);
 	optind = 1;

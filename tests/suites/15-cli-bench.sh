@@ -91,6 +91,9 @@ expect_usage "bad size" --size 12Q
 expect_usage "stray argument" extra
 expect_usage "model that is not GGUF" --model /etc/passwd
 expect_usage "missing model" --model /nonexistent.gguf
+if out=$("$tm" bench --decode --help 2>&1) && echo "$out" | grep -q '^usage: tiermem bench (--decode'
+then ok "bench --decode --help prints its usage (--help is not taken for the MODEL)"
+else notok "bench --decode --help: $out"; fi
 expect_usage "decode: missing model" --decode /nonexistent.gguf
 expect_usage "decode: not a GGUF" --decode /etc/passwd
 expect_usage "decode: more threads than CPUs" --decode "$model" -t 100000
