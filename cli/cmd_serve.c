@@ -16,6 +16,7 @@
 #include "cli/model_args.h"
 #include "cli/commands.h"
 #include "cli/run_experts.h"
+#include "cli/split_args.h"
 #include "kernels/pool.h"
 #include "tiermem/error.h"
 #include "tiermem/model.h"
@@ -69,6 +70,10 @@ static const char usage[] =
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                          KV cache types: f16 (default, as llama-server), f32 or\n"
 	"                          q8_0\n"
+	"Under mpirun, with build/tiermem-mpi (rank 0 answers HTTP; the other ranks run\n"
+	"the same forward calls; SIGTERM to rank 0 stops them all with 0; SIGTERM to\n"
+	"mpirun ends the job at once, mpirun exits 1):\n"
+	SPLIT_HELP
 	"MoE expert cache (as for tiermem run; one cache for every slot and the batched\n"
 	"decode; its hits and misses in /metrics):\n"
 	RUN_EXPERTS_USAGE;
@@ -130,6 +135,7 @@ int cmd_serve(int argc, char **argv)
 		{ "queue", required_argument, NULL, 'Q' },
 		{ "timeout", required_argument, NULL, 'O' },
 		RUN_EXPERTS_OPTIONS,
+		SPLIT_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -148,6 +154,8 @@ int cmd_serve(int argc, char **argv)
 	char id[128], *tmpl_text = NULL, *key_buf = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct run_experts rx;
+	struct split_args split;
+	int follower = 0;
 
 	/* llama-server spells --parallel -np, which getopt cannot take as a short option */
 	args_alias(argc, argv, "-np", parallel_name);
@@ -155,6 +163,7 @@ int cmd_serve(int argc, char **argv)
 	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
 	model_args_rewrite(argc, argv);
 	run_experts_init(&rx, CMD);
+	split_args_init(&split);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:c:b:a:t:h", opts, NULL)) != -1) {
 		if ((rc = model_args_option(&ma, CMD, c, optarg, &handled)))
@@ -201,6 +210,10 @@ int cmd_serve(int argc, char **argv)
 			if (parse_long("--timeout", optarg, 1, 86400, &timeout))
 				return EXIT_USAGE;
 			break;
+		case OPT_SPLIT: case OPT_MPI_TIMEOUT:
+			if ((rc = split_args_option(CMD, &split, c, optarg)))
+				return rc;
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		case '?': fputs(usage, stderr); return EXIT_USAGE;
 		default:
@@ -235,7 +248,12 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (!ctx_given && ctx > model.hp.n_ctx_train)
 		ctx = model.hp.n_ctx_train;
-	pool = tm_pool_create((int)ma.threads, TM_POOL_PIN);
+	if ((follower = split_args_follower(CMD, &split)) < 0) {
+		rc = -follower;
+		goto out;
+	}
+	/* ranks on one machine would all pin to its first CPUs: under --split the scheduler places them */
+	pool = tm_pool_create((int)ma.threads, split.kind ? 0 : TM_POOL_PIN);
 	if (!pool) {
 		rc = run_error(CMD, "cannot start %ld threads", ma.threads);
 		goto out;
@@ -252,9 +270,12 @@ int cmd_serve(int argc, char **argv)
 	so.chat_template_text = tmpl_text;
 	so.type_k = ma.type_k;
 	so.type_v = ma.type_v;
+	so.no_http = follower;
 	/* before the server's threads start, so they inherit the mask: signals come here */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	if (!follower) {
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* the cache's region is one of the model's mappings: made before the server counts them */
 	rx.name = ma.name;
@@ -268,17 +289,28 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (rx.x)
 		tm_serve_expert_cache(srv, rx.x);
+	/* a follower returns from here when rank 0 stops it */
+	if ((rc = split_args_serve(CMD, &split, srv, ma.name)) || follower)
+		goto out;
+	rc = 1;
+	/* rank 0 stops the others itself: not the MPI runtime's handler, which would end it at once */
+	if (split.kind) {
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
 	fprintf(stderr, "tiermem serve: %s (%s, %.1f MiB, %s %s) on http://%s%s%s:%d/ with %d slots of %d tokens, "
 		"chat template %s\n", so.model_id, model.hp.arch_name, model.bytes_total / 1048576.0,
 		tm_tier_name(model.maps[0].tier), model.maps[0].backend, strchr(so.host, ':') ? "[" : "", so.host,
 		strchr(so.host, ':') ? "]" : "", tm_serve_port(srv), so.parallel, so.ctx_size,
 		tm_serve_chat_template(srv));
 	err = tm_serve_run(srv, &stop);
+	split_args_serve_stop(&split);
 	rc = err ? run_error(CMD, "%s", tm_strerror()) : 0;
 	if (!rc)
 		fprintf(stderr, "tiermem serve: stopped\n");
 out:
 	tm_serve_free(srv);
+	split_args_free(&split);
 	run_experts_free(&rx);
 	tm_pool_destroy(pool);
 	tm_tokenizer_free(tok);

@@ -6,6 +6,7 @@
 #include "cli/split_args.h"
 #include "tiermem/error.h"
 #include "tiermem/store.h"
+#include "tiermem/serve.h"
 #ifdef TM_HAVE_MPI
 #include "tiermem/mpi_split.h"
 #endif
@@ -89,6 +90,50 @@ void split_args_report(struct split_args *a, FILE *f, uint64_t tokens)
 #ifdef TM_HAVE_MPI
 	if (a->mpi)
 		tm_mpi_report(a->mpi, f, tokens);
+#endif
+}
+
+int split_args_follower(const char *cmd, const struct split_args *a)
+{
+#ifdef TM_HAVE_MPI
+	int rank;
+
+	if (!a->kind)
+		return 0;
+	rank = tm_mpi_world_rank();
+	if (rank < 0)
+		return -run_error(cmd, "%s", tm_strerror());
+	return rank > 0;
+#else
+	return 0;
+#endif
+}
+
+int split_args_serve(const char *cmd, struct split_args *a, struct tm_server *srv, const char *name)
+{
+#ifdef TM_HAVE_MPI
+	int rc, err;
+
+	if (!a->kind)
+		return 0;
+	if ((rc = split_args_start(cmd, a, tm_serve_ctx(srv, tm_serve_slots(srv)), name)))
+		return rc;
+	err = tm_mpi_serve_start(a->mpi, srv);
+	if (err == -EINVAL)
+		return a->mpi->rank ? EXIT_USAGE : usage_error(cmd, "%s", tm_strerror());
+	if (err)
+		return run_error(cmd, "%s", tm_strerror());
+	if (a->mpi->rank && tm_mpi_serve_follow(a->mpi, srv))
+		return run_error(cmd, "rank %d: %s", a->mpi->rank, tm_strerror());
+#endif
+	return 0;
+}
+
+void split_args_serve_stop(struct split_args *a)
+{
+#ifdef TM_HAVE_MPI
+	if (a->mpi)
+		tm_mpi_serve_stop(a->mpi);
 #endif
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * --split and --mpi-timeout for run and logits (Documentation/tiermem-scale.rst).
+ * --split and --mpi-timeout for run, logits and serve (Documentation/tiermem-scale.rst).
  * The plain build parses them and refuses --split with a message pointing to
  * build/tiermem-mpi; the MPI build (TM_HAVE_MPI) runs lib/mpi/. The
  * commands call the same functions in both builds.
@@ -54,6 +54,19 @@ void split_args_sampler(struct split_args *a, tm_sample_fn *sample, void **sampl
 void split_args_logits(struct split_args *a, float *logits, int rows);
 /* Counters since the prompt, per token, on rank 0 (collective). */
 void split_args_report(struct split_args *a, FILE *f, uint64_t tokens);
+/*
+ * serve: is this process an MPI follower rank (starts MPI with --split)?
+ * 1 yes, 0 no, or minus an exit code after a message.
+ */
+int split_args_follower(const char *cmd, const struct split_args *a);
+/*
+ * serve, with --split: start MPI on srv's contexts; on a follower rank, then
+ * run rank 0's forward calls until it stops. 0, or an exit code after a message.
+ */
+struct tm_server;
+int split_args_serve(const char *cmd, struct split_args *a, struct tm_server *srv, const char *name);
+/* rank 0, after tm_serve_run: the followers stop */
+void split_args_serve_stop(struct split_args *a);
 void split_args_free(struct split_args *a);
 
 #endif

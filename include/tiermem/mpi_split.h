@@ -50,7 +50,8 @@ struct tm_mpi_split {
 	int rank, ranks;
 	int n_embd, n_vocab;
 	int first, last;	/* layers: this rank's [first, last) */
-	float *sum;		/* experts: reduce's buffer, n_batch * n_embd */
+	float *sum;		/* experts: reduce's buffer, sum_rows * n_embd */
+	int sum_rows;		/* the largest n_batch of a context it serves */
 	const struct tm_ctx *ctx;
 	struct tm_mpi_counts now, mark;
 	/* sampling: rank 0 runs it and broadcasts the token */
@@ -69,6 +70,9 @@ struct tm_mpi_split {
 /* "experts", "layers" -> kind; TM_SPLIT_NONE for anything else. */
 enum tm_split_kind tm_split_parse(const char *s);
 const char *tm_split_name(enum tm_split_kind kind);
+
+/* Start MPI if it is not yet (finalised at exit); this process's rank, or -EIO. */
+int tm_mpi_world_rank(void);
 
 /*
  * Start MPI (once per process; finalised at exit), check that every rank
@@ -103,6 +107,19 @@ void tm_mpi_mark(struct tm_mpi_split *s);
  * "cluster:" line for scripts. Collective: every rank calls it.
  */
 void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens);
+
+/*
+ * tiermem serve (lib/mpi/serve_follow.c): after tm_mpi_split_start on one of
+ * srv's contexts, set up the others; on rank 0, announce every forward call
+ * of the scheduler to the followers. The followers (tm_serve_create with
+ * no_http) then run tm_mpi_serve_follow, which makes the same calls until
+ * rank 0's tm_mpi_serve_stop. 0, -EINVAL (an expert cache with --split
+ * experts), -ENOMEM; follow: -EPROTO for a command it cannot run.
+ */
+struct tm_server;
+int tm_mpi_serve_start(struct tm_mpi_split *s, struct tm_server *srv);
+int tm_mpi_serve_follow(struct tm_mpi_split *s, struct tm_server *srv);
+void tm_mpi_serve_stop(struct tm_mpi_split *s);
 
 void tm_mpi_split_free(struct tm_mpi_split *s);
 

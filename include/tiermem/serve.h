@@ -36,6 +36,28 @@ struct tm_serve_opts {
 	 * 0: SERVE_BATCH_DEFAULT.
 	 */
 	int batch_size, ubatch_size;
+	/*
+	 * Slots and scheduler state only, no HTTP: a follower rank of an MPI
+	 * server (tiermem/mpi_split.h), which runs the forward calls rank 0's
+	 * scheduler announces through its mirror, on contexts made alike.
+	 */
+	bool no_http;
+};
+
+/*
+ * A copy of every forward call the scheduler makes, for processes that must
+ * make the same calls in the same order (MPI ranks whose forward passes meet
+ * in collectives). prefill: before tm_forward(slot's context, toks, n) from
+ * position n_past; decode: before one tm_forward_seqs of slots[i]'s contexts
+ * with toks[i]; done: after either, with the contexts whose logits are to be
+ * sampled (to bring them where they were computed). Called on the scheduler's
+ * thread, without the lock.
+ */
+struct tm_serve_mirror {
+	void (*prefill)(void *arg, int slot, int n_past, const int32_t *toks, int n);
+	void (*decode)(void *arg, const int *slots, const int32_t *toks, int n);
+	void (*done)(void *arg, struct tm_ctx *const *ctxs, int n);
+	void *arg;
 };
 
 struct tm_server;
@@ -63,6 +85,13 @@ int tm_serve_run(struct tm_server *s, volatile sig_atomic_t *stop);
  */
 struct tm_xonline;
 void tm_serve_expert_cache(struct tm_server *s, struct tm_xonline *x);
+/* Before tm_serve_run: every forward call is told to mi first (copied). */
+void tm_serve_mirror(struct tm_server *s, const struct tm_serve_mirror *mi);
+
+/* The contexts forward calls run on: slot i's (i < parallel), the batched decode's (i == parallel). */
+struct tm_ctx *tm_serve_ctx(struct tm_server *s, int i);
+int tm_serve_slots(const struct tm_server *s);
+
 void tm_serve_free(struct tm_server *s);
 
 #endif

@@ -62,9 +62,8 @@ static void on_term(int sig)
 	_exit(1);
 }
 
-static int start(struct tm_mpi_split *s)
+static int init(void)
 {
-	struct sigaction sa = { .sa_handler = on_term };
 	int up = 0;
 
 	MPI_Initialized(&up);
@@ -73,6 +72,26 @@ static int start(struct tm_mpi_split *s)
 			return tm_err(-EIO, "mpi: MPI_Init failed");
 		atexit(finalize);
 	}
+	return 0;
+}
+
+int tm_mpi_world_rank(void)
+{
+	int rank = 0, err = init();
+
+	if (err)
+		return err;
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	return rank;
+}
+
+static int start(struct tm_mpi_split *s)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	int err = init();
+
+	if (err)
+		return err;
 	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 	MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &s->ranks);

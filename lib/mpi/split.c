@@ -49,6 +49,7 @@ int tm_mpi_experts_setup(struct tm_mpi_split *s, struct tm_ctx *c)
 	s->sum = malloc(sizeof(float) * (size_t)c->n_batch * (size_t)s->n_embd);
 	if (!s->sum)
 		return tm_err(-ENOMEM, "mpi: out of memory");
+	s->sum_rows = c->n_batch;
 	s->hook.local = local;
 	s->hook.reduce = reduce;
 	s->hook.arg = s;

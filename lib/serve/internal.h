@@ -89,6 +89,7 @@ struct tm_server {
 	int n_inflight;			/* requests read and not yet fully answered */
 	struct slot *slots;
 	struct tm_ctx *batch;		/* tm_forward_seqs scratch */
+	struct tm_serve_mirror mirror;	/* all NULL: none */
 	uint64_t n_admitted;
 
 	/* metrics, under lock */

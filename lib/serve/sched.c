@@ -147,10 +147,11 @@ static void admit(struct tm_server *s)
 }
 
 /* Up to budget more tokens of the slot's prompt (its sampler made first); how many, or -1. */
-static int prefill(struct slot *sl, const struct tm_hparams *hp, int budget)
+static int prefill(struct tm_server *s, struct slot *sl, const struct tm_hparams *hp, int budget)
 {
+	const struct tm_serve_mirror *mi = &s->mirror;
 	struct job *j = sl->job;
-	int k = j->n_prompt - sl->n_cache;
+	int k = j->n_prompt - sl->n_cache, err;
 
 	if (!sl->started) {
 		tm_sampler_free(sl->sampler);
@@ -163,7 +164,12 @@ static int prefill(struct slot *sl, const struct tm_hparams *hp, int budget)
 	}
 	if (k > budget)
 		k = budget;
-	if (tm_forward(sl->ctx, j->prompt + sl->n_cache, k, NULL, false))
+	if (mi->prefill)
+		mi->prefill(mi->arg, (int)(sl - s->slots), sl->ctx->n_past, j->prompt + sl->n_cache, k);
+	err = tm_forward(sl->ctx, j->prompt + sl->n_cache, k, NULL, false);
+	if (mi->done)
+		mi->done(mi->arg, &sl->ctx, 1);
+	if (err)
 		return -1;
 	/* the cache list grows with the KV, so a job cancelled mid-prompt leaves a reusable prefix */
 	memcpy(sl->cache + sl->n_cache, j->prompt + sl->n_cache, sizeof(int32_t) * k);
@@ -292,13 +298,15 @@ static int step(struct tm_server *s)
 	struct tm_ctx *seqs[s->o.parallel];
 	struct slot *run[s->o.parallel];
 	int32_t toks[s->o.parallel];
+	int ids[s->o.parallel];
+	const struct tm_serve_mirror *mi = &s->mirror;
 	bool first[s->o.parallel];
 	int n = 0, err = 0;
 	struct slot *sl;
 
 	memset(first, 0, sizeof(first));
 	for (int budget = s->o.batch_size, k; budget > 0 && (sl = next_prompt(s)); budget -= k) {
-		if ((k = prefill(sl, hp, budget)) < 0) {
+		if ((k = prefill(s, sl, hp, budget)) < 0) {
 			fail_slot(sl);
 			k = 0;
 		} else if (sl->n_cache == sl->job->n_prompt) {
@@ -313,9 +321,16 @@ static int step(struct tm_server *s)
 			continue;
 		seqs[n] = sl->ctx;
 		toks[n] = sl->next;
+		ids[n] = i;
 		run[n++] = sl;
 	}
-	if (n && (err = tm_forward_seqs(s->batch, seqs, toks, n))) {
+	if (n && mi->decode)
+		mi->decode(mi->arg, ids, toks, n);
+	if (n)
+		err = tm_forward_seqs(s->batch, seqs, toks, n);
+	if (n && mi->done)
+		mi->done(mi->arg, seqs, n);
+	if (err) {
 		for (int i = 0; i < n; i++)
 			fail_slot(run[i]);
 		return err;

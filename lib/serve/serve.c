@@ -55,7 +55,7 @@ int tm_serve_create(struct tm_server **out, const struct tm_serve_opts *o, const
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->progress, NULL);
 	*out = s;
-	if ((err = sched_init(s)) || (err = http_start(s))) {
+	if ((err = sched_init(s)) || (!o->no_http && (err = http_start(s)))) {
 		tm_serve_free(s);
 		*out = NULL;
 		return err;
@@ -89,6 +89,21 @@ void tm_serve_expert_cache(struct tm_server *s, struct tm_xonline *x)
 	tm_xonline_attach(x, s->batch);
 	for (int i = 0; i < s->o.parallel; i++)
 		tm_xonline_attach(x, s->slots[i].ctx);
+}
+
+void tm_serve_mirror(struct tm_server *s, const struct tm_serve_mirror *mi)
+{
+	s->mirror = *mi;
+}
+
+struct tm_ctx *tm_serve_ctx(struct tm_server *s, int i)
+{
+	return i < s->o.parallel ? s->slots[i].ctx : s->batch;
+}
+
+int tm_serve_slots(const struct tm_server *s)
+{
+	return s->o.parallel;
 }
 
 void tm_serve_free(struct tm_server *s)

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tiermem serve under MPI (build/tiermem-mpi, Documentation/tiermem-scale.rst):
+# rank 0 answers HTTP, the other rank makes the same forward calls. On a small
+# synth MoE, at temperature 0: a completion, a streamed one, the same prompt
+# again (its slot's cached prefix reused on every rank) and two requests at
+# once (decoded together in one batched step) each equal a single-process
+# server's text; --split experts and --split layers. SIGTERM to rank 0 ends
+# every rank with 0 (mpirun too); SIGTERM to mpirun ends every rank (mpirun
+# exits 1: Open MPI aborts the job); a rank killed with -9 ends the job.
+set -u
+cd "$TOP"
+TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpiserve.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$W"
+}
+trap cleanup EXIT
+. "$TOP/tests/lib/tap.sh"
+if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
+	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
+	echo "1..$n"
+	exit 0
+fi
+. "$TOP/tests/lib/serve.sh"
+
+"$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null 2>&1
+# the server's mpirun: `start` runs "$TM" serve ARGS
+cat >"$W/mpiserve" <<SH
+#!/bin/sh
+exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 "$MPI" "\$@"
+SH
+chmod +x "$W/mpiserve"
+# complete PORT PROMPT [stream]: the completion's text (temperature 0, 16 tokens)
+cat >"$W/complete.py" <<'PY'
+import json, sys, urllib.request
+port, prompt, stream = sys.argv[1], sys.argv[2], len(sys.argv) > 3
+body = json.dumps({"prompt": prompt, "max_tokens": 16, "temperature": 0, "stream": stream}).encode()
+req = urllib.request.Request("http://127.0.0.1:%s/v1/completions" % port, body,
+                             {"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=60) as r:
+    if not stream:
+        print(json.load(r)["choices"][0]["text"])
+        sys.exit(0)
+    text = ""
+    for line in r:
+        line = line.decode().strip()
+        if line.startswith("data: ") and line != "data: [DONE]":
+            text += json.loads(line[6:])["choices"][0]["text"]
+    print(text)
+PY
+# PID has ended (a rank whose mpirun is gone is a zombie until init reaps it)
+gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+complete() { timeout 90 python3 "$W/complete.py" "$@" 2>&1; }
+# the pid of rank R of the mpirun whose pid is P
+rank_pid() {
+	for c in $(pgrep -P "$1"); do
+		tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && echo "$c"
+	done
+}
+
+P1="Once upon a time" P2="The quick brown fox jumps over"
+start one -m "$W/moe.gguf" -np 2 -c 256 || notok "the single-process server did not start: $(cat "$W/one.err")"
+# shellcheck disable=SC2154
+A=$(complete "$PORT_one" "$P1") B=$(complete "$PORT_one" "$P2")
+kill "$PID_one"
+check "the single-process server answers (${#A} and ${#B} characters)" '[ ${#A} -gt 0 ] && [ ${#B} -gt 0 ] && [ "$A" != "$B" ]'
+
+TM0=$TM TM=$W/mpiserve
+for split in experts layers; do
+	if ! start "$split" -m "$W/moe.gguf" -np 2 -c 256 --split "$split"; then
+		notok "mpirun -np 2 serve --split $split did not start: $(head -c 600 "$W/$split.err")"
+		continue
+	fi
+	port_var=PORT_$split pid_var=PID_$split
+	port=${!port_var} mpirun_pid=${!pid_var}
+	got=$(complete "$port" "$P1")
+	check "--split $split: a completion equals one process's" '[ "$got" = "$A" ]'
+	got=$(complete "$port" "$P1" stream)
+	check "--split $split: streamed, the same prompt again (prefix reused) equals it" '[ "$got" = "$A" ]'
+	complete "$port" "$P2" >"$W/c2" & c2=$!
+	complete "$port" "$P1" stream >"$W/c1" & c1=$!
+	wait $c1 $c2
+	check "--split $split: two requests at once each equal their own text" \
+		'[ "$(cat "$W/c1")" = "$A" ] && [ "$(cat "$W/c2")" = "$B" ]'
+	r0=$(rank_pid "$mpirun_pid" 0)
+	r1=$(rank_pid "$mpirun_pid" 1)
+	if [ "$split" = experts ]; then
+		# SIGTERM to rank 0: it finishes, tells rank 1 to stop, everything exits 0
+		kill -TERM "$r0"
+		for _ in $(seq 1 100); do kill -0 "$mpirun_pid" 2>/dev/null || break; sleep 0.1; done
+		wait "$mpirun_pid"
+		rc=$?
+		check "--split $split: SIGTERM to rank 0 ends both ranks, mpirun exits 0 (got $rc)" \
+			'[ $rc = 0 ] && gone "$r1" && grep -q "tiermem serve: stopped" "$W/$split.err"'
+	else
+		# SIGTERM to mpirun: Open MPI aborts the job, every rank ends, mpirun exits 1
+		kill -TERM "$mpirun_pid"
+		for _ in $(seq 1 100); do kill -0 "$mpirun_pid" 2>/dev/null || break; sleep 0.1; done
+		wait "$mpirun_pid"
+		rc=$?
+		check "--split $split: SIGTERM to mpirun ends both ranks within 10 s, mpirun exits 1 (got $rc)" \
+			'[ $rc = 1 ] && gone "$r0" && gone "$r1"'
+	fi
+done
+
+# a follower killed while rank 0 waits for requests: the job ends, rank 0 too
+if start dies -m "$W/moe.gguf" -np 2 -c 256 --split experts; then
+	r0=$(rank_pid "$PID_dies" 0)
+	kill -9 "$(rank_pid "$PID_dies" 1)"
+	for _ in $(seq 1 100); do kill -0 "$PID_dies" 2>/dev/null || break; sleep 0.1; done
+	wait "$PID_dies"
+	rc=$?
+	check "a follower killed with -9: the job ends within 10 s, not 0 (got $rc)" \
+		'[ $rc != 0 ] && gone "$r0"'
+else
+	notok "the server for the kill test did not start: $(head -c 600 "$W/dies.err")"
+fi
+TM=$TM0
+echo "1..$n"
+exit $failed
