@@ -97,12 +97,19 @@ void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job);
 /*
  * Batched prompt processing: Y[i][r] = dot(row r of w, X[i]) for i in [0, n).
  * X is n rows of cols floats (stride cols), Y is n rows of rows floats (stride rows).
- * Threads split the rows; each streams its rows in tiles that stay in L2
- * while every token passes over them, 4 tokens per pass (one unpack of a
- * weight block serves 4 tokens). Results equal n tm_matvec calls exactly.
+ * Where the kernel table has a whole-batch kernel for the type (AMX tiles:
+ * q8_0, q4_K, q5_K, q6_K from 8 tokens on), each weight panel is decoded once
+ * for the batch; the integer sums are the matvec kernels', only the order of
+ * float additions differs (a few ulps), and a token's result does not depend
+ * on the other tokens of the batch. Otherwise threads split the rows; each
+ * streams its rows in tiles that stay in L2 while every token passes over
+ * them, 4 tokens per pass, and the results equal n tm_matvec calls exactly.
  */
 void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 	       int rows, int cols, const float *X, int n, float *Y);
+/* tm_matmul that always equals n tm_matvec calls bit for bit (batched decode: a text must not depend on its batch). */
+void tm_matmul_exact(struct tm_pool *pool, int type, const void *w, size_t row_stride,
+		     int rows, int cols, const float *X, int n, float *Y);
 
 /* Dequantize n elements (a multiple of block_elems) of one row. */
 void tm_dequant_row(int type, const void *src, float *dst, int64_t n);

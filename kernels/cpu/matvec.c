@@ -344,8 +344,8 @@ static void matmul_run(void *arg, int ith, int nth)
 	}
 }
 
-void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
-	       int rows, int cols, const float *X, int n, float *Y)
+static void matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
+		   int rows, int cols, const float *X, int n, float *Y, int exact)
 {
 	struct mm m = {
 		.k = tm_kern(), .type = type, .rows = rows,
@@ -354,7 +354,7 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 
 	if (n <= 0 || rows <= 0 || !shape_ok(type, rows, cols, Y, rows, n))
 		return;
-	if (m.k->gemm && m.k->gemm->takes(type, n)) {
+	if (!exact && m.k->gemm && m.k->gemm->takes(type, n)) {
 		void *s = arena_get(m.k->gemm->scratch(type, cols, n, tm_pool_threads(pool)));
 
 		if (s) {
@@ -371,4 +371,16 @@ void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 		return;
 	}
 	tm_pool_run(pool, matmul_run, &m);
+}
+
+void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
+	       int rows, int cols, const float *X, int n, float *Y)
+{
+	matmul(pool, type, w, row_stride, rows, cols, X, n, Y, 0);
+}
+
+void tm_matmul_exact(struct tm_pool *pool, int type, const void *w, size_t row_stride,
+		     int rows, int cols, const float *X, int n, float *Y)
+{
+	matmul(pool, type, w, row_stride, rows, cols, X, n, Y, 1);
 }

@@ -263,8 +263,16 @@ static void mul_at(struct tm_ctx *c, const struct tm_weight *w, const void *p, c
 
 		tm_matvec_batch(c->pool, &j, 1);
 	} else {
-		/* one hand-off per weight; tm_matmul keeps the whole batch on it */
-		tm_matmul(c->pool, w->type, p, w->row_bytes, w->rows, w->cols, X, n, Y);
+		/*
+		 * one hand-off per weight; tm_matmul keeps the whole batch on it.
+		 * A tm_forward_seqs work context (no cache of its own) decodes
+		 * one token of each sequence: bit for bit what the sequence
+		 * alone would get, so its text does not depend on the batch.
+		 */
+		if (c->k_cache)
+			tm_matmul(c->pool, w->type, p, w->row_bytes, w->rows, w->cols, X, n, Y);
+		else
+			tm_matmul_exact(c->pool, w->type, p, w->row_bytes, w->rows, w->cols, X, n, Y);
 	}
 }
 

@@ -146,6 +146,39 @@ static void test_large(const char *isa)
 	free(Y);
 }
 
+/* tm_matmul_exact (batched decode) equals tm_matvec bit for bit, under every table, AMX's included. */
+static void test_exact(const char *isa)
+{
+	const int rows = 40, cols = 512, n = 17;
+	struct tm_pool *pool = tm_pool_create(2, 0);
+	int off = 0;
+
+	for (int ti = 0; ti < 2; ti++) {
+		int type = ti ? TM_Q8_0 : TM_Q4_K;
+		size_t rb = tm_row_bytes(type, cols);
+		void *w = malloc(rb * rows);
+		float *X = malloc((size_t)n * cols * sizeof(float)), *Y = malloc((size_t)n * rows * sizeof(float));
+		float y[40];
+
+		tm_fill_random(type, w, (int64_t)rows * cols, &seed, 1.0f);
+		for (int i = 0; i < n * cols; i++)
+			X[i] = frnd();
+		tm_matmul_exact(pool, type, w, rb, rows, cols, X, n, Y);
+		for (int t = 0; t < n; t++) {
+			struct tm_matvec m = { type, w, rb, rows, cols, X + (size_t)t * cols, y };
+
+			tm_matvec(pool, &m);
+			off += memcmp(y, Y + (size_t)t * rows, sizeof(y)) != 0;
+		}
+		free(w);
+		free(X);
+		free(Y);
+	}
+	tap_ok(off == 0, "%s: tm_matmul_exact of 17 tokens equals 17 matvecs bit for bit, q4_K and q8_0 (%d differ)",
+	       isa, off);
+	tm_pool_destroy(pool);
+}
+
 int main(void)
 {
 	static const char *const isas[] = { "avx512-amx", "avx512-vnni", "avx2", "scalar" };
@@ -156,6 +189,7 @@ int main(void)
 			continue;
 		}
 		test_shapes(isas[i]);
+		test_exact(isas[i]);
 		if (i == 0)
 			test_large(isas[i]);
 	}
