@@ -220,11 +220,19 @@ int main(int argc, char **argv)
 		long rows;
 
 		/* random blocks with sane scales, replicated: filling GBs at random costs minutes */
+		/* whole groups of 16 rows, so a repacked type's copies stay whole groups */
+		size_t unit = fill_bytes / rb / TM_REPACK_ROWS * TM_REPACK_ROWS * rb;
+
 		rows = (long)(bytes / rb);
 		used = rows * rb;
-		tm_fill_random(type, map.addr, (int64_t)(fill_bytes / rb) * cols, &seed, 0.05f);
-		for (size_t off = fill_bytes / rb * rb; off < used; off += fill_bytes / rb * rb)
-			memcpy((char *)map.addr + off, map.addr, used - off < fill_bytes / rb * rb ? used - off : fill_bytes / rb * rb);
+		if (unit > used)
+			unit = used / (TM_REPACK_ROWS * rb) * TM_REPACK_ROWS * rb;
+		unit = unit ? unit : TM_REPACK_ROWS * rb;
+		tm_fill_random(tm_repack_base(type), map.addr, (int64_t)(unit / rb) * cols, &seed, 0.05f);
+		if (tm_repack_base(type) != type)
+			tm_repack(tm_repack_base(type), map.addr, (int)(unit / rb), cols);
+		for (size_t off = unit; off < used; off += unit)
+			memcpy((char *)map.addr + off, map.addr, used - off < unit ? used - off : unit);
 		for (int hi = 0; hi < nthr; hi++) {
 			int nth = atoi(thr[hi]);
 			struct tm_pool *pool = tm_pool_create(nth, TM_POOL_PIN);

@@ -31,7 +31,11 @@ enum tm_dtype {
 	TM_Q6_K = 14,
 	TM_Q8_K = 15,		/* activations only */
 	TM_BF16 = 30,
-	TM_DTYPE_MAX = 40,	/* ids below this are GGML's; unknown ones have no traits */
+	TM_GGML_TYPES = 40,	/* ids below this are GGML's; unknown ones have no traits */
+	/* interleaved-row layouts of GGML's types (below): never in a GGUF file */
+	TM_Q4_K_R16 = 40,
+	TM_Q6_K_R16 = 41,
+	TM_DTYPE_MAX = 48,
 };
 
 struct tm_dtype_traits {
@@ -44,6 +48,39 @@ struct tm_dtype_traits {
 const struct tm_dtype_traits *tm_dtype_traits(int type);
 /* Bytes of one row of n elements; 0 if n is not a whole number of blocks. */
 size_t tm_row_bytes(int type, int64_t n);
+/* Whether a GGUF tensor may hold this type: a GGML weight type this build reads. */
+static inline int tm_dtype_in_gguf(int type)
+{
+	return type >= 0 && type < TM_GGML_TYPES && type != TM_Q8_K && tm_dtype_traits(type);
+}
+
+/*
+ * Interleaved-row layouts ("r16"): the blocks of TM_REPACK_ROWS consecutive
+ * rows in one block column stored as one group block, so a vector lane holds
+ * one row and one activation load feeds all of them, with the 6-bit scales
+ * of q4_K rearranged so they unpack with two instructions instead of a dozen
+ * (kernels/cpu/repack.h has the byte layouts). A group block takes exactly
+ * the bytes its rows' blocks took, so a repacked matrix has the same size,
+ * rows and stride as the GGUF's: group g of 16 rows is where rows 16g..16g+15
+ * were, and a matrix's last rows % 16 rows stay in the GGUF layout where they
+ * were. Matvec and matmul calls on a repacked type must start at a multiple
+ * of TM_REPACK_ROWS rows of the matrix (they do: threads split on multiples
+ * of 16 rows).
+ */
+#define TM_REPACK_ROWS 16
+/* The repacked type of a GGML type (TM_Q4_K -> TM_Q4_K_R16), or -1 if it has none. */
+int tm_repack_type(int type);
+/* The GGML type a repacked type holds (TM_Q4_K_R16 -> TM_Q4_K); other types map to themselves. */
+int tm_repack_base(int type);
+/*
+ * Rearrange rows (rows x cols of GGML type `type`, starting at a group
+ * boundary of its matrix) in place into tm_repack_type(type), or back with
+ * tm_unrepack (type: the repacked type). The rows past the last whole group
+ * are left as they are. 0, -EINVAL for a type without a repacked form or a
+ * bad shape, -ENOMEM.
+ */
+int tm_repack(int type, void *rows_data, int rows, int cols);
+int tm_unrepack(int rtype, void *rows_data, int rows, int cols);
 
 /* IEEE half and bfloat16 <-> float, portable. */
 float tm_f16_to_f32(uint16_t h);

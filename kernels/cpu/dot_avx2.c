@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The AVX2 table: the 256-bit kernels of dot_simd256.h. */
 #include "dot_simd256.h"
+#include "repack.h"
 
 const struct tm_kern tm_kern_avx2 = {
 	.name = "avx2",
@@ -10,6 +11,7 @@ const struct tm_kern tm_kern_avx2 = {
 		[TM_Q4_1] = tm_dot_q4_1_ref, [TM_Q5_0] = tm_dot_q5_0_ref, [TM_Q5_1] = tm_dot_q5_1_ref,
 		[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,
 		[TM_Q4_K] = dot_q4_K, [TM_Q5_K] = dot_q5_K, [TM_Q6_K] = dot_q6_K,
+		[TM_Q4_K_R16] = tm_dot_q4_K_r16_avx2, [TM_Q6_K_R16] = tm_dot_q6_K_r16_avx2,
 	},
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,

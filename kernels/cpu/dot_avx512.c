@@ -11,6 +11,7 @@
  * Quantizers and the float tails come from the 256-bit template.
  */
 #include "dot_simd256.h"
+#include "repack.h"
 
 INLINE float hsum512_ps(__m512 v)
 {
@@ -314,7 +315,7 @@ static void quant_q8_Kp_512(const float *x, void *q, int64_t n)
 
 const struct tm_kern tm_kern_avx512 = {
 	.name = "avx512-novnni",
-	.dot = { AVX512_DOTS(512) },
+	.dot = { AVX512_DOTS(512), [TM_Q4_K_R16] = tm_dot_q4_K_r16_avx2p, [TM_Q6_K_R16] = tm_dot_q6_K_r16_avx2 },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 	.quant_q8_Kp = quant_q8_Kp_512,
@@ -322,7 +323,7 @@ const struct tm_kern tm_kern_avx512 = {
 
 const struct tm_kern tm_kern_avx512vnni = {
 	.name = "avx512",
-	.dot = { AVX512_DOTS(vnni) },
+	.dot = { AVX512_DOTS(vnni), [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 	.quant_q8_Kp = quant_q8_Kp_512,

@@ -3,7 +3,7 @@
  * The scalar reference kernels: portable, plain, and what the SIMD kernels
  * are tested against. One row against one activation at a time.
  */
-#include "kern.h"
+#include "repack.h"
 
 typedef float (*row_fn)(const void *w, int nb, const void *x);
 
@@ -296,6 +296,7 @@ const struct tm_kern tm_kern_scalar = {
 		[TM_Q4_1] = dot_q4_1, [TM_Q5_0] = dot_q5_0, [TM_Q5_1] = dot_q5_1,
 		[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,
 		[TM_Q4_K] = dot_q4_K, [TM_Q5_K] = dot_q5_K, [TM_Q6_K] = dot_q6_K,
+		[TM_Q4_K_R16] = tm_dot_q4_K_r16_ref, [TM_Q6_K_R16] = tm_dot_q6_K_r16_ref,
 	},
 	.quant_q8_0 = tm_quant_q8_0_ref,
 	.quant_q8_K = tm_quant_q8_K_ref,

@@ -100,7 +100,9 @@ static inline int tm_act_type(int type)
 {
 	switch (type) {
 	case TM_Q4_0: case TM_Q4_1: case TM_Q5_0: case TM_Q5_1: case TM_Q8_0: return TM_Q8_0;
-	case TM_Q2_K: case TM_Q3_K: case TM_Q4_K: case TM_Q5_K: case TM_Q6_K: return TM_Q8_K;
+	case TM_Q2_K: case TM_Q3_K: case TM_Q4_K: case TM_Q5_K: case TM_Q6_K:
+	case TM_Q4_K_R16: case TM_Q6_K_R16:
+		return TM_Q8_K;
 	default: return TM_F32;
 	}
 }
@@ -108,7 +110,7 @@ static inline int tm_act_type(int type)
 /* The activation format weight type `type` takes under table k (may be TM_ACT_Q8_KP). */
 static inline int tm_act_type_k(const struct tm_kern *k, int type)
 {
-	if (k->quant_q8_Kp && (type == TM_Q4_K || type == TM_Q5_K))
+	if (k->quant_q8_Kp && (type == TM_Q4_K || type == TM_Q5_K || type == TM_Q4_K_R16))
 		return TM_ACT_Q8_KP;
 	return tm_act_type(type);
 }

@@ -16,6 +16,8 @@
 
 /* Thread boundaries fall on multiples of this many rows, so no two threads write one line of y. */
 #define ROW_ALIGN 16
+/* ... and each call on an interleaved-row type starts at a whole group of its rows */
+_Static_assert(ROW_ALIGN % TM_REPACK_ROWS == 0, "row ranges split on repacked groups");
 /* The smallest run of weight bytes a thread takes from the cursor: a few us of streaming. */
 #define MIN_CHUNK (64 << 10)
 /* matmul: rows per tile are sized so a tile of weights stays in L2 while every token passes over it. */

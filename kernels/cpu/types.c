@@ -18,6 +18,9 @@ static const struct tm_dtype_traits traits[TM_DTYPE_MAX] = {
 	[TM_Q5_K] = { "q5_K", 256, 176 },	/* as q4_K plus 32 bytes of high bits */
 	[TM_Q6_K] = { "q6_K", 256, 210 },	/* 128 low, 64 high, 16 int8 scales, f16 d */
 	[TM_Q8_K] = { "q8_K", 256, 292 },	/* f32 d, 256 int8, 16 int16 block sums */
+	/* the same bytes per block as their GGML types, in groups of 16 rows (repack.h) */
+	[TM_Q4_K_R16] = { "q4_K_r16", 256, 144 },
+	[TM_Q6_K_R16] = { "q6_K_r16", 256, 210 },
 };
 
 const struct tm_dtype_traits *tm_dtype_traits(int type)

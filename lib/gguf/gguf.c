@@ -393,7 +393,7 @@ static int parse_tensor_info(struct tm_gguf *g, struct cursor *c, uint64_t i)
 		return err;
 	const struct tm_dtype_traits *tr = tm_dtype_traits((int)t->type);
 
-	if (!tr || t->type == TM_Q8_K)
+	if (!tm_dtype_in_gguf((int)t->type))
 		return tm_err(-EINVAL, "gguf: %s at offset %zu: tensor type %u is not supported",
 			      what, at, t->type);
 	if (t->ne[0] % tr->block_elems)

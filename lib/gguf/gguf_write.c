@@ -257,7 +257,7 @@ int tm_gguf_writer_add_tensor(struct tm_gguf_writer *w, const char *name, uint32
 		return tm_err(-EINVAL, "gguf writer: tensor '%s' added after the header was written", name);
 	if (!len || len >= MAX_NAME)
 		return tm_err(-EINVAL, "gguf writer: tensor name '%s' is not 1..%d bytes", name, MAX_NAME - 1);
-	if (!tr || type == TM_Q8_K)
+	if (!tm_dtype_in_gguf((int)type))
 		return tm_err(-EINVAL, "gguf writer: tensor '%s': type %u is not supported", name, type);
 	if (n_dims < 1 || n_dims > MAX_DIMS)
 		return tm_err(-EINVAL, "gguf writer: tensor '%s': %u dimensions", name, n_dims);

@@ -127,7 +127,7 @@ static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long 
 				      "], expected [%ld, %ld, %ld]", w->name, t->ne[0], t->ne[1],
 				      t->ne[2], ne0, ne1, ne2);
 	tr = tm_dtype_traits((int)t->type);
-	if (!tr || t->type == TM_Q8_K)
+	if (!tm_dtype_in_gguf((int)t->type))
 		return tm_err(-EOPNOTSUPP, "tensor '%s' has type %s (id %u), which tiermem does not run",
 			      w->name, tr ? tr->name : "unknown", t->type);
 	if ((flags & VECTOR) && t->type != TM_F32)

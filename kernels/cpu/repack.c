@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Repacking into the interleaved-row layouts and back (repack.h has the
+ * layouts), and their scalar kernels: the reference the SIMD ones are tested
+ * against, which compute each row's block sums exactly as the GGML type's
+ * scalar kernel does, so the two agree bit for bit.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "repack.h"
+
+int tm_repack_type(int type)
+{
+	switch (type) {
+	case TM_Q4_K: return TM_Q4_K_R16;
+	case TM_Q6_K: return TM_Q6_K_R16;
+	default: return -1;
+	}
+}
+
+int tm_repack_base(int type)
+{
+	switch (type) {
+	case TM_Q4_K_R16: return TM_Q4_K;
+	case TM_Q6_K_R16: return TM_Q6_K;
+	default: return type;
+	}
+}
+
+/* Byte b of octet o of a q4_K block: element 8o+b (low nibble) and 8o+4+b (high). */
+static uint8_t q4_K_octet_byte(const blk_q4_K *a, int o, int b)
+{
+	int c = o / 8, p = 8 * (o % 8);		/* chunk of 64, position in it */
+	const uint8_t *q = a->qs + 32 * c + p % 32;
+	int sh = p < 32 ? 0 : 4;
+
+	return (uint8_t)(((q[b] >> sh) & 15) | (((q[b + 4] >> sh) & 15) << 4));
+}
+
+static void q4_K_pack(const blk_q4_K *const rows[R16], blk_q4_K_r16 *g)
+{
+	for (int l = 0; l < R16; l++) {
+		const blk_q4_K *a = rows[l];
+		uint32_t u[4];
+		uint8_t sm[16];
+
+		tm_kq_scales(a->scales, u);
+		memcpy(sm, u, 16);
+		g->d[l] = a->d;
+		g->dmin[l] = a->dmin;
+		for (int j = 0; j < 8; j++)
+			g->sc[j][l] = (uint8_t)(sm[j] | (sm[8 + j] & 3) << 6);
+		for (int p = 0; p < 4; p++)
+			g->mh[p][l] = (uint8_t)((sm[8 + 2 * p] >> 2) | (sm[9 + 2 * p] >> 2) << 4);
+		for (int o = 0; o < 32; o++)
+			for (int b = 0; b < 4; b++)
+				g->qs[o][l][b] = q4_K_octet_byte(a, o, b);
+	}
+}
+
+/* GGML's 12-byte packing of 8 scales and 8 mins (what tm_kq_scales undoes). */
+static void kq_scales_pack(const uint8_t sc[8], const uint8_t mn[8], uint8_t out[12])
+{
+	for (int j = 0; j < 4; j++) {
+		out[j] = (uint8_t)((sc[j] & 63) | (sc[j + 4] >> 4) << 6);
+		out[j + 4] = (uint8_t)((mn[j] & 63) | (mn[j + 4] >> 4) << 6);
+		out[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+	}
+}
+
+static void q4_K_unpack(const blk_q4_K_r16 *g, blk_q4_K *const rows[R16])
+{
+	for (int l = 0; l < R16; l++) {
+		blk_q4_K *a = rows[l];
+		uint8_t sc[8], mn[8];
+
+		a->d = g->d[l];
+		a->dmin = g->dmin[l];
+		for (int j = 0; j < 8; j++) {
+			sc[j] = g->sc[j][l] & 63;
+			mn[j] = (uint8_t)((g->sc[j][l] >> 6) | ((g->mh[j / 2][l] >> (4 * (j & 1))) & 15) << 2);
+		}
+		kq_scales_pack(sc, mn, a->scales);
+		for (int o = 0; o < 32; o++) {
+			int c = o / 8, p = 8 * (o % 8), sh = p < 32 ? 0 : 4;
+			uint8_t *q = a->qs + 32 * c + p % 32;
+
+			for (int b = 0; b < 4; b++) {
+				uint8_t v = g->qs[o][l][b], keep = (uint8_t)(sh ? 0x0f : 0xf0);
+
+				q[b] = (uint8_t)((q[b] & keep) | (v & 15) << sh);
+				q[b + 4] = (uint8_t)((q[b + 4] & keep) | (v >> 4) << sh);
+			}
+		}
+	}
+}
+
+/* q6_K element e: its 4 low bits and 2 high bits (value + 32). */
+static void q6_K_elem(const blk_q6_K *a, int e, int *lo, int *hi)
+{
+	int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+	int v = a->ql[64 * h + 32 * (quarter & 1) + l];
+
+	*lo = quarter >= 2 ? v >> 4 : v & 15;
+	*hi = (a->qh[32 * h + l] >> (2 * quarter)) & 3;
+}
+
+static void q6_K_set(blk_q6_K *a, int e, int lo, int hi)
+{
+	int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+	uint8_t *q = &a->ql[64 * h + 32 * (quarter & 1) + l], *qh = &a->qh[32 * h + l];
+
+	if (quarter >= 2)
+		*q = (uint8_t)((*q & 0x0f) | lo << 4);
+	else
+		*q = (uint8_t)((*q & 0xf0) | lo);
+	*qh = (uint8_t)((*qh & ~(3 << (2 * quarter))) | hi << (2 * quarter));
+}
+
+/* Element of octet o, byte b, nibble n (0 low, 1 high) -> its place in the qh bytes. */
+static int q6_qh_shift(int o, int n)
+{
+	return 4 * (o & 1) + 2 * n;
+}
+
+static void q6_K_pack(const blk_q6_K *const rows[R16], blk_q6_K_r16 *g)
+{
+	memset(g->qh, 0, sizeof(g->qh));
+	for (int l = 0; l < R16; l++) {
+		const blk_q6_K *a = rows[l];
+
+		g->d[l] = a->d;
+		for (int s = 0; s < 16; s++)
+			g->sc[s][l] = a->scales[s];
+		for (int o = 0; o < 32; o++)
+			for (int b = 0; b < 4; b++) {
+				int lo0, hi0, lo1, hi1;
+
+				q6_K_elem(a, 8 * o + b, &lo0, &hi0);
+				q6_K_elem(a, 8 * o + 4 + b, &lo1, &hi1);
+				g->ql[o][l][b] = (uint8_t)(lo0 | lo1 << 4);
+				g->qh[o / 2][l][b] |= (uint8_t)(hi0 << q6_qh_shift(o, 0) | hi1 << q6_qh_shift(o, 1));
+			}
+	}
+}
+
+static void q6_K_unpack(const blk_q6_K_r16 *g, blk_q6_K *const rows[R16])
+{
+	for (int l = 0; l < R16; l++) {
+		blk_q6_K *a = rows[l];
+
+		a->d = g->d[l];
+		for (int s = 0; s < 16; s++)
+			a->scales[s] = g->sc[s][l];
+		for (int o = 0; o < 32; o++)
+			for (int b = 0; b < 4; b++) {
+				uint8_t v = g->ql[o][l][b], h = g->qh[o / 2][l][b];
+
+				q6_K_set(a, 8 * o + b, v & 15, (h >> q6_qh_shift(o, 0)) & 3);
+				q6_K_set(a, 8 * o + 4 + b, v >> 4, (h >> q6_qh_shift(o, 1)) & 3);
+			}
+	}
+}
+
+/* Each whole group of 16 rows: copied out, then rewritten in place in the other layout. */
+static int convert(int base, int to_r16, void *data, int rows, int cols)
+{
+	const struct tm_dtype_traits *t = tm_dtype_traits(base);
+	size_t bs, rb;
+	int nb;
+	char *tmp;
+
+	if (tm_repack_type(base) < 0 || rows < 0 || cols <= 0 || cols % t->block_elems)
+		return -EINVAL;
+	nb = cols / t->block_elems;
+	bs = (size_t)t->block_bytes;
+	rb = bs * nb;
+	if (rows < R16)
+		return 0;
+	if (!(tmp = malloc(R16 * rb)))
+		return -ENOMEM;
+	for (int r0 = 0; r0 + R16 <= rows; r0 += R16) {
+		char *grp = (char *)data + (size_t)r0 * rb;
+
+		memcpy(tmp, grp, R16 * rb);
+		for (int i = 0; i < nb; i++) {
+			/* to_r16: rows[] in tmp, group block in place; back: the reverse */
+			char *gb = (to_r16 ? grp : tmp) + i * R16 * bs;
+			void *rp[R16];
+
+			for (int l = 0; l < R16; l++)
+				rp[l] = (to_r16 ? tmp : grp) + l * rb + i * bs;
+			if (base == TM_Q4_K && to_r16)
+				q4_K_pack((const blk_q4_K *const *)rp, (blk_q4_K_r16 *)gb);
+			else if (base == TM_Q4_K)
+				q4_K_unpack((const blk_q4_K_r16 *)gb, (blk_q4_K *const *)rp);
+			else if (to_r16)
+				q6_K_pack((const blk_q6_K *const *)rp, (blk_q6_K_r16 *)gb);
+			else
+				q6_K_unpack((const blk_q6_K_r16 *)gb, (blk_q6_K *const *)rp);
+		}
+	}
+	free(tmp);
+	return 0;
+}
+
+int tm_repack(int type, void *rows_data, int rows, int cols)
+{
+	return convert(type, 1, rows_data, rows, cols);
+}
+
+int tm_unrepack(int rtype, void *rows_data, int rows, int cols)
+{
+	int base = tm_repack_base(rtype);
+
+	return base == rtype ? -EINVAL : convert(base, 0, rows_data, rows, cols);
+}
+
+/* Row l of a q4_K_r16 group against one q8_K activation: row_q45_K's arithmetic. */
+static float row_q4_K_r16(const blk_q4_K_r16 *g, int l, int nb, const blk_q8_K *b)
+{
+	float s = 0.f;
+
+	for (int i = 0; i < nb; i++, g++, b++) {
+		int isum = 0, msum = 0;
+
+		for (int j = 0; j < 8; j++) {
+			int sc = g->sc[j][l] & 63, sub = 0;
+			int mn = (g->sc[j][l] >> 6) | ((g->mh[j / 2][l] >> (4 * (j & 1))) & 15) << 2;
+
+			for (int o = 4 * j; o < 4 * j + 4; o++)
+				for (int k = 0; k < 4; k++) {
+					uint8_t v = g->qs[o][l][k];
+
+					sub += (v & 15) * b->qs[8 * o + k] + (v >> 4) * b->qs[8 * o + 4 + k];
+				}
+			isum += sc * sub;
+			msum += mn * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
+		}
+		s += (tm_f16_to_f32(g->d[l]) * b->d) * (float)isum -
+		     (tm_f16_to_f32(g->dmin[l]) * b->d) * (float)msum;
+	}
+	return s;
+}
+
+static float row_q6_K_r16(const blk_q6_K_r16 *g, int l, int nb, const blk_q8_K *b)
+{
+	float s = 0.f;
+
+	for (int i = 0; i < nb; i++, g++, b++) {
+		int isum = 0;
+
+		for (int sb = 0; sb < 16; sb++) {
+			int sub = 0;
+
+			for (int o = 2 * sb; o < 2 * sb + 2; o++)
+				for (int k = 0; k < 4; k++) {
+					uint8_t v = g->ql[o][l][k], h = g->qh[sb][l][k];
+					int lo = (v & 15) | ((h >> q6_qh_shift(o, 0)) & 3) << 4;
+					int hi = (v >> 4) | ((h >> q6_qh_shift(o, 1)) & 3) << 4;
+
+					sub += (lo - 32) * b->qs[8 * o + k] + (hi - 32) * b->qs[8 * o + 4 + k];
+				}
+			isum += g->sc[sb][l] * sub;
+		}
+		s += (tm_f16_to_f32(g->d[l]) * b->d) * (float)isum;
+	}
+	return s;
+}
+
+#define R16_REF(T)									\
+void tm_dot_##T##_r16_ref(const void *w, size_t wstride, int nrows, int nblocks,	\
+			  const void *x, size_t xstride, int nx, float *y, size_t ystride) \
+{											\
+	int full = nrows / R16 * R16;							\
+											\
+	for (int r0 = 0; r0 < full; r0 += R16) {					\
+		const blk_##T##_r16 *g = (const void *)((const char *)w + (size_t)r0 * wstride); \
+											\
+		for (int t = 0; t < nx; t++)						\
+			for (int l = 0; l < R16; l++)					\
+				y[t * ystride + r0 + l] = row_##T##_r16(g, l, nblocks,	\
+					(const blk_q8_K *)((const char *)x + t * xstride)); \
+	}										\
+	tm_r16_tail(TM_##T, full, w, wstride, nrows, nblocks, x, xstride, nx, y, ystride); \
+}
+#define TM_q4_K TM_Q4_K
+#define TM_q6_K TM_Q6_K
+R16_REF(q4_K)
+R16_REF(q6_K)

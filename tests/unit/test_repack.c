@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The interleaved-row layouts: repacking is lossless and leaves the tail
+ * rows alone; the scalar kernel equals the GGML type's scalar kernel bit for
+ * bit; every ISA's kernel (matvec on 1-3 threads, matmul of 1..9 tokens)
+ * agrees with it within 3e-5 S (S = sum |w x| of the row: the same integers,
+ * only the order of float additions differs) for every row count mod 16.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/kern.h"
+#include "kernels/kernels.h"
+#include "tap.h"
+
+static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512" };
+static const int row_counts[] = { 1, 5, 15, 16, 17, 31, 32, 33, 47, 64, 77 };
+#define NROWS (int)(sizeof(row_counts) / sizeof(row_counts[0]))
+#define COLS 768
+#define MAXROWS 77
+
+static uint64_t seed = 0x243f6a8885a308d3ull;
+
+static void fill_x(float *x, int n)
+{
+	tm_fill_random(TM_F32, x, n, &seed, 1.0f);
+	for (int i = 0; i < n; i += 37)
+		x[i] *= 8.f;	/* a few large activations, as real ones have */
+}
+
+/* S per row: the scale a rounding error is proportional to. */
+static void row_scale(int type, const void *w, int rows, const float *x, double *s)
+{
+	float *wf = malloc(COLS * sizeof(float));
+	size_t rb = tm_row_bytes(type, COLS);
+
+	for (int r = 0; r < rows; r++) {
+		s[r] = 1e-30;
+		tm_dequant_row(type, (const char *)w + r * rb, wf, COLS);
+		for (int k = 0; k < COLS; k++)
+			s[r] += fabs((double)wf[k] * x[k]);
+	}
+	free(wf);
+}
+
+static void test_round_trip(int type)
+{
+	size_t rb = tm_row_bytes(type, COLS);
+	char *w = malloc(rb * MAXROWS), *orig = malloc(rb * MAXROWS);
+	int bad_rt = 0, bad_tail = 0, moved = 0;
+
+	for (int i = 0; i < NROWS; i++) {
+		int rows = row_counts[i], full = rows / 16 * 16;
+
+		tm_fill_random(type, w, (int64_t)rows * COLS, &seed, 1.0f);
+		memcpy(orig, w, rb * rows);
+		if (tm_repack(type, w, rows, COLS))
+			bad_rt++;
+		if (memcmp(w + full * rb, orig + full * rb, (rows - full) * rb))
+			bad_tail++;
+		if (full && memcmp(w, orig, full * rb))
+			moved++;
+		if (tm_unrepack(tm_repack_type(type), w, rows, COLS) || memcmp(w, orig, rb * rows))
+			bad_rt++;
+	}
+	tap_ok(bad_rt == 0, "%s: repack then unrepack gives the GGUF bytes back, %d row counts (%d bad)",
+	       tm_dtype_traits(type)->name, NROWS, bad_rt);
+	tap_ok(bad_tail == 0 && moved == 8, "%s: rows past the last group of 16 stay as they were; "
+	       "whole groups are rearranged (%d of 8)", tm_dtype_traits(type)->name, moved);
+	free(w);
+	free(orig);
+}
+
+static void test_scalar_exact(int type)
+{
+	int rtype = tm_repack_type(type), bad = 0;
+	size_t rb = tm_row_bytes(type, COLS);
+	char *w = malloc(rb * MAXROWS), *wr = malloc(rb * MAXROWS);
+	float *x = malloc(COLS * sizeof(float)), y0[MAXROWS], y1[MAXROWS];
+	struct tm_pool *pool = tm_pool_create(1, 0);
+
+	tm_kernels_force_isa("scalar");
+	fill_x(x, COLS);
+	for (int i = 0; i < NROWS; i++) {
+		int rows = row_counts[i];
+
+		tm_fill_random(type, w, (int64_t)rows * COLS, &seed, 1.0f);
+		memcpy(wr, w, rb * rows);
+		tm_repack(type, wr, rows, COLS);
+		tm_matvec(pool, &(struct tm_matvec){ type, w, rb, rows, COLS, x, y0 });
+		tm_matvec(pool, &(struct tm_matvec){ rtype, wr, rb, rows, COLS, x, y1 });
+		bad += memcmp(y0, y1, rows * sizeof(float)) != 0;
+	}
+	tap_ok(bad == 0, "scalar %s equals scalar %s bit for bit, %d row counts (%d differ)",
+	       tm_dtype_traits(rtype)->name, tm_dtype_traits(type)->name, NROWS, bad);
+	tm_pool_destroy(pool);
+	free(w);
+	free(wr);
+	free(x);
+}
+
+static int close(const float *y, const float *want, const double *s, int n, double *worst)
+{
+	int bad = 0;
+
+	for (int i = 0; i < n; i++) {
+		double e = fabs((double)y[i] - want[i]) / s[i];
+
+		if (!(e <= 3e-5))
+			bad++;
+		if (!(e <= *worst))
+			*worst = e;
+	}
+	return bad;
+}
+
+/* Every ISA, matvec on 1-3 threads and matmul of 1..9 tokens, against the scalar GGML kernel. */
+static void test_isas(int type)
+{
+	enum { NT = 9 };
+	int rtype = tm_repack_type(type);
+	size_t rb = tm_row_bytes(type, COLS);
+	char *w = malloc(rb * MAXROWS), *wr = malloc(rb * MAXROWS);
+	float *x = malloc(NT * COLS * sizeof(float)), *want = malloc(NT * MAXROWS * sizeof(float));
+	float *y = malloc(NT * MAXROWS * sizeof(float));
+	double *s = malloc(NT * MAXROWS * sizeof(double));
+	struct tm_pool *pools[3] = { tm_pool_create(1, 0), tm_pool_create(2, 0), tm_pool_create(3, 0) };
+
+	fill_x(x, NT * COLS);
+	for (int ii = 0; ii < 4; ii++) {
+		int bad_mv = 0, bad_mm = 0;
+		double worst_mv = 0, worst_mm = 0;
+
+		if (tm_kernels_force_isa(isas[ii])) {
+			tap_skip("%s %s: not on this CPU", isas[ii], tm_dtype_traits(rtype)->name);
+			continue;
+		}
+		for (int i = 0; i < NROWS; i++) {
+			int rows = row_counts[i];
+
+			tm_fill_random(type, w, (int64_t)rows * COLS, &seed, 1.0f);
+			memcpy(wr, w, rb * rows);
+			tm_repack(type, wr, rows, COLS);
+			tm_kernels_force_isa("scalar");
+			for (int t = 0; t < NT; t++) {
+				tm_matvec(pools[0], &(struct tm_matvec){ type, w, rb, rows, COLS, x + t * COLS,
+									  want + t * rows });
+				row_scale(type, w, rows, x + t * COLS, s + t * rows);
+			}
+			tm_kernels_force_isa(isas[ii]);
+			for (int p = 0; p < 3; p++) {
+				memset(y, 0xff, rows * sizeof(float));
+				tm_matvec(pools[p], &(struct tm_matvec){ rtype, wr, rb, rows, COLS, x, y });
+				bad_mv += close(y, want, s, rows, &worst_mv);
+			}
+			for (int n = 1; n <= NT; n += 4) {
+				memset(y, 0xff, NT * MAXROWS * sizeof(float));
+				tm_matmul(pools[n % 3], rtype, wr, rb, rows, COLS, x, n, y);
+				bad_mm += close(y, want, s, n * rows, &worst_mm);
+			}
+		}
+		tap_ok(bad_mv == 0, "%s %s matvec, 1-3 threads, %d row counts: worst %.2g S (tol 3e-5)",
+		       isas[ii], tm_dtype_traits(rtype)->name, NROWS, worst_mv);
+		tap_ok(bad_mm == 0, "%s %s matmul of 1, 5 and 9 tokens, %d row counts: worst %.2g S",
+		       isas[ii], tm_dtype_traits(rtype)->name, NROWS, worst_mm);
+	}
+	for (int p = 0; p < 3; p++)
+		tm_pool_destroy(pools[p]);
+	free(w);
+	free(wr);
+	free(x);
+	free(want);
+	free(y);
+	free(s);
+}
+
+static void test_bad_input(void)
+{
+	float buf[256 * 16];
+
+	tap_ok(tm_repack(TM_F32, buf, 16, 256) == -EINVAL && tm_repack(TM_Q8_0, buf, 16, 256) == -EINVAL &&
+	       tm_repack(TM_Q4_K, buf, 16, 100) == -EINVAL && tm_repack(TM_Q4_K, buf, -1, 256) == -EINVAL &&
+	       tm_unrepack(TM_Q4_K, buf, 16, 256) == -EINVAL,
+	       "repack refuses types without a repacked form, bad shapes, and unrepacking a GGML type");
+	tap_ok(tm_repack_type(TM_Q4_K) == TM_Q4_K_R16 && tm_repack_base(TM_Q6_K_R16) == TM_Q6_K &&
+	       tm_repack_base(TM_Q8_0) == TM_Q8_0 && !tm_dtype_in_gguf(TM_Q4_K_R16) && tm_dtype_in_gguf(TM_Q4_K),
+	       "type mapping: a repacked type is never a GGUF tensor type");
+}
+
+int main(void)
+{
+	const int types[] = { TM_Q4_K, TM_Q6_K };
+
+	for (int i = 0; i < 2; i++) {
+		test_round_trip(types[i]);
+		test_scalar_exact(types[i]);
+		test_isas(types[i]);
+	}
+	test_bad_input();
+	return tap_done();
+}
