@@ -180,10 +180,27 @@ int tm_model_init(struct tm_model *m, const struct tm_gguf *g);
  */
 struct tm_tensor_src {
 	int (*find)(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map);
+	/* optional: the kernel type its bytes are in (a repacked layout); NULL: the GGUF's type */
+	int (*type)(void *arg, const struct tm_gguf_tensor *t);
 	void *arg;
 };
 
 int tm_model_init_src(struct tm_model *m, const struct tm_gguf *g, const struct tm_tensor_src *src);
+
+/*
+ * Weight layouts (lib/model/layout.c). The type a tensor gets in the
+ * interleaved-row layout (kernels/kernels.h), or -1 if it keeps the GGUF's:
+ * the one rule import and a DDR load share. A weight's type then names its
+ * layout too ("r16" or "gguf": tm_layout_name).
+ */
+int tm_tensor_repacked_type(const struct tm_gguf_tensor *t);
+const char *tm_layout_name(int type);
+/*
+ * tm_model_init over a GGUF whose data the model may rewrite (a private copy
+ * in DDR): every tensor tm_tensor_repacked_type picks is repacked in place
+ * as it is bound.
+ */
+int tm_model_init_repacked(struct tm_model *m, const struct tm_gguf *g);
 
 /* Map and parse a GGUF file, then tm_model_init. -ENOENT etc. for the file. */
 int tm_model_load(struct tm_model *m, const char *path);
@@ -208,6 +225,12 @@ enum tm_load {
  * fit. m->map.backend says which it became.
  */
 int tm_model_open(struct tm_model *m, const char *path, enum tm_load how);
+/*
+ * The same, and where the weights end up in DDR (a copy anyway) with repack,
+ * the q4_K/q6_K matrices are rewritten into the interleaved-row layout as
+ * they are bound; mapped files keep the GGUF layout.
+ */
+int tm_model_open_layout(struct tm_model *m, const char *path, enum tm_load how, bool repack);
 /* "auto", "mmap", "ddr" -> enum tm_load; -1 for anything else. */
 int tm_load_parse(const char *s);
 

@@ -147,7 +147,7 @@ static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long 
 	if (!w->data)
 		return tm_err(-EINVAL, "tensor '%s' has no data (a header-only GGUF cannot be run)",
 			      w->name);
-	w->type = (int)t->type;
+	w->type = l->src && l->src->type ? l->src->type(l->src->arg, t) : (int)t->type;
 	w->cols = (int)ne0;
 	w->rows = (int)ne1;
 	w->n_mat = (int)ne2;
@@ -663,7 +663,7 @@ out:
 	return err;
 }
 
-int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map)
+static int load_mapping(struct tm_model *m, struct tm_mapping *map, bool repack)
 {
 	int err;
 
@@ -676,11 +676,17 @@ int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map)
 		return err;
 	}
 	m->owns_file = true;
-	if ((err = tm_model_init(m, &m->gguf))) {
+	err = repack ? tm_model_init_repacked(m, &m->gguf) : tm_model_init(m, &m->gguf);
+	if (err) {
 		tm_model_free(m);
 		return err;
 	}
 	return 0;
+}
+
+int tm_model_load_mapping(struct tm_model *m, struct tm_mapping *map)
+{
+	return load_mapping(m, map, false);
 }
 
 int tm_load_parse(const char *s)
@@ -694,6 +700,11 @@ int tm_load_parse(const char *s)
 }
 
 int tm_model_open(struct tm_model *m, const char *path, enum tm_load how)
+{
+	return tm_model_open_layout(m, path, how, false);
+}
+
+int tm_model_open_layout(struct tm_model *m, const char *path, enum tm_load how, bool repack)
 {
 	struct tm_mapping map;
 	struct stat st;
@@ -716,7 +727,7 @@ int tm_model_open(struct tm_model *m, const char *path, enum tm_load how)
 		err = tm_map_file(&map, path, 0);
 	if (err)
 		return err;
-	return tm_model_load_mapping(m, &map);
+	return load_mapping(m, &map, repack && how == TM_LOAD_DDR);
 }
 
 int tm_model_load(struct tm_model *m, const char *path)
