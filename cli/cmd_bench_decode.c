@@ -25,7 +25,7 @@
 
 static const char usage[] =
 	"usage: tiermem bench (--decode MODEL | --name NAME) [--ctx P]... [--gen N] [-t T]\n"
-	"                     [--weights W] [--json]\n"
+	"                     [--weights W] [--repack on|off] [--json]\n"
 	"Decodes N tokens greedily after P positions of context and, after each decode\n"
 	"step, reads as many bytes of the same memory with the same threads (the weight\n"
 	"mappings, then the KV cache rows attention read). Prints the median over tokens\n"
@@ -40,6 +40,7 @@ static const char usage[] =
 	"  --gen N          tokens measured per context (default 32; 2 more warm up)\n"
 	"  -t, --threads T  threads (default: the CPUs this process may use)\n"
 	"  --weights W      auto, mmap or ddr, as tiermem run (default auto)\n"
+	"  --repack on|off  interleaved-row q4_K/q6_K in DDR, as tiermem run (default on)\n"
 	"  --name NAME      a model imported into the store instead (tiermem import)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                   KV cache types, f16 (default, as tiermem run), f32 or q8_0\n"

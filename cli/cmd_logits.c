@@ -34,6 +34,7 @@ static const char usage[] =
 	"  --no-verify        with --name: skip the checksums of the zero-copy tiers\n"
 	"  --weights W        with -m: mmap (default here: the file's own pages), ddr or\n"
 	"                     auto, as for tiermem run\n"
+	"  --repack on|off    with --weights ddr: interleaved-row q4_K/q6_K (default on)\n"
 	"  --tokens LIST      comma-separated token ids\n"
 	"  -o, --output FILE  where the logits go\n"
 	"  -t, --threads N    threads (default 1)\n"
@@ -172,6 +173,8 @@ int cmd_logits(int argc, char **argv)
 	if (parse_tokens(tok_arg, &ids, &n))
 		return EXIT_USAGE;
 
+	if (ngl)	/* the GPU kernels read the GGUF layout */
+		ma.repack = false;
 	if ((rc = model_args_open(&ma, "logits", &model))) {
 		free(ids);
 		return rc;

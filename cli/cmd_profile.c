@@ -40,7 +40,7 @@ static const char usage[] =
 	"  -m, --model FILE   the MoE model (GGUF)\n"
 	"  --name NAME        or a model imported into the store (tiermem import); its\n"
 	"                     heat carries the same content hash as the GGUF's\n"
-	"  --weights W, --no-verify, -ctk T, -ctv T\n"
+	"  --weights W, --repack on|off, --no-verify, -ctk T, -ctv T\n"
 	"                     as for tiermem run\n"
 	"  -t, --threads T    threads (default: the CPUs this process may use)\n"
 	"\n"

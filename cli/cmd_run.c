@@ -41,7 +41,7 @@
 static const char usage[] =
 	"usage: tiermem run [-m MODEL | --name NAME [--no-verify]] [-p PROMPT] [-n N] [-t T]\n"
 	"                   [--temp X] [--top-k K] [--top-p P] [--seed S] [--weights auto|mmap|ddr]\n"
-	"                   [--json] [--gpu | -ngl N] [-ot REGEX=PLACE]\n"
+	"                   [--repack on|off] [--json] [--gpu | -ngl N] [-ot REGEX=PLACE]\n"
 	"\n"
 	"Generates text from PROMPT, printing each token as it is sampled, then a summary\n"
 	"on stderr: prompt and generation tok/s, weight bytes read per generated token\n"
@@ -74,6 +74,9 @@ static const char usage[] =
 	"  --weights W        where the weights live: mmap (map the file, 4 KiB pages, no\n"
 	"                     copy), ddr (read once into 2 MiB pages: faster decode), auto\n"
 	"                     (default: ddr if the file takes at most half the free memory)\n"
+	"  --repack on|off    on (default): weights loaded into DDR get the interleaved-row\n"
+	"                     layout for q4_K/q6_K (faster decode; mmap keeps the GGUF's;\n"
+	"                     off with --gpu); a stored model has the layout import gave it\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                     KV cache types: f16 (default, as llama.cpp), f32 or q8_0\n"
 	"                     (half f16's bytes; not for deepseek2; CPU decode: --gpu\n"
@@ -510,6 +513,8 @@ int cmd_run(int argc, char **argv)
 	}
 	model_path = model_args_label(&ma);
 
+	if (ngl || ot.n)	/* the GPU kernels read the GGUF layout */
+		ma.repack = false;
 	t_load = tm_now();
 	if ((rc = model_args_open(&ma, CMD, &model)))
 		return rc;

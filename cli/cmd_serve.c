@@ -67,6 +67,7 @@ static const char usage[] =
 	"  --timeout S             seconds a request may take to arrive, and an idle\n"
 	"                          connection may stay open (default 30)\n"
 	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n"
+	"  --repack on|off         interleaved-row q4_K/q6_K in DDR: as for tiermem run (default on)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                          KV cache types: f16 (default, as llama-server), f32 or\n"
 	"                          q8_0\n"

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/model_args.h"
 #include "tiermem/error.h"
@@ -9,7 +10,8 @@
 
 void model_args_init(struct model_args *a, int load, int kv)
 {
-	*a = (struct model_args){ .load = load, .threads = default_threads(), .type_k = kv, .type_v = kv };
+	*a = (struct model_args){ .load = load, .threads = default_threads(), .type_k = kv, .type_v = kv,
+				    .repack = true };
 }
 
 void model_args_rewrite(int argc, char **argv)
@@ -33,6 +35,11 @@ int model_args_option(struct model_args *a, const char *cmd, int code, const cha
 	case OPT_MA_WEIGHTS:
 		if ((a->load = tm_load_parse(arg)) < 0)
 			return usage_error(cmd, "--weights: '%s' is not auto, mmap or ddr", arg);
+		return 0;
+	case OPT_MA_REPACK:
+		if (strcmp(arg, "on") && strcmp(arg, "off"))
+			return usage_error(cmd, "--repack: '%s' is not on or off", arg);
+		a->repack = !strcmp(arg, "on");
 		return 0;
 	case 't':
 		return parse_long("-t", arg, 1, 1024, &a->threads) ? EXIT_USAGE : 0;
@@ -63,7 +70,7 @@ int model_args_open(const struct model_args *a, const char *cmd, struct tm_model
 	if (a->name)
 		err = tm_model_open_name(m, a->name, a->open_flags);
 	else
-		err = tm_model_open(m, a->path, (enum tm_load)a->load);
+		err = tm_model_open_layout(m, a->path, (enum tm_load)a->load, a->repack);
 	if (!err)
 		return 0;
 	return tm_model_err_is_input(err) ? usage_error(cmd, "%s", tm_strerror()) :

@@ -21,21 +21,24 @@ struct model_args {
 	int load;		/* enum tm_load for -m */
 	long threads;
 	int type_k, type_v;	/* GGML type ids of the KV cache */
+	bool repack;		/* --repack: interleaved-row layout where weights are loaded into DDR */
 };
 
 #define OPT_MA_NAME 0x4d4e
 #define OPT_MA_NO_VERIFY 0x4d56
 #define OPT_MA_WEIGHTS 0x4d57
+#define OPT_MA_REPACK 0x4d52
 /* 'm' and 't' are also short options: put "m:t:" in the getopt string */
 #define MODEL_ARGS_OPTIONS \
 	{ "model", required_argument, NULL, 'm' }, \
 	{ "name", required_argument, NULL, OPT_MA_NAME }, \
 	{ "no-verify", no_argument, NULL, OPT_MA_NO_VERIFY }, \
 	{ "weights", required_argument, NULL, OPT_MA_WEIGHTS }, \
+	{ "repack", required_argument, NULL, OPT_MA_REPACK }, \
 	{ "threads", required_argument, NULL, 't' }, \
 	KV_TYPE_OPTIONS
 
-/* Defaults: the CPUs this process may use, --weights load, KV cache type kv (TM_F16, TM_F32). */
+/* Defaults: the CPUs this process may use, --weights load, KV cache type kv (TM_F16, TM_F32), --repack on. */
 void model_args_init(struct model_args *a, int load, int kv);
 /* Rewrite llama.cpp's single-dash spellings (-ctk, -ctv) before getopt_long. */
 void model_args_rewrite(int argc, char **argv);
