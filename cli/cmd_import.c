@@ -22,7 +22,7 @@
 static const char usage[] =
 	"usage: tiermem import -m MODEL.gguf --name NAME [--plan PLAN.json |\n"
 	"                      --tier NAME=KIND:SIZE[@GBPS][,path=P] ...] [-ot REGEX=TIER ...]\n"
-	"                      [--replace] [-q] [--split experts --rank R --ranks N]\n"
+	"                      [--repack on|off] [--replace] [-q] [--split experts --rank R --ranks N]\n"
 	"\n"
 	"Copies every tensor of MODEL.gguf into regions of its tiers, once, by a placement\n"
 	"plan (the fastest tier first, see tiermem plan), then writes the model's manifest;\n"
@@ -41,6 +41,11 @@ static const char usage[] =
 	"                        Default: ddr up to half the free memory, the rest file\n"
 	"                        (with the module: its DDR budget, the rest its PMEM)\n"
 	"  -ot, --override-tensor REGEX=TIER   tensors matching REGEX go to TIER\n"
+	"  --repack on|off       on (default): q4_K/q6_K matrices are stored in the\n"
+	"                        interleaved-row layout the CPU kernels read fastest (the\n"
+	"                        GPU kernels read only the GGUF layout: off for --gpu);\n"
+	"                        the model's identity is still the GGUF's content hash,\n"
+	"                        so changing the layout of a stored model takes --replace\n"
 	"  --replace             replace what NAME holds now (after the new copy is sealed)\n"
 	"  -q, --quiet           no progress bar\n"
 	"  --split experts --rank R --ranks N\n"
@@ -122,6 +127,7 @@ int cmd_import(int argc, char **argv)
 		{ "tier", required_argument, NULL, 'T' },
 		{ "override-tensor", required_argument, NULL, 'O' },
 		{ "replace", no_argument, NULL, 'R' },
+		{ "repack", required_argument, NULL, 'K' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "split", required_argument, NULL, 'S' },
 		{ "rank", required_argument, NULL, 'r' },
@@ -169,6 +175,13 @@ int cmd_import(int argc, char **argv)
 			o.n_ot++;
 			break;
 		case 'R': o.replace = true; break;
+		case 'K':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				usage_error(CMD, "--repack: '%s' is not on or off", optarg);
+				goto out;
+			}
+			o.gguf_layout = !strcmp(optarg, "off");
+			break;
 		case 'q': quiet = true; break;
 		case 'S':
 			if (strcmp(optarg, "experts")) {

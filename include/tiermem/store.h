@@ -71,6 +71,8 @@ struct tm_import_opts {
 	 * e % share_ranks == share_rank, packed; Documentation/tiermem-scale.rst).
 	 */
 	int share_rank, share_ranks;
+	bool gguf_layout;	/* keep every tensor in the GGUF layout (default: q4_K/q6_K matrices
+				 * in the interleaved-row layout, tm_tensor_repacked_type) */
 	/* called now and then while copying (and hashing): bytes done of total */
 	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
 	void *arg;

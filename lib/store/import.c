@@ -316,8 +316,9 @@ static int lay_out(struct import *im, bool module)
 		mt->offset = (r->used + align - 1) / align * align;
 		mt->bytes = gt->nbytes;
 		mt->type = (int)gt->type;
-		snprintf(mt->layout, sizeof(mt->layout), "gguf");
-		if (im->o->share_ranks > 1 && tm_share_applies(gt)) {
+		snprintf(mt->layout, sizeof(mt->layout), "%s",
+			 !im->o->gguf_layout && tm_tensor_repacked_type(gt) >= 0 ? "r16" : "gguf");
+		if (im->o->share_ranks > 1 && tm_share_applies(gt)) {	/* a share keeps the GGUF layout */
 			mt->bytes = tm_share_bytes(gt, im->o->share_rank, im->o->share_ranks);
 			tm_share_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
 		}
@@ -418,6 +419,47 @@ static void copy_share(struct import *im, size_t i)
 	XXH3_freeState(st);
 }
 
+/*
+ * A tensor in the interleaved-row layout: whole groups of rows repacked in a
+ * buffer, then written; each matrix's tail rows as they are. Its hash is
+ * over the bytes stored, so a run checks what it reads.
+ */
+static int copy_repacked(struct import *im, struct tm_mtensor *mt, const struct tm_gguf_tensor *t)
+{
+	size_t rb = tm_row_bytes((int)t->type, t->ne[0]), mat = rb * (size_t)t->ne[1];
+	size_t step = CHUNK / (TM_REPACK_ROWS * rb) * TM_REPACK_ROWS * rb;
+	XXH3_state_t *st = XXH3_createState();
+	uint64_t off = 0;
+	int err = 0;
+	char *buf;
+
+	step = step ? step : TM_REPACK_ROWS * rb;	/* a chunk, or one group if that is larger */
+	buf = malloc(step);
+	if (!st || !buf) {
+		XXH3_freeState(st);
+		free(buf);
+		return tm_err(-ENOMEM, "out of memory");
+	}
+	XXH3_64bits_reset(st);
+	for (int64_t e = 0; e < t->ne[2] * t->ne[3] && !err; e++)
+		for (size_t m = 0; m < mat && !err; m += step) {
+			size_t n = mat - m < step ? mat - m : step;
+
+			memcpy(buf, (const char *)t->data + off, n);
+			if ((err = tm_repack((int)t->type, buf, (int)(n / rb), (int)t->ne[0])))
+				err = tm_err(err, "tensor %s: repacking failed", mt->name);
+			tm_wregion_write(&im->w[mt->region], mt->offset + off, buf, n);
+			XXH3_64bits_update(st, buf, n);
+			off += n;
+			progress(im, "copying", n);
+			test_stall(im->done);
+		}
+	mt->hash = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	free(buf);
+	return err;
+}
+
 static int copy_tensors(struct import *im)
 {
 	int err;
@@ -427,6 +469,11 @@ static int copy_tensors(struct import *im)
 		struct tm_mtensor *mt = &im->mf.tensors[i];
 		const char *src = im->g.tensors[i].data;
 
+		if (!strcmp(mt->layout, "r16")) {
+			if ((err = copy_repacked(im, mt, &im->g.tensors[i])))
+				return err;
+			continue;
+		}
 		if (strcmp(mt->layout, "gguf")) {
 			copy_share(im, i);
 			continue;

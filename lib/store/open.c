@@ -23,6 +23,15 @@ struct bind_ctx {
 	const struct tm_model *m;
 };
 
+/* The kernel type of a tensor's stored bytes: its manifest's layout (checked by check_table). */
+static int tensor_type(void *arg, const struct tm_gguf_tensor *t)
+{
+	struct bind_ctx *b = arg;
+	const struct tm_mtensor *mt = &b->mf->tensors[t - b->m->gguf.tensors];
+
+	return strcmp(mt->layout, "r16") ? (int)t->type : tm_tensor_repacked_type(t);
+}
+
 static int find_tensor(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map)
 {
 	struct bind_ctx *b = arg;
@@ -54,6 +63,11 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 			*share_rank = rank;
 			*share_ranks = ranks;
 			bytes = tm_share_bytes(t, rank, ranks);
+		} else if (!strcmp(mt->layout, "r16")) {
+			if (tm_tensor_repacked_type(t) < 0)
+				return tm_err(-EIO, "model '%s': tensor %s claims layout r16, which it cannot "
+					      "have (type %d): the manifest is corrupted; import it again with "
+					      "--replace", mf->name, mt->name, mt->type);
 		} else if (strcmp(mt->layout, "gguf")) {
 			return tm_err(-EOPNOTSUPP, "model '%s': tensor %s has layout '%s', which this "
 				      "tiermem does not read (import it again)", mf->name, mt->name,
@@ -64,10 +78,13 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 				      "manifest", mf->name, i, mt->name);
 	}
 	/* a share holds every routed-expert tensor as a share */
-	for (size_t i = 0; i < mf->n_tensors && *share_ranks; i++)
-		if (tm_share_applies(&g->tensors[i]) && !strcmp(mf->tensors[i].layout, "gguf"))
+	for (size_t i = 0; i < mf->n_tensors && *share_ranks; i++) {
+		int rank, ranks;
+
+		if (tm_share_applies(&g->tensors[i]) && tm_share_parse(mf->tensors[i].layout, &rank, &ranks))
 			return tm_err(-EIO, "model '%s': tensor %s is whole in a share of experts", mf->name,
 				      mf->tensors[i].name);
+	}
 	return 0;
 }
 
@@ -216,7 +233,8 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 		goto out;
 	b.mf = &rec.mf;
 	b.m = m;
-	err = tm_model_init_src(m, &m->gguf, &(struct tm_tensor_src){ .find = find_tensor, .arg = &b });
+	err = tm_model_init_src(m, &m->gguf, &(struct tm_tensor_src){ .find = find_tensor, .type = tensor_type,
+									      .arg = &b });
 	if (!err)
 		bind_share(m, share_rank, share_ranks);
 out:

@@ -30,7 +30,7 @@ struct tm_mtensor {
 	int region;
 	uint64_t offset, bytes;
 	int type;
-	char layout[16];	/* "gguf": the GGUF's own bytes; other repacked layouts may follow */
+	char layout[16];	/* "gguf": the GGUF's own bytes; "r16": interleaved rows (kernels.h) */
 	uint64_t hash;		/* XXH3-64 of its bytes */
 };
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The store without the module (TIERMEM_BACKEND=user): tiermem import, list,
 # rm, and run/logits --name, as a user meets them.
-#  - logits of an imported model are bit-identical to those of the GGUF, for
-#    every synth architecture x type, with the tensors split over two tiers
-#    (ddr: copied into 2 MiB pages at start; file: mapped, zero copy): the
-#    bytes are the GGUF's own and the forward pass is the same code, so any
-#    difference is a wrong offset, region or binding;
+#  - logits of an imported model are bit-identical to those of the GGUF
+#    loaded into DDR, for every synth architecture x type, with the tensors
+#    split over two tiers (ddr: copied into 2 MiB pages at start; file:
+#    mapped, zero copy): both hold the same bytes (q4_K/q6_K matrices
+#    repacked into the interleaved-row layout by import and by the DDR load
+#    alike, the rest the GGUF's own) and the forward pass is the same code,
+#    so any difference is a wrong offset, region, layout or binding
+#    (suite 43-layout compares the layouts with each other);
 #  - the GGUF is not needed after the import;
 #  - identity: the same contents again is a no-op; other contents under the
 #    name are refused without --replace;
@@ -61,12 +64,12 @@ for arch in llama llama-moe qwen3 qwen3moe; do
 		fi
 		okb=1
 		for batch in 1 16; do
-			"$TM" logits -m "$m" --tokens $TOKS -o "$W/a.bin" --batch $batch 2>"$W/err" &&
+			"$TM" logits -m "$m" --weights ddr --tokens $TOKS -o "$W/a.bin" --batch $batch 2>"$W/err" &&
 				"$TM" logits --name "$name" --tokens $TOKS -o "$W/b.bin" --batch $batch 2>>"$W/err" &&
 				cmp -s "$W/a.bin" "$W/b.bin" || okb=0
 		done
 		if [ $okb = 1 ]; then
-			ok "$arch $type over ddr + file: logits (batch 1 and 16) bit-identical to the GGUF's"
+			ok "$arch $type over ddr + file: logits (batch 1 and 16) bit-identical to the GGUF's in DDR"
 		else
 			notok "$arch $type over ddr + file: logits differ or failed: $(tail -1 "$W/err")"
 		fi
@@ -81,7 +84,7 @@ M=$W/llama-q4_K.gguf
 "$TM" synth --arch llama --type q4_K -q -o "$M" >/dev/null
 "$TM" synth --arch llama --type q8_0 -q -o "$W/other.gguf" >/dev/null
 "$TM" synth --arch llama --type q4_K_M --size 48M -q -o "$W/big.gguf" >/dev/null
-"$TM" logits -m "$M" --tokens $TOKS -o "$W/ref.bin"
+"$TM" logits -m "$M" --weights ddr --tokens $TOKS -o "$W/ref.bin"
 
 check "import with the default tiers (ddr, the rest file): exit 0, a one-line summary" \
 	'"$SAN" import -m "$M" --name m1 >"$W/out" 2>"$W/err" && grep -q "^m1: imported .* MB/s), hash [0-9a-f]\{12\}, userspace store" "$W/out" && [ ! -s "$W/err" ]'
@@ -102,7 +105,7 @@ check "logits --name without the GGUF: bit-identical" \
 mv "$M.away" "$M"
 check "--replace with other contents: imported, and the logits are the new model's" \
 	'"$SAN" import -m "$W/other.gguf" --name m1 --replace >/dev/null &&
-	 "$TM" logits -m "$W/other.gguf" --tokens $TOKS -o "$W/a.bin" &&
+	 "$TM" logits -m "$W/other.gguf" --weights ddr --tokens $TOKS -o "$W/a.bin" &&
 	 "$SAN" logits --name m1 --tokens $TOKS -o "$W/b.bin" && cmp -s "$W/a.bin" "$W/b.bin"'
 check "--replace left no file of the old contents" \
 	'[ "$(ls "$TIERMEM_HOME/models/m1" | grep -c region)" -eq 1 ] && [ "$(ls "$TIERMEM_HOME/models/m1" | grep -c header)" -eq 1 ]'
@@ -166,7 +169,7 @@ check "after kill -9, list says incomplete" '"$SAN" list | grep -qE "^crash +inc
 expect2_re "after kill -9, run --name refuses" "incomplete.*import it again" "$SAN" run --name crash
 check "a new import succeeds and its logits equal the GGUF's" \
 	'"$SAN" import -m "$W/big.gguf" --name crash --tier fast=ddr:16M@20 --tier slow=file:1G@5 >/dev/null &&
-	 "$TM" logits -m "$W/big.gguf" --tokens 1,2,3 -o "$W/a.bin" &&
+	 "$TM" logits -m "$W/big.gguf" --weights ddr --tokens 1,2,3 -o "$W/a.bin" &&
 	 "$TM" logits --name crash --tokens 1,2,3 -o "$W/b.bin" && cmp -s "$W/a.bin" "$W/b.bin"'
 check "nothing of the killed import is left" \
 	'[ ! -e "$TIERMEM_HOME/models/crash/importing.json" ] && ! ls "$TIERMEM_HOME/models/crash" | grep -q filling'
