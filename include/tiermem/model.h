@@ -161,6 +161,7 @@ struct tm_model {
 	 * expert-parallel run (tm_forward refuses it otherwise).
 	 */
 	int share_rank, share_ranks;
+	bool repacked;		/* tm_model_init_repacked rewrote its tensors in place */
 };
 
 /*
@@ -198,9 +199,15 @@ const char *tm_layout_name(int type);
 /*
  * tm_model_init over a GGUF whose data the model may rewrite (a private copy
  * in DDR): every tensor tm_tensor_repacked_type picks is repacked in place
- * as it is bound.
+ * first (bound by the model or not, so the rule alone says which were).
  */
 int tm_model_init_repacked(struct tm_model *m, const struct tm_gguf *g);
+/*
+ * The model's identity, the GGUF's content hash (tm_gguf_content_hash), also
+ * when its tensors were repacked in place: those are put back on their way
+ * into the hash.
+ */
+int tm_model_content_hash(const struct tm_model *m, char out[33]);
 
 /* Map and parse a GGUF file, then tm_model_init. -ENOENT etc. for the file. */
 int tm_model_load(struct tm_model *m, const char *path);

@@ -8,8 +8,13 @@
  * for any other tensor is refused.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "kernels/kernels.h"
 #include "tiermem/error.h"
@@ -35,31 +40,49 @@ const char *tm_layout_name(int type)
 	return tm_repack_base(type) != type ? "r16" : "gguf";
 }
 
-struct inplace {
-	const struct tm_gguf *g;
-	bool *done;		/* per tensor: already rewritten (a tensor may be bound twice) */
-	int err;
-};
+/* A tensor the rule picks, as stacked matrices: bytes of one, and of one group of 16 rows. */
+static size_t mat_bytes(const struct tm_gguf_tensor *t, size_t *group)
+{
+	size_t rb = tm_row_bytes((int)t->type, t->ne[0]);
 
-/* The tensor's bytes where the GGUF put them, repacked there the first time it is bound. */
+	*group = TM_REPACK_ROWS * rb;
+	return rb * (size_t)t->ne[1];
+}
+
+static int repack_tensor(const struct tm_gguf_tensor *t)
+{
+	size_t group, mat = mat_bytes(t, &group);
+	int err = 0;
+
+	for (int64_t e = 0; e < t->ne[2] * t->ne[3] && !err; e++)
+		err = tm_repack((int)t->type, (char *)t->data + e * mat, (int)t->ne[1], (int)t->ne[0]);
+	return err;
+}
+
+/* Hash a repacked tensor's GGUF bytes: whole groups of rows through buf (chunk bytes), put back. */
+static int hash_unrepacked(XXH3_state_t *st, const struct tm_gguf_tensor *t, char *buf, size_t chunk)
+{
+	size_t group, mat = mat_bytes(t, &group), step = chunk / group * group;
+	int rt = tm_repack_type((int)t->type), err = 0;
+
+	if (!step)
+		return tm_err(-EINVAL, "tensor '%.*s': rows too long to hash", (int)t->name.len, t->name.ptr);
+	for (int64_t e = 0; e < t->ne[2] * t->ne[3] && !err; e++)
+		for (size_t m = 0; m < mat && !err; m += step) {
+			size_t n = mat - m < step ? mat - m : step;
+
+			memcpy(buf, (const char *)t->data + e * mat + m, n);
+			err = tm_unrepack(rt, buf, (int)(n / (group / TM_REPACK_ROWS)), (int)t->ne[0]);
+			XXH3_128bits_update(st, buf, n);
+		}
+	return err;
+}
+
 static int inplace_find(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map)
 {
-	struct inplace *p = arg;
-	size_t i = t - p->g->tensors;
-	int rt = tm_tensor_repacked_type(t), err;
-
+	(void)arg;
 	*data = t->data;
 	*map = 0;
-	if (rt < 0 || p->done[i])
-		return 0;
-	for (int64_t e = 0; e < t->ne[2] * t->ne[3]; e++) {
-		size_t mat = tm_row_bytes((int)t->type, t->ne[0]) * (size_t)t->ne[1];
-
-		err = tm_repack((int)t->type, (char *)t->data + e * mat, (int)t->ne[1], (int)t->ne[0]);
-		if (err)
-			return tm_err(err, "tensor '%.*s': repacking failed", (int)t->name.len, t->name.ptr);
-	}
-	p->done[i] = true;
 	return 0;
 }
 
@@ -73,13 +96,58 @@ static int inplace_type(void *arg, const struct tm_gguf_tensor *t)
 
 int tm_model_init_repacked(struct tm_model *m, const struct tm_gguf *g)
 {
-	struct inplace p = { .g = g, .done = calloc(g->n_tensors + 1, sizeof(bool)) };
 	int err;
 
-	if (!p.done)
-		return tm_err(-ENOMEM, "out of memory");
-	err = tm_model_init_src(m, g, &(struct tm_tensor_src){ .find = inplace_find, .type = inplace_type,
-							       .arg = &p });
-	free(p.done);
+	/* every tensor the rule picks, bound or not, so the rule alone says what was repacked */
+	for (uint64_t i = 0; i < g->n_tensors; i++) {
+		const struct tm_gguf_tensor *t = &g->tensors[i];
+
+		if (tm_tensor_repacked_type(t) >= 0 && (err = repack_tensor(t)))
+			return tm_err(err, "tensor '%.*s': repacking failed", (int)t->name.len, t->name.ptr);
+	}
+	err = tm_model_init_src(m, g, &(struct tm_tensor_src){ .find = inplace_find, .type = inplace_type });
+	m->repacked = !err;
 	return err;
+}
+
+/*
+ * The GGUF's content hash (tm_gguf_content_hash) of a model repacked in
+ * place: the repacked tensors are put back into the GGUF layout a chunk at a
+ * time on their way into the hash, so the identity stays the file's.
+ */
+int tm_model_content_hash(const struct tm_model *m, char out[33])
+{
+	const struct tm_gguf *g = &m->gguf;
+	const size_t chunk = 8u << 20;
+	XXH3_state_t *st;
+	XXH128_hash_t h;
+	char *buf;
+	int err = 0;
+
+	if (!m->repacked)
+		return tm_gguf_content_hash(g, out);
+	st = XXH3_createState();
+	buf = malloc(chunk);
+	if (!st || !buf) {
+		XXH3_freeState(st);
+		free(buf);
+		return tm_err(-ENOMEM, "out of memory");
+	}
+	XXH3_128bits_reset(st);
+	XXH3_128bits_update(st, g->base, g->data_offset);
+	for (uint64_t i = 0; i < g->n_tensors && !err; i++) {
+		const struct tm_gguf_tensor *t = &g->tensors[i];
+
+		if (tm_tensor_repacked_type(t) < 0)
+			XXH3_128bits_update(st, t->data, t->nbytes);
+		else
+			err = hash_unrepacked(st, t, buf, chunk);
+	}
+	h = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	free(buf);
+	if (err)
+		return err;
+	snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, (uint64_t)h.high64, (uint64_t)h.low64);
+	return 0;
 }

@@ -728,5 +728,5 @@ int tm_store_model_hash(const char *name, char hash[33])
 
 int tm_model_identity(const struct tm_model *m, const char *name, char hash[33])
 {
-	return name ? tm_store_model_hash(name, hash) : tm_gguf_content_hash(&m->gguf, hash);
+	return name ? tm_store_model_hash(name, hash) : tm_model_content_hash(m, hash);
 }
