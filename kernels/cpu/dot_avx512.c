@@ -332,7 +332,8 @@ const struct tm_kern tm_kern_avx512vnni = {
 /* The VNNI table with prefill's matmul on AMX tiles (gemm_amx.c). */
 const struct tm_kern tm_kern_avx512amx = {
 	.name = "avx512-amx",
-	.dot = { AVX512_DOTS(vnni) },
+	/* the interleaved-row types have no AMX panel decoder: their VNNI kernels do prefill too */
+	.dot = { AVX512_DOTS(vnni), [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 	.quant_q8_Kp = quant_q8_Kp_512,

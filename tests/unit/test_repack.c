@@ -15,7 +15,7 @@
 #include "kernels/kernels.h"
 #include "tap.h"
 
-static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512" };
+static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512", "avx512-amx" };
 static const int row_counts[] = { 1, 5, 15, 16, 17, 31, 32, 33, 47, 64, 77 };
 #define NROWS (int)(sizeof(row_counts) / sizeof(row_counts[0]))
 #define COLS 768
@@ -129,7 +129,7 @@ static void test_isas(int type)
 	struct tm_pool *pools[3] = { tm_pool_create(1, 0), tm_pool_create(2, 0), tm_pool_create(3, 0) };
 
 	fill_x(x, NT * COLS);
-	for (int ii = 0; ii < 4; ii++) {
+	for (int ii = 0; ii < 5; ii++) {
 		int bad_mv = 0, bad_mm = 0;
 		double worst_mv = 0, worst_mm = 0;
 
