@@ -173,7 +173,7 @@ int cmd_logits(int argc, char **argv)
 	if (parse_tokens(tok_arg, &ids, &n))
 		return EXIT_USAGE;
 
-	if (ngl)	/* the GPU kernels read the GGUF layout */
+	if (ngl || ot.n)	/* the GPU kernels read the GGUF layout */
 		ma.repack = false;
 	if ((rc = model_args_open(&ma, "logits", &model))) {
 		free(ids);
