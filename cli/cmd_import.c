@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "kernels/kernels.h"
 #include "tiermem/error.h"
 #include "tiermem/plan.h"
 #include "tiermem/store.h"
@@ -41,11 +42,12 @@ static const char usage[] =
 	"                        Default: ddr up to half the free memory, the rest file\n"
 	"                        (with the module: its DDR budget, the rest its PMEM)\n"
 	"  -ot, --override-tensor REGEX=TIER   tensors matching REGEX go to TIER\n"
-	"  --repack on|off       on (default): q4_K/q6_K matrices are stored in the\n"
-	"                        interleaved-row layout the CPU kernels read fastest (the\n"
-	"                        GPU kernels read only the GGUF layout: off for --gpu);\n"
-	"                        the model's identity is still the GGUF's content hash,\n"
-	"                        so changing the layout of a stored model takes --replace\n"
+	"  --repack on|off       on: q4_K/q6_K matrices are stored in the interleaved-row\n"
+	"                        layout the CPU kernels decode fastest (default: on, off\n"
+	"                        on CPUs with AMX, whose prefill reads the GGUF layout;\n"
+	"                        the GPU kernels read only the GGUF layout too: off for\n"
+	"                        --gpu). The model's identity stays the GGUF's content\n"
+	"                        hash, so changing a stored model's layout takes --replace\n"
 	"  --replace             replace what NAME holds now (after the new copy is sealed)\n"
 	"  -q, --quiet           no progress bar\n"
 	"  --split experts --rank R --ranks N\n"
@@ -145,6 +147,7 @@ int cmd_import(int argc, char **argv)
 	long rank = -1, ranks = 0;
 	int c, err, rc = EXIT_USAGE;
 
+	o.gguf_layout = !tm_kernels_repack_default();
 	args_ot_alias(argc, argv);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:qh", opts, NULL)) != -1) {

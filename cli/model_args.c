@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/model_args.h"
+#include "kernels/kernels.h"
 #include "tiermem/error.h"
 #include "tiermem/model.h"
 #include "tiermem/store.h"
@@ -11,7 +12,7 @@
 void model_args_init(struct model_args *a, int load, int kv)
 {
 	*a = (struct model_args){ .load = load, .threads = default_threads(), .type_k = kv, .type_v = kv,
-				    .repack = true };
+				    .repack = tm_kernels_repack_default() };
 }
 
 void model_args_rewrite(int argc, char **argv)

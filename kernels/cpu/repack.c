@@ -19,6 +19,11 @@ int tm_repack_type(int type)
 	}
 }
 
+int tm_kernels_repack_default(void)
+{
+	return !tm_kern()->gemm;
+}
+
 int tm_repack_base(int type)
 {
 	switch (type) {

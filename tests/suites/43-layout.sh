@@ -45,7 +45,7 @@ for arch in llama qwen3moe; do
 		notok "synth $arch q4_K_M: $(tail -1 "$W/err")"
 		continue
 	fi
-	"$TM" import -m "$m" --name $arch-r16 -q --tier fast=ddr:1M@20 --tier slow=file:1G@5 >/dev/null 2>"$W/err" ||
+	"$TM" import -m "$m" --name $arch-r16 --repack on -q --tier fast=ddr:1M@20 --tier slow=file:1G@5 >/dev/null 2>"$W/err" ||
 		notok "$arch: import failed: $(tail -1 "$W/err")"
 	"$TM" import -m "$m" --name $arch-gguf --repack off -q >/dev/null 2>"$W/err" ||
 		notok "$arch: import --repack off failed: $(tail -1 "$W/err")"
@@ -60,7 +60,7 @@ or not any(x[\"layout\"]==\"r16\" for x in t))' '$mf'"
 		run() { "$TM" logits --tokens $TOKS --batch $batch "$@" 2>>"$W/err"; }
 		: >"$W/err"
 		if ! run -m "$m" -o "$W/mmap.bin" || ! run -m "$m" --weights ddr --repack off -o "$W/ddr-off.bin" ||
-		   ! run -m "$m" --weights ddr -o "$W/ddr-r16.bin" || ! run --name $arch-r16 -o "$W/name-r16.bin" ||
+		   ! run -m "$m" --weights ddr --repack on -o "$W/ddr-r16.bin" || ! run --name $arch-r16 -o "$W/name-r16.bin" ||
 		   ! run --name $arch-gguf -o "$W/name-gguf.bin"; then
 			notok "$arch batch $batch: logits failed: $(tail -1 "$W/err")"
 			continue
@@ -118,5 +118,5 @@ check "the restored manifest runs again (sanitized run --name)" \
 expect2_re "import --repack maybe" "--repack" "$SAN" import -m "$M" --name x --repack maybe
 expect2_re "run --repack maybe" "--repack" "$SAN" run -m "$M" --repack maybe -p hi -n 1
 check "run -m --weights ddr (repacked, sanitized) generates" \
-	'"$SAN" run -m "$M" --weights ddr -p hello -n 4 >/dev/null 2>"$W/err"'
+	'"$SAN" run -m "$M" --weights ddr --repack on -p hello -n 4 >/dev/null 2>"$W/err"'
 exit $failed
