@@ -4,9 +4,9 @@
 #  - logits of an imported model are bit-identical to those of the GGUF
 #    loaded into DDR, for every synth architecture x type, with the tensors
 #    split over two tiers (ddr: copied into 2 MiB pages at start; file:
-#    mapped, zero copy): both hold the same bytes (q4_K/q6_K matrices
-#    repacked into the interleaved-row layout by import and by the DDR load
-#    alike, the rest the GGUF's own) and the forward pass is the same code,
+#    mapped, zero copy): both hold the same bytes (import and the DDR load
+#    share --repack's default: q4_K/q6_K matrices in the interleaved-row
+#    layout or not, the rest the GGUF's own) and the forward pass is the same code,
 #    so any difference is a wrong offset, region, layout or binding
 #    (suite 43-layout compares the layouts with each other);
 #  - the GGUF is not needed after the import;

@@ -130,7 +130,7 @@ static void test_isas(int type)
 
 	fill_x(x, NT * COLS);
 	for (int ii = 0; ii < 5; ii++) {
-		int bad_mv = 0, bad_mm = 0;
+		int bad_mv = 0, bad_mm = 0, bad_exact = 0;
 		double worst_mv = 0, worst_mm = 0;
 
 		if (tm_kernels_force_isa(isas[ii])) {
@@ -161,6 +161,16 @@ static void test_isas(int type)
 				bad_mm += close(y, want, s, n * rows, &worst_mm);
 			}
 		}
+		/* batched decode's tm_matmul_exact: n matvecs bit for bit (a text must not depend on its batch) */
+		tm_fill_random(type, wr, (int64_t)MAXROWS * COLS, &seed, 1.0f);
+		tm_repack(type, wr, MAXROWS, COLS);
+		tm_matmul_exact(pools[1], rtype, wr, rb, MAXROWS, COLS, x, NT, y);
+		for (int t = 0; t < NT; t++) {
+			tm_matvec(pools[1], &(struct tm_matvec){ rtype, wr, rb, MAXROWS, COLS, x + t * COLS, want });
+			bad_exact += memcmp(want, y + t * MAXROWS, MAXROWS * sizeof(float)) != 0;
+		}
+		tap_ok(bad_exact == 0, "%s %s tm_matmul_exact of %d tokens equals %d matvecs bit for bit (%d differ)",
+		       isas[ii], tm_dtype_traits(rtype)->name, NT, NT, bad_exact);
 		tap_ok(bad_mv == 0, "%s %s matvec, 1-3 threads, %d row counts: worst %.2g S (tol 3e-5)",
 		       isas[ii], tm_dtype_traits(rtype)->name, NROWS, worst_mv);
 		tap_ok(bad_mm == 0, "%s %s matmul of 1, 5 and 9 tokens, %d row counts: worst %.2g S",
