@@ -62,6 +62,8 @@ static int block_elems(int type)
 
 static int takes(int type, int n)
 {
+	/* the interleaved r16 layouts: each 16-row group is put back into the GGUF layout as its panel is decoded */
+	type = tm_repack_base(type);
 	/* below a tile of tokens the padding costs more than the per-row kernels' unpacking */
 	if (n < 8)
 		return 0;
@@ -80,7 +82,8 @@ struct sizes {
 	size_t tile_codes, tile_dx, tile_bs, tile;
 	size_t p_codes, p_sc, p_dmin, p_mp, panel;
 	size_t act_row;	/* one token's quantized blocks, after the thread's panels */
-	size_t thread;	/* GP panels and act_row */
+	size_t grp;	/* 16 rows of an r16 group, back in the GGUF layout */
+	size_t thread;	/* GP panels, act_row and grp */
 };
 
 static size_t up64(size_t n)
@@ -105,12 +108,14 @@ static struct sizes sizes_of(int type, int cols)
 	s.p_mp = type == TM_Q4_K || type == TM_Q5_K ? nb * 4 * RT * sizeof(int32_t) : 0;
 	s.act_row = up64(tm_row_bytes(act, cols));
 	s.panel = s.p_codes + s.p_sc + s.p_dmin + s.p_mp;
-	s.thread = GP * s.panel + s.act_row;
+	s.grp = up64(RT * tm_row_bytes(type, cols));
+	s.thread = GP * s.panel + s.act_row + s.grp;
 	return s;
 }
 
 static size_t scratch(int type, int cols, int n, int nth)
 {
+	type = tm_repack_base(type);
 	struct sizes s = sizes_of(type, cols);
 
 	return (size_t)((n + TT - 1) / TT) * s.tile + (size_t)nth * s.thread + 64;
@@ -118,7 +123,7 @@ static size_t scratch(int type, int cols, int n, int nth)
 
 struct gemm {
 	const struct tm_kern *k;
-	int type, rows, cols, n, ntiles, ngroups;
+	int type, rtype, rows, cols, n, ntiles, ngroups;	/* rtype: as stored (r16), type: its GGUF type */
 	const char *w;
 	size_t row_stride;
 	const float *X;
@@ -294,15 +299,28 @@ static void decode_q6_K(const struct panel *P, const blk_q6_K *a, int r, int nb)
 	}
 }
 
-static void decode_panel(const struct gemm *g, const struct panel *P, int r0)
+/* 0, or -1 where an r16 group could not be put back (out of memory): the caller NaNs its rows. */
+static int decode_panel(const struct gemm *g, const struct panel *P, int r0, char *grp)
 {
 	int nr = g->rows - r0 < RT ? g->rows - r0 : RT, nb = g->cols / block_elems(g->type);
+	const char *base = g->w + (size_t)r0 * g->row_stride;
+	size_t stride = g->row_stride;
 
 	/* rows past the end: zero codes and scales, results dropped */
 	if (nr < RT)
 		memset(P->codes, 0, g->sz.panel);
+	/* a whole group of an r16 matrix (its last rows % 16 rows keep the GGUF layout) */
+	if (g->rtype != g->type && nr == RT) {
+		size_t rb = tm_row_bytes(g->type, g->cols);
+
+		memcpy(grp, base, RT * rb);
+		if (tm_unrepack(g->rtype, grp, RT, g->cols))
+			return -1;
+		base = grp;
+		stride = rb;
+	}
 	for (int r = 0; r < nr; r++) {
-		const char *row = g->w + (size_t)(r0 + r) * g->row_stride;
+		const char *row = base + (size_t)r * stride;
 
 		switch (g->type) {
 		case TM_Q8_0: decode_q8_0(P, (const blk_q8_0 *)row, r, nb); break;
@@ -311,6 +329,7 @@ static void decode_panel(const struct gemm *g, const struct panel *P, int r0)
 		default: decode_q6_K(P, (const blk_q6_K *)row, r, nb); break;
 		}
 	}
+	return 0;
 }
 
 /* ---- the tile products ---- */
@@ -466,7 +485,8 @@ static void gemm_run(void *arg, int ith, int nth)
 	struct gemm *g = arg;
 	struct panel P[GP];
 	_Alignas(64) float out[RT][TT];
-	int grp;
+	char *rows16 = g->panels + (size_t)ith * g->sz.thread + GP * g->sz.panel + g->sz.act_row;
+	int grp, failed[GP];
 
 	for (int q = 0; q < GP; q++)
 		P[q] = panel_at(g, ith, q);
@@ -477,7 +497,7 @@ static void gemm_run(void *arg, int ith, int nth)
 		int np = 0;
 
 		for (; np < GP && (grp * GP + np) * RT < g->rows; np++)
-			decode_panel(g, &P[np], (grp * GP + np) * RT);
+			failed[np] = decode_panel(g, &P[np], (grp * GP + np) * RT, rows16);
 		for (int T = 0; T < g->ntiles; T++) {
 			int nt = g->n - T * TT < TT ? g->n - T * TT : TT;
 			const char *tile = g->tiles + (size_t)T * g->sz.tile;
@@ -485,7 +505,10 @@ static void gemm_run(void *arg, int ith, int nth)
 			for (int q = 0; q < np; q++) {
 				int r0 = (grp * GP + q) * RT, nr = g->rows - r0 < RT ? g->rows - r0 : RT;
 
-				if (g->type == TM_Q8_0)
+				if (failed[q])
+					for (int r = 0; r < RT; r++)
+						_mm512_store_ps(out[r], _mm512_set1_ps(__builtin_nanf("")));
+				else if (g->type == TM_Q8_0)
 					tile_q8_0(g, &P[q], tile, out);
 				else
 					tile_kq(g, &P[q], tile, out);
@@ -500,9 +523,9 @@ static void run(struct tm_pool *pool, const struct tm_kern *k, int type, const v
 		int rows, int cols, const float *X, int n, float *Y, void *mem)
 {
 	struct gemm g = {
-		.k = k, .type = type, .rows = rows, .cols = cols, .n = n,
+		.k = k, .type = tm_repack_base(type), .rtype = type, .rows = rows, .cols = cols, .n = n,
 		.ntiles = (n + TT - 1) / TT, .ngroups = (rows + GP * RT - 1) / (GP * RT),
-		.w = w, .row_stride = row_stride, .X = X, .Y = Y, .sz = sizes_of(type, cols),
+		.w = w, .row_stride = row_stride, .X = X, .Y = Y, .sz = sizes_of(tm_repack_base(type), cols),
 	};
 	char *base = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
 

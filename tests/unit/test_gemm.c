@@ -179,6 +179,37 @@ static void test_exact(const char *isa)
 	tm_pool_destroy(pool);
 }
 
+/* The r16 layouts (import/DDR-load repack): their matmul equals the GGUF layout's within 2e-5 S. */
+static void test_r16(const char *isa)
+{
+	const int rows = 45, cols = 512, n = 19;
+	struct tm_pool *pool = tm_pool_create(2, 0);
+	int bad = 0;
+
+	for (int ti = 0; ti < 2; ti++) {
+		int type = ti ? TM_Q6_K : TM_Q4_K;
+		size_t rb = tm_row_bytes(type, cols);
+		void *w = malloc(rb * rows), *wr = malloc(rb * rows);
+		float *X = malloc((size_t)n * cols * sizeof(float)), *Y = malloc((size_t)n * rows * sizeof(float));
+		double e;
+
+		tm_fill_random(type, w, (int64_t)rows * cols, &seed, 1.0f);
+		memcpy(wr, w, rb * rows);
+		bad += tm_repack(type, wr, rows, cols) != 0;
+		for (int i = 0; i < n * cols; i++)
+			X[i] = frnd();
+		tm_matmul(pool, tm_repack_type(type), wr, rb, rows, cols, X, n, Y);
+		e = check(type, w, rows, cols, X, n, Y);
+		bad += !(e <= 2e-5);
+		free(w);
+		free(wr);
+		free(X);
+		free(Y);
+	}
+	tap_ok(bad == 0, "%s: matmul of q4_K_r16 and q6_K_r16 (45 rows: 2 groups and a GGUF tail) equals the GGUF's", isa);
+	tm_pool_destroy(pool);
+}
+
 int main(void)
 {
 	static const char *const isas[] = { "avx512-amx", "avx512-vnni", "avx2", "scalar" };
@@ -190,6 +221,7 @@ int main(void)
 		}
 		test_shapes(isas[i]);
 		test_exact(isas[i]);
+		test_r16(isas[i]);
 		if (i == 0)
 			test_large(isas[i]);
 	}
