@@ -67,8 +67,16 @@ or not any(x[\"layout\"]==\"r16\" for x in t))' '$mf'"
 		fi
 		check "$arch batch $batch: --weights ddr --repack off and a --repack off import are bit-identical to the mapped GGUF" \
 			'cmp -s "$W/mmap.bin" "$W/ddr-off.bin" && cmp -s "$W/mmap.bin" "$W/name-gguf.bin"'
-		check "$arch batch $batch: the repacked import is bit-identical to the repacked DDR load, and not to the GGUF layout" \
-			'cmp -s "$W/ddr-r16.bin" "$W/name-r16.bin" && ! cmp -s "$W/ddr-r16.bin" "$W/mmap.bin"'
+		# Prefill on AMX tiles (kernels/cpu/gemm_amx.c) puts r16 groups back
+		# into the GGUF layout before its tile products, so a dense batch of 16
+		# is then bit-identical in both layouts: "differs" proves nothing there.
+		if [ $batch -gt 1 ] && grep -qw amx_int8 /proc/cpuinfo; then
+			check "$arch batch $batch: the repacked import is bit-identical to the repacked DDR load (AMX prefill: either layout)" \
+				'cmp -s "$W/ddr-r16.bin" "$W/name-r16.bin"'
+		else
+			check "$arch batch $batch: the repacked import is bit-identical to the repacked DDR load, and not to the GGUF layout" \
+				'cmp -s "$W/ddr-r16.bin" "$W/name-r16.bin" && ! cmp -s "$W/ddr-r16.bin" "$W/mmap.bin"'
+		fi
 		vocab=$(($(stat -c %s "$W/mmap.bin") / 4 / NTOK))
 		if res=$("${CMP[@]}" "$W/name-r16.bin" "$W/mmap.bin" --vocab "$vocab" "${TOL[@]}"); then
 			ok "$arch batch $batch: repacked vs GGUF layout within ${TOL[*]}: $res"
