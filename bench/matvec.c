@@ -37,7 +37,7 @@ static int type_by_name(const char *s)
 	for (int t = 0; t < TM_DTYPE_MAX; t++) {
 		const struct tm_dtype_traits *tr = tm_dtype_traits(t);
 
-		if (tr && t != TM_Q8_K && !strcmp(tr->name, s))
+		if (tr && !tm_dtype_act_only(t) && !strcmp(tr->name, s))
 			return t;
 	}
 	return -1;

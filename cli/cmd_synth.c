@@ -150,6 +150,7 @@ static void rng_bytes(struct rng *r, uint8_t *p, size_t n)
  *   q5_1  d*q + m, q in 0..31, m = -15.5 d         -> 9.23
  *   q2_K  d*sc*q - dmin*m, sc,m in 0..15, q 0..3, dmin = 1.5 d    -> 13.9
  *   q3_K  d*(sc-32)*v, sc in 0..63, v in -4..3     -> 43.3
+ *   iq4_xs d*(ls-32)*value[q], ls in 0..63, q 0..15 -> 1246
  * (sums of squares over the uniform distributions; dmin makes the
  * expected value of a weight zero.)
  */
@@ -248,6 +249,9 @@ static void gen_rows(struct rng *r, int type, uint8_t *dst, int64_t nrows, int64
 		case TM_Q3_K:
 			put_f16(blk + 108, jitter(r, rms / 43.3f));
 			break;
+		case TM_IQ4_XS:
+			put_f16(blk, jitter(r, rms / 1246.0f));
+			break;
 		}
 	}
 }
@@ -314,6 +318,7 @@ static int fallback_type(int type, int64_t ne0)
 	case TM_Q4_K: return TM_Q5_0;
 	case TM_Q5_K: return TM_Q5_1;
 	case TM_Q6_K: return TM_Q8_0;
+	case TM_IQ4_XS: return TM_Q4_0;	/* llama-quantize: iq4_nl, which tiermem lacks */
 	default: return type;
 	}
 }
@@ -603,6 +608,7 @@ static const struct {
 	{ "q5_0", TM_Q5_0, MIX_NONE, 8 },
 	{ "q5_1", TM_Q5_1, MIX_NONE, 9 },
 	{ "q3_K", TM_Q3_K, MIX_NONE, 11 },
+	{ "iq4_xs", TM_IQ4_XS, MIX_NONE, 30 },
 	{ "q2_K", TM_Q2_K, MIX_Q2_K, 10 },
 	{ "q3_K_M", TM_Q3_K, MIX_Q3_K_M, 12 },
 	{ "q4_K_M", TM_Q4_K, MIX_Q4_K_M, 15 },
@@ -633,7 +639,8 @@ static void help(FILE *f)
 "                      first layer, 8 experts top-2 + 1 shared, sigmoid routing\n"
 "                      with exp_probs_b, one MTP block llama.cpp and tiermem skip)\n"
 "  --type T            f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_K, q4_K,\n"
-"                      q5_K, q6_K: every matrix in T (like llama-quantize --pure);\n"
+"                      q5_K, q6_K, iq4_xs: every matrix in T (like llama-quantize\n"
+"                      --pure; iq4_xs rows that are not whole 256-blocks in q4_0);\n"
 "                      norms and MoE routers f32.\n"
 "                      q2_K, q3_K_M, q4_K_M, q5_K_M: llama.cpp's mixes (q6_K\n"
 "                      output.weight; more bits for attn_v, ffn_down and\n"
@@ -807,7 +814,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			for (t = 0; t < NTYPES && strcasecmp(v, types[t].name); t++)
 				;
 			if (t == NTYPES)
-				return usage_error(CMD, "%s: unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q3_K q4_K q5_K q6_K q2_K q3_K_M q4_K_M q5_K_M)", a, v);
+				return usage_error(CMD, "%s: unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q3_K q4_K q5_K q6_K iq4_xs q2_K q3_K_M q4_K_M q5_K_M)", a, v);
 			o->q.type = types[t].type;
 			o->q.mix = types[t].mix;
 			o->q.name = types[t].name;

@@ -24,12 +24,14 @@ enum tm_dtype {
 	TM_Q5_0 = 6,
 	TM_Q5_1 = 7,
 	TM_Q8_0 = 8,
+	TM_Q8_1 = 9,		/* activations only */
 	TM_Q2_K = 10,
 	TM_Q3_K = 11,
 	TM_Q4_K = 12,
 	TM_Q5_K = 13,
 	TM_Q6_K = 14,
 	TM_Q8_K = 15,		/* activations only */
+	TM_IQ4_XS = 23,
 	TM_BF16 = 30,
 	TM_GGML_TYPES = 40,	/* ids below this are GGML's; unknown ones have no traits */
 	/* interleaved-row layouts of GGML's types (below): never in a GGUF file */
@@ -37,6 +39,12 @@ enum tm_dtype {
 	TM_Q6_K_R16 = 41,
 	TM_DTYPE_MAX = 48,
 };
+
+/* Activation formats (q8_1, q8_K): no weight tensor has them. */
+static inline int tm_dtype_act_only(int type)
+{
+	return type == TM_Q8_1 || type == TM_Q8_K;
+}
 
 struct tm_dtype_traits {
 	const char *name;	/* GGML's name: "q4_K" */
@@ -51,7 +59,7 @@ size_t tm_row_bytes(int type, int64_t n);
 /* Whether a GGUF tensor may hold this type: a GGML weight type this build reads. */
 static inline int tm_dtype_in_gguf(int type)
 {
-	return type >= 0 && type < TM_GGML_TYPES && type != TM_Q8_K && tm_dtype_traits(type);
+	return type >= 0 && type < TM_GGML_TYPES && !tm_dtype_act_only(type) && tm_dtype_traits(type);
 }
 
 /*

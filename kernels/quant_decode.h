@@ -68,6 +68,14 @@ typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } b
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } blk_q5_K;
 /* 16 sub-blocks of 16, signed 8-bit scales, values 0..63 offset by 32. */
 typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } blk_q6_K;
+/*
+ * 8 sub-blocks of 32: d * (ls - 32) * value[q], value the 16 non-linear
+ * levels of iq4_nl (tm_iq4nl_values in kernels/cpu/kern.h), ls 6 bits: the
+ * low 4 in scales_l[j / 2] (odd j the high nibble), the high 2 bits 2j..2j+1
+ * of scales_h. Element l of sub-block j is the low nibble of qs[16 j + l]
+ * for l < 16, the high nibble of qs[16 j + l - 16] after. (No GPU decoder.)
+ */
+typedef struct { uint16_t d, scales_h; uint8_t scales_l[QK_K / 64]; uint8_t qs[QK_K / 2]; } blk_iq4_xs;
 
 TM_STATIC_ASSERT(sizeof(blk_q4_0) == 18, "q4_0 layout");
 TM_STATIC_ASSERT(sizeof(blk_q8_0) == 34, "q8_0 layout");
@@ -79,6 +87,7 @@ TM_STATIC_ASSERT(sizeof(blk_q3_K) == 110, "q3_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q4_K) == 144, "q4_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q5_K) == 176, "q5_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q6_K) == 210, "q6_K layout");
+TM_STATIC_ASSERT(sizeof(blk_iq4_xs) == 136, "iq4_xs layout");
 
 /* IEEE half to float: the hardware conversion on the GPU, the portable one on the host. */
 TM_HD static inline float tm_dq_half(uint16_t h)

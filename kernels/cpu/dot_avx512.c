@@ -304,7 +304,8 @@ NX_DISPATCH(q6_K_vnni)
 	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
 	[TM_Q4_1] = tm_dot_q4_1_ref, [TM_Q5_0] = tm_dot_q5_0_ref, [TM_Q5_1] = tm_dot_q5_1_ref, \
 	[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,				\
-	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v
+	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v, \
+	[TM_IQ4_XS] = dot_iq4_xs
 
 /* q8_K for the q4_K/q5_K kernels above: the reference's bytes, reordered. */
 static void quant_q8_Kp_512(const float *x, void *q, int64_t n)

@@ -72,37 +72,38 @@ static float row_q8_0(const void *w, int nb, const void *x)
 }
 
 /*
- * q4_1, q5_0, q5_1 against q8_0 activations. llama.cpp pairs q4_1/q5_1
- * with q8_1, whose extra field is d * sum(qs) rounded to f16; we take the
- * same sum from the q8_0 block unrounded (a relative 2^-11 of the min term).
+ * q4_1, q5_0, q5_1 as llama.cpp pairs them: q5_0 with q8_0 activations,
+ * q4_1 and q5_1 with q8_1, whose s = d * sum(qs) (rounded to f16) carries
+ * the min term m * sum(x).
  */
 static float row_legacy(int type, const void *w, int nb, const void *x)
 {
-	const blk_q8_0 *b = x;
 	size_t bsize = (size_t)tm_dtype_traits(type)->block_bytes;
+	size_t xsize = (size_t)tm_dtype_traits(tm_act_type(type))->block_bytes;
 	float s = 0.f;
 
-	for (int i = 0; i < nb; i++, b++) {
+	for (int i = 0; i < nb; i++) {
 		const uint8_t *base = (const uint8_t *)w + i * bsize;
 		const blk_q4_1 *b41 = (const void *)base;
 		const blk_q5_0 *b50 = (const void *)base;
 		const blk_q5_1 *b51 = (const void *)base;
+		const blk_q8_0 *y0 = (const void *)((const uint8_t *)x + i * xsize);
+		const blk_q8_1 *y1 = (const void *)y0;
 		const uint8_t *qs = type == TM_Q4_1 ? b41->qs : type == TM_Q5_0 ? b50->qs : b51->qs;
+		const int8_t *ys = type == TM_Q5_0 ? y0->qs : y1->qs;
 		uint32_t qh = 0;
-		int sum = 0, ysum = 0, off = type == TM_Q5_0 ? 16 : 0;
-		float dy = tm_f16_to_f32(b->d);
+		int sum = 0, off = type == TM_Q5_0 ? 16 : 0;
 
 		if (type != TM_Q4_1)
 			memcpy(&qh, type == TM_Q5_0 ? b50->qh : b51->qh, 4);
 		for (int l = 0; l < QK; l++) {
 			int v = (l < QK / 2 ? qs[l] & 15 : qs[l - QK / 2] >> 4) | (int)((qh >> l) & 1) << 4;
 
-			sum += (v - off) * b->qs[l];
-			ysum += b->qs[l];
+			sum += (v - off) * ys[l];
 		}
-		s += (tm_f16_to_f32(b41->d) * dy) * (float)sum;
+		s += (tm_f16_to_f32(b41->d) * tm_f16_to_f32(y0->d)) * (float)sum;
 		if (type != TM_Q5_0)
-			s += tm_f16_to_f32(b41->m) * (dy * (float)ysum);
+			s += tm_f16_to_f32(b41->m) * tm_f16_to_f32(y1->s);
 	}
 	return s;
 }
@@ -120,6 +121,29 @@ static float row_q5_0(const void *w, int nb, const void *x)
 static float row_q5_1(const void *w, int nb, const void *x)
 {
 	return row_legacy(TM_Q5_1, w, nb, x);
+}
+
+/* iq4_xs: per sub-block of 32 an exact integer sum, times d * y.d * (ls - 32), as GGML's reference. */
+static float row_iq4_xs(const void *w, int nb, const void *x)
+{
+	const blk_iq4_xs *a = w;
+	const blk_q8_K *b = x;
+	float s = 0.f;
+
+	for (int i = 0; i < nb; i++, a++, b++) {
+		float d = tm_f16_to_f32(a->d) * b->d;
+
+		for (int j = 0; j < QK_K / 32; j++) {
+			const uint8_t *qs = a->qs + 16 * j;
+			const int8_t *y = b->qs + 32 * j;
+			int sum = 0;
+
+			for (int l = 0; l < 16; l++)
+				sum += y[l] * tm_iq4nl_values[qs[l] & 15] + y[l + 16] * tm_iq4nl_values[qs[l] >> 4];
+			s += d * (float)(tm_iq4_xs_scale(a, j) - 32) * (float)sum;
+		}
+	}
+	return s;
 }
 
 /*
@@ -287,6 +311,7 @@ SCALAR_DOT(q3_K)
 SCALAR_DOT(q4_K)
 SCALAR_DOT(q5_K)
 SCALAR_DOT(q6_K)
+SCALAR_DOT(iq4_xs)
 
 const struct tm_kern tm_kern_scalar = {
 	.name = "scalar",
@@ -297,6 +322,7 @@ const struct tm_kern tm_kern_scalar = {
 		[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,
 		[TM_Q4_K] = dot_q4_K, [TM_Q5_K] = dot_q5_K, [TM_Q6_K] = dot_q6_K,
 		[TM_Q4_K_R16] = tm_dot_q4_K_r16_ref, [TM_Q6_K_R16] = tm_dot_q6_K_r16_ref,
+		[TM_IQ4_XS] = dot_iq4_xs,
 	},
 	.quant_q8_0 = tm_quant_q8_0_ref,
 	.quant_q8_K = tm_quant_q8_K_ref,

@@ -477,6 +477,56 @@ INLINE void q3K_nx(NX_PARAMS)
 #define q3_K_nx q3K_nx
 NX_DISPATCH(q3_K)
 
+/* ---- iq4_xs with q8_K activations ---- */
+
+/*
+ * Each sub-block's 16 code bytes become its 32 signed levels through one
+ * byte shuffle of the 16 values per nibble half; the signed products go
+ * through dot_i8's sign trick, the pairs straight into madd with the
+ * sub-block's scale - 32 (|level * y| <= 127 * 127, times 2 * 32 fits).
+ */
+INLINE void iq4xs_nx(NX_PARAMS)
+{
+	const __m128i values = _mm_loadu_si128((const __m128i *)tm_iq4nl_values), m4 = _mm_set1_epi8(15);
+
+	for (int r = 0; r < nrows; r++) {
+		const blk_iq4_xs *a = (const blk_iq4_xs *)((const char *)w + r * wstride);
+		__m256 acc[TM_NX_MAX];
+
+		UNROLL for (int t = 0; t < NX; t++)
+			acc[t] = _mm256_setzero_ps();
+		for (int i = 0; i < nblocks; i++) {
+			const blk_q8_K *xb[TM_NX_MAX];
+			__m256i isum[TM_NX_MAX];
+
+			tm_prefetch_block(a + i, sizeof(blk_iq4_xs));
+			UNROLL for (int t = 0; t < NX; t++) {
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;
+				isum[t] = _mm256_setzero_si256();
+			}
+			for (int j = 0; j < QK_K / 32; j++) {
+				__m128i q = _mm_loadu_si128((const __m128i *)(a[i].qs + 16 * j));
+				__m256i v = _mm256_set_m128i(_mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(q, 4), m4)),
+							     _mm_shuffle_epi8(values, _mm_and_si128(q, m4)));
+				__m256i av = _mm256_sign_epi8(v, v), ls = _mm256_set1_epi16((int16_t)(tm_iq4_xs_scale(a + i, j) - 32));
+
+				UNROLL for (int t = 0; t < NX; t++) {
+					__m256i yv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 32 * j));
+
+					isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(
+						_mm256_maddubs_epi16(av, _mm256_sign_epi8(yv, v)), ls));
+				}
+			}
+			UNROLL for (int t = 0; t < NX; t++)
+				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i].d) * xb[t]->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+		}
+		UNROLL for (int t = 0; t < NX; t++)
+			y[t * ystride + r] = hsum256_ps(acc[t]);
+	}
+}
+#define iq4_xs_nx iq4xs_nx
+NX_DISPATCH(iq4_xs)
+
 /* ---- activation quantizers: the reference's expressions, vectorised ---- */
 
 /* 32 int32 (four vectors, in order) to 32 int8, saturating. */

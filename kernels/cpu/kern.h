@@ -4,8 +4,9 @@
  * table and the helpers the scalar and SIMD files share.
  *
  * Dot products pair each weight type with the activation type llama.cpp
- * uses, so our arithmetic tracks its: q8_0 and q4_0 weights with q8_0
- * activations, the K-quants with q8_K activations, f32/f16/bf16 with floats.
+ * uses, so our arithmetic tracks its: q8_0, q4_0 and q5_0 weights with q8_0
+ * activations, q4_1 and q5_1 with q8_1, the K-quants with q8_K activations,
+ * f32/f16/bf16 with floats.
  * Within a quantized block the dot product is an exact integer sum; only the
  * float accumulation across blocks differs between ISAs.
  */
@@ -25,6 +26,20 @@
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } blk_q8_K;
 
 _Static_assert(sizeof(blk_q8_K) == 292, "q8_K layout");
+
+/* iq4_xs: the 16 levels a 4-bit code stands for (GGML's iq4_nl values). */
+static const int8_t tm_iq4nl_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
+
+/* The 6-bit scale of sub-block j (0..7) of an iq4_xs block. */
+static inline int tm_iq4_xs_scale(const blk_iq4_xs *b, int j)
+{
+	return ((b->scales_l[j / 2] >> 4 * (j % 2)) & 15) | (((b->scales_h >> 2 * j) & 3) << 4);
+}
+
+/* Activations for q4_1 and q5_1: q8_0 plus s = d * sum(qs), d before its f16 rounding. */
+typedef struct { uint16_t d, s; int8_t qs[QK]; } blk_q8_1;
+
+_Static_assert(sizeof(blk_q8_1) == 36, "q8_1 layout");
 
 /* Most tokens one kernel call handles against the same weight rows. */
 #define TM_NX_MAX 4
@@ -78,6 +93,7 @@ extern const struct tm_gemm tm_gemm_amx;
 
 /* The reference quantizers (quant_ref.c); SIMD ones produce the same bytes. */
 void tm_quant_q8_0_ref(const float *x, void *q, int64_t n);
+void tm_quant_q8_1_ref(const float *x, void *q, int64_t n);
 void tm_quant_q8_K_ref(const float *x, void *q, int64_t n);
 /* Reorder q8_K blocks in place into TM_ACT_Q8_KP (the swap is its own inverse). */
 void tm_q8_K_permute(void *q, int64_t n);
@@ -95,12 +111,13 @@ void tm_barrier_wait(_Atomic int *arrived, int nth);
 /* The table in use (dispatch.c). */
 const struct tm_kern *tm_kern(void);
 
-/* The activation format a weight type's dot product takes: TM_F32, TM_Q8_0 or TM_Q8_K. */
+/* The activation format a weight type's dot product takes: TM_F32, TM_Q8_0, TM_Q8_1 or TM_Q8_K. */
 static inline int tm_act_type(int type)
 {
 	switch (type) {
-	case TM_Q4_0: case TM_Q4_1: case TM_Q5_0: case TM_Q5_1: case TM_Q8_0: return TM_Q8_0;
-	case TM_Q2_K: case TM_Q3_K: case TM_Q4_K: case TM_Q5_K: case TM_Q6_K:
+	case TM_Q4_0: case TM_Q5_0: case TM_Q8_0: return TM_Q8_0;
+	case TM_Q4_1: case TM_Q5_1: return TM_Q8_1;
+	case TM_Q2_K: case TM_Q3_K: case TM_Q4_K: case TM_Q5_K: case TM_Q6_K: case TM_IQ4_XS:
 	case TM_Q4_K_R16: case TM_Q6_K_R16:
 		return TM_Q8_K;
 	default: return TM_F32;

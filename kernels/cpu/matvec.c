@@ -51,6 +51,8 @@ static tm_quant_fn quant_fn(const struct tm_kern *k, int act)
 {
 	if (act == TM_Q8_0)
 		return k->quant_q8_0 ? k->quant_q8_0 : tm_quant_q8_0_ref;
+	if (act == TM_Q8_1)
+		return tm_quant_q8_1_ref;	/* two types use it: no SIMD version */
 	if (act == TM_ACT_Q8_KP)
 		return k->quant_q8_Kp;
 	return k->quant_q8_K ? k->quant_q8_K : tm_quant_q8_K_ref;
@@ -223,7 +225,7 @@ static int shape_ok(int type, int rows, int cols, float *y, size_t ystride, int 
 {
 	const struct tm_dtype_traits *t = tm_dtype_traits(type);
 
-	if (t && type != TM_Q8_K && cols > 0 && cols % t->block_elems == 0)
+	if (t && !tm_dtype_act_only(type) && cols > 0 && cols % t->block_elems == 0)
 		return 1;
 	for (int i = 0; i < n; i++)
 		for (int r = 0; r < rows; r++)

@@ -27,6 +27,34 @@ void tm_quant_q8_0_ref(const float *x, void *q, int64_t n)
 }
 
 /*
+ * q8_0's bytes plus s = d * sum(qs) rounded to f16, with d as computed, not
+ * as stored: llama.cpp's x86 quantizer. q4_1/q5_1 weights have a large min
+ * term (m * s per block) that the sum of the row mostly cancels, so the
+ * rounding of s shows in their outputs (median 0.04 of a logit's spread on
+ * the random synth models): it must be the same rounding.
+ */
+void tm_quant_q8_1_ref(const float *x, void *q, int64_t n)
+{
+	blk_q8_1 *y = q;
+
+	for (int64_t i = 0; i < n / QK; i++, x += QK) {
+		float amax = 0.f, d, id;
+		int sum = 0;
+
+		for (int j = 0; j < QK; j++)
+			amax = fmaxf(amax, fabsf(x[j]));
+		d = amax / 127.f;
+		id = amax != 0.f ? 127.f / amax : 0.f;
+		y[i].d = tm_f32_to_f16(d);
+		for (int j = 0; j < QK; j++) {
+			y[i].qs[j] = (int8_t)tm_nearest_int(x[j] * id);
+			sum += y[i].qs[j];
+		}
+		y[i].s = tm_f32_to_f16(d * (float)sum);
+	}
+}
+
+/*
  * llama.cpp scales by the element of largest magnitude, keeping its sign, so
  * that element maps to -127 exactly. On a tie between +a and -a we take +a
  * (a SIMD max/min reduction can reproduce that; "the first one" it cannot).
@@ -222,6 +250,23 @@ static void dequant_q6_K(const blk_q6_K *b, float *y, int64_t nb)
 	}
 }
 
+static void dequant_iq4_xs(const blk_iq4_xs *b, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++, b++) {
+		float d = tm_f16_to_f32(b->d);
+
+		for (int j = 0; j < QK_K / 32; j++, y += 32) {
+			const uint8_t *qs = b->qs + 16 * j;
+			float dl = d * (float)(tm_iq4_xs_scale(b, j) - 32);
+
+			for (int l = 0; l < 16; l++) {
+				y[l] = dl * tm_iq4nl_values[qs[l] & 15];
+				y[l + 16] = dl * tm_iq4nl_values[qs[l] >> 4];
+			}
+		}
+	}
+}
+
 void tm_dequant_row(int type, const void *src, float *dst, int64_t n)
 {
 	const uint16_t *h = src;
@@ -248,6 +293,7 @@ void tm_dequant_row(int type, const void *src, float *dst, int64_t n)
 	case TM_Q4_K: dequant_q45_K(src, sizeof(blk_q4_K), 0, dst, nb); break;
 	case TM_Q5_K: dequant_q45_K(src, sizeof(blk_q5_K), 1, dst, nb); break;
 	case TM_Q6_K: dequant_q6_K(src, dst, nb); break;
+	case TM_IQ4_XS: dequant_iq4_xs(src, dst, nb); break;
 	default:
 		for (int64_t i = 0; i < n; i++)
 			dst[i] = NAN;	/* callers check types up front; never silently zero */

@@ -43,7 +43,7 @@ int tm_fill_random(int type, void *dst, int64_t n, uint64_t *seed, float scale)
 	size_t bytes;
 	int64_t nb;
 
-	if (!t || type == TM_Q8_K || n < 0 || n % t->block_elems)
+	if (!t || tm_dtype_act_only(type) || n < 0 || n % t->block_elems)
 		return -1;
 	nb = n / t->block_elems;
 	bytes = (size_t)nb * t->block_bytes;
@@ -96,6 +96,7 @@ int tm_fill_random(int type, void *dst, int64_t n, uint64_t *seed, float scale)
 			((blk_q5_K *)b)->dmin = half_scale(seed, scale / 63);
 			break;
 		case TM_Q6_K: ((blk_q6_K *)b)->d = half_scale(seed, scale / (128 * 32)); break;
+		case TM_IQ4_XS: ((blk_iq4_xs *)b)->d = half_scale(seed, scale / (127 * 32)); break;
 		}
 	}
 	return 0;

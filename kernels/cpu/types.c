@@ -12,12 +12,14 @@ static const struct tm_dtype_traits traits[TM_DTYPE_MAX] = {
 	[TM_Q5_0] = { "q5_0", 32,  22 },	/* f16 d, 4 bytes of high bits, 16 of nibbles */
 	[TM_Q5_1] = { "q5_1", 32,  24 },	/* f16 d, m, then as q5_0 */
 	[TM_Q8_0] = { "q8_0", 32,  34 },	/* f16 d, 32 int8 */
+	[TM_Q8_1] = { "q8_1", 32,  36 },	/* f16 d, f16 d * sum(qs), 32 int8 */
 	[TM_Q2_K] = { "q2_K", 256, 84 },	/* 16 scale/min nibble pairs, 64 bytes of 2-bit codes, f16 d, dmin */
 	[TM_Q3_K] = { "q3_K", 256, 110 },	/* 32 high-bit bytes, 64 of 2-bit codes, 12 scale bytes, f16 d */
 	[TM_Q4_K] = { "q4_K", 256, 144 },	/* f16 d, dmin, 12 scale bytes, 128 nibble bytes */
 	[TM_Q5_K] = { "q5_K", 256, 176 },	/* as q4_K plus 32 bytes of high bits */
 	[TM_Q6_K] = { "q6_K", 256, 210 },	/* 128 low, 64 high, 16 int8 scales, f16 d */
 	[TM_Q8_K] = { "q8_K", 256, 292 },	/* f32 d, 256 int8, 16 int16 block sums */
+	[TM_IQ4_XS] = { "iq4_xs", 256, 136 },	/* f16 d, 6-bit scales in 2 + 4 bytes, 128 nibble bytes */
 	/* the same bytes per block as their GGML types, in groups of 16 rows (repack.h) */
 	[TM_Q4_K_R16] = { "q4_K_r16", 256, 144 },
 	[TM_Q6_K_R16] = { "q6_K_r16", 256, 210 },

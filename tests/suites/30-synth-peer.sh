@@ -86,7 +86,7 @@ fi
 rm -f "$tmp"/int.gguf*
 
 for arch in ${SYNTH_ARCHS:-llama llama-moe qwen3 qwen3moe glm4moe}; do
-	for type in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q3_K q4_K q5_K q6_K q2_K q3_K_M q4_K_M q5_K_M; do
+	for type in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q3_K q4_K q5_K q6_K iq4_xs q2_K q3_K_M q4_K_M q5_K_M; do
 		f=$tmp/$arch-$type.gguf
 		if ! out=$("$T" synth --arch "$arch" --type "$type" --seed 7 -o "$f" 2>&1); then
 			say "not ok" "synth $arch $type: $out"

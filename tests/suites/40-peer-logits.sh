@@ -16,18 +16,18 @@
 #           random synth models amplify that at a few positions (their
 #           attention is peaked, their MoE routing has near-ties): measured
 #           median 1e-6..0.014, worst single positions 0.03.
-#  repack   q2_K mixes, q4_1, q5_1: max 0.15, median 0.06. llama.cpp runs
-#           these through kernels other than its vec_dot on this CPU:
+#  repack   q2_K mixes, q5_1: max 0.15, median 0.06. llama.cpp runs
 #           batched q2_K through its AVX-512 repacked 8x8 kernel, which
 #           quantizes the activations its own way (measured: median 0.039
 #           when the peer evaluates 16 tokens per batch, 1e-6 at one token
-#           per batch); q4_1/q5_1 differ by a median 0.04 even for a lone
-#           token at position 0 although our kernels compute llama.cpp's
-#           vec_dot formula (checked against the reference dequantization in
-#           the unit tests; rounding q8_1's sum to f16 as llama.cpp does
-#           changes nothing measurable). Cause not pinned down (this CPU
-#           gives llama.cpp AMX kernels for q4_1). Still 5x below what a
-#           mis-decoded sub-block gives (0.3 at every position).
+#           per batch). q4_1 and q5_1 take q8_1 activations whose f16 sum
+#           carries each block's min term, which the random synth weights
+#           make large (all of a block's weights below zero): any other
+#           rounding of that sum moved every position by a median 0.04. With
+#           llama.cpp's (kernels/cpu/quant_ref.c) q4_1 matches to 8e-7 (round
+#           tier) and q5_1 to 1e-6 until one position meets a one-step
+#           rounding difference (position 7 of the dense model's 24), after
+#           which the later positions sit at 0.02-0.04: this tier.
 #  moe      deepseek2 and glm4moe quantized: max 0.15, median 0.06. Their
 #           routers (shared experts, 2.5x-scaled sigmoid weights) meet
 #           near-ties where a one-step activation rounding difference flips
@@ -104,10 +104,11 @@ fi
 # A case: NAME|LABEL|MODEL|TOKENS|TIER|EXTRA[|KV] (EXTRA: more compare options;
 # KV: both sides' KV cache type, f32 unless given)
 cases=()
-job() {	# NAME MODEL TOKENS [KV]
-	printf '%s\t%s\t%s\t%s\n' "$2" "$3" "$W/peer-$1.bin" "${4:-f32}" >>"$W/jobs"
+job() {	# NAME MODEL TOKENS [KV]: the line for logits-peer.mjs
+	printf '%s\t%s\t%s\t%s\n' "$2" "$3" "$W/peer-$1.bin" "${4:-f32}"
 }
 : >"$W/jobs"
+: >"$W/jobs-noamx"
 
 # A real llama.cpp-converted GGUF: f16 weights, 32k SentencePiece vocabulary.
 TINY=$MODELS/llama-2-tiny-random.gguf
@@ -150,18 +151,16 @@ for arch in llama llama-moe qwen3 qwen3moe; do
 		cases+=("$arch-$type|synth $arch $type|$m|$TOKS|$tier|")
 	done
 done
-# The types K-quant mixes add (q2_K, q3_K_M mixes; the legacy fallbacks), on a dense and an MoE arch.
+# The types K-quant mixes add (q2_K, q3_K_M mixes; the legacy fallbacks), and iq4_xs, on a dense and an MoE arch.
 for arch in llama qwen3moe; do
-	for type in q4_1 q5_0 q5_1 q3_K q2_K q3_K_M; do
-		# q4_1/q5_1 on the MoE model: one routing flip moves a position by 0.33 (see the repack tier)
-		[ $arch = qwen3moe ] && { [ $type = q4_1 ] || [ $type = q5_1 ]; } && continue
+	for type in q4_1 q5_0 q5_1 q3_K q2_K q3_K_M iq4_xs; do
 		m=$W/$arch-$type.gguf
 		if ! "$TM" synth --arch $arch --type $type -q -o "$m" >/dev/null 2>"$W/err"; then
 			notok "synth $arch $type failed: $(tail -1 "$W/err")"
 			continue
 		fi
 		case $type in
-		q2_K | q4_1 | q5_1) tier=repack ;;
+		q2_K | q5_1) tier=repack ;;
 		*) tier=round ;;
 		esac
 		cases+=("$arch-$type|synth $arch $type|$m|$TOKS|$tier|")
@@ -204,14 +203,22 @@ cases+=("moe64-kv8|synth qwen3moe q4_K 64 experts top-8, q8_0 KV cache|$W/moe64.
 # sigmoid gating with the routing bias, expert groups, YaRN, leading dense
 # layer and a shared expert in every case (tiermem synth's deepseek2 test
 # shape: 3 layers, the first dense; 8 experts top-2; kv_lora_rank 256, qk_nope
-# 64, qk_rope 32, v_head 64). llama.cpp (this build) aborts in get_rows on
-# split-layout files unless attn_k_b and attn_v_b are both f32 (cause not
-# found), so quantized split files here keep those two in f32.
+# 64, qk_rope 32, v_head 64).
+# llama.cpp's CPU variant for AMX hosts (libggml-cpu-sapphirerapids.so, which
+# ggml loads on this CPU) cannot run split-layout files whose per-head 3-D
+# attn_k_b/attn_v_b are quantized or f16: its AMX buffer type takes those
+# weights at load time, then no backend accepts attn_k_b's batched matmul
+# (GGML_ASSERT(*cur_backend_id != -1)) and attn_v_b's gives garbage that
+# ends in the MoE's get_rows (GGML_ASSERT(i01 >= 0 && i01 < ne01)). The same
+# build without that variant runs them. So quantized split files are compared
+# twice: with those two tensors in f32 against the peer as it loads, and as
+# synth writes them (the llama-quantize mix) against a copy of the peer
+# without the AMX variant (ds2_noamx).
 ds2() {	# NAME TIER SYNTH-OPTIONS...
 	local name=$1 tier=$2
 	shift 2
 	if "$TM" synth --arch deepseek2 -q "$@" -o "$W/ds2-$name.gguf" >/dev/null 2>"$W/err"; then
-		cases+=("ds2-$name|synth deepseek2 $*|$W/ds2-$name.gguf|$TOKS|$tier|")
+		cases+=("ds2-$name|synth deepseek2 $*${PEER:+ (llama.cpp without its AMX variant)}|$W/ds2-$name.gguf|$TOKS|$tier||f32|${PEER:-}")
 	else
 		notok "synth deepseek2 $*: $(tail -1 "$W/err")"
 	fi
@@ -231,6 +238,12 @@ ds2 q4_K_M moe --type q4_K_M --mla legacy --gating sigmoid --q-lora-rank 256
 KB32=(--tensor-type attn_k_b=f32 --tensor-type attn_v_b=f32)
 ds2 split-q4_K_M moe --type q4_K_M --gating sigmoid --expert-groups 4 --expert-groups-used 2 "${KB32[@]}"
 ds2 split-q3_K_M moe --type q3_K_M --q-lora-rank 256 --yarn 4 "${KB32[@]}"
+PEER=noamx
+ds2 split-q4_K_M-noamx moe --type q4_K_M --gating sigmoid --expert-groups 4 --expert-groups-used 2
+ds2 split-q3_K_M-noamx moe --type q3_K_M --q-lora-rank 256 --yarn 4
+ds2 split-q8_0-noamx moe --type q8_0
+ds2 split-iq4_xs-noamx moe --type iq4_xs
+PEER=
 # MLA with an f16 cache: the latent rows (split) or the decompressed keys and values (legacy) as halves
 cases+=("ds2-split-kv16|synth deepseek2 f32, f16 KV cache|$W/ds2-split.gguf|$TOKS|exact||f16")
 cases+=("ds2-legacy-kv16|synth deepseek2 legacy f32, f16 KV cache|$W/ds2-legacy.gguf|$TOKS|exact||f16")
@@ -251,24 +264,36 @@ glm f32-noqknorm exact --type f32 --qk-norm no
 glm q4_K_M moe --type q4_K_M
 glm q3_K_M moe --type q3_K_M --qk-norm no
 for c in "${cases[@]}"; do
-	IFS='|' read -r name label model toks tier extra kv <<<"$c"
-	job "$name" "$model" "$toks" "$kv"
+	IFS='|' read -r name label model toks tier extra kv peer <<<"$c"
+	if [ "$peer" = noamx ]; then
+		job "$name" "$model" "$toks" "$kv" >>"$W/jobs-noamx"
+	else
+		job "$name" "$model" "$toks" "$kv" >>"$W/jobs"
+	fi
 done
 # RoPE sensitivity: the peer on two early tokens swapped.
 SWAPPED=$(echo "$TOKS" | awk -F, -v OFS=, '{ t = $2; $2 = $3; $3 = t; print }')
 for m in llama-f32 qwen3-f32; do
-	[ -f "$W/$m.gguf" ] && job "$m-swapped" "$W/$m.gguf" "$SWAPPED"
+	[ -f "$W/$m.gguf" ] && job "$m-swapped" "$W/$m.gguf" "$SWAPPED" >>"$W/jobs"
 done
 
 # ---- llama.cpp, once for all ----
 node tests/peer/logits-peer.mjs "$W/jobs" --threads $THREADS >"$W/peer.log" 2>&1
+# The same llama.cpp without its AMX CPU variant: a copy of the peer with that
+# library (and the GPU builds) left out; ggml loads the best variant left.
+mkdir -p "$W/noamx/peer"
+(cd "$BUILD/peer" && tar cf - --exclude='./node_modules/@node-llama-cpp/linux-x64-*' \
+	--exclude='./node_modules/@node-llama-cpp/linux-arm*' --exclude='*/libggml-cpu-sapphirerapids.so' .) |
+	(cd "$W/noamx/peer" && tar xf -)
+BUILD=$W/noamx node tests/peer/logits-peer.mjs "$W/jobs-noamx" --threads $THREADS >>"$W/peer.log" 2>&1
+rm -rf "$W/noamx"
 grep '^error' "$W/peer.log" | while read -r line; do echo "# peer: $line"; done
 
 vocab_of() { sed -n "s|^ok $W/peer-$1.bin \([0-9]*\)$|\1|p" "$W/peer.log"; }
 
 # ---- ours through decode (--batch 1) and prefill (--batch 16), against it ----
 for c in "${cases[@]}"; do
-	IFS='|' read -r name label model toks tier extra kv <<<"$c"
+	IFS="|" read -r name label model toks tier extra kv _ <<<"$c"
 	kv=${kv:-f32}
 	vocab=$(vocab_of "$name")
 	if [ -z "$vocab" ]; then

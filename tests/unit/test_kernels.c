@@ -22,7 +22,7 @@
 #include "tap.h"
 
 static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q4_1, TM_Q5_0, TM_Q5_1, TM_Q8_0,
-			     TM_Q2_K, TM_Q3_K, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+			     TM_Q2_K, TM_Q3_K, TM_Q4_K, TM_Q5_K, TM_Q6_K, TM_IQ4_XS };
 #define NTYPES (int)(sizeof(types) / sizeof(types[0]))
 static const char *const isas[] = { "scalar", "avx2", "avx512-novnni", "avx512-vnni", "avx512" };
 #define NISAS 5
@@ -65,6 +65,13 @@ static void act_as_float(int type, const float *x, float *out, int cols)
 		tm_quant_q8_0_ref(x, q, cols);
 		tm_dequant_row(TM_Q8_0, q, out, cols);
 		free(q);
+	} else if (act == TM_Q8_1) {
+		blk_q8_1 *q = malloc(tm_row_bytes(TM_Q8_1, cols));
+
+		tm_quant_q8_1_ref(x, q, cols);
+		for (int i = 0; i < cols; i++)
+			out[i] = tm_f16_to_f32(q[i / QK].d) * q[i / QK].qs[i % QK];
+		free(q);
 	} else {
 		blk_q8_K *q = malloc(tm_row_bytes(TM_Q8_K, cols));
 
@@ -80,6 +87,34 @@ struct ref {
 	double *s;	/* sum |w*x|: the error scale */
 };
 
+/*
+ * q4_1/q5_1 against q8_1: the kernels take each block's min term as
+ * m * s with s = d * sum(qs) rounded to f16 (llama.cpp's), not as
+ * m * d16 * sum(qs): what that changes in one row's dot product.
+ */
+static double q8_1_rounding(int type, const void *wrow, const float *x, int cols)
+{
+	const struct tm_dtype_traits *t = tm_dtype_traits(type);
+	blk_q8_1 *q;
+	double e = 0;
+
+	if (tm_act_type(type) != TM_Q8_1)
+		return 0;
+	q = malloc(tm_row_bytes(TM_Q8_1, cols));
+	tm_quant_q8_1_ref(x, q, cols);
+	for (int b = 0; b < cols / QK; b++) {
+		const blk_q4_1 *wb = (const void *)((const char *)wrow + (size_t)b * t->block_bytes);
+		int sum = 0;
+
+		for (int k = 0; k < QK; k++)
+			sum += q[b].qs[k];
+		e += (double)tm_f16_to_f32(wb->m) *
+		     ((double)tm_f16_to_f32(q[b].s) - (double)tm_f16_to_f32(q[b].d) * sum);
+	}
+	free(q);
+	return e;
+}
+
 static void reference(int type, const void *w, int rows, int cols, const float *x, struct ref *r)
 {
 	float *wf = malloc(cols * sizeof(float)), *xf = malloc(cols * sizeof(float));
@@ -94,7 +129,7 @@ static void reference(int type, const void *w, int rows, int cols, const float *
 			y += (double)wf[k] * xf[k];
 			s += fabs((double)wf[k] * xf[k]);
 		}
-		r->y[i] = y;
+		r->y[i] = y + q8_1_rounding(type, (const char *)w + i * rb, x, cols);
 		r->s[i] = s + 1e-30;
 	}
 	free(wf);
@@ -284,10 +319,39 @@ static void test_known_blocks(void)
 	for (int t = TM_Q4_1; t <= TM_Q3_K; t++) {
 		int bad;
 
-		if (t == TM_Q8_0 || !tm_dtype_traits(t))
+		if (t == TM_Q8_0 || tm_dtype_act_only(t) || !tm_dtype_traits(t))
 			continue;
 		bad = check_known2(t);
 		tap_ok(bad == 0, "dequant_row %s decodes hand-built blocks (%d wrong)", tm_dtype_traits(t)->name, bad);
+	}
+	{
+		/*
+		 * iq4_xs as GGML lays it out: sub-block j's scale is the nibble j % 2
+		 * of scales_l[j / 2] plus bits 2j..2j+1 of scales_h as bits 4-5; its
+		 * element l < 16 the low nibble of qs[16 j + l], l >= 16 the high one.
+		 */
+		blk_iq4_xs b;
+		float out[QK_K];
+		int bad = 0;
+
+		memset(&b, 0, sizeof(b));
+		b.d = tm_f32_to_f16(0.5f);
+		for (int j = 0; j < 8; j++) {
+			int ls = 32 + (j % 2 ? -(j + 1) : j + 1);	/* 33, 30, 35, 28, ...: bits 4-5 vary */
+
+			b.scales_l[j / 2] |= (uint8_t)((ls & 15) << 4 * (j % 2));
+			b.scales_h |= (uint16_t)((ls >> 4) << 2 * j);
+		}
+		for (int k = 0; k < QK_K / 2; k++)
+			b.qs[k] = (uint8_t)((k % 16) | ((15 - k % 16) << 4));
+		tm_dequant_row(TM_IQ4_XS, &b, out, QK_K);
+		for (int k = 0; k < QK_K; k++) {
+			int j = k / 32, l = k % 32, ls = 32 + (j % 2 ? -(j + 1) : j + 1);
+			int code = l < 16 ? l : 15 - (l - 16);
+
+			bad += out[k] != 0.5f * (float)(ls - 32) * tm_iq4nl_values[code];
+		}
+		tap_ok(bad == 0, "dequant_row iq4_xs decodes a hand-built block (%d wrong)", bad);
 	}
 	tm_dequant_row(TM_F16, h, f, 4);
 	tap_ok(f[0] == 1.5f && f[1] == -2.25f && f[2] == 1.f && f[3] == 0x1p-24f, "dequant_row f16");
