@@ -120,7 +120,7 @@ fi
 
 # A trained model: stories260K through tiermem convert, on its own greedy continuation.
 STORIES=$MODELS/stories260K.bin
-LIBS="-lm -lpthread $(pkg-config --libs libpmem2 2>/dev/null)"
+LIBS="-lm -lpthread $(pkg-config --libs libpmem2 libxxhash 2>/dev/null)"
 if [ ! -f "$STORIES" ]; then
 	notok "$STORIES is missing"
 elif ! "$TM" convert --llama2c "$STORIES" -o "$W/stories.gguf" >/dev/null 2>"$W/err"; then
