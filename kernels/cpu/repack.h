@@ -67,6 +67,14 @@ void tm_dot_q6_K_r16_vnni(const void *w, size_t wstride, int nrows, int nblocks,
 			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
 
 /* The rows past the last whole group: the GGML type's kernel of the table in use. */
+/* Where sub-block j of 32 sits in the activations (TM_ACT_Q8_KP swaps 1<->2 and 5<->6). */
+static inline int tm_r16_act_sub(int j, int perm)
+{
+	if (!perm || (j & 3) == 0 || (j & 3) == 3)
+		return j;
+	return (j & 3) == 1 ? j + 1 : j - 1;
+}
+
 static inline void tm_r16_tail(int base, int full, const void *w, size_t wstride, int nrows, int nblocks,
 			       const void *x, size_t xstride, int nx, float *y, size_t ystride)
 {

@@ -14,13 +14,6 @@
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 
-INLINE int act_sub(int j, const int perm)
-{
-	if (!perm || (j & 3) == 0 || (j & 3) == 3)
-		return j;
-	return (j & 3) == 1 ? j + 1 : j - 1;
-}
-
 INLINE __m256i bcast4(const int8_t *p)
 {
 	int32_t v;
@@ -52,7 +45,7 @@ INLINE void q4Kr16_half(const blk_q4_K_r16 *a, int h, int nblocks, const blk_q8_
 		UNROLL for (int t = 0; t < NX; t++)
 			isum[t] = msum[t] = _mm256_setzero_si256();
 		UNROLL for (int j = 0; j < 8; j++) {
-			const int js = act_sub(j, PERM);
+			const int js = tm_r16_act_sub(j, PERM);
 			__m256i sc = pair16(a->sc[j] + 8 * h, 63);
 			__m256i mn = _mm256_or_si256(
 				_mm256_srli_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const void *)(a->sc[j] + 8 * h))), 6),

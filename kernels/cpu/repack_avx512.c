@@ -14,14 +14,6 @@
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 
-/* Where sub-block j of 32 sits in the activations (TM_ACT_Q8_KP swaps 1<->2 and 5<->6). */
-INLINE int act_sub(int j, const int perm)
-{
-	if (!perm || (j & 3) == 0 || (j & 3) == 3)
-		return j;
-	return (j & 3) == 1 ? j + 1 : j - 1;
-}
-
 INLINE __m512i bcast4(const int8_t *p)
 {
 	int32_t v;
@@ -77,7 +69,7 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 			bs[t] = _mm512_castsi256_si512(bsum32(x0[t] + i));
 		}
 		UNROLL for (int j = 0; j < 8; j++) {
-			const int js = act_sub(j, 1);
+			const int js = tm_r16_act_sub(j, 1);
 			__m512i sc8 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)a->sc[j]));
 			__m512i mh = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)a->mh[j / 2]));
 			__m512i sc = _mm512_and_si512(sc8, m63);
