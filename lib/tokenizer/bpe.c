@@ -219,6 +219,31 @@ static void split_gpt2(struct words *w)
 	}
 }
 
+/* \p{N}{1,max}: where the run of at most max digits from p ends */
+static size_t digits_end(const struct words *w, size_t p, size_t max)
+{
+	for (size_t k = 0; k < max && cls_at(w, p) == TM_UC_NUMBER; k++)
+		p++;
+	return p;
+}
+
+/* " ?[^\s\p{L}\p{N}]+[\r\n]*" starts at p */
+static bool symbols_at(const struct words *w, size_t p)
+{
+	return cls_at(w, p + (w->cp[p] == ' ')) == TM_UC_OTHER;
+}
+
+/* ... and ends here */
+static size_t symbols_end(const struct words *w, size_t p)
+{
+	p += w->cp[p] == ' ';
+	while (cls_at(w, p) == TM_UC_OTHER)
+		p++;
+	while (cp_at(w, p) == '\r' || cp_at(w, p) == '\n')
+		p++;
+	return p;
+}
+
 /*
  * (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,D}
  * | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+        (qwen2: D = 1, llama3: D = 3)
@@ -243,24 +268,12 @@ static void split_qwen2(struct words *w, size_t max_digits)
 			emit(w, p);
 			continue;
 		}
-		/* \p{N}{1,D} */
-		if (k0 == TM_UC_NUMBER) {
-			for (k = 0; k < max_digits && cls_at(w, p) == TM_UC_NUMBER; k++)
-				p++;
-			emit(w, p);
-			continue;
-		}
-		/*  ?[^\s\p{L}\p{N}]+[\r\n]* */
-		if ((c == ' ' ? cls_at(w, p + 1) : k0) == TM_UC_OTHER) {
-			p += c == ' ';
-			while (cls_at(w, p) == TM_UC_OTHER)
-				p++;
-			while (cp_at(w, p) == '\r' || cp_at(w, p) == '\n')
-				p++;
-			emit(w, p);
-			continue;
-		}
-		emit(w, p = space_word(w, p));
+		if (k0 == TM_UC_NUMBER)
+			emit(w, p = digits_end(w, p, max_digits));
+		else if (symbols_at(w, p))
+			emit(w, p = symbols_end(w, p));
+		else
+			emit(w, p = space_word(w, p));
 	}
 }
 
@@ -302,22 +315,12 @@ static void split_kimi(struct words *w)
 			emit(w, p += contraction(w, p, true));
 			continue;
 		}
-		if (k0 == TM_UC_NUMBER) {
-			for (size_t k = 0; k < 3 && cls_at(w, p) == TM_UC_NUMBER; k++)
-				p++;
-			emit(w, p);
-			continue;
-		}
-		if (cls_at(w, p + (c == ' ')) == TM_UC_OTHER) {
-			p += c == ' ';
-			while (cls_at(w, p) == TM_UC_OTHER)
-				p++;
-			while (cp_at(w, p) == '\r' || cp_at(w, p) == '\n')
-				p++;
-			emit(w, p);
-			continue;
-		}
-		emit(w, p = space_word(w, p));
+		if (k0 == TM_UC_NUMBER)
+			emit(w, p = digits_end(w, p, 3));
+		else if (symbols_at(w, p))
+			emit(w, p = symbols_end(w, p));
+		else
+			emit(w, p = space_word(w, p));
 	}
 }
 
