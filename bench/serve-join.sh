@@ -24,8 +24,7 @@ if [ -z "$model" ]; then
 	mkdir -p "$BUILD/bench-models"
 	[ -f "$model" ] || "$BUILD/tiermem" synth --arch llama --type q4_K_M --size 256M --ctx 4096 -q -o "$model" >/dev/null
 fi
-W=$(mktemp -d) TM=$BUILD/tiermem SERVE_START_S=120 pids=() urls=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"' EXIT
+W=$(mktemp -d) TM=$BUILD/tiermem SERVE_START_S=120 urls=()
 . tests/lib/serve.sh
 for b in 4096 64; do
 	start "b$b" -m "$model" -t "$threads" -np 2 -c $((ptok + 1100)) -b $b || { cat "$W/b$b.err" >&2; exit 1; }

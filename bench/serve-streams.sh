@@ -37,8 +37,7 @@ if [ $llama -eq 1 ] && [ ! -d "$BUILD/peer/node_modules/node-llama-cpp" ]; then
 	echo "bench/serve-streams.sh: --llama needs node-llama-cpp in $BUILD/peer (scripts/deps)" >&2
 	exit 2
 fi
-W=$(mktemp -d) TM=$BUILD/tiermem SERVE_START_S=120 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"' EXIT
+W=$(mktemp -d) TM=$BUILD/tiermem SERVE_START_S=120
 . tests/lib/serve.sh
 load() { echo "load average $1: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 

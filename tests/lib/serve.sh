@@ -1,6 +1,15 @@
 # shellcheck shell=bash
-# A tiermem serve for the shell suites: source it after setting TM and W, and
-# a `pids` array that the suite's cleanup kills.
+# A tiermem serve for the shell suites and benchmarks: source it after setting
+# TM and W. It sets an empty `pids` (every server started goes there) and an
+# EXIT trap that kills them and removes W.
+
+pids=()
+serve_cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$W"
+}
+trap serve_cleanup EXIT
 
 # start NAME ARGS...: a server on a free loopback port (stderr in W/NAME.err);
 # sets PORT_NAME and PID_NAME; false if it did not come up within

@@ -11,20 +11,13 @@ set -u
 cd "$TOP"
 TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpiserve.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$W"
-}
-trap cleanup EXIT
+. "$TOP/tests/lib/serve.sh"
 . "$TOP/tests/lib/tap.sh"
 if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
 	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
 	echo "1..$n"
 	exit 0
 fi
-. "$TOP/tests/lib/serve.sh"
 
 "$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null 2>&1
 # the server's mpirun: `start` runs "$TM" serve ARGS

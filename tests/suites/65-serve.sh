@@ -10,13 +10,7 @@ TM=$BUILD/san/tiermem
 [ -x "$TM" ] || TM=$BUILD/tiermem
 NODE_DIR=$BUILD/serve-test
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$W"
-}
-trap cleanup EXIT
+. "$TOP/tests/lib/serve.sh"
 . "$TOP/tests/lib/tap.sh"
 
 if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
@@ -24,7 +18,6 @@ if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
 	exit 1
 fi
 
-. "$TOP/tests/lib/serve.sh"
 
 if ! "$TM" synth --arch llama --type q4_K -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
 	notok "synth: $(cat "$W/err")"

@@ -10,16 +10,9 @@ cd "$TOP"
 TM=$BUILD/san/tiermem
 [ -x "$TM" ] || TM=$BUILD/tiermem
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve-experts.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$W"
-}
-trap cleanup EXIT
+. "$TOP/tests/lib/serve.sh"
 . "$TOP/tests/lib/tap.sh"
 
-. "$TOP/tests/lib/serve.sh"
 
 # ask NAME: four different prompts at once (decoded together), their texts in W/NAME.K
 ask() {
