@@ -87,7 +87,8 @@ int tm_argmax(const float *x, int n);
  * (only an f16 V cache, whose weights are rounded after a whole softmax,
  * keeps every score). Queries are rounded as ggml does before its f16 or
  * q8_0 dot products. Each cache row is read once; one hand-off to the pool,
- * two for f16 at decode (kernels/cpu/attention.c).
+ * two for f16 at decode (kernels/cpu/attention.c). A query's output has the
+ * same bits whatever n_tok, the other queries and the pool's thread count.
  */
 struct tm_attn {
 	int n_tok, pos0;

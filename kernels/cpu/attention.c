@@ -15,13 +15,18 @@
  * a first pass (all scores kept, ~0.5 MiB per query at 4096 positions of 32
  * heads), the V rows in a second with the rounded weights.
  *
- * Decode has one query and several threads: its positions are split among
- * them, each thread keeps the state of every head for its share, and the
- * caller merges the states (the softmax of a union from the max, sum and
- * unnormalised output of each part; for f16, the max and sum between the
- * passes, unless there are at least as many KV heads as threads: then each
- * thread takes whole KV heads, both passes, one hand-off). With as many
- * queries as threads (prefill), queries go out whole.
+ * A query's positions are cut into spans at fixed multiples (span_len(),
+ * from the heads' shape only); each span's softmax state (max, sum and
+ * unnormalised output per head; for f16, max and sum, then the rounded
+ * weights' output) is made alone, and the states are folded in position
+ * order. Who computes a span does not change its bits: with as many queries
+ * as threads (prefill) a thread folds its query's spans as it goes; decode
+ * deals the spans of its one query out to the threads and folds their
+ * states after the hand-off (for f16 with at least as many KV heads as
+ * threads, each thread takes whole KV heads instead: one hand-off). So a
+ * query's output has the same bits in a prefill batch, alone in decode,
+ * beside other sequences in a batched step, and at any thread count: a
+ * server's text does not depend on its batch or on its prefix cache.
  *
  * The queries are rounded as ggml rounds them before its dot products: to
  * halves for an f16 cache, through q8_0 blocks for a q8_0 one (the f32
@@ -71,43 +76,90 @@ static bool rounded(int type_v)
 }
 
 /*
+ * Positions per span: one online-softmax block. The cut depends on the
+ * heads' shape alone, never on the threads or the queries of a call.
+ */
+static int span_len(int n_head_kv, int hd)
+{
+	return block_len(chunk_len(n_head_kv * hd));
+}
+
+static int spans_of(int n, int S)
+{
+	return (n + S - 1) / S;
+}
+
+/* One softmax state for every head: m[H], l[H], o[H][vd]. */
+static size_t part_floats(int n_head, int vd)
+{
+	return 2 * up16(n_head) + up16((size_t)n_head * vd);
+}
+
+/*
  * One thread's scratch: K and V tiles, one block's scores, the rounded
  * queries (as floats, then as q8_0 blocks: 34 bytes per 32 < 32 floats),
- * m[H], l[H], o[H][vd], and for the f16 path all scores, H rows of n_ctx.
+ * the state of the span at hand and the fold of the spans before it, and
+ * for the f16 path all scores (H rows of n_ctx) and each span's max and sum.
  */
 static size_t thread_floats(int n_head, int n_head_kv, int hd, int vd, int n_ctx, int type_v)
 {
-	size_t C = chunk_len(n_head_kv * hd);
+	size_t C = chunk_len(n_head_kv * hd), spans = spans_of(n_ctx, span_len(n_head_kv, hd));
 
 	return up16(C * n_head_kv * hd) + up16(C * n_head_kv * vd) + up16((size_t)n_head * block_len((int)C)) +
-	       up16((size_t)n_head * hd) * 2 + 2 * up16(n_head) + up16((size_t)n_head * vd) +
-	       (rounded(type_v) ? up16((size_t)n_head * n_ctx) : 0);
+	       up16((size_t)n_head * hd) * 2 + 2 * part_floats(n_head, vd) +
+	       (rounded(type_v) ? up16((size_t)n_head * n_ctx) + 2 * up16(spans * n_head) : 0);
 }
 
+/* After the threads' scratch: decode's span states, one per span of n_ctx positions. */
 size_t tm_attention_scratch_floats(int nth, int n_head, int n_head_kv, int head_dim, int v_dim, int n_ctx,
 				   int type_v)
 {
-	return (size_t)nth * thread_floats(n_head, n_head_kv, head_dim, v_dim ? v_dim : head_dim, n_ctx, type_v);
+	int vd = v_dim ? v_dim : head_dim;
+
+	return (size_t)nth * thread_floats(n_head, n_head_kv, head_dim, vd, n_ctx, type_v) +
+	       spans_of(n_ctx, span_len(n_head_kv, head_dim)) * part_floats(n_head, vd);
 }
 
-struct state {
-	float *kt, *vt, *s, *qh, *m, *l, *o, *all;
+/* A softmax state: the span at hand (attend_range's output), or the fold of several. */
+struct part {
+	float *m, *l, *o;
 };
+
+struct state {
+	float *kt, *vt, *s, *qh, *all, *sm, *sl;
+	struct part cur, acc;
+};
+
+static struct part part_at(float *p, int H)
+{
+	return (struct part){ p, p + up16(H), p + 2 * up16(H) };
+}
 
 static struct state state_of(const struct tm_attn *a, int ith)
 {
 	int hd = a->head_dim, vd = v_dim(a), H = a->n_head, KV = a->n_head_kv, C = chunk_len(KV * hd);
+	size_t spans = spans_of(a->n_ctx, span_len(KV, hd));
 	struct state st;
 
 	st.kt = a->scratch + (size_t)ith * thread_floats(H, KV, hd, vd, a->n_ctx, a->type_v);
 	st.vt = st.kt + up16((size_t)C * KV * hd);
 	st.s = st.vt + up16((size_t)C * KV * vd);
 	st.qh = st.s + up16((size_t)H * block_len(C));
-	st.m = st.qh + 2 * up16((size_t)H * hd);
-	st.l = st.m + up16(H);
-	st.o = st.l + up16(H);
-	st.all = st.o + up16((size_t)H * vd);
+	st.cur = part_at(st.qh + 2 * up16((size_t)H * hd), H);
+	st.acc = part_at(st.cur.m + part_floats(H, vd), H);
+	st.all = st.acc.m + part_floats(H, vd);
+	st.sm = st.all + up16((size_t)H * a->n_ctx);
+	st.sl = st.sm + up16(spans * H);
 	return st;
+}
+
+/* Decode's state of span j (shared: the threads write their spans, the caller folds them). */
+static struct part slot(const struct tm_attn *a, int nth, int j)
+{
+	int H = a->n_head, vd = v_dim(a);
+	float *base = a->scratch + (size_t)nth * thread_floats(H, a->n_head_kv, a->head_dim, vd, a->n_ctx, a->type_v);
+
+	return part_at(base + (size_t)j * part_floats(H, vd), H);
 }
 
 /* The queries of token t as the dot products take them. */
@@ -131,137 +183,197 @@ static const float *queries(const struct tm_attn *a, int t, const struct state *
 	return q;
 }
 
-/* Fold a chunk's scores (row of head h, n of them) into the running max and sum; row becomes exp(row - max). */
-static void online(const struct state *st, int h, float *row, int n, int vd, const struct tm_vec *v)
+/* Fold a block's scores (row of head h, n of them) into p's max and sum; row becomes exp(row - max). */
+static void online(const struct part *p, int h, float *row, int n, int vd, const struct tm_vec *v)
 {
 	float cm = v->max(row, n);
 
-	if (cm > st->m[h]) {
-		float r = st->m[h] == -INFINITY ? 0.0f : expf(st->m[h] - cm);
+	if (cm > p->m[h]) {
+		float r = p->m[h] == -INFINITY ? 0.0f : expf(p->m[h] - cm);
 
-		st->l[h] *= r;
+		p->l[h] *= r;
 		/* o *= r as o += (r - 1) o: the table's vector axpy */
-		v->axpy(st->o + (size_t)h * vd, r - 1.0f, st->o + (size_t)h * vd, vd);
-		st->m[h] = cm;
+		v->axpy(p->o + (size_t)h * vd, r - 1.0f, p->o + (size_t)h * vd, vd);
+		p->m[h] = cm;
 	}
-	st->l[h] += (float)v->exp_sum(row, n, st->m[h]);
+	p->l[h] += (float)v->exp_sum(row, n, p->m[h]);
 }
 
 enum pass { ONE_PASS, SCORES, MIX };
 
 /*
- * Query t over positions [p0, p1) into st.
- * ONE_PASS: m, l and o (o not yet divided by l). Blocks of block_len()
- * positions: the K tiles' scores, one online softmax step per head, then
- * the V tiles' mix.
- * SCORES: every score in st->all, then m (the max) and l (the sum of
- * exp(score - m)) per head; st->all holds exp(score - m).
- * MIX: with st->l[h] the factor that makes st->all's values the weights,
+ * Query t over positions [p0, p1) (one span) into p, KV heads [g0, g1).
+ * ONE_PASS: m, l and o (o not yet divided by l): the K tiles' scores, one
+ * online softmax step per head, then the V tiles' mix.
+ * SCORES: every score into st->all at its position, then m (the max) and l
+ * (the sum of exp(score - m)) per head; st->all holds exp(score - m).
+ * MIX: with p->l[h] the factor that makes st->all's values the weights,
  * o = the weights rounded to halves times the V rows.
  */
 static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0, int g1, const struct state *st,
-			 const struct tm_vec *v, enum pass pass)
+			 const struct part *p, const struct tm_vec *v, enum pass pass)
 {
 	int H = a->n_head, KV = a->n_head_kv, G = H / KV, hd = a->head_dim, vd = v_dim(a), C = chunk_len(KV * hd);
-	int ng = g1 - g0, h0 = g0 * G, h1 = g1 * G;
-	int B = pass == ONE_PASS ? block_len(C) : p1 - p0;
+	int ng = g1 - g0, h0 = g0 * G, h1 = g1 * G, n = p1 - p0;
 	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
 	const char *kc = a->k, *vc = a->v;
 	size_t kr = a->k_row_bytes, vr = a->v_row_bytes;
-	/* the block's scores (weights): one block in st->s, or the whole range in st->all */
-	float *w = pass == ONE_PASS ? st->s : st->all;
-	size_t ws = pass == ONE_PASS ? (size_t)B : (size_t)a->n_ctx;
+	/* the span's scores (weights): in st->s, or in st->all at their positions */
+	float *w = pass == ONE_PASS ? st->s : st->all + p0;
+	size_t ws = pass == ONE_PASS ? (size_t)block_len(C) : (size_t)a->n_ctx;
 
 	if (pass == ONE_PASS)
 		for (int h = h0; h < h1; h++) {
-			st->m[h] = -INFINITY;
-			st->l[h] = 0.0f;
+			p->m[h] = -INFINITY;
+			p->l[h] = 0.0f;
 		}
 	if (pass != SCORES)
-		memset(st->o + (size_t)h0 * vd, 0, sizeof(float) * (h1 - h0) * vd);
+		memset(p->o + (size_t)h0 * vd, 0, sizeof(float) * (h1 - h0) * vd);
 	if (pass == MIX)
 		for (int h = h0; h < h1; h++)
-			v->scale_round_f16(w + h * ws, p1 - p0, st->l[h]);
-	for (int b0 = p0; b0 < p1; b0 += B) {
-		int bn = p1 - b0 < B ? p1 - b0 : B;
+			v->scale_round_f16(w + h * ws, n, p->l[h]);
+	/* rows front to back (KV heads g0..g1 of each): each thread streams its share of both caches */
+	for (int c0 = p0; pass != MIX && c0 < p1; c0 += C) {
+		int cn = p1 - c0 < C ? p1 - c0 : C;
 
-		/* rows front to back (KV heads g0..g1 of each): each thread streams its share of both caches */
-		for (int c0 = b0; pass != MIX && c0 < b0 + bn; c0 += C) {
-			int cn = b0 + bn - c0 < C ? b0 + bn - c0 : C;
-
-			v->kv_rows(kc + c0 * kr, kr, a->type_k, g0 * hd, ng * hd, cn, st->kt);
-			for (int g = g0; g < g1; g++)
-				f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt + (size_t)(g - g0) * hd,
-					       (size_t)ng * hd, cn, a->scale, w + (size_t)g * G * ws + (c0 - b0), ws);
-		}
-		if (pass == SCORES)
-			break;
-		if (pass == ONE_PASS)
-			for (int h = h0; h < h1; h++)
-				online(st, h, w + h * ws, bn, vd, v);
-		for (int c0 = b0; c0 < b0 + bn; c0 += C) {
-			int cn = b0 + bn - c0 < C ? b0 + bn - c0 : C;
-
-			v->kv_rows(vc + c0 * vr, vr, a->type_v, g0 * vd, ng * vd, cn, st->vt);
-			for (int g = g0; g < g1; g++)
-				fv->attn_mix(st->o + (size_t)g * G * vd, G, vd, w + (size_t)g * G * ws + (c0 - b0), ws,
-					     st->vt + (size_t)(g - g0) * vd, (size_t)ng * vd, cn);
-		}
+		v->kv_rows(kc + c0 * kr, kr, a->type_k, g0 * hd, ng * hd, cn, st->kt);
+		for (int g = g0; g < g1; g++)
+			f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt + (size_t)(g - g0) * hd, (size_t)ng * hd,
+				       cn, a->scale, w + (size_t)g * G * ws + (c0 - p0), ws);
 	}
-	if (pass == SCORES)
+	if (pass == SCORES) {
 		for (int h = h0; h < h1; h++) {
-			st->m[h] = p1 > p0 ? v->max(w + h * ws, p1 - p0) : -INFINITY;
-			st->l[h] = p1 > p0 ? (float)v->exp_sum(w + h * ws, p1 - p0, st->m[h]) : 0.0f;
+			p->m[h] = v->max(w + h * ws, n);
+			p->l[h] = (float)v->exp_sum(w + h * ws, n, p->m[h]);
 		}
+		return;
+	}
+	if (pass == ONE_PASS)
+		for (int h = h0; h < h1; h++)
+			online(p, h, w + h * ws, n, vd, v);
+	for (int c0 = p0; c0 < p1; c0 += C) {
+		int cn = p1 - c0 < C ? p1 - c0 : C;
+
+		v->kv_rows(vc + c0 * vr, vr, a->type_v, g0 * vd, ng * vd, cn, st->vt);
+		for (int g = g0; g < g1; g++)
+			fv->attn_mix(p->o + (size_t)g * G * vd, G, vd, w + (size_t)g * G * ws + (c0 - p0), ws,
+				     st->vt + (size_t)(g - g0) * vd, (size_t)ng * vd, cn);
+	}
 }
 
-/* Query t's output for heads [h0, h1) from st: o / l after one pass, o after the mix. */
-static void finish(const struct tm_attn *a, int t, int h0, int h1, const struct state *st, enum pass pass)
+/*
+ * The fold of spans 0..j-1 (acc; m -inf, l 0 and o 0 before span 0) and
+ * span j's state into acc, heads [h0, h1): the softmax of the union. With
+ * o NULL, the max and sum only (f16's first pass). Decode and prefill both
+ * come here, span by span in position order: that is what makes their bits
+ * equal.
+ */
+static void fold(const struct part *acc, const struct part *p, int h0, int h1, int vd, bool o,
+		 const struct tm_vec *v)
+{
+	for (int h = h0; h < h1; h++) {
+		float M = p->m[h] > acc->m[h] ? p->m[h] : acc->m[h];
+		float x = acc->l[h] > 0.0f ? expf(acc->m[h] - M) : 0.0f;
+		float y = expf(p->m[h] - M);
+
+		acc->m[h] = M;
+		acc->l[h] = acc->l[h] * x + p->l[h] * y;
+		if (!o)
+			continue;
+		if (x != 1.0f)
+			v->axpy(acc->o + (size_t)h * vd, x - 1.0f, acc->o + (size_t)h * vd, vd);
+		v->axpy(acc->o + (size_t)h * vd, y, p->o + (size_t)h * vd, vd);
+	}
+}
+
+static void empty(const struct part *acc, int h0, int h1, int vd)
+{
+	for (int h = h0; h < h1; h++) {
+		acc->m[h] = -INFINITY;
+		acc->l[h] = 0.0f;
+	}
+	memset(acc->o + (size_t)h0 * vd, 0, sizeof(float) * (h1 - h0) * vd);
+}
+
+/* f16: span j's factor from its max and sum and the union's (acc): exp(m - M) / L turns exp(s - m) into weights. */
+static void weigh(const struct part *acc, float *m, float *l, int h0, int h1)
+{
+	for (int h = h0; h < h1; h++)
+		l[h] = expf(m[h] - acc->m[h]) / acc->l[h];
+}
+
+/* f16: span j's output (mixed with the rounded weights) added to acc's, in position order. */
+static void add(const struct part *acc, const struct part *p, int h0, int h1, int vd, const struct tm_vec *v)
+{
+	for (int h = h0; h < h1; h++)
+		v->axpy(acc->o + (size_t)h * vd, 1.0f, p->o + (size_t)h * vd, vd);
+}
+
+/* Query t's output for heads [h0, h1) from the fold: o / l after one pass, o after the mix. */
+static void finish(const struct tm_attn *a, int t, int h0, int h1, const struct part *acc, enum pass pass)
 {
 	int vd = v_dim(a);
 	float *out = a->out + (size_t)t * a->out_stride;
 
 	for (int h = h0; h < h1; h++) {
-		float inv = pass == MIX ? 1.0f : 1.0f / st->l[h];
+		float inv = pass == MIX ? 1.0f : 1.0f / acc->l[h];
 
 		for (int d = 0; d < vd; d++)
-			out[(size_t)h * vd + d] = st->o[(size_t)h * vd + d] * inv;
+			out[(size_t)h * vd + d] = acc->o[(size_t)h * vd + d] * inv;
 	}
 }
 
-/* f16 (two passes) of query t, KV heads [g0, g1), all its positions, into its output. */
-static void attend_rounded(const struct tm_attn *a, int t, int g0, int g1, const struct state *st,
-			   const struct tm_vec *v)
+/* Query t, KV heads [g0, g1), every span in order on this thread, into its output. */
+static void attend_whole(const struct tm_attn *a, int t, int g0, int g1, const struct state *st,
+			 const struct tm_vec *v)
 {
-	int G = a->n_head / a->n_head_kv;
+	int G = a->n_head / a->n_head_kv, h0 = g0 * G, h1 = g1 * G, vd = v_dim(a);
+	int n = a->pos0 + t + 1, S = span_len(a->n_head_kv, a->head_dim), ns = spans_of(n, S);
 
-	attend_range(a, t, 0, a->pos0 + t + 1, g0, g1, st, v, SCORES);
-	for (int h = g0 * G; h < g1 * G; h++)
-		st->l[h] = 1.0f / st->l[h];
-	attend_range(a, t, 0, a->pos0 + t + 1, g0, g1, st, v, MIX);
-	finish(a, t, g0 * G, g1 * G, st, MIX);
+	empty(&st->acc, h0, h1, vd);
+	if (!rounded(a->type_v)) {
+		for (int j = 0; j < ns; j++) {
+			attend_range(a, t, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &st->cur, v, ONE_PASS);
+			fold(&st->acc, &st->cur, h0, h1, vd, true, v);
+		}
+		finish(a, t, h0, h1, &st->acc, ONE_PASS);
+		return;
+	}
+	for (int j = 0; j < ns; j++) {
+		struct part p = { st->sm + (size_t)j * a->n_head, st->sl + (size_t)j * a->n_head, NULL };
+
+		attend_range(a, t, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &p, v, SCORES);
+		fold(&st->acc, &p, h0, h1, vd, false, v);
+	}
+	for (int j = 0; j < ns; j++) {
+		struct part p = { st->sm + (size_t)j * a->n_head, st->sl + (size_t)j * a->n_head, st->cur.o };
+
+		weigh(&st->acc, p.m, p.l, h0, h1);
+		attend_range(a, t, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &p, v, MIX);
+		add(&st->acc, &p, h0, h1, vd, v);
+	}
+	finish(a, t, h0, h1, &st->acc, MIX);
 }
 
-/*
- * Parts per query when the queries are fewer than the threads: 1 deals whole
- * queries out. f16 decode with at least as many KV heads as threads splits
- * the heads instead (0): its two passes then need no meeting in between,
- * one hand-off instead of two.
- */
-static int parts_of(const struct tm_attn *a, int nth)
-{
-	int parts = nth / a->n_tok > 1 ? nth / a->n_tok : 1;
+enum mode { QUERIES, HEADS, SPANS };
 
-	if (parts > 1 && rounded(a->type_v) && a->n_tok == 1 && a->n_head_kv >= nth)
-		return 0;
-	return parts;
+/*
+ * Whole queries round-robin (prefill, or one thread); one decode query's
+ * spans dealt out (SPANS), or for f16 with at least as many KV heads as
+ * threads its KV heads (HEADS: its two passes need no meeting between).
+ */
+static enum mode mode_of(const struct tm_attn *a, int nth)
+{
+	if (a->n_tok > 1 || nth == 1)
+		return QUERIES;
+	return rounded(a->type_v) && a->n_head_kv >= nth ? HEADS : SPANS;
 }
 
 struct job {
 	const struct tm_attn *a;
-	enum pass pass;	/* of the parts; ONE_PASS also for whole queries */
+	enum pass pass;	/* SPANS: ONE_PASS, or f16's SCORES then MIX */
 };
 
 static void attention_worker(void *arg, int ith, int nth)
@@ -270,104 +382,75 @@ static void attention_worker(void *arg, int ith, int nth)
 	const struct tm_attn *a = j->a;
 	const struct tm_vec *v = tm_vec();
 	struct state st = state_of(a, ith);
-	int parts = parts_of(a, nth);
-	long lo, hi;
+	int n = a->pos0 + 1, S = span_len(a->n_head_kv, a->head_dim), ns = spans_of(n, S);
 
-	if (parts == 0) {
-		int g0 = a->n_head_kv * ith / nth, g1 = a->n_head_kv * (ith + 1) / nth;
-
-		attend_rounded(a, 0, g0, g1, &st, v);
-		return;
-	}
-	if (parts == 1) {
+	switch (mode_of(a, nth)) {
+	case QUERIES:
 		/* a causal query's cost grows with its position: round-robin evens it out */
-		for (int t = ith; t < a->n_tok; t += nth) {
-			if (rounded(a->type_v)) {
-				attend_rounded(a, t, 0, a->n_head_kv, &st, v);
-			} else {
-				attend_range(a, t, 0, a->pos0 + t + 1, 0, a->n_head_kv, &st, v, ONE_PASS);
-				finish(a, t, 0, a->n_head, &st, ONE_PASS);
-			}
+		for (int t = ith; t < a->n_tok; t += nth)
+			attend_whole(a, t, 0, a->n_head_kv, &st, v);
+		return;
+	case HEADS:
+		attend_whole(a, 0, a->n_head_kv * ith / nth, a->n_head_kv * (ith + 1) / nth, &st, v);
+		return;
+	case SPANS:
+		/* contiguous spans per thread: each streams its share of the cache front to back */
+		for (int s = ns * ith / nth; s < ns * (ith + 1) / nth; s++) {
+			struct part p = slot(a, nth, s);
+
+			attend_range(a, 0, s * S, s == ns - 1 ? n : (s + 1) * S, 0, a->n_head_kv, &st, &p, v,
+				     j->pass);
 		}
-		return;
-	}
-	if (ith >= a->n_tok * parts)
-		return;
-	tm_split(a->pos0 + ith / parts + 1, 16, ith % parts, parts, &lo, &hi);
-	attend_range(a, ith / parts, (int)lo, (int)hi, 0, a->n_head_kv, &st, v, j->pass);
-}
-
-/*
- * Head h of query t over its parts (threads t * parts ..): the max M and the
- * sum L of exp(score - M) of the union. An empty part (fewer positions than
- * parts) has l = 0 and m = -inf.
- */
-static void union_of(const struct tm_attn *a, int t, int parts, int h, float *M, float *L)
-{
-	*M = -INFINITY;
-	*L = 0.0f;
-	for (int i = 0; i < parts; i++) {
-		struct state st = state_of(a, t * parts + i);
-
-		*M = st.m[h] > *M ? st.m[h] : *M;
-	}
-	for (int i = 0; i < parts; i++) {
-		struct state st = state_of(a, t * parts + i);
-
-		*L += st.l[h] > 0.0f ? st.l[h] * expf(st.m[h] - *M) : 0.0f;
 	}
 }
 
-/* The parts of query t into its output: after ONE_PASS each o weighted by its share, after MIX summed. */
-static void merge(const struct tm_attn *a, int t, int parts, enum pass pass)
+/* Decode's span states, folded in position order as attend_whole folds them, into the output. */
+static void fold_spans(struct tm_pool *pool, struct job *j)
 {
-	int vd = v_dim(a);
-	float *out = a->out + (size_t)t * a->out_stride;
+	const struct tm_attn *a = j->a;
+	const struct tm_vec *v = tm_vec();
+	int nth = tm_pool_threads(pool), H = a->n_head, vd = v_dim(a);
+	int ns = spans_of(a->pos0 + 1, span_len(a->n_head_kv, a->head_dim));
+	struct part acc = state_of(a, 0).acc;
 
-	for (int h = 0; h < a->n_head; h++) {
-		float M, L, *oh = out + (size_t)h * vd;
+	empty(&acc, 0, H, vd);
+	if (j->pass == ONE_PASS) {
+		for (int s = 0; s < ns; s++) {
+			struct part p = slot(a, nth, s);
 
-		if (pass == ONE_PASS)
-			union_of(a, t, parts, h, &M, &L);
-		memset(oh, 0, sizeof(float) * vd);
-		for (int i = 0; i < parts; i++) {
-			struct state st = state_of(a, t * parts + i);
-
-			if (pass == MIX)
-				tm_vec()->axpy(oh, 1.0f, st.o + (size_t)h * vd, vd);
-			else if (st.l[h] > 0.0f)
-				tm_vec()->axpy(oh, expf(st.m[h] - M) / L, st.o + (size_t)h * vd, vd);
+			fold(&acc, &p, 0, H, vd, true, v);
 		}
+		finish(a, 0, 0, H, &acc, ONE_PASS);
+		return;
 	}
+	for (int s = 0; s < ns; s++) {
+		struct part p = slot(a, nth, s);
+
+		fold(&acc, &p, 0, H, vd, false, v);
+	}
+	for (int s = 0; s < ns; s++) {
+		struct part p = slot(a, nth, s);
+
+		weigh(&acc, p.m, p.l, 0, H);
+	}
+	/* every span mixes with the weights of the whole softmax: one more hand-off */
+	j->pass = MIX;
+	tm_pool_run(pool, attention_worker, j);
+	for (int s = 0; s < ns; s++) {
+		struct part p = slot(a, nth, s);
+
+		add(&acc, &p, 0, H, vd, v);
+	}
+	finish(a, 0, 0, H, &acc, MIX);
 }
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a)
 {
-	int nth = tm_pool_threads(pool), parts = parts_of(a, nth);
-	struct job j = { a, rounded(a->type_v) && parts > 1 ? SCORES : ONE_PASS };
+	struct job j = { a, rounded(a->type_v) ? SCORES : ONE_PASS };
 
 	tm_pool_run(pool, attention_worker, &j);
-	if (parts <= 1)
-		return;
-	if (j.pass == SCORES) {
-		/* every part mixes with the weights of the whole softmax: one more hand-off */
-		for (int t = 0; t < a->n_tok; t++)
-			for (int h = 0; h < a->n_head; h++) {
-				float M, L;
-
-				union_of(a, t, parts, h, &M, &L);
-				/* a part's exp(score - m) times exp(m - M) / L: the weights */
-				for (int i = 0; i < parts; i++) {
-					struct state st = state_of(a, t * parts + i);
-
-					st.l[h] = st.l[h] > 0.0f ? expf(st.m[h] - M) / L : 0.0f;
-				}
-			}
-		j.pass = MIX;
-		tm_pool_run(pool, attention_worker, &j);
-	}
-	for (int t = 0; t < a->n_tok; t++)
-		merge(a, t, parts, j.pass);
+	if (mode_of(a, tm_pool_threads(pool)) == SPANS)
+		fold_spans(pool, &j);
 }
 
 void tm_f32_to_f16_row(const float *x, uint16_t *y, int n)

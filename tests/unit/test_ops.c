@@ -211,16 +211,17 @@ static void attn_ref(const struct tm_attn *a, const float *kf, const float *vf, 
  * Every ISA and cache type; head sizes the vector code takes (64, 96) and one
  * it leaves to C (40); groups of 4 and 3 query heads per KV head (3: the
  * vector mix's partial group) and MLA's shape (one KV head, V the first 64
- * values of the K rows); 1-4 threads, prefill and decode over 170 positions
- * (several chunks, and decode's positions split 2, 3 and 4 ways).
+ * values of the K rows); 1-4 threads, prefill and decode over 425 positions
+ * (several chunks and spans, and decode's spans dealt 2, 3 and 4 ways).
  */
 static int attention_case(int nh, int nkv, int hd, int vd, int type, const char *isa)
 {
-	enum { POS0 = 165, NT = 5, NCTX = POS0 + NT, MAXH = 8, MAXKVD = 192 };
+	enum { POS0 = 420, NT = 5, NCTX = POS0 + NT, MAXH = 8, MAXKVD = 192 };
 	static float q[NT * MAXH * 96], kf[NCTX * MAXKVD], vf[NCTX * MAXKVD];
 	static char kc[NCTX * MAXKVD * 4], vc[NCTX * MAXKVD * 4];
 	static float out[NT * MAXH * 96], scratch[1 << 17];
 	static double ref[NT * MAXH * 96];
+	static float first[NT * MAXH * 96], batch[NT * MAXH * 96];
 	bool mla = vd != hd;
 	/*
 	 * f16 values: a weight whose float value lies within rounding noise of a
@@ -230,7 +231,7 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 	 */
 	double tol = type == TM_F16 ? 1e-4 : 1e-5;
 	size_t kvs = (size_t)nkv * hd, rb = tm_kv_row_bytes(type, (int)kvs);
-	int bad = 0;
+	int bad = 0, varies = 0;
 
 	fill(q, NT * nh * hd, 1.0f);
 	fill(kf, NCTX * kvs, 1.0f);
@@ -261,6 +262,24 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 		tm_attention(pool, &a);
 		attn_ref(&a, kf, mla ? kf : vf, kvs, ref);
 		bad += maxrel(out, ref, NT * nh * vd) > tol;
+		/*
+		 * Batch invariance: each query alone (decode: its positions
+		 * split over the threads) gives its prefill row's bits, and
+		 * every thread count gives the one-thread bits.
+		 */
+		if (nth == 1)
+			memcpy(first, out, sizeof(first));
+		varies += memcmp(first, out, sizeof(float) * NT * nh * vd) != 0;
+		memcpy(batch, out, sizeof(batch));
+		for (int t = 0; t < NT; t++) {
+			struct tm_attn one = a;
+
+			one.n_tok = 1;
+			one.pos0 = POS0 + t;
+			one.q = q + t * nh * hd;
+			tm_attention(pool, &one);
+			varies += memcmp(out, batch + t * nh * vd, sizeof(float) * nh * vd) != 0;
+		}
 		/* one query at the end (decode) reads every cached position */
 		a.n_tok = 1;
 		a.pos0 = NCTX - 1;
@@ -276,6 +295,9 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 	}
 	tap_ok(!bad, "attention on %s, %s cache, %d heads of %d (V %d) over %d KV heads: matches the definition",
 	       isa, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0", nh, hd, vd, nkv);
+	tap_ok(!varies, "attention on %s, %s cache, %d heads of %d over %d KV heads: a query's bits do not depend on "
+	       "the queries beside it or the thread count", isa, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0",
+	       nh, hd, nkv);
 	return 1;
 }
 
