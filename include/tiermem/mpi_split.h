@@ -41,6 +41,16 @@ struct tm_mpi_counts {
 	uint64_t sent;		/* bytes this rank sent (a broadcast counts once, on its root) */
 	uint64_t weight_bytes;	/* weights the forward passes read */
 	uint64_t map_bytes[TM_MODEL_MAX_MAPS];
+	/*
+	 * serve --split layers: time this rank computed its layers (not
+	 * waiting in MPI); rank 0: time at least one call was in the pipeline
+	 * (every rank computes only then, so the ranks' busy time over it is
+	 * above 1 only if ranks computed at once), and calls made while
+	 * another was still in it. On one machine tm_mpi_report also
+	 * measures the time two or more ranks computed at once.
+	 */
+	double busy_sec, active_sec;
+	uint64_t overlapped;
 };
 
 struct tm_mpi_split {
@@ -50,6 +60,14 @@ struct tm_mpi_split {
 	int rank, ranks;
 	int n_embd, n_vocab;
 	int first, last;	/* layers: this rank's [first, last) */
+	double busy_t0;		/* when this rank began computing, if busy */
+	bool busy;
+	double *spans;		/* [t0, t1) of each time it computed (lib/mpi/overlap.c) */
+	int n_spans;
+	bool spans_full;
+	int rows_left;		/* serve: rows of the current call this rank is still to send on */
+	uint64_t tokens;	/* serve, rank 0: tokens decoded */
+	struct tm_mpi_serve *serve;	/* serve's state (serve_follow.c) */
 	float *sum;		/* experts: reduce's buffer, sum_rows * n_embd */
 	int sum_rows;		/* the largest n_batch of a context it serves */
 	const struct tm_ctx *ctx;
@@ -113,7 +131,10 @@ void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens);
  * srv's contexts, set up the others; on rank 0, announce every forward call
  * of the scheduler to the followers. The followers (tm_serve_create with
  * no_http) then run tm_mpi_serve_follow, which makes the same calls until
- * rank 0's tm_mpi_serve_stop. 0, -EINVAL (an expert cache with --split
+ * rank 0's tm_mpi_serve_stop. With --split layers the ranks form a pipeline
+ * (the scheduler keeps up to ranks calls in it, rank r computing one call
+ * while rank r + 1 computes the one before). At the stop every rank reports
+ * (tm_mpi_report, collective). 0, -EINVAL (an expert cache with --split
  * experts), -ENOMEM; follow: -EPROTO for a command it cannot run.
  */
 struct tm_server;

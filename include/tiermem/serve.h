@@ -47,16 +47,22 @@ struct tm_serve_opts {
 /*
  * A copy of every forward call the scheduler makes, for processes that must
  * make the same calls in the same order (MPI ranks whose forward passes meet
- * in collectives). prefill: before tm_forward(slot's context, toks, n) from
- * position n_past; decode: before one tm_forward_seqs of slots[i]'s contexts
- * with toks[i]; done: after either, with the contexts whose logits are to be
- * sampled (to bring them where they were computed). Called on the scheduler's
- * thread, without the lock.
+ * in collectives or pass activations on). prefill: before tm_forward(slot's
+ * context, toks, n) from position n_past; decode: before one
+ * tm_forward_seqs of slots[i]'s contexts with toks[i]; done: after either,
+ * with the contexts whose logits are to be sampled (to bring them where they
+ * were computed). depth > 1: up to depth calls may be made before the first
+ * one's done (a pipeline of processes, each working on another call); done
+ * then comes later, for the calls in the order they were made, and a slot
+ * is in at most one call not yet done. The scheduler then splits the
+ * running slots into about depth decode steps of their own. Called on the
+ * scheduler's thread, without the lock.
  */
 struct tm_serve_mirror {
 	void (*prefill)(void *arg, int slot, int n_past, const int32_t *toks, int n);
 	void (*decode)(void *arg, const int *slots, const int32_t *toks, int n);
 	void (*done)(void *arg, struct tm_ctx *const *ctxs, int n);
+	int depth;			/* 0 or 1: each call is done before the next */
 	void *arg;
 };
 

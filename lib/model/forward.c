@@ -1036,6 +1036,9 @@ int tm_forward_seqs(struct tm_ctx *work, struct tm_ctx *const *seqs, const int32
 				      (int)tokens[i], hp->n_vocab);
 	}
 	forward_batch(work, seqs, tokens, n, n > 1 ? work->logits : NULL);
+	/* a stage before the last computes no logits: the sequences' may be on their way in (lib/mpi/) */
+	if (work->stage && work->stage->last < hp->n_layer)
+		return 0;
 	for (int i = 0; i < n; i++)
 		memcpy(seqs[i]->logits, work->logits + (size_t)i * hp->n_vocab, sizeof(float) * hp->n_vocab);
 	return 0;

@@ -25,8 +25,6 @@
 #include "lib/mpi/mpi_internal.h"
 #include "tiermem/error.h"
 
-enum { TAG_LOGITS = 2 };
-
 enum tm_split_kind tm_split_parse(const char *s)
 {
 	return !strcmp(s, "experts") ? TM_SPLIT_EXPERTS : !strcmp(s, "layers") ? TM_SPLIT_LAYERS : TM_SPLIT_NONE;
@@ -135,9 +133,30 @@ static void *watch(void *arg)
 	}
 }
 
+void tm_mpi_computing(struct tm_mpi_split *s)
+{
+	s->busy_t0 = tm_now();
+	s->busy = true;
+}
+
+void tm_mpi_computed(struct tm_mpi_split *s)
+{
+	double t;
+
+	if (!s->busy)
+		return;
+	t = tm_now();
+	s->now.busy_sec += t - s->busy_t0;
+	tm_mpi_span(s, s->busy_t0, t);
+	s->busy = false;
+}
+
 double tm_mpi_enter(struct tm_mpi_split *s, const char *what)
 {
-	double t0 = tm_now();
+	double t0;
+
+	tm_mpi_computed(s);
+	t0 = tm_now();
 
 	pthread_mutex_lock(&s->lock);
 	s->waiting = what;
@@ -251,6 +270,8 @@ void tm_mpi_mark(struct tm_mpi_split *s)
 	s->now.weight_bytes = s->ctx->weight_bytes;
 	memcpy(s->now.map_bytes, s->ctx->map_bytes, sizeof(s->now.map_bytes));
 	s->mark = s->now;
+	s->n_spans = 0;
+	s->spans_full = false;
 }
 
 void tm_mpi_split_sampler(struct tm_mpi_split *s, tm_sample_fn sample, void *sampler)
@@ -301,10 +322,13 @@ int32_t tm_mpi_sample(void *arg, float *logits, int n_vocab)
 }
 
 /* One rank's counters since the mark, as doubles for one MPI_Gather. */
-enum { F_SEC, F_MPI, F_CALLS, F_SENT, F_WEIGHTS, F_FIRST, F_LAST, F_MAPS, F_N = F_MAPS + TM_MODEL_MAX_MAPS };
+enum {
+	F_SEC, F_MPI, F_CALLS, F_SENT, F_WEIGHTS, F_FIRST, F_LAST, F_BUSY, F_ACTIVE, F_OVERLAP, F_MAPS,
+	F_N = F_MAPS + TM_MODEL_MAX_MAPS
+};
 
 static void report_line(FILE *f, const struct tm_mpi_split *s, int r, const double *v, const char *tiers,
-			double tok)
+			double tok, double pipeline)
 {
 	fprintf(f, "rank %d: ", r);
 	if (s->kind == TM_SPLIT_LAYERS)
@@ -317,15 +341,19 @@ static void report_line(FILE *f, const struct tm_mpi_split *s, int r, const doub
 	for (int i = 0; i < TM_MODEL_MAX_MAPS; i++)
 		if (v[F_MAPS + i] > 0)
 			fprintf(f, " %s %.2f MiB", tiers + 16 * i, v[F_MAPS + i] / tok / 1048576.0);
+	if (pipeline > 0)
+		fprintf(f, "; computed %.3f s, %.1f %% of the %.3f s calls were in the pipeline", v[F_BUSY],
+			100 * v[F_BUSY] / pipeline, pipeline);
 	fputc('\n', f);
 }
 
 void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens)
 {
 	const struct tm_model *m = s->ctx->m;
-	double mine[F_N] = { 0 }, *all = NULL, tok = tokens ? (double)tokens : 1, mpi = 0, sec = 0;
+	double mine[F_N] = { 0 }, *all = NULL, tok = tokens ? (double)tokens : 1, mpi = 0, sec = 0, busy = 0;
 	char names[TM_MODEL_MAX_MAPS * 16] = "", *all_names = NULL;
-	double t0;
+	double t0, overlap = -1;
+	int kept = 0;
 
 	mine[F_SEC] = tm_now() - s->mark.sec;
 	mine[F_MPI] = s->now.mpi_sec - s->mark.mpi_sec;
@@ -334,6 +362,9 @@ void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens)
 	mine[F_WEIGHTS] = (double)(s->ctx->weight_bytes - s->mark.weight_bytes);
 	mine[F_FIRST] = s->first;
 	mine[F_LAST] = s->last;
+	mine[F_BUSY] = s->now.busy_sec - s->mark.busy_sec;
+	mine[F_ACTIVE] = s->now.active_sec - s->mark.active_sec;
+	mine[F_OVERLAP] = (double)(s->now.overlapped - s->mark.overlapped);
 	for (int i = 0; i < m->n_maps && i < TM_MODEL_MAX_MAPS; i++) {
 		mine[F_MAPS + i] = (double)(s->ctx->map_bytes[i] - s->mark.map_bytes[i]);
 		snprintf(names + 16 * i, 16, "%s", m->maps[i].tier_name[0] ? m->maps[i].tier_name :
@@ -348,19 +379,30 @@ void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens)
 	t0 = tm_mpi_enter(s, "MPI_Gather of the tier names");
 	tm_mpi_leave(s, t0, MPI_Gather(names, sizeof(names), MPI_CHAR, all_names, sizeof(names), MPI_CHAR, 0,
 				       MPI_COMM_WORLD), 0, 0);
+	if (s->kind == TM_SPLIT_LAYERS)
+		overlap = tm_mpi_overlap(s, &kept);
 	if (s->rank || !all || !all_names) {
 		free(all);
 		free(all_names);
 		return;
 	}
 	for (int r = 0; r < s->ranks; r++) {
-		report_line(f, s, r, all + (size_t)r * F_N, all_names + (size_t)r * sizeof(names), tok);
+		report_line(f, s, r, all + (size_t)r * F_N, all_names + (size_t)r * sizeof(names), tok,
+			    all[F_ACTIVE]);
 		mpi += all[(size_t)r * F_N + F_MPI];
 		sec += all[(size_t)r * F_N + F_SEC];
+		busy += all[(size_t)r * F_N + F_BUSY];
 	}
-	fprintf(f, "cluster: split=%s ranks=%d tokens=%llu ms_per_token=%.3f mpi_ms_per_token=%.3f mpi_share=%.3f\n",
+	fprintf(f, "cluster: split=%s ranks=%d tokens=%llu ms_per_token=%.3f mpi_ms_per_token=%.3f mpi_share=%.3f",
 		tm_split_name(s->kind), s->ranks, (unsigned long long)tokens, all[F_SEC] / tok * 1e3,
 		mpi / s->ranks / tok * 1e3, sec > 0 ? mpi / sec : 0);
+	/* serve --split layers: above 1, ranks computed at once (see tm_mpi_counts) */
+	if (all[F_ACTIVE] > 0)
+		fprintf(f, " pipeline_sec=%.3f busy_sec=%.3f parallelism=%.3f overlapped_calls=%.0f", all[F_ACTIVE],
+			busy, busy / all[F_ACTIVE], all[F_OVERLAP]);
+	if (all[F_ACTIVE] > 0 && overlap >= 0)
+		fprintf(f, " overlap_sec=%.6f overlap_share=%.3f spans=%d", overlap, overlap / all[F_ACTIVE], kept);
+	fputc('\n', f);
 	free(all);
 	free(all_names);
 }
@@ -376,4 +418,8 @@ void tm_mpi_split_free(struct tm_mpi_split *s)
 	}
 	free(s->sum);
 	s->sum = NULL;
+	tm_mpi_serve_free(s->serve);
+	s->serve = NULL;
+	free(s->spans);
+	s->spans = NULL;
 }

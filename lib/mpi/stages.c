@@ -15,8 +15,6 @@
 #include "tiermem/error.h"
 #include "tiermem/plan.h"
 
-enum { TAG_X = 1 };
-
 static void recv_x(void *arg, float *x, int n)
 {
 	struct tm_mpi_split *s = arg;
@@ -24,6 +22,7 @@ static void recv_x(void *arg, float *x, int n)
 
 	tm_mpi_leave(s, t0, MPI_Recv(x, n * s->n_embd, MPI_FLOAT, s->rank - 1, TAG_X, MPI_COMM_WORLD,
 				     MPI_STATUS_IGNORE), s->rank - 1, 0);
+	tm_mpi_computing(s);
 }
 
 static void send_x(void *arg, const float *x, int n)
@@ -33,6 +32,10 @@ static void send_x(void *arg, const float *x, int n)
 
 	tm_mpi_leave(s, t0, MPI_Send(x, n * s->n_embd, MPI_FLOAT, s->rank + 1, TAG_X, MPI_COMM_WORLD),
 		     s->rank + 1, sizeof(float) * (uint64_t)n * (uint64_t)s->n_embd);
+	/* a call longer than a batch goes on with its next rows here */
+	s->rows_left -= n;
+	if (s->rows_left > 0)
+		tm_mpi_computing(s);
 }
 
 int tm_mpi_layers_setup(struct tm_mpi_split *s, struct tm_ctx *c)

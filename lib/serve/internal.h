@@ -62,6 +62,19 @@ struct slot {
 	size_t raw_len, raw_cap, raw_pub;	/* raw_pub: bytes already published */
 	int n_gen;
 	double t_used;			/* last use, for choosing a slot to reuse */
+	bool flying;			/* in a forward call whose logits are not back yet (struct flight) */
+};
+
+/*
+ * A forward call made and not yet done: with a mirror of depth > 1 (ranks
+ * of a pipeline) its logits come back later, while the next calls are made.
+ */
+struct flight {
+	int k;				/* a prompt chunk of k tokens (n == 1); 0: a decode step */
+	int n;				/* slots in it */
+	int *slot;			/* their indices (parallel of them) */
+	int32_t *toks;			/* a decode step's tokens (parallel of them) */
+	int err;			/* the call's */
 };
 
 struct rate_sample {
@@ -90,6 +103,9 @@ struct tm_server {
 	struct slot *slots;
 	struct tm_ctx *batch;		/* tm_forward_seqs scratch */
 	struct tm_serve_mirror mirror;	/* all NULL: none */
+	struct flight *flights;		/* a ring of the mirror's depth (1 without one) */
+	int depth, fly0, n_fly;		/* its size, oldest entry, entries in use */
+	uint64_t n_made;		/* calls made */
 	uint64_t n_admitted;
 
 	/* metrics, under lock */

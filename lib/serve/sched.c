@@ -10,6 +10,13 @@
  * each weight is read once per step for all of them. Jobs join and leave
  * between steps. Model work runs without the lock; only
  * admission and publishing take it.
+ *
+ * With a mirror of depth > 1 (--split layers over MPI ranks: a pipeline)
+ * each call is made, then done later (its logits back, sampled), so that
+ * the first rank works on one group of slots while the next ranks work on
+ * the groups before it: the running slots are decoded in about depth groups
+ * (any grouping gives the same text: batch invariance), and a round makes
+ * its calls, then waits only for the oldest when depth calls are out.
  */
 #include <errno.h>
 #include <math.h>
@@ -55,6 +62,8 @@ void sched_free(struct tm_server *s)
 	}
 	free(s->slots);
 	tm_ctx_free(s->batch);
+	free(s->flights);
+	s->flights = NULL;
 	while (s->queue) {
 		struct job *j = s->queue;
 
@@ -146,12 +155,24 @@ static void admit(struct tm_server *s)
 	}
 }
 
-/* Up to budget more tokens of the slot's prompt (its sampler made first); how many, or -1. */
+/* A ring entry for the next call (make_room made room). */
+static struct flight *take_off(struct tm_server *s, int k, int n)
+{
+	struct flight *f = &s->flights[(s->fly0 + s->n_fly++) % s->depth];
+
+	s->n_made++;
+	f->k = k;
+	f->n = n;
+	return f;
+}
+
+/* Up to budget more tokens of the slot's prompt (its sampler made first): the call made; how many, or -1. */
 static int prefill(struct tm_server *s, struct slot *sl, const struct tm_hparams *hp, int budget)
 {
 	const struct tm_serve_mirror *mi = &s->mirror;
 	struct job *j = sl->job;
-	int k = j->n_prompt - sl->n_cache, err;
+	int k = j->n_prompt - sl->n_cache;
+	struct flight *f;
 
 	if (!sl->started) {
 		tm_sampler_free(sl->sampler);
@@ -164,16 +185,12 @@ static int prefill(struct tm_server *s, struct slot *sl, const struct tm_hparams
 	}
 	if (k > budget)
 		k = budget;
+	f = take_off(s, k, 1);
+	f->slot[0] = (int)(sl - s->slots);
 	if (mi->prefill)
-		mi->prefill(mi->arg, (int)(sl - s->slots), sl->ctx->n_past, j->prompt + sl->n_cache, k);
-	err = tm_forward(sl->ctx, j->prompt + sl->n_cache, k, NULL, false);
-	if (mi->done)
-		mi->done(mi->arg, &sl->ctx, 1);
-	if (err)
-		return -1;
-	/* the cache list grows with the KV, so a job cancelled mid-prompt leaves a reusable prefix */
-	memcpy(sl->cache + sl->n_cache, j->prompt + sl->n_cache, sizeof(int32_t) * k);
-	sl->n_cache += k;
+		mi->prefill(mi->arg, f->slot[0], sl->ctx->n_past, j->prompt + sl->n_cache, k);
+	f->err = tm_forward(sl->ctx, j->prompt + sl->n_cache, k, NULL, false);
+	sl->flying = true;
 	return k;
 }
 
@@ -185,7 +202,7 @@ static struct slot *next_prompt(struct tm_server *s)
 	for (int i = 0; i < s->o.parallel; i++) {
 		struct slot *sl = &s->slots[i];
 
-		if (sl->job && sl->fresh && !sl->finished && !sl->job->cancelled &&
+		if (sl->job && sl->fresh && !sl->flying && !sl->finished && !sl->job->cancelled &&
 		    (!best || sl->admitted < best->admitted))
 			best = sl;
 	}
@@ -269,7 +286,8 @@ static void publish(struct tm_server *s, struct slot *sl, double now)
 	}
 	s->n_gen_tok += sl->n_gen - j->n_gen;
 	j->n_gen = sl->n_gen;
-	if (sl->finished || j->cancelled) {
+	/* a slot in a call keeps its job until the call is done: its context is still in use */
+	if ((sl->finished || j->cancelled) && !sl->flying) {
 		j->finish = sl->finish ? sl->finish : "stop";
 		j->done = true;
 		if (j->error[0])
@@ -288,58 +306,140 @@ static void fail_slot(struct slot *sl)
 }
 
 /*
+ * The oldest call is done: its logits (brought back by the mirror) sampled.
+ * A prompt whose last token was in it samples its first token (first: not
+ * decoded again before that is published). A failed decode step's error.
+ */
+static int land(struct tm_server *s, bool *first)
+{
+	const struct tm_hparams *hp = &s->m->hp;
+	const struct tm_serve_mirror *mi = &s->mirror;
+	struct flight *f = &s->flights[s->fly0];
+	struct tm_ctx *ctxs[s->o.parallel];
+	struct slot *sl;
+
+	for (int i = 0; i < f->n; i++) {
+		ctxs[i] = s->slots[f->slot[i]].ctx;
+		s->slots[f->slot[i]].flying = false;
+	}
+	if (mi->done)
+		mi->done(mi->arg, ctxs, f->n);
+	s->fly0 = (s->fly0 + 1) % s->depth;
+	s->n_fly--;
+	if (f->k) {
+		sl = &s->slots[f->slot[0]];
+		if (f->err) {
+			fail_slot(sl);
+			return 0;
+		}
+		/* the cache list grows with the KV, so a job cancelled mid-prompt leaves a reusable prefix */
+		memcpy(sl->cache + sl->n_cache, sl->job->prompt + sl->n_cache, sizeof(int32_t) * f->k);
+		sl->n_cache += f->k;
+		if (sl->n_cache == sl->job->n_prompt) {
+			sl->fresh = false;
+			first[f->slot[0]] = true;
+			emit(s, sl, sample(sl, hp));
+		}
+		return 0;
+	}
+	for (int i = 0; i < f->n; i++) {
+		sl = &s->slots[f->slot[i]];
+		if (f->err) {
+			fail_slot(sl);
+			continue;
+		}
+		sl->cache[sl->n_cache++] = f->toks[i];
+		emit(s, sl, sample(sl, hp));
+	}
+	return f->err;
+}
+
+/* Before a call: the oldest done if depth calls are out. */
+static int make_room(struct tm_server *s, bool *first)
+{
+	return s->n_fly == s->depth ? land(s, first) : 0;
+}
+
+/* A running slot whose next token can go into a decode step now. */
+static bool ready(const struct slot *sl, const bool *first, int i)
+{
+	return sl->job && !sl->fresh && !sl->flying && !first[i] && !sl->finished && !sl->job->cancelled;
+}
+
+/*
+ * One decode step of the ready slots: all of them, or with depth > 1 a
+ * depth-th of the running ones, so the pipeline holds about depth groups.
+ */
+static int decode(struct tm_server *s, bool *first)
+{
+	struct tm_ctx *seqs[s->o.parallel];
+	const struct tm_serve_mirror *mi = &s->mirror;
+	int n = 0, running = 0, most, err;
+	struct flight *f;
+
+	for (int i = 0; i < s->o.parallel; i++)
+		n += ready(&s->slots[i], first, i);
+	if (!n)
+		return 0;
+	/* the oldest call done first: its slots may join this step */
+	err = make_room(s, first);
+	for (int i = 0; i < s->o.parallel; i++) {
+		const struct slot *sl = &s->slots[i];
+
+		running += sl->job && !sl->finished && !sl->job->cancelled;
+	}
+	most = (running + s->depth - 1) / s->depth;
+	f = take_off(s, 0, 0);
+	for (int i = 0; i < s->o.parallel && f->n < most; i++) {
+		struct slot *sl = &s->slots[i];
+
+		if (!ready(sl, first, i))
+			continue;
+		seqs[f->n] = sl->ctx;
+		f->toks[f->n] = sl->next;
+		f->slot[f->n++] = i;
+		sl->flying = true;
+	}
+	if (mi->decode)
+		mi->decode(mi->arg, f->slot, f->toks, f->n);
+	f->err = tm_forward_seqs(s->batch, seqs, f->toks, f->n);
+	return err;
+}
+
+/*
  * One round: up to batch_size tokens of new prompts (a prompt whose last
  * token is in samples its first token, published before its next one is
- * decoded), then one decode step for every other running slot.
+ * decoded), then one decode step for the other running slots; every call
+ * is done by the end of the round, or with depth > 1 all but depth - 1.
  */
 static int step(struct tm_server *s)
 {
 	const struct tm_hparams *hp = &s->m->hp;
-	struct tm_ctx *seqs[s->o.parallel];
-	struct slot *run[s->o.parallel];
-	int32_t toks[s->o.parallel];
-	int ids[s->o.parallel];
-	const struct tm_serve_mirror *mi = &s->mirror;
 	bool first[s->o.parallel];
-	int n = 0, err = 0;
+	uint64_t made = s->n_made;
+	int err = 0, e;
 	struct slot *sl;
 
 	memset(first, 0, sizeof(first));
 	for (int budget = s->o.batch_size, k; budget > 0 && (sl = next_prompt(s)); budget -= k) {
+		if ((e = make_room(s, first)))
+			err = e;
+		/* the oldest call done may have ended this one's job */
+		if (sl != next_prompt(s)) {
+			k = 0;
+			continue;
+		}
 		if ((k = prefill(s, sl, hp, budget)) < 0) {
 			fail_slot(sl);
 			k = 0;
-		} else if (sl->n_cache == sl->job->n_prompt) {
-			sl->fresh = false;
-			first[sl - s->slots] = true;
-			emit(s, sl, sample(sl, hp));
 		}
 	}
-	for (int i = 0; i < s->o.parallel; i++) {
-		sl = &s->slots[i];
-		if (!sl->job || sl->fresh || first[i] || sl->finished || sl->job->cancelled)
-			continue;
-		seqs[n] = sl->ctx;
-		toks[n] = sl->next;
-		ids[n] = i;
-		run[n++] = sl;
-	}
-	if (n && mi->decode)
-		mi->decode(mi->arg, ids, toks, n);
-	if (n)
-		err = tm_forward_seqs(s->batch, seqs, toks, n);
-	if (n && mi->done)
-		mi->done(mi->arg, seqs, n);
-	if (err) {
-		for (int i = 0; i < n; i++)
-			fail_slot(run[i]);
-		return err;
-	}
-	for (int i = 0; i < n; i++) {
-		run[i]->cache[run[i]->n_cache++] = toks[i];
-		emit(s, run[i], sample(run[i], hp));
-	}
-	return 0;
+	if ((e = decode(s, first)))
+		err = e;
+	/* with nothing new made, wait for the oldest call rather than spin */
+	if (s->n_fly && (s->n_fly == s->depth || s->n_made == made) && (e = land(s, first)))
+		err = e;
+	return err;
 }
 
 static bool busy(struct tm_server *s)
@@ -361,9 +461,18 @@ static void add_bytes(struct tm_server *s, const struct tm_ctx *c, uint64_t *see
 int sched_loop(struct tm_server *s, volatile sig_atomic_t *stop)
 {
 	uint64_t seen[s->o.parallel + 1][TM_MODEL_MAX_MAPS];
-	int err = 0;
+	int err = 0, *ids;
 
 	memset(seen, 0, sizeof(seen));
+	s->depth = s->mirror.depth > 1 ? s->mirror.depth : 1;
+	s->flights = calloc(s->depth, sizeof(*s->flights) + 2 * sizeof(int32_t) * s->o.parallel);
+	if (!s->flights)
+		return tm_err(-ENOMEM, "out of memory for the scheduler");
+	ids = (int *)(s->flights + s->depth);
+	for (int i = 0; i < s->depth; i++) {
+		s->flights[i].slot = ids + 2 * i * s->o.parallel;
+		s->flights[i].toks = ids + (2 * i + 1) * s->o.parallel;
+	}
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		if (*stop && !s->stopping) {

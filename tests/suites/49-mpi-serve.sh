@@ -7,6 +7,16 @@
 # server's text; --split experts and --split layers. SIGTERM to rank 0 ends
 # every rank with 0 (mpirun too); SIGTERM to mpirun ends every rank (mpirun
 # exits 1: Open MPI aborts the job); a rank killed with -9 ends the job.
+#
+# --split layers is a pipeline: with four completions at once (np 2 and 3)
+# the ranks compute different groups of sequences at the same time, and the
+# texts still equal a single-process server's (batch invariance). That they
+# did is measured, not assumed: every rank keeps the spans of time it
+# computed its layers and rank 0's report at the stop gives the time two
+# ranks were inside one together (overlap_sec). Ranks that take turns cannot
+# overlap at all (a rank's span ends before it sends the activations on, the
+# next one's begins after it has them), so the control, one completion at a
+# time, must measure exactly 0.
 set -u
 cd "$TOP"
 TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
@@ -23,14 +33,15 @@ fi
 # the server's mpirun: `start` runs "$TM" serve ARGS
 cat >"$W/mpiserve" <<SH
 #!/bin/sh
-exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 "$MPI" "\$@"
+exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np \${NP:-2} "$MPI" "\$@"
 SH
 chmod +x "$W/mpiserve"
-# complete PORT PROMPT [stream]: the completion's text (temperature 0, 16 tokens)
+# complete PORT PROMPT [stream]: the completion's text (temperature 0, MAXT or 16 tokens)
 cat >"$W/complete.py" <<'PY'
-import json, sys, urllib.request
+import json, os, sys, urllib.request
 port, prompt, stream = sys.argv[1], sys.argv[2], len(sys.argv) > 3
-body = json.dumps({"prompt": prompt, "max_tokens": 16, "temperature": 0, "stream": stream}).encode()
+body = json.dumps({"prompt": prompt, "max_tokens": int(os.environ.get("MAXT", "16")), "temperature": 0,
+                   "stream": stream}).encode()
 req = urllib.request.Request("http://127.0.0.1:%s/v1/completions" % port, body,
                              {"Content-Type": "application/json"})
 with urllib.request.urlopen(req, timeout=60) as r:
@@ -111,6 +122,64 @@ if start dies -m "$W/moe.gguf" -np 2 -c 256 --split experts; then
 else
 	notok "the server for the kill test did not start: $(head -c 600 "$W/dies.err")"
 fi
+
+# the pipeline: a dense model with enough work per layer that the ranks' spans are not all MPI latency
+"$TM0" synth --arch llama --type q8_0 --dim 768 --layers 6 --ff 2048 -q -o "$W/dense.gguf" >/dev/null 2>&1
+PS=("Once upon a time" "The quick brown fox jumps over" "In the beginning" "Hello world, said the")
+export MAXT=24
+# all4 PORT PREFIX: the four prompts at once, texts in W/PREFIX0..3
+all4() {
+	local ps=() i
+	for i in 0 1 2 3; do complete "$1" "${PS[$i]}" >"$W/$2$i" & ps+=($!); done
+	wait "${ps[@]}"
+}
+# stop_rank0 MPIRUN-PID: SIGTERM to rank 0, which stops the others and reports; sets rc
+stop_rank0() {
+	kill -TERM "$(rank_pid "$1" 0)"
+	for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	wait "$1"
+	rc=$?
+}
+# field NAME FILE: NAME=VALUE from the cluster line
+field() { grep -m1 '^cluster:' "$2" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+# the reference: a fresh single-process server, the four at once (no slot reuses another's prefix)
+TM=$TM0
+if start ref4 -m "$W/dense.gguf" -np 4 -c 256; then
+	all4 "$PORT_ref4" r
+	kill "$PID_ref4"
+else
+	notok "the single-process reference server did not start: $(head -c 600 "$W/ref4.err")"
+fi
+TM=$W/mpiserve
+for np in 2 3; do
+	if ! NP=$np start "pipe$np" -m "$W/dense.gguf" -np 4 -c 256 --split layers; then
+		notok "mpirun -np $np serve --split layers did not start: $(head -c 600 "$W/pipe$np.err")"
+		continue
+	fi
+	port_var=PORT_pipe$np pid_var=PID_pipe$np
+	all4 "${!port_var}" p
+	same=0
+	for i in 0 1 2 3; do [ -s "$W/r$i" ] && cmp -s "$W/r$i" "$W/p$i" && same=$((same + 1)); done
+	check "--split layers -np $np: four completions at once each equal the single-process text ($same of 4)" \
+		'[ $same = 4 ]'
+	stop_rank0 "${!pid_var}"
+	calls=$(field overlapped_calls "$W/pipe$np.err") ov=$(field overlap_sec "$W/pipe$np.err")
+	check "--split layers -np $np: ranks computed at once ($(grep -m1 '^cluster:' "$W/pipe$np.err" | grep -o 'parallelism.*'))" \
+		'[ $rc = 0 ] && [ "${calls:-0}" -gt 0 ] && awk -v o="${ov:-0}" "BEGIN { exit !(o > 0) }"'
+done
+# the control: one completion at a time, each step waits for the one before: no overlap (the
+# second one's text is not compared: its slot may reuse the first's prefix, see 65-serve)
+if NP=2 start turns -m "$W/dense.gguf" -np 4 -c 256 --split layers; then
+	complete "$PORT_turns" "${PS[0]}" >"$W/t0"
+	complete "$PORT_turns" "${PS[2]}" >"$W/t2"
+	stop_rank0 "$PID_turns"
+	calls=$(field overlapped_calls "$W/turns.err") ov=$(field overlap_sec "$W/turns.err")
+	check "--split layers -np 2, one completion at a time: no overlap measured ($(grep -m1 '^cluster:' "$W/turns.err" | grep -o 'overlapped_calls.*'))" \
+		'[ $rc = 0 ] && [ "$calls" = 0 ] && [ "$ov" = 0.000000 ] && cmp -s "$W/t0" "$W/r0"'
+else
+	notok "the control server did not start: $(head -c 600 "$W/turns.err")"
+fi
+unset MAXT
 TM=$TM0
 echo "1..$n"
 exit $failed
