@@ -200,7 +200,9 @@ static int tool_calls(json_t *tc, size_t idx, struct chat_call **calls, int *n_c
 				 "'name' and 'arguments' (a JSON text or an object)", idx, i);
 			return -1;
 		}
+		k->id = json_string_value(json_object_get(c, "id"));
 		k->name = json_string_value(name);
+		k->args_text = json_string_value(args);
 		k->args = json_is_object(args) ? json_incref(args) :
 			  json_loadb(json_string_value(args), json_string_length(args), JSON_DECODE_ANY, NULL);
 		++*n_calls;
@@ -247,6 +249,7 @@ static char *render_messages(struct tm_server *s, json_t *msgs, json_t *tools, b
 			goto out;
 		m[i].role = json_string_value(role);
 		m[i].content = texts[i];
+		m[i].tool_call_id = json_string_value(json_object_get(x, "tool_call_id"));
 		if (tool_calls(json_object_get(x, "tool_calls"), i, &calls, &m[i].n_calls, e)) {
 			m[i].calls = calls;
 			goto out;

@@ -18,6 +18,7 @@ static const char *const names[CHAT_N] = {
 	[CHAT_CHATML] = "chatml", [CHAT_LLAMA2] = "llama2", [CHAT_LLAMA3] = "llama3",
 	[CHAT_DEEPSEEK3] = "deepseek3", [CHAT_KIMI_K2] = "kimi-k2", [CHAT_GLM4] = "glm4",
 	[CHAT_QWEN2] = "qwen2", [CHAT_QWEN25] = "qwen2.5", [CHAT_LLAMA31] = "llama3.1",
+	[CHAT_QWEN3] = "qwen3", [CHAT_GLM45] = "glm4.5",
 };
 
 int chat_tmpl_parse(const char *name)
@@ -35,12 +36,13 @@ const char *chat_tmpl_name(int t)
 
 const char *chat_tmpl_names(void)
 {
-	return "chatml, qwen2, qwen2.5, llama2, llama3, llama3.1, deepseek3, kimi-k2, glm4";
+	return "chatml, qwen2, qwen2.5, qwen3, llama2, llama3, llama3.1, deepseek3, kimi-k2, glm4, glm4.5";
 }
 
 bool chat_tmpl_tools(int t)
 {
-	return t == CHAT_QWEN25 || t == CHAT_LLAMA31;
+	return t == CHAT_QWEN25 || t == CHAT_QWEN3 || t == CHAT_LLAMA31 || t == CHAT_DEEPSEEK3 || t == CHAT_KIMI_K2 ||
+	       t == CHAT_GLM45;
 }
 
 int chat_tmpl_detect(const char *t)
@@ -56,6 +58,9 @@ int chat_tmpl_detect(const char *t)
 			return CHAT_QWEN25;
 		if (strstr(t, "<|im_start|>system\\nYou are a helpful assistant.<|im_end|>"))
 			return CHAT_QWEN2;
+		/* Qwen3: tool calls, and the <think> of answers after the last query */
+		if (strstr(t, "<tool_call>") && strstr(t, "last_query_index"))
+			return CHAT_QWEN3;
 		return CHAT_CHATML;
 	}
 	if (strstr(t, "<|start_header_id|>") && strstr(t, "<|end_header_id|>"))
@@ -63,7 +68,7 @@ int chat_tmpl_detect(const char *t)
 	if (strstr(t, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>") && strstr(t, "<\xef\xbd\x9c" "User\xef\xbd\x9c>"))
 		return CHAT_DEEPSEEK3;
 	if (strstr(t, "[gMASK]<sop>"))
-		return CHAT_GLM4;
+		return strstr(t, "<arg_key>") ? CHAT_GLM45 : CHAT_GLM4;
 	if (strstr(t, "[INST]"))
 		return CHAT_LLAMA2;
 	return CHAT_CHATML;
@@ -412,10 +417,102 @@ static int llama31(struct out *o, const struct chat_msg *m, int n, const json_t 
 
 #define FW_BAR "\xef\xbd\x9c"		/* U+FF5C, DeepSeek's full-width bar */
 #define LOW_BLOCK "\xe2\x96\x81"	/* U+2581 */
+#define DS(x) "<" FW_BAR x FW_BAR ">"
+#define DS_(a, b, c) DS(a LOW_BLOCK b LOW_BLOCK c)
 
+/* A piece of a string: what Jinja's split/strip give back. */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+static struct span span_of(const char *s)
+{
+	return (struct span){ s, strlen(s) };
+}
+
+static const char *span_find(struct span s, const char *needle, bool last)
+{
+	size_t k = strlen(needle);
+	const char *at = NULL;
+
+	for (size_t i = 0; i + k <= s.n; i++)
+		if (!memcmp(s.p + i, needle, k)) {
+			at = s.p + i;
+			if (!last)
+				break;
+		}
+	return at;
+}
+
+/* Python's lstrip/rstrip of the characters in `set` ("\n", or NULL for whitespace). */
+static bool in_set(char c, const char *set)
+{
+	return set ? c && strchr(set, c) : isspace((unsigned char)c);
+}
+
+static struct span lstrip(struct span s, const char *set)
+{
+	while (s.n && in_set(*s.p, set))
+		s.p++, s.n--;
+	return s;
+}
+
+static struct span rstrip(struct span s, const char *set)
+{
+	while (s.n && in_set(s.p[s.n - 1], set))
+		s.n--;
+	return s;
+}
+
+static void put_span(struct out *o, struct span s)
+{
+	put_n(o, s.p, s.n);
+}
+
+/* content.split('</think>')[-1] */
+static struct span after_think(struct span c)
+{
+	const char *at = span_find(c, "</think>", true);
+
+	return at ? (struct span){ at + 8, c.n - (size_t)(at + 8 - c.p) } : c;
+}
+
+/* content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n'): the reasoning of a "<think>...</think>" answer */
+static struct span think_of(struct span c)
+{
+	const char *end = span_find(c, "</think>", false), *open;
+	struct span r;
+
+	if (!end)
+		return (struct span){ c.p, 0 };
+	r = rstrip((struct span){ c.p, (size_t)(end - c.p) }, "\n");
+	open = span_find(r, "<think>", true);
+	if (open)
+		r = (struct span){ open + 7, r.n - (size_t)(open + 7 - r.p) };
+	return lstrip(r, "\n");
+}
+
+/* A call's arguments where the template tests `arguments is string`: the client's text as sent, else tojson. */
+static void put_args(struct out *o, const struct chat_call *c)
+{
+	if (c->args_text)
+		put(o, c->args_text);
+	else
+		put_json(o, c->args, 0, 0);
+}
+
+/*
+ * DeepSeek-V3 (and R1): system messages joined first; a call as
+ * function<sep>NAME + fenced JSON; tool outputs in one outputs block closed
+ * by the next assistant text. Its is_first and is_output_first flags are
+ * never reset, so only the conversation's first call opens a calls block and
+ * only its first output opens an outputs block: kept as the template has it.
+ * The template writes no tool declarations (tools are accepted, not shown).
+ */
 static void deepseek3(struct out *o, const struct chat_msg *m, int n, bool gen, const char *bos)
 {
-	bool first = true;
+	bool first = true, is_tool = false, first_call = true, first_output = true;
 
 	put(o, bos);
 	for (int i = 0; i < n; i++)
@@ -427,39 +524,187 @@ static void deepseek3(struct out *o, const struct chat_msg *m, int n, bool gen, 
 		}
 	for (int i = 0; i < n; i++) {
 		if (is(&m[i], "user")) {
-			put(o, "<" FW_BAR "User" FW_BAR ">");
+			is_tool = false;
+			put(o, DS("User"));
 			put(o, m[i].content);
+		} else if (is(&m[i], "assistant") && m[i].calls) {
+			is_tool = false;
+			for (int c = 0; c < m[i].n_calls; c++) {
+				if (first_call) {
+					put(o, DS("Assistant"));
+					put(o, m[i].content);
+					put(o, DS_("tool", "calls", "begin"));
+					first_call = false;
+				} else {
+					put(o, "\n");
+				}
+				put(o, DS_("tool", "call", "begin") "function" DS("tool" LOW_BLOCK "sep"));
+				put(o, m[i].calls[c].name);
+				put(o, "\n```json\n");
+				put_args(o, &m[i].calls[c]);
+				put(o, "\n```" DS_("tool", "call", "end"));
+			}
+			put(o, DS_("tool", "calls", "end") DS_("end", "of", "sentence"));
 		} else if (is(&m[i], "assistant")) {
-			put(o, "<" FW_BAR "Assistant" FW_BAR ">");
+			if (is_tool) {
+				put(o, DS_("tool", "outputs", "end"));
+				put(o, m[i].content);
+				is_tool = false;
+			} else {
+				put(o, DS("Assistant"));
+				put_span(o, after_think(span_of(m[i].content)));
+			}
+			put(o, DS_("end", "of", "sentence"));
+		} else if (is(&m[i], "tool")) {
+			is_tool = true;
+			if (first_output)
+				put(o, DS_("tool", "outputs", "begin"));
+			first_output = false;
+			put(o, DS_("tool", "output", "begin"));
 			put(o, m[i].content);
-			put(o, "<" FW_BAR "end" LOW_BLOCK "of" LOW_BLOCK "sentence" FW_BAR ">");
+			put(o, DS_("tool", "output", "end"));
 		}
 	}
-	if (gen)
-		put(o, "<" FW_BAR "Assistant" FW_BAR ">");
+	if (is_tool)
+		put(o, DS_("tool", "outputs", "end"));
+	else if (gen)
+		put(o, DS("Assistant"));
 }
 
-static void kimi_k2(struct out *o, const struct chat_msg *m, int n, bool gen)
+/*
+ * Kimi-K2 (Instruct-0905): tools declared as one JSON array; a call as
+ * <|tool_call_begin|>ID<|tool_call_argument_begin|>ARGS; a tool result as
+ * "## Return of ID"; without the generation prompt the last message stays
+ * open (no <|im_end|>), for the model to continue it.
+ */
+static void kimi_k2(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen)
 {
+	if (tools) {
+		put(o, "<|im_system|>tool_declare<|im_middle|>\n  # Tools\n  ");
+		put_json(o, tools, 0, 0);
+		put(o, "<|im_end|>");
+	}
 	for (int i = 0; i < n; i++) {
 		if (i == 0 && !is(&m[0], "system"))
 			put(o, "<|im_system|>system<|im_middle|>You are Kimi, an AI assistant created by Moonshot AI.<|im_end|>");
-		if (is(&m[i], "system")) {
-			put(o, "<|im_system|>system<|im_middle|>");
-		} else if (is(&m[i], "user")) {
-			put(o, "<|im_user|>user<|im_middle|>");
-		} else if (is(&m[i], "assistant")) {
-			put(o, "<|im_assistant|>assistant<|im_middle|>");
+		put(o, is(&m[i], "user") ? "<|im_user|>" : is(&m[i], "assistant") ? "<|im_assistant|>" : "<|im_system|>");
+		put(o, m[i].role);
+		put(o, "<|im_middle|>");
+		if (is(&m[i], "assistant") && m[i].calls) {
+			put(o, m[i].content);
+			put(o, "<|tool_calls_section_begin|>");
+			for (int c = 0; c < m[i].n_calls; c++) {
+				put(o, "<|tool_call_begin|>");
+				put(o, m[i].calls[c].id ? m[i].calls[c].id : "");
+				put(o, "<|tool_call_argument_begin|>");
+				put_args(o, &m[i].calls[c]);
+				put(o, "<|tool_call_end|>");
+			}
+			put(o, "<|tool_calls_section_end|>");
+		} else if (is(&m[i], "tool")) {
+			put(o, "## Return of ");
+			put(o, m[i].tool_call_id ? m[i].tool_call_id : "");
+			put(o, "\n    ");
+			put(o, m[i].content);
 		} else {
-			put(o, "<|im_system|>");
-			put(o, m[i].role);
-			put(o, "<|im_middle|>");
+			put(o, m[i].content);
 		}
-		put(o, m[i].content);
-		put(o, "<|im_end|>");
+		if (gen || i < n - 1)
+			put(o, "<|im_end|>");
 	}
 	if (gen)
 		put(o, "<|im_assistant|>assistant<|im_middle|>");
+}
+
+/*
+ * Qwen3: ChatML without a default system prompt; tools in the system
+ * message as Qwen2.5 has them; an answer's <think> reasoning is kept only
+ * after the last real user query (the rest lose it), and calls follow as
+ * <tool_call> JSON.
+ */
+static void qwen3(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen)
+{
+	bool has_sys = n && is(&m[0], "system");
+	int last_query = n - 1;
+
+	if (tools) {
+		size_t i;
+		json_t *t;
+
+		put(o, "<|im_start|>system\n");
+		if (has_sys) {
+			put(o, m[0].content);
+			put(o, "\n\n");
+		}
+		put(o, "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+		       "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
+		json_array_foreach(tools, i, t) {
+			put(o, "\n");
+			put_json(o, t, 0, 0);
+		}
+		put(o, "\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+		       "within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, "
+		       "\"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n");
+	} else if (has_sys) {
+		put(o, "<|im_start|>system\n");
+		put(o, m[0].content);
+		put(o, "<|im_end|>\n");
+	}
+	/* the last user message that is not tool results wrapped as one */
+	for (int i = n - 1; i >= 0; i--) {
+		size_t len = strlen(m[i].content);
+
+		if (is(&m[i], "user") && !(!strncmp(m[i].content, "<tool_response>", 15) && len >= 16 &&
+					  !strcmp(m[i].content + len - 16, "</tool_response>"))) {
+			last_query = i;
+			break;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (is(&m[i], "user") || (is(&m[i], "system") && i)) {
+			put(o, "<|im_start|>");
+			put(o, m[i].role);
+			put(o, "\n");
+			put(o, m[i].content);
+			put(o, "<|im_end|>\n");
+		} else if (is(&m[i], "assistant")) {
+			struct span c = span_of(m[i].content), r = { c.p, 0 };
+
+			if (span_find(c, "</think>", false)) {
+				r = think_of(c);
+				c = lstrip(after_think(c), "\n");
+			}
+			put(o, "<|im_start|>assistant\n");
+			if (i > last_query && (i == n - 1 || r.n)) {
+				put(o, "<think>\n");
+				put_span(o, rstrip(lstrip(r, "\n"), "\n"));
+				put(o, "\n</think>\n\n");
+				put_span(o, lstrip(c, "\n"));
+			} else {
+				put_span(o, c);
+			}
+			for (int k = 0; k < m[i].n_calls; k++) {
+				if (k || c.n)
+					put(o, "\n");
+				put(o, "<tool_call>\n{\"name\": \"");
+				put(o, m[i].calls[k].name);
+				put(o, "\", \"arguments\": ");
+				put_args(o, &m[i].calls[k]);
+				put(o, "}\n</tool_call>");
+			}
+			put(o, "<|im_end|>\n");
+		} else if (is(&m[i], "tool")) {
+			if (!i || !is(&m[i - 1], "tool"))
+				put(o, "<|im_start|>user");
+			put(o, "\n<tool_response>\n");
+			put(o, m[i].content);
+			put(o, "\n</tool_response>");
+			if (i == n - 1 || !is(&m[i + 1], "tool"))
+				put(o, "<|im_end|>\n");
+		}
+	}
+	if (gen)
+		put(o, "<|im_start|>assistant\n");
 }
 
 static void glm4(struct out *o, const struct chat_msg *m, int n, bool gen)
@@ -477,6 +722,84 @@ static void glm4(struct out *o, const struct chat_msg *m, int n, bool gen)
 		put(o, "<|assistant|>");
 }
 
+/*
+ * GLM-4.5/4.6 (glm4moe): tools in a first system turn; every answer opens
+ * with <think></think> (its reasoning kept only after the last user turn);
+ * a call as <tool_call>NAME and <arg_key>/<arg_value> lines, a string value
+ * as is and any other as JSON; tool results under <|observation|>.
+ */
+static void glm45(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen)
+{
+	int last_user = -1;
+
+	put(o, "[gMASK]<sop>");
+	if (tools) {
+		size_t i;
+		json_t *t;
+
+		put(o, "<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+		       "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n");
+		json_array_foreach(tools, i, t) {
+			put_json(o, t, 0, 0);
+			put(o, "\n");
+		}
+		put(o, "</tools>\n\nFor each function call, output the function name and arguments within the following "
+		       "XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}"
+		       "</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>");
+	}
+	for (int i = 0; i < n; i++)
+		if (is(&m[i], "user"))
+			last_user = i;
+	for (int i = 0; i < n; i++) {
+		if (is(&m[i], "user") || is(&m[i], "system")) {
+			put(o, is(&m[i], "user") ? "<|user|>\n" : "<|system|>\n");
+			put(o, m[i].content);
+		} else if (is(&m[i], "assistant")) {
+			struct span c = span_of(m[i].content), r = { c.p, 0 };
+
+			if (span_find(c, "</think>", false)) {
+				r = think_of(c);
+				c = lstrip(after_think(c), "\n");
+			}
+			put(o, "<|assistant|>\n<think>");
+			if (i > last_user && r.n)
+				put_span(o, rstrip(lstrip(r, NULL), NULL));
+			put(o, "</think>");
+			c = rstrip(lstrip(c, NULL), NULL);
+			if (c.n) {
+				put(o, "\n");
+				put_span(o, c);
+			}
+			for (int k = 0; k < m[i].n_calls; k++) {
+				const char *key;
+				json_t *v;
+
+				put(o, "\n<tool_call>");
+				put(o, m[i].calls[k].name);
+				json_object_foreach(m[i].calls[k].args, key, v) {
+					put(o, "\n<arg_key>");
+					put(o, key);
+					put(o, "</arg_key>\n<arg_value>");
+					if (json_is_string(v))
+						put_n(o, json_string_value(v), json_string_length(v));
+					else
+						put_json(o, v, 0, 0);
+					put(o, "</arg_value>");
+				}
+				put(o, "\n</tool_call>");
+			}
+		} else if (is(&m[i], "tool")) {
+			if (!i || !is(&m[i - 1], "tool"))
+				put(o, "<|observation|>");
+			put(o, "\n<tool_response>\n");
+			put(o, m[i].content);
+			put(o, "\n</tool_response>");
+		}
+	}
+	if (gen)
+		put(o, "<|assistant|>");
+}
+
 char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *tools, bool gen,
 		  const char *bos, const char *eos, const char **why)
 {
@@ -488,8 +811,10 @@ char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *to
 		calls |= msgs[i].calls != NULL;
 	/* an empty array: Qwen's `if tools` is false, llama-3.1's `tools is not none` true */
 	if (((tools && json_array_size(tools)) || calls) && !chat_tmpl_tools(tmpl)) {
-		*why = tools ? "this model's chat template does not render tools (qwen2.5 and llama3.1 do)" :
-		       "this model's chat template does not render tool calls (qwen2.5 and llama3.1 do)";
+		*why = tools ? "this model's chat template does not render tools (qwen2.5, qwen3, llama3.1, deepseek3, kimi-k2 "
+			       "and glm4.5 do)" :
+		       "this model's chat template does not render tool calls (qwen2.5, qwen3, llama3.1, deepseek3, kimi-k2 "
+		       "and glm4.5 do)";
 		return NULL;
 	}
 	switch (tmpl) {
@@ -509,9 +834,11 @@ char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *to
 		}
 		break;
 	case CHAT_LLAMA3: llama3(&o, msgs, n, gen, bos); break;
+	case CHAT_QWEN3: qwen3(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
 	case CHAT_DEEPSEEK3: deepseek3(&o, msgs, n, gen, bos); break;
-	case CHAT_KIMI_K2: kimi_k2(&o, msgs, n, gen); break;
+	case CHAT_KIMI_K2: kimi_k2(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
 	case CHAT_GLM4: glm4(&o, msgs, n, gen); break;
+	case CHAT_GLM45: glm45(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
 	default: chatml(&o, msgs, n, gen); break;
 	}
 	put(&o, "");

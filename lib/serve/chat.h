@@ -23,12 +23,19 @@ enum chat_tmpl {
 	CHAT_QWEN2,		/* ChatML with Qwen2's default system prompt */
 	CHAT_QWEN25,		/* Qwen2.5's: its default system prompt, tools in it, <tool_call> */
 	CHAT_LLAMA31,		/* llama-3.1's: a dated system header, tools in the first user turn */
+	CHAT_QWEN3,		/* ChatML, no default system prompt, <think> kept after the last query, <tool_call> */
+	CHAT_GLM45,		/* GLM-4.5/4.6 (glm4moe): <think></think>, <tool_call> with <arg_key>/<arg_value> */
 	CHAT_N,
 };
 
-/* An assistant's tool call: the function's name and its arguments, parsed from OpenAI's JSON text. */
+/*
+ * An assistant's tool call: its id, the function's name, and its arguments
+ * parsed from OpenAI's JSON text (args) and as that text (args_text; NULL
+ * when the client sent an object): templates that test `arguments is
+ * string` write the text as sent.
+ */
 struct chat_call {
-	const char *name;
+	const char *id, *name, *args_text;
 	json_t *args;
 };
 
@@ -36,6 +43,7 @@ struct chat_msg {
 	const char *role, *content;
 	const struct chat_call *calls;	/* assistant: the tool calls, or NULL */
 	int n_calls;
+	const char *tool_call_id;	/* tool: the call it answers, or NULL */
 };
 
 /* "chatml", "llama2", ... -> enum; -1 if unknown. */
@@ -45,7 +53,7 @@ const char *chat_tmpl_name(int t);
 const char *chat_tmpl_names(void);
 /* The family a template text belongs to; CHAT_CHATML when none matches (llama-server's fallback). */
 int chat_tmpl_detect(const char *text);
-/* Whether the family renders tools and tool calls (qwen2.5, llama3.1). */
+/* Whether the family renders tools and tool calls (qwen2.5, qwen3, llama3.1, deepseek3, kimi-k2, glm4.5). */
 bool chat_tmpl_tools(int tmpl);
 
 /*

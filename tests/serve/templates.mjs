@@ -26,6 +26,11 @@ const convs = [
 	[{ role: 'system', content: 'Sys' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: ' Hello, how can I help? ' },
 	 { role: 'user', content: 'Ünïcödé — 日本語 🙂' }],
 	[{ role: 'user', content: 'one' }, { role: 'assistant', content: 'two' }, { role: 'user', content: 'three\nlines\n' }],
+	// reasoning in earlier answers and in the last one (Qwen3, GLM-4.5 and DeepSeek cut or keep it). No blank but
+	// "\n" next to the cut: @huggingface/jinja 0.5's lstrip('\n') strips all whitespace, Python's (the
+	// training's) only "\n", which tiermem follows.
+	[{ role: 'user', content: 'hi' }, { role: 'assistant', content: '<think>\nhmm\n</think>\n\nHello' }, { role: 'user', content: 'again' },
+	 { role: 'assistant', content: '<think>\n\nx\n</think>\n\ny \n' }],
 ];
 const tmpl = new Template(text);
 let same = 0, total = 0, diffs = [];
@@ -42,7 +47,10 @@ ok(same === total, `${family}: ${same} of ${total} conversations (system, multi-
 
 // Tools, tool calls and tool results (OpenAI's shapes: the server gets each call's arguments as JSON
 // text and parses them; the template gets them as the object, as transformers and llama-server pass them).
-const toolFamilies = ['qwen2.5', 'llama3.1'];
+const toolFamilies = ['qwen2.5', 'qwen3', 'llama3.1', 'deepseek3', 'kimi-k2', 'glm4.5'];
+// The templates that test `arguments is string` (or concatenate it) get the client's JSON text as sent;
+// the others iterate or tojson an object, as llama-server passes it to them.
+const argsAsSent = ['qwen3', 'deepseek3', 'kimi-k2'].includes(family);
 const tools = [
 	{ type: 'function', function: { name: 'get_weather', description: 'The weather in a city.\nSays "now" \\ later\t\u0001.',
 		parameters: { type: 'object', properties: { city: { type: 'string', description: 'Ünïcödé 日本 🙂' },
@@ -65,8 +73,19 @@ const toolConvs = [
 const multi = { tools, messages: [{ role: 'user', content: 'Paris and Rome?' },
 	{ role: 'assistant', content: 'Checking both.', tool_calls: [call('a', 'get_weather', { city: 'Paris' }), call('b', 'get_weather', { city: 'Rome' })] },
 	{ role: 'tool', tool_call_id: 'a', content: 'sunny' }, { role: 'tool', tool_call_id: 'b', content: 'rain' }] };
-const forJinja = (messages) => messages.map((m) => m.tool_calls ? { ...m, tool_calls: m.tool_calls.map((c) =>
-	({ ...c, function: { ...c.function, arguments: JSON.parse(c.function.arguments) } })) } : m);
+// A null content is rendered as an empty one (Qwen3's `'</think>' in content` cannot take null).
+const forJinja = (messages) => messages.map((m) => ({ ...m, content: m.content ?? '' })).map((m) => m.tool_calls && !argsAsSent ?
+	{ ...m, tool_calls: m.tool_calls.map((c) => ({ ...c, function: { ...c.function, arguments: typeof c.function.arguments === 'string' ?
+		JSON.parse(c.function.arguments) : c.function.arguments } })) } : m);
+// a call after reasoning, its result, then a reasoned answer: all after the last user query
+toolConvs.push({ tools, messages: [{ role: 'user', content: 'Weather in Nice?' },
+	{ role: 'assistant', content: '<think>\nI need the tool.\n</think>\n\n', tool_calls: [call('n1', 'get_weather', { city: 'Nice' })] },
+	{ role: 'tool', tool_call_id: 'n1', content: '<b>sunny</b>' }, { role: 'assistant', content: '<think>Easy.</think>\n\nSunny in Nice.' }] });
+// arguments sent as an object rather than JSON text (not OpenAI's shape, but accepted)
+// (DeepSeek's template concatenates the arguments to a string, so cannot take an object: not for it)
+if (family !== 'deepseek3') toolConvs.push({ tools: [tools[1]], messages: [{ role: 'user', content: 'Noop?' },
+	{ role: 'assistant', content: 'Calling.', tool_calls: [{ id: 'o1', type: 'function', function: { name: 'noop', arguments: { a: [1, { b: null }] } } }] },
+	{ role: 'tool', tool_call_id: 'o1', content: 'done' }] });
 const apply = async (body) => {
 	const r = await fetch(url + '/apply-template', { method: 'POST', body: JSON.stringify(body) });
 	return { status: r.status, json: await r.json() };
@@ -74,7 +93,7 @@ const apply = async (body) => {
 if (toolFamilies.includes(family)) {
 	let same = 0, total = 0;
 	const diffs = [];
-	for (const conv of family === 'qwen2.5' ? [...toolConvs, multi] : toolConvs)
+	for (const conv of family !== 'llama3.1' ? [...toolConvs, multi] : toolConvs)
 		for (const add_generation_prompt of [true, false]) {
 			const want = tmpl.render({ messages: forJinja(conv.messages), tools: conv.tools, add_generation_prompt,
 				bos_token: props.bos_token, eos_token: props.eos_token });

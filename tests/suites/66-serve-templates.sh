@@ -27,7 +27,7 @@ for f in tests/data/chat-templates/*.jinja; do
 	pid=$!
 	port=
 	for _ in $(seq 1 100); do
-		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$family.err")
+		port=$(sed -n 's/.*:\([0-9]*\)\/ with .*/\1/p' "$W/$family.err" 2>/dev/null)
 		[ -n "$port" ] && break
 		sleep 0.1
 	done
