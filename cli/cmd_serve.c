@@ -58,10 +58,12 @@ static const char usage[] =
 	"                          without .gguf)\n"
 	"  -t, --threads T         threads for the forward pass (default: the CPUs this\n"
 	"                          process may use)\n"
-	"  --chat-template NAME    chatml, qwen2, qwen2.5, llama2, llama3, llama3.1, deepseek3,\n"
-	"                          kimi-k2, glm4 (default: recognised from the model's\n"
-	"                          tokenizer.chat_template; chatml if it has none); OpenAI\n"
-	"                          tools and tool calls render with qwen2.5 and llama3.1\n"
+	"  --chat-template NAME    chatml, qwen2, qwen2.5, qwen3, llama2, llama3, llama3.1,\n"
+	"                          deepseek3, kimi-k2, glm4, glm4.5 (default: recognised from\n"
+	"                          the model's tokenizer.chat_template; chatml if it has\n"
+	"                          none); OpenAI tools work with qwen2.5, qwen3, llama3.1,\n"
+	"                          deepseek3, kimi-k2 and glm4.5: calls in the model's\n"
+	"                          output come back as tool_calls\n"
 	"  --chat-template-file F  recognise the template from this file's text instead\n"
 	"  --queue N               requests that may wait for a slot (default 64); more get 503\n"
 	"  --timeout S             seconds a request may take to arrive, and an idle\n"
@@ -269,6 +271,10 @@ int cmd_serve(int argc, char **argv)
 	so.queue = (int)queue;
 	so.timeout_s = (int)timeout;
 	so.chat_template_text = tmpl_text;
+	so.test_reply = getenv("TIERMEM_SERVE_TEST_REPLY");
+	if (so.test_reply)
+		fprintf(stderr, "%s: TIERMEM_SERVE_TEST_REPLY is set: every completion is its text, not the model's (tests only)\n",
+			CMD);
 	so.type_k = ma.type_k;
 	so.type_v = ma.type_v;
 	so.no_http = follower;

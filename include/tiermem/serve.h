@@ -42,6 +42,13 @@ struct tm_serve_opts {
 	 * scheduler announces through its mirror, on contexts made alike.
 	 */
 	bool no_http;
+	/*
+	 * Tests only: every completion is the tokens of this text (then EOS)
+	 * instead of sampled ones, so the HTTP layer's tool-call parsing can be
+	 * checked on a model that would never write a call by chance. Set by
+	 * the CLI from TIERMEM_SERVE_TEST_REPLY, with a warning; NULL: sample.
+	 */
+	const char *test_reply;
 };
 
 /*

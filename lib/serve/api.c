@@ -17,6 +17,7 @@
 #include "tiermem/error.h"
 #include "lib/serve/chat.h"
 #include "lib/serve/internal.h"
+#include "lib/serve/tools.h"
 
 void *api_fail(struct api_err *e, int status, const char *code, const char *param, const char *fmt, ...)
 {
@@ -385,6 +386,7 @@ struct job *api_parse(struct tm_server *s, const char *body, size_t len, struct 
 		goto fail;
 	}
 	j->refs = 1;
+	j->tools_tmpl = -1;
 	so = json_object_get(root, "stream_options");
 	if (boolean(root, "stream", &r->stream, e) ||
 	    (so && !json_is_null(so) && boolean(so, "include_usage", &r->include_usage, e)) ||
@@ -392,9 +394,17 @@ struct job *api_parse(struct tm_server *s, const char *body, size_t len, struct 
 	    integer(root, "max_completion_tokens", 1, 1e18, &max, e) || sampling(root, j, e) || stops(root, j, e))
 		goto fail;
 	if (r->chat) {
-		if (!(prompt = render_messages(s, json_object_get(root, "messages"), json_object_get(root, "tools"), true, e)) ||
+		json_t *tools = json_object_get(root, "tools"), *choice = json_object_get(root, "tool_choice");
+
+		if (!(prompt = render_messages(s, json_object_get(root, "messages"), tools, true, e)) ||
 		    tokenize(s, j, prompt, true, e))
 			goto fail;
+		/* tool_choice "none": the model is told not to call, so its text is all content */
+		if (json_array_size(tools) && tools_parsable(s->chat_tmpl) &&
+		    !(json_is_string(choice) && !strcmp(json_string_value(choice), "none"))) {
+			j->tools_tmpl = s->chat_tmpl;
+			j->tools = json_incref(tools);
+		}
 	} else if (completion_prompt(s, json_object_get(root, "prompt"), j, e)) {
 		goto fail;
 	}
@@ -442,9 +452,69 @@ static char *dump(json_t *o)
 	return s;
 }
 
+int api_tool_calls(const struct job *j, struct tool_parse *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (j->tools_tmpl < 0)
+		return 0;
+	return tools_parse(j->tools_tmpl, j->text ? j->text : "", j->len, j->tools, p);
+}
+
+/* OpenAI's tool_calls array; a call without the model's own id gets call_<response id>_<n>. */
+static json_t *calls_json(const struct api_req *r, const struct tool_parse *p, bool stream)
+{
+	json_t *a = json_array();
+	char id[96];
+
+	for (int i = 0; a && i < p->n_calls; i++) {
+		json_t *c;
+
+		snprintf(id, sizeof(id), "call_%s_%d", strchr(r->id, '-') ? strchr(r->id, '-') + 1 : r->id, i);
+		c = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", p->calls[i].id ? p->calls[i].id : id, "type", "function",
+			      "function", "name", p->calls[i].name, "arguments", p->calls[i].args);
+		if (c && stream)
+			json_object_set_new(c, "index", json_integer(i));
+		if (!c || json_array_append_new(a, c)) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+char *api_chunk_calls(struct tm_server *s, const struct api_req *r, const struct tool_parse *p)
+{
+	json_t *calls = calls_json(r, p, true);
+
+	if (!calls)
+		return NULL;
+	return dump(json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:o}, s:n, s:n}]}", "id", r->id, "object",
+			      "chat.completion.chunk", "created", (json_int_t)r->created, "model", s->model_id, "choices",
+			      "index", 0, "delta", "tool_calls", calls, "logprobs", "finish_reason"));
+}
+
 char *api_response(struct tm_server *s, const struct api_req *r, const struct job *j)
 {
-	json_t *choice = r->chat ?
+	struct tool_parse p;
+	json_t *choice;
+
+	if (r->chat && j->tools_tmpl >= 0) {
+		if (api_tool_calls(j, &p))
+			return NULL;
+		if (p.n_calls) {
+			json_t *calls = calls_json(r, &p, false);
+
+			choice = calls ? json_pack("{s:i, s:{s:s, s:o, s:o}, s:n, s:s}", "index", 0, "message", "role",
+						   "assistant", "content", p.content ? json_string(p.content) : json_null(),
+						   "tool_calls", calls, "logprobs", "finish_reason", "tool_calls") : NULL;
+			tools_parse_free(&p);
+			return choice ? dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", r->id, "object",
+						       "chat.completion", "created", (json_int_t)r->created, "model",
+						       s->model_id, "choices", choice, "usage", usage(j))) : NULL;
+		}
+		tools_parse_free(&p);
+	}
+	choice = r->chat ?
 		json_pack("{s:i, s:{s:s, s:s%}, s:n, s:s}", "index", 0, "message", "role", "assistant", "content",
 			  j->text ? j->text : "", j->len, "logprobs", "finish_reason", j->finish) :
 		json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", j->text ? j->text : "", j->len, "logprobs",

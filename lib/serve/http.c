@@ -25,6 +25,7 @@
 #include "tiermem/generate.h"
 #include "lib/serve/dashboard.h"
 #include "lib/serve/internal.h"
+#include "lib/serve/tools.h"
 
 #define MAX_CONNS 128
 
@@ -53,7 +54,7 @@ struct req {
 	size_t pend_len, pend_off;
 };
 
-static const char json_type[] = "application/json; charset=utf-8";
+static const char json_mime[] = "application/json; charset=utf-8";
 
 static int reply(struct MHD_Connection *c, int status, const char *type, char *body)
 {
@@ -82,7 +83,7 @@ static int reply_error(struct tm_server *s, struct MHD_Connection *c, const stru
 	pthread_mutex_lock(&s->lock);
 	s->n_errors++;
 	pthread_mutex_unlock(&s->lock);
-	return reply(c, e->status, json_type, api_error(e));
+	return reply(c, e->status, json_mime, api_error(e));
 }
 
 static int fail(struct tm_server *s, struct MHD_Connection *c, int status, const char *code, const char *fmt,
@@ -148,26 +149,69 @@ static bool key_ok(struct tm_server *s, struct MHD_Connection *c)
 
 /* ---- streaming: the content reader runs on the connection's thread ---- */
 
+/* Add an event to those to write: after the ones not yet written, else in place of the written ones. */
 static int queue_event(struct req *q, char *json)
 {
 	size_t n;
+	char *p;
 
 	if (!json)
 		return -1;
 	n = strlen(json);
-	free(q->pend);
-	q->pend = malloc(n + 9);
-	if (!q->pend) {
+	if (q->pend_off >= q->pend_len) {
+		free(q->pend);
+		q->pend = NULL;
+		q->pend_len = q->pend_off = 0;
+	}
+	if (!(p = realloc(q->pend, q->pend_len + n + 9))) {
 		free(json);
 		return -1;
 	}
-	memcpy(q->pend, "data: ", 6);
-	memcpy(q->pend + 6, json, n);
-	memcpy(q->pend + 6 + n, "\n\n", 3);
-	q->pend_len = n + 8;
-	q->pend_off = 0;
+	q->pend = p;
+	memcpy(p + q->pend_len, "data: ", 6);
+	memcpy(p + q->pend_len + 6, json, n);
+	memcpy(p + q->pend_len + 6 + n, "\n\n", 3);
+	q->pend_len += n + 8;
 	free(json);
 	return 0;
+}
+
+/* Text of the job from what was sent up to `to`, as a content chunk (nothing if none). */
+static int queue_text(struct req *q, size_t to)
+{
+	size_t from = q->sent;
+
+	if (to <= from)
+		return 0;
+	q->sent = to;
+	return queue_event(q, api_chunk(q->s, &q->ar, q->job->text + from, to - from, NULL, false, NULL));
+}
+
+/*
+ * The end of a reply to a request with tools: the rest of the content
+ * before the calls, the calls (all in one delta: they are held back while
+ * generated, not streamed piece by piece), the content after them; or, if
+ * the text holds no well-formed call, the rest of it as content.
+ */
+static int queue_calls(struct req *q, const char **finish)
+{
+	struct job *j = q->job;
+	struct tool_parse p;
+	int err;
+
+	if (api_tool_calls(j, &p))
+		return -1;
+	if (!p.n_calls) {
+		tools_parse_free(&p);
+		return queue_text(q, j->len);
+	}
+	*finish = "tool_calls";
+	err = queue_text(q, p.before) || queue_event(q, api_chunk_calls(q->s, &q->ar, &p));
+	if (!err && p.tail_len)
+		err = queue_event(q, api_chunk(q->s, &q->ar, j->text + p.tail, p.tail_len, NULL, false, NULL));
+	q->sent = j->len;
+	tools_parse_free(&p);
+	return err ? -1 : 0;
 }
 
 /* The next event: the role, new text, the finish, usage, [DONE]; 0 when there is none yet. */
@@ -180,11 +224,12 @@ static int next_event(struct req *q)
 		q->role_sent = true;
 		return queue_event(q, api_chunk(s, &q->ar, NULL, 0, NULL, true, NULL)) ? -1 : 1;
 	}
-	if (j->len > q->sent) {
-		size_t from = q->sent;
+	if (!j->done || j->tools_tmpl < 0) {
+		/* with tools, what may be a call waits for the end */
+		size_t to = j->tools_tmpl < 0 ? j->len : tools_safe_prefix(j->tools_tmpl, j->text, j->len);
 
-		q->sent = j->len;
-		return queue_event(q, api_chunk(s, &q->ar, j->text + from, j->len - from, NULL, false, NULL)) ? -1 : 1;
+		if (to > q->sent)
+			return queue_text(q, to) ? -1 : 1;
 	}
 	if (!j->done)
 		return 0;
@@ -196,33 +241,13 @@ static int next_event(struct req *q)
 		return queue_event(q, api_error(&e)) ? -1 : 1;
 	}
 	if (!q->finished) {
+		const char *finish = j->finish;
+
 		q->finished = true;
-		if (queue_event(q, api_chunk(s, &q->ar, NULL, 0, j->finish, false, NULL)))
+		if ((j->tools_tmpl >= 0 && queue_calls(q, &finish)) ||
+		    queue_event(q, api_chunk(s, &q->ar, NULL, 0, finish, false, NULL)) ||
+		    (q->ar.include_usage && queue_event(q, api_chunk(s, &q->ar, NULL, 0, NULL, false, j))))
 			return -1;
-		if (q->ar.include_usage) {
-			char *u = api_chunk(s, &q->ar, NULL, 0, NULL, false, j);
-			size_t old = q->pend_len;
-			char *first = q->pend;
-
-			q->pend = NULL;
-			if (queue_event(q, u)) {
-				free(first);
-				return -1;
-			}
-			/* both events in one buffer */
-			char *both = malloc(old + q->pend_len + 1);
-
-			if (!both) {
-				free(first);
-				return -1;
-			}
-			memcpy(both, first, old);
-			memcpy(both + old, q->pend, q->pend_len + 1);
-			free(first);
-			free(q->pend);
-			q->pend = both;
-			q->pend_len += old;
-		}
 		return 1;
 	}
 	return 2;	/* everything sent but [DONE] */
@@ -321,7 +346,7 @@ static int completion(struct tm_server *s, struct MHD_Connection *c, struct req 
 			cancel(s, j);
 			job_put(s, j);
 			pthread_mutex_unlock(&s->lock);
-			return reply(c, 500, json_type, NULL);
+			return reply(c, 500, json_mime, NULL);
 		}
 		sq->s = s;
 		sq->fd = q->fd;
@@ -351,9 +376,9 @@ static int completion(struct tm_server *s, struct MHD_Connection *c, struct req 
 	pthread_mutex_unlock(&s->lock);
 	if (j->error[0]) {
 		api_fail(&e, 500, NULL, NULL, "%s", j->error);
-		ret = reply(c, 500, json_type, api_error(&e));
+		ret = reply(c, 500, json_mime, api_error(&e));
 	} else {
-		ret = reply(c, 200, json_type, api_response(s, &q->ar, j));
+		ret = reply(c, 200, json_mime, api_response(s, &q->ar, j));
 	}
 	pthread_mutex_lock(&s->lock);
 	job_put(s, j);
@@ -426,7 +451,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (q->too_big)
 		return fail(s, c, 413, "request_too_large", "the body is larger than %s", "4 MiB");
 	if (is_path(url, "/health"))
-		return get ? reply(c, 200, json_type, strdup("{\"status\":\"ok\"}")) :
+		return get ? reply(c, 200, json_mime, strdup("{\"status\":\"ok\"}")) :
 		       fail(s, c, 405, "method_not_allowed", "%s needs GET", url);
 	if (!strcmp(url, "/"))
 		return get ? reply(c, 200, "text/html; charset=utf-8", strdup(dashboard_html)) :
@@ -435,10 +460,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return get ? reply(c, 200, "text/plain; version=0.0.4", metrics_text(s)) :
 		       fail(s, c, 405, "method_not_allowed", "%s needs GET", url);
 	if (is_path(url, "/v1/models"))
-		return get ? reply(c, 200, json_type, api_models(s)) :
+		return get ? reply(c, 200, json_mime, api_models(s)) :
 		       fail(s, c, 405, "method_not_allowed", "%s needs GET", url);
 	if (is_path(url, "/props"))
-		return get ? reply(c, 200, json_type, api_props(s)) :
+		return get ? reply(c, 200, json_mime, api_props(s)) :
 		       fail(s, c, 405, "method_not_allowed", "%s needs GET", url);
 	if (is_path(url, "/v1/chat/completions") || is_path(url, "/v1/completions")) {
 		if (!post)
@@ -452,7 +477,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!post)
 			return fail(s, c, 405, "method_not_allowed", "%s needs POST", url);
 		out = api_apply_template(s, q->body ? q->body : "", q->len, &e);
-		return out ? reply(c, 200, json_type, out) : reply_error(s, c, &e);
+		return out ? reply(c, 200, json_mime, out) : reply_error(s, c, &e);
 	}
 	return fail(s, c, 404, "not_found", "no such endpoint: %.200s", url);
 }
@@ -516,7 +541,7 @@ static void *watchdog(void *arg)
 				  "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"request_timeout\"}}";
 	char resp[512];
 	int n = snprintf(resp, sizeof(resp), "HTTP/1.1 408 Request Timeout\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", json_type, sizeof(msg) - 1, msg);
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", json_mime, sizeof(msg) - 1, msg);
 
 	pthread_mutex_lock(&s->lock);
 	while (s->watchdog_on) {

@@ -31,6 +31,14 @@ struct job {
 	float min_p, presence, frequency;
 	char *stop[SERVE_MAX_STOP];
 	int n_stop;
+	/*
+	 * Tools asked for: the chat template whose call syntax to parse out of
+	 * the text (-1: none, the text is all content) and the request's tools
+	 * (a reference; GLM-4.5's argument types). Control tokens are then kept
+	 * in the text: some families' call markers are control tokens.
+	 */
+	int tools_tmpl;
+	struct json_t *tools;	/* jansson's json_t */
 	/* published by the scheduler */
 	char *text;			/* valid UTF-8, stop sequences cut off */
 	size_t len, cap;
@@ -106,6 +114,8 @@ struct tm_server {
 	struct flight *flights;		/* a ring of the mirror's depth (1 without one) */
 	int depth, fly0, n_fly;		/* its size, oldest entry, entries in use */
 	uint64_t n_made;		/* calls made */
+	int32_t *test_reply;		/* tm_serve_opts.test_reply's tokens, or NULL */
+	int n_test_reply;
 	uint64_t n_admitted;
 
 	/* metrics, under lock */
@@ -175,6 +185,11 @@ char *api_response(struct tm_server *s, const struct api_req *r, const struct jo
 /* One streamed chunk: text (may be NULL), or the finish reason, or usage. */
 char *api_chunk(struct tm_server *s, const struct api_req *r, const char *text, size_t len,
 		const char *finish, bool role, const struct job *usage);
+struct tool_parse;
+/* A streamed chunk whose delta is all of the parsed calls at once. */
+char *api_chunk_calls(struct tm_server *s, const struct api_req *r, const struct tool_parse *p);
+/* The job's text parsed for tool calls (none when the request had no tools); -1: out of memory. */
+int api_tool_calls(const struct job *j, struct tool_parse *p);
 char *api_error(const struct api_err *e);
 char *api_models(struct tm_server *s);
 char *api_props(struct tm_server *s);

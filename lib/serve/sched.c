@@ -19,6 +19,7 @@
  * its calls, then waits only for the oldest when depth calls are out.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,7 @@ void job_put(struct tm_server *s, struct job *j)
 	for (int i = 0; i < j->n_stop; i++)
 		free(j->stop[i]);
 	free(j->text);
+	json_decref(j->tools);
 	free(j);
 }
 
@@ -210,10 +212,13 @@ static struct slot *next_prompt(struct tm_server *s)
 }
 
 /* OpenAI's penalties over the tokens generated so far, then min-p, then the sampler. */
-static int32_t sample(struct slot *sl, const struct tm_hparams *hp)
+static int32_t sample(struct tm_server *s, struct slot *sl, const struct tm_hparams *hp)
 {
 	struct job *j = sl->job;
 	float *lg = sl->ctx->logits;
+
+	if (s->test_reply)
+		return sl->n_gen < s->n_test_reply ? s->test_reply[sl->n_gen] : tm_tokenizer_eos(s->tok);
 
 	if (j->presence != 0 || j->frequency != 0)
 		for (int i = 0; i < hp->n_vocab; i++)
@@ -245,7 +250,7 @@ static void emit(struct tm_server *s, struct slot *sl, int32_t tok)
 	}
 	sl->n_gen++;
 	sl->counts[tok]++;
-	n = tm_token_piece(s->tok, tok, false, piece, sizeof(piece));
+	n = tm_token_piece(s->tok, tok, j->tools_tmpl >= 0, piece, sizeof(piece));
 	if (n > (int)sizeof(piece))
 		n = sizeof(piece);
 	if (n > 0 && buf_append(&sl->raw, &sl->raw_len, &sl->raw_cap, piece, n)) {
@@ -338,7 +343,7 @@ static int land(struct tm_server *s, bool *first)
 		if (sl->n_cache == sl->job->n_prompt) {
 			sl->fresh = false;
 			first[f->slot[0]] = true;
-			emit(s, sl, sample(sl, hp));
+			emit(s, sl, sample(s, sl, hp));
 		}
 		return 0;
 	}
@@ -349,7 +354,7 @@ static int land(struct tm_server *s, bool *first)
 			continue;
 		}
 		sl->cache[sl->n_cache++] = f->toks[i];
-		emit(s, sl, sample(sl, hp));
+		emit(s, sl, sample(s, sl, hp));
 	}
 	return f->err;
 }

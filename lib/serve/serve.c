@@ -48,6 +48,16 @@ int tm_serve_create(struct tm_server **out, const struct tm_serve_opts *o, const
 	s->chat_tmpl = o->chat_template ? chat_tmpl_parse(o->chat_template) :
 		       chat_tmpl_detect(o->chat_template_text ? o->chat_template_text : text);
 	free(text);
+	if (o->test_reply) {
+		int n = tm_tokenize_alloc(t, o->test_reply, strlen(o->test_reply), false, true, &s->test_reply);
+
+		if (n < 0 || tm_tokenizer_eos(t) < 0) {
+			free(s->test_reply);
+			free(s);
+			return n < 0 ? n : tm_err(-EINVAL, "a test reply needs a vocabulary with an EOS token");
+		}
+		s->n_test_reply = n;
+	}
 	s->queue_tail = &s->queue;
 	s->t_start = tm_now();
 	s->t_start_wall = time(NULL);
@@ -115,5 +125,6 @@ void tm_serve_free(struct tm_server *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->work);
 	pthread_cond_destroy(&s->progress);
+	free(s->test_reply);
 	free(s);
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Tool calls parsed out of model output, through the official openai npm
+# client (tests/serve/tools.mjs). A synth model would never write a call, so
+# each server runs with TIERMEM_SERVE_TEST_REPLY (tests only): its every
+# completion is that text's tokens instead of sampled ones, and goes through
+# the real detokenizing, streaming and parsing. The parsers themselves, per
+# format and on malformed input, are unit tests (tests/unit/test_tools.c).
+set -u
+cd "$TOP"
+TM=$BUILD/san/tiermem
+[ -x "$TM" ] || TM=$BUILD/tiermem
+NODE_DIR=$BUILD/serve-test
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve-tools.XXXXXX")
+. "$TOP/tests/lib/serve.sh"
+. "$TOP/tests/lib/tap.sh"
+
+if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
+	notok "the openai npm client is not installed in $NODE_DIR (run scripts/deps)"
+	exit 1
+fi
+if ! "$TM" synth --arch qwen3 --type q8_0 -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
+	notok "synth: $(cat "$W/err")"
+	exit 1
+fi
+
+DS_BAR=$'\uff5c' DS_LOW=$'\u2581'
+ds() { printf '<%s%s%s>' "$DS_BAR" "$1" "$DS_BAR"; }
+CALL_ARGS='[{"city":"Paris","days":2},{}]'
+qwen_reply='Let me check.
+<tool_call>
+{"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}
+</tool_call>
+<tool_call>
+{"name": "noop", "arguments": {}}
+</tool_call>'
+kimi_reply='<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{"city": "Paris", "days": 2}<|tool_call_end|><|tool_call_begin|>functions.noop:1<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|>'
+ds_reply="Checking.$(ds "tool${DS_LOW}calls${DS_LOW}begin")$(ds "tool${DS_LOW}call${DS_LOW}begin")function$(ds "tool${DS_LOW}sep")get_weather
+\`\`\`json
+{\"city\": \"Paris\", \"days\": 2}
+\`\`\`$(ds "tool${DS_LOW}call${DS_LOW}end")
+$(ds "tool${DS_LOW}call${DS_LOW}begin")function$(ds "tool${DS_LOW}sep")noop
+\`\`\`json
+{}
+\`\`\`$(ds "tool${DS_LOW}call${DS_LOW}end")$(ds "tool${DS_LOW}calls${DS_LOW}end")"
+# cut off inside the arguments: not a call
+glm_bad='Sure.
+<tool_call>get_weather
+<arg_key>city</arg_key>
+<arg_value>Paris'
+
+# run_case NAME TEMPLATE CASE REPLY [ID0]
+run_case() {
+	local name=$1 tmpl=$2 kind=$3 reply=$4 id0=${5:-} rc last pid_var
+	if ! TIERMEM_SERVE_TEST_REPLY=$reply start "$name" -m "$W/m.gguf" -np 2 -c 2048 --chat-template "$tmpl"; then
+		notok "$name: the server did not start: $(tail -2 "$W/$name.err")"
+		return
+	fi
+	local port_var=PORT_$name
+	URL=http://127.0.0.1:${!port_var} CASE=$kind LABEL="$name ($tmpl)" NAMES='["get_weather","noop"]' ARGS=$CALL_ARGS \
+		ID0=$id0 START=$((n + 1)) NODE_DIR=$NODE_DIR timeout 180 node tests/serve/tools.mjs >"$W/$name.tap" 2>"$W/$name.node"
+	rc=$?
+	grep -E '^(not )?ok ' "$W/$name.tap"
+	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/$name.tap")
+	n=${last:-$n}
+	grep -q '^not ok' "$W/$name.tap" && failed=1
+	[ $rc -eq 0 ] || grep -q '^not ok' "$W/$name.tap" || notok "$name: tools.mjs exited $rc: $(tail -3 "$W/$name.node" | tr '\n' ' ')"
+	pid_var=PID_$name
+	kill -TERM "${!pid_var}"
+	wait "${!pid_var}"
+	rc=$?
+	check "$name: the server exits 0 on SIGTERM (under ASan: no leak) ($rc)" '[ $rc -eq 0 ]'
+}
+
+run_case qwen qwen3 calls "$qwen_reply"
+run_case kimi kimi-k2 calls "$kimi_reply" "functions.get_weather:0"
+run_case deepseek deepseek3 calls "$ds_reply"
+run_case glmbad glm4.5 bad "$glm_bad"
+grep -q "TIERMEM_SERVE_TEST_REPLY is set" "$W/qwen.err"
+check "the test reply says so on stderr" '[ $? -eq 0 ]'
+exit $failed
