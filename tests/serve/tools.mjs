@@ -48,7 +48,7 @@ for await (const chunk of stream) {
 		continue;
 	if (c.delta.content) {
 		sContent += c.delta.content;
-		markerLeaked ||= /tool_call|｜|<\|/.test(c.delta.content) && CASE === 'calls';
+		markerLeaked ||= /tool_call|｜|<\||"name"/.test(c.delta.content) && CASE === 'calls';
 	}
 	for (const t of c.delta.tool_calls || []) {
 		const k = (sCalls[t.index] ||= { id: '', name: '', arguments: '' });
@@ -63,7 +63,7 @@ for await (const chunk of stream) {
 if (CASE === 'calls') {
 	const names = JSON.parse(NAMES), args = JSON.parse(ARGS);
 	const calls = msg.tool_calls || [];
-	const before = raw.slice(0, raw.search(/<tool_call>|<｜tool▁calls▁begin｜>|<\|tool_calls_section_begin\|>/)).trimEnd();
+	const before = raw.slice(0, raw.search(/<tool_call>|<｜tool▁calls▁begin｜>|<\|tool_calls_section_begin\|>|<\|python_tag\|>/)).trimEnd();
 	ok(whole.choices[0].finish_reason === 'tool_calls', `finish_reason tool_calls (${whole.choices[0].finish_reason})`);
 	ok(calls.length === names.length && calls.every((c, i) => c.type === 'function' && c.function.name === names[i]),
 		`tool_calls name the functions the model called: ${calls.map((c) => c.function?.name).join(', ')}`);

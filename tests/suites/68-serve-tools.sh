@@ -42,13 +42,24 @@ $(ds "tool${DS_LOW}call${DS_LOW}begin")function$(ds "tool${DS_LOW}sep")noop
 \`\`\`json
 {}
 \`\`\`$(ds "tool${DS_LOW}call${DS_LOW}end")$(ds "tool${DS_LOW}calls${DS_LOW}end")"
+glm_reply='Sure.
+<tool_call>get_weather
+<arg_key>city</arg_key>
+<arg_value>Paris</arg_value>
+<arg_key>days</arg_key>
+<arg_value>2</arg_value>
+</tool_call>
+<tool_call>noop
+</tool_call>'
+# llama-3.1 takes one call per message (its template refuses two when they come back)
+llama_reply='<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris", "days": 2}}'
 # cut off inside the arguments: not a call
 glm_bad='Sure.
 <tool_call>get_weather
 <arg_key>city</arg_key>
 <arg_value>Paris'
 
-# run_case NAME TEMPLATE CASE REPLY [ID0]
+# run_case NAME TEMPLATE CASE REPLY [ID0]; NAMES and ARGS (JSON) the calls it holds
 run_case() {
 	local name=$1 tmpl=$2 kind=$3 reply=$4 id0=${5:-} rc last pid_var
 	if ! TIERMEM_SERVE_TEST_REPLY=$reply start "$name" -m "$W/m.gguf" -np 2 -c 2048 --chat-template "$tmpl"; then
@@ -56,7 +67,7 @@ run_case() {
 		return
 	fi
 	local port_var=PORT_$name
-	URL=http://127.0.0.1:${!port_var} CASE=$kind LABEL="$name ($tmpl)" NAMES='["get_weather","noop"]' ARGS=$CALL_ARGS \
+	URL=http://127.0.0.1:${!port_var} CASE=$kind LABEL="$name ($tmpl)" NAMES=${NAMES:-'["get_weather","noop"]'} ARGS=${ARGS:-$CALL_ARGS} \
 		ID0=$id0 START=$((n + 1)) NODE_DIR=$NODE_DIR timeout 180 node tests/serve/tools.mjs >"$W/$name.tap" 2>"$W/$name.node"
 	rc=$?
 	grep -E '^(not )?ok ' "$W/$name.tap"
@@ -74,6 +85,8 @@ run_case() {
 run_case qwen qwen3 calls "$qwen_reply"
 run_case kimi kimi-k2 calls "$kimi_reply" "functions.get_weather:0"
 run_case deepseek deepseek3 calls "$ds_reply"
+run_case glm glm4.5 calls "$glm_reply"
+NAMES='["get_weather"]' ARGS='[{"city":"Paris","days":2}]' run_case llama llama3.1 calls "$llama_reply"
 run_case glmbad glm4.5 bad "$glm_bad"
 grep -q "TIERMEM_SERVE_TEST_REPLY is set" "$W/qwen.err"
 check "the test reply says so on stderr" '[ $? -eq 0 ]'
