@@ -185,6 +185,57 @@ static void streaming(void)
 	       !tools_parsable(CHAT_CHATML) && !tools_parsable(CHAT_LLAMA2), "the families with a call syntax");
 }
 
+/*
+ * Every prefix of a good output (a reply cut off by max_tokens), and the
+ * output with one byte changed at each place: either calls whose text is
+ * well-formed JSON, or all of the text as content; never half of each.
+ */
+static void cut_and_flipped(void)
+{
+	static const struct { int tmpl; const char *text; } good[] = {
+		{ CHAT_QWEN3, "Hi.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": [1, \"\xc3\xbc\"]}}\n</tool_call>" },
+		{ CHAT_LLAMA31, "<|python_tag|>{\"name\": \"a\", \"parameters\": {\"x\": 1}}; {\"name\": \"b\", \"parameters\": {}}" },
+		{ CHAT_DEEPSEEK3, DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "f\n```json\n{\"a\": 1}\n```" DS_CALL_END DS_CALLS_END },
+		{ CHAT_KIMI_K2, "<|tool_calls_section_begin|><|tool_call_begin|>functions.f:0<|tool_call_argument_begin|>{\"a\": 1}"
+				"<|tool_call_end|><|tool_calls_section_end|>" },
+		{ CHAT_GLM45, "<tool_call>f\n<arg_key>a</arg_key>\n<arg_value>{\"b\": 1}</arg_value>\n</tool_call>" },
+	};
+	int bad = 0, cases = 0;
+
+	for (size_t g = 0; g < sizeof(good) / sizeof(good[0]); g++) {
+		size_t len = strlen(good[g].text);
+		char *buf = malloc(len + 1);
+
+		for (size_t k = 0; k <= 2 * len; k++) {
+			struct tool_parse p;
+			size_t n = k <= len ? k : len;
+
+			memcpy(buf, good[g].text, len + 1);
+			if (k > len)
+				buf[k - len - 1] ^= 0x20;
+			buf[n] = '\0';
+			cases++;
+			if (tools_parse(good[g].tmpl, buf, n, NULL, &p)) {
+				bad++;
+				continue;
+			}
+			if (p.n_calls) {
+				for (int i = 0; i < p.n_calls; i++) {
+					json_t *v = json_loads(p.calls[i].args, JSON_ALLOW_NUL, NULL);
+
+					bad += !json_is_object(v) || !*p.calls[i].name;
+					json_decref(v);
+				}
+			} else {
+				bad += n ? !p.content || strcmp(p.content, buf) : p.content != NULL;
+			}
+			tools_parse_free(&p);
+		}
+		free(buf);
+	}
+	tap_ok(!bad, "%d cut-off and one-byte-changed outputs of every format: whole calls or all content (%d bad)", cases, bad);
+}
+
 int main(void)
 {
 	hermes();
@@ -193,5 +244,6 @@ int main(void)
 	kimi();
 	glm();
 	streaming();
+	cut_and_flipped();
 	return tap_done();
 }
