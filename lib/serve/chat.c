@@ -420,6 +420,16 @@ static int llama31(struct out *o, const struct chat_msg *m, int n, const json_t 
 #define DS(x) "<" FW_BAR x FW_BAR ">"
 #define DS_(a, b, c) DS(a LOW_BLOCK b LOW_BLOCK c)
 
+/*
+ * DeepSeek-V3's template declares no tools: tiermem's system-prompt text for
+ * them, the tools' JSON one per line between these two (suite 66 builds the
+ * same text for @huggingface/jinja).
+ */
+#define DEEPSEEK3_TOOLS_INTRO "## Tools\n\nYou can call these functions (name, description, JSON-schema parameters):"
+#define DEEPSEEK3_TOOLS_CALL "\n\nTo call functions, answer with:\n" DS_("tool", "calls", "begin") \
+	DS_("tool", "call", "begin") "function" DS("tool" LOW_BLOCK "sep") "NAME\n```json\nARGUMENTS\n```" \
+	DS_("tool", "call", "end") DS_("tool", "calls", "end")
+
 /* A piece of a string: what Jinja's split/strip give back. */
 struct span {
 	const char *p;
@@ -508,9 +518,11 @@ static void put_args(struct out *o, const struct chat_call *c)
  * by the next assistant text. Its is_first and is_output_first flags are
  * never reset, so only the conversation's first call opens a calls block and
  * only its first output opens an outputs block: kept as the template has it.
- * The template writes no tool declarations (tools are accepted, not shown).
+ * The template has no place for tool declarations, so (as llama.cpp does
+ * for such templates) they go into the system prompt, as one more system
+ * message after the others, with the call syntax the template writes.
  */
-static void deepseek3(struct out *o, const struct chat_msg *m, int n, bool gen, const char *bos)
+static void deepseek3(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen, const char *bos)
 {
 	bool first = true, is_tool = false, first_call = true, first_output = true;
 
@@ -522,6 +534,19 @@ static void deepseek3(struct out *o, const struct chat_msg *m, int n, bool gen, 
 			put(o, m[i].content);
 			first = false;
 		}
+	if (tools) {
+		size_t i;
+		json_t *t;
+
+		if (!first)
+			put(o, "\n\n");
+		put(o, DEEPSEEK3_TOOLS_INTRO);
+		json_array_foreach(tools, i, t) {
+			put(o, "\n");
+			put_json(o, t, 0, 0);
+		}
+		put(o, DEEPSEEK3_TOOLS_CALL);
+	}
 	for (int i = 0; i < n; i++) {
 		if (is(&m[i], "user")) {
 			is_tool = false;
@@ -835,7 +860,7 @@ char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *to
 		break;
 	case CHAT_LLAMA3: llama3(&o, msgs, n, gen, bos); break;
 	case CHAT_QWEN3: qwen3(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
-	case CHAT_DEEPSEEK3: deepseek3(&o, msgs, n, gen, bos); break;
+	case CHAT_DEEPSEEK3: deepseek3(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen, bos); break;
 	case CHAT_KIMI_K2: kimi_k2(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
 	case CHAT_GLM4: glm4(&o, msgs, n, gen); break;
 	case CHAT_GLM45: glm45(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;

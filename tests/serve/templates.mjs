@@ -86,6 +86,13 @@ toolConvs.push({ tools, messages: [{ role: 'user', content: 'Weather in Nice?' }
 if (family !== 'deepseek3') toolConvs.push({ tools: [tools[1]], messages: [{ role: 'user', content: 'Noop?' },
 	{ role: 'assistant', content: 'Calling.', tool_calls: [{ id: 'o1', type: 'function', function: { name: 'noop', arguments: { a: [1, { b: null }] } } }] },
 	{ role: 'tool', tool_call_id: 'o1', content: 'done' }] });
+// DeepSeek-V3's template has no place for tools: tiermem declares them in one more system message
+// (lib/serve/chat.c), which the template joins to the others; the same text here.
+const tojson = new Template('{{ t | tojson }}');
+const declare = (tools) => family !== 'deepseek3' || !tools?.length ? [] : [{ role: 'system', content:
+	'## Tools\n\nYou can call these functions (name, description, JSON-schema parameters):' +
+	tools.map((t) => '\n' + tojson.render({ t })).join('') + '\n\nTo call functions, answer with:\n' +
+	'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\nARGUMENTS\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>' }];
 const apply = async (body) => {
 	const r = await fetch(url + '/apply-template', { method: 'POST', body: JSON.stringify(body) });
 	return { status: r.status, json: await r.json() };
@@ -95,8 +102,8 @@ if (toolFamilies.includes(family)) {
 	const diffs = [];
 	for (const conv of family !== 'llama3.1' ? [...toolConvs, multi] : toolConvs)
 		for (const add_generation_prompt of [true, false]) {
-			const want = tmpl.render({ messages: forJinja(conv.messages), tools: conv.tools, add_generation_prompt,
-				bos_token: props.bos_token, eos_token: props.eos_token });
+			const want = tmpl.render({ messages: forJinja(conv.messages).concat(declare(conv.tools)), tools: conv.tools,
+				add_generation_prompt, bos_token: props.bos_token, eos_token: props.eos_token });
 			const got = (await apply({ ...conv, add_generation_prompt })).json.prompt;
 			total++;
 			if (got === want) same++;
