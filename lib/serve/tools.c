@@ -424,6 +424,8 @@ size_t tools_safe_prefix(int tmpl, const char *text, size_t len)
 	const char *open = opener(tmpl), *at;
 	size_t end = len;
 
+	if (!len)
+		return 0;	/* text may still be NULL */
 	if (!open) {
 		/* llama-3.1: a call is the whole output, so nothing is sure until it starts otherwise */
 		struct cur c = { text, text + len };
