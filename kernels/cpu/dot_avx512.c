@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * AVX-512 (F/BW/VL/DQ) kernels: 512-bit versions of every type, plus a VNNI
- * flavour of the quantized kernels (vpdpbusd for q8_0/q4_0, vpdpwssd to
+ * flavour of the quantized kernels (vpdpbusd for the 32-element blocks, vpdpwssd to
  * scale and accumulate the K-quants) for CPUs that have it. The
  * dispatcher picks tm_kern_avx512vnni only where cpuid reports VNNI. The
  * Makefile compiles this file with -mavx512vnni, so the non-VNNI kernels use
@@ -117,12 +117,73 @@ INLINE void name##_nx(NX_PARAMS)						\
 
 Q80_512_KERNEL(q8_0_512, blk_q8_0, load_q8_0, 0)
 Q80_512_KERNEL(q4_0_512, blk_q4_0, unpack_q4_0, 0)
+Q80_512_KERNEL(q5_0_512, blk_q5_0, unpack_q5_0, 0)
 Q80_512_KERNEL(q8_0_vnni, blk_q8_0, load_q8_0, 1)
 Q80_512_KERNEL(q4_0_vnni, blk_q4_0, unpack_q4_0, 1)
+Q80_512_KERNEL(q5_0_vnni, blk_q5_0, unpack_q5_0, 1)
 NX_DISPATCH(q8_0_512)
 NX_DISPATCH(q4_0_512)
+NX_DISPATCH(q5_0_512)
 NX_DISPATCH(q8_0_vnni)
 NX_DISPATCH(q4_0_vnni)
+NX_DISPATCH(q5_0_vnni)
+
+/*
+ * q4_1 and q5_1: two blocks per vector as above; the codes are unsigned, so
+ * VNNI's vpdpbusd takes them as they are. The m * s terms as the 256-bit kernel.
+ */
+#define Q81_512_KERNEL(name, BLK, unpack, VNNI)					\
+INLINE void name##_nx(NX_PARAMS)						\
+{										\
+	for (int r = 0; r < nrows; r++) {					\
+		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
+		__m512 acc[TM_NX_MAX];						\
+		float sm[TM_NX_MAX];						\
+		int i = 0;							\
+		UNROLL for (int t = 0; t < NX; t++) {				\
+			acc[t] = _mm512_setzero_ps();				\
+			sm[t] = 0.f;						\
+		}								\
+		for (; i + 2 <= nblocks; i += 2) {				\
+			__m512i q = pair256(unpack(a + i), unpack(a + i + 1));	\
+			float d0 = f16(a[i].d), d1 = f16(a[i + 1].d);		\
+			float m0 = f16(a[i].m), m1 = f16(a[i + 1].m);		\
+			tm_prefetch_block(a + i, 2 * sizeof(BLK));		\
+			UNROLL for (int t = 0; t < NX; t++) {			\
+				const blk_q8_1 *b = (const blk_q8_1 *)((const char *)x + t * xstride) + i; \
+				__m512i yv = pair256(_mm256_loadu_si256((const __m256i *)b[0].qs), \
+						     _mm256_loadu_si256((const __m256i *)b[1].qs)); \
+				__m512 s = _mm512_insertf32x8(_mm512_set1_ps(d0 * f16(b[0].d)), \
+							      _mm256_set1_ps(d1 * f16(b[1].d)), 1); \
+				__m512i p = VNNI ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yv) \
+					: _mm512_madd_epi16(_mm512_maddubs_epi16(q, yv), _mm512_set1_epi16(1)); \
+				acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(p), acc[t]); \
+				sm[t] += m0 * f16(b[0].s);			\
+				sm[t] += m1 * f16(b[1].s);			\
+			}							\
+		}								\
+		UNROLL for (int t = 0; t < NX; t++) {				\
+			float s = hsum512_ps(acc[t]);				\
+			if (i < nblocks) {					\
+				const blk_q8_1 *b = (const blk_q8_1 *)((const char *)x + t * xstride) + i; \
+				__m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(unpack(a + i), \
+					_mm256_loadu_si256((const __m256i *)b->qs)), _mm256_set1_epi16(1)); \
+				s += f16(a[i].d) * f16(b->d) * hsum256_ps(_mm256_cvtepi32_ps(p)); \
+				sm[t] += f16(a[i].m) * f16(b->s);		\
+			}							\
+			y[t * ystride + r] = s + sm[t];				\
+		}								\
+	}									\
+}
+
+Q81_512_KERNEL(q4_1_512, blk_q4_1, unpack_q4_1, 0)
+Q81_512_KERNEL(q5_1_512, blk_q5_1, unpack_q5_1, 0)
+Q81_512_KERNEL(q4_1_vnni, blk_q4_1, unpack_q4_1, 1)
+Q81_512_KERNEL(q5_1_vnni, blk_q5_1, unpack_q5_1, 1)
+NX_DISPATCH(q4_1_512)
+NX_DISPATCH(q5_1_512)
+NX_DISPATCH(q4_1_vnni)
+NX_DISPATCH(q5_1_vnni)
 
 /* ---- q4_K and q5_K ---- */
 
@@ -299,13 +360,203 @@ INLINE void q6_K_vnni_nx(NX_PARAMS) { q6K_512_body(NX_ARGS, NX, 1); }
 NX_DISPATCH(q6_K_512)
 NX_DISPATCH(q6_K_vnni)
 
+/* ---- q2_K and q3_K ---- */
+
+/*
+ * The 2-bit layout of dot_simd256.h's k23_block, 64 codes a vector: chunk h
+ * (32 bytes) broadcast to both halves and shifted by 2j in the low half and
+ * 2j + 2 in the high one gives elements 128h + 32j .. +63, sub-blocks
+ * 8h + 2j .. +3, against 64 contiguous activation bytes.
+ */
+INLINE void k23_block_512(const uint8_t *qs, const uint8_t *hmask, __m512i sc,
+			  const blk_q8_K *const xb[], __m512i isum[], const int NX, const int VNNI)
+{
+	const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+	__m512i hb = _mm512_setzero_si512();
+
+	if (hmask)
+		hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)hmask));
+	UNROLL for (int h = 0; h < 2; h++) {
+		__m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * h)));
+
+		UNROLL for (int j = 0; j < 4; j += 2) {
+			__m512i c = _mm512_and_si512(_mm512_srlv_epi16(q, idx2(2 * j, 2 * j + 2)), m3);
+			__m512i s = _mm512_permutexvar_epi16(idx4(8 * h + 2 * j), sc);
+
+			if (hmask)
+				c = _mm512_or_si512(c, _mm512_slli_epi16(_mm512_and_si512(
+					_mm512_srlv_epi16(hb, idx2(4 * h + j, 4 * h + j + 1)), one), 2));
+			UNROLL for (int t = 0; t < NX; t++) {
+				__m512i yv = _mm512_loadu_si512(xb[t]->qs + 128 * h + 32 * j);
+
+				isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(c, yv), s, VNNI);
+			}
+		}
+	}
+}
+
+INLINE void q2K_512_body(NX_PARAMS, const int VNNI)
+{
+	for (int r = 0; r < nrows; r++) {
+		const blk_q2_K *a = (const blk_q2_K *)((const char *)w + r * wstride);
+		__m512 acc[TM_NX_MAX];
+		__m256 accm[TM_NX_MAX];
+
+		UNROLL for (int t = 0; t < NX; t++) {
+			acc[t] = _mm512_setzero_ps();
+			accm[t] = _mm256_setzero_ps();
+		}
+		for (int i = 0; i < nblocks; i++) {
+			const blk_q8_K *xb[TM_NX_MAX];
+			__m512i isum[TM_NX_MAX];
+			__m256i msum[TM_NX_MAX];
+			__m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
+			__m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(15))));
+			__m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15)));
+			float d = f16(a[i].d), dmin = f16(a[i].dmin);
+
+			tm_prefetch_block(a + i, sizeof(blk_q2_K));
+			UNROLL for (int t = 0; t < NX; t++) {
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;
+				msum[t] = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[t]->bsums));
+				isum[t] = _mm512_setzero_si512();
+			}
+			k23_block_512(a[i].qs, NULL, sc, xb, isum, NX, VNNI);
+			UNROLL for (int t = 0; t < NX; t++) {
+				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * xb[t]->d), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+				accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb[t]->d), _mm256_cvtepi32_ps(msum[t]), accm[t]);
+			}
+		}
+		UNROLL for (int t = 0; t < NX; t++)
+			y[t * ystride + r] = hsum512_ps(acc[t]) - hsum256_ps(accm[t]);
+	}
+}
+INLINE void q2_K_512_nx(NX_PARAMS) { q2K_512_body(NX_ARGS, NX, 0); }
+INLINE void q2_K_vnni_nx(NX_PARAMS) { q2K_512_body(NX_ARGS, NX, 1); }
+NX_DISPATCH(q2_K_512)
+NX_DISPATCH(q2_K_vnni)
+
+INLINE void q3K_512_body(NX_PARAMS, const int VNNI)
+{
+	for (int r = 0; r < nrows; r++) {
+		const blk_q3_K *a = (const blk_q3_K *)((const char *)w + r * wstride);
+		__m512 acc[TM_NX_MAX];
+
+		UNROLL for (int t = 0; t < NX; t++)
+			acc[t] = _mm512_setzero_ps();
+		for (int i = 0; i < nblocks; i++) {
+			const blk_q8_K *xb[TM_NX_MAX];
+			__m512i isum[TM_NX_MAX];
+			__m256i sc16 = _mm256_cvtepi8_epi16(q3K_scales_vec(a[i].scales));
+			float d = f16(a[i].d);
+
+			tm_prefetch_block(a + i, sizeof(blk_q3_K));
+			UNROLL for (int t = 0; t < NX; t++) {
+				/* the codes carry +4: take 4 * sum_k sc[k] * bsum[k] off */
+				__m256i m;
+
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;
+				m = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xb[t]->bsums)), 2);
+				isum[t] = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), m));
+			}
+			k23_block_512(a[i].qs, a[i].hmask, _mm512_castsi256_si512(sc16), xb, isum, NX, VNNI);
+			UNROLL for (int t = 0; t < NX; t++)
+				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * xb[t]->d), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+		}
+		UNROLL for (int t = 0; t < NX; t++)
+			y[t * ystride + r] = hsum512_ps(acc[t]);
+	}
+}
+INLINE void q3_K_512_nx(NX_PARAMS) { q3K_512_body(NX_ARGS, NX, 0); }
+INLINE void q3_K_vnni_nx(NX_PARAMS) { q3K_512_body(NX_ARGS, NX, 1); }
+NX_DISPATCH(q3_K_512)
+NX_DISPATCH(q3_K_vnni)
+
+/* ---- iq4_xs ---- */
+
+/* The 8 sub-block scales of an iq4_xs block, less 32, as i16 (tm_iq4_xs_scale in vector ops). */
+INLINE __m128i iq4xs_scales_vec(const blk_iq4_xs *b)
+{
+	uint32_t l;
+	__m128i lo, hi;
+
+	memcpy(&l, b->scales_l, 4);
+	lo = _mm_cvtepu8_epi16(_mm_shuffle_epi8(_mm_cvtsi32_si128((int)l),
+						_mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1)));
+	lo = _mm_and_si128(_mm_srlv_epi16(lo, _mm_setr_epi16(0, 4, 0, 4, 0, 4, 0, 4)), _mm_set1_epi16(15));
+	hi = _mm_and_si128(_mm_srlv_epi16(_mm_set1_epi16((short)b->scales_h),
+					  _mm_setr_epi16(0, 2, 4, 6, 8, 10, 12, 14)), _mm_set1_epi16(3));
+	return _mm_sub_epi16(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi16(32));
+}
+
+/*
+ * 64 code bytes are sub-blocks 4g..4g+3; their levels (one vpshufb per
+ * nibble half) are put in element order two sub-blocks a vector, then the
+ * signed products go as in the 256-bit kernel: |level| times y with the
+ * level's sign (|level * y| <= 127 * 127, so maddubs does not saturate).
+ */
+INLINE void iq4xs_512_body(NX_PARAMS, const int VNNI)
+{
+	const __m512i values = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tm_iq4nl_values));
+	const __m512i m4 = _mm512_set1_epi8(15);
+	const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+	const __m512i second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+
+	for (int r = 0; r < nrows; r++) {
+		const blk_iq4_xs *a = (const blk_iq4_xs *)((const char *)w + r * wstride);
+		__m512 acc[TM_NX_MAX];
+
+		UNROLL for (int t = 0; t < NX; t++)
+			acc[t] = _mm512_setzero_ps();
+		for (int i = 0; i < nblocks; i++) {
+			const blk_q8_K *xb[TM_NX_MAX];
+			__m512i isum[TM_NX_MAX];
+			__m512i sc = _mm512_castsi128_si512(iq4xs_scales_vec(a + i));
+
+			tm_prefetch_block(a + i, sizeof(blk_iq4_xs));
+			UNROLL for (int t = 0; t < NX; t++) {
+				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;
+				isum[t] = _mm512_setzero_si512();
+			}
+			UNROLL for (int g = 0; g < 2; g++) {
+				__m512i v = _mm512_loadu_si512(a[i].qs + 64 * g);
+				__m512i lo = _mm512_shuffle_epi8(values, _mm512_and_si512(v, m4));
+				__m512i hi = _mm512_shuffle_epi8(values, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+
+				UNROLL for (int k = 0; k < 2; k++) {
+					__m512i lv = _mm512_permutex2var_epi64(lo, k ? second : first, hi);
+					__mmask64 neg = _mm512_movepi8_mask(lv);
+					__m512i al = _mm512_abs_epi8(lv);
+					__m512i s = _mm512_permutexvar_epi16(idx2(4 * g + 2 * k, 4 * g + 2 * k + 1), sc);
+
+					UNROLL for (int t = 0; t < NX; t++) {
+						__m512i yv = _mm512_loadu_si512(xb[t]->qs + 128 * g + 64 * k);
+
+						yv = _mm512_mask_sub_epi8(yv, neg, _mm512_setzero_si512(), yv);
+						isum[t] = madd_acc(isum[t], _mm512_maddubs_epi16(al, yv), s, VNNI);
+					}
+				}
+			}
+			UNROLL for (int t = 0; t < NX; t++)
+				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(f16(a[i].d) * xb[t]->d),
+							 _mm512_cvtepi32_ps(isum[t]), acc[t]);
+		}
+		UNROLL for (int t = 0; t < NX; t++)
+			y[t * ystride + r] = hsum512_ps(acc[t]);
+	}
+}
+INLINE void iq4_xs_512_nx(NX_PARAMS) { iq4xs_512_body(NX_ARGS, NX, 0); }
+INLINE void iq4_xs_vnni_nx(NX_PARAMS) { iq4xs_512_body(NX_ARGS, NX, 1); }
+NX_DISPATCH(iq4_xs_512)
+NX_DISPATCH(iq4_xs_vnni)
+
 #define AVX512_DOTS(v)								\
 	[TM_F32] = dot_f32_512, [TM_F16] = dot_f16_512, [TM_BF16] = dot_bf16_512, \
 	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
-	[TM_Q4_1] = tm_dot_q4_1_ref, [TM_Q5_0] = tm_dot_q5_0_ref, [TM_Q5_1] = tm_dot_q5_1_ref, \
-	[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,				\
+	[TM_Q4_1] = dot_q4_1_##v, [TM_Q5_0] = dot_q5_0_##v, [TM_Q5_1] = dot_q5_1_##v, \
+	[TM_Q2_K] = dot_q2_K_##v, [TM_Q3_K] = dot_q3_K_##v,			\
 	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v, \
-	[TM_IQ4_XS] = dot_iq4_xs
+	[TM_IQ4_XS] = dot_iq4_xs_##v
 
 /* q8_K for the q4_K/q5_K kernels above: the reference's bytes, reordered. */
 static void quant_q8_Kp_512(const float *x, void *q, int64_t n)

@@ -327,21 +327,3 @@ const struct tm_kern tm_kern_scalar = {
 	.quant_q8_0 = tm_quant_q8_0_ref,
 	.quant_q8_K = tm_quant_q8_K_ref,
 };
-
-void tm_dot_q4_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
-		     const void *x, size_t xstride, int nx, float *y, size_t ystride)
-{
-	dot_q4_1(w, wstride, nrows, nblocks, x, xstride, nx, y, ystride);
-}
-
-void tm_dot_q5_0_ref(const void *w, size_t wstride, int nrows, int nblocks,
-		     const void *x, size_t xstride, int nx, float *y, size_t ystride)
-{
-	dot_q5_0(w, wstride, nrows, nblocks, x, xstride, nx, y, ystride);
-}
-
-void tm_dot_q5_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
-		     const void *x, size_t xstride, int nx, float *y, size_t ystride)
-{
-	dot_q5_1(w, wstride, nrows, nblocks, x, xstride, nx, y, ystride);
-}

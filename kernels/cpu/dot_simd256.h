@@ -161,6 +161,87 @@ Q80_KERNEL(q4_0, blk_q4_0, unpack_q4_0)
 NX_DISPATCH(q8_0)
 NX_DISPATCH(q4_0)
 
+/* ---- q5_0 (q8_0 activations), q4_1 and q5_1 (q8_1 activations) ---- */
+
+/* A 32-element block's 4-bit codes in element order: low nibbles 0..15, high 16..31. */
+INLINE __m256i nibbles32(const uint8_t *qs)
+{
+	__m128i q = _mm_loadu_si128((const __m128i *)qs);
+
+	return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
+}
+
+/* The fifth bits (bit l of the little-endian qh for element l) as 16 in byte l. */
+INLINE __m256i fifth_bits(const uint8_t *qh)
+{
+	const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);
+	uint32_t v;
+	__m256i b;
+
+	memcpy(&v, qh, 4);
+	b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v),
+				_mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+						 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+	return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(16));
+}
+
+/* q5_0: signed values -16..15, so it runs as q4_0 does. */
+INLINE __m256i unpack_q5_0(const blk_q5_0 *b)
+{
+	return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b->qs), fifth_bits(b->qh)), _mm256_set1_epi8(16));
+}
+
+Q80_KERNEL(q5_0, blk_q5_0, unpack_q5_0)
+NX_DISPATCH(q5_0)
+
+/* q4_1 and q5_1: unsigned codes (0..15, 0..31) straight into maddubs. */
+INLINE __m256i unpack_q4_1(const blk_q4_1 *b)
+{
+	return nibbles32(b->qs);
+}
+
+INLINE __m256i unpack_q5_1(const blk_q5_1 *b)
+{
+	return _mm256_or_si256(nibbles32(b->qs), fifth_bits(b->qh));
+}
+
+/*
+ * llama.cpp's order: the d products accumulate in 8 float lanes, the
+ * m * s terms (s the activation's d * sum(qs)) in one float, added last.
+ */
+#define Q81_KERNEL(name, BLK, unpack)						\
+INLINE void name##_nx(NX_PARAMS)						\
+{										\
+	for (int r = 0; r < nrows; r++) {					\
+		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
+		__m256 acc[TM_NX_MAX];						\
+		float sm[TM_NX_MAX];						\
+		UNROLL for (int t = 0; t < NX; t++) {				\
+			acc[t] = _mm256_setzero_ps();				\
+			sm[t] = 0.f;						\
+		}								\
+		for (int i = 0; i < nblocks; i++) {				\
+			__m256i q = unpack(a + i);				\
+			float d = f16(a[i].d), m = f16(a[i].m);			\
+			tm_prefetch_block(a + i, sizeof(BLK));			\
+			UNROLL for (int t = 0; t < NX; t++) {			\
+				const blk_q8_1 *b = (const blk_q8_1 *)((const char *)x + t * xstride) + i; \
+				__m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256( \
+					(const __m256i *)b->qs)), _mm256_set1_epi16(1)); \
+				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * f16(b->d)), _mm256_cvtepi32_ps(p), acc[t]); \
+				sm[t] += m * f16(b->s);				\
+			}							\
+		}								\
+		UNROLL for (int t = 0; t < NX; t++)				\
+			y[t * ystride + r] = hsum256_ps(acc[t]) + sm[t];	\
+	}									\
+}
+
+Q81_KERNEL(q4_1, blk_q4_1, unpack_q4_1)
+Q81_KERNEL(q5_1, blk_q5_1, unpack_q5_1)
+NX_DISPATCH(q4_1)
+NX_DISPATCH(q5_1)
+
 /* ---- q4_K and q5_K with q8_K activations ---- */
 
 /*
@@ -441,6 +522,24 @@ INLINE void q2K_nx(NX_PARAMS)
 #define q2_K_nx q2K_nx
 NX_DISPATCH(q2_K)
 
+/*
+ * tm_q3_K_scales in vector ops, as 16 signed bytes. The 12 scale bytes end
+ * 2 bytes before the block does, so they are read as 8 + 4, not 16.
+ */
+INLINE __m128i q3K_scales_vec(const uint8_t *packed)
+{
+	const __m128i m4 = _mm_set1_epi8(15);
+	uint32_t h;
+	__m128i lo = _mm_loadl_epi64((const __m128i *)packed), hi;
+
+	memcpy(&h, packed + 8, 4);
+	/* scale k's low bits: nibble k / 8 of byte k % 8 */
+	lo = _mm_unpacklo_epi64(_mm_and_si128(lo, m4), _mm_and_si128(_mm_srli_epi16(lo, 4), m4));
+	/* its high bits: bits 2 (k / 4) of byte 8 + k % 4, one shift per dword */
+	hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)h), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+	return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+}
+
 INLINE void q3K_nx(NX_PARAMS)
 {
 	for (int r = 0; r < nrows; r++) {
@@ -452,13 +551,11 @@ INLINE void q3K_nx(NX_PARAMS)
 		for (int i = 0; i < nblocks; i++) {
 			const blk_q8_K *xb[TM_NX_MAX];
 			__m256i isum[TM_NX_MAX];
-			int8_t scb[16];
 			__m256i sc16;
 			float d = f16(a[i].d);
 
 			tm_prefetch_block(a + i, sizeof(blk_q3_K));
-			tm_q3_K_scales(a[i].scales, scb);
-			sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scb));
+			sc16 = _mm256_cvtepi8_epi16(q3K_scales_vec(a[i].scales));
 			UNROLL for (int t = 0; t < NX; t++) {
 				/* the codes carry +4: take 4 * sum_k sc[k] * bsum[k] off */
 				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i;

@@ -186,15 +186,4 @@ static inline void tm_q3_K_scales(const uint8_t *packed, int8_t out[16])
 	}
 }
 
-/*
- * The scalar kernels of the types that have no SIMD kernel of their own in a
- * table: the SIMD tables point at these (q4_1, q5_0, q5_1).
- */
-void tm_dot_q4_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
-		     const void *x, size_t xstride, int nx, float *y, size_t ystride);
-void tm_dot_q5_0_ref(const void *w, size_t wstride, int nrows, int nblocks,
-		     const void *x, size_t xstride, int nx, float *y, size_t ystride);
-void tm_dot_q5_1_ref(const void *w, size_t wstride, int nrows, int nblocks,
-		     const void *x, size_t xstride, int nx, float *y, size_t ystride);
-
 #endif

@@ -146,15 +146,20 @@ static void test_large(const char *isa)
 	free(Y);
 }
 
-/* tm_matmul_exact (batched decode) equals tm_matvec bit for bit, under every table, AMX's included. */
+/*
+ * tm_matmul_exact (batched decode) equals tm_matvec bit for bit, under every
+ * table, AMX's included: each kernel's arithmetic for a token must not depend
+ * on how many tokens share its call (batch invariance).
+ */
 static void test_exact(const char *isa)
 {
+	static const int types[] = { TM_Q4_K, TM_Q8_0, TM_Q2_K, TM_Q3_K, TM_IQ4_XS, TM_Q4_1, TM_Q5_0, TM_Q5_1 };
 	const int rows = 40, cols = 512, n = 17;
 	struct tm_pool *pool = tm_pool_create(2, 0);
 	int off = 0;
 
-	for (int ti = 0; ti < 2; ti++) {
-		int type = ti ? TM_Q8_0 : TM_Q4_K;
+	for (int ti = 0; ti < (int)(sizeof(types) / sizeof(types[0])); ti++) {
+		int type = types[ti];
 		size_t rb = tm_row_bytes(type, cols);
 		void *w = malloc(rb * rows);
 		float *X = malloc((size_t)n * cols * sizeof(float)), *Y = malloc((size_t)n * rows * sizeof(float));
@@ -174,7 +179,7 @@ static void test_exact(const char *isa)
 		free(X);
 		free(Y);
 	}
-	tap_ok(off == 0, "%s: tm_matmul_exact of 17 tokens equals 17 matvecs bit for bit, q4_K and q8_0 (%d differ)",
+	tap_ok(off == 0, "%s: tm_matmul_exact of 17 tokens equals 17 matvecs bit for bit, q4_K q8_0 q2_K q3_K iq4_xs q4_1 q5_0 q5_1 (%d differ)",
 	       isa, off);
 	tm_pool_destroy(pool);
 }
