@@ -5,7 +5,13 @@
 # (tests/peer/llama.mjs bench), alternating which engine goes first, and the
 # figures are medians over rounds.
 #
-#   bench/vs-llama.sh [--rounds R] [--threads T] [--prompt-tokens N] [--gen G] MODEL...
+#   bench/vs-llama.sh [--rounds R] [--threads T] [--prompt-tokens N] [--gen G]
+#                     [--peer-noamx] MODEL...
+#
+# llama.cpp runs the CPU variant ggml picks for this host (on AMX hosts
+# libggml-cpu-sapphirerapids.so); --peer-noamx runs it without that variant
+# (tests/peer/copy-noamx.sh), as suite 40 does for the files the AMX one
+# cannot run. The summary names the variant that ran.
 #
 # Without MODEL it synthesizes the two benchmark models into build/bench-models:
 # a dense llama of ~2 GB and a qwen3moe of ~4 GB (64 experts, top 8), Q4_K_M mix.
@@ -17,7 +23,7 @@
 # in-process loop measured in the same round, just before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 threads=$(nproc) np=512 ng=64
+rounds=3 threads=$(nproc) np=512 ng=64 noamx=0
 models=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -25,7 +31,8 @@ while [ $# -gt 0 ]; do
 	--threads) threads=$2; shift 2 ;;
 	--prompt-tokens) np=$2; shift 2 ;;
 	--gen) ng=$2; shift 2 ;;
-	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	--peer-noamx) noamx=1; shift ;;
+	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
 	*) models+=("$1"); shift ;;
 	esac
 done
@@ -42,6 +49,11 @@ fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+PEER_BUILD=$BUILD
+if [ $noamx = 1 ]; then
+	tests/peer/copy-noamx.sh "$out/noamx"
+	PEER_BUILD=$out/noamx
+fi
 for r in $(seq 1 "$rounds"); do
 	for i in "${!models[@]}"; do
 		mdl=${models[$i]}
@@ -53,7 +65,7 @@ for r in $(seq 1 "$rounds"); do
 			if [ $who = tm ]; then
 				"$BUILD/bench/decode" "$mdl" --prompt-tokens "$np" --gen "$ng" --threads "$threads" >"$out/tm.$i.$r"
 			else
-				node tests/peer/llama.mjs bench "$mdl" --prompt-tokens "$np" --gen "$ng" --threads "$threads" >"$out/peer.$i.$r"
+				BUILD=$PEER_BUILD node tests/peer/llama.mjs bench "$mdl" --prompt-tokens "$np" --gen "$ng" --threads "$threads" >"$out/peer.$i.$r"
 			fi
 		done
 		echo "round $r/$rounds: $(basename "$mdl") done" >&2
@@ -87,4 +99,5 @@ for i, mdl in enumerate(models):
     print(f"  {'llama.cpp':10} {med([p['decode_tok_s'] for p in pe]):>13.2f} "
           f"{med([p['prefill_tok_s'] for p in pe]):>14.1f} {bw_pe * 100:>13.0f}%")
     print(f"  ratio tiermem/llama.cpp: decode {dec_ratio:.2f}x, prefill {pre_ratio:.2f}x")
+    print(f"  llama.cpp's CPU variant: {', '.join(sorted({str(p.get('cpu_variant')) for p in pe}))}")
 PY

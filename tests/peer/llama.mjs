@@ -38,13 +38,14 @@
 //       one JSON object: prefill tok/s (N prompt tokens in one batch, like
 //       llama-bench's pp test) and decode tok/s (greedy generation of --gen
 //       tokens after the prompt, one llama_decode per token, the timing
-//       llama.cpp's perf counters call "eval"), after a short warm-up.
+//       llama.cpp's perf counters call "eval"), after a short warm-up;
+//       cpu_variant names the ggml CPU library that ran (null: none found).
 //
 // Exit codes: 0 ok, 1 llama.cpp failed, 2 bad usage.
 
 import fs from "node:fs";
 import path from "node:path";
-import { NLC_VERSION, openPeer } from "./peer.mjs";
+import { NLC_VERSION, cpuVariant, openPeer } from "./peer.mjs";
 
 
 function die(code, msg) {
@@ -326,6 +327,7 @@ async function cmdBench() {
 	const decodeS = Number(t1 - t0) / 1e9;
 	const result = {
 		peer: `llama.cpp via node-llama-cpp ${NLC_VERSION}`,
+		cpu_variant: cpuVariant(),
 		model: modelPath,
 		threads: ctx.currentThreads ?? threads ?? null,
 		prompt_tokens: nPrompt,

@@ -37,3 +37,15 @@ export async function openPeer(logLines) {
 	});
 	return { nlc, llama };
 }
+
+// The CPU variant library ggml loaded into this process (libggml-cpu-VARIANT.so,
+// e.g. "sapphirerapids", the AMX one), from the process's own mappings; null
+// where none is mapped or /proc is not there.
+export function cpuVariant() {
+	try {
+		const m = fs.readFileSync("/proc/self/maps", "utf8").match(/libggml-cpu-([A-Za-z0-9_]+)\.so/);
+		return m ? m[1] : null;
+	} catch {
+		return null;
+	}
+}

@@ -281,10 +281,7 @@ done
 node tests/peer/logits-peer.mjs "$W/jobs" --threads $THREADS >"$W/peer.log" 2>&1
 # The same llama.cpp without its AMX CPU variant: a copy of the peer with that
 # library (and the GPU builds) left out; ggml loads the best variant left.
-mkdir -p "$W/noamx/peer"
-(cd "$BUILD/peer" && tar cf - --exclude='./node_modules/@node-llama-cpp/linux-x64-*' \
-	--exclude='./node_modules/@node-llama-cpp/linux-arm*' --exclude='*/libggml-cpu-sapphirerapids.so' .) |
-	(cd "$W/noamx/peer" && tar xf -)
+tests/peer/copy-noamx.sh "$W/noamx"
 BUILD=$W/noamx node tests/peer/logits-peer.mjs "$W/jobs-noamx" --threads $THREADS >>"$W/peer.log" 2>&1
 rm -rf "$W/noamx"
 grep '^error' "$W/peer.log" | while read -r line; do echo "# peer: $line"; done
