@@ -104,6 +104,68 @@ static void prefill_gain(const struct run *r, int n, long rows, double *t_mm, do
 	free(Y);
 }
 
+/*
+ * Seconds for one pass of n tokens over the matrix in calls of call_rows rows:
+ * how = 0: tm_matmul_exact (batched decode), 1: the AMX whole-batch kernel
+ * called directly whatever n (the table's gemm), 2: one tm_matvec (n ignored).
+ */
+static double batch_pass(const struct run *r, int how, int n, const float *X, float *Y, void *scratch)
+{
+	const struct tm_kern *k = tm_kern();
+	long step = r->call_rows ? r->call_rows : r->rows;
+	double t = now_s();
+
+	for (long r0 = 0; r0 < r->rows; r0 += step) {
+		int nr = (int)(r->rows - r0 < step ? r->rows - r0 : step);
+		const char *w = r->w + r0 * r->rb;
+
+		if (how == 0)
+			tm_matmul_exact(r->pool, r->type, w, r->rb, nr, r->cols, X, n, Y);
+		else if (how == 1)
+			k->gemm->run(r->pool, k, r->type, w, r->rb, nr, r->cols, X, n, Y, scratch);
+		else
+			tm_matvec(r->pool, &(struct tm_matvec){ r->type, w, r->rb, nr, r->cols, X, Y });
+	}
+	return now_s() - t;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median pass times, taken alternating: 1 matvec, exact n, AMX n (if the table has it). */
+static void batch_cost(const struct run *r, int n, int passes)
+{
+	const struct tm_kern *k = tm_kern();
+	int call = r->call_rows ? r->call_rows : (int)r->rows, ways = k->gemm ? 3 : 2;
+	float *X = malloc((size_t)n * r->cols * sizeof(float));
+	float *Y = malloc((size_t)n * call * sizeof(float));
+	void *s = k->gemm ? malloc(k->gemm->scratch(r->type, r->cols, n, tm_pool_threads(r->pool))) : NULL;
+	double *t = malloc(sizeof(double) * 3 * passes), med[3];
+	uint64_t seed = 11;
+
+	tm_fill_random(TM_F32, X, (int64_t)n * r->cols, &seed, 1.f);
+	for (int h = 0; h < ways; h++)
+		batch_pass(r, (h + 2) % 3, n, X, Y, s);	/* warm-up */
+	for (int p = 0; p < passes; p++)
+		for (int h = 0; h < ways; h++)
+			t[h * passes + p] = batch_pass(r, (h + 2) % 3, n, X, Y, s);
+	for (int h = 0; h < ways; h++) {
+		qsort(t + h * passes, passes, sizeof(double), cmp_double);
+		med[h] = t[h * passes + passes / 2];
+	}
+	printf("  %d tok: 1 matvec %.2f ms, exact %.2fx", n, med[0] * 1e3, med[1] / med[0]);
+	if (ways == 3)
+		printf(", amx %.2fx", med[2] / med[0]);
+	free(X);
+	free(Y);
+	free(s);
+	free(t);
+}
+
 /* Microseconds per small call (16 rows, so the hand-off and quantizing dominate). */
 static void call_overhead(int nth)
 {
@@ -146,7 +208,7 @@ static void call_overhead(int nth)
 int main(int argc, char **argv)
 {
 	double gb = 1.0;
-	int cols = 4096, call_rows = 4096, passes = 3, prefill = 0;
+	int cols = 4096, call_rows = 4096, passes = 3, prefill = 0, batch = 0;
 	char threads_s[64] = "1,2", types_s[128] = "f32,f16,bf16,q4_0,q8_0,q4_K,q5_K,q6_K";
 	char isa_s[128] = "avx512,avx512-novnni,avx2,scalar";
 	char *thr[8], *typ[16], *isa[8];
@@ -179,6 +241,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--call-rows")) call_rows = atoi(v);
 		else if (!strcmp(a, "--passes")) passes = atoi(v);
 		else if (!strcmp(a, "--prefill")) prefill = atoi(v);
+		else if (!strcmp(a, "--batch")) batch = atoi(v);
 		else if (!strcmp(a, "--threads")) snprintf(threads_s, sizeof(threads_s), "%s", v);
 		else if (!strcmp(a, "--types")) snprintf(types_s, sizeof(types_s), "%s", v);
 		else if (!strcmp(a, "--isa")) snprintf(isa_s, sizeof(isa_s), "%s", v);
@@ -187,7 +250,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (gb <= 0 || gb > 64 || cols < 256 || cols % 256 || passes < 1 || call_rows < 0 || prefill < 0) {
+	if (gb <= 0 || gb > 64 || cols < 256 || cols % 256 || passes < 1 || call_rows < 0 || prefill < 0 || batch < 0 || batch > 64) {
 		fprintf(stderr, "matvec: bad --gb, --cols (a multiple of 256), --passes, --call-rows or --prefill\n");
 		return 2;
 	}
@@ -256,6 +319,8 @@ int main(int argc, char **argv)
 				}
 				printf("%-6s %-14s %3d %9.2f %9.2f %6.3f", typ[ti], tm_kernels_isa(), nth,
 				       used / best / 1e9, rd.best_gbs, used / best / 1e9 / rd.best_gbs);
+				if (batch)
+					batch_cost(&r, batch, passes);
 				if (prefill) {
 					double tmm, tmv;
 					long prow = (long)((256 << 20) / rb) < rows ? (long)((256 << 20) / rb) : rows;

@@ -91,8 +91,8 @@ int tm_repack(int type, void *rows_data, int rows, int cols);
 /*
  * Whether the layout pays by default on this CPU: 1, except where the kernel
  * table has a whole-batch matmul (AMX tiles). That kernel now takes the
- * repacked types too (each 16-row group is put back into the GGUF layout as
- * its panel is decoded, once per batch), but the default was measured
+ * repacked types too (a 16-row group's panel is decoded straight from it,
+ * bit for bit the GGUF layout's panel), but the default was measured
  * before it did: prefill on the GGUF layout was then up to 2x faster (449
  * tokens) and decode's gain was not shown. Re-measure before turning it on.
  */

@@ -32,6 +32,7 @@
 #include <stdatomic.h>
 
 #include "kern.h"
+#include "repack.h"
 
 #define TT 16	/* tokens per tile */
 #define RT 16	/* weight rows per panel */
@@ -62,7 +63,7 @@ static int block_elems(int type)
 
 static int takes(int type, int n)
 {
-	/* the interleaved r16 layouts: each 16-row group is put back into the GGUF layout as its panel is decoded */
+	/* the interleaved r16 layouts: each 16-row group's panel is decoded straight from it */
 	type = tm_repack_base(type);
 	/* below a tile of tokens the padding costs more than the per-row kernels' unpacking */
 	if (n < 8)
@@ -82,8 +83,7 @@ struct sizes {
 	size_t tile_codes, tile_dx, tile_bs, tile;
 	size_t p_codes, p_sc, p_dmin, p_mp, panel;
 	size_t act_row;	/* one token's quantized blocks, after the thread's panels */
-	size_t grp;	/* 16 rows of an r16 group, back in the GGUF layout */
-	size_t thread;	/* GP panels, act_row and grp */
+	size_t thread;	/* GP panels and act_row */
 };
 
 static size_t up64(size_t n)
@@ -108,8 +108,7 @@ static struct sizes sizes_of(int type, int cols)
 	s.p_mp = type == TM_Q4_K || type == TM_Q5_K ? nb * 4 * RT * sizeof(int32_t) : 0;
 	s.act_row = up64(tm_row_bytes(act, cols));
 	s.panel = s.p_codes + s.p_sc + s.p_dmin + s.p_mp;
-	s.grp = up64(RT * tm_row_bytes(type, cols));
-	s.thread = GP * s.panel + s.act_row + s.grp;
+	s.thread = GP * s.panel + s.act_row;
 	return s;
 }
 
@@ -299,28 +298,146 @@ static void decode_q6_K(const struct panel *P, const blk_q6_K *a, int r, int nb)
 	}
 }
 
-/* 0, or -1 where an r16 group could not be put back (out of memory): the caller NaNs its rows. */
-static int decode_panel(const struct gemm *g, const struct panel *P, int r0, char *grp)
+/*
+ * The interleaved-row types (repack.h): a group block holds one block of all
+ * 16 rows of the panel, a 512-bit load one octet (8 codes) of every row, a
+ * row per 32-bit lane. Decoding a group is a transpose: row r's codes of a
+ * sub-block gathered from the lanes r of its octets. The panel it gives is
+ * byte for byte the one its rows give in the GGUF layout, so the results are
+ * the same bits whichever layout a matrix is in.
+ */
+
+/* rows 4L..4L+3 of a 16-row transpose step: 128-bit lane L of r0..r3 side by side, for L = 0..3 */
+static void lanes4x4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i out[4])
+{
+	__m512i t0 = _mm512_shuffle_i64x2(r0, r1, 0x44), t1 = _mm512_shuffle_i64x2(r0, r1, 0xee);
+	__m512i t2 = _mm512_shuffle_i64x2(r2, r3, 0x44), t3 = _mm512_shuffle_i64x2(r2, r3, 0xee);
+
+	out[0] = _mm512_shuffle_i64x2(t0, t2, 0x88);
+	out[1] = _mm512_shuffle_i64x2(t0, t2, 0xdd);
+	out[2] = _mm512_shuffle_i64x2(t1, t3, 0x88);
+	out[3] = _mm512_shuffle_i64x2(t1, t3, 0xdd);
+}
+
+/*
+ * x[0..7]: dword lane r of x[k] is bytes 4k..4k+3 of row r's 32 codes.
+ * Writes the 16 rows' 32 bytes each, contiguous, at dst.
+ */
+static void transpose_16x8(const __m512i x[8], int8_t *dst)
+{
+	__m512i a[4], b[4], c[4], d[4], o[4];
+
+	for (int i = 0; i < 4; i++) {
+		a[i] = _mm512_unpacklo_epi32(x[2 * i], x[2 * i + 1]);	/* rows 4L, 4L+1 */
+		b[i] = _mm512_unpackhi_epi32(x[2 * i], x[2 * i + 1]);	/* rows 4L+2, 4L+3 */
+	}
+	/* c[0]/c[1]: rows 4L, 4L+1, dwords 0..3; c[2]/c[3]: the same rows, dwords 4..7; d: rows 4L+2, 4L+3 */
+	c[0] = _mm512_unpacklo_epi64(a[0], a[1]);
+	c[1] = _mm512_unpackhi_epi64(a[0], a[1]);
+	c[2] = _mm512_unpacklo_epi64(a[2], a[3]);
+	c[3] = _mm512_unpackhi_epi64(a[2], a[3]);
+	d[0] = _mm512_unpacklo_epi64(b[0], b[1]);
+	d[1] = _mm512_unpackhi_epi64(b[0], b[1]);
+	d[2] = _mm512_unpacklo_epi64(b[2], b[3]);
+	d[3] = _mm512_unpackhi_epi64(b[2], b[3]);
+	/* lane L of (c0, c2, c1, c3) is rows 4L and 4L+1 whole */
+	lanes4x4(c[0], c[2], c[1], c[3], o);
+	for (int L = 0; L < 4; L++)
+		_mm512_storeu_si512(dst + (4 * L) * 32, o[L]);
+	lanes4x4(d[0], d[2], d[1], d[3], o);
+	for (int L = 0; L < 4; L++)
+		_mm512_storeu_si512(dst + (4 * L + 2) * 32, o[L]);
+}
+
+/* x[0..3]: dword lane r of x[k] is bytes 4k..4k+3 of row r's 16 codes; 16 rows of 16 bytes to dst. */
+static void transpose_16x4(const __m512i x[4], int8_t *dst)
+{
+	__m512i a0 = _mm512_unpacklo_epi32(x[0], x[1]), a1 = _mm512_unpacklo_epi32(x[2], x[3]);
+	__m512i b0 = _mm512_unpackhi_epi32(x[0], x[1]), b1 = _mm512_unpackhi_epi32(x[2], x[3]);
+	__m512i o[4];
+
+	lanes4x4(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1),
+		 _mm512_unpacklo_epi64(b0, b1), _mm512_unpackhi_epi64(b0, b1), o);
+	for (int L = 0; L < 4; L++)
+		_mm512_storeu_si512(dst + (4 * L) * 16, o[L]);
+}
+
+static void decode_q4_K_r16(const struct panel *P, const blk_q4_K_r16 *g, int nb)
+{
+	const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi32(63);
+
+	for (int b = 0; b < nb; b++, g++) {
+		__m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+		__m512i mn[8];
+
+		for (int j = 0; j < 8; j++) {
+			__m512i x[8];
+			__m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[j]));
+			__m512i mh = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->mh[j / 2]));
+
+			for (int k = 0; k < 4; k++) {
+				__m512i v = _mm512_loadu_si512(g->qs[4 * j + k]);
+
+				x[2 * k] = _mm512_and_si512(v, m4);
+				x[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+			}
+			transpose_16x8(x, P->codes + (size_t)(b * 8 + j) * RT * 32);
+			_mm512_storeu_ps(P->sc + (b * 8 + j) * RT,
+					 _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(sc, m6))));
+			mn[j] = _mm512_or_si512(_mm512_srli_epi32(sc, 6), _mm512_slli_epi32(
+				_mm512_and_si512(_mm512_srli_epi32(mh, 4 * (j & 1)), _mm512_set1_epi32(15)), 2));
+		}
+		for (int p = 0; p < 4; p++)
+			_mm512_storeu_si512(P->mp + (b * 4 + p) * RT,
+					    _mm512_or_si512(mn[2 * p], _mm512_slli_epi32(mn[2 * p + 1], 16)));
+		_mm512_storeu_ps(P->dmin + b * RT, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin)));
+	}
+}
+
+/* q6_K_r16: sub-block s (16 codes) is octets 2s, 2s+1 with the top bits of qh[s] (repack.h) */
+static void decode_q6_K_r16(const struct panel *P, const blk_q6_K_r16 *g, int nb)
+{
+	const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3), off = _mm512_set1_epi8(32);
+
+	for (int b = 0; b < nb; b++, g++) {
+		__m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+
+		for (int s = 0; s < 16; s++) {
+			__m512i l0 = _mm512_loadu_si512(g->ql[2 * s]), l1 = _mm512_loadu_si512(g->ql[2 * s + 1]);
+			__m512i h = _mm512_loadu_si512(g->qh[s]), x[4];
+			__m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s]));
+
+			for (int k = 0; k < 4; k++) {
+				__m512i l = k < 2 ? l0 : l1;
+				__m512i lo = _mm512_and_si512(k & 1 ? _mm512_srli_epi16(l, 4) : l, m4);
+				__m512i hi = _mm512_and_si512(_mm512_srli_epi16(h, 2 * k), m3);
+
+				x[k] = _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)), off);
+			}
+			transpose_16x4(x, P->codes + (size_t)(b * 16 + s) * RT * 16);
+			_mm512_storeu_ps(P->sc + (b * 16 + s) * RT, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+		}
+	}
+}
+
+static void decode_panel(const struct gemm *g, const struct panel *P, int r0)
 {
 	int nr = g->rows - r0 < RT ? g->rows - r0 : RT, nb = g->cols / block_elems(g->type);
 	const char *base = g->w + (size_t)r0 * g->row_stride;
-	size_t stride = g->row_stride;
 
 	/* rows past the end: zero codes and scales, results dropped */
 	if (nr < RT)
 		memset(P->codes, 0, g->sz.panel);
 	/* a whole group of an r16 matrix (its last rows % 16 rows keep the GGUF layout) */
 	if (g->rtype != g->type && nr == RT) {
-		size_t rb = tm_row_bytes(g->type, g->cols);
-
-		memcpy(grp, base, RT * rb);
-		if (tm_unrepack(g->rtype, grp, RT, g->cols))
-			return -1;
-		base = grp;
-		stride = rb;
+		if (g->type == TM_Q4_K)
+			decode_q4_K_r16(P, (const blk_q4_K_r16 *)base, nb);
+		else
+			decode_q6_K_r16(P, (const blk_q6_K_r16 *)base, nb);
+		return;
 	}
 	for (int r = 0; r < nr; r++) {
-		const char *row = base + (size_t)r * stride;
+		const char *row = base + (size_t)r * g->row_stride;
 
 		switch (g->type) {
 		case TM_Q8_0: decode_q8_0(P, (const blk_q8_0 *)row, r, nb); break;
@@ -329,7 +446,6 @@ static int decode_panel(const struct gemm *g, const struct panel *P, int r0, cha
 		default: decode_q6_K(P, (const blk_q6_K *)row, r, nb); break;
 		}
 	}
-	return 0;
 }
 
 /* ---- the tile products ---- */
@@ -485,8 +601,7 @@ static void gemm_run(void *arg, int ith, int nth)
 	struct gemm *g = arg;
 	struct panel P[GP];
 	_Alignas(64) float out[RT][TT];
-	char *rows16 = g->panels + (size_t)ith * g->sz.thread + GP * g->sz.panel + g->sz.act_row;
-	int grp, failed[GP];
+	int grp;
 
 	for (int q = 0; q < GP; q++)
 		P[q] = panel_at(g, ith, q);
@@ -497,7 +612,7 @@ static void gemm_run(void *arg, int ith, int nth)
 		int np = 0;
 
 		for (; np < GP && (grp * GP + np) * RT < g->rows; np++)
-			failed[np] = decode_panel(g, &P[np], (grp * GP + np) * RT, rows16);
+			decode_panel(g, &P[np], (grp * GP + np) * RT);
 		for (int T = 0; T < g->ntiles; T++) {
 			int nt = g->n - T * TT < TT ? g->n - T * TT : TT;
 			const char *tile = g->tiles + (size_t)T * g->sz.tile;
@@ -505,10 +620,7 @@ static void gemm_run(void *arg, int ith, int nth)
 			for (int q = 0; q < np; q++) {
 				int r0 = (grp * GP + q) * RT, nr = g->rows - r0 < RT ? g->rows - r0 : RT;
 
-				if (failed[q])
-					for (int r = 0; r < RT; r++)
-						_mm512_store_ps(out[r], _mm512_set1_ps(__builtin_nanf("")));
-				else if (g->type == TM_Q8_0)
+				if (g->type == TM_Q8_0)
 					tile_q8_0(g, &P[q], tile, out);
 				else
 					tile_kq(g, &P[q], tile, out);

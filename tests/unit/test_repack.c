@@ -116,6 +116,43 @@ static int close(const float *y, const float *want, const double *s, int n, doub
 	return bad;
 }
 
+/*
+ * Prefill's AMX matmul decodes an r16 group straight into the panel its rows
+ * give in the GGUF layout: the same bits as the GGUF matrix, for every row
+ * count (whole groups and the GGUF-layout tail) and batch size.
+ */
+static void test_amx_same(int type, struct tm_pool *pool)
+{
+	static const int ns[] = { 8, 13, 16, 17, 33 };
+	int rtype = tm_repack_type(type), bad = 0;
+	size_t rb = tm_row_bytes(type, COLS);
+	char *w = malloc(rb * MAXROWS), *wr = malloc(rb * MAXROWS);
+	float *x = malloc(33 * COLS * sizeof(float));
+	float *y0 = malloc(33 * MAXROWS * sizeof(float)), *y1 = malloc(33 * MAXROWS * sizeof(float));
+	fill_x(x, 33 * COLS);
+	for (int i = 0; i < NROWS; i++) {
+		int rows = row_counts[i];
+
+		tm_fill_random(type, w, (int64_t)rows * COLS, &seed, 1.0f);
+		memcpy(wr, w, rb * rows);
+		tm_repack(type, wr, rows, COLS);
+		for (int k = 0; k < 5; k++) {
+			memset(y0, 0xff, 33 * MAXROWS * sizeof(float));
+			memset(y1, 0xfe, 33 * MAXROWS * sizeof(float));
+			tm_matmul(pool, type, w, rb, rows, COLS, x, ns[k], y0);
+			tm_matmul(pool, rtype, wr, rb, rows, COLS, x, ns[k], y1);
+			bad += memcmp(y0, y1, (size_t)ns[k] * rows * sizeof(float)) != 0;
+		}
+	}
+	tap_ok(bad == 0, "avx512-amx: %s matmul of 8-33 tokens equals the GGUF layout's bit for bit, %d row counts "
+	       "(%d differ)", tm_dtype_traits(rtype)->name, NROWS, bad);
+	free(w);
+	free(wr);
+	free(x);
+	free(y0);
+	free(y1);
+}
+
 /* Every ISA, matvec on 1-3 threads and matmul of 1..9 tokens, against the scalar GGML kernel. */
 static void test_isas(int type)
 {
@@ -171,6 +208,8 @@ static void test_isas(int type)
 		}
 		tap_ok(bad_exact == 0, "%s %s tm_matmul_exact of %d tokens equals %d matvecs bit for bit (%d differ)",
 		       isas[ii], tm_dtype_traits(rtype)->name, NT, NT, bad_exact);
+		if (!strcmp(isas[ii], "avx512-amx"))
+			test_amx_same(type, pools[1]);
 		tap_ok(bad_mv == 0, "%s %s matvec, 1-3 threads, %d row counts: worst %.2g S (tol 3e-5)",
 		       isas[ii], tm_dtype_traits(rtype)->name, NROWS, worst_mv);
 		tap_ok(bad_mm == 0, "%s %s matmul of 1, 5 and 9 tokens, %d row counts: worst %.2g S",
