@@ -574,7 +574,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
 	rx.name = ma.name;
-	if ((rc = run_experts_setup(&rx, &model, ctx)))
+	if ((rc = split_args_experts_rank(CMD, &split, &rx.only_rank, &rx.only_ranks)) ||
+	    (rc = run_experts_setup(&rx, &model, ctx)))
 		goto out;
 	rc = 1;
 	if ((err = tm_run_tiers_measure(&model, pool, tiers))) {

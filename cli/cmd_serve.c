@@ -286,7 +286,8 @@ int cmd_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* the cache's region is one of the model's mappings: made before the server counts them */
 	rx.name = ma.name;
-	if ((rc = run_experts_setup(&rx, &model, NULL)))
+	if ((rc = split_args_experts_rank(CMD, &split, &rx.only_rank, &rx.only_ranks)) ||
+	    (rc = run_experts_setup(&rx, &model, NULL)))
 		goto out;
 	rc = 1;
 	err = tm_serve_create(&srv, &so, &model, tok, pool);

@@ -169,6 +169,7 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 	}
 	if (c)
 		tm_xonline_attach(r->x, c);
+	tm_xonline_only(r->x, r->only_rank, r->only_ranks);
 	if (r->heat && (err = tm_xonline_warm(r->x, &h)))
 		rc = err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) :
 				      usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());

@@ -39,6 +39,7 @@ struct run_experts {
 	const char *size;
 	const char *heat;
 	const char *name;	/* run --name: the store knows the model's hash */
+	int only_rank, only_ranks;	/* --split experts: the experts this rank computes (tm_xonline_only) */
 	struct tm_xonline_opts o;
 	struct tm_xonline *x;
 	int *layer_slots;

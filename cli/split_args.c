@@ -109,6 +109,21 @@ int split_args_follower(const char *cmd, const struct split_args *a)
 #endif
 }
 
+int split_args_experts_rank(const char *cmd, const struct split_args *a, int *rank, int *ranks)
+{
+	*rank = 0;
+	*ranks = 1;
+#ifdef TM_HAVE_MPI
+	if (a->kind != TM_SPLIT_EXPERTS)
+		return 0;
+	*rank = tm_mpi_world_rank();
+	*ranks = tm_mpi_world_size();
+	if (*rank < 0 || *ranks < 0)
+		return run_error(cmd, "%s", tm_strerror());
+#endif
+	return 0;
+}
+
 int split_args_serve(const char *cmd, struct split_args *a, struct tm_server *srv, const char *name)
 {
 #ifdef TM_HAVE_MPI

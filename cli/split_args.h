@@ -60,6 +60,12 @@ void split_args_report(struct split_args *a, FILE *f, uint64_t tokens);
  */
 int split_args_follower(const char *cmd, const struct split_args *a);
 /*
+ * --split experts: this rank and the number of ranks (starts MPI), for an
+ * expert cache that is to hold only this rank's experts; 0 of 1 without.
+ * 0, or an exit code after a message.
+ */
+int split_args_experts_rank(const char *cmd, const struct split_args *a, int *rank, int *ranks);
+/*
  * serve, with --split: start MPI on srv's contexts; on a follower rank, then
  * run rank 0's forward calls until it stops. 0, or an exit code after a message.
  */

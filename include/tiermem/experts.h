@@ -313,6 +313,13 @@ int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct 
  * only after the contexts' last forward pass.
  */
 void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c);
+/*
+ * Expert parallel (--split experts): this process computes only experts e
+ * with e % ranks == rank, so only those are ever resolved here; the
+ * predictor prefetches and the warm start fills only those too. Before
+ * tm_xonline_warm.
+ */
+void tm_xonline_only(struct tm_xonline *x, int rank, int ranks);
 /* Warm start: fill every layer's slots with its hottest experts of h, now. */
 int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h);
 /* Wait for copies in flight and mark them ready. */

@@ -55,6 +55,7 @@ struct tm_mpi_counts {
 
 struct tm_mpi_split {
 	struct tm_expert_hook hook;
+	const struct tm_expert_hook *inner;	/* experts: an expert cache's, which hook passes calls on to */
 	struct tm_stage_hook stage;
 	enum tm_split_kind kind;
 	int rank, ranks;
@@ -91,6 +92,8 @@ const char *tm_split_name(enum tm_split_kind kind);
 
 /* Start MPI if it is not yet (finalised at exit); this process's rank, or -EIO. */
 int tm_mpi_world_rank(void);
+/* ... the number of ranks, or -EIO. */
+int tm_mpi_world_size(void);
 
 /*
  * Start MPI (once per process; finalised at exit), check that every rank
@@ -134,8 +137,9 @@ void tm_mpi_report(struct tm_mpi_split *s, FILE *f, uint64_t tokens);
  * rank 0's tm_mpi_serve_stop. With --split layers the ranks form a pipeline
  * (the scheduler keeps up to ranks calls in it, rank r computing one call
  * while rank r + 1 computes the one before). At the stop every rank reports
- * (tm_mpi_report, collective). 0, -EINVAL (an expert cache with --split
- * experts), -ENOMEM; follow: -EPROTO for a command it cannot run.
+ * (tm_mpi_report, collective). 0, -EINVAL (--split experts on contexts
+ * with different expert caches), -ENOMEM; follow: -EPROTO for a command it
+ * cannot run.
  */
 struct tm_server;
 int tm_mpi_serve_start(struct tm_mpi_split *s, struct tm_server *srv);

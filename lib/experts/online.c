@@ -51,6 +51,7 @@ struct tm_xonline {
 	int last_l;			/* the layer of the last resolve: a lower one starts a token */
 	bool missed[64];		/* of the last resolve */
 	int16_t *pred;			/* per layer: n_expert_used predicted experts, pred[0] < 0 if none */
+	int only_rank, only_ranks;	/* tm_xonline_only; only_ranks < 2: every expert */
 	float *xn, *logits, *probs;	/* prediction scratch */
 	struct tm_xonline_stats st;
 	/* the copier: a ring of jobs, FIFO, one thread */
@@ -149,13 +150,16 @@ static void fill(struct tm_xonline *x, int l, int s, int e)
 	const struct tm_layer *L = &x->m->layers[l];
 	char *dst = slot_ptr(x, l, s);
 	const void *src[3];
+	struct tm_expert_at home;
 	size_t bytes = 0;
 
+	/* where the model has it: a share of the experts packs them (tm_expert_home knows how) */
+	tm_expert_home(L, e, &home);
 	for (int i = 0; i < 3; i++) {
 		const struct tm_weight *w = mat(L, i);
 
-		src[i] = (const char *)w->data + (size_t)e * w->mat_bytes;
-		x->st.copy_read[w->map] += w->mat_bytes;
+		src[i] = home.w[i];
+		x->st.copy_read[home.map[i]] += w->mat_bytes;
 		bytes += w->mat_bytes;
 	}
 	x->st.copies++;
@@ -218,6 +222,12 @@ static void on_resolve(void *arg, int l, const int *sel, int k, struct tm_expert
 	}
 }
 
+/* Is expert e computed in this process (tm_xonline_only)? */
+static bool here(const struct tm_xonline *x, int e)
+{
+	return x->only_ranks < 2 || e % x->only_ranks == x->only_rank;
+}
+
 static void on_done(void *arg, int l, const int *sel, int k)
 {
 	struct tm_xonline *x = arg;
@@ -264,8 +274,11 @@ static void on_after_attn(void *arg, struct tm_ctx *c, int l, const float *xr)
 	for (int j = 0; j < K; j++)
 		p[j] = (int16_t)sel[j];
 	for (int j = 0; j < K; j++) {
-		int s = tm_xcache_admit(x->cache, l + 1, p[j], true);
+		int s;
 
+		if (!here(x, p[j]))
+			continue;
+		s = tm_xcache_admit(x->cache, l + 1, p[j], true);
 		if (s >= 0)
 			fill(x, l + 1, s, p[j]);
 	}
@@ -355,6 +368,12 @@ fail:
 	return err;
 }
 
+void tm_xonline_only(struct tm_xonline *x, int rank, int ranks)
+{
+	x->only_rank = rank;
+	x->only_ranks = ranks;
+}
+
 void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c)
 {
 	c->xhook = &x->hook;
@@ -373,18 +392,25 @@ int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h)
 		return tm_err(-ENOMEM, "out of memory");
 	for (int l = 0; l < hp->n_layer; l++) {
 		const struct tm_layer *L = &x->m->layers[l];
+		int n = 0;
 
 		tm_xheat_order(h, l, order);
-		tm_xcache_preload(x->cache, l, order, hp->n_expert);
+		/* the hottest of the experts computed here */
+		for (int j = 0; j < hp->n_expert; j++)
+			if (here(x, order[j]))
+				order[n++] = order[j];
+		tm_xcache_preload(x->cache, l, order, n);
 		for (int s = 0; s < tm_xcache_slots(x->cache, l); s++) {
 			int e = tm_xcache_expert_in(x->cache, l, s);
+			struct tm_expert_at home;
 
+			if (e >= 0)
+				tm_expert_home(L, e, &home);
 			for (int i = 0; e >= 0 && i < 3; i++) {
 				const struct tm_weight *w = mat(L, i);
 
-				memcpy(slot_ptr(x, l, s) + x->off[i], (const char *)w->data + (size_t)e * w->mat_bytes,
-				       w->mat_bytes);
-				x->st.copy_read[w->map] += w->mat_bytes;
+				memcpy(slot_ptr(x, l, s) + x->off[i], home.w[i], w->mat_bytes);
+				x->st.copy_read[home.map[i]] += w->mat_bytes;
 				x->st.copy_bytes += w->mat_bytes;
 			}
 		}

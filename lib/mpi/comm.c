@@ -83,6 +83,16 @@ int tm_mpi_world_rank(void)
 	return rank;
 }
 
+int tm_mpi_world_size(void)
+{
+	int ranks = 1, err = init();
+
+	if (err)
+		return err;
+	MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+	return ranks;
+}
+
 static int start(struct tm_mpi_split *s)
 {
 	struct sigaction sa = { .sa_handler = on_term };

@@ -34,6 +34,8 @@ void tm_mpi_serve_free(struct tm_mpi_serve *v);
 
 /* The expert and stage hooks: set c up for s->kind. */
 int tm_mpi_experts_setup(struct tm_mpi_split *s, struct tm_ctx *c);
+/* Another context of the same run: the experts' hook, over its expert cache's if it has one. */
+int tm_mpi_experts_hook(struct tm_mpi_split *s, struct tm_ctx *c);
 int tm_mpi_layers_setup(struct tm_mpi_split *s, struct tm_ctx *c);
 
 #endif

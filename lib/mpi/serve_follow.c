@@ -192,9 +192,6 @@ static int attach(struct tm_mpi_split *s, struct tm_ctx *c)
 		c->stage = &s->stage;
 		return 0;
 	}
-	if (c->xhook && c->xhook != &s->hook)
-		return tm_err(-EINVAL, "--split experts does not combine with an expert cache yet: "
-			      "both decide where a routed expert is read");
 	if (c->n_batch > s->sum_rows) {
 		float *sum = realloc(s->sum, sizeof(float) * (size_t)c->n_batch * (size_t)s->n_embd);
 
@@ -203,8 +200,7 @@ static int attach(struct tm_mpi_split *s, struct tm_ctx *c)
 		s->sum = sum;
 		s->sum_rows = c->n_batch;
 	}
-	c->xhook = &s->hook;
-	return 0;
+	return tm_mpi_experts_hook(s, c);
 }
 
 int tm_mpi_serve_start(struct tm_mpi_split *s, struct tm_server *srv)

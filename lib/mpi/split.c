@@ -5,6 +5,13 @@
  * as long as every rank adds the same summed experts: the sum is reduced to
  * rank 0 and broadcast from it (MPI_Allreduce does not promise the same bits
  * on every rank for floats), and only then joins the stream.
+ *
+ * With an expert cache (--expert-cache) each rank caches its own experts:
+ * the forward pass resolves only the experts local() keeps, so only those
+ * reach the cache's hook, which this one passes its calls on to (the cache
+ * is told which are local too: tm_xonline_only, for its predictor and warm
+ * start). Where an expert is read changes only its bits' source, not its
+ * bits, so the sums stay the same.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +27,46 @@ static bool local(void *arg, int l, int e)
 	const struct tm_mpi_split *s = arg;
 
 	return e % s->ranks == s->rank;
+}
+
+static void resolve(void *arg, int l, const int *sel, int k, struct tm_expert_at *at)
+{
+	const struct tm_expert_hook *in = ((struct tm_mpi_split *)arg)->inner;
+
+	in->resolve(in->arg, l, sel, k, at);
+}
+
+static void done(void *arg, int l, const int *sel, int k)
+{
+	const struct tm_expert_hook *in = ((struct tm_mpi_split *)arg)->inner;
+
+	in->done(in->arg, l, sel, k);
+}
+
+static void after_attn(void *arg, struct tm_ctx *c, int l, const float *x)
+{
+	const struct tm_expert_hook *in = ((struct tm_mpi_split *)arg)->inner;
+
+	in->after_attn(in->arg, c, l, x);
+}
+
+/* c's hook: the experts' own, passing an expert cache's calls on. */
+int tm_mpi_experts_hook(struct tm_mpi_split *s, struct tm_ctx *c)
+{
+	const struct tm_expert_hook *in = c->xhook;
+
+	if (in == &s->hook)
+		return 0;
+	if (in && (in->local || in->reduce || (s->inner && in != s->inner)))
+		return tm_err(-EINVAL, "--split experts: a context already has another expert hook");
+	if (in) {
+		s->inner = in;
+		s->hook.resolve = in->resolve ? resolve : NULL;
+		s->hook.done = in->done ? done : NULL;
+		s->hook.after_attn = in->after_attn ? after_attn : NULL;
+	}
+	c->xhook = &s->hook;
+	return 0;
 }
 
 static void reduce(void *arg, int l, float *acc, int n)
@@ -43,9 +90,6 @@ int tm_mpi_experts_setup(struct tm_mpi_split *s, struct tm_ctx *c)
 	if (!c->m->hp.moe)
 		return tm_err(-EINVAL, "--split experts: the model has no routed experts to split "
 			      "(--split layers splits a dense model)");
-	if (c->xhook)
-		return tm_err(-EINVAL, "--split experts does not combine with an expert cache yet: "
-			      "both decide where a routed expert is read");
 	s->sum = malloc(sizeof(float) * (size_t)c->n_batch * (size_t)s->n_embd);
 	if (!s->sum)
 		return tm_err(-ENOMEM, "mpi: out of memory");
@@ -53,6 +97,5 @@ int tm_mpi_experts_setup(struct tm_mpi_split *s, struct tm_ctx *c)
 	s->hook.local = local;
 	s->hook.reduce = reduce;
 	s->hook.arg = s;
-	c->xhook = &s->hook;
-	return 0;
+	return tm_mpi_experts_hook(s, c);
 }

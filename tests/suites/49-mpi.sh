@@ -21,9 +21,13 @@
 #
 # run: greedy text (--temp 0) equals one process's in both splits; with
 # layers, sampled text (--temp 0.8, a seed) too, since the logits are the
-# same bits and rank 0 samples. Refused at start: another model, another
-# split, more ranks than layers, a dense model split by experts, --split
-# experts with an expert cache. A rank killed with -9 mid-run: the others
+# same bits and rank 0 samples. An expert cache under either split: the
+# same greedy text; under --split experts each rank's cache holds and serves
+# only its own experts (rank 0 reads its experts from the cache and the
+# model, about 1/np of one process's), also on per-rank shares, where the
+# cache copies experts from the packed share. Refused at start: another
+# model, another split, more ranks than layers, a dense model split by
+# experts. A rank killed with -9 mid-run: the others
 # exit within 10 s, each with one line; a rank that hangs (SIGSTOP): the
 # others give up after --mpi-timeout with one line.
 set -u
@@ -152,12 +156,22 @@ run -np 3 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0.8 --seed 7 -t 
 rc=$?
 check "run --split layers -np 3 --temp 0.8 --seed 7: the same sampled text (rank 0 samples)" \
 	'[ $rc -eq 0 ] && cmp -s "$W/one.txt" "$W/n.txt"'
-run -np 2 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 8 --temp 0 -t 1 --split experts --expert-cache 8M \
-	>"$W/out" 2>"$W/err"
-rc=$?
-check "--split experts with an expert cache is refused ($(grep -m1 'expert cache' "$W/err"))" \
-	'[ $rc -eq 2 ] && grep -q "does not combine with an expert cache" "$W/err"'
 "$TM" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 >"$W/one.txt" 2>/dev/null
+# MiB per token of routed experts rank 0 read from the cache region and from the model, in FILE
+xread() { sed -n 's/.*per token: \([0-9.]*\) MiB from the cache region.*(experts \([0-9.]*\)).*/\1 \2/p' "$1"; }
+"$TM" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --expert-cache 8M --expert-predict >/dev/null \
+	2>"$W/err1"
+read -r hit1 miss1 <<<"$(xread "$W/err1")"
+for np in 2 3; do
+	run -np $np "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split experts \
+		--expert-cache 8M --expert-predict >"$W/n.txt" 2>"$W/err"
+	rc=$?
+	read -r hit miss <<<"$(xread "$W/err")"
+	# each rank caches and reads only its own experts: rank 0 reads about 1/np of one process's
+	check "--split experts -np $np with an expert cache: the same greedy text; rank 0's cache serves its experts ($hit of ${hit}+${miss} MiB/token; one process ${hit1}+${miss1})" \
+		'[ $rc -eq 0 ] && cmp -s "$W/one.txt" "$W/n.txt" && awk -v h="$hit" -v m="$miss" -v a="$hit1" -v b="$miss1" \
+			"BEGIN { exit !(h > 0 && h + m < (a + b) * 0.8) }"'
+done
 run -np 2 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split layers --expert-cache 8M \
 	>"$W/n.txt" 2>"$W/err"
 rc=$?
@@ -239,6 +253,14 @@ shares h1 h0 --split experts >"$W/out" 2>"$W/err"
 rc=$?
 check "a rank started on another rank's share is refused at start ($(grep -m1 'share imported' "$W/err"))" \
 	'[ $rc -ne 0 ] && grep -q "rank 0 of 2 opened the share imported for rank 1 of 2" "$W/err"'
+# the cache copies an expert from where a share packs it (expert e at e / ranks)
+run -x TIERMEM_BACKEND=user -np 1 -x TIERMEM_HOME="$W/h0" "$MPI" run --name m -p "$PROMPT" -n 24 --temp 0 -t 1 \
+	--split experts --expert-cache 8M --expert-predict : -np 1 -x TIERMEM_HOME="$W/h1" "$MPI" run --name m \
+	-p "$PROMPT" -n 24 --temp 0 -t 1 --split experts --expert-cache 8M --expert-predict >"$W/n.txt" 2>"$W/err"
+rc=$?
+read -r hit miss <<<"$(xread "$W/err")"
+check "two ranks on their own shares with expert caches: the same greedy text ($hit MiB/token of hits on rank 0)" \
+	'[ $rc -eq 0 ] && cmp -s "$W/one.txt" "$W/n.txt" && awk -v h="$hit" "BEGIN { exit !(h > 0) }"'
 shares h0 h1 --split layers >"$W/out" 2>"$W/err"
 rc=$?
 check "a share under --split layers is refused ($(grep -m1 'holds only' "$W/err"))" \
