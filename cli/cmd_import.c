@@ -23,7 +23,7 @@
 static const char usage[] =
 	"usage: tiermem import -m MODEL.gguf --name NAME [--plan PLAN.json |\n"
 	"                      --tier NAME=KIND:SIZE[@GBPS][,path=P] ...] [-ot REGEX=TIER ...]\n"
-	"                      [--repack on|off] [--replace] [-q] [--split experts --rank R --ranks N]\n"
+	"                      [--repack on|off] [--replace] [-q] [--split experts|layers --rank R --ranks N]\n"
 	"\n"
 	"Copies every tensor of MODEL.gguf into regions of its tiers, once, by a placement\n"
 	"plan (the fastest tier first, see tiermem plan), then writes the model's manifest;\n"
@@ -55,6 +55,11 @@ static const char usage[] =
 	"                        N nodes reads (mpirun -np N tiermem-mpi run --name NAME\n"
 	"                        --split experts): every tensor but the routed experts,\n"
 	"                        and of those expert e of each layer when e % N is R\n"
+	"  --split layers --rank R --ranks N\n"
+	"                        import only rank R's stage of a pipeline over N nodes\n"
+	"                        (mpirun -np N tiermem-mpi run|serve --name NAME --split\n"
+	"                        layers): its layers as that run splits them, the token\n"
+	"                        embedding on rank 0, the output on the last rank\n"
 	"\n"
 	"The store: TIERMEM_HOME (default /var/lib/tiermem as root, ~/.local/share/tiermem\n"
 	"otherwise); with the tiermem module and PMEM, /dev/tiermem regions\n"
@@ -187,11 +192,11 @@ int cmd_import(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'S':
-			if (strcmp(optarg, "experts")) {
-				usage_error(CMD, "--split %s: only experts is imported per rank (--split layers "
-					    "ranks open the whole model)", optarg);
+			if (strcmp(optarg, "experts") && strcmp(optarg, "layers")) {
+				usage_error(CMD, "--split %s: want experts or layers", optarg);
 				goto out;
 			}
+			o.share_layers = !strcmp(optarg, "layers");
 			split = true;
 			break;
 		case 'r':
@@ -215,7 +220,7 @@ int cmd_import(int argc, char **argv)
 		goto out;
 	}
 	if (split != (rank >= 0) || split != (ranks > 0) || (split && rank >= ranks)) {
-		usage_error(CMD, "--split experts, --rank R and --ranks N go together, with 0 <= R < N");
+		usage_error(CMD, "--split, --rank R and --ranks N go together, with 0 <= R < N");
 		goto out;
 	}
 	o.share_rank = (int)rank;

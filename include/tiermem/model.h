@@ -159,8 +159,12 @@ struct tm_model {
 	 * --rank R --ranks N) that holds only the routed experts e with
 	 * e % share_ranks == share_rank; it runs only as that rank of an
 	 * expert-parallel run (tm_forward refuses it otherwise).
+	 * share_layers: a share of the layers instead (import --split layers):
+	 * only the rank's stage of a pipeline has data (the other weights'
+	 * data is NULL); it runs only as that rank under --split layers.
 	 */
 	int share_rank, share_ranks;
+	bool share_layers;
 	bool repacked;		/* tm_model_init_repacked rewrote its tensors in place */
 };
 
@@ -180,6 +184,7 @@ int tm_model_init(struct tm_model *m, const struct tm_gguf *g);
  * m->maps that holds it, or a negative errno with a tm_err message.
  */
 struct tm_tensor_src {
+	/* 0, 1 when the tensor's data is another process's (a share of the layers: *data NULL), -errno */
 	int (*find)(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map);
 	/* optional: the kernel type its bytes are in (a repacked layout); NULL: the GGUF's type */
 	int (*type)(void *arg, const struct tm_gguf_tensor *t);

@@ -69,8 +69,12 @@ struct tm_import_opts {
 	 * expert-parallel run over share_ranks nodes reads (every tensor but
 	 * the routed experts, and of those expert e of each layer when
 	 * e % share_ranks == share_rank, packed; Documentation/tiermem-scale.rst).
+	 * share_layers: of a pipeline (--split layers) instead: the rank's
+	 * layers (tm_plan_stages), with the embedding on the first rank and
+	 * the output on the last.
 	 */
 	int share_rank, share_ranks;
+	bool share_layers;
 	bool gguf_layout;	/* keep every tensor in the GGUF layout (default: q4_K/q6_K matrices
 				 * in the interleaved-row layout, tm_tensor_repacked_type) */
 	/* called now and then while copying (and hashing): bytes done of total */

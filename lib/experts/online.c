@@ -256,6 +256,9 @@ static void on_after_attn(void *arg, struct tm_ctx *c, int l, const float *xr)
 	if (!x->o.predict || l + 1 >= hp->n_layer || !x->m->layers[l + 1].moe)
 		return;
 	N = &x->m->layers[l + 1];
+	/* a share of the layers (--split layers): the next layer may be another rank's */
+	if (!N->gate_inp.data || !N->gate_exps.data)
+		return;
 	p = x->pred + (size_t)(l + 1) * K;
 	tm_rmsnorm(x->xn, xr, L->ffn_norm.data, hp->n_embd, hp->rms_eps);
 	struct tm_matvec job = {
@@ -394,6 +397,8 @@ int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h)
 		const struct tm_layer *L = &x->m->layers[l];
 		int n = 0;
 
+		if (!L->gate_exps.data)
+			continue;	/* another rank's layer (a share of the layers) */
 		tm_xheat_order(h, l, order);
 		/* the hottest of the experts computed here */
 		for (int j = 0; j < hp->n_expert; j++)

@@ -967,12 +967,16 @@ advance:
 	c->n_evals++;
 }
 
-/* A share of the experts computes only its own: with the expert-parallel hook that says which. */
+/* A share computes only its own experts or layers: with the hook that says which. */
 static int check_share(const struct tm_ctx *c)
 {
 	const struct tm_model *m = c->m;
 
-	if (m->share_ranks > 1 && !(c->xhook && c->xhook->local))
+	if (m->share_ranks > 1 && m->share_layers && !c->stage)
+		return tm_err(-EINVAL, "this model holds only rank %d of %d's layers (tiermem import --split "
+			      "layers): run it as that rank under mpirun -np %d with --split layers",
+			      m->share_rank, m->share_ranks, m->share_ranks);
+	if (m->share_ranks > 1 && !m->share_layers && !(c->xhook && c->xhook->local))
 		return tm_err(-EINVAL, "this model holds only rank %d of %d's routed experts (tiermem import "
 			      "--split experts): run it as that rank under mpirun -np %d with --split experts",
 			      m->share_rank, m->share_ranks, m->share_ranks);

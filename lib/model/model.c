@@ -108,6 +108,7 @@ static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long 
 	const struct tm_dtype_traits *tr;
 	const struct tm_gguf_tensor *t;
 	int64_t want[4] = { ne0, ne1, ne2, 1 };
+	bool held = true;
 	va_list ap;
 
 	memset(w, 0, sizeof(*w));
@@ -138,13 +139,14 @@ static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long 
 	if (l->src) {
 		int map = 0, err = l->src->find(l->src->arg, t, &w->data, &map);
 
-		if (err)
+		if (err < 0)
 			return err;
+		held = !err;
 		if (map < 0 || map >= TM_MODEL_MAX_MAPS)
 			return tm_err(-EINVAL, "tensor '%s': mapping %d is out of range", w->name, map);
 		w->map = (uint8_t)map;
 	}
-	if (!w->data)
+	if (!w->data && held)
 		return tm_err(-EINVAL, "tensor '%s' has no data (a header-only GGUF cannot be run)",
 			      w->name);
 	w->type = l->src && l->src->type ? l->src->type(l->src->arg, t) : (int)t->type;

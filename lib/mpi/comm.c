@@ -197,7 +197,8 @@ void tm_mpi_leave(struct tm_mpi_split *s, double t0, int rc, int peer, uint64_t 
 struct ident {
 	char hash[33];		/* "" when it cannot be computed */
 	char split[11];
-	int share_rank, share_ranks;	/* tm_model's: an imported share of the experts */
+	int share_rank, share_ranks;	/* tm_model's: an imported share of the experts or layers */
+	int share_layers;
 };
 
 /* Is rank r's ident consistent with rank 0's and with its place? The same answer on every rank. */
@@ -214,22 +215,29 @@ static int check_ident(const struct tm_mpi_split *s, const struct ident *all, in
 	if (strcmp(me->split, all[0].split))
 		return tm_err(-EINVAL, "mpi: rank %d runs --split %s, rank 0 --split %s: every rank must run "
 			      "the same split", r, me->split, all[0].split);
-	if (me->share_ranks > 1 && s->kind != TM_SPLIT_EXPERTS)
+	const char *what = me->share_layers ? "layers" : "experts";
+
+	if (me->share_ranks > 1 && !me->share_layers && s->kind != TM_SPLIT_EXPERTS)
 		return tm_err(-EINVAL, "mpi: rank %d's model holds only rank %d of %d's routed experts "
 			      "(tiermem import --split experts): run it with --split experts", r,
 			      me->share_rank, me->share_ranks);
+	if (me->share_ranks > 1 && me->share_layers && s->kind != TM_SPLIT_LAYERS)
+		return tm_err(-EINVAL, "mpi: rank %d's model holds only rank %d of %d's layers "
+			      "(tiermem import --split layers): run it with --split layers", r,
+			      me->share_rank, me->share_ranks);
 	if (me->share_ranks > 1 && (me->share_rank != r || me->share_ranks != s->ranks))
 		return tm_err(-EINVAL, "mpi: rank %d of %d opened the share imported for rank %d of %d "
-			      "(tiermem import --split experts --rank %d --ranks %d); it needs --rank %d --ranks %d",
-			      r, s->ranks, me->share_rank, me->share_ranks, me->share_rank, me->share_ranks, r,
-			      s->ranks);
+			      "(tiermem import --split %s --rank %d --ranks %d); it needs --rank %d --ranks %d",
+			      r, s->ranks, me->share_rank, me->share_ranks, what, me->share_rank, me->share_ranks,
+			      r, s->ranks);
 	return 0;
 }
 
 /* Every rank's model identity, split and share against rank 0's and its place. */
 static int same_run(struct tm_mpi_split *s, const struct tm_model *m, const char *identity)
 {
-	struct ident mine = { .share_rank = m->share_rank, .share_ranks = m->share_ranks }, *all;
+	struct ident mine = { .share_rank = m->share_rank, .share_ranks = m->share_ranks,
+			      .share_layers = m->share_layers }, *all;
 	int err = 0;
 	double t0;
 

@@ -51,6 +51,7 @@ struct import {
 	bool have_mregion, have_marker;
 	uint64_t total, done;
 	uint64_t align;			/* of each tensor in its region */
+	int first, last, n_layer;	/* a share of the layers: the rank's [first, last) */
 };
 
 static void progress(struct import *im, const char *phase, uint64_t n)
@@ -200,7 +201,7 @@ static int make_plan(struct import *im, bool module)
 	int err;
 
 	/* a share: planned as the node of an expert-parallel cluster with the largest share */
-	if (im->o->share_ranks > 1) {
+	if (im->o->share_ranks > 1 && !im->o->share_layers) {
 		po.nodes = im->o->share_ranks;
 		po.rank = im->o->share_rank;
 	}
@@ -318,7 +319,12 @@ static int lay_out(struct import *im, bool module)
 		mt->type = (int)gt->type;
 		snprintf(mt->layout, sizeof(mt->layout), "%s",
 			 !im->o->gguf_layout && tm_tensor_repacked_type(gt) >= 0 ? "r16" : "gguf");
-		if (im->o->share_ranks > 1 && tm_share_applies(gt)) {	/* a share keeps the GGUF layout */
+		if (im->o->share_ranks > 1 && im->o->share_layers) {
+			if (!tm_share_layers_holds(&im->g, gt, im->first, im->last, im->n_layer)) {
+				mt->bytes = 0;
+				tm_share_layers_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
+			}
+		} else if (im->o->share_ranks > 1 && tm_share_applies(gt)) {	/* a share keeps the GGUF layout */
 			mt->bytes = tm_share_bytes(gt, im->o->share_rank, im->o->share_ranks);
 			tm_share_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
 		}
@@ -474,6 +480,10 @@ static int copy_tensors(struct import *im)
 				return err;
 			continue;
 		}
+		if (!strncmp(mt->layout, "layers ", 7)) {
+			mt->hash = XXH3_64bits("", 0);	/* another rank's: nothing stored */
+			continue;
+		}
 		if (strcmp(mt->layout, "gguf")) {
 			copy_share(im, i);
 			continue;
@@ -492,6 +502,18 @@ static int copy_tensors(struct import *im)
 		im->state[i] = SEALED;
 	}
 	return 0;
+}
+
+/* A stored model's share: "experts R/N", "layers R/N", or "" for the whole model. */
+static void share_of(const struct tm_manifest *mf, char out[16])
+{
+	int rank, ranks;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < mf->n_tensors && !out[0]; i++)
+		if (!tm_share_parse(mf->tensors[i].layout, &rank, &ranks) ||
+		    !tm_share_layers_parse(mf->tensors[i].layout, &rank, &ranks))
+			snprintf(out, 16, "%s", mf->tensors[i].layout);
 }
 
 static void unlink_marker(const char *dir)
@@ -545,17 +567,20 @@ static int check_old(struct import *im, bool *unchanged)
 	if (!old->has_manifest)
 		return 0;
 	if (!strcmp(old->mf.hash, im->mf.hash)) {
+		char was[16], will[16];
 		uint64_t size;
-		int old_rank = 0, old_ranks = 0;
 
-		for (size_t i = 0; i < old->mf.n_tensors && !old_ranks; i++)
-			tm_share_parse(old->mf.tensors[i].layout, &old_rank, &old_ranks);
-		if (old_ranks != (im->o->share_ranks > 1 ? im->o->share_ranks : 0) ||
-		    (old_ranks && old_rank != im->o->share_rank)) {
+		share_of(&old->mf, was);
+		will[0] = '\0';
+		if (im->o->share_ranks > 1 && im->o->share_layers)
+			tm_share_layers_layout(will, im->o->share_rank, im->o->share_ranks);
+		else if (im->o->share_ranks > 1)
+			tm_share_layout(will, im->o->share_rank, im->o->share_ranks);
+		if (strcmp(was, will)) {
 			if (!im->o->replace)
 				return tm_err(-EEXIST, "model '%s' holds this model as another share (%s); give "
 					      "--replace to replace it, or another --name", im->mf.name,
-					      old_ranks ? "a rank's experts" : "whole");
+					      was[0] ? was : "whole");
 			goto broken;
 		}
 		if (im->o->replace)
@@ -614,8 +639,18 @@ static int run_import(struct import *im, const char *path)
 	if ((err = tm_model_init(&check, &im->g)))
 		return err;
 	free(check.layers);
-	if (im->o->share_ranks > 1 && !check.hp.moe)
+	if (im->o->share_ranks > 1 && !im->o->share_layers && !check.hp.moe)
 		return tm_err(-EINVAL, "--split experts: %s has no routed experts to split", path);
+	if (im->o->share_ranks > 1 && im->o->share_layers) {
+		int first[4097];
+
+		/* the stages every rank of the run computes from the same model */
+		if ((err = tm_plan_stages(&im->g, check.hp.n_layer, im->o->share_ranks, NULL, first)))
+			return tm_err_prefix(err, "--split layers");
+		im->first = first[im->o->share_rank];
+		im->last = first[im->o->share_rank + 1];
+		im->n_layer = check.hp.n_layer;
+	}
 	if (!realpath(path, im->mf.source))
 		snprintf(im->mf.source, sizeof(im->mf.source), "%s", path);
 	im->mf.source_size = im->src.size;

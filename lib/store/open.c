@@ -37,14 +37,20 @@ static int find_tensor(void *arg, const struct tm_gguf_tensor *t, const void **d
 	struct bind_ctx *b = arg;
 	size_t i = t - b->m->gguf.tensors;
 	const struct tm_mtensor *mt = &b->mf->tensors[i];
+	int rank, ranks;
 
-	*data = (const char *)b->m->maps[mt->region].addr + mt->offset;
 	*map = mt->region;
+	if (!tm_share_layers_parse(mt->layout, &rank, &ranks)) {
+		*data = NULL;	/* another rank's layers: nothing stored here */
+		return 1;
+	}
+	*data = (const char *)b->m->maps[mt->region].addr + mt->offset;
 	return 0;
 }
 
 /* The header's tensor table and the manifest must describe the same tensors. */
-static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, int *share_rank, int *share_ranks)
+static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, int *share_rank, int *share_ranks,
+		       bool *layers)
 {
 	if (g->n_tensors != mf->n_tensors)
 		return tm_err(-EIO, "model '%s': its header has %" PRIu64 " tensors, its manifest %zu",
@@ -57,12 +63,21 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 		int rank, ranks;
 
 		if (!tm_share_parse(mt->layout, &rank, &ranks)) {
-			if (!tm_share_applies(t) || (*share_ranks && (rank != *share_rank || ranks != *share_ranks)))
+			if (!tm_share_applies(t) || *layers ||
+			    (*share_ranks && (rank != *share_rank || ranks != *share_ranks)))
 				return tm_err(-EIO, "model '%s': tensor %s holds a share of experts (%s) that does "
 					      "not fit the others", mf->name, mt->name, mt->layout);
 			*share_rank = rank;
 			*share_ranks = ranks;
 			bytes = tm_share_bytes(t, rank, ranks);
+		} else if (!tm_share_layers_parse(mt->layout, &rank, &ranks)) {
+			if ((*share_ranks && !*layers) || (*layers && (rank != *share_rank || ranks != *share_ranks)))
+				return tm_err(-EIO, "model '%s': tensor %s is left to another rank (%s), which does "
+					      "not fit the others", mf->name, mt->name, mt->layout);
+			*share_rank = rank;
+			*share_ranks = ranks;
+			*layers = true;
+			bytes = 0;
 		} else if (!strcmp(mt->layout, "r16")) {
 			if (tm_tensor_repacked_type(t) < 0)
 				return tm_err(-EIO, "model '%s': tensor %s claims layout r16, which it cannot "
@@ -78,7 +93,7 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 				      "manifest", mf->name, i, mt->name);
 	}
 	/* a share holds every routed-expert tensor as a share */
-	for (size_t i = 0; i < mf->n_tensors && *share_ranks; i++) {
+	for (size_t i = 0; i < mf->n_tensors && *share_ranks && !*layers; i++) {
 		int rank, ranks;
 
 		if (tm_share_applies(&g->tensors[i]) && tm_share_parse(mf->tensors[i].layout, &rank, &ranks))
@@ -88,12 +103,13 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 	return 0;
 }
 
-/* A share: each layer's routed experts are packed, expert e at e / ranks. */
-static void bind_share(struct tm_model *m, int rank, int ranks)
+/* A share of the experts: each layer's routed experts are packed, expert e at e / ranks. */
+static void bind_share(struct tm_model *m, int rank, int ranks, bool layers)
 {
 	m->share_rank = rank;
 	m->share_ranks = ranks;
-	for (int l = 0; l < m->hp.n_layer && ranks > 1; l++) {
+	m->share_layers = layers;
+	for (int l = 0; l < m->hp.n_layer && ranks > 1 && !layers; l++) {
 		m->layers[l].gate_exps.mat_every = ranks;
 		m->layers[l].up_exps.mat_every = ranks;
 		m->layers[l].down_exps.mat_every = ranks;
@@ -202,6 +218,7 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 	struct tm_record rec;
 	struct bind_ctx b;
 	int err, share_rank = 0, share_ranks = 0;
+	bool layers = false;
 
 	memset(m, 0, sizeof(*m));
 	if ((err = tm_record_find(&rec, name, true)))
@@ -228,7 +245,7 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 		err = tm_err_prefix(-EIO, "model '%s': its stored GGUF header does not parse", name);
 		goto out;
 	}
-	if ((err = check_table(&rec.mf, &m->gguf, &share_rank, &share_ranks)) || (err = map_regions(m, &rec.mf)) ||
+	if ((err = check_table(&rec.mf, &m->gguf, &share_rank, &share_ranks, &layers)) || (err = map_regions(m, &rec.mf)) ||
 	    (err = verify(m, &rec.mf, flags)))
 		goto out;
 	b.mf = &rec.mf;
@@ -236,7 +253,7 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 	err = tm_model_init_src(m, &m->gguf, &(struct tm_tensor_src){ .find = find_tensor, .type = tensor_type,
 									      .arg = &b });
 	if (!err)
-		bind_share(m, share_rank, share_ranks);
+		bind_share(m, share_rank, share_ranks, layers);
 out:
 	tm_record_free(&rec);
 	if (err)

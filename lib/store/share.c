@@ -38,3 +38,43 @@ int tm_share_parse(const char *layout, int *rank, int *ranks)
 		return -EINVAL;
 	return 0;
 }
+
+/* A tensor's name as a C string (names longer than out are not the ones asked about). */
+static void name_of(const struct tm_gguf_tensor *t, char *out, size_t n)
+{
+	size_t len = t->name.len < n - 1 ? t->name.len : n - 1;
+
+	memcpy(out, t->name.ptr, len);
+	out[len] = '\0';
+}
+
+bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor *t, int first, int last,
+			   int n_layer)
+{
+	char name[96];
+	int l, used = 0;
+
+	name_of(t, name, sizeof(name));
+	if (sscanf(name, "blk.%d.%n", &l, &used) == 1 && used)
+		return l >= first && l < last;
+	if (!strcmp(name, "token_embd.weight"))
+		return !first || (last == n_layer && !tm_gguf_tensor(g, "output.weight"));	/* tied output */
+	if (!strcmp(name, "output.weight") || !strcmp(name, "output_norm.weight"))
+		return last == n_layer;
+	return true;
+}
+
+void tm_share_layers_layout(char out[16], int rank, int ranks)
+{
+	snprintf(out, 16, "layers %d/%d", rank, ranks);
+}
+
+int tm_share_layers_parse(const char *layout, int *rank, int *ranks)
+{
+	int used = 0;
+
+	if (sscanf(layout, "layers %d/%d%n", rank, ranks, &used) != 2 || layout[used] || *ranks < 2 ||
+	    *rank < 0 || *rank >= *ranks)
+		return -EINVAL;
+	return 0;
+}

@@ -98,4 +98,16 @@ void tm_share_layout(char out[16], int rank, int ranks);
 /* "experts R/N" -> rank, ranks (0 < N, 0 <= R < N); -EINVAL for anything else. */
 int tm_share_parse(const char *layout, int *rank, int *ranks);
 
+/*
+ * A rank's share of the layers (tiermem import --split layers --rank R
+ * --ranks N): the tensors of its layers [first, last) (tm_plan_stages),
+ * token_embd on the first rank (and on the last when the output is tied to
+ * it), output and output_norm on the last, every tensor of no layer on all;
+ * the others are stored with no bytes under the layout "layers R/N".
+ */
+bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor *t, int first, int last,
+			   int n_layer);
+void tm_share_layers_layout(char out[16], int rank, int ranks);
+int tm_share_layers_parse(const char *layout, int *rank, int *ranks);
+
 #endif

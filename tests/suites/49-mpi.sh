@@ -281,6 +281,63 @@ TIERMEM_HOME=$W/h0 "$TM" import -m "$W/dense.gguf" --name d -q --split experts -
 rc=$?
 check "a dense model has no experts to import per rank ($(cat "$W/err"))" \
 	'[ $rc -eq 2 ] && grep -q "no routed experts" "$W/err"'
+
+# per-rank import of a pipeline's stages: rank R's store holds its layers (the embedding on rank 0,
+# the output on the last); the logits are the same bits as one process's
+for m in moe ds dense32; do
+	for np in 2 3; do
+		rm -rf "$W"/l?
+		for r in $(seq 0 $((np - 1))); do
+			TIERMEM_HOME=$W/l$r "$TM" import -m "$W/$m.gguf" --name m --split layers --rank $r --ranks $np \
+				-q --tier ddr=ddr:1G >"$W/imp" 2>&1
+		done
+		TIERMEM_HOME=$W/w$m "$TM" import -m "$W/$m.gguf" --name m -q --tier ddr=ddr:1G >/dev/null 2>&1
+		"$TM" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/one.bin"
+		args=()
+		for r in $(seq 0 $((np - 1))); do
+			[ $r = 0 ] || args+=(:)
+			args+=(-np 1 -x TIERMEM_HOME="$W/l$r" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" --split layers)
+		done
+		run -x TIERMEM_BACKEND=user "${args[@]}" >"$W/out" 2>"$W/err"
+		rc=$?
+		sizes=$(for r in $(seq 0 $((np - 1))); do du -sb "$W/l$r" | cut -f1; done | tr '\n' ' ')
+		whole=$(du -sb "$W/w$m" | cut -f1)
+		check "layers: $m -np $np on per-rank imports: logits bit-identical to one process's; each store smaller than the whole ($sizes of $whole bytes)" \
+			'[ $rc -eq 0 ] && cmp -s "$W/one.bin" "$W/n.bin" && for b in $sizes; do [ "$b" -lt "$whole" ] || exit 1; done'
+	done
+done
+# the refusals, on moe's two stages
+rm -rf "$W"/l?
+for r in 0 1; do
+	TIERMEM_HOME=$W/l$r "$TM" import -m "$W/moe.gguf" --name m --split layers --rank $r --ranks 2 -q \
+		--tier ddr=ddr:1G >/dev/null 2>&1
+done
+"$TM" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/one.bin"
+shares l1 l0 --split layers >"$W/out" 2>"$W/err"
+rc=$?
+check "a rank started on another rank's layers is refused at start ($(grep -m1 'share imported' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "rank 0 of 2 opened the share imported for rank 1 of 2 (tiermem import --split layers" "$W/err"'
+shares l0 l1 --split experts >"$W/out" 2>"$W/err"
+rc=$?
+check "a share of the layers under --split experts is refused ($(grep -m1 'holds only' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "holds only rank 0 of 2.s layers" "$W/err"'
+shares l0 whole --split layers >"$W/out" 2>"$W/err"
+rc=$?
+check "a share of the layers and a whole store of the same model work together" \
+	'[ $rc -eq 0 ] && cmp -s "$W/one.bin" "$W/n.bin"'
+TIERMEM_HOME=$W/l1 "$TM" logits --name m --tokens $TOK -o "$W/x.bin" >"$W/out" 2>"$W/err"
+rc=$?
+check "a share of the layers run as one process is refused ($(cat "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "holds only rank 1 of 2.s layers" "$W/err"'
+TIERMEM_HOME=$W/l0 "$TM" import -m "$W/moe.gguf" --name m -q --split layers --rank 1 --ranks 2 --tier ddr=ddr:1G \
+	>"$W/out" 2>"$W/err"
+rc=$?
+check "importing another rank's layers over a share needs --replace ($(cat "$W/err"))" \
+	'[ $rc -eq 2 ] && grep -q "another share (layers 0/2)" "$W/err"'
+TIERMEM_HOME=$W/l0 "$TM" import -m "$W/moe.gguf" --name m -q --split layers --rank 0 --ranks 9 >"$W/out" 2>"$W/err"
+rc=$?
+check "more ranks than layers are refused at import ($(cat "$W/err"))" \
+	'[ $rc -eq 2 ] && grep -q "split layers" "$W/err"'
 unset TIERMEM_BACKEND
 
 # refused LABEL REGEX MPIRUN-ARGS...: the job fails at start and stderr says REGEX
