@@ -74,8 +74,10 @@ static const char usage[] =
 	"                          KV cache types: f16 (default, as llama-server), f32 or\n"
 	"                          q8_0\n"
 	"Under mpirun, with build/tiermem-mpi (rank 0 answers HTTP; the other ranks run\n"
-	"the same forward calls; SIGTERM to rank 0 stops them all with 0; SIGTERM to\n"
-	"mpirun ends the job at once, mpirun exits 1):\n"
+	"the same forward calls; with --split layers the ranks are a pipeline, each\n"
+	"working on another group of the running sequences; SIGTERM to rank 0 stops\n"
+	"them all with 0 and prints every rank's counters; SIGTERM to mpirun ends the\n"
+	"job at once, mpirun exits 1):\n"
 	SPLIT_HELP
 	"MoE expert cache (as for tiermem run; one cache for every slot and the batched\n"
 	"decode; its hits and misses in /metrics):\n"

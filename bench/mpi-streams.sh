@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# serve --split layers on this one machine: aggregate decode tok/s for 1, 2
+# and 4 concurrent streams (bench/serve-streams.mjs), one process against
+# mpirun -np 2, rounds alternating between the servers, medians. With --base
+# DIR (a build of tiermem before the pipeline, e.g. a worktree at 5270b1d),
+# also that build's np 2, whose ranks take turns on every step.
+#
+# What it can show here: the ranks share one memory and 2 vCPUs, so np 2 has
+# no more bandwidth than one process; the figure is what the pipeline costs
+# or saves against one process of the same threads in all (np 1 runs -t 2,
+# each rank -t 1), and against ranks that take turns. It cannot show nodes
+# adding their bandwidth: that needs a second machine (plan --nodes predicts it).
+# usage: bench/mpi-streams.sh [--rounds N] [--tokens N] [--base BUILD] [MODEL]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+rounds=3 tokens=32 base= model=
+usage="usage: bench/mpi-streams.sh [--rounds N] [--tokens N] [--base BUILD] [MODEL]"
+while [ $# -gt 0 ]; do
+	case $1 in
+	--rounds) rounds=$2; shift 2 ;;
+	--tokens) tokens=$2; shift 2 ;;
+	--base) base=$2; shift 2 ;;
+	-*) echo "$usage" >&2; exit 2 ;;
+	*) model=$1; shift ;;
+	esac
+done
+if [ -z "$model" ]; then
+	model=$BUILD/bench-models/dense-1g-q8.gguf
+	mkdir -p "$BUILD/bench-models"
+	[ -f "$model" ] || "$BUILD/tiermem" synth --arch llama --type q8_0 --size 1G -o "$model"
+fi
+[ -f "$model" ] || { echo "bench/mpi-streams.sh: $model: no such file" >&2; exit 2; }
+[ -x "$BUILD/tiermem-mpi" ] && command -v mpirun >/dev/null ||
+	{ echo "bench/mpi-streams.sh: needs $BUILD/tiermem-mpi and mpirun" >&2; exit 2; }
+[ -z "$base" ] || [ -x "$base/tiermem-mpi" ] || { echo "bench/mpi-streams.sh: no $base/tiermem-mpi" >&2; exit 2; }
+W=$(mktemp -d) TM=$BUILD/tiermem SERVE_START_S=120
+. tests/lib/serve.sh
+cat >"$W/np2" <<SH
+#!/bin/sh
+exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 "\$MPI" "\$@"
+SH
+chmod +x "$W/np2"
+ctx=$((tokens + 64))
+start np1 -m "$model" -np 4 -c $ctx -t 2 || { cat "$W/np1.err" >&2; exit 1; }
+TM=$W/np2 MPI=$BUILD/tiermem-mpi start np2 -m "$model" -np 4 -c $ctx --split layers ||
+	{ cat "$W/np2.err" >&2; exit 1; }
+servers="np1 np2"
+if [ -n "$base" ]; then
+	TM=$W/np2 MPI=$base/tiermem-mpi start turns -m "$model" -np 4 -c $ctx --split layers ||
+		{ cat "$W/turns.err" >&2; exit 1; }
+	servers="np1 np2 turns"
+fi
+head -1 "$W/np1.err"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq 1 "$rounds"); do
+	for s in $servers; do
+		port=PORT_$s
+		node bench/serve-streams.mjs "http://127.0.0.1:${!port}" 1 "$tokens" 1 2 4 2>&1 >/dev/null |
+			sed -n "s/^round 1, \([0-9]*\) streams: \([0-9.]*\) tok\/s/$s \1 \2/p" >>"$W/figures"
+	done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -A name=([np1]="one process, -t 2" [np2]="mpirun -np 2 --split layers, -t 1 each (pipeline)"
+		 [turns]="mpirun -np 2 --split layers, -t 1 each ($base: ranks take turns)")
+echo "$rounds rounds, $tokens tokens per stream; aggregate decode tok/s, median of rounds"
+printf '| server | 1 stream | 2 streams | 4 streams |\n|---|---|---|---|\n'
+for s in $servers; do
+	printf '| %s |' "${name[$s]}"
+	for c in 1 2 4; do
+		printf ' %s |' "$(awk -v s="$s" -v c="$c" '$1 == s && $2 == c { print $3 }' "$W/figures" | sort -g |
+			awk '{ a[NR] = $1 } END { if (!NR) print "-"; else printf "%.2f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')"
+	done
+	echo
+done
