@@ -42,9 +42,12 @@
 #include "vec.h"
 
 /*
- * Positions per chunk: its K rows as floats (all KV heads) take 32 KiB, as do
- * its V rows, so each fits L1 while the heads work on it (at least 16, the
- * vector scores' step, and at most 64).
+ * Positions per chunk: its K rows (all KV heads) would take 32 KiB as
+ * floats, as would its V rows (at least 16, the vector scores' step, and at
+ * most 64). The chunk fixes the spans, hence the bits of every output:
+ * keep it. Only one KV head's rows of a chunk are floats at a time (a tile
+ * of C * hd floats that stays in L1 beside the stream; the whole chunk as
+ * floats, 32 KiB of K and 32 of V, left L1 too little room).
  */
 static int chunk_len(int kv_floats)
 {
@@ -96,7 +99,7 @@ static size_t part_floats(int n_head, int vd)
 }
 
 /*
- * One thread's scratch: K and V tiles, one block's scores, the rounded
+ * One thread's scratch: one KV head's K and V tiles, one block's scores, the rounded
  * queries (as floats, then as q8_0 blocks: 34 bytes per 32 < 32 floats),
  * the state of the span at hand and the fold of the spans before it, and
  * for the f16 path all scores (H rows of n_ctx) and each span's max and sum.
@@ -105,7 +108,7 @@ static size_t thread_floats(int n_head, int n_head_kv, int hd, int vd, int n_ctx
 {
 	size_t C = chunk_len(n_head_kv * hd), spans = spans_of(n_ctx, span_len(n_head_kv, hd));
 
-	return up16(C * n_head_kv * hd) + up16(C * n_head_kv * vd) + up16((size_t)n_head * block_len((int)C)) +
+	return up16(C * hd) + up16(C * vd) + up16((size_t)n_head * block_len((int)C)) +
 	       up16((size_t)n_head * hd) * 2 + 2 * part_floats(n_head, vd) +
 	       (rounded(type_v) ? up16((size_t)n_head * n_ctx) + 2 * up16(spans * n_head) : 0);
 }
@@ -142,8 +145,8 @@ static struct state state_of(const struct tm_attn *a, int ith)
 	struct state st;
 
 	st.kt = a->scratch + (size_t)ith * thread_floats(H, KV, hd, vd, a->n_ctx, a->type_v);
-	st.vt = st.kt + up16((size_t)C * KV * hd);
-	st.s = st.vt + up16((size_t)C * KV * vd);
+	st.vt = st.kt + up16((size_t)C * hd);
+	st.s = st.vt + up16((size_t)C * vd);
 	st.qh = st.s + up16((size_t)H * block_len(C));
 	st.cur = part_at(st.qh + 2 * up16((size_t)H * hd), H);
 	st.acc = part_at(st.cur.m + part_floats(H, vd), H);
@@ -199,6 +202,20 @@ static void online(const struct part *p, int h, float *row, int n, int vd, const
 	p->l[h] += (float)v->exp_sum(row, n, p->m[h]);
 }
 
+/*
+ * Bytes [off, off + len) of the n rows at src toward L1: attention asks for
+ * a head's share of its next chunk while it works on this one, so the
+ * misses overlap the dot products. (Prefetching a fixed distance ahead in
+ * the row stream, as the matvecs do, fell short: a thread reads a few
+ * heads' part of each row, so that distance covered only half a chunk.)
+ */
+static void prefetch_rows(const char *src, size_t row_bytes, size_t off, size_t len, int n)
+{
+	for (int p = 0; p < n; p++)
+		for (size_t o = 0; o < len; o += 64)
+			__builtin_prefetch(src + p * row_bytes + off + o, 0, 3);
+}
+
 enum pass { ONE_PASS, SCORES, MIX };
 
 /*
@@ -214,12 +231,15 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 			 const struct part *p, const struct tm_vec *v, enum pass pass)
 {
 	int H = a->n_head, KV = a->n_head_kv, G = H / KV, hd = a->head_dim, vd = v_dim(a), C = chunk_len(KV * hd);
-	int ng = g1 - g0, h0 = g0 * G, h1 = g1 * G, n = p1 - p0;
+	int h0 = g0 * G, h1 = g1 * G, n = p1 - p0;
 	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
 	const char *kc = a->k, *vc = a->v;
-	size_t kr = a->k_row_bytes, vr = a->v_row_bytes;
+	size_t kr = a->k_row_bytes, vr = a->v_row_bytes, kb = tm_kv_row_bytes(a->type_k, hd);
+	size_t vb = tm_kv_row_bytes(a->type_v, vd);
+	/* the query's last position + 1: the next chunk's rows are prefetched up to there */
+	int pe = a->pos0 + t + 1;
 	/* the span's scores (weights): in st->s, or in st->all at their positions */
 	float *w = pass == ONE_PASS ? st->s : st->all + p0;
 	size_t ws = pass == ONE_PASS ? (size_t)block_len(C) : (size_t)a->n_ctx;
@@ -238,10 +258,14 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 	for (int c0 = p0; pass != MIX && c0 < p1; c0 += C) {
 		int cn = p1 - c0 < C ? p1 - c0 : C;
 
-		v->kv_rows(kc + c0 * kr, kr, a->type_k, g0 * hd, ng * hd, cn, st->kt);
-		for (int g = g0; g < g1; g++)
-			f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt + (size_t)(g - g0) * hd, (size_t)ng * hd,
-				       cn, a->scale, w + (size_t)g * G * ws + (c0 - p0), ws);
+		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
+
+		for (int g = g0; g < g1; g++) {
+			prefetch_rows(kc + (c0 + cn) * kr, kr, kb * g, kb, nn);
+			v->kv_rows(kc + c0 * kr, kr, a->type_k, g * hd, hd, cn, st->kt);
+			f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt, (size_t)hd, cn, a->scale,
+				       w + (size_t)g * G * ws + (c0 - p0), ws);
+		}
 	}
 	if (pass == SCORES) {
 		for (int h = h0; h < h1; h++) {
@@ -256,10 +280,14 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 	for (int c0 = p0; c0 < p1; c0 += C) {
 		int cn = p1 - c0 < C ? p1 - c0 : C;
 
-		v->kv_rows(vc + c0 * vr, vr, a->type_v, g0 * vd, ng * vd, cn, st->vt);
-		for (int g = g0; g < g1; g++)
+		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
+
+		for (int g = g0; g < g1; g++) {
+			prefetch_rows(vc + (c0 + cn) * vr, vr, vb * g, vb, nn);
+			v->kv_rows(vc + c0 * vr, vr, a->type_v, g * vd, vd, cn, st->vt);
 			fv->attn_mix(p->o + (size_t)g * G * vd, G, vd, w + (size_t)g * G * ws + (c0 - p0), ws,
-				     st->vt + (size_t)(g - g0) * vd, (size_t)ng * vd, cn);
+				     st->vt, (size_t)vd, cn);
+		}
 	}
 }
 

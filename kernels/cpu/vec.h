@@ -26,8 +26,8 @@ typedef void (*tm_attn_mix_fn)(float *o, int G, int vd, const float *w, size_t w
 /*
  * n cache rows of type (TM_F32, TM_F16, TM_Q8_0) as floats: dst[p * len + i]
  * is element off + i of the row at src + p * row_bytes (q8_0: off and len
- * are multiples of 32). The rows are a stream: software prefetch runs
- * TM_PREFETCH_AHEAD bytes ahead of them, into the next rows.
+ * are multiples of 32). No prefetch: the caller knows which rows come next
+ * (attention prefetches its next chunk while it works on this one).
  */
 typedef void (*tm_kv_rows_fn)(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst);
 

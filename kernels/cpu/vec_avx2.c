@@ -42,22 +42,21 @@ void tm_axpy_f32_avx2(float *y, float s, const float *x, int n)
 
 void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst)
 {
+	const char *row = (const char *)src + tm_kv_row_bytes(type, off);
+
 	if (len % 32 || type == TM_F32) {
 		tm_kv_rows_ref(src, row_bytes, type, off, len, n, dst);
 		return;
 	}
-	for (int p = 0; p < n; p++, dst += len) {
-		const char *row = (const char *)src + p * row_bytes;
-
-		tm_prefetch_block(row + tm_kv_row_bytes(type, off), (int)tm_kv_row_bytes(type, len));
+	for (int p = 0; p < n; p++, dst += len, row += row_bytes) {
 		if (type == TM_F16) {
 			for (int i = 0; i < len; i += 8)
 				_mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(
-					(const __m128i *)((const uint16_t *)row + off + i))));
+					(const __m128i *)((const uint16_t *)row + i))));
 			continue;
 		}
 		for (int b = 0; b < len / 32; b++) {
-			const blk_q8_0 *x = (const blk_q8_0 *)row + off / 32 + b;
+			const blk_q8_0 *x = (const blk_q8_0 *)row + b;
 			__m256 d = _mm256_set1_ps(tm_f16_to_f32(x->d));
 
 			for (int i = 0; i < 32; i += 8) {

@@ -143,22 +143,21 @@ static void scale_round_f16(float *x, int n, float scale)
 
 static void kv_rows(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst)
 {
+	const char *row = (const char *)src + tm_kv_row_bytes(type, off);
+
 	if (len % 32 || type == TM_F32) {
 		tm_kv_rows_ref(src, row_bytes, type, off, len, n, dst);
 		return;
 	}
-	for (int p = 0; p < n; p++, dst += len) {
-		const char *row = (const char *)src + p * row_bytes;
-
-		tm_prefetch_block(row + tm_kv_row_bytes(type, off), (int)tm_kv_row_bytes(type, len));
+	for (int p = 0; p < n; p++, dst += len, row += row_bytes) {
 		if (type == TM_F16) {
 			for (int i = 0; i < len; i += 16)
 				_mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(
-					(const __m256i *)((const uint16_t *)row + off + i))));
+					(const __m256i *)((const uint16_t *)row + i))));
 			continue;
 		}
 		for (int b = 0; b < len / 32; b++) {
-			const blk_q8_0 *x = (const blk_q8_0 *)row + off / 32 + b;
+			const blk_q8_0 *x = (const blk_q8_0 *)row + b;
 			__m512 d = _mm512_set1_ps(tm_f16_to_f32(x->d));
 
 			for (int i = 0; i < 32; i += 16) {

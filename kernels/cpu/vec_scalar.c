@@ -32,7 +32,6 @@ void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int le
 	for (int p = 0; p < n; p++, dst += len) {
 		const char *row = (const char *)src + p * row_bytes;
 
-		tm_prefetch_block(row + tm_kv_row_bytes(type, off), (int)tm_kv_row_bytes(type, len));
 		if (type == TM_F32) {
 			memcpy(dst, (const float *)row + off, sizeof(float) * len);
 			continue;
