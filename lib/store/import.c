@@ -474,13 +474,14 @@ static int copy_tensors(struct import *im)
 	for (size_t i = 0; i < im->mf.n_tensors; i++) {
 		struct tm_mtensor *mt = &im->mf.tensors[i];
 		const char *src = im->g.tensors[i].data;
+		int rank, ranks;
 
 		if (!strcmp(mt->layout, "r16")) {
 			if ((err = copy_repacked(im, mt, &im->g.tensors[i])))
 				return err;
 			continue;
 		}
-		if (!strncmp(mt->layout, "layers ", 7)) {
+		if (!tm_share_layers_parse(mt->layout, &rank, &ranks)) {
 			mt->hash = XXH3_64bits("", 0);	/* another rank's: nothing stored */
 			continue;
 		}

@@ -24,19 +24,32 @@ uint64_t tm_share_bytes(const struct tm_gguf_tensor *t, int rank, int ranks)
 	return t->nbytes / (uint64_t)n * (uint64_t)(mine > 0 ? mine : 0);
 }
 
+/* The layouts of the two kinds of share: "WHAT R/N". */
+static void layout_of(char out[16], const char *what, int rank, int ranks)
+{
+	snprintf(out, 16, "%s %d/%d", what, rank, ranks);
+}
+
+static int parse_of(const char *layout, const char *what, int *rank, int *ranks)
+{
+	size_t n = strlen(what);
+	int used = 0;
+
+	if (strncmp(layout, what, n) || layout[n] != ' ' ||
+	    sscanf(layout + n + 1, "%d/%d%n", rank, ranks, &used) != 2 || layout[n + 1 + used] || *ranks < 2 ||
+	    *rank < 0 || *rank >= *ranks)
+		return -EINVAL;
+	return 0;
+}
+
 void tm_share_layout(char out[16], int rank, int ranks)
 {
-	snprintf(out, 16, "experts %d/%d", rank, ranks);
+	layout_of(out, "experts", rank, ranks);
 }
 
 int tm_share_parse(const char *layout, int *rank, int *ranks)
 {
-	int used = 0;
-
-	if (sscanf(layout, "experts %d/%d%n", rank, ranks, &used) != 2 || layout[used] || *ranks < 2 ||
-	    *rank < 0 || *rank >= *ranks)
-		return -EINVAL;
-	return 0;
+	return parse_of(layout, "experts", rank, ranks);
 }
 
 /* A tensor's name as a C string (names longer than out are not the ones asked about). */
@@ -66,15 +79,10 @@ bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor 
 
 void tm_share_layers_layout(char out[16], int rank, int ranks)
 {
-	snprintf(out, 16, "layers %d/%d", rank, ranks);
+	layout_of(out, "layers", rank, ranks);
 }
 
 int tm_share_layers_parse(const char *layout, int *rank, int *ranks)
 {
-	int used = 0;
-
-	if (sscanf(layout, "layers %d/%d%n", rank, ranks, &used) != 2 || layout[used] || *ranks < 2 ||
-	    *rank < 0 || *rank >= *ranks)
-		return -EINVAL;
-	return 0;
+	return parse_of(layout, "layers", rank, ranks);
 }
