@@ -29,7 +29,8 @@
 static const char usage[] =
 	"usage: tiermem serve (-m MODEL.gguf | --name NAME [--no-verify]) [--host ADDR]\n"
 	"                     [--port N] [-np N] [-c N] [-b N] [-ub N]\n"
-	"                     [--api-key KEY] [-t T] [--chat-template NAME] [--alias ID] ...\n"
+	"                     [--api-key KEY] [-t T] [--chat-template NAME] [--alias ID]\n"
+	"                     [--reasoning-format F] ...\n"
 	"\n"
 	"An OpenAI-compatible HTTP server: POST /v1/chat/completions and /v1/completions\n"
 	"(streamed as server-sent events with \"stream\": true), GET /v1/models, /health,\n"
@@ -65,6 +66,10 @@ static const char usage[] =
 	"                          deepseek3, kimi-k2 and glm4.5: calls in the model's\n"
 	"                          output come back as tool_calls\n"
 	"  --chat-template-file F  recognise the template from this file's text instead\n"
+	"  --reasoning-format F    auto (default) or deepseek: a chat reply's leading\n"
+	"                          <think>...</think> comes back as reasoning_content, the\n"
+	"                          rest as content; none: all of it is content. A request's\n"
+	"                          \"reasoning_format\" overrides\n"
 	"  --queue N               requests that may wait for a slot (default 64); more get 503\n"
 	"  --timeout S             seconds a request may take to arrive, and an idle\n"
 	"                          connection may stay open (default 30)\n"
@@ -137,6 +142,7 @@ int cmd_serve(int argc, char **argv)
 		{ "alias", required_argument, NULL, 'a' },
 		{ "chat-template", required_argument, NULL, 'C' },
 		{ "chat-template-file", required_argument, NULL, 'F' },
+		{ "reasoning-format", required_argument, NULL, 'R' },
 		{ "queue", required_argument, NULL, 'Q' },
 		{ "timeout", required_argument, NULL, 'O' },
 		RUN_EXPERTS_OPTIONS,
@@ -207,6 +213,10 @@ int cmd_serve(int argc, char **argv)
 		case 'a': alias = optarg; break;
 		case 'C': so.chat_template = optarg; break;
 		case 'F': tmpl_file = optarg; break;
+		case 'R':
+			if ((so.reasoning_format = tm_reasoning_format_parse(optarg)) < 0)
+				return usage_error(CMD, "--reasoning-format %s: not auto, deepseek or none", optarg);
+			break;
 		case 'Q':
 			if (parse_long("--queue", optarg, 0, 100000, &queue))
 				return EXIT_USAGE;

@@ -16,6 +16,16 @@
 
 #define SERVE_BATCH_DEFAULT 64
 
+/*
+ * What a chat reply's <think>...</think> reasoning becomes (llama-server's
+ * --reasoning-format): auto (its default) and deepseek return it as
+ * message.reasoning_content (delta.reasoning_content when streamed), none
+ * leaves it in the content. A request's "reasoning_format" overrides.
+ */
+enum tm_reasoning_format { TM_REASONING_AUTO, TM_REASONING_DEEPSEEK, TM_REASONING_NONE };
+/* "auto", "deepseek", "none" -> the enum; -1 if unknown. */
+int tm_reasoning_format_parse(const char *name);
+
 struct tm_serve_opts {
 	const char *host;		/* address to bind; "127.0.0.1" unless told otherwise */
 	int port;			/* 0: any free port (tm_serve_port says which) */
@@ -36,6 +46,7 @@ struct tm_serve_opts {
 	 * 0: SERVE_BATCH_DEFAULT.
 	 */
 	int batch_size, ubatch_size;
+	int reasoning_format;		/* enum tm_reasoning_format */
 	/*
 	 * Slots and scheduler state only, no HTTP: a follower rank of an MPI
 	 * server (tiermem/mpi_split.h), which runs the forward calls rank 0's

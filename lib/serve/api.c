@@ -17,6 +17,7 @@
 #include "tiermem/error.h"
 #include "lib/serve/chat.h"
 #include "lib/serve/internal.h"
+#include "lib/serve/reasoning.h"
 #include "lib/serve/tools.h"
 
 void *api_fail(struct api_err *e, int status, const char *code, const char *param, const char *fmt, ...)
@@ -216,6 +217,19 @@ static int tool_calls(json_t *tc, size_t idx, struct chat_call **calls, int *n_c
 	return 0;
 }
 
+/* A message's field that is a string, null or absent (*v NULL). */
+static int optional_string(json_t *msg, const char *key, size_t idx, const char **v, struct api_err *e)
+{
+	json_t *x = json_object_get(msg, key);
+
+	*v = json_string_value(x);
+	if (x && !json_is_null(x) && !json_is_string(x)) {
+		api_fail(e, 400, "invalid_type", "messages", "messages[%zu].%s must be a string", idx, key);
+		return -1;
+	}
+	return 0;
+}
+
 /* The chat prompt for a messages array (and tools, or NULL), as the template renders it. */
 static char *render_messages(struct tm_server *s, json_t *msgs, json_t *tools, bool gen, struct api_err *e)
 {
@@ -251,6 +265,9 @@ static char *render_messages(struct tm_server *s, json_t *msgs, json_t *tools, b
 		m[i].role = json_string_value(role);
 		m[i].content = texts[i];
 		m[i].tool_call_id = json_string_value(json_object_get(x, "tool_call_id"));
+		if (optional_string(x, "name", i, &m[i].name, e) ||
+		    optional_string(x, "reasoning_content", i, &m[i].reasoning, e))
+			goto out;
 		if (tool_calls(json_object_get(x, "tool_calls"), i, &calls, &m[i].n_calls, e)) {
 			m[i].calls = calls;
 			goto out;
@@ -354,6 +371,66 @@ static int sampling(json_t *root, struct job *j, struct api_err *e)
 	return 0;
 }
 
+/*
+ * OpenAI's tool_choice. Nothing can make the model call a tool without
+ * constrained decoding, which tiermem does not have: "required" is refused;
+ * a named function is a best effort: the model is shown that tool alone
+ * (*only, a new array) and a call to anything else is content. "none":
+ * the reply is all content.
+ */
+static int tool_choice(json_t *tools, json_t *c, bool *none, json_t **only, struct api_err *e)
+{
+	json_t *name = json_object_get(json_object_get(c, "function"), "name"), *type = json_object_get(c, "type"), *t;
+	size_t i;
+
+	*none = false;
+	*only = NULL;
+	if (!c || json_is_null(c) || (json_is_string(c) && !strcmp(json_string_value(c), "auto")))
+		return 0;
+	if (json_is_string(c) && !strcmp(json_string_value(c), "none")) {
+		*none = true;
+		return 0;
+	}
+	if (json_is_string(c) && !strcmp(json_string_value(c), "required")) {
+		api_fail(e, 400, "unsupported_value", "tool_choice", "tool_choice \"required\" is not supported: without "
+			 "constrained decoding nothing can force a call; use \"auto\", or name one function (best effort)");
+		return -1;
+	}
+	if (!json_is_object(c) || !json_is_string(type) || strcmp(json_string_value(type), "function") ||
+	    !json_is_string(name)) {
+		api_fail(e, 400, "invalid_type", "tool_choice", "tool_choice must be \"auto\", \"none\", \"required\" or "
+			 "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+		return -1;
+	}
+	json_array_foreach(tools, i, t) {
+		json_t *n = json_object_get(json_object_get(t, "function"), "name");
+
+		if (json_is_string(n) && json_equal(n, name)) {
+			if (!(*only = json_pack("[O]", t)))
+				api_fail(e, 500, NULL, NULL, "out of memory");
+			return *only ? 0 : -1;
+		}
+	}
+	api_fail(e, 400, "invalid_value", "tool_choice", "tool_choice names the function '%.100s', which is not among "
+		 "the request's tools", json_string_value(name));
+	return -1;
+}
+
+/* The request's reasoning_format, else the server's. */
+static int reasoning_format(struct tm_server *s, json_t *root, int *fmt, struct api_err *e)
+{
+	json_t *x = json_object_get(root, "reasoning_format");
+
+	*fmt = s->o.reasoning_format;
+	if (!x || json_is_null(x))
+		return 0;
+	if (!json_is_string(x) || (*fmt = tm_reasoning_format_parse(json_string_value(x))) < 0) {
+		api_fail(e, 400, "invalid_value", "reasoning_format", "'reasoning_format' must be \"auto\", \"deepseek\" or \"none\"");
+		return -1;
+	}
+	return 0;
+}
+
 struct job *api_parse(struct tm_server *s, const char *body, size_t len, struct api_req *r,
 		      struct api_err *e)
 {
@@ -394,17 +471,27 @@ struct job *api_parse(struct tm_server *s, const char *body, size_t len, struct 
 	    integer(root, "max_completion_tokens", 1, 1e18, &max, e) || sampling(root, j, e) || stops(root, j, e))
 		goto fail;
 	if (r->chat) {
-		json_t *tools = json_object_get(root, "tools"), *choice = json_object_get(root, "tool_choice");
+		json_t *tools = json_object_get(root, "tools"), *only;
+		bool none;
+		int fmt;
 
-		if (!(prompt = render_messages(s, json_object_get(root, "messages"), tools, true, e)) ||
-		    tokenize(s, j, prompt, true, e))
+		if (reasoning_format(s, root, &fmt, e) ||
+		    tool_choice(tools, json_object_get(root, "tool_choice"), &none, &only, e))
 			goto fail;
-		/* tool_choice "none": the model is told not to call, so its text is all content */
-		if (json_array_size(tools) && tools_parsable(s->chat_tmpl) &&
-		    !(json_is_string(choice) && !strcmp(json_string_value(choice), "none"))) {
+		if (only)
+			tools = only;
+		if (!(prompt = render_messages(s, json_object_get(root, "messages"), tools, true, e)) ||
+		    tokenize(s, j, prompt, true, e)) {
+			json_decref(only);
+			goto fail;
+		}
+		if (json_array_size(tools) && tools_parsable(s->chat_tmpl) && !none) {
 			j->tools_tmpl = s->chat_tmpl;
 			j->tools = json_incref(tools);
 		}
+		json_decref(only);
+		j->think = fmt != TM_REASONING_NONE;
+		j->think_open = j->think && think_forced_open(prompt);
 	} else if (completion_prompt(s, json_object_get(root, "prompt"), j, e)) {
 		goto fail;
 	}
@@ -452,12 +539,27 @@ static char *dump(json_t *o)
 	return s;
 }
 
+void api_think_split(const struct job *j, struct think_split *t)
+{
+	if (j->think)
+		think_split(j->text, j->len, j->think_open, j->done, t);
+	else
+		*t = (struct think_split){ 0 };
+}
+
 int api_tool_calls(const struct job *j, struct tool_parse *p)
 {
+	struct think_split t;
+
 	memset(p, 0, sizeof(*p));
 	if (j->tools_tmpl < 0)
 		return 0;
-	return tools_parse(j->tools_tmpl, j->text ? j->text : "", j->len, j->tools, p);
+	api_think_split(j, &t);
+	if (tools_parse(j->tools_tmpl, j->len ? j->text + t.c_from : "", j->len - t.c_from, j->tools, p))
+		return -1;
+	p->before += t.c_from;
+	p->tail += t.c_from;
+	return 0;
 }
 
 /* OpenAI's tool_calls array; a call without the model's own id gets call_<response id>_<n>. */
@@ -482,75 +584,86 @@ static json_t *calls_json(const struct api_req *r, const struct tool_parse *p, b
 	return a;
 }
 
+/* A chat.completion.chunk of one choice: its delta (taken), its finish reason or NULL. */
+static char *chat_chunk(struct tm_server *s, const struct api_req *r, json_t *delta, const char *finish)
+{
+	return dump(json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:n, s:o}]}", "id", r->id, "object",
+			      "chat.completion.chunk", "created", (json_int_t)r->created, "model", s->model_id, "choices",
+			      "index", 0, "delta", delta, "logprobs", "finish_reason",
+			      finish ? json_string(finish) : json_null()));
+}
+
 char *api_chunk_calls(struct tm_server *s, const struct api_req *r, const struct tool_parse *p)
 {
 	json_t *calls = calls_json(r, p, true);
 
-	if (!calls)
-		return NULL;
-	return dump(json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:o}, s:n, s:n}]}", "id", r->id, "object",
-			      "chat.completion.chunk", "created", (json_int_t)r->created, "model", s->model_id, "choices",
-			      "index", 0, "delta", "tool_calls", calls, "logprobs", "finish_reason"));
+	return calls ? chat_chunk(s, r, json_pack("{s:o}", "tool_calls", calls), NULL) : NULL;
+}
+
+char *api_chunk_reasoning(struct tm_server *s, const struct api_req *r, const char *text, size_t len)
+{
+	return chat_chunk(s, r, json_pack("{s:s%}", "reasoning_content", text, len), NULL);
 }
 
 char *api_response(struct tm_server *s, const struct api_req *r, const struct job *j)
 {
-	struct tool_parse p;
-	json_t *choice;
+	struct tool_parse p = { 0 };
+	struct think_split t;
+	json_t *choice, *msg = NULL, *calls = NULL;
+	const char *finish = j->finish;
 
-	if (r->chat && j->tools_tmpl >= 0) {
-		if (api_tool_calls(j, &p))
-			return NULL;
-		if (p.n_calls) {
-			json_t *calls = calls_json(r, &p, false);
-
-			choice = calls ? json_pack("{s:i, s:{s:s, s:o, s:o}, s:n, s:s}", "index", 0, "message", "role",
-						   "assistant", "content", p.content ? json_string(p.content) : json_null(),
-						   "tool_calls", calls, "logprobs", "finish_reason", "tool_calls") : NULL;
-			tools_parse_free(&p);
-			return choice ? dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", r->id, "object",
-						       "chat.completion", "created", (json_int_t)r->created, "model",
-						       s->model_id, "choices", choice, "usage", usage(j))) : NULL;
-		}
-		tools_parse_free(&p);
+	api_think_split(j, &t);
+	if (!r->chat) {
+		choice = json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", j->text ? j->text : "", j->len, "logprobs",
+				   "finish_reason", j->finish);
+		goto out;
 	}
-	choice = r->chat ?
-		json_pack("{s:i, s:{s:s, s:s%}, s:n, s:s}", "index", 0, "message", "role", "assistant", "content",
-			  j->text ? j->text : "", j->len, "logprobs", "finish_reason", j->finish) :
-		json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", j->text ? j->text : "", j->len, "logprobs",
-			  "finish_reason", j->finish);
-
-	return dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", r->id, "object",
-			      r->chat ? "chat.completion" : "text_completion", "created", (json_int_t)r->created,
-			      "model", s->model_id, "choices", choice, "usage", usage(j)));
+	if (api_tool_calls(j, &p))
+		return NULL;
+	if (p.n_calls) {
+		finish = "tool_calls";
+		calls = calls_json(r, &p, false);
+		msg = calls ? json_pack("{s:s, s:o, s:o}", "role", "assistant", "content",
+					p.content ? json_string(p.content) : json_null(), "tool_calls", calls) : NULL;
+	} else {
+		msg = json_pack("{s:s, s:s%}", "role", "assistant", "content", j->len ? j->text + t.c_from : "",
+				j->len - t.c_from);
+	}
+	tools_parse_free(&p);
+	/* llama-server leaves it out when there is none */
+	if (msg && t.r_to > t.r_from &&
+	    json_object_set_new(msg, "reasoning_content", json_stringn(j->text + t.r_from, t.r_to - t.r_from))) {
+		json_decref(msg);
+		msg = NULL;
+	}
+	choice = msg ? json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs", "finish_reason", finish) :
+		       NULL;
+out:
+	return choice ? dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", r->id, "object",
+				       r->chat ? "chat.completion" : "text_completion", "created", (json_int_t)r->created,
+				       "model", s->model_id, "choices", choice, "usage", usage(j))) : NULL;
 }
 
 char *api_chunk(struct tm_server *s, const struct api_req *r, const char *text, size_t len,
 		const char *finish, bool role, const struct job *u)
 {
-	json_t *choices, *c;
+	json_t *choices, *o;
 
-	if (u) {
-		choices = json_array();
-	} else if (r->chat) {
+	if (r->chat && !u) {
 		json_t *delta = json_object();
 
 		if (role)
 			json_object_set_new(delta, "role", json_string("assistant"));
 		if (text || role)
 			json_object_set_new(delta, "content", json_stringn(text ? text : "", text ? len : 0));
-		c = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs", "finish_reason",
-			      finish ? json_string(finish) : json_null());
-		choices = json_pack("[o]", c);
-	} else {
-		c = json_pack("{s:i, s:s%, s:n, s:o}", "index", 0, "text", text ? text : "", text ? len : 0,
-			      "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
-		choices = json_pack("[o]", c);
+		return chat_chunk(s, r, delta, finish);
 	}
-	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", r->id, "object",
-			      r->chat ? "chat.completion.chunk" : "text_completion", "created",
-			      (json_int_t)r->created, "model", s->model_id, "choices", choices);
-
+	choices = u ? json_array() :
+		json_pack("[{s:i, s:s%, s:n, s:o}]", "index", 0, "text", text ? text : "", text ? len : 0,
+			  "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
+	o = json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", r->id, "object",
+		      r->chat ? "chat.completion.chunk" : "text_completion", "created",
+		      (json_int_t)r->created, "model", s->model_id, "choices", choices);
 	if (o && u)
 		json_object_set_new(o, "usage", usage(u));
 	return dump(o);

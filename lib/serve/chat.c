@@ -597,7 +597,8 @@ static void deepseek3(struct out *o, const struct chat_msg *m, int n, const json
 }
 
 /*
- * Kimi-K2 (Instruct-0905): tools declared as one JSON array; a call as
+ * Kimi-K2 (Instruct-0905): a message's name, when it has one, written in
+ * place of its role; tools declared as one JSON array; a call as
  * <|tool_call_begin|>ID<|tool_call_argument_begin|>ARGS; a tool result as
  * "## Return of ID"; without the generation prompt the last message stays
  * open (no <|im_end|>), for the model to continue it.
@@ -613,7 +614,7 @@ static void kimi_k2(struct out *o, const struct chat_msg *m, int n, const json_t
 		if (i == 0 && !is(&m[0], "system"))
 			put(o, "<|im_system|>system<|im_middle|>You are Kimi, an AI assistant created by Moonshot AI.<|im_end|>");
 		put(o, is(&m[i], "user") ? "<|im_user|>" : is(&m[i], "assistant") ? "<|im_assistant|>" : "<|im_system|>");
-		put(o, m[i].role);
+		put(o, m[i].name && *m[i].name ? m[i].name : m[i].role);
 		put(o, "<|im_middle|>");
 		if (is(&m[i], "assistant") && m[i].calls) {
 			put(o, m[i].content);
@@ -643,7 +644,8 @@ static void kimi_k2(struct out *o, const struct chat_msg *m, int n, const json_t
 
 /*
  * Qwen3: ChatML without a default system prompt; tools in the system
- * message as Qwen2.5 has them; an answer's <think> reasoning is kept only
+ * message as Qwen2.5 has them; an answer's <think> reasoning (its
+ * reasoning_content, else what its content holds) is kept only
  * after the last real user query (the rest lose it), and calls follow as
  * <tool_call> JSON.
  */
@@ -695,7 +697,9 @@ static void qwen3(struct out *o, const struct chat_msg *m, int n, const json_t *
 		} else if (is(&m[i], "assistant")) {
 			struct span c = span_of(m[i].content), r = { c.p, 0 };
 
-			if (span_find(c, "</think>", false)) {
+			if (m[i].reasoning) {
+				r = span_of(m[i].reasoning);
+			} else if (span_find(c, "</think>", false)) {
 				r = think_of(c);
 				c = lstrip(after_think(c), "\n");
 			}
@@ -749,7 +753,8 @@ static void glm4(struct out *o, const struct chat_msg *m, int n, bool gen)
 
 /*
  * GLM-4.5/4.6 (glm4moe): tools in a first system turn; every answer opens
- * with <think></think> (its reasoning kept only after the last user turn);
+ * with <think></think> (its reasoning, reasoning_content or from the
+ * content, kept only after the last user turn);
  * a call as <tool_call>NAME and <arg_key>/<arg_value> lines, a string value
  * as is and any other as JSON; tool results under <|observation|>.
  */
@@ -782,7 +787,9 @@ static void glm45(struct out *o, const struct chat_msg *m, int n, const json_t *
 		} else if (is(&m[i], "assistant")) {
 			struct span c = span_of(m[i].content), r = { c.p, 0 };
 
-			if (span_find(c, "</think>", false)) {
+			if (m[i].reasoning) {
+				r = span_of(m[i].reasoning);
+			} else if (span_find(c, "</think>", false)) {
 				r = think_of(c);
 				c = lstrip(after_think(c), "\n");
 			}

@@ -41,6 +41,8 @@ struct chat_call {
 
 struct chat_msg {
 	const char *role, *content;
+	const char *name;		/* the sender's name, or NULL (Kimi-K2 writes it for the role) */
+	const char *reasoning;		/* assistant: its reasoning_content, or NULL (Qwen3, GLM-4.5 render it) */
 	const struct chat_call *calls;	/* assistant: the tool calls, or NULL */
 	int n_calls;
 	const char *tool_call_id;	/* tool: the call it answers, or NULL */

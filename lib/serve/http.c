@@ -25,6 +25,7 @@
 #include "tiermem/generate.h"
 #include "lib/serve/dashboard.h"
 #include "lib/serve/internal.h"
+#include "lib/serve/reasoning.h"
 #include "lib/serve/tools.h"
 
 #define MAX_CONNS 128
@@ -48,7 +49,8 @@ struct req {
 	/* streaming */
 	struct api_req ar;
 	struct job *job;
-	size_t sent;			/* bytes of job->text already sent */
+	size_t sent;			/* job->text up to here is sent as content (or is not content) */
+	size_t r_sent;			/* and up to here as reasoning */
 	bool role_sent, finished;
 	char *pend;			/* an event not yet fully written */
 	size_t pend_len, pend_off;
@@ -176,11 +178,11 @@ static int queue_event(struct req *q, char *json)
 	return 0;
 }
 
-/* Text of the job from what was sent up to `to`, as a content chunk (nothing if none). */
-static int queue_text(struct req *q, size_t to)
+/* The job's content from `from` (or from what was sent, if later) up to `to`, as a content chunk (nothing if none). */
+static int queue_text(struct req *q, size_t from, size_t to)
 {
-	size_t from = q->sent;
-
+	if (from < q->sent)
+		from = q->sent;
 	if (to <= from)
 		return 0;
 	q->sent = to;
@@ -193,7 +195,7 @@ static int queue_text(struct req *q, size_t to)
  * generated, not streamed piece by piece), the content after them; or, if
  * the text holds no well-formed call, the rest of it as content.
  */
-static int queue_calls(struct req *q, const char **finish)
+static int queue_calls(struct req *q, size_t c_from, const char **finish)
 {
 	struct job *j = q->job;
 	struct tool_parse p;
@@ -203,10 +205,10 @@ static int queue_calls(struct req *q, const char **finish)
 		return -1;
 	if (!p.n_calls) {
 		tools_parse_free(&p);
-		return queue_text(q, j->len);
+		return queue_text(q, c_from, j->len);
 	}
 	*finish = "tool_calls";
-	err = queue_text(q, p.before) || queue_event(q, api_chunk_calls(q->s, &q->ar, &p));
+	err = queue_text(q, c_from, p.before) || queue_event(q, api_chunk_calls(q->s, &q->ar, &p));
 	if (!err && p.tail_len)
 		err = queue_event(q, api_chunk(q->s, &q->ar, j->text + p.tail, p.tail_len, NULL, false, NULL));
 	q->sent = j->len;
@@ -214,22 +216,31 @@ static int queue_calls(struct req *q, const char **finish)
 	return err ? -1 : 0;
 }
 
-/* The next event: the role, new text, the finish, usage, [DONE]; 0 when there is none yet. */
+/* The next event: the role, new reasoning or content, the finish, usage, [DONE]; 0 when there is none yet. */
 static int next_event(struct req *q)
 {
 	struct tm_server *s = q->s;
 	struct job *j = q->job;
+	struct think_split t;
 
 	if (q->ar.chat && !q->role_sent) {
 		q->role_sent = true;
 		return queue_event(q, api_chunk(s, &q->ar, NULL, 0, NULL, true, NULL)) ? -1 : 1;
 	}
-	if (!j->done || j->tools_tmpl < 0) {
-		/* with tools, what may be a call waits for the end */
-		size_t to = j->tools_tmpl < 0 ? j->len : tools_safe_prefix(j->tools_tmpl, j->text, j->len);
+	api_think_split(j, &t);
+	if (t.r_to > t.r_from && t.r_to > q->r_sent) {
+		size_t from = q->r_sent > t.r_from ? q->r_sent : t.r_from;
 
-		if (to > q->sent)
-			return queue_text(q, to) ? -1 : 1;
+		q->r_sent = t.r_to;
+		return queue_event(q, api_chunk_reasoning(s, &q->ar, j->text + from, t.r_to - from)) ? -1 : 1;
+	}
+	if (j->len && (!j->done || j->tools_tmpl < 0)) {
+		/* with tools, what may be a call waits for the end */
+		size_t to = j->tools_tmpl < 0 ? j->len :
+			    t.c_from + tools_safe_prefix(j->tools_tmpl, j->text + t.c_from, j->len - t.c_from);
+
+		if (to > t.c_from && to > q->sent)
+			return queue_text(q, t.c_from, to) ? -1 : 1;
 	}
 	if (!j->done)
 		return 0;
@@ -244,7 +255,7 @@ static int next_event(struct req *q)
 		const char *finish = j->finish;
 
 		q->finished = true;
-		if ((j->tools_tmpl >= 0 && queue_calls(q, &finish)) ||
+		if ((j->tools_tmpl >= 0 && queue_calls(q, t.c_from, &finish)) ||
 		    queue_event(q, api_chunk(s, &q->ar, NULL, 0, finish, false, NULL)) ||
 		    (q->ar.include_usage && queue_event(q, api_chunk(s, &q->ar, NULL, 0, NULL, false, j))))
 			return -1;

@@ -39,6 +39,11 @@ struct job {
 	 */
 	int tools_tmpl;
 	struct json_t *tools;	/* jansson's json_t */
+	/*
+	 * A chat reply's <think> reasoning goes to reasoning_content
+	 * (lib/serve/reasoning.h); think_open: the prompt opened it.
+	 */
+	bool think, think_open;
 	/* published by the scheduler */
 	char *text;			/* valid UTF-8, stop sequences cut off */
 	size_t len, cap;
@@ -186,9 +191,17 @@ char *api_response(struct tm_server *s, const struct api_req *r, const struct jo
 char *api_chunk(struct tm_server *s, const struct api_req *r, const char *text, size_t len,
 		const char *finish, bool role, const struct job *usage);
 struct tool_parse;
+struct think_split;
 /* A streamed chunk whose delta is all of the parsed calls at once. */
 char *api_chunk_calls(struct tm_server *s, const struct api_req *r, const struct tool_parse *p);
-/* The job's text parsed for tool calls (none when the request had no tools); -1: out of memory. */
+/* A streamed chunk whose delta is a piece of the reasoning. */
+char *api_chunk_reasoning(struct tm_server *s, const struct api_req *r, const char *text, size_t len);
+/* Where the job's reasoning and content are (all content unless j->think); settled once j->done. Under lock. */
+void api_think_split(const struct job *j, struct think_split *t);
+/*
+ * The job's content parsed for tool calls (none when the request had no
+ * tools), before and tail as offsets in j->text; -1: out of memory.
+ */
 int api_tool_calls(const struct job *j, struct tool_parse *p);
 char *api_error(const struct api_err *e);
 char *api_models(struct tm_server *s);

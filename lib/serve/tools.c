@@ -359,6 +359,28 @@ static void drop_calls(struct tool_parse *p)
 	p->n_calls = 0;
 }
 
+/* Whether every call names a function the request declared. */
+static bool declared(const struct tool_parse *p, const json_t *tools)
+{
+	for (int c = 0; c < p->n_calls; c++) {
+		bool found = false;
+		size_t i;
+		json_t *t;
+
+		json_array_foreach(tools, i, t) {
+			const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+
+			if (name && !strcmp(name, p->calls[c].name)) {
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 void tools_parse_free(struct tool_parse *p)
 {
 	drop_calls(p);
@@ -389,6 +411,9 @@ int tools_parse(int tmpl, const char *text, size_t len, const json_t *tools, str
 		drop_calls(out);
 		return -1;
 	}
+	/* a function the request did not offer: the model was not asked to call it (llama-server's grammar would not let it) */
+	if (!r && tools && !declared(out, tools))
+		r = 1;
 	if (r > 0) {
 		/* no call, or a malformed one: all of it is content */
 		drop_calls(out);

@@ -30,8 +30,9 @@ int tools_parsable(int tmpl);
 
 /*
  * Parse the whole output. 0 with n_calls > 0: calls found; 0 with n_calls 0:
- * no call, or a malformed one (content is then all of the text); -1: out of
- * memory. tools (the request's array, may be NULL) gives GLM-4.5's argument
+ * no call, a malformed one, or one of a function not in tools (content is
+ * then all of the text); -1: out of memory. tools (the request's array, or
+ * NULL: any name) gives the names a call may have, and GLM-4.5's argument
  * types: a value of a "string" parameter stays a string.
  */
 int tools_parse(int tmpl, const char *text, size_t len, const json_t *tools, struct tool_parse *out);

@@ -31,6 +31,13 @@ const convs = [
 	// training's) only "\n", which tiermem follows.
 	[{ role: 'user', content: 'hi' }, { role: 'assistant', content: '<think>\nhmm\n</think>\n\nHello' }, { role: 'user', content: 'again' },
 	 { role: 'assistant', content: '<think>\n\nx\n</think>\n\ny \n' }],
+	// senders' names (Kimi-K2 writes one in place of the role; an empty one is no name) and answers' reasoning_content
+	// (Qwen3 and GLM-4.5 render it instead of the content's <think>, after the last query only): every family gets
+	// them, so those whose template ignores them must ignore them too
+	[{ role: 'system', content: 'Sys', name: 'policy' }, { role: 'user', content: 'hi', name: 'alice' },
+	 { role: 'assistant', content: 'Hello', reasoning_content: 'greet back', name: 'bot' }, { role: 'user', content: 'again', name: '' },
+	 { role: 'assistant', content: '<think>in the content</think>\n\nAnswer', reasoning_content: '\nthe field wins\n' }],
+	[{ role: 'user', content: 'q' }, { role: 'assistant', content: 'Plain', reasoning_content: '' }],
 ];
 const tmpl = new Template(text);
 let same = 0, total = 0, diffs = [];

@@ -141,9 +141,11 @@ static void glm(void)
 {
 	json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
 				   "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"days\": {\"type\": "
-				   "\"integer\"}}}}}]", 0, NULL);
+				   "\"integer\"}}}}}, {\"type\": \"function\", \"function\": {\"name\": \"noop\"}}, "
+				   "{\"type\": \"function\", \"function\": {\"name\": \"other\"}}]", 0, NULL);
 	int bad = 0;
 
+	/* other declares no parameter types: its values are read as JSON where they are JSON */
 	bad += !parses(CHAT_GLM45, "\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>123</arg_value>\n"
 		       "<arg_key>days</arg_key>\n<arg_value>2</arg_value>\n<arg_key>opts</arg_key>\n<arg_value>{\"x\": [true]}</arg_value>\n"
 		       "</tool_call>\n<tool_call>noop\n</tool_call>", tools,
@@ -236,8 +238,30 @@ static void cut_and_flipped(void)
 	tap_ok(!bad, "%d cut-off and one-byte-changed outputs of every format: whole calls or all content (%d bad)", cases, bad);
 }
 
+/* A call of a function the request did not declare is not a call (all content); a declared one is. */
+static void undeclared(void)
+{
+	json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}, "
+				   "{\"type\": \"function\", \"function\": {\"name\": \"noop\"}}]", 0, NULL);
+	const char *two = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>\n"
+			  "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {}}\n</tool_call>";
+	int bad = 0;
+
+	bad += !parses(CHAT_QWEN3, "<tool_call>\n{\"name\": \"noop\", \"arguments\": {}}\n</tool_call>", tools, "-|noop({})");
+	bad += !parses(CHAT_QWEN3, two, tools, NULL);
+	bad += !parses(CHAT_QWEN3, two, NULL, "-|get_weather({})|rm_rf({})");
+	bad += !parses(CHAT_KIMI_K2, "<|tool_calls_section_begin|><|tool_call_begin|>functions.rm_rf:0"
+		       "<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|>", tools, NULL);
+	bad += !parses(CHAT_GLM45, "<tool_call>Get_weather\n</tool_call>", tools, NULL);
+	bad += !parses(CHAT_LLAMA31, "{\"name\": \"noop2\", \"parameters\": {}}", tools, NULL);
+	json_decref(tools);
+	tap_ok(!bad, "a call of a function not among the request's tools makes the whole output content; "
+	       "declared names are calls, and without tools any name is (%d bad)", bad);
+}
+
 int main(void)
 {
+	undeclared();
 	hermes();
 	llama31();
 	deepseek();

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A thinking model's <think> reasoning as reasoning_content (llama-server's
+# --reasoning-format), tool_choice, and calls of undeclared functions,
+# through the official openai npm client (tests/serve/reasoning.mjs). As in
+# suite 68, a synth model would never think or call, so each server runs
+# with TIERMEM_SERVE_TEST_REPLY (tests only): every completion is that
+# text's tokens, through the real detokenizing, streaming and parsing. The
+# split itself, fed byte by byte, is a unit test (tests/unit/test_reasoning.c).
+set -u
+cd "$TOP"
+TM=$BUILD/san/tiermem
+[ -x "$TM" ] || TM=$BUILD/tiermem
+NODE_DIR=$BUILD/serve-test
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve-reasoning.XXXXXX")
+. "$TOP/tests/lib/serve.sh"
+. "$TOP/tests/lib/tap.sh"
+
+if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
+	notok "the openai npm client is not installed in $NODE_DIR (run scripts/deps)"
+	exit 1
+fi
+if ! "$TM" synth --arch qwen3 --type q8_0 -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
+	notok "synth: $(cat "$W/err")"
+	exit 1
+fi
+
+THINK='The user greets me; I should answer briefly, and < is not a tag.'
+ANSWER='Hello! How can I help?'
+CALL='<tool_call>
+{"name": "get_weather", "arguments": {"city": "Paris"}}
+</tool_call>'
+
+# run_case NAME CASE REPLY ANSWER [SERVER ARGS...]
+run_case() {
+	local name=$1 kind=$2 reply=$3 answer=$4 rc last pid_var port_var
+	shift 4
+	if ! TIERMEM_SERVE_TEST_REPLY=$reply start "$name" -m "$W/m.gguf" -np 2 -c 2048 --chat-template qwen3 "$@"; then
+		notok "$name: the server did not start: $(tail -2 "$W/$name.err")"
+		return
+	fi
+	port_var=PORT_$name
+	URL=http://127.0.0.1:${!port_var} CASE=$kind LABEL="$name" THINK=$THINK ANSWER=$answer START=$((n + 1)) \
+		NODE_DIR=$NODE_DIR timeout 300 node tests/serve/reasoning.mjs >"$W/$name.tap" 2>"$W/$name.node"
+	rc=$?
+	grep -E '^(not )?ok ' "$W/$name.tap"
+	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/$name.tap")
+	n=${last:-$n}
+	grep -q '^not ok' "$W/$name.tap" && failed=1
+	[ $rc -eq 0 ] || grep -q '^not ok' "$W/$name.tap" || notok "$name: reasoning.mjs exited $rc: $(tail -3 "$W/$name.node" | tr '\n' ' ')"
+	pid_var=PID_$name
+	kill -TERM "${!pid_var}"
+	wait "${!pid_var}"
+	rc=$?
+	check "$name: the server exits 0 on SIGTERM (under ASan: no leak) ($rc)" '[ $rc -eq 0 ]'
+}
+
+run_case think think "<think>
+$THINK
+</think>
+
+$ANSWER" "$ANSWER"
+run_case none none "<think>
+$THINK
+</think>
+
+$ANSWER" "$ANSWER" --reasoning-format none
+run_case toolthink toolthink "<think>
+$THINK
+</think>
+
+$CALL" "$CALL"
+
+expect2_re "--reasoning-format with an unknown name" "reasoning-format deepseek-legacy" \
+	"$TM" serve -m "$W/m.gguf" --reasoning-format deepseek-legacy
+"$TM" serve --help | grep -q -- "--reasoning-format F"
+check "--help lists --reasoning-format" '[ $? -eq 0 ]'
+exit $failed
