@@ -90,7 +90,8 @@ int tm_repack_base(int type);
 int tm_repack(int type, void *rows_data, int rows, int cols);
 /*
  * Whether the layout pays by default on this CPU: 1, except where the kernel
- * table has a whole-batch matmul (AMX tiles). That kernel now takes the
+ * table has prefill's matmul on AMX tiles (the VNNI one was not measured
+ * against it: its CPUs keep the layout). That kernel now takes the
  * repacked types too (a 16-row group's panel is decoded straight from it,
  * bit for bit the GGUF layout's panel), but the default was measured
  * before it did: prefill on the GGUF layout was then up to 2x faster (449
@@ -116,9 +117,12 @@ static inline float tm_bf16_to_f32(uint16_t h)
 const char *tm_kernels_isa(void);
 /*
  * Force an ISA (for tests and benchmarks): one of the names above, or
- * "avx512-vnni" (VNNI without AMX); "avx512" takes the best AVX-512 flavour
+ * "avx512-vnni" (VNNI without AMX, prefill's matmul on vpdpbusd), or
+ * "avx512-vnni-dot" (the same with prefill on the per-row dot kernels, for
+ * before/after benches); "avx512" takes the best AVX-512 flavour
  * the CPU has. Returns 0, or -1 if the CPU lacks it. Not thread-safe against
- * running kernels.
+ * running kernels. The environment variable TIERMEM_ISA forces one of these
+ * names for a whole program (tests, benches); one the CPU lacks is ignored.
  */
 int tm_kernels_force_isa(const char *isa);
 

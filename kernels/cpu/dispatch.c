@@ -5,6 +5,7 @@
  * AMX tiles also need the kernel's leave (arch_prctl), asked for once.
  */
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -88,9 +89,14 @@ const struct tm_kern *tm_kern(void)
 	const struct tm_kern *k = atomic_load_explicit(&current, memory_order_relaxed);
 
 	if (!k) {
+		const char *env = getenv("TIERMEM_ISA");
+
 		best = detect();
 		k = tables[best];
 		atomic_store(&current, k);
+		/* tests and benches run a whole program on another table; a name this CPU lacks leaves the best */
+		if (env && *env && !tm_kernels_force_isa(env))
+			k = atomic_load(&current);
 	}
 	return k;
 }
@@ -102,11 +108,20 @@ const char *tm_kernels_isa(void)
 
 /*
  * "avx512" picks the best flavour the CPU has (AMX, else VNNI); "avx512-vnni"
- * never takes AMX, "avx512-novnni" neither AMX nor VNNI.
+ * never takes AMX, "avx512-novnni" neither AMX nor VNNI; "avx512-vnni-dot"
+ * is avx512-vnni with prefill on the per-row kernels (the old path).
  */
 int tm_kernels_force_isa(const char *isa)
 {
 	int want;
+
+	if (!strcmp(isa, "avx512-vnni-dot")) {
+		tm_kern();
+		if (best < ISA_AVX512VNNI)
+			return -1;
+		atomic_store(&current, &tm_kern_avx512vnni_dot);
+		return 0;
+	}
 
 	tm_kern();
 	if (!strcmp(isa, "scalar"))

@@ -573,21 +573,28 @@ const struct tm_kern tm_kern_avx512 = {
 	.quant_q8_Kp = quant_q8_Kp_512,
 };
 
+#define VNNI_TABLE							\
+	.dot = { AVX512_DOTS(vnni), [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni }, \
+	.quant_q8_0 = quant_q8_0_256,					\
+	.quant_q8_K = quant_q8_K_256,					\
+	.quant_q8_Kp = quant_q8_Kp_512
+
+/* VNNI without AMX: prefill's matmul on vpdpbusd over panels of 16 rows and 16 tokens (gemm_vnni_avx512.c). */
 const struct tm_kern tm_kern_avx512vnni = {
 	.name = "avx512",
-	.dot = { AVX512_DOTS(vnni), [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni },
-	.quant_q8_0 = quant_q8_0_256,
-	.quant_q8_K = quant_q8_K_256,
-	.quant_q8_Kp = quant_q8_Kp_512,
+	VNNI_TABLE,
+	.gemm = &tm_gemm_vnni,
+};
+
+/* The same without the whole-batch matmul (prefill on the dot kernels, 4 tokens a pass): before/after benches. */
+const struct tm_kern tm_kern_avx512vnni_dot = {
+	.name = "avx512-vnni-dot",
+	VNNI_TABLE,
 };
 
 /* The VNNI table with prefill's matmul on AMX tiles (gemm_amx.c). */
 const struct tm_kern tm_kern_avx512amx = {
 	.name = "avx512-amx",
-	/* the interleaved-row types have no AMX panel decoder: their VNNI kernels do prefill too */
-	.dot = { AVX512_DOTS(vnni), [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni },
-	.quant_q8_0 = quant_q8_0_256,
-	.quant_q8_K = quant_q8_K_256,
-	.quant_q8_Kp = quant_q8_Kp_512,
+	VNNI_TABLE,
 	.gemm = &tm_gemm_amx,
 };

@@ -88,8 +88,9 @@ extern const struct tm_kern tm_kern_scalar;
 extern const struct tm_kern tm_kern_avx2;
 extern const struct tm_kern tm_kern_avx512;
 extern const struct tm_kern tm_kern_avx512vnni;
+extern const struct tm_kern tm_kern_avx512vnni_dot;
 extern const struct tm_kern tm_kern_avx512amx;
-extern const struct tm_gemm tm_gemm_amx;
+extern const struct tm_gemm tm_gemm_amx, tm_gemm_vnni;
 
 /* The reference quantizers (quant_ref.c); SIMD ones produce the same bytes. */
 void tm_quant_q8_0_ref(const float *x, void *q, int64_t n);

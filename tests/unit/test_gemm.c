@@ -184,6 +184,55 @@ static void test_exact(const char *isa)
 	tm_pool_destroy(pool);
 }
 
+/*
+ * Batch invariance: a token's outputs from a table's whole-batch matmul do
+ * not depend on its batch. 40 tokens at once, then windows of 16-33 of them
+ * starting anywhere (so each token sits at other lanes of other tiles, with
+ * other padding) on 1-3 threads: every output the same bits.
+ */
+static void test_invariant(const char *isa)
+{
+	static const int types[] = { TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+	static const int win[][2] = { { 0, 16 }, { 3, 17 }, { 5, 24 }, { 11, 17 }, { 7, 33 }, { 24, 16 } };
+	const int rows = 37, cols = 512, n = 40;
+	struct tm_pool *pools[3];
+
+	if (!tm_kern()->gemm) {	/* "avx512-vnni" on a CPU without VNNI is the plain AVX-512 table */
+		tap_skip("%s: this CPU has no whole-batch matmul for it", isa);
+		return;
+	}
+	pools[0] = NULL;
+	pools[1] = tm_pool_create(2, 0);
+	pools[2] = tm_pool_create(3, 0);
+	for (int ti = 0; ti < 4; ti++) {
+		int type = types[ti], off = 0, taken = 1;
+		size_t rb = tm_row_bytes(type, cols);
+		void *w = malloc(rb * rows);
+		float *X = malloc((size_t)n * cols * sizeof(float));
+		float *Y = malloc((size_t)n * rows * sizeof(float)), *Z = malloc((size_t)n * rows * sizeof(float));
+
+		tm_fill_random(type, w, (int64_t)rows * cols, &seed, 1.0f);
+		for (int i = 0; i < n * cols; i++)
+			X[i] = frnd() * (i % 7 == 0 ? 4.f : 1.f);
+		tm_matmul(pools[1], type, w, rb, rows, cols, X, n, Y);
+		for (int wi = 0; wi < 6; wi++) {
+			int s = win[wi][0], m = win[wi][1];
+
+			taken &= tm_kern()->gemm->takes(type, m);
+			tm_matmul(pools[wi % 3], type, w, rb, rows, cols, X + (size_t)s * cols, m, Z);
+			off += memcmp(Z, Y + (size_t)s * rows, (size_t)m * rows * sizeof(float)) != 0;
+		}
+		tap_ok(taken && off == 0, "%s %s matmul: a token's outputs are the same bits in batches of 16-40 "
+		       "at any position, 1-3 threads (%d of 6 windows differ)", isa, tm_dtype_traits(type)->name, off);
+		free(w);
+		free(X);
+		free(Y);
+		free(Z);
+	}
+	for (int i = 0; i < 3; i++)
+		tm_pool_destroy(pools[i]);
+}
+
 /* The r16 layouts (import/DDR-load repack): their matmul equals the GGUF layout's within 2e-5 S. */
 static void test_r16(const char *isa)
 {
@@ -227,8 +276,10 @@ int main(void)
 		test_shapes(isas[i]);
 		test_exact(isas[i]);
 		test_r16(isas[i]);
-		if (i == 0)
+		if (i <= 1) {	/* the whole-batch matmuls: AMX and VNNI */
+			test_invariant(isas[i]);
 			test_large(isas[i]);
+		}
 	}
 	return tap_done();
 }

@@ -117,11 +117,12 @@ static int close(const float *y, const float *want, const double *s, int n, doub
 }
 
 /*
- * Prefill's AMX matmul decodes an r16 group straight into the panel its rows
- * give in the GGUF layout: the same bits as the GGUF matrix, for every row
- * count (whole groups and the GGUF-layout tail) and batch size.
+ * Prefill's whole-batch matmuls (AMX, and VNNI without AMX: "avx512") decode
+ * an r16 group straight into the panel its rows give in the GGUF layout: the
+ * same bits as the GGUF matrix, for every row count (whole groups and the
+ * GGUF-layout tail) and batch size.
  */
-static void test_amx_same(int type, struct tm_pool *pool)
+static void test_gemm_same(int type, struct tm_pool *pool, const char *isa)
 {
 	static const int ns[] = { 8, 13, 16, 17, 33 };
 	int rtype = tm_repack_type(type), bad = 0;
@@ -144,8 +145,8 @@ static void test_amx_same(int type, struct tm_pool *pool)
 			bad += memcmp(y0, y1, (size_t)ns[k] * rows * sizeof(float)) != 0;
 		}
 	}
-	tap_ok(bad == 0, "avx512-amx: %s matmul of 8-33 tokens equals the GGUF layout's bit for bit, %d row counts "
-	       "(%d differ)", tm_dtype_traits(rtype)->name, NROWS, bad);
+	tap_ok(bad == 0, "%s: %s matmul of 8-33 tokens equals the GGUF layout's bit for bit, %d row counts "
+	       "(%d differ)", isa, tm_dtype_traits(rtype)->name, NROWS, bad);
 	free(w);
 	free(wr);
 	free(x);
@@ -208,8 +209,8 @@ static void test_isas(int type)
 		}
 		tap_ok(bad_exact == 0, "%s %s tm_matmul_exact of %d tokens equals %d matvecs bit for bit (%d differ)",
 		       isas[ii], tm_dtype_traits(rtype)->name, NT, NT, bad_exact);
-		if (!strcmp(isas[ii], "avx512-amx"))
-			test_amx_same(type, pools[1]);
+		if (tm_kern()->gemm)
+			test_gemm_same(type, pools[1], isas[ii]);
 		tap_ok(bad_mv == 0, "%s %s matvec, 1-3 threads, %d row counts: worst %.2g S (tol 3e-5)",
 		       isas[ii], tm_dtype_traits(rtype)->name, NROWS, worst_mv);
 		tap_ok(bad_mm == 0, "%s %s matmul of 1, 5 and 9 tokens, %d row counts: worst %.2g S",
