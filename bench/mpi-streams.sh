@@ -10,6 +10,7 @@
 # or saves against one process of the same threads in all (np 1 runs -t 2,
 # each rank -t 1), and against ranks that take turns. It cannot show nodes
 # adding their bandwidth: that needs a second machine (plan --nodes predicts it).
+# Then np 2's report at its stop: the time its ranks computed at once.
 # usage: bench/mpi-streams.sh [--rounds N] [--tokens N] [--base BUILD] [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,13 @@ for r in $(seq 1 "$rounds"); do
 	done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# the pipeline's own account (SIGTERM to rank 0: it stops the others and reports): how much the ranks
+# computed at once over the whole run
+for c in $(pgrep -P "$PID_np2"); do
+	tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && kill -TERM "$c"
+done
+for _ in $(seq 1 300); do kill -0 "$PID_np2" 2>/dev/null || break; sleep 0.1; done
+grep -m1 '^cluster:' "$W/np2.err" | grep -o 'pipeline_sec.*' || echo "np 2: no report (rank 0 did not stop)"
 declare -A name=([np1]="one process, -t 2" [np2]="mpirun -np 2 --split layers, -t 1 each (pipeline)"
 		 [turns]="mpirun -np 2 --split layers, -t 1 each ($base: ranks take turns)")
 echo "$rounds rounds, $tokens tokens per stream; aggregate decode tok/s, median of rounds"
