@@ -30,7 +30,7 @@ static const char usage[] =
 	"usage: tiermem serve (-m MODEL.gguf | --name NAME [--no-verify]) [--host ADDR]\n"
 	"                     [--port N] [-np N] [-c N] [-b N] [-ub N]\n"
 	"                     [--api-key KEY] [-t T] [--chat-template NAME] [--alias ID]\n"
-	"                     [--reasoning-format F] ...\n"
+	"                     [--reasoning-format F] [--reasoning-budget N] ...\n"
 	"\n"
 	"An OpenAI-compatible HTTP server: POST /v1/chat/completions and /v1/completions\n"
 	"(streamed as server-sent events with \"stream\": true), GET /v1/models, /health,\n"
@@ -70,6 +70,10 @@ static const char usage[] =
 	"                          <think>...</think> comes back as reasoning_content, the\n"
 	"                          rest as content; none: all of it is content. A request's\n"
 	"                          \"reasoning_format\" overrides\n"
+	"  --reasoning-budget N    -1 (default): the model may think; 0: thinking templates\n"
+	"                          (qwen3, glm4.5) are rendered with enable_thinking false,\n"
+	"                          which asks it not to (a request's chat_template_kwargs\n"
+	"                          overrides); no other budget: thinking tokens are not counted\n"
 	"  --queue N               requests that may wait for a slot (default 64); more get 503\n"
 	"  --timeout S             seconds a request may take to arrive, and an idle\n"
 	"                          connection may stay open (default 30)\n"
@@ -143,6 +147,7 @@ int cmd_serve(int argc, char **argv)
 		{ "chat-template", required_argument, NULL, 'C' },
 		{ "chat-template-file", required_argument, NULL, 'F' },
 		{ "reasoning-format", required_argument, NULL, 'R' },
+		{ "reasoning-budget", required_argument, NULL, 'B' },
 		{ "queue", required_argument, NULL, 'Q' },
 		{ "timeout", required_argument, NULL, 'O' },
 		RUN_EXPERTS_OPTIONS,
@@ -216,6 +221,11 @@ int cmd_serve(int argc, char **argv)
 		case 'R':
 			if ((so.reasoning_format = tm_reasoning_format_parse(optarg)) < 0)
 				return usage_error(CMD, "--reasoning-format %s: not auto, deepseek or none", optarg);
+			break;
+		case 'B':
+			if (strcmp(optarg, "-1") && strcmp(optarg, "0"))
+				return usage_error(CMD, "--reasoning-budget %s: only -1 (think) and 0 (do not) are supported", optarg);
+			so.no_thinking = !strcmp(optarg, "0");
 			break;
 		case 'Q':
 			if (parse_long("--queue", optarg, 0, 100000, &queue))

@@ -48,6 +48,12 @@ struct tm_serve_opts {
 	int batch_size, ubatch_size;
 	int reasoning_format;		/* enum tm_reasoning_format */
 	/*
+	 * Render thinking templates with enable_thinking false (qwen3 and
+	 * glm4.5 then ask the model not to think): llama-server's
+	 * --reasoning-budget 0. A request's chat_template_kwargs overrides.
+	 */
+	bool no_thinking;
+	/*
 	 * Slots and scheduler state only, no HTTP: a follower rank of an MPI
 	 * server (tiermem/mpi_split.h), which runs the forward calls rank 0's
 	 * scheduler announces through its mirror, on contexts made alike.

@@ -230,9 +230,28 @@ static int optional_string(json_t *msg, const char *key, size_t idx, const char 
 	return 0;
 }
 
-/* The chat prompt for a messages array (and tools, or NULL), as the template renders it. */
-static char *render_messages(struct tm_server *s, json_t *msgs, json_t *tools, bool gen, struct api_err *e)
+/*
+ * Whether the template may let the model think: the request's
+ * chat_template_kwargs.enable_thinking (llama-server's), else the server's
+ * --reasoning-budget. The other kwargs are for templates tiermem does not render.
+ */
+static int thinking(struct tm_server *s, json_t *root, bool *on, struct api_err *e)
 {
+	json_t *kw = json_object_get(root, "chat_template_kwargs");
+
+	*on = !s->o.no_thinking;
+	if (kw && !json_is_null(kw) && !json_is_object(kw)) {
+		api_fail(e, 400, "invalid_type", "chat_template_kwargs", "'chat_template_kwargs' must be an object");
+		return -1;
+	}
+	return kw ? boolean(kw, "enable_thinking", on, e) : 0;
+}
+
+/* The chat prompt for a messages array (and tools, or NULL), as the template renders it. */
+static char *render_messages(struct tm_server *s, json_t *root, json_t *tools, bool gen, struct api_err *e)
+{
+	json_t *msgs = json_object_get(root, "messages");
+	bool think;
 	size_t n = json_array_size(msgs), i;
 	struct chat_msg *m;
 	struct chat_call *calls;
@@ -242,6 +261,8 @@ static char *render_messages(struct tm_server *s, json_t *msgs, json_t *tools, b
 
 	if (!json_is_array(msgs) || !n)
 		return api_fail(e, 400, "invalid_type", "messages", "'messages' must be a non-empty array");
+	if (thinking(s, root, &think, e))
+		return NULL;
 	if (json_is_null(tools))
 		tools = NULL;
 	if (tools && !json_is_array(tools))
@@ -274,7 +295,7 @@ static char *render_messages(struct tm_server *s, json_t *msgs, json_t *tools, b
 		}
 		m[i].calls = calls;
 	}
-	prompt = chat_render(s->chat_tmpl, m, (int)n, tools, gen,
+	prompt = chat_render(s->chat_tmpl, m, (int)n, tools, gen, think,
 			     token_text(s->tok, tm_tokenizer_bos(s->tok), bos, sizeof(bos)),
 			     token_text(s->tok, tm_tokenizer_eos(s->tok), eos, sizeof(eos)), &why);
 	if (!prompt)
@@ -480,7 +501,7 @@ struct job *api_parse(struct tm_server *s, const char *body, size_t len, struct 
 			goto fail;
 		if (only)
 			tools = only;
-		if (!(prompt = render_messages(s, json_object_get(root, "messages"), tools, true, e)) ||
+		if (!(prompt = render_messages(s, root, tools, true, e)) ||
 		    tokenize(s, j, prompt, true, e)) {
 			json_decref(only);
 			goto fail;
@@ -714,7 +735,7 @@ char *api_apply_template(struct tm_server *s, const char *body, size_t len, stru
 		json_decref(root);
 		return NULL;
 	}
-	prompt = render_messages(s, json_object_get(root, "messages"), json_object_get(root, "tools"), gen, e);
+	prompt = render_messages(s, root, json_object_get(root, "tools"), gen, e);
 	if (prompt)
 		out = dump(json_pack("{s:s}", "prompt", prompt));
 	free(prompt);

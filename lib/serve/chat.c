@@ -647,9 +647,10 @@ static void kimi_k2(struct out *o, const struct chat_msg *m, int n, const json_t
  * message as Qwen2.5 has them; an answer's <think> reasoning (its
  * reasoning_content, else what its content holds) is kept only
  * after the last real user query (the rest lose it), and calls follow as
- * <tool_call> JSON.
+ * <tool_call> JSON; with thinking off the generation prompt holds an
+ * empty <think> block.
  */
-static void qwen3(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen)
+static void qwen3(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen, bool thinking)
 {
 	bool has_sys = n && is(&m[0], "system");
 	int last_query = n - 1;
@@ -733,7 +734,7 @@ static void qwen3(struct out *o, const struct chat_msg *m, int n, const json_t *
 		}
 	}
 	if (gen)
-		put(o, "<|im_start|>assistant\n");
+		put(o, thinking ? "<|im_start|>assistant\n" : "<|im_start|>assistant\n<think>\n\n</think>\n\n");
 }
 
 static void glm4(struct out *o, const struct chat_msg *m, int n, bool gen)
@@ -754,11 +755,12 @@ static void glm4(struct out *o, const struct chat_msg *m, int n, bool gen)
 /*
  * GLM-4.5/4.6 (glm4moe): tools in a first system turn; every answer opens
  * with <think></think> (its reasoning, reasoning_content or from the
- * content, kept only after the last user turn);
+ * content, kept only after the last user turn); with thinking off, user
+ * turns end in /nothink and the generation prompt closes the <think>;
  * a call as <tool_call>NAME and <arg_key>/<arg_value> lines, a string value
  * as is and any other as JSON; tool results under <|observation|>.
  */
-static void glm45(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen)
+static void glm45(struct out *o, const struct chat_msg *m, int n, const json_t *tools, bool gen, bool thinking)
 {
 	int last_user = -1;
 
@@ -782,8 +784,12 @@ static void glm45(struct out *o, const struct chat_msg *m, int n, const json_t *
 			last_user = i;
 	for (int i = 0; i < n; i++) {
 		if (is(&m[i], "user") || is(&m[i], "system")) {
+			size_t len = strlen(m[i].content);
+
 			put(o, is(&m[i], "user") ? "<|user|>\n" : "<|system|>\n");
 			put(o, m[i].content);
+			if (is(&m[i], "user") && !thinking && !(len >= 8 && !strcmp(m[i].content + len - 8, "/nothink")))
+				put(o, "/nothink");
 		} else if (is(&m[i], "assistant")) {
 			struct span c = span_of(m[i].content), r = { c.p, 0 };
 
@@ -829,10 +835,10 @@ static void glm45(struct out *o, const struct chat_msg *m, int n, const json_t *
 		}
 	}
 	if (gen)
-		put(o, "<|assistant|>");
+		put(o, thinking ? "<|assistant|>" : "<|assistant|>\n<think></think>");
 }
 
-char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *tools, bool gen,
+char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *tools, bool gen, bool thinking,
 		  const char *bos, const char *eos, const char **why)
 {
 	struct out o = { 0 };
@@ -866,11 +872,11 @@ char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *to
 		}
 		break;
 	case CHAT_LLAMA3: llama3(&o, msgs, n, gen, bos); break;
-	case CHAT_QWEN3: qwen3(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
+	case CHAT_QWEN3: qwen3(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen, thinking); break;
 	case CHAT_DEEPSEEK3: deepseek3(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen, bos); break;
 	case CHAT_KIMI_K2: kimi_k2(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
 	case CHAT_GLM4: glm4(&o, msgs, n, gen); break;
-	case CHAT_GLM45: glm45(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen); break;
+	case CHAT_GLM45: glm45(&o, msgs, n, json_array_size(tools) ? tools : NULL, gen, thinking); break;
 	default: chatml(&o, msgs, n, gen); break;
 	}
 	put(&o, "");

@@ -61,11 +61,13 @@ bool chat_tmpl_tools(int tmpl);
 /*
  * Render messages (roles "system", "user", "assistant", and "tool" results)
  * and tools (OpenAI's array of tool objects, or NULL) into a malloc'ed
- * prompt; NULL with *why set for a conversation the template refuses
+ * prompt; thinking false is the templates' enable_thinking=false (qwen3 and
+ * glm4.5 then ask the model not to think; the others ignore it); NULL with
+ * *why set for a conversation the template refuses
  * (llama-2: roles that do not alternate; llama-3.1: tools and no user
  * turn, or several calls in one message) or out of memory.
  */
 char *chat_render(int tmpl, const struct chat_msg *msgs, int n, const json_t *tools,
-		  bool add_generation_prompt, const char *bos, const char *eos, const char **why);
+		  bool add_generation_prompt, bool thinking, const char *bos, const char *eos, const char **why);
 
 #endif

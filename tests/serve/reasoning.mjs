@@ -4,7 +4,7 @@
 // tokens, through the real detokenizing, streaming and parsing. Environment:
 //   URL    the server; CASE what it serves:
 //          think      reply THINK + ANSWER, the server's --reasoning-format auto (the default)
-//          none       the same reply, --reasoning-format none
+//          none       the same reply, --reasoning-format none --reasoning-budget 0
 //          toolthink  reply THINK + a get_weather call
 //   THINK, ANSWER  the reasoning and the content the reply holds
 //   START  the first test number; NODE_DIR where scripts/deps installed openai
@@ -105,6 +105,13 @@ if (CASE === 'think') {
 		'a reasoning_content that is not a string', /reasoning_content must be a string/);
 	await refused({ ...base, messages: [{ role: 'user', content: 'a', name: ['x'] }] }, 'a name that is not a string',
 		/name must be a string/);
+	// chat_template_kwargs.enable_thinking false: qwen3's prompt closes an empty <think> for the model (suite 66 checks the text)
+	const off = await client.chat.completions.create({ ...base, chat_template_kwargs: { enable_thinking: false } });
+	const on = await client.chat.completions.create({ ...base, chat_template_kwargs: { enable_thinking: true } });
+	ok(off.usage.prompt_tokens > whole.usage.prompt_tokens && on.usage.prompt_tokens === whole.usage.prompt_tokens,
+		`chat_template_kwargs.enable_thinking false lengthens the prompt (${off.usage.prompt_tokens} tokens, ${whole.usage.prompt_tokens} by default and with true)`);
+	await refused({ ...base, chat_template_kwargs: { enable_thinking: 'no' } }, 'an enable_thinking that is not a boolean', /enable_thinking/);
+	await refused({ ...base, chat_template_kwargs: [] }, 'chat_template_kwargs that are not an object', /chat_template_kwargs/);
 	// /v1/completions is raw text: nothing is split
 	const comp = await client.completions.create({ model: 'm', prompt: 'Hi', max_tokens: 300, temperature: 0 });
 	ok(comp.choices[0].text === raw, '/v1/completions keeps the <think> part in its text');
@@ -117,6 +124,11 @@ if (CASE === 'think') {
 	const ds = await client.chat.completions.create({ ...base, reasoning_format: 'deepseek' });
 	ok(ds.choices[0].message.reasoning_content === THINK && ds.choices[0].message.content === ANSWER,
 		'a request\'s reasoning_format "deepseek" overrides it');
+	// this server also runs with --reasoning-budget 0: enable_thinking false unless the request says true
+	const off = await client.chat.completions.create({ ...base, chat_template_kwargs: { enable_thinking: false } });
+	const on = await client.chat.completions.create({ ...base, chat_template_kwargs: { enable_thinking: true } });
+	ok(whole.usage.prompt_tokens === off.usage.prompt_tokens && on.usage.prompt_tokens < off.usage.prompt_tokens,
+		`--reasoning-budget 0 renders enable_thinking false (${whole.usage.prompt_tokens} prompt tokens), a request's true overrides (${on.usage.prompt_tokens})`);
 } else if (CASE === 'toolthink') {
 	const whole = await client.chat.completions.create({ ...base, tools });
 	const m = whole.choices[0].message;

@@ -104,6 +104,26 @@ const apply = async (body) => {
 	const r = await fetch(url + '/apply-template', { method: 'POST', body: JSON.stringify(body) });
 	return { status: r.status, json: await r.json() };
 };
+// enable_thinking false (llama-server's chat_template_kwargs, or --reasoning-budget 0): qwen3 and glm4.5 ask the
+// model not to think (glm4.5 marks user turns /nothink, unless they already end so); the others ignore it
+{
+	const thinkConvs = [convs[0], convs[3], [{ role: 'user', content: 'no thoughts /nothink' }, { role: 'assistant', content: 'ok' },
+		{ role: 'user', content: 'more' }]];
+	let same = 0, total = 0, differs = false;
+	const diffs = [];
+	for (const messages of thinkConvs)
+		for (const enable_thinking of [false, true])
+			for (const add_generation_prompt of [true, false]) {
+				const want = tmpl.render({ messages, add_generation_prompt, enable_thinking, bos_token: props.bos_token, eos_token: props.eos_token });
+				const got = (await apply({ messages, add_generation_prompt, chat_template_kwargs: { enable_thinking } })).json.prompt;
+				total++;
+				if (got === want) same++;
+				else diffs.push(`want ${JSON.stringify(want)} got ${JSON.stringify(got)}`);
+				differs ||= !enable_thinking && want !== tmpl.render({ messages, add_generation_prompt, bos_token: props.bos_token, eos_token: props.eos_token });
+			}
+	ok(same === total && differs === ['qwen3', 'glm4.5'].includes(family), `${family}: ${same} of ${total} conversations with enable_thinking false and true ` +
+		`render as @huggingface/jinja renders them (false changes the prompt: ${differs})${diffs.length ? ': ' + diffs[0] : ''}`);
+}
 if (toolFamilies.includes(family)) {
 	let same = 0, total = 0;
 	const diffs = [];

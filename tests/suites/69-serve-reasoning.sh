@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A thinking model's <think> reasoning as reasoning_content (llama-server's
-# --reasoning-format), tool_choice, and calls of undeclared functions,
+# --reasoning-format; --reasoning-budget 0 and chat_template_kwargs'
+# enable_thinking), tool_choice, and calls of undeclared functions,
 # through the official openai npm client (tests/serve/reasoning.mjs). As in
 # suite 68, a synth model would never think or call, so each server runs
 # with TIERMEM_SERVE_TEST_REPLY (tests only): every completion is that
@@ -63,13 +64,15 @@ run_case none none "<think>
 $THINK
 </think>
 
-$ANSWER" "$ANSWER" --reasoning-format none
+$ANSWER" "$ANSWER" --reasoning-format none --reasoning-budget 0
 run_case toolthink toolthink "<think>
 $THINK
 </think>
 
 $CALL" "$CALL"
 
+expect2_re "--reasoning-budget other than -1 and 0" "reasoning-budget 512: only -1" \
+	"$TM" serve -m "$W/m.gguf" --reasoning-budget 512
 expect2_re "--reasoning-format with an unknown name" "reasoning-format deepseek-legacy" \
 	"$TM" serve -m "$W/m.gguf" --reasoning-format deepseek-legacy
 "$TM" serve --help | grep -q -- "--reasoning-format F"
