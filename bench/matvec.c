@@ -214,7 +214,7 @@ int main(int argc, char **argv)
 	char *thr[8], *typ[16], *isa[8];
 	int nthr, ntyp, nisa;
 	struct tm_mapping map;
-	size_t bytes, fill_bytes = 64 << 20;
+	size_t bytes, min_rb, fill_bytes = 64 << 20;
 	float *x, *y;
 	uint64_t seed = 1;
 
@@ -268,7 +268,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	x = malloc(cols * sizeof(float));
-	y = malloc((bytes / tm_row_bytes(TM_Q4_0, cols) + 16) * sizeof(float));	/* the smallest rows */
+	/* room for the most rows: those of the smallest type asked for (q2_K's are below q4_0's) */
+	min_rb = tm_row_bytes(TM_Q4_0, cols);
+	for (int i = 0; i < ntyp; i++)
+		if (tm_row_bytes(type_by_name(typ[i]), cols) < min_rb)
+			min_rb = tm_row_bytes(type_by_name(typ[i]), cols);
+	y = malloc((bytes / min_rb + 16) * sizeof(float));
 	tm_fill_random(TM_F32, x, cols, &seed, 1.f);
 	printf("# %.2f GB of weights, rows of %d, %d rows per call, best of %d passes; "
 	       "ratio = matvec GB/s / read-loop GB/s measured just before\n",

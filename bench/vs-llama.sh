@@ -6,15 +6,20 @@
 # figures are medians over rounds.
 #
 #   bench/vs-llama.sh [--rounds R] [--threads T] [--prompt-tokens N] [--gen G]
-#                     [--peer-noamx] MODEL...
+#                     [--peer-noamx] [--deepseek2] MODEL...
 #
 # llama.cpp runs the CPU variant ggml picks for this host (on AMX hosts
 # libggml-cpu-sapphirerapids.so); --peer-noamx runs it without that variant
 # (tests/peer/copy-noamx.sh), as suite 40 does for the files the AMX one
 # cannot run. The summary names the variant that ran.
 #
-# Without MODEL it synthesizes the two benchmark models into build/bench-models:
-# a dense llama of ~2 GB and a qwen3moe of ~4 GB (64 experts, top 8), Q4_K_M mix.
+# Without MODEL or --deepseek2 it synthesizes the two benchmark models into
+# build/bench-models: a dense llama of ~2 GB and a qwen3moe of ~4 GB (64
+# experts, top 8), Q4_K_M mix.
+# --deepseek2 adds two deepseek2 MoE models of ~4 GB (64 experts top-6 + 2
+# shared, split MLA with the latent cache, sigmoid routing), a Q4_K_M and a
+# Q2_K mix (the Kimi-K2 GGUFs are Q2_K mixes), with attn_k_b/attn_v_b in f32
+# so that llama.cpp's AMX variant loads them.
 # Share of the ceiling: tiermem's is `tiermem bench --decode` (in-process, token
 # by token: a decode step, then a read of the same bytes; median over tokens),
 # at --prompt-tokens positions of context. llama.cpp's cannot be taken per token
@@ -23,7 +28,7 @@
 # in-process loop measured in the same round, just before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 threads=$(nproc) np=512 ng=64 noamx=0
+rounds=3 threads=$(nproc) np=512 ng=64 noamx=0 ds2=0
 models=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -32,19 +37,29 @@ while [ $# -gt 0 ]; do
 	--prompt-tokens) np=$2; shift 2 ;;
 	--gen) ng=$2; shift 2 ;;
 	--peer-noamx) noamx=1; shift ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	--deepseek2) ds2=1; shift ;;
+	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
 	*) models+=("$1"); shift ;;
 	esac
 done
 BUILD=${BUILD:-$PWD/build}
 export BUILD
 [ -x "$BUILD/bench/decode" ] && [ -x "$BUILD/tiermem" ] || { echo "vs-llama: run make first" >&2; exit 2; }
-if [ ${#models[@]} -eq 0 ]; then
+if [ ${#models[@]} -eq 0 ] && [ $ds2 = 0 ]; then
 	mkdir -p "$BUILD/bench-models"
 	d=$BUILD/bench-models/dense-2g-q4km.gguf m=$BUILD/bench-models/moe-4g-q4km.gguf
 	[ -f "$d" ] || "$BUILD/tiermem" synth --arch llama --type q4_K_M --size 2G -o "$d"
 	[ -f "$m" ] || "$BUILD/tiermem" synth --arch qwen3moe --type q4_K_M --size 4G -o "$m"
 	models=("$d" "$m")
+fi
+if [ $ds2 = 1 ]; then
+	mkdir -p "$BUILD/bench-models"
+	for t in q4_K_M q2_K; do
+		f=$BUILD/bench-models/ds2-4g-$t.gguf
+		[ -f "$f" ] || "$BUILD/tiermem" synth --arch deepseek2 --type $t --size 4G --gating sigmoid \
+			--tensor-type attn_k_b=f32 --tensor-type attn_v_b=f32 -o "$f"
+		models+=("$f")
+	done
 fi
 
 out=$(mktemp -d)

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
  * AVX-512 (F/BW/VL/DQ) kernels: 512-bit versions of every type, plus a VNNI
- * flavour of the quantized kernels (vpdpbusd for the 32-element blocks, vpdpwssd to
+ * flavour of the quantized kernels (vpdpbusd for q8_0/q4_0, vpdpwssd to
  * scale and accumulate the K-quants) for CPUs that have it. The
  * dispatcher picks tm_kern_avx512vnni only where cpuid reports VNNI. The
  * Makefile compiles this file with -mavx512vnni, so the non-VNNI kernels use
  * intrinsics only (no scalar integer loops the compiler could vectorise into
  * VNNI instructions).
  *
- * Quantizers and the float tails come from the 256-bit template.
+ * Quantizers, the float tails and q4_1/q5_0/q5_1 (whose blocks of 32 paired
+ * into 512-bit vectors ran slower than one block a 256-bit vector: the
+ * per-block scale assembly, not the products, bounds them) come from the
+ * 256-bit template.
  */
 #include "dot_simd256.h"
 #include "repack.h"
@@ -117,73 +120,12 @@ INLINE void name##_nx(NX_PARAMS)						\
 
 Q80_512_KERNEL(q8_0_512, blk_q8_0, load_q8_0, 0)
 Q80_512_KERNEL(q4_0_512, blk_q4_0, unpack_q4_0, 0)
-Q80_512_KERNEL(q5_0_512, blk_q5_0, unpack_q5_0, 0)
 Q80_512_KERNEL(q8_0_vnni, blk_q8_0, load_q8_0, 1)
 Q80_512_KERNEL(q4_0_vnni, blk_q4_0, unpack_q4_0, 1)
-Q80_512_KERNEL(q5_0_vnni, blk_q5_0, unpack_q5_0, 1)
 NX_DISPATCH(q8_0_512)
 NX_DISPATCH(q4_0_512)
-NX_DISPATCH(q5_0_512)
 NX_DISPATCH(q8_0_vnni)
 NX_DISPATCH(q4_0_vnni)
-NX_DISPATCH(q5_0_vnni)
-
-/*
- * q4_1 and q5_1: two blocks per vector as above; the codes are unsigned, so
- * VNNI's vpdpbusd takes them as they are. The m * s terms as the 256-bit kernel.
- */
-#define Q81_512_KERNEL(name, BLK, unpack, VNNI)					\
-INLINE void name##_nx(NX_PARAMS)						\
-{										\
-	for (int r = 0; r < nrows; r++) {					\
-		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
-		__m512 acc[TM_NX_MAX];						\
-		float sm[TM_NX_MAX];						\
-		int i = 0;							\
-		UNROLL for (int t = 0; t < NX; t++) {				\
-			acc[t] = _mm512_setzero_ps();				\
-			sm[t] = 0.f;						\
-		}								\
-		for (; i + 2 <= nblocks; i += 2) {				\
-			__m512i q = pair256(unpack(a + i), unpack(a + i + 1));	\
-			float d0 = f16(a[i].d), d1 = f16(a[i + 1].d);		\
-			float m0 = f16(a[i].m), m1 = f16(a[i + 1].m);		\
-			tm_prefetch_block(a + i, 2 * sizeof(BLK));		\
-			UNROLL for (int t = 0; t < NX; t++) {			\
-				const blk_q8_1 *b = (const blk_q8_1 *)((const char *)x + t * xstride) + i; \
-				__m512i yv = pair256(_mm256_loadu_si256((const __m256i *)b[0].qs), \
-						     _mm256_loadu_si256((const __m256i *)b[1].qs)); \
-				__m512 s = _mm512_insertf32x8(_mm512_set1_ps(d0 * f16(b[0].d)), \
-							      _mm256_set1_ps(d1 * f16(b[1].d)), 1); \
-				__m512i p = VNNI ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yv) \
-					: _mm512_madd_epi16(_mm512_maddubs_epi16(q, yv), _mm512_set1_epi16(1)); \
-				acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(p), acc[t]); \
-				sm[t] += m0 * f16(b[0].s);			\
-				sm[t] += m1 * f16(b[1].s);			\
-			}							\
-		}								\
-		UNROLL for (int t = 0; t < NX; t++) {				\
-			float s = hsum512_ps(acc[t]);				\
-			if (i < nblocks) {					\
-				const blk_q8_1 *b = (const blk_q8_1 *)((const char *)x + t * xstride) + i; \
-				__m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(unpack(a + i), \
-					_mm256_loadu_si256((const __m256i *)b->qs)), _mm256_set1_epi16(1)); \
-				s += f16(a[i].d) * f16(b->d) * hsum256_ps(_mm256_cvtepi32_ps(p)); \
-				sm[t] += f16(a[i].m) * f16(b->s);		\
-			}							\
-			y[t * ystride + r] = s + sm[t];				\
-		}								\
-	}									\
-}
-
-Q81_512_KERNEL(q4_1_512, blk_q4_1, unpack_q4_1, 0)
-Q81_512_KERNEL(q5_1_512, blk_q5_1, unpack_q5_1, 0)
-Q81_512_KERNEL(q4_1_vnni, blk_q4_1, unpack_q4_1, 1)
-Q81_512_KERNEL(q5_1_vnni, blk_q5_1, unpack_q5_1, 1)
-NX_DISPATCH(q4_1_512)
-NX_DISPATCH(q5_1_512)
-NX_DISPATCH(q4_1_vnni)
-NX_DISPATCH(q5_1_vnni)
 
 /* ---- q4_K and q5_K ---- */
 
@@ -553,7 +495,8 @@ NX_DISPATCH(iq4_xs_vnni)
 #define AVX512_DOTS(v)								\
 	[TM_F32] = dot_f32_512, [TM_F16] = dot_f16_512, [TM_BF16] = dot_bf16_512, \
 	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
-	[TM_Q4_1] = dot_q4_1_##v, [TM_Q5_0] = dot_q5_0_##v, [TM_Q5_1] = dot_q5_1_##v, \
+	/* the 256-bit kernels: two blocks a 512-bit vector ran 0.67-0.72x as fast in L2 */ \
+	[TM_Q4_1] = dot_q4_1, [TM_Q5_0] = dot_q5_0, [TM_Q5_1] = dot_q5_1,	\
 	[TM_Q2_K] = dot_q2_K_##v, [TM_Q3_K] = dot_q3_K_##v,			\
 	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v, \
 	[TM_IQ4_XS] = dot_iq4_xs_##v
