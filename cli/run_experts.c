@@ -142,10 +142,15 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 		return run_error(r->cmd, "out of memory");
 	}
 	for (int l = 0; l < hp->n_layer; l++)
-		if ((moe[l] = m->layers[l].moe)) {
+		if ((moe[l] = m->layers[l].moe && (!r->last || (l >= r->first && l < r->last)))) {
 			r->n_moe = ++n_moe;
 			L = L ? L : &m->layers[l];
 		}
+	if (!n_moe) {
+		fprintf(stderr, "tiermem %s: note: --expert-cache has no effect: layers %d-%d have no experts\n",
+			r->cmd, r->first, r->last - 1);
+		goto out;
+	}
 	if ((rc = slots_of(r->cmd, r->size, hp, n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
 			   L->down_exps.mat_bytes, &slots)))
 		goto out;

@@ -39,7 +39,9 @@ struct run_experts {
 	const char *size;
 	const char *heat;
 	const char *name;	/* run --name: the store knows the model's hash */
-	int only_rank, only_ranks;	/* --split experts: the experts this rank computes (tm_xonline_only) */
+	/* under --split: the experts (tm_xonline_only) and the layers this rank computes; the cache
+	 * holds only those (first = last = 0: every layer) */
+	int only_rank, only_ranks, first, last;
 	struct tm_xonline_opts o;
 	struct tm_xonline *x;
 	int *layer_slots;
@@ -57,7 +59,8 @@ void run_experts_init(struct run_experts *r, const char *cmd);
 /* An option code of RUN_EXPERTS_OPTIONS: 0, or the exit code of a usage error. */
 int run_experts_option(struct run_experts *r, int code, const char *arg);
 /*
- * After the context exists: make the cache and attach it to c (NULL: the
+ * After the context exists: make the cache (slots only for the MoE layers
+ * in [first, last) when last > 0) and attach it to c (NULL: the
  * caller attaches it to its contexts, as serve does); a note for a dense
  * model. 0 or an exit code.
  */

@@ -5,6 +5,7 @@
 #include "cli/args.h"
 #include "cli/split_args.h"
 #include "tiermem/error.h"
+#include "tiermem/plan.h"
 #include "tiermem/store.h"
 #include "tiermem/serve.h"
 #ifdef TM_HAVE_MPI
@@ -109,17 +110,31 @@ int split_args_follower(const char *cmd, const struct split_args *a)
 #endif
 }
 
-int split_args_experts_rank(const char *cmd, const struct split_args *a, int *rank, int *ranks)
+int split_args_part(const char *cmd, const struct split_args *a, const struct tm_model *m, struct split_part *p)
 {
-	*rank = 0;
-	*ranks = 1;
+	*p = (struct split_part){ .rank = 0, .ranks = 1, .first = 0, .last = m->hp.n_layer };
 #ifdef TM_HAVE_MPI
-	if (a->kind != TM_SPLIT_EXPERTS)
+	int *first;
+
+	if (!a->kind)
 		return 0;
-	*rank = tm_mpi_world_rank();
-	*ranks = tm_mpi_world_size();
-	if (*rank < 0 || *ranks < 0)
+	p->rank = tm_mpi_world_rank();
+	p->ranks = tm_mpi_world_size();
+	if (p->rank < 0 || p->ranks < 0)
 		return run_error(cmd, "%s", tm_strerror());
+	if (a->kind == TM_SPLIT_EXPERTS)
+		return 0;
+	first = calloc((size_t)p->ranks + 1, sizeof(*first));
+	if (!first)
+		return run_error(cmd, "out of memory");
+	/* the stages tm_mpi_split_start sets up; a split it refuses keeps every layer here (refused there) */
+	if (!tm_plan_stages(&m->gguf, m->hp.n_layer, p->ranks, NULL, first)) {
+		p->first = first[p->rank];
+		p->last = first[p->rank + 1];
+	}
+	free(first);
+	p->rank = 0;
+	p->ranks = 1;
 #endif
 	return 0;
 }

@@ -59,12 +59,13 @@ void split_args_report(struct split_args *a, FILE *f, uint64_t tokens);
  * 1 yes, 0 no, or minus an exit code after a message.
  */
 int split_args_follower(const char *cmd, const struct split_args *a);
-/*
- * --split experts: this rank and the number of ranks (starts MPI), for an
- * expert cache that is to hold only this rank's experts; 0 of 1 without.
- * 0, or an exit code after a message.
- */
-int split_args_experts_rank(const char *cmd, const struct split_args *a, int *rank, int *ranks);
+/* What this rank computes, for an expert cache that is to hold only that. */
+struct split_part {
+	int rank, ranks;	/* --split experts: experts e % ranks == rank (else 0 of 1: all) */
+	int first, last;	/* --split layers: layers [first, last) (else all) */
+};
+/* Before tm_mpi_split_start (starts MPI with --split). 0, or an exit code after a message. */
+int split_args_part(const char *cmd, const struct split_args *a, const struct tm_model *m, struct split_part *p);
 /*
  * serve, with --split: start MPI on srv's contexts; on a follower rank, then
  * run rank 0's forward calls until it stops. 0, or an exit code after a message.

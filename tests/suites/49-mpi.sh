@@ -22,7 +22,8 @@
 # run: greedy text (--temp 0) equals one process's in both splits; with
 # layers, sampled text (--temp 0.8, a seed) too, since the logits are the
 # same bits and rank 0 samples. An expert cache under either split: the
-# same greedy text; under --split experts each rank's cache holds and serves
+# same greedy text; under --split layers each rank's cache has slots for its
+# own layers only; under --split experts each rank's cache holds and serves
 # only its own experts (rank 0 reads its experts from the cache and the
 # model, about 1/np of one process's), also on per-rank shares, where the
 # cache copies experts from the packed share. Refused at start: another
@@ -177,6 +178,16 @@ run -np 2 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split l
 rc=$?
 check "--split layers with an expert cache: the same greedy text" \
 	'[ $rc -eq 0 ] && cmp -s "$W/one.txt" "$W/n.txt" && grep -q "^experts: *cache of" "$W/err"'
+# slots only for the rank's own layers: a quarter of each layer's experts, 4 MoE layers in one process
+"$TM" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --expert-cache 25% >/dev/null 2>"$W/err1"
+for np in 2 3; do
+	run -np $np "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split layers --expert-cache 25% \
+		--expert-predict >"$W/n.txt" 2>"$W/err"
+	rc=$?
+	slots1=$(sed -n 's/.*cache of \([0-9]*\) slots.*/\1/p' "$W/err1") slots=$(sed -n 's/.*cache of \([0-9]*\) slots.*/\1/p' "$W/err")
+	check "--split layers -np $np --expert-cache 25%: the same greedy text; rank 0's cache has slots for its layers only ($slots of one process's $slots1)" \
+		'[ $rc -eq 0 ] && cmp -s "$W/one.txt" "$W/n.txt" && [ -n "$slots" ] && [ "$slots" -lt "$slots1" ] && [ "$slots" -gt 0 ]'
+done
 
 # a rank that dies or hangs mid-run; prints rank 1's pid
 rank1() {
