@@ -180,7 +180,7 @@ static const float *queries(const struct tm_attn *a, int t, const struct state *
 		void *blocks = st->qh + up16((size_t)n);
 
 		tm_kern()->quant_q8_0(q, blocks, n);
-		v->kv_rows(blocks, 0, TM_Q8_0, 0, n, 1, st->qh);
+		v->kv_rows(blocks, 0, TM_Q8_0, 0, n, 1, 0, st->qh);
 		return st->qh;
 	}
 	return q;
@@ -200,20 +200,6 @@ static void online(const struct part *p, int h, float *row, int n, int vd, const
 		p->m[h] = cm;
 	}
 	p->l[h] += (float)v->exp_sum(row, n, p->m[h]);
-}
-
-/*
- * Bytes [off, off + len) of the n rows at src toward L1: attention asks for
- * a head's share of its next chunk while it works on this one, so the
- * misses overlap the dot products. (Prefetching a fixed distance ahead in
- * the row stream, as the matvecs do, fell short: a thread reads a few
- * heads' part of each row, so that distance covered only half a chunk.)
- */
-static void prefetch_rows(const char *src, size_t row_bytes, size_t off, size_t len, int n)
-{
-	for (int p = 0; p < n; p++)
-		for (size_t o = 0; o < len; o += 64)
-			__builtin_prefetch(src + p * row_bytes + off + o, 0, 3);
 }
 
 enum pass { ONE_PASS, SCORES, MIX };
@@ -236,9 +222,8 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
 	const char *kc = a->k, *vc = a->v;
-	size_t kr = a->k_row_bytes, vr = a->v_row_bytes, kb = tm_kv_row_bytes(a->type_k, hd);
-	size_t vb = tm_kv_row_bytes(a->type_v, vd);
-	/* the query's last position + 1: the next chunk's rows are prefetched up to there */
+	size_t kr = a->k_row_bytes, vr = a->v_row_bytes;
+	/* the query's last position + 1: each head's share of the next chunk is prefetched up to there */
 	int pe = a->pos0 + t + 1;
 	/* the span's scores (weights): in st->s, or in st->all at their positions */
 	float *w = pass == ONE_PASS ? st->s : st->all + p0;
@@ -261,8 +246,7 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
 
 		for (int g = g0; g < g1; g++) {
-			prefetch_rows(kc + (c0 + cn) * kr, kr, kb * g, kb, nn);
-			v->kv_rows(kc + c0 * kr, kr, a->type_k, g * hd, hd, cn, st->kt);
+			v->kv_rows(kc + c0 * kr, kr, a->type_k, g * hd, hd, cn, nn, st->kt);
 			f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt, (size_t)hd, cn, a->scale,
 				       w + (size_t)g * G * ws + (c0 - p0), ws);
 		}
@@ -283,8 +267,7 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
 
 		for (int g = g0; g < g1; g++) {
-			prefetch_rows(vc + (c0 + cn) * vr, vr, vb * g, vb, nn);
-			v->kv_rows(vc + c0 * vr, vr, a->type_v, g * vd, vd, cn, st->vt);
+			v->kv_rows(vc + c0 * vr, vr, a->type_v, g * vd, vd, cn, nn, st->vt);
 			fv->attn_mix(p->o + (size_t)g * G * vd, G, vd, w + (size_t)g * G * ws + (c0 - p0), ws,
 				     st->vt, (size_t)vd, cn);
 		}

@@ -26,10 +26,20 @@ typedef void (*tm_attn_mix_fn)(float *o, int G, int vd, const float *w, size_t w
 /*
  * n cache rows of type (TM_F32, TM_F16, TM_Q8_0) as floats: dst[p * len + i]
  * is element off + i of the row at src + p * row_bytes (q8_0: off and len
- * are multiples of 32). No prefetch: the caller knows which rows come next
- * (attention prefetches its next chunk while it works on this one).
+ * are multiples of 32). While row p is read, the same part of row p + n
+ * is prefetched, for p < ahead: the next chunk of a stream arrives while
+ * this one is worked on, its misses spread one row at a time (a burst of
+ * them would wait for L1's few fill buffers).
  */
-typedef void (*tm_kv_rows_fn)(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst);
+typedef void (*tm_kv_rows_fn)(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
+			      float *dst);
+
+/* kv_rows' prefetch of the row n further on: bytes from row on (the part it reads) */
+static inline void tm_kv_prefetch(const char *row, size_t bytes)
+{
+	for (size_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch(row + o, 0, 3);
+}
 
 struct tm_vec {
 	float (*dot)(const float *a, const float *b, int n);
@@ -54,12 +64,14 @@ struct tm_vec {
 const struct tm_vec *tm_vec(void);
 
 /* The AVX2 table's functions of its own (vec_avx2.c); the rest are the scalar ones over its dot and axpy. */
-void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst);
+void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
+		     float *dst);
 void tm_scale_round_f16_avx2(float *x, int n, float scale);
 double tm_exp_sum_avx2(float *x, int n, float max);
 void tm_swiglu_avx2(float *out, const float *gate, const float *up, int n);
 /* cache rows in C: the tail of the SIMD tables' kv_rows; the largest float in C */
-void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst);
+void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
+		    float *dst);
 float tm_max_ref(const float *x, int n);
 
 extern const struct tm_vec tm_vec_scalar;

@@ -40,15 +40,19 @@ void tm_axpy_f32_avx2(float *y, float s, const float *x, int n)
 		y[i] += s * x[i];
 }
 
-void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst)
+void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
+		      float *dst)
 {
 	const char *row = (const char *)src + tm_kv_row_bytes(type, off);
+	size_t bytes = tm_kv_row_bytes(type, len), next = (size_t)n * row_bytes;
 
 	if (len % 32 || type == TM_F32) {
-		tm_kv_rows_ref(src, row_bytes, type, off, len, n, dst);
+		tm_kv_rows_ref(src, row_bytes, type, off, len, n, ahead, dst);
 		return;
 	}
 	for (int p = 0; p < n; p++, dst += len, row += row_bytes) {
+		if (p < ahead)
+			tm_kv_prefetch(row + next, bytes);
 		if (type == TM_F16) {
 			for (int i = 0; i < len; i += 8)
 				_mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(

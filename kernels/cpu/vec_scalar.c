@@ -27,11 +27,15 @@ static void axpy(float *y, float a, const float *x, int n)
 		y[i] += a * x[i];
 }
 
-void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, float *dst)
+void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
+		    float *dst)
 {
 	for (int p = 0; p < n; p++, dst += len) {
 		const char *row = (const char *)src + p * row_bytes;
 
+		if (p < ahead)
+			tm_kv_prefetch(row + (size_t)n * row_bytes + tm_kv_row_bytes(type, off),
+				       tm_kv_row_bytes(type, len));
 		if (type == TM_F32) {
 			memcpy(dst, (const float *)row + off, sizeof(float) * len);
 			continue;
