@@ -31,3 +31,28 @@ start() {
 	printf -v "PID_$name" '%s' "$pid"
 	[ -n "$port" ]
 }
+
+# node_tap NAME SCRIPT [ARGS...]: run tests/serve/SCRIPT (ARGS, and the
+# caller's environment) numbering its TAP lines on from n (START) and print
+# them; n goes on from its "# last N", failed is set on a "not ok" or a
+# failure without one. Needs tests/lib/tap.sh and NODE_DIR.
+node_tap() {
+	local name=$1 script=$2 rc last
+	shift 2
+	START=$((n + 1)) NODE_DIR=$NODE_DIR timeout 300 node "tests/serve/$script" "$@" >"$W/$name.tap" 2>"$W/$name.node"
+	rc=$?
+	grep -E '^(not )?ok ' "$W/$name.tap"
+	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/$name.tap")
+	n=${last:-$n}
+	grep -q '^not ok' "$W/$name.tap" && failed=1
+	[ $rc -eq 0 ] || grep -q '^not ok' "$W/$name.tap" || notok "$name: $script exited $rc: $(tail -3 "$W/$name.node" | tr '\n' ' ')"
+}
+
+# stop_server NAME: SIGTERM to the server `start NAME` started; a check that it exits 0 (under ASan: no leak)
+stop_server() {
+	local pid_var=PID_$1 rc
+	kill -TERM "${!pid_var}"
+	wait "${!pid_var}"
+	rc=$?
+	check "$1: the server exits 0 on SIGTERM (under ASan: no leak) ($rc)" '[ $rc -eq 0 ]'
+}

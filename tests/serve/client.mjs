@@ -9,23 +9,14 @@
 //   NODE_DIR            where scripts/deps installed openai
 //   ONLY=batching LABEL only the batching test (URL, MODEL; KEY may be any string)
 import net from 'node:net';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { npm, tap } from './tap.mjs';
 
-// the test-only packages live in build/serve-test (NODE_DIR), not beside this file
-const req = createRequire(process.env.NODE_DIR + '/');
-const { default: OpenAI } = await import(pathToFileURL(req.resolve('openai')).href);
+const { default: OpenAI } = await npm('openai');
 
 const { URL, KEY, MODEL, BUSY_URL, SLOW_URL } = process.env;
 const PROMPT = 'Once upon a time';
 const LABEL = process.env.LABEL ? process.env.LABEL + ': ' : '';
-let n = Number(process.env.START || 1) - 1, failed = 0;
-const ok = (cond, what) => {
-	n++;
-	if (!cond) failed++;
-	console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`);
-	return cond;
-};
+const { ok, done } = tap(process.env.START);
 
 const client = new OpenAI({ baseURL: URL + '/v1', apiKey: KEY, maxRetries: 0, timeout: 120000 });
 const chatMsgs = (text) => [{ role: 'system', content: 'You tell stories.' }, { role: 'user', content: text }];
@@ -319,7 +310,4 @@ async function main() {
 }
 
 // ONLY=batching: just the batching test, for other architectures' models (LABEL prefixes its lines)
-(process.env.ONLY === 'batching' ? batching() : main()).catch((e) => { ok(false, `client: ${e.stack}`); }).finally(() => {
-	console.log(`# last ${n}`);
-	process.exit(failed ? 1 : 0);
-});
+(process.env.ONLY === 'batching' ? batching() : main()).catch((e) => { ok(false, `client: ${e.stack}`); }).finally(done);

@@ -7,14 +7,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { tap } from './tap.mjs';
 
 const [url, shot, start] = process.argv.slice(2);
-let n = Number(start) - 1, failed = 0;
-const ok = (cond, what) => {
-	n++;
-	if (!cond) failed++;
-	console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`);
-};
+const { ok, done } = tap(start);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-chromium-'));
@@ -81,6 +77,5 @@ try {
 	browser.kill('SIGKILL');
 	await gone;
 	try { fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 }); } catch { /* left in the temp dir */ }
-	console.log(`# last ${n}`);
-	process.exit(failed ? 1 : 0);
+	done();
 }

@@ -8,19 +8,11 @@
 //          toolthink  reply THINK + a get_weather call
 //   THINK, ANSWER  the reasoning and the content the reply holds
 //   START  the first test number; NODE_DIR where scripts/deps installed openai
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { npm, tap } from './tap.mjs';
 
-const req = createRequire(process.env.NODE_DIR + '/');
-const { default: OpenAI } = await import(pathToFileURL(req.resolve('openai')).href);
+const { default: OpenAI } = await npm('openai');
 const { URL, CASE, LABEL, THINK, ANSWER } = process.env;
-let n = Number(process.env.START || 1) - 1, failed = 0;
-const ok = (cond, what) => {
-	n++;
-	if (!cond) failed++;
-	console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${LABEL}: ${what}`);
-	return cond;
-};
+const { ok, done } = tap(process.env.START, LABEL + ': ');
 
 const client = new OpenAI({ baseURL: URL + '/v1', apiKey: 'none', maxRetries: 0, timeout: 120000 });
 const messages = [{ role: 'user', content: 'Hello there' }];
@@ -163,5 +155,4 @@ if (CASE === 'think') {
 	const auto = await client.chat.completions.create({ ...base, tools, tool_choice: 'auto' });
 	ok(auto.choices[0].message.tool_calls?.length === 1, 'tool_choice "auto" is the default');
 }
-console.log(`# last ${n}`);
-process.exit(failed ? 1 : 0);
+done();

@@ -3,18 +3,11 @@
 // the template's text, for the same messages and BOS/EOS texts.
 // usage: node templates.mjs URL TEMPLATE_FILE FAMILY START   (NODE_DIR: where scripts/deps installed it)
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { npm, tap } from './tap.mjs';
 
-const req = createRequire(process.env.NODE_DIR + '/');
-const { Template } = await import(pathToFileURL(req.resolve('@huggingface/jinja')).href);
+const { Template } = await npm('@huggingface/jinja');
 const [url, file, family, start] = process.argv.slice(2);
-let n = Number(start) - 1, failed = 0;
-const ok = (cond, what) => {
-	n++;
-	if (!cond) failed++;
-	console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`);
-};
+const { ok, done } = tap(start);
 
 const text = fs.readFileSync(file, 'utf8').replace(/\n$/, '');
 const props = await (await fetch(url + '/props')).json();
@@ -163,5 +156,4 @@ if (family === 'llama2') {
 	const e = await r.json();
 	ok(threw && r.status === 400 && e.error?.message?.includes('alternate'), `llama2: roles that do not alternate are refused, as the template refuses them (${r.status})`);
 }
-console.log(`# last ${n}`);
-process.exit(failed ? 1 : 0);
+done();

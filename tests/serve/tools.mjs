@@ -8,19 +8,11 @@
 //             bad      a call that does not parse (all of it must stay content)
 //   ID0       (calls) the first call's id the model wrote, if its format has ids
 //   START     the first test number; NODE_DIR where scripts/deps installed openai
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { npm, tap } from './tap.mjs';
 
-const req = createRequire(process.env.NODE_DIR + '/');
-const { default: OpenAI } = await import(pathToFileURL(req.resolve('openai')).href);
+const { default: OpenAI } = await npm('openai');
 const { URL, CASE, LABEL, NAMES, ARGS, ID0 } = process.env;
-let n = Number(process.env.START || 1) - 1, failed = 0;
-const ok = (cond, what) => {
-	n++;
-	if (!cond) failed++;
-	console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${LABEL}: ${what}`);
-	return cond;
-};
+const { ok, done } = tap(process.env.START, LABEL + ': ');
 
 const client = new OpenAI({ baseURL: URL + '/v1', apiKey: 'none', maxRetries: 0, timeout: 120000 });
 const tools = [{ type: 'function', function: { name: 'get_weather', description: 'The weather in a city.',
@@ -91,5 +83,4 @@ if (CASE === 'calls') {
 		`a malformed call is plain content, finish_reason stop (${JSON.stringify(msg.content.slice(0, 50))}...)`);
 	ok(sFinish === 'stop' && sCalls.length === 0 && sContent === raw, 'streamed: the same plain content, no tool_calls delta');
 }
-console.log(`# last ${n}`);
-process.exit(failed ? 1 : 0);
+done();

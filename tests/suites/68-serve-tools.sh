@@ -61,25 +61,14 @@ glm_bad='Sure.
 
 # run_case NAME TEMPLATE CASE REPLY [ID0]; NAMES and ARGS (JSON) the calls it holds
 run_case() {
-	local name=$1 tmpl=$2 kind=$3 reply=$4 id0=${5:-} rc last pid_var
+	local name=$1 tmpl=$2 kind=$3 reply=$4 id0=${5:-} port_var=PORT_$1
 	if ! TIERMEM_SERVE_TEST_REPLY=$reply start "$name" -m "$W/m.gguf" -np 2 -c 2048 --chat-template "$tmpl"; then
 		notok "$name: the server did not start: $(tail -2 "$W/$name.err")"
 		return
 	fi
-	local port_var=PORT_$name
 	URL=http://127.0.0.1:${!port_var} CASE=$kind LABEL="$name ($tmpl)" NAMES=${NAMES:-'["get_weather","noop"]'} ARGS=${ARGS:-$CALL_ARGS} \
-		ID0=$id0 START=$((n + 1)) NODE_DIR=$NODE_DIR timeout 180 node tests/serve/tools.mjs >"$W/$name.tap" 2>"$W/$name.node"
-	rc=$?
-	grep -E '^(not )?ok ' "$W/$name.tap"
-	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/$name.tap")
-	n=${last:-$n}
-	grep -q '^not ok' "$W/$name.tap" && failed=1
-	[ $rc -eq 0 ] || grep -q '^not ok' "$W/$name.tap" || notok "$name: tools.mjs exited $rc: $(tail -3 "$W/$name.node" | tr '\n' ' ')"
-	pid_var=PID_$name
-	kill -TERM "${!pid_var}"
-	wait "${!pid_var}"
-	rc=$?
-	check "$name: the server exits 0 on SIGTERM (under ASan: no leak) ($rc)" '[ $rc -eq 0 ]'
+		ID0=$id0 node_tap "$name" tools.mjs
+	stop_server "$name"
 }
 
 run_case qwen qwen3 calls "$qwen_reply"

@@ -33,26 +33,14 @@ CALL='<tool_call>
 
 # run_case NAME CASE REPLY ANSWER [SERVER ARGS...]
 run_case() {
-	local name=$1 kind=$2 reply=$3 answer=$4 rc last pid_var port_var
+	local name=$1 kind=$2 reply=$3 answer=$4 port_var=PORT_$1
 	shift 4
 	if ! TIERMEM_SERVE_TEST_REPLY=$reply start "$name" -m "$W/m.gguf" -np 2 -c 2048 --chat-template qwen3 "$@"; then
 		notok "$name: the server did not start: $(tail -2 "$W/$name.err")"
 		return
 	fi
-	port_var=PORT_$name
-	URL=http://127.0.0.1:${!port_var} CASE=$kind LABEL="$name" THINK=$THINK ANSWER=$answer START=$((n + 1)) \
-		NODE_DIR=$NODE_DIR timeout 300 node tests/serve/reasoning.mjs >"$W/$name.tap" 2>"$W/$name.node"
-	rc=$?
-	grep -E '^(not )?ok ' "$W/$name.tap"
-	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/$name.tap")
-	n=${last:-$n}
-	grep -q '^not ok' "$W/$name.tap" && failed=1
-	[ $rc -eq 0 ] || grep -q '^not ok' "$W/$name.tap" || notok "$name: reasoning.mjs exited $rc: $(tail -3 "$W/$name.node" | tr '\n' ' ')"
-	pid_var=PID_$name
-	kill -TERM "${!pid_var}"
-	wait "${!pid_var}"
-	rc=$?
-	check "$name: the server exits 0 on SIGTERM (under ASan: no leak) ($rc)" '[ $rc -eq 0 ]'
+	URL=http://127.0.0.1:${!port_var} CASE=$kind LABEL=$name THINK=$THINK ANSWER=$answer node_tap "$name" reasoning.mjs
+	stop_server "$name"
 }
 
 run_case think think "<think>
