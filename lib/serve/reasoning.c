@@ -20,16 +20,6 @@ static bool blank(char c)
 	return isspace((unsigned char)c);
 }
 
-static const char *find(const char *p, const char *end, const char *s)
-{
-	size_t n = strlen(s);
-
-	for (; (size_t)(end - p) >= n; p++)
-		if (!memcmp(p, s, n))
-			return p;
-	return NULL;
-}
-
 /* The length of the longest end of text[from..len) that is a proper start of tag. */
 static size_t tag_start_at_end(const char *text, size_t from, size_t len, const char *tag)
 {
@@ -63,7 +53,7 @@ void think_split(const char *text, size_t len, bool forced_open, bool final, str
 	s->r_from = q;
 	while (s->r_from < len && blank(text[s->r_from]))
 		s->r_from++;
-	close = find(text + q, text + len, CLOSE_TAG);
+	close = memmem(text + q, len - q, CLOSE_TAG, strlen(CLOSE_TAG));
 	if (close) {
 		s->open = false;
 		s->r_to = (size_t)(close - text);

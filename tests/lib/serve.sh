@@ -32,6 +32,13 @@ start() {
 	[ -n "$port" ]
 }
 
+# need_npm PACKAGE: end the suite with a "not ok" unless scripts/deps installed PACKAGE in NODE_DIR
+need_npm() {
+	[ -f "$NODE_DIR/node_modules/$1/package.json" ] && return
+	notok "the $1 npm package is not installed in $NODE_DIR (run scripts/deps)"
+	exit 1
+}
+
 # node_tap NAME SCRIPT [ARGS...]: run tests/serve/SCRIPT (ARGS, and the
 # caller's environment) numbering its TAP lines on from n (START) and print
 # them; n goes on from its "# last N", failed is set on a "not ok" or a

@@ -14,10 +14,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve-tools.XXXXXX")
 . "$TOP/tests/lib/serve.sh"
 . "$TOP/tests/lib/tap.sh"
 
-if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
-	notok "the openai npm client is not installed in $NODE_DIR (run scripts/deps)"
-	exit 1
-fi
+need_npm openai
 if ! "$TM" synth --arch qwen3 --type q8_0 -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
 	notok "synth: $(cat "$W/err")"
 	exit 1
