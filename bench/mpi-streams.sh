@@ -62,13 +62,19 @@ for r in $(seq 1 "$rounds"); do
 	done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-# the pipeline's own account (SIGTERM to rank 0: it stops the others and reports): how much the ranks
-# computed at once over the whole run
-for c in $(pgrep -P "$PID_np2"); do
-	tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && kill -TERM "$c"
-done
-for _ in $(seq 1 300); do kill -0 "$PID_np2" 2>/dev/null || break; sleep 0.1; done
+# stop_mpi PID: SIGTERM to the job's rank 0, which stops the others (and reports); mpirun if it hangs on
+stop_mpi() {
+	for c in $(pgrep -P "$1"); do
+		tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && kill -TERM "$c"
+	done
+	for _ in $(seq 1 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+# the pipeline's own account at its stop: how much the ranks computed at once over the whole run
+stop_mpi "$PID_np2"
 grep -m1 '^cluster:' "$W/np2.err" | grep -o 'pipeline_sec.*' || echo "np 2: no report (rank 0 did not stop)"
+[ -z "$base" ] || stop_mpi "$PID_turns"
 declare -A name=([np1]="one process, -t 2" [np2]="mpirun -np 2 --split layers, -t 1 each (pipeline)"
 		 [turns]="mpirun -np 2 --split layers, -t 1 each ($base: ranks take turns)")
 echo "$rounds rounds, $tokens tokens per stream; aggregate decode tok/s, median of rounds"

@@ -5,8 +5,9 @@
 
 pids=()
 serve_cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	# a server that already ended must not stop the rest being killed (callers may run under set -e)
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
 	rm -rf "$W"
 }
 trap serve_cleanup EXIT
