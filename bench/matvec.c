@@ -7,12 +7,17 @@
  *
  *   matvec [--gb G] [--cols N] [--call-rows R] [--threads 1,2]
  *          [--types q4_K,q6_K,...] [--isa avx512,avx2,...] [--passes P]
- *          [--prefill N] [--overhead]
+ *          [--prefill N] [--batch N] [--cpu-time] [--overhead]
  *
  * --call-rows R: rows per tm_matvec call (a model's matrix; 0 = all in one
  * call). Each call quantizes x again, as decode does. --overhead: only time
  * small calls (16 rows) with x quantized on the caller or by all threads
- * behind a barrier. Heavy on memory bandwidth: run it on a quiet machine.
+ * behind a barrier. --batch N: the cost of N tokens through tm_matmul_exact
+ * (batched decode) and through the table's whole-batch kernel (AMX) called
+ * directly, as multiples of one matvec, medians of alternating passes.
+ * --cpu-time: time with the thread's CPU clock (use with --threads 1 on a
+ * busy host: time the thread was preempted does not count). Heavy on memory
+ * bandwidth: run it on a quiet machine.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +29,14 @@
 #include "tiermem/bench.h"
 #include "tiermem/mapping.h"
 
+/* --cpu-time: the calling thread's CPU time, not wall time (1 thread: a busy host's preemption does not count) */
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
 static double now_s(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock_id, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -122,7 +130,7 @@ static double batch_pass(const struct run *r, int how, int n, const float *X, fl
 		if (how == 0)
 			tm_matmul_exact(r->pool, r->type, w, r->rb, nr, r->cols, X, n, Y);
 		else if (how == 1)
-			k->gemm->run(r->pool, k, r->type, w, r->rb, nr, r->cols, X, n, Y, scratch);
+			k->gemm->run(r->pool, k, r->type, w, r->rb, nr, r->cols, X, n, Y, nr, scratch);
 		else
 			tm_matvec(r->pool, &(struct tm_matvec){ r->type, w, r->rb, nr, r->cols, X, Y });
 	}
@@ -221,6 +229,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (!strcmp(a, "--cpu-time")) {
+			clock_id = CLOCK_THREAD_CPUTIME_ID;
+			continue;
+		}
 		if (!strcmp(a, "--overhead")) {
 			for (int t = 1; t <= 2; t++)
 				call_overhead(t);
@@ -228,7 +240,8 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			printf("usage: matvec [--gb G] [--cols N] [--call-rows R] [--threads 1,2] "
-			       "[--types q4_K,...] [--isa avx512,avx2,...] [--passes P] [--prefill N] [--overhead]\n");
+			       "[--types q4_K,...] [--isa avx512,avx2,...] [--passes P] [--prefill N] [--batch N] [--cpu-time] "
+			       "[--overhead]\n");
 			return 0;
 		}
 		if (!v) {

@@ -10,18 +10,20 @@
 # by side. Each phase is cut off after --limit seconds (default 140), so a
 # loaded host cannot keep it running for long; a phase cut off says so and
 # keeps the stream counts it finished.
-# usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [--limit S] [--llama] [MODEL]
+# --repack on|off: tiermem serve's weight layout (default: serve's own default).
+# usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [--limit S] [--repack on|off] [--llama] [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-rounds=2 tokens=24 threads=2 limit=140 model= llama=0
-usage="usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [--limit S] [--llama] [MODEL]"
+rounds=2 tokens=24 threads=2 limit=140 model= llama=0 repack=()
+usage="usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [--limit S] [--repack on|off] [--llama] [MODEL]"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) rounds=$2; shift 2 ;;
 	--tokens) tokens=$2; shift 2 ;;
 	--threads) threads=$2; shift 2 ;;
 	--limit) limit=$2; shift 2 ;;
+	--repack) repack=(--repack "$2"); shift 2 ;;
 	--llama) llama=1; shift ;;
 	-*) echo "$usage" >&2; exit 2 ;;
 	*) model=$1; shift ;;
@@ -41,7 +43,7 @@ W=$(mktemp -d) TM=$BUILD/tiermem SERVE_START_S=120
 . tests/lib/serve.sh
 load() { echo "load average $1: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
-start tm -m "$model" -t "$threads" -np 8 -c $((tokens + 64)) || { cat "$W/tm.err" >&2; exit 1; }
+start tm -m "$model" "${repack[@]}" -t "$threads" -np 8 -c $((tokens + 64)) || { cat "$W/tm.err" >&2; exit 1; }
 head -1 "$W/tm.err"
 load before
 echo "$threads threads, $rounds rounds, $tokens tokens per stream"

@@ -89,13 +89,14 @@ int tm_repack_base(int type);
  */
 int tm_repack(int type, void *rows_data, int rows, int cols);
 /*
- * Whether the layout pays by default on this CPU: 1, except where the kernel
- * table has prefill's matmul on AMX tiles (the VNNI one was not measured
- * against it: its CPUs keep the layout). That kernel now takes the
- * repacked types too (a 16-row group's panel is decoded straight from it,
- * bit for bit the GGUF layout's panel), but the default was measured
- * before it did: prefill on the GGUF layout was then up to 2x faster (449
- * tokens) and decode's gain was not shown. Re-measure before turning it on.
+ * Whether the layout pays by default on this CPU: 1 on every table. With
+ * AMX it was 0 while prefill's tile matmul put each 16-row group back into
+ * the GGUF layout byte by byte; it now decodes a group straight into its
+ * panel, and in thread CPU time (bench/matvec --cpu-time, 1700 x 4096, L2)
+ * the repacked types cost less in every mode: a matvec 0.14 ms against 0.17
+ * (q4_K), 4 tokens of batched decode 0.23 against 0.39 (q6_K 0.17 against
+ * 0.27), 64 tokens of prefill 1.93-2.00 against 2.41-2.56 (q6_K 2.04-2.23
+ * against 2.32-2.39).
  */
 int tm_kernels_repack_default(void);
 int tm_unrepack(int rtype, void *rows_data, int rows, int cols);
@@ -156,16 +157,24 @@ void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job);
  * Batched prompt processing: Y[i][r] = dot(row r of w, X[i]) for i in [0, n).
  * X is n rows of cols floats (stride cols), Y is n rows of rows floats (stride rows).
  * Where the kernel table has a whole-batch kernel for the type (AMX tiles:
- * q8_0, q4_K, q5_K, q6_K from 8 tokens on), each weight panel is decoded once
- * for the batch; the integer sums are the matvec kernels', only the order of
- * float additions differs (a few ulps), and a token's result does not depend
- * on the other tokens of the batch. Otherwise threads split the rows; each
- * streams its rows in tiles that stay in L2 while every token passes over
- * them, 4 tokens per pass, and the results equal n tm_matvec calls exactly.
+ * q8_0, q4_K, q5_K, q6_K from 8 tokens on, q4_K_r16 and q6_K_r16 from 12;
+ * AVX-512 VNNI without AMX: gemm_vnni_avx512.c), each weight panel is
+ * decoded once for the batch and a token's result does not depend on the
+ * other tokens of the batch. The integer sums are the matvec kernels' and
+ * only the order of float additions differs (a few ulps), except on AMX
+ * with the interleaved-row types, whose order is the matvec kernels' too:
+ * there the results equal n tm_matvec calls exactly. Otherwise threads
+ * split the rows; each streams its rows in tiles that stay in L2 while
+ * every token passes over them, 4 tokens per pass, and the results equal n
+ * tm_matvec calls exactly.
  */
 void tm_matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 	       int rows, int cols, const float *X, int n, float *Y);
-/* tm_matmul that always equals n tm_matvec calls bit for bit (batched decode: a text must not depend on its batch). */
+/*
+ * tm_matmul that always equals n tm_matvec calls bit for bit (batched decode
+ * and serve's prompts: a token's bits must not depend on its batch): the
+ * dot kernels, or the whole-batch kernel where it is exact (AMX, r16).
+ */
 void tm_matmul_exact(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 		     int rows, int cols, const float *X, int n, float *Y);
 

@@ -326,6 +326,13 @@ struct tm_ctx {
 	 */
 	void *k_cache, *v_cache;
 	int type_k, type_v;		/* TM_F32 or TM_F16 (GGML type ids) */
+	/*
+	 * Prompt batches take tm_matmul_exact, so a token gets the bits decode
+	 * would give it whichever batch or prefix cache it came with (serve
+	 * sets it; on AMX hosts it costs prefill speed on the GGUF layout and
+	 * on types without an interleaved-row layout).
+	 */
+	bool exact;
 	/* scratch, n_batch rows each */
 	float *x, *xb, *q, *att, *hb, *hb2;
 	float *logits;			/* n_vocab: the last position's logits (tm_forward_seqs: n_batch rows) */

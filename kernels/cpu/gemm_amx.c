@@ -26,10 +26,19 @@ struct tile_cfg {
 	uint8_t rows[16];
 };
 
+/*
+ * Below these batches the padding of a tile of 16 tokens costs more than the
+ * dot kernels' unpacking. The r16 dot kernels are the cheaper ones: in L2,
+ * thread CPU time (bench/matvec --cpu-time --batch N), a 16-row panel set
+ * against one tile cost about as much as 3 passes of 4 tokens (0.69 ms
+ * against 0.23 per pass, 1700 x 4096 q4_K_r16).
+ */
+#define MIN_TOKENS 8
+#define MIN_TOKENS_R16 12
+
 static int takes(int type, int n)
 {
-	/* below a tile of tokens the padding costs more than the per-row kernels' unpacking */
-	return n >= 8 && gemm_type_ok(type);
+	return n >= (tm_repack_base(type) != type ? MIN_TOKENS_R16 : MIN_TOKENS) && gemm_type_ok(type);
 }
 
 static size_t scratch(int type, int cols, int n, int nth)
@@ -112,6 +121,71 @@ static void tile_kq(const struct gemm *g, const struct panel *P, const char *til
 	}
 }
 
+/*
+ * An r16 group (q4_K, q6_K) in the order of the r16 dot kernels
+ * (repack_avx512.c), so prefill equals decode bit for bit: per block, the
+ * exact integer sum of sub-block scale times tile product, and for q4_K of
+ * min times block sums; then per block acc += (d * dx) * isum and
+ * accm += (dmin * dx) * msum, each one rounding of a fused multiply-add;
+ * the result acc - accm.
+ */
+static void tile_kq_canon(const struct gemm *g, const struct panel *P, const char *tile, float out[RT][TT])
+{
+	const int8_t *xq = (const int8_t *)tile;
+	const float *dx = (const float *)(tile + g->sz.tile_codes);
+	const int32_t *bs = (const int32_t *)(tile + g->sz.tile_codes + g->sz.tile_dx);
+	const int ks = sub_elems(g->type), ns = QK_K / ks, mins = g->sz.p_mp != 0;
+	int nb = g->cols / QK_K;
+	_Alignas(64) int32_t c[2][RT][TT];
+	_Alignas(64) float accm[RT][TT];
+
+	UNROLL_RT for (int r = 0; r < RT; r++) {
+		_mm512_store_ps(out[r], _mm512_setzero_ps());
+		_mm512_store_ps(accm[r], _mm512_setzero_ps());
+	}
+	for (int b = 0; b < nb; b++) {
+		__m512i isum[RT];
+		__m512 x = _mm512_load_ps(dx + b * TT);
+
+		UNROLL_RT for (int r = 0; r < RT; r++)
+			isum[r] = _mm512_setzero_si512();
+		for (int j = 0; j < ns; j += 2) {
+			size_t s = (size_t)b * ns + j;
+
+			TILE_PRODUCT(0, 2, 4, P->codes + s * RT * ks, xq + s * ks * TT, ks, c[0]);
+			TILE_PRODUCT(1, 3, 5, P->codes + (s + 1) * RT * ks, xq + (s + 1) * ks * TT, ks, c[1]);
+			UNROLL_RT for (int r = 0; r < RT; r++)
+				isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(_mm512_load_si512(c[0][r]),
+								     _mm512_set1_epi32(P->isc[s * RT + r])));
+			UNROLL_RT for (int r = 0; r < RT; r++)
+				isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(_mm512_load_si512(c[1][r]),
+								     _mm512_set1_epi32(P->isc[(s + 1) * RT + r])));
+		}
+		UNROLL_RT for (int r = 0; r < RT; r++)
+			_mm512_store_ps(out[r], _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(P->d[b * RT + r]), x),
+								_mm512_cvtepi32_ps(isum[r]), _mm512_load_ps(out[r])));
+		if (mins) {
+			const int32_t *mp = P->mp + (size_t)b * 4 * RT;
+			const float *dmin = P->dmin + (size_t)b * RT;
+			__m512i b0 = _mm512_load_si512(bs + (b * 4 + 0) * TT), b1 = _mm512_load_si512(bs + (b * 4 + 1) * TT);
+			__m512i b2 = _mm512_load_si512(bs + (b * 4 + 2) * TT), b3 = _mm512_load_si512(bs + (b * 4 + 3) * TT);
+
+			UNROLL_RT for (int r = 0; r < RT; r++) {
+				__m512i m = _mm512_madd_epi16(_mm512_set1_epi32(mp[r]), b0);
+
+				m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[RT + r]), b1);
+				m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[2 * RT + r]), b2);
+				m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[3 * RT + r]), b3);
+				_mm512_store_ps(accm[r], _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(dmin[r]), x),
+									 _mm512_cvtepi32_ps(m), _mm512_load_ps(accm[r])));
+			}
+		}
+	}
+	if (mins)
+		UNROLL_RT for (int r = 0; r < RT; r++)
+			_mm512_store_ps(out[r], _mm512_sub_ps(_mm512_load_ps(out[r]), _mm512_load_ps(accm[r])));
+}
+
 static void load_tiles(int ks)
 {
 	struct tile_cfg cfg;
@@ -141,13 +215,16 @@ static void gemm_run(void *arg, int ith, int nth)
 }
 
 static void run(struct tm_pool *pool, const struct tm_kern *k, int type, const void *w, size_t row_stride,
-		int rows, int cols, const float *X, int n, float *Y, void *mem)
+		int rows, int cols, const float *X, int n, float *Y, size_t ystride, void *mem)
 {
-	gemm_start(pool, k, type, w, row_stride, rows, cols, X, n, Y, mem, 0,
+	/* an r16 matrix comes as whole groups (matvec.c runs its last rows % 16 on the dot kernels) */
+	gemm_start(pool, k, type, w, row_stride, rows, cols, X, n, Y, ystride, mem, 0,
+		   tm_repack_base(type) != type ? tile_kq_canon :
 		   tm_repack_base(type) == TM_Q8_0 ? tile_q8_0 : tile_kq, gemm_run);
 }
 
 const struct tm_gemm tm_gemm_amx = {
+	.exact_r16 = 1,
 	.takes = takes,
 	.scratch = scratch,
 	.run = run,

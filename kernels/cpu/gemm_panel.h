@@ -64,11 +64,13 @@ static inline int gemm_type_ok(int type)
  * [sub-blocks][16] floats (d * scale; q8_0: d), with a bias corr
  * [sub-blocks][16] int32 (-128 * the sum of the codes, which takes the bias
  * off), dmin [blocks][16] floats and mp [blocks][4][16] int32 (pairs of
- * mins); then one token's quantized row.
+ * mins), and for an r16 group the integer scales [sub-blocks][16] and d
+ * [blocks][16] floats as well (the r16 dot kernels' order: tile_kq_canon in
+ * gemm_amx.c); then one token's quantized row.
  */
 struct sizes {
 	size_t tile_codes, tile_dx, tile_bs, tile;
-	size_t p_codes, p_sc, p_corr, p_dmin, p_mp, panel;
+	size_t p_codes, p_sc, p_corr, p_dmin, p_mp, p_isc, p_d, panel;
 	size_t act_row;	/* one token's quantized blocks, after the thread's panels */
 	size_t thread;	/* GP panels and act_row */
 };
@@ -94,7 +96,9 @@ static inline struct sizes sizes_of(int type, int cols, int bias)
 	s.p_corr = bias ? ns * RT * sizeof(int32_t) : 0;
 	s.p_dmin = nb * RT * sizeof(float);
 	s.p_mp = mins ? nb * 4 * RT * sizeof(int32_t) : 0;
-	s.panel = up64(s.p_codes + s.p_sc + s.p_corr + s.p_dmin + s.p_mp);
+	s.p_isc = ns * RT * sizeof(int32_t);
+	s.p_d = nb * RT * sizeof(float);
+	s.panel = up64(s.p_codes + s.p_sc + s.p_corr + s.p_dmin + s.p_mp + s.p_isc + s.p_d);
 	s.act_row = up64(tm_row_bytes(act, cols));
 	s.thread = GP * s.panel + s.act_row;
 	return s;
@@ -113,6 +117,8 @@ struct panel {
 	int32_t *corr;	/* per sub-block and row, where the activations carry a bias; else NULL */
 	int32_t *mp;
 	float *dmin;
+	int32_t *isc;	/* r16 groups: per sub-block and row, the integer scale */
+	float *d;	/* r16 groups: per block and row, d */
 };
 
 struct gemm;
@@ -127,6 +133,7 @@ struct gemm {
 	size_t row_stride;
 	const float *X;
 	float *Y;
+	size_t ystride;	/* token t's results at Y + t * ystride */
 	struct sizes sz;
 	char *tiles, *panels;
 	gemm_product_fn product;
@@ -145,6 +152,8 @@ static inline struct panel panel_at(const struct gemm *g, int ith, int q)
 		.corr = g->sz.p_corr ? (int32_t *)(p + o + g->sz.p_sc) : NULL,
 		.dmin = (float *)(p + o + g->sz.p_sc + g->sz.p_corr),
 		.mp = (int32_t *)(p + o + g->sz.p_sc + g->sz.p_corr + g->sz.p_dmin),
+		.isc = (int32_t *)(p + o + g->sz.p_sc + g->sz.p_corr + g->sz.p_dmin + g->sz.p_mp),
+		.d = (float *)(p + o + g->sz.p_sc + g->sz.p_corr + g->sz.p_dmin + g->sz.p_mp + g->sz.p_isc),
 	};
 }
 
@@ -423,6 +432,7 @@ static inline void decode_q4_K_r16(const struct panel *P, const blk_q4_K_r16 *g,
 			transpose_16x8(x, P->codes + (size_t)(b * 8 + j) * RT * 32);
 			if (P->corr)
 				_mm512_storeu_si512(P->corr + (b * 8 + j) * RT, lanes_corr(x, 8, 1));
+			_mm512_storeu_si512(P->isc + (b * 8 + j) * RT, _mm512_and_si512(sc, m6));
 			_mm512_storeu_ps(P->sc + (b * 8 + j) * RT,
 					 _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(sc, m6))));
 			mn[j] = _mm512_or_si512(_mm512_srli_epi32(sc, 6), _mm512_slli_epi32(
@@ -431,6 +441,7 @@ static inline void decode_q4_K_r16(const struct panel *P, const blk_q4_K_r16 *g,
 		for (int p = 0; p < 4; p++)
 			_mm512_storeu_si512(P->mp + (b * 4 + p) * RT,
 					    _mm512_or_si512(mn[2 * p], _mm512_slli_epi32(mn[2 * p + 1], 16)));
+		_mm512_storeu_ps(P->d + b * RT, d);
 		_mm512_storeu_ps(P->dmin + b * RT, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin)));
 	}
 }
@@ -458,8 +469,10 @@ static inline void decode_q6_K_r16(const struct panel *P, const blk_q6_K_r16 *g,
 			transpose_16x4(x, P->codes + (size_t)(b * 16 + s) * RT * 16);
 			if (P->corr)
 				_mm512_storeu_si512(P->corr + (b * 16 + s) * RT, lanes_corr(x, 4, 0));
+			_mm512_storeu_si512(P->isc + (b * 16 + s) * RT, sc);
 			_mm512_storeu_ps(P->sc + (b * 16 + s) * RT, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
 		}
+		_mm512_storeu_ps(P->d + b * RT, d);
 	}
 }
 
@@ -584,7 +597,7 @@ static inline void gemm_panels(struct gemm *g, int ith)
 				int r0 = (grp * GP + q) * RT, nr = g->rows - r0 < RT ? g->rows - r0 : RT;
 
 				g->product(g, &P[q], tile, out);
-				store_out(out, g->Y + (size_t)T * TT * g->rows + r0, g->rows, nt, nr);
+				store_out(out, g->Y + (size_t)T * TT * g->ystride + r0, g->ystride, nt, nr);
 			}
 		}
 	}
@@ -592,13 +605,13 @@ static inline void gemm_panels(struct gemm *g, int ith)
 
 /* Fill g for one matmul (the shapes of tm_gemm.run) and run fn(g) on the pool. */
 static inline void gemm_start(struct tm_pool *pool, const struct tm_kern *k, int type, const void *w,
-			      size_t row_stride, int rows, int cols, const float *X, int n, float *Y, void *mem,
+			      size_t row_stride, int rows, int cols, const float *X, int n, float *Y, size_t ystride, void *mem,
 			      uint32_t bias, gemm_product_fn product, void (*fn)(void *, int, int))
 {
 	struct gemm g = {
 		.k = k, .type = tm_repack_base(type), .rtype = type, .rows = rows, .cols = cols, .n = n,
 		.ntiles = (n + TT - 1) / TT, .ngroups = (rows + GP * RT - 1) / (GP * RT), .bias = bias,
-		.w = w, .row_stride = row_stride, .X = X, .Y = Y,
+		.w = w, .row_stride = row_stride, .X = X, .Y = Y, .ystride = ystride,
 		.sz = sizes_of(tm_repack_base(type), cols, bias != 0), .product = product,
 	};
 	char *base = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);

@@ -146,15 +146,16 @@ static void gemm_run(void *arg, int ith, int nth)
 }
 
 static void run(struct tm_pool *pool, const struct tm_kern *k, int type, const void *w, size_t row_stride,
-		int rows, int cols, const float *X, int n, float *Y, void *mem)
+		int rows, int cols, const float *X, int n, float *Y, size_t ystride, void *mem)
 {
 	int base = tm_repack_base(type);
 
-	gemm_start(pool, k, type, w, row_stride, rows, cols, X, n, Y, mem, 0x80808080u,
+	gemm_start(pool, k, type, w, row_stride, rows, cols, X, n, Y, ystride, mem, 0x80808080u,
 		   base == TM_Q8_0 ? tile_q8_0 : base == TM_Q6_K ? tile_kq16 : tile_kq32, gemm_run);
 }
 
 const struct tm_gemm tm_gemm_vnni = {
+	.exact_r16 = 0,	/* its float order is its own on every layout */
 	.takes = takes,
 	.scratch = scratch,
 	.run = run,

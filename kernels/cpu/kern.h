@@ -57,14 +57,18 @@ typedef void (*tm_quant_fn)(const float *x, void *q, int64_t n);
 struct tm_kern;
 
 /*
- * A whole-batch matmul (tm_matmul's shapes) for the types and batch sizes
- * `takes` accepts; it needs `scratch` bytes (any alignment) for nth threads.
+ * A whole-batch matmul (tm_matmul's shapes, token t's results at
+ * Y + t * ystride) for the types and batch sizes `takes` accepts; it needs
+ * `scratch` bytes (any alignment) for nth threads. exact_r16: on an
+ * interleaved-row type it takes whole groups of rows only (rows a multiple
+ * of TM_REPACK_ROWS) and equals the table's dot kernels bit for bit there.
  */
 struct tm_gemm {
+	int exact_r16;
 	int (*takes)(int type, int n);
 	size_t (*scratch)(int type, int cols, int n, int nth);
 	void (*run)(struct tm_pool *pool, const struct tm_kern *k, int type, const void *w, size_t row_stride,
-		    int rows, int cols, const float *X, int n, float *Y, void *scratch);
+		    int rows, int cols, const float *X, int n, float *Y, size_t ystride, void *scratch);
 };
 
 struct tm_kern {

@@ -308,6 +308,7 @@ struct mm {
 	size_t row_stride, xrow;	/* xrow: bytes of one token's activation */
 	const float *X;
 	float *Y;
+	size_t ystride;
 	char *xq;
 	_Alignas(64) atomic_int arrived;
 };
@@ -343,35 +344,49 @@ static void matmul_run(void *arg, int ith, int nth)
 			int nx = m->n - t0 < TM_NX_MAX ? m->n - t0 : TM_NX_MAX;
 
 			dot((const char *)m->w + r0 * m->row_stride, m->row_stride, nr, nb,
-			    x + t0 * m->xrow, m->xrow, nx, m->Y + (size_t)t0 * m->rows + r0, m->rows);
+			    x + t0 * m->xrow, m->xrow, nx, m->Y + (size_t)t0 * m->ystride + r0, m->ystride);
 		}
 	}
 }
 
+/*
+ * exact: n matvecs bit for bit. The whole-batch kernel takes an
+ * interleaved-row matrix's whole groups (its last rows % 16, in the GGUF
+ * layout, go to the dot kernels); where it is exact there (exact_r16: AMX),
+ * exact calls take it too.
+ */
 static void matmul(struct tm_pool *pool, int type, const void *w, size_t row_stride,
 		   int rows, int cols, const float *X, int n, float *Y, int exact)
 {
 	struct mm m = {
 		.k = tm_kern(), .type = type, .rows = rows,
-		.cols = cols, .n = n, .w = w, .row_stride = row_stride, .X = X, .Y = Y,
+		.cols = cols, .n = n, .w = w, .row_stride = row_stride, .X = X, .Y = Y, .ystride = rows,
 	};
+	int grouped = tm_repack_base(type) != type;
 
 	if (n <= 0 || rows <= 0 || !shape_ok(type, rows, cols, Y, rows, n))
 		return;
-	if (!exact && m.k->gemm && m.k->gemm->takes(type, n)) {
-		void *s = arena_get(m.k->gemm->scratch(type, cols, n, tm_pool_threads(pool)));
+	grouped = grouped && m.k->gemm && m.k->gemm->exact_r16;
+	if ((!exact || grouped) && m.k->gemm && m.k->gemm->takes(type, n)) {
+		int whole = grouped ? rows / TM_REPACK_ROWS * TM_REPACK_ROWS : rows;
+		void *s = whole ? arena_get(m.k->gemm->scratch(type, cols, n, tm_pool_threads(pool))) : NULL;
 
 		if (s) {
-			m.k->gemm->run(pool, m.k, type, w, row_stride, rows, cols, X, n, Y, s);
-			return;
+			m.k->gemm->run(pool, m.k, type, w, row_stride, whole, cols, X, n, Y, rows, s);
+			if (whole == rows)
+				return;
+			/* the tail: its own pass of the dot kernels over the last rows */
+			m.rows = rows - whole;
+			m.w = (const char *)w + (size_t)whole * row_stride;
+			m.Y = Y + whole;
 		}
 	}
 	m.act = tm_act_type_k(m.k, type);
 	m.xrow = tm_row_bytes(tm_act_base(m.act), cols);
 	if (m.act != TM_F32 && !(m.xq = arena_get(m.xrow * n))) {
 		for (int i = 0; i < n; i++)
-			for (int r = 0; r < rows; r++)
-				Y[(size_t)i * rows + r] = __builtin_nanf("");
+			for (int r = 0; r < m.rows; r++)
+				m.Y[(size_t)i * rows + r] = __builtin_nanf("");
 		return;
 	}
 	tm_pool_run(pool, matmul_run, &m);

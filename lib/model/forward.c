@@ -269,7 +269,7 @@ static void mul_at(struct tm_ctx *c, const struct tm_weight *w, const void *p, c
 		 * one token of each sequence: bit for bit what the sequence
 		 * alone would get, so its text does not depend on the batch.
 		 */
-		if (c->k_cache)
+		if (c->k_cache && !c->exact)
 			tm_matmul(c->pool, w->type, p, w->row_bytes, w->rows, w->cols, X, n, Y);
 		else
 			tm_matmul_exact(c->pool, w->type, p, w->row_bytes, w->rows, w->cols, X, n, Y);

@@ -44,6 +44,7 @@ int sched_init(struct tm_server *s)
 		if ((err = tm_ctx_create_kv(&sl->ctx, s->m, s->pool, s->o.ctx_size, s->o.ubatch_size,
 					    s->o.type_k, s->o.type_v)))
 			return err;
+		sl->ctx->exact = true;	/* a token's bits do not depend on its batch or on the prefix cache */
 		sl->cache = malloc(sizeof(int32_t) * s->o.ctx_size);
 		sl->counts = calloc(hp->n_vocab, sizeof(uint32_t));
 		if (!sl->cache || !sl->counts)

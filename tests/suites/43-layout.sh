@@ -67,11 +67,12 @@ or not any(x[\"layout\"]==\"r16\" for x in t))' '$mf'"
 		fi
 		check "$arch batch $batch: --weights ddr --repack off and a --repack off import are bit-identical to the mapped GGUF" \
 			'cmp -s "$W/mmap.bin" "$W/ddr-off.bin" && cmp -s "$W/mmap.bin" "$W/name-gguf.bin"'
-		# Prefill on AMX tiles (kernels/cpu/gemm_amx.c) puts r16 groups back
-		# into the GGUF layout before its tile products, so a dense batch of 16
-		# is then bit-identical in both layouts: "differs" proves nothing there.
-		if [ $batch -gt 1 ] && grep -qw amx_int8 /proc/cpuinfo; then
-			check "$arch batch $batch: the repacked import is bit-identical to the repacked DDR load (AMX prefill: either layout)" \
+		# Prefill's VNNI matmul (AVX-512 VNNI without AMX) decodes an r16
+		# group into the panel its rows give in the GGUF layout, so a dense
+		# batch of 16 is then bit-identical in both layouts: "differs" proves
+		# nothing there. (AMX tiles sum an r16 group in the r16 kernels' order.)
+		if [ $batch -gt 1 ] && grep -qw avx512_vnni /proc/cpuinfo && ! grep -qw amx_int8 /proc/cpuinfo; then
+			check "$arch batch $batch: the repacked import is bit-identical to the repacked DDR load (VNNI prefill: either layout)" \
 				'cmp -s "$W/ddr-r16.bin" "$W/name-r16.bin"'
 		else
 			check "$arch batch $batch: the repacked import is bit-identical to the repacked DDR load, and not to the GGUF layout" \

@@ -117,10 +117,50 @@ static int close(const float *y, const float *want, const double *s, int n, doub
 }
 
 /*
- * Prefill's whole-batch matmuls (AMX, and VNNI without AMX: "avx512") decode
- * an r16 group straight into the panel its rows give in the GGUF layout: the
- * same bits as the GGUF matrix, for every row count (whole groups and the
- * GGUF-layout tail) and batch size.
+ * AMX's matmul on an r16 matrix (whole groups in the r16 dot kernels'
+ * order, the GGUF-layout last rows % 16 on the dot kernels) equals n
+ * matvecs bit for bit, so a prompt's tokens get the bits decode gives them:
+ * every row count, batches of 8-33 tokens, tm_matmul and tm_matmul_exact.
+ */
+static void test_gemm_exact(int type, struct tm_pool *pool, const char *isa)
+{
+	static const int ns[] = { 8, 13, 16, 17, 33 };
+	int rtype = tm_repack_type(type), bad = 0, bad_exact = 0;
+	size_t rb = tm_row_bytes(type, COLS);
+	char *wr = malloc(rb * MAXROWS);
+	float *x = malloc(33 * COLS * sizeof(float)), *want = malloc(33 * MAXROWS * sizeof(float));
+	float *y = malloc(33 * MAXROWS * sizeof(float));
+
+	fill_x(x, 33 * COLS);
+	for (int i = 0; i < NROWS; i++) {
+		int rows = row_counts[i];
+
+		tm_fill_random(type, wr, (int64_t)rows * COLS, &seed, 1.0f);
+		tm_repack(type, wr, rows, COLS);
+		for (int t = 0; t < 33; t++)
+			tm_matvec(pool, &(struct tm_matvec){ rtype, wr, rb, rows, COLS, x + t * COLS, want + t * rows });
+		for (int k = 0; k < 5; k++) {
+			memset(y, 0xff, 33 * MAXROWS * sizeof(float));
+			tm_matmul(pool, rtype, wr, rb, rows, COLS, x, ns[k], y);
+			bad += memcmp(y, want, (size_t)ns[k] * rows * sizeof(float)) != 0;
+			memset(y, 0xff, 33 * MAXROWS * sizeof(float));
+			tm_matmul_exact(pool, rtype, wr, rb, rows, COLS, x, ns[k], y);
+			bad_exact += memcmp(y, want, (size_t)ns[k] * rows * sizeof(float)) != 0;
+		}
+	}
+	tap_ok(bad == 0 && bad_exact == 0, "%s: %s matmul and matmul_exact of 8-33 tokens equal as many matvecs "
+	       "bit for bit, %d row counts (%d, %d differ)", isa, tm_dtype_traits(rtype)->name, NROWS, bad, bad_exact);
+	free(wr);
+	free(x);
+	free(want);
+	free(y);
+}
+
+/*
+ * Prefill's VNNI matmul (CPUs without AMX: "avx512") decodes an r16 group
+ * straight into the panel its rows give in the GGUF layout: the same bits
+ * as the GGUF matrix, for every row count (whole groups and the GGUF-layout
+ * tail) and batch size.
  */
 static void test_gemm_same(int type, struct tm_pool *pool, const char *isa)
 {
@@ -209,7 +249,9 @@ static void test_isas(int type)
 		}
 		tap_ok(bad_exact == 0, "%s %s tm_matmul_exact of %d tokens equals %d matvecs bit for bit (%d differ)",
 		       isas[ii], tm_dtype_traits(rtype)->name, NT, NT, bad_exact);
-		if (tm_kern()->gemm)
+		if (tm_kern()->gemm && tm_kern()->gemm->exact_r16)
+			test_gemm_exact(type, pools[1], isas[ii]);
+		else if (tm_kern()->gemm)
 			test_gemm_same(type, pools[1], isas[ii]);
 		tap_ok(bad_mv == 0, "%s %s matvec, 1-3 threads, %d row counts: worst %.2g S (tol 3e-5)",
 		       isas[ii], tm_dtype_traits(rtype)->name, NROWS, worst_mv);
