@@ -17,7 +17,8 @@
  *   integer sum of a sub-block is the exact dot product, as in the matvec
  *   kernels;
  * - the float epilogue (sub-block scales, mins through the block sums, the
- *   block scales) is gemm_amx.c's, operation for operation.
+ *   block scales) is gemm_amx.c's on the GGUF layout, operation for
+ *   operation (not its r16 order: see exact_r16 below).
  *
  * A token's result is computed in its own lane with the same operations
  * whatever the other tokens of its batch are, the panel split over threads,
