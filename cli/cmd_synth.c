@@ -1231,7 +1231,8 @@ static int write_data(struct tm_gguf_writer *w, const struct opts *o, const stru
 	const size_t chunk = 8u << 20;
 	uint8_t *buf = malloc(chunk);
 	uint64_t total = tm_gguf_writer_total_bytes(w), done = 0;
-	bool progress = !o->quiet && total > (256ull << 20);
+	/* the bar only on a terminal (a log gets the closing line alone) */
+	bool big = !o->quiet && total > (256ull << 20), progress = big && isatty(STDERR_FILENO);
 	double t0 = now(), last = t0;
 	int err = 0;
 
@@ -1270,8 +1271,9 @@ static int write_data(struct tm_gguf_writer *w, const struct opts *o, const stru
 			}
 		}
 	}
-	if (progress)
-		fprintf(stderr, "\rsynth: %.2f GiB in %.1f s%30s\n", done / 1073741824.0, now() - t0, "");
+	if (big)
+		fprintf(stderr, "%ssynth: %.2f GiB in %.1f s%s\n", progress ? "\r" : "", done / 1073741824.0,
+			now() - t0, progress ? "                              " : "");
 	free(buf);
 	return err;
 }
