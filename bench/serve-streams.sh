@@ -10,7 +10,8 @@
 # by side. Each phase is cut off after --limit seconds (default 140), so a
 # loaded host cannot keep it running for long; a phase cut off says so and
 # keeps the stream counts it finished.
-# --repack on|off: tiermem serve's weight layout (default: serve's own default).
+# --repack on|off: tiermem serve's weight layout, weights in DDR (the layout
+# needs them there; default: serve's own defaults).
 # usage: bench/serve-streams.sh [--rounds N] [--tokens N] [--threads T] [--limit S] [--repack on|off] [--llama] [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
 	--tokens) tokens=$2; shift 2 ;;
 	--threads) threads=$2; shift 2 ;;
 	--limit) limit=$2; shift 2 ;;
-	--repack) repack=(--repack "$2"); shift 2 ;;
+	--repack) repack=(--weights ddr --repack "$2"); shift 2 ;;
 	--llama) llama=1; shift ;;
 	-*) echo "$usage" >&2; exit 2 ;;
 	*) model=$1; shift ;;

@@ -89,14 +89,16 @@ int tm_repack_base(int type);
  */
 int tm_repack(int type, void *rows_data, int rows, int cols);
 /*
- * Whether the layout pays by default on this CPU: 1 on every table. With
- * AMX it was 0 while prefill's tile matmul put each 16-row group back into
- * the GGUF layout byte by byte; it now decodes a group straight into its
- * panel, and in thread CPU time (bench/matvec --cpu-time, 1700 x 4096, L2)
- * the repacked types cost less in every mode: a matvec 0.14 ms against 0.17
- * (q4_K), 4 tokens of batched decode 0.23 against 0.39 (q6_K 0.17 against
- * 0.27), 64 tokens of prefill 1.93-2.00 against 2.41-2.56 (q6_K 2.04-2.23
- * against 2.32-2.39).
+ * Whether the layout pays by default on this CPU for one stream (run,
+ * logits, bench --decode): 1, except where the kernel table has prefill's
+ * AMX tile matmul. There, in thread CPU time (bench/matvec --cpu-time, 1700
+ * x 4096, L2) the repacked types cost less in every mode (a matvec 0.14 ms
+ * against 0.17 for q4_K, 4 tokens of batched decode 0.23 against 0.39,
+ * 64-token prefill 1.93-2.00 against 2.41-2.56), but whole-model decode
+ * from DRAM reads slower: 80 % of the read ceiling against 90.6 % (2 GB
+ * Q4_K_M, tiermem bench --decode --ctx 64 --gen 16 -t 2, on/off
+ * alternating twice, load 2). tiermem serve defaults to the layout anyway
+ * (cli/cmd_serve.c).
  */
 int tm_kernels_repack_default(void);
 int tm_unrepack(int rtype, void *rows_data, int rows, int cols);
