@@ -92,8 +92,8 @@ static void tile_q8_0(const struct gemm *g, const struct panel *P, const char *t
 
 /*
  * K-quants: a sub-block's integer sums (|sum| < 2^16) times its scale
- * d * sc are exact in float; a block's sum of them rounds like the matvec
- * kernels' final float steps. The mins go through the block sums (q4_K/q5_K).
+ * d * sc round once each (not exact: the product can need 33 bits), in the
+ * AMX kernel's order, not the matvec kernels'. The mins go through the block sums (q4_K/q5_K).
  */
 static inline __attribute__((always_inline)) void tile_kq(const struct gemm *g, const struct panel *P,
 							  const char *tile, float out[RT][TT], int ks)
