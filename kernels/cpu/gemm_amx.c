@@ -89,7 +89,8 @@ static void tile_q8_0(const struct gemm *g, const struct panel *P, const char *t
  * integer sums (|sum| < 2^16) times its scale d * sc (P->sc holds them as
  * floats; up to 17 significant bits) round once each (not exact: the product
  * can need 33 bits), and a block's sum of them rounds in its own order, not
- * the GGUF matvec kernels' (tile_kq_canon gives the r16 kernels' order). The mins go through the block sums (q4_K/q5_K).
+ * the GGUF matvec kernels' (tile_kq_canon gives the r16 kernels' order).
+ * The mins go through the block sums (q4_K/q5_K).
  */
 static void tile_kq(const struct gemm *g, const struct panel *P, const char *tile, float out[RT][TT])
 {
