@@ -33,3 +33,13 @@ expect2_re() {
 		notok "$label: exit $rc, stderr: $(head -c 400 "$W/err")"
 	fi
 }
+
+# synth_or_notok OUT ARGS...: `$TM synth ARGS -q -o OUT`; on failure a "not ok"
+# naming ARGS and synth's last line, and status 1 (the caller exits or skips on)
+synth_or_notok() {
+	local out=$1
+	shift
+	"$TM" synth "$@" -q -o "$out" >/dev/null 2>"$W/err" && return 0
+	notok "synth $*: $(tail -1 "$W/err")"
+	return 1
+}

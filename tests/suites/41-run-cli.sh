@@ -13,10 +13,7 @@ trap 'rm -rf "$W"' EXIT
 
 
 for a in llama qwen3moe; do
-	if ! "$TM" synth --arch $a --type q4_K -q -o "$W/$a.gguf" >/dev/null 2>"$W/err"; then
-		notok "synth $a: $(cat "$W/err")"
-		exit 1
-	fi
+	synth_or_notok "$W/$a.gguf" --arch $a --type q4_K || exit 1
 done
 
 "$TM" run -m "$W/llama.gguf" -p "Once upon a time" -n 12 -t 2 --seed 7 >"$W/a.txt" 2>"$W/a.err"

@@ -47,10 +47,7 @@ TOKS=1,17,300,45,9,880,2,31,600,5,77,12
 for arch in llama llama-moe qwen3 qwen3moe; do
 	for type in f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q4_K_M; do
 		m=$W/$arch-$type.gguf name=$arch-$type
-		if ! "$TM" synth --arch $arch --type $type -q -o "$m" >/dev/null 2>"$W/err"; then
-			notok "synth $arch $type: $(tail -1 "$W/err")"
-			continue
-		fi
+		synth_or_notok "$m" --arch $arch --type $type || continue
 		# about half the model on each tier
 		half=$(($(stat -c %s "$m") / 2048))K
 		if ! "$TM" import -m "$m" --name "$name" --tier fast=ddr:$half@20 --tier slow=file:1G@5 \

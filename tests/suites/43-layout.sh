@@ -41,10 +41,7 @@ done
 
 for arch in llama qwen3moe; do
 	m=$W/$arch.gguf
-	if ! "$TM" synth --arch $arch --type q4_K_M -q -o "$m" >/dev/null 2>"$W/err"; then
-		notok "synth $arch q4_K_M: $(tail -1 "$W/err")"
-		continue
-	fi
+	synth_or_notok "$m" --arch $arch --type q4_K_M || continue
 	"$TM" import -m "$m" --name $arch-r16 --repack on -q --tier fast=ddr:1M@20 --tier slow=file:1G@5 >/dev/null 2>"$W/err" ||
 		notok "$arch: import failed: $(tail -1 "$W/err")"
 	"$TM" import -m "$m" --name $arch-gguf --repack off -q >/dev/null 2>"$W/err" ||

@@ -19,10 +19,7 @@ if [ ! -f "$NODE_DIR/node_modules/openai/package.json" ]; then
 fi
 
 
-if ! "$TM" synth --arch llama --type q4_K -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
-	notok "synth: $(cat "$W/err")"
-	exit 1
-fi
+synth_or_notok "$W/m.gguf" --arch llama --type q4_K || exit 1
 
 expect2 "serve without -m" "$TM" serve
 expect2 "serve a missing file" "$TM" serve -m "$W/none.gguf"

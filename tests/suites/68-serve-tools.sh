@@ -15,10 +15,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve-tools.XXXXXX")
 . "$TOP/tests/lib/tap.sh"
 
 need_npm openai
-if ! "$TM" synth --arch qwen3 --type q8_0 -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
-	notok "synth: $(cat "$W/err")"
-	exit 1
-fi
+synth_or_notok "$W/m.gguf" --arch qwen3 --type q8_0 || exit 1
 
 DS_BAR=$'\uff5c' DS_LOW=$'\u2581'
 ds() { printf '<%s%s%s>' "$DS_BAR" "$1" "$DS_BAR"; }

@@ -17,10 +17,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/tm-serve-reasoning.XXXXXX")
 . "$TOP/tests/lib/tap.sh"
 
 need_npm openai
-if ! "$TM" synth --arch qwen3 --type q8_0 -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
-	notok "synth: $(cat "$W/err")"
-	exit 1
-fi
+synth_or_notok "$W/m.gguf" --arch qwen3 --type q8_0 || exit 1
 
 THINK='The user greets me; I should answer briefly, and < is not a tag.'
 ANSWER='Hello! How can I help?'
