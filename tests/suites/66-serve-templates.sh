@@ -17,7 +17,10 @@ if [ ! -f "$NODE_DIR/node_modules/@huggingface/jinja/package.json" ]; then
 	notok "@huggingface/jinja is not installed in $NODE_DIR (run scripts/deps)"
 	exit 1
 fi
-synth_or_notok "$W/m.gguf" --arch llama --type q8_0 || exit 1
+if ! "$TM" synth --arch llama --type q8_0 -q -o "$W/m.gguf" >/dev/null 2>"$W/err"; then
+	notok "synth: $(cat "$W/err")"
+	exit 1
+fi
 for f in tests/data/chat-templates/*.jinja; do
 	family=$(basename "$f" .jinja)
 	"$TM" serve -m "$W/m.gguf" --port 0 -t 1 -np 1 -c 64 --chat-template-file "$f" 2>"$W/$family.err" &
