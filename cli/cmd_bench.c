@@ -45,10 +45,18 @@ struct bench_opts {
 	int explicit_ddr;	/* --tier given: a tier that cannot be mapped is an error */
 	struct bench_tier tiers[MAX_TIERS];
 	int ntiers;
-	/* the gpu tier: device memory read by a CUDA kernel, where a GPU exists */
+	/*
+	 * The GPU's tiers, where a GPU exists: gpu (device memory read by a
+	 * CUDA kernel) and pcie (pinned host memory read by the GPU: in place by
+	 * a kernel, and by cudaMemcpy). --tier gpu / --tier pcie ask for them
+	 * alone, and then a missing GPU is an error.
+	 */
+	bool want_gpu, want_pcie;
 	struct tm_gpu_info gpu;
 	double gpu_gbs;		/* 0: not measured, gpu_why says why */
 	char gpu_why[256];
+	double pcie_gbs, pcie_copy_gbs;	/* 0: not measured, pcie_why says why */
+	char pcie_why[256];
 };
 
 static const char usage_text[] =
@@ -56,15 +64,20 @@ static const char usage_text[] =
 	"Streams each memory tier with vectorised loads on 1..N pinned threads and prints\n"
 	"read GB/s (best and median of the timed passes; 1 GB = 1e9 bytes), the cost of\n"
 	"first touch, and the decode ceiling: tokens/s = read GB/s / active bytes per token.\n"
-	"Where an NVIDIA GPU and libtiermem-cuda.so exist, also the gpu tier: SIZE bytes of\n"
-	"device memory read by a CUDA kernel (median of the passes); else a line says why not.\n"
+	"Where an NVIDIA GPU and libtiermem-cuda.so exist, also the gpu tier (SIZE bytes of\n"
+	"device memory read by a CUDA kernel) and the pcie tier (SIZE bytes of anonymous\n"
+	"host memory, pinned, read by the GPU: in place by a CUDA kernel, as -ot REGEX=pcie\n"
+	"reads weights, and by cudaMemcpy into VRAM); medians of the passes. Else a line\n"
+	"says why not.\n"
 	"\n"
 	"  --size SIZE          bytes streamed per tier (default: 1G or 4x the last-level cache)\n"
 	"  -t, --threads N      measure 1..N threads (default: the CPUs this process may use)\n"
 	"  --passes N           timed passes per configuration, after one warm-up (default 10)\n"
 	"  --prefetch BYTES     software prefetch distance of the prefetch runs (default 8K)\n"
-	"  --tier NAME          DDR tier to measure: anon-4k, anon-thp, hugetlb (repeatable;\n"
-	"                       default all three; hugetlb needs reserved 2 MiB pages)\n"
+	"  --tier NAME          tier to measure: anon-4k, anon-thp, hugetlb, gpu, pcie\n"
+	"                       (repeatable; default all; hugetlb needs reserved 2 MiB pages;\n"
+	"                       gpu and pcie need a GPU, and named here without one they are\n"
+	"                       an error)\n"
 	"  --pmem PATH          also measure PMEM: a devdax device (/dev/daxX.Y) or a file on\n"
 	"                       a DAX filesystem (repeatable)\n"
 	"  --region NAME        also measure a /dev/tiermem region (DDR or PMEM tier; needs\n"
@@ -103,6 +116,10 @@ static int add_tier(struct bench_opts *o, const char *name, int is_pmem, int is_
 	t->name = name;
 	t->is_pmem = is_pmem;
 	t->is_region = is_region;
+	if (!is_pmem && (!strcmp(name, "gpu") || !strcmp(name, "pcie"))) {
+		*(!strcmp(name, "gpu") ? &o->want_gpu : &o->want_pcie) = true;
+		return 0;
+	}
 	if (!is_pmem) {
 		int k = -1;
 
@@ -110,7 +127,7 @@ static int add_tier(struct bench_opts *o, const char *name, int is_pmem, int is_
 			if (!strcmp(name, ddr[i]))
 				k = i;
 		if (k < 0)
-			return usage_error("bench", "--tier: unknown tier '%s' (anon-4k, anon-thp, hugetlb)", name);
+			return usage_error("bench", "--tier: unknown tier '%s' (anon-4k, anon-thp, hugetlb, gpu, pcie)", name);
 		t->pages = (enum tm_pages)k;
 	}
 	o->ntiers++;
@@ -219,6 +236,9 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv)
 	if (o->threads > ncpu * 4)
 		return usage_error("bench", "--threads: %ld is more than 4x the %ld CPUs here", o->threads, ncpu);
 	o->explicit_ddr = have_ddr;
+	/* a GPU tier asked for by name is checked before anything is measured */
+	if ((o->want_gpu || o->want_pcie) && tm_gpu_probe(&o->gpu))
+		return usage_error("bench", "--tier %s: %s", o->want_pcie ? "pcie" : "gpu", tm_strerror());
 	if (!have_ddr) {
 		/* DDR tiers go first so tables read from slow-to-fast setups alike */
 		int npmem = o->ntiers;
@@ -325,38 +345,80 @@ static int measure(struct bench_opts *o)
 }
 
 /*
- * The gpu tier: the same bytes per tier, read on the device (median of the
- * passes). Measured only where libtiermem-cuda.so loads and finds a GPU;
- * elsewhere the table says why and the JSON has no "gpu" key.
+ * The GPU's tiers: the same bytes as each host tier, medians of the passes.
+ * Measured only where libtiermem-cuda.so loads and finds a GPU (and, without
+ * --tier, only then tried); elsewhere the table says why and the JSON has no
+ * "gpu" / "pcie" key.
  */
 static void measure_gpu(struct bench_opts *o)
 {
+	bool any = !o->explicit_ddr;
+	struct tm_mapping host;
+
 	if (tm_gpu_probe(&o->gpu)) {
 		snprintf(o->gpu_why, sizeof(o->gpu_why), "%s", tm_strerror());
+		snprintf(o->pcie_why, sizeof(o->pcie_why), "%s", tm_strerror());
 		return;
 	}
-	if (tm_gpu_read_bench(o->size, (int)o->passes, &o->gpu_gbs)) {
+	if ((any || o->want_gpu) && tm_gpu_read_bench(o->size, (int)o->passes, &o->gpu_gbs)) {
 		snprintf(o->gpu_why, sizeof(o->gpu_why), "%s", tm_strerror());
 		o->gpu_gbs = 0;
 	}
+	if (!any && !o->want_pcie)
+		return;
+	/* THP: what the weights' anonymous and file mappings mostly are */
+	if (tm_map_anon(&host, o->size, TM_PAGES_THP, 0)) {
+		snprintf(o->pcie_why, sizeof(o->pcie_why), "%s", tm_strerror());
+		return;
+	}
+	memset(host.addr, 0x5a, host.size);
+	if (tm_gpu_pcie_bench(&host, o->size, (int)o->passes, &o->pcie_gbs, &o->pcie_copy_gbs)) {
+		snprintf(o->pcie_why, sizeof(o->pcie_why), "%s", tm_strerror());
+		o->pcie_gbs = o->pcie_copy_gbs = 0;
+	}
+	tm_unmap(&host);
+}
+
+/* A GPU tier's failure is an error only when it was asked for by name. */
+static int gpu_error(const struct bench_opts *o)
+{
+	if (o->want_gpu && o->gpu_gbs <= 0)
+		return run_error("bench", "--tier gpu: %s", o->gpu_why);
+	if (o->want_pcie && o->pcie_gbs <= 0)
+		return run_error("bench", "--tier pcie: %s", o->pcie_why);
+	return 0;
 }
 
 static void print_gpu_table(const struct bench_opts *o)
 {
+	bool any = !o->explicit_ddr;
+
 	if (o->gpu_gbs > 0)
 		printf("\n%-5s %-22s %7.1f GB/s median (CUDA read kernel, %.2f GiB): ceiling %.2f tok/s\n", "gpu",
 		       o->gpu.name, o->gpu_gbs, o->size / (double)(1UL << 30),
 		       tm_decode_ceiling(o->gpu_gbs, o->active));
-	else
+	else if (any || o->want_gpu)
 		printf("\ngpu   not measured: %s\n", o->gpu_why);
+	if (o->pcie_gbs > 0)
+		printf("%-5s %-22s %7.1f GB/s median in place (CUDA kernel reading pinned host memory, %.2f GiB): "
+		       "ceiling %.2f tok/s\n%-5s %-22s %7.1f GB/s median by cudaMemcpy into VRAM\n", "pcie",
+		       o->gpu.name, o->pcie_gbs, o->size / (double)(1UL << 30),
+		       tm_decode_ceiling(o->pcie_gbs, o->active), "", "", o->pcie_copy_gbs);
+	else if (any || o->want_pcie)
+		printf("pcie  not measured: %s\n", o->pcie_why);
 }
 
 static void print_table(const struct bench_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-	printf("tiermem bench: %.2f GiB per tier, %s loads, %ld passes, %ld CPUs\n\n",
+	printf("tiermem bench: %.2f GiB per tier, %s loads, %ld passes, %ld CPUs\n",
 	       o->size / (double)(1UL << 30), tm_stream_isa(), o->passes, ncpu);
+	if (!o->ntiers) {	/* --tier gpu / pcie alone */
+		print_gpu_table(o);
+		return;
+	}
+	printf("\n");
 	printf("%-5s %-22s %7s   %-17s %-17s\n", "", "", "", "no prefetch", "prefetch");
 	printf("%-5s %-22s %7s   %-17s %-17s\n", "tier", "backend", "threads",
 	       "GB/s best/median", "GB/s best/median");
@@ -430,6 +492,10 @@ static void print_json(const struct bench_opts *o)
 	if (o->gpu_gbs > 0)
 		printf(",\"gpu\":{\"name\":\"%s\",\"bytes\":%llu,\"median_gbs\":%.3f,\"ceiling_tok_s\":%.3f}",
 		       o->gpu.name, (unsigned long long)o->size, o->gpu_gbs, tm_decode_ceiling(o->gpu_gbs, o->active));
+	if (o->pcie_gbs > 0)
+		printf(",\"pcie\":{\"name\":\"%s\",\"bytes\":%llu,\"median_gbs\":%.3f,\"copy_median_gbs\":%.3f,"
+		       "\"ceiling_tok_s\":%.3f}", o->gpu.name, (unsigned long long)o->size, o->pcie_gbs,
+		       o->pcie_copy_gbs, tm_decode_ceiling(o->pcie_gbs, o->active));
 	printf(",\"reference\":[");
 	for (int i = 0; i < tm_n_ref_tiers; i++) {
 		const struct tm_ref_tier *r = &tm_ref_tiers[i];
@@ -460,8 +526,10 @@ int cmd_bench(int argc, char **argv)
 	if (ret)
 		return ret;
 	ret = measure(&o);
-	if (!ret)
+	if (!ret) {
 		measure_gpu(&o);
+		ret = gpu_error(&o);
+	}
 	if (!ret) {
 		if (o.json)
 			print_json(&o);

@@ -90,4 +90,15 @@ void tm_gpu_detach(struct tm_ctx *c);
  */
 int tm_gpu_read_bench(size_t bytes, int reps, double *gbps);
 
+/*
+ * Host-to-device read bandwidth of the first bytes of mapping m (the pcie
+ * tier), pinned for the measurement only: *in_place is a CUDA kernel
+ * reading the pinned pages where they are (what -ot REGEX=pcie does),
+ * *copy is cudaMemcpy into VRAM (the copy engines); medians of reps.
+ * -EOPNOTSUPP for a mapping that cannot be pinned (tm_mapping_pinnable),
+ * -ENODEV without a GPU, -ENOMEM, -EIO.
+ */
+struct tm_mapping;
+int tm_gpu_pcie_bench(const struct tm_mapping *m, size_t bytes, int reps, double *in_place, double *copy);
+
 #endif

@@ -204,8 +204,9 @@ struct tm_pool;
  * tiermem bench's loop on every thread of pool, best of 3 passes) into
  * t->gbps: ddr and node:N anonymous memory, file a temporary file in its path
  * (or TMPDIR), pmem its path (a devdax device, a DAX file or a directory on a
- * DAX filesystem). -ENODEV for a NUMA node this machine lacks, -EINVAL for a
- * kind that cannot be measured here (vram, pmem without a path).
+ * DAX filesystem); vram and pcie on this machine's GPU (tm_gpu_read_bench,
+ * tm_gpu_pcie_bench's in-place figure; medians). -ENODEV for a NUMA node or
+ * a GPU this machine lacks, -EINVAL for pmem without a path.
  */
 int tm_tier_measure(struct tm_tier_spec *t, struct tm_pool *pool);
 

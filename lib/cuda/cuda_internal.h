@@ -18,5 +18,6 @@ int tmc_ctx_create(void **h, const struct tm_model *m, int n_ctx, int n_batch, c
 int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, int all, uint64_t bytes[2]);
 void tmc_ctx_free(void *h);
 int tmc_read_bench(size_t bytes, int reps, double *gbps);
+int tmc_pcie_bench(void *host, size_t bytes, int reps, double gbps[2]);
 
 #endif

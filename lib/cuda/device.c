@@ -4,6 +4,7 @@
  * is it, how fast does it read its memory.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,37 +64,42 @@ static int cmp_d(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int tmc_read_bench(size_t bytes, int reps, double *gbps)
+/* One timed pass: the read kernel over src, or (dst set) a copy of src into dst; on stream 0. */
+struct pass {
+	const void *src;
+	void *dst;
+	size_t bytes;
+	unsigned int *sink;
+};
+
+static int enqueue_pass(const struct pass *p)
 {
-	void *buf = NULL;
-	unsigned int *sink = NULL;
+	if (p->dst)
+		return tmc_check(cudaMemcpyAsync(p->dst, p->src, p->bytes, cudaMemcpyHostToDevice, 0), "cudaMemcpy");
+	return tmc_read(p->src, p->bytes, p->sink, 0) ? tm_err(-EIO, "the read kernel did not launch") : 0;
+}
+
+/* reps timed passes after one warm-up: *gbps is their median. */
+static int timed(const struct pass *p, int reps, double *gbps)
+{
 	cudaEvent_t e0 = NULL, e1 = NULL;
-	double *t = calloc(reps > 0 ? reps : 1, sizeof(double));
+	double *t = calloc(reps, sizeof(double));
 	int err;
 
-	bytes &= ~(size_t)15;
 	if (!t)
 		return tm_err(-ENOMEM, "out of memory");
-	if (reps < 1 || bytes == 0) {
-		free(t);
-		return tm_err(-EINVAL, "read bench of %zu bytes, %d reps", bytes, reps);
-	}
-	if ((err = tmc_check(cudaMalloc(&buf, bytes), "VRAM for the read buffer")) ||
-	    (err = tmc_check(cudaMalloc((void **)&sink, sizeof(*sink)), "VRAM")) ||
-	    (err = tmc_check(cudaMemset(buf, 0x5a, bytes), "filling the read buffer")) ||
-	    (err = tmc_check(cudaEventCreate(&e0), "event")) || (err = tmc_check(cudaEventCreate(&e1), "event")))
+	if ((err = tmc_check(cudaEventCreate(&e0), "event")) || (err = tmc_check(cudaEventCreate(&e1), "event")))
 		goto out;
-	for (int i = -1; i < reps; i++) {	/* one warm-up */
+	for (int i = -1; i < reps; i++) {
 		float ms = 0;
 
-		if ((err = tmc_check(cudaEventRecord(e0, 0), "event")) ||
-		    (err = tmc_read(buf, bytes, sink, 0) ? tm_err(-EIO, "the read kernel did not launch") : 0) ||
+		if ((err = tmc_check(cudaEventRecord(e0, 0), "event")) || (err = enqueue_pass(p)) ||
 		    (err = tmc_check(cudaEventRecord(e1, 0), "event")) ||
-		    (err = tmc_check(cudaEventSynchronize(e1), "reading VRAM")) ||
+		    (err = tmc_check(cudaEventSynchronize(e1), "reading")) ||
 		    (err = tmc_check(cudaEventElapsedTime(&ms, e0, e1), "event")))
 			break;
 		if (i >= 0)
-			t[i] = bytes / (ms * 1e-3) / 1e9;
+			t[i] = p->bytes / (ms * 1e-3) / 1e9;
 	}
 	if (!err) {
 		qsort(t, reps, sizeof(double), cmp_d);
@@ -104,9 +110,61 @@ out:
 		cudaEventDestroy(e0);
 	if (e1)
 		cudaEventDestroy(e1);
-	cudaFree(buf);
-	cudaFree(sink);
 	free(t);
+	return err;
+}
+
+int tmc_read_bench(size_t bytes, int reps, double *gbps)
+{
+	struct pass p = { .bytes = bytes & ~(size_t)15 };
+	void *buf = NULL;
+	int err;
+
+	if (reps < 1 || p.bytes == 0)
+		return tm_err(-EINVAL, "read bench of %zu bytes, %d reps", bytes, reps);
+	if (!(err = tmc_check(cudaMalloc(&buf, p.bytes), "VRAM for the read buffer")) &&
+	    !(err = tmc_check(cudaMalloc((void **)&p.sink, sizeof(*p.sink)), "VRAM")) &&
+	    !(err = tmc_check(cudaMemset(buf, 0x5a, p.bytes), "filling the read buffer"))) {
+		p.src = buf;
+		err = timed(&p, reps, gbps);
+	}
+	cudaFree(buf);
+	cudaFree(p.sink);
+	return err;
+}
+
+/*
+ * The pcie tier: host memory pinned as -ot pcie pins it (mapped, read-only
+ * where the device allows), read in place by the read kernel over PCIe, and
+ * copied into VRAM by cudaMemcpy (the copy engines), for comparison.
+ */
+int tmc_pcie_bench(void *host, size_t bytes, int reps, double gbps[2])
+{
+	struct pass p = { .bytes = bytes & ~(size_t)15 };
+	unsigned int flags = cudaHostRegisterMapped;
+	void *dev = NULL, *vram = NULL;
+	int ro = 0, d = 0, err;
+
+	if (reps < 1 || p.bytes == 0 || ((uintptr_t)host & 15))
+		return tm_err(-EINVAL, "pcie bench of %zu bytes at %p, %d reps", bytes, host, reps);
+	cudaGetDevice(&d);
+	if (cudaDeviceGetAttribute(&ro, cudaDevAttrHostRegisterReadOnlySupported, d) == cudaSuccess && ro)
+		flags |= cudaHostRegisterReadOnly;
+	if ((err = tmc_check(cudaHostRegister(host, p.bytes, flags), "pinning host memory for the GPU")))
+		return err;
+	if (!(err = tmc_check(cudaHostGetDevicePointer(&dev, host, 0), "the device address of pinned memory")) &&
+	    !(err = tmc_check(cudaMalloc((void **)&p.sink, sizeof(*p.sink)), "VRAM"))) {
+		p.src = dev;
+		err = timed(&p, reps, &gbps[0]);
+	}
+	if (!err && !(err = tmc_check(cudaMalloc(&vram, p.bytes), "VRAM for the copy"))) {
+		p.src = host;
+		p.dst = vram;
+		err = timed(&p, reps, &gbps[1]);
+	}
+	cudaFree(vram);
+	cudaFree(p.sink);
+	cudaHostUnregister(host);
 	return err;
 }
 
@@ -118,6 +176,7 @@ static const struct tmc_api api = {
 	.forward = tmc_forward,
 	.ctx_free = tmc_ctx_free,
 	.read_bench = tmc_read_bench,
+	.pcie_bench = tmc_pcie_bench,
 };
 
 __attribute__((visibility("default"))) const struct tmc_api *tmc_api(void)

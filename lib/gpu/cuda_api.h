@@ -13,7 +13,7 @@
 
 #include "tiermem/gpu.h"
 
-#define TMC_ABI (2000 + (int)sizeof(struct tm_model) + (int)sizeof(struct tm_layer) + \
+#define TMC_ABI (2001 + (int)sizeof(struct tm_model) + (int)sizeof(struct tm_layer) + \
 		 (int)sizeof(struct tmc_host))
 #define TMC_API_SYMBOL "tmc_api"
 
@@ -50,6 +50,12 @@ struct tmc_api {
 		       uint64_t bytes[2]);
 	void (*ctx_free)(void *h);
 	int (*read_bench)(size_t bytes, int reps, double *gbps);
+	/*
+	 * Host-to-device reads of bytes of host memory at host, registered
+	 * (pinned) for the measurement only: gbps[0] a kernel reading it in
+	 * place (what -ot pcie does), gbps[1] cudaMemcpy into VRAM; medians.
+	 */
+	int (*pcie_bench)(void *host, size_t bytes, int reps, double gbps[2]);
 };
 
 typedef const struct tmc_api *(*tmc_api_fn)(void);

@@ -238,3 +238,18 @@ int tm_gpu_read_bench(size_t bytes, int reps, double *gbps)
 
 	return err ? err : relay(api->read_bench(bytes, reps, gbps));
 }
+
+int tm_gpu_pcie_bench(const struct tm_mapping *m, size_t bytes, int reps, double *in_place, double *copy)
+{
+	double g[2] = { 0, 0 };
+	int err;
+
+	if (!bytes || bytes > m->size)
+		return tm_err(-EINVAL, "pcie bench: %zu bytes of a %zu-byte mapping", bytes, m->size);
+	if ((err = tm_mapping_pinnable(m, NULL)) || (err = get_api()) ||
+	    (err = relay(api->pcie_bench(m->addr, bytes, reps, g))))
+		return err;
+	*in_place = g[0];
+	*copy = g[1];
+	return 0;
+}

@@ -5,12 +5,15 @@
  * a few passes) over memory of that kind. It is measured on demand rather
  * than cached, because this host's ceiling moves by 4x within the hour and a
  * stale figure would silently skew every plan; 256 MiB takes well under a
- * second. A plan for another machine gives @GBPS instead.
+ * second. A plan for another machine gives @GBPS instead. vram and pcie
+ * are measured on this machine's GPU (tm_gpu_read_bench, tm_gpu_pcie_bench:
+ * median of the passes); without one the error names what is missing.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <numa.h>
 #include <numaif.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +21,7 @@
 
 #include "tiermem/bench.h"
 #include "tiermem/error.h"
+#include "tiermem/gpu.h"
 #include "tiermem/plan.h"
 
 #define MEASURE_BYTES (256ul << 20)
@@ -100,12 +104,42 @@ static int map_for(struct tm_mapping *m, const struct tm_tier_spec *t)
 	}
 }
 
+/* The GPU's tiers: device memory, and pinned host memory read in place over PCIe (-ot pcie's way). */
+static int measure_gpu(struct tm_tier_spec *t)
+{
+	struct tm_gpu_info info;
+	struct tm_mapping m;
+	double copy;
+	int err;
+
+	if ((err = tm_gpu_probe(&info))) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", tm_strerror());	/* tm_err writes where it lies */
+		return tm_err(err, "tier %s: %s bandwidth is measured on a GPU: %s; give @GBPS", t->name,
+			      tm_tier_kind_name(t->kind), why);
+	}
+	if (t->kind == TM_KIND_VRAM)
+		err = tm_gpu_read_bench(MEASURE_BYTES, MEASURE_PASSES, &t->gbps);
+	else if (!(err = tm_map_anon(&m, MEASURE_BYTES, TM_PAGES_THP, 0))) {
+		memset(m.addr, 0x5a, m.size);
+		err = tm_gpu_pcie_bench(&m, m.size, MEASURE_PASSES, &t->gbps, &copy);
+		tm_unmap(&m);
+	}
+	if (err)
+		return tm_err_prefix(err, "tier %s", t->name);
+	t->gbps_given = false;
+	return 0;
+}
+
 int tm_tier_measure(struct tm_tier_spec *t, struct tm_pool *pool)
 {
 	struct tm_mapping m;
 	struct tm_bw bw;
 	int err;
 
+	if (t->kind == TM_KIND_VRAM || t->kind == TM_KIND_PCIE)
+		return measure_gpu(t);
 	if ((err = map_for(&m, t)))
 		return err;
 	/* anonymous pages never written all read the one zero page, from cache */

@@ -66,7 +66,7 @@ static int parse_kind(const char **s, const char *arg, struct tm_tier_spec *t)
 		*s = p;
 		return 0;
 	}
-	return tm_err(-EINVAL, "--tier %s: kind must be ddr, pmem, node:N, file, vram or pcie (NAME=KIND:SIZE[@GBPS], NAME=pcie:@GBPS)",
+	return tm_err(-EINVAL, "--tier %s: kind must be ddr, pmem, node:N, file, vram or pcie (NAME=KIND:SIZE[@GBPS], NAME=pcie:[@GBPS])",
 		      arg);
 }
 
@@ -118,9 +118,9 @@ int tm_tier_spec_parse(const char *arg, struct tm_tier_spec *out)
 		return err;
 
 	/* a link, not a store: it holds nothing, so it has no size */
-	if (t.kind == TM_KIND_PCIE && *p != '@')
+	if (t.kind == TM_KIND_PCIE && *p && *p != '@')
 		return tm_err(-EINVAL, "--tier %s: a pcie tier is the GPU's link to host memory and holds nothing: "
-			      "give NAME=pcie:@GBPS, no size", arg);
+			      "give NAME=pcie:@GBPS or NAME=pcie: (measured), no size", arg);
 	if (t.kind != TM_KIND_PCIE) {
 		n = strcspn(p, "@,");
 		if (!n || n >= sizeof(num))

@@ -119,10 +119,20 @@ check "the processor search is deterministic: the same plan twice, byte for byte
 
 # bad input: one line, exit 2
 expect2 "pcie with a size" "$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier gpu=vram:24G@3350 --tier p=pcie:8G@55
-expect2 "pcie without a bandwidth (cannot be measured here)" "$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier gpu=vram:24G@3350 --tier p=pcie:
+# without @GBPS the GPU tiers are measured on this machine's GPU (tiermem bench --tier gpu / pcie):
+# where there is none, one line naming it (a GPU machine runs the measurement: bench/gpu-run.sh)
+if nvidia-smi -L >/dev/null 2>&1; then
+	"$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier gpu=vram:24G --tier p=pcie: --json >"$W/meas.json" 2>"$W/err"
+	check "vram and pcie without @GBPS: measured on this machine's GPU" \
+		'py "$W/meas.json" "all(t[\"gbps\"] > 0 and not t[\"gbps_given\"] for t in j[\"tiers\"] if t[\"kind\"] in (\"vram\", \"pcie\"))"'
+else
+	expect2_re "pcie without a bandwidth is measured on the GPU; none here" "tier p: pcie bandwidth is measured on a GPU: no GPU" \
+		"$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier gpu=vram:24G@3350 --tier p=pcie:
+	expect2_re "vram without a bandwidth is measured on the GPU; none here" "tier gpu: vram bandwidth is measured on a GPU: no GPU" \
+		"$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier gpu=vram:24G
+fi
 expect2 "pcie without vram" "$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier p=pcie:@55
 expect2 "two vram tiers" "$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier a=vram:24G@3350 --tier b=vram:24G@3350
-expect2 "vram without a bandwidth" "$TM" plan -m "$W/kimi.gguf" "${HOST[@]}" --tier gpu=vram:24G
 expect2 "-ot to CPU with nothing but VRAM" "$TM" plan -m "$W/kimi.gguf" --tier gpu=vram:1T@3350 -ot exps=CPU
 
 echo "1..$n"

@@ -62,6 +62,25 @@ else
 			notok "tiermem $args without a GPU: exit $rc, stderr: $(head -3 "$W/err")"
 		fi
 	done
+	# the bench's GPU tiers: named, a missing GPU is an error; by default, a line says why they were not measured
+	for t in pcie gpu; do
+		$TM bench --tier $t --size 8M --passes 1 -t 1 >"$W/out" 2>"$W/err"
+		rc=$?
+		if [ $rc -eq 2 ] && [ "$(wc -l <"$W/err")" -eq 1 ] && grep -q "^tiermem bench: --tier $t: no GPU" "$W/err" &&
+		   ! [ -s "$W/out" ]; then
+			ok "tiermem bench --tier $t without a GPU: exit 2, $(cat "$W/err")"
+		else
+			notok "tiermem bench --tier $t without a GPU: exit $rc, stderr: $(head -3 "$W/err")"
+		fi
+	done
+	$TM bench --size 8M --passes 1 -t 1 >"$W/out" 2>/dev/null
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q "^gpu   not measured: no GPU" "$W/out" && grep -q "^pcie  not measured: no GPU" "$W/out" &&
+	   grep -q "anon-thp" "$W/out"; then
+		ok "tiermem bench without --tier: the DDR tiers measured, gpu and pcie said not measured (no GPU)"
+	else
+		notok "tiermem bench without --tier: exit $rc, $(tail -3 "$W/out")"
+	fi
 	TIERMEM_CUDA_LIB=$W/none.so $TM run --gpu -m $m -n 2 >/dev/null 2>"$W/err"
 	rc=$?
 	if [ $rc -eq 2 ] && grep -q "no GPU support: cannot load" "$W/err"; then
