@@ -117,7 +117,7 @@ static void test_spec_parse(void)
 		"x", "=ddr:1G", "a b=ddr:1G", "a=foo:1G", "a=ddr:", "a=ddr:1X", "a=ddr:1G@",
 		"a=ddr:1G@-3", "a=ddr:1G@nan", "a=node:x:1G", "a=node:1", "a=ddr:1G,zz=1", "a=ddr:0",
 		"a=ddr:1G@5x", "a=ddr:1G,ch=", "a=ddr:1G junk", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=ddr:1G",
-		"a=ddr:99999999999T", "a=pcie:1G@5", "a=pcie:", "a=pcie:@",
+		"a=ddr:99999999999T", "a=pcie:1G@5", "a=pcie:1G", "a=pcie:@",
 	};
 	int nbad = 0;
 
@@ -151,6 +151,9 @@ static void test_spec_parse(void)
 	       tm_override_parse("=fast", &o) == -EINVAL, "-ot: bad regex, no '=', no tier, no regex refused");
 	tap_ok(!tm_tier_spec_parse("link=pcie:@55.5", &t) && t.kind == TM_KIND_PCIE && !t.capacity && t.gbps == 55.5 &&
 	       !tm_tier_spec_parse("g=vram:80G@3350", &t) && t.kind == TM_KIND_VRAM, "tier spec: pcie:@GBPS (no size), vram");
+	tap_ok(!tm_tier_spec_parse("link=pcie:", &t) && t.kind == TM_KIND_PCIE && !t.capacity && !t.gbps &&
+	       !t.gbps_given && !tm_tier_spec_parse("g=vram:80G", &t) && !t.gbps_given,
+	       "tier spec: pcie: and vram:SIZE without @GBPS (measured on demand)");
 	tap_ok(!strcmp(tm_tier_kind_name(TM_KIND_PMEM), "pmem") && !strcmp(tm_tier_kind_name(TM_KIND_NODE), "node") &&
 	       !strcmp(tm_tier_kind_name(TM_KIND_COUNT), "?"), "kind names");
 }
