@@ -207,7 +207,7 @@ int cmd_logits(int argc, char **argv)
 						: run_error("logits", "%s", tm_strerror());
 		goto out;
 	}
-	if ((rc = gpu_args_attach("logits", ctx, ngl, &ot, &gpu)))
+	if ((rc = gpu_args_attach("logits", ctx, ngl, &ot, &gpu, NULL)))
 		goto out;
 	if ((rc = split_args_start("logits", &split, ctx, ma.name)))
 		goto out;

@@ -571,7 +571,9 @@ int cmd_run(int argc, char **argv)
 						    : run_error(CMD, "%s", tm_strerror());
 		goto out;
 	}
-	if ((rc = gpu_args_attach(CMD, ctx, ngl, &ot, &gpu)))
+	/* an expert cache in VRAM exists before the context moves there */
+	if ((ngl && (rc = run_experts_setup_gpu(&rx, &model, ctx->n_batch, &ot))) ||
+	    (rc = gpu_args_attach(CMD, ctx, ngl, &ot, &gpu, rx.xv)))
 		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
 	rx.name = ma.name;
@@ -644,11 +646,11 @@ int cmd_run(int argc, char **argv)
 	rc = 0;
 out:
 	split_args_free(&split);
-	run_experts_free(&rx);
 	tm_runstat_remove(&pub);
 	counters_path[0] = '\0';
 	free(out.text);
 	tm_ctx_free(ctx);
+	run_experts_free(&rx);	/* after the context: the VRAM cache's bookkeeping outlives its GPU side */
 	tm_pool_destroy(pool);
 	tm_sampler_free(sampler);
 	free(ids);

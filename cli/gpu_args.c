@@ -45,7 +45,8 @@ int gpu_args_probe(const char *cmd, long ngl, const struct gpu_ot *ot)
 	return 0;
 }
 
-int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, const struct gpu_ot *ot, struct tm_gpu_info *info)
+int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, const struct gpu_ot *ot, struct tm_gpu_info *info,
+		    struct tm_xvram *xv)
 {
 	int n_layer = ctx->m->hp.n_layer, err;
 
@@ -58,7 +59,7 @@ int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, const struct 
 	if (ngl > 0 && ngl < n_layer)
 		return usage_error(cmd, "-ngl %ld: the model has %d layers, and splitting them between GPU and CPU is not supported yet; use -ngl %d (or 999, or --gpu) for all, 0 for none",
 				   ngl, n_layer, n_layer);
-	if ((err = tm_gpu_probe(info)) || (err = tm_gpu_attach_ot(ctx, ot->ot, ot->n))) {
+	if ((err = tm_gpu_probe(info)) || (err = tm_gpu_attach_xvram(ctx, ot->ot, ot->n, xv))) {
 		if (err == -ENODEV || err == -EOPNOTSUPP || err == -EINVAL)
 			return usage_error(cmd, "--gpu: %s", tm_strerror());
 		return run_error(cmd, "--gpu: %s", tm_strerror());

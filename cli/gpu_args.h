@@ -49,9 +49,11 @@ int gpu_args_probe(const char *cmd, long ngl, const struct gpu_ot *ot);
  * Move ctx to the GPU when ngl asks for it (ngl < 0 means --gpu): 0 (info
  * filled, or ngl 0 and nothing done), else an exit code with the one-line
  * message printed: EXIT_USAGE for no GPU or a partial -ngl, 1 for too
- * little VRAM or a CUDA failure.
+ * little VRAM or a CUDA failure. xv: an expert cache in VRAM, or NULL
+ * (tm_gpu_attach_xvram).
  */
-int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, const struct gpu_ot *ot, struct tm_gpu_info *info);
+int gpu_args_attach(const char *cmd, struct tm_ctx *ctx, long ngl, const struct gpu_ot *ot, struct tm_gpu_info *info,
+		    struct tm_xvram *xv);
 
 /* After a GPU run of n tokens: the weight bytes per token read from VRAM, over PCIe, and by the CPU (the hybrid). */
 void gpu_args_summary(const struct tm_ctx *ctx, int n);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli/args.h"
+#include "cli/gpu_args.h"
 #include "cli/run_experts.h"
 #include "tiermem/error.h"
 #include "tiermem/gguf.h"
@@ -56,9 +57,12 @@ int run_experts_option(struct run_experts *r, int code, const char *arg)
 	return EXIT_USAGE;
 }
 
-/* SIZE -> slots per MoE layer, for a model whose expert (gate + up + down) takes eb bytes. */
+/*
+ * SIZE -> slots per MoE layer, for a model whose expert (gate + up + down)
+ * takes eb bytes, in a memory with avail bytes free (0: DDR, asked here).
+ */
 static int slots_of(const char *cmd, const char *s, const struct tm_hparams *hp, int n_moe, uint64_t eb,
-		    int *slots)
+		    uint64_t avail, int *slots)
 {
 	size_t n = strlen(s);
 	double pct;
@@ -80,7 +84,10 @@ static int slots_of(const char *cmd, const char *s, const struct tm_hparams *hp,
 
 		if (parse_size("--expert-cache", s, &b))
 			return EXIT_USAGE;
-		if (pages > 0 && psz > 0 && b > (uint64_t)pages * (uint64_t)psz)
+		if (avail && b > avail)
+			return usage_error(cmd, "--expert-cache %s: more than the %.2f GiB of free VRAM", s,
+					   avail / 1073741824.0);
+		if (!avail && pages > 0 && psz > 0 && b > (uint64_t)pages * (uint64_t)psz)
 			return usage_error(cmd, "--expert-cache %s: more than the %.2f GiB of free DDR", s,
 					   (double)pages * psz / 1073741824.0);
 		v = (long)(b / eb / (uint64_t)n_moe);
@@ -132,7 +139,7 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 		return 0;
 	}
 	if (c && c->gpu)
-		return usage_error(r->cmd, "--expert-cache: the GPU decode (--gpu, -ngl) does not go through the expert cache yet");
+		return 0;	/* run_experts_setup_gpu made the cache in VRAM, if any */
 	r->m = m;
 	r->layer0 = calloc(hp->n_layer, sizeof(*r->layer0));
 	r->layer_slots = calloc(hp->n_layer, sizeof(*r->layer_slots));
@@ -152,7 +159,7 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 		goto out;
 	}
 	if ((rc = slots_of(r->cmd, r->size, hp, n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
-			   L->down_exps.mat_bytes, &slots)))
+			   L->down_exps.mat_bytes, 0, &slots)))
 		goto out;
 	/* leading dense layers (deepseek2) get no slots */
 	for (int l = 0; l < hp->n_layer; l++)
@@ -184,8 +191,90 @@ out:
 	return rc;
 }
 
+int run_experts_setup_gpu(struct run_experts *r, struct tm_model *m, int n_batch, const struct gpu_ot *ot)
+{
+	const struct tm_hparams *hp = &m->hp;
+	const struct tm_layer *L = NULL;
+	struct tm_gpu_info info;
+	enum tm_gpu_place p;
+	int rc, err, slots;
+
+	if (!r->size || !hp->moe)
+		return 0;	/* a dense model: run_experts_setup says so */
+	if (r->heat || r->o.predict || r->o.sync_copy || r->o.copy_gbps > 0)
+		return usage_error(r->cmd, "--expert-cache with --gpu: --expert-heat, --expert-predict, --expert-copy "
+				   "and --expert-copy-gbps are the DDR cache's; the VRAM cache takes --expert-policy");
+	for (int l = 0; l < hp->n_layer; l++)
+		if (m->layers[l].moe) {
+			r->n_moe++;
+			L = L ? L : &m->layers[l];
+		}
+	p = tm_gpu_place_of(ot->ot, ot->n, L->gate_exps.name);
+	if (p == TM_GPU_VRAM)
+		return usage_error(r->cmd, "--expert-cache with --gpu: the routed experts are in VRAM already; leave "
+				   "them in host memory for the cache to serve (-ot exps=CPU or -ot exps=pcie)");
+	if (tm_gpu_probe(&info))
+		return usage_error(r->cmd, "--gpu: %s", tm_strerror());
+	if ((rc = slots_of(r->cmd, r->size, hp, r->n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
+			   L->down_exps.mat_bytes, info.vram_free ? info.vram_free : 1, &slots)))
+		return rc;
+	r->layer_slots = calloc(hp->n_layer, sizeof(*r->layer_slots));
+	if (!r->layer_slots)
+		return run_error(r->cmd, "out of memory");
+	for (int l = 0; l < hp->n_layer; l++)
+		r->layer_slots[l] = m->layers[l].moe ? slots : 0;
+	r->m = m;
+	r->o.cache.slots = slots;
+	r->o.cache.layer_slots = r->layer_slots;
+	if ((err = tm_xvram_create(&r->xv, m, &r->o.cache, p == TM_GPU_CPU ? TM_XVRAM_CPU : TM_XVRAM_PCIE,
+				   n_batch * hp->n_expert_used)))
+		return err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) : usage_error(r->cmd, "%s", tm_strerror());
+	return 0;
+}
+
+/* The VRAM cache's decode figures: the counters since the end of the prompt. */
+static void vram_figures(struct run_experts *r, struct tm_xvram_stats *s, struct tm_xstats *t)
+{
+	tm_xvram_stats(r->xv, s);
+	tm_xcache_total(tm_xvram_cache(r->xv), 0, r->m->hp.n_layer, t);
+	s->pairs -= r->xst0.pairs;
+	s->hit_pairs -= r->xst0.hit_pairs;
+	s->hit_bytes -= r->xst0.hit_bytes;
+	s->pcie_bytes -= r->xst0.pcie_bytes;
+	s->gathers -= r->xst0.gathers;
+	s->copies -= r->xst0.copies;
+	s->copy_bytes -= r->xst0.copy_bytes;
+	s->cpu_pairs -= r->xst0.cpu_pairs;
+	t->admits -= r->xtot0.admits;
+	t->evicts -= r->xtot0.evicts;
+}
+
+static void vram_summary(struct run_experts *r, int n_decoded)
+{
+	const struct tm_xvram_layout *lay = tm_xvram_layout(r->xv);
+	double nt = n_decoded > 0 ? n_decoded : 1;
+	struct tm_xvram_stats s;
+	struct tm_xstats t;
+
+	vram_figures(r, &s, &t);
+	fprintf(stderr, "experts:     VRAM cache of %d slots (%d per MoE layer of %d experts), %.2f GiB, policy %s, misses %s\n",
+		lay->n_cache, r->o.cache.slots, r->m->hp.n_expert,
+		(double)lay->n_slots * lay->slot_bytes / 1073741824.0, tm_xpolicy_name(r->o.cache.policy),
+		tm_xvram_miss_mode(r->xv) == TM_XVRAM_CPU ? "computed by the CPU, admissions copied on a side stream" :
+		"read over PCIe into their slots");
+	fprintf(stderr, "             decode: hits %.1f %% of %.1f expert uses per token; per token %.2f MB from VRAM slots, %.2f MB over PCIe (%.1f gathered, %.1f copied experts), %.1f admitted, %.1f evicted\n",
+		s.pairs ? 100.0 * s.hit_pairs / s.pairs : 0, s.pairs / nt, s.hit_bytes / nt / 1e6, s.pcie_bytes / nt / 1e6,
+		s.gathers / nt, s.copies / nt, t.admits / nt, t.evicts / nt);
+}
+
 void run_experts_mark(struct run_experts *r, const struct tm_ctx *c)
 {
+	if (r->xv && !r->marked) {
+		r->marked = true;
+		tm_xvram_stats(r->xv, &r->xst0);
+		tm_xcache_total(tm_xvram_cache(r->xv), 0, r->m->hp.n_layer, &r->xtot0);
+		return;
+	}
 	if (!r->x || r->marked)
 		return;
 	r->marked = true;
@@ -316,6 +405,10 @@ void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_de
 	size_t gl = 0;
 	int cm, lo, hi;
 
+	if (r->xv && r->marked) {
+		vram_summary(r, n_decoded);
+		return;
+	}
 	if (!figures(r, c, n_decoded, true, &f))
 		return;
 	cm = tm_xonline_map(r->x);
@@ -404,8 +497,23 @@ static json_t *stats_json(const struct tm_xstats *s, double nt)
 json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_decoded)
 {
 	struct figures f;
-	json_t *groups = json_array(), *j;
+	json_t *groups, *j;
 
+	if (r->xv && r->marked) {
+		struct tm_xvram_stats s;
+		struct tm_xstats t;
+		double nt = n_decoded > 0 ? n_decoded : 1;
+
+		vram_figures(r, &s, &t);
+		return json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "where", "vram",
+				 "slots", tm_xvram_layout(r->xv)->n_cache, "policy", tm_xpolicy_name(r->o.cache.policy),
+				 "misses", tm_xvram_miss_mode(r->xv) == TM_XVRAM_CPU ? "cpu" : "pcie",
+				 "pairs", (json_int_t)s.pairs, "hit_pairs", (json_int_t)s.hit_pairs,
+				 "hit_bytes_per_token", s.hit_bytes / nt, "pcie_bytes_per_token", s.pcie_bytes / nt,
+				 "gathers_per_token", s.gathers / nt, "copies_per_token", s.copies / nt,
+				 "admits_per_token", t.admits / nt);
+	}
+	groups = json_array();
 	if (!groups || !figures(r, c, n_decoded, true, &f)) {
 		json_decref(groups);
 		return NULL;
@@ -433,6 +541,8 @@ void run_experts_free(struct run_experts *r)
 {
 	tm_xonline_free(r->x);
 	r->x = NULL;
+	tm_xvram_free(r->xv);
+	r->xv = NULL;
 	free(r->layer0);
 	r->layer0 = NULL;
 	free(r->layer_slots);

@@ -22,7 +22,13 @@
 	"                     and prefetch the experts it picks\n" \
 	"  --expert-heat FILE start the cache with each layer's hottest experts (a heat\n" \
 	"                     file of this model from tiermem profile), and split the\n" \
-	"                     slots over the layers by it (skewed layers get more)\n"
+	"                     slots over the layers by it (skewed layers get more)\n" \
+	"                     With --gpu and routed experts in host memory (-ot exps=CPU or\n" \
+	"                     exps=pcie) the cache is in VRAM (SIZE: N, N% or bytes of VRAM):\n" \
+	"                     misses are computed by the CPU (exps=CPU; admitted ones are\n" \
+	"                     copied into slots on a side stream) or read over PCIe into\n" \
+	"                     their slots (exps=pcie); --expert-policy applies, the other\n" \
+	"                     --expert-* options do not (never run on a GPU yet)\n"
 
 enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT, RX_HEAT };
 
@@ -53,6 +59,10 @@ struct run_experts {
 	uint64_t map0[TM_MODEL_MAX_MAPS];
 	struct tm_xstats *layer0;
 	struct tm_xonline_stats ost0;
+	/* --gpu: the cache in VRAM instead (tiermem/experts.h), its counters at the end of the prompt */
+	struct tm_xvram *xv;
+	struct tm_xvram_stats xst0;
+	struct tm_xstats xtot0;
 };
 
 void run_experts_init(struct run_experts *r, const char *cmd);
@@ -65,6 +75,14 @@ int run_experts_option(struct run_experts *r, int code, const char *arg);
  * model. 0 or an exit code.
  */
 int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *c);
+/*
+ * --gpu: before the context moves to the GPU, make the VRAM cache for calls
+ * of up to n_batch tokens, its misses served as the -ot rules leave the
+ * routed experts (CPU or pcie); r->xv then goes to tm_gpu_attach_xvram. 0
+ * (nothing to do without --expert-cache) or an exit code.
+ */
+struct gpu_ot;
+int run_experts_setup_gpu(struct run_experts *r, struct tm_model *m, int n_batch, const struct gpu_ot *ot);
 /* The prompt has been evaluated: decode starts now. */
 void run_experts_mark(struct run_experts *r, const struct tm_ctx *c);
 void run_experts_summary(struct run_experts *r, const struct tm_ctx *c, int n_decoded, double t_decode);
@@ -74,6 +92,7 @@ bool run_experts_live(struct run_experts *r, const struct tm_ctx *c, int n_decod
 /* The same figures for run --json (NULL when no cache ran). */
 struct json_t;
 struct json_t *run_experts_json(struct run_experts *r, const struct tm_ctx *c, int n_decoded);
+/* After the contexts (the VRAM cache's bookkeeping must outlive the GPU side). */
 void run_experts_free(struct run_experts *r);
 
 #endif

@@ -330,4 +330,97 @@ uint64_t tm_xonline_bytes(const struct tm_xonline *x);	/* the region's size */
 void tm_xonline_stats(struct tm_xonline *x, struct tm_xonline_stats *out);
 void tm_xonline_free(struct tm_xonline *x);
 
+/* ------------------------------------------------------------------ */
+/* The cache in VRAM: slots on the GPU (run --gpu --expert-cache) */
+
+/*
+ * With the GPU pass (tiermem/gpu.h) and routed experts left in host memory
+ * (-ot exps=CPU or exps=pcie), hot experts are kept in slots of one VRAM
+ * arena. This is its bookkeeping, with no device in it: per MoE layer and
+ * forward call it says, for each (token, expert) pair, which arena slot the
+ * GPU's expert kernels read, under the same tm_xcache policies as the DDR
+ * cache. A miss is computed where the expert lives:
+ *
+ *	TM_XVRAM_CPU	by the CPU (tm_moe_experts_cpu; tm_xvram_attach makes
+ *			it skip the pairs the GPU takes). The pair reads the
+ *			arena's zero slot, so its GPU product is exactly 0.
+ *			An admitted miss is copied into its slot by the
+ *			copier (the device's side stream), started at the
+ *			next step, when the GPU is done with this step's
+ *			slots; the slot is READY once the copier says so.
+ *	TM_XVRAM_PCIE	by the GPU over PCIe: the step lists gathers (expert,
+ *			slot) that a device kernel copies from pinned host
+ *			memory before the expert kernels run; an admitted
+ *			miss is gathered straight into its slot (one PCIe
+ *			read serves the product and the admission), the rest
+ *			into staging slots. Every pair then reads VRAM.
+ *
+ * Arena slots: the cache's slots (layer by layer), then one zero slot, then
+ * the staging slots (pcie only). A slot holds gate, up and down at
+ * layout.off[i]; every layer's experts fit (mixes give some layers wider
+ * types).
+ */
+enum tm_xvram_miss { TM_XVRAM_CPU, TM_XVRAM_PCIE };
+
+struct tm_xvram_layout {
+	size_t slot_bytes, off[3];
+	int n_cache;		/* cache slots, all layers */
+	int zero;		/* the zero slot's index */
+	int staging0, n_staging;
+	int n_slots;		/* all of them: the arena is n_slots * slot_bytes */
+};
+
+/* The device side of TM_XVRAM_CPU: asynchronous copies of experts (from their homes) into slots. */
+struct tm_xvram_copier {
+	void (*start)(void *arg, int l, int e, int slot);
+	bool (*done)(void *arg, int slot);	/* has the copy into slot completed? */
+	void *arg;
+};
+
+struct tm_xvram_gather {
+	int l, e, slot;		/* expert e of layer l, from its home into slot */
+};
+
+struct tm_xvram_stats {
+	uint64_t pairs, hit_pairs;	/* (token, expert) pairs, and those read from a READY slot */
+	uint64_t hit_bytes;		/* weight bytes the hit pairs read from VRAM */
+	uint64_t pcie_bytes;		/* weight bytes read over PCIe: gathers and copies into slots */
+	uint64_t gathers, copies;	/* experts gathered (pcie), copied by the copier (cpu) */
+	uint64_t copy_bytes;
+	uint64_t cpu_pairs;		/* pairs the CPU computed */
+};
+
+struct tm_xvram;
+
+/*
+ * For model m's MoE layers (o: policy and slots, as tm_xcache_create), with
+ * forward calls of up to max_pairs (token, expert) pairs (n_batch *
+ * n_expert_used). -EINVAL for a dense model or bad sizes, -ENOMEM.
+ */
+int tm_xvram_create(struct tm_xvram **out, const struct tm_model *m, const struct tm_xcache_opts *o,
+		    enum tm_xvram_miss miss, int max_pairs);
+void tm_xvram_free(struct tm_xvram *x);
+void tm_xvram_set_copier(struct tm_xvram *x, const struct tm_xvram_copier *c);
+const struct tm_xvram_layout *tm_xvram_layout(const struct tm_xvram *x);
+enum tm_xvram_miss tm_xvram_miss_mode(const struct tm_xvram *x);
+
+/*
+ * Layer l is about to compute the experts sel[0..n*K) (K = n_expert_used,
+ * token by token): ids[p] gets pair p's arena slot; gather (room for
+ * layout.n_staging entries) the copies a pcie step needs before the
+ * kernels, *n_gather their count (n * K <= the max_pairs of create). Copies admitted by earlier steps start
+ * here (the GPU has finished reading those steps' slots) and finished ones
+ * become READY; a call for a layer at or below the last one starts a new
+ * token for the policy's clock. Called from one thread at a time.
+ */
+void tm_xvram_step(struct tm_xvram *x, int l, const int *sel, int n, int *ids, struct tm_xvram_gather *gather,
+		   int *n_gather);
+/*
+ * TM_XVRAM_CPU: c's MoE code (tm_moe_experts_cpu) computes only the pairs
+ * of the last step that missed (an xhook with `local`); the rest add 0.
+ */
+void tm_xvram_attach(struct tm_xvram *x, struct tm_ctx *c);
+const struct tm_xcache *tm_xvram_cache(const struct tm_xvram *x);
+void tm_xvram_stats(const struct tm_xvram *x, struct tm_xvram_stats *out);
+
 #endif

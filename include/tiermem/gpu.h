@@ -79,6 +79,15 @@ enum tm_gpu_place tm_gpu_place_of(const struct tm_override *ot, int n_ot, const 
 int tm_gpu_check_placement(const struct tm_model *m, const struct tm_override *ot, int n_ot);
 /* tm_gpu_attach with -ot rules (ot is read during the call only). */
 int tm_gpu_attach_ot(struct tm_ctx *c, const struct tm_override *ot, int n_ot);
+/*
+ * ... and an expert cache in VRAM (tiermem/experts.h, "The cache in VRAM")
+ * for the routed experts the rules leave in host memory, all of them on
+ * the CPU or all on pcie, as x's miss mode says (-EINVAL otherwise, or when
+ * every expert is in VRAM). x must outlive the context's GPU side (free it
+ * after tm_ctx_free); with CPU misses it becomes c's expert hook.
+ */
+struct tm_xvram;
+int tm_gpu_attach_xvram(struct tm_ctx *c, const struct tm_override *ot, int n_ot, struct tm_xvram *x);
 
 /* For tm_forward and tm_ctx_free (lib/model/forward.c) only. */
 int tm_gpu_forward(struct tm_ctx *c, const int32_t *tokens, int n, float *logits, int logits_all);

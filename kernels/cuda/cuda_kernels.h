@@ -126,6 +126,19 @@ int tmc_embed(int type, const void *table, size_t row_bytes, const int *tok, int
 /* Read bytes (a multiple of 16) of device memory once; sink gets a value derived from all of it. */
 int tmc_read(const void *buf, size_t bytes, unsigned int *sink, cudaStream_t s);
 
+/*
+ * Copies listed in device memory: jobs[0..*n) (n in device memory too, at
+ * most max), each src -> dst of bytes (any alignment; sources may be mapped
+ * host memory). For copies whose list a graph's earlier node writes.
+ */
+struct tmc_copy {
+	const void *src;
+	void *dst;
+	size_t bytes;
+};
+
+int tmc_gather(const struct tmc_copy *jobs, const int *n, int max, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -97,6 +97,8 @@ struct gctx {
 	float *h_x, *h_w, *h_out;	/* pinned: n_batch rows of the hidden state, routing, sums */
 	int *h_sel;
 	int moe_n;			/* rows of the batch in flight, for the host nodes */
+	struct tmc_xc *xc;		/* the VRAM expert cache (lib/cuda/xcache.c), or NULL */
+	int uncounted;			/* mv() launches whose bytes the cache's host nodes count */
 };
 
 static size_t up_to(size_t n, size_t a)
@@ -229,6 +231,12 @@ static const char *pinned_at(const struct gctx *g, const void *p)
 	return NULL;
 }
 
+/* pinned_at for the expert cache's gathers (lib/cuda/xcache.c). */
+static const char *dev_of(void *arg, const void *p)
+{
+	return pinned_at(arg, p);
+}
+
 static int upload(struct gctx *g, struct dw *d, const struct tm_weight *w, size_t *off)
 {
 	size_t n = wsize(w);
@@ -244,8 +252,9 @@ static int upload(struct gctx *g, struct dw *d, const struct tm_weight *w, size_
 	d->mat_bytes = w->mat_bytes;
 	d->bytes = n;
 	d->place = place_of(&g->host, w);
-	if (d->place == TM_GPU_CPU)
-		return 0;	/* the CPU reads it where it is, with its own kernels (tm_moe_experts_cpu) */
+	/* the CPU reads it where it is, with its own kernels (tm_moe_experts_cpu); the GPU too, when cached */
+	if (d->place == TM_GPU_CPU && !g->host.xvram)
+		return 0;
 	if (w->cols % 8)
 		return tm_err(-EOPNOTSUPP, "tensor %s: rows of %d elements; the GPU kernels need a multiple of 8",
 			      w->name, w->cols);
@@ -253,6 +262,8 @@ static int upload(struct gctx *g, struct dw *d, const struct tm_weight *w, size_
 	if (tm_dec8(w->type, w->data, 0, probe) < 0)
 		return tm_err(-EOPNOTSUPP, "tensor %s: type %s has no GPU decoder (it runs on the CPU)", w->name,
 			      tm_dtype_traits(w->type) ? tm_dtype_traits(w->type)->name : "?");
+	if (d->place == TM_GPU_CPU)
+		return 0;
 	if (d->place == TM_GPU_PCIE) {
 		d->d = pinned_at(g, w->data);
 		return d->d ? 0 : tm_err(-EIO, "pcie: %s is not in the registered host memory", w->name);
@@ -306,6 +317,7 @@ static void gctx_free(void *h)
 		return;
 	if (g->graph)
 		cudaGraphExecDestroy(g->graph);
+	tmc_xc_free(g->xc);
 	cudaFree(g->arena);
 	cudaFree(g->k_cache);
 	cudaFree(g->v_cache);
@@ -385,7 +397,8 @@ int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch,
 		n_batch = n_ctx;
 	if ((err = tmc_check(cudaMemGetInfo(&free_b, &total_b), "reading free VRAM")))
 		return err;
-	need = weights_bytes(m, host) + 2 * sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD;
+	need = weights_bytes(m, host) + 2 * sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD +
+	       (host && host->xvram ? tmc_xc_vram(host) : 0);
 	if (need > free_b)
 		return tm_err(-ENOMEM, "too little VRAM: the weights and a %d-token KV cache need %.2f GiB, %.2f GiB of %.2f are free",
 			      n_ctx, need / 1073741824.0, free_b / 1073741824.0, total_b / 1073741824.0);
@@ -409,7 +422,8 @@ int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch,
 	if ((err = tmc_check(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking), "creating a stream")) ||
 	    (err = tmc_check(cudaMalloc((void **)&g->arena, g->arena_bytes = weights_bytes(m, host) + ALIGN),
 			     "VRAM for the weights")) ||
-	    (err = pin_pcie(g)) || (err = upload_all(g)) || (err = alloc_scratch(g))) {
+	    (err = pin_pcie(g)) || (err = upload_all(g)) || (err = alloc_scratch(g)) ||
+	    (host && host->xvram && (err = tmc_xc_create(&g->xc, m, host, n_batch, dev_of, g)))) {
 		gctx_free(g);
 		return err;
 	}
@@ -445,7 +459,7 @@ static int mv(struct gctx *g, struct tmc_mv *a)
 	if (err)
 		return tm_err(err, "matvec launch failed (type %d, %d rows, %d cols)", a->job[0].type,
 			      a->job[0].rows, a->cols);
-	for (int j = 0; j < a->n_jobs; j++) {
+	for (int j = 0; j < a->n_jobs && !g->uncounted; j++) {
 		struct tmc_mv one = *a;
 		const char *w = a->job[j].w;
 
@@ -553,6 +567,46 @@ static int cpu_experts(struct gctx *g, int l, int n)
 	return launched(tmc_add(g->x, g->yg, (size_t)n * E, g->st), "adding the CPU's experts");
 }
 
+/*
+ * Layer l's routed experts through the VRAM cache: each pair's slot comes
+ * from the cache's host node (pcie misses gathered into slots first), the
+ * expert kernels read the slot arena by those ids, and the weighted sum
+ * joins the residual stream; with the experts on the CPU, its sum of the
+ * missed pairs (which read the zero slot here: 0) joins it too.
+ */
+static int cached_experts(struct gctx *g, const struct dlayer *D, int l, int n)
+{
+	const struct tm_hparams *hp = &g->m->hp;
+	size_t E = hp->n_embd, K = hp->n_expert_used, Fe = hp->n_ff_exp, sb = tmc_xc_slot_bytes(g->xc);
+	struct tmc_mv gu = { .job = { mvjob(&D->gate_exps, g->hb, Fe), mvjob(&D->up_exps, g->hb, Fe) },
+			     .n_jobs = 2, .cols = (int)E, .n = n * (int)K, .x = g->xb, .x_stride = E, .glu = 1,
+			     .ids = tmc_xc_ids(g->xc), .x_div = (int)K };
+	struct tmc_mv down = { .job = { mvjob(&D->down_exps, g->yg, E) }, .n_jobs = 1, .cols = (int)Fe,
+			       .n = n * (int)K, .x = g->hb, .x_stride = Fe, .ids = tmc_xc_ids(g->xc), .x_div = 1 };
+	int err;
+
+	for (int i = 0; i < 2; i++) {
+		gu.job[i].w = tmc_xc_w(g->xc, i);
+		gu.job[i].mat_stride = sb;
+	}
+	down.job[0].w = tmc_xc_w(g->xc, 2);
+	down.job[0].mat_stride = sb;
+	if ((err = tmc_xc_resolve(g->xc, l, n, g->sel, g->selw, g->xb, g->st)))
+		return err;
+	g->uncounted = 1;
+	err = glu(g, &gu, (size_t)n * K * Fe);
+	if (!err)
+		err = mv(g, &down);
+	g->uncounted = 0;
+	if (err || (err = launched(tmc_moe_combine(g->x, g->yg, g->selw, n, (int)K, (int)E, g->st), "moe combine")))
+		return err;
+	if (D->gate_exps.place != TM_GPU_CPU)
+		return 0;
+	if ((err = tmc_xc_cpu_sum(g->xc, g->yg, n, g->st)))
+		return err;
+	return launched(tmc_add(g->x, g->yg, (size_t)n * E, g->st), "adding the CPU's experts");
+}
+
 static int ffn_block(struct gctx *g, const struct dlayer *D, int l, int n)
 {
 	const struct tm_hparams *hp = &g->m->hp;
@@ -585,6 +639,8 @@ static int ffn_block(struct gctx *g, const struct dlayer *D, int l, int n)
 	if ((err = mv(g, &router)) ||
 	    (err = launched(tmc_route(g->router, n, hp->n_expert, (int)K, g->sel, g->selw, g->st), "route")))
 		return err;
+	if (g->xc && D->gate_exps.place != TM_GPU_VRAM)
+		return cached_experts(g, D, l, n);
 	if (D->gate_exps.place == TM_GPU_CPU)
 		return cpu_experts(g, l, n);
 	if ((err = glu(g, &gu, (size_t)n * K * Fe)) || (err = mv(g, &down)) ||
@@ -668,6 +724,8 @@ int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, 
 			      m->hp.rope_freq_scale, m->rope_freqs);
 	}
 	g->moe_n = n;	/* for the host nodes; the previous batch's have run (tmc_forward synchronizes) */
+	if (g->xc)
+		tmc_xc_batch(g->xc, n);
 	if (n == 1 && g->use_graph && !g->graph && capture(g))
 		g->use_graph = 0;	/* could not capture: plain launches from now on */
 	if (n == 1 && g->graph)
@@ -682,5 +740,5 @@ int tmc_forward(void *h, const int32_t *tokens, int n, int pos0, float *logits, 
 		return err;
 	bytes[0] = n == 1 && g->graph ? g->graph_bytes[0] : g->bytes[0];
 	bytes[1] = n == 1 && g->graph ? g->graph_bytes[1] : g->bytes[1];
-	return 0;
+	return g->xc ? tmc_xc_take(g->xc, bytes) : 0;
 }

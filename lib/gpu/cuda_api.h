@@ -11,9 +11,10 @@
 
 #include <stdint.h>
 
+#include "tiermem/experts.h"
 #include "tiermem/gpu.h"
 
-#define TMC_ABI (2001 + (int)sizeof(struct tm_model) + (int)sizeof(struct tm_layer) + \
+#define TMC_ABI (2002 + (int)sizeof(struct tm_model) + (int)sizeof(struct tm_layer) + \
 		 (int)sizeof(struct tmc_host))
 #define TMC_API_SYMBOL "tmc_api"
 
@@ -30,6 +31,18 @@ struct tmc_host {
 	void (*experts)(struct tm_ctx *ctx, int layer, const float *xb, const int *sel, const float *w, int n,
 			float *out);
 	struct tm_ctx *ctx;
+	/*
+	 * The VRAM expert cache (NULL: none): its bookkeeping, called from the
+	 * object's host nodes through these (libtiermem's code, not the
+	 * object's copy of it), for the layers whose routed experts are on the
+	 * CPU or pcie.
+	 */
+	struct tm_xvram *xvram;
+	void (*xstep)(struct tm_xvram *x, int l, const int *sel, int n, int *ids, struct tm_xvram_gather *g,
+		      int *n_gather);
+	void (*xset_copier)(struct tm_xvram *x, const struct tm_xvram_copier *c);
+	const struct tm_xvram_layout *xlay;
+	enum tm_xvram_miss xmiss;
 };
 
 struct tmc_api {

@@ -16,6 +16,7 @@
 
 #include "lib/gpu/cuda_api.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/gpu.h"
 #include "tiermem/mapping.h"
 
@@ -175,7 +176,35 @@ static void cpu_experts(struct tm_ctx *c, int layer, const float *xb, const int 
 	tm_moe_experts_cpu(c, layer, xb, sel, w, n, out);
 }
 
-int tm_gpu_attach_ot(struct tm_ctx *c, const struct tm_override *ot, int n_ot)
+/* The VRAM cache serves the routed experts left in host memory, all of them in its one way (CPU or pcie). */
+static int check_xvram(const struct tm_model *m, const struct tm_override *ot, int n_ot, const struct tm_xvram *x)
+{
+	enum tm_gpu_place want = tm_xvram_miss_mode(x) == TM_XVRAM_CPU ? TM_GPU_CPU : TM_GPU_PCIE;
+	int n = 0;
+
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		const struct tm_layer *L = &m->layers[l];
+		enum tm_gpu_place p;
+
+		if (!L->moe || !L->gate_exps.data)
+			continue;
+		p = tm_gpu_place_of(ot, n_ot, L->gate_exps.name);
+		if (p == TM_GPU_VRAM)
+			continue;
+		if (p != want || tm_gpu_place_of(ot, n_ot, L->up_exps.name) != want ||
+		    tm_gpu_place_of(ot, n_ot, L->down_exps.name) != want)
+			return tm_err(-EINVAL, "--expert-cache with --gpu: layer %d's routed experts are not all on %s, "
+				      "as the cache's misses are: give one -ot rule for them all (exps=CPU or exps=pcie)",
+				      l, want == TM_GPU_CPU ? "the CPU" : "pcie");
+		n++;
+	}
+	if (!n)
+		return tm_err(-EINVAL, "--expert-cache with --gpu: every routed expert is in VRAM already; leave them "
+			      "in host memory for the cache to serve (-ot exps=CPU or -ot exps=pcie)");
+	return 0;
+}
+
+int tm_gpu_attach_xvram(struct tm_ctx *c, const struct tm_override *ot, int n_ot, struct tm_xvram *x)
 {
 	struct tmc_host host = { .ot = ot, .n_ot = n_ot, .experts = cpu_experts, .ctx = c };
 	struct tm_gpu_info info;
@@ -188,12 +217,29 @@ int tm_gpu_attach_ot(struct tm_ctx *c, const struct tm_override *ot, int n_ot)
 		return tm_err(-EINVAL, "a context moves to the GPU only before its first token");
 	if (!c->k_cache)
 		return tm_err(-EINVAL, "a work context of tm_ctx_create_seqs cannot move to the GPU");
-	if ((err = tm_gpu_check_placement(c->m, ot, n_ot)) || (err = tm_gpu_probe(&info)))
+	if ((err = tm_gpu_check_placement(c->m, ot, n_ot)) || (x && (err = check_xvram(c->m, ot, n_ot, x))) ||
+	    (err = tm_gpu_probe(&info)))
 		return err;
-	if ((err = relay(api->ctx_create(&h, c->m, c->n_ctx, c->n_batch, &host))))
+	if (x) {
+		host.xvram = x;
+		host.xstep = tm_xvram_step;
+		host.xset_copier = tm_xvram_set_copier;
+		host.xlay = tm_xvram_layout(x);
+		host.xmiss = tm_xvram_miss_mode(x);
+		if (host.xmiss == TM_XVRAM_CPU)
+			tm_xvram_attach(x, c);	/* the CPU computes only the misses */
+	}
+	if ((err = relay(api->ctx_create(&h, c->m, c->n_ctx, c->n_batch, &host)))) {
+		c->xhook = NULL;
 		return err;
+	}
 	c->gpu = h;
 	return 0;
+}
+
+int tm_gpu_attach_ot(struct tm_ctx *c, const struct tm_override *ot, int n_ot)
+{
+	return tm_gpu_attach_xvram(c, ot, n_ot, NULL);
 }
 
 int tm_gpu_attach(struct tm_ctx *c)

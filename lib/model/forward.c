@@ -836,6 +836,24 @@ static void routed_batch(struct tm_ctx *c, const struct tm_layer *L, int n)
 	}
 }
 
+/*
+ * Of one row's K experts in c->sel/c->selw, only those computed here (expert
+ * parallel; the GPU's VRAM cache takes the rest), in their order: how many.
+ */
+static int local_only(struct tm_ctx *c, const struct tm_layer *L, int K)
+{
+	int k = 0;
+
+	if (!c->xhook || !c->xhook->local)
+		return K;
+	for (int j = 0; j < K; j++)
+		if (expert_here(c, L, c->sel[j])) {
+			c->sel[k] = c->sel[j];
+			c->selw[k++] = c->selw[j];
+		}
+	return k;
+}
+
 static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 {
 	const struct tm_hparams *hp = &c->m->hp;
@@ -843,18 +861,7 @@ static void moe_ffn_one(struct tm_ctx *c, const struct tm_layer *L)
 
 	mul(c, &L->gate_inp, 0, c->xb, 1, c->router);
 	tm_route(hp, L->exp_probs_b.data, c->router, c->probs, c->sel, c->selw);
-	/* expert parallel: only the selected experts held here, in their order */
-	if (c->xhook && c->xhook->local) {
-		int k = 0;
-
-		for (int j = 0; j < K; j++)
-			if (expert_here(c, L, c->sel[j])) {
-				c->sel[k] = c->sel[j];
-				c->selw[k++] = c->selw[j];
-			}
-		K = k;
-	}
-	routed_one(c, L, K);
+	routed_one(c, L, local_only(c, L, K));
 	experts_join(c, L, 1);
 	shared_experts(c, L, 1);
 	acct(c, &L->gate_inp);
@@ -887,7 +894,7 @@ void tm_moe_experts_cpu(struct tm_ctx *c, int layer, const float *xb, const int 
 	memcpy(c->sel, sel, sizeof(int) * n * K);
 	memcpy(c->selw, w, sizeof(float) * n * K);
 	if (n == 1)
-		routed_one(c, &c->m->layers[layer], (int)K);
+		routed_one(c, &c->m->layers[layer], local_only(c, &c->m->layers[layer], (int)K));
 	else
 		routed_batch(c, &c->m->layers[layer], n);
 	memcpy(out, c->acc, sizeof(float) * n * E);

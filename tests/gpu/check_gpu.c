@@ -32,6 +32,7 @@
 #include "kernels/ops.h"
 #include "tests/unit/tap.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/generate.h"
 #include "tiermem/gpu.h"
 #include "tiermem/model.h"
@@ -104,14 +105,13 @@ static double worst(const float *got, const double *ref, const double *scale, si
 	return w;
 }
 
-/* Nonzero where the CPU rounds this weight type's activations to q8: every quantized type. */
+/* Nonzero where the CPU rounds this weight type's activations to q8. */
 static int tm_act_type_of(int type)
 {
-	return type != TM_F32 && type != TM_F16 && type != TM_BF16;
+	return type == TM_Q4_0 || type == TM_Q8_0 || type == TM_Q4_K || type == TM_Q5_K || type == TM_Q6_K;
 }
 
-static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q4_1, TM_Q5_0, TM_Q5_1, TM_Q8_0,
-			     TM_Q2_K, TM_Q3_K, TM_Q4_K, TM_Q5_K, TM_Q6_K, TM_IQ4_XS };
+static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
 #define NTYPES (int)(sizeof(types) / sizeof(types[0]))
 
 struct wmat {
@@ -759,6 +759,110 @@ static void check_offload(const struct tm_model *m, struct tm_pool *pool, const 
 	free(out);
 }
 
+/* gpu_logits with the VRAM expert cache (a quarter of each layer's experts, LRU); *xp kept for its counters. */
+static int cached_logits(const struct tm_model *m, struct tm_pool *pool, const int32_t *tok, int n, int batch,
+			 const char *rule, float *out, struct tm_ctx **gcp, struct tm_xvram **xp)
+{
+	struct tm_xcache_opts o = { .policy = TM_XP_LRU, .slots = m->hp.n_expert / 4 ? m->hp.n_expert / 4 : 1 };
+	struct tm_override ot;
+	int err, V = m->hp.n_vocab;
+
+	*gcp = NULL;
+	*xp = NULL;
+	for (size_t i = 0; i < (size_t)n * V; i++)
+		out[i] = NAN;
+	if (tm_override_parse(rule, &ot))
+		return -EINVAL;
+	if ((err = tm_ctx_create(gcp, m, pool, n, batch)) ||
+	    (err = tm_xvram_create(xp, m, &o, strstr(rule, "CPU") ? TM_XVRAM_CPU : TM_XVRAM_PCIE,
+				   (*gcp)->n_batch * m->hp.n_expert_used)) ||
+	    (err = tm_gpu_attach_xvram(*gcp, &ot, 1, *xp)))
+		return err;
+	if (batch > 1)
+		return tm_forward(*gcp, tok, n, out, true);
+	for (int i = 0; i < n && !err; i++)
+		err = tm_forward(*gcp, tok + i, 1, out + (size_t)i * V, true);
+	return err;
+}
+
+/*
+ * The expert cache in VRAM (run --gpu --expert-cache), against the same
+ * placement without it, decode and prefill:
+ * - pcie: hits read the expert from its VRAM slot, misses are gathered over
+ *   PCIe into a slot first; the same kernels on the same bytes, so the
+ *   logits (and so the greedy text) must be bit-identical to -ot exps=pcie
+ *   without the cache. Counters: VRAM + PCIe bytes = the model's per token.
+ * - CPU: the GPU computes the hits from their slots, the CPU the misses.
+ *   The GPU keeps activations float where the CPU rounds them to q8, so for
+ *   unquantized experts both are the exact tier (bounds as check_model)
+ *   and the greedy tokens must equal the hybrid's; for quantized ones the
+ *   distance and top-1 agreement are printed (the cache moves work from
+ *   the q8-rounding CPU to the float GPU). Counters: as the hybrid's.
+ * In both the cache must hit (40 tokens, a quarter of the experts cached).
+ * Written without a GPU: these checks are what says whether it works.
+ */
+static void check_xcache(const struct tm_model *m, struct tm_pool *pool, const char *name, const int32_t *tok,
+			 int n, int quant)
+{
+	int V = m->hp.n_vocab;
+	float *a = malloc(sizeof(float) * n * V), *b = malloc(sizeof(float) * n * V);
+
+	for (int mode = 0; a && b && mode < 2; mode++) {
+		const char *rule = mode ? "_exps=pcie" : "_exps=CPU";
+
+		for (int batch = 1; batch <= 16; batch += 15) {
+			struct tm_ctx *gc = NULL, *xc = NULL;
+			struct tm_xvram *x = NULL;
+			struct tm_xvram_stats st = { 0 };
+			double errs[40], mx = 0;
+			int err, err2, top = 0, same;
+			const char *what = batch == 1 ? "decode" : "prefill (batch 16)";
+
+			err = gpu_logits(m, pool, tok, n, batch, rule, a, &gc);
+			err2 = cached_logits(m, pool, tok, n, batch, rule, b, &xc, &x);
+			if (x)
+				tm_xvram_stats(x, &st);
+			if (err || err2) {
+				tap_ok(0, "%s: VRAM expert cache, %s, %s: %s", name, rule + 6, what, tm_strerror());
+			} else if (mode) {
+				tap_ok(!memcmp(a, b, sizeof(float) * n * V) && st.hit_pairs > 0,
+				       "%s: VRAM expert cache with misses over PCIe, %s: logits bit-identical to -ot exps=pcie "
+				       "without it (%llu of %llu expert uses hit)", name, what,
+				       (unsigned long long)st.hit_pairs, (unsigned long long)st.pairs);
+			} else {
+				for (int i = 0; i < n; i++) {
+					row_err(b + (size_t)i * V, a + (size_t)i * V, V, &errs[i], &same);
+					top += same;
+					mx = fmax(mx, errs[i]);
+				}
+				qsort(errs, n, sizeof(double), cmp_d);
+				if (quant)
+					printf("# %s VRAM cache, CPU misses, %s vs the hybrid: max %.3g, median %.3g, same top-1 at %d of %d (%llu of %llu uses hit)\n",
+					       name, what, mx, errs[n / 2], top, n, (unsigned long long)st.hit_pairs,
+					       (unsigned long long)st.pairs);
+				else
+					tap_ok(mx <= 0.01 && errs[n / 2] <= 0.005 && top == n && st.hit_pairs > 0,
+					       "%s: VRAM expert cache with CPU misses, %s, vs -ot exps=CPU without it: max %.3g, "
+					       "median %.3g, the same greedy token at %d of %d (%llu of %llu uses hit)", name, what,
+					       mx, errs[n / 2], top, n, (unsigned long long)st.hit_pairs,
+					       (unsigned long long)st.pairs);
+			}
+			if (!err && !err2 && batch == 1)
+				tap_ok(xc->weight_bytes == (uint64_t)n * m->bytes_per_token &&
+				       (mode ? xc->vram_bytes + xc->pcie_bytes == xc->weight_bytes : !xc->pcie_bytes),
+				       "%s: VRAM expert cache (%s) counters: %llu weight bytes per token, %llu from VRAM, %llu over "
+				       "PCIe; the model's count %llu", name, rule + 6,
+				       (unsigned long long)(xc->weight_bytes / n), (unsigned long long)(xc->vram_bytes / n),
+				       (unsigned long long)(xc->pcie_bytes / n), (unsigned long long)m->bytes_per_token);
+			tm_ctx_free(gc);
+			tm_ctx_free(xc);
+			tm_xvram_free(x);
+		}
+	}
+	free(a);
+	free(b);
+}
+
 /*
  * Whole model: the CPU's logits (tm_forward) against the GPU's for the same
  * tokens, decode (batch 1, the captured graph) and prefill (batch 16).
@@ -870,8 +974,10 @@ static void check_model(const char *path)
 		tm_ctx_free(gc);
 		gc = NULL;
 	}
-	if (m.hp.moe)
+	if (m.hp.moe) {
 		check_offload(&m, pool, name, tok, n, quant ? cpu : ref, quant, vram1);
+		check_xcache(&m, pool, name, tok, n, quant);
+	}
 out:
 	tm_ctx_free(cc);
 	if (ref != cpu)

@@ -102,9 +102,18 @@ static int write_model(const char *path)
 
 struct probe {
 	struct tm_ctx *a, *b;		/* the pass, and the context the split function works in */
-	float out[8 * E];
+	float out[8 * E], part[8 * E], zeroed[8 * E];
 	int calls, rows, diff;
+	int part_diff, part_same;	/* the `local` filter (the GPU's VRAM cache takes the rest) */
 };
+
+/* The VRAM cache's filter, as tm_xvram_attach sets it: here, odd experts are the CPU's. */
+static bool odd(void *arg, int l, int e)
+{
+	return e % 2;
+}
+
+static const struct tm_expert_hook odd_only = { .local = odd };
 
 static void reduce(void *arg, int l, float *acc, int n)
 {
@@ -115,6 +124,18 @@ static void reduce(void *arg, int l, float *acc, int n)
 	p->calls++;
 	p->rows += n;
 	p->diff += memcmp(p->out, acc, sizeof(float) * n * E) != 0;
+
+	/* with `local`, the split function sums only those experts: as if the others weighed 0 */
+	float w[8 * USED];
+
+	for (int i = 0; i < n * USED; i++)
+		w[i] = p->a->sel[i] % 2 ? p->a->selw[i] : 0.0f;
+	tm_moe_experts_cpu(p->b, l, p->a->xb, p->a->sel, w, n, p->zeroed);
+	p->b->xhook = &odd_only;
+	tm_moe_experts_cpu(p->b, l, p->a->xb, p->a->sel, p->a->selw, n, p->part);
+	p->b->xhook = NULL;
+	p->part_diff += memcmp(p->part, p->zeroed, sizeof(float) * n * E) != 0;
+	p->part_same += !memcmp(p->part, p->out, sizeof(float) * n * E);
 }
 
 int main(void)
@@ -150,6 +171,10 @@ int main(void)
 		ok = !tm_forward(p.a, tok + i, 1, NULL, false);
 	tap_ok(ok && p.calls == 3 * LAYERS && p.rows == 3 * LAYERS && !p.diff,
 	       "decode (3 steps of one row): equal bit for bit (%d calls, %d differ)", p.calls, p.diff);
+	tap_ok(ok && !p.part_diff && p.part_same < 4 * LAYERS,
+	       "an expert hook's local (the VRAM cache's CPU misses): the split function sums only those experts, "
+	       "bit for bit the sum with the others' weights 0, prefill and decode (%d of %d differ; %d calls "
+	       "had only local experts)", p.part_diff, 4 * LAYERS, p.part_same);
 	tap_ok(p.b->weight_bytes > 0 && p.b->weight_bytes % (3 * (uint64_t)E * F * sizeof(float)) == 0,
 	       "the split function counts the experts it read in its context (%llu bytes: whole experts)",
 	       (unsigned long long)p.b->weight_bytes);
