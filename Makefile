@@ -177,7 +177,7 @@ CUDA_SRCS := $(wildcard kernels/cuda/*.cu)
 CUDA_OBJS := $(patsubst %.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS)) \
 	$(patsubst %.c,$(BUILD)/cuda/%.o,$(wildcard lib/cuda/*.c))
 cuda: $(BUILD)/libtiermem-cuda.so
-$(BUILD)/cuda/%.o: %.cu kernels/quant_decode.h kernels/cuda/cuda_kernels.h
+$(BUILD)/cuda/%.o: %.cu kernels/quant_decode.h $(wildcard kernels/cuda/*.h kernels/cuda/*.cuh)
 	@mkdir -p $(@D)
 	$(call msg,NVCC,$<)
 	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@

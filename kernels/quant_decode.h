@@ -59,7 +59,6 @@ typedef struct { uint8_t scales[QK_K / 16]; uint8_t qs[QK_K / 4]; uint16_t d, dm
  * 16 sub-blocks of 16: d * (sc[k] - 32) * (q - 4 * !hbit), sc 6 bits packed in
  * 12 bytes (tm_q3_K_scales in kernels/cpu/kern.h), q the 2 bits of q2_K's
  * layout, the high bit of element 128 h + 32 j + l bit 4 h + j of hmask[l].
- * (No GPU decoder yet: tm_dec8 refuses these and the three above.)
  */
 typedef struct { uint8_t hmask[QK_K / 8]; uint8_t qs[QK_K / 4]; uint8_t scales[12]; uint16_t d; } blk_q3_K;
 /* 8 sub-blocks of 32; 6-bit scales and mins packed into 12 bytes. */
@@ -73,7 +72,7 @@ typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K 
  * levels of iq4_nl (tm_iq4nl_values in kernels/cpu/kern.h), ls 6 bits: the
  * low 4 in scales_l[j / 2] (odd j the high nibble), the high 2 bits 2j..2j+1
  * of scales_h. Element l of sub-block j is the low nibble of qs[16 j + l]
- * for l < 16, the high nibble of qs[16 j + l - 16] after. (No GPU decoder.)
+ * for l < 16, the high nibble of qs[16 j + l - 16] after.
  */
 typedef struct { uint16_t d, scales_h; uint8_t scales_l[QK_K / 64]; uint8_t qs[QK_K / 2]; } blk_iq4_xs;
 
@@ -88,6 +87,47 @@ TM_STATIC_ASSERT(sizeof(blk_q4_K) == 144, "q4_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q5_K) == 176, "q5_K layout");
 TM_STATIC_ASSERT(sizeof(blk_q6_K) == 210, "q6_K layout");
 TM_STATIC_ASSERT(sizeof(blk_iq4_xs) == 136, "iq4_xs layout");
+
+/*
+ * A byte permute: byte i of the result is byte (sel >> 4 i) & 7 of the
+ * 8-byte value b:a (a the low word). The GPU's __byte_perm, and the same in
+ * C on the host, so code built on it is tested on the CPU as it runs on the
+ * GPU. Only selectors 0..7 (no sign replication).
+ */
+TM_HD static inline uint32_t tm_dq_prmt(uint32_t a, uint32_t b, uint32_t sel)
+{
+#ifdef __CUDA_ARCH__
+	return __byte_perm(a, b, sel);
+#else
+	uint64_t v = (uint64_t)b << 32 | a;
+	uint32_t r = 0;
+
+	for (int i = 0; i < 4; i++)
+		r |= (uint32_t)(v >> 8 * ((sel >> 4 * i) & 7) & 255) << 8 * i;
+	return r;
+#endif
+}
+
+/*
+ * iq4_nl's 16 levels (tm_iq4nl_values in kernels/cpu/kern.h, which
+ * test_quant_decode checks against these) as 4 little-endian words of 4
+ * int8: a lookup is a byte permute, with no table in memory (an indexed
+ * local array would go to the GPU's slow local memory).
+ */
+#define TM_IQ4NL_W0 0xBFAD9881u	/* -127 -104 -83 -65 */
+#define TM_IQ4NL_W1 0xF6EADDCFu	/* -49 -35 -22 -10 */
+#define TM_IQ4NL_W2 0x26190D01u	/* 1 13 25 38 */
+#define TM_IQ4NL_W3 0x71594535u	/* 53 69 89 113 */
+
+/* Four 4-bit codes (the low nibbles of q's bytes) to their four iq4_nl levels, as bytes. */
+TM_HD static inline uint32_t tm_dq_iq4nl4(uint32_t q)
+{
+	uint32_t sel = (q & 7) | (q >> 4 & 0x70) | (q >> 8 & 0x700) | (q >> 12 & 0x7000);
+	uint32_t lo = tm_dq_prmt(TM_IQ4NL_W0, TM_IQ4NL_W1, sel), hi = tm_dq_prmt(TM_IQ4NL_W2, TM_IQ4NL_W3, sel);
+	uint32_t m = (q >> 3 & 0x01010101u) * 255;	/* 0xff in the bytes whose code is 8..15 */
+
+	return (lo & ~m) | (hi & m);
+}
 
 /* IEEE half to float: the hardware conversion on the GPU, the portable one on the host. */
 TM_HD static inline float tm_dq_half(uint16_t h)
@@ -127,6 +167,20 @@ TM_HD static inline void tm_dq_kq_scale(const uint8_t *q, int j, int *sc, int *m
 
 	*sc = hi ? (c & 15) | ((a >> 6) << 4) : a & 63;
 	*m = hi ? (c >> 4) | ((b >> 6) << 4) : b & 63;
+}
+
+/* The signed scale of sub-block k (0..15) of a q3_K block: 6 bits in 12 bytes, less 32. */
+TM_HD static inline int tm_dq_q3_K_scale(const uint8_t *packed, int k)
+{
+	int lo = (packed[k % 8] >> (4 * (k / 8))) & 15, hi = (packed[8 + k % 4] >> (2 * (k / 4))) & 3;
+
+	return (lo | hi << 4) - 32;
+}
+
+/* The 6-bit scale of sub-block j (0..7) of an iq4_xs block (the -32 not taken off). */
+TM_HD static inline int tm_dq_iq4_xs_scale(const blk_iq4_xs *b, int j)
+{
+	return ((b->scales_l[j / 2] >> 4 * (j % 2)) & 15) | (((b->scales_h >> 2 * j) & 3) << 4);
 }
 
 /*
@@ -197,6 +251,97 @@ TM_HD static inline void tm_dec8a_q4_0(const void *row, int64_t k8, float v[8], 
 	for (int i = 0; i < 8; i++)
 		v[i] = tm_dq_i2f(((q[i] >> shift) & 15) - 8);
 	ab[0] = tm_dq_half(b->d);
+	ab[1] = 0.0f;
+}
+
+/*
+ * q4_1, q5_0, q5_1: chunk c (0..3) of a block of 32 holds elements 8c..8c+7,
+ * the low nibbles of qs[8c..] for c < 2, the high ones of qs[8c - 16..]
+ * after; the fifth bit of element l is bit l of qh. q5_0's min is -0.0, not
+ * 0: the reference adds a zero min (d * (q - 16) + 0.f), which turns a -0.0
+ * product into +0.0, and x - -0.0 does the same.
+ */
+TM_HD static inline void tm_dec8a_legacy(uint16_t d, float min, const uint8_t *qh, const uint8_t *qs, int c,
+					 int off, float v[8], float ab[2])
+{
+	const uint8_t *q = qs + 8 * (c & 1);
+	int shift = 4 * (c >> 1);
+	uint32_t h = qh ? (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24 : 0;
+
+	for (int i = 0; i < 8; i++)
+		v[i] = tm_dq_i2f((((q[i] >> shift) & 15) | (int)((h >> (8 * c + i)) & 1) << 4) - off);
+	ab[0] = tm_dq_half(d);
+	ab[1] = min;
+}
+
+TM_HD static inline void tm_dec8a_q4_1(const void *row, int64_t k8, float v[8], float ab[2])
+{
+	const blk_q4_1 *b = (const blk_q4_1 *)row + k8 / 4;
+
+	tm_dec8a_legacy(b->d, -tm_dq_half(b->m), NULL, b->qs, (int)(k8 % 4), 0, v, ab);
+}
+
+TM_HD static inline void tm_dec8a_q5_0(const void *row, int64_t k8, float v[8], float ab[2])
+{
+	const blk_q5_0 *b = (const blk_q5_0 *)row + k8 / 4;
+
+	tm_dec8a_legacy(b->d, -0.0f, b->qh, b->qs, (int)(k8 % 4), 16, v, ab);
+}
+
+TM_HD static inline void tm_dec8a_q5_1(const void *row, int64_t k8, float v[8], float ab[2])
+{
+	const blk_q5_1 *b = (const blk_q5_1 *)row + k8 / 4;
+
+	tm_dec8a_legacy(b->d, -tm_dq_half(b->m), b->qh, b->qs, (int)(k8 % 4), 0, v, ab);
+}
+
+/*
+ * q2_K and q3_K: chunk c (0..31) holds elements k0 = 8c .. k0+7, with
+ * k0 = 128 h + 32 j + l0: the 2-bit codes are bits 2j..2j+1 of
+ * qs[32 h + l0 ..], in one sub-block of 16 (k0 / 16). q2_K: d * sc * q -
+ * dmin * m; q3_K: d * sc * (q - 4 unless bit 4h + j of hmask[l0 + i]).
+ */
+TM_HD static inline void tm_dec8a_q2_K(const void *row, int64_t k8, float v[8], float ab[2])
+{
+	const blk_q2_K *b = (const blk_q2_K *)row + k8 / 32;
+	int k0 = 8 * (int)(k8 % 32), h = k0 / 128, j = k0 % 128 / 32, l0 = k0 % 32, sc = b->scales[k0 / 16];
+	const uint8_t *q = b->qs + 32 * h + l0;
+
+	for (int i = 0; i < 8; i++)
+		v[i] = tm_dq_i2f((q[i] >> (2 * j)) & 3);
+	ab[0] = tm_dq_half(b->d) * tm_dq_i2f(sc & 15);
+	ab[1] = tm_dq_half(b->dmin) * tm_dq_i2f(sc >> 4);
+}
+
+TM_HD static inline void tm_dec8a_q3_K(const void *row, int64_t k8, float v[8], float ab[2])
+{
+	const blk_q3_K *b = (const blk_q3_K *)row + k8 / 32;
+	int k0 = 8 * (int)(k8 % 32), h = k0 / 128, j = k0 % 128 / 32, l0 = k0 % 32;
+	const uint8_t *q = b->qs + 32 * h + l0, *hm = b->hmask + l0;
+
+	for (int i = 0; i < 8; i++)
+		v[i] = tm_dq_i2f(((q[i] >> (2 * j)) & 3) - ((hm[i] >> (4 * h + j)) & 1 ? 0 : 4));
+	ab[0] = tm_dq_half(b->d) * tm_dq_i2f(tm_dq_q3_K_scale(b->scales, k0 / 16));
+	ab[1] = 0.0f;
+}
+
+/* iq4_xs: chunk c (0..31) lies in sub-block j = c / 4; its codes are nibbles as q4_0's in 16 bytes. */
+TM_HD static inline void tm_dec8a_iq4_xs(const void *row, int64_t k8, float v[8], float ab[2])
+{
+	const blk_iq4_xs *b = (const blk_iq4_xs *)row + k8 / 32;
+	int c = (int)(k8 % 32), j = c / 4, shift = 4 * ((c >> 1) & 1);
+	const uint8_t *q = b->qs + 16 * j + 8 * (c & 1);
+
+	for (int w = 0; w < 2; w++) {
+		uint32_t codes = 0, lv;
+
+		for (int i = 0; i < 4; i++)
+			codes |= (uint32_t)((q[4 * w + i] >> shift) & 15) << 8 * i;
+		lv = tm_dq_iq4nl4(codes);
+		for (int i = 0; i < 4; i++)
+			v[4 * w + i] = tm_dq_i2f((int8_t)(lv >> 8 * i));
+	}
+	ab[0] = tm_dq_half(b->d) * tm_dq_i2f(tm_dq_iq4_xs_scale(b, j) - 32);
 	ab[1] = 0.0f;
 }
 
@@ -303,11 +448,18 @@ TM_DEC8_VALUES(q4_0)
 TM_DEC8_VALUES(q4_K)
 TM_DEC8_VALUES(q5_K)
 TM_DEC8_VALUES(q6_K)
+TM_DEC8_VALUES(q4_1)
+TM_DEC8_VALUES(q5_0)
+TM_DEC8_VALUES(q5_1)
+TM_DEC8_VALUES(q2_K)
+TM_DEC8_VALUES(q3_K)
+TM_DEC8_VALUES(iq4_xs)
 #undef TM_DEC8_VALUES
 
 /*
- * Any type by its GGML id (kernels/kernels.h: 0 f32, 1 f16, 2 q4_0, 8 q8_0,
- * 12 q4_K, 13 q5_K, 14 q6_K, 30 bf16). Returns 0, or -1 for a type it does
+ * Any type by its GGML id (kernels/kernels.h: 0 f32, 1 f16, 2 q4_0, 3 q4_1,
+ * 6 q5_0, 7 q5_1, 8 q8_0, 10 q2_K, 11 q3_K, 12 q4_K, 13 q5_K, 14 q6_K,
+ * 23 iq4_xs, 30 bf16): every weight type a GGUF may hold. Returns 0, or -1 for a type it does
  * not decode (o untouched). GPU kernels call the per-type functions from a
  * template instead, so the switch is not in their inner loop.
  */
@@ -317,10 +469,16 @@ TM_HD static inline int tm_dec8(int type, const void *row, int64_t k8, float o[8
 	case 0: tm_dec8_f32(row, k8, o); return 0;
 	case 1: tm_dec8_f16(row, k8, o); return 0;
 	case 2: tm_dec8_q4_0(row, k8, o); return 0;
+	case 3: tm_dec8_q4_1(row, k8, o); return 0;
+	case 6: tm_dec8_q5_0(row, k8, o); return 0;
+	case 7: tm_dec8_q5_1(row, k8, o); return 0;
 	case 8: tm_dec8_q8_0(row, k8, o); return 0;
 	case 12: tm_dec8_q4_K(row, k8, o); return 0;
 	case 13: tm_dec8_q5_K(row, k8, o); return 0;
 	case 14: tm_dec8_q6_K(row, k8, o); return 0;
+	case 10: tm_dec8_q2_K(row, k8, o); return 0;
+	case 11: tm_dec8_q3_K(row, k8, o); return 0;
+	case 23: tm_dec8_iq4_xs(row, k8, o); return 0;
 	case 30: tm_dec8_bf16(row, k8, o); return 0;
 	default: return -1;
 	}

@@ -416,7 +416,7 @@ NX_DISPATCH(q3_K_vnni)
 
 /* ---- iq4_xs ---- */
 
-/* The 8 sub-block scales of an iq4_xs block, less 32, as i16 (tm_iq4_xs_scale in vector ops). */
+/* The 8 sub-block scales of an iq4_xs block, less 32, as i16 (tm_dq_iq4_xs_scale in vector ops). */
 INLINE __m128i iq4xs_scales_vec(const blk_iq4_xs *b)
 {
 	uint32_t l;

@@ -140,7 +140,7 @@ static float row_iq4_xs(const void *w, int nb, const void *x)
 
 			for (int l = 0; l < 16; l++)
 				sum += y[l] * tm_iq4nl_values[qs[l] & 15] + y[l + 16] * tm_iq4nl_values[qs[l] >> 4];
-			s += d * (float)(tm_iq4_xs_scale(a, j) - 32) * (float)sum;
+			s += d * (float)(tm_dq_iq4_xs_scale(a, j) - 32) * (float)sum;
 		}
 	}
 	return s;

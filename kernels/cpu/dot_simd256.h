@@ -605,7 +605,7 @@ INLINE void iq4xs_nx(NX_PARAMS)
 				__m128i q = _mm_loadu_si128((const __m128i *)(a[i].qs + 16 * j));
 				__m256i v = _mm256_set_m128i(_mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(q, 4), m4)),
 							     _mm_shuffle_epi8(values, _mm_and_si128(q, m4)));
-				__m256i av = _mm256_sign_epi8(v, v), ls = _mm256_set1_epi16((int16_t)(tm_iq4_xs_scale(a + i, j) - 32));
+				__m256i av = _mm256_sign_epi8(v, v), ls = _mm256_set1_epi16((int16_t)(tm_dq_iq4_xs_scale(a + i, j) - 32));
 
 				UNROLL for (int t = 0; t < NX; t++) {
 					__m256i yv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 32 * j));

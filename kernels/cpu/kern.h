@@ -30,12 +30,6 @@ _Static_assert(sizeof(blk_q8_K) == 292, "q8_K layout");
 /* iq4_xs: the 16 levels a 4-bit code stands for (GGML's iq4_nl values). */
 static const int8_t tm_iq4nl_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
 
-/* The 6-bit scale of sub-block j (0..7) of an iq4_xs block. */
-static inline int tm_iq4_xs_scale(const blk_iq4_xs *b, int j)
-{
-	return ((b->scales_l[j / 2] >> 4 * (j % 2)) & 15) | (((b->scales_h >> 2 * j) & 3) << 4);
-}
-
 /* Activations for q4_1 and q5_1: q8_0 plus s = d * sum(qs), d before its f16 rounding. */
 typedef struct { uint16_t d, s; int8_t qs[QK]; } blk_q8_1;
 
@@ -183,12 +177,8 @@ static inline void tm_kq_scales(const uint8_t *packed, uint32_t out[4])
 /* q3_K's 16 six-bit scales, unpacked and with their offset of 32 taken off. */
 static inline void tm_q3_K_scales(const uint8_t *packed, int8_t out[16])
 {
-	for (int k = 0; k < 16; k++) {
-		int lo = (packed[k % 8] >> (4 * (k / 8))) & 15;
-		int hi = (packed[8 + k % 4] >> (2 * (k / 4))) & 3;
-
-		out[k] = (int8_t)((lo | hi << 4) - 32);
-	}
+	for (int k = 0; k < 16; k++)
+		out[k] = (int8_t)tm_dq_q3_K_scale(packed, k);
 }
 
 #endif

@@ -257,7 +257,7 @@ static void dequant_iq4_xs(const blk_iq4_xs *b, float *y, int64_t nb)
 
 		for (int j = 0; j < QK_K / 32; j++, y += 32) {
 			const uint8_t *qs = b->qs + 16 * j;
-			float dl = d * (float)(tm_iq4_xs_scale(b, j) - 32);
+			float dl = d * (float)(tm_dq_iq4_xs_scale(b, j) - 32);
 
 			for (int l = 0; l < 16; l++) {
 				y[l] = dl * tm_iq4nl_values[qs[l] & 15];

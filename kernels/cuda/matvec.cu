@@ -10,34 +10,13 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_kernels.h"
-#include "kernels/quant_decode.h"
+#include "kernels/cuda/types.cuh"
 
 namespace {
 
 constexpr int kWarp = 32;
 constexpr int kWarps = 4;	/* warps per thread block, sharing its rows' columns */
 constexpr int kTile = 8;	/* tokens per pass over a row in prefill */
-
-template <int T>
-__device__ __forceinline__ void dec8a(const char *row, int k8, float v[8], float ab[2])
-{
-	if constexpr (T == 0) tm_dec8a_f32(row, k8, v, ab);
-	else if constexpr (T == 1) tm_dec8a_f16(row, k8, v, ab);
-	else if constexpr (T == 2) tm_dec8a_q4_0(row, k8, v, ab);
-	else if constexpr (T == 8) tm_dec8a_q8_0(row, k8, v, ab);
-	else if constexpr (T == 12) tm_dec8a_q4_K(row, k8, v, ab);
-	else if constexpr (T == 13) tm_dec8a_q5_K(row, k8, v, ab);
-	else if constexpr (T == 14) tm_dec8a_q6_K(row, k8, v, ab);
-	else tm_dec8a_bf16(row, k8, v, ab);
-}
-
-/* Types whose chunks have a min (element = scale * q - min): the K-quants with 4/5-bit codes. */
-template <int T>
-constexpr bool has_min = T == 12 || T == 13;
-
-/* Types whose chunks have a scale other than 1. */
-template <int T>
-constexpr bool has_scale = T == 2 || T == 8 || T == 12 || T == 13 || T == 14;
 
 __device__ __forceinline__ float warp_sum(float v)
 {
@@ -64,7 +43,7 @@ __device__ __forceinline__ void dot_rows(const char *const rows[NR], int nch, co
 
 #pragma unroll
 		for (int r = 0; r < NR; r++)
-			dec8a<T>(rows[r], c, v[r], ab[r]);
+			tmc_dec8a<T>(rows[r], c, v[r], ab[r]);
 #pragma unroll
 		for (int t = 0; t < NT; t++) {
 			if (t < nt) {
@@ -72,16 +51,16 @@ __device__ __forceinline__ void dot_rows(const char *const rows[NR], int nch, co
 				float4 p = xp[0], q = xp[1];
 				float sx = 0.f;
 
-				if constexpr (has_min<T>)
+				if constexpr (tmc_has_min<T>)
 					sx = ((p.x + p.y) + (p.z + p.w)) + ((q.x + q.y) + (q.z + q.w));
 #pragma unroll
 				for (int r = 0; r < NR; r++) {
 					float d = v[r][0] * p.x + v[r][1] * p.y + v[r][2] * p.z + v[r][3] * p.w +
 						  v[r][4] * q.x + v[r][5] * q.y + v[r][6] * q.z + v[r][7] * q.w;
 
-					if constexpr (has_min<T>)
+					if constexpr (tmc_has_min<T>)
 						acc[r][t] += ab[r][0] * d - ab[r][1] * sx;
-					else if constexpr (has_scale<T>)
+					else if constexpr (tmc_has_scale<T>)
 						acc[r][t] += ab[r][0] * d;
 					else
 						acc[r][t] += d;
@@ -96,14 +75,10 @@ __device__ __forceinline__ void dot_any(int type, const char *const rows[NR], in
 					int nt, float acc[NR][NT])
 {
 	switch (type) {
-	case 0: dot_rows<0, NT, NR>(rows, nch, x, xs, nt, acc); break;
-	case 1: dot_rows<1, NT, NR>(rows, nch, x, xs, nt, acc); break;
-	case 2: dot_rows<2, NT, NR>(rows, nch, x, xs, nt, acc); break;
-	case 8: dot_rows<8, NT, NR>(rows, nch, x, xs, nt, acc); break;
-	case 12: dot_rows<12, NT, NR>(rows, nch, x, xs, nt, acc); break;
-	case 13: dot_rows<13, NT, NR>(rows, nch, x, xs, nt, acc); break;
-	case 14: dot_rows<14, NT, NR>(rows, nch, x, xs, nt, acc); break;
-	default: dot_rows<30, NT, NR>(rows, nch, x, xs, nt, acc); break;
+#define TMC_CASE(T) case T: dot_rows<T, NT, NR>(rows, nch, x, xs, nt, acc); break;
+	TMC_FOR_TYPES(TMC_CASE)
+#undef TMC_CASE
+	default: break;	/* tmc_matvec refused it */
 	}
 }
 
@@ -205,16 +180,6 @@ __global__ void __launch_bounds__(kWarp * kWarps) k_matvec(const tmc_mv a)
 	}
 }
 
-bool decodable(int type)
-{
-	switch (type) {
-	case 0: case 1: case 2: case 8: case 12: case 13: case 14: case 30:
-		return true;
-	default:
-		return false;
-	}
-}
-
 }  // namespace
 
 extern "C" uint64_t tmc_matvec_bytes(const struct tmc_mv *a)
@@ -237,7 +202,7 @@ extern "C" int tmc_matvec(const struct tmc_mv *a, cudaStream_t s)
 	    (a->glu && (a->n_jobs != 2 || a->job[0].rows != a->job[1].rows || a->job[0].type != a->job[1].type)))
 		return -EINVAL;
 	for (int j = 0; j < a->n_jobs; j++) {
-		if (!decodable(a->job[j].type) || a->job[j].rows < 1 || !a->job[j].y)
+		if (!tmc_decodable(a->job[j].type) || a->job[j].rows < 1 || !a->job[j].y)
 			return -EINVAL;
 		groups += a->glu && j ? 0 : (a->job[j].rows + R - 1) / R;
 	}

@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_kernels.h"
-#include "kernels/quant_decode.h"
+#include "kernels/cuda/types.cuh"
 
 namespace {
 
@@ -307,16 +307,11 @@ __global__ void k_embed(const char *table, size_t row_bytes, const int *tok, int
 	for (int c = threadIdx.x; c < n / 8; c += blockDim.x) {
 		float v[8];
 
-		if constexpr (T == 0) tm_dec8_f32(row, c, v);
-		else if constexpr (T == 1) tm_dec8_f16(row, c, v);
-		else if constexpr (T == 2) tm_dec8_q4_0(row, c, v);
-		else if constexpr (T == 8) tm_dec8_q8_0(row, c, v);
-		else if constexpr (T == 12) tm_dec8_q4_K(row, c, v);
-		else if constexpr (T == 13) tm_dec8_q5_K(row, c, v);
-		else if constexpr (T == 14) tm_dec8_q6_K(row, c, v);
-		else tm_dec8_bf16(row, c, v);
+		float ab[2];
+
+		tmc_dec8a<T>(row, c, v, ab);
 		for (int i = 0; i < 8; i++)
-			o[8 * c + i] = v[i];
+			o[8 * c + i] = ab[0] * v[i] - ab[1];
 	}
 }
 
@@ -413,14 +408,9 @@ extern "C" int tmc_embed(int type, const void *table, size_t row_bytes, const in
 	if (n_tok < 1 || n < 8 || n % 8)
 		return -EINVAL;
 	switch (type) {
-	case 0: k_embed<0><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
-	case 1: k_embed<1><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
-	case 2: k_embed<2><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
-	case 8: k_embed<8><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
-	case 12: k_embed<12><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
-	case 13: k_embed<13><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
-	case 14: k_embed<14><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
-	case 30: k_embed<30><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
+#define TMC_CASE(T) case T: k_embed<T><<<n_tok, kThreads, 0, s>>>(t, row_bytes, tok, n, x); break;
+	TMC_FOR_TYPES(TMC_CASE)
+#undef TMC_CASE
 	default: return -EINVAL;
 	}
 	return launched();

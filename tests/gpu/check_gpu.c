@@ -105,13 +105,14 @@ static double worst(const float *got, const double *ref, const double *scale, si
 	return w;
 }
 
-/* Nonzero where the CPU rounds this weight type's activations to q8. */
+/* Nonzero where the CPU rounds this weight type's activations to q8: every quantized type. */
 static int tm_act_type_of(int type)
 {
-	return type == TM_Q4_0 || type == TM_Q8_0 || type == TM_Q4_K || type == TM_Q5_K || type == TM_Q6_K;
+	return type != TM_F32 && type != TM_F16 && type != TM_BF16;
 }
 
-static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q4_1, TM_Q5_0, TM_Q5_1, TM_Q8_0,
+			     TM_Q2_K, TM_Q3_K, TM_Q4_K, TM_Q5_K, TM_Q6_K, TM_IQ4_XS };
 #define NTYPES (int)(sizeof(types) / sizeof(types[0]))
 
 struct wmat {

@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/cpu/kern.h"
 #include "kernels/quant_decode.h"
 #include "tap.h"
 
-static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q8_0, TM_Q4_K, TM_Q5_K, TM_Q6_K };
+static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q4_1, TM_Q5_0, TM_Q5_1, TM_Q8_0,
+			     TM_Q2_K, TM_Q3_K, TM_Q4_K, TM_Q5_K, TM_Q6_K, TM_IQ4_XS };
 
 static void check_type(int type, uint64_t *rng)
 {
@@ -46,10 +47,29 @@ out:
 	free(got);
 }
 
+/* The byte permute's emulation, and the iq4_nl lookup built on it against the CPU's table. */
+static void check_prmt(void)
+{
+	int bad = 0;
+
+	for (uint32_t c = 0; c < 65536; c++) {	/* every 4 codes of 4 bits */
+		uint32_t q = (c & 15) | (c >> 4 & 15) << 8 | (c >> 8 & 15) << 16 | (c >> 12 & 15) << 24;
+		/* the high nibbles hold noise that the lookup must ignore */
+		uint32_t lv = tm_dq_iq4nl4(q | 0xa0b0c0d0u);
+
+		for (int i = 0; i < 4; i++)
+			bad += (int8_t)(lv >> 8 * i) != tm_iq4nl_values[q >> 8 * i & 15];
+	}
+	bad += tm_dq_prmt(0x03020100u, 0x07060504u, 0x4711) != 0x04070101u;
+	tap_ok(!bad, "byte permute emulation and the iq4_nl lookup of all 65536 code quadruples (%d wrong)", bad);
+}
+
 int main(void)
 {
 	uint64_t rng = 16;
 	float o[8] = { 0 };
+
+	check_prmt();
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		check_type(types[i], &rng);
