@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * AVX-512 (F/BW/VL/DQ) kernels: 512-bit versions of every type, plus a VNNI
+ * AVX-512 (F/BW/VL/DQ) kernels: 512-bit versions of most types, plus a VNNI
  * flavour of the quantized kernels (vpdpbusd for q8_0/q4_0, vpdpwssd to
  * scale and accumulate the K-quants) for CPUs that have it. The
  * dispatcher picks tm_kern_avx512vnni only where cpuid reports VNNI. The
@@ -8,10 +8,10 @@
  * intrinsics only (no scalar integer loops the compiler could vectorise into
  * VNNI instructions).
  *
- * Quantizers, the float tails and q4_1/q5_0/q5_1 (whose blocks of 32 paired
- * into 512-bit vectors ran slower than one block a 256-bit vector: the
+ * Quantizers, the float tails and q4_0/q8_0/q4_1/q5_0/q5_1 (whose blocks of 32
+ * paired into 512-bit vectors ran slower than one block a 256-bit vector: the
  * per-block scale assembly, not the products, bounds them) come from the
- * 256-bit template.
+ * 256-bit template, q4_0/q8_0 with a vpdpbusd flavour of their own here.
  */
 #include "dot_simd256.h"
 #include "repack.h"
@@ -66,64 +66,42 @@ NX_DISPATCH(f32_512)
 NX_DISPATCH(f16_512)
 NX_DISPATCH(bf16_512)
 
-/* ---- q8_0 and q4_0: two 32-element blocks per 512-bit vector ---- */
-
-INLINE __m512i pair256(__m256i lo, __m256i hi)
-{
-	return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* Signed-byte dot products as 16 int32: |a| * (b with a's sign). */
-INLINE __m512i dot_i8_512(__m512i a, __m512i b, const int vnni)
-{
-	__mmask64 neg = _mm512_movepi8_mask(a);
-	__m512i ax = _mm512_abs_epi8(a);
-	__m512i sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
-
-	if (vnni)
-		return _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sb);
-	return _mm512_madd_epi16(_mm512_maddubs_epi16(ax, sb), _mm512_set1_epi16(1));
-}
-
-#define Q80_512_KERNEL(name, BLK, unpack, VNNI)					\
+/*
+ * ---- q8_0 and q4_0: the 256-bit kernels, with vpdpbusd where there is VNNI ----
+ * Two blocks a 512-bit vector (their 32 codes and f16 scales paired with
+ * inserts) ran 0.65-0.7x as fast in L2 as one block a 256-bit vector (q8_0
+ * 19 vs 28 GB/s, q4_0 8 vs 11.5, one thread, bench/matvec --cpu-time), and
+ * two rows a vector, sharing the activation, 0.8x. vpdpbusd for maddubs +
+ * madd gives the same int32 lanes (maddubs's int16 pairs cannot saturate:
+ * activations are -127..127, so a pair is at most 2 * 128 * 127), so the
+ * AVX2 and AVX-512 tables give the same bits (test_kernels checks it).
+ */
+#define Q80_VNNI256_KERNEL(name, BLK, unpack)					\
 INLINE void name##_nx(NX_PARAMS)						\
 {										\
 	for (int r = 0; r < nrows; r++) {					\
 		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
-		__m512 acc[TM_NX_MAX];						\
-		int i = 0;							\
+		__m256 acc[TM_NX_MAX];						\
 		UNROLL for (int t = 0; t < NX; t++)				\
-			acc[t] = _mm512_setzero_ps();				\
-		for (; i + 2 <= nblocks; i += 2) {				\
-			__m512i q = pair256(unpack(a + i), unpack(a + i + 1));	\
-			float d0 = f16(a[i].d), d1 = f16(a[i + 1].d);		\
-			tm_prefetch_block(a + i, 2 * sizeof(BLK));		\
+			acc[t] = _mm256_setzero_ps();				\
+		for (int i = 0; i < nblocks; i++) {				\
+			__m256i q = unpack(a + i);				\
+			__m256i aq = _mm256_abs_epi8(q);			\
+			float d = f16(a[i].d);					\
+			tm_prefetch_block(a + i, sizeof(BLK));			\
 			UNROLL for (int t = 0; t < NX; t++) {			\
 				const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
-				__m512i yv = pair256(load_q8_0(b), load_q8_0(b + 1)); \
-				__m512 s = _mm512_insertf32x8(_mm512_set1_ps(d0 * f16(b[0].d)), \
-							      _mm256_set1_ps(d1 * f16(b[1].d)), 1); \
-				acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8_512(q, yv, VNNI)), acc[t]); \
+				__m256i sb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q); \
+				__m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, sb); \
+				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * f16(b->d)), _mm256_cvtepi32_ps(p), acc[t]); \
 			}							\
 		}								\
-		UNROLL for (int t = 0; t < NX; t++) {				\
-			float s = hsum512_ps(acc[t]);				\
-			if (i < nblocks) {					\
-				const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
-				__m256i p = dot_i8(unpack(a + i), load_q8_0(b));	\
-				s += f16(a[i].d) * f16(b->d) * hsum256_ps(_mm256_cvtepi32_ps(p)); \
-			}							\
-			y[t * ystride + r] = s;					\
-		}								\
+		UNROLL for (int t = 0; t < NX; t++)				\
+			y[t * ystride + r] = hsum256_ps(acc[t]);		\
 	}									\
 }
-
-Q80_512_KERNEL(q8_0_512, blk_q8_0, load_q8_0, 0)
-Q80_512_KERNEL(q4_0_512, blk_q4_0, unpack_q4_0, 0)
-Q80_512_KERNEL(q8_0_vnni, blk_q8_0, load_q8_0, 1)
-Q80_512_KERNEL(q4_0_vnni, blk_q4_0, unpack_q4_0, 1)
-NX_DISPATCH(q8_0_512)
-NX_DISPATCH(q4_0_512)
+Q80_VNNI256_KERNEL(q8_0_vnni, blk_q8_0, load_q8_0)
+Q80_VNNI256_KERNEL(q4_0_vnni, blk_q4_0, unpack_q4_0)
 NX_DISPATCH(q8_0_vnni)
 NX_DISPATCH(q4_0_vnni)
 
@@ -494,8 +472,8 @@ NX_DISPATCH(iq4_xs_vnni)
 
 #define AVX512_DOTS(v)								\
 	[TM_F32] = dot_f32_512, [TM_F16] = dot_f16_512, [TM_BF16] = dot_bf16_512, \
-	[TM_Q4_0] = dot_q4_0_##v, [TM_Q8_0] = dot_q8_0_##v,			\
 	/* the 256-bit kernels: two blocks a 512-bit vector ran 0.67-0.72x as fast in L2 */ \
+	/* (q8_0 and q4_0 too: 256-bit, VNNI or not, in each table below) */ \
 	[TM_Q4_1] = dot_q4_1, [TM_Q5_0] = dot_q5_0, [TM_Q5_1] = dot_q5_1,	\
 	[TM_Q2_K] = dot_q2_K_##v, [TM_Q3_K] = dot_q3_K_##v,			\
 	[TM_Q4_K] = dot_q4_K_##v, [TM_Q5_K] = dot_q5_K_##v, [TM_Q6_K] = dot_q6_K_##v, \
@@ -510,14 +488,14 @@ static void quant_q8_Kp_512(const float *x, void *q, int64_t n)
 
 const struct tm_kern tm_kern_avx512 = {
 	.name = "avx512-novnni",
-	.dot = { AVX512_DOTS(512), [TM_Q4_K_R16] = tm_dot_q4_K_r16_avx2p, [TM_Q6_K_R16] = tm_dot_q6_K_r16_avx2 },
+	.dot = { AVX512_DOTS(512), [TM_Q8_0] = dot_q8_0, [TM_Q4_0] = dot_q4_0, [TM_Q4_K_R16] = tm_dot_q4_K_r16_avx2p, [TM_Q6_K_R16] = tm_dot_q6_K_r16_avx2 },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 	.quant_q8_Kp = quant_q8_Kp_512,
 };
 
 #define VNNI_TABLE							\
-	.dot = { AVX512_DOTS(vnni), [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni }, \
+	.dot = { AVX512_DOTS(vnni), [TM_Q8_0] = dot_q8_0_vnni, [TM_Q4_0] = dot_q4_0_vnni, [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni }, \
 	.quant_q8_0 = quant_q8_0_256,					\
 	.quant_q8_K = quant_q8_K_256,					\
 	.quant_q8_Kp = quant_q8_Kp_512

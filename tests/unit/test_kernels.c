@@ -642,6 +642,64 @@ static void test_matmul_tiles(void)
 	free(yv);
 }
 
+/*
+ * q4_0 and q8_0 run the same 256-bit kernel in every SIMD table (vpdpbusd
+ * for maddubs + madd where there is VNNI): the same bits as the AVX2 table,
+ * for 1-4 tokens at once, also with q8_0 codes of -128 (the extreme the
+ * int16 pairs of maddubs must hold without saturating).
+ */
+static void test_q80_tables_agree(void)
+{
+	static const int qtypes[] = { TM_Q4_0, TM_Q8_0 };
+	const int rows = 19, cols = 736, nx = 4;
+	float *x = malloc((size_t)nx * cols * sizeof(float));
+	float *y0 = malloc((size_t)nx * rows * sizeof(float)), *y1 = malloc((size_t)nx * rows * sizeof(float));
+	void *xq = malloc((size_t)nx * tm_row_bytes(TM_Q8_0, cols));
+	size_t xs = tm_row_bytes(TM_Q8_0, cols);
+	int bad = 0, ran = 0;
+	const char *was = tm_kernels_isa();
+
+	fill_x(x, nx * cols);
+	for (int t = 0; t < nx; t++)
+		tm_quant_q8_0_ref(x + (size_t)t * cols, (char *)xq + t * xs, cols);
+	for (int ti = 0; ti < 2; ti++) {
+		int type = qtypes[ti];
+		size_t rb = tm_row_bytes(type, cols);
+		char *w = malloc(rb * rows);
+
+		fill_weights(type, w, rows, cols);
+		if (type == TM_Q8_0)	/* row 3: every code -128 */
+			for (int b = 0; b < cols / QK; b++)
+				memset(((blk_q8_0 *)(w + 3 * rb))[b].qs, 0x80, QK);
+		if (tm_kernels_force_isa("avx2"))
+			goto next;
+		for (int n = 1; n <= nx; n++) {
+			tm_kern()->dot[type](w, rb, rows, cols / QK, xq, xs, n, y0, rows);
+			for (int i = 2; i < NISAS; i++) {
+				if (tm_kernels_force_isa(isas[i]))
+					continue;
+				memset(y1, 0xff, (size_t)nx * rows * sizeof(float));
+				tm_kern()->dot[type](w, rb, rows, cols / QK, xq, xs, n, y1, rows);
+				bad += memcmp(y0, y1, (size_t)n * rows * sizeof(float)) != 0;
+				ran++;
+				tm_kernels_force_isa("avx2");
+			}
+		}
+next:
+		free(w);
+	}
+	if (!ran)
+		tap_skip("q4_0/q8_0 across tables: no AVX-512 on this CPU");
+	else
+		tap_ok(bad == 0, "q4_0/q8_0: every AVX-512 table gives the AVX2 table's bits, 1-4 tokens (%d of %d differ)",
+		       bad, ran);
+	tm_kernels_force_isa(was);
+	free(x);
+	free(y0);
+	free(y1);
+	free(xq);
+}
+
 /* A job no kernel takes yields NaN rows, and the valid jobs beside it still run. */
 static void test_bad_jobs(void)
 {
@@ -682,6 +740,7 @@ int main(void)
 	test_batch();
 	test_matmul();
 	test_matmul_tiles();
+	test_q80_tables_agree();
 	test_bad_jobs();
 	return tap_done();
 }
