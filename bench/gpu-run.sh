@@ -17,6 +17,16 @@
 # private prefix, for a GPU machine without those -dev packages and no network.
 # SKIP_BUILD=1: use the binaries already in build/ (tiermem, libtiermem-cuda.so,
 # cuda/check-gpu), run tests/gpu/run directly.
+#
+# llama.cpp's CUDA build, when bench/gpu-peer-stage.sh's parts were carried
+# (.peer-cuda/peer.tar.xz.part*): unpacked and checked (SHA-256), then decode
+# tok/s against tiermem on the same GGUFs, alternating, 3 rounds: all in VRAM
+# (dense and MoE), and the MoE with routed experts in host memory (llama.cpp
+# -ot exps=CPU against tiermem's -ot exps=CPU, and tiermem's exps=pcie with and
+# without --expert-cache). The first llama.cpp run is timed on its own: the
+# driver compiles the release's compute_90 PTX then (kept in .peer-cuda/jit).
+# PEER_ONLY=1: build, the models and that comparison only (no check-gpu, no
+# other benchmarks), for a call of its own.
 set -u -o pipefail
 OUTD=${1:-build/gpu-run}
 # step LIMIT_S CMD...: a command under a time limit; a timeout is said, not hidden
@@ -60,6 +70,61 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 	fi
 fi
 
+echo "== models"
+build/tiermem synth --arch llama --type q4_K_M --size 2G -q -o "$W/dense.gguf" | tail -1
+build/tiermem synth --arch qwen3moe --type q4_K_M --size 4G -q -o "$W/moe.gguf" | tail -1
+T=$(nproc)
+
+# llama.cpp's CUDA build against tiermem (see the top)
+peer() {
+	local L=$W/peer/peer d r m json
+	echo "== llama.cpp CUDA peer"
+	if ! cat .peer-cuda/peer.tar.xz.part* | sha256sum | cut -c1-64 | cmp -s - <(cut -c1-64 .peer-cuda/peer.tar.xz.sha256); then
+		echo "peer: the parts do not add up to the staged tarball (a part missing?): not run"
+		return
+	fi
+	rm -rf "$W/peer"
+	mkdir -p "$W/peer"
+	if ! cat .peer-cuda/peer.tar.xz.part* | xz -d | tar -x -C "$W/peer"; then
+		echo "peer: unpacking failed"
+		return
+	fi
+	# the release links the CUDA 13 runtime and cuBLAS: the toolkit's, or the Python wheels'
+	for d in /usr/local/cuda/lib64 $(find /usr/local /opt -name 'libcublas.so.13' -printf '%h\n' 2>/dev/null); do
+		[ -e "$d/libcublas.so.13" ] || [ -e "$d/libcudart.so.13" ] && LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	done
+	export LD_LIBRARY_PATH
+	export CUDA_CACHE_PATH=$PWD/.peer-cuda/jit CUDA_CACHE_MAXSIZE=4294967296
+	d=$(date +%s)
+	step 420 "$L/llama_decode" "$W/moe.gguf" --libdir "$L" -p 16 -n 4 -t "$T"
+	echo "peer: first run (the driver compiles the PTX): exit $?, $(($(date +%s) - d)) s"
+	for r in 1 2 3; do
+		for m in dense moe moe-cpu; do
+			a=()
+			[ $m = moe-cpu ] && a=(-ot exps=CPU)
+			json=$(step 120 "$L/llama_decode" "$W/${m%-cpu}.gguf" --libdir "$L" "${a[@]}" -p 16 -n 64 -t "$T")
+			echo "round $r $m llama.cpp: $json"
+			step 60 build/tiermem run --gpu "${a[@]}" -m "$W/${m%-cpu}.gguf" --weights ddr -t "$T" -n 64 --temp 0 \
+				-p "Once upon a time" >/dev/null 2>"$W/t.err"
+			echo "round $r $m tiermem: exit $? $(grep -h '^generation:' "$W/t.err")"
+		done
+		for c in "" "--expert-cache 25%"; do
+			# shellcheck disable=SC2086
+			step 60 build/tiermem run --gpu -ot exps=pcie $c -m "$W/moe.gguf" --weights ddr -t "$T" -n 64 --temp 0 \
+				-p "Once upon a time" >/dev/null 2>"$W/t.err"
+			echo "round $r moe-pcie${c:+ $c} tiermem: exit $? $(grep -h '^generation:' "$W/t.err") $(grep -h -A1 'VRAM cache of' "$W/t.err" | tail -1)"
+		done
+	done
+}
+if [ "${PEER_ONLY:-0}" = 1 ]; then
+	if ls .peer-cuda/peer.tar.xz.part* >/dev/null 2>&1; then
+		peer 2>&1 | tee -a "$OUTD/peer.txt"
+	else
+		echo "PEER_ONLY=1 but no .peer-cuda/peer.tar.xz.part*: run bench/gpu-peer-stage.sh here and carry .peer-cuda"
+	fi
+	exit 0
+fi
+
 echo "== make check-gpu"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
 	step 240 make --no-print-directory check-gpu "${MK[@]}"
@@ -68,10 +133,6 @@ else
 fi 2>&1 | tee "$OUTD/check-gpu.log" | grep -v '^ok '
 
 grep -c '^ok ' "$OUTD/check-gpu.log" | sed 's/^/ok lines: /'
-
-echo "== models"
-build/tiermem synth --arch llama --type q4_K_M --size 2G -q -o "$W/dense.gguf" | tail -1
-build/tiermem synth --arch qwen3moe --type q4_K_M --size 4G -q -o "$W/moe.gguf" | tail -1
 
 echo "== one matvec alone, per type"
 step 60 build/cuda/check-gpu kbench 2>&1 | tee -a "$OUTD/bench.txt"
@@ -86,7 +147,6 @@ step 30 build/tiermem run --gpu -m "$W/moe.gguf" -n 64 --temp 0 -p "Once upon a 
 # on the CPU (weights in DDR: --weights ddr), experts over PCIe, the CPU alone.
 # Greedy text must be the same in the VRAM and pcie runs (same kernels, same bytes).
 echo "== hybrid (qwen3moe 4 GB): generation tok/s, 3 rounds alternating"
-T=$(nproc)
 for r in 1 2 3; do
 	for mode in vram cpu pcie cpu-only; do
 		case $mode in
@@ -106,3 +166,8 @@ for r in 1 2 3; do
 done | tee -a "$OUTD/bench.txt"
 echo "== tiermem bench (gpu tier)"
 step 60 build/tiermem bench --size 4G --passes 5 -t 2 --tier anon-thp 2>/dev/null | tail -4 | tee -a "$OUTD/bench.txt"
+if ls .peer-cuda/peer.tar.xz.part* >/dev/null 2>&1; then
+	peer 2>&1 | tee -a "$OUTD/peer.txt"
+else
+	echo "== llama.cpp CUDA peer: not staged (bench/gpu-peer-stage.sh here, then carry .peer-cuda)"
+fi

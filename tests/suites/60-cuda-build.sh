@@ -39,6 +39,26 @@ if [[ $archs == *sm_80* && $archs == *sm_90* ]]; then
 else
 	notok "libtiermem-cuda.so machine code: '$archs' (want sm_80 and sm_90)"
 fi
+# bench/peer-cuda/fatbin_keep.py (how llama.cpp's CUDA build is slimmed for the GPU machine), on our own
+# object: keeping sm_90 machine code leaves exactly half the entries, nothing outside .nv_fatbin changes,
+# the object still loads (the error is then the missing driver, not the object), and asking for code
+# the object lacks is refused
+cp "$SO" "$W/slim.so"
+keep=$(python3 bench/peer-cuda/fatbin_keep.py "$W/slim.so" elf:90 2>&1)
+read -r off size < <(readelf -S -W "$SO" | sed -n 's/.*\.nv_fatbin *PROGBITS *[0-9a-f]* \([0-9a-f]*\) \([0-9a-f]*\) .*/\1 \2/p')
+off=$((16#${off:-0})) size=$((16#${size:-0}))
+kept=$(echo "$keep" | sed -n 's/.*kept \([0-9]*\) entries.*dropped \([0-9]*\)/\1 \2/p')
+if [ "$off" -gt 0 ] && [ -n "$kept" ] && [ "${kept% *}" = "${kept#* }" ] && [ "${kept% *}" -gt 0 ] &&
+   cmp -s <(head -c "$off" "$SO") <(head -c "$off" "$W/slim.so") &&
+   cmp -s <(tail -c +$((off + size + 1)) "$SO") <(tail -c +$((off + size + 1)) "$W/slim.so") &&
+   ! cmp -s "$SO" "$W/slim.so" &&
+   TIERMEM_CUDA_LIB=$W/slim.so $TM run --gpu -m ../shared/models/llama-2-tiny-random.gguf -n 1 2>&1 >/dev/null |
+	grep -qv "cannot load" &&
+   ! python3 bench/peer-cuda/fatbin_keep.py "$W/slim.so" ptx:90 >/dev/null 2>&1; then
+	ok "fatbin_keep.py: $keep; only .nv_fatbin changed, the object still loads, missing code refused"
+else
+	notok "fatbin_keep.py on libtiermem-cuda.so: '$keep' (section at $off, $size bytes)"
+fi
 needed=$(readelf -d "$SO" "$TM" 2>/dev/null | grep NEEDED | grep -ci 'cuda\|cudart' | tr -d ' ')
 if [ "$needed" = 0 ]; then
 	ok "neither tiermem nor libtiermem-cuda.so needs a CUDA library at load time (runtime static, driver loaded on demand)"
