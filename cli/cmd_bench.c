@@ -33,6 +33,9 @@ struct bench_tier {
 	struct tm_touch touch;
 	struct tm_bw bw[64][2];		/* [threads - 1][prefetch?] */
 	double best_gbs;
+	/* the GPU reading this mapping over PCIe: in place, by cudaMemcpy; 0: not measured, pcie_why says why */
+	double pcie_gbs, pcie_copy_gbs;
+	char pcie_why[200];
 };
 
 struct bench_opts {
@@ -65,10 +68,10 @@ static const char usage_text[] =
 	"read GB/s (best and median of the timed passes; 1 GB = 1e9 bytes), the cost of\n"
 	"first touch, and the decode ceiling: tokens/s = read GB/s / active bytes per token.\n"
 	"Where an NVIDIA GPU and libtiermem-cuda.so exist, also the gpu tier (SIZE bytes of\n"
-	"device memory read by a CUDA kernel) and the pcie tier (SIZE bytes of anonymous\n"
-	"host memory, pinned, read by the GPU: in place by a CUDA kernel, as -ot REGEX=pcie\n"
-	"reads weights, and by cudaMemcpy into VRAM); medians of the passes. Else a line\n"
-	"says why not.\n"
+	"device memory read by a CUDA kernel) and the pcie tier: each host tier's mapping\n"
+	"(or, with --tier pcie alone, SIZE bytes of anonymous memory), pinned, read by the\n"
+	"GPU in place by a CUDA kernel, as -ot REGEX=pcie reads weights, and by cudaMemcpy\n"
+	"into VRAM; medians of the passes. Else a line says why not.\n"
 	"\n"
 	"  --size SIZE          bytes streamed per tier (default: 1G or 4x the last-level cache)\n"
 	"  -t, --threads N      measure 1..N threads (default: the CPUs this process may use)\n"
@@ -354,6 +357,7 @@ static void measure_gpu(struct bench_opts *o)
 {
 	bool any = !o->explicit_ddr;
 	struct tm_mapping host;
+	int best = -1;
 
 	if (tm_gpu_probe(&o->gpu)) {
 		snprintf(o->gpu_why, sizeof(o->gpu_why), "%s", tm_strerror());
@@ -366,7 +370,31 @@ static void measure_gpu(struct bench_opts *o)
 	}
 	if (!any && !o->want_pcie)
 		return;
-	/* THP: what the weights' anonymous and file mappings mostly are */
+	/*
+	 * Each host tier's own mapping, where it may be pinned (a PMEM tier's
+	 * figure is what -ot pcie would get from it); the headline figure is
+	 * the THP tier's, else the first measured.
+	 */
+	for (int i = 0; i < o->ntiers; i++) {
+		struct bench_tier *t = &o->tiers[i];
+
+		if (tm_gpu_pcie_bench(&t->map, t->bytes, (int)o->passes, &t->pcie_gbs, &t->pcie_copy_gbs)) {
+			snprintf(t->pcie_why, sizeof(t->pcie_why), "%s", tm_strerror());
+			t->pcie_gbs = t->pcie_copy_gbs = 0;
+		} else if (best < 0 || (!t->is_pmem && t->pages == TM_PAGES_THP)) {
+			best = i;
+		}
+	}
+	if (best >= 0) {
+		o->pcie_gbs = o->tiers[best].pcie_gbs;
+		o->pcie_copy_gbs = o->tiers[best].pcie_copy_gbs;
+		return;
+	}
+	if (o->ntiers) {
+		snprintf(o->pcie_why, sizeof(o->pcie_why), "%s", o->tiers[0].pcie_why);
+		return;
+	}
+	/* --tier pcie alone: anonymous THP memory, what the weights' mappings mostly are */
 	if (tm_map_anon(&host, o->size, TM_PAGES_THP, 0)) {
 		snprintf(o->pcie_why, sizeof(o->pcie_why), "%s", tm_strerror());
 		return;
@@ -406,6 +434,15 @@ static void print_gpu_table(const struct bench_opts *o)
 		       tm_decode_ceiling(o->pcie_gbs, o->active), "", "", o->pcie_copy_gbs);
 	else if (any || o->want_pcie)
 		printf("pcie  not measured: %s\n", o->pcie_why);
+	for (int i = 0; o->pcie_gbs > 0 && i < o->ntiers; i++) {
+		const struct bench_tier *t = &o->tiers[i];
+
+		if (t->pcie_gbs > 0)
+			printf("      %-22.22s %7.1f GB/s in place, %7.1f GB/s cudaMemcpy (this tier's mapping, pinned)\n",
+			       t->is_pmem ? t->name : t->map.backend, t->pcie_gbs, t->pcie_copy_gbs);
+		else
+			printf("      %-22.22s not measured: %s\n", t->is_pmem ? t->name : t->map.backend, t->pcie_why);
+	}
 }
 
 static void print_table(const struct bench_opts *o)
@@ -485,8 +522,11 @@ static void print_json(const struct bench_opts *o)
 				       nth == 1 && pf == 0 ? "" : ",", b->threads, b->prefetch,
 				       b->best_gbs, b->median_gbs);
 			}
-		printf("],\"best_gbs\":%.3f,\"ceiling_tok_s\":%.3f}", t->best_gbs,
+		printf("],\"best_gbs\":%.3f,\"ceiling_tok_s\":%.3f", t->best_gbs,
 		       tm_decode_ceiling(t->best_gbs, o->active));
+		if (t->pcie_gbs > 0)
+			printf(",\"pcie\":{\"median_gbs\":%.3f,\"copy_median_gbs\":%.3f}", t->pcie_gbs, t->pcie_copy_gbs);
+		printf("}");
 	}
 	printf("]");
 	if (o->gpu_gbs > 0)
