@@ -5,6 +5,10 @@
 # the GPU machine when the parts are present.
 #
 #   bench/gpu-peer-stage.sh [OUTDIR]     default .peer-cuda (git-ignored)
+#
+# Run it at the root of the checkout that the GPU session calls the device from: the
+# device tool sends that checkout (and the ignored paths named in carry), not a helper's
+# worktree.
 #   KEEP="ptx:90"                         the CUDA code kept (fatbin_keep.py); KEEP=all keeps it all
 #   PART=56M                              the largest part (a device call carries one)
 #
