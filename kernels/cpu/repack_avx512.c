@@ -37,22 +37,10 @@ INLINE __m512i dpbusd_b4(__m512i acc, __m512i u, const int8_t *p)
 #endif
 }
 
-/*
- * One line R16_PREFETCH_AHEAD past p + off: one prefetch per line read, no
- * loop. Into L2 (prefetcht1), not L1 as the GGML kernels do: these kernels
- * spend about 7 instructions per line, and with prefetcht0 at 8 KiB they
- * streamed DRAM at 0.68-0.83 of the read loop on one thread (q4_K_r16;
- * the GGML q4_K kernel 0.94-1.0), with prefetcht1 at 8 or 16 KiB at
- * 0.95-1.02 (alternating, medians of 9, this AMX KVM guest,
- * load 4-7). Whole-model decode (Q4_K_M dense, 1 thread) went from 80 % to
- * 96-103 % of the read loop. The likely cause: an L1 prefetch holds one of
- * the core's few L1 fill buffers for the whole DRAM latency, and this kernel
- * reaches the next line's demand load before it lands.
- */
-#define R16_PREFETCH_AHEAD 16384
+/* One line tm_r16_prefetch's distance past p + off: one prefetch per line read, no loop. */
 INLINE void prefetch(const void *p, int off)
 {
-	__builtin_prefetch((const char *)p + off + R16_PREFETCH_AHEAD, 0, 2);
+	tm_r16_prefetch((const char *)p + off);
 }
 
 /* The 8 sums of 32 activations of a q8_K block, as int32. */
