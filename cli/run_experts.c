@@ -123,6 +123,28 @@ static int read_heat(struct run_experts *r, struct tm_model *m, struct tm_xheat 
 	return 0;
 }
 
+/* --expert-heat with the VRAM cache: each layer's hottest experts, copied by the device's copier. */
+static int vram_warm(struct run_experts *r)
+{
+	const struct tm_hparams *hp;
+	int *order, err = 0;
+
+	if (!r->xv || !r->heat)
+		return 0;
+	hp = &r->m->hp;
+	order = malloc(sizeof(int) * hp->n_expert);
+	if (!order)
+		return run_error(r->cmd, "out of memory");
+	for (int l = 0; l < hp->n_layer && !err; l++)
+		if (r->m->layers[l].moe) {
+			tm_xheat_order(&r->vheat, l, order);
+			err = tm_xvram_warm(r->xv, l, order, hp->n_expert);
+		}
+	free(order);
+	tm_xheat_free(&r->vheat);
+	return err ? run_error(r->cmd, "--expert-heat: %s", tm_strerror()) : 0;
+}
+
 int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *c)
 {
 	const struct tm_hparams *hp = &m->hp;
@@ -139,7 +161,7 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 		return 0;
 	}
 	if (c && c->gpu)
-		return 0;	/* run_experts_setup_gpu made the cache in VRAM, if any */
+		return vram_warm(r);	/* run_experts_setup_gpu made the cache in VRAM, if any */
 	r->m = m;
 	r->layer0 = calloc(hp->n_layer, sizeof(*r->layer0));
 	r->layer_slots = calloc(hp->n_layer, sizeof(*r->layer_slots));
@@ -201,9 +223,9 @@ int run_experts_setup_gpu(struct run_experts *r, struct tm_model *m, int n_batch
 
 	if (!r->size || !hp->moe)
 		return 0;	/* a dense model: run_experts_setup says so */
-	if (r->heat || r->o.predict || r->o.sync_copy || r->o.copy_gbps > 0)
-		return usage_error(r->cmd, "--expert-cache with --gpu: --expert-heat, --expert-predict, --expert-copy "
-				   "and --expert-copy-gbps are the DDR cache's; the VRAM cache takes --expert-policy");
+	if (r->o.predict || r->o.sync_copy || r->o.copy_gbps > 0)
+		return usage_error(r->cmd, "--expert-cache with --gpu: --expert-predict, --expert-copy and "
+				   "--expert-copy-gbps are the DDR cache's; the VRAM cache takes --expert-policy and --expert-heat");
 	for (int l = 0; l < hp->n_layer; l++)
 		if (m->layers[l].moe) {
 			r->n_moe++;
@@ -223,6 +245,21 @@ int run_experts_setup_gpu(struct run_experts *r, struct tm_model *m, int n_batch
 		return run_error(r->cmd, "out of memory");
 	for (int l = 0; l < hp->n_layer; l++)
 		r->layer_slots[l] = m->layers[l].moe ? slots : 0;
+	/* the same total, split over the layers by the heat, as the DDR cache does; warmed after the GPU attaches */
+	if (r->heat) {
+		bool *moe = calloc(hp->n_layer, sizeof(*moe));
+
+		if (!moe)
+			return run_error(r->cmd, "out of memory");
+		for (int l = 0; l < hp->n_layer; l++)
+			moe[l] = m->layers[l].moe;
+		if (!(rc = read_heat(r, m, &r->vheat)) &&
+		    (err = tm_xheat_split(&r->vheat, moe, slots * r->n_moe, r->split_floor, r->layer_slots)))
+			rc = usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
+		free(moe);
+		if (rc)
+			return rc;
+	}
 	r->m = m;
 	r->o.cache.slots = slots;
 	r->o.cache.layer_slots = r->layer_slots;
@@ -257,9 +294,10 @@ static void vram_summary(struct run_experts *r, int n_decoded)
 	struct tm_xstats t;
 
 	vram_figures(r, &s, &t);
-	fprintf(stderr, "experts:     VRAM cache of %d slots (%d per MoE layer of %d experts), %.2f GiB, policy %s, misses %s\n",
-		lay->n_cache, r->o.cache.slots, r->m->hp.n_expert,
-		(double)lay->n_slots * lay->slot_bytes / 1073741824.0, tm_xpolicy_name(r->o.cache.policy),
+	fprintf(stderr, "experts:     VRAM cache of %d slots (%s%d per MoE layer of %d experts), %.2f GiB, policy %s%s, misses %s\n",
+		lay->n_cache, r->heat ? "split by heat, on average " : "", lay->n_cache / (r->n_moe ? r->n_moe : 1),
+		r->m->hp.n_expert, (double)lay->n_slots * lay->slot_bytes / 1073741824.0,
+		tm_xpolicy_name(r->o.cache.policy), r->heat ? ", warm from heat" : "",
 		tm_xvram_miss_mode(r->xv) == TM_XVRAM_CPU ? "computed by the CPU, admissions copied on a side stream" :
 		"read over PCIe into their slots");
 	fprintf(stderr, "             decode: hits %.1f %% of %.1f expert uses per token; per token %.2f MB from VRAM slots, %.2f MB over PCIe (%.1f gathered, %.1f copied experts), %.1f admitted, %.1f evicted\n",
@@ -543,6 +581,7 @@ void run_experts_free(struct run_experts *r)
 	r->x = NULL;
 	tm_xvram_free(r->xv);
 	r->xv = NULL;
+	tm_xheat_free(&r->vheat);
 	free(r->layer0);
 	r->layer0 = NULL;
 	free(r->layer_slots);

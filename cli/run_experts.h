@@ -27,8 +27,9 @@
 	"                     exps=pcie) the cache is in VRAM (SIZE: N, N% or bytes of VRAM):\n" \
 	"                     misses are computed by the CPU (exps=CPU; admitted ones are\n" \
 	"                     copied into slots on a side stream) or read over PCIe into\n" \
-	"                     their slots (exps=pcie); --expert-policy applies, the other\n" \
-	"                     --expert-* options do not (never run on a GPU yet)\n"
+	"                     their slots (exps=pcie); --expert-policy and --expert-heat\n" \
+	"                     apply, the other --expert-* options do not (never run on a\n" \
+	"                     GPU yet)\n"
 
 enum { RX_CACHE = 0x200, RX_POLICY, RX_COPY, RX_GBPS, RX_PREDICT, RX_HEAT };
 
@@ -61,6 +62,7 @@ struct run_experts {
 	struct tm_xonline_stats ost0;
 	/* --gpu: the cache in VRAM instead (tiermem/experts.h), its counters at the end of the prompt */
 	struct tm_xvram *xv;
+	struct tm_xheat vheat;		/* --expert-heat: read before the GPU, warm after */
 	struct tm_xvram_stats xst0;
 	struct tm_xstats xtot0;
 };

@@ -370,7 +370,7 @@ struct tm_xvram_layout {
 	int n_slots;		/* all of them: the arena is n_slots * slot_bytes */
 };
 
-/* The device side of TM_XVRAM_CPU: asynchronous copies of experts (from their homes) into slots. */
+/* The device side's asynchronous copies of experts (from their homes) into slots: CPU admissions, warm starts. */
 struct tm_xvram_copier {
 	void (*start)(void *arg, int l, int e, int slot);
 	bool (*done)(void *arg, int slot);	/* has the copy into slot completed? */
@@ -420,6 +420,13 @@ void tm_xvram_step(struct tm_xvram *x, int l, const int *sel, int n, int *ids, s
  * of the last step that missed (an xhook with `local`); the rest add 0.
  */
 void tm_xvram_attach(struct tm_xvram *x, struct tm_ctx *c);
+/*
+ * Warm start of layer l (both modes; the copier must be set, as the device
+ * side does): its slots admit experts[0..n), hottest first, as many as fit;
+ * their copies start at the next step and the slots are READY once done.
+ * Counted as admissions and copies. -EINVAL without a copier.
+ */
+int tm_xvram_warm(struct tm_xvram *x, int l, const int *experts, int n);
 const struct tm_xcache *tm_xvram_cache(const struct tm_xvram *x);
 void tm_xvram_stats(const struct tm_xvram *x, struct tm_xvram_stats *out);
 

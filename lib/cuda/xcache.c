@@ -10,7 +10,9 @@
  *   exactly 0). Admitted misses are copied into their slots by a copier
  *   thread with cudaMemcpyAsync on a side stream, so the decode stream never
  *   waits for a copy; the bookkeeping hands a copy over only at the next
- *   step, once this step's kernels are done with the slot.
+ *   step, once this step's kernels are done with the slot. A warm start
+ *   (--expert-heat) fills the hottest experts' slots the same way, in
+ *   either mode.
  * - pcie: the host node lists gathers (expert, slot) and tmc_gather copies
  *   them from pinned host memory (read over PCIe through its mapped address)
  *   into their slots before the kernels run: one PCIe read serves the
@@ -240,17 +242,15 @@ int tmc_xc_create(struct tmc_xc **out, const struct tm_model *m, const struct tm
 	xc->h_x = (float *)(xc->h_ids + B * K);
 	xc->h_out = xc->h_x + B * E;
 	xc->h_w = xc->h_out + B * E;
-	if (host->xmiss == TM_XVRAM_CPU) {
-		if ((err = tmc_check(cudaStreamCreateWithFlags(&xc->side, cudaStreamNonBlocking), "the copy stream")))
-			goto fail;
-		if (pthread_create(&xc->thread, NULL, copier, xc)) {
-			err = tm_err(-EAGAIN, "cannot start the expert cache's copier thread");
-			goto fail;
-		}
-		xc->have_thread = true;
-		host->xset_copier(host->xvram, &(struct tm_xvram_copier){ .start = copy_start, .done = copy_done,
-									 .arg = xc });
+	/* the copier: CPU misses' admissions, and a warm start's copies in either mode */
+	if ((err = tmc_check(cudaStreamCreateWithFlags(&xc->side, cudaStreamNonBlocking), "the copy stream")))
+		goto fail;
+	if (pthread_create(&xc->thread, NULL, copier, xc)) {
+		err = tm_err(-EAGAIN, "cannot start the expert cache's copier thread");
+		goto fail;
 	}
+	xc->have_thread = true;
+	host->xset_copier(host->xvram, &(struct tm_xvram_copier){ .start = copy_start, .done = copy_done, .arg = xc });
 	*out = xc;
 	return 0;
 fail:

@@ -51,8 +51,8 @@ struct tm_xvram {
 	int *at;
 	bool *hit;
 	int *order;			/* distinct experts of the step, first use first */
-	/* cpu: admissions waiting for the next step, and copies in flight */
-	struct pending *queued, *flying;
+	/* admissions waiting for the next step (cpu; a warm start), copies in flight, pcie's fused slots */
+	struct pending *queued, *flying, *fused;
 	int n_queued, n_flying;
 	struct tm_expert_hook hook;
 	struct tm_xvram_stats st;
@@ -99,8 +99,9 @@ int tm_xvram_create(struct tm_xvram **out, const struct tm_model *m, const struc
 	x->order = malloc(sizeof(*x->order) * E);
 	x->queued = malloc(sizeof(*x->queued) * (tm_xcache_slots_total(x->cache) + 1));
 	x->flying = malloc(sizeof(*x->flying) * (tm_xcache_slots_total(x->cache) + 1));
+	x->fused = malloc(sizeof(*x->fused) * E);
 	if (!x->slot0 || !x->expert_bytes || !x->cpu || !x->at || !x->hit || !x->order || !x->queued ||
-	    !x->flying) {
+	    !x->flying || !x->fused) {
 		err = tm_err(-ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -149,6 +150,7 @@ void tm_xvram_free(struct tm_xvram *x)
 	free(x->order);
 	free(x->queued);
 	free(x->flying);
+	free(x->fused);
 	free(x);
 }
 
@@ -244,14 +246,14 @@ void tm_xvram_step(struct tm_xvram *x, int l, const int *sel, int n, int *ids, s
 			 * later admission of this step can take it back.
 			 */
 			x->at[e] = x->slot0[l] + s;
-			x->queued[n_fused++] = (struct pending){ .l = l, .e = e, .slot = s };	/* pcie queues no copies */
+			x->fused[n_fused++] = (struct pending){ .l = l, .e = e, .slot = s };
 		} else {
 			x->at[e] = x->lay.staging0 + staged++;
 		}
 		gather(x, l, e, x->at[e], g, n_gather);
 	}
 	for (int i = 0; i < n_fused; i++)
-		tm_xcache_ready(x->cache, l, x->queued[i].slot);
+		tm_xcache_ready(x->cache, l, x->fused[i].slot);
 	/* pcie: a hit whose slot this step's admissions took is gathered again, into staging */
 	for (int i = 0; x->miss == TM_XVRAM_PCIE && i < nd; i++) {
 		int e = x->order[i];
@@ -278,6 +280,25 @@ void tm_xvram_step(struct tm_xvram *x, int l, const int *sel, int n, int *ids, s
 		x->at[x->order[i]] = -1;
 		x->hit[x->order[i]] = false;
 	}
+}
+
+int tm_xvram_warm(struct tm_xvram *x, int l, const int *experts, int n)
+{
+	int left = tm_xcache_slots(x->cache, l);
+
+	if (!x->copier.start)
+		return tm_err(-EINVAL, "VRAM expert cache: a warm start needs the device's copier");
+	/* admitted, FILLING: READY once the copier has copied them (from the first step on) */
+	for (int k = 0; k < n && left > 0; k++) {
+		int s;
+
+		if (experts[k] < 0 || experts[k] >= x->m->hp.n_expert ||
+		    (s = tm_xcache_admit(x->cache, l, experts[k], false)) < 0)
+			continue;
+		x->queued[x->n_queued++] = (struct pending){ .l = l, .e = experts[k], .slot = x->slot0[l] + s };
+		left--;
+	}
+	return 0;
 }
 
 void tm_xvram_attach(struct tm_xvram *x, struct tm_ctx *c)

@@ -157,8 +157,8 @@ static void route(int *sel)
 }
 
 struct run {
-	int bad_read, bad_zero, bad_cpu, steps;
-	uint64_t ref_hits, hits;
+	int bad_read, bad_zero, bad_cpu, steps, warm_err;
+	uint64_t ref_hits, hits, early_hits;	/* early: in the first 4 tokens */
 	double step_s;		/* time in tm_xvram_step (the host node's share of a GPU step) */
 };
 
@@ -170,7 +170,7 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void drive(enum tm_xvram_miss miss, enum tm_xpolicy pol, struct run *r)
+static void drive(enum tm_xvram_miss miss, enum tm_xpolicy pol, bool warm, struct run *r)
 {
 	struct fake f;
 	struct tm_xvram *x;
@@ -194,9 +194,16 @@ static void drive(enum tm_xvram_miss miss, enum tm_xpolicy pol, struct run *r)
 	d.arena = malloc((size_t)d.lay->n_slots * d.lay->slot_bytes);
 	memset(d.arena, 0xEE, (size_t)d.lay->n_slots * d.lay->slot_bytes);
 	memset(d.arena + (size_t)d.lay->zero * d.lay->slot_bytes, 0, d.lay->slot_bytes);
-	if (miss == TM_XVRAM_CPU)
-		tm_xvram_set_copier(x, &(struct tm_xvram_copier){ .start = start, .done = done, .arg = &d });
+	/* the device side always sets its copier (cpu admissions, warm starts) */
+	tm_xvram_set_copier(x, &(struct tm_xvram_copier){ .start = start, .done = done, .arg = &d });
 	tm_xvram_attach(x, &ctx);
+	for (int l = 0; warm && l < LAYERS; l++) {
+		int hot[N_EXP];
+
+		for (int e = 0; e < N_EXP; e++)
+			hot[e] = e;	/* route() makes the low ids hot */
+		r->warm_err |= tm_xvram_warm(x, l, hot, N_EXP);
+	}
 	for (int tok = 0; tok < 300; tok++) {
 		int n = tok % 7 == 0 ? BATCH : 1;	/* now and then a prefill batch */
 
@@ -224,6 +231,12 @@ static void drive(enum tm_xvram_miss miss, enum tm_xpolicy pol, struct run *r)
 				}
 			}
 			/* the reference: the same policy, pcie's order (use all, admit misses, ready at the end) */
+			if (tok == 4) {
+				struct tm_xstats a;
+
+				tm_xcache_total(tm_xvram_cache(x), 0, LAYERS, &a);
+				r->early_hits = a.hits;
+			}
 			if (miss == TM_XVRAM_PCIE) {
 				int seen[N_EXP] = { 0 }, adm[N_EXP], na = 0;
 
@@ -247,7 +260,7 @@ static void drive(enum tm_xvram_miss miss, enum tm_xpolicy pol, struct run *r)
 		tm_xcache_total(tm_xvram_cache(x), 0, LAYERS, &a);
 		tm_xcache_total(ref, 0, LAYERS, &b);
 		r->hits = a.hits;
-		r->ref_hits = miss == TM_XVRAM_PCIE ? b.hits : a.hits;
+		r->ref_hits = miss == TM_XVRAM_PCIE && !warm ? b.hits : a.hits;
 	}
 	r->bad_read += d.bad_start;
 	free(d.arena);
@@ -272,7 +285,7 @@ int main(void)
 		for (size_t i = 0; i < sizeof(pols) / sizeof(pols[0]); i++) {
 			struct run r;
 
-			drive(miss, pols[i], &r);
+			drive(miss, pols[i], false, &r);
 			bad += r.bad_read;
 			bad_zero += r.bad_zero;
 			bad_cpu += r.bad_cpu;
@@ -294,9 +307,23 @@ int main(void)
 			       "(%d policies differ)", refdiff);
 	}
 
+	/* a warm start: the hottest experts copied in from the first step, so the first tokens hit */
+	for (int mode = 0; mode < 2; mode++) {
+		struct run cold, hot;
+		int bad = 0;
+
+		drive(mode ? TM_XVRAM_PCIE : TM_XVRAM_CPU, TM_XP_LRFU, false, &cold);
+		drive(mode ? TM_XVRAM_PCIE : TM_XVRAM_CPU, TM_XP_LRFU, true, &hot);
+		bad = hot.bad_read + hot.bad_zero + hot.bad_cpu;
+		tap_ok(!hot.warm_err && !bad && hot.early_hits > cold.early_hits,
+		       "%s, lrfu, warm start: every pair reads its own expert (%d wrong); hits in the first 4 tokens "
+		       "%llu warm, %llu cold", mode ? "pcie" : "cpu", bad, (unsigned long long)hot.early_hits,
+		       (unsigned long long)cold.early_hits);
+	}
 	fake_make(&f, true);
 	if (!tap_ok(!tm_xvram_create(&x, &f.m, &o, TM_XVRAM_PCIE, 3 * USED), "create"))
 		return 1;
+	tap_ok(tm_xvram_warm(x, 0, (int[]){ 0, 1 }, 2) == -EINVAL, "a warm start without the device's copier is refused");
 	{
 		const struct tm_xvram_layout *lay = tm_xvram_layout(x);
 		size_t widest = 0;
