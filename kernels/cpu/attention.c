@@ -221,6 +221,8 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
+	/* the rows straight into the vector kernels where the table has them (the same bits) */
+	bool kd = f == v && v->attn_scores_rows, vdir = fv == v && v->attn_mix_rows;
 	const char *kc = a->k, *vc = a->v;
 	size_t kr = a->k_row_bytes, vr = a->v_row_bytes;
 	/* the query's last position + 1: each head's share of the next chunk is prefetched up to there */
@@ -246,9 +248,16 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
 
 		for (int g = g0; g < g1; g++) {
+			float *s = w + (size_t)g * G * ws + (c0 - p0);
+
+			if (kd) {
+				v->attn_scores_rows(q + (size_t)g * G * hd, G, hd,
+						    kc + c0 * kr + tm_kv_row_bytes(a->type_k, g * hd), kr, a->type_k,
+						    cn, nn, a->scale, s, ws);
+				continue;
+			}
 			v->kv_rows(kc + c0 * kr, kr, a->type_k, g * hd, hd, cn, nn, st->kt);
-			f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt, (size_t)hd, cn, a->scale,
-				       w + (size_t)g * G * ws + (c0 - p0), ws);
+			f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt, (size_t)hd, cn, a->scale, s, ws);
 		}
 	}
 	if (pass == SCORES) {
@@ -267,9 +276,16 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
 
 		for (int g = g0; g < g1; g++) {
+			float *o = p->o + (size_t)g * G * vd;
+			const float *wg = w + (size_t)g * G * ws + (c0 - p0);
+
+			if (vdir) {
+				v->attn_mix_rows(o, G, vd, wg, ws, vc + c0 * vr + tm_kv_row_bytes(a->type_v, g * vd), vr,
+						 a->type_v, cn, nn);
+				continue;
+			}
 			v->kv_rows(vc + c0 * vr, vr, a->type_v, g * vd, vd, cn, nn, st->vt);
-			fv->attn_mix(p->o + (size_t)g * G * vd, G, vd, w + (size_t)g * G * ws + (c0 - p0), ws,
-				     st->vt, (size_t)vd, cn);
+			fv->attn_mix(o, G, vd, wg, ws, st->vt, (size_t)vd, cn);
 		}
 	}
 }

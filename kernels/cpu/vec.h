@@ -34,6 +34,20 @@ typedef void (*tm_attn_mix_fn)(float *o, int G, int vd, const float *w, size_t w
 typedef void (*tm_kv_rows_fn)(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
 			      float *dst);
 
+/*
+ * The same two halves straight from the cache rows (of type, as kv_rows
+ * takes them; row p at k + p * k_row_bytes, from the head's first value):
+ * each value is made a float once, in a register, and feeds every query
+ * head of the group, instead of going through a float tile (whose stores
+ * and reloads cost as much as the dot products). The sums are the float
+ * kernels' own, in their order: the same bits. While row p is read, the
+ * same part of row p + n is prefetched for p < ahead, as kv_rows does.
+ */
+typedef void (*tm_attn_scores_rows_fn)(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type,
+				       int n, int ahead, float scale, float *s, size_t s_stride);
+typedef void (*tm_attn_mix_rows_fn)(float *o, int G, int vd, const float *w, size_t w_stride, const void *v,
+				    size_t v_row_bytes, int type, int n, int ahead);
+
 /* kv_rows' prefetch of the row n further on: bytes from row on (the part it reads) */
 static inline void tm_kv_prefetch(const char *row, size_t bytes)
 {
@@ -49,6 +63,9 @@ struct tm_vec {
 	tm_attn_scores_fn attn_scores;
 	tm_attn_mix_fn attn_mix;
 	tm_kv_rows_fn kv_rows;
+	/* NULL where the table has none: kv_rows, then the float kernels */
+	tm_attn_scores_rows_fn attn_scores_rows;
+	tm_attn_mix_rows_fn attn_mix_rows;
 	/* the largest of n >= 1 floats */
 	float (*max)(const float *x, int n);
 	/* x[i] = exp(x[i] - max); returns the sum */

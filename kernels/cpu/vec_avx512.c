@@ -202,39 +202,104 @@ static inline __m512 sum16(const __m512 *a)
 	return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, 0x88), _mm512_shuffle_f32x4(x01, x23, 0xdd));
 }
 
-/*
- * Sixteen positions at a time per head: sixteen dot products side by side,
- * summed together at the end. Past n the last row is read again and its
- * scores dropped.
- */
-static void attn_scores(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale,
-			float *s, size_t s_stride)
+#define INLINE static inline __attribute__((always_inline))
+
+/* Sixteen values of a cache row of type from element i on, as floats (kv_rows' arithmetic). */
+INLINE __m512 row16(const char *row, int i, int type)
 {
+	if (type == TM_F16)
+		return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)i)));
+	if (type == TM_Q8_0) {
+		const blk_q8_0 *b = (const blk_q8_0 *)row + i / 32;
+		__m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + i % 32)));
+
+		return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b->d)), _mm512_cvtepi32_ps(q));
+	}
+	return _mm512_loadu_ps((const float *)row + i);
+}
+
+/*
+ * HB heads x 16 / HB positions per pass: 16 dot products side by side
+ * (accumulator h * PB + p: head h's lanes of dims d, d + 16, ...), summed
+ * together by sum16, whose tree is the same for every accumulator, so a
+ * score's bits do not depend on its place. Each row value is loaded (and
+ * converted) once for the HB heads. A partial group repeats its last head,
+ * past n the last row is read again; the copies are dropped.
+ */
+INLINE void scores_hb(const float *q, int G, int hd, const char *k, size_t kr, int type, int n, int ahead,
+		      float scale, float *s, size_t ss, const int HB)
+{
+	const int PB = 16 / HB;
+	const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 	__m512 vs = _mm512_set1_ps(scale);
+	size_t pf_bytes = tm_kv_row_bytes(type, hd);
 
-	for (int p0 = 0; p0 < n; p0 += 16) {
-		const float *kr[16];
+	for (int h0 = 0; h0 < G; h0 += HB) {
+		int hn = G - h0 < HB ? G - h0 : HB;
+		const float *qh[4];
 
-#pragma GCC unroll 16
-		for (int j = 0; j < 16; j++)
-			kr[j] = k + (p0 + j < n ? p0 + j : n - 1) * k_stride;
-		for (int h = 0; h < G; h++) {
-			const float *qh = q + (size_t)h * hd;
+		for (int h = 0; h < HB; h++)
+			qh[h] = q + (size_t)(h0 + (h < hn ? h : hn - 1)) * hd;
+		for (int p0 = 0; p0 < n; p0 += PB) {
+			const char *rows[16];
 			__m512 acc[16];
 
 #pragma GCC unroll 16
-			for (int j = 0; j < 16; j++)
-				acc[j] = _mm512_setzero_ps();
+			for (int p = 0; p < PB; p++) {
+				rows[p] = k + (size_t)(p0 + p < n ? p0 + p : n - 1) * kr;
+				if (h0 == 0 && p0 + p < ahead)
+					tm_kv_prefetch(rows[p] + (size_t)n * kr, pf_bytes);
+			}
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++)
+				acc[i] = _mm512_setzero_ps();
 			for (int d = 0; d < hd; d += 16) {
-				__m512 x = _mm512_loadu_ps(qh + d);
+				__m512 kv[16];
 
 #pragma GCC unroll 16
-				for (int j = 0; j < 16; j++)
-					acc[j] = _mm512_fmadd_ps(x, _mm512_loadu_ps(kr[j] + d), acc[j]);
+				for (int p = 0; p < PB; p++)
+					kv[p] = row16(rows[p], d, type);
+#pragma GCC unroll 4
+				for (int h = 0; h < HB; h++) {
+					__m512 x = _mm512_loadu_ps(qh[h] + d);
+
+#pragma GCC unroll 16
+					for (int p = 0; p < PB; p++)
+						acc[h * PB + p] = _mm512_fmadd_ps(x, kv[p], acc[h * PB + p]);
+				}
 			}
-			_mm512_mask_storeu_ps(s + h * s_stride + p0, tail(n - p0), _mm512_mul_ps(sum16(acc), vs));
+			__m512 r = _mm512_mul_ps(sum16(acc), vs);
+			__mmask16 m = tail(n - p0 < PB ? n - p0 : PB);
+
+			for (int h = 0; h < hn; h++)
+				_mm512_mask_storeu_ps(s + (size_t)(h0 + h) * ss + p0, m,
+						      h ? _mm512_permutexvar_ps(_mm512_add_epi32(iota,
+							  _mm512_set1_epi32(h * PB)), r) : r);
 		}
 	}
+}
+
+/* Four heads a pass where groups of four fit, else two or one: few repeated heads, few repeated rows. */
+static void attn_scores_rows(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type, int n,
+			     int ahead, float scale, float *s, size_t s_stride)
+{
+	/* one instance per type and group: the type's test leaves the loops */
+#define SCORES(T, HB) scores_hb(q, G, hd, k, k_row_bytes, T, n, ahead, scale, s, s_stride, HB)
+#define SCORES_T(T) (G % 4 == 0 || G == 3 || G > 4 ? SCORES(T, 4) : G == 2 ? SCORES(T, 2) : SCORES(T, 1))
+	if (type == TM_F16)
+		SCORES_T(TM_F16);
+	else if (type == TM_Q8_0)
+		SCORES_T(TM_Q8_0);
+	else
+		SCORES_T(TM_F32);
+#undef SCORES_T
+#undef SCORES
+}
+
+static void attn_scores(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale,
+			float *s, size_t s_stride)
+{
+	attn_scores_rows(q, G, hd, k, k_stride * sizeof(float), TM_F32, n, 0, scale, s, s_stride);
 }
 
 /*
@@ -242,9 +307,11 @@ static void attn_scores(const float *q, int G, int hd, const float *k, size_t k_
  * group of fewer than 4 heads repeats its last head and drops the copies,
  * dims past the last multiple of 64 go 16 at a time.
  */
-static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, const float *v, size_t v_stride,
-		     int n)
+INLINE void mix(float *o, int G, int vd, const float *w, size_t w_stride, const char *v, size_t vr, int type, int n,
+		int ahead)
 {
+	size_t pf_bytes = tm_kv_row_bytes(type, vd);
+
 	for (int h0 = 0; h0 < G; h0 += 4) {
 		int hn = G - h0 < 4 ? G - h0 : 4, d = 0;
 		const float *w0 = w + (size_t)h0 * w_stride, *w1 = w + (size_t)(h0 + (hn > 1)) * w_stride;
@@ -254,6 +321,9 @@ static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, c
 
 		for (int h = 0; h < 4; h++)
 			op[h] = o + (size_t)(h0 + (h < hn ? h : hn - 1)) * vd;
+		/* kept out of the loops below, which need every register */
+		for (int p = 0; h0 == 0 && p < ahead; p++)
+			tm_kv_prefetch(v + (size_t)(p + n) * vr, pf_bytes);
 		for (; d + 64 <= vd; d += 64) {
 			__m512 a00 = _mm512_loadu_ps(op[0] + d), a01 = _mm512_loadu_ps(op[0] + d + 16);
 			__m512 a02 = _mm512_loadu_ps(op[0] + d + 32), a03 = _mm512_loadu_ps(op[0] + d + 48);
@@ -265,9 +335,9 @@ static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, c
 			__m512 a32 = _mm512_loadu_ps(op[3] + d + 32), a33 = _mm512_loadu_ps(op[3] + d + 48);
 
 			for (int p = 0; p < n; p++) {
-				const float *vr = v + p * v_stride + d;
-				__m512 x0 = _mm512_loadu_ps(vr), x1 = _mm512_loadu_ps(vr + 16);
-				__m512 x2 = _mm512_loadu_ps(vr + 32), x3 = _mm512_loadu_ps(vr + 48);
+				const char *row = v + (size_t)p * vr;
+				__m512 x0 = row16(row, d, type), x1 = row16(row, d + 16, type);
+				__m512 x2 = row16(row, d + 32, type), x3 = row16(row, d + 48, type);
 				__m512 s0 = _mm512_set1_ps(w0[p]), s1 = _mm512_set1_ps(w1[p]);
 				__m512 s2 = _mm512_set1_ps(w2[p]), s3 = _mm512_set1_ps(w3[p]);
 
@@ -301,7 +371,7 @@ static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, c
 			__m512 a2 = _mm512_loadu_ps(op[2] + d), a3 = _mm512_loadu_ps(op[3] + d);
 
 			for (int p = 0; p < n; p++) {
-				__m512 x = _mm512_loadu_ps(v + p * v_stride + d);
+				__m512 x = row16(v + (size_t)p * vr, d, type);
 
 				a0 = _mm512_fmadd_ps(_mm512_set1_ps(w0[p]), x, a0);
 				a1 = _mm512_fmadd_ps(_mm512_set1_ps(w1[p]), x, a1);
@@ -316,6 +386,23 @@ static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, c
 	}
 }
 
+static void attn_mix_rows(float *o, int G, int vd, const float *w, size_t w_stride, const void *v,
+			  size_t v_row_bytes, int type, int n, int ahead)
+{
+	if (type == TM_F16)
+		mix(o, G, vd, w, w_stride, v, v_row_bytes, TM_F16, n, ahead);
+	else if (type == TM_Q8_0)
+		mix(o, G, vd, w, w_stride, v, v_row_bytes, TM_Q8_0, n, ahead);
+	else
+		mix(o, G, vd, w, w_stride, v, v_row_bytes, TM_F32, n, ahead);
+}
+
+static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, const float *v, size_t v_stride,
+		     int n)
+{
+	attn_mix_rows(o, G, vd, w, w_stride, v, v_stride * sizeof(float), TM_F32, n, 0);
+}
+
 const struct tm_vec tm_vec_avx512 = {
 	.dot = tm_dot_f32_avx512,
 	.axpy = tm_axpy_f32_avx512,
@@ -323,6 +410,8 @@ const struct tm_vec tm_vec_avx512 = {
 	.attn_scores = attn_scores,
 	.attn_mix = attn_mix,
 	.kv_rows = kv_rows,
+	.attn_scores_rows = attn_scores_rows,
+	.attn_mix_rows = attn_mix_rows,
 	.max = vmax,
 	.exp_sum = exp_sum,
 	.swiglu = swiglu,
