@@ -3,7 +3,8 @@
  * Attention over the KV cache, reading each cache row once: the cache is
  * read in chunks of positions, whole rows (every KV head) at a time, so each
  * thread streams the K and V caches front to back; within a chunk each KV
- * head's rows are turned into floats once (f16, q8_0) and serve all the
+ * head's values are turned into floats once (f16, q8_0: in registers by
+ * the AVX-512 kernels, through an L1 tile by the others) and serve all the
  * query heads that share them.
  *
  * f32 and q8_0 values: one pass, an online softmax (a running max and sum
@@ -45,9 +46,10 @@
  * Positions per chunk: its K rows (all KV heads) would take 32 KiB as
  * floats, as would its V rows (at least 16, the vector scores' step, and at
  * most 64). The chunk fixes the spans, hence the bits of every output:
- * keep it. Only one KV head's rows of a chunk are floats at a time (a tile
- * of C * hd floats that stays in L1 beside the stream; the whole chunk as
- * floats, 32 KiB of K and 32 of V, left L1 too little room).
+ * keep it. Where a table has no kernels that read the rows themselves,
+ * one KV head's rows of a chunk are floats at a time (a tile of C * hd
+ * floats that stays in L1 beside the stream; the whole chunk as floats,
+ * 32 KiB of K and 32 of V, left L1 too little room).
  */
 static int chunk_len(int kv_floats)
 {
