@@ -114,6 +114,23 @@ static int grow(void **arr, int n, size_t size)
 	return 0;
 }
 
+/* A share: what this rank holds (its plan and bytes are of that alone). */
+static void print_share(const struct tm_import_opts *o, const struct tm_import_result *r)
+{
+	const struct tm_plan *p = &r->plan;
+
+	if (o->share_ranks < 2)
+		return;
+	if (o->share_layers)
+		printf("  rank %d of %d holds layers %d-%d%s%s (%zu tensors)\n", o->share_rank, o->share_ranks,
+		       r->first, r->last - 1, tm_plan_find(p, "token_embd.weight") ? ", the token embedding" : "",
+		       tm_plan_find(p, "output_norm.weight") ? ", the output" : "", p->n_tensors);
+	else
+		printf("  rank %d of %d holds every tensor but the routed experts, and experts e %% %d == %d of "
+		       "each MoE layer: %d of %d\n", o->share_rank, o->share_ranks, o->share_ranks, o->share_rank,
+		       r->experts, r->n_expert);
+}
+
 static void print_placement(const struct tm_import_result *r)
 {
 	const struct tm_plan *p = &r->plan;
@@ -253,6 +270,7 @@ int cmd_import(int argc, char **argv)
 		printf("%s: imported %.2f GB in %.2f s (%.0f MB/s), hash %.12s, %s store\n", o.name,
 		       r.bytes / 1e9, r.seconds, r.seconds > 0 ? r.bytes / r.seconds / 1e6 : 0, r.hash,
 		       r.module ? "tiermem module" : "userspace");
+		print_share(&o, &r);
 		print_placement(&r);
 	}
 	rc = 0;

@@ -77,8 +77,11 @@ static const char usage[] =
 	"                       tiers given, for one decode stream: expert parallel (every\n"
 	"                       node holds the dense tensors and 1/N of each MoE layer's\n"
 	"                       routed experts, streams its share at once with the others,\n"
-	"                       then one all-reduce of n_embd floats per MoE layer) and\n"
-	"                       pipeline (layers split; nodes take turns, one hop each);\n"
+	"                       then one all-reduce of n_embd floats per MoE layer), the\n"
+	"                       same with each dense matrix split by rows too (tensor\n"
+	"                       parallel: one allgather per matrix), and pipeline\n"
+	"                       (layers cut by bytes per token as --split layers cuts\n"
+	"                       them; nodes take turns, one hop each);\n"
 	"                       Documentation/tiermem-scale.rst has the model\n"
 	"  --link GBPS,LATENCY_US  the network between nodes: Gbit/s (as links are quoted:\n"
 	"                       100 for 100 GbE or RoCE) and one message's latency in\n"
@@ -450,14 +453,35 @@ static void print_cluster_line(const char *mode, const struct tm_cluster *c, con
 {
 	double share = c->sec_per_token > 0 ? c->comm_sec / c->sec_per_token : 0;
 
-	printf("  streaming %.3f ms/token, communication %.3f ms/token (%d message%s of %.1f kB; %.1f %% of the token)\n",
-	       c->compute_sec * 1e3, c->comm_sec * 1e3, c->messages, c->messages == 1 ? "" : "s",
-	       c->message_bytes / 1e3, 100 * share);
+	printf("  streaming %.3f ms/token, communication %.3f ms/token (%d message%s of %.1f kB", c->compute_sec * 1e3,
+	       c->comm_sec * 1e3, c->messages, c->messages == 1 ? "" : "s", c->message_bytes / 1e3);
+	if (c->gathers)
+		printf(", %d allgathers taking %.3f ms", c->gathers, c->gather_sec * 1e3);
+	printf("; %.1f %% of the token)\n", 100 * share);
 	printf("  predicted: %.2f tok/s, %.2fx one node (%.2f tok/s)%s\n", 1 / c->sec_per_token,
 	       one->sec_per_token / c->sec_per_token, 1 / one->sec_per_token,
 	       share > 0.5 ? "; communication dominates" : "");
 	printf("cluster: split=%s nodes=%d stream_ms=%.4f comm_ms=%.4f tok_s=%.4f vs_one=%.4f\n", mode, c->nodes,
 	       c->compute_sec * 1e3, c->comm_sec * 1e3, 1 / c->sec_per_token, one->sec_per_token / c->sec_per_token);
+}
+
+/* An expert-parallel node (o->tensor_parallel: its dense matrices split too) and the cluster's prediction. */
+static void print_expert_split(const struct tm_gguf *g, const struct tm_plan_opts *o, const struct plan_args *a,
+			       const struct tm_plan *one, int moe, const char *mode)
+{
+	struct tm_plan p = { 0 };
+	struct tm_cluster c;
+
+	if (!moe) {
+		printf("  the model has no routed experts: nothing to split\n");
+	} else if (tm_plan_make(&p, g, o)) {
+		printf("  a node's share does not fit its tiers: %s\n", tm_strerror());
+	} else {
+		print_tiers(&p);
+		tm_cluster_predict(&c, &p, o->nodes, false, &a->link, one->n_embd, moe);
+		print_cluster_line(mode, &c, one);
+	}
+	tm_plan_free(&p);
 }
 
 /*
@@ -482,16 +506,13 @@ static int print_cluster(const struct tm_gguf *g, const struct plan_args *a, con
 	o.rank = 0;
 	printf("\nexpert parallel: every node holds the dense tensors and at most %s of each MoE layer's experts\n",
 	       "ceil(expert_count / N)");
-	if (!moe) {
-		printf("  the model has no routed experts: nothing to split\n");
-	} else if ((err = tm_plan_make(&stages[0], g, &o))) {
-		printf("  a node's share does not fit its tiers: %s\n", tm_strerror());
-	} else {
-		print_tiers(&stages[0]);
-		tm_cluster_predict(&c, stages, n, false, &a->link, n_embd, moe);
-		print_cluster_line("experts", &c, one);
-	}
-	tm_plan_free(&stages[0]);
+	print_expert_split(g, &o, a, one, moe, "experts");
+	o.tensor_parallel = true;
+	printf("\nexpert parallel, dense matrices split by rows (tensor parallel; not built: a prediction only):\n"
+	       "every node holds ceil(rows / N) of each attention, shared-expert, dense-FFN and output matrix,\n"
+	       "and each matrix's output is gathered on every node\n");
+	print_expert_split(g, &o, a, one, moe, "experts,dense");
+	o.tensor_parallel = false;
 
 	o.split_layers = true;
 	printf("\npipeline: contiguous layers per node; one stream's token visits the nodes in turn\n");
@@ -507,8 +528,8 @@ static int print_cluster(const struct tm_gguf *g, const struct plan_args *a, con
 		for (int i = 0; i < stages[r].n_tiers && len < sizeof(tiers); i++)
 			len += (size_t)snprintf(tiers + len, sizeof(tiers) - len, " %s %.2f GiB", stages[r].tiers[i].name,
 						stages[r].tier_bytes[i] / 1073741824.0);
-		printf("  node %d: %zu tensors,%s; %.3f ms/token\n", r, stages[r].n_tensors, tiers,
-		       stages[r].sec_per_token * 1e3);
+		printf("  node %d: layers %d-%d, %zu tensors,%s; %.3f ms/token\n", r, stages[r].stage_first,
+		       stages[r].stage_last - 1, stages[r].n_tensors, tiers, stages[r].sec_per_token * 1e3);
 	}
 	if (!err) {
 		tm_cluster_predict(&c, stages, n, true, &a->link, n_embd, moe);

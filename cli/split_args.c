@@ -128,7 +128,7 @@ int split_args_part(const char *cmd, const struct split_args *a, const struct tm
 	if (!first)
 		return run_error(cmd, "out of memory");
 	/* the stages tm_mpi_split_start sets up; a split it refuses keeps every layer here (refused there) */
-	if (!tm_plan_stages(&m->gguf, m->hp.n_layer, p->ranks, NULL, first)) {
+	if (!tm_plan_stages(&m->gguf, m->hp.n_layer, p->ranks, first)) {
 		p->first = first[p->rank];
 		p->last = first[p->rank + 1];
 	}

@@ -141,6 +141,10 @@ struct tm_plan {
 	int gpu_tier, pcie_tier;		/* the vram and pcie tiers, -1 when none */
 	int n_embd;				/* the hidden state a hand-off copies (0: unknown) */
 	struct tm_plan_hybrid hy;		/* with a vram tier */
+	int stage_first, stage_last;		/* a pipeline node's: its layers [first, last) */
+	/* tensor_parallel: matrices split per token, and the bytes of their whole outputs (f32) */
+	int tp_gathers;
+	double tp_gather_bytes;
 };
 
 struct tm_plan_opts {
@@ -178,6 +182,14 @@ struct tm_plan_opts {
 	 */
 	int nodes, rank;
 	bool split_layers;
+	/*
+	 * Expert parallel only: also split every dense matrix (attention,
+	 * shared experts, dense FFNs, output) by rows over the nodes, the
+	 * node holding ceil(rows / nodes) of them, each matrix's output then
+	 * gathered on every node (tensor parallel). A plan model: decode does
+	 * not split dense matrices (Documentation/tiermem-scale.rst says why).
+	 */
+	bool tensor_parallel;
 };
 
 /* A network link between nodes: --link GBPS,LATENCY_US. */
@@ -195,6 +207,8 @@ struct tm_cluster {
 	double sec_per_token;	/* compute_sec + comm_sec: a stream's token waits for both */
 	int messages;		/* all-reduces (experts) or hops (layers) per token */
 	double message_bytes;
+	int gathers;		/* tensor parallel: an allgather per split matrix per token */
+	double gather_sec;	/* their part of comm_sec */
 };
 
 struct tm_pool;
@@ -242,12 +256,24 @@ void tm_plan_free(struct tm_plan *p);
 /*
  * Pipeline stages: contiguous layer ranges, stage r holding layers
  * [first[r], first[r + 1]) of the n_layer (first[nodes] = n_layer), that
- * minimise the largest stage's expected bytes read per token (o's heat, or
- * the uniform prior when o is NULL), counting the embedding row on stage 0
- * and the output (a tied embedding's whole matrix) on the last. -EINVAL
- * when a stage would have no layer, -ENOMEM.
+ * minimise the largest stage's expected bytes read per token under the
+ * uniform expert prior, counting the embedding row on stage 0 and the
+ * output (a tied embedding's whole matrix) on the last; with equal nodes
+ * that is the largest stage's time. The one split: run, logits and serve
+ * --split layers, import --split layers --rank R and plan --nodes all take
+ * it, so it depends on the model alone (no heat, no tiers: a node's import
+ * cannot see the others' tiers, and every rank must compute the same cut).
+ * -EINVAL when a stage would have no layer, -ENOMEM.
  */
-int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, const struct tm_plan_opts *o, int *first);
+int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, int *first);
+/*
+ * Does the stage holding layers [first, last) of n_layer hold tensor name?
+ * Its layers (those from n_layer on, multi-token prediction, with the last
+ * stage), the token embedding on the first stage (and on the last when tied:
+ * tied is true when the model has no output.weight), output* on the last,
+ * every other tensor (rope_freqs) on every stage.
+ */
+bool tm_stage_holds(const char *name, bool tied, int first, int last, int n_layer);
 
 /* GBPS,LATENCY_US -> link; -EINVAL naming the part that is wrong. */
 int tm_link_parse(const char *arg, struct tm_link *out);
@@ -259,6 +285,12 @@ double tm_link_send(const struct tm_link *l, double bytes);
  * (the small-message algorithm MPI libraries use); 0 for one node.
  */
 double tm_allreduce_sec(const struct tm_link *l, int nodes, double bytes);
+/*
+ * Seconds for an allgather of a vector of bytes (each node holding 1/nodes
+ * of it) by recursive doubling: ceil(log2(nodes)) latencies, and
+ * (nodes - 1) / nodes of the vector received; 0 for one node.
+ */
+double tm_allgather_sec(const struct tm_link *l, int nodes, double bytes);
 /* Layers of g that hold routed experts (each costs one all-reduce when experts are split). */
 int tm_plan_moe_layers(const struct tm_gguf *g);
 /*

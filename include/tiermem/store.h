@@ -88,7 +88,9 @@ struct tm_import_result {
 	uint64_t bytes;		/* tensor bytes copied */
 	double seconds;		/* copying, flushing, sealing */
 	bool module;		/* regions in /dev/tiermem */
-	struct tm_plan plan;	/* where each tensor went (tm_plan_free it) */
+	struct tm_plan plan;	/* where each tensor went (tm_plan_free it); a share's tensors only */
+	int first, last;	/* a share of the layers: the rank's layers [first, last) */
+	int experts, n_expert;	/* a share of the experts: how many of each MoE layer's n_expert */
 };
 
 /*

@@ -45,7 +45,7 @@ int tm_mpi_layers_setup(struct tm_mpi_split *s, struct tm_ctx *c)
 	if (!first)
 		return tm_err(-ENOMEM, "mpi: out of memory");
 	/* every rank computes the same split from the same model */
-	err = tm_plan_stages(&c->m->gguf, c->m->hp.n_layer, s->ranks, NULL, first);
+	err = tm_plan_stages(&c->m->gguf, c->m->hp.n_layer, s->ranks, first);
 	if (err) {
 		free(first);
 		return tm_err_prefix(err, "--split layers");

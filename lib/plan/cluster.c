@@ -45,6 +45,15 @@ double tm_allreduce_sec(const struct tm_link *l, int nodes, double bytes)
 	return rounds * tm_link_send(l, bytes);
 }
 
+double tm_allgather_sec(const struct tm_link *l, int nodes, double bytes)
+{
+	int rounds = 0;
+
+	while ((1 << rounds) < nodes)
+		rounds++;
+	return rounds ? rounds * l->latency_us * 1e-6 + bytes * (nodes - 1) / nodes * 8 / (l->gbit * 1e9) : 0;
+}
+
 void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, int nodes, bool split_layers,
 			const struct tm_link *l, int n_embd, int moe_layers)
 {
@@ -58,9 +67,17 @@ void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, 
 		c->messages = nodes > 1 ? nodes : 0;
 		c->comm_sec = c->messages * tm_link_send(l, c->message_bytes);
 	} else {
-		c->compute_sec = node_plans[0].sec_per_token;
+		const struct tm_plan *p = &node_plans[0];
+
+		c->compute_sec = p->sec_per_token;
 		c->messages = nodes > 1 ? moe_layers : 0;
 		c->comm_sec = c->messages * tm_allreduce_sec(l, nodes, c->message_bytes);
+		/* tensor parallel: the gathers are linear in their bytes, so their sum is one formula */
+		c->gathers = nodes > 1 ? p->tp_gathers : 0;
+		if (c->gathers)
+			c->gather_sec = c->gathers * tm_allgather_sec(l, nodes, 0) +
+					tm_allgather_sec(l, nodes, p->tp_gather_bytes) - tm_allgather_sec(l, nodes, 0);
+		c->comm_sec += c->gather_sec;
 	}
 	c->sec_per_token = c->compute_sec + c->comm_sec;
 }

@@ -11,6 +11,7 @@
  * Documentation/tiermem-plan.rst has the model.
  */
 #include <errno.h>
+#include <math.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,30 +179,61 @@ int tm_plan_moe_layers(const struct tm_gguf *g)
 	return n;
 }
 
-/* Pipeline: does tensor name belong to this node's stage (layers [first[rank], first[rank + 1]))? */
-static bool on_stage(const char *name, bool tied, const int *first, const struct tm_plan_opts *o)
+bool tm_stage_holds(const char *name, bool tied, int first, int last, int n_layer)
 {
-	int l = plan_layer_of(name), last = o->nodes - 1;
+	int l = plan_layer_of(name);
 
 	/* layers past the split (multi-token prediction) stay with the last stage */
 	if (l >= 0)
-		return l >= first[o->rank] && (l < first[o->rank + 1] || o->rank == last);
+		return l >= first && (l < last || last == n_layer);
 	if (!strncmp(name, "output", 6))
-		return o->rank == last;
+		return last == n_layer;
 	/* a tied embedding is also the last stage's classifier */
 	if (!strcmp(name, "token_embd.weight"))
-		return o->rank == 0 || (tied && o->rank == last);
-	return o->rank == 0;
+		return first == 0 || (tied && last == n_layer);
+	return true;	/* rope_freqs and the like: every stage's layers read them */
 }
 
-/* Expert parallel: the share of a routed-expert tensor held by the node with the most experts. */
-static void expert_share(const struct tm_gguf_tensor *gt, struct tm_plan_tensor *t, int nodes)
+/* Pipeline: does tensor name belong to this node's stage (layers [first[rank], first[rank + 1]))? */
+static bool on_stage(const char *name, bool tied, const int *first, const struct tm_plan_opts *o)
+{
+	return tm_stage_holds(name, tied, first[o->rank], first[o->rank + 1], first[o->nodes]);
+}
+
+/*
+ * Expert parallel: the share of a routed-expert tensor node rank holds,
+ * experts e with e % nodes == rank (rank 0 holds the most).
+ */
+static void expert_share(const struct tm_gguf_tensor *gt, struct tm_plan_tensor *t, int nodes, int rank)
 {
 	int64_t n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1;
-	int64_t mine = (n_exp + nodes - 1) / nodes;
+	int64_t mine = (n_exp - rank + nodes - 1) / nodes;
 
 	t->bytes = (uint64_t)((double)gt->nbytes * (double)mine / (double)n_exp + 0.5);
 	t->read_per_token *= (double)mine / (double)n_exp;
+}
+
+/*
+ * Tensor parallel: a dense matrix's share, ceil(rows / nodes) of its rows
+ * (rows: every dimension past the first, heads included), and its output
+ * to gather. Vectors, the embedding (one row read), routers (a few rows)
+ * and routed experts (split by expert) are not split.
+ */
+static void dense_share(struct tm_plan *p, const struct tm_gguf_tensor *gt, struct tm_plan_tensor *t, int nodes)
+{
+	double rows = 1, mine;
+
+	if (t->cls != TM_TC_ATTN && t->cls != TM_TC_SHEXP && t->cls != TM_TC_FFN && t->cls != TM_TC_OUTPUT)
+		return;
+	for (uint32_t d = 1; d < gt->n_dims; d++)
+		rows *= (double)gt->ne[d];
+	if (gt->n_dims < 2 || rows < nodes)
+		return;
+	mine = ceil(rows / nodes);
+	t->bytes = (uint64_t)((double)gt->nbytes * mine / rows + 0.5);
+	t->read_per_token *= mine / rows;
+	p->tp_gathers++;
+	p->tp_gather_bytes += rows * sizeof(float);
 }
 
 /*
@@ -220,10 +252,14 @@ static uint32_t mtp_layers(const struct tm_gguf *g, uint32_t *n_layer)
 	return n_mtp;
 }
 
-/* Expected bytes per token of each layer below n_layer (layer[]), of the first stage's extras and the last's. */
-static int stage_reads(const struct tm_gguf *g, int n_layer, const struct tm_plan_opts *o,
-		       double *layer, double *head, double *tail)
+/*
+ * Expected bytes per token (the uniform prior) of each layer below n_layer
+ * (layer[]), of the first stage's extras and the last's. Tensors of no
+ * layer that every stage holds (tm_stage_holds) weigh on none.
+ */
+static int stage_reads(const struct tm_gguf *g, int n_layer, double *layer, double *head, double *tail)
 {
+	const struct tm_plan_opts uniform = { 0 };
 	bool tied = !tm_gguf_tensor(g, "output.weight");
 	int err;
 
@@ -237,7 +273,7 @@ static int stage_reads(const struct tm_gguf *g, int n_layer, const struct tm_pla
 			continue;	/* fill_tensors refuses it */
 		memcpy(t.name, gt->name.ptr, gt->name.len);
 		t.cls = tm_tensor_classify(t.name);
-		if ((err = read_per_token(g, gt, &t, false, o)))
+		if ((err = read_per_token(g, gt, &t, false, &uniform)))
 			return err;
 		l = plan_layer_of(t.name);
 		if (l >= 0)
@@ -246,15 +282,12 @@ static int stage_reads(const struct tm_gguf *g, int n_layer, const struct tm_pla
 			*head += t.read_per_token, *tail += tied ? (double)gt->nbytes : 0;
 		else if (t.cls == TM_TC_OUTPUT)
 			*tail += t.read_per_token;
-		else
-			*head += t.read_per_token;
 	}
 	return 0;
 }
 
-int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, const struct tm_plan_opts *o, int *first)
+int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, int *first)
 {
-	struct tm_plan_opts none = { 0 };
 	double *sum, *best, head, tail;
 	int *from, err = 0;
 
@@ -268,7 +301,7 @@ int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, const struct
 		err = tm_err(-ENOMEM, "plan: out of memory");
 		goto out;
 	}
-	if ((err = stage_reads(g, n_layer, o ? o : &none, sum + 1, &head, &tail)))
+	if ((err = stage_reads(g, n_layer, sum + 1, &head, &tail)))
 		goto out;
 	for (int l = 0; l < n_layer; l++)
 		sum[l + 1] += sum[l];
@@ -337,7 +370,9 @@ static int fill_placed(struct tm_plan *p, const struct tm_gguf *g, const struct 
 		if ((err = read_per_token(g, gt, t, tied, o)))
 			return err;
 		if (o->nodes > 1 && !o->split_layers && t->cls == TM_TC_EXPERTS)
-			expert_share(gt, t, o->nodes);
+			expert_share(gt, t, o->nodes, o->rank);
+		else if (o->nodes > 1 && !o->split_layers && o->tensor_parallel)
+			dense_share(p, gt, t, o->nodes);
 	}
 	return 0;
 }
@@ -380,10 +415,12 @@ static int fill_tensors(struct tm_plan *p, const struct tm_gguf *g, const struct
 		first = calloc((size_t)o->nodes + 1, sizeof(*first));
 		if (!first)
 			return tm_err(-ENOMEM, "plan: out of memory");
-		if ((err = tm_plan_stages(g, (int)(n_layer - n_mtp), o->nodes, o, first))) {
+		if ((err = tm_plan_stages(g, (int)(n_layer - n_mtp), o->nodes, first))) {
 			free(first);
 			return err;
 		}
+		p->stage_first = first[o->rank];
+		p->stage_last = first[o->rank + 1];
 	}
 	err = fill_placed(p, g, o, first);
 	free(first);

@@ -200,10 +200,11 @@ static int make_plan(struct import *im, bool module)
 				   .n_ot = im->o->n_ot, .align = im->align };
 	int err;
 
-	/* a share: planned as the node of an expert-parallel cluster with the largest share */
-	if (im->o->share_ranks > 1 && !im->o->share_layers) {
+	/* a share: planned as that node of the cluster, its tensors only (its experts, its stage) */
+	if (im->o->share_ranks > 1) {
 		po.nodes = im->o->share_ranks;
 		po.rank = im->o->share_rank;
+		po.split_layers = im->o->share_layers;
 	}
 
 	if (im->o->plan_path) {
@@ -303,7 +304,15 @@ static int lay_out(struct import *im, bool module)
 		int t;
 
 		snprintf(mt->name, sizeof(mt->name), "%.*s", (int)gt->name.len, gt->name.ptr);
+		mt->type = (int)gt->type;
 		pt = tm_plan_find(p, mt->name);
+		if (!pt && im->o->share_ranks > 1 && im->o->share_layers &&
+		    !tm_share_layers_holds(&im->g, gt, im->first, im->last, im->n_layer)) {
+			/* another stage's: no bytes; its region is the first (set below: one exists) */
+			mt->region = -1;
+			tm_share_layers_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
+			continue;
+		}
 		if (!pt || pt->tier < 0 || pt->tier >= p->n_tiers)
 			return tm_err(-EINVAL, "the plan places no tensor %s", mt->name);
 		t = pt->tier;
@@ -316,20 +325,23 @@ static int lay_out(struct import *im, bool module)
 		mt->region = im->tier_region[t];
 		mt->offset = (r->used + align - 1) / align * align;
 		mt->bytes = gt->nbytes;
-		mt->type = (int)gt->type;
 		snprintf(mt->layout, sizeof(mt->layout), "%s",
 			 !im->o->gguf_layout && tm_tensor_repacked_type(gt) >= 0 ? "r16" : "gguf");
 		if (im->o->share_ranks > 1 && im->o->share_layers) {
-			if (!tm_share_layers_holds(&im->g, gt, im->first, im->last, im->n_layer)) {
-				mt->bytes = 0;
-				tm_share_layers_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
-			}
+			if (!tm_share_layers_holds(&im->g, gt, im->first, im->last, im->n_layer))
+				return tm_err(-EINVAL, "the stage's plan places %s, which the stage does not hold",
+					      mt->name);
 		} else if (im->o->share_ranks > 1 && tm_share_applies(gt)) {	/* a share keeps the GGUF layout */
 			mt->bytes = tm_share_bytes(gt, im->o->share_rank, im->o->share_ranks);
 			tm_share_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
 		}
 		r->used = mt->offset + mt->bytes;
 	}
+	if (!im->mf.n_regions)
+		return tm_err(-EINVAL, "the plan places no tensor");
+	for (size_t i = 0; i < im->mf.n_tensors; i++)
+		if (im->mf.tensors[i].region < 0)
+			im->mf.tensors[i].region = 0;
 	for (int i = 0; i < im->mf.n_regions; i++)
 		im->mf.regions[i].size = im->mf.regions[i].used;
 	return 0;
@@ -642,15 +654,21 @@ static int run_import(struct import *im, const char *path)
 	free(check.layers);
 	if (im->o->share_ranks > 1 && !im->o->share_layers && !check.hp.moe)
 		return tm_err(-EINVAL, "--split experts: %s has no routed experts to split", path);
+	if (im->o->share_ranks > 1 && !im->o->share_layers) {
+		im->r->n_expert = check.hp.n_expert;
+		im->r->experts = (check.hp.n_expert - im->o->share_rank + im->o->share_ranks - 1) / im->o->share_ranks;
+	}
 	if (im->o->share_ranks > 1 && im->o->share_layers) {
 		int first[4097];
 
 		/* the stages every rank of the run computes from the same model */
-		if ((err = tm_plan_stages(&im->g, check.hp.n_layer, im->o->share_ranks, NULL, first)))
+		if ((err = tm_plan_stages(&im->g, check.hp.n_layer, im->o->share_ranks, first)))
 			return tm_err_prefix(err, "--split layers");
 		im->first = first[im->o->share_rank];
 		im->last = first[im->o->share_rank + 1];
 		im->n_layer = check.hp.n_layer;
+		im->r->first = im->first;
+		im->r->last = im->last;
 	}
 	if (!realpath(path, im->mf.source))
 		snprintf(im->mf.source, sizeof(im->mf.source), "%s", path);

@@ -65,16 +65,9 @@ bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor 
 			   int n_layer)
 {
 	char name[96];
-	int l, used = 0;
 
 	name_of(t, name, sizeof(name));
-	if (sscanf(name, "blk.%d.%n", &l, &used) == 1 && used)
-		return l >= first && l < last;
-	if (!strcmp(name, "token_embd.weight"))
-		return !first || (last == n_layer && !tm_gguf_tensor(g, "output.weight"));	/* tied output */
-	if (!strcmp(name, "output.weight") || !strcmp(name, "output_norm.weight"))
-		return last == n_layer;
-	return true;
+	return tm_stage_holds(name, !tm_gguf_tensor(g, "output.weight"), first, last, n_layer);
 }
 
 void tm_share_layers_layout(char out[16], int rank, int ranks)

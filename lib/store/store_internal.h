@@ -100,10 +100,9 @@ int tm_share_parse(const char *layout, int *rank, int *ranks);
 
 /*
  * A rank's share of the layers (tiermem import --split layers --rank R
- * --ranks N): the tensors of its layers [first, last) (tm_plan_stages),
- * token_embd on the first rank (and on the last when the output is tied to
- * it), output and output_norm on the last, every tensor of no layer on all;
- * the others are stored with no bytes under the layout "layers R/N".
+ * --ranks N): the tensors of its layers [first, last) (tm_plan_stages) as
+ * tm_stage_holds says, the plan's own rule; the others are stored with no
+ * bytes under the layout "layers R/N".
  */
 bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor *t, int first, int last,
 			   int n_layer);

@@ -135,6 +135,29 @@ done
 check "the cluster summary on rank 0 ($(grep -m1 '^cluster:' "$W/err"))" \
 	'grep -q "^cluster: split=layers ranks=3 tokens=16 " "$W/err" && [ "$(grep -c "^cluster:" "$W/err")" -eq 1 ]'
 
+# stages by cost: a large output head (16000 x 256 f32, 15.6 MiB, against 3 MiB a layer) leaves
+# the last stage one layer where a cut by count would give it 3 (np 2) or 2 (np 3); deepseek2
+# with a dense first layer over 7 layers. The run's stages are the ones plan --nodes predicts.
+"$TM" synth --arch llama --type f32 --layers 6 --vocab 16000 -q -o "$W/head.gguf" >/dev/null 2>&1
+"$TM" synth --arch deepseek2 --type f32 --layers 7 -q -o "$W/ds7.gguf" >/dev/null 2>&1
+stages_of() { sed -n "s/^ *$1 [0-9]*: layers \([0-9]*-[0-9]*\),.*/\1/p" "$2" | tr '\n' ' '; }
+for m in head ds7; do
+	"$TM" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/one.bin"
+	for np in 2 3; do
+		[ $m = ds7 ] && [ $np = 2 ] && continue
+		run -np $np "$MPI" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/n.bin" --split layers 2>"$W/err"
+		rc=$?
+		"$TM" plan -m "$W/$m.gguf" --tier ddr=ddr:1G@10 --nodes $np >"$W/plan" 2>&1
+		stages=$(stages_of rank "$W/err") planned=$(stages_of node "$W/plan")
+		last=${stages% }
+		last=${last##* }
+		uneven=1
+		[ $m = head ] && { [ "$last" = 5-5 ] || uneven=0; }
+		check "layers by cost: $m -np $np: stages [$stages] are plan --nodes's [$planned]; logits bit-identical to one process's" \
+			'[ $rc -eq 0 ] && [ -n "$stages" ] && [ "$stages" = "$planned" ] && [ $uneven = 1 ] && cmp -s "$W/one.bin" "$W/n.bin"'
+	done
+done
+
 # run: the same text as one process
 PROMPT="the quick brown fox"
 for m in dense32 moe; do
@@ -249,6 +272,8 @@ TIERMEM_HOME=$W/whole "$TM" import -m "$W/moe.gguf" --name m -q --tier ddr=ddr:1
 share=$(du -sb "$W/h0" | cut -f1) whole=$(du -sb "$W/whole" | cut -f1)
 check "import --split experts --rank 0 --ranks 2 stores less than the whole model ($share of $whole bytes)" \
 	'[ -n "$share" ] && [ "$share" -lt $((whole * 3 / 4)) ]'
+check "import --split experts says what the rank holds ($(grep -m1 holds "$W/imp1"))" \
+	'grep -q "^  rank 1 of 2 holds every tensor but the routed experts, and experts e % 2 == 1 of each MoE layer: 8 of 16" "$W/imp1"'
 # rank 0 on store S0, rank 1 on store S1
 shares() {
 	run -x TIERMEM_BACKEND=user -np 1 -x TIERMEM_HOME="$W/$1" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" "${@:3}" : \
@@ -300,9 +325,10 @@ for m in moe ds dense32; do
 		rm -rf "$W"/l?
 		for r in $(seq 0 $((np - 1))); do
 			TIERMEM_HOME=$W/l$r "$TM" import -m "$W/$m.gguf" --name m --split layers --rank $r --ranks $np \
-				-q --tier ddr=ddr:1G >"$W/imp" 2>&1
+				-q --tier ddr=ddr:1G >"$W/imp$r" 2>&1
 		done
-		TIERMEM_HOME=$W/w$m "$TM" import -m "$W/$m.gguf" --name m -q --tier ddr=ddr:1G >/dev/null 2>&1
+		[ -s "$W/w$m.out" ] || TIERMEM_HOME=$W/w$m "$TM" import -m "$W/$m.gguf" --name m -q --tier ddr=ddr:1G \
+			>"$W/w$m.out" 2>&1
 		"$TM" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/one.bin"
 		args=()
 		for r in $(seq 0 $((np - 1))); do
@@ -315,6 +341,14 @@ for m in moe ds dense32; do
 		whole=$(du -sb "$W/w$m" | cut -f1)
 		check "layers: $m -np $np on per-rank imports: logits bit-identical to one process's; each store smaller than the whole ($sizes of $whole bytes)" \
 			'[ $rc -eq 0 ] && cmp -s "$W/one.bin" "$W/n.bin" && for b in $sizes; do [ "$b" -lt "$whole" ] || exit 1; done'
+		# each import says which layers it holds (the run's stage) and plans only those
+		said=$(for r in $(seq 0 $((np - 1))); do sed -n "s/^  rank $r of $np holds layers \([0-9]*-[0-9]*\).*/\1/p" "$W/imp$r"; done | tr '\n' ' ')
+		mib=$(for r in $(seq 0 $((np - 1))); do awk '/ MiB in /{s += $3} END {print s}' "$W/imp$r"; done | tr '\n' ' ')
+		allmib=$(awk '/ MiB in /{s += $3} END {print s}' "$W/w$m.out")
+		less=1
+		for b in $mib; do lt "$b" "${allmib:-0}" || less=0; done
+		check "layers: $m -np $np: each rank's import names its stage [$said] (the run's [$(stages_of rank "$W/err")]) and places only it ($mib of $allmib MiB)" \
+			'[ -n "$said" ] && [ "$said" = "$(stages_of rank "$W/err")" ] && [ $less = 1 ]'
 	done
 done
 # the refusals, on moe's two stages

@@ -479,6 +479,31 @@ static void test_cluster(const struct tm_gguf *g)
 	       near(c.sec_per_token, p.sec_per_token + N_LAYER * 2 * send),
 	       "expert parallel: streaming plus one all-reduce of n_embd floats per MoE layer");
 	tm_plan_free(&p);
+	/*
+	 * tensor parallel over 3 nodes: each of the 4 attention matrices
+	 * (64 rows), the shared expert (128) per layer and the output (1000)
+	 * keeps ceil(rows / 3) rows and is gathered: 16 gathers of 8608 bytes
+	 * in all; norms and the router stay whole
+	 */
+	o.tensor_parallel = true;
+	tap_ok(!tm_plan_make(&p, g, &o) && tm_plan_find(&p, "blk.0.attn_q.weight")->bytes == B_SQ * 22 / DIM &&
+	       tm_plan_find(&p, "output.weight")->bytes == B_EMBD * 334 / VOCAB &&
+	       tm_plan_find(&p, "blk.0.ffn_gate_inp.weight")->bytes == B_ROUTER &&
+	       tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->bytes == B_EXPS * 3 / N_EXP && p.tp_gathers == 16 &&
+	       near(p.tp_gather_bytes, 8608), "tensor parallel: dense matrices split by rows, one gather each");
+	tm_cluster_predict(&c, &p, 3, false, &l, DIM, N_LAYER);
+	tap_ok(c.gathers == 16 && near(c.gather_sec, 16 * 2 * 5e-6 + 8608 * 2.0 / 3 * 8 / 100e9) &&
+	       near(c.comm_sec, N_LAYER * 2 * send + c.gather_sec) && near(tm_allgather_sec(&l, 1, 8608), 0),
+	       "tensor parallel: each gather ceil(log2 N) latencies, (N - 1) / N of its output over the link");
+	tm_plan_free(&p);
+	o.tensor_parallel = false;
+	/* rank 2 holds experts 2 and 5 only: its own share, as its per-rank import stores it */
+	o.rank = 2;
+	tap_ok(!tm_plan_make(&p, g, &o) && tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->bytes == B_EXPS * 2 / N_EXP &&
+	       near(p.sec_per_token, (active + experts * 2 / N_EXP) / 39e9),
+	       "expert parallel: rank 2 of 3 is planned with its own 2/8 of each expert tensor");
+	tm_plan_free(&p);
+	o.rank = 0;
 
 	/*
 	 * layers over 2 nodes, balanced by bytes read per token: a layer reads
@@ -488,11 +513,13 @@ static void test_cluster(const struct tm_gguf *g)
 	o.nodes = 2;
 	o.split_layers = true;
 	o.rank = 0;
-	tap_ok(!tm_plan_make(&st[0], g, &o) && st[0].n_tensors == 23 && tm_plan_find(&st[0], "token_embd.weight") &&
+	tap_ok(!tm_plan_make(&st[0], g, &o) && st[0].n_tensors == 23 && st[0].stage_first == 0 &&
+	       st[0].stage_last == 2 && tm_plan_find(&st[0], "token_embd.weight") &&
 	       tm_plan_find(&st[0], "blk.1.attn_q.weight") && !tm_plan_find(&st[0], "blk.2.attn_q.weight") &&
 	       !tm_plan_find(&st[0], "output.weight"), "pipeline rank 0: the embedding and layers 0-1");
 	o.rank = 1;
-	tap_ok(!tm_plan_make(&st[1], g, &o) && st[1].n_tensors == 13 && tm_plan_find(&st[1], "output.weight") &&
+	tap_ok(!tm_plan_make(&st[1], g, &o) && st[1].n_tensors == 13 && st[1].stage_first == 2 &&
+	       st[1].stage_last == 3 && tm_plan_find(&st[1], "output.weight") &&
 	       tm_plan_find(&st[1], "blk.2.ffn_down_exps.weight") && !tm_plan_find(&st[1], "blk.1.attn_q.weight") &&
 	       !tm_plan_find(&st[1], "token_embd.weight"), "pipeline rank 1: layer 2 and the output");
 	tm_cluster_predict(&c, st, 2, true, &l, DIM, N_LAYER);
@@ -505,10 +532,37 @@ static void test_cluster(const struct tm_gguf *g)
 	{
 		int first[5] = { -1, -1, -1, -1, -1 };
 
-		tap_ok(!tm_plan_stages(g, N_LAYER, 3, NULL, first) && first[0] == 0 && first[1] == 1 &&
+		tap_ok(!tm_plan_stages(g, N_LAYER, 3, first) && first[0] == 0 && first[1] == 1 &&
 		       first[2] == 2 && first[3] == 3, "stages: 3 layers over 3 nodes, one each");
-		tap_ok(tm_plan_stages(g, N_LAYER, 4, NULL, first) == -EINVAL, "stages: 4 nodes for 3 layers refused");
+		tap_ok(tm_plan_stages(g, N_LAYER, 4, first) == -EINVAL, "stages: 4 nodes for 3 layers refused");
 	}
+	{
+		/*
+		 * heat that reads every expert of layer 0 and none of the others
+		 * would, counted, cut after layer 0; it changes the stages' times only
+		 */
+		static float heat[N_LAYER * N_EXP];
+
+		for (int i = 0; i < N_LAYER * N_EXP; i++)
+			heat[i] = i / N_EXP == 0 ? 1.0f : 0.0f;
+		o.expert_heat = heat;
+		o.heat_layers = N_LAYER;
+		o.heat_experts = N_EXP;
+		o.rank = 1;
+		tap_ok(!tm_plan_make(&st[1], g, &o) && st[1].stage_first == 2 && st[1].stage_last == 3,
+		       "stages: the cut is the model's alone (heat given: layers [2, 3) still on the last node)");
+		tm_plan_free(&st[1]);
+		o.expert_heat = NULL;
+	}
+	/* which stage holds what: the rule the plan and a per-rank import share */
+	tap_ok(tm_stage_holds("blk.2.attn_q.weight", false, 2, 3, 3) && !tm_stage_holds("blk.1.attn_q.weight", false, 2, 3, 3) &&
+	       tm_stage_holds("blk.3.nextn.eh_proj.weight", false, 2, 3, 3) &&
+	       !tm_stage_holds("blk.3.nextn.eh_proj.weight", false, 0, 2, 3) &&
+	       tm_stage_holds("token_embd.weight", false, 0, 2, 3) && !tm_stage_holds("token_embd.weight", false, 2, 3, 3) &&
+	       tm_stage_holds("token_embd.weight", true, 2, 3, 3) && tm_stage_holds("output.weight", false, 2, 3, 3) &&
+	       !tm_stage_holds("output_norm.weight", false, 0, 2, 3) && tm_stage_holds("rope_freqs.weight", false, 1, 2, 3),
+	       "stage_holds: layers (past the split: the last stage's), the embedding first (tied: last too), "
+	       "the output last, rope_freqs everywhere");
 }
 
 static int write_text(const char *path, const char *text)
