@@ -2,10 +2,12 @@
 # On a machine with an NVIDIA GPU, in one go (about 8 minutes on the H200 with
 # 16 cores; every step has a time limit, so one that hangs cannot eat the
 # device budget): build, make check-gpu (kernels, whole-model logits, the
-# hybrid and pcie paths, never run on a GPU before), then decode speed with
-# every weight in VRAM on a ~2 GB dense llama Q4_K_M and a ~4 GB qwen3moe
-# Q4_K_M (tiermem synth makes both), each alternating with a read kernel over
-# the same byte count (bandwidth share, medians); the hybrid on the MoE
+# hybrid and pcie paths and the dp4a matvec, never run on a GPU before),
+# then one matvec per type on the float and the dp4a path, and decode speed
+# with every weight in VRAM on a ~2 GB dense llama Q4_K_M and a ~4 GB
+# qwen3moe Q4_K_M (tiermem synth makes both), float vs dp4a
+# (TIERMEM_CUDA_MATVEC) alternating, each alternating with a read kernel
+# over the same byte count (bandwidth share, medians); the hybrid on the MoE
 # (-ot exps=CPU: routed experts on the CPU; -ot exps=pcie: read over PCIe)
 # against all in VRAM and the CPU alone; and the gpu tier of tiermem bench.
 #
@@ -127,21 +129,43 @@ fi
 
 echo "== make check-gpu"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-	step 240 make --no-print-directory check-gpu "${MK[@]}"
+	step 360 make --no-print-directory check-gpu "${MK[@]}"
 else
-	step 240 env BUILD=build tests/gpu/run
+	step 360 env BUILD=build tests/gpu/run
 fi 2>&1 | tee "$OUTD/check-gpu.log" | grep -v '^ok '
 
 grep -c '^ok ' "$OUTD/check-gpu.log" | sed 's/^/ok lines: /'
 
-echo "== one matvec alone, per type"
-step 60 build/cuda/check-gpu kbench 2>&1 | tee -a "$OUTD/bench.txt"
-echo "== decode, all weights in VRAM"
+echo "== one matvec alone, per type: the float path and the dp4a path alternating"
+step 90 build/cuda/check-gpu kbench 2>&1 | tee -a "$OUTD/bench.txt"
+# Whole-token decode, every weight in VRAM: the float matvec (the default)
+# and the dp4a one (TIERMEM_CUDA_MATVEC=dp4a), one process each, alternating
+# for AB_ROUNDS rounds (default 2: each process loads the model into VRAM,
+# 5-10 s); each process gives medians of 5 rounds against the read kernel;
+# the summary takes the median (the lower of two) per path and model.
+echo "== decode, all weights in VRAM: float vs dp4a alternating"
+for r in $(seq "${AB_ROUNDS:-2}"); do
+	for m in dense moe; do
+		for path in float dp4a; do
+			step 60 env TIERMEM_CUDA_MATVEC=$path build/cuda/check-gpu bench "$W/$m.gguf" 5 128 2>&1 |
+				sed "s/^/round $r $path /"
+		done
+	done
+done | tee -a "$OUTD/bench.txt" | tee "$OUTD/decode-ab.txt"
+# the median of one number per line
+med() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "none" }'; }
 for m in dense moe; do
-	step 60 build/cuda/check-gpu bench "$W/$m.gguf" 7 128 2>&1 | tee -a "$OUTD/bench.txt"
-done
+	for path in float dp4a; do
+		lines=$(grep "^round [0-9]* $path bench $m.gguf:" "$OUTD/decode-ab.txt")
+		tps=$(sed -n 's/.* decode \([0-9.]*\) tok\/s (graph).*/\1/p' <<<"$lines" | med)
+		share=$(sed -n 's/.* bandwidth share \([0-9.]*\)%.*/\1/p' <<<"$lines" | med)
+		echo "decode $m $path: median over rounds $tps tok/s (graph), $share % of the read kernel"
+	done
+done | tee -a "$OUTD/bench.txt"
 echo "== tiermem run --gpu"
 step 30 build/tiermem run --gpu -m "$W/dense.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 | tail -6 | tee -a "$OUTD/bench.txt"
+step 30 env TIERMEM_CUDA_MATVEC=dp4a build/tiermem run --gpu -m "$W/dense.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 |
+	tail -6 | sed 's/^/dp4a: /' | tee -a "$OUTD/bench.txt"
 step 30 build/tiermem run --gpu -m "$W/moe.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 | tail -6 | tee -a "$OUTD/bench.txt"
 # The hybrid on the 4 GB MoE, alternating 3 rounds: all in VRAM, routed experts
 # on the CPU (weights in DDR: --weights ddr), experts over PCIe, the CPU alone.

@@ -42,6 +42,12 @@ struct tmc_mv_job {
  * ids (device memory, MoE experts): n is a count of (token, expert) pairs;
  * pair p uses matrix ids[p], input row p / x_div and output row p.
  * cols must be a multiple of 8, x 16-byte aligned and x_stride a multiple of 4.
+ *
+ * xq (device scratch, 16-byte aligned, TM_Q8A_BYTES(xq_rows * cols) bytes,
+ * kernels/quant_dot.h) turns on the dp4a path where tmc_matvec_dp4a says
+ * it applies: the launch first rounds its x rows to q8a (8-bit, a float
+ * scale per 32) and the dot products are integer ones, as the CPU's are,
+ * instead of float ones over decoded weights. NULL: the float path.
  */
 struct tmc_mv {
 	struct tmc_mv_job job[3];
@@ -51,9 +57,18 @@ struct tmc_mv {
 	int accumulate, glu;
 	const int *ids;
 	int x_div;
+	void *xq;
+	int xq_rows;
 };
 
 int tmc_matvec(const struct tmc_mv *a, cudaStream_t s);
+/*
+ * 1 where tmc_matvec takes the dp4a path: xq given and big enough, one
+ * token (or experts by ids; prefill's tiles stay float), cols a multiple of
+ * 32, every job's type quantized and its matrix aligned for the block dots'
+ * loads (tm_qdot_align); else 0.
+ */
+int tmc_matvec_dp4a(const struct tmc_mv *a);
 /* Weight bytes one tmc_matvec reads (each matrix row once per launch; ids: once per pair). */
 uint64_t tmc_matvec_bytes(const struct tmc_mv *a);
 

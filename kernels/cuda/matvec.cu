@@ -5,6 +5,11 @@
  * shared decoders (kernels/quant_decode.h) and dotting them with up to 8
  * tokens' float activations; a shuffle sum ends the row. Consecutive lanes
  * take consecutive chunks, so a warp reads a row's blocks front to back.
+ *
+ * The dp4a path (decode and experts, quantized types; tmc_mv.xq): the
+ * activation rounded to q8a once per launch by a warp per 32 elements, then
+ * the same grid with each lane taking 32-weight units through the integer
+ * block dots of kernels/quant_dot.h, 4 weights per dp4a.
  */
 #include <cerrno>
 #include <cstdint>
@@ -70,6 +75,70 @@ __device__ __forceinline__ void dot_rows(const char *const rows[NR], int nch, co
 	}
 }
 
+/*
+ * The dp4a path's rows: lane units of 32 weights, the activation's 32 int8s
+ * (two 16-byte loads) and its meta loaded once for all NR rows.
+ */
+template <int T, int NR>
+__device__ __forceinline__ void qdot_rows(const char *const rows[NR], int nu, const int8_t *xq, const tm_q8a_meta *xm,
+					  float acc[NR][1])
+{
+#pragma unroll 2
+	for (int u = threadIdx.x + kWarp * threadIdx.y; u < nu; u += kWarp * kWarps) {
+		const uint8_t *xp = reinterpret_cast<const uint8_t *>(xq) + 32 * u;
+		uint32_t xw[8];
+		tm_q8a_meta m = xm[u];
+
+		tm_qd_ld16(xp, xw);
+		tm_qd_ld16(xp + 16, xw + 4);
+#pragma unroll
+		for (int r = 0; r < NR; r++)
+			acc[r][0] += tmc_qdot<T>(rows[r], u, xw, m);
+	}
+}
+
+template <int NR>
+__device__ __forceinline__ void qdot_any(int type, const char *const rows[NR], int nu, const int8_t *xq,
+					 const tm_q8a_meta *xm, float acc[NR][1])
+{
+	switch (type) {
+#define TMC_CASE(T) case T: qdot_rows<T, NR>(rows, nu, xq, xm, acc); break;
+	TMC_FOR_QTYPES(TMC_CASE)
+#undef TMC_CASE
+	default: break;	/* tmc_matvec took the float path */
+	}
+}
+
+/*
+ * q8a of rows x-rows of cols floats: a warp per block of 32, lane i one
+ * element, the arithmetic of tm_q8a_block (so the host's tests describe it).
+ * qs: rows * cols int8s, meta after them.
+ */
+__global__ void __launch_bounds__(kWarp * kWarps) k_quant_q8a(const float *x, size_t x_stride, int cols, int rows,
+							      int8_t *qs, tm_q8a_meta *meta)
+{
+	int blk = blockIdx.x * kWarps + threadIdx.y, per_row = cols / 32, lane = threadIdx.x;
+
+	if (blk >= rows * per_row)
+		return;
+	int row = blk / per_row, b = blk % per_row;
+	float v = x[(size_t)row * x_stride + 32 * b + lane], amax = fabsf(v), d, id;
+
+	for (int o = kWarp / 2; o > 0; o /= 2)
+		amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+	tm_q8a_scale(amax, &d, &id);
+	int q = tm_qd_nearest(v * id), s = q;
+
+	/* the sums of lanes 0..15 and 16..31, in lanes 0 and 16 */
+	for (int o = 8; o > 0; o /= 2)
+		s += __shfl_xor_sync(0xffffffffu, s, o);
+	int s1 = __shfl_sync(0xffffffffu, s, 16);
+
+	qs[(size_t)blk * 32 + lane] = (int8_t)q;
+	if (lane == 0)
+		meta[blk] = tm_q8a_meta{ d, { (int16_t)s, (int16_t)s1 } };
+}
+
 template <int NT, int NR>
 __device__ __forceinline__ void dot_any(int type, const char *const rows[NR], int nch, const float *x, size_t xs,
 					int nt, float acc[NR][NT])
@@ -89,14 +158,14 @@ __device__ __forceinline__ void dot_any(int type, const char *const rows[NR], in
  * matrices of decode) and summed through shared memory;
  * blockIdx.y: a token tile, or a (token, expert) pair with ids.
  */
-template <int NT, int R, bool GLU>
+template <int NT, int R, bool GLU, bool Q>
 __global__ void __launch_bounds__(kWarp * kWarps) k_matvec(const tmc_mv a)
 {
 	constexpr int NR = GLU ? 2 * R : R;
 	__shared__ float part[kWarps][NR][NT];
 	int g = blockIdx.x, j = 0, nt;
 	int g0 = (a.job[0].rows + R - 1) / R, g1 = a.n_jobs > 1 ? (a.job[1].rows + R - 1) / R : 0;
-	size_t tok0, mat = 0;
+	size_t tok0, mat = 0, xrow;
 	const float *x;
 
 	/* the job by comparisons, not a run-time array index (which would go to local memory) */
@@ -119,11 +188,13 @@ __global__ void __launch_bounds__(kWarp * kWarps) k_matvec(const tmc_mv a)
 		int p = blockIdx.y;
 
 		mat = (size_t)a.ids[p];
-		x = a.x + (size_t)(p / a.x_div) * a.x_stride;
+		xrow = (size_t)(p / a.x_div);
+		x = a.x + xrow * a.x_stride;
 		tok0 = p;
 		nt = 1;
 	} else {
 		tok0 = (size_t)blockIdx.y * NT;
+		xrow = tok0;
 		x = a.x + tok0 * a.x_stride;
 		nt = min(NT, a.n - (int)tok0);
 	}
@@ -147,7 +218,16 @@ __global__ void __launch_bounds__(kWarp * kWarps) k_matvec(const tmc_mv a)
 #pragma unroll
 		for (int t = 0; t < NT; t++)
 			acc[r][t] = 0.f;
-	dot_any<NT, NR>(J.type, rows, a.cols / 8, x, a.x_stride, nt, acc);
+	if constexpr (Q) {
+		static_assert(NT == 1, "the dp4a path takes one token per block");
+		const int8_t *xq = static_cast<const int8_t *>(a.xq) + xrow * a.cols;
+		const tm_q8a_meta *xm = reinterpret_cast<const tm_q8a_meta *>(static_cast<const int8_t *>(a.xq) +
+									       (size_t)a.xq_rows * a.cols) + xrow * (a.cols / 32);
+
+		qdot_any<NR>(J.type, rows, a.cols / 32, xq, xm, reinterpret_cast<float (*)[1]>(acc));
+	} else {
+		dot_any<NT, NR>(J.type, rows, a.cols / 8, x, a.x_stride, nt, acc);
+	}
 #pragma unroll
 	for (int r = 0; r < NR; r++)
 #pragma unroll
@@ -193,6 +273,27 @@ extern "C" uint64_t tmc_matvec_bytes(const struct tmc_mv *a)
 	return b * passes;
 }
 
+/* Rows of x a launch reads: one per token, or per x_div pairs with ids. */
+static int x_rows(const struct tmc_mv *a)
+{
+	return a->ids ? (a->n - 1) / a->x_div + 1 : a->n;
+}
+
+extern "C" int tmc_matvec_dp4a(const struct tmc_mv *a)
+{
+	if (!a->xq || (reinterpret_cast<uintptr_t>(a->xq) & 15) || !(a->ids || a->n == 1) || a->cols % 32 ||
+	    a->n_jobs < 1 || a->n_jobs > 3 || x_rows(a) > a->xq_rows)
+		return 0;
+	for (int j = 0; j < a->n_jobs; j++) {
+		const struct tmc_mv_job *J = &a->job[j];
+		size_t al = (size_t)tm_qdot_align(J->type);
+
+		if (!tm_qdot_has(J->type) || (reinterpret_cast<uintptr_t>(J->w) | J->row_stride | J->mat_stride) % al)
+			return 0;
+	}
+	return 1;
+}
+
 extern "C" int tmc_matvec(const struct tmc_mv *a, cudaStream_t s)
 {
 	int one = a->ids || a->n == 1, R = a->glu ? (one ? 2 : 1) : (one ? 4 : 2), groups = 0;
@@ -210,13 +311,25 @@ extern "C" int tmc_matvec(const struct tmc_mv *a, cudaStream_t s)
 	unsigned gx = (unsigned)groups;
 	unsigned gy = one ? (unsigned)a->n : (unsigned)((a->n + kTile - 1) / kTile);
 
-	if (one && a->glu)
-		k_matvec<1, 2, true><<<dim3(gx, gy), block, 0, s>>>(*a);
-	else if (one)
-		k_matvec<1, 4, false><<<dim3(gx, gy), block, 0, s>>>(*a);
-	else if (a->glu)
-		k_matvec<kTile, 1, true><<<dim3(gx, gy), block, 0, s>>>(*a);
-	else
-		k_matvec<kTile, 2, false><<<dim3(gx, gy), block, 0, s>>>(*a);
+	if (tmc_matvec_dp4a(a)) {
+		int nb = x_rows(a) * (a->cols / 32);
+		int8_t *qs = static_cast<int8_t *>(a->xq);
+
+		k_quant_q8a<<<(nb + kWarps - 1) / kWarps, block, 0, s>>>(
+			a->x, a->x_stride, a->cols, x_rows(a), qs,
+			reinterpret_cast<tm_q8a_meta *>(qs + (size_t)a->xq_rows * a->cols));
+		if (a->glu)
+			k_matvec<1, 2, true, true><<<dim3(gx, gy), block, 0, s>>>(*a);
+		else
+			k_matvec<1, 4, false, true><<<dim3(gx, gy), block, 0, s>>>(*a);
+	} else if (one && a->glu) {
+		k_matvec<1, 2, true, false><<<dim3(gx, gy), block, 0, s>>>(*a);
+	} else if (one) {
+		k_matvec<1, 4, false, false><<<dim3(gx, gy), block, 0, s>>>(*a);
+	} else if (a->glu) {
+		k_matvec<kTile, 1, true, false><<<dim3(gx, gy), block, 0, s>>>(*a);
+	} else {
+		k_matvec<kTile, 2, false, false><<<dim3(gx, gy), block, 0, s>>>(*a);
+	}
 	return cudaGetLastError() == cudaSuccess ? 0 : -EIO;
 }

@@ -8,6 +8,7 @@
 #define TIERMEM_KERNELS_CUDA_TYPES_CUH
 
 #include "kernels/quant_decode.h"
+#include "kernels/quant_dot.h"
 
 /* X(T) for every type id with a decoder: f32 f16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K iq4_xs bf16. */
 #define TMC_FOR_TYPES(X) X(0) X(1) X(2) X(3) X(6) X(7) X(8) X(10) X(11) X(12) X(13) X(14) X(23) X(30)
@@ -32,6 +33,29 @@ __device__ __forceinline__ void tmc_dec8a(const char *row, int k8, float v[8], f
 	else {
 		static_assert(T == 30, "a type without a decoder");
 		tm_dec8a_bf16(row, k8, v, ab);
+	}
+}
+
+/* X(T) for every type id with an integer block dot (kernels/quant_dot.h): the quantized ones. */
+#define TMC_FOR_QTYPES(X) X(2) X(3) X(6) X(7) X(8) X(10) X(11) X(12) X(13) X(14) X(23)
+
+/* Unit u (32 weights) of a row against a q8a block, by type id. */
+template <int T>
+__device__ __forceinline__ float tmc_qdot(const char *row, int u, const uint32_t xw[8], tm_q8a_meta xm)
+{
+	if constexpr (T == 2) return tm_qdot_q4_0(row, u, xw, xm);
+	else if constexpr (T == 3) return tm_qdot_q4_1(row, u, xw, xm);
+	else if constexpr (T == 6) return tm_qdot_q5_0(row, u, xw, xm);
+	else if constexpr (T == 7) return tm_qdot_q5_1(row, u, xw, xm);
+	else if constexpr (T == 8) return tm_qdot_q8_0(row, u, xw, xm);
+	else if constexpr (T == 10) return tm_qdot_q2_K(row, u, xw, xm);
+	else if constexpr (T == 11) return tm_qdot_q3_K(row, u, xw, xm);
+	else if constexpr (T == 12) return tm_qdot_q4_K(row, u, xw, xm);
+	else if constexpr (T == 13) return tm_qdot_q5_K(row, u, xw, xm);
+	else if constexpr (T == 14) return tm_qdot_q6_K(row, u, xw, xm);
+	else {
+		static_assert(T == 23, "a type without a block dot");
+		return tm_qdot_iq4_xs(row, u, xw, xm);
 	}
 }
 

@@ -38,6 +38,7 @@
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/quant_decode.h"
+#include "kernels/quant_dot.h"
 #include "lib/cuda/cuda_internal.h"
 #include "lib/gpu/cuda_api.h"
 #include "tiermem/error.h"
@@ -86,6 +87,8 @@ struct gctx {
 	int *d_pos, *d_tok;
 	float *d_cs;
 	int use_graph;			/* TIERMEM_CUDA_GRAPH=0 turns graphs off (to compare) */
+	int dp4a;			/* TIERMEM_CUDA_MATVEC=dp4a */
+	void *xq;			/* then the q8a scratch of the dp4a matvec, else NULL */
 	cudaGraphExec_t graph;		/* a decode step, once captured */
 	uint64_t graph_bytes[2];	/* weight bytes the captured step reads: VRAM, PCIe */
 	uint64_t bytes[2];		/* ... the last enqueued batch read */
@@ -342,10 +345,16 @@ static int alloc_scratch(struct gctx *g)
 	size_t B = g->n_batch, E = hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
 	size_t KVD = (size_t)hp->n_head_kv * hp->head_dim, K = hp->moe ? hp->n_expert_used : 0;
 	size_t F = B * hp->n_ff > B * K * hp->n_ff_exp ? B * hp->n_ff : B * K * hp->n_ff_exp;
+	/* the dp4a path's activations: any matvec's x rows (one per token) of its widest input */
+	size_t cmax = E > QD ? E : QD, XQ;
+
+	cmax = cmax > (size_t)hp->n_ff ? cmax : (size_t)hp->n_ff;
+	cmax = cmax > (size_t)hp->n_ff_exp ? cmax : (size_t)hp->n_ff_exp;
+	XQ = g->dp4a ? (TM_Q8A_BYTES(B * cmax) + sizeof(float) - 1) / sizeof(float) : 0;
 	size_t sizes[] = { B * E, B * E, B * QD, B * KVD, B * KVD, B * QD, F, F, B * K * E, B * hp->n_expert,
-			   B * K, B * hp->n_head * (size_t)g->n_ctx, B * hp->n_vocab, B * K };
+			   B * K, B * hp->n_head * (size_t)g->n_ctx, B * hp->n_vocab, B * K, XQ };
 	float **ptrs[] = { &g->x, &g->xb, &g->q, &g->kn, &g->vn, &g->att, &g->hb, &g->hb2, &g->yg, &g->router,
-			   &g->selw, &g->scores, &g->logits, (float **)&g->sel };
+			   &g->selw, &g->scores, &g->logits, (float **)&g->sel, (float **)&g->xq };
 	size_t total = 0, off = 0, cache = sizeof(float) * hp->n_layer * (size_t)g->n_ctx * KVD;
 	char *base;
 	int err;
@@ -360,6 +369,8 @@ static int alloc_scratch(struct gctx *g)
 		*ptrs[i] = (float *)(base + off);
 		off += up_to(sizeof(float) * (sizes[i] ? sizes[i] : 1), ALIGN);
 	}
+	if (!g->dp4a)
+		g->xq = NULL;
 	/* x is the allocation's base: gctx_free releases it through g->x */
 	g->par_bytes = up_to(sizeof(int) * (1 + B), 16) + sizeof(float) * B * g->n_rot;
 	if ((err = tmc_check(cudaMalloc(&g->d_par, g->par_bytes), "parameters")) ||
@@ -381,6 +392,20 @@ static int alloc_scratch(struct gctx *g)
 	return 0;
 }
 
+/*
+ * TIERMEM_CUDA_MATVEC: "float" (the default: weights decoded to floats,
+ * float activations) or "dp4a" (activations rounded to q8a once per
+ * matvec, integer dot products: kernels/quant_dot.h). Until a GPU has
+ * measured dp4a faster and check-gpu has passed it, float stays the default;
+ * the variable lets one run A/B the two.
+ */
+static int matvec_path_dp4a(void)
+{
+	const char *v = getenv("TIERMEM_CUDA_MATVEC");
+
+	return v && !strcmp(v, "dp4a");
+}
+
 int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch, const struct tmc_host *host)
 {
 	const struct tm_hparams *hp = &m->hp;
@@ -395,6 +420,9 @@ int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch,
 			      hp->arch_name);
 	if (n_batch > n_ctx)
 		n_batch = n_ctx;
+	if (getenv("TIERMEM_CUDA_MATVEC") && strcmp(getenv("TIERMEM_CUDA_MATVEC"), "float") &&
+	    strcmp(getenv("TIERMEM_CUDA_MATVEC"), "dp4a"))
+		return tm_err(-EINVAL, "TIERMEM_CUDA_MATVEC=%s: the matvec path is float or dp4a", getenv("TIERMEM_CUDA_MATVEC"));
 	if ((err = tmc_check(cudaMemGetInfo(&free_b, &total_b), "reading free VRAM")))
 		return err;
 	need = weights_bytes(m, host) + 2 * sizeof(float) * hp->n_layer * (size_t)n_ctx * KVD +
@@ -419,6 +447,7 @@ int tmc_ctx_create(void **out, const struct tm_model *m, int n_ctx, int n_batch,
 	g->n_batch = n_batch;
 	g->n_rot = hp->n_rot;
 	g->use_graph = !(getenv("TIERMEM_CUDA_GRAPH") && !strcmp(getenv("TIERMEM_CUDA_GRAPH"), "0"));
+	g->dp4a = matvec_path_dp4a();
 	if ((err = tmc_check(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking), "creating a stream")) ||
 	    (err = tmc_check(cudaMalloc((void **)&g->arena, g->arena_bytes = weights_bytes(m, host) + ALIGN),
 			     "VRAM for the weights")) ||
@@ -454,7 +483,11 @@ static void count(struct gctx *g, const struct dw *d, uint64_t b)
 /* One launch; its weight bytes go into g->bytes, each job's by where its matrix is. */
 static int mv(struct gctx *g, struct tmc_mv *a)
 {
-	int err = tmc_matvec(a, g->st);
+	int err;
+
+	a->xq = g->xq;
+	a->xq_rows = g->n_batch;
+	err = tmc_matvec(a, g->st);
 
 	if (err)
 		return tm_err(err, "matvec launch failed (type %d, %d rows, %d cols)", a->job[0].type,
