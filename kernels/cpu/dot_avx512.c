@@ -184,7 +184,10 @@ INLINE void name##_nx(NX_PARAMS)						\
 			__m512i isum[TM_NX_MAX];				\
 			__m256i msum[TM_NX_MAX];				\
 			const __m128 dd = kq_d_dmin(&a[i].d);			\
-			tm_prefetch_block(a + i, sizeof(BLK));			\
+			if (HAS_QH)	/* q5_K into L2: kern.h */		\
+				tm_prefetch_block_l2(a + i, sizeof(BLK));	\
+			else							\
+				tm_prefetch_block(a + i, sizeof(BLK));		\
 			UNROLL for (int t = 0; t < NX; t++)			\
 				xb[t] = (const blk_q8_K *)((const char *)x + t * xstride) + i; \
 			kq45_block_512(a[i].scales, a[i].qs, HAS_QH ? (const uint8_t *)&a[i] + 16 : NULL, \
@@ -241,7 +244,7 @@ INLINE void q6K_512_body(NX_PARAMS, const int VNNI)
 			__m512i sc = _mm512_castsi256_si512(sc16);
 			float d = f16(a[i].d);
 
-			tm_prefetch_block(a + i, sizeof(blk_q6_K));
+			tm_prefetch_block_l2(a + i, sizeof(blk_q6_K));
 			UNROLL for (int t = 0; t < NX; t++) {
 				__m256i bs, m;
 

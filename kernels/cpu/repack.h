@@ -66,24 +66,6 @@ void tm_dot_q4_K_r16_vnni(const void *w, size_t wstride, int nrows, int nblocks,
 void tm_dot_q6_K_r16_vnni(const void *w, size_t wstride, int nrows, int nblocks,
 			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
 
-/*
- * The r16 kernels prefetch their weights 16 KiB ahead into L2 (prefetcht1),
- * not 8 KiB into L1 as the GGML kernels do (tm_prefetch_block). Measured on
- * one thread from DRAM, alternating with the read loop (medians of 9, an AMX
- * KVM guest, load 4-7): the VNNI q4_K_r16 kernel, about 7 instructions per
- * line, streamed at 0.68-0.83 of the read loop with prefetcht0 at 8 KiB
- * (the GGML q4_K kernel 0.94-1.0), at 0.95-1.02 with prefetcht1 at 8 or
- * 16 KiB; whole-model decode (Q4_K_M dense) went from 80 % to 96-103 %.
- * The likely cause: an L1 prefetch holds one of the core's few L1 fill
- * buffers for the whole DRAM latency, and a kernel this lean reaches the
- * next line's demand load before it lands.
- */
-#define TM_R16_PREFETCH_AHEAD 16384
-static inline void tm_r16_prefetch(const void *p)
-{
-	__builtin_prefetch((const char *)p + TM_R16_PREFETCH_AHEAD, 0, 2);
-}
-
 /* The rows past the last whole group: the GGML type's kernel of the table in use. */
 /* Where sub-block j of 32 sits in the activations (TM_ACT_Q8_KP swaps 1<->2 and 5<->6). */
 static inline int tm_r16_act_sub(int j, int perm)

@@ -22,21 +22,6 @@ INLINE __m256i bcast4(const int8_t *p)
 	return _mm256_set1_epi32(v);
 }
 
-/*
- * A group block's lines, ahead (tm_r16_prefetch). Both halves of a block are
- * taken in one pass over the group: with a pass per half, each prefetching
- * its own ~44 % of a block, the first pass read the rest from DRAM
- * unannounced and the second ran from L2 while DRAM idled (0.56-0.57 of the
- * read loop from DRAM, one thread, q4_K_r16 and q6_K_r16, against
- * 0.8-0.84 for the GGML kernels; now 0.82 and 0.70, alternating, medians
- * of 7, load 7-8: a noisy host).
- */
-INLINE void prefetch_block(const void *p, int bytes)
-{
-	for (int o = 0; o < bytes; o += 64)
-		tm_r16_prefetch((const char *)p + o);
-}
-
 /* 8 bytes (one per row) -> a 16-bit pair (v, v) per 32-bit lane, after AND mask. */
 INLINE __m256i pair16(const void *p, int mask)
 {
@@ -54,7 +39,8 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 	UNROLL for (int t = 0; t < NX; t++)
 		acc[0][t] = accm[0][t] = acc[1][t] = accm[1][t] = _mm256_setzero_ps();
 	for (int i = 0; i < nblocks; i++, a++) {
-		prefetch_block(a, sizeof(*a));
+		/* the whole block, into L2 (kern.h); see R16_AVX2 for why one pass */
+		tm_prefetch_block_l2(a, sizeof(*a));
 		UNROLL for (int h = 0; h < 2; h++) {
 			__m256i isum[TM_NX_MAX], msum[TM_NX_MAX];
 
@@ -129,7 +115,8 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 	UNROLL for (int t = 0; t < NX; t++)
 		acc[0][t] = acc[1][t] = _mm256_setzero_ps();
 	for (int i = 0; i < nblocks; i++, a++) {
-		prefetch_block(a, sizeof(*a));
+		/* the whole block, into L2 (kern.h); see R16_AVX2 for why one pass */
+		tm_prefetch_block_l2(a, sizeof(*a));
 		UNROLL for (int h = 0; h < 2; h++) {
 			__m256i isum[TM_NX_MAX];
 
@@ -173,6 +160,14 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 			_mm256_storeu_ps(y + t * ystride + 8 * h, acc[h][t]);
 }
 
+/*
+ * Both halves of a group block are taken before the next block: with a pass
+ * over the group per half, each prefetching its own ~44 % of a block, the
+ * first pass read the rest from DRAM unannounced and the second ran from L2
+ * while DRAM idled (0.56-0.57 of the read loop from DRAM, one thread,
+ * q4_K_r16 and q6_K_r16, against 0.8-0.84 for the GGML kernels; one pass:
+ * 0.82 and 0.70, alternating, medians of 7, load 7-8: a noisy host).
+ */
 #define R16_AVX2(name, T, BASE, PERM)							\
 void tm_dot_##name(const void *w, size_t wstride, int nrows, int nblocks,		\
 		   const void *x, size_t xstride, int nx, float *y, size_t ystride)	\

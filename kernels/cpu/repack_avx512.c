@@ -37,10 +37,10 @@ INLINE __m512i dpbusd_b4(__m512i acc, __m512i u, const int8_t *p)
 #endif
 }
 
-/* One line tm_r16_prefetch's distance past p + off: one prefetch per line read, no loop. */
+/* The line at p + off, ahead into L2 (kern.h): one prefetch per line read, no loop. */
 INLINE void prefetch(const void *p, int off)
 {
-	tm_r16_prefetch((const char *)p + off);
+	tm_prefetch_l2((const char *)p + off);
 }
 
 /* The 8 sums of 32 activations of a q8_K block, as int32. */
