@@ -59,6 +59,7 @@ struct tmc_mv {
 	int x_div;
 	void *xq;
 	int xq_rows;
+	int xq_ready;	/* xq holds x's rows already (tmc_rmsnorm_q8a wrote them): no rounding here */
 };
 
 int tmc_matvec(const struct tmc_mv *a, cudaStream_t s);
@@ -74,6 +75,14 @@ uint64_t tmc_matvec_bytes(const struct tmc_mv *a);
 
 /* out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w for n_rows rows of n floats; w may be NULL. */
 int tmc_rmsnorm(float *out, const float *x, const float *w, int n_rows, int n, float eps, cudaStream_t s);
+/*
+ * The same, and out's rows rounded to q8a into xq as a dp4a matvec with
+ * that xq and xq_rows would round them (the same bytes), so the matvecs
+ * that read out next can skip that step (tmc_mv.xq_ready). n a multiple
+ * of 32, n_rows <= xq_rows.
+ */
+int tmc_rmsnorm_q8a(float *out, const float *x, const float *w, int n_rows, int n, float eps, void *xq,
+		    int xq_rows, cudaStream_t s);
 
 /*
  * Positions pos0 .. pos0+n_tok-1 where *pos0 is in device memory (so one

@@ -122,21 +122,8 @@ __global__ void __launch_bounds__(kWarp * kWarps) k_quant_q8a(const float *x, si
 	if (blk >= rows * per_row)
 		return;
 	int row = blk / per_row, b = blk % per_row;
-	float v = x[(size_t)row * x_stride + 32 * b + lane], amax = fabsf(v), d, id;
 
-	for (int o = kWarp / 2; o > 0; o /= 2)
-		amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-	tm_q8a_scale(amax, &d, &id);
-	int q = tm_qd_nearest(v * id), s = q;
-
-	/* the sums of lanes 0..15 and 16..31, in lanes 0 and 16 */
-	for (int o = 8; o > 0; o /= 2)
-		s += __shfl_xor_sync(0xffffffffu, s, o);
-	int s1 = __shfl_sync(0xffffffffu, s, 16);
-
-	qs[(size_t)blk * 32 + lane] = (int8_t)q;
-	if (lane == 0)
-		meta[blk] = tm_q8a_meta{ d, { (int16_t)s, (int16_t)s1 } };
+	tmc_q8a_warp(x[(size_t)row * x_stride + 32 * b + lane], qs + (size_t)blk * 32, meta + blk);
 }
 
 template <int NT, int NR>
@@ -315,9 +302,10 @@ extern "C" int tmc_matvec(const struct tmc_mv *a, cudaStream_t s)
 		int nb = x_rows(a) * (a->cols / 32);
 		int8_t *qs = static_cast<int8_t *>(a->xq);
 
-		k_quant_q8a<<<(nb + kWarps - 1) / kWarps, block, 0, s>>>(
-			a->x, a->x_stride, a->cols, x_rows(a), qs,
-			reinterpret_cast<tm_q8a_meta *>(qs + (size_t)a->xq_rows * a->cols));
+		if (!a->xq_ready)
+			k_quant_q8a<<<(nb + kWarps - 1) / kWarps, block, 0, s>>>(
+				a->x, a->x_stride, a->cols, x_rows(a), qs,
+				reinterpret_cast<tm_q8a_meta *>(qs + (size_t)a->xq_rows * a->cols));
 		if (a->glu)
 			k_matvec<1, 2, true, true><<<dim3(gx, gy), block, 0, s>>>(*a);
 		else

@@ -65,7 +65,12 @@ __device__ float block_max(float v)
 	return v;
 }
 
-__global__ void k_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+/*
+ * qs (the dp4a matvec's q8a, rows of n, its metas at meta): also round the
+ * output to q8a, each warp the 32 consecutive elements it just wrote (n a
+ * multiple of 32, so every warp's lanes stay together).
+ */
+__global__ void k_rmsnorm(float *out, const float *x, const float *w, int n, float eps, int8_t *qs, tm_q8a_meta *meta)
 {
 	const float *xr = x + (size_t)blockIdx.x * n;
 	float *o = out + (size_t)blockIdx.x * n;
@@ -76,8 +81,16 @@ __global__ void k_rmsnorm(float *out, const float *x, const float *w, int n, flo
 		ss += (double)(xr[i] * xr[i]);
 	ss = block_sum_d(ss);
 	scale = 1.0f / sqrtf((float)(ss / n) + eps);
-	for (int i = threadIdx.x; i < n; i += blockDim.x)
-		o[i] = w ? xr[i] * scale * w[i] : xr[i] * scale;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) {
+		float v = w ? xr[i] * scale * w[i] : xr[i] * scale;
+
+		o[i] = v;
+		if (qs) {
+			size_t e = (size_t)blockIdx.x * n + i;
+
+			tmc_q8a_warp(v, qs + (e & ~(size_t)31), meta + e / 32);
+		}
+	}
 }
 
 /* One warp per head of one token: norm (optional), then rotate the pairs this lane owns. */
@@ -346,7 +359,19 @@ extern "C" int tmc_rmsnorm(float *out, const float *x, const float *w, int n_row
 {
 	if (n_rows < 1 || n < 1)
 		return -EINVAL;
-	k_rmsnorm<<<n_rows, 1024, 0, s>>>(out, x, w, n, eps);	/* one row per block: all the threads one block may have */
+	k_rmsnorm<<<n_rows, 1024, 0, s>>>(out, x, w, n, eps, nullptr, nullptr);	/* one row per block: all the threads one block may have */
+	return launched();
+}
+
+extern "C" int tmc_rmsnorm_q8a(float *out, const float *x, const float *w, int n_rows, int n, float eps, void *xq,
+			       int xq_rows, cudaStream_t s)
+{
+	int8_t *qs = static_cast<int8_t *>(xq);
+
+	if (n_rows < 1 || n < 32 || n % 32 || !xq || (reinterpret_cast<uintptr_t>(xq) & 15) || n_rows > xq_rows)
+		return -EINVAL;
+	k_rmsnorm<<<n_rows, 1024, 0, s>>>(out, x, w, n, eps, qs,
+					  reinterpret_cast<tm_q8a_meta *>(qs + (size_t)xq_rows * n));
 	return launched();
 }
 

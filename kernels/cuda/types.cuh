@@ -59,6 +59,31 @@ __device__ __forceinline__ float tmc_qdot(const char *row, int u, const uint32_t
 	}
 }
 
+/*
+ * Element v of each lane of a warp (lane l: element l of a q8a block) into
+ * that block: tm_q8a_block's arithmetic, so the host's tests describe it.
+ * Every lane of the warp must call it.
+ */
+__device__ __forceinline__ void tmc_q8a_warp(float v, int8_t *qs, tm_q8a_meta *meta)
+{
+	int lane = threadIdx.x & 31;
+	float amax = fabsf(v), d, id;
+
+	for (int o = 16; o > 0; o /= 2)
+		amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+	tm_q8a_scale(amax, &d, &id);
+	int q = tm_qd_nearest(v * id), s = q;
+
+	/* the sums of lanes 0..15 and 16..31, in lanes 0 and 16 */
+	for (int o = 8; o > 0; o /= 2)
+		s += __shfl_xor_sync(0xffffffffu, s, o);
+	int s1 = __shfl_sync(0xffffffffu, s, 16);
+
+	qs[lane] = (int8_t)q;
+	if (lane == 0)
+		*meta = tm_q8a_meta{ d, { (int16_t)s, (int16_t)s1 } };
+}
+
 /* Types whose chunks have a min (element = scale * q - min). */
 template <int T>
 constexpr bool tmc_has_min = T == 3 || T == 7 || T == 10 || T == 12 || T == 13;

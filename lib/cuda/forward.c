@@ -526,6 +526,23 @@ static int glu(struct gctx *g, struct tmc_mv *a, size_t n)
 	return launched(tmc_swiglu(a->job[0].y, a->job[0].y, g->hb2, n, g->st), "swiglu");
 }
 
+/*
+ * RMSNorm into g->xb; on the dp4a path also into the q8a scratch, so the
+ * matvecs reading xb next skip their rounding (returns through *ready
+ * whether it did: their tmc_mv.xq_ready).
+ */
+static int norm_xb(struct gctx *g, const float *x, const struct dw *w, int n, int *ready)
+{
+	const struct tm_hparams *hp = &g->m->hp;
+	int E = (int)hp->n_embd;
+
+	*ready = g->dp4a && E % 32 == 0;
+	if (*ready)
+		return launched(tmc_rmsnorm_q8a(g->xb, x, (const float *)w->d, n, E, hp->rms_eps, g->xq, g->n_batch,
+						g->st), "rmsnorm");
+	return launched(tmc_rmsnorm(g->xb, x, (const float *)w->d, n, E, hp->rms_eps, g->st), "rmsnorm");
+}
+
 static int attention_block(struct gctx *g, const struct dlayer *D, int l, int n)
 {
 	const struct tm_hparams *hp = &g->m->hp;
@@ -538,9 +555,7 @@ static int attention_block(struct gctx *g, const struct dlayer *D, int l, int n)
 			     .x = g->att, .x_stride = QD, .accumulate = 1 };
 	int err;
 
-	if ((err = launched(tmc_rmsnorm(g->xb, g->x, (const float *)D->attn_norm.d, n, (int)E, hp->rms_eps, g->st),
-			    "rmsnorm")) ||
-	    (err = mv(g, &qkv)))
+	if ((err = norm_xb(g, g->x, &D->attn_norm, n, &qkv.xq_ready)) || (err = mv(g, &qkv)))
 		return err;
 	err = tmc_rope_store(&(struct tmc_rope){
 		.n_tok = n, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
@@ -646,13 +661,14 @@ static int ffn_block(struct gctx *g, const struct dlayer *D, int l, int n)
 	size_t E = hp->n_embd, K = hp->n_expert_used, Fe = hp->n_ff_exp, F = hp->n_ff;
 	int err;
 
-	if ((err = launched(tmc_rmsnorm(g->xb, g->x, (const float *)D->ffn_norm.d, n, (int)E, hp->rms_eps, g->st),
-			    "rmsnorm")))
+	int ready;
+
+	if ((err = norm_xb(g, g->x, &D->ffn_norm, n, &ready)))
 		return err;
 	count(g, &D->ffn_norm, D->ffn_norm.bytes);
 	if (!hp->moe) {
 		struct tmc_mv gu = { .job = { mvjob(&D->gate, g->hb, F), mvjob(&D->up, NULL, F) }, .n_jobs = 2,
-				     .cols = (int)E, .n = n, .x = g->xb, .x_stride = E, .glu = 1 };
+				     .cols = (int)E, .n = n, .x = g->xb, .x_stride = E, .glu = 1, .xq_ready = ready };
 		struct tmc_mv down = { .job = { mvjob(&D->down, g->x, E) }, .n_jobs = 1, .cols = (int)F, .n = n,
 				       .x = g->hb, .x_stride = F, .accumulate = 1 };
 
@@ -662,10 +678,10 @@ static int ffn_block(struct gctx *g, const struct dlayer *D, int l, int n)
 		return 0;
 	}
 	struct tmc_mv router = { .job = { mvjob(&D->gate_inp, g->router, hp->n_expert) }, .n_jobs = 1,
-				 .cols = (int)E, .n = n, .x = g->xb, .x_stride = E };
+				 .cols = (int)E, .n = n, .x = g->xb, .x_stride = E, .xq_ready = ready };
 	struct tmc_mv gu = { .job = { mvjob(&D->gate_exps, g->hb, Fe), mvjob(&D->up_exps, g->hb, Fe) },
 			     .n_jobs = 2, .cols = (int)E, .n = n * (int)K, .x = g->xb, .x_stride = E, .glu = 1,
-			     .ids = g->sel, .x_div = (int)K };
+			     .ids = g->sel, .x_div = (int)K, .xq_ready = ready };
 	struct tmc_mv down = { .job = { mvjob(&D->down_exps, g->yg, E) }, .n_jobs = 1, .cols = (int)Fe,
 			       .n = n * (int)K, .x = g->hb, .x_stride = Fe, .ids = g->sel, .x_div = 1 };
 

@@ -547,6 +547,49 @@ static void check_dp4a(void)
 		wmat_free(&a4); wmat_free(&b6); wmat_free(&c8); wmat_free(&g5); wmat_free(&u5); wmat_free(&ex);
 		cudaFree(did);
 	}
+	/*
+	 * RMSNorm that also rounds its output to q8a for the matvecs after it
+	 * (tmc_mv.xq_ready): the host's q8a of the device's own floats, and a
+	 * matvec reading them equal, bit for bit, to one rounding x itself.
+	 */
+	{
+		float *wn = malloc(sizeof(float) * cols), *ref2 = malloc(sizeof(float) * 2 * cols), *gout, *g1, *g2;
+		float *dwn, *dout = dnan(2 * (size_t)cols), *dy1 = dnan(16), *dy2 = dnan(16);
+		struct qact q2;
+		struct wmat a4;
+		struct tmc_mv a;
+		int ok_norm, same_q, same_y;
+
+		fill(wn, cols, 1.f);
+		dwn = dput(wn, sizeof(float) * cols);
+		for (int t = 0; t < 2; t++)
+			tm_rmsnorm(ref2 + t * cols, x + t * cols, wn, cols, 1e-5f);
+		err = tmc_rmsnorm_q8a(dout, dx, dwn, 2, cols, 1e-5f, dxq, 2, 0);
+		gout = dget(dout, 2 * (size_t)cols);
+		qact_make(&q2, gout, 2, cols);
+		ok_norm = !err && rel_err(gout, ref2, 2 * (size_t)cols) < 1e-5;
+		same_q = qact_same(dxq, &q2, 2, 2, cols);
+		wmat_make(&a4, TM_Q4_K, 16, cols, 1);
+		a = (struct tmc_mv){ .job = { job_of(&a4, dy1, 16) }, .n_jobs = 1, .cols = cols, .n = 1, .x = dout,
+				     .x_stride = cols, .xq = dxq, .xq_rows = 2, .xq_ready = 1 };
+		err = tmc_matvec(&a, 0);
+		a.job[0].y = dy2;
+		a.xq_ready = 0;
+		err |= tmc_matvec(&a, 0);
+		g1 = dget(dy1, 16);
+		g2 = dget(dy2, 16);
+		same_y = !err && !memcmp(g1, g2, sizeof(float) * 16) && !isnan(g1[0]);
+		tap_ok(ok_norm && same_q && same_y,
+		       "rmsnorm with q8a output: norm %s, q8a = the host's of its floats %s, a matvec on it = one rounding x itself %s",
+		       ok_norm ? "ok" : "WRONG", same_q ? "yes" : "NO", same_y ? "bit for bit" : "DIFFERS");
+		tap_ok(tmc_rmsnorm_q8a(dout, dx, dwn, 3, cols, 1e-5f, dxq, 2, 0) == -EINVAL &&
+		       tmc_rmsnorm_q8a(dout, dx, dwn, 1, 40, 1e-5f, dxq, 2, 0) == -EINVAL,
+		       "rmsnorm with q8a output refuses more rows than the scratch and a width off 32");
+		qact_free(&q2);
+		wmat_free(&a4);
+		free(wn); free(ref2); free(gout); free(g1); free(g2);
+		cudaFree(dwn); cudaFree(dout); cudaFree(dy1); cudaFree(dy2);
+	}
 	qact_free(&q);
 	free(x);
 	free(ref);
