@@ -29,6 +29,9 @@
 # driver compiles the release's compute_90 PTX then (kept in .peer-cuda/jit).
 # PEER_ONLY=1: build, the models and that comparison only (no check-gpu, no
 # other benchmarks), for a call of its own.
+# DP4A_ONLY=1: build, the models, check-gpu's kernel checks and dp4a logits
+# of 8 small models, the per-type matvec and the decode A/B of the float and
+# dp4a paths, tiermem run --gpu; no hybrid, pcie or peer (about 5 minutes).
 set -u -o pipefail
 OUTD=${1:-build/gpu-run}
 # step LIMIT_S CMD...: a command under a time limit; a timeout is said, not hidden
@@ -127,12 +130,28 @@ if [ "${PEER_ONLY:-0}" = 1 ]; then
 	exit 0
 fi
 
-echo "== make check-gpu"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-	step 360 make --no-print-directory check-gpu "${MK[@]}"
+if [ "${DP4A_ONLY:-0}" = 1 ]; then
+	# the dp4a decision alone: its kernel checks and the logits of a few models
+	echo "== check-gpu kernels; dp4a logits of llama and qwen3moe synth models"
+	{
+		[ "${SKIP_BUILD:-0}" = 1 ] || make --no-print-directory -j"$(nproc)" build/cuda/check-gpu "${MK[@]}" >>"$OUTD/build.log" 2>&1
+		step 120 build/cuda/check-gpu kernels
+		ms=()
+		for a in llama qwen3moe; do
+			for t in q4_K_M q6_K q8_0 iq4_xs; do
+				build/tiermem synth --arch $a --type $t -q -o "$W/dp-$a-$t.gguf" >/dev/null && ms+=("$W/dp-$a-$t.gguf")
+			done
+		done
+		step 180 env TIERMEM_CUDA_MATVEC=dp4a build/cuda/check-gpu logits "${ms[@]}"
+	} 2>&1 | tee "$OUTD/check-gpu.log" | grep -v '^ok '
 else
-	step 360 env BUILD=build tests/gpu/run
-fi 2>&1 | tee "$OUTD/check-gpu.log" | grep -v '^ok '
+	echo "== make check-gpu"
+	if [ "${SKIP_BUILD:-0}" != 1 ]; then
+		step 360 make --no-print-directory check-gpu "${MK[@]}"
+	else
+		step 360 env BUILD=build tests/gpu/run
+	fi 2>&1 | tee "$OUTD/check-gpu.log" | grep -v '^ok '
+fi
 
 grep -c '^ok ' "$OUTD/check-gpu.log" | sed 's/^/ok lines: /'
 
@@ -167,6 +186,7 @@ step 30 build/tiermem run --gpu -m "$W/dense.gguf" -n 64 --temp 0 -p "Once upon 
 step 30 env TIERMEM_CUDA_MATVEC=dp4a build/tiermem run --gpu -m "$W/dense.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 |
 	tail -6 | sed 's/^/dp4a: /' | tee -a "$OUTD/bench.txt"
 step 30 build/tiermem run --gpu -m "$W/moe.gguf" -n 64 --temp 0 -p "Once upon a time" 2>&1 | tail -6 | tee -a "$OUTD/bench.txt"
+[ "${DP4A_ONLY:-0}" = 1 ] && exit 0
 # The hybrid on the 4 GB MoE, alternating 3 rounds: all in VRAM, routed experts
 # on the CPU (weights in DDR: --weights ddr), experts over PCIe, the CPU alone.
 # Greedy text must be the same in the VRAM and pcie runs (same kernels, same bytes).
