@@ -302,10 +302,30 @@ static void attn_scores(const float *q, int G, int hd, const float *k, size_t k_
 	attn_scores_rows(q, G, hd, k, k_stride * sizeof(float), TM_F32, n, 0, scale, s, s_stride);
 }
 
+/* Row p's 64 values from d on times the 4 heads' weights at p, into a[h * 4 + c] (dims d + 16c). */
+INLINE void mix_row(__m512 *a, const char *row, int d, int type, const float *const *w, int p)
+{
+	__m512 x[4];
+
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++)
+		x[c] = row16(row, d + 16 * c, type);
+#pragma GCC unroll 4
+	for (int h = 0; h < 4; h++) {
+		__m512 s = _mm512_set1_ps(w[h][p]);
+
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++)
+			a[h * 4 + c] = _mm512_fmadd_ps(s, x[c], a[h * 4 + c]);
+	}
+}
+
 /*
  * 64 output dims of 4 heads (16 registers) stay put while the rows go by; a
  * group of fewer than 4 heads repeats its last head and drops the copies,
- * dims past the last multiple of 64 go 16 at a time.
+ * dims past the last multiple of 64 go 16 at a time. The first pass over
+ * the rows prefetches, a row at a time, in a loop of its own (a test in the
+ * one loop made the compiler spill an accumulator).
  */
 INLINE void mix(float *o, int G, int vd, const float *w, size_t w_stride, const char *v, size_t vr, int type, int n,
 		int ahead)
@@ -313,70 +333,47 @@ INLINE void mix(float *o, int G, int vd, const float *w, size_t w_stride, const 
 	size_t pf_bytes = tm_kv_row_bytes(type, vd);
 
 	for (int h0 = 0; h0 < G; h0 += 4) {
-		int hn = G - h0 < 4 ? G - h0 : 4, d = 0;
-		const float *w0 = w + (size_t)h0 * w_stride, *w1 = w + (size_t)(h0 + (hn > 1)) * w_stride;
-		const float *w2 = w + (size_t)(h0 + (hn > 2 ? 2 : hn - 1)) * w_stride;
-		const float *w3 = w + (size_t)(h0 + (hn > 3 ? 3 : hn - 1)) * w_stride;
+		int hn = G - h0 < 4 ? G - h0 : 4, d = 0, pfn = h0 == 0 ? (ahead < n ? ahead : n) : 0;
+		const float *wh[4];
 		float *op[4];
 
-		for (int h = 0; h < 4; h++)
+		for (int h = 0; h < 4; h++) {
+			wh[h] = w + (size_t)(h0 + (h < hn ? h : hn - 1)) * w_stride;
 			op[h] = o + (size_t)(h0 + (h < hn ? h : hn - 1)) * vd;
-		/* kept out of the loops below, which need every register */
-		for (int p = 0; h0 == 0 && p < ahead; p++)
-			tm_kv_prefetch(v + (size_t)(p + n) * vr, pf_bytes);
-		for (; d + 64 <= vd; d += 64) {
-			__m512 a00 = _mm512_loadu_ps(op[0] + d), a01 = _mm512_loadu_ps(op[0] + d + 16);
-			__m512 a02 = _mm512_loadu_ps(op[0] + d + 32), a03 = _mm512_loadu_ps(op[0] + d + 48);
-			__m512 a10 = _mm512_loadu_ps(op[1] + d), a11 = _mm512_loadu_ps(op[1] + d + 16);
-			__m512 a12 = _mm512_loadu_ps(op[1] + d + 32), a13 = _mm512_loadu_ps(op[1] + d + 48);
-			__m512 a20 = _mm512_loadu_ps(op[2] + d), a21 = _mm512_loadu_ps(op[2] + d + 16);
-			__m512 a22 = _mm512_loadu_ps(op[2] + d + 32), a23 = _mm512_loadu_ps(op[2] + d + 48);
-			__m512 a30 = _mm512_loadu_ps(op[3] + d), a31 = _mm512_loadu_ps(op[3] + d + 16);
-			__m512 a32 = _mm512_loadu_ps(op[3] + d + 32), a33 = _mm512_loadu_ps(op[3] + d + 48);
-
-			for (int p = 0; p < n; p++) {
-				const char *row = v + (size_t)p * vr;
-				__m512 x0 = row16(row, d, type), x1 = row16(row, d + 16, type);
-				__m512 x2 = row16(row, d + 32, type), x3 = row16(row, d + 48, type);
-				__m512 s0 = _mm512_set1_ps(w0[p]), s1 = _mm512_set1_ps(w1[p]);
-				__m512 s2 = _mm512_set1_ps(w2[p]), s3 = _mm512_set1_ps(w3[p]);
-
-				a00 = _mm512_fmadd_ps(s0, x0, a00);
-				a01 = _mm512_fmadd_ps(s0, x1, a01);
-				a02 = _mm512_fmadd_ps(s0, x2, a02);
-				a03 = _mm512_fmadd_ps(s0, x3, a03);
-				a10 = _mm512_fmadd_ps(s1, x0, a10);
-				a11 = _mm512_fmadd_ps(s1, x1, a11);
-				a12 = _mm512_fmadd_ps(s1, x2, a12);
-				a13 = _mm512_fmadd_ps(s1, x3, a13);
-				a20 = _mm512_fmadd_ps(s2, x0, a20);
-				a21 = _mm512_fmadd_ps(s2, x1, a21);
-				a22 = _mm512_fmadd_ps(s2, x2, a22);
-				a23 = _mm512_fmadd_ps(s2, x3, a23);
-				a30 = _mm512_fmadd_ps(s3, x0, a30);
-				a31 = _mm512_fmadd_ps(s3, x1, a31);
-				a32 = _mm512_fmadd_ps(s3, x2, a32);
-				a33 = _mm512_fmadd_ps(s3, x3, a33);
-			}
-			/* a copy of the last head holds the same sums as it: any order */
-			__m512 acc[4][4] = { { a00, a01, a02, a03 }, { a10, a11, a12, a13 },
-					     { a20, a21, a22, a23 }, { a30, a31, a32, a33 } };
-
-			for (int h = 3; h >= 0; h--)
-				for (int c = 0; c < 4; c++)
-					_mm512_storeu_ps(op[h] + d + 16 * c, acc[h][c]);
 		}
-		for (; d < vd; d += 16) {
+		for (; d + 64 <= vd; d += 64, pfn = 0) {
+			__m512 a[16];
+			int p = 0;
+
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++)
+				a[i] = _mm512_loadu_ps(op[i / 4] + d + 16 * (i % 4));
+			for (; p < pfn; p++) {
+				tm_kv_prefetch(v + (size_t)(p + n) * vr, pf_bytes);
+				mix_row(a, v + (size_t)p * vr, d, type, wh, p);
+			}
+			for (; p < n; p++)
+				mix_row(a, v + (size_t)p * vr, d, type, wh, p);
+			/* a copy of the last head holds the same sums as it: any order */
+#pragma GCC unroll 16
+			for (int i = 15; i >= 0; i--)
+				_mm512_storeu_ps(op[i / 4] + d + 16 * (i % 4), a[i]);
+		}
+		for (; d < vd; d += 16, pfn = 0) {
 			__m512 a0 = _mm512_loadu_ps(op[0] + d), a1 = _mm512_loadu_ps(op[1] + d);
 			__m512 a2 = _mm512_loadu_ps(op[2] + d), a3 = _mm512_loadu_ps(op[3] + d);
 
 			for (int p = 0; p < n; p++) {
-				__m512 x = row16(v + (size_t)p * vr, d, type);
+				const char *row = v + (size_t)p * vr;
 
-				a0 = _mm512_fmadd_ps(_mm512_set1_ps(w0[p]), x, a0);
-				a1 = _mm512_fmadd_ps(_mm512_set1_ps(w1[p]), x, a1);
-				a2 = _mm512_fmadd_ps(_mm512_set1_ps(w2[p]), x, a2);
-				a3 = _mm512_fmadd_ps(_mm512_set1_ps(w3[p]), x, a3);
+				if (p < pfn)
+					tm_kv_prefetch(row + (size_t)n * vr, pf_bytes);
+				__m512 x = row16(row, d, type);
+
+				a0 = _mm512_fmadd_ps(_mm512_set1_ps(wh[0][p]), x, a0);
+				a1 = _mm512_fmadd_ps(_mm512_set1_ps(wh[1][p]), x, a1);
+				a2 = _mm512_fmadd_ps(_mm512_set1_ps(wh[2][p]), x, a2);
+				a3 = _mm512_fmadd_ps(_mm512_set1_ps(wh[3][p]), x, a3);
 			}
 			_mm512_storeu_ps(op[3] + d, a3);
 			_mm512_storeu_ps(op[2] + d, a2);
