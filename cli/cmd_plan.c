@@ -508,9 +508,9 @@ static int print_cluster(const struct tm_gguf *g, const struct plan_args *a, con
 	       "ceil(expert_count / N)");
 	print_expert_split(g, &o, a, one, moe, "experts");
 	o.tensor_parallel = true;
-	printf("\nexpert parallel, dense matrices split by rows (tensor parallel; not built: a prediction only):\n"
-	       "every node holds ceil(rows / N) of each attention, shared-expert, dense-FFN and output matrix,\n"
-	       "and each matrix's output is gathered on every node\n");
+	printf("\nexpert parallel, dense matrices split by rows (tensor parallel, --split experts,dense):\n"
+	       "every node holds 1/N of the 16-row groups of each attention, shared-expert, dense-FFN and output\n"
+	       "matrix, and each matrix's output is gathered on every node\n");
 	print_expert_split(g, &o, a, one, moe, "experts,dense");
 	o.tensor_parallel = false;
 

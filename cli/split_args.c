@@ -26,7 +26,7 @@ int split_args_option(const char *cmd, struct split_args *a, int opt, const char
 #ifdef TM_HAVE_MPI
 	a->kind = tm_split_parse(arg);
 	if (!a->kind)
-		return usage_error(cmd, "--split %s: want experts or layers", arg);
+		return usage_error(cmd, "--split %s: want experts, layers or experts,dense", arg);
 	return 0;
 #else
 	return usage_error(cmd, "--split needs MPI: run build/tiermem-mpi under mpirun "
@@ -122,7 +122,7 @@ int split_args_part(const char *cmd, const struct split_args *a, const struct tm
 	p->ranks = tm_mpi_world_size();
 	if (p->rank < 0 || p->ranks < 0)
 		return run_error(cmd, "%s", tm_strerror());
-	if (a->kind == TM_SPLIT_EXPERTS)
+	if (a->kind != TM_SPLIT_LAYERS)
 		return 0;
 	first = calloc((size_t)p->ranks + 1, sizeof(*first));
 	if (!first)

@@ -28,13 +28,16 @@ struct split_args {
 	{ "split", required_argument, NULL, OPT_SPLIT }, \
 	{ "mpi-timeout", required_argument, NULL, OPT_MPI_TIMEOUT }
 #define SPLIT_HELP \
-	"  --split experts|layers\n" \
+	"  --split experts|layers|experts,dense\n" \
 	"                     under mpirun, with build/tiermem-mpi: experts: each rank\n" \
 	"                     computes expert e of each MoE layer when e % ranks is its\n" \
 	"                     rank, the experts' sums are added over the ranks; layers:\n" \
 	"                     each rank computes a range of layers (balanced by bytes\n" \
-	"                     read per token) and passes the activations on. Every rank\n" \
-	"                     must open the same model with the same split\n" \
+	"                     read per token) and passes the activations on;\n" \
+	"                     experts,dense: experts, and each rank computes 1/ranks of\n" \
+	"                     every dense matrix's rows, gathered after each (tensor\n" \
+	"                     parallel; a dense model too). Every rank must open the\n" \
+	"                     same model with the same split\n" \
 	"  --mpi-timeout SEC  with --split: a rank that waits this long for the others\n" \
 	"                     in one MPI call gives up (default 60; 0: never)\n"
 

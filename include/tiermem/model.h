@@ -313,6 +313,24 @@ struct tm_stage_hook {
 	void *arg;
 };
 
+/*
+ * Tensor parallel (lib/mpi/, --split experts,dense): this process computes
+ * rows [r0, r1) of each dense matrix (attention projections, dense FFN,
+ * shared experts, output; not routers, routed experts or MLA's per-head
+ * matrices) and gather makes the whole output on every process. range
+ * answers false to compute every row here (a matrix too small to split);
+ * buf is scratch for n rows of r1 - r0 floats; gather takes part (n rows of
+ * this process's r1 - r0) and writes Y, n rows of rows. Each row is the
+ * same dot product with the same inputs whichever process computes it, so
+ * the bits are one process's. Both run on the forward pass's thread.
+ */
+struct tm_rows_hook {
+	bool (*range)(void *arg, int rows, int *r0, int *r1);
+	float *(*buf)(void *arg, size_t floats);
+	void (*gather)(void *arg, const float *part, int n, int rows, float *Y);
+	void *arg;
+};
+
 /* One sequence: KV cache (f32) and scratch for batches of up to n_batch tokens. */
 struct tm_ctx {
 	const struct tm_model *m;
@@ -357,6 +375,7 @@ struct tm_ctx {
 	uint64_t n_evals;		/* forward batches */
 	const struct tm_expert_hook *xhook;	/* NULL: experts are read where the model has them */
 	const struct tm_stage_hook *stage;	/* NULL: every layer is computed here */
+	const struct tm_rows_hook *tp;		/* NULL: every dense matrix's rows are computed here */
 	uint64_t handoffs;		/* jobs handed to the pool (each wakes every thread once) */
 	/* tm_gpu_attach (tiermem/gpu.h): forward passes run on the GPU, reading VRAM */
 	void *gpu;

@@ -31,6 +31,7 @@ enum tm_split_kind {
 	TM_SPLIT_NONE,
 	TM_SPLIT_EXPERTS,
 	TM_SPLIT_LAYERS,
+	TM_SPLIT_EXPERTS_DENSE,	/* experts, and every dense matrix's rows (tensor parallel, lib/mpi/dense.c) */
 };
 
 /* What one rank counted: since the start, and since tm_mpi_mark. */
@@ -70,6 +71,11 @@ struct tm_mpi_split {
 	uint64_t tokens;	/* serve, rank 0: tokens decoded */
 	struct tm_mpi_serve *serve;	/* serve's state (serve_follow.c) */
 	float *sum;		/* experts: reduce's buffer, sum_rows * n_embd */
+	/* experts,dense: the rows hook, this rank's part of a matrix, the gathered parts, their layout */
+	struct tm_rows_hook rows;
+	float *tp_part, *tp_all;
+	size_t tp_part_n, tp_all_n;
+	int *tp_counts, *tp_displs;
 	int sum_rows;		/* the largest n_batch of a context it serves */
 	const struct tm_ctx *ctx;
 	struct tm_mpi_counts now, mark;
@@ -86,7 +92,7 @@ struct tm_mpi_split {
 	bool watching, stop;
 };
 
-/* "experts", "layers" -> kind; TM_SPLIT_NONE for anything else. */
+/* "experts", "layers", "experts,dense" -> kind; TM_SPLIT_NONE for anything else. */
 enum tm_split_kind tm_split_parse(const char *s);
 const char *tm_split_name(enum tm_split_kind kind);
 

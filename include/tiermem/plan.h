@@ -184,10 +184,10 @@ struct tm_plan_opts {
 	bool split_layers;
 	/*
 	 * Expert parallel only: also split every dense matrix (attention,
-	 * shared experts, dense FFNs, output) by rows over the nodes, the
-	 * node holding ceil(rows / nodes) of them, each matrix's output then
-	 * gathered on every node (tensor parallel). A plan model: decode does
-	 * not split dense matrices (Documentation/tiermem-scale.rst says why).
+	 * shared experts, dense FFNs, output) by rows over the nodes, in
+	 * 16-row groups, the node with the most holding ceil(groups / nodes)
+	 * of them, each matrix's output then gathered on every node (tensor
+	 * parallel, as --split experts,dense runs it).
 	 */
 	bool tensor_parallel;
 };

@@ -20,6 +20,9 @@
  * once for all of them), only RoPE positions, the KV cache a row writes and
  * the attention differ per row. A `seqs` argument of NULL below means the
  * rows are the consecutive positions of one sequence, c.
+ *
+ * Under tensor parallel (c->tp, lib/mpi/dense.c) each dense matrix goes
+ * through mul_dense one at a time: this process's rows, then a gather.
  */
 #include <errno.h>
 #include <math.h>
@@ -282,6 +285,40 @@ static void mul(struct tm_ctx *c, const struct tm_weight *w, int mat, const floa
 }
 
 /*
+ * A dense matrix: under tensor parallel (c->tp) this process computes its
+ * rows only, into the hook's scratch, and the hook gathers every process's.
+ * Its row range starts on a multiple of 16 rows (the r16 layout's groups),
+ * so the part is a matrix of the same layout at row_bytes * r0.
+ */
+static bool dense_part(const struct tm_ctx *c, const struct tm_weight *w, struct tm_weight *part)
+{
+	int r0, r1;
+
+	if (!c->tp || !c->tp->range(c->tp->arg, w->rows, &r0, &r1))
+		return false;
+	*part = *w;
+	part->data = (const char *)w->data + (size_t)r0 * w->row_bytes;
+	part->rows = r1 - r0;
+	part->mat_bytes = w->row_bytes * (size_t)part->rows;
+	return true;
+}
+
+static void mul_dense(struct tm_ctx *c, const struct tm_weight *w, const float *X, int n, float *Y)
+{
+	struct tm_weight part;
+	float *buf;
+
+	if (!dense_part(c, w, &part)) {
+		mul(c, w, 0, X, n, Y);
+		return;
+	}
+	buf = c->tp->buf(c->tp->arg, (size_t)n * (size_t)part.rows);
+	if (part.rows)
+		mul(c, &part, 0, X, n, buf);
+	c->tp->gather(c->tp->arg, buf, n, w->rows, Y);
+}
+
+/*
  * Count n_mat matrices of w as read, against the mapping that holds them: the
  * per-tier figures of a run come from here, weight by weight, not from an
  * estimate made afterwards.
@@ -297,6 +334,14 @@ static void acct_mats(struct tm_ctx *c, const struct tm_weight *w, uint64_t n_ma
 static void acct(struct tm_ctx *c, const struct tm_weight *w)
 {
 	acct_mats(c, w, w->data ? (uint64_t)w->n_mat : 0);
+}
+
+/* A matrix mul_dense computed: its rows here only. */
+static void acct_dense(struct tm_ctx *c, const struct tm_weight *w)
+{
+	struct tm_weight part;
+
+	acct(c, w->data && dense_part(c, w, &part) ? &part : w);
 }
 
 /* One K or V row into a cache of the given type. */
@@ -417,15 +462,15 @@ static const float *mla_attention(struct tm_ctx *c, struct tm_ctx *const *seqs, 
 	size_t QR = (size_t)H * (nope + rope), KVA = (size_t)R + rope, KVD = (size_t)hp->n_head_kv * hp->head_dim;
 
 	if (hp->q_lora_rank) {
-		mul(c, &L->wq_a, 0, c->xb, n, c->qa);
+		mul_dense(c, &L->wq_a, c->xb, n, c->qa);
 		for (int i = 0; i < n; i++)
 			tm_rmsnorm(c->qa + (size_t)i * hp->q_lora_rank, c->qa + (size_t)i * hp->q_lora_rank,
 				   L->q_a_norm.data, hp->q_lora_rank, hp->rms_eps);
-		mul(c, &L->wq_b, 0, c->qa, n, c->q);
+		mul_dense(c, &L->wq_b, c->qa, n, c->q);
 	} else {
-		mul(c, &L->wq, 0, c->xb, n, c->q);
+		mul_dense(c, &L->wq, c->xb, n, c->q);
 	}
-	mul(c, &L->wkv_a, 0, c->xb, n, c->kva);
+	mul_dense(c, &L->wkv_a, c->xb, n, c->kva);
 	for (int i = 0; i < n; i++) {
 		float *kv = c->kva + i * KVA;
 		const float *cs = c->rope_cs + (size_t)i * hp->n_rot;
@@ -440,7 +485,7 @@ static const float *mla_attention(struct tm_ctx *c, struct tm_ctx *const *seqs, 
 
 		for (int i = 0; i < n; i++)
 			memcpy(c->qa + (size_t)i * R, c->kva + i * KVA, sizeof(float) * R);
-		mul(c, &L->wkv_b, 0, c->qa, n, c->att);
+		mul_dense(c, &L->wkv_b, c->qa, n, c->att);
 		for (int i = 0; i < n; i++) {
 			float *k = c->kb + i * KVD, *v = c->vb + i * KVD;
 			const float *kv = c->att + i * KVB;
@@ -461,7 +506,7 @@ static const float *mla_attention(struct tm_ctx *c, struct tm_ctx *const *seqs, 
 			.q = c->q, .q_stride = QR, .v_dim = hp->v_head,
 			.out = c->att, .out_stride = (size_t)H * hp->v_head,
 		});
-		acct(c, &L->wkv_b);
+		acct_dense(c, &L->wkv_b);
 		return c->att;
 	}
 	/* absorbed: the cache row is [c | k_pe]; q_nope goes into the latent space through attn_k_b */
@@ -507,10 +552,10 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 	for (int i = 0; i < n; i++)
 		tm_rmsnorm(c->xb + i * E, c->x + i * E, L->attn_norm.data, (int)E, hp->rms_eps);
 	if (hp->mla) {
-		mul(c, &L->wo, 0, mla_attention(c, seqs, L, layer, pos0, n), n, c->xb);
+		mul_dense(c, &L->wo, mla_attention(c, seqs, L, layer, pos0, n), n, c->xb);
 		goto residual;
 	}
-	if (n == 1) {
+	if (n == 1 && !c->tp) {
 		struct tm_matvec jobs[3] = {
 			job(&L->wq, 0, c->xb, c->q),
 			job(&L->wk, 0, c->xb, k),
@@ -520,9 +565,9 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 		tm_matvec_batch(c->pool, jobs, 3);
 		c->handoffs++;
 	} else {
-		mul(c, &L->wq, 0, c->xb, n, c->q);
-		mul(c, &L->wk, 0, c->xb, n, k);
-		mul(c, &L->wv, 0, c->xb, n, v);
+		mul_dense(c, &L->wq, c->xb, n, c->q);
+		mul_dense(c, &L->wk, c->xb, n, k);
+		mul_dense(c, &L->wv, c->xb, n, v);
 	}
 	for (int i = 0; i < n; i++) {
 		float *qi = c->q + i * QD, *ki = k + i * KVD;
@@ -551,24 +596,24 @@ static void attention_block(struct tm_ctx *c, struct tm_ctx *const *seqs, const 
 	for (int i = 0; i < n; i++)
 		if (v_rotation(row_seq(c, seqs, i)))
 			tm_hadamard(c->att + i * QD, (int)QD, v_rotation(row_seq(c, seqs, i)));
-	mul(c, &L->wo, 0, c->att, n, c->xb);
+	mul_dense(c, &L->wo, c->att, n, c->xb);
 residual:
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
 	acct(c, &L->attn_norm);
-	acct(c, &L->wq);
-	acct(c, &L->wk);
-	acct(c, &L->wv);
-	acct(c, &L->wo);
+	acct_dense(c, &L->wq);
+	acct_dense(c, &L->wk);
+	acct_dense(c, &L->wv);
+	acct_dense(c, &L->wo);
 	acct(c, &L->q_norm);
 	acct(c, &L->k_norm);
 	acct(c, &L->bq);
 	acct(c, &L->bk);
 	acct(c, &L->bv);
-	acct(c, &L->wq_a);
+	acct_dense(c, &L->wq_a);
 	acct(c, &L->q_a_norm);
-	acct(c, &L->wq_b);
-	acct(c, &L->wkv_a);
+	acct_dense(c, &L->wq_b);
+	acct_dense(c, &L->wkv_a);
 	acct(c, &L->kv_a_norm);
 }
 
@@ -577,7 +622,7 @@ static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
 	const struct tm_hparams *hp = &c->m->hp;
 	size_t E = hp->n_embd;
 
-	if (n == 1) {
+	if (n == 1 && !c->tp) {
 		struct tm_matvec jobs[2] = {
 			job(&L->gate, 0, c->xb, c->hb),
 			job(&L->up, 0, c->xb, c->hb2),
@@ -586,16 +631,16 @@ static void dense_ffn(struct tm_ctx *c, const struct tm_layer *L, int n)
 		tm_matvec_batch(c->pool, jobs, 2);
 		c->handoffs++;
 	} else {
-		mul(c, &L->gate, 0, c->xb, n, c->hb);
-		mul(c, &L->up, 0, c->xb, n, c->hb2);
+		mul_dense(c, &L->gate, c->xb, n, c->hb);
+		mul_dense(c, &L->up, c->xb, n, c->hb2);
 	}
 	tm_swiglu(c->hb, c->hb, c->hb2, n * hp->n_ff);
-	mul(c, &L->down, 0, c->hb, n, c->xb);
+	mul_dense(c, &L->down, c->hb, n, c->xb);
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + i * E, 1.0f, c->xb + i * E, (int)E);
-	acct(c, &L->gate);
-	acct(c, &L->up);
-	acct(c, &L->down);
+	acct_dense(c, &L->gate);
+	acct_dense(c, &L->up);
+	acct_dense(c, &L->down);
 }
 
 /*
@@ -690,7 +735,7 @@ static void shared_experts(struct tm_ctx *c, const struct tm_layer *L, int n)
 
 	if (!L->gate_shexp.data)
 		return;
-	if (n == 1) {
+	if (n == 1 && !c->tp) {
 		struct tm_matvec jobs[2] = {
 			job(&L->gate_shexp, 0, c->xb, c->hb),
 			job(&L->up_shexp, 0, c->xb, c->hb2),
@@ -699,16 +744,16 @@ static void shared_experts(struct tm_ctx *c, const struct tm_layer *L, int n)
 		tm_matvec_batch(c->pool, jobs, 2);
 		c->handoffs++;
 	} else {
-		mul(c, &L->gate_shexp, 0, c->xb, n, c->hb);
-		mul(c, &L->up_shexp, 0, c->xb, n, c->hb2);
+		mul_dense(c, &L->gate_shexp, c->xb, n, c->hb);
+		mul_dense(c, &L->up_shexp, c->xb, n, c->hb2);
 	}
 	tm_swiglu(c->hb, c->hb, c->hb2, n * S);
-	mul(c, &L->down_shexp, 0, c->hb, n, c->yg);
+	mul_dense(c, &L->down_shexp, c->hb, n, c->yg);
 	for (int i = 0; i < n; i++)
 		tm_axpy(c->x + (size_t)i * E, 1.0f, c->yg + (size_t)i * E, E);
-	acct(c, &L->gate_shexp);
-	acct(c, &L->up_shexp);
-	acct(c, &L->down_shexp);
+	acct_dense(c, &L->gate_shexp);
+	acct_dense(c, &L->up_shexp);
+	acct_dense(c, &L->down_shexp);
 }
 
 void tm_expert_home(const struct tm_layer *L, int e, struct tm_expert_at *at)
@@ -956,14 +1001,14 @@ static void forward_batch(struct tm_ctx *c, struct tm_ctx *const *seqs, const in
 		goto advance;
 	}
 	acct(c, &m->output_norm);
-	acct(c, &m->output);
+	acct_dense(c, &m->output);
 	if (logits) {
 		for (int i = 0; i < n; i++)
 			tm_rmsnorm(c->xb + i * E, c->x + i * E, m->output_norm.data, (int)E, hp->rms_eps);
-		mul(c, &m->output, 0, c->xb, n, logits);
+		mul_dense(c, &m->output, c->xb, n, logits);
 	} else {
 		tm_rmsnorm(c->xb, c->x + (n - 1) * E, m->output_norm.data, (int)E, hp->rms_eps);
-		mul(c, &m->output, 0, c->xb, 1, c->logits);
+		mul_dense(c, &m->output, c->xb, 1, c->logits);
 	}
 advance:
 	if (seqs)

@@ -27,12 +27,14 @@
 
 enum tm_split_kind tm_split_parse(const char *s)
 {
-	return !strcmp(s, "experts") ? TM_SPLIT_EXPERTS : !strcmp(s, "layers") ? TM_SPLIT_LAYERS : TM_SPLIT_NONE;
+	return !strcmp(s, "experts") ? TM_SPLIT_EXPERTS : !strcmp(s, "layers") ? TM_SPLIT_LAYERS :
+	       !strcmp(s, "experts,dense") ? TM_SPLIT_EXPERTS_DENSE : TM_SPLIT_NONE;
 }
 
 const char *tm_split_name(enum tm_split_kind kind)
 {
-	return kind == TM_SPLIT_EXPERTS ? "experts" : kind == TM_SPLIT_LAYERS ? "layers" : "none";
+	return kind == TM_SPLIT_EXPERTS ? "experts" : kind == TM_SPLIT_LAYERS ? "layers" :
+	       kind == TM_SPLIT_EXPERTS_DENSE ? "experts,dense" : "none";
 }
 
 static void finalize(void)
@@ -110,13 +112,19 @@ static int start(struct tm_mpi_split *s)
 	return 0;
 }
 
-static void die(const struct tm_mpi_split *s, const char *fmt, const char *what, double sec)
+void tm_mpi_die(const struct tm_mpi_split *s, const char *why)
 {
-	fprintf(stderr, "tiermem: rank %d of %d: ", s->rank, s->ranks);
-	fprintf(stderr, fmt, what, sec);
-	fputc('\n', stderr);
+	fprintf(stderr, "tiermem: rank %d of %d: %s\n", s->rank, s->ranks, why);
 	fflush(stderr);
 	_exit(1);
+}
+
+static void die(const struct tm_mpi_split *s, const char *fmt, const char *what, double sec)
+{
+	char why[MPI_MAX_ERROR_STRING + 256];
+
+	snprintf(why, sizeof(why), fmt, what, sec);
+	tm_mpi_die(s, why);
 }
 
 static void *watch(void *arg)
@@ -196,7 +204,7 @@ void tm_mpi_leave(struct tm_mpi_split *s, double t0, int rc, int peer, uint64_t 
 /* What every rank says of itself at start. */
 struct ident {
 	char hash[33];		/* "" when it cannot be computed */
-	char split[11];
+	char split[16];
 	int share_rank, share_ranks;	/* tm_model's: an imported share of the experts or layers */
 	int share_layers;
 };
@@ -217,7 +225,7 @@ static int check_ident(const struct tm_mpi_split *s, const struct ident *all, in
 			      "the same split", r, me->split, all[0].split);
 	const char *what = me->share_layers ? "layers" : "experts";
 
-	if (me->share_ranks > 1 && !me->share_layers && s->kind != TM_SPLIT_EXPERTS)
+	if (me->share_ranks > 1 && !me->share_layers && s->kind == TM_SPLIT_LAYERS)
 		return tm_err(-EINVAL, "mpi: rank %d's model holds only rank %d of %d's routed experts "
 			      "(tiermem import --split experts): run it with --split experts", r,
 			      me->share_rank, me->share_ranks);
@@ -277,7 +285,13 @@ int tm_mpi_split_start(struct tm_mpi_split *s, struct tm_ctx *c, enum tm_split_k
 		return err;
 	if (c->gpu)
 		return tm_err(-EINVAL, "--split runs on the CPU: drop --gpu / -ngl");
-	err = kind == TM_SPLIT_EXPERTS ? tm_mpi_experts_setup(s, c) : tm_mpi_layers_setup(s, c);
+	if (kind == TM_SPLIT_LAYERS)
+		err = tm_mpi_layers_setup(s, c);
+	else if (kind == TM_SPLIT_EXPERTS || c->m->hp.moe)
+		err = tm_mpi_experts_setup(s, c);
+	/* experts,dense: a dense model's matrices split by rows alone */
+	if (!err && kind == TM_SPLIT_EXPERTS_DENSE)
+		err = tm_mpi_dense_setup(s, c);
 	tm_mpi_mark(s);
 	return err;
 }
@@ -351,8 +365,10 @@ static void report_line(FILE *f, const struct tm_mpi_split *s, int r, const doub
 	fprintf(f, "rank %d: ", r);
 	if (s->kind == TM_SPLIT_LAYERS)
 		fprintf(f, "layers %d-%d, ", (int)v[F_FIRST], (int)v[F_LAST] - 1);
-	else
+	else if (s->kind == TM_SPLIT_EXPERTS || s->ctx->m->hp.moe)
 		fprintf(f, "experts e %% %d == %d, ", s->ranks, r);
+	if (s->kind == TM_SPLIT_EXPERTS_DENSE)
+		fprintf(f, "dense rows part %d of %d, ", r, s->ranks);
 	fprintf(f, "%.2f MiB of weights/token, %.3f ms/token in %.1f MPI calls (%.1f %% of %.3f ms), "
 		"%.1f KiB sent/token;", v[F_WEIGHTS] / tok / 1048576.0, v[F_MPI] / tok * 1e3, v[F_CALLS] / tok,
 		v[F_SEC] > 0 ? 100 * v[F_MPI] / v[F_SEC] : 0, v[F_SEC] / tok * 1e3, v[F_SENT] / tok / 1024);
@@ -436,6 +452,7 @@ void tm_mpi_split_free(struct tm_mpi_split *s)
 	}
 	free(s->sum);
 	s->sum = NULL;
+	tm_mpi_dense_free(s);
 	tm_mpi_serve_free(s->serve);
 	s->serve = NULL;
 	free(s->spans);

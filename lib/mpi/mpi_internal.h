@@ -37,5 +37,10 @@ int tm_mpi_experts_setup(struct tm_mpi_split *s, struct tm_ctx *c);
 /* Another context of the same run: the experts' hook, over its expert cache's if it has one. */
 int tm_mpi_experts_hook(struct tm_mpi_split *s, struct tm_ctx *c);
 int tm_mpi_layers_setup(struct tm_mpi_split *s, struct tm_ctx *c);
+/* experts,dense (dense.c): c's dense matrices split by rows over the ranks; again for each context. */
+int tm_mpi_dense_setup(struct tm_mpi_split *s, struct tm_ctx *c);
+void tm_mpi_dense_free(struct tm_mpi_split *s);
+/* End this rank with one line: "tiermem: rank R of N: why" (see tiermem/mpi_split.h). */
+void tm_mpi_die(const struct tm_mpi_split *s, const char *why);
 
 #endif

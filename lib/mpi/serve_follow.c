@@ -200,6 +200,12 @@ static int attach(struct tm_mpi_split *s, struct tm_ctx *c)
 		s->sum = sum;
 		s->sum_rows = c->n_batch;
 	}
+	if (s->kind == TM_SPLIT_EXPERTS_DENSE) {
+		int err = tm_mpi_dense_setup(s, c);
+
+		if (err || !c->m->hp.moe)
+			return err;
+	}
 	return tm_mpi_experts_hook(s, c);
 }
 

@@ -89,7 +89,7 @@ int tm_mpi_experts_setup(struct tm_mpi_split *s, struct tm_ctx *c)
 {
 	if (!c->m->hp.moe)
 		return tm_err(-EINVAL, "--split experts: the model has no routed experts to split "
-			      "(--split layers splits a dense model)");
+			      "(--split layers or experts,dense splits a dense model)");
 	s->sum = malloc(sizeof(float) * (size_t)c->n_batch * (size_t)s->n_embd);
 	if (!s->sum)
 		return tm_err(-ENOMEM, "mpi: out of memory");

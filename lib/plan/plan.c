@@ -214,22 +214,25 @@ static void expert_share(const struct tm_gguf_tensor *gt, struct tm_plan_tensor 
 }
 
 /*
- * Tensor parallel: a dense matrix's share, ceil(rows / nodes) of its rows
- * (rows: every dimension past the first, heads included), and its output
- * to gather. Vectors, the embedding (one row read), routers (a few rows)
- * and routed experts (split by expert) are not split.
+ * Tensor parallel (--split experts,dense, lib/mpi/dense.c): a dense
+ * matrix's share on the node with the most, ceil(groups / nodes) of its
+ * 16-row groups, and its output to gather. Vectors, matrices of fewer
+ * groups than nodes, the embedding (one row read), routers and 3-D tensors
+ * (routed experts, split by expert; MLA's per-head attn_k_b/attn_v_b) are
+ * not split, as decode splits none of them.
  */
 static void dense_share(struct tm_plan *p, const struct tm_gguf_tensor *gt, struct tm_plan_tensor *t, int nodes)
 {
-	double rows = 1, mine;
+	double rows, groups, mine;
 
 	if (t->cls != TM_TC_ATTN && t->cls != TM_TC_SHEXP && t->cls != TM_TC_FFN && t->cls != TM_TC_OUTPUT)
 		return;
-	for (uint32_t d = 1; d < gt->n_dims; d++)
-		rows *= (double)gt->ne[d];
-	if (gt->n_dims < 2 || rows < nodes)
+	if (gt->n_dims != 2 || gt->ne[1] < 16 * (int64_t)nodes)
 		return;
-	mine = ceil(rows / nodes);
+	rows = (double)gt->ne[1];
+	groups = ceil(rows / 16);
+	mine = ceil(groups / nodes) * 16;
+	mine = mine < rows ? mine : rows;
 	t->bytes = (uint64_t)((double)gt->nbytes * mine / rows + 0.5);
 	t->read_per_token *= mine / rows;
 	p->tp_gathers++;

@@ -4,7 +4,7 @@
 # synth MoE, at temperature 0: a completion, a streamed one, the same prompt
 # again (its slot's cached prefix reused on every rank) and two requests at
 # once (decoded together in one batched step) each equal a single-process
-# server's text; --split experts and --split layers. SIGTERM to rank 0 ends
+# server's text; --split experts, layers and experts,dense. SIGTERM to rank 0 ends
 # every rank with 0 (mpirun too); SIGTERM to mpirun ends every rank (mpirun
 # exits 1: Open MPI aborts the job); a rank killed with -9 ends the job.
 #
@@ -73,12 +73,13 @@ kill "$PID_one"
 check "the single-process server answers (${#A} and ${#B} characters)" '[ ${#A} -gt 0 ] && [ ${#B} -gt 0 ] && [ "$A" != "$B" ]'
 
 TM0=$TM TM=$W/mpiserve
-for split in experts layers; do
-	if ! start "$split" -m "$W/moe.gguf" -np 2 -c 256 --split "$split"; then
-		notok "mpirun -np 2 serve --split $split did not start: $(head -c 600 "$W/$split.err")"
+for split in experts layers experts,dense; do
+	label=${split/,/_}
+	if ! start "$label" -m "$W/moe.gguf" -np 2 -c 256 --split "$split"; then
+		notok "mpirun -np 2 serve --split $split did not start: $(head -c 600 "$W/$label.err")"
 		continue
 	fi
-	port_var=PORT_$split pid_var=PID_$split
+	port_var=PORT_$label pid_var=PID_$label
 	port=${!port_var} mpirun_pid=${!pid_var}
 	got=$(complete "$port" "$P1")
 	check "--split $split: a completion equals one process's" '[ "$got" = "$A" ]'
@@ -91,14 +92,14 @@ for split in experts layers; do
 		'[ "$(cat "$W/c1")" = "$A" ] && [ "$(cat "$W/c2")" = "$B" ]'
 	r0=$(rank_pid "$mpirun_pid" 0)
 	r1=$(rank_pid "$mpirun_pid" 1)
-	if [ "$split" = experts ]; then
+	if [ "$split" != layers ]; then
 		# SIGTERM to rank 0: it finishes, tells rank 1 to stop, everything exits 0
 		kill -TERM "$r0"
 		for _ in $(seq 1 100); do kill -0 "$mpirun_pid" 2>/dev/null || break; sleep 0.1; done
 		wait "$mpirun_pid"
 		rc=$?
 		check "--split $split: SIGTERM to rank 0 ends both ranks, mpirun exits 0 (got $rc)" \
-			'[ $rc = 0 ] && gone "$r1" && grep -q "tiermem serve: stopped" "$W/$split.err"'
+			'[ $rc = 0 ] && gone "$r1" && grep -q "tiermem serve: stopped" "$W/$label.err"'
 	else
 		# SIGTERM to mpirun: Open MPI aborts the job, every rank ends, mpirun exits 1
 		kill -TERM "$mpirun_pid"

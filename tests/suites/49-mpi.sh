@@ -13,6 +13,11 @@
 # deepseek2 (a dense first layer, shared experts) is split like the others.
 # Every rank must compute only a part of the experts.
 #
+# --split experts,dense also splits every dense matrix's rows over the ranks
+# (16-row groups), gathering each output: a row is the same dot product on
+# any rank, so the logits are bit-identical to --split experts' (MoE) and to
+# one process's (a dense model), and every rank reads fewer bytes.
+#
 # --split layers, logits: each rank runs the same operations in the same order
 # on its layers, so the logits are bit-identical to one process's (tolerance
 # 0), for a dense model, an MoE one and deepseek2's MLA; the ranks' layer
@@ -28,7 +33,7 @@
 # model, about 1/np of one process's), also on per-rank shares, where the
 # cache copies experts from the packed share. Refused at start: another
 # model, another split, more ranks than layers, a dense model split by
-# experts. A rank killed with -9 mid-run: the others
+# experts. A rank killed with -9 mid-run (each split): the others
 # exit within 10 s, each with one line; a rank that hangs (SIGSTOP): the
 # others give up after --mpi-timeout with one line.
 set -u
@@ -97,9 +102,45 @@ for mtb in moe:1e-4:64 moe:1e-4:1 moe-q8:0.15:1 ds:1e-4:64; do
 			done
 			check "experts: ${m%%:*} -np $np, batch $batch: every rank read fewer weight bytes than one rank computing every expert ($all MiB/token)" \
 				'[ $fewer -eq 1 ]'
+			# experts,dense: the dense matrices' rows split too; a row's bits do not depend on the rank
+			run -np $np "$MPI" logits -m "$model" --tokens $TOK -o "$W/nd.bin" --batch $batch \
+				--split experts,dense 2>"$W/errd"
+			rc=$?
+			check "experts,dense: ${m%%:*} -np $np, batch $batch: logits bit-identical to --split experts'; rank 0 reads less ($(mib_of "$W/errd" 0) against $(mib_of "$W/err" 0) MiB/token)" \
+				'[ $rc -eq 0 ] && cmp -s "$W/n.bin" "$W/nd.bin" && lt "$(mib_of "$W/errd" 0)" "$(mib_of "$W/err" 0)"'
 		done
 	}
 done
+
+# experts,dense on dense models (no experts: the dense rows alone): the same operations on the
+# same inputs, each row computed on one rank and gathered, so one process's bits
+for mb in dense32:64 dense:1; do
+	m=${mb%%:*} batch=${mb#*:}
+	"$TM" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/one.bin" --batch $batch
+	run -np 1 "$MPI" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/r1.bin" --batch $batch --split experts,dense 2>"$W/r1.err"
+	all=$(mib_of "$W/r1.err" 0)
+	for np in 2 3; do
+		run -np $np "$MPI" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/n.bin" --batch $batch \
+			--split experts,dense 2>"$W/err"
+		rc=$?
+		fewer=1
+		for ((r = 0; r < np; r++)); do
+			b=$(mib_of "$W/err" $r)
+			[ -n "$b" ] && [ -n "$all" ] && lt "$b" "$all" || fewer=0
+		done
+		check "experts,dense: $m -np $np, batch $batch: logits bit-identical to one process's, every rank reads less ($(mib_of "$W/err" 0) of $all MiB/token on rank 0)" \
+			'[ $rc -eq 0 ] && cmp -s "$W/one.bin" "$W/n.bin" && [ $fewer -eq 1 ]'
+	done
+done
+
+# ... and on the interleaved-row (r16) layout, whose 16-row groups the row ranges keep whole
+"$TM" synth --arch llama --type q4_K_M --layers 4 --dim 512 --ff 1536 -q -o "$W/k4.gguf" >/dev/null 2>&1
+"$TM" logits -m "$W/k4.gguf" --tokens $TOK -o "$W/one.bin" --weights ddr --repack on
+run -np 3 "$MPI" logits -m "$W/k4.gguf" --tokens $TOK -o "$W/n.bin" --weights ddr --repack on --split experts,dense \
+	2>"$W/err"
+rc=$?
+check "experts,dense: q4_K_M on the r16 layout -np 3, batch 64: logits bit-identical to one process's" \
+	'[ $rc -eq 0 ] && cmp -s "$W/one.bin" "$W/n.bin"'
 
 # layers: bit-identical logits, contiguous stages, fewer bytes per rank
 # (the decode path, batch 1, only for one model: the suite's time)
@@ -162,7 +203,7 @@ done
 PROMPT="the quick brown fox"
 for m in dense32 moe; do
 	"$TM" run -m "$W/$m.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 >"$W/one.txt" 2>/dev/null
-	for split in layers experts; do
+	for split in layers experts,dense experts; do
 		[ $m = dense32 ] && [ $split = experts ] && continue
 		for np in 2 3; do
 			run -np $np "$MPI" run -m "$W/$m.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split $split \
@@ -247,7 +288,7 @@ finish() {
 		wait $MP; rc=$?
 	fi
 }
-for split in layers experts; do
+for split in layers experts experts,dense; do
 	start_long $split 3
 	kill -9 "$victim"
 	finish 10
@@ -260,6 +301,12 @@ kill -STOP "$victim"
 finish 10
 kill -9 "$victim" 2>/dev/null
 check "a rank that hangs (SIGSTOP): rank 0 gives up after --mpi-timeout 2 ($secs s, rc $rc: $(grep -m1 'rank 0.*no answer' "$W/err"))" \
+	'[ "$rc" != hung ] && grep -q "rank 0 of 2: no answer in MPI_.* for [0-9]* s: another rank died or hangs" "$W/err"'
+start_long experts,dense 2 --mpi-timeout 2
+kill -STOP "$victim"
+finish 10
+kill -9 "$victim" 2>/dev/null
+check "--split experts,dense: a rank that hangs: rank 0 gives up after --mpi-timeout 2 ($secs s, rc $rc: $(grep -m1 'rank 0.*no answer' "$W/err"))" \
 	'[ "$rc" != hung ] && grep -q "rank 0 of 2: no answer in MPI_.* for [0-9]* s: another rank died or hangs" "$W/err"'
 
 # per-rank import: each node's store (here TIERMEM_HOME per rank) holds the dense tensors and its experts
@@ -396,6 +443,9 @@ refused() {
 refused "a rank started with another split is refused at start" "rank 1 runs --split layers, rank 0 --split experts" \
 	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
 	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers
+refused "experts,dense and experts are different splits: refused at start" "rank 1 runs --split experts,dense, rank 0 --split experts" \
+	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts : \
+	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts,dense
 refused "more ranks than layers is refused" "cannot split 4 layers over 5 nodes" \
 	-np 5 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split layers
 refused "a rank that opened another model is refused at start" "rank 1 opened another model" \

@@ -480,14 +480,16 @@ static void test_cluster(const struct tm_gguf *g)
 	       "expert parallel: streaming plus one all-reduce of n_embd floats per MoE layer");
 	tm_plan_free(&p);
 	/*
-	 * tensor parallel over 3 nodes: each of the 4 attention matrices
-	 * (64 rows), the shared expert (128) per layer and the output (1000)
-	 * keeps ceil(rows / 3) rows and is gathered: 16 gathers of 8608 bytes
-	 * in all; norms and the router stay whole
+	 * tensor parallel over 3 nodes, in 16-row groups: each of the 4
+	 * attention matrices (64 rows: 2 of 4 groups on the node with the
+	 * most), the shared expert (128: 3 of 8) per layer and the output
+	 * (1000: 21 of 63) is split and gathered: 16 gathers of 8608 bytes in
+	 * all; norms and the router (8 rows) stay whole
 	 */
 	o.tensor_parallel = true;
-	tap_ok(!tm_plan_make(&p, g, &o) && tm_plan_find(&p, "blk.0.attn_q.weight")->bytes == B_SQ * 22 / DIM &&
-	       tm_plan_find(&p, "output.weight")->bytes == B_EMBD * 334 / VOCAB &&
+	tap_ok(!tm_plan_make(&p, g, &o) && tm_plan_find(&p, "blk.0.attn_q.weight")->bytes == B_SQ * 32 / DIM &&
+	       tm_plan_find(&p, "blk.0.ffn_up_shexp.weight")->bytes == B_SHEXP * 48 / FF &&
+	       tm_plan_find(&p, "output.weight")->bytes == B_EMBD * 336 / VOCAB &&
 	       tm_plan_find(&p, "blk.0.ffn_gate_inp.weight")->bytes == B_ROUTER &&
 	       tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->bytes == B_EXPS * 3 / N_EXP && p.tp_gathers == 16 &&
 	       near(p.tp_gather_bytes, 8608), "tensor parallel: dense matrices split by rows, one gather each");
