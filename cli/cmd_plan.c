@@ -26,7 +26,7 @@ static const char usage[] =
 	"usage: tiermem plan -m MODEL --tier NAME=KIND:SIZE[@GBPS][,ch=GROUP][,path=PATH] ...\n"
 	"                    [--tier NAME=pcie:[@GBPS]]\n"
 	"                    [-ot REGEX=TIER ...] [--overlap] [--layer-order] [--json] [-v]\n"
-	"                    [--nodes N --link GBPS,LATENCY_US]\n"
+	"                    [--nodes N [--link GBPS,LATENCY_US | --rank R --split S]]\n"
 	"\n"
 	"Places every tensor of MODEL on the tiers and predicts decode speed:\n"
 	"seconds per token = sum over tiers of bytes read from it per token / its GB/s.\n"
@@ -83,6 +83,11 @@ static const char usage[] =
 	"                       (layers cut by bytes per token as --split layers cuts\n"
 	"                       them; nodes take turns, one hop each);\n"
 	"                       Documentation/tiermem-scale.rst has the model\n"
+	"  --rank R --split experts|layers|experts,dense\n"
+	"                       with --nodes: instead, the plan of node R alone as that split\n"
+	"                       places it (what import --split S --rank R --ranks N stores),\n"
+	"                       with a line saying what it holds; --json: as JSON, with a\n"
+	"                       \"node\" object (nodes, rank, split, its layers [first, last))\n"
 	"  --link GBPS,LATENCY_US  the network between nodes: Gbit/s (as links are quoted:\n"
 	"                       100 for 100 GbE or RoCE) and one message's latency in\n"
 	"                       microseconds (default with --nodes: 100,5)\n"
@@ -312,7 +317,8 @@ struct plan_args {
 	struct tm_tier_spec tiers[TM_PLAN_MAX_TIERS];
 	struct tm_override ot[64];
 	struct tm_plan_opts o;
-	long threads, nodes;
+	long threads, nodes, rank;
+	const char *split;	/* --split: with --rank, that node's plan alone */
 	struct tm_link link;
 	bool json, verbose, link_given;
 	const char *heat;	/* --heat FILE: tiermem profile's expert heat */
@@ -331,6 +337,8 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 		{ "nodes", required_argument, NULL, 'N' },
 		{ "link", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "rank", required_argument, NULL, 'R' },
+		{ "split", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -340,6 +348,7 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 	a->o.tiers = a->tiers;
 	a->o.ot = a->ot;
 	a->threads = cpus();
+	a->rank = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:t:vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -375,6 +384,15 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 			a->link_given = true;
 			break;
 		case 'j': a->json = true; break;
+		case 'R':
+			if (parse_long("--rank", optarg, 0, 1023, &a->rank))
+				return EXIT_USAGE;
+			break;
+		case 'S':
+			if (strcmp(optarg, "experts") && strcmp(optarg, "layers") && strcmp(optarg, "experts,dense"))
+				return usage_error(CMD, "--split %s: want experts, layers or experts,dense", optarg);
+			a->split = optarg;
+			break;
 		case 'v': a->verbose = true; break;
 		case 'h': fputs(usage, stdout); return -1;
 		default: fputs(usage, stderr); return EXIT_USAGE;
@@ -388,8 +406,23 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
 		return usage_error(CMD, "no tiers: give --tier NAME=KIND:SIZE[@GBPS] at least once");
 	if (a->link_given && a->nodes < 2)
 		return usage_error(CMD, "--link needs --nodes N (N >= 2)");
-	if (a->nodes > 1 && (a->json || a->o.layer_order))
-		return usage_error(CMD, "--nodes prints text only and plans by the planner (no --json, --layer-order)");
+	if ((a->rank >= 0) != !!a->split || (a->split && (a->nodes < 2 || a->rank >= a->nodes)))
+		return usage_error(CMD, "--rank R and --split S go together, with --nodes N and 0 <= R < N");
+	if (a->split && a->link_given)
+		return usage_error(CMD, "--rank plans one node: --link is for the whole cluster's prediction");
+	if (a->nodes > 1 && !a->split && (a->json || a->o.layer_order))
+		return usage_error(CMD, "--nodes prints text only and plans by the planner (no --json, --layer-order; "
+				   "--rank R --split S: one node's plan, --json too)");
+	if (a->split && a->o.layer_order)
+		return usage_error(CMD, "--rank plans by the planner (no --layer-order)");
+	if (a->split) {
+		/* this node's plan in place of the whole model's */
+		a->o.nodes = (int)a->nodes;
+		a->o.rank = (int)a->rank;
+		a->o.split_layers = !strcmp(a->split, "layers");
+		a->o.tensor_parallel = !strcmp(a->split, "experts,dense");
+		a->nodes = 0;
+	}
 	if (!a->link_given) {
 		a->link.gbit = 100;
 		a->link.latency_us = 5;
@@ -565,6 +598,10 @@ int cmd_plan(int argc, char **argv)
 		goto out;
 	if ((rc = measure_missing(&a)))
 		goto out;
+	if (a.split && strcmp(a.split, "layers") && !tm_plan_moe_layers(&g) && !a.o.tensor_parallel) {
+		rc = usage_error(CMD, "--split experts: %s has no routed experts to split", a.model);
+		goto out;
+	}
 	if ((err = tm_plan_make(&p, &g, &a.o))) {
 		rc = err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
 		goto out;
@@ -579,6 +616,14 @@ int cmd_plan(int argc, char **argv)
 		no.layer_order = true;
 		naive_err = tm_plan_make(&naive, &g, &no);
 	}
+	if (p.nodes > 1 && p.split_layers)
+		printf("rank %d of %d (--split layers) holds layers %d-%d%s%s; its plan alone:\n", p.rank, p.nodes,
+		       p.stage_first, p.stage_last - 1, tm_plan_find(&p, "token_embd.weight") ? ", the token embedding" : "",
+		       tm_plan_find(&p, "output_norm.weight") ? ", the output" : "");
+	else if (p.nodes > 1)
+		printf("rank %d of %d (--split %s) holds experts e %% %d == %d of each MoE layer%s; its plan alone:\n",
+		       p.rank, p.nodes, a.split, p.nodes, p.rank,
+		       p.tensor_parallel ? " and 1/N of each dense matrix's 16-row groups" : " and every dense tensor");
 	print_plan(a.model, &g, &p, &naive, naive_err, a.verbose);
 	rc = a.nodes > 1 ? print_cluster(&g, &a, &p) : 0;
 out:

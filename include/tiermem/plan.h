@@ -141,6 +141,9 @@ struct tm_plan {
 	int gpu_tier, pcie_tier;		/* the vram and pcie tiers, -1 when none */
 	int n_embd;				/* the hidden state a hand-off copies (0: unknown) */
 	struct tm_plan_hybrid hy;		/* with a vram tier */
+	/* a node of a cluster (tm_plan_opts.nodes > 1): which, and how split */
+	int nodes, rank;
+	bool split_layers, tensor_parallel;
 	int stage_first, stage_last;		/* a pipeline node's: its layers [first, last) */
 	/* tensor_parallel: matrices split per token, and the bytes of their whole outputs (f32) */
 	int tp_gathers;

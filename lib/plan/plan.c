@@ -727,6 +727,12 @@ int tm_plan_make(struct tm_plan *p, const struct tm_gguf *g, const struct tm_pla
 	p->overlap = o->overlap;
 	p->layer_order = o->layer_order;
 	p->n_embd = embd_width(g);
+	if (o->nodes > 1) {
+		p->nodes = o->nodes;
+		p->rank = o->rank;
+		p->split_layers = o->split_layers;
+		p->tensor_parallel = o->tensor_parallel && !o->split_layers;
+	}
 	plan_gpu_tiers(p->tiers, p->n_tiers, &p->gpu_tier, &p->pcie_tier);
 	pl.align = o->align ? o->align : g->alignment;
 	pl.n_order = speed_order(p, pl.order);

@@ -50,6 +50,13 @@ int tm_plan_write_json(const struct tm_plan *p, FILE *f)
 			"moe_serial_sec", p->hy.moe_serial_sec, "handoff_sec", p->hy.handoff_sec,
 			"handoffs", p->hy.handoffs, "handoff_fixed_sec", TM_PLAN_HANDOFF_SEC,
 			"vram_read", p->hy.vram_read, "pcie_read", p->hy.pcie_read));
+	/* one node of a cluster (plan --nodes N --rank R --split S): what it holds; not read back */
+	if (p->nodes > 1)
+		json_object_set_new(root, "node", json_pack("{s:i, s:i, s:s, s:i, s:i}", "nodes", p->nodes,
+							    "rank", p->rank, "split", p->split_layers ? "layers" :
+							    p->tensor_parallel ? "experts,dense" : "experts",
+							    "first", p->split_layers ? p->stage_first : -1,
+							    "last", p->split_layers ? p->stage_last : -1));
 	for (int i = 0; i < p->n_tiers; i++)
 		json_array_append_new(tiers, tier_json(p, i));
 	for (size_t i = 0; i < p->n_tensors; i++) {
