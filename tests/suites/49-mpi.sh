@@ -332,6 +332,11 @@ rc=$?
 msg=$(compare "$W/one.bin" "$W/n.bin" 1e-4)
 check "two ranks on their own shares: logits equal one process's within 1e-4 ($msg)" \
 	'[ $rc -eq 0 ] && compare "$W/one.bin" "$W/n.bin" 1e-4 >/dev/null'
+cp "$W/n.bin" "$W/share.bin"
+shares h0 h1 --split experts,dense >"$W/out" 2>"$W/err"
+rc=$?
+check "two ranks on their own shares with --split experts,dense: logits bit-identical to --split experts' on them" \
+	'[ $rc -eq 0 ] && cmp -s "$W/share.bin" "$W/n.bin"'
 shares h1 h0 --split experts >"$W/out" 2>"$W/err"
 rc=$?
 check "a rank started on another rank's share is refused at start ($(grep -m1 'share imported' "$W/err"))" \
