@@ -187,7 +187,7 @@ $(BUILD)/cuda/lib/cuda/%.o: lib/cuda/%.c
 	$(Q)$(CC) $(CPPFLAGS) -I$(CUDA_HOME)/include $(CFLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/libtiermem-cuda.so: $(CUDA_OBJS) $(BUILD)/libtiermem.a
 	$(call msg,LD,$@)
-	$(Q)$(NVCC) -shared $(CUDA_GENCODE) -o $@ $(CUDA_OBJS) $(BUILD)/libtiermem.a -Xlinker -z,defs -lm -lpthread
+	$(Q)$(NVCC) -shared $(CUDA_GENCODE) -o $@ $(CUDA_OBJS) $(BUILD)/libtiermem.a -Xlinker -z,defs $(LDLIBS)
 
 # The GPU checks (tests/gpu/): each kernel against the CPU on random data,
 # whole-model logits against the CPU path, the VRAM counters. Without a GPU

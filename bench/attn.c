@@ -10,10 +10,11 @@
  * a CPU at every hand-off, the only one that means something at -t 1).
  *
  *   attn [--layers L] [--heads H] [--kv-heads G] [--head-dim D] [--ctx P]
- *        [--type f16|f32|q8_0] [-t T] [--steps N]
+ *        [--type f16|f32|q8_0] [-t T] [--steps N] [--pages thp|4k]
  *
  * Defaults: the q8_0 dense benchmark model's shape (14 layers, 32 heads,
- * 8 KV heads of 64) at 2048 positions, f16, 2 threads, 32 steps.
+ * 8 KV heads of 64) at 2048 positions, f16, 2 threads, 32 steps, the cache
+ * on 2 MiB pages as a context allocates it (--pages 4k: as malloc would).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "tiermem/bench.h"
+#include "tiermem/mapping.h"
 #include "tiermem/model.h"
 
 static double now_s(void)
@@ -64,13 +66,15 @@ int main(int argc, char **argv)
 {
 	long L = 14, H = 32, G = 8, D = 64, P = 2048, T = 2, N = 32;
 	int type = TM_F16;
+	enum tm_pages pages = TM_PAGES_THP;
+	struct tm_mapping km, vm;
 
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!v) {
 			fprintf(stderr, "usage: attn [--layers L] [--heads H] [--kv-heads G] [--head-dim D] "
-				"[--ctx P] [--type f16|f32|q8_0] [-t T] [--steps N]\n");
+				"[--ctx P] [--type f16|f32|q8_0] [-t T] [--steps N] [--pages thp|4k]\n");
 			return 2;
 		}
 		i++;
@@ -86,7 +90,13 @@ int main(int argc, char **argv)
 			P = arg_long(o, v, 1, 1 << 20);
 		else if (!strcmp(o, "-t"))
 			T = arg_long(o, v, 1, 256);
-		else if (!strcmp(o, "--steps"))
+		else if (!strcmp(o, "--pages")) {
+			if (strcmp(v, "thp") && strcmp(v, "4k")) {
+				fprintf(stderr, "attn: --pages: '%s' is not thp or 4k\n", v);
+				return 2;
+			}
+			pages = !strcmp(v, "thp") ? TM_PAGES_THP : TM_PAGES_4K;
+		} else if (!strcmp(o, "--steps"))
 			N = arg_long(o, v, 1, 100000);
 		else if (!strcmp(o, "--type")) {
 			if ((type = tm_kv_type_parse(v)) < 0) {
@@ -105,7 +115,8 @@ int main(int argc, char **argv)
 
 	size_t row = tm_kv_row_bytes(type, (int)(G * D)), layer = row * P;
 	struct tm_pool *pool = tm_pool_create((int)T, TM_POOL_PIN);
-	char *k = malloc(layer * L), *v = malloc(layer * L);
+	char *k = tm_map_anon(&km, layer * L, pages, 0) ? NULL : km.addr;
+	char *v = tm_map_anon(&vm, layer * L, pages, 0) ? NULL : vm.addr;
 	float *q = malloc(sizeof(float) * H * D), *out = malloc(sizeof(float) * H * D);
 	float *scratch = malloc(tm_attention_scratch_floats((int)T, (int)H, (int)G, (int)D, 0, (int)P, type) * sizeof(float));
 	struct tm_range *r = malloc(sizeof(*r) * 2 * L);
@@ -161,8 +172,8 @@ int main(int argc, char **argv)
 	       cratio[N / 2] * 100, ta[N / 2] / L * 1e6, ca[N / 2] / L * 1e6,
 	       2.0 * layer * L / ta[N / 2] / 1e9);
 	tm_pool_destroy(pool);
-	free(k);
-	free(v);
+	tm_unmap(&km);
+	tm_unmap(&vm);
 	free(q);
 	free(out);
 	free(scratch);

@@ -343,6 +343,7 @@ struct tm_ctx {
 	 * kv_lora_rank elements of each row).
 	 */
 	void *k_cache, *v_cache;
+	struct tm_mapping k_map, v_map;	/* what k_cache and v_cache point into */
 	int type_k, type_v;		/* TM_F32 or TM_F16 (GGML type ids) */
 	/*
 	 * Prompt batches take tm_matmul_exact, so a token gets the bits decode

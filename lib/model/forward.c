@@ -58,6 +58,16 @@ static void attn_shape(const struct tm_hparams *hp, int *n_kv, int *hd, int *vd)
 	}
 }
 
+/*
+ * The KV cache on 2 MiB pages (THP, as the weights' DDR copy): attention
+ * streams each layer's rows front to back, and on 4 KiB pages every page
+ * boundary stops the hardware prefetcher and costs a TLB walk.
+ */
+static void *kv_alloc(struct tm_mapping *map, size_t size)
+{
+	return tm_map_anon(map, size, TM_PAGES_THP, 0) ? NULL : map->addr;
+}
+
 /* n_ctx 0: a work context for tm_forward_seqs, with no KV cache and n_batch rows of logits. */
 static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_pool *pool,
 		     int n_ctx, int n_batch, int type_k, int type_v)
@@ -99,10 +109,10 @@ static int ctx_alloc(struct tm_ctx **out, const struct tm_model *m, struct tm_po
 	c->type_v = type_v;
 	if (n_ctx) {
 		attn_shape(hp, &n_kv, &hd, &vd);
-		c->k_cache = malloc(tm_kv_row_bytes(type_k, (int)KVD) * hp->n_layer * (size_t)n_ctx);
+		c->k_cache = kv_alloc(&c->k_map, tm_kv_row_bytes(type_k, (int)KVD) * hp->n_layer * (size_t)n_ctx);
 		/* absorbed MLA: V is the latent part of the K rows */
 		c->v_cache = hp->mla_absorbed ? c->k_cache :
-			     malloc(tm_kv_row_bytes(type_v, (int)KVD) * hp->n_layer * (size_t)n_ctx);
+			     kv_alloc(&c->v_map, tm_kv_row_bytes(type_v, (int)KVD) * hp->n_layer * (size_t)n_ctx);
 		c->scores = malloc(sizeof(float) * tm_attention_scratch_floats((int)nth, hp->n_head, n_kv, hd, vd,
 										n_ctx, type_v));
 	}
@@ -198,9 +208,8 @@ void tm_ctx_free(struct tm_ctx *c)
 	if (!c)
 		return;
 	tm_gpu_detach(c);
-	if (c->v_cache != c->k_cache)
-		free(c->v_cache);
-	free(c->k_cache);
+	tm_unmap(&c->v_map);
+	tm_unmap(&c->k_map);
 	free(c->kb);
 	free(c->vb);
 	free(c->x);
