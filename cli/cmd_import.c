@@ -43,8 +43,9 @@ static const char usage[] =
 	"                        (with the module: its DDR budget, the rest its PMEM)\n"
 	"  -ot, --override-tensor REGEX=TIER   tensors matching REGEX go to TIER\n"
 	"  --repack on|off       on: q4_K/q6_K matrices are stored in the interleaved-row\n"
-	"                        layout the CPU kernels decode fastest (default on; the\n"
-	"                        GPU kernels read only the GGUF layout: off for\n"
+	"                        layout the CPU kernels decode fastest (default: on, off\n"
+	"                        on CPUs with AMX, whose prefill reads the GGUF layout;\n"
+	"                        the GPU kernels read only the GGUF layout too: off for\n"
 	"                        --gpu). The model's identity stays the GGUF's content\n"
 	"                        hash, so changing a stored model's layout takes --replace\n"
 	"  --replace             replace what NAME holds now (after the new copy is sealed)\n"
@@ -168,6 +169,7 @@ int cmd_import(int argc, char **argv)
 	long rank = -1, ranks = 0;
 	int c, err, rc = EXIT_USAGE;
 
+	o.gguf_layout = !tm_kernels_repack_default();
 	args_ot_alias(argc, argv);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:qh", opts, NULL)) != -1) {

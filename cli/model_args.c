@@ -11,14 +11,8 @@
 
 void model_args_init(struct model_args *a, int load, int kv)
 {
-	/*
-	 * The interleaved-row layout by default on every CPU: its kernels cost
-	 * less CPU in every mode, one stream streams DRAM at least as fast on it
-	 * since its kernels prefetch into L2 (Documentation/tiermem-infer.rst),
-	 * and on AMX its prompt tiles equal its decode kernels bit for bit.
-	 */
 	*a = (struct model_args){ .load = load, .threads = default_threads(), .type_k = kv, .type_v = kv,
-				    .repack = true };
+				    .repack = tm_kernels_repack_default() };
 }
 
 void model_args_rewrite(int argc, char **argv)

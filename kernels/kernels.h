@@ -88,6 +88,21 @@ int tm_repack_base(int type);
  * bad shape, -ENOMEM.
  */
 int tm_repack(int type, void *rows_data, int rows, int cols);
+/*
+ * Whether the layout pays by default on this CPU for one stream (run,
+ * logits, bench --decode): 1, except where the kernel table has prefill's
+ * AMX tile matmul. There, in thread CPU time (bench/matvec --cpu-time, 1700
+ * x 4096, L2) the repacked types cost less in every mode (a matvec 0.14 ms
+ * against 0.17 for q4_K, 4 tokens of batched decode 0.23 against 0.39,
+ * 64-token prefill 1.93-2.00 against 2.41-2.56), but whole-model decode
+ * from DRAM reads slower: 80 % of the read ceiling against 90.6 % (2 GB
+ * Q4_K_M, tiermem bench --decode --ctx 64 --gen 16 -t 2, on/off
+ * alternating twice, load 2); since its kernels prefetch into L2 (session
+ * 5) still 88.5-89.2 % against 90.8-91.9 % (-t 2) and 89.8-90.1 % against
+ * 93.8-94.5 % (-t 1), load 1.0-1.3. tiermem serve defaults to the layout
+ * anyway (cli/cmd_serve.c).
+ */
+int tm_kernels_repack_default(void);
 int tm_unrepack(int rtype, void *rows_data, int rows, int cols);
 
 /* IEEE half and bfloat16 <-> float, portable. */
