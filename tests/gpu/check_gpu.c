@@ -916,6 +916,18 @@ static void twin_free(struct twin *t)
 	free(t->m.layers);
 }
 
+/* tok[0..n) through gc: decode step by step (batch 1) or in batches. */
+static int forward_all(struct tm_ctx *gc, const int32_t *tok, int n, int batch, float *out)
+{
+	int err = 0, V = gc->m->hp.n_vocab;
+
+	if (batch > 1)
+		return tm_forward(gc, tok, n, out, true);
+	for (int i = 0; i < n && !err; i++)
+		err = tm_forward(gc, tok + i, 1, out + (size_t)i * V, true);
+	return err;
+}
+
 /* The GPU's logits for tok[0..n) under -ot rules: decode step by step (batch 1) or in batches; *gcp kept for its counters. */
 static int gpu_logits(const struct tm_model *m, struct tm_pool *pool, const int32_t *tok, int n, int batch,
 		      const char *rule, float *out, struct tm_ctx **gcp)
@@ -930,11 +942,7 @@ static int gpu_logits(const struct tm_model *m, struct tm_pool *pool, const int3
 		return -EINVAL;
 	if ((err = tm_ctx_create(gcp, m, pool, n, batch)) || (err = tm_gpu_attach_ot(*gcp, &ot, rule ? 1 : 0)))
 		return err;
-	if (batch > 1)
-		return tm_forward(*gcp, tok, n, out, true);
-	for (int i = 0; i < n && !err; i++)
-		err = tm_forward(*gcp, tok + i, 1, out + (size_t)i * V, true);
-	return err;
+	return forward_all(*gcp, tok, n, batch, out);
 }
 
 /*
@@ -1020,11 +1028,7 @@ static int cached_logits(const struct tm_model *m, struct tm_pool *pool, const i
 				   (*gcp)->n_batch * m->hp.n_expert_used)) ||
 	    (err = tm_gpu_attach_xvram(*gcp, &ot, 1, *xp)))
 		return err;
-	if (batch > 1)
-		return tm_forward(*gcp, tok, n, out, true);
-	for (int i = 0; i < n && !err; i++)
-		err = tm_forward(*gcp, tok + i, 1, out + (size_t)i * V, true);
-	return err;
+	return forward_all(*gcp, tok, n, batch, out);
 }
 
 /*
