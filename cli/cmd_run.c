@@ -438,7 +438,6 @@ int cmd_run(int argc, char **argv)
 	bool handled;
 	char *end;
 	struct split_args split;
-	struct split_part part;
 	tm_sample_fn sample_fn = sample;
 	void *sample_arg;
 
@@ -577,12 +576,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
 	rx.name = ma.name;
-	if ((rc = split_args_part(CMD, &split, &model, &part)))
+	if ((rc = split_args_part(CMD, &split, &model, &rx.part)))
 		goto out;
-	rx.only_rank = part.rank;
-	rx.only_ranks = part.ranks;
-	rx.first = part.first;
-	rx.last = part.last;
 	if ((rc = run_experts_setup(&rx, &model, ctx)))
 		goto out;
 	rc = 1;

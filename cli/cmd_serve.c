@@ -172,7 +172,6 @@ int cmd_serve(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct run_experts rx;
 	struct split_args split;
-	struct split_part part;
 	int follower = 0;
 
 	/* llama-server spells --parallel -np, which getopt cannot take as a short option */
@@ -316,12 +315,8 @@ int cmd_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* the cache's region is one of the model's mappings: made before the server counts them */
 	rx.name = ma.name;
-	if ((rc = split_args_part(CMD, &split, &model, &part)))
+	if ((rc = split_args_part(CMD, &split, &model, &rx.part)))
 		goto out;
-	rx.only_rank = part.rank;
-	rx.only_ranks = part.ranks;
-	rx.first = part.first;
-	rx.last = part.last;
 	if ((rc = run_experts_setup(&rx, &model, NULL)))
 		goto out;
 	rc = 1;

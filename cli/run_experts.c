@@ -171,13 +171,13 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 		return run_error(r->cmd, "out of memory");
 	}
 	for (int l = 0; l < hp->n_layer; l++)
-		if ((moe[l] = m->layers[l].moe && (!r->last || (l >= r->first && l < r->last)))) {
+		if ((moe[l] = m->layers[l].moe && (!r->part.last || (l >= r->part.first && l < r->part.last)))) {
 			r->n_moe = ++n_moe;
 			L = L ? L : &m->layers[l];
 		}
 	if (!n_moe) {
 		fprintf(stderr, "tiermem %s: note: --expert-cache has no effect: layers %d-%d have no experts\n",
-			r->cmd, r->first, r->last - 1);
+			r->cmd, r->part.first, r->part.last - 1);
 		goto out;
 	}
 	if ((rc = slots_of(r->cmd, r->size, hp, n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
@@ -203,7 +203,7 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 	}
 	if (c)
 		tm_xonline_attach(r->x, c);
-	tm_xonline_only(r->x, r->only_rank, r->only_ranks);
+	tm_xonline_only(r->x, r->part.rank, r->part.ranks);
 	if (r->heat && (err = tm_xonline_warm(r->x, &h)))
 		rc = err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) :
 				      usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());

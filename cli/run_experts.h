@@ -9,6 +9,8 @@
 #include "tiermem/experts.h"
 #include "tiermem/model.h"
 
+#include "cli/split_args.h"
+
 #define RUN_EXPERTS_USAGE \
 	"  --expert-cache SIZE  MoE: keep experts in a cache of SIZE on DDR (2 MiB pages),\n" \
 	"                     per layer: N experts, N% of a layer's experts, or bytes\n" \
@@ -47,8 +49,8 @@ struct run_experts {
 	const char *heat;
 	const char *name;	/* run --name: the store knows the model's hash */
 	/* under --split: the experts (tm_xonline_only) and the layers this rank computes; the cache
-	 * holds only those (first = last = 0: every layer) */
-	int only_rank, only_ranks, first, last;
+	 * holds only those (split_args_part fills it) */
+	struct split_part part;
 	struct tm_xonline_opts o;
 	struct tm_xonline *x;
 	int *layer_slots;
