@@ -169,18 +169,13 @@ static void tile_kq_canon(const struct gemm *g, const struct panel *P, const cha
 		if (mins) {
 			const int32_t *mp = P->mp + (size_t)b * 4 * RT;
 			const float *dmin = P->dmin + (size_t)b * RT;
-			__m512i b0 = _mm512_load_si512(bs + (b * 4 + 0) * TT), b1 = _mm512_load_si512(bs + (b * 4 + 1) * TT);
-			__m512i b2 = _mm512_load_si512(bs + (b * 4 + 2) * TT), b3 = _mm512_load_si512(bs + (b * 4 + 3) * TT);
+			__m512i bsum[4];
 
-			UNROLL_RT for (int r = 0; r < RT; r++) {
-				__m512i m = _mm512_madd_epi16(_mm512_set1_epi32(mp[r]), b0);
-
-				m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[RT + r]), b1);
-				m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[2 * RT + r]), b2);
-				m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[3 * RT + r]), b3);
+			kq_block_sums(bs, b, bsum);
+			UNROLL_RT for (int r = 0; r < RT; r++)
 				_mm512_store_ps(accm[r], _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(dmin[r]), x),
-									 _mm512_cvtepi32_ps(m), _mm512_load_ps(accm[r])));
-			}
+									 _mm512_cvtepi32_ps(kq_mins_row(mp, r, bsum)),
+									 _mm512_load_ps(accm[r])));
 		}
 	}
 	if (mins)

@@ -543,6 +543,26 @@ static inline void store_out(float out[RT][TT], float *Y, size_t ystride, int nt
 #define UNROLL_RT _Pragma("GCC unroll 16")
 
 /*
+ * Row r's min term of K-quant block b (q4_K/q5_K), in integers: its four
+ * packed pairs of sub-block mins times the tokens' four block sums bsum.
+ */
+static inline __attribute__((always_inline)) __m512i kq_mins_row(const int32_t *mp, int r, const __m512i bsum[4])
+{
+	__m512i m = _mm512_madd_epi16(_mm512_set1_epi32(mp[r]), bsum[0]);
+
+	m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[RT + r]), bsum[1]);
+	m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[2 * RT + r]), bsum[2]);
+	return _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[3 * RT + r]), bsum[3]);
+}
+
+/* The tokens' four block sums of K-quant block b, from the tile's sums bs. */
+static inline __attribute__((always_inline)) void kq_block_sums(const int32_t *bs, int b, __m512i bsum[4])
+{
+	for (int i = 0; i < 4; i++)
+		bsum[i] = _mm512_load_si512(bs + (b * 4 + i) * TT);
+}
+
+/*
  * The end of K-quant block b for the panel's 16 rows, given blk[r] (the sum
  * of the block's sub-block products times their scales): the mins off
  * through the activations' block sums (q4_K/q5_K), then out += blk * the
@@ -559,17 +579,12 @@ static inline __attribute__((always_inline)) void kq_block_end(const struct gemm
 	if (g->sz.p_mp) {
 		const int32_t *mp = P->mp + (size_t)b * 4 * RT;
 		const float *dmin = P->dmin + (size_t)b * RT;
-		__m512i b0 = _mm512_load_si512(bs + (b * 4 + 0) * TT), b1 = _mm512_load_si512(bs + (b * 4 + 1) * TT);
-		__m512i b2 = _mm512_load_si512(bs + (b * 4 + 2) * TT), b3 = _mm512_load_si512(bs + (b * 4 + 3) * TT);
+		__m512i bsum[4];
 
-		UNROLL_RT for (int r = 0; r < RT; r++) {
-			__m512i m = _mm512_madd_epi16(_mm512_set1_epi32(mp[r]), b0);
-
-			m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[RT + r]), b1);
-			m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[2 * RT + r]), b2);
-			m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(mp[3 * RT + r]), b3);
-			blk[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_set1_ps(dmin[r]), blk[r]);
-		}
+		kq_block_sums(bs, b, bsum);
+		UNROLL_RT for (int r = 0; r < RT; r++)
+			blk[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(kq_mins_row(mp, r, bsum)), _mm512_set1_ps(dmin[r]),
+						  blk[r]);
 	}
 	UNROLL_RT for (int r = 0; r < RT; r++)
 		_mm512_store_ps(out[r], _mm512_fmadd_ps(blk[r], x, _mm512_load_ps(out[r])));
