@@ -853,6 +853,25 @@ static int cmp_d(const void *a, const void *b)
 }
 
 /*
+ * row_err over n positions of a against b: errs[0..n) sorted ascending,
+ * *mx their largest (by fmax: a NaN error is not counted), and how many positions
+ * share the top-1 token.
+ */
+static int rows_err(const float *a, const float *b, int n, int V, double *errs, double *mx)
+{
+	int top = 0, same;
+
+	*mx = 0;
+	for (int i = 0; i < n; i++) {
+		row_err(a + (size_t)i * V, b + (size_t)i * V, V, &errs[i], &same);
+		top += same;
+		*mx = fmax(*mx, errs[i]);
+	}
+	qsort(errs, n, sizeof(double), cmp_d);
+	return top;
+}
+
+/*
  * The model with every matrix dequantized to f32 (tm_dequant_row): on it
  * the CPU computes what the GPU computes on the quantized file (float
  * activations, no q8 rounding), up to the order of float sums.
@@ -970,16 +989,11 @@ static void check_offload(const struct tm_model *m, struct tm_pool *pool, const 
 	if (!out)
 		return;
 	for (int batch = 1; batch <= 16; batch += 15) {
-		double errs[40], mx = 0;
-		int top = 0, same;
+		double errs[40], mx;
+		int top;
 
 		err = gpu_logits(m, pool, tok, n, batch, "_exps=CPU", out, &gc);
-		for (int i = 0; i < n; i++) {
-			row_err(out + (size_t)i * V, ref + (size_t)i * V, V, &errs[i], &same);
-			top += same;
-			mx = fmax(mx, errs[i]);
-		}
-		qsort(errs, n, sizeof(double), cmp_d);
+		top = rows_err(out, ref, n, V, errs, &mx);
 		if (quant)
 			printf("# %s hybrid %s vs CPU (q8-rounded experts on the CPU): max %.3g, median %.3g, same top-1 at %d of %d%s\n",
 			       name, batch == 1 ? "decode" : "prefill", mx, errs[n / 2], top, n, err ? " (FAILED TO RUN)" : "");
@@ -1060,8 +1074,8 @@ static void check_xcache(const struct tm_model *m, struct tm_pool *pool, const c
 			struct tm_ctx *gc = NULL, *xc = NULL;
 			struct tm_xvram *x = NULL;
 			struct tm_xvram_stats st = { 0 };
-			double errs[40], mx = 0;
-			int err, err2, top = 0, same;
+			double errs[40], mx;
+			int err, err2, top;
 			const char *what = batch == 1 ? "decode" : "prefill (batch 16)";
 
 			err = gpu_logits(m, pool, tok, n, batch, rule, a, &gc);
@@ -1076,12 +1090,7 @@ static void check_xcache(const struct tm_model *m, struct tm_pool *pool, const c
 				       "without it (%llu of %llu expert uses hit)", name, what,
 				       (unsigned long long)st.hit_pairs, (unsigned long long)st.pairs);
 			} else {
-				for (int i = 0; i < n; i++) {
-					row_err(b + (size_t)i * V, a + (size_t)i * V, V, &errs[i], &same);
-					top += same;
-					mx = fmax(mx, errs[i]);
-				}
-				qsort(errs, n, sizeof(double), cmp_d);
+				top = rows_err(b, a, n, V, errs, &mx);
 				if (quant)
 					printf("# %s VRAM cache, CPU misses, %s vs the hybrid: max %.3g, median %.3g, same top-1 at %d of %d (%llu of %llu uses hit)\n",
 					       name, what, mx, errs[n / 2], top, n, (unsigned long long)st.hit_pairs,
@@ -1179,17 +1188,14 @@ static void check_model(const char *path)
 	double cpu_med = 0;
 
 	if (quant && dp4a) {
-		double e3[40];
-		int same3;
+		double e3[40], mx3;
 
-		for (int i = 0; i < n; i++)
-			row_err(cpu + (size_t)i * V, ref + (size_t)i * V, V, &e3[i], &same3);
-		qsort(e3, n, sizeof(double), cmp_d);
+		rows_err(cpu, ref, n, V, e3, &mx3);
 		cpu_med = e3[n / 2];
 	}
 	for (int batch = 1; batch <= 16; batch += 15) {
-		double errs[40], med, mx = 0;
-		int top = 0, same, err;
+		double errs[40], med, mx;
+		int top, err;
 
 		for (size_t i = 0; i < (size_t)n * V; i++)
 			gpu[i] = NAN;
@@ -1207,23 +1213,13 @@ static void check_model(const char *path)
 			err = tm_forward(gc, tok, n, gpu, true);
 		}
 		if (quant) {
-			double e2[40];
-			int t2 = 0;
+			double e2[40], mx2;
+			int t2 = rows_err(gpu, cpu, n, V, e2, &mx2);
 
-			for (int i = 0; i < n; i++) {
-				row_err(gpu + (size_t)i * V, cpu + (size_t)i * V, V, &e2[i], &same);
-				t2 += same;
-			}
-			qsort(e2, n, sizeof(double), cmp_d);
 			printf("# %s %s: against the CPU's q8-rounded path: max %.3g, median %.3g, same top-1 at %d of %d\n",
 			       name, batch == 1 ? "decode" : "prefill", e2[n - 1], e2[n / 2], t2, n);
 		}
-		for (int i = 0; i < n; i++) {
-			row_err(gpu + (size_t)i * V, ref + (size_t)i * V, V, &errs[i], &same);
-			top += same;
-			mx = fmax(mx, errs[i]);
-		}
-		qsort(errs, n, sizeof(double), cmp_d);
+		top = rows_err(gpu, ref, n, V, errs, &mx);
 		med = errs[n / 2];
 		if (quant && dp4a) {
 			tap_ok(!err && med <= 1.5 * cpu_med + 0.005,
