@@ -123,6 +123,45 @@ static int read_heat(struct run_experts *r, struct tm_model *m, struct tm_xheat 
 	return 0;
 }
 
+/* The first layer moe[] marks; NULL: none. */
+static const struct tm_layer *first_marked(const struct tm_model *m, const bool *moe)
+{
+	for (int l = 0; l < m->hp.n_layer; l++)
+		if (moe[l])
+			return &m->layers[l];
+	return NULL;
+}
+
+/*
+ * The cache's slots per layer (r->layer_slots, allocated): SIZE, in a
+ * memory with avail bytes free (0: DDR), as the same number for each layer
+ * moe[] marks (at least one), or that total split over them by the
+ * --expert-heat file, read into h (Documentation/tiermem-experts.rst).
+ */
+static int layer_slots_of(struct run_experts *r, struct tm_model *m, const bool *moe, uint64_t avail,
+			  struct tm_xheat *h, int *slots)
+{
+	const struct tm_layer *L = first_marked(m, moe);
+	int rc;
+
+	r->n_moe = 0;
+	for (int l = 0; l < m->hp.n_layer; l++)
+		r->n_moe += moe[l];
+	if ((rc = slots_of(r->cmd, r->size, &m->hp, r->n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
+			   L->down_exps.mat_bytes, avail, slots)))
+		return rc;
+	/* leading dense layers (deepseek2) get no slots */
+	for (int l = 0; l < m->hp.n_layer; l++)
+		r->layer_slots[l] = moe[l] ? *slots : 0;
+	if (!r->heat)
+		return 0;
+	if ((rc = read_heat(r, m, h)))
+		return rc;
+	if (tm_xheat_split(h, moe, *slots * r->n_moe, r->split_floor, r->layer_slots))
+		return usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
+	return 0;
+}
+
 /* --expert-heat with the VRAM cache: each layer's hottest experts, copied by the device's copier. */
 static int vram_warm(struct run_experts *r)
 {
@@ -148,10 +187,9 @@ static int vram_warm(struct run_experts *r)
 int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *c)
 {
 	const struct tm_hparams *hp = &m->hp;
-	const struct tm_layer *L = NULL;
 	struct tm_xheat h = { 0 };
 	bool *moe;
-	int rc = 0, err, n_moe = 0, slots = 0;
+	int rc = 0, err, slots = 0;
 
 	if (!r->size)
 		return 0;
@@ -171,30 +209,14 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 		return run_error(r->cmd, "out of memory");
 	}
 	for (int l = 0; l < hp->n_layer; l++)
-		if ((moe[l] = m->layers[l].moe && (!r->part.last || (l >= r->part.first && l < r->part.last)))) {
-			r->n_moe = ++n_moe;
-			L = L ? L : &m->layers[l];
-		}
-	if (!n_moe) {
+		moe[l] = m->layers[l].moe && (!r->part.last || (l >= r->part.first && l < r->part.last));
+	if (!first_marked(m, moe)) {
 		fprintf(stderr, "tiermem %s: note: --expert-cache has no effect: layers %d-%d have no experts\n",
 			r->cmd, r->part.first, r->part.last - 1);
 		goto out;
 	}
-	if ((rc = slots_of(r->cmd, r->size, hp, n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
-			   L->down_exps.mat_bytes, 0, &slots)))
+	if ((rc = layer_slots_of(r, m, moe, 0, &h, &slots)))
 		goto out;
-	/* leading dense layers (deepseek2) get no slots */
-	for (int l = 0; l < hp->n_layer; l++)
-		r->layer_slots[l] = moe[l] ? slots : 0;
-	if (r->heat) {
-		if ((rc = read_heat(r, m, &h)))
-			goto out;
-		/* the same total, split over the layers by the heat (Documentation/tiermem-experts.rst) */
-		if ((err = tm_xheat_split(&h, moe, slots * n_moe, r->split_floor, r->layer_slots))) {
-			rc = usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
-			goto out;
-		}
-	}
 	r->o.cache.slots = slots;
 	r->o.cache.layer_slots = r->layer_slots;
 	if ((err = tm_xonline_create(&r->x, m, &r->o))) {
@@ -216,9 +238,9 @@ out:
 int run_experts_setup_gpu(struct run_experts *r, struct tm_model *m, int n_batch, const struct gpu_ot *ot)
 {
 	const struct tm_hparams *hp = &m->hp;
-	const struct tm_layer *L = NULL;
 	struct tm_gpu_info info;
 	enum tm_gpu_place p;
+	bool *moe;
 	int rc, err, slots;
 
 	if (!r->size || !hp->moe)
@@ -226,40 +248,24 @@ int run_experts_setup_gpu(struct run_experts *r, struct tm_model *m, int n_batch
 	if (r->o.predict || r->o.sync_copy || r->o.copy_gbps > 0)
 		return usage_error(r->cmd, "--expert-cache with --gpu: --expert-predict, --expert-copy and "
 				   "--expert-copy-gbps are the DDR cache's; the VRAM cache takes --expert-policy and --expert-heat");
-	for (int l = 0; l < hp->n_layer; l++)
-		if (m->layers[l].moe) {
-			r->n_moe++;
-			L = L ? L : &m->layers[l];
-		}
-	p = tm_gpu_place_of(ot->ot, ot->n, L->gate_exps.name);
-	if (p == TM_GPU_VRAM)
-		return usage_error(r->cmd, "--expert-cache with --gpu: the routed experts are in VRAM already; leave "
-				   "them in host memory for the cache to serve (-ot exps=CPU or -ot exps=pcie)");
-	if (tm_gpu_probe(&info))
-		return usage_error(r->cmd, "--gpu: %s", tm_strerror());
-	if ((rc = slots_of(r->cmd, r->size, hp, r->n_moe, L->gate_exps.mat_bytes + L->up_exps.mat_bytes +
-			   L->down_exps.mat_bytes, info.vram_free ? info.vram_free : 1, &slots)))
-		return rc;
-	r->layer_slots = calloc(hp->n_layer, sizeof(*r->layer_slots));
-	if (!r->layer_slots)
+	moe = calloc(hp->n_layer, sizeof(*moe));
+	if (!moe)
 		return run_error(r->cmd, "out of memory");
 	for (int l = 0; l < hp->n_layer; l++)
-		r->layer_slots[l] = m->layers[l].moe ? slots : 0;
-	/* the same total, split over the layers by the heat, as the DDR cache does; warmed after the GPU attaches */
-	if (r->heat) {
-		bool *moe = calloc(hp->n_layer, sizeof(*moe));
-
-		if (!moe)
-			return run_error(r->cmd, "out of memory");
-		for (int l = 0; l < hp->n_layer; l++)
-			moe[l] = m->layers[l].moe;
-		if (!(rc = read_heat(r, m, &r->vheat)) &&
-		    (err = tm_xheat_split(&r->vheat, moe, slots * r->n_moe, r->split_floor, r->layer_slots)))
-			rc = usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
-		free(moe);
-		if (rc)
-			return rc;
-	}
+		moe[l] = m->layers[l].moe;
+	p = tm_gpu_place_of(ot->ot, ot->n, first_marked(m, moe)->gate_exps.name);
+	if (p == TM_GPU_VRAM)
+		rc = usage_error(r->cmd, "--expert-cache with --gpu: the routed experts are in VRAM already; leave "
+				 "them in host memory for the cache to serve (-ot exps=CPU or -ot exps=pcie)");
+	else if (tm_gpu_probe(&info))
+		rc = usage_error(r->cmd, "--gpu: %s", tm_strerror());
+	else if (!(r->layer_slots = calloc(hp->n_layer, sizeof(*r->layer_slots))))
+		rc = run_error(r->cmd, "out of memory");
+	else	/* split by heat as the DDR cache's; the slots are warmed after the GPU attaches */
+		rc = layer_slots_of(r, m, moe, info.vram_free ? info.vram_free : 1, &r->vheat, &slots);
+	free(moe);
+	if (rc)
+		return rc;
 	r->m = m;
 	r->o.cache.slots = slots;
 	r->o.cache.layer_slots = r->layer_slots;
