@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/model.h"
 #include "tiermem/size.h"
 
@@ -130,4 +132,19 @@ int default_threads(void)
 	if (sched_getaffinity(0, sizeof(set), &set))
 		return 1;
 	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+}
+
+int read_heat_arg(const char *cmd, const char *path, const struct tm_model *m, const char *name,
+		  struct tm_xheat *h)
+{
+	bool shape_only;
+	int err = tm_xheat_read_model(h, path, m, name, &shape_only);
+
+	if (err)
+		return err == -EINVAL ? usage_error(cmd, "--expert-heat: %s", tm_strerror()) :
+					run_error(cmd, "--expert-heat: %s", tm_strerror());
+	if (shape_only)
+		fprintf(stderr, "tiermem %s: note: --expert-heat: the model's hash cannot be computed here; only "
+			"the heat's shape was checked\n", cmd);
+	return 0;
 }

@@ -31,6 +31,16 @@ int parse_kv_type(const char *opt, const char *s, int *out);
 #define OPT_CACHE_TYPE_K 0x4b54
 #define OPT_CACHE_TYPE_V 0x5654
 
+/*
+ * --expert-heat FILE of the model m (opened by --name name, or NULL): read
+ * and checked (tm_xheat_read_model), a note when only its shape could be.
+ * 0, or an exit code after a message.
+ */
+struct tm_xheat;
+struct tm_model;
+int read_heat_arg(const char *cmd, const char *path, const struct tm_model *m, const char *name,
+		  struct tm_xheat *h);
+
 /* The default thread count: the CPUs this process may run on. */
 int default_threads(void);
 

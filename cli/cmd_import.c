@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/plan.h"
 #include "tiermem/store.h"
 
@@ -23,7 +26,8 @@
 static const char usage[] =
 	"usage: tiermem import -m MODEL.gguf --name NAME [--plan PLAN.json |\n"
 	"                      --tier NAME=KIND:SIZE[@GBPS][,path=P] ...] [-ot REGEX=TIER ...]\n"
-	"                      [--repack on|off] [--replace] [-q] [--split experts|layers --rank R --ranks N]\n"
+	"                      [--repack on|off] [--replace] [-q] [--json]\n"
+	"                      [--split experts|layers --rank R --ranks N [--expert-heat FILE]]\n"
 	"\n"
 	"Copies every tensor of MODEL.gguf into regions of its tiers, once, by a placement\n"
 	"plan (the fastest tier first, see tiermem plan), then writes the model's manifest;\n"
@@ -50,11 +54,19 @@ static const char usage[] =
 	"                        hash, so changing a stored model's layout takes --replace\n"
 	"  --replace             replace what NAME holds now (after the new copy is sealed)\n"
 	"  -q, --quiet           no progress bar\n"
+	"  --json                print the result as JSON (what tiermem plan --json prints\n"
+	"                        of the plan placed, under \"plan\"), not text\n"
 	"  --split experts --rank R --ranks N\n"
 	"                        import only what rank R of an expert-parallel run over\n"
 	"                        N nodes reads (mpirun -np N tiermem-mpi run --name NAME\n"
 	"                        --split experts): every tensor but the routed experts,\n"
-	"                        and of those expert e of each layer when e % N is R\n"
+	"                        and of those the rank's share of each layer: with\n"
+	"                        --expert-heat FILE (tiermem profile of this model) the\n"
+	"                        experts are balanced over the ranks by expected reads per\n"
+	"                        token (hottest first onto the least loaded rank, at most\n"
+	"                        ceil(experts / N) a rank), else expert e when e % N is R.\n"
+	"                        The store records the assignment: the run must give the\n"
+	"                        same --expert-heat (or none), or it is refused at start\n"
 	"  --split layers --rank R --ranks N\n"
 	"                        import only rank R's stage of a pipeline over N nodes\n"
 	"                        (mpirun -np N tiermem-mpi run|serve --name NAME --split\n"
@@ -125,10 +137,41 @@ static void print_share(const struct tm_import_opts *o, const struct tm_import_r
 		printf("  rank %d of %d holds layers %d-%d%s%s (%zu tensors)\n", o->share_rank, o->share_ranks,
 		       r->first, r->last - 1, tm_plan_find(p, "token_embd.weight") ? ", the token embedding" : "",
 		       tm_plan_find(p, "output_norm.weight") ? ", the output" : "", p->n_tensors);
-	else
+	else if (!o->share_heat)
 		printf("  rank %d of %d holds every tensor but the routed experts, and experts e %% %d == %d of "
 		       "each MoE layer: %d of %d\n", o->share_rank, o->share_ranks, o->share_ranks, o->share_rank,
 		       r->experts, r->n_expert);
+	else
+		printf("  rank %d of %d holds every tensor but the routed experts, and its share of each MoE "
+		       "layer's experts by heat (assignment %016" PRIx64 "): %d to %d of %d\n", o->share_rank,
+		       o->share_ranks, r->assign_hash, r->experts_min, r->experts, r->n_expert);
+}
+
+/* --json: the result, with the placement as tiermem plan --json prints it. */
+static int print_json(const struct tm_import_opts *o, const struct tm_import_result *r)
+{
+	json_t *root, *share = json_null();
+	char hash[17];
+	int err;
+
+	snprintf(hash, sizeof(hash), "%016" PRIx64, r->assign_hash);
+	if (o->share_ranks > 1 && o->share_layers)
+		share = json_pack("{s:s, s:i, s:i, s:i, s:i}", "split", "layers", "rank", o->share_rank, "ranks",
+				  o->share_ranks, "first", r->first, "last", r->last);
+	else if (o->share_ranks > 1)
+		share = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s}", "split", "experts", "rank",
+				  o->share_rank, "ranks", o->share_ranks, "experts_min", r->experts_min,
+				  "experts_max", r->experts, "n_expert", r->n_expert, "assignment",
+				  o->share_heat ? "heat" : "e % N", "assignment_hash", hash);
+	root = json_pack("{s:s, s:s, s:b, s:s, s:I, s:f, s:o, s:o}", "name", o->name, "hash", r->hash,
+			 "unchanged", r->unchanged, "store", r->module ? "tiermem module" : "userspace",
+			 "bytes", (json_int_t)r->bytes, "seconds", r->seconds, "share", share,
+			 "plan", r->unchanged ? json_null() : tm_plan_json(&r->plan));
+	if (!root)
+		return run_error(CMD, "out of memory");
+	err = json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER) || fputc('\n', stdout) == EOF;
+	json_decref(root);
+	return err ? run_error(CMD, "writing the JSON failed") : 0;
 }
 
 static void print_placement(const struct tm_import_result *r)
@@ -156,6 +199,8 @@ int cmd_import(int argc, char **argv)
 		{ "split", required_argument, NULL, 'S' },
 		{ "rank", required_argument, NULL, 'r' },
 		{ "ranks", required_argument, NULL, 'n' },
+		{ "expert-heat", required_argument, NULL, 'H' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -165,7 +210,9 @@ int cmd_import(int argc, char **argv)
 	struct tm_override *ot = NULL;
 	struct bar bar = { 0 };
 	const char *model = NULL;
-	bool quiet = false, split = false;
+	bool quiet = false, split = false, json = false;
+	const char *heat_path = NULL;
+	struct tm_xheat heat = { 0 };
 	long rank = -1, ranks = 0;
 	int c, err, rc = EXIT_USAGE;
 
@@ -224,6 +271,8 @@ int cmd_import(int argc, char **argv)
 			if (parse_long("--ranks", optarg, 2, 4096, &ranks))
 				goto out;
 			break;
+		case 'H': heat_path = optarg; break;
+		case 'J': json = true; break;
 		case 'h': fputs(usage, stdout); rc = 0; goto out;
 		default: fputs(usage, stderr); goto out;
 		}
@@ -240,6 +289,17 @@ int cmd_import(int argc, char **argv)
 		usage_error(CMD, "--split, --rank R and --ranks N go together, with 0 <= R < N");
 		goto out;
 	}
+	if (heat_path && (!split || o.share_layers)) {
+		usage_error(CMD, "--expert-heat assigns experts to ranks: it needs --split experts --rank R --ranks N");
+		goto out;
+	}
+	/* checked to be this model's by the import, which hashes it */
+	if (heat_path && (err = tm_xheat_read(&heat, heat_path))) {
+		rc = err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) :
+				      usage_error(CMD, "--expert-heat: %s", tm_strerror());
+		goto out;
+	}
+	o.share_heat = heat_path ? &heat : NULL;
 	o.share_rank = (int)rank;
 	o.share_ranks = (int)ranks;
 	if (o.plan_path && (o.n_tiers || o.n_ot)) {
@@ -263,6 +323,10 @@ int cmd_import(int argc, char **argv)
 			rc = usage_error(CMD, "%s", tm_strerror());
 		goto out_plan;
 	}
+	if (json) {
+		rc = print_json(&o, &r);
+		goto out_plan;
+	}
 	if (r.unchanged) {
 		printf("%s: already imported with the same contents (hash %.12s); nothing to do\n", o.name,
 		       r.hash);
@@ -280,6 +344,7 @@ out_plan:
 oom:
 	rc = run_error(CMD, "out of memory");
 out:
+	tm_xheat_free(&heat);
 	free(tiers);
 	free(ot);
 	return rc;

@@ -45,6 +45,7 @@ static const char usage[] =
 	"                     q8_0\n"
 	SPLIT_HELP
 	"                     (rank 0 writes FILE)\n"
+	SPLIT_HEAT_HELP
 	GPU_ARGS_HELP;
 
 /* "1,2,3" -> ids; -1 after printing a message naming the bad item. */
@@ -105,6 +106,7 @@ int cmd_logits(int argc, char **argv)
 		{ "gpu", no_argument, NULL, 'G' },
 		{ "n-gpu-layers", required_argument, NULL, 'L' },
 		SPLIT_OPTIONS,
+		SPLIT_HEAT_OPTION,
 		GPU_ARGS_OT_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -148,7 +150,7 @@ int cmd_logits(int argc, char **argv)
 			if (gpu_args_parse_ngl("logits", optarg, &ngl))
 				return EXIT_USAGE;
 			break;
-		case OPT_SPLIT: case OPT_MPI_TIMEOUT:
+		case OPT_SPLIT: case OPT_MPI_TIMEOUT: case OPT_SPLIT_HEAT:
 			if (split_args_option("logits", &split, c, optarg))
 				return EXIT_USAGE;
 			break;
@@ -166,6 +168,8 @@ int cmd_logits(int argc, char **argv)
 		return usage_error("logits", "unexpected argument '%s'", argv[optind]);
 	if ((!ma.path && !ma.name) || !tok_arg || !out_path)
 		return usage_error("logits", "-m MODEL or --name NAME, --tokens LIST and -o FILE are required (see --help)");
+	if (split.heat && !split.kind)
+		return usage_error("logits", "--expert-heat assigns experts to ranks: it needs --split experts");
 	if ((rc = model_args_check(&ma, "logits", true)))
 		return rc;
 	if (gpu_args_probe("logits", ngl, &ot))

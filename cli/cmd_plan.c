@@ -322,6 +322,8 @@ struct plan_args {
 	struct tm_link link;
 	bool json, verbose, link_given;
 	const char *heat;	/* --heat FILE: tiermem profile's expert heat */
+	struct tm_xassign assign;	/* --heat with --nodes: the experts' assignment to the nodes */
+	const struct tm_xassign *nodes_assign;	/* &assign once made, else NULL */
 };
 
 static int parse_args(int argc, char **argv, struct plan_args *a)
@@ -498,23 +500,93 @@ static void print_cluster_line(const char *mode, const struct tm_cluster *c, con
 	       c->compute_sec * 1e3, c->comm_sec * 1e3, 1 / c->sec_per_token, one->sec_per_token / c->sec_per_token);
 }
 
-/* An expert-parallel node (o->tensor_parallel: its dense matrices split too) and the cluster's prediction. */
-static void print_expert_split(const struct tm_gguf *g, const struct tm_plan_opts *o, const struct plan_args *a,
-			       const struct tm_plan *one, int moe, const char *mode)
+/*
+ * Every node of an expert split planned (its own experts by o->assign); the
+ * slowest sets the pace. 0, or -1 after saying which node does not fit.
+ */
+static int expert_nodes(const struct tm_gguf *g, const struct tm_plan_opts *o, struct tm_plan *p, int *slow)
 {
-	struct tm_plan p = { 0 };
-	struct tm_cluster c;
+	struct tm_plan_opts node = *o;
 
+	*slow = 0;
+	for (int r = 0; r < o->nodes; r++) {
+		node.rank = r;
+		if (tm_plan_make(&p[r], g, &node)) {
+			printf("  node %d's share does not fit its tiers: %s\n", r, tm_strerror());
+			return -1;
+		}
+		if (p[r].sec_per_token > p[*slow].sec_per_token)
+			*slow = r;
+	}
+	return 0;
+}
+
+/*
+ * The routed experts' expected reads per token per node, their balance and
+ * the prediction (with the slowest node), for scripts too:
+ * "balance: assign=heat|mod nodes=N max_mean=... sync_mean=... tok_s=...".
+ */
+static int print_balance(const char *assign, const struct tm_plan *p, int n, const struct tm_cluster *c)
+{
+	double *per = calloc((size_t)n, sizeof(*per));
+	struct tm_expert_load ld;
+
+	if (!per || tm_cluster_expert_load(p, n, per, &ld)) {
+		free(per);
+		return run_error(CMD, "out of memory");
+	}
+	printf("  routed experts read per token (%s):", assign);
+	for (int r = 0; r < n && r < 16; r++)
+		printf(" node %d %.2f MB%s", r, per[r] / 1e6, r + 1 < n ? "," : "");
+	printf("%s\n", n > 16 ? " ..." : "");
+	printf("  max/mean %.3f; slowest node per MoE layer, summed: %.2f MB against a mean of %.2f MB (%.3f)\n",
+	       ld.mean > 0 ? ld.max / ld.mean : 1, ld.sync / 1e6, ld.mean / 1e6, ld.mean > 0 ? ld.sync / ld.mean : 1);
+	printf("balance: assign=%s nodes=%d max_mean=%.4f sync_mean=%.4f tok_s=%.4f\n",
+	       strcmp(assign, "e % N") ? "heat" : "mod", n, ld.mean > 0 ? ld.max / ld.mean : 1,
+	       ld.mean > 0 ? ld.sync / ld.mean : 1, 1 / c->sec_per_token);
+	free(per);
+	return 0;
+}
+
+/*
+ * An expert-parallel cluster (o->tensor_parallel: its dense matrices split
+ * too): the slowest node's tiers and the prediction; with balance, each
+ * node's expected expert reads (and, when the experts are assigned by heat,
+ * the same for e % N).
+ */
+static int print_expert_split(const struct tm_gguf *g, const struct tm_plan_opts *o, const struct plan_args *a,
+			      const struct tm_plan *one, int moe, const char *mode, bool balance)
+{
+	struct tm_plan *p = calloc((size_t)o->nodes, sizeof(*p));
+	struct tm_plan_opts mod = *o;
+	struct tm_cluster c;
+	int slow, rc = 0;
+
+	if (!p)
+		return run_error(CMD, "out of memory");
 	if (!moe) {
 		printf("  the model has no routed experts: nothing to split\n");
-	} else if (tm_plan_make(&p, g, o)) {
-		printf("  a node's share does not fit its tiers: %s\n", tm_strerror());
-	} else {
-		print_tiers(&p);
-		tm_cluster_predict(&c, &p, o->nodes, false, &a->link, one->n_embd, moe);
+	} else if (!expert_nodes(g, o, p, &slow)) {
+		printf("  node %d, the slowest:\n", slow);
+		print_tiers(&p[slow]);
+		tm_cluster_predict(&c, &p[slow], o->nodes, false, &a->link, one->n_embd, moe);
 		print_cluster_line(mode, &c, one);
+		if (balance)
+			rc = print_balance(o->assign ? "by heat" : "e % N", p, o->nodes, &c);
+		for (int r = 0; r < o->nodes; r++)
+			tm_plan_free(&p[r]);
+		mod.assign = NULL;
+		if (!rc && balance && o->assign && !expert_nodes(g, &mod, p, &slow)) {
+			tm_cluster_predict(&c, &p[slow], o->nodes, false, &a->link, one->n_embd, moe);
+			printf("  with expert e on node e %% N instead: node %d the slowest, %.2f tok/s\n", slow,
+			       1 / c.sec_per_token);
+			rc = print_balance("e % N", p, o->nodes, &c);
+		}
 	}
-	tm_plan_free(&p);
+	for (int r = 0; r < o->nodes; r++)
+		tm_plan_free(&p[r]);
+	free(p);
+	return rc;
 }
 
 /*
@@ -537,15 +609,20 @@ static int print_cluster(const struct tm_gguf *g, const struct plan_args *a, con
 
 	o.nodes = n;
 	o.rank = 0;
-	printf("\nexpert parallel: every node holds the dense tensors and at most %s of each MoE layer's experts\n",
-	       "ceil(expert_count / N)");
-	print_expert_split(g, &o, a, one, moe, "experts");
+	o.assign = a->nodes_assign;
+	printf("\nexpert parallel: every node holds the dense tensors and at most %s of each MoE layer's experts,\n"
+	       "%s\n", "ceil(expert_count / N)", o.assign ? "balanced by the heat's expected reads per token" :
+	       "expert e on node e % N");
+	if ((err = print_expert_split(g, &o, a, one, moe, "experts", true)))
+		goto out;
 	o.tensor_parallel = true;
 	printf("\nexpert parallel, dense matrices split by rows (tensor parallel, --split experts,dense):\n"
 	       "every node holds 1/N of the 16-row groups of each attention, shared-expert, dense-FFN and output\n"
 	       "matrix, and each matrix's output is gathered on every node\n");
-	print_expert_split(g, &o, a, one, moe, "experts,dense");
+	if ((err = print_expert_split(g, &o, a, one, moe, "experts,dense", false)))
+		goto out;
 	o.tensor_parallel = false;
+	o.assign = NULL;
 
 	o.split_layers = true;
 	printf("\npipeline: contiguous layers per node; one stream's token visits the nodes in turn\n");
@@ -568,10 +645,11 @@ static int print_cluster(const struct tm_gguf *g, const struct plan_args *a, con
 		tm_cluster_predict(&c, stages, n, true, &a->link, n_embd, moe);
 		print_cluster_line("layers", &c, one);
 	}
+out:
 	for (int r = 0; r < n; r++)
 		tm_plan_free(&stages[r]);
 	free(stages);
-	return 0;
+	return err > 0 ? err : 0;
 }
 
 int cmd_plan(int argc, char **argv)
@@ -596,6 +674,16 @@ int cmd_plan(int argc, char **argv)
 	}
 	if (a.heat && (rc = load_heat(&a, &g, &map, &heat, &probs)))
 		goto out;
+	/* the run's rule (tm_xassign_make), over the nodes of the cluster or of --rank's split */
+	if (a.heat && (a.nodes > 1 || a.o.nodes > 1)) {
+		if ((err = tm_xassign_make(&a.assign, heat.model.n_layer, heat.model.n_expert,
+					   a.nodes > 1 ? (int)a.nodes : a.o.nodes, &heat))) {
+			rc = err == -ENOMEM ? run_error(CMD, "%s", tm_strerror()) : usage_error(CMD, "%s", tm_strerror());
+			goto out;
+		}
+		a.nodes_assign = &a.assign;
+		a.o.assign = a.o.nodes > 1 && !a.o.split_layers ? &a.assign : NULL;
+	}
 	if ((rc = measure_missing(&a)))
 		goto out;
 	if (a.split && strcmp(a.split, "layers") && !tm_plan_moe_layers(&g) && !a.o.tensor_parallel) {
@@ -620,9 +708,13 @@ int cmd_plan(int argc, char **argv)
 		printf("rank %d of %d (--split layers) holds layers %d-%d%s%s; its plan alone:\n", p.rank, p.nodes,
 		       p.stage_first, p.stage_last - 1, tm_plan_find(&p, "token_embd.weight") ? ", the token embedding" : "",
 		       tm_plan_find(&p, "output_norm.weight") ? ", the output" : "");
-	else if (p.nodes > 1)
+	else if (p.nodes > 1 && !a.o.assign)
 		printf("rank %d of %d (--split %s) holds experts e %% %d == %d of each MoE layer%s; its plan alone:\n",
 		       p.rank, p.nodes, a.split, p.nodes, p.rank,
+		       p.tensor_parallel ? " and 1/N of each dense matrix's 16-row groups" : " and every dense tensor");
+	else if (p.nodes > 1)
+		printf("rank %d of %d (--split %s) holds its share of each MoE layer's experts by heat%s; its plan "
+		       "alone:\n", p.rank, p.nodes, a.split,
 		       p.tensor_parallel ? " and 1/N of each dense matrix's 16-row groups" : " and every dense tensor");
 	print_plan(a.model, &g, &p, &naive, naive_err, a.verbose);
 	rc = a.nodes > 1 ? print_cluster(&g, &a, &p) : 0;
@@ -631,6 +723,7 @@ out:
 	tm_plan_free(&p);
 	tm_gguf_free(&g);
 	tm_xheat_free(&heat);
+	tm_xassign_free(&a.assign);
 	free(probs);
 out_map:
 	tm_unmap(&map);

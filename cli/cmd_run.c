@@ -576,7 +576,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	/* before the tiers are measured: the cache region is a tier of the run */
 	rx.name = ma.name;
-	if ((rc = split_args_part(CMD, &split, &model, &rx.part)))
+	split.heat = rx.heat;
+	if ((rc = split_args_part(CMD, &split, &model, ma.name, &rx.part)))
 		goto out;
 	if ((rc = run_experts_setup(&rx, &model, ctx)))
 		goto out;

@@ -315,7 +315,8 @@ int cmd_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* the cache's region is one of the model's mappings: made before the server counts them */
 	rx.name = ma.name;
-	if ((rc = split_args_part(CMD, &split, &model, &rx.part)))
+	split.heat = rx.heat;
+	if ((rc = split_args_part(CMD, &split, &model, ma.name, &rx.part)))
 		goto out;
 	if ((rc = run_experts_setup(&rx, &model, NULL)))
 		goto out;

@@ -101,28 +101,6 @@ static int slots_of(const char *cmd, const char *s, const struct tm_hparams *hp,
 	return 0;
 }
 
-/* --expert-heat: read it and check it is this model's (content hash). 0 or an exit code. */
-static int read_heat(struct run_experts *r, struct tm_model *m, struct tm_xheat *h)
-{
-	char hash[33];
-	int err;
-
-	if ((err = tm_xheat_read(h, r->heat)))
-		return err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) : usage_error(r->cmd, "%s", tm_strerror());
-	err = tm_model_identity(m, r->name, hash);
-	if (err == -EINVAL)
-		fprintf(stderr, "tiermem %s: note: --expert-heat: the model's hash cannot be computed here; only the heat's shape was checked\n", r->cmd);
-	else if (err) {
-		tm_xheat_free(h);
-		return run_error(r->cmd, "%s", tm_strerror());
-	}
-	if ((err = tm_xheat_check(h, &m->gguf, err ? NULL : hash))) {
-		tm_xheat_free(h);
-		return usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
-	}
-	return 0;
-}
-
 /* The first layer moe[] marks; NULL: none. */
 static const struct tm_layer *first_marked(const struct tm_model *m, const bool *moe)
 {
@@ -155,7 +133,7 @@ static int layer_slots_of(struct run_experts *r, struct tm_model *m, const bool 
 		r->layer_slots[l] = moe[l] ? *slots : 0;
 	if (!r->heat)
 		return 0;
-	if ((rc = read_heat(r, m, h)))
+	if ((rc = read_heat_arg(r->cmd, r->heat, m, r->name, h)))
 		return rc;
 	if (tm_xheat_split(h, moe, *slots * r->n_moe, r->split_floor, r->layer_slots))
 		return usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());
@@ -225,7 +203,7 @@ int run_experts_setup(struct run_experts *r, struct tm_model *m, struct tm_ctx *
 	}
 	if (c)
 		tm_xonline_attach(r->x, c);
-	tm_xonline_only(r->x, r->part.rank, r->part.ranks);
+	tm_xonline_only(r->x, r->part.assign, r->part.rank);
 	if (r->heat && (err = tm_xonline_warm(r->x, &h)))
 		rc = err == -ENOMEM ? run_error(r->cmd, "%s", tm_strerror()) :
 				      usage_error(r->cmd, "--expert-heat %s: %s", r->heat, tm_strerror());

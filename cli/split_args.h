@@ -15,23 +15,35 @@
 #include "tiermem/model.h"
 
 struct tm_mpi_split;
+struct tm_xassign;
 
 struct split_args {
 	int kind;			/* enum tm_split_kind; 0: no --split */
 	double timeout;			/* --mpi-timeout seconds */
+	const char *heat;		/* --expert-heat: the experts' assignment balances it */
+	struct tm_xassign *assign;	/* --split experts[,dense]: whose each expert is, once made */
 	struct tm_mpi_split *mpi;	/* once started */
 };
 
 #define OPT_SPLIT 0x5350
 #define OPT_MPI_TIMEOUT 0x4d54
+#define OPT_SPLIT_HEAT 0x5348
 #define SPLIT_OPTIONS \
 	{ "split", required_argument, NULL, OPT_SPLIT }, \
 	{ "mpi-timeout", required_argument, NULL, OPT_MPI_TIMEOUT }
+/* logits: --expert-heat for the split alone (run and serve have it from their expert cache's options) */
+#define SPLIT_HEAT_OPTION { "expert-heat", required_argument, NULL, OPT_SPLIT_HEAT }
+#define SPLIT_HEAT_HELP \
+	"  --expert-heat FILE with --split experts: assign the experts to the ranks by\n" \
+	"                     this heat (tiermem profile of this model), as run does\n"
 #define SPLIT_HELP \
 	"  --split experts|layers|experts,dense\n" \
 	"                     under mpirun, with build/tiermem-mpi: experts: each rank\n" \
-	"                     computes expert e of each MoE layer when e % ranks is its\n" \
-	"                     rank, the experts' sums are added over the ranks; layers:\n" \
+	"                     computes its share of each MoE layer's experts (with\n" \
+	"                     --expert-heat FILE: balanced by expected reads per token,\n" \
+	"                     hottest first onto the least loaded rank, at most\n" \
+	"                     ceil(experts / ranks) a rank; else expert e on rank\n" \
+	"                     e % ranks), the experts' sums are added over the ranks; layers:\n" \
 	"                     each rank computes a range of layers (balanced by bytes\n" \
 	"                     read per token) and passes the activations on;\n" \
 	"                     experts,dense: experts, and each rank computes 1/ranks of\n" \
@@ -42,7 +54,7 @@ struct split_args {
 	"                     in one MPI call gives up (default 60; 0: never)\n"
 
 void split_args_init(struct split_args *a);
-/* One of OPT_SPLIT, OPT_MPI_TIMEOUT: 0, or EXIT_USAGE after a message. */
+/* One of OPT_SPLIT, OPT_MPI_TIMEOUT, OPT_SPLIT_HEAT: 0, or EXIT_USAGE after a message. */
 int split_args_option(const char *cmd, struct split_args *a, int opt, const char *arg);
 /*
  * With --split: start MPI and set ctx up for this rank (name: the store
@@ -64,11 +76,16 @@ void split_args_report(struct split_args *a, FILE *f, uint64_t tokens);
 int split_args_follower(const char *cmd, const struct split_args *a);
 /* What this rank computes, for an expert cache that is to hold only that. */
 struct split_part {
-	int rank, ranks;	/* --split experts: experts e % ranks == rank (else 0 of 1: all) */
+	const struct tm_xassign *assign;	/* --split experts: the rank's experts (else NULL: all) */
+	int rank;
 	int first, last;	/* --split layers: layers [first, last) (else all) */
 };
-/* Before tm_mpi_split_start (starts MPI with --split). 0, or an exit code after a message. */
-int split_args_part(const char *cmd, const struct split_args *a, const struct tm_model *m, struct split_part *p);
+/*
+ * Before tm_mpi_split_start (starts MPI with --split; name: as for
+ * split_args_start). 0, or an exit code after a message.
+ */
+int split_args_part(const char *cmd, struct split_args *a, const struct tm_model *m, const char *name,
+		    struct split_part *p);
 /*
  * serve, with --split: start MPI on srv's contexts; on a follower rank, then
  * run rank 0's forward calls until it stops. 0, or an exit code after a message.

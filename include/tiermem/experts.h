@@ -260,6 +260,44 @@ int tm_xheat_split(const struct tm_xheat *h, const bool *moe, int total, double 
  */
 struct tm_gguf;
 int tm_xheat_check(const struct tm_xheat *h, const struct tm_gguf *g, const char *hash);
+/*
+ * Read path and check it is model m's (tm_model_identity(m, name)); where
+ * m's hash cannot be computed, only the shape is checked and *shape_only
+ * says so. -EINVAL (a bad file, another model's), -ENOMEM, -EIO.
+ */
+struct tm_model;
+int tm_xheat_read_model(struct tm_xheat *h, const char *path, const struct tm_model *m, const char *name,
+			bool *shape_only);
+
+/* ------------------------------------------------------------------ */
+/* Expert parallel: which rank holds each routed expert (--split experts) */
+
+struct tm_xassign {
+	int n_layer, n_expert, ranks;
+	int *owner;		/* n_layer x n_expert: the rank of expert e of layer l */
+	uint64_t hash;		/* XXH3-64 of owner: ranks and stores compare assignments by it */
+	bool heat;		/* made from heat (else the uniform prior: e % ranks) */
+};
+
+/*
+ * The one rule (lib/experts/assign.c), for run, logits, serve, import, the
+ * expert cache and plan --nodes: per layer, the experts go to the ranks so
+ * that each rank's expected reads per token (h's use counts) are balanced,
+ * at most ceil(n_expert / ranks) experts a rank. h NULL (or equal counts):
+ * expert e on rank e % ranks. -EINVAL for a heat of another shape, -ENOMEM.
+ */
+int tm_xassign_make(struct tm_xassign *a, int n_layer, int n_expert, int ranks, const struct tm_xheat *h);
+static inline int tm_xassign_owner(const struct tm_xassign *a, int l, int e)
+{
+	return a->owner[(size_t)l * (size_t)a->n_expert + (size_t)e];
+}
+/* Its identity, from the owner table and ranks (what a.hash holds after tm_xassign_make). */
+uint64_t tm_xassign_hash(const struct tm_xassign *a);
+/* Experts of layer l on rank. */
+int tm_xassign_count(const struct tm_xassign *a, int l, int rank);
+/* Is it e % ranks in every layer? */
+bool tm_xassign_is_mod(const struct tm_xassign *a);
+void tm_xassign_free(struct tm_xassign *a);
 
 /*
  * tiermem profile's recorder: counts the experts every decoded token uses
@@ -314,12 +352,12 @@ int tm_xonline_create(struct tm_xonline **out, struct tm_model *m, const struct 
  */
 void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c);
 /*
- * Expert parallel (--split experts): this process computes only experts e
- * with e % ranks == rank, so only those are ever resolved here; the
- * predictor prefetches and the warm start fills only those too. Before
- * tm_xonline_warm.
+ * Expert parallel (--split experts): this process computes only the
+ * experts a gives rank (a: NULL for every expert; it must outlive x), so
+ * only those are ever resolved here; the predictor prefetches and the warm
+ * start fills only those too. Before tm_xonline_warm.
  */
-void tm_xonline_only(struct tm_xonline *x, int rank, int ranks);
+void tm_xonline_only(struct tm_xonline *x, const struct tm_xassign *a, int rank);
 /* Warm start: fill every layer's slots with its hottest experts of h, now. */
 int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h);
 /* Wait for copies in flight and mark them ready. */

@@ -85,11 +85,11 @@ struct tm_weight {
 	int n_mat;			/* ne[2]: experts; 1 for a plain matrix or vector */
 	size_t row_bytes, mat_bytes;
 	/*
-	 * 0: every matrix is at data. N > 1: a rank's share (tiermem import
-	 * --split experts): only matrices e with e % N == the share's rank are
-	 * here, packed, matrix e at index e / N.
+	 * NULL: every matrix is at data. Else a rank's share (tiermem import
+	 * --split experts): only the rank's experts are here, packed in
+	 * order, matrix e at index mat_at[e] (-1: another rank's).
 	 */
-	int mat_every;
+	const int *mat_at;
 };
 
 struct tm_layer {
@@ -156,14 +156,18 @@ struct tm_model {
 	bool owns_file;
 	/*
 	 * share_ranks > 1: an imported share (tiermem import --split experts
-	 * --rank R --ranks N) that holds only the routed experts e with
-	 * e % share_ranks == share_rank; it runs only as that rank of an
-	 * expert-parallel run (tm_forward refuses it otherwise).
+	 * --rank R --ranks N) that holds only rank R's routed experts
+	 * (share_at, n_layer x n_expert: expert e of layer l's index in the
+	 * packed share, -1 where another rank's; tm_xassign_make's rule); it
+	 * runs only as that rank of an expert-parallel run with the same
+	 * assignment (tm_forward refuses it otherwise).
 	 * share_layers: a share of the layers instead (import --split layers):
 	 * only the rank's stage of a pipeline has data (the other weights'
 	 * data is NULL); it runs only as that rank under --split layers.
 	 */
 	int share_rank, share_ranks;
+	int *share_at;
+	uint64_t share_hash;	/* its assignment's tm_xassign_hash */
 	bool share_layers;
 	bool repacked;		/* tm_model_init_repacked rewrote its tensors in place */
 };

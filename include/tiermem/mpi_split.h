@@ -2,9 +2,10 @@
 /*
  * Decode over several processes with MPI (Documentation/tiermem-scale.rst).
  * experts: every process holds the whole model and computes everything but
- * the routed experts, of which it computes only its share (expert e of every
- * layer on rank e % ranks); each MoE layer's weighted expert sum is summed
- * over the ranks before it joins the residual stream. layers: rank r
+ * the routed experts, of which it computes only its share
+ * (tm_xassign_make: balanced by heat, or expert e on rank e % ranks); each
+ * MoE layer's weighted expert sum is summed over the ranks before it joins
+ * the residual stream. layers: rank r
  * computes a contiguous range of layers (tm_plan_stages: balanced by bytes
  * read per token) and passes the activations to rank r + 1; the last rank
  * computes the logits. Rank 0 samples and broadcasts each token. Built only
@@ -58,6 +59,7 @@ struct tm_mpi_split {
 	struct tm_expert_hook hook;
 	const struct tm_expert_hook *inner;	/* experts: an expert cache's, which hook passes calls on to */
 	struct tm_stage_hook stage;
+	const struct tm_xassign *assign;	/* experts: whose each expert is (the caller's, outlives s) */
 	enum tm_split_kind kind;
 	int rank, ranks;
 	int n_embd, n_vocab;
@@ -103,15 +105,18 @@ int tm_mpi_world_size(void);
 
 /*
  * Start MPI (once per process; finalised at exit), check that every rank
- * runs the same split of the same model (identity: tm_model_identity's hash),
- * and set c up for this rank's part. timeout: seconds a rank may wait in one
+ * runs the same split of the same model (identity: tm_model_identity's hash)
+ * with the same expert assignment (assign: tm_xassign_make over the ranks,
+ * for experts and experts,dense; an imported share must hold its rank's
+ * experts of it), and set c up for this rank's part. timeout: seconds a rank may wait in one
  * MPI call before it gives up (0: forever). -EINVAL (on every rank) with a
  * message naming the first rank that differs, a dense model split by
  * experts, more ranks than layers, a GPU context; -ENOMEM, -EIO when MPI
  * fails.
  */
+struct tm_xassign;
 int tm_mpi_split_start(struct tm_mpi_split *s, struct tm_ctx *c, enum tm_split_kind kind, double timeout,
-		       const char *identity);
+		       const char *identity, const struct tm_xassign *assign);
 
 /*
  * A tm_sample_fn for tm_generate: rank 0 samples (layers: with the logits

@@ -178,13 +178,18 @@ struct tm_plan_opts {
 	 * A plan for one node of a cluster of `nodes` (0 or 1: one machine;
 	 * Documentation/tiermem-scale.rst). split_layers false: expert
 	 * parallel, every node holds every tensor but only its share of each
-	 * routed-expert tensor, the largest share (ceil(expert_count / nodes)
-	 * experts), since the node holding it sets the pace. true: pipeline,
+	 * routed-expert tensor (assign, below). true: pipeline,
 	 * the node holds the layers tm_plan_stages gives it, the embedding on
 	 * rank 0 and the output on the last rank.
 	 */
 	int nodes, rank;
 	bool split_layers;
+	/*
+	 * Expert parallel: whose each routed expert is (tm_xassign_make over
+	 * the nodes, by heat or not); the node plans its own experts, read as
+	 * often as expert_heat says. NULL: e % nodes, the rule's uniform case.
+	 */
+	const struct tm_xassign *assign;
 	/*
 	 * Expert parallel only: also split every dense matrix (attention,
 	 * shared experts, dense FFNs, output) by rows over the nodes, in
@@ -194,6 +199,8 @@ struct tm_plan_opts {
 	 */
 	bool tensor_parallel;
 };
+
+struct tm_xassign;
 
 /* A network link between nodes: --link GBPS,LATENCY_US. */
 struct tm_link {
@@ -298,8 +305,9 @@ double tm_allgather_sec(const struct tm_link *l, int nodes, double bytes);
 int tm_plan_moe_layers(const struct tm_gguf *g);
 /*
  * Combine per-node plans into a cluster prediction for one stream. experts:
- * node_plans[0] is the node with the largest share; every node streams at
- * once, then one all-reduce of n_embd floats per MoE layer. layers:
+ * node_plans[0] is the slowest node (its plan's time per token the most);
+ * every node streams at once, then one all-reduce of n_embd floats per MoE
+ * layer. layers:
  * node_plans[0..nodes-1] are the stages, run one after another by a single
  * stream, plus one hop of n_embd floats from each stage to the next and from
  * the last back to the first (the sampled token starts the next step).
@@ -307,7 +315,22 @@ int tm_plan_moe_layers(const struct tm_gguf *g);
 void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, int nodes, bool split_layers,
 			const struct tm_link *l, int n_embd, int moe_layers);
 
+/*
+ * The routed experts' expected bytes read per token on each node of an
+ * expert split, from the nodes' plans (plans[0..nodes-1], node r planned as
+ * rank r): per_node[r], their max and mean, and sync: the sum over the
+ * layers of the layer's most loaded node, what a token waits for when each
+ * layer's all-reduce waits for its slowest node. -ENOMEM.
+ */
+struct tm_expert_load {
+	double max, mean, sync;
+};
+int tm_cluster_expert_load(const struct tm_plan *plans, int nodes, double *per_node, struct tm_expert_load *out);
+
 int tm_plan_write_json(const struct tm_plan *p, FILE *f);
+/* The object tm_plan_write_json writes (a jansson json_t, the caller's reference), or NULL (-ENOMEM). */
+struct json_t;
+struct json_t *tm_plan_json(const struct tm_plan *p);
 /*
  * A plan written by tm_plan_write_json (`tiermem plan --json`): every field is
  * checked, the per-tier totals and the prediction are recomputed from the

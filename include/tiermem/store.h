@@ -55,6 +55,8 @@ int tm_model_identity(const struct tm_model *m, const char *name, char hash[33])
 /* Delete a model: its manifest first (so it is never half-trusted), then its regions. */
 int tm_store_remove(const char *name);
 
+struct tm_xheat;
+
 struct tm_import_opts {
 	const char *name;
 	/* placement: a plan file, or tiers (+ overrides) to plan with; neither: the defaults */
@@ -67,14 +69,21 @@ struct tm_import_opts {
 	/*
 	 * share_ranks > 1: import only what rank share_rank of an
 	 * expert-parallel run over share_ranks nodes reads (every tensor but
-	 * the routed experts, and of those expert e of each layer when
-	 * e % share_ranks == share_rank, packed; Documentation/tiermem-scale.rst).
+	 * the routed experts, and of those the ones tm_xassign_make gives
+	 * it, packed; Documentation/tiermem-scale.rst).
 	 * share_layers: of a pipeline (--split layers) instead: the rank's
 	 * layers (tm_plan_stages), with the embedding on the first rank and
 	 * the output on the last.
 	 */
 	int share_rank, share_ranks;
 	bool share_layers;
+	/*
+	 * A share of the experts: the heat (tiermem profile; checked to be
+	 * this model's) its assignment balances (tm_xassign_make); NULL:
+	 * e % share_ranks. The manifest records the assignment, and a run
+	 * with another is refused.
+	 */
+	const struct tm_xheat *share_heat;
 	bool gguf_layout;	/* keep every tensor in the GGUF layout (default: q4_K/q6_K matrices
 				 * in the interleaved-row layout, tm_tensor_repacked_type) */
 	/* called now and then while copying (and hashing): bytes done of total */
@@ -90,7 +99,9 @@ struct tm_import_result {
 	bool module;		/* regions in /dev/tiermem */
 	struct tm_plan plan;	/* where each tensor went (tm_plan_free it); a share's tensors only */
 	int first, last;	/* a share of the layers: the rank's layers [first, last) */
-	int experts, n_expert;	/* a share of the experts: how many of each MoE layer's n_expert */
+	int experts, n_expert;	/* a share of the experts: the most of a layer's n_expert it holds */
+	int experts_min;	/* ... and the fewest */
+	uint64_t assign_hash;	/* ... its assignment's identity (tm_xassign_hash) */
 };
 
 /*

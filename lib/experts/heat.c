@@ -17,6 +17,8 @@
 #include "tiermem/error.h"
 #include "tiermem/experts.h"
 #include "tiermem/gguf.h"
+#include "tiermem/model.h"
+#include "tiermem/store.h"
 
 int tm_xheat_alloc(struct tm_xheat *h, const struct tm_xtrace_model *m)
 {
@@ -330,5 +332,26 @@ int tm_xheat_split(const struct tm_xheat *h, const bool *moe, int total, double 
 		slots[v[i].l]++;
 	free(v);
 	free(row);
+	return 0;
+}
+
+int tm_xheat_read_model(struct tm_xheat *h, const char *path, const struct tm_model *m, const char *name,
+			bool *shape_only)
+{
+	char hash[33];
+	int err;
+
+	if ((err = tm_xheat_read(h, path)))
+		return err;
+	err = tm_model_identity(m, name, hash);
+	*shape_only = err == -EINVAL;
+	if (err && err != -EINVAL) {
+		tm_xheat_free(h);
+		return err;
+	}
+	if ((err = tm_xheat_check(h, &m->gguf, *shape_only ? NULL : hash))) {
+		tm_xheat_free(h);
+		return tm_err_prefix(err, "%s", path);
+	}
 	return 0;
 }

@@ -51,7 +51,8 @@ struct tm_xonline {
 	int last_l;			/* the layer of the last resolve: a lower one starts a token */
 	bool missed[64];		/* of the last resolve */
 	int16_t *pred;			/* per layer: n_expert_used predicted experts, pred[0] < 0 if none */
-	int only_rank, only_ranks;	/* tm_xonline_only; only_ranks < 2: every expert */
+	const struct tm_xassign *only;	/* tm_xonline_only; NULL: every expert */
+	int only_rank;
 	float *xn, *logits, *probs;	/* prediction scratch */
 	struct tm_xonline_stats st;
 	/* the copier: a ring of jobs, FIFO, one thread */
@@ -223,9 +224,9 @@ static void on_resolve(void *arg, int l, const int *sel, int k, struct tm_expert
 }
 
 /* Is expert e computed in this process (tm_xonline_only)? */
-static bool here(const struct tm_xonline *x, int e)
+static bool here(const struct tm_xonline *x, int l, int e)
 {
-	return x->only_ranks < 2 || e % x->only_ranks == x->only_rank;
+	return !x->only || tm_xassign_owner(x->only, l, e) == x->only_rank;
 }
 
 static void on_done(void *arg, int l, const int *sel, int k)
@@ -279,7 +280,7 @@ static void on_after_attn(void *arg, struct tm_ctx *c, int l, const float *xr)
 	for (int j = 0; j < K; j++) {
 		int s;
 
-		if (!here(x, p[j]))
+		if (!here(x, l + 1, p[j]))
 			continue;
 		s = tm_xcache_admit(x->cache, l + 1, p[j], true);
 		if (s >= 0)
@@ -371,10 +372,10 @@ fail:
 	return err;
 }
 
-void tm_xonline_only(struct tm_xonline *x, int rank, int ranks)
+void tm_xonline_only(struct tm_xonline *x, const struct tm_xassign *a, int rank)
 {
+	x->only = a;
 	x->only_rank = rank;
-	x->only_ranks = ranks;
 }
 
 void tm_xonline_attach(struct tm_xonline *x, struct tm_ctx *c)
@@ -402,7 +403,7 @@ int tm_xonline_warm(struct tm_xonline *x, const struct tm_xheat *h)
 		tm_xheat_order(h, l, order);
 		/* the hottest of the experts computed here */
 		for (int j = 0; j < hp->n_expert; j++)
-			if (here(x, order[j]))
+			if (here(x, l, order[j]))
 				order[n++] = order[j];
 		tm_xcache_preload(x->cache, l, order, n);
 		for (int s = 0; s < tm_xcache_slots(x->cache, l); s++) {

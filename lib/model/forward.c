@@ -770,7 +770,7 @@ void tm_expert_home(const struct tm_layer *L, int e, struct tm_expert_at *at)
 	const struct tm_weight *w[3] = { &L->gate_exps, &L->up_exps, &L->down_exps };
 
 	for (int i = 0; i < 3; i++) {
-		size_t k = w[i]->mat_every > 1 ? (size_t)(e / w[i]->mat_every) : (size_t)e;
+		size_t k = w[i]->mat_at ? (size_t)w[i]->mat_at[e] : (size_t)e;
 
 		at->w[i] = (const char *)w[i]->data + k * w[i]->mat_bytes;
 		at->map[i] = w[i]->map;

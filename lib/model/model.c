@@ -747,6 +747,8 @@ void tm_model_free(struct tm_model *m)
 {
 	free(m->layers);
 	m->layers = NULL;
+	free(m->share_at);
+	m->share_at = NULL;
 	if (m->owns_file) {
 		tm_gguf_free(&m->gguf);
 		for (int i = 0; i < m->n_maps; i++)

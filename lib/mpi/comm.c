@@ -24,6 +24,7 @@
 
 #include "lib/mpi/mpi_internal.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 
 enum tm_split_kind tm_split_parse(const char *s)
 {
@@ -207,6 +208,8 @@ struct ident {
 	char split[16];
 	int share_rank, share_ranks;	/* tm_model's: an imported share of the experts or layers */
 	int share_layers;
+	uint64_t share_hash;		/* a share of the experts: its assignment's */
+	uint64_t assign_hash;		/* the run's expert assignment (--expert-heat or e % N); 0: none */
 };
 
 /* Is rank r's ident consistent with rank 0's and with its place? The same answer on every rank. */
@@ -238,6 +241,14 @@ static int check_ident(const struct tm_mpi_split *s, const struct ident *all, in
 			      "(tiermem import --split %s --rank %d --ranks %d); it needs --rank %d --ranks %d",
 			      r, s->ranks, me->share_rank, me->share_ranks, what, me->share_rank, me->share_ranks,
 			      r, s->ranks);
+	if (me->assign_hash != all[0].assign_hash)
+		return tm_err(-EINVAL, "mpi: rank %d assigns the experts to the ranks otherwise than rank 0 "
+			      "(another --expert-heat, or none): every rank must give the same heat file", r);
+	if (me->share_ranks > 1 && !me->share_layers && me->share_hash != me->assign_hash)
+		return tm_err(-EINVAL, "mpi: rank %d's model holds the experts of another assignment than this "
+			      "run's: it was imported with another heat (tiermem import --split experts "
+			      "--expert-heat FILE, or none: e %% N) than this run's --expert-heat; give the "
+			      "import's heat, or import again with the run's", r);
 	return 0;
 }
 
@@ -245,7 +256,8 @@ static int check_ident(const struct tm_mpi_split *s, const struct ident *all, in
 static int same_run(struct tm_mpi_split *s, const struct tm_model *m, const char *identity)
 {
 	struct ident mine = { .share_rank = m->share_rank, .share_ranks = m->share_ranks,
-			      .share_layers = m->share_layers }, *all;
+			      .share_layers = m->share_layers, .share_hash = m->share_hash,
+			      .assign_hash = s->assign ? s->assign->hash : 0 }, *all;
 	int err = 0;
 	double t0;
 
@@ -264,13 +276,14 @@ static int same_run(struct tm_mpi_split *s, const struct tm_model *m, const char
 }
 
 int tm_mpi_split_start(struct tm_mpi_split *s, struct tm_ctx *c, enum tm_split_kind kind, double timeout,
-		       const char *identity)
+		       const char *identity, const struct tm_xassign *assign)
 {
 	int err;
 
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->kind = kind;
+	s->assign = kind == TM_SPLIT_LAYERS ? NULL : assign;
 	s->ctx = c;
 	s->n_embd = c->m->hp.n_embd;
 	s->n_vocab = c->m->hp.n_vocab;
@@ -359,12 +372,29 @@ enum {
 	F_N = F_MAPS + TM_MODEL_MAX_MAPS
 };
 
+/* The fewest (most) experts of an MoE layer rank r computes. */
+static int experts_of(const struct tm_mpi_split *s, int r, bool most)
+{
+	int n = most ? 0 : s->assign->n_expert;
+
+	for (int l = 0; l < s->assign->n_layer; l++) {
+		int k = tm_xassign_count(s->assign, l, r);
+
+		if (s->ctx->m->layers[l].moe)
+			n = most ? (k > n ? k : n) : (k < n ? k : n);
+	}
+	return n;
+}
+
 static void report_line(FILE *f, const struct tm_mpi_split *s, int r, const double *v, const char *tiers,
 			double tok, double pipeline)
 {
 	fprintf(f, "rank %d: ", r);
 	if (s->kind == TM_SPLIT_LAYERS)
 		fprintf(f, "layers %d-%d, ", (int)v[F_FIRST], (int)v[F_LAST] - 1);
+	else if (s->assign && !tm_xassign_is_mod(s->assign))
+		fprintf(f, "experts by heat (%d to %d of %d a layer), ", experts_of(s, r, false), experts_of(s, r, true),
+			s->assign->n_expert);
 	else if (s->kind == TM_SPLIT_EXPERTS || s->ctx->m->hp.moe)
 		fprintf(f, "experts e %% %d == %d, ", s->ranks, r);
 	if (s->kind == TM_SPLIT_EXPERTS_DENSE)

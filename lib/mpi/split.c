@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Expert parallel over MPI. The ranks compute the same dense layers on the
- * same inputs in the same order, so their residual streams stay bit-equal
+ * Expert parallel over MPI. Each rank computes the experts the assignment
+ * gives it (tm_xassign_make: by heat, or e % ranks). The ranks compute the
+ * same dense layers on the same inputs in the same order, so their residual
+ * streams stay bit-equal
  * as long as every rank adds the same summed experts: the sum is reduced to
  * rank 0 and broadcast from it (MPI_Allreduce does not promise the same bits
  * on every rank for floats), and only then joins the stream.
@@ -21,12 +23,13 @@
 
 #include "lib/mpi/mpi_internal.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 
 static bool local(void *arg, int l, int e)
 {
 	const struct tm_mpi_split *s = arg;
 
-	return e % s->ranks == s->rank;
+	return tm_xassign_owner(s->assign, l, e) == s->rank;
 }
 
 static void resolve(void *arg, int l, const int *sel, int k, struct tm_expert_at *at)
@@ -90,6 +93,9 @@ int tm_mpi_experts_setup(struct tm_mpi_split *s, struct tm_ctx *c)
 	if (!c->m->hp.moe)
 		return tm_err(-EINVAL, "--split experts: the model has no routed experts to split "
 			      "(--split layers or experts,dense splits a dense model)");
+	if (!s->assign || s->assign->ranks != s->ranks || s->assign->n_layer != c->m->hp.n_layer ||
+	    s->assign->n_expert != c->m->hp.n_expert)
+		return tm_err(-EINVAL, "--split experts: no assignment of this model's experts to %d ranks", s->ranks);
 	s->sum = malloc(sizeof(float) * (size_t)c->n_batch * (size_t)s->n_embd);
 	if (!s->sum)
 		return tm_err(-ENOMEM, "mpi: out of memory");

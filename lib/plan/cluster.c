@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/plan/plan_internal.h"
 #include "tiermem/error.h"
 #include "tiermem/plan.h"
 
@@ -80,4 +81,46 @@ void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, 
 		c->comm_sec += c->gather_sec;
 	}
 	c->sec_per_token = c->compute_sec + c->comm_sec;
+}
+
+int tm_cluster_expert_load(const struct tm_plan *plans, int nodes, double *per_node, struct tm_expert_load *out)
+{
+	int layers = 0;
+	double *at;
+
+	memset(out, 0, sizeof(*out));
+	if (nodes < 1)
+		return tm_err(-EINVAL, "plan: %d nodes", nodes);
+	for (int r = 0; r < nodes; r++)
+		for (size_t i = 0; i < plans[r].n_tensors; i++) {
+			int l = plan_layer_of(plans[r].tensors[i].name);
+
+			layers = l + 1 > layers ? l + 1 : layers;
+		}
+	at = calloc((size_t)(layers ? layers : 1) * (size_t)nodes, sizeof(*at));
+	if (!at)
+		return tm_err(-ENOMEM, "plan: out of memory");
+	for (int r = 0; r < nodes; r++) {
+		per_node[r] = 0;
+		for (size_t i = 0; i < plans[r].n_tensors; i++) {
+			const struct tm_plan_tensor *t = &plans[r].tensors[i];
+			int l = plan_layer_of(t->name);
+
+			if (t->cls != TM_TC_EXPERTS || l < 0)
+				continue;
+			per_node[r] += t->read_per_token;
+			at[(size_t)l * nodes + r] += t->read_per_token;
+		}
+		out->max = per_node[r] > out->max ? per_node[r] : out->max;
+		out->mean += per_node[r] / nodes;
+	}
+	for (int l = 0; l < layers; l++) {
+		double m = 0;
+
+		for (int r = 0; r < nodes; r++)
+			m = at[(size_t)l * nodes + r] > m ? at[(size_t)l * nodes + r] : m;
+		out->sync += m;
+	}
+	free(at);
+	return 0;
 }

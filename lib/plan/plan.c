@@ -18,6 +18,7 @@
 
 #include "lib/plan/plan_internal.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/plan.h"
 
 static const char *const class_names[TM_TC_COUNT] = {
@@ -96,6 +97,20 @@ static int arch_key_u32(const struct tm_gguf *g, const char *suffix, uint32_t *o
 	return tm_gguf_get_u32(g, key, out);
 }
 
+/* Does the heat cover this layer's n_exp experts? */
+static bool has_heat(const struct tm_plan_opts *o, int layer, int64_t n_exp)
+{
+	return o->expert_heat && layer >= 0 && layer < o->heat_layers && n_exp == o->heat_experts;
+}
+
+/* The chance a token uses expert e of layer (has_heat), in [0, 1]. */
+static double heat_of(const struct tm_plan_opts *o, int layer, int e)
+{
+	float h = o->expert_heat[(size_t)layer * (size_t)o->heat_experts + (size_t)e];
+
+	return h > 0 ? (h < 1 ? h : 1) : 0;
+}
+
 /* Expected bytes of t read per decoded token. */
 static int read_per_token(const struct tm_gguf *g, const struct tm_gguf_tensor *gt,
 			  struct tm_plan_tensor *t, bool tied, const struct tm_plan_opts *o)
@@ -116,14 +131,11 @@ static int read_per_token(const struct tm_gguf *g, const struct tm_gguf_tensor *
 	case TM_TC_EXPERTS:
 		n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1;
 		layer = plan_layer_of(t->name);
-		if (o->expert_heat && layer >= 0 && layer < o->heat_layers && n_exp == o->heat_experts) {
+		if (has_heat(o, layer, n_exp)) {
 			double sum = 0;
 
-			for (int e = 0; e < o->heat_experts; e++) {
-				float h = o->expert_heat[(size_t)layer * (size_t)o->heat_experts + (size_t)e];
-
-				sum += h > 0 ? (h < 1 ? h : 1) : 0;
-			}
+			for (int e = 0; e < o->heat_experts; e++)
+				sum += heat_of(o, layer, e);
 			t->read_per_token = bytes / (double)n_exp * sum;
 			return 0;
 		}
@@ -201,16 +213,30 @@ static bool on_stage(const char *name, bool tied, const int *first, const struct
 }
 
 /*
- * Expert parallel: the share of a routed-expert tensor node rank holds,
- * experts e with e % nodes == rank (rank 0 holds the most).
+ * Expert parallel: the share of a routed-expert tensor node o->rank holds,
+ * its experts by o->assign (else e % nodes), read as often as the heat
+ * says each is used (else each as often).
  */
-static void expert_share(const struct tm_gguf_tensor *gt, struct tm_plan_tensor *t, int nodes, int rank)
+static void expert_share(const struct tm_gguf_tensor *gt, struct tm_plan_tensor *t, const struct tm_plan_opts *o)
 {
-	int64_t n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1;
-	int64_t mine = (n_exp - rank + nodes - 1) / nodes;
+	int64_t n_exp = gt->n_dims >= 3 ? gt->ne[2] : 1, mine = 0;
+	int l = plan_layer_of(t->name);
+	const struct tm_xassign *a = o->assign;
+	double used = 0;
 
+	if (a && (l < 0 || l >= a->n_layer || n_exp != a->n_expert))
+		a = NULL;
+	for (int e = 0; e < n_exp; e++) {
+		if ((a ? tm_xassign_owner(a, l, e) : e % o->nodes) != o->rank)
+			continue;
+		mine++;
+		used += has_heat(o, l, n_exp) ? heat_of(o, l, e) : 0;
+	}
 	t->bytes = (uint64_t)((double)gt->nbytes * (double)mine / (double)n_exp + 0.5);
-	t->read_per_token *= (double)mine / (double)n_exp;
+	if (has_heat(o, l, n_exp))
+		t->read_per_token = (double)gt->nbytes / (double)n_exp * used;
+	else
+		t->read_per_token *= (double)mine / (double)n_exp;
 }
 
 /*
@@ -373,7 +399,7 @@ static int fill_placed(struct tm_plan *p, const struct tm_gguf *g, const struct 
 		if ((err = read_per_token(g, gt, t, tied, o)))
 			return err;
 		if (o->nodes > 1 && !o->split_layers && t->cls == TM_TC_EXPERTS)
-			expert_share(gt, t, o->nodes, o->rank);
+			expert_share(gt, t, o);
 		else if (o->nodes > 1 && !o->split_layers && o->tensor_parallel)
 			dense_share(p, gt, t, o->nodes);
 	}

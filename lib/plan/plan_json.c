@@ -31,18 +31,19 @@ static json_t *tier_json(const struct tm_plan *p, int i)
 			 "tok_per_s_alone", sec > 0 ? 1 / sec : 0);
 }
 
-int tm_plan_write_json(const struct tm_plan *p, FILE *f)
+json_t *tm_plan_json(const struct tm_plan *p)
 {
 	json_t *root, *tiers, *tensors;
-	int rc;
 
 	root = json_pack("{s:i, s:b, s:b, s:f, s:f, s:i, s:o, s:o}", "version", PLAN_JSON_VERSION,
 			 "overlap", p->overlap, "layer_order", p->layer_order,
 			 "sec_per_token", p->sec_per_token,
 			 "tok_per_s", p->sec_per_token > 0 ? 1 / p->sec_per_token : 0, "n_embd", p->n_embd,
 			 "tiers", tiers = json_array(), "tensors", tensors = json_array());
-	if (!root)
-		return tm_err(-ENOMEM, "plan: building the JSON");
+	if (!root) {
+		tm_err(-ENOMEM, "plan: building the JSON");
+		return NULL;
+	}
 	/* derived, for reading: recomputed from the tensors when the plan is read back */
 	if (p->gpu_tier >= 0)
 		json_object_set_new(root, "hybrid", json_pack("{s:f, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:f}",
@@ -69,6 +70,16 @@ int tm_plan_write_json(const struct tm_plan *p, FILE *f)
 							 "tier", p->tiers[t->tier].name,
 							 "compute", t->gpu ? "gpu" : "cpu", "why", t->why));
 	}
+	return root;
+}
+
+int tm_plan_write_json(const struct tm_plan *p, FILE *f)
+{
+	json_t *root = tm_plan_json(p);
+	int rc;
+
+	if (!root)
+		return -ENOMEM;
 	rc = json_dumpf(root, f, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (rc || fputc('\n', f) == EOF || fflush(f))

@@ -31,6 +31,7 @@
 #include "kernels/pool.h"
 #include "tiermem/device.h"
 #include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/gguf.h"
 #include "tiermem/model.h"
 
@@ -52,6 +53,7 @@ struct import {
 	uint64_t total, done;
 	uint64_t align;			/* of each tensor in its region */
 	int first, last, n_layer;	/* a share of the layers: the rank's [first, last) */
+	struct tm_xassign assign;	/* a share of the experts: whose each expert is */
 };
 
 static void progress(struct import *im, const char *phase, uint64_t n)
@@ -193,6 +195,39 @@ static int measure_missing(struct tm_tier_spec *t, int n)
 	return err;
 }
 
+/*
+ * A share of the experts: the run's assignment (tm_xassign_make, by the heat
+ * if given, which must be this model's); the manifest records it unless it
+ * is e % N, so shares imported without heat stay as they were.
+ */
+static int assign_experts(struct import *im, const struct tm_hparams *hp)
+{
+	const struct tm_xheat *h = im->o->share_heat;
+	int err;
+
+	if (h && (err = tm_xheat_check(h, &im->g, im->mf.hash)))
+		return tm_err_prefix(err, "--expert-heat");
+	if ((err = tm_xassign_make(&im->assign, hp->n_layer, hp->n_expert, im->o->share_ranks, h)))
+		return err;
+	im->r->experts_min = hp->n_expert;
+	for (int l = 0; l < hp->n_layer; l++) {
+		int n = tm_xassign_count(&im->assign, l, im->o->share_rank);
+
+		im->r->experts = n > im->r->experts ? n : im->r->experts;
+		im->r->experts_min = n < im->r->experts_min ? n : im->r->experts_min;
+	}
+	im->r->assign_hash = im->assign.hash;
+	if (tm_xassign_is_mod(&im->assign))
+		return 0;
+	im->mf.xowner = malloc(sizeof(*im->mf.xowner) * (size_t)hp->n_layer * hp->n_expert);
+	if (!im->mf.xowner)
+		return tm_err(-ENOMEM, "out of memory");
+	memcpy(im->mf.xowner, im->assign.owner, sizeof(*im->mf.xowner) * (size_t)hp->n_layer * hp->n_expert);
+	im->mf.xowner_layers = hp->n_layer;
+	im->mf.xowner_experts = hp->n_expert;
+	return 0;
+}
+
 static int make_plan(struct import *im, bool module)
 {
 	struct tm_tier_spec tiers[TM_PLAN_MAX_TIERS];
@@ -205,6 +240,7 @@ static int make_plan(struct import *im, bool module)
 		po.nodes = im->o->share_ranks;
 		po.rank = im->o->share_rank;
 		po.split_layers = im->o->share_layers;
+		po.assign = im->o->share_layers ? NULL : &im->assign;
 	}
 
 	if (im->o->plan_path) {
@@ -332,7 +368,11 @@ static int lay_out(struct import *im, bool module)
 				return tm_err(-EINVAL, "the stage's plan places %s, which the stage does not hold",
 					      mt->name);
 		} else if (im->o->share_ranks > 1 && tm_share_applies(gt)) {	/* a share keeps the GGUF layout */
-			mt->bytes = tm_share_bytes(gt, im->o->share_rank, im->o->share_ranks);
+			int count = tm_share_count(&im->mf, gt, im->o->share_rank, im->o->share_ranks);
+
+			if (count < 0)
+				return tm_err(-EINVAL, "tensor %s does not fit the expert assignment", mt->name);
+			mt->bytes = tm_share_bytes(gt, count);
 			tm_share_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
 		}
 		r->used = mt->offset + mt->bytes;
@@ -419,8 +459,11 @@ static void copy_share(struct import *im, size_t i)
 
 	if (st)
 		XXH3_64bits_reset(st);
-	for (int64_t e = R; e < gt->ne[2]; e += N) {
+	for (int64_t e = 0; e < gt->ne[2]; e++) {
 		const char *src = (const char *)gt->data + (uint64_t)e * mat;
+
+		if (!tm_share_holds(&im->mf, tm_share_layer(gt), (int)e, R, N))
+			continue;
 
 		for (uint64_t off = 0; off < mat; off += CHUNK) {
 			uint64_t n = mat - off < CHUNK ? mat - off : CHUNK;
@@ -517,6 +560,15 @@ static int copy_tensors(struct import *im)
 	return 0;
 }
 
+/* Do two manifests record the same expert assignment (none: e % N)? */
+static bool same_owner(const struct tm_manifest *a, const struct tm_manifest *b)
+{
+	if (!a->xowner || !b->xowner)
+		return !a->xowner && !b->xowner;
+	return a->xowner_layers == b->xowner_layers && a->xowner_experts == b->xowner_experts &&
+	       !memcmp(a->xowner, b->xowner, sizeof(*a->xowner) * (size_t)a->xowner_layers * a->xowner_experts);
+}
+
 /* A stored model's share: "experts R/N", "layers R/N", or "" for the whole model. */
 static void share_of(const struct tm_manifest *mf, char out[16])
 {
@@ -589,11 +641,11 @@ static int check_old(struct import *im, bool *unchanged)
 			tm_share_layers_layout(will, im->o->share_rank, im->o->share_ranks);
 		else if (im->o->share_ranks > 1)
 			tm_share_layout(will, im->o->share_rank, im->o->share_ranks);
-		if (strcmp(was, will)) {
+		if (strcmp(was, will) || !same_owner(&old->mf, &im->mf)) {
 			if (!im->o->replace)
-				return tm_err(-EEXIST, "model '%s' holds this model as another share (%s); give "
+				return tm_err(-EEXIST, "model '%s' holds this model as another share (%s%s); give "
 					      "--replace to replace it, or another --name", im->mf.name,
-					      was[0] ? was : "whole");
+					      was[0] ? was : "whole", strcmp(was, will) ? "" : ", another expert assignment");
 			goto broken;
 		}
 		if (im->o->replace)
@@ -654,10 +706,10 @@ static int run_import(struct import *im, const char *path)
 	free(check.layers);
 	if (im->o->share_ranks > 1 && !im->o->share_layers && !check.hp.moe)
 		return tm_err(-EINVAL, "--split experts: %s has no routed experts to split", path);
-	if (im->o->share_ranks > 1 && !im->o->share_layers) {
+	if (im->o->share_ranks > 1 && !im->o->share_layers)
 		im->r->n_expert = check.hp.n_expert;
-		im->r->experts = (check.hp.n_expert - im->o->share_rank + im->o->share_ranks - 1) / im->o->share_ranks;
-	}
+	else if (im->o->share_heat)
+		return tm_err(-EINVAL, "--expert-heat assigns experts to ranks: it needs --split experts");
 	if (im->o->share_ranks > 1 && im->o->share_layers) {
 		int first[4097];
 
@@ -686,6 +738,8 @@ static int run_import(struct import *im, const char *path)
 		return err;
 	snprintf(im->r->hash, sizeof(im->r->hash), "%s", im->mf.hash);
 	im->r->module = module;
+	if (im->o->share_ranks > 1 && !im->o->share_layers && (err = assign_experts(im, &check.hp)))
+		return err;
 	if ((err = check_old(im, &unchanged)))
 		return err;
 	if (unchanged) {
@@ -775,6 +829,7 @@ int tm_import(const char *gguf_path, const struct tm_import_opts *o, struct tm_i
 	}
 	tm_record_free(&im->old);
 	tm_manifest_free(&im->mf);
+	tm_xassign_free(&im->assign);
 	tm_gguf_free(&im->g);
 	tm_unmap(&im->src);
 	free(im);

@@ -39,6 +39,54 @@ static json_t *tensor_json(const struct tm_mtensor *t)
 			 "layout", t->layout, "hash", hash);
 }
 
+/* A share's expert assignment: per layer, each expert's rank. */
+static json_t *owner_json(const struct tm_manifest *mf)
+{
+	json_t *layers = json_array();
+
+	for (int l = 0; layers && l < mf->xowner_layers; l++) {
+		json_t *row = json_array();
+
+		for (int e = 0; row && e < mf->xowner_experts; e++)
+			if (json_array_append_new(row, json_integer(mf->xowner[(size_t)l * mf->xowner_experts + e]))) {
+				json_decref(row);
+				row = NULL;
+			}
+		if (!row || json_array_append_new(layers, row)) {
+			json_decref(layers);
+			layers = NULL;
+		}
+	}
+	return layers;
+}
+
+static int parse_owner(struct tm_manifest *mf, json_t *j, const char *where)
+{
+	size_t L = json_array_size(j), E = L ? json_array_size(json_array_get(j, 0)) : 0;
+
+	if (!json_is_array(j) || L < 1 || L > 4096 || E < 2 || E > 4096)
+		return tm_err(-EINVAL, "%s: expert_owner is not a table of layers of experts", where);
+	mf->xowner = malloc(sizeof(*mf->xowner) * L * E);
+	if (!mf->xowner)
+		return tm_err(-ENOMEM, "out of memory");
+	mf->xowner_layers = (int)L;
+	mf->xowner_experts = (int)E;
+	for (size_t l = 0; l < L; l++) {
+		json_t *row = json_array_get(j, l);
+
+		if (!json_is_array(row) || json_array_size(row) != E)
+			return tm_err(-EINVAL, "%s: expert_owner[%zu] is not %zu ranks", where, l, E);
+		for (size_t e = 0; e < E; e++) {
+			json_t *v = json_array_get(row, e);
+
+			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= 4096)
+				return tm_err(-EINVAL, "%s: expert_owner[%zu][%zu] is not a rank", where, l, e);
+			mf->xowner[l * E + e] = (int)json_integer_value(v);
+		}
+	}
+	return 0;
+}
+
 char *tm_manifest_dump(const struct tm_manifest *mf)
 {
 	json_t *root, *regions = json_array(), *tensors = json_array();
@@ -56,6 +104,10 @@ char *tm_manifest_dump(const struct tm_manifest *mf)
 			 "imported", mf->imported, "header", "size", (json_int_t)mf->header_size,
 			 "hash", hh, "sec_per_token", mf->sec_per_token, "regions", regions,
 			 "tensors", tensors);
+	if (root && mf->xowner && json_object_set_new(root, "expert_owner", owner_json(mf))) {
+		json_decref(root);
+		root = NULL;
+	}
 	if (!root) {
 		tm_err(-ENOMEM, "out of memory for the manifest");
 		return NULL;
@@ -193,6 +245,9 @@ int tm_manifest_parse(struct tm_manifest *mf, const char *text, size_t len, cons
 	for (size_t i = 0; i < mf->n_tensors; i++)
 		if (parse_tensor(mf, &mf->tensors[i], json_array_get(tensors, i), where, i))
 			goto out;
+	if (json_object_get(root, "expert_owner") &&
+	    (err = parse_owner(mf, json_object_get(root, "expert_owner"), where)))
+		goto out;
 	err = 0;
 	goto out;
 bad:
@@ -209,4 +264,6 @@ void tm_manifest_free(struct tm_manifest *mf)
 	free(mf->tensors);
 	mf->tensors = NULL;
 	mf->n_tensors = 0;
+	free(mf->xowner);
+	mf->xowner = NULL;
 }

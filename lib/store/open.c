@@ -69,7 +69,10 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 					      "not fit the others", mf->name, mt->name, mt->layout);
 			*share_rank = rank;
 			*share_ranks = ranks;
-			bytes = tm_share_bytes(t, rank, ranks);
+			if (tm_share_count(mf, t, rank, ranks) < 0)
+				return tm_err(-EIO, "model '%s': tensor %s does not fit the share's expert "
+					      "assignment", mf->name, mt->name);
+			bytes = tm_share_bytes(t, tm_share_count(mf, t, rank, ranks));
 		} else if (!tm_share_layers_parse(mt->layout, &rank, &ranks)) {
 			if ((*share_ranks && !*layers) || (*layers && (rank != *share_rank || ranks != *share_ranks)))
 				return tm_err(-EIO, "model '%s': tensor %s is left to another rank (%s), which does "
@@ -92,6 +95,9 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 			return tm_err(-EIO, "model '%s': tensor %zu (%s) differs between its header and its "
 				      "manifest", mf->name, i, mt->name);
 	}
+	if (mf->xowner && (!*share_ranks || *layers))
+		return tm_err(-EIO, "model '%s': an expert assignment in a model that is no share of experts",
+			      mf->name);
 	/* a share holds every routed-expert tensor as a share */
 	for (size_t i = 0; i < mf->n_tensors && *share_ranks && !*layers; i++) {
 		int rank, ranks;
@@ -103,17 +109,13 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 	return 0;
 }
 
-/* A share of the experts: each layer's routed experts are packed, expert e at e / ranks. */
-static void bind_share(struct tm_model *m, int rank, int ranks, bool layers)
+/* A share of the experts: each layer's routed experts of the rank, packed (tm_share_bind). */
+static int bind_share(const struct tm_manifest *mf, struct tm_model *m, int rank, int ranks, bool layers)
 {
 	m->share_rank = rank;
 	m->share_ranks = ranks;
 	m->share_layers = layers;
-	for (int l = 0; l < m->hp.n_layer && ranks > 1 && !layers; l++) {
-		m->layers[l].gate_exps.mat_every = ranks;
-		m->layers[l].up_exps.mat_every = ranks;
-		m->layers[l].down_exps.mat_every = ranks;
-	}
+	return ranks > 1 && !layers ? tm_share_bind(mf, m, rank, ranks) : 0;
 }
 
 static enum tm_load_to load_to(const struct tm_mregion *r)
@@ -253,7 +255,7 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 	err = tm_model_init_src(m, &m->gguf, &(struct tm_tensor_src){ .find = find_tensor, .type = tensor_type,
 									      .arg = &b });
 	if (!err)
-		bind_share(m, share_rank, share_ranks, layers);
+		err = bind_share(&rec.mf, m, share_rank, share_ranks, layers);
 out:
 	tm_record_free(&rec);
 	if (err)

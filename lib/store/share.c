@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/store/store_internal.h"
+#include "tiermem/error.h"
+#include "tiermem/experts.h"
 #include "tiermem/gguf.h"
+#include "tiermem/model.h"
 
 bool tm_share_applies(const struct tm_gguf_tensor *t)
 {
@@ -17,11 +21,76 @@ bool tm_share_applies(const struct tm_gguf_tensor *t)
 	return tm_tensor_classify(name) == TM_TC_EXPERTS;
 }
 
-uint64_t tm_share_bytes(const struct tm_gguf_tensor *t, int rank, int ranks)
+int tm_share_layer(const struct tm_gguf_tensor *t)
 {
-	int64_t n = t->ne[2], mine = (n - rank + ranks - 1) / ranks;
+	char name[64];
+	int l, used = 0;
 
-	return t->nbytes / (uint64_t)n * (uint64_t)(mine > 0 ? mine : 0);
+	if (t->name.len >= sizeof(name))
+		return -1;
+	memcpy(name, t->name.ptr, t->name.len);
+	name[t->name.len] = '\0';
+	return sscanf(name, "blk.%d.%n", &l, &used) == 1 && used && l >= 0 ? l : -1;
+}
+
+uint64_t tm_share_bytes(const struct tm_gguf_tensor *t, int count)
+{
+	return t->nbytes / (uint64_t)t->ne[2] * (uint64_t)count;
+}
+
+bool tm_share_holds(const struct tm_manifest *mf, int l, int e, int rank, int ranks)
+{
+	return mf->xowner ? mf->xowner[(size_t)l * mf->xowner_experts + e] == rank : e % ranks == rank;
+}
+
+int tm_share_count(const struct tm_manifest *mf, const struct tm_gguf_tensor *t, int rank, int ranks)
+{
+	int l = tm_share_layer(t), n = 0;
+
+	if (mf->xowner && (l < 0 || l >= mf->xowner_layers || t->ne[2] != mf->xowner_experts))
+		return -EINVAL;
+	for (int e = 0; e < t->ne[2]; e++)
+		n += tm_share_holds(mf, l, e, rank, ranks);
+	return n;
+}
+
+int tm_share_bind(const struct tm_manifest *mf, struct tm_model *m, int rank, int ranks)
+{
+	int L = m->hp.n_layer, E = m->hp.n_expert, err;
+	struct tm_xassign a;
+
+	if (mf->xowner && (mf->xowner_layers != L || mf->xowner_experts != E))
+		return tm_err(-EIO, "model '%s': its expert assignment is of %d layers of %d experts, the model "
+			      "has %d of %d", mf->name, mf->xowner_layers, mf->xowner_experts, L, E);
+	/* the uniform rule's table, then the manifest's over it: one hash for either */
+	if ((err = tm_xassign_make(&a, L, E, ranks, NULL)))
+		return err;
+	for (size_t i = 0; mf->xowner && i < (size_t)L * E; i++)
+		if (mf->xowner[i] >= ranks) {
+			tm_xassign_free(&a);
+			return tm_err(-EIO, "model '%s': its expert assignment names rank %d of %d", mf->name,
+				      mf->xowner[i], ranks);
+		}
+	if (mf->xowner)
+		memcpy(a.owner, mf->xowner, sizeof(*a.owner) * (size_t)L * E);
+	a.hash = tm_xassign_hash(&a);
+	m->share_at = malloc(sizeof(*m->share_at) * (size_t)L * E);
+	if (!m->share_at) {
+		tm_xassign_free(&a);
+		return tm_err(-ENOMEM, "out of memory");
+	}
+	for (int l = 0; l < L; l++) {
+		int *at = m->share_at + (size_t)l * E, k = 0;
+
+		for (int e = 0; e < E; e++)
+			at[e] = tm_xassign_owner(&a, l, e) == rank ? k++ : -1;
+		m->layers[l].gate_exps.mat_at = at;
+		m->layers[l].up_exps.mat_at = at;
+		m->layers[l].down_exps.mat_at = at;
+	}
+	m->share_hash = a.hash;
+	tm_xassign_free(&a);
+	return 0;
 }
 
 /* The layouts of the two kinds of share: "WHAT R/N". */

@@ -46,6 +46,13 @@ struct tm_manifest {
 	struct tm_mregion regions[TM_PLAN_MAX_TIERS];
 	size_t n_tensors;
 	struct tm_mtensor *tensors;
+	/*
+	 * A share of the experts imported with --expert-heat: the assignment
+	 * (tm_xassign_make's owner table, xowner_layers x xowner_experts).
+	 * NULL: e % N, as every share before heat-aware splits.
+	 */
+	int *xowner;
+	int xowner_layers, xowner_experts;
 };
 
 /* JSON text (malloc'd, NUL-terminated), or NULL with a message. */
@@ -87,13 +94,27 @@ void tm_manifest_delete_data(const struct tm_manifest *mf, const char *dir);
 
 /*
  * A rank's share of the routed experts (tiermem import --split experts
- * --rank R --ranks N): each routed-expert tensor holds only the matrices e
- * with e % N == R, packed in order, under the layout "experts R/N"; every
- * other tensor is whole ("gguf").
+ * --rank R --ranks N [--expert-heat FILE]): each routed-expert tensor holds
+ * only rank R's matrices (tm_xassign_make; the manifest's xowner, or
+ * e % N), packed in order, under the layout "experts R/N"; every other
+ * tensor is whole ("gguf").
  */
 bool tm_share_applies(const struct tm_gguf_tensor *t);
-/* Bytes of t's share for rank of ranks. */
-uint64_t tm_share_bytes(const struct tm_gguf_tensor *t, int rank, int ranks);
+/* The N of t's "blk.N.", or -1. */
+int tm_share_layer(const struct tm_gguf_tensor *t);
+/* Bytes of t's share holding count of its matrices. */
+uint64_t tm_share_bytes(const struct tm_gguf_tensor *t, int count);
+/* Does rank hold expert e of layer l by mf's assignment? (l, e inside it: tm_share_count checks) */
+bool tm_share_holds(const struct tm_manifest *mf, int l, int e, int rank, int ranks);
+/* How many of t's experts rank holds by mf's assignment; -EINVAL when t does not fit it. */
+int tm_share_count(const struct tm_manifest *mf, const struct tm_gguf_tensor *t, int rank, int ranks);
+/*
+ * m is rank of ranks' share by mf's assignment: m->share_at and
+ * share_hash, and the expert weights' mat_at. -ENOMEM, -EIO (an assignment
+ * of another shape than the model).
+ */
+struct tm_model;
+int tm_share_bind(const struct tm_manifest *mf, struct tm_model *m, int rank, int ranks);
 void tm_share_layout(char out[16], int rank, int ranks);
 /* "experts R/N" -> rank, ranks (0 < N, 0 <= R < N); -EINVAL for anything else. */
 int tm_share_parse(const char *layout, int *rank, int *ranks);

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Which rank holds and computes each routed expert under --split experts
+ * (Documentation/tiermem-scale.rst). Every MoE layer ends in an all-reduce
+ * that waits for its slowest rank, so each layer is balanced on its own: by
+ * expected bytes read per token, which within a layer is the experts' use
+ * counts (every expert has the same bytes). Greedy, hottest first (ties by
+ * index) onto the rank with the least expected reads that still has room
+ * (ties: fewer experts, then the lower rank). Room: ceil(n_expert / ranks)
+ * experts a rank, as many as e % ranks gives its fullest rank, so a rank's
+ * share never needs more memory than before. With equal counts (the uniform
+ * prior, or no heat) this deals the experts out in turn: exactly e % ranks,
+ * which stores imported before heat-aware splits hold. A layer keeps
+ * e % ranks also when the greedy's slowest rank would not be faster.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "tiermem/error.h"
+#include "tiermem/experts.h"
+
+struct hot {
+	uint64_t n;
+	int e;
+};
+
+static int hotter_first(const void *a, const void *b)
+{
+	const struct hot *x = a, *y = b;
+
+	return x->n != y->n ? (x->n < y->n ? 1 : -1) : x->e - y->e;
+}
+
+/* The most any rank of layer l's assignment owner[] reads, by counts. */
+static uint64_t slowest(const int *owner, const uint64_t *counts, int n, int ranks, uint64_t *load)
+{
+	uint64_t max = 0;
+
+	memset(load, 0, sizeof(*load) * ranks);
+	for (int e = 0; e < n; e++)
+		load[owner[e]] += counts[e];
+	for (int r = 0; r < ranks; r++)
+		max = load[r] > max ? load[r] : max;
+	return max;
+}
+
+static void greedy(int *owner, const uint64_t *counts, int n, int ranks, struct hot *v, uint64_t *load, int *have)
+{
+	int room = (n + ranks - 1) / ranks;
+
+	for (int e = 0; e < n; e++)
+		v[e] = (struct hot){ counts[e], e };
+	qsort(v, n, sizeof(*v), hotter_first);
+	memset(load, 0, sizeof(*load) * ranks);
+	memset(have, 0, sizeof(*have) * ranks);
+	for (int i = 0; i < n; i++) {
+		int best = -1;
+
+		for (int r = 0; r < ranks; r++)
+			if (have[r] < room && (best < 0 || load[r] < load[best] ||
+					       (load[r] == load[best] && have[r] < have[best])))
+				best = r;
+		owner[v[i].e] = best;
+		load[best] += v[i].n;
+		have[best]++;
+	}
+}
+
+int tm_xassign_make(struct tm_xassign *a, int n_layer, int n_expert, int ranks, const struct tm_xheat *h)
+{
+	size_t n = (size_t)n_layer * (size_t)n_expert;
+	uint64_t *load, *flat;
+	struct hot *v;
+	int *have, *mod;
+
+	memset(a, 0, sizeof(*a));
+	if (n_layer < 1 || n_expert < 1 || ranks < 1 || ranks > 4096)
+		return tm_err(-EINVAL, "expert split: %d ranks for %d layers of %d experts", ranks, n_layer, n_expert);
+	if (h && (h->model.n_layer != n_layer || h->model.n_expert != n_expert))
+		return tm_err(-EINVAL, "expert split: the heat is of %d layers of %d experts, the model has %d of %d",
+			      h->model.n_layer, h->model.n_expert, n_layer, n_expert);
+	a->owner = malloc(sizeof(*a->owner) * n);
+	v = malloc(sizeof(*v) * n_expert);
+	load = malloc(sizeof(*load) * ranks);
+	have = malloc(sizeof(*have) * ranks);
+	mod = malloc(sizeof(*mod) * n_expert);
+	flat = calloc(n_expert, sizeof(*flat));
+	if (!a->owner || !v || !load || !have || !mod || !flat) {
+		free(a->owner);
+		a->owner = NULL;
+		free(v), free(load), free(have), free(mod), free(flat);
+		return tm_err(-ENOMEM, "out of memory");
+	}
+	a->n_layer = n_layer;
+	a->n_expert = n_expert;
+	a->ranks = ranks;
+	a->heat = h != NULL;
+	for (int e = 0; e < n_expert; e++)
+		mod[e] = e % ranks;
+	for (int l = 0; l < n_layer; l++) {
+		const uint64_t *c = h ? h->counts + (size_t)l * n_expert : flat;
+		int *owner = a->owner + (size_t)l * n_expert;
+
+		greedy(owner, c, n_expert, ranks, v, load, have);
+		if (slowest(mod, c, n_expert, ranks, load) <= slowest(owner, c, n_expert, ranks, load))
+			memcpy(owner, mod, sizeof(*owner) * n_expert);
+	}
+	a->hash = tm_xassign_hash(a);
+	free(v), free(load), free(have), free(mod), free(flat);
+	return 0;
+}
+
+uint64_t tm_xassign_hash(const struct tm_xassign *a)
+{
+	uint64_t h = XXH3_64bits(a->owner, sizeof(*a->owner) * (size_t)a->n_layer * (size_t)a->n_expert);
+
+	return h ^ (uint64_t)a->ranks;
+}
+
+int tm_xassign_count(const struct tm_xassign *a, int l, int rank)
+{
+	int n = 0;
+
+	for (int e = 0; e < a->n_expert; e++)
+		n += a->owner[(size_t)l * a->n_expert + e] == rank;
+	return n;
+}
+
+bool tm_xassign_is_mod(const struct tm_xassign *a)
+{
+	for (size_t i = 0; i < (size_t)a->n_layer * a->n_expert; i++)
+		if (a->owner[i] != (int)(i % (size_t)a->n_expert) % a->ranks)
+			return false;
+	return true;
+}
+
+void tm_xassign_free(struct tm_xassign *a)
+{
+	free(a->owner);
+	memset(a, 0, sizeof(*a));
+}

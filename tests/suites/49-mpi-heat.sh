@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# --split experts with the experts assigned to the ranks by heat
+# (lib/experts/assign.c, Documentation/tiermem-scale.rst), one thread per
+# rank, -np 2 and 3 over 16 experts. The heat is skewed on purpose: the hot
+# experts all have even indices, so e % N would put them all on rank 0 at
+# np 2; the assignment spreads them. The split changes only which rank sums
+# which experts: logits equal one process's within 1e-4 (f32; 49-mpi's
+# tolerance for the experts' summation order), and runs with the same
+# assignment give the same bits. A flat heat is the uniform prior: exactly
+# e % N, so the same bits as no heat. Per-rank imports record the
+# assignment; a run with another (another heat, or none) is refused at start,
+# as is a rank with another heat than rank 0's. plan --nodes --heat prints
+# each node's expected expert reads: more balanced than e % N's.
+set -u
+cd "$TOP"
+TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
+. "$TOP/tests/lib/tap.sh"
+if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
+	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
+	echo "1..$n"
+	exit 0
+fi
+W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpi-heat.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 "$@"; }
+TOK=1,5,9,200,31,7,64,3,17,99,250,12,40,8,77,120
+PROMPT="the quick brown fox"
+
+synth_or_notok "$W/moe.gguf" --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 || { echo "1..$n"; exit 1; }
+synth_or_notok "$W/other.gguf" --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 --seed 2 ||
+	{ echo "1..$n"; exit 1; }
+printf 'Hello there\nThe cat sat on the mat\n' >"$W/prompts.txt"
+"$TM" profile -m "$W/moe.gguf" -f "$W/prompts.txt" -o "$W/heat.json" -n 4 -t 1 >/dev/null 2>&1
+"$TM" profile -m "$W/other.gguf" -f "$W/prompts.txt" -o "$W/heat-other.json" -n 2 -t 1 >/dev/null 2>&1
+# the profile's identity with made-up counts: skewed (hot experts at even indices), and flat
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+j = json.load(open(w + '/heat.json'))
+t = j['tokens']
+j['counts'] = [[t * 3 // 4 if e % 2 == 0 and e < 8 else t // 8 if e % 2 == 0 else t // 16 for e in range(16)]
+               for _ in j['counts']]
+json.dump(j, open(w + '/skew.json', 'w'))
+j['counts'] = [[t // 4] * 16 for _ in j['counts']]
+json.dump(j, open(w + '/flat.json', 'w'))
+PY
+check "profile made a heat file of the model, skewed and flat versions of it" \
+	'[ -s "$W/heat.json" ] && [ -s "$W/skew.json" ] && [ -s "$W/flat.json" ] && [ -s "$W/heat-other.json" ]'
+
+# compare A B TOL: per position max |a - b| / std(a's row) <= TOL, same length (as 49-mpi)
+compare() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import statistics, struct, sys
+def rd(f):
+    b = open(f, 'rb').read()
+    return struct.unpack('%df' % (len(b) // 4), b)
+a, b, tol = rd(sys.argv[1]), rd(sys.argv[2]), float(sys.argv[3])
+V = 1024
+if len(a) != len(b) or not a:
+    print('lengths differ'); sys.exit(1)
+e = [max(abs(x - y) for x, y in zip(a[i:i + V], b[i:i + V])) / statistics.pstdev(a[i:i + V])
+     for i in range(0, len(a), V)]
+print('worst position %.2g' % max(e))
+sys.exit(0 if max(e) <= tol else 1)
+PY
+}
+
+"$TM" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/one.bin"
+for np in 2 3; do
+	run -np $np "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/mod$np.bin" --split experts 2>/dev/null
+	run -np $np "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/h$np.bin" --split experts \
+		--expert-heat "$W/skew.json" 2>"$W/err"
+	rc=$?
+	msg=$(compare "$W/one.bin" "$W/h$np.bin" 1e-4)
+	check "-np $np, skewed heat: the ranks compute experts by heat, not e % N ($(grep -m1 '^rank 0:' "$W/err" | cut -d, -f1)); logits equal one process's within 1e-4 ($msg)" \
+		'[ $rc -eq 0 ] && grep -q "^rank 0: experts by heat" "$W/err" && ! grep -q "experts e %" "$W/err" && compare "$W/one.bin" "$W/h$np.bin" 1e-4 >/dev/null'
+	run -np $np "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/hd.bin" --split experts,dense \
+		--expert-heat "$W/skew.json" 2>/dev/null
+	rc=$?
+	check "-np $np, skewed heat, experts,dense: logits bit-identical to --split experts' with the same heat" \
+		'[ $rc -eq 0 ] && cmp -s "$W/h$np.bin" "$W/hd.bin"'
+	run -np $np "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/f.bin" --split experts \
+		--expert-heat "$W/flat.json" 2>"$W/err"
+	rc=$?
+	check "-np $np, flat heat (the uniform prior): e % N exactly, logits bit-identical to no heat's" \
+		'[ $rc -eq 0 ] && grep -q "^rank 0: experts e % $np == 0" "$W/err" && cmp -s "$W/mod$np.bin" "$W/f.bin"'
+done
+
+# greedy text with an expert cache on each rank (it holds and prefetches the rank's experts by heat)
+"$TM" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 >"$W/one.txt" 2>/dev/null
+run -np 2 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split experts --expert-heat "$W/skew.json" \
+	--expert-cache 4 --expert-predict >"$W/n.txt" 2>"$W/err"
+rc=$?
+check "-np 2, skewed heat, expert caches warmed from it: greedy text equals one process's" \
+	'[ $rc -eq 0 ] && [ -s "$W/one.txt" ] && cmp -s "$W/one.txt" "$W/n.txt" && grep -q "^rank 1: experts by heat" "$W/err"'
+
+run -np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts --expert-heat "$W/skew.json" : \
+	-np 1 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/x.bin" --split experts >"$W/out" 2>"$W/err"
+rc=$?
+check "a rank without the heat rank 0 gives is refused at start ($(grep -m1 'otherwise than rank 0' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "rank 1 assigns the experts to the ranks otherwise than rank 0" "$W/err"'
+
+# per-rank imports with the heat: each store records the assignment
+export TIERMEM_BACKEND=user
+for r in 0 1; do
+	TIERMEM_HOME=$W/s$r "$TM" import -m "$W/moe.gguf" --name m --split experts --rank $r --ranks 2 -q \
+		--tier ddr=ddr:1G --expert-heat "$W/skew.json" >"$W/imp$r" 2>&1
+done
+check "import --split experts --expert-heat says the share is by heat ($(grep -m1 holds "$W/imp1"))" \
+	'grep -q "^  rank 1 of 2 holds every tensor but the routed experts, and its share of each MoE layer.s experts by heat (assignment [0-9a-f]*): 8 to 8 of 16" "$W/imp1"'
+shares() {
+	run -x TIERMEM_BACKEND=user -np 1 -x TIERMEM_HOME="$W/s0" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" "$@" : \
+		-np 1 -x TIERMEM_HOME="$W/s1" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" "$@"
+}
+shares --split experts --expert-heat "$W/skew.json" >"$W/out" 2>"$W/err"
+rc=$?
+check "two ranks on their heat-assigned shares, the same heat: logits bit-identical to -m's with that heat" \
+	'[ $rc -eq 0 ] && cmp -s "$W/h2.bin" "$W/n.bin"'
+shares --split experts >"$W/out" 2>"$W/err"
+rc=$?
+check "the shares run without the heat (e % N) are refused at start ($(grep -m1 'another assignment' "$W/err" | cut -c1-90)...)" \
+	'[ $rc -ne 0 ] && grep -q "model holds the experts of another assignment than this run.s" "$W/err"'
+shares --split experts --expert-heat "$W/heat.json" >"$W/out" 2>"$W/err"
+rc=$?
+check "the shares run with another heat file are refused at start" \
+	'[ $rc -ne 0 ] && grep -q "model holds the experts of another assignment than this run.s" "$W/err"'
+TIERMEM_HOME=$W/s0 "$TM" import -m "$W/moe.gguf" --name m --split experts --rank 0 --ranks 2 -q \
+	--tier ddr=ddr:1G --expert-heat "$W/skew.json" >"$W/out" 2>&1
+check "importing the same share with the same heat again: nothing to do" 'grep -q "already imported" "$W/out"'
+TIERMEM_HOME=$W/s0 expect2_re "importing it with another heat over it, without --replace" "another expert assignment" \
+	"$TM" import -m "$W/moe.gguf" --name m --split experts --rank 0 --ranks 2 -q --tier ddr=ddr:1G \
+	--expert-heat "$W/heat.json"
+TIERMEM_HOME=$W/s1 "$TM" import -m "$W/moe.gguf" --name j --split experts --rank 1 --ranks 2 -q --tier ddr=ddr:1G \
+	--expert-heat "$W/skew.json" --json >"$W/imp.json" 2>"$W/err"
+rc=$?
+check "import --json: the share (by heat, its assignment's hash as the text says) and the plan as plan --json prints it" \
+	'[ $rc -eq 0 ] && python3 -c "
+import json, sys
+j = json.load(open(sys.argv[1]))
+s, p = j[\"share\"], j[\"plan\"]
+assert s[\"split\"] == \"experts\" and s[\"rank\"] == 1 and s[\"ranks\"] == 2 and s[\"assignment\"] == \"heat\"
+assert s[\"assignment_hash\"] in open(sys.argv[2]).read()
+assert p[\"node\"][\"rank\"] == 1 and p[\"tensors\"] and j[\"hash\"] and not j[\"unchanged\"]
+" "$W/imp.json" "$W/imp1"'
+expect2 "import --expert-heat without --split experts" "$TM" import -m "$W/moe.gguf" --name z --expert-heat "$W/skew.json"
+TIERMEM_HOME=$W/s2 expect2_re "import --expert-heat of another model" "another model" "$TM" import -m "$W/moe.gguf" \
+	--name z --split experts --rank 0 --ranks 2 -q --tier ddr=ddr:1G --expert-heat "$W/heat-other.json"
+expect2 "logits --expert-heat without --split" "$MPI" logits -m "$W/moe.gguf" --tokens 1,2 -o "$W/x.bin" --expert-heat "$W/skew.json"
+
+# plan: each node's expected expert reads, by heat and by e % N
+for np in 2 3; do
+	"$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1G@100 --nodes $np --heat "$W/skew.json" >"$W/plan" 2>"$W/err"
+	rc=$?
+	heat=$(sed -n 's/^balance: assign=heat .*max_mean=\([0-9.]*\) .*/\1/p' "$W/plan")
+	mod=$(sed -n 's/^balance: assign=mod .*max_mean=\([0-9.]*\) .*/\1/p' "$W/plan")
+	check "plan --nodes $np --heat: the nodes' expected expert reads are more balanced than e % N's (max/mean $heat against $mod)" \
+		'[ $rc -eq 0 ] && [ -n "$heat" ] && [ -n "$mod" ] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$heat" "$mod"'
+done
+"$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1G@100 --nodes 2 --rank 1 --split experts --heat "$W/skew.json" >"$W/plan" 2>&1
+check "plan --nodes 2 --rank 1 --split experts --heat: the node's share is by heat" \
+	'grep -q "^rank 1 of 2 (--split experts) holds its share of each MoE layer.s experts by heat" "$W/plan"'
+
+echo "1..$n"
+exit $failed
