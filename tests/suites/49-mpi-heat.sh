@@ -21,7 +21,7 @@ if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
 	exit 0
 fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpi-heat.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+. "$TOP/tests/lib/serve.sh"	# its EXIT trap stops the servers and removes W
 run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 "$@"; }
 TOK=1,5,9,200,31,7,64,3,17,99,250,12,40,8,77,120
 PROMPT="the quick brown fox"
@@ -159,6 +159,49 @@ done
 "$TM" plan -m "$W/moe.gguf" --tier ddr=ddr:1G@100 --nodes 2 --rank 1 --split experts --heat "$W/skew.json" >"$W/plan" 2>&1
 check "plan --nodes 2 --rank 1 --split experts --heat: the node's share is by heat" \
 	'grep -q "^rank 1 of 2 (--split experts) holds its share of each MoE layer.s experts by heat" "$W/plan"'
+
+# serve: rank 0's scheduler and rank 1 compute the experts by heat; completions equal one process's
+cat >"$W/complete.py" <<'PY'
+import json, sys, urllib.request
+body = json.dumps({"prompt": sys.argv[2], "max_tokens": 16, "temperature": 0}).encode()
+req = urllib.request.Request("http://127.0.0.1:%s/v1/completions" % sys.argv[1], body,
+                             {"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=60) as r:
+    print(json.load(r)["choices"][0]["text"])
+PY
+complete() { timeout 90 python3 "$W/complete.py" "$@" 2>&1; }
+cat >"$W/mpiserve" <<SH
+#!/bin/sh
+exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 "$MPI" "\$@"
+SH
+chmod +x "$W/mpiserve"
+P1="Once upon a time" P2="The quick brown fox jumps over"
+if start one -m "$W/moe.gguf" -np 2 -c 256; then
+	A=$(complete "$PORT_one" "$P1") B=$(complete "$PORT_one" "$P2")
+	kill "$PID_one"
+	TM0=$TM TM=$W/mpiserve
+	if start heat -m "$W/moe.gguf" -np 2 -c 256 --split experts --expert-heat "$W/skew.json"; then
+		# shellcheck disable=SC2154
+		complete "$PORT_heat" "$P2" >"$W/c2" & c2=$!
+		complete "$PORT_heat" "$P1" >"$W/c1" & c1=$!
+		wait $c1 $c2
+		check "serve -np 2 --split experts --expert-heat: a completion, and two at once, equal one process's texts" \
+			'[ ${#A} -gt 0 ] && [ "$(complete "$PORT_heat" "$P1")" = "$A" ] && [ "$(cat "$W/c1")" = "$A" ] && [ "$(cat "$W/c2")" = "$B" ]'
+		# SIGTERM to rank 0: it stops rank 1, and every rank reports
+		for c in $(pgrep -P "$PID_heat"); do
+			tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=0" && kill -TERM "$c"
+		done
+		for _ in $(seq 1 100); do kill -0 "$PID_heat" 2>/dev/null || break; sleep 0.1; done
+		wait "$PID_heat" 2>/dev/null
+		check "serve: the ranks computed the experts by heat (stop report: $(grep -m1 '^rank 1:' "$W/heat.err" | cut -d, -f1))" \
+			'grep -q "^rank 1: experts by heat" "$W/heat.err"'
+	else
+		notok "mpirun -np 2 serve --split experts --expert-heat did not start: $(head -c 600 "$W/heat.err")"
+	fi
+	TM=$TM0
+else
+	notok "the single-process server did not start: $(cat "$W/one.err")"
+fi
 
 echo "1..$n"
 exit $failed
