@@ -184,40 +184,122 @@ static int claim(struct batch *b, int nth, size_t *lo, size_t *hi)
 	return 1;
 }
 
-static void run_range(const struct batch *b, size_t from, size_t to)
+/*
+ * A thread's walk over its rows: the runs it claims, cut into segments (one
+ * job's rows within a run). Before the last rows of a segment it prefetches
+ * the first bytes of the next one, in the same run or a newly claimed one:
+ * the kernels prefetch ahead of the rows they read, so without this every
+ * matrix (the experts of a MoE layer are 24 small matrices at scattered
+ * addresses) and every claim would start its stream cold.
+ */
+struct walk {
+	struct batch *b;
+	int nth, j, r, j1, r1;	/* the segments left of the current run: (j, r) up to (j1, r1) */
+	int single;		/* nth == 1: the one run [0, total) is taken without the cursor */
+};
+
+struct seg {
+	int job, lo, hi;
+};
+
+/* Bytes prefetched at the start of the next segment: what the kernels read before their own prefetch reaches. */
+#define LEAD_BYTES TM_PREFETCH_L2_AHEAD
+
+static void walk_run(struct walk *w, size_t from, size_t to)
 {
-	int j0, r0, j1, r1;
+	locate(w->b, from, &w->j, &w->r);
+	locate(w->b, to, &w->j1, &w->r1);
+}
 
-	locate(b, from, &j0, &r0);
-	locate(b, to, &j1, &r1);
-	for (int j = j0; j <= j1 && j < b->njobs; j++) {
-		const struct tm_matvec *m = &b->jobs[j];
-		int lo = j == j0 ? r0 : 0, hi = j == j1 ? r1 : m->rows, nb;
+/* The next segment with rows, claiming a new run when this one is done; 0 when none is left. */
+static int walk_next(struct walk *w, struct seg *s)
+{
+	const struct batch *b = w->b;
+	size_t lo, hi;
 
-		if (b->prefix[j + 1] == b->prefix[j])	/* empty, or refused by job_ok */
-			continue;
-		nb = m->cols / tm_dtype_traits(m->type)->block_elems;
-		if (hi > lo)
-			dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
-					      hi - lo, nb, act_ptr(b, j), 0, 1, m->y + lo, 0);
+	for (;;) {
+		for (; w->j <= w->j1 && w->j < b->njobs; w->j++, w->r = 0) {
+			int hi_row = w->j == w->j1 ? w->r1 : b->jobs[w->j].rows;
+
+			/* empty, or refused by job_ok */
+			if (b->prefix[w->j + 1] == b->prefix[w->j] || hi_row <= w->r)
+				continue;
+			*s = (struct seg){ w->j, w->r, hi_row };
+			w->j++;
+			w->r = 0;
+			return 1;
+		}
+		if (w->single || !claim(w->b, w->nth, &lo, &hi))
+			return 0;
+		walk_run(w, lo, hi);
+	}
+}
+
+static void prefetch_seg(const struct batch *b, const struct seg *s)
+{
+	const struct tm_matvec *m = &b->jobs[s->job];
+	const char *p = (const char *)m->w + (size_t)s->lo * m->row_stride;
+	size_t n = (size_t)(s->hi - s->lo) * m->row_stride;
+
+	n = n < LEAD_BYTES ? n : LEAD_BYTES;
+	for (size_t o = 0; o < n; o += 64)
+		__builtin_prefetch(p + o, 0, 2);
+}
+
+static void run_rows(const struct batch *b, const struct seg *s, int lo, int hi)
+{
+	const struct tm_matvec *m = &b->jobs[s->job];
+	int nb = m->cols / tm_dtype_traits(m->type)->block_elems;
+
+	if (hi > lo)
+		dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
+				      hi - lo, nb, act_ptr(b, s->job), 0, 1, m->y + lo, 0);
+}
+
+static _Atomic int lead = 1;
+
+void tm_matvec_lead(int on)
+{
+	atomic_store(&lead, on);
+}
+
+static void walk_all(struct walk *w)
+{
+	int pf = atomic_load_explicit(&lead, memory_order_relaxed);
+	struct seg cur, next;
+	int more = walk_next(w, &cur);
+
+	while (more) {
+		const struct tm_matvec *m = &w->b->jobs[cur.job];
+		/* the last rows, from a multiple of ROW_ALIGN (a repacked group starts there), that cover LEAD_BYTES */
+		int tail = (int)((LEAD_BYTES + m->row_stride - 1) / m->row_stride);
+		int cut;
+
+		cut = (cur.hi - tail) / ROW_ALIGN * ROW_ALIGN;
+		cut = cut > cur.lo ? cut : cur.lo;
+		run_rows(w->b, &cur, cur.lo, cut);
+		more = walk_next(w, &next);
+		if (more && pf)
+			prefetch_seg(w->b, &next);
+		run_rows(w->b, &cur, cut, cur.hi);
+		cur = next;
 	}
 }
 
 static void batch_run(void *arg, int ith, int nth)
 {
 	struct batch *b = arg;
-	size_t lo, hi;
+	struct walk w = { .b = b, .nth = nth, .single = nth == 1 };
 
 	if (b->buf && !b->quantized) {
 		quantize_share(b->acts, b->nacts, b->buf, b->k, ith, nth);
 		tm_barrier_wait(&b->arrived, nth);
 	}
-	if (nth == 1) {
-		run_range(b, 0, b->prefix[b->njobs]);
-		return;
-	}
-	while (claim(b, nth, &lo, &hi))
-		run_range(b, lo, hi);
+	if (w.single)
+		walk_run(&w, 0, b->prefix[b->njobs]);
+	else
+		w.j = w.j1 = b->njobs;	/* nothing yet: the first walk_next claims */
+	walk_all(&w);
 }
 
 /* NaN rows for a shape or type no kernel takes: callers check types first; never silently zero. */
