@@ -571,9 +571,9 @@ static int print_expert_split(const struct tm_gguf *g, const struct tm_plan_opts
 	if (!moe) {
 		printf("  the model has no routed experts: nothing to split\n");
 	} else if (!expert_nodes(g, o, p, &slow)) {
-		printf("  node %d, the slowest:\n", slow);
+		printf("  node %d, the slowest over the whole token:\n", slow);
 		print_tiers(&p[slow]);
-		tm_cluster_predict(&c, &p[slow], o->nodes, false, &a->link, one->n_embd, moe);
+		tm_cluster_predict(&c, p, o->nodes, false, &a->link, one->n_embd, moe);
 		print_cluster_line(mode, &c, one);
 		if (balance)
 			rc = print_balance(o->assign ? "by heat" : "e % N", p, o->nodes, &c);
@@ -581,9 +581,9 @@ static int print_expert_split(const struct tm_gguf *g, const struct tm_plan_opts
 			tm_plan_free(&p[r]);
 		mod.assign = NULL;
 		if (!rc && balance && o->assign && !expert_nodes(g, &mod, p, &slow)) {
-			tm_cluster_predict(&c, &p[slow], o->nodes, false, &a->link, one->n_embd, moe);
-			printf("  with expert e on node e %% N instead: node %d the slowest, %.2f tok/s\n", slow,
-			       1 / c.sec_per_token);
+			tm_cluster_predict(&c, p, o->nodes, false, &a->link, one->n_embd, moe);
+			printf("  with expert e on node e %% N instead: streaming %.3f ms/token, %.2f tok/s\n",
+			       c.compute_sec * 1e3, 1 / c.sec_per_token);
 			rc = print_balance("e % N", p, o->nodes, &c);
 		}
 	}

@@ -109,6 +109,14 @@ struct tm_plan_tensor {
 	int type;			/* GGML type */
 	uint64_t bytes;			/* the whole tensor */
 	double read_per_token;		/* expected bytes of it read per decoded token */
+	/*
+	 * > 0: placed by this read density instead of its own: an expert
+	 * split's share of a routed-expert tensor takes the whole tensor's, so
+	 * every node of the cluster ranks the layers alike and puts the same
+	 * layers' experts in the same tiers (each layer waits for its slowest
+	 * node: one node's layer in PMEM would set the pace)
+	 */
+	double place_density;
 	int tier;			/* index in tm_plan.tiers */
 	char why[64];			/* why it went there, for the printed plan */
 	bool gpu;			/* computed by the GPU: in VRAM, or read over the pcie tier */
@@ -305,9 +313,11 @@ double tm_allgather_sec(const struct tm_link *l, int nodes, double bytes);
 int tm_plan_moe_layers(const struct tm_gguf *g);
 /*
  * Combine per-node plans into a cluster prediction for one stream. experts:
- * node_plans[0] is the slowest node (its plan's time per token the most);
- * every node streams at once, then one all-reduce of n_embd floats per MoE
- * layer. layers:
+ * node_plans[0..nodes-1] are the nodes (node r planned as rank r); they
+ * stream at once, and each MoE layer's all-reduce of n_embd floats waits for
+ * the layer's slowest node: with serial plans the streaming is the slowest
+ * node's dense part plus, per layer, the slowest node's experts (from their
+ * tiers); with overlapping or GPU plans the slowest node's whole token. layers:
  * node_plans[0..nodes-1] are the stages, run one after another by a single
  * stream, plus one hop of n_embd floats from each stage to the next and from
  * the last back to the first (the sampled token starts the next step).

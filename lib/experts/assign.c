@@ -6,12 +6,14 @@
  * expected bytes read per token, which within a layer is the experts' use
  * counts (every expert has the same bytes). Greedy, hottest first (ties by
  * index) onto the rank with the least expected reads that still has room
- * (ties: fewer experts, then the lower rank). Room: ceil(n_expert / ranks)
+ * (ties: fewer experts, then the ranks in turn from l % ranks, so the rank
+ * that takes each layer's hottest expert changes from layer to layer and the
+ * ranks' whole-token reads balance too). Room: ceil(n_expert / ranks)
  * experts a rank, as many as e % ranks gives its fullest rank, so a rank's
- * share never needs more memory than before. With equal counts (the uniform
- * prior, or no heat) this deals the experts out in turn: exactly e % ranks,
- * which stores imported before heat-aware splits hold. A layer keeps
- * e % ranks also when the greedy's slowest rank would not be faster.
+ * share never needs more memory than before. A layer keeps e % ranks when
+ * the greedy's slowest rank would not be faster: so with equal counts (the
+ * uniform prior, or no heat) every layer is exactly e % ranks, which stores
+ * imported before heat-aware splits hold.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,7 +49,14 @@ static uint64_t slowest(const int *owner, const uint64_t *counts, int n, int ran
 	return max;
 }
 
-static void greedy(int *owner, const uint64_t *counts, int n, int ranks, struct hot *v, uint64_t *load, int *have)
+/* Rank r's place among tied ranks in layer l: the first tie goes to rank l % ranks. */
+static int turn(int r, int l, int ranks)
+{
+	return ((r - l) % ranks + ranks) % ranks;
+}
+
+static void greedy(int *owner, const uint64_t *counts, int n, int ranks, int l, struct hot *v, uint64_t *load,
+		   int *have)
 {
 	int room = (n + ranks - 1) / ranks;
 
@@ -61,7 +70,9 @@ static void greedy(int *owner, const uint64_t *counts, int n, int ranks, struct 
 
 		for (int r = 0; r < ranks; r++)
 			if (have[r] < room && (best < 0 || load[r] < load[best] ||
-					       (load[r] == load[best] && have[r] < have[best])))
+					       (load[r] == load[best] && (have[r] < have[best] ||
+									  (have[r] == have[best] &&
+									   turn(r, l, ranks) < turn(best, l, ranks))))))
 				best = r;
 		owner[v[i].e] = best;
 		load[best] += v[i].n;
@@ -104,7 +115,7 @@ int tm_xassign_make(struct tm_xassign *a, int n_layer, int n_expert, int ranks, 
 		const uint64_t *c = h ? h->counts + (size_t)l * n_expert : flat;
 		int *owner = a->owner + (size_t)l * n_expert;
 
-		greedy(owner, c, n_expert, ranks, v, load, have);
+		greedy(owner, c, n_expert, ranks, l, v, load, have);
 		if (slowest(mod, c, n_expert, ranks, load) <= slowest(owner, c, n_expert, ranks, load))
 			memcpy(owner, mod, sizeof(*owner) * n_expert);
 	}

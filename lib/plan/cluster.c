@@ -55,6 +55,77 @@ double tm_allgather_sec(const struct tm_link *l, int nodes, double bytes)
 	return rounds ? rounds * l->latency_us * 1e-6 + bytes * (nodes - 1) / nodes * 8 / (l->gbit * 1e9) : 0;
 }
 
+/* The layers the plans' tensors name (0: none). */
+static int layers_of(const struct tm_plan *plans, int nodes)
+{
+	int layers = 0;
+
+	for (int r = 0; r < nodes; r++)
+		for (size_t i = 0; i < plans[r].n_tensors; i++) {
+			int l = plan_layer_of(plans[r].tensors[i].name);
+
+			layers = l + 1 > layers ? l + 1 : layers;
+		}
+	return layers;
+}
+
+/*
+ * at[l * nodes + r]: node r's routed-expert reads of layer l per token, or
+ * (time) the seconds they take from their tiers; NULL when out of memory.
+ */
+static double *per_layer(const struct tm_plan *plans, int nodes, int layers, bool time)
+{
+	double *at = calloc((size_t)(layers ? layers : 1) * (size_t)nodes, sizeof(*at));
+
+	for (int r = 0; at && r < nodes; r++)
+		for (size_t i = 0; i < plans[r].n_tensors; i++) {
+			const struct tm_plan_tensor *t = &plans[r].tensors[i];
+			int l = plan_layer_of(t->name);
+
+			if (t->cls == TM_TC_EXPERTS && l >= 0)
+				at[(size_t)l * nodes + r] += time ? t->read_per_token / (plans[r].tiers[t->tier].gbps * 1e9) :
+								    t->read_per_token;
+		}
+	return at;
+}
+
+/*
+ * Expert parallel: the streaming a token waits for. Each MoE layer's
+ * all-reduce waits for the layer's slowest node, so with serial plans (tiers
+ * read in turn, no GPU: a tensor takes its reads over its tier's rate) it is
+ * the dense part of the slowest node plus, per layer, the slowest node's
+ * experts; otherwise the slowest node's whole token.
+ */
+static double expert_wait(const struct tm_plan *plans, int nodes)
+{
+	int layers = layers_of(plans, nodes);
+	double most = 0, dense = 0, wait = 0, *at;
+	bool serial = true;
+
+	for (int r = 0; r < nodes; r++) {
+		most = plans[r].sec_per_token > most ? plans[r].sec_per_token : most;
+		serial = serial && !plans[r].overlap && plans[r].gpu_tier < 0;
+	}
+	if (!serial || !(at = per_layer(plans, nodes, layers, true)))
+		return most;
+	for (int r = 0; r < nodes; r++) {
+		double mine = 0;
+
+		for (int l = 0; l < layers; l++)
+			mine += at[(size_t)l * nodes + r];
+		dense = plans[r].sec_per_token - mine > dense ? plans[r].sec_per_token - mine : dense;
+	}
+	for (int l = 0; l < layers; l++) {
+		double m = 0;
+
+		for (int r = 0; r < nodes; r++)
+			m = at[(size_t)l * nodes + r] > m ? at[(size_t)l * nodes + r] : m;
+		wait += m;
+	}
+	free(at);
+	return dense + wait;
+}
+
 void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, int nodes, bool split_layers,
 			const struct tm_link *l, int n_embd, int moe_layers)
 {
@@ -68,9 +139,9 @@ void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, 
 		c->messages = nodes > 1 ? nodes : 0;
 		c->comm_sec = c->messages * tm_link_send(l, c->message_bytes);
 	} else {
-		const struct tm_plan *p = &node_plans[0];
+		const struct tm_plan *p = &node_plans[0];	/* every node splits the same dense matrices */
 
-		c->compute_sec = p->sec_per_token;
+		c->compute_sec = expert_wait(node_plans, nodes);
 		c->messages = nodes > 1 ? moe_layers : 0;
 		c->comm_sec = c->messages * tm_allreduce_sec(l, nodes, c->message_bytes);
 		/* tensor parallel: the gathers are linear in their bytes, so their sum is one formula */
@@ -85,32 +156,20 @@ void tm_cluster_predict(struct tm_cluster *c, const struct tm_plan *node_plans, 
 
 int tm_cluster_expert_load(const struct tm_plan *plans, int nodes, double *per_node, struct tm_expert_load *out)
 {
-	int layers = 0;
+	int layers;
 	double *at;
 
 	memset(out, 0, sizeof(*out));
 	if (nodes < 1)
 		return tm_err(-EINVAL, "plan: %d nodes", nodes);
-	for (int r = 0; r < nodes; r++)
-		for (size_t i = 0; i < plans[r].n_tensors; i++) {
-			int l = plan_layer_of(plans[r].tensors[i].name);
-
-			layers = l + 1 > layers ? l + 1 : layers;
-		}
-	at = calloc((size_t)(layers ? layers : 1) * (size_t)nodes, sizeof(*at));
+	layers = layers_of(plans, nodes);
+	at = per_layer(plans, nodes, layers, false);
 	if (!at)
 		return tm_err(-ENOMEM, "plan: out of memory");
 	for (int r = 0; r < nodes; r++) {
 		per_node[r] = 0;
-		for (size_t i = 0; i < plans[r].n_tensors; i++) {
-			const struct tm_plan_tensor *t = &plans[r].tensors[i];
-			int l = plan_layer_of(t->name);
-
-			if (t->cls != TM_TC_EXPERTS || l < 0)
-				continue;
-			per_node[r] += t->read_per_token;
-			at[(size_t)l * nodes + r] += t->read_per_token;
-		}
+		for (int l = 0; l < layers; l++)
+			per_node[r] += at[(size_t)l * nodes + r];
 		out->max = per_node[r] > out->max ? per_node[r] : out->max;
 		out->mean += per_node[r] / nodes;
 	}

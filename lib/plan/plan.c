@@ -398,8 +398,10 @@ static int fill_placed(struct tm_plan *p, const struct tm_gguf *g, const struct 
 		t->ot_gpu = -1;
 		if ((err = read_per_token(g, gt, t, tied, o)))
 			return err;
-		if (o->nodes > 1 && !o->split_layers && t->cls == TM_TC_EXPERTS)
+		if (o->nodes > 1 && !o->split_layers && t->cls == TM_TC_EXPERTS) {
+			t->place_density = gt->nbytes ? t->read_per_token / (double)gt->nbytes : 0;
 			expert_share(gt, t, o);
+		}
 		else if (o->nodes > 1 && !o->split_layers && o->tensor_parallel)
 			dense_share(p, gt, t, o->nodes);
 	}
@@ -583,11 +585,17 @@ static double density(const struct tm_plan_tensor *t)
 	return t->bytes ? t->read_per_token / (double)t->bytes : 0;
 }
 
+/* What a tensor's place is chosen by: its density, or the one it is given (place_density). */
+static double worth(const struct tm_plan_tensor *t)
+{
+	return t->place_density > 0 ? t->place_density : density(t);
+}
+
 static int by_worth(const void *a, const void *b, void *arg)
 {
 	const struct tm_plan_tensor *ts = arg;
 	const struct tm_plan_tensor *x = &ts[*(const size_t *)a], *y = &ts[*(const size_t *)b];
-	double dx = density(x), dy = density(y);
+	double dx = worth(x), dy = worth(y);
 
 	if (dx != dy)
 		return dx > dy ? -1 : 1;

@@ -454,7 +454,7 @@ static void test_cluster(const struct tm_gguf *g)
 	struct tm_tier_spec t[1] = { tier("slow=pmem:1G@39") };
 	struct tm_plan_opts o = { .tiers = t, .n_tiers = 1, .nodes = 3 };
 	struct tm_link l, bad;
-	struct tm_plan p, st[2];
+	struct tm_plan p, st[2], nodes[3];
 	struct tm_cluster c;
 	const double msg = DIM * 4.0, send = 5e-6 + msg * 8 / 100e9;
 
@@ -474,10 +474,38 @@ static void test_cluster(const struct tm_gguf *g)
 	       near(tm_plan_find(&p, "blk.0.attn_q.weight")->read_per_token, (double)B_SQ) &&
 	       near(p.sec_per_token, (active + experts * 3 / N_EXP) / 39e9),
 	       "expert parallel: a node holds every dense tensor and 3/8 of each expert tensor");
-	tm_cluster_predict(&c, &p, 3, false, &l, DIM, N_LAYER);
+	/* every node: ranks 0 and 1 hold 3 experts a layer, rank 2 holds 2; each layer waits for a 3 */
+	nodes[0] = p;
+	for (int r = 1; r < 3; r++) {
+		o.rank = r;
+		tm_plan_make(&nodes[r], g, &o);
+	}
+	o.rank = 0;
+	tm_cluster_predict(&c, nodes, 3, false, &l, DIM, N_LAYER);
 	tap_ok(c.messages == N_LAYER && near(c.comm_sec, N_LAYER * 2 * send) &&
 	       near(c.sec_per_token, p.sec_per_token + N_LAYER * 2 * send),
 	       "expert parallel: streaming plus one all-reduce of n_embd floats per MoE layer");
+	/*
+	 * each layer's all-reduce waits for its slowest node: node 0 made to
+	 * read layer 0's experts twice as slowly, node 1 layer 1's, so the
+	 * token waits for both, more than either node's own token
+	 */
+	{
+		struct tm_plan_tensor *a = (struct tm_plan_tensor *)tm_plan_find(&nodes[0], "blk.0.ffn_up_exps.weight");
+		struct tm_plan_tensor *b = (struct tm_plan_tensor *)tm_plan_find(&nodes[1], "blk.1.ffn_up_exps.weight");
+		double extra = a->read_per_token / 39e9, alone;
+
+		a->read_per_token *= 2;
+		b->read_per_token *= 2;
+		nodes[0].sec_per_token += extra;
+		nodes[1].sec_per_token += extra;
+		alone = nodes[0].sec_per_token;
+		tm_cluster_predict(&c, nodes, 3, false, &l, DIM, N_LAYER);
+		tap_ok(near(c.compute_sec, alone + extra), "expert parallel: each MoE layer waits for its slowest node "
+		       "(two nodes slow in different layers: %.3g s against %.3g s for either alone)", c.compute_sec, alone);
+	}
+	for (int r = 1; r < 3; r++)
+		tm_plan_free(&nodes[r]);
 	tm_plan_free(&p);
 	/*
 	 * tensor parallel over 3 nodes, in 16-row groups: each of the 4
@@ -493,7 +521,8 @@ static void test_cluster(const struct tm_gguf *g)
 	       tm_plan_find(&p, "blk.0.ffn_gate_inp.weight")->bytes == B_ROUTER &&
 	       tm_plan_find(&p, "blk.0.ffn_up_exps.weight")->bytes == B_EXPS * 3 / N_EXP && p.tp_gathers == 16 &&
 	       near(p.tp_gather_bytes, 8608), "tensor parallel: dense matrices split by rows, one gather each");
-	tm_cluster_predict(&c, &p, 3, false, &l, DIM, N_LAYER);
+	nodes[0] = nodes[1] = nodes[2] = p;	/* the same dense matrices on every node */
+	tm_cluster_predict(&c, nodes, 3, false, &l, DIM, N_LAYER);
 	tap_ok(c.gathers == 16 && near(c.gather_sec, 16 * 2 * 5e-6 + 8608 * 2.0 / 3 * 8 / 100e9) &&
 	       near(c.comm_sec, N_LAYER * 2 * send + c.gather_sec) && near(tm_allgather_sec(&l, 1, 8608), 0),
 	       "tensor parallel: each gather ceil(log2 N) latencies, (N - 1) / N of its output over the link");
