@@ -24,7 +24,9 @@
 	"                     and prefetch the experts it picks\n" \
 	"  --expert-heat FILE start the cache with each layer's hottest experts (a heat\n" \
 	"                     file of this model from tiermem profile), and split the\n" \
-	"                     slots over the layers by it (skewed layers get more)\n" \
+	"                     slots over the layers by it (skewed layers get more);\n" \
+	"                     with --split experts it also assigns the experts to the\n" \
+	"                     ranks (see --split), with or without --expert-cache\n" \
 	"                     With --gpu and routed experts in host memory (-ot exps=CPU or\n" \
 	"                     exps=pcie) the cache is in VRAM (SIZE: N, N% or bytes of VRAM):\n" \
 	"                     misses are computed by the CPU (exps=CPU; admitted ones are\n" \

@@ -71,7 +71,8 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 			*share_ranks = ranks;
 			if (tm_share_count(mf, t, rank, ranks) < 0)
 				return tm_err(-EIO, "model '%s': tensor %s does not fit the share's expert "
-					      "assignment", mf->name, mt->name);
+					      "assignment (expert_owner: another shape, or a rank not of %d)",
+					      mf->name, mt->name, ranks);
 			bytes = tm_share_bytes(t, tm_share_count(mf, t, rank, ranks));
 		} else if (!tm_share_layers_parse(mt->layout, &rank, &ranks)) {
 			if ((*share_ranks && !*layers) || (*layers && (rank != *share_rank || ranks != *share_ranks)))

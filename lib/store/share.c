@@ -49,8 +49,11 @@ int tm_share_count(const struct tm_manifest *mf, const struct tm_gguf_tensor *t,
 
 	if (mf->xowner && (l < 0 || l >= mf->xowner_layers || t->ne[2] != mf->xowner_experts))
 		return -EINVAL;
-	for (int e = 0; e < t->ne[2]; e++)
+	for (int e = 0; e < t->ne[2]; e++) {
+		if (mf->xowner && mf->xowner[(size_t)l * mf->xowner_experts + e] >= ranks)
+			return -EINVAL;
 		n += tm_share_holds(mf, l, e, rank, ranks);
+	}
 	return n;
 }
 

@@ -106,7 +106,7 @@ int tm_share_layer(const struct tm_gguf_tensor *t);
 uint64_t tm_share_bytes(const struct tm_gguf_tensor *t, int count);
 /* Does rank hold expert e of layer l by mf's assignment? (l, e inside it: tm_share_count checks) */
 bool tm_share_holds(const struct tm_manifest *mf, int l, int e, int rank, int ranks);
-/* How many of t's experts rank holds by mf's assignment; -EINVAL when t does not fit it. */
+/* How many of t's experts rank holds by mf's assignment; -EINVAL when t does not fit it (or it names no rank of ranks). */
 int tm_share_count(const struct tm_manifest *mf, const struct tm_gguf_tensor *t, int rank, int ranks);
 /*
  * m is rank of ranks' share by mf's assignment: m->share_at and

@@ -7,10 +7,12 @@
 # which experts: logits equal one process's within 1e-4 (f32; 49-mpi's
 # tolerance for the experts' summation order), and runs with the same
 # assignment give the same bits. A flat heat is the uniform prior: exactly
-# e % N, so the same bits as no heat. Per-rank imports record the
-# assignment; a run with another (another heat, or none) is refused at start,
-# as is a rank with another heat than rank 0's. plan --nodes --heat prints
-# each node's expected expert reads: more balanced than e % N's.
+# e % N, so the same bits as no heat. deepseek2 (a dense first layer) with
+# its own profile's heat at np 3. Per-rank imports record the assignment; a
+# run with another (another heat, or none) is refused at start, as is a rank
+# with another heat than rank 0's, and a share whose recorded assignment was
+# damaged. plan --nodes --heat prints each node's expected expert reads: more
+# balanced than e % N's. serve at np 2 with the heat answers as one process.
 set -u
 cd "$TOP"
 TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
@@ -86,6 +88,17 @@ for np in 2 3; do
 		'[ $rc -eq 0 ] && grep -q "^rank 0: experts e % $np == 0" "$W/err" && cmp -s "$W/mod$np.bin" "$W/f.bin"'
 done
 
+# deepseek2 (a dense first layer, whose heat is all zeros; shared experts) with its real profile, -np 3
+if synth_or_notok "$W/ds.gguf" --arch deepseek2 --type f32; then
+	"$TM" profile -m "$W/ds.gguf" -f "$W/prompts.txt" -o "$W/ds-heat.json" -n 4 -t 1 >/dev/null 2>&1
+	"$TM" logits -m "$W/ds.gguf" --tokens $TOK -o "$W/ds1.bin"
+	run -np 3 "$MPI" logits -m "$W/ds.gguf" --tokens $TOK -o "$W/ds3.bin" --split experts \
+		--expert-heat "$W/ds-heat.json" 2>"$W/err"
+	rc=$?
+	check "deepseek2 -np 3 with its profile's heat: logits equal one process's within 1e-4 ($(compare "$W/ds1.bin" "$W/ds3.bin" 1e-4))" \
+		'[ $rc -eq 0 ] && grep -q "^rank 2: experts by heat" "$W/err" && compare "$W/ds1.bin" "$W/ds3.bin" 1e-4 >/dev/null'
+fi
+
 # greedy text with an expert cache on each rank (it holds and prefetches the rank's experts by heat)
 "$TM" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 >"$W/one.txt" 2>/dev/null
 run -np 2 "$MPI" run -m "$W/moe.gguf" -p "$PROMPT" -n 24 --temp 0 -t 1 --split experts --expert-heat "$W/skew.json" \
@@ -124,6 +137,24 @@ shares --split experts --expert-heat "$W/heat.json" >"$W/out" 2>"$W/err"
 rc=$?
 check "the shares run with another heat file are refused at start" \
 	'[ $rc -ne 0 ] && grep -q "model holds the experts of another assignment than this run.s" "$W/err"'
+# a manifest whose assignment was damaged: refused, never half-used
+cp -r "$W/s0" "$W/bad"
+python3 - "$W/bad/models/m/manifest.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["expert_owner"][1][3] = 7
+json.dump(j, open(sys.argv[1], "w"))
+PY
+TIERMEM_HOME=$W/bad expect2_re "a share whose manifest assigns an expert to rank 7 of 2" "does not fit the share's expert assignment" \
+	"$TM" logits --name m --tokens 1,2 -o "$W/x.bin"
+python3 - "$W/s0/models/m/manifest.json" "$W/bad/models/m/manifest.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["expert_owner"][1][3] = 1 - j["expert_owner"][1][3]
+json.dump(j, open(sys.argv[2], "w"))
+PY
+TIERMEM_HOME=$W/bad expect2_re "... one that moves an expert to the other rank (its tensors' sizes no longer match)" "differs between its header and its manifest" \
+	"$TM" logits --name m --tokens 1,2 -o "$W/x.bin"
 TIERMEM_HOME=$W/s0 "$TM" import -m "$W/moe.gguf" --name m --split experts --rank 0 --ranks 2 -q \
 	--tier ddr=ddr:1G --expert-heat "$W/skew.json" >"$W/out" 2>&1
 check "importing the same share with the same heat again: nothing to do" 'grep -q "already imported" "$W/out"'
