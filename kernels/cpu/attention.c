@@ -4,8 +4,8 @@
  * read in chunks of positions, whole rows (every KV head) at a time, so each
  * thread streams the K and V caches front to back; within a chunk each KV
  * head's values are turned into floats once (f16, q8_0: in registers by
- * the AVX-512 kernels, through an L1 tile by the others) and serve all the
- * query heads that share them.
+ * the AVX-512 and AVX2 kernels, through an L1 tile by the C ones) and
+ * serve all the query heads that share them.
  *
  * f32 and q8_0 values: one pass, an online softmax (a running max and sum
  * per head, the partial output rescaled when the max grows), as llama.cpp's

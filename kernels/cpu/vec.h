@@ -80,9 +80,17 @@ struct tm_vec {
 /* The functions for the ISA the dispatcher has picked (follows tm_kernels_force_isa). */
 const struct tm_vec *tm_vec(void);
 
-/* The AVX2 table's functions of its own (vec_avx2.c); the rest are the scalar ones over its dot and axpy. */
+/* The AVX2 table's functions of its own (vec_avx2.c); the rest are the scalar ones. */
 void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
 		     float *dst);
+void tm_attn_scores_rows_avx2(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type, int n,
+			      int ahead, float scale, float *s, size_t s_stride);
+void tm_attn_mix_rows_avx2(float *o, int G, int vd, const float *w, size_t w_stride, const void *v,
+			   size_t v_row_bytes, int type, int n, int ahead);
+void tm_attn_scores_avx2(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale, float *s,
+			 size_t s_stride);
+void tm_attn_mix_avx2(float *o, int G, int vd, const float *w, size_t w_stride, const float *v, size_t v_stride,
+		      int n);
 void tm_scale_round_f16_avx2(float *x, int n, float scale);
 double tm_exp_sum_avx2(float *x, int n, float max);
 void tm_swiglu_avx2(float *out, const float *gate, const float *up, int n);

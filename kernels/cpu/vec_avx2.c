@@ -72,6 +72,212 @@ void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int l
 	}
 }
 
+#define INLINE static inline __attribute__((always_inline))
+
+/* Eight values of a cache row of type from element i on, as floats (kv_rows' arithmetic). */
+INLINE __m256 row8(const char *row, int i, int type)
+{
+	if (type == TM_F16)
+		return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i)));
+	if (type == TM_Q8_0) {
+		const blk_q8_0 *b = (const blk_q8_0 *)row + i / 32;
+		__m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + i % 32)));
+
+		return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b->d)), _mm256_cvtepi32_ps(q));
+	}
+	return _mm256_loadu_ps((const float *)row + i);
+}
+
+/*
+ * The sums of four dot products, each as tm_dot_f32_avx2 ends: its two
+ * accumulators added, then the high 128 bits onto the low, then lanes
+ * (0 + 2) + (1 + 3). Done for four at once with the same adds.
+ */
+INLINE __m128 dot_sums4(const __m256 *a0, const __m256 *a1)
+{
+	__m256 a = _mm256_add_ps(a0[0], a1[0]), b = _mm256_add_ps(a0[1], a1[1]);
+	__m256 c = _mm256_add_ps(a0[2], a1[2]), d = _mm256_add_ps(a0[3], a1[3]);
+	/* [a's 4 lane sums | c's], [b's | d's] */
+	__m256 ac = _mm256_add_ps(_mm256_permute2f128_ps(a, c, 0x20), _mm256_permute2f128_ps(a, c, 0x31));
+	__m256 bd = _mm256_add_ps(_mm256_permute2f128_ps(b, d, 0x20), _mm256_permute2f128_ps(b, d, 0x31));
+	/* [a0 + a2, b0 + b2, a1 + a3, b1 + b3 | the same of c, d] */
+	__m256 t = _mm256_add_ps(_mm256_unpacklo_ps(ac, bd), _mm256_unpackhi_ps(ac, bd));
+
+	t = _mm256_add_ps(t, _mm256_permute_ps(t, 0x4e));	/* [a, b, a, b | c, d, c, d] */
+	return _mm_shuffle_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1), 0x44);
+}
+
+/*
+ * HB heads x 4 / HB positions per pass, as tm_dot_f32_avx2 computes each
+ * (dims 16j.. into one accumulator, 16j + 8.. into the other), so the
+ * scores have the float kernel's bits; each row value is made a float once
+ * for the HB heads. A partial group repeats its last head, past n the last
+ * row is read again; the copies are dropped.
+ */
+INLINE void scores_hb(const float *q, int G, int hd, const char *k, size_t kr, int type, int n, int ahead,
+		      float scale, float *s, size_t ss, const int HB)
+{
+	const int PB = 4 / HB;
+	size_t pf_bytes = tm_kv_row_bytes(type, hd);
+	const __m128 vs = _mm_set1_ps(scale);
+
+	for (int h0 = 0; h0 < G; h0 += HB) {
+		int hn = G - h0 < HB ? G - h0 : HB;
+		const float *qh[4];
+
+		for (int h = 0; h < HB; h++)
+			qh[h] = q + (size_t)(h0 + (h < hn ? h : hn - 1)) * hd;
+		for (int p0 = 0; p0 < n; p0 += PB) {
+			const char *rows[4];
+			__m256 a0[4], a1[4];
+			float r[4];
+			int d = 0;
+
+#pragma GCC unroll 4
+			for (int p = 0; p < PB; p++) {
+				rows[p] = k + (size_t)(p0 + p < n ? p0 + p : n - 1) * kr;
+				if (h0 == 0 && p0 + p < ahead)
+					tm_kv_prefetch(rows[p] + (size_t)n * kr, pf_bytes);
+			}
+#pragma GCC unroll 4
+			for (int i = 0; i < 4; i++)
+				a0[i] = a1[i] = _mm256_setzero_ps();
+			for (; d + 16 <= hd; d += 16)
+#pragma GCC unroll 4
+				for (int p = 0; p < PB; p++) {
+					__m256 x0 = row8(rows[p], d, type), x1 = row8(rows[p], d + 8, type);
+
+#pragma GCC unroll 4
+					for (int h = 0; h < HB; h++) {
+						a0[h * PB + p] = _mm256_fmadd_ps(_mm256_loadu_ps(qh[h] + d), x0, a0[h * PB + p]);
+						a1[h * PB + p] = _mm256_fmadd_ps(_mm256_loadu_ps(qh[h] + d + 8), x1,
+										 a1[h * PB + p]);
+					}
+				}
+			if (d < hd)	/* hd = 16j + 8: the last 8 go to the first accumulator */
+#pragma GCC unroll 4
+				for (int p = 0; p < PB; p++) {
+					__m256 x0 = row8(rows[p], d, type);
+
+#pragma GCC unroll 4
+					for (int h = 0; h < HB; h++)
+						a0[h * PB + p] = _mm256_fmadd_ps(_mm256_loadu_ps(qh[h] + d), x0, a0[h * PB + p]);
+				}
+			_mm_storeu_ps(r, _mm_mul_ps(dot_sums4(a0, a1), vs));
+			for (int h = 0; h < hn; h++)
+				for (int p = 0; p < PB && p0 + p < n; p++)
+					s[(size_t)(h0 + h) * ss + p0 + p] = r[h * PB + p];
+		}
+	}
+}
+
+void tm_attn_scores_rows_avx2(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type, int n,
+			      int ahead, float scale, float *s, size_t s_stride)
+{
+	/* one instance per type and group: the type's test leaves the loops */
+#define SCORES(T, HB) scores_hb(q, G, hd, k, k_row_bytes, T, n, ahead, scale, s, s_stride, HB)
+#define SCORES_T(T) (G % 4 == 0 || G == 3 || G > 4 ? SCORES(T, 4) : G == 2 ? SCORES(T, 2) : SCORES(T, 1))
+	if (type == TM_F16)
+		SCORES_T(TM_F16);
+	else if (type == TM_Q8_0)
+		SCORES_T(TM_Q8_0);
+	else
+		SCORES_T(TM_F32);
+#undef SCORES_T
+#undef SCORES
+}
+
+/* NV vectors of output dims from d on, of HB heads, over the n rows (prefetching the next chunk's first pfn) */
+INLINE void mix_dims(float *const *op, const float *const *wh, int d, const char *v, size_t vr, int type, int n,
+		     int pfn, size_t pf_bytes, const int HB, const int NV)
+{
+	__m256 a[8];
+
+#pragma GCC unroll 8
+	for (int i = 0; i < HB * NV; i++)
+		a[i] = _mm256_loadu_ps(op[i / NV] + d + 8 * (i % NV));
+	for (int p = 0; p < n; p++) {
+		const char *row = v + (size_t)p * vr;
+		__m256 x[8];
+
+		if (p < pfn)
+			tm_kv_prefetch(row + (size_t)n * vr, pf_bytes);
+#pragma GCC unroll 8
+		for (int c = 0; c < NV; c++)
+			x[c] = row8(row, d + 8 * c, type);
+#pragma GCC unroll 4
+		for (int h = 0; h < HB; h++) {
+			__m256 ws = _mm256_set1_ps(wh[h][p]);
+
+#pragma GCC unroll 8
+			for (int c = 0; c < NV; c++)
+				a[h * NV + c] = _mm256_fmadd_ps(ws, x[c], a[h * NV + c]);
+		}
+	}
+	/* a copy of the last head holds the same sums as it: any order */
+#pragma GCC unroll 8
+	for (int i = 0; i < HB * NV; i++)
+		_mm256_storeu_ps(op[i / NV] + d + 8 * (i % NV), a[i]);
+}
+
+/*
+ * 8 / HB vectors of output dims of HB heads stay in registers while the rows
+ * go by, each o += w * v by one FMA per value in position order, as
+ * tm_axpy_f32_avx2 does it: the same bits. A group of fewer than HB heads
+ * repeats its last head; dims past the last multiple of 64 / HB go 8 at a
+ * time. The first pass over the rows prefetches the next chunk's, a row at
+ * a time.
+ */
+INLINE void mix_hb(float *o, int G, int vd, const float *w, size_t w_stride, const char *v, size_t vr, int type,
+		   int n, int ahead, const int HB)
+{
+	const int VB = 8 / HB;
+	size_t pf_bytes = tm_kv_row_bytes(type, vd);
+
+	for (int h0 = 0; h0 < G; h0 += HB) {
+		int hn = G - h0 < HB ? G - h0 : HB, pfn = h0 == 0 ? (ahead < n ? ahead : n) : 0, d = 0;
+		const float *wh[4];
+		float *op[4];
+
+		for (int h = 0; h < HB; h++) {
+			wh[h] = w + (size_t)(h0 + (h < hn ? h : hn - 1)) * w_stride;
+			op[h] = o + (size_t)(h0 + (h < hn ? h : hn - 1)) * vd;
+		}
+		for (; d + 8 * VB <= vd; d += 8 * VB, pfn = 0)
+			mix_dims(op, wh, d, v, vr, type, n, pfn, pf_bytes, HB, VB);
+		for (; d < vd; d += 8, pfn = 0)
+			mix_dims(op, wh, d, v, vr, type, n, pfn, pf_bytes, HB, 1);
+	}
+}
+
+void tm_attn_mix_rows_avx2(float *o, int G, int vd, const float *w, size_t w_stride, const void *v,
+			   size_t v_row_bytes, int type, int n, int ahead)
+{
+#define MIX(T, HB) mix_hb(o, G, vd, w, w_stride, v, v_row_bytes, T, n, ahead, HB)
+#define MIX_T(T) (G % 4 == 0 || G == 3 || G > 4 ? MIX(T, 4) : G == 2 ? MIX(T, 2) : MIX(T, 1))
+	if (type == TM_F16)
+		MIX_T(TM_F16);
+	else if (type == TM_Q8_0)
+		MIX_T(TM_Q8_0);
+	else
+		MIX_T(TM_F32);
+#undef MIX_T
+#undef MIX
+}
+
+/* The float kernels: the same over f32 rows */
+void tm_attn_scores_avx2(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale, float *s,
+			 size_t s_stride)
+{
+	tm_attn_scores_rows_avx2(q, G, hd, k, k_stride * sizeof(float), TM_F32, n, 0, scale, s, s_stride);
+}
+
+void tm_attn_mix_avx2(float *o, int G, int vd, const float *w, size_t w_stride, const float *v, size_t v_stride,
+		      int n)
+{
+	tm_attn_mix_rows_avx2(o, G, vd, w, w_stride, v, v_stride * sizeof(float), TM_F32, n, 0);
+}
+
 /*
  * e^x as the AVX-512 table's exp512 computes it (x = n ln2 + r, Taylor to
  * r^6), with 2^n put together in the exponent bits, so n must stay in

@@ -64,7 +64,7 @@ float tm_max_ref(const float *x, int n)
 	return m;
 }
 
-/* The attention halves over any f32 dot and axpy (the AVX2 table passes its own). */
+/* The attention halves over the f32 dot and axpy above. */
 static inline void scores_with(float (*dotf)(const float *, const float *, int), const float *q, int G,
 			       int hd, const float *k, size_t k_stride, int n, float scale, float *s,
 			       size_t s_stride)
@@ -92,18 +92,6 @@ static void attn_mix(float *o, int G, int vd, const float *w, size_t w_stride, c
 		     int n)
 {
 	mix_with(axpy, o, G, vd, w, w_stride, v, v_stride, n);
-}
-
-static void attn_scores_avx2(const float *q, int G, int hd, const float *k, size_t k_stride, int n, float scale,
-			     float *s, size_t s_stride)
-{
-	scores_with(tm_dot_f32_avx2, q, G, hd, k, k_stride, n, scale, s, s_stride);
-}
-
-static void attn_mix_avx2(float *o, int G, int vd, const float *w, size_t w_stride, const float *v,
-			  size_t v_stride, int n)
-{
-	mix_with(tm_axpy_f32_avx2, o, G, vd, w, w_stride, v, v_stride, n);
 }
 
 static double exp_sum(float *x, int n, float max)
@@ -155,12 +143,14 @@ const struct tm_vec tm_vec_scalar = {
 };
 
 /*
- * AVX2 machines get its dot and axpy, also inside attention, and its exp;
- * the sum of squares stays in C there.
+ * AVX2 machines get its dot and axpy, attention kernels that read the cache
+ * rows themselves (with the dot and axpy's sums), and its exp; the sum of
+ * squares stays in C there.
  */
 const struct tm_vec tm_vec_avx2 = {
 	.dot = tm_dot_f32_avx2, .axpy = tm_axpy_f32_avx2, .vec_hd = 8,
-	.attn_scores = attn_scores_avx2, .attn_mix = attn_mix_avx2, .kv_rows = tm_kv_rows_avx2,
+	.attn_scores = tm_attn_scores_avx2, .attn_mix = tm_attn_mix_avx2, .kv_rows = tm_kv_rows_avx2,
+	.attn_scores_rows = tm_attn_scores_rows_avx2, .attn_mix_rows = tm_attn_mix_rows_avx2,
 	.max = tm_max_ref, .exp_sum = tm_exp_sum_avx2, .swiglu = tm_swiglu_avx2, .sumsq = sumsq, .to_f16 = to_f16,
 	.scale_round_f16 = tm_scale_round_f16_avx2,
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/cpu/vec.h"
 #include "kernels/ops.h"
 #include "tap.h"
 
@@ -321,6 +322,66 @@ static void test_attention(void)
 	tm_kernels_force_isa(was);
 }
 
+/*
+ * The AVX2 table's attention kernels read the cache rows themselves; their
+ * scores and outputs must keep the bits of the path they replaced: the rows
+ * as floats (kv_rows), then tm_dot_f32_avx2 times the scale per head and
+ * position, and tm_axpy_f32_avx2 per position and head. Groups of 1-5 and
+ * 8 heads (whole and partial passes), head sizes 40 (a last 8 dims) to 128,
+ * a head that is not the row's first, the next chunk prefetched.
+ */
+static void test_attention_rows_avx2(void)
+{
+	enum { N = 37, MAXG = 8, MAXD = 128, KV = 2 };
+	static const int groups[] = { 1, 2, 3, 4, 5, 8 }, dims[] = { 40, 64, 96, 128 };
+	static const int types[] = { TM_F32, TM_F16, TM_Q8_0 };
+	static float q[MAXG * MAXD], w[MAXG * N], tile[N * MAXD], x[KV * MAXD];
+	static float s_ref[MAXG * N], s_got[MAXG * N], o_ref[MAXG * MAXD], o_got[MAXG * MAXD];
+	static char rows[2 * N * KV * MAXD * 4];
+	const char *was = tm_kernels_isa();
+	const struct tm_vec *v;
+	int cases = 0, bad = 0;
+
+	if (tm_kernels_force_isa("avx2")) {
+		tap_skip("this CPU has no avx2");
+		return;
+	}
+	v = tm_vec();
+	for (int ti = 0; ti < 3; ti++)
+		for (int di = 0; di < 4; di++)
+			for (int gi = 0; gi < 6; gi++) {
+				int type = types[ti], hd = dims[di], G = groups[gi];
+				size_t rb = tm_kv_row_bytes(type, KV * hd);
+				const char *head = rows + tm_kv_row_bytes(type, hd);	/* KV head 1 */
+
+				if (type == TM_Q8_0 && hd % 32)
+					continue;
+				for (int p = 0; p < 2 * N; p++) {
+					fill(x, KV * hd, 1.0f);
+					tm_kv_put_row(type, x, rows + p * rb, KV * hd);
+				}
+				fill(q, G * hd, 1.0f);
+				fill(w, G * N, 1.0f);
+				fill(o_ref, G * hd, 1.0f);
+				memcpy(o_got, o_ref, sizeof(float) * G * hd);
+				v->kv_rows(rows, rb, type, hd, hd, N, 0, tile);
+				for (int p = 0; p < N; p++)
+					for (int h = 0; h < G; h++)
+						s_ref[h * N + p] = tm_dot_f32_avx2(q + h * hd, tile + p * hd, hd) * 0.125f;
+				v->attn_scores_rows(q, G, hd, head, rb, type, N, 5, 0.125f, s_got, N);
+				for (int p = 0; p < N; p++)
+					for (int h = 0; h < G; h++)
+						tm_axpy_f32_avx2(o_ref + h * hd, w[h * N + p], tile + p * hd, hd);
+				v->attn_mix_rows(o_got, G, hd, w, N, head, rb, type, N, 5);
+				bad += memcmp(s_ref, s_got, sizeof(float) * G * N) != 0 ||
+				       memcmp(o_ref, o_got, sizeof(float) * G * hd) != 0;
+				cases++;
+			}
+	tap_ok(!bad && cases == 66, "avx2 attention from the cache rows: the bits of kv_rows + the f32 dot and axpy "
+	       "(%d of %d cases differ)", bad, cases);
+	tm_kernels_force_isa(was);
+}
+
 /* The Walsh-Hadamard rotation: Sylvester's matrix over sqrt(block) by definition, and its own inverse. */
 static void test_hadamard(void)
 {
@@ -394,6 +455,7 @@ int main(void)
 	test_rope();
 	test_softmax_swiglu();
 	test_attention();
+	test_attention_rows_avx2();
 	test_hadamard();
 	test_vector_exp();
 	return tap_done();
