@@ -22,9 +22,9 @@
  * weights' output) is made alone, and the states are folded in position
  * order. Who computes a span does not change its bits: with as many queries
  * as threads (prefill) a thread folds its query's spans as it goes; decode
- * deals the spans of its one query out to the threads and folds their
- * states after the hand-off (for f16 with at least as many KV heads as
- * threads, each thread takes whole KV heads instead: one hand-off). So a
+ * deals the spans of its one query out to the threads, which then fold
+ * the states head by head after a barrier (for f16 with at least as many
+ * KV heads as threads, each thread takes whole KV heads instead). So a
  * query's output has the same bits in a prefill batch, alone in decode,
  * beside other sequences in a batched step, and at any thread count: a
  * server's text does not depend on its batch or on its prefix cache.
@@ -35,6 +35,7 @@
  * order).
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -158,7 +159,7 @@ static struct state state_of(const struct tm_attn *a, int ith)
 	return st;
 }
 
-/* Decode's state of span j (shared: the threads write their spans, the caller folds them). */
+/* Decode's state of span j (shared: the threads write their spans, then fold them by heads). */
 static struct part slot(const struct tm_attn *a, int nth, int j)
 {
 	int H = a->n_head, vd = v_dim(a);
@@ -403,11 +404,36 @@ static enum mode mode_of(const struct tm_attn *a, int nth)
 struct job {
 	const struct tm_attn *a;
 	enum pass pass;	/* SPANS: ONE_PASS, or f16's SCORES then MIX */
+	_Alignas(64) atomic_int arrived;	/* SPANS: every span's state is made */
 };
+
+/*
+ * Decode: heads [h0, h1) of the output from the span states, in position
+ * order: the fold of attend_whole (ONE_PASS), or f16's mixed spans added up
+ * (MIX). A head's fold is its own, so the threads share the heads out once
+ * every span is made; the bits are those of a fold on one thread.
+ */
+static void gather_heads(const struct tm_attn *a, int ith, int nth, const struct state *st, enum pass pass,
+			 const struct tm_vec *v)
+{
+	int H = a->n_head, vd = v_dim(a), h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
+	int ns = spans_of(a->pos0 + 1, span_len(a->n_head_kv, a->head_dim));
+
+	empty(&st->acc, h0, h1, vd);
+	for (int s = 0; s < ns; s++) {
+		struct part p = slot(a, nth, s);
+
+		if (pass == ONE_PASS)
+			fold(&st->acc, &p, h0, h1, vd, true, v);
+		else
+			add(&st->acc, &p, h0, h1, vd, v);
+	}
+	finish(a, 0, h0, h1, &st->acc, pass);
+}
 
 static void attention_worker(void *arg, int ith, int nth)
 {
-	const struct job *j = arg;
+	struct job *j = arg;
 	const struct tm_attn *a = j->a;
 	const struct tm_vec *v = tm_vec();
 	struct state st = state_of(a, ith);
@@ -430,10 +456,18 @@ static void attention_worker(void *arg, int ith, int nth)
 			attend_range(a, 0, s * S, s == ns - 1 ? n : (s + 1) * S, 0, a->n_head_kv, &st, &p, v,
 				     j->pass);
 		}
+		if (j->pass == SCORES)
+			return;	/* the caller folds the maxima and sums, then runs the mix */
+		tm_barrier_wait(&j->arrived, nth);
+		gather_heads(a, ith, nth, &st, j->pass, v);
 	}
 }
 
-/* Decode's span states, folded in position order as attend_whole folds them, into the output. */
+/*
+ * f16 decode after its scores: the spans' maxima and sums folded in position
+ * order (cheap: no vectors), each span's factor, then the mix of every span
+ * with the weights of the whole softmax, whose outputs the threads add up.
+ */
 static void fold_spans(struct tm_pool *pool, struct job *j)
 {
 	const struct tm_attn *a = j->a;
@@ -443,15 +477,6 @@ static void fold_spans(struct tm_pool *pool, struct job *j)
 	struct part acc = state_of(a, 0).acc;
 
 	empty(&acc, 0, H, vd);
-	if (j->pass == ONE_PASS) {
-		for (int s = 0; s < ns; s++) {
-			struct part p = slot(a, nth, s);
-
-			fold(&acc, &p, 0, H, vd, true, v);
-		}
-		finish(a, 0, 0, H, &acc, ONE_PASS);
-		return;
-	}
 	for (int s = 0; s < ns; s++) {
 		struct part p = slot(a, nth, s);
 
@@ -462,23 +487,16 @@ static void fold_spans(struct tm_pool *pool, struct job *j)
 
 		weigh(&acc, p.m, p.l, 0, H);
 	}
-	/* every span mixes with the weights of the whole softmax: one more hand-off */
 	j->pass = MIX;
 	tm_pool_run(pool, attention_worker, j);
-	for (int s = 0; s < ns; s++) {
-		struct part p = slot(a, nth, s);
-
-		add(&acc, &p, 0, H, vd, v);
-	}
-	finish(a, 0, 0, H, &acc, MIX);
 }
 
 void tm_attention(struct tm_pool *pool, const struct tm_attn *a)
 {
-	struct job j = { a, rounded(a->type_v) ? SCORES : ONE_PASS };
+	struct job j = { a, rounded(a->type_v) ? SCORES : ONE_PASS, 0 };
 
 	tm_pool_run(pool, attention_worker, &j);
-	if (mode_of(a, tm_pool_threads(pool)) == SPANS)
+	if (mode_of(a, tm_pool_threads(pool)) == SPANS && j.pass == SCORES)
 		fold_spans(pool, &j);
 }
 
