@@ -11,17 +11,21 @@
 # each rank -t 1), and against ranks that take turns. It cannot show nodes
 # adding their bandwidth: that needs a second machine (plan --nodes predicts it).
 # Then np 2's report at its stop: the time its ranks computed at once.
-# usage: bench/mpi-streams.sh [--rounds N] [--tokens N] [--base BUILD] [MODEL]
+# With --groups: np 2 with its decode groups chosen by cost (the default)
+# against --pipeline-groups equal (a group per rank), 4 and 8 streams, and
+# each server's fitted stage costs and the groups it chose.
+# usage: bench/mpi-streams.sh [--rounds N] [--tokens N] [--base BUILD | --groups] [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-rounds=3 tokens=32 base= model=
-usage="usage: bench/mpi-streams.sh [--rounds N] [--tokens N] [--base BUILD] [MODEL]"
+rounds=3 tokens=32 base= model= groups=
+usage="usage: bench/mpi-streams.sh [--rounds N] [--tokens N] [--base BUILD | --groups] [MODEL]"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) rounds=$2; shift 2 ;;
 	--tokens) tokens=$2; shift 2 ;;
 	--base) base=$2; shift 2 ;;
+	--groups) groups=1; shift ;;
 	-*) echo "$usage" >&2; exit 2 ;;
 	*) model=$1; shift ;;
 	esac
@@ -42,22 +46,28 @@ cat >"$W/np2" <<SH
 exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 "\$MPI" "\$@"
 SH
 chmod +x "$W/np2"
-ctx=$((tokens + 64))
-start np1 -m "$model" -np 4 -c $ctx -t 2 || { cat "$W/np1.err" >&2; exit 1; }
-TM=$W/np2 MPI=$BUILD/tiermem-mpi start np2 -m "$model" -np 4 -c $ctx --split layers ||
+ctx=$((tokens + 64)) counts="1 2 4" slots=4
+[ -z "$groups" ] || counts="4 8" slots=8
+[ -n "$groups" ] || start np1 -m "$model" -np 4 -c $ctx -t 2 || { cat "$W/np1.err" >&2; exit 1; }
+TM=$W/np2 MPI=$BUILD/tiermem-mpi start np2 -m "$model" -np $slots -c $ctx --split layers ||
 	{ cat "$W/np2.err" >&2; exit 1; }
 servers="np1 np2"
-if [ -n "$base" ]; then
+if [ -n "$groups" ]; then
+	TM=$W/np2 MPI=$BUILD/tiermem-mpi start eq2 -m "$model" -np $slots -c $ctx --split layers \
+		--pipeline-groups equal || { cat "$W/eq2.err" >&2; exit 1; }
+	servers="np2 eq2"
+elif [ -n "$base" ]; then
 	TM=$W/np2 MPI=$base/tiermem-mpi start turns -m "$model" -np 4 -c $ctx --split layers ||
 		{ cat "$W/turns.err" >&2; exit 1; }
 	servers="np1 np2 turns"
 fi
-head -1 "$W/np1.err"
+head -1 "$W/np2.err"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$rounds"); do
 	for s in $servers; do
 		port=PORT_$s
-		node bench/serve-streams.mjs "http://127.0.0.1:${!port}" 1 "$tokens" 1 2 4 2>&1 >/dev/null |
+		# shellcheck disable=SC2086
+		node bench/serve-streams.mjs "http://127.0.0.1:${!port}" 1 "$tokens" $counts 2>&1 >/dev/null |
 			sed -n "s/^round 1, \([0-9]*\) streams: \([0-9.]*\) tok\/s/$s \1 \2/p" >>"$W/figures"
 	done
 done
@@ -75,13 +85,22 @@ stop_mpi() {
 stop_mpi "$PID_np2"
 grep -m1 '^cluster:' "$W/np2.err" | grep -o 'pipeline_sec.*' || echo "np 2: no report (rank 0 did not stop)"
 [ -z "$base" ] || stop_mpi "$PID_turns"
+if [ -n "$groups" ]; then
+	stop_mpi "$PID_eq2"
+	grep -h -m1 '^pipeline groups' "$W/np2.err" "$W/eq2.err"
+fi
 declare -A name=([np1]="one process, -t 2" [np2]="mpirun -np 2 --split layers, -t 1 each (pipeline)"
-		 [turns]="mpirun -np 2 --split layers, -t 1 each ($base: ranks take turns)")
+		 [turns]="mpirun -np 2 --split layers, -t 1 each ($base: ranks take turns)"
+		 [eq2]="the same, --pipeline-groups equal")
 echo "$rounds rounds, $tokens tokens per stream; aggregate decode tok/s, median of rounds"
-printf '| server | 1 stream | 2 streams | 4 streams |\n|---|---|---|---|\n'
+printf '| server |'
+for c in $counts; do printf ' %s streams |' "$c"; done
+printf '\n|---|'
+for c in $counts; do printf -- '---|'; done
+echo
 for s in $servers; do
 	printf '| %s |' "${name[$s]}"
-	for c in 1 2 4; do
+	for c in $counts; do
 		printf ' %s |' "$(awk -v s="$s" -v c="$c" '$1 == s && $2 == c { print $3 }' "$W/figures" | sort -g |
 			awk '{ a[NR] = $1 } END { if (!NR) print "-"; else printf "%.2f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')"
 	done

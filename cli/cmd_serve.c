@@ -89,6 +89,11 @@ static const char usage[] =
 	"them all with 0 and prints every rank's counters; SIGTERM to mpirun ends the\n"
 	"job at once, mpirun exits 1):\n"
 	SPLIT_HELP
+	"  --pipeline-groups cost|equal\n"
+	"                     with --split layers: decode the running sequences in as\n"
+	"                     many groups (at most one per rank) as the ranks' measured\n"
+	"                     cost per call and per row says is fastest (cost, the\n"
+	"                     default), or always in one group per rank (equal)\n"
 	"MoE expert cache (as for tiermem run; one cache for every slot and the batched\n"
 	"decode; its hits and misses in /metrics):\n"
 	RUN_EXPERTS_USAGE;
@@ -151,6 +156,7 @@ int cmd_serve(int argc, char **argv)
 		{ "reasoning-budget", required_argument, NULL, 'B' },
 		{ "queue", required_argument, NULL, 'Q' },
 		{ "timeout", required_argument, NULL, 'O' },
+		{ "pipeline-groups", required_argument, NULL, 'G' },
 		RUN_EXPERTS_OPTIONS,
 		SPLIT_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
@@ -242,6 +248,11 @@ int cmd_serve(int argc, char **argv)
 			if (parse_long("--timeout", optarg, 1, 86400, &timeout))
 				return EXIT_USAGE;
 			break;
+		case 'G':
+			if (strcmp(optarg, "cost") && strcmp(optarg, "equal"))
+				return usage_error(CMD, "--pipeline-groups %s: want cost or equal", optarg);
+			split.equal_groups = !strcmp(optarg, "equal");
+			break;
 		case OPT_SPLIT: case OPT_MPI_TIMEOUT:
 			if ((rc = split_args_option(CMD, &split, c, optarg)))
 				return rc;
@@ -256,6 +267,8 @@ int cmd_serve(int argc, char **argv)
 	rc = 1;
 	if (optind < argc)
 		rc = usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	else if (split.equal_groups && !split.kind)
+		rc = usage_error(CMD, "--pipeline-groups: only with --split layers (a pipeline)");
 	else if (model_args_check(&ma, CMD, true))
 		rc = EXIT_USAGE;
 	else if (tmpl_file && !(tmpl_text = read_text(tmpl_file)))

@@ -20,6 +20,7 @@ void split_args_init(struct split_args *a)
 	a->timeout = 60;
 	a->heat = NULL;
 	a->assign = NULL;
+	a->equal_groups = false;
 	a->mpi = NULL;
 }
 
@@ -189,8 +190,12 @@ int split_args_serve(const char *cmd, struct split_args *a, struct tm_server *sr
 
 	if (!a->kind)
 		return 0;
+	if (a->equal_groups && a->kind != TM_SPLIT_LAYERS)
+		return tm_mpi_world_rank() ? EXIT_USAGE :
+		       usage_error(cmd, "--pipeline-groups: only with --split layers (a pipeline)");
 	if ((rc = split_args_start(cmd, a, tm_serve_ctx(srv, tm_serve_slots(srv)), name)))
 		return rc;
+	a->mpi->equal_groups = a->equal_groups;
 	err = tm_mpi_serve_start(a->mpi, srv);
 	if (err == -EINVAL)
 		return a->mpi->rank ? EXIT_USAGE : usage_error(cmd, "%s", tm_strerror());

@@ -8,6 +8,7 @@
 #ifndef TIERMEM_CLI_SPLIT_ARGS_H
 #define TIERMEM_CLI_SPLIT_ARGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -22,6 +23,7 @@ struct split_args {
 	double timeout;			/* --mpi-timeout seconds */
 	const char *heat;		/* --expert-heat: the experts' assignment balances it */
 	struct tm_xassign *assign;	/* --split experts[,dense]: whose each expert is, once made */
+	bool equal_groups;		/* serve --pipeline-groups equal */
 	struct tm_mpi_split *mpi;	/* once started */
 };
 

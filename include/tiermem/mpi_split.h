@@ -72,6 +72,7 @@ struct tm_mpi_split {
 	int rows_left;		/* serve: rows of the current call this rank is still to send on */
 	uint64_t tokens;	/* serve, rank 0: tokens decoded */
 	struct tm_mpi_serve *serve;	/* serve's state (serve_follow.c) */
+	bool equal_groups;	/* serve --split layers: a group per stage, not by cost (before tm_mpi_serve_start) */
 	float *sum;		/* experts: reduce's buffer, sum_rows * n_embd */
 	/* experts,dense: the rows hook, this rank's part of a matrix, the gathered parts, their layout */
 	struct tm_rows_hook rows;

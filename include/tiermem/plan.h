@@ -285,6 +285,35 @@ void tm_plan_free(struct tm_plan *p);
  */
 int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, int *first);
 /*
+ * A pipeline stage's measured cost: a call of rows sequences takes
+ * call_sec + rows * row_sec seconds (lib/plan/groups.c).
+ */
+struct tm_stage_cost {
+	double call_sec, row_sec;
+};
+/*
+ * Seconds for every one of rows sequences to get one token when they are
+ * decoded in groups of at most ceil(rows / groups) over the stages, one call
+ * per group in flight: the longer of the largest group's way through every
+ * stage and the busiest stage's groups calls of rows rows in all.
+ */
+double tm_pipeline_round(const struct tm_stage_cost *st, int stages, int rows, int groups);
+/*
+ * The number of groups (1 to min(stages, rows)) with the shortest round,
+ * or the fewest whose round is within margin (a fraction) of it: more
+ * groups read every stage's weights more often, which costs where stages
+ * share a memory (not modelled). 1 for rows < 1.
+ */
+int tm_pipeline_groups(const struct tm_stage_cost *st, int stages, int rows, double margin);
+/* A least-squares line through a stage's (rows, seconds) calls, recent calls weighing most. */
+struct tm_stage_fit {
+	double n, x, y, xx, xy;
+};
+void tm_stage_fit_add(struct tm_stage_fit *f, double rows, double sec);
+/* The fitted cost; false until there are a few calls of different sizes. */
+bool tm_stage_fit_get(const struct tm_stage_fit *f, struct tm_stage_cost *c);
+
+/*
  * Does the stage holding layers [first, last) of n_layer hold tensor name?
  * Its layers (those from n_layer on, multi-token prediction, with the last
  * stage), the token embedding on the first stage (and on the last when tied:

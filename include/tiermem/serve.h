@@ -79,13 +79,17 @@ struct tm_serve_opts {
  * one's done (a pipeline of processes, each working on another call); done
  * then comes later, for the calls in the order they were made, and a slot
  * is in at most one call not yet done. The scheduler then splits the
- * running slots into about depth decode steps of their own. Called on the
- * scheduler's thread, without the lock.
+ * running slots into decode steps of their own: of at most group(running)
+ * slots each (running: the slots generating), or without group about a
+ * depth-th of them. made: after either call's forward pass returned here.
+ * Called on the scheduler's thread, without the lock.
  */
 struct tm_serve_mirror {
 	void (*prefill)(void *arg, int slot, int n_past, const int32_t *toks, int n);
 	void (*decode)(void *arg, const int *slots, const int32_t *toks, int n);
+	void (*made)(void *arg);
 	void (*done)(void *arg, struct tm_ctx *const *ctxs, int n);
+	int (*group)(void *arg, int running);
 	int depth;			/* 0 or 1: each call is done before the next */
 	void *arg;
 };

@@ -16,6 +16,13 @@
  * what keeps that from deadlocking: the last rank's logits never wait for
  * rank 0, which may itself wait to hand its activations to rank 1.
  *
+ * How many groups: every rank sends rank 0 the time it computed each call
+ * (a receive rank 0 posted with the logits'), rank 0 fits each stage's cost
+ * per call and per row (tm_stage_fit) and takes the number of groups with
+ * the shortest predicted round (tm_pipeline_groups). Until the calls have
+ * had different sizes, which a fit needs, every other decode step is of one
+ * slot; --pipeline-groups equal keeps a group per stage.
+ *
  * A follower waits for the next command without the watchdog (rank 0 may
  * wait for a request as long as it likes) and without spinning: it polls a
  * nonblocking receive and sleeps between polls (a short nap first: in a
@@ -35,7 +42,11 @@
 
 #include "lib/mpi/mpi_internal.h"
 #include "tiermem/error.h"
+#include "tiermem/plan.h"
 #include "tiermem/serve.h"
+
+/* a group more only for a predicted gain above this: it rereads every stage's weights */
+#define GROUP_MARGIN 0.05
 
 enum { OP_PREFILL = 1, OP_DECODE, OP_STOP };
 
@@ -44,14 +55,28 @@ struct cmd {
 	int32_t op, slot, n_past, n;
 };
 
-/* The calls in the pipeline, oldest first: the receives of their logits (rank 0, --split layers). */
+/* What one rank computed of one call: its decode rows (0: a prompt chunk), its seconds. */
+struct call_cost {
+	double rows, sec;
+};
+
+/*
+ * The calls in the pipeline, oldest first: the receives of their logits and
+ * of the other ranks' call costs (rank 0, --split layers); the stages' fits.
+ */
 struct tm_mpi_serve {
 	struct tm_server *srv;
 	int depth, slots;
-	MPI_Request *rq;	/* depth rows of slots */
+	MPI_Request *rq;	/* depth rows of slots + ranks */
 	int *n_rq;		/* per row */
+	struct call_cost *cost;	/* depth rows of ranks */
 	int head, count;
 	double since;		/* when the pipeline last became busy */
+	double busy0;		/* this rank's busy seconds when its newest call began */
+	struct tm_stage_fit *fit;	/* per stage */
+	bool equal;		/* --pipeline-groups equal */
+	unsigned explored;	/* decode steps made to vary the calls' sizes */
+	uint64_t *chosen;	/* decode steps made with 1..depth groups (index 0: exploring) */
 };
 
 static void send_to(struct tm_mpi_split *s, int dest, const struct cmd *c, const int32_t *toks, int count)
@@ -109,28 +134,75 @@ static void send_cmd(struct tm_mpi_split *s, int op, int slot, int n_past, const
 	free(buf);
 }
 
-/* Rank 0, --split layers: a call of rows tokens made; post the receives of its n contexts' logits. */
-static void expect(struct tm_mpi_split *s, struct tm_ctx *const *ctxs, int n, int rows)
+/*
+ * Rank 0, --split layers: a call of rows tokens made (decode: of rows
+ * slots); post the receives of its n contexts' logits and of the other
+ * ranks' costs of it.
+ */
+static void expect(struct tm_mpi_split *s, struct tm_ctx *const *ctxs, int n, int rows, bool decode)
 {
 	struct tm_mpi_serve *v = s->serve;
 	int row = (v->head + v->count) % v->depth;
-	MPI_Request *rq = v->rq + (size_t)row * v->slots;
+	MPI_Request *rq = v->rq + (size_t)row * (v->slots + s->ranks);
+	struct call_cost *cost = v->cost + (size_t)row * s->ranks;
 
 	if (v->count)
 		s->now.overlapped++;
 	else
 		v->since = tm_now();
 	v->count++;
-	v->n_rq[row] = n;
+	v->n_rq[row] = n + s->ranks - 1;
 	for (int i = 0; i < n; i++) {
 		double t0 = tm_mpi_enter(s, "MPI_Irecv of the logits");
 
 		tm_mpi_leave(s, t0, MPI_Irecv(ctxs[i]->logits, s->n_vocab, MPI_FLOAT, s->ranks - 1, TAG_LOGITS,
 					      MPI_COMM_WORLD, &rq[i]), s->ranks - 1, 0);
 	}
+	for (int r = 1; r < s->ranks; r++) {
+		double t0 = tm_mpi_enter(s, "MPI_Irecv of a call's cost");
+
+		tm_mpi_leave(s, t0, MPI_Irecv(&cost[r], 2, MPI_DOUBLE, r, TAG_COST, MPI_COMM_WORLD, &rq[n + r - 1]),
+			     r, 0);
+	}
+	cost[0] = (struct call_cost){ decode ? rows : 0, 0 };
 	/* this rank computes its layers of the call from here to its MPI_Send of the activations */
 	s->rows_left = rows;
+	v->busy0 = s->now.busy_sec;
 	tm_mpi_computing(s);
+}
+
+/* Rank 0: its own part of the newest call computed (its forward pass returned). */
+static void on_made(void *arg)
+{
+	struct tm_mpi_split *s = arg;
+	struct tm_mpi_serve *v = s->serve;
+	int row = (v->head + v->count - 1) % v->depth;
+
+	tm_mpi_computed(s);
+	v->cost[(size_t)row * s->ranks].sec = s->now.busy_sec - v->busy0;
+}
+
+/* Slots in the next decode step: a group of the running ones, as many groups as the costs say. */
+static int on_group(void *arg, int running)
+{
+	struct tm_mpi_split *s = arg;
+	struct tm_mpi_serve *v = s->serve;
+	struct tm_stage_cost c[s->ranks];
+	int g = v->depth;
+
+	for (int r = 0; r < s->ranks && !v->equal; r++)
+		if (!tm_stage_fit_get(&v->fit[r], &c[r])) {
+			/* calls of one size cannot be fitted: every other step of one slot */
+			if (running > 1 && v->explored++ % 2) {
+				v->chosen[0]++;
+				return 1;
+			}
+			break;
+		} else if (r == s->ranks - 1) {
+			g = tm_pipeline_groups(c, s->ranks, running, GROUP_MARGIN);
+		}
+	v->chosen[g]++;
+	return (running + g - 1) / g;
 }
 
 static bool pipeline(const struct tm_mpi_split *s)
@@ -145,7 +217,7 @@ static void on_prefill(void *arg, int slot, int n_past, const int32_t *toks, int
 
 	send_cmd(s, OP_PREFILL, slot, n_past, toks, NULL, n);
 	if (pipeline(s))
-		expect(s, &c, 1, n);
+		expect(s, &c, 1, n, false);
 }
 
 static void on_decode(void *arg, const int *slots, const int32_t *toks, int n)
@@ -161,7 +233,7 @@ static void on_decode(void *arg, const int *slots, const int32_t *toks, int n)
 	s->tokens += (uint64_t)n;
 	send_cmd(s, OP_DECODE, 0, 0, ids, toks, n);
 	if (pipeline(s))
-		expect(s, ctxs, n, n);
+		expect(s, ctxs, n, n, true);
 }
 
 /* The oldest call's logits: rank 0 waits for them; the last rank of a pipeline sends them. */
@@ -179,8 +251,14 @@ static void on_done(void *arg, struct tm_ctx *const *ctxs, int n)
 		return;
 	}
 	t0 = tm_mpi_enter(s, "MPI_Waitall for the logits");
-	tm_mpi_leave(s, t0, MPI_Waitall(v->n_rq[v->head], v->rq + (size_t)v->head * v->slots,
+	tm_mpi_leave(s, t0, MPI_Waitall(v->n_rq[v->head], v->rq + (size_t)v->head * (v->slots + s->ranks),
 					MPI_STATUSES_IGNORE), s->ranks - 1, 0);
+	for (int r = 0; r < s->ranks; r++) {
+		const struct call_cost *c = &v->cost[(size_t)v->head * s->ranks + r];
+
+		if (c->rows > 0)
+			tm_stage_fit_add(&v->fit[r], c->rows, c->sec);
+	}
 	v->head = (v->head + 1) % v->depth;
 	if (!--v->count)
 		s->now.active_sec += tm_now() - v->since;
@@ -223,14 +301,38 @@ int tm_mpi_serve_start(struct tm_mpi_split *s, struct tm_server *srv)
 	v->srv = srv;
 	v->slots = tm_serve_slots(srv);
 	v->depth = pipeline(s) ? s->ranks : 1;
-	v->rq = calloc((size_t)v->depth * (size_t)v->slots, sizeof(*v->rq));
+	v->equal = s->equal_groups;
+	v->rq = calloc((size_t)v->depth * (size_t)(v->slots + s->ranks), sizeof(*v->rq));
 	v->n_rq = calloc((size_t)v->depth, sizeof(*v->n_rq));
-	if (!v->rq || !v->n_rq)
+	v->cost = calloc((size_t)v->depth * (size_t)s->ranks, sizeof(*v->cost));
+	v->fit = calloc((size_t)s->ranks, sizeof(*v->fit));
+	v->chosen = calloc((size_t)v->depth + 1, sizeof(*v->chosen));
+	if (!v->rq || !v->n_rq || !v->cost || !v->fit || !v->chosen)
 		return tm_err(-ENOMEM, "mpi: out of memory");
 	if (!s->rank)
 		tm_serve_mirror(srv, &(struct tm_serve_mirror){ .prefill = on_prefill, .decode = on_decode,
+								 .made = pipeline(s) ? on_made : NULL,
+								 .group = pipeline(s) ? on_group : NULL,
 								 .done = on_done, .depth = v->depth, .arg = s });
 	return 0;
+}
+
+/* Rank 0 at the stop: the stages' fitted costs and the groups the decode steps were made in. */
+static void report_groups(const struct tm_mpi_split *s, FILE *f)
+{
+	const struct tm_mpi_serve *v = s->serve;
+	struct tm_stage_cost c;
+
+	fprintf(f, "pipeline groups (%s):", v->equal ? "equal" : "by cost");
+	for (int r = 0; r < s->ranks; r++)
+		if (tm_stage_fit_get(&v->fit[r], &c))
+			fprintf(f, " stage %d %.3f ms + %.3f ms/row;", r, c.call_sec * 1e3, c.row_sec * 1e3);
+		else
+			fprintf(f, " stage %d not fitted;", r);
+	fprintf(f, " decode steps: %llu exploring", (unsigned long long)v->chosen[0]);
+	for (int g = 1; g <= v->depth; g++)
+		fprintf(f, ", %llu in %d group%s", (unsigned long long)v->chosen[g], g, g > 1 ? "s" : "");
+	fputc('\n', f);
 }
 
 void tm_mpi_serve_free(struct tm_mpi_serve *v)
@@ -239,6 +341,9 @@ void tm_mpi_serve_free(struct tm_mpi_serve *v)
 		return;
 	free(v->rq);
 	free(v->n_rq);
+	free(v->cost);
+	free(v->fit);
+	free(v->chosen);
 	free(v);
 }
 
@@ -247,7 +352,17 @@ void tm_mpi_serve_stop(struct tm_mpi_split *s)
 	if (s->rank)
 		return;
 	send_cmd(s, OP_STOP, 0, 0, NULL, NULL, 0);
+	if (pipeline(s))
+		report_groups(s, stderr);
 	tm_mpi_report(s, stderr, s->tokens);
+}
+
+/* A follower's cost of the call it just computed, to rank 0 (which posted its receive). */
+static void send_cost(struct tm_mpi_split *s, const struct call_cost *c)
+{
+	double t0 = tm_mpi_enter(s, "MPI_Send of a call's cost");
+
+	tm_mpi_leave(s, t0, MPI_Send(c, 2, MPI_DOUBLE, 0, TAG_COST, MPI_COMM_WORLD), 0, sizeof(*c));
 }
 
 /* The next command, waited for without the watchdog and without spinning. */
@@ -282,7 +397,7 @@ int tm_mpi_serve_follow(struct tm_mpi_split *s, struct tm_server *srv)
 		struct tm_ctx *seqs[slots], *c;
 		struct cmd cmd;
 		int err = 0;
-		double t0;
+		double t0, busy0;
 
 		next_cmd(s, &cmd);
 		if (cmd.op == OP_STOP) {
@@ -302,6 +417,7 @@ int tm_mpi_serve_follow(struct tm_mpi_split *s, struct tm_server *srv)
 		/* the next stage gets the command before this one computes: it waits for our activations */
 		pass_on(s, &cmd, buf, n_toks(&cmd));
 		s->rows_left = cmd.n;
+		busy0 = s->now.busy_sec;
 		if (cmd.op == OP_PREFILL) {
 			c = tm_serve_ctx(srv, cmd.slot);
 			c->n_past = cmd.n_past;
@@ -315,6 +431,8 @@ int tm_mpi_serve_follow(struct tm_mpi_split *s, struct tm_server *srv)
 			tm_mpi_computed(s);
 			on_done(s, seqs, cmd.n);
 		}
+		if (pipeline(s))
+			send_cost(s, &(struct call_cost){ cmd.op == OP_DECODE ? cmd.n : 0, s->now.busy_sec - busy0 });
 		/* rank 0 ran the same call on the same state: it failed there too and said so */
 		(void)err;
 	}

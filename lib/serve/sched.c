@@ -14,9 +14,10 @@
  * With a mirror of depth > 1 (--split layers over MPI ranks: a pipeline)
  * each call is made, then done later (its logits back, sampled), so that
  * the first rank works on one group of slots while the next ranks work on
- * the groups before it: the running slots are decoded in about depth groups
- * (any grouping gives the same text: batch invariance), and a round makes
- * its calls, then waits only for the oldest when depth calls are out.
+ * the groups before it: the running slots are decoded in groups whose size
+ * the mirror chooses from the stages' costs (lib/plan/groups.c; any grouping
+ * gives the same text: batch invariance), and a round makes its calls, then
+ * waits only for the oldest when depth calls are out.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -193,6 +194,8 @@ static int prefill(struct tm_server *s, struct slot *sl, const struct tm_hparams
 	if (mi->prefill)
 		mi->prefill(mi->arg, f->slot[0], sl->ctx->n_past, j->prompt + sl->n_cache, k);
 	f->err = tm_forward(sl->ctx, j->prompt + sl->n_cache, k, NULL, false);
+	if (mi->made)
+		mi->made(mi->arg);
 	sl->flying = true;
 	return k;
 }
@@ -374,7 +377,7 @@ static bool ready(const struct slot *sl, const bool *first, int i)
 
 /*
  * One decode step of the ready slots: all of them, or with depth > 1 a
- * depth-th of the running ones, so the pipeline holds about depth groups.
+ * group of the running ones (the mirror's choice, else a depth-th).
  */
 static int decode(struct tm_server *s, bool *first)
 {
@@ -394,7 +397,7 @@ static int decode(struct tm_server *s, bool *first)
 
 		running += sl->job && !sl->finished && !sl->job->cancelled;
 	}
-	most = (running + s->depth - 1) / s->depth;
+	most = mi->group ? mi->group(mi->arg, running) : (running + s->depth - 1) / s->depth;
 	f = take_off(s, 0, 0);
 	for (int i = 0; i < s->o.parallel && f->n < most; i++) {
 		struct slot *sl = &s->slots[i];
@@ -409,6 +412,8 @@ static int decode(struct tm_server *s, bool *first)
 	if (mi->decode)
 		mi->decode(mi->arg, f->slot, f->toks, f->n);
 	f->err = tm_forward_seqs(s->batch, seqs, f->toks, f->n);
+	if (mi->made)
+		mi->made(mi->arg);
 	return err;
 }
 

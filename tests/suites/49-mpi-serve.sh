@@ -16,7 +16,10 @@
 # ranks were inside one together (overlap_sec). Ranks that take turns cannot
 # overlap at all (a rank's span ends before it sends the activations on, the
 # next one's begins after it has them), so the control, one completion at a
-# time, must measure exactly 0.
+# time, must measure exactly 0. Those run with --pipeline-groups equal (a
+# group per rank); by cost (the default, which the MoE above runs with) a
+# pipeline at np 3 gives the same texts and fits every stage's cost per
+# call and per row from the calls' measured times.
 set -u
 cd "$TOP"
 TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
@@ -170,7 +173,7 @@ else
 fi
 TM=$W/mpiserve
 for np in 2 3; do
-	if ! NP=$np start "pipe$np" -m "$W/dense.gguf" -np 4 -c 256 --split layers; then
+	if ! NP=$np start "pipe$np" -m "$W/dense.gguf" -np 4 -c 256 --split layers --pipeline-groups equal; then
 		notok "mpirun -np $np serve --split layers did not start: $(head -c 600 "$W/pipe$np.err")"
 		continue
 	fi
@@ -185,9 +188,29 @@ for np in 2 3; do
 	check "--split layers -np $np: ranks computed at once ($(grep -m1 '^cluster:' "$W/pipe$np.err" | grep -o 'parallelism.*'))" \
 		'[ $rc = 0 ] && [ "${calls:-0}" -gt 0 ] && awk -v o="${ov:-0}" "BEGIN { exit !(o > 0) }"'
 done
+# by cost: the same texts; the report gives every stage's fitted cost and the groups chosen
+if NP=3 start cost3 -m "$W/dense.gguf" -np 4 -c 256 --split layers; then
+	all4 "$PORT_cost3" q
+	same=0
+	for i in 0 1 2 3; do [ -s "$W/r$i" ] && cmp -s "$W/r$i" "$W/q$i" && same=$((same + 1)); done
+	check "--split layers -np 3, groups by cost: four completions at once each equal the single-process text ($same of 4)" \
+		'[ $same = 4 ]'
+	stop_rank0 "$PID_cost3"
+	line=$(grep -m1 '^pipeline groups' "$W/cost3.err")
+	fitted=$(grep -o 'stage [0-9] [0-9.]* ms + [0-9.]* ms/row' <<<"$line" | wc -l)
+	check "--split layers -np 3, groups by cost: each stage's cost fitted from its calls ($line)" \
+		'[ $rc = 0 ] && [ "$fitted" = 3 ] && grep -q "(by cost)" <<<"$line"'
+else
+	notok "the cost-grouped server did not start: $(head -c 600 "$W/cost3.err")"
+fi
+TM=$TM0
+expect2_re "--pipeline-groups some: refused" "want cost or equal" "$TM0" serve -m "$W/dense.gguf" --pipeline-groups some
+expect2_re "--pipeline-groups without --split: refused" "only with --split layers" \
+	"$TM0" serve -m "$W/dense.gguf" --pipeline-groups equal
+TM=$W/mpiserve
 # the control: one completion at a time, each step waits for the one before: no overlap (the
 # second one's text is not compared: its slot may reuse the first's prefix, see 65-serve)
-if NP=2 start turns -m "$W/dense.gguf" -np 4 -c 256 --split layers; then
+if NP=2 start turns -m "$W/dense.gguf" -np 4 -c 256 --split layers --pipeline-groups equal; then
 	complete "$PORT_turns" "${PS[0]}" >"$W/t0"
 	complete "$PORT_turns" "${PS[2]}" >"$W/t2"
 	stop_rank0 "$PID_turns"

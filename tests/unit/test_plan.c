@@ -713,6 +713,43 @@ static void test_mtp(const char *dir)
 	unlink(path);
 }
 
+/* Pipeline groups: per-row cost wants a group per stage, per-call cost few groups. */
+static void test_groups(void)
+{
+	const struct tm_stage_cost rows2[] = { { 1, 1 }, { 1, 1 } }, uneven[] = { { 10, 0 }, { 1, 0 } };
+	const struct tm_stage_cost calls[] = { { 1, 0 }, { 1, 0 } }, slight[] = { { 1, 0.001 }, { 1, 0.001 } };
+	const struct tm_stage_cost rows3[] = { { 0, 1 }, { 0, 1 }, { 0, 1 } };
+	struct tm_stage_fit f = { 0 }, same = { 0 }, down = { 0 };
+	struct tm_stage_cost c = { -1, -1 };
+	bool got;
+
+	/* 4 rows over 2 stages: one group goes the whole way in 2 * (1 + 4); two of 2 keep both busy */
+	tap_ok(tm_pipeline_round(rows2, 2, 4, 1) == 10 && tm_pipeline_round(rows2, 2, 4, 2) == 6 &&
+	       tm_pipeline_groups(rows2, 2, 4, 0.05) == 2, "per-row cost: a group per stage (round 10 -> 6)");
+	tap_ok(tm_pipeline_round(rows2, 2, 5, 2) == 8, "5 rows in 2 groups: the larger group of 3 sets the round");
+	tap_ok(tm_pipeline_groups(uneven, 2, 4, 0.05) == 1 && tm_pipeline_round(uneven, 2, 4, 2) == 20,
+	       "per-call cost on an uneven cut: one group (a second doubles the busy stage's calls)");
+	tap_ok(tm_pipeline_groups(calls, 2, 4, 0.05) == 1, "per-call cost alone: a tie, the fewest groups");
+	tap_ok(tm_pipeline_groups(slight, 2, 4, 0.05) == 1 && tm_pipeline_groups(slight, 2, 4, 0) == 2,
+	       "a gain under the margin is not worth a second group; with margin 0 it is taken");
+	tap_ok(tm_pipeline_groups(rows3, 3, 6, 0.05) == 3 && tm_pipeline_groups(rows3, 3, 2, 0.05) == 2 &&
+	       tm_pipeline_groups(rows3, 3, 0, 0.05) == 1, "3 stages: 3 groups of 6 rows, never more groups than rows");
+
+	for (int i = 0; i < 8; i++) {
+		tm_stage_fit_add(&f, 1 + i % 4, 0.5 + 0.25 * (1 + i % 4));
+		tm_stage_fit_add(&same, 2, 1);
+		tm_stage_fit_add(&down, 1 + i % 2, 1 - 0.1 * (i % 2));
+	}
+	got = tm_stage_fit_get(&f, &c);
+	tap_ok(got && fabs(c.call_sec - 0.5) < 1e-9 && fabs(c.row_sec - 0.25) < 1e-9,
+	       "a line through calls of 1-4 rows: 0.5 s a call, 0.25 s a row (got %g, %g)", c.call_sec, c.row_sec);
+	tap_ok(!tm_stage_fit_get(&same, &c), "calls all of one size: no fit");
+	got = tm_stage_fit_get(&down, &c);
+	tap_ok(got && c.row_sec == 0 && c.call_sec > 0.9 && c.call_sec < 1,
+	       "larger calls measured faster (noise): no per-row cost, the (weighted) mean per call (%g)",
+	       c.call_sec);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/tm-plan-XXXXXX", path[64];
@@ -723,6 +760,7 @@ int main(void)
 
 	test_spec_parse();
 	test_classify();
+	test_groups();
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(path, sizeof(path), "%s/moe.gguf", dir);
