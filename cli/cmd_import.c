@@ -27,7 +27,8 @@ static const char usage[] =
 	"usage: tiermem import -m MODEL.gguf --name NAME [--plan PLAN.json |\n"
 	"                      --tier NAME=KIND:SIZE[@GBPS][,path=P] ...] [-ot REGEX=TIER ...]\n"
 	"                      [--repack on|off] [--replace] [-q] [--json]\n"
-	"                      [--split experts|layers --rank R --ranks N [--expert-heat FILE]]\n"
+	"                      [--split experts|layers|experts,dense --rank R --ranks N\n"
+	"                       [--expert-heat FILE]]\n"
 	"\n"
 	"Copies every tensor of MODEL.gguf into regions of its tiers, once, by a placement\n"
 	"plan (the fastest tier first, see tiermem plan), then writes the model's manifest;\n"
@@ -67,6 +68,11 @@ static const char usage[] =
 	"                        ceil(experts / N) a rank), else expert e when e % N is R.\n"
 	"                        The store records the assignment: the run must give the\n"
 	"                        same --expert-heat (or none), or it is refused at start\n"
+	"  --split experts,dense --rank R --ranks N [--expert-heat FILE]\n"
+	"                        the same for --split experts,dense (a dense model too):\n"
+	"                        its experts as above, and of every attention, dense-FFN,\n"
+	"                        shared-expert and output matrix only the rows rank R\n"
+	"                        computes (its 16-row groups); the rest whole\n"
 	"  --split layers --rank R --ranks N\n"
 	"                        import only rank R's stage of a pipeline over N nodes\n"
 	"                        (mpirun -np N tiermem-mpi run|serve --name NAME --split\n"
@@ -137,14 +143,23 @@ static void print_share(const struct tm_import_opts *o, const struct tm_import_r
 		printf("  rank %d of %d holds layers %d-%d%s%s (%zu tensors)\n", o->share_rank, o->share_ranks,
 		       r->first, r->last - 1, tm_plan_find(p, "token_embd.weight") ? ", the token embedding" : "",
 		       tm_plan_find(p, "output_norm.weight") ? ", the output" : "", p->n_tensors);
-	else if (!o->share_heat)
+	else if (!o->share_rows && !o->share_heat)
 		printf("  rank %d of %d holds every tensor but the routed experts, and experts e %% %d == %d of "
 		       "each MoE layer: %d of %d\n", o->share_rank, o->share_ranks, o->share_ranks, o->share_rank,
 		       r->experts, r->n_expert);
-	else
+	else if (!o->share_rows)
 		printf("  rank %d of %d holds every tensor but the routed experts, and its share of each MoE "
 		       "layer's experts by heat (assignment %016" PRIx64 "): %d to %d of %d\n", o->share_rank,
 		       o->share_ranks, r->assign_hash, r->experts_min, r->experts, r->n_expert);
+	else if (r->n_expert)
+		printf("  rank %d of %d holds %d to %d of each MoE layer's %d experts (%s), its rows of %d dense "
+		       "matrices (%.2f of %.2f MiB), every other tensor whole\n", o->share_rank, o->share_ranks,
+		       r->experts_min, r->experts, r->n_expert, o->share_heat ? "by heat" : "e % N", r->row_mats,
+		       r->row_bytes / 1048576.0, r->row_whole / 1048576.0);
+	else
+		printf("  rank %d of %d holds its rows of %d dense matrices (%.2f of %.2f MiB), every other "
+		       "tensor whole\n", o->share_rank, o->share_ranks, r->row_mats, r->row_bytes / 1048576.0,
+		       r->row_whole / 1048576.0);
 }
 
 /* --json: the result, with the placement as tiermem plan --json prints it. */
@@ -159,10 +174,12 @@ static int print_json(const struct tm_import_opts *o, const struct tm_import_res
 		share = json_pack("{s:s, s:i, s:i, s:i, s:i}", "split", "layers", "rank", o->share_rank, "ranks",
 				  o->share_ranks, "first", r->first, "last", r->last);
 	else if (o->share_ranks > 1)
-		share = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s}", "split", "experts", "rank",
-				  o->share_rank, "ranks", o->share_ranks, "experts_min", r->experts_min,
-				  "experts_max", r->experts, "n_expert", r->n_expert, "assignment",
-				  o->share_heat ? "heat" : "e % N", "assignment_hash", hash);
+		share = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:i, s:I, s:I}", "split",
+				  o->share_rows ? "experts,dense" : "experts", "rank", o->share_rank, "ranks",
+				  o->share_ranks, "experts_min", r->experts_min, "experts_max", r->experts, "n_expert",
+				  r->n_expert, "assignment", o->share_heat ? "heat" : "e % N", "assignment_hash", hash,
+				  "row_matrices", r->row_mats, "row_bytes", (json_int_t)r->row_bytes,
+				  "row_bytes_whole", (json_int_t)r->row_whole);
 	root = json_pack("{s:s, s:s, s:b, s:s, s:I, s:f, s:o, s:o}", "name", o->name, "hash", r->hash,
 			 "unchanged", r->unchanged, "store", r->module ? "tiermem module" : "userspace",
 			 "bytes", (json_int_t)r->bytes, "seconds", r->seconds, "share", share,
@@ -256,11 +273,12 @@ int cmd_import(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'S':
-			if (strcmp(optarg, "experts") && strcmp(optarg, "layers")) {
-				usage_error(CMD, "--split %s: want experts or layers", optarg);
+			if (strcmp(optarg, "experts") && strcmp(optarg, "layers") && strcmp(optarg, "experts,dense")) {
+				usage_error(CMD, "--split %s: want experts, layers or experts,dense", optarg);
 				goto out;
 			}
 			o.share_layers = !strcmp(optarg, "layers");
+			o.share_rows = !strcmp(optarg, "experts,dense");
 			split = true;
 			break;
 		case 'r':

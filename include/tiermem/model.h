@@ -90,6 +90,12 @@ struct tm_weight {
 	 * order, matrix e at index mat_at[e] (-1: another rank's).
 	 */
 	const int *mat_at;
+	/*
+	 * part_r1 > 0: a rank's share of the rows (tiermem import --split
+	 * experts,dense, tm_tp_rows): only rows [part_r0, part_r1) are here,
+	 * at data; the forward pass computes only those (its rows hook).
+	 */
+	int part_r0, part_r1;
 };
 
 struct tm_layer {
@@ -164,11 +170,14 @@ struct tm_model {
 	 * share_layers: a share of the layers instead (import --split layers):
 	 * only the rank's stage of a pipeline has data (the other weights'
 	 * data is NULL); it runs only as that rank under --split layers.
+	 * share_rows: its dense matrices' rows are a share too (import --split
+	 * experts,dense: tm_weight.part_r0/part_r1); it runs only as that rank
+	 * under --split experts,dense.
 	 */
 	int share_rank, share_ranks;
 	int *share_at;
 	uint64_t share_hash;	/* its assignment's tm_xassign_hash */
-	bool share_layers;
+	bool share_layers, share_rows;
 	bool repacked;		/* tm_model_init_repacked rewrote its tensors in place */
 };
 
@@ -192,6 +201,8 @@ struct tm_tensor_src {
 	int (*find)(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map);
 	/* optional: the kernel type its bytes are in (a repacked layout); NULL: the GGUF's type */
 	int (*type)(void *arg, const struct tm_gguf_tensor *t);
+	/* optional: true when only rows [*r0, *r1) of the matrix are stored (at the data found) */
+	bool (*rows)(void *arg, const struct tm_gguf_tensor *t, int *r0, int *r1);
 	void *arg;
 };
 

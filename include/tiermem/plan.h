@@ -285,6 +285,23 @@ void tm_plan_free(struct tm_plan *p);
  */
 int tm_plan_stages(const struct tm_gguf *g, int n_layer, int nodes, int *first);
 /*
+ * Tensor parallel (--split experts,dense, lib/plan/tp_rows.c): rank's rows
+ * of a dense matrix of rows rows split over ranks, a contiguous run of
+ * whole 16-row groups (the r16 layout's) [*r0, *r1); false when it has
+ * fewer groups than ranks (every rank holds and computes it whole). Decode
+ * computes these rows, import --split experts,dense stores them, and the
+ * planner counts them.
+ */
+bool tm_tp_rows(int rows, int ranks, int rank, int *r0, int *r1);
+/*
+ * Is t split by rows over ranks: an attention, dense-FFN, shared-expert or
+ * output matrix (2-D; the embedding, routers, vectors and 3-D tensors
+ * never) of at least one group per rank. The matrices the forward pass
+ * hands to its rows hook (lib/model/forward.c, mul_dense).
+ */
+bool tm_tp_splits(const struct tm_gguf_tensor *t, int ranks);
+
+/*
  * A pipeline stage's measured cost: a call of rows sequences takes
  * call_sec + rows * row_sec seconds (lib/plan/groups.c).
  */

@@ -73,10 +73,13 @@ struct tm_import_opts {
 	 * it, packed; Documentation/tiermem-scale.rst).
 	 * share_layers: of a pipeline (--split layers) instead: the rank's
 	 * layers (tm_plan_stages), with the embedding on the first rank and
-	 * the output on the last.
+	 * the output on the last. share_rows: of an expert-parallel run with
+	 * tensor-parallel dense matrices (--split experts,dense): the rank's
+	 * experts as above (none for a dense model), and of each matrix that
+	 * splits by rows (tm_tp_splits) only the rank's rows (tm_tp_rows).
 	 */
 	int share_rank, share_ranks;
-	bool share_layers;
+	bool share_layers, share_rows;
 	/*
 	 * A share of the experts: the heat (tiermem profile; checked to be
 	 * this model's) its assignment balances (tm_xassign_make); NULL:
@@ -102,6 +105,8 @@ struct tm_import_result {
 	int experts, n_expert;	/* a share of the experts: the most of a layer's n_expert it holds */
 	int experts_min;	/* ... and the fewest */
 	uint64_t assign_hash;	/* ... its assignment's identity (tm_xassign_hash) */
+	int row_mats;		/* a share of the rows: matrices stored in part */
+	uint64_t row_bytes, row_whole;	/* ... their bytes stored, and whole */
 };
 
 /*

@@ -303,10 +303,18 @@ static bool dense_part(const struct tm_ctx *c, const struct tm_weight *w, struct
 {
 	int r0, r1;
 
-	if (!c->tp || !c->tp->range(c->tp->arg, w->rows, &r0, &r1))
+	if (!c->tp)
 		return false;
+	if (w->part_r1) {
+		/* a share of the rows holds what the range would be: one rule, tm_tp_rows */
+		r0 = w->part_r0;
+		r1 = w->part_r1;
+	} else if (!c->tp->range(c->tp->arg, w->rows, &r0, &r1)) {
+		return false;
+	}
 	*part = *w;
-	part->data = (const char *)w->data + (size_t)r0 * w->row_bytes;
+	part->data = (const char *)w->data + (size_t)(r0 - w->part_r0) * w->row_bytes;
+	part->part_r0 = part->part_r1 = 0;
 	part->rows = r1 - r0;
 	part->mat_bytes = w->row_bytes * (size_t)part->rows;
 	return true;
@@ -1037,7 +1045,11 @@ static int check_share(const struct tm_ctx *c)
 		return tm_err(-EINVAL, "this model holds only rank %d of %d's layers (tiermem import --split "
 			      "layers): run it as that rank under mpirun -np %d with --split layers",
 			      m->share_rank, m->share_ranks, m->share_ranks);
-	if (m->share_ranks > 1 && !m->share_layers && !(c->xhook && c->xhook->local))
+	if (m->share_rows && !c->tp)
+		return tm_err(-EINVAL, "this model holds only rank %d of %d's rows of the dense matrices "
+			      "(tiermem import --split experts,dense): run it as that rank under mpirun -np %d "
+			      "with --split experts,dense", m->share_rank, m->share_ranks, m->share_ranks);
+	if (m->share_ranks > 1 && !m->share_layers && m->hp.moe && !(c->xhook && c->xhook->local))
 		return tm_err(-EINVAL, "this model holds only rank %d of %d's routed experts (tiermem import "
 			      "--split experts): run it as that rank under mpirun -np %d with --split experts",
 			      m->share_rank, m->share_ranks, m->share_ranks);

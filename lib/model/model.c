@@ -161,6 +161,10 @@ static int bind(struct loader *l, struct tm_weight *w, unsigned int flags, long 
 	if (t->nbytes != w->mat_bytes * (size_t)ne2)
 		return tm_err(-EINVAL, "tensor '%s': %" PRIu64 " bytes of data, expected %zu",
 			      w->name, t->nbytes, w->mat_bytes * (size_t)ne2);
+	if (l->src && l->src->rows && l->src->rows(l->src->arg, t, &w->part_r0, &w->part_r1) &&
+	    (ne2 != 1 || w->part_r0 < 0 || w->part_r0 >= w->part_r1 || w->part_r1 > w->rows))
+		return tm_err(-EINVAL, "tensor '%s': a share of rows %d-%d of a %d-row matrix", w->name,
+			      w->part_r0, w->part_r1 - 1, w->rows);
 	return 0;
 }
 
@@ -179,6 +183,8 @@ static bool is_nextn(struct loader *l, const struct tm_gguf_tensor *t)
 
 static uint64_t wbytes(const struct tm_weight *w)
 {
+	if (w->part_r1)
+		return (uint64_t)w->row_bytes * (uint64_t)(w->part_r1 - w->part_r0);
 	return w->data ? (uint64_t)w->mat_bytes * w->n_mat : 0;
 }
 

@@ -207,7 +207,7 @@ struct ident {
 	char hash[33];		/* "" when it cannot be computed */
 	char split[16];
 	int share_rank, share_ranks;	/* tm_model's: an imported share of the experts or layers */
-	int share_layers;
+	int share_layers, share_rows;
 	uint64_t share_hash;		/* a share of the experts: its assignment's */
 	uint64_t assign_hash;		/* the run's expert assignment (--expert-heat or e % N); 0: none */
 };
@@ -226,8 +226,12 @@ static int check_ident(const struct tm_mpi_split *s, const struct ident *all, in
 	if (strcmp(me->split, all[0].split))
 		return tm_err(-EINVAL, "mpi: rank %d runs --split %s, rank 0 --split %s: every rank must run "
 			      "the same split", r, me->split, all[0].split);
-	const char *what = me->share_layers ? "layers" : "experts";
+	const char *what = me->share_layers ? "layers" : me->share_rows ? "experts,dense" : "experts";
 
+	if (me->share_rows && s->kind != TM_SPLIT_EXPERTS_DENSE)
+		return tm_err(-EINVAL, "mpi: rank %d's model holds only rank %d of %d's rows of the dense "
+			      "matrices (tiermem import --split experts,dense): run it with --split experts,dense",
+			      r, me->share_rank, me->share_ranks);
 	if (me->share_ranks > 1 && !me->share_layers && s->kind == TM_SPLIT_LAYERS)
 		return tm_err(-EINVAL, "mpi: rank %d's model holds only rank %d of %d's routed experts "
 			      "(tiermem import --split experts): run it with --split experts", r,
@@ -256,7 +260,8 @@ static int check_ident(const struct tm_mpi_split *s, const struct ident *all, in
 static int same_run(struct tm_mpi_split *s, const struct tm_model *m, const char *identity)
 {
 	struct ident mine = { .share_rank = m->share_rank, .share_ranks = m->share_ranks,
-			      .share_layers = m->share_layers, .share_hash = m->share_hash,
+			      .share_layers = m->share_layers, .share_rows = m->share_rows,
+			      .share_hash = m->share_hash,
 			      .assign_hash = s->assign ? s->assign->hash : 0 }, *all;
 	int err = 0;
 	double t0;

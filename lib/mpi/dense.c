@@ -16,27 +16,13 @@
 
 #include "lib/mpi/mpi_internal.h"
 #include "tiermem/error.h"
-
-/* Rank r's rows of a matrix of rows: its share of the 16-row groups, the last group perhaps short. */
-static void rows_of(int rows, int ranks, int r, int *r0, int *r1)
-{
-	long groups = (rows + 15) / 16;
-
-	*r0 = (int)(groups * r / ranks * 16);
-	*r1 = (int)(groups * (r + 1) / ranks * 16);
-	*r0 = *r0 < rows ? *r0 : rows;
-	*r1 = *r1 < rows ? *r1 : rows;
-}
+#include "tiermem/plan.h"
 
 static bool range(void *arg, int rows, int *r0, int *r1)
 {
 	const struct tm_mpi_split *s = arg;
 
-	/* fewer groups than ranks: every rank computes them all, as one process does */
-	if (rows < 16 * s->ranks)
-		return false;
-	rows_of(rows, s->ranks, s->rank, r0, r1);
-	return true;
+	return tm_tp_rows(rows, s->ranks, s->rank, r0, r1);
 }
 
 /* Grow *p to n floats (never shrinks); NULL ends the rank: a forward pass cannot fail half-way. */
@@ -69,7 +55,7 @@ static void gather(void *arg, const float *part, int n, int rows, float *Y)
 	for (int r = 0, at = 0; r < s->ranks; r++) {
 		int r0, r1;
 
-		rows_of(rows, s->ranks, r, &r0, &r1);
+		tm_tp_rows(rows, s->ranks, r, &r0, &r1);
 		s->tp_counts[r] = n * (r1 - r0);
 		s->tp_displs[r] = at;
 		at += s->tp_counts[r];
@@ -84,7 +70,7 @@ static void gather(void *arg, const float *part, int n, int rows, float *Y)
 	for (int r = 0; r < s->ranks && n > 1; r++) {
 		int r0, r1;
 
-		rows_of(rows, s->ranks, r, &r0, &r1);
+		tm_tp_rows(rows, s->ranks, r, &r0, &r1);
 		for (int i = 0; i < n; i++)
 			memcpy(Y + (size_t)i * rows + r0, all + s->tp_displs[r] + (size_t)i * (r1 - r0),
 			       sizeof(float) * (size_t)(r1 - r0));

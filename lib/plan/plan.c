@@ -251,9 +251,7 @@ static void dense_share(struct tm_plan *p, const struct tm_gguf_tensor *gt, stru
 {
 	double rows, groups, mine;
 
-	if (t->cls != TM_TC_ATTN && t->cls != TM_TC_SHEXP && t->cls != TM_TC_FFN && t->cls != TM_TC_OUTPUT)
-		return;
-	if (gt->n_dims != 2 || gt->ne[1] < 16 * (int64_t)nodes)
+	if (!tm_tp_splits(gt, nodes))
 		return;
 	rows = (double)gt->ne[1];
 	groups = ceil(rows / 16);

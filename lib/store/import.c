@@ -241,6 +241,7 @@ static int make_plan(struct import *im, bool module)
 		po.rank = im->o->share_rank;
 		po.split_layers = im->o->share_layers;
 		po.assign = im->o->share_layers ? NULL : &im->assign;
+		po.tensor_parallel = im->o->share_rows;
 	}
 
 	if (im->o->plan_path) {
@@ -337,7 +338,7 @@ static int lay_out(struct import *im, bool module)
 		struct tm_mtensor *mt = &im->mf.tensors[i];
 		const struct tm_plan_tensor *pt;
 		struct tm_mregion *r;
-		int t;
+		int t, r0, r1;
 
 		snprintf(mt->name, sizeof(mt->name), "%.*s", (int)gt->name.len, gt->name.ptr);
 		mt->type = (int)gt->type;
@@ -374,6 +375,13 @@ static int lay_out(struct import *im, bool module)
 				return tm_err(-EINVAL, "tensor %s does not fit the expert assignment", mt->name);
 			mt->bytes = tm_share_bytes(gt, count);
 			tm_share_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
+		} else if (im->o->share_rows && tm_share_rows(gt, im->o->share_rank, im->o->share_ranks, &r0, &r1)) {
+			/* its rows, in the GGUF layout as an expert share */
+			mt->bytes = gt->nbytes / (uint64_t)gt->ne[1] * (uint64_t)(r1 - r0);
+			tm_share_rows_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
+			im->r->row_mats++;
+			im->r->row_bytes += mt->bytes;
+			im->r->row_whole += gt->nbytes;
 		}
 		r->used = mt->offset + mt->bytes;
 	}
@@ -448,32 +456,46 @@ static void test_stall(uint64_t done)
 		pause();
 }
 
-/* A share: its experts one matrix at a time, packed; its hash is of what the region holds. */
+/* bytes from src to the tensor's region at at, into the hash (if there is a state). */
+static void copy_span(struct import *im, const struct tm_mtensor *mt, uint64_t at, const char *src, uint64_t bytes,
+		      XXH3_state_t *st)
+{
+	for (uint64_t off = 0; off < bytes; off += CHUNK) {
+		uint64_t n = bytes - off < CHUNK ? bytes - off : CHUNK;
+
+		tm_wregion_write(&im->w[mt->region], at + off, src + off, n);
+		if (st)
+			XXH3_64bits_update(st, src + off, n);
+		progress(im, "copying", n);
+	}
+}
+
+/*
+ * A share: its experts one matrix at a time, packed, or its rows of a dense
+ * matrix; its hash is of what the region holds.
+ */
 static void copy_share(struct import *im, size_t i)
 {
 	const struct tm_gguf_tensor *gt = &im->g.tensors[i];
 	struct tm_mtensor *mt = &im->mf.tensors[i];
-	int R = im->o->share_rank, N = im->o->share_ranks;
-	uint64_t mat = gt->nbytes / (uint64_t)gt->ne[2], at = mt->offset;
+	int R = im->o->share_rank, N = im->o->share_ranks, rank, ranks, r0, r1;
 	XXH3_state_t *st = XXH3_createState();
 
 	if (st)
 		XXH3_64bits_reset(st);
-	for (int64_t e = 0; e < gt->ne[2]; e++) {
-		const char *src = (const char *)gt->data + (uint64_t)e * mat;
+	if (!tm_share_rows_parse(mt->layout, &rank, &ranks) && tm_share_rows(gt, R, N, &r0, &r1)) {
+		uint64_t row = gt->nbytes / (uint64_t)gt->ne[1];
 
-		if (!tm_share_holds(&im->mf, tm_share_layer(gt), (int)e, R, N))
-			continue;
+		copy_span(im, mt, mt->offset, (const char *)gt->data + row * (uint64_t)r0, mt->bytes, st);
+	} else {
+		uint64_t mat = gt->nbytes / (uint64_t)gt->ne[2], at = mt->offset;
 
-		for (uint64_t off = 0; off < mat; off += CHUNK) {
-			uint64_t n = mat - off < CHUNK ? mat - off : CHUNK;
-
-			tm_wregion_write(&im->w[mt->region], at + off, src + off, n);
-			if (st)
-				XXH3_64bits_update(st, src + off, n);
-			progress(im, "copying", n);
+		for (int64_t e = 0; e < gt->ne[2]; e++) {
+			if (!tm_share_holds(&im->mf, tm_share_layer(gt), (int)e, R, N))
+				continue;
+			copy_span(im, mt, at, (const char *)gt->data + (uint64_t)e * mat, mat, st);
+			at += mat;
 		}
-		at += mat;
 	}
 	/* without a hash state (out of memory) the region fails its check at open: never trusted */
 	mt->hash = st ? XXH3_64bits_digest(st) : ~mt->hash;
@@ -569,15 +591,19 @@ static bool same_owner(const struct tm_manifest *a, const struct tm_manifest *b)
 	       !memcmp(a->xowner, b->xowner, sizeof(*a->xowner) * (size_t)a->xowner_layers * a->xowner_experts);
 }
 
-/* A stored model's share: "experts R/N", "layers R/N", or "" for the whole model. */
+/*
+ * A stored model's share: "rows R/N" (its experts too, if it has any),
+ * "experts R/N", "layers R/N", or "" for the whole model.
+ */
 static void share_of(const struct tm_manifest *mf, char out[16])
 {
 	int rank, ranks;
 
 	out[0] = '\0';
-	for (size_t i = 0; i < mf->n_tensors && !out[0]; i++)
-		if (!tm_share_parse(mf->tensors[i].layout, &rank, &ranks) ||
-		    !tm_share_layers_parse(mf->tensors[i].layout, &rank, &ranks))
+	for (size_t i = 0; i < mf->n_tensors; i++)
+		if (!tm_share_rows_parse(mf->tensors[i].layout, &rank, &ranks) ||
+		    (!out[0] && (!tm_share_parse(mf->tensors[i].layout, &rank, &ranks) ||
+				 !tm_share_layers_parse(mf->tensors[i].layout, &rank, &ranks))))
 			snprintf(out, 16, "%s", mf->tensors[i].layout);
 }
 
@@ -639,6 +665,8 @@ static int check_old(struct import *im, bool *unchanged)
 		will[0] = '\0';
 		if (im->o->share_ranks > 1 && im->o->share_layers)
 			tm_share_layers_layout(will, im->o->share_rank, im->o->share_ranks);
+		else if (im->o->share_ranks > 1 && im->o->share_rows)
+			tm_share_rows_layout(will, im->o->share_rank, im->o->share_ranks);
 		else if (im->o->share_ranks > 1)
 			tm_share_layout(will, im->o->share_rank, im->o->share_ranks);
 		if (strcmp(was, will) || !same_owner(&old->mf, &im->mf)) {
@@ -704,7 +732,7 @@ static int run_import(struct import *im, const char *path)
 	if ((err = tm_model_init(&check, &im->g)))
 		return err;
 	free(check.layers);
-	if (im->o->share_ranks > 1 && !im->o->share_layers && !check.hp.moe)
+	if (im->o->share_ranks > 1 && !im->o->share_layers && !im->o->share_rows && !check.hp.moe)
 		return tm_err(-EINVAL, "--split experts: %s has no routed experts to split", path);
 	if (im->o->share_ranks > 1 && !im->o->share_layers)
 		im->r->n_expert = check.hp.n_expert;
@@ -738,7 +766,7 @@ static int run_import(struct import *im, const char *path)
 		return err;
 	snprintf(im->r->hash, sizeof(im->r->hash), "%s", im->mf.hash);
 	im->r->module = module;
-	if (im->o->share_ranks > 1 && !im->o->share_layers && (err = assign_experts(im, &check.hp)))
+	if (im->o->share_ranks > 1 && !im->o->share_layers && check.hp.moe && (err = assign_experts(im, &check.hp)))
 		return err;
 	if ((err = check_old(im, &unchanged)))
 		return err;
@@ -806,6 +834,8 @@ int tm_import(const char *gguf_path, const struct tm_import_opts *o, struct tm_i
 	memset(r, 0, sizeof(*r));
 	if ((err = tm_model_name_check(o->name)))
 		return err;
+	if (o->share_rows && o->share_layers)
+		return tm_err(-EINVAL, "a share is of the layers or of the experts and rows, not both");
 	if (o->share_ranks > 1 && (o->share_rank < 0 || o->share_rank >= o->share_ranks || o->share_ranks > 4096))
 		return tm_err(-EINVAL, "--rank %d --ranks %d: want 0 <= rank < ranks <= 4096", o->share_rank,
 			      o->share_ranks);

@@ -48,9 +48,29 @@ static int find_tensor(void *arg, const struct tm_gguf_tensor *t, const void **d
 	return 0;
 }
 
+/* A share of the rows: the rows stored (the rule's for the share's rank, checked by check_table). */
+static bool tensor_rows(void *arg, const struct tm_gguf_tensor *t, int *r0, int *r1)
+{
+	struct bind_ctx *b = arg;
+	const struct tm_mtensor *mt = &b->mf->tensors[t - b->m->gguf.tensors];
+	int rank, ranks;
+
+	return !tm_share_rows_parse(mt->layout, &rank, &ranks) && tm_share_rows(t, rank, ranks, r0, r1);
+}
+
+/* Is this share's rank and N those of the others found so far (and not of the layers)? */
+static bool same_share(int rank, int ranks, int *share_rank, int *share_ranks, bool layers)
+{
+	if (layers || (*share_ranks && (rank != *share_rank || ranks != *share_ranks)))
+		return false;
+	*share_rank = rank;
+	*share_ranks = ranks;
+	return true;
+}
+
 /* The header's tensor table and the manifest must describe the same tensors. */
 static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, int *share_rank, int *share_ranks,
-		       bool *layers)
+		       bool *layers, bool *rows)
 {
 	if (g->n_tensors != mf->n_tensors)
 		return tm_err(-EIO, "model '%s': its header has %" PRIu64 " tensors, its manifest %zu",
@@ -60,20 +80,24 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 		const struct tm_mtensor *mt = &mf->tensors[i];
 
 		uint64_t bytes = t->nbytes;
-		int rank, ranks;
+		int rank, ranks, r0, r1;
 
 		if (!tm_share_parse(mt->layout, &rank, &ranks)) {
-			if (!tm_share_applies(t) || *layers ||
-			    (*share_ranks && (rank != *share_rank || ranks != *share_ranks)))
+			if (!tm_share_applies(t) || !same_share(rank, ranks, share_rank, share_ranks, *layers))
 				return tm_err(-EIO, "model '%s': tensor %s holds a share of experts (%s) that does "
 					      "not fit the others", mf->name, mt->name, mt->layout);
-			*share_rank = rank;
-			*share_ranks = ranks;
 			if (tm_share_count(mf, t, rank, ranks) < 0)
 				return tm_err(-EIO, "model '%s': tensor %s does not fit the share's expert "
 					      "assignment (expert_owner: another shape, or a rank not of %d)",
 					      mf->name, mt->name, ranks);
 			bytes = tm_share_bytes(t, tm_share_count(mf, t, rank, ranks));
+		} else if (!tm_share_rows_parse(mt->layout, &rank, &ranks)) {
+			if (!tm_share_rows(t, rank, ranks, &r0, &r1) ||
+			    !same_share(rank, ranks, share_rank, share_ranks, *layers))
+				return tm_err(-EIO, "model '%s': tensor %s holds a share of rows (%s) that does "
+					      "not fit it or the others", mf->name, mt->name, mt->layout);
+			*rows = true;
+			bytes = t->nbytes / (uint64_t)t->ne[1] * (uint64_t)(r1 - r0);
 		} else if (!tm_share_layers_parse(mt->layout, &rank, &ranks)) {
 			if ((*share_ranks && !*layers) || (*layers && (rank != *share_rank || ranks != *share_ranks)))
 				return tm_err(-EIO, "model '%s': tensor %s is left to another rank (%s), which does "
@@ -111,12 +135,14 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 }
 
 /* A share of the experts: each layer's routed experts of the rank, packed (tm_share_bind). */
-static int bind_share(const struct tm_manifest *mf, struct tm_model *m, int rank, int ranks, bool layers)
+static int bind_share(const struct tm_manifest *mf, struct tm_model *m, int rank, int ranks, bool layers,
+		      bool rows)
 {
 	m->share_rank = rank;
 	m->share_ranks = ranks;
 	m->share_layers = layers;
-	return ranks > 1 && !layers ? tm_share_bind(mf, m, rank, ranks) : 0;
+	m->share_rows = rows;
+	return ranks > 1 && !layers && m->hp.moe ? tm_share_bind(mf, m, rank, ranks) : 0;
 }
 
 static enum tm_load_to load_to(const struct tm_mregion *r)
@@ -221,7 +247,7 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 	struct tm_record rec;
 	struct bind_ctx b;
 	int err, share_rank = 0, share_ranks = 0;
-	bool layers = false;
+	bool layers = false, rows = false;
 
 	memset(m, 0, sizeof(*m));
 	if ((err = tm_record_find(&rec, name, true)))
@@ -248,15 +274,16 @@ int tm_model_open_name(struct tm_model *m, const char *name, unsigned int flags)
 		err = tm_err_prefix(-EIO, "model '%s': its stored GGUF header does not parse", name);
 		goto out;
 	}
-	if ((err = check_table(&rec.mf, &m->gguf, &share_rank, &share_ranks, &layers)) || (err = map_regions(m, &rec.mf)) ||
+	if ((err = check_table(&rec.mf, &m->gguf, &share_rank, &share_ranks, &layers, &rows)) ||
+	    (err = map_regions(m, &rec.mf)) ||
 	    (err = verify(m, &rec.mf, flags)))
 		goto out;
 	b.mf = &rec.mf;
 	b.m = m;
 	err = tm_model_init_src(m, &m->gguf, &(struct tm_tensor_src){ .find = find_tensor, .type = tensor_type,
-									      .arg = &b });
+									      .rows = tensor_rows, .arg = &b });
 	if (!err)
-		err = bind_share(&rec.mf, m, share_rank, share_ranks, layers);
+		err = bind_share(&rec.mf, m, share_rank, share_ranks, layers, rows);
 out:
 	tm_record_free(&rec);
 	if (err)

@@ -9,6 +9,7 @@
 #include "tiermem/experts.h"
 #include "tiermem/gguf.h"
 #include "tiermem/model.h"
+#include "tiermem/plan.h"
 
 bool tm_share_applies(const struct tm_gguf_tensor *t)
 {
@@ -150,4 +151,19 @@ void tm_share_layers_layout(char out[16], int rank, int ranks)
 int tm_share_layers_parse(const char *layout, int *rank, int *ranks)
 {
 	return parse_of(layout, "layers", rank, ranks);
+}
+
+bool tm_share_rows(const struct tm_gguf_tensor *t, int rank, int ranks, int *r0, int *r1)
+{
+	return tm_tp_splits(t, ranks) && tm_tp_rows((int)t->ne[1], ranks, rank, r0, r1);
+}
+
+void tm_share_rows_layout(char out[16], int rank, int ranks)
+{
+	layout_of(out, "rows", rank, ranks);
+}
+
+int tm_share_rows_parse(const char *layout, int *rank, int *ranks)
+{
+	return parse_of(layout, "rows", rank, ranks);
 }

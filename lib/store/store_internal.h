@@ -130,4 +130,14 @@ bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor 
 void tm_share_layers_layout(char out[16], int rank, int ranks);
 int tm_share_layers_parse(const char *layout, int *rank, int *ranks);
 
+/*
+ * A rank's share of the dense matrices' rows too (tiermem import --split
+ * experts,dense --rank R --ranks N): besides its experts (as above), each
+ * matrix tensor parallel splits (tm_tp_splits) holds only the rank's rows
+ * (tm_tp_rows), under the layout "rows R/N"; the rest is whole.
+ */
+bool tm_share_rows(const struct tm_gguf_tensor *t, int rank, int ranks, int *r0, int *r1);
+void tm_share_rows_layout(char out[16], int rank, int ranks);
+int tm_share_rows_parse(const char *layout, int *rank, int *ranks);
+
 #endif

@@ -369,6 +369,71 @@ TIERMEM_HOME=$W/h0 "$TM" import -m "$W/dense.gguf" --name d -q --split experts -
 rc=$?
 check "a dense model has no experts to import per rank ($(cat "$W/err"))" \
 	'[ $rc -eq 2 ] && grep -q "no routed experts" "$W/err"'
+# per-rank import under --split experts,dense: each store holds its experts and, of every matrix
+# tensor parallel splits, only its rows ("rows R/N"); np 2 and 3 on such stores give the bits the
+# same split gives on the GGUF (a dense model: one process's bits), and a store is smaller than the
+# experts-only share (the dense model: than the whole) by the rows it leaves to the other ranks
+"$TM" logits -m "$W/dense.gguf" --tokens $TOK -o "$W/done.bin"
+TIERMEM_HOME=$W/dwhole "$TM" import -m "$W/dense.gguf" --name m -q --tier ddr=ddr:1G >/dev/null 2>&1
+for m in moe dense; do
+	for np in 2 3; do
+		args=() bad=0
+		for r in $(seq 0 $((np - 1))); do
+			TIERMEM_HOME=$W/x$m$np.$r "$TM" import -m "$W/$m.gguf" --name m --split experts,dense --rank $r \
+				--ranks $np -q --tier ddr=ddr:1G >"$W/ximp$m$np.$r" 2>&1 || bad=1
+			[ $r = 0 ] || args+=(:)
+			args+=(-np 1 -x TIERMEM_HOME="$W/x$m$np.$r" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin"
+			       --split experts,dense)
+		done
+		if [ $m = moe ]; then
+			run -np $np "$MPI" logits -m "$W/$m.gguf" --tokens $TOK -o "$W/xref.bin" --split experts,dense 2>/dev/null
+			ref=$W/xref.bin
+		else
+			ref=$W/done.bin
+		fi
+		rm -f "$W/n.bin"
+		run -x TIERMEM_BACKEND=user "${args[@]}" >"$W/out" 2>"$W/err"
+		rc=$?
+		check "--split experts,dense -np $np on per-rank stores of the $m model: logits bit-identical to $([ $m = moe ] && echo "the same split's on the GGUF" || echo "one process's")" \
+			'[ $bad = 0 ] && [ $rc -eq 0 ] && cmp -s "$ref" "$W/n.bin"'
+	done
+done
+# what rank 0 of 2 leaves to rank 1: the import's own count, against the stores' bytes (tiermem list)
+stored() { TIERMEM_HOME=$1 "$TM" list --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["bytes"])'; }
+# saved WHOLE SHARE IMPORT-OUTPUT: WHOLE - SHARE within 5 % (and 64 KiB of alignment) of the rows left out
+saved() {
+	read -r mine all <<<"$(sed -n 's/.*(\([0-9.]*\) of \([0-9.]*\) MiB).*/\1 \2/p' "$3")"
+	python3 -c "import sys; d = $1 - $2; x = (${all:-0} - ${mine:-0}) * 1048576
+sys.exit(0 if x > 0 and abs(d - x) < 0.05 * x + 65536 else 1)"
+}
+share=$(stored "$W/h0") rows=$(stored "$W/xmoe2.0")
+check "import --split experts,dense --rank 0 --ranks 2 ($(grep -m1 'rows of' "$W/ximpmoe2.0")): stores less than the experts-only share by the rows left out ($share - $rows bytes)" \
+	'saved "$share" "$rows" "$W/ximpmoe2.0"'
+whole=$(stored "$W/dwhole") rows=$(stored "$W/xdense2.0")
+check "the same for the dense model against its whole store ($rows of $whole bytes: $(grep -m1 -o '([0-9.]* of [0-9.]* MiB)' "$W/ximpdense2.0"))" \
+	'saved "$whole" "$rows" "$W/ximpdense2.0"'
+xshares() {
+	run -x TIERMEM_BACKEND=user -np 1 -x TIERMEM_HOME="$W/$1" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" "${@:3}" : \
+		-np 1 -x TIERMEM_HOME="$W/$2" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" "${@:3}"
+}
+xshares xmoe2.1 xmoe2.0 --split experts,dense >"$W/out" 2>"$W/err"
+rc=$?
+check "a rank started on another rank's rows is refused at start ($(grep -m1 'share imported' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "rank 0 of 2 opened the share imported for rank 1 of 2 (tiermem import --split experts,dense" "$W/err"'
+xshares xmoe2.0 xmoe2.1 --split experts >"$W/out" 2>"$W/err"
+rc=$?
+check "a share of the rows under --split experts is refused ($(grep -m1 'rows of the dense' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "holds only rank 0 of 2.s rows of the dense matrices" "$W/err"'
+run -x TIERMEM_BACKEND=user -np 1 -x TIERMEM_HOME="$W/xmoe3.0" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" \
+	--split experts,dense : -np 1 -x TIERMEM_HOME="$W/xmoe2.1" "$MPI" logits --name m --tokens $TOK \
+	-o "$W/n.bin" --split experts,dense >"$W/out" 2>"$W/err"
+rc=$?
+check "a share imported for 3 ranks in a run of 2 is refused ($(grep -m1 'share imported' "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "rank 0 of 2 opened the share imported for rank 0 of 3" "$W/err"'
+TIERMEM_HOME=$W/xdense2.0 "$TM" logits --name m --tokens $TOK -o "$W/x.bin" >"$W/out" 2>"$W/err"
+rc=$?
+check "a share of the rows run as one process is refused ($(cat "$W/err"))" \
+	'[ $rc -ne 0 ] && grep -q "rows of the dense matrices" "$W/err"'
 
 # per-rank import of a pipeline's stages: rank R's store holds its layers (the embedding on rank 0,
 # the output on the last); the logits are the same bits as one process's
