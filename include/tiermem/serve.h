@@ -82,7 +82,9 @@ struct tm_serve_opts {
  * running slots into decode steps of their own: of at most group(running)
  * slots each (running: the slots generating), or without group about a
  * depth-th of them. made: after either call's forward pass returned here.
- * Called on the scheduler's thread, without the lock.
+ * Called on the scheduler's thread, without the lock; but metrics, which
+ * GET /metrics calls (from an HTTP thread) for more lines in Prometheus'
+ * text format, malloc'd (NULL: none).
  */
 struct tm_serve_mirror {
 	void (*prefill)(void *arg, int slot, int n_past, const int32_t *toks, int n);
@@ -90,6 +92,7 @@ struct tm_serve_mirror {
 	void (*made)(void *arg);
 	void (*done)(void *arg, struct tm_ctx *const *ctxs, int n);
 	int (*group)(void *arg, int running);
+	char *(*metrics)(void *arg);
 	int depth;			/* 0 or 1: each call is done before the next */
 	void *arg;
 };

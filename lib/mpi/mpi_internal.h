@@ -6,7 +6,7 @@
 #include "tiermem/mpi_split.h"
 
 /* Message tags: one kind of message each, matched in order between two ranks. */
-enum { TAG_X = 1, TAG_LOGITS, TAG_CMD, TAG_TOKS, TAG_COST };
+enum { TAG_X = 1, TAG_LOGITS, TAG_CMD, TAG_TOKS, TAG_REPORT };
 
 /* Before a call: the watchdog starts timing it; returns the start time. */
 double tm_mpi_enter(struct tm_mpi_split *s, const char *what);

@@ -16,8 +16,11 @@
  * what keeps that from deadlocking: the last rank's logits never wait for
  * rank 0, which may itself wait to hand its activations to rank 1.
  *
- * How many groups: every rank sends rank 0 the time it computed each call
- * (a receive rank 0 posted with the logits'), rank 0 fits each stage's cost
+ * After each call every follower sends rank 0 a report: the time it
+ * computed the call and its counters so far (a receive rank 0 posted when
+ * it made the call, so nothing waits on it), which /metrics shows per rank.
+ *
+ * How many groups: from those times rank 0 fits each stage's cost
  * per call and per row (tm_stage_fit) and takes the number of groups with
  * the shortest predicted round (tm_pipeline_groups). Until the calls have
  * had different sizes, which a fit needs, every other decode step is of one
@@ -32,6 +35,7 @@
  * covers every message.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,21 +59,29 @@ struct cmd {
 	int32_t op, slot, n_past, n;
 };
 
-/* What one rank computed of one call: its decode rows (0: a prompt chunk), its seconds. */
-struct call_cost {
+/*
+ * A follower's report after each call: its decode rows (0: a prompt chunk)
+ * and the seconds it computed them (--split layers), then its counters
+ * since the start (tm_mpi_mark): wall and MPI seconds, MPI calls, bytes
+ * sent, seconds computing, weight bytes read.
+ */
+struct report {
 	double rows, sec;
+	double wall, mpi, calls, sent, busy, weights;
 };
+#define REPORT_N ((int)(sizeof(struct report) / sizeof(double)))
 
 /*
- * The calls in the pipeline, oldest first: the receives of their logits and
- * of the other ranks' call costs (rank 0, --split layers); the stages' fits.
+ * Rank 0: the calls in flight, oldest first (--split layers: up to ranks;
+ * else one): the receives of their logits (layers) and of the followers'
+ * reports; the stages' fits; the newest reports, for /metrics.
  */
 struct tm_mpi_serve {
 	struct tm_server *srv;
 	int depth, slots;
 	MPI_Request *rq;	/* depth rows of slots + ranks */
 	int *n_rq;		/* per row */
-	struct call_cost *cost;	/* depth rows of ranks */
+	struct report *cost;	/* depth rows of ranks */
 	int head, count;
 	double since;		/* when the pipeline last became busy */
 	double busy0;		/* this rank's busy seconds when its newest call began */
@@ -77,6 +89,9 @@ struct tm_mpi_serve {
 	bool equal;		/* --pipeline-groups equal */
 	unsigned explored;	/* decode steps made to vary the calls' sizes */
 	uint64_t *chosen;	/* decode steps made with 1..depth groups (index 0: exploring) */
+	/* /metrics reads these from an HTTP thread: under lock */
+	pthread_mutex_t lock;
+	struct report *last;	/* per rank (rank 0's own: its counters) */
 };
 
 static void send_to(struct tm_mpi_split *s, int dest, const struct cmd *c, const int32_t *toks, int count)
@@ -134,19 +149,26 @@ static void send_cmd(struct tm_mpi_split *s, int op, int slot, int n_past, const
 	free(buf);
 }
 
+static bool pipeline(const struct tm_mpi_split *s)
+{
+	return s->kind == TM_SPLIT_LAYERS && s->ranks > 1;
+}
+
 /*
- * Rank 0, --split layers: a call of rows tokens made (decode: of rows
- * slots); post the receives of its n contexts' logits and of the other
- * ranks' costs of it.
+ * Rank 0: a call of rows tokens made (decode: of rows slots); post the
+ * receives of the followers' reports of it and, --split layers, of its n
+ * contexts' logits.
  */
 static void expect(struct tm_mpi_split *s, struct tm_ctx *const *ctxs, int n, int rows, bool decode)
 {
 	struct tm_mpi_serve *v = s->serve;
 	int row = (v->head + v->count) % v->depth;
 	MPI_Request *rq = v->rq + (size_t)row * (v->slots + s->ranks);
-	struct call_cost *cost = v->cost + (size_t)row * s->ranks;
+	struct report *cost = v->cost + (size_t)row * s->ranks;
 
-	if (v->count)
+	if (!pipeline(s))
+		n = 0;
+	else if (v->count)
 		s->now.overlapped++;
 	else
 		v->since = tm_now();
@@ -159,12 +181,14 @@ static void expect(struct tm_mpi_split *s, struct tm_ctx *const *ctxs, int n, in
 					      MPI_COMM_WORLD, &rq[i]), s->ranks - 1, 0);
 	}
 	for (int r = 1; r < s->ranks; r++) {
-		double t0 = tm_mpi_enter(s, "MPI_Irecv of a call's cost");
+		double t0 = tm_mpi_enter(s, "MPI_Irecv of a rank's report");
 
-		tm_mpi_leave(s, t0, MPI_Irecv(&cost[r], 2, MPI_DOUBLE, r, TAG_COST, MPI_COMM_WORLD, &rq[n + r - 1]),
-			     r, 0);
+		tm_mpi_leave(s, t0, MPI_Irecv(&cost[r], REPORT_N, MPI_DOUBLE, r, TAG_REPORT, MPI_COMM_WORLD,
+					      &rq[n + r - 1]), r, 0);
 	}
-	cost[0] = (struct call_cost){ decode ? rows : 0, 0 };
+	cost[0] = (struct report){ .rows = decode ? rows : 0 };
+	if (!pipeline(s))
+		return;
 	/* this rank computes its layers of the call from here to its MPI_Send of the activations */
 	s->rows_left = rows;
 	v->busy0 = s->now.busy_sec;
@@ -193,21 +217,16 @@ static int on_group(void *arg, int running)
 	for (int r = 0; r < s->ranks && !v->equal; r++)
 		if (!tm_stage_fit_get(&v->fit[r], &c[r])) {
 			/* calls of one size cannot be fitted: every other step of one slot */
-			if (running > 1 && v->explored++ % 2) {
-				v->chosen[0]++;
-				return 1;
-			}
+			if (running > 1 && v->explored++ % 2)
+				g = 0;
 			break;
 		} else if (r == s->ranks - 1) {
 			g = tm_pipeline_groups(c, s->ranks, running, GROUP_MARGIN);
 		}
+	pthread_mutex_lock(&v->lock);
 	v->chosen[g]++;
-	return (running + g - 1) / g;
-}
-
-static bool pipeline(const struct tm_mpi_split *s)
-{
-	return s->kind == TM_SPLIT_LAYERS && s->ranks > 1;
+	pthread_mutex_unlock(&v->lock);
+	return g ? (running + g - 1) / g : 1;
 }
 
 static void on_prefill(void *arg, int slot, int n_past, const int32_t *toks, int n)
@@ -216,7 +235,7 @@ static void on_prefill(void *arg, int slot, int n_past, const int32_t *toks, int
 	struct tm_ctx *c = tm_serve_ctx(s->serve->srv, slot);
 
 	send_cmd(s, OP_PREFILL, slot, n_past, toks, NULL, n);
-	if (pipeline(s))
+	if (s->ranks > 1)
 		expect(s, &c, 1, n, false);
 }
 
@@ -232,36 +251,119 @@ static void on_decode(void *arg, const int *slots, const int32_t *toks, int n)
 	}
 	s->tokens += (uint64_t)n;
 	send_cmd(s, OP_DECODE, 0, 0, ids, toks, n);
-	if (pipeline(s))
+	if (s->ranks > 1)
 		expect(s, ctxs, n, n, true);
 }
 
-/* The oldest call's logits: rank 0 waits for them; the last rank of a pipeline sends them. */
+/* This rank's counters since the mark, into a report. */
+static void counters(const struct tm_mpi_split *s, struct report *r)
+{
+	r->wall = tm_now() - s->mark.sec;
+	r->mpi = s->now.mpi_sec - s->mark.mpi_sec;
+	r->calls = (double)(s->now.calls - s->mark.calls);
+	r->sent = (double)(s->now.sent - s->mark.sent);
+	r->busy = s->now.busy_sec - s->mark.busy_sec;
+	r->weights = (double)(s->ctx->weight_bytes - s->mark.weight_bytes);
+}
+
+/*
+ * The oldest call is done: rank 0 waits for its reports (and, in a
+ * pipeline, its logits, which the last rank sends).
+ */
 static void on_done(void *arg, struct tm_ctx *const *ctxs, int n)
 {
 	struct tm_mpi_split *s = arg;
 	struct tm_mpi_serve *v = s->serve;
+	struct report *rep = v->cost + (size_t)v->head * s->ranks;
 	double t0;
 
-	if (!pipeline(s))
-		return;
 	if (s->rank) {
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n && pipeline(s); i++)
 			tm_mpi_logits_to_root(s, ctxs[i]->logits, 1);
 		return;
 	}
-	t0 = tm_mpi_enter(s, "MPI_Waitall for the logits");
+	if (s->ranks < 2)
+		return;
+	t0 = tm_mpi_enter(s, pipeline(s) ? "MPI_Waitall for the logits" : "MPI_Waitall for the ranks' reports");
 	tm_mpi_leave(s, t0, MPI_Waitall(v->n_rq[v->head], v->rq + (size_t)v->head * (v->slots + s->ranks),
 					MPI_STATUSES_IGNORE), s->ranks - 1, 0);
-	for (int r = 0; r < s->ranks; r++) {
-		const struct call_cost *c = &v->cost[(size_t)v->head * s->ranks + r];
-
-		if (c->rows > 0)
-			tm_stage_fit_add(&v->fit[r], c->rows, c->sec);
-	}
+	pthread_mutex_lock(&v->lock);
+	for (int r = 0; r < s->ranks && pipeline(s); r++)
+		if (rep[r].rows > 0)
+			tm_stage_fit_add(&v->fit[r], rep[r].rows, rep[r].sec);
+	counters(s, &v->last[0]);
+	for (int r = 1; r < s->ranks; r++)
+		v->last[r] = rep[r];
+	pthread_mutex_unlock(&v->lock);
 	v->head = (v->head + 1) % v->depth;
-	if (!--v->count)
+	if (!--v->count && pipeline(s))
 		s->now.active_sec += tm_now() - v->since;
+}
+
+/* One counter per rank from the newest reports (at, a double's offset in struct report). */
+static void per_rank(FILE *f, const struct tm_mpi_split *s, const char *name, const char *type, const char *help,
+		     size_t at)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (int r = 0; r < s->ranks; r++)
+		fprintf(f, "%s{rank=\"%d\"} %.15g\n", name, r, *(const double *)((const char *)&s->serve->last[r] + at));
+}
+
+/* Rank 0's /metrics: each rank's counters as of its last report, the cluster's MPI share, the pipeline's fit. */
+static char *on_metrics(void *arg)
+{
+	const struct tm_mpi_split *s = arg;
+	struct tm_mpi_serve *v = s->serve;
+	double mpi = 0, wall = 0;
+	struct tm_stage_cost c;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	pthread_mutex_lock(&v->lock);
+	fprintf(f, "# HELP tiermem_mpi_ranks Ranks of the MPI job (serve --split).\n# TYPE tiermem_mpi_ranks gauge\n"
+		"tiermem_mpi_ranks{split=\"%s\"} %d\n", tm_split_name(s->kind), s->ranks);
+	per_rank(f, s, "tiermem_mpi_seconds_total", "counter", "Seconds each rank spent in MPI calls that move "
+		 "data, waiting for the others included (as of its last report, after a forward call).",
+		 offsetof(struct report, mpi));
+	per_rank(f, s, "tiermem_mpi_calls_total", "counter", "MPI calls that move data, per rank.",
+		 offsetof(struct report, calls));
+	per_rank(f, s, "tiermem_mpi_sent_bytes_total", "counter", "Bytes each rank sent (a broadcast counts "
+		 "once, on its root).", offsetof(struct report, sent));
+	per_rank(f, s, "tiermem_mpi_weight_bytes_total", "counter", "Weight bytes each rank's forward passes "
+		 "read.", offsetof(struct report, weights));
+	per_rank(f, s, "tiermem_mpi_wall_seconds", "gauge", "Seconds since the start, as of each rank's last "
+		 "report.", offsetof(struct report, wall));
+	if (pipeline(s))
+		per_rank(f, s, "tiermem_mpi_compute_seconds_total", "counter", "Seconds each stage computed its "
+			 "layers (--split layers).", offsetof(struct report, busy));
+	for (int r = 0; r < s->ranks; r++)
+		mpi += v->last[r].mpi, wall += v->last[r].wall;
+	fprintf(f, "# HELP tiermem_mpi_share The ranks' MPI seconds over their wall seconds, all ranks.\n"
+		"# TYPE tiermem_mpi_share gauge\ntiermem_mpi_share %.4f\n", wall > 0 ? mpi / wall : 0);
+	if (pipeline(s)) {
+		fprintf(f, "# HELP tiermem_pipeline_stage_seconds A stage's fitted cost of a decode call: per call "
+			"and per row.\n# TYPE tiermem_pipeline_stage_seconds gauge\n");
+		for (int r = 0; r < s->ranks; r++)
+			if (tm_stage_fit_get(&v->fit[r], &c))
+				fprintf(f, "tiermem_pipeline_stage_seconds{stage=\"%d\",per=\"call\"} %.6g\n"
+					"tiermem_pipeline_stage_seconds{stage=\"%d\",per=\"row\"} %.6g\n", r,
+					c.call_sec, r, c.row_sec);
+		fprintf(f, "# HELP tiermem_pipeline_decode_steps_total Decode steps by the number of groups the "
+			"running sequences were split in (0: exploring, one slot).\n"
+			"# TYPE tiermem_pipeline_decode_steps_total counter\n");
+		for (int g = 0; g <= v->depth; g++)
+			fprintf(f, "tiermem_pipeline_decode_steps_total{groups=\"%d\"} %llu\n", g,
+				(unsigned long long)v->chosen[g]);
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 static int attach(struct tm_mpi_split *s, struct tm_ctx *c)
@@ -307,13 +409,16 @@ int tm_mpi_serve_start(struct tm_mpi_split *s, struct tm_server *srv)
 	v->cost = calloc((size_t)v->depth * (size_t)s->ranks, sizeof(*v->cost));
 	v->fit = calloc((size_t)s->ranks, sizeof(*v->fit));
 	v->chosen = calloc((size_t)v->depth + 1, sizeof(*v->chosen));
-	if (!v->rq || !v->n_rq || !v->cost || !v->fit || !v->chosen)
+	v->last = calloc((size_t)s->ranks, sizeof(*v->last));
+	pthread_mutex_init(&v->lock, NULL);
+	if (!v->rq || !v->n_rq || !v->cost || !v->fit || !v->chosen || !v->last)
 		return tm_err(-ENOMEM, "mpi: out of memory");
 	if (!s->rank)
 		tm_serve_mirror(srv, &(struct tm_serve_mirror){ .prefill = on_prefill, .decode = on_decode,
 								 .made = pipeline(s) ? on_made : NULL,
 								 .group = pipeline(s) ? on_group : NULL,
-								 .done = on_done, .depth = v->depth, .arg = s });
+								 .done = on_done, .metrics = on_metrics,
+								 .depth = v->depth, .arg = s });
 	return 0;
 }
 
@@ -344,6 +449,8 @@ void tm_mpi_serve_free(struct tm_mpi_serve *v)
 	free(v->cost);
 	free(v->fit);
 	free(v->chosen);
+	free(v->last);
+	pthread_mutex_destroy(&v->lock);
 	free(v);
 }
 
@@ -357,12 +464,15 @@ void tm_mpi_serve_stop(struct tm_mpi_split *s)
 	tm_mpi_report(s, stderr, s->tokens);
 }
 
-/* A follower's cost of the call it just computed, to rank 0 (which posted its receive). */
-static void send_cost(struct tm_mpi_split *s, const struct call_cost *c)
+/* A follower's report of the call it just computed, to rank 0 (which posted its receive). */
+static void send_report(struct tm_mpi_split *s, double rows, double sec)
 {
-	double t0 = tm_mpi_enter(s, "MPI_Send of a call's cost");
+	struct report r = { .rows = rows, .sec = sec };
+	double t0;
 
-	tm_mpi_leave(s, t0, MPI_Send(c, 2, MPI_DOUBLE, 0, TAG_COST, MPI_COMM_WORLD), 0, sizeof(*c));
+	counters(s, &r);
+	t0 = tm_mpi_enter(s, "MPI_Send of a rank's report");
+	tm_mpi_leave(s, t0, MPI_Send(&r, REPORT_N, MPI_DOUBLE, 0, TAG_REPORT, MPI_COMM_WORLD), 0, sizeof(r));
 }
 
 /* The next command, waited for without the watchdog and without spinning. */
@@ -431,8 +541,7 @@ int tm_mpi_serve_follow(struct tm_mpi_split *s, struct tm_server *srv)
 			tm_mpi_computed(s);
 			on_done(s, seqs, cmd.n);
 		}
-		if (pipeline(s))
-			send_cost(s, &(struct call_cost){ cmd.op == OP_DECODE ? cmd.n : 0, s->now.busy_sec - busy0 });
+		send_report(s, cmd.op == OP_DECODE ? cmd.n : 0, s->now.busy_sec - busy0);
 		/* rank 0 ran the same call on the same state: it failed there too and said so */
 		(void)err;
 	}

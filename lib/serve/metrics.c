@@ -132,6 +132,15 @@ char *metrics_text(struct tm_server *s)
 		    (unsigned long long)x->pf_used, (unsigned long long)x->pf_wasted,
 		    (unsigned long long)x->pf_late);
 	}
+	if (s->mirror.metrics) {
+		char *more = s->mirror.metrics(s->mirror.arg);
+
+		if (more && buf_append(&buf, &len, &cap, more, strlen(more))) {
+			free(more);
+			goto oom;
+		}
+		free(more);
+	}
 	PUT("# HELP tiermem_uptime_seconds Seconds since the server started.\n"
 	    "# TYPE tiermem_uptime_seconds gauge\ntiermem_uptime_seconds %.1f\n", now - s->t_start);
 	pthread_mutex_unlock(&s->lock);

@@ -2,7 +2,10 @@
 // protocol over Node's WebSocket (node --experimental-websocket): the page
 // loads and shows the model; while a request streams, its plot updates and
 // shows a nonzero tok/s; no console error or exception; a screenshot is kept.
-// usage: KEY=APIKEY node --experimental-websocket dashboard.mjs URL SCREENSHOT START
+// With CLUSTER=N (a server under mpirun), the cluster table lists N ranks,
+// each with MPI calls. MODEL: the model's id (default m); MAX_TOKENS: the
+// streamed request's (default 400).
+// usage: [CLUSTER=N] [MODEL=ID] [MAX_TOKENS=N] KEY=APIKEY node --experimental-websocket dashboard.mjs URL SCREENSHOT START
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,10 +50,10 @@ try {
 	for (let i = 0; i < 100 && updates < 2; i++) { await sleep(100); updates = Number(await evaluate('document.body.dataset.updates || 0')); }
 	const model = await evaluate("document.getElementById('model').textContent");
 	const rows = await evaluate("document.getElementById('placement').rows.length");
-	ok(updates >= 2 && model === 'm' && rows >= 2, `the page loads: model '${model}', ${rows - 1} mapping(s) listed, ${updates} updates from /metrics`);
+	ok(updates >= 2 && model === (process.env.MODEL || 'm') && rows >= 2, `the page loads: model '${model}', ${rows - 1} mapping(s) listed, ${updates} updates from /metrics`);
 
 	// a request streams while we watch the page
-	const stream = fetch(url + '/v1/completions', { method: 'POST', headers: { Authorization: `Bearer ${process.env.KEY}` }, body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 400, temperature: 0, stream: true }) })
+	const stream = fetch(url + '/v1/completions', { method: 'POST', headers: { Authorization: `Bearer ${process.env.KEY}` }, body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: Number(process.env.MAX_TOKENS || 400), temperature: 0, stream: true }) })
 		.then(async (r) => { for await (const _ of r.body); });
 	const before = Number(await evaluate('document.body.dataset.updates'));
 	let maxTps = 0, maxGbps = 0;
@@ -63,6 +66,13 @@ try {
 	const after = Number(await evaluate('document.body.dataset.updates'));
 	ok(after > before && maxTps > 0, `while a request streams the plot updates (${after - before} updates) and shows ${maxTps.toFixed(1)} tok/s`);
 	ok(maxGbps > 0, `and a nonzero per-tier read rate (${maxGbps} GB/s in the placement table)`);
+	if (process.env.CLUSTER) {
+		const want = Number(process.env.CLUSTER);
+		const shown = !(await evaluate("document.getElementById('cluster').hidden"));
+		const ranks = await evaluate("[...document.querySelectorAll('#ranks tr')].slice(1).map(r => [...r.cells].map(c => c.textContent))") || [];
+		ok(shown && ranks.length === want && ranks.every((r) => Number(r[2]) > 0),
+			`the cluster table: ${ranks.length} of ${want} ranks, MPI calls ${ranks.map((r) => r[2]).join(', ')} (${await evaluate("document.getElementById('split').textContent")})`);
+	}
 	const png = (await send('Page.captureScreenshot', { format: 'png' })).result?.data;
 	if (png) fs.writeFileSync(shot, Buffer.from(png, 'base64'));
 	ok(png && fs.statSync(shot).size > 1000, `screenshot kept: ${shot}`);

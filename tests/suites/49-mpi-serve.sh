@@ -93,6 +93,34 @@ for split in experts layers experts,dense; do
 	wait $c1 $c2
 	check "--split $split: two requests at once each equal their own text" \
 		'[ "$(cat "$W/c1")" = "$A" ] && [ "$(cat "$W/c2")" = "$B" ]'
+	# rank 0's /metrics: every rank's counters as of its last report, the cluster's MPI share
+	curl -s "http://127.0.0.1:$port/metrics" >"$W/$label.metrics"
+	calls=$(sed -n 's/^tiermem_mpi_calls_total{rank="1"} \([0-9.e+]*\)$/\1/p' "$W/$label.metrics")
+	share=$(sed -n 's/^tiermem_mpi_share \([0-9.]*\)$/\1/p' "$W/$label.metrics")
+	check "--split $split: /metrics gives each rank's MPI counters (rank 1: ${calls:-no} calls) and the cluster's MPI share (${share:-none})" \
+		'grep -qx "tiermem_mpi_ranks{split=\"$split\"} 2" "$W/$label.metrics" &&
+		 [ "$(grep -c "^tiermem_mpi_weight_bytes_total{rank=\"[01]\"} [1-9]" "$W/$label.metrics")" = 2 ] &&
+		 awk -v c="${calls:-0}" -v s="${share:--1}" "BEGIN { exit !(c > 0 && s > 0 && s < 1) }"'
+	if [ "$split" = layers ]; then
+		steps=$(sed -n 's/^tiermem_pipeline_decode_steps_total{groups="[0-2]"} \([0-9]*\)$/\1/p' "$W/$label.metrics" |
+			paste -sd+ | bc)
+		check "--split layers: /metrics counts the decode steps by the groups they were made in ($steps)" \
+			'[ "${steps:-0}" -gt 0 ]'
+		if command -v chromium >/dev/null; then
+			# the dashboard's cluster table, in headless Chromium while a request streams
+			mkdir -p "$BUILD/test-artifacts"
+			CLUSTER=2 MODEL=moe MAX_TOKENS=200 timeout 120 node --experimental-websocket --no-warnings tests/serve/dashboard.mjs \
+				"http://127.0.0.1:$port" "$BUILD/test-artifacts/dashboard-mpi.png" $((n + 1)) >"$W/dash.tap" 2>"$W/dash.err"
+			rc=$?
+			grep -E '^(not )?ok ' "$W/dash.tap"
+			last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/dash.tap")
+			n=${last:-$n}
+			grep -q '^not ok' "$W/dash.tap" && failed=1
+			[ $rc -eq 0 ] || grep -q '^not ok' "$W/dash.tap" || notok "dashboard.mjs exited $rc: $(grep -m3 -i "error" "$W/dash.err" | tr "\n" " ")"
+		else
+			notok "chromium is not installed (scripts/deps installs it for make check)"
+		fi
+	fi
 	r0=$(rank_pid "$mpirun_pid" 0)
 	r1=$(rank_pid "$mpirun_pid" 1)
 	if [ "$split" != layers ]; then
@@ -191,6 +219,7 @@ done
 # by cost: the same texts; the report gives every stage's fitted cost and the groups chosen
 if NP=3 start cost3 -m "$W/dense.gguf" -np 4 -c 256 --split layers; then
 	all4 "$PORT_cost3" q
+	curl -s "http://127.0.0.1:$PORT_cost3/metrics" >"$W/cost3.metrics"
 	same=0
 	for i in 0 1 2 3; do [ -s "$W/r$i" ] && cmp -s "$W/r$i" "$W/q$i" && same=$((same + 1)); done
 	check "--split layers -np 3, groups by cost: four completions at once each equal the single-process text ($same of 4)" \
@@ -200,6 +229,9 @@ if NP=3 start cost3 -m "$W/dense.gguf" -np 4 -c 256 --split layers; then
 	fitted=$(grep -o 'stage [0-9] [0-9.]* ms + [0-9.]* ms/row' <<<"$line" | wc -l)
 	check "--split layers -np 3, groups by cost: each stage's cost fitted from its calls ($line)" \
 		'[ $rc = 0 ] && [ "$fitted" = 3 ] && grep -q "(by cost)" <<<"$line"'
+	check "--split layers -np 3: /metrics gave each stage's fitted cost per call and per row, and 3 ranks' counters" \
+		'[ "$(grep -c "^tiermem_pipeline_stage_seconds{stage=\"[0-2]\",per=\"\(call\|row\)\"} [0-9]" "$W/cost3.metrics")" = 6 ] &&
+		 [ "$(grep -c "^tiermem_mpi_calls_total{rank=" "$W/cost3.metrics")" = 3 ]'
 else
 	notok "the cost-grouped server did not start: $(head -c 600 "$W/cost3.err")"
 fi
