@@ -64,3 +64,25 @@ stop_server() {
 	rc=$?
 	check "$1: the server exits 0 on SIGTERM (under ASan: no leak) ($rc)" '[ $rc -eq 0 ]'
 }
+
+# dashboard URL SCREENSHOT: tests/serve/dashboard.mjs on the server in headless
+# Chromium (its options by environment: KEY, CLUSTER, MODEL, MAX_TOKENS), its
+# TAP lines numbered on from the suite's n (tests/lib/tap.sh)
+dashboard() {
+	local rc last
+
+	if ! command -v chromium >/dev/null; then
+		notok "chromium is not installed (scripts/deps installs it for make check)"
+		return
+	fi
+	mkdir -p "$(dirname "$2")"
+	timeout 120 node --experimental-websocket --no-warnings tests/serve/dashboard.mjs "$1" "$2" $((n + 1)) \
+		>"$W/dash.tap" 2>"$W/dash.err"
+	rc=$?
+	grep -E '^(not )?ok ' "$W/dash.tap"
+	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/dash.tap")
+	n=${last:-$n}
+	grep -q '^not ok' "$W/dash.tap" && failed=1
+	[ $rc -eq 0 ] || grep -q '^not ok' "$W/dash.tap" ||
+		notok "dashboard.mjs exited $rc: $(grep -m3 -i "error" "$W/dash.err" | tr "\n" " ")"
+}

@@ -58,19 +58,7 @@ n=${last:-$n}
 [ $rc -eq 0 ] || notok "the openai client tests exited $rc: $(tail -5 "$W/client.err")"
 
 # the dashboard in headless Chromium, a screenshot kept in build/test-artifacts
-mkdir -p "$BUILD/test-artifacts"
-if command -v chromium >/dev/null; then
-	KEY=$KEY timeout 120 node --experimental-websocket --no-warnings tests/serve/dashboard.mjs "http://127.0.0.1:$PORT_main" \
-		"$BUILD/test-artifacts/dashboard.png" $((n + 1)) >"$W/dash.tap" 2>"$W/dash.err"
-	rc=$?
-	grep -E '^(not )?ok ' "$W/dash.tap"
-	last=$(sed -n 's/^# last \([0-9]*\)/\1/p' "$W/dash.tap")
-	n=${last:-$n}
-	grep -q '^not ok' "$W/dash.tap" && failed=1
-	[ $rc -eq 0 ] || grep -q '^not ok' "$W/dash.tap" || notok "dashboard.mjs exited $rc: $(grep -m3 -i "error" "$W/dash.err" | tr "\n" " ")"
-else
-	notok "chromium is not installed (scripts/deps installs it for make check)"
-fi
+KEY=$KEY dashboard "http://127.0.0.1:$PORT_main" "$BUILD/test-artifacts/dashboard.png"
 
 # an imported model served by name: its weights over two tiers, the same text
 # as the GGUF, and /metrics counting the bytes each tier gave
