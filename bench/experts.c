@@ -5,9 +5,10 @@
  * second), as forward.c's routed_one does it, over as many layers as fit in
  * --gb, against a read of as many bytes of the same mapping, token by token
  * (the in-process share of tiermem bench --decode, without the rest of the
- * model). Variants of the matvec batch taken in alternation, token by token,
- * in the same process, so the host's noise falls on both alike:
- *   lead: the batch prefetches the start of a thread's next rows (matvec.c)
+ * model). Two ways taken in alternation, token by token, in the same
+ * process, so the host's noise falls on both alike:
+ *   two batches: gate and up in one hand-off, SwiGLU on the caller, downs in a second
+ *   glu: tm_matvec_glu, all in one hand-off (what forward.c does)
  *
  *   experts [--gb G] [--embd N] [--ff N] [--experts E] [--used K]
  *           [--type T] [--down-type T] [--tokens N] [-t T]
@@ -59,13 +60,13 @@ static uint64_t next_rand(uint64_t *s)
 
 /* One token through n_layers MoE layers at base: K distinct random experts each. */
 static void token(struct tm_pool *pool, const struct layer_shape *sh, const char *base, int n_layers,
-		  struct scratch *s, uint64_t *seed)
+		  struct scratch *s, uint64_t *seed, int glu)
 {
-	struct tm_matvec jobs[2 * MAX_USED];
+	struct tm_matvec jobs[2 * MAX_USED], down[MAX_USED];
 
 	for (int l = 0; l < n_layers; l++) {
 		const char *gate = base + l * sh->bytes, *up = gate + sh->n_exp * sh->mat_gate;
-		const char *down = up + sh->n_exp * sh->mat_gate;
+		const char *down_w = up + sh->n_exp * sh->mat_gate;
 		int sel[MAX_USED];
 
 		for (int j = 0; j < sh->used; j++) {
@@ -83,12 +84,17 @@ static void token(struct tm_pool *pool, const struct layer_shape *sh, const char
 			jobs[2 * j + 1] = (struct tm_matvec){ sh->type, up + e * sh->mat_gate, sh->gate_rb, sh->ff,
 							      sh->embd, s->x, s->hb2 + (size_t)j * sh->ff };
 		}
+		for (int j = 0; j < sh->used; j++)
+			down[j] = (struct tm_matvec){ sh->down_type, down_w + sel[j] * sh->mat_down, sh->down_rb,
+						      sh->embd, sh->ff, s->hb + (size_t)j * sh->ff,
+						      s->yg + (size_t)j * sh->embd };
+		if (glu) {
+			tm_matvec_glu(pool, jobs, down, sh->used);
+			continue;
+		}
 		tm_matvec_batch(pool, jobs, 2 * sh->used);
 		tm_swiglu(s->hb, s->hb, s->hb2, sh->used * sh->ff);
-		for (int j = 0; j < sh->used; j++)
-			jobs[j] = (struct tm_matvec){ sh->down_type, down + sel[j] * sh->mat_down, sh->down_rb, sh->embd,
-						      sh->ff, s->hb + (size_t)j * sh->ff, s->yg + (size_t)j * sh->embd };
-		tm_matvec_batch(pool, jobs, sh->used);
+		tm_matvec_batch(pool, down, sh->used);
 	}
 }
 
@@ -197,9 +203,8 @@ int main(int argc, char **argv)
 			size_t left = tok_bytes;
 			double t0, td, tr;
 
-			tm_matvec_lead(v);
 			t0 = tm_now();
-			token(pool, &sh, map.addr, n_layers, &s, &rseed);
+			token(pool, &sh, map.addr, n_layers, &s, &rseed, v);
 			td = tm_now() - t0;
 			/* as many bytes of the same mapping, a window that moves on */
 			while (left) {
@@ -217,11 +222,10 @@ int main(int argc, char **argv)
 				t_dec[v][i] = td;
 			}
 		}
-	tm_matvec_lead(1);
 	for (int v = 0; v < nv; v++) {
 		double sh_med = tm_median(ratio[v], tokens), td = tm_median(t_dec[v], tokens);
 
-		printf("lead %-3s share %5.1f %%  step %.3f ms  %.1f GB/s\n", v ? "on" : "off", sh_med * 100,
+		printf("%-11s share %5.1f %%  step %.3f ms  %.1f GB/s\n", v ? "glu" : "two batches", sh_med * 100,
 		       td * 1e3, tok_bytes / td / 1e9);
 	}
 	tm_pool_destroy(pool);

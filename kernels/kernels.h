@@ -155,6 +155,17 @@ struct tm_matvec {
  * blocks, gets NaN rows (validate types up front; this is only a backstop).
  */
 void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs);
+/*
+ * A gated FFN of n experts for one token in one hand-off: gate_up[2 p] and
+ * gate_up[2 p + 1] (gate and up), then silu(gate) * up over the gate's output,
+ * then down[p] on it: down[p].x must be gate_up[2 p].y, and the pair's rows
+ * down[p].cols (else every row is NaN). The thread that runs a pair's last
+ * rows writes its product and quantizes it; down rows wait for that, so the
+ * downs stream on without a second hand-off and the product is not taken
+ * serially. Bits equal tm_matvec_batch of the pairs, tm_swiglu, then
+ * tm_matvec_batch of the downs.
+ */
+void tm_matvec_glu(struct tm_pool *pool, const struct tm_matvec *gate_up, const struct tm_matvec *down, int n);
 void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job);
 
 /*

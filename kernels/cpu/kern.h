@@ -103,8 +103,6 @@ void tm_q8_K_permute(void *q, int64_t n);
  * barrier (0). For benchmarks that compare the two.
  */
 void tm_matvec_serial_quant(int on);
-/* bench/experts: matvec batches prefetch the start of a thread's next rows (on, the default) or not */
-void tm_matvec_lead(int on);
 
 /* One-shot barrier for the threads of one pool run; yields after a while (threads may outnumber CPUs). */
 void tm_barrier_wait(_Atomic int *arrived, int nth);

@@ -6,13 +6,16 @@
  * which then meet at a spin barrier). Then the threads of a matvec batch take
  * runs of weight bytes from a shared cursor, large first and smaller towards
  * the end, so a vCPU the host slows down takes less instead of stalling the
- * others at the end of every hand-off.
+ * others at the end of every hand-off. A MoE token's experts (gate, up,
+ * SwiGLU, down: tm_matvec_glu) are one such batch whose down rows wait for
+ * their pair's product, taken by the thread that ends the pair's rows.
  */
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "kern.h"
+#include "kernels/ops.h"
 
 /* Thread boundaries fall on multiples of this many rows, so no two threads write one line of y. */
 #define ROW_ALIGN 16
@@ -74,6 +77,11 @@ struct batch {
 	struct act *acts;
 	char *buf;
 	int quantized;		/* buf was filled before the hand-off */
+	int nacts_first;	/* acts quantized before the rows run; the rest (glu's downs) by ready_pair */
+	/* tm_matvec_glu: jobs [0, first) are gate/up pairs, then one down per pair */
+	int first;
+	atomic_int *left;	/* rows of pair p not yet run */
+	atomic_int *ready;	/* pair p's product, and its down's activation, are written */
 	_Alignas(64) atomic_int arrived;
 	_Alignas(64) atomic_size_t next;	/* the weight-byte cursor */
 };
@@ -246,42 +254,71 @@ static void prefetch_seg(const struct batch *b, const struct seg *s)
 		__builtin_prefetch(p + o, 0, 2);
 }
 
+static void quantize_act(const struct batch *b, int a)
+{
+	const struct act *ac = &b->acts[a];
+
+	if (ac->type != TM_F32)
+		quant_fn(b->k, ac->type)(ac->x, b->buf + ac->off, ac->cols);
+}
+
+/* glu: pair p's gate and up rows are all written: its product, its down's activation, then the flag. */
+static void ready_pair(const struct batch *b, int p)
+{
+	const struct tm_matvec *g = &b->jobs[2 * p], *u = &b->jobs[2 * p + 1];
+	int d = b->first + p;
+
+	tm_swiglu(g->y, g->y, u->y, g->rows);
+	if (b->prefix[d + 1] != b->prefix[d])
+		quantize_act(b, b->act_of[d]);
+	atomic_store_explicit(&b->ready[p], 1, memory_order_release);
+}
+
+static void wait_ready(const atomic_int *r)
+{
+	for (int i = 0; !atomic_load_explicit(r, memory_order_acquire); i++)
+		if (i < 4096)
+			cpu_relax();
+		else
+			sched_yield();
+}
+
 static void run_rows(const struct batch *b, const struct seg *s, int lo, int hi)
 {
 	const struct tm_matvec *m = &b->jobs[s->job];
 	int nb = m->cols / tm_dtype_traits(m->type)->block_elems;
 
-	if (hi > lo)
-		dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
-				      hi - lo, nb, act_ptr(b, s->job), 0, 1, m->y + lo, 0);
-}
-
-static _Atomic int lead = 1;
-
-void tm_matvec_lead(int on)
-{
-	atomic_store(&lead, on);
+	if (hi <= lo)
+		return;
+	dot_fn(b->k, m->type)((const char *)m->w + lo * m->row_stride, m->row_stride,
+			      hi - lo, nb, act_ptr(b, s->job), 0, 1, m->y + lo, 0);
+	/* the last rows of a pair: this thread takes its product (acq_rel: it sees the other rows' y) */
+	if (s->job < b->first &&
+	    atomic_fetch_sub_explicit(&b->left[s->job / 2], hi - lo, memory_order_acq_rel) == hi - lo)
+		ready_pair(b, s->job / 2);
 }
 
 static void walk_all(struct walk *w)
 {
-	int pf = atomic_load_explicit(&lead, memory_order_relaxed);
+	const struct batch *b = w->b;
 	struct seg cur, next;
 	int more = walk_next(w, &cur);
 
 	while (more) {
-		const struct tm_matvec *m = &w->b->jobs[cur.job];
+		const struct tm_matvec *m = &b->jobs[cur.job];
 		/* the last rows, from a multiple of ROW_ALIGN (a repacked group starts there), that cover LEAD_BYTES */
 		int tail = (int)((LEAD_BYTES + m->row_stride - 1) / m->row_stride);
 		int cut;
 
+		if (b->ready && cur.job >= b->first)
+			wait_ready(&b->ready[cur.job - b->first]);
 		cut = (cur.hi - tail) / ROW_ALIGN * ROW_ALIGN;
 		cut = cut > cur.lo ? cut : cur.lo;
-		run_rows(w->b, &cur, cur.lo, cut);
+		run_rows(b, &cur, cur.lo, cut);
 		more = walk_next(w, &next);
-		if (more && pf)
-			prefetch_seg(w->b, &next);
-		run_rows(w->b, &cur, cut, cur.hi);
+		if (more)
+			prefetch_seg(b, &next);
+		run_rows(b, &cur, cut, cur.hi);
 		cur = next;
 	}
 }
@@ -292,7 +329,7 @@ static void batch_run(void *arg, int ith, int nth)
 	struct walk w = { .b = b, .nth = nth, .single = nth == 1 };
 
 	if (b->buf && !b->quantized) {
-		quantize_share(b->acts, b->nacts, b->buf, b->k, ith, nth);
+		quantize_share(b->acts, b->nacts_first, b->buf, b->k, ith, nth);
 		tm_barrier_wait(&b->arrived, nth);
 	}
 	if (w.single)
@@ -328,59 +365,132 @@ static void fail_all(const struct tm_matvec *jobs, int njobs)
 			jobs[j].y[r] = __builtin_nanf("");
 }
 
-void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs)
+/*
+ * The tables of a batch of jobs then more (tm_matvec_glu's downs, NULL
+ * otherwise: nmore 0) in the calling thread's arena, with `extra` bytes
+ * before them for the caller. Jobs share an activation where x, cols and
+ * type agree, except the more's: each has its own, quantized later.
+ */
+static char *batch_init(struct batch *b, const struct tm_matvec *jobs, int njobs,
+			const struct tm_matvec *more, int nmore, size_t extra)
 {
-	struct batch b = { .jobs = jobs, .njobs = njobs, .k = tm_kern() };
+	int n = njobs + nmore;
 	size_t need = 0, meta, bound = 0;
 	char *mem;
 
+	extra = (extra + 63) & ~(size_t)63;
+	meta = (n + 1) * sizeof(size_t) + n * (sizeof(int) + sizeof(struct act));
+	meta = (meta + 63) & ~(size_t)63;
+	for (int j = 0; j < n; j++) {
+		const struct tm_matvec *m = j < njobs ? &jobs[j] : &more[j - njobs];
+
+		if (m->cols > 0)
+			bound += tm_row_bytes(TM_Q8_K, (m->cols + QK_K - 1) / QK_K * QK_K) + 64;
+	}
+	mem = arena_get(extra + meta + bound);
+	if (!mem)
+		return NULL;
+	b->njobs = n;
+	b->k = tm_kern();
+	b->prefix = (size_t *)(mem + extra);
+	b->acts = (struct act *)(b->prefix + n + 1);
+	b->act_of = (int *)(b->acts + n);
+	b->prefix[0] = 0;
+	for (int j = 0; j < n; j++) {
+		const struct tm_matvec *m = j < njobs ? &jobs[j] : &more[j - njobs];
+		int act = tm_act_type_k(b->k, m->type), a;
+
+		if (j == njobs)
+			b->nacts_first = b->nacts;
+		b->prefix[j + 1] = b->prefix[j];
+		b->act_of[j] = 0;
+		if (!job_ok(m))
+			continue;
+		b->prefix[j + 1] += (size_t)m->rows * tm_row_bytes(m->type, m->cols);
+		for (a = j < njobs ? 0 : b->nacts; a < b->nacts; a++)
+			if (b->acts[a].x == m->x && b->acts[a].cols == m->cols && b->acts[a].type == act)
+				break;
+		if (a == b->nacts) {
+			b->acts[a] = (struct act){ .x = m->x, .cols = m->cols, .type = act, .off = need };
+			if (act != TM_F32)
+				need += (tm_row_bytes(tm_act_base(act), m->cols) + 63) & ~(size_t)63;
+			b->nacts++;
+		}
+		b->act_of[j] = a;
+	}
+	if (!nmore)
+		b->nacts_first = b->nacts;
+	if (need)
+		b->buf = mem + extra + meta;
+	return mem;
+}
+
+static void batch_start(struct tm_pool *pool, struct batch *b)
+{
+	if (b->buf && (atomic_load_explicit(&serial_quant, memory_order_relaxed) || tm_pool_threads(pool) == 1)) {
+		quantize_share(b->acts, b->nacts_first, b->buf, b->k, 0, 1);
+		b->quantized = 1;
+	}
+	tm_pool_run(pool, batch_run, b);
+}
+
+void tm_matvec_batch(struct tm_pool *pool, const struct tm_matvec *jobs, int njobs)
+{
+	struct batch b = { .jobs = jobs, .first = 0 };
+
 	if (njobs <= 0)
 		return;
-	meta = (njobs + 1) * sizeof(size_t) + njobs * (sizeof(int) + sizeof(struct act));
-	meta = (meta + 63) & ~(size_t)63;
-	for (int j = 0; j < njobs; j++)
-		if (jobs[j].cols > 0)
-			bound += tm_row_bytes(TM_Q8_K, (jobs[j].cols + QK_K - 1) / QK_K * QK_K) + 64;
-	mem = arena_get(meta + bound);
-	if (!mem) {
+	if (!batch_init(&b, jobs, njobs, NULL, 0, 0)) {
 		fail_all(jobs, njobs);
 		return;
 	}
-	b.prefix = (size_t *)mem;
-	b.acts = (struct act *)(b.prefix + njobs + 1);
-	b.act_of = (int *)(b.acts + njobs);
-	b.prefix[0] = 0;
-	for (int j = 0; j < njobs; j++) {
-		int act = tm_act_type_k(b.k, jobs[j].type), a;
-
-		b.prefix[j + 1] = b.prefix[j];
-		b.act_of[j] = 0;
-		if (!job_ok(&jobs[j]))
-			continue;
-		b.prefix[j + 1] += (size_t)jobs[j].rows * tm_row_bytes(jobs[j].type, jobs[j].cols);
-		for (a = 0; a < b.nacts; a++)
-			if (b.acts[a].x == jobs[j].x && b.acts[a].cols == jobs[j].cols && b.acts[a].type == act)
-				break;
-		if (a == b.nacts) {
-			b.acts[a] = (struct act){ .x = jobs[j].x, .cols = jobs[j].cols, .type = act, .off = need };
-			if (act != TM_F32)
-				need += (tm_row_bytes(tm_act_base(act), jobs[j].cols) + 63) & ~(size_t)63;
-			b.nacts++;
-		}
-		b.act_of[j] = a;
-	}
-	if (need)
-		b.buf = mem + meta;
-	if (b.buf && (atomic_load_explicit(&serial_quant, memory_order_relaxed) || tm_pool_threads(pool) == 1)) {
-		quantize_share(b.acts, b.nacts, b.buf, b.k, 0, 1);
-		b.quantized = 1;
-	}
-	tm_pool_run(pool, batch_run, &b);
+	batch_start(pool, &b);
 }
 
 void tm_matvec(struct tm_pool *pool, const struct tm_matvec *job)
 {
 	tm_matvec_batch(pool, job, 1);
+}
+
+void tm_matvec_glu(struct tm_pool *pool, const struct tm_matvec *gate_up, const struct tm_matvec *down, int n)
+{
+	struct batch b = { .first = 2 * n };
+	size_t jobs_bytes = (size_t)3 * n * sizeof(struct tm_matvec);
+	struct tm_matvec *jobs;
+	char *mem;
+	int bad = 0;
+
+	if (n <= 0)
+		return;
+	for (int p = 0; p < n; p++)
+		bad |= gate_up[2 * p].rows != gate_up[2 * p + 1].rows || gate_up[2 * p].rows != down[p].cols ||
+		       down[p].x != gate_up[2 * p].y;
+	mem = bad ? NULL : batch_init(&b, gate_up, 2 * n, down, n, jobs_bytes + 2 * n * sizeof(atomic_int));
+	if (!mem) {
+		fail_all(gate_up, 2 * n);
+		fail_all(down, n);
+		return;
+	}
+	/* one array of jobs for the walk: the pairs, then the downs */
+	jobs = (struct tm_matvec *)mem;
+	memcpy(jobs, gate_up, 2 * n * sizeof(*jobs));
+	memcpy(jobs + 2 * n, down, n * sizeof(*jobs));
+	b.jobs = jobs;
+	b.left = (atomic_int *)(jobs + 3 * n);
+	b.ready = b.left + n;
+	for (int p = 0; p < n; p++) {
+		size_t rows = 0;
+
+		for (int j = 2 * p; j < 2 * p + 2; j++)
+			rows += b.prefix[j + 1] != b.prefix[j] ? (size_t)jobs[j].rows : 0;
+		atomic_init(&b.left[p], (int)rows);
+		atomic_init(&b.ready[p], 0);
+	}
+	/* a pair with no rows to run (refused jobs: NaN rows) is ready now */
+	for (int p = 0; p < n; p++)
+		if (!atomic_load_explicit(&b.left[p], memory_order_relaxed))
+			ready_pair(&b, p);
+	batch_start(pool, &b);
 }
 
 struct mm {

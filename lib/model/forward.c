@@ -833,20 +833,17 @@ static void routed_one(struct tm_ctx *c, const struct tm_layer *L, int K)
 {
 	const struct tm_hparams *hp = &c->m->hp;
 	int F = hp->n_ff_exp, E = hp->n_embd;
-	struct tm_matvec jobs[2 * MAX_USED];
+	struct tm_matvec jobs[2 * MAX_USED], down[MAX_USED];
 	struct tm_expert_at at[MAX_USED];
 
 	experts_at(c, L, c->sel, K, at);
 	for (int j = 0; j < K; j++) {
 		jobs[2 * j] = job_at(&L->gate_exps, at[j].w[0], c->xb, c->hb + (size_t)j * F);
 		jobs[2 * j + 1] = job_at(&L->up_exps, at[j].w[1], c->xb, c->hb2 + (size_t)j * F);
+		down[j] = job_at(&L->down_exps, at[j].w[2], c->hb + (size_t)j * F, c->yg + (size_t)j * E);
 	}
-	tm_matvec_batch(c->pool, jobs, 2 * K);
-	c->handoffs++;
-	tm_swiglu(c->hb, c->hb, c->hb2, K * F);
-	for (int j = 0; j < K; j++)
-		jobs[j] = job_at(&L->down_exps, at[j].w[2], c->hb + (size_t)j * F, c->yg + (size_t)j * E);
-	tm_matvec_batch(c->pool, jobs, K);
+	/* gate, up, SwiGLU and down in one hand-off: each expert's down rows start when its product is there */
+	tm_matvec_glu(c->pool, jobs, down, K);
 	c->handoffs++;
 	experts_done(c, L, c->sel, K, at);
 	/* llama.cpp sums the weighted experts first, then adds the residual */

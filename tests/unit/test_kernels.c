@@ -19,6 +19,7 @@
 
 #include "kernels/cpu/kern.h"
 #include "kernels/kernels.h"
+#include "kernels/ops.h"
 #include "tap.h"
 
 static const int types[] = { TM_F32, TM_F16, TM_BF16, TM_Q4_0, TM_Q4_1, TM_Q5_0, TM_Q5_1, TM_Q8_0,
@@ -551,6 +552,76 @@ static void test_batch(void)
 		free(xs[i]);
 }
 
+/*
+ * tm_matvec_glu: n experts' gate, up, SwiGLU and down in one hand-off give
+ * the bits of two batches with tm_swiglu between them, whatever the threads
+ * (each pair's product is taken by whichever thread ends its rows).
+ */
+static void test_glu(void)
+{
+	enum { N = 5, E = 512, F = 512, D = 45 };
+	static const int gt[N] = { TM_Q4_K, TM_Q8_0, TM_Q4_K, TM_F16, TM_Q5_K };
+	static const int dt[N] = { TM_Q6_K, TM_Q4_K, TM_Q8_0, TM_Q6_K, TM_Q4_K };
+	float *x = malloc(E * sizeof(float)), *h = malloc(2 * N * F * sizeof(float));
+	float *want = malloc(N * D * sizeof(float)), *got = malloc(N * D * sizeof(float));
+	struct tm_matvec gu[2 * N], down[N];
+	void *w[3 * N];
+
+	fill_x(x, E);
+	for (int p = 0; p < N; p++) {
+		size_t grb = tm_row_bytes(gt[p], E), drb = tm_row_bytes(dt[p], F);
+
+		for (int i = 0; i < 2; i++) {
+			w[2 * p + i] = malloc(grb * F);
+			fill_weights(gt[p], w[2 * p + i], F, E);
+			gu[2 * p + i] = (struct tm_matvec){ gt[p], w[2 * p + i], grb, F, E, x, h + (2 * p + i) * F };
+		}
+		w[2 * N + p] = malloc(drb * D);
+		fill_weights(dt[p], w[2 * N + p], D, F);
+		down[p] = (struct tm_matvec){ dt[p], w[2 * N + p], drb, D, F, h + 2 * p * F, NULL };
+	}
+	for (int i = 0; i < NISAS; i++) {
+		int bad = 0, nan = 0;
+
+		if (tm_kernels_force_isa(isas[i]))
+			continue;
+		for (int nth = 1; nth <= 4; nth++) {
+			struct tm_pool *pool = tm_pool_create(nth, 0);
+
+			for (int rep = 0; rep < 3; rep++) {
+				for (int p = 0; p < N; p++)
+					down[p].y = want + p * D;
+				tm_matvec_batch(pool, gu, 2 * N);
+				for (int p = 0; p < N; p++)
+					tm_swiglu(h + 2 * p * F, h + 2 * p * F, h + (2 * p + 1) * F, F);
+				tm_matvec_batch(pool, down, N);
+				for (int p = 0; p < N; p++)
+					down[p].y = got + p * D;
+				memset(h, 0xff, 2 * N * F * sizeof(float));
+				memset(got, 0xff, N * D * sizeof(float));
+				tm_matvec_glu(pool, gu, down, N);
+				bad += memcmp(want, got, N * D * sizeof(float)) != 0;
+			}
+			/* a down that does not read its gate's output: refused, every row NaN */
+			down[2].x = x;
+			tm_matvec_glu(pool, gu, down, N);
+			down[2].x = h + 4 * F;
+			for (int r = 0; r < N * D; r++)
+				nan += !isnan(got[r]);
+			tm_pool_destroy(pool);
+		}
+		tap_ok(bad == 0 && nan == 0, "%s: glu of %d experts equals two batches around tm_swiglu bit for bit, "
+		       "1-4 threads (%d differ); a down not on its gate's output gives NaN rows (%d not)",
+		       isas[i], N, bad, nan);
+	}
+	for (int j = 0; j < 3 * N; j++)
+		free(w[j]);
+	free(x);
+	free(h);
+	free(want);
+	free(got);
+}
+
 /* matmul of n tokens equals n matvecs, on every ISA, for n around the tile width. */
 static void test_matmul(void)
 {
@@ -738,6 +809,7 @@ int main(void)
 	test_quantizers();
 	test_matvec_types();
 	test_batch();
+	test_glu();
 	test_matmul();
 	test_matmul_tiles();
 	test_q80_tables_agree();

@@ -502,8 +502,8 @@ static void test_arch(const struct spec *s, const char *label)
 		err = tm_forward(ctx, toks, 4, NULL, false);
 	before = ctx ? ctx->weight_bytes : 0;
 	uint64_t h0 = ctx ? ctx->handoffs : 0;
-	/* per layer: qkv, attention, wo, gate+up, down (MoE: + the router); then the output */
-	uint64_t want_h = (uint64_t)LAYERS * (s->n_expert ? 6 : 5) + 1;
+	/* per layer: qkv, attention, wo, gate+up, down (MoE: the router, then the experts' gate, up and down in one); then the output */
+	uint64_t want_h = (uint64_t)LAYERS * 5 + 1;
 
 	if (!err)
 		err = tm_forward(ctx, toks + 4, 1, a, false);
