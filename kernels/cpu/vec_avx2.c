@@ -110,9 +110,9 @@ INLINE __m128 dot_sums4(const __m256 *a0, const __m256 *a1)
 /*
  * HB heads x 4 / HB positions per pass, as tm_dot_f32_avx2 computes each
  * (dims 16j.. into one accumulator, 16j + 8.. into the other), so the
- * scores have the float kernel's bits; each row value is made a float once
- * for the HB heads. A partial group repeats its last head, past n the last
- * row is read again; the copies are dropped.
+ * scores have that dot's bits over the rows as floats; each value is made
+ * a float once for the HB heads. A partial group repeats its last head,
+ * past n the last row is read again; the copies are dropped.
  */
 INLINE void scores_hb(const float *q, int G, int hd, const char *k, size_t kr, int type, int n, int ahead,
 		      float scale, float *s, size_t ss, const int HB)
