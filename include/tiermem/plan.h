@@ -317,11 +317,10 @@ struct tm_stage_cost {
 double tm_pipeline_round(const struct tm_stage_cost *st, int stages, int rows, int groups);
 /*
  * The number of groups (1 to min(stages, rows)) with the shortest round,
- * or the fewest whose round is within margin (a fraction) of it: more
- * groups read every stage's weights more often, which costs where stages
- * share a memory (not modelled). 1 for rows < 1.
+ * unless now's (the number in use, clamped to that range) is within margin
+ * (a fraction) of it: then now. 1 for rows < 1.
  */
-int tm_pipeline_groups(const struct tm_stage_cost *st, int stages, int rows, double margin);
+int tm_pipeline_groups(const struct tm_stage_cost *st, int stages, int rows, int now, double margin);
 /* A least-squares line through a stage's (rows, seconds) calls, recent calls weighing most. */
 struct tm_stage_fit {
 	double n, x, y, xx, xy;

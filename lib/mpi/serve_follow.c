@@ -49,7 +49,7 @@
 #include "tiermem/plan.h"
 #include "tiermem/serve.h"
 
-/* a group more only for a predicted gain above this: it rereads every stage's weights */
+/* another number of groups only for a predicted gain above this (the fits are noisy) */
 #define GROUP_MARGIN 0.05
 
 enum { OP_PREFILL = 1, OP_DECODE, OP_STOP };
@@ -88,6 +88,7 @@ struct tm_mpi_serve {
 	struct tm_stage_fit *fit;	/* per stage */
 	bool equal;		/* --pipeline-groups equal */
 	unsigned explored;	/* decode steps made to vary the calls' sizes */
+	int groups;		/* the number of groups chosen last (a group per stage at first) */
 	uint64_t *chosen;	/* decode steps made with 1..depth groups (index 0: exploring) */
 	/* /metrics reads these from an HTTP thread: under lock */
 	pthread_mutex_t lock;
@@ -221,7 +222,7 @@ static int on_group(void *arg, int running)
 				g = 0;
 			break;
 		} else if (r == s->ranks - 1) {
-			g = tm_pipeline_groups(c, s->ranks, running, GROUP_MARGIN);
+			g = v->groups = tm_pipeline_groups(c, s->ranks, running, v->groups, GROUP_MARGIN);
 		}
 	pthread_mutex_lock(&v->lock);
 	v->chosen[g]++;
@@ -404,6 +405,7 @@ int tm_mpi_serve_start(struct tm_mpi_split *s, struct tm_server *srv)
 	v->slots = tm_serve_slots(srv);
 	v->depth = pipeline(s) ? s->ranks : 1;
 	v->equal = s->equal_groups;
+	v->groups = v->depth;
 	v->rq = calloc((size_t)v->depth * (size_t)(v->slots + s->ranks), sizeof(*v->rq));
 	v->n_rq = calloc((size_t)v->depth, sizeof(*v->n_rq));
 	v->cost = calloc((size_t)v->depth * (size_t)s->ranks, sizeof(*v->cost));

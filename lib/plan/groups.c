@@ -31,7 +31,7 @@ double tm_pipeline_round(const struct tm_stage_cost *st, int stages, int rows, i
 	return fmax(way, most);
 }
 
-int tm_pipeline_groups(const struct tm_stage_cost *st, int stages, int rows, double margin)
+int tm_pipeline_groups(const struct tm_stage_cost *st, int stages, int rows, int now, double margin)
 {
 	int most = stages < rows ? stages : rows, best = 1;
 	double best_t, t;
@@ -42,11 +42,9 @@ int tm_pipeline_groups(const struct tm_stage_cost *st, int stages, int rows, dou
 	for (int g = 2; g <= most; g++)
 		if ((t = tm_pipeline_round(st, stages, rows, g)) < best_t)
 			best_t = t, best = g;
-	/* the fewest groups within the margin of the best: each group more reads every stage's weights again */
-	for (int g = 1; g < best; g++)
-		if (tm_pipeline_round(st, stages, rows, g) <= best_t * (1 + margin))
-			return g;
-	return best;
+	/* measured costs are noisy: a change must be worth more than the noise, or the choice flaps */
+	now = now < 1 ? 1 : now > most ? most : now;
+	return tm_pipeline_round(st, stages, rows, now) <= best_t * (1 + margin) ? now : best;
 }
 
 void tm_stage_fit_add(struct tm_stage_fit *f, double rows, double sec)

@@ -725,15 +725,18 @@ static void test_groups(void)
 
 	/* 4 rows over 2 stages: one group goes the whole way in 2 * (1 + 4); two of 2 keep both busy */
 	tap_ok(tm_pipeline_round(rows2, 2, 4, 1) == 10 && tm_pipeline_round(rows2, 2, 4, 2) == 6 &&
-	       tm_pipeline_groups(rows2, 2, 4, 0.05) == 2, "per-row cost: a group per stage (round 10 -> 6)");
+	       tm_pipeline_groups(rows2, 2, 4, 1, 0.05) == 2, "per-row cost: a group per stage (round 10 -> 6)");
 	tap_ok(tm_pipeline_round(rows2, 2, 5, 2) == 8, "5 rows in 2 groups: the larger group of 3 sets the round");
-	tap_ok(tm_pipeline_groups(uneven, 2, 4, 0.05) == 1 && tm_pipeline_round(uneven, 2, 4, 2) == 20,
+	tap_ok(tm_pipeline_groups(uneven, 2, 4, 2, 0.05) == 1 && tm_pipeline_round(uneven, 2, 4, 2) == 20,
 	       "per-call cost on an uneven cut: one group (a second doubles the busy stage's calls)");
-	tap_ok(tm_pipeline_groups(calls, 2, 4, 0.05) == 1, "per-call cost alone: a tie, the fewest groups");
-	tap_ok(tm_pipeline_groups(slight, 2, 4, 0.05) == 1 && tm_pipeline_groups(slight, 2, 4, 0) == 2,
-	       "a gain under the margin is not worth a second group; with margin 0 it is taken");
-	tap_ok(tm_pipeline_groups(rows3, 3, 6, 0.05) == 3 && tm_pipeline_groups(rows3, 3, 2, 0.05) == 2 &&
-	       tm_pipeline_groups(rows3, 3, 0, 0.05) == 1, "3 stages: 3 groups of 6 rows, never more groups than rows");
+	tap_ok(tm_pipeline_groups(calls, 2, 4, 2, 0.05) == 2 && tm_pipeline_groups(calls, 2, 4, 1, 0.05) == 1,
+	       "per-call cost alone: a tie, the groups in use stay");
+	tap_ok(tm_pipeline_groups(slight, 2, 4, 1, 0.05) == 1 && tm_pipeline_groups(slight, 2, 4, 1, 0) == 2 &&
+	       tm_pipeline_groups(slight, 2, 4, 2, 0.05) == 2,
+	       "a change predicted to gain less than the margin is not made; with margin 0 it is");
+	tap_ok(tm_pipeline_groups(rows3, 3, 6, 1, 0.05) == 3 && tm_pipeline_groups(rows3, 3, 2, 3, 0.05) == 2 &&
+	       tm_pipeline_groups(rows3, 3, 0, 3, 0.05) == 1,
+	       "3 stages: 3 groups of 6 rows, never more groups than rows");
 
 	for (int i = 0; i < 8; i++) {
 		tm_stage_fit_add(&f, 1 + i % 4, 0.5 + 0.25 * (1 + i % 4));
