@@ -34,12 +34,13 @@ synth_or_notok "$W/other.gguf" --arch qwen3moe --type f32 --layers 4 --experts 1
 printf 'Hello there\nThe cat sat on the mat\n' >"$W/prompts.txt"
 "$TM" profile -m "$W/moe.gguf" -f "$W/prompts.txt" -o "$W/heat.json" -n 4 -t 1 >/dev/null 2>&1
 "$TM" profile -m "$W/other.gguf" -f "$W/prompts.txt" -o "$W/heat-other.json" -n 2 -t 1 >/dev/null 2>&1
-# the profile's identity with made-up counts: skewed (hot experts at even indices), and flat
+# the profile's identity with made-up counts of 100000 tokens (a short profile's gains are within
+# the counts' noise, and the assignment keeps e % N): skewed (hot experts at even indices), and flat
 python3 - "$W" <<'PY'
 import json, sys
 w = sys.argv[1]
 j = json.load(open(w + '/heat.json'))
-t = j['tokens']
+t = j['tokens'] = 100000
 j['counts'] = [[t * 3 // 4 if e % 2 == 0 and e < 8 else t // 8 if e % 2 == 0 else t // 16 for e in range(16)]
                for _ in j['counts']]
 json.dump(j, open(w + '/skew.json', 'w'))
@@ -88,9 +89,17 @@ for np in 2 3; do
 		'[ $rc -eq 0 ] && grep -q "^rank 0: experts e % $np == 0" "$W/err" && cmp -s "$W/mod$np.bin" "$W/f.bin"'
 done
 
-# deepseek2 (a dense first layer, whose heat is all zeros; shared experts) with its real profile, -np 3
+# deepseek2 (a dense first layer, whose heat is all zeros; shared experts) with its real profile,
+# its counts as if of 1000 times the tokens (else within their noise: e % N), -np 3
 if synth_or_notok "$W/ds.gguf" --arch deepseek2 --type f32; then
 	"$TM" profile -m "$W/ds.gguf" -f "$W/prompts.txt" -o "$W/ds-heat.json" -n 4 -t 1 >/dev/null 2>&1
+	python3 - "$W/ds-heat.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j['tokens'] *= 1000
+j['counts'] = [[c * 1000 for c in r] for r in j['counts']]
+json.dump(j, open(sys.argv[1], 'w'))
+PY
 	"$TM" logits -m "$W/ds.gguf" --tokens $TOK -o "$W/ds1.bin"
 	run -np 3 "$MPI" logits -m "$W/ds.gguf" --tokens $TOK -o "$W/ds3.bin" --split experts \
 		--expert-heat "$W/ds-heat.json" 2>"$W/err"
