@@ -146,6 +146,20 @@ shares --split experts --expert-heat "$W/heat.json" >"$W/out" 2>"$W/err"
 rc=$?
 check "the shares run with another heat file are refused at start" \
 	'[ $rc -ne 0 ] && grep -q "model holds the experts of another assignment than this run.s" "$W/err"'
+# experts,dense shares (the rank's rows of the dense matrices too) by the same heat
+for r in 0 1; do
+	TIERMEM_HOME=$W/d$r "$TM" import -m "$W/moe.gguf" --name m --split experts,dense --rank $r --ranks 2 -q \
+		--tier ddr=ddr:1G --expert-heat "$W/skew.json" >"$W/dimp$r" 2>&1
+done
+run -np 2 "$MPI" logits -m "$W/moe.gguf" --tokens $TOK -o "$W/hd2.bin" --split experts,dense --expert-heat "$W/skew.json" \
+	2>/dev/null
+run -x TIERMEM_BACKEND=user -np 1 -x TIERMEM_HOME="$W/d0" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" \
+	--split experts,dense --expert-heat "$W/skew.json" : -np 1 -x TIERMEM_HOME="$W/d1" "$MPI" logits --name m \
+	--tokens $TOK -o "$W/n.bin" --split experts,dense --expert-heat "$W/skew.json" >"$W/out" 2>"$W/err"
+rc=$?
+check "experts,dense shares by heat ($(grep -m1 holds "$W/dimp1" | cut -c3-60)...): logits bit-identical to -m's with that heat" \
+	'[ $rc -eq 0 ] && grep -q "(by heat)" "$W/dimp1" && cmp -s "$W/hd2.bin" "$W/n.bin"'
+
 # a manifest whose assignment was damaged: refused, never half-used
 cp -r "$W/s0" "$W/bad"
 python3 - "$W/bad/models/m/manifest.json" <<'PY'
