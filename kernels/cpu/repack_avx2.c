@@ -39,8 +39,9 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 	UNROLL for (int t = 0; t < NX; t++)
 		acc[0][t] = accm[0][t] = acc[1][t] = accm[1][t] = _mm256_setzero_ps();
 	for (int i = 0; i < nblocks; i++, a++) {
-		/* the whole block, into L2 (kern.h); see R16_AVX2 for why one pass */
-		tm_prefetch_block_l2(a, sizeof(*a));
+		/* the header into L2 (kern.h), the codes line by line as they are read */
+		UNROLL for (int c = 0; c < 256; c += 64)
+			tm_prefetch_l2((const char *)a + c);
 		UNROLL for (int h = 0; h < 2; h++) {
 			__m256i isum[TM_NX_MAX], msum[TM_NX_MAX];
 
@@ -60,6 +61,9 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 					s16[t] = _mm256_setzero_si256();
 				UNROLL for (int o = 0; o < 4; o++) {
 					__m256i v = _mm256_loadu_si256((const __m256i *)a->qs[4 * j + o][8 * h]);
+
+					if (h == 0)
+						tm_prefetch_l2(a->qs[4 * j + o]);
 					__m256i vl = _mm256_and_si256(v, m0f);
 					__m256i vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
 
@@ -115,8 +119,9 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 	UNROLL for (int t = 0; t < NX; t++)
 		acc[0][t] = acc[1][t] = _mm256_setzero_ps();
 	for (int i = 0; i < nblocks; i++, a++) {
-		/* the whole block, into L2 (kern.h); see R16_AVX2 for why one pass */
-		tm_prefetch_block_l2(a, sizeof(*a));
+		/* d and the scales into L2 (kern.h), the codes line by line as they are read */
+		UNROLL for (int c = 0; c < 288; c += 64)
+			tm_prefetch_l2((const char *)a + c);
 		UNROLL for (int h = 0; h < 2; h++) {
 			__m256i isum[TM_NX_MAX];
 
@@ -124,6 +129,9 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 				isum[t] = _mm256_setzero_si256();
 			UNROLL for (int s = 0; s < 16; s++) {
 				__m256i hv = _mm256_loadu_si256((const __m256i *)a->qh[s][8 * h]);
+
+				if (h == 0)
+					tm_prefetch_l2(a->qh[s]);
 				__m256i sc32 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const void *)(a->sc[s] + 8 * h)));
 				/* (sc, sc) as 16-bit halves of each lane */
 				__m256i sc = _mm256_or_si256(_mm256_and_si256(sc32, _mm256_set1_epi32(0xffff)),
@@ -135,6 +143,9 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 				UNROLL for (int k = 0; k < 2; k++) {
 					const int o = 2 * s + k;
 					__m256i v = _mm256_loadu_si256((const __m256i *)a->ql[o][8 * h]);
+
+					if (h == 0)
+						tm_prefetch_l2(a->ql[o]);
 					__m256i ql = _mm256_or_si256(_mm256_and_si256(v, m0f), q6_high(hv, 4 * k));
 					__m256i qhi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m0f),
 								      q6_high(hv, 4 * k + 2));
