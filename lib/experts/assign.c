@@ -26,18 +26,6 @@
 #include "tiermem/error.h"
 #include "tiermem/experts.h"
 
-struct hot {
-	uint64_t n;
-	int e;
-};
-
-static int hotter_first(const void *a, const void *b)
-{
-	const struct hot *x = a, *y = b;
-
-	return x->n != y->n ? (x->n < y->n ? 1 : -1) : x->e - y->e;
-}
-
 /* The most any rank of layer l's assignment owner[] reads, by counts. */
 static uint64_t slowest(const int *owner, const uint64_t *counts, int n, int ranks, uint64_t *load)
 {
@@ -57,14 +45,12 @@ static int turn(int r, int l, int ranks)
 	return ((r - l) % ranks + ranks) % ranks;
 }
 
-static void greedy(int *owner, const uint64_t *counts, int n, int ranks, int l, struct hot *v, uint64_t *load,
+/* order: layer l's experts, hottest first (tm_xheat_order: ties by index) */
+static void greedy(int *owner, const uint64_t *counts, int n, int ranks, int l, const int *order, uint64_t *load,
 		   int *have)
 {
 	int room = (n + ranks - 1) / ranks;
 
-	for (int e = 0; e < n; e++)
-		v[e] = (struct hot){ counts[e], e };
-	qsort(v, n, sizeof(*v), hotter_first);
 	memset(load, 0, sizeof(*load) * ranks);
 	memset(have, 0, sizeof(*have) * ranks);
 	for (int i = 0; i < n; i++) {
@@ -76,8 +62,8 @@ static void greedy(int *owner, const uint64_t *counts, int n, int ranks, int l, 
 									  (have[r] == have[best] &&
 									   turn(r, l, ranks) < turn(best, l, ranks))))))
 				best = r;
-		owner[v[i].e] = best;
-		load[best] += v[i].n;
+		owner[order[i]] = best;
+		load[best] += counts[order[i]];
 		have[best]++;
 	}
 }
@@ -86,8 +72,9 @@ static void greedy(int *owner, const uint64_t *counts, int n, int ranks, int l, 
  * Does the greedy's slowest rank (by counts) beat e % N's by more than the
  * noise of a count that size? Use counts are about Poisson, so a count of
  * n is n +- sqrt(n): a smaller gain is the profile's sampling, not the
- * traffic's (measured with bench/xassign on two profiles of a real MoE: a
- * one-sigma guard keeps e % N where leaving it did not pay on other tokens).
+ * traffic's (measured with bench/xassign on two profiles of the 4.2 GB
+ * bench MoE: a one-sigma guard kept e % N where leaving it did not pay on
+ * other tokens).
  */
 static bool worth_leaving(double mod, double greedy)
 {
@@ -97,9 +84,8 @@ static bool worth_leaving(double mod, double greedy)
 int tm_xassign_make(struct tm_xassign *a, int n_layer, int n_expert, int ranks, const struct tm_xheat *h)
 {
 	size_t n = (size_t)n_layer * (size_t)n_expert;
-	uint64_t *load, *flat;
-	struct hot *v;
-	int *have, *mod;
+	uint64_t *load;
+	int *have, *mod, *order;
 
 	memset(a, 0, sizeof(*a));
 	if (n_layer < 1 || n_expert < 1 || ranks < 1 || ranks > 4096)
@@ -108,15 +94,14 @@ int tm_xassign_make(struct tm_xassign *a, int n_layer, int n_expert, int ranks, 
 		return tm_err(-EINVAL, "expert split: the heat is of %d layers of %d experts, the model has %d of %d",
 			      h->model.n_layer, h->model.n_expert, n_layer, n_expert);
 	a->owner = malloc(sizeof(*a->owner) * n);
-	v = malloc(sizeof(*v) * n_expert);
+	order = malloc(sizeof(*order) * n_expert);
 	load = malloc(sizeof(*load) * ranks);
 	have = malloc(sizeof(*have) * ranks);
 	mod = malloc(sizeof(*mod) * n_expert);
-	flat = calloc(n_expert, sizeof(*flat));
-	if (!a->owner || !v || !load || !have || !mod || !flat) {
+	if (!a->owner || !order || !load || !have || !mod) {
 		free(a->owner);
 		a->owner = NULL;
-		free(v), free(load), free(have), free(mod), free(flat);
+		free(order), free(load), free(have), free(mod);
 		return tm_err(-ENOMEM, "out of memory");
 	}
 	a->n_layer = n_layer;
@@ -126,16 +111,21 @@ int tm_xassign_make(struct tm_xassign *a, int n_layer, int n_expert, int ranks, 
 	for (int e = 0; e < n_expert; e++)
 		mod[e] = e % ranks;
 	for (int l = 0; l < n_layer; l++) {
-		const uint64_t *c = h ? h->counts + (size_t)l * n_expert : flat;
 		int *owner = a->owner + (size_t)l * n_expert;
+		const uint64_t *c;
 
-		greedy(owner, c, n_expert, ranks, l, v, load, have);
+		memcpy(owner, mod, sizeof(*owner) * n_expert);
+		if (!h)
+			continue;	/* the uniform prior: e % N */
+		c = h->counts + (size_t)l * n_expert;
+		tm_xheat_order(h, l, order);
+		greedy(owner, c, n_expert, ranks, l, order, load, have);
 		if (!worth_leaving((double)slowest(mod, c, n_expert, ranks, load),
 				   (double)slowest(owner, c, n_expert, ranks, load)))
 			memcpy(owner, mod, sizeof(*owner) * n_expert);
 	}
 	a->hash = tm_xassign_hash(a);
-	free(v), free(load), free(have), free(mod), free(flat);
+	free(order), free(load), free(have), free(mod);
 	return 0;
 }
 

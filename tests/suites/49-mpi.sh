@@ -58,23 +58,7 @@ run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none --
 "$TM" synth --arch deepseek2 --type f32 -q -o "$W/ds.gguf" >/dev/null 2>&1
 TOK=1,5,9,200,31,7,64,3,17,99,250,12,40,8,77,120
 
-# compare A B TOL: per position max |a - b| / std(a's row) <= TOL, same length
-compare() {
-	python3 - "$1" "$2" "$3" <<'PY'
-import statistics, struct, sys
-def rd(f):
-    b = open(f, 'rb').read()
-    return struct.unpack('%df' % (len(b) // 4), b)
-a, b, tol = rd(sys.argv[1]), rd(sys.argv[2]), float(sys.argv[3])
-V = 1024
-if len(a) != len(b) or not a:
-    print('lengths differ'); sys.exit(1)
-e = [max(abs(x - y) for x, y in zip(a[i:i + V], b[i:i + V])) / statistics.pstdev(a[i:i + V])
-     for i in range(0, len(a), V)]
-print('worst position %.2g, median %.2g' % (max(e), statistics.median(e)))
-sys.exit(0 if max(e) <= tol else 1)
-PY
-}
+. "$TOP/tests/lib/logits.sh"	# compare A B TOL
 # MiB of weights per token rank R reported in FILE
 mib_of() { sed -n "s/^rank $2: .*, \([0-9.]*\) MiB of weights\/token.*/\1/p" "$1"; }
 lt() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$1" "$2"; }
