@@ -99,8 +99,11 @@ int tm_repack(int type, void *rows_data, int rows, int cols);
  * Q4_K_M, tiermem bench --decode --ctx 64 --gen 16 -t 2, on/off
  * alternating twice, load 2); since its kernels prefetch into L2 (session
  * 5) still 88.5-89.2 % against 90.8-91.9 % (-t 2) and 89.8-90.1 % against
- * 93.8-94.5 % (-t 1), load 1.0-1.3. tiermem serve defaults to the layout
- * anyway (cli/cmd_serve.c).
+ * 93.8-94.5 % (-t 1), load 1.0-1.3. Session 6 found the cause (the VNNI
+ * kernel spilled vectors; Documentation/tiermem-infer.rst): on a busy host
+ * r16 now leads at -t 1 (95.1 / 92.8 % against 88.2 / 86.4 %), but no idle
+ * -t 2 figure exists yet, so the default stays until one shows r16 ahead.
+ * tiermem serve defaults to the layout anyway (cli/cmd_serve.c).
  */
 int tm_kernels_repack_default(void);
 int tm_unrepack(int rtype, void *rows_data, int rows, int cols);
