@@ -39,17 +39,6 @@ struct scratch {
 	float *x, *hb, *hb2, *yg;
 };
 
-static int type_by_name(const char *s)
-{
-	for (int t = 0; t < TM_DTYPE_MAX; t++) {
-		const struct tm_dtype_traits *tr = tm_dtype_traits(t);
-
-		if (tr && !tm_dtype_act_only(t) && !strcmp(tr->name, s))
-			return t;
-	}
-	return -1;
-}
-
 static uint64_t next_rand(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -149,12 +138,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	sh.type = type_by_name(type_s);
-	sh.down_type = type_by_name(down_s);
-	if (sh.type < 0 || sh.down_type < 0 || sh.embd < 256 || sh.embd % 256 || sh.ff < 256 || sh.ff % 256 ||
+	sh.type = tm_dtype_by_name(type_s);
+	sh.down_type = tm_dtype_by_name(down_s);
+	if (sh.type < 0 || sh.down_type < 0) {
+		fprintf(stderr, "experts: unknown type %s\n", sh.type < 0 ? type_s : down_s);
+		return 2;
+	}
+	if (sh.embd < 256 || sh.embd % 256 || sh.ff < 256 || sh.ff % 256 ||
 	    sh.used < 1 || sh.used > MAX_USED || sh.n_exp < sh.used || sh.n_exp > 4096 || tokens < 1 ||
 	    tokens > 100000 || nth < 1 || nth > 256 || !(gb > 0 && gb <= 64)) {
-		fprintf(stderr, "experts: bad option value (sizes multiples of 256, 1 <= used <= %d <= experts)\n",
+		fprintf(stderr, "experts: bad option value (sizes multiples of 256, 1 <= used <= %d and <= experts)\n",
 			MAX_USED);
 		return 2;
 	}
@@ -182,7 +175,7 @@ int main(int argc, char **argv)
 		ratio[v] = calloc(tokens, sizeof(double));
 		t_dec[v] = calloc(tokens, sizeof(double));
 	}
-	if (!pool || !s.x || !s.hb || !s.hb2 || !s.yg || !ratio[1] || !t_dec[1]) {
+	if (!pool || !s.x || !s.hb || !s.hb2 || !s.yg || !ratio[0] || !t_dec[0] || !ratio[1] || !t_dec[1]) {
 		fprintf(stderr, "experts: out of memory\n");
 		return 1;
 	}

@@ -40,17 +40,6 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int type_by_name(const char *s)
-{
-	for (int t = 0; t < TM_DTYPE_MAX; t++) {
-		const struct tm_dtype_traits *tr = tm_dtype_traits(t);
-
-		if (tr && !tm_dtype_act_only(t) && !strcmp(tr->name, s))
-			return t;
-	}
-	return -1;
-}
-
 /* Split a comma list in place; returns the count. */
 static int split_list(char *s, char **out, int max)
 {
@@ -271,7 +260,7 @@ int main(int argc, char **argv)
 	ntyp = split_list(types_s, typ, 16);
 	nisa = split_list(isa_s, isa, 8);
 	for (int i = 0; i < ntyp; i++)
-		if (type_by_name(typ[i]) < 0) {
+		if (tm_dtype_by_name(typ[i]) < 0) {
 			fprintf(stderr, "matvec: unknown type %s\n", typ[i]);
 			return 2;
 		}
@@ -284,8 +273,8 @@ int main(int argc, char **argv)
 	/* room for the most rows: those of the smallest type asked for (q2_K's are below q4_0's) */
 	min_rb = tm_row_bytes(TM_Q4_0, cols);
 	for (int i = 0; i < ntyp; i++)
-		if (tm_row_bytes(type_by_name(typ[i]), cols) < min_rb)
-			min_rb = tm_row_bytes(type_by_name(typ[i]), cols);
+		if (tm_row_bytes(tm_dtype_by_name(typ[i]), cols) < min_rb)
+			min_rb = tm_row_bytes(tm_dtype_by_name(typ[i]), cols);
 	y = malloc((bytes / min_rb + 16) * sizeof(float));
 	tm_fill_random(TM_F32, x, cols, &seed, 1.f);
 	printf("# %.2f GB of weights, rows of %d, %d rows per call, best of %d passes; "
@@ -296,7 +285,7 @@ int main(int argc, char **argv)
 		printf("  prefill(%d tok) speedup vs %d matvecs", prefill, prefill);
 	printf("\n");
 	for (int ti = 0; ti < ntyp; ti++) {
-		int type = type_by_name(typ[ti]);
+		int type = tm_dtype_by_name(typ[ti]);
 		size_t rb = tm_row_bytes(type, cols), used;
 		long rows;
 

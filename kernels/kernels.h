@@ -54,6 +54,8 @@ struct tm_dtype_traits {
 
 /* NULL for a type id this build cannot handle. */
 const struct tm_dtype_traits *tm_dtype_traits(int type);
+/* The weight type named name ("q4_K", "q6_K_r16"), or -1. */
+int tm_dtype_by_name(const char *name);
 /* Bytes of one row of n elements; 0 if n is not a whole number of blocks. */
 size_t tm_row_bytes(int type, int64_t n);
 /* Whether a GGUF tensor may hold this type: a GGML weight type this build reads. */

@@ -32,6 +32,14 @@ const struct tm_dtype_traits *tm_dtype_traits(int type)
 	return &traits[type];
 }
 
+int tm_dtype_by_name(const char *name)
+{
+	for (int t = 0; t < TM_DTYPE_MAX; t++)
+		if (traits[t].name && !tm_dtype_act_only(t) && !strcmp(traits[t].name, name))
+			return t;
+	return -1;
+}
+
 size_t tm_row_bytes(int type, int64_t n)
 {
 	const struct tm_dtype_traits *t = tm_dtype_traits(type);
