@@ -376,9 +376,9 @@ static int lay_out(struct import *im, bool module)
 			mt->bytes = tm_share_bytes(gt, count);
 			tm_share_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
 		} else if (im->o->share_rows && tm_share_rows(gt, im->o->share_rank, im->o->share_ranks, &r0, &r1)) {
-			/* its rows, in the GGUF layout as an expert share */
+			/* its rows, in the layout the whole tensor would have */
 			mt->bytes = gt->nbytes / (uint64_t)gt->ne[1] * (uint64_t)(r1 - r0);
-			tm_share_rows_layout(mt->layout, im->o->share_rank, im->o->share_ranks);
+			tm_share_rows_layout(mt->layout, im->o->share_rank, im->o->share_ranks, !strcmp(mt->layout, "r16"));
 			im->r->row_mats++;
 			im->r->row_bytes += mt->bytes;
 			im->r->row_whole += gt->nbytes;
@@ -483,7 +483,7 @@ static void copy_share(struct import *im, size_t i)
 
 	if (st)
 		XXH3_64bits_reset(st);
-	if (!tm_share_rows_parse(mt->layout, &rank, &ranks) && tm_share_rows(gt, R, N, &r0, &r1)) {
+	if (!tm_share_rows_parse(mt->layout, &rank, &ranks, NULL) && tm_share_rows(gt, R, N, &r0, &r1)) {
 		uint64_t row = gt->nbytes / (uint64_t)gt->ne[1];
 
 		copy_span(im, mt, mt->offset, (const char *)gt->data + row * (uint64_t)r0, mt->bytes, st);
@@ -504,12 +504,15 @@ static void copy_share(struct import *im, size_t i)
 
 /*
  * A tensor in the interleaved-row layout: whole groups of rows repacked in a
- * buffer, then written; each matrix's tail rows as they are. Its hash is
- * over the bytes stored, so a run checks what it reads.
+ * buffer, then written; each matrix's tail rows as they are. mats matrices
+ * of mat bytes from byte from of the tensor (a share of the rows: one, its
+ * rows, which start on a group). Its hash is over the bytes stored, so a run
+ * checks what it reads.
  */
-static int copy_repacked(struct import *im, struct tm_mtensor *mt, const struct tm_gguf_tensor *t)
+static int copy_repacked(struct import *im, struct tm_mtensor *mt, const struct tm_gguf_tensor *t, uint64_t from,
+			 size_t mat, int64_t mats)
 {
-	size_t rb = tm_row_bytes((int)t->type, t->ne[0]), mat = rb * (size_t)t->ne[1];
+	size_t rb = tm_row_bytes((int)t->type, t->ne[0]);
 	size_t step = CHUNK / (TM_REPACK_ROWS * rb) * TM_REPACK_ROWS * rb;
 	XXH3_state_t *st = XXH3_createState();
 	uint64_t off = 0;
@@ -524,11 +527,11 @@ static int copy_repacked(struct import *im, struct tm_mtensor *mt, const struct 
 		return tm_err(-ENOMEM, "out of memory");
 	}
 	XXH3_64bits_reset(st);
-	for (int64_t e = 0; e < t->ne[2] * t->ne[3] && !err; e++)
+	for (int64_t e = 0; e < mats && !err; e++)
 		for (size_t m = 0; m < mat && !err; m += step) {
 			size_t n = mat - m < step ? mat - m : step;
 
-			memcpy(buf, (const char *)t->data + off, n);
+			memcpy(buf, (const char *)t->data + from + off, n);
 			if ((err = tm_repack((int)t->type, buf, (int)(n / rb), (int)t->ne[0])))
 				err = tm_err(err, "tensor %s: repacking failed", mt->name);
 			tm_wregion_write(&im->w[mt->region], mt->offset + off, buf, n);
@@ -550,11 +553,20 @@ static int copy_tensors(struct import *im)
 	im->done = 0;
 	for (size_t i = 0; i < im->mf.n_tensors; i++) {
 		struct tm_mtensor *mt = &im->mf.tensors[i];
-		const char *src = im->g.tensors[i].data;
-		int rank, ranks;
+		const struct tm_gguf_tensor *gt = &im->g.tensors[i];
+		const char *src = gt->data;
+		size_t rb = gt->nbytes / (uint64_t)(gt->ne[1] ? gt->ne[1] : 1);
+		int rank, ranks, r0, r1;
+		bool r16;
 
 		if (!strcmp(mt->layout, "r16")) {
-			if ((err = copy_repacked(im, mt, &im->g.tensors[i])))
+			if ((err = copy_repacked(im, mt, gt, 0, rb * (size_t)gt->ne[1], gt->ne[2] * gt->ne[3])))
+				return err;
+			continue;
+		}
+		if (!tm_share_rows_parse(mt->layout, &rank, &ranks, &r16) && r16 &&
+		    tm_share_rows(gt, rank, ranks, &r0, &r1)) {
+			if ((err = copy_repacked(im, mt, gt, rb * (uint64_t)r0, rb * (size_t)(r1 - r0), 1)))
 				return err;
 			continue;
 		}
@@ -595,16 +607,17 @@ static bool same_owner(const struct tm_manifest *a, const struct tm_manifest *b)
  * A stored model's share: "rows R/N" (its experts too, if it has any),
  * "experts R/N", "layers R/N", or "" for the whole model.
  */
-static void share_of(const struct tm_manifest *mf, char out[16])
+static void share_of(const struct tm_manifest *mf, char out[TM_LAYOUT_MAX])
 {
 	int rank, ranks;
 
 	out[0] = '\0';
 	for (size_t i = 0; i < mf->n_tensors; i++)
-		if (!tm_share_rows_parse(mf->tensors[i].layout, &rank, &ranks) ||
-		    (!out[0] && (!tm_share_parse(mf->tensors[i].layout, &rank, &ranks) ||
-				 !tm_share_layers_parse(mf->tensors[i].layout, &rank, &ranks))))
-			snprintf(out, 16, "%s", mf->tensors[i].layout);
+		if (!tm_share_rows_parse(mf->tensors[i].layout, &rank, &ranks, NULL))
+			tm_share_rows_layout(out, rank, ranks, false);
+		else if (!out[0] && (!tm_share_parse(mf->tensors[i].layout, &rank, &ranks) ||
+				     !tm_share_layers_parse(mf->tensors[i].layout, &rank, &ranks)))
+			snprintf(out, TM_LAYOUT_MAX, "%s", mf->tensors[i].layout);
 }
 
 static void unlink_marker(const char *dir)
@@ -658,7 +671,7 @@ static int check_old(struct import *im, bool *unchanged)
 	if (!old->has_manifest)
 		return 0;
 	if (!strcmp(old->mf.hash, im->mf.hash)) {
-		char was[16], will[16];
+		char was[TM_LAYOUT_MAX], will[TM_LAYOUT_MAX];
 		uint64_t size;
 
 		share_of(&old->mf, was);
@@ -666,7 +679,7 @@ static int check_old(struct import *im, bool *unchanged)
 		if (im->o->share_ranks > 1 && im->o->share_layers)
 			tm_share_layers_layout(will, im->o->share_rank, im->o->share_ranks);
 		else if (im->o->share_ranks > 1 && im->o->share_rows)
-			tm_share_rows_layout(will, im->o->share_rank, im->o->share_ranks);
+			tm_share_rows_layout(will, im->o->share_rank, im->o->share_ranks, false);
 		else if (im->o->share_ranks > 1)
 			tm_share_layout(will, im->o->share_rank, im->o->share_ranks);
 		if (strcmp(was, will) || !same_owner(&old->mf, &im->mf)) {

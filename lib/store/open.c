@@ -28,8 +28,13 @@ static int tensor_type(void *arg, const struct tm_gguf_tensor *t)
 {
 	struct bind_ctx *b = arg;
 	const struct tm_mtensor *mt = &b->mf->tensors[t - b->m->gguf.tensors];
+	int rank, ranks;
+	bool r16;
 
-	return strcmp(mt->layout, "r16") ? (int)t->type : tm_tensor_repacked_type(t);
+	/* a share of the rows says its layout in its own */
+	if (tm_share_rows_parse(mt->layout, &rank, &ranks, &r16))
+		r16 = !strcmp(mt->layout, "r16");
+	return r16 ? tm_tensor_repacked_type(t) : (int)t->type;
 }
 
 static int find_tensor(void *arg, const struct tm_gguf_tensor *t, const void **data, int *map)
@@ -55,7 +60,7 @@ static bool tensor_rows(void *arg, const struct tm_gguf_tensor *t, int *r0, int 
 	const struct tm_mtensor *mt = &b->mf->tensors[t - b->m->gguf.tensors];
 	int rank, ranks;
 
-	return !tm_share_rows_parse(mt->layout, &rank, &ranks) && tm_share_rows(t, rank, ranks, r0, r1);
+	return !tm_share_rows_parse(mt->layout, &rank, &ranks, NULL) && tm_share_rows(t, rank, ranks, r0, r1);
 }
 
 /* Is this share's rank and N those of the others found so far (and not of the layers)? */
@@ -81,6 +86,7 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 
 		uint64_t bytes = t->nbytes;
 		int rank, ranks, r0, r1;
+		bool r16;
 
 		if (!tm_share_parse(mt->layout, &rank, &ranks)) {
 			if (!tm_share_applies(t) || !same_share(rank, ranks, share_rank, share_ranks, *layers))
@@ -91,8 +97,8 @@ static int check_table(const struct tm_manifest *mf, const struct tm_gguf *g, in
 					      "assignment (expert_owner: another shape, or a rank not of %d)",
 					      mf->name, mt->name, ranks);
 			bytes = tm_share_bytes(t, tm_share_count(mf, t, rank, ranks));
-		} else if (!tm_share_rows_parse(mt->layout, &rank, &ranks)) {
-			if (!tm_share_rows(t, rank, ranks, &r0, &r1) ||
+		} else if (!tm_share_rows_parse(mt->layout, &rank, &ranks, &r16)) {
+			if (!tm_share_rows(t, rank, ranks, &r0, &r1) || (r16 && tm_tensor_repacked_type(t) < 0) ||
 			    !same_share(rank, ranks, share_rank, share_ranks, *layers))
 				return tm_err(-EIO, "model '%s': tensor %s holds a share of rows (%s) that does "
 					      "not fit it or the others", mf->name, mt->name, mt->layout);

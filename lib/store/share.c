@@ -98,9 +98,9 @@ int tm_share_bind(const struct tm_manifest *mf, struct tm_model *m, int rank, in
 }
 
 /* The layouts of the two kinds of share: "WHAT R/N". */
-static void layout_of(char out[16], const char *what, int rank, int ranks)
+static void layout_of(char out[TM_LAYOUT_MAX], const char *what, int rank, int ranks)
 {
-	snprintf(out, 16, "%s %d/%d", what, rank, ranks);
+	snprintf(out, TM_LAYOUT_MAX, "%s %d/%d", what, rank, ranks);
 }
 
 static int parse_of(const char *layout, const char *what, int *rank, int *ranks)
@@ -115,7 +115,7 @@ static int parse_of(const char *layout, const char *what, int *rank, int *ranks)
 	return 0;
 }
 
-void tm_share_layout(char out[16], int rank, int ranks)
+void tm_share_layout(char out[TM_LAYOUT_MAX], int rank, int ranks)
 {
 	layout_of(out, "experts", rank, ranks);
 }
@@ -143,7 +143,7 @@ bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor 
 	return tm_stage_holds(name, !tm_gguf_tensor(g, "output.weight"), first, last, n_layer);
 }
 
-void tm_share_layers_layout(char out[16], int rank, int ranks)
+void tm_share_layers_layout(char out[TM_LAYOUT_MAX], int rank, int ranks)
 {
 	layout_of(out, "layers", rank, ranks);
 }
@@ -158,12 +158,16 @@ bool tm_share_rows(const struct tm_gguf_tensor *t, int rank, int ranks, int *r0,
 	return tm_tp_splits(t, ranks) && tm_tp_rows((int)t->ne[1], ranks, rank, r0, r1);
 }
 
-void tm_share_rows_layout(char out[16], int rank, int ranks)
+void tm_share_rows_layout(char out[TM_LAYOUT_MAX], int rank, int ranks, bool r16)
 {
-	layout_of(out, "rows", rank, ranks);
+	layout_of(out, r16 ? "r16 rows" : "rows", rank, ranks);
 }
 
-int tm_share_rows_parse(const char *layout, int *rank, int *ranks)
+int tm_share_rows_parse(const char *layout, int *rank, int *ranks, bool *r16)
 {
-	return parse_of(layout, "rows", rank, ranks);
+	bool r = !strncmp(layout, "r16 ", 4);
+
+	if (r16)
+		*r16 = r;
+	return parse_of(layout + (r ? 4 : 0), "rows", rank, ranks);
 }

@@ -25,12 +25,15 @@ struct tm_mregion {
 	uint64_t used;			/* filled from the start */
 };
 
+#define TM_LAYOUT_MAX 24	/* "r16 rows 4095/4096" and its NUL fit */
+
 struct tm_mtensor {
 	char name[64];
 	int region;
 	uint64_t offset, bytes;
 	int type;
-	char layout[16];	/* "gguf": the GGUF's own bytes; "r16": interleaved rows (kernels.h) */
+	/* "gguf": the GGUF's own bytes; "r16": interleaved rows (kernels.h); a share's (below) */
+	char layout[TM_LAYOUT_MAX];
 	uint64_t hash;		/* XXH3-64 of its bytes */
 };
 
@@ -115,7 +118,7 @@ int tm_share_count(const struct tm_manifest *mf, const struct tm_gguf_tensor *t,
  */
 struct tm_model;
 int tm_share_bind(const struct tm_manifest *mf, struct tm_model *m, int rank, int ranks);
-void tm_share_layout(char out[16], int rank, int ranks);
+void tm_share_layout(char out[TM_LAYOUT_MAX], int rank, int ranks);
 /* "experts R/N" -> rank, ranks (0 < N, 0 <= R < N); -EINVAL for anything else. */
 int tm_share_parse(const char *layout, int *rank, int *ranks);
 
@@ -127,7 +130,7 @@ int tm_share_parse(const char *layout, int *rank, int *ranks);
  */
 bool tm_share_layers_holds(const struct tm_gguf *g, const struct tm_gguf_tensor *t, int first, int last,
 			   int n_layer);
-void tm_share_layers_layout(char out[16], int rank, int ranks);
+void tm_share_layers_layout(char out[TM_LAYOUT_MAX], int rank, int ranks);
 int tm_share_layers_parse(const char *layout, int *rank, int *ranks);
 
 /*
@@ -137,7 +140,9 @@ int tm_share_layers_parse(const char *layout, int *rank, int *ranks);
  * (tm_tp_rows), under the layout "rows R/N"; the rest is whole.
  */
 bool tm_share_rows(const struct tm_gguf_tensor *t, int rank, int ranks, int *r0, int *r1);
-void tm_share_rows_layout(char out[16], int rank, int ranks);
-int tm_share_rows_parse(const char *layout, int *rank, int *ranks);
+/* "rows R/N", or with r16 "r16 rows R/N": the rows in the interleaved-row layout (tm_tensor_repacked_type) */
+void tm_share_rows_layout(char out[TM_LAYOUT_MAX], int rank, int ranks, bool r16);
+/* Either -> rank, ranks, and *r16 (NULL: not wanted); -EINVAL for anything else. */
+int tm_share_rows_parse(const char *layout, int *rank, int *ranks, bool *r16);
 
 #endif

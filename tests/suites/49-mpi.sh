@@ -400,6 +400,18 @@ xshares() {
 	run -x TIERMEM_BACKEND=user -np 1 -x TIERMEM_HOME="$W/$1" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" "${@:3}" : \
 		-np 1 -x TIERMEM_HOME="$W/$2" "$MPI" logits --name m --tokens $TOK -o "$W/n.bin" "${@:3}"
 }
+# q4_K_M rows in the interleaved-row layout ("r16 rows R/N"): the whole r16 store's bits
+TIERMEM_HOME=$W/k4whole "$TM" import -m "$W/k4.gguf" --name m -q --tier ddr=ddr:1G --repack on >/dev/null 2>&1
+TIERMEM_HOME=$W/k4whole "$TM" logits --name m --tokens $TOK -o "$W/k4one.bin"
+for r in 0 1; do
+	TIERMEM_HOME=$W/k4x$r "$TM" import -m "$W/k4.gguf" --name m -q --tier ddr=ddr:1G --repack on --split experts,dense \
+		--rank $r --ranks 2 >/dev/null 2>&1
+done
+xshares k4x0 k4x1 --split experts,dense >"$W/out" 2>"$W/err"
+rc=$?
+r16=$(grep -o '"r16 rows 0/2"' "$W"/k4x0/models/m/manifest.json 2>/dev/null | wc -l)
+check "q4_K_M: two ranks on stores of their rows in the r16 layout ($r16 matrices \"r16 rows 0/2\"): logits bit-identical to one process on the whole r16 store" \
+	'[ $rc -eq 0 ] && [ "$r16" -gt 0 ] && cmp -s "$W/k4one.bin" "$W/n.bin"'
 xshares xmoe2.1 xmoe2.0 --split experts,dense >"$W/out" 2>"$W/err"
 rc=$?
 check "a rank started on another rank's rows is refused at start ($(grep -m1 'share imported' "$W/err"))" \
