@@ -78,8 +78,8 @@ static const char usage[] =
 	"  --timeout S             seconds a request may take to arrive, and an idle\n"
 	"                          connection may stay open (default 30)\n"
 	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n"
-	"  --repack on|off         interleaved-row q4_K/q6_K in DDR (default on, AMX CPUs\n"
-	"                          too: cheaper batched decode and exact prompt tiles)\n"
+	"  --repack on|off         interleaved-row q4_K/q6_K in DDR (default on: cheaper\n"
+	"                          decode, and exact prompt tiles on AMX CPUs)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                          KV cache types: f16 (default, as llama-server), f32 or\n"
 	"                          q8_0\n"
@@ -184,11 +184,7 @@ int cmd_serve(int argc, char **argv)
 	args_alias(argc, argv, "-np", parallel_name);
 	args_alias(argc, argv, "-ub", ubatch_name);
 	model_args_init(&ma, TM_LOAD_AUTO, TM_F16);
-	/*
-	 * The interleaved-row layout on every CPU: with AMX one stream decodes
-	 * ~10 % slower on it, but 4 and 8 streams gain and prompts take the
-	 * exact tiles (Documentation/tiermem-serve.rst, batch invariance).
-	 */
+	/* Prompts take the exact tiles on it (Documentation/tiermem-serve.rst, batch invariance). */
 	ma.repack = true;
 	model_args_rewrite(argc, argv);
 	run_experts_init(&rx, CMD);

@@ -91,21 +91,17 @@ int tm_repack_base(int type);
  */
 int tm_repack(int type, void *rows_data, int rows, int cols);
 /*
- * Whether the layout pays by default on this CPU for one stream (run,
- * logits, bench --decode): 1, except where the kernel table has prefill's
- * AMX tile matmul. There, in thread CPU time (bench/matvec --cpu-time, 1700
- * x 4096, L2) the repacked types cost less in every mode (a matvec 0.14 ms
- * against 0.17 for q4_K, 4 tokens of batched decode 0.23 against 0.39,
- * 64-token prefill 1.93-2.00 against 2.41-2.56), but whole-model decode
- * from DRAM reads slower: 80 % of the read ceiling against 90.6 % (2 GB
- * Q4_K_M, tiermem bench --decode --ctx 64 --gen 16 -t 2, on/off
- * alternating twice, load 2); since its kernels prefetch into L2 (session
- * 5) still 88.5-89.2 % against 90.8-91.9 % (-t 2) and 89.8-90.1 % against
- * 93.8-94.5 % (-t 1), load 1.0-1.3. Session 6 found the cause (the VNNI
- * kernel spilled vectors; Documentation/tiermem-infer.rst): on a busy host
- * r16 now leads at -t 1 (95.1 / 92.8 % against 88.2 / 86.4 %), but no idle
- * -t 2 figure exists yet, so the default stays until one shows r16 ahead.
- * tiermem serve defaults to the layout anyway (cli/cmd_serve.c).
+ * Whether the layout pays by default for one stream (run, logits, bench
+ * --decode, import): yes on every kernel table. On AMX CPUs it was the GGUF
+ * layout until session 6, because r16 read DRAM slower (80-89 % of the read
+ * ceiling against 90-94 %); the cause was the VNNI kernel spilling vectors
+ * (Documentation/tiermem-infer.rst). Idle, after that fix (tiermem bench
+ * --decode --repack off|on --ctx 64 --ctx 2048 --gen 16 -t 2, alternating
+ * twice plus one more pair, load 1.2-1.8): the 4.2 GB Q4_K_M MoE 90.2-90.5 /
+ * 85.5-88.0 % against 92.8-93.7 / 88.5-89.5 % for r16, the 2 GB Q4_K_M dense
+ * a tie (93.3-94.0 / 89.2-91.2 % against 93.9-94.5 / 89.5-90.0 %). r16 also
+ * makes AMX prefill add up in the matvec's order (test_repack), so run's
+ * prefill and decode give a token the same bits, as serve's do.
  */
 int tm_kernels_repack_default(void);
 int tm_unrepack(int rtype, void *rows_data, int rows, int cols);

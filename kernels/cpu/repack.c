@@ -19,10 +19,9 @@ int tm_repack_type(int type)
 	}
 }
 
-/* The AMX measurement (kernels.h) does not carry over to the VNNI matmul: the default there stays as it was. */
 int tm_kernels_repack_default(void)
 {
-	return tm_kern()->gemm != &tm_gemm_amx;
+	return 1;
 }
 
 int tm_repack_base(int type)
