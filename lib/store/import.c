@@ -555,7 +555,7 @@ static int copy_tensors(struct import *im)
 		struct tm_mtensor *mt = &im->mf.tensors[i];
 		const struct tm_gguf_tensor *gt = &im->g.tensors[i];
 		const char *src = gt->data;
-		size_t rb = gt->nbytes / (uint64_t)(gt->ne[1] ? gt->ne[1] : 1);
+		size_t rb = tm_row_bytes((int)gt->type, gt->ne[0]);	/* of one row of one matrix */
 		int rank, ranks, r0, r1;
 		bool r16;
 
