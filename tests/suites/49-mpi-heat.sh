@@ -15,16 +15,12 @@
 # balanced than e % N's. serve at np 2 with the heat answers as one process.
 set -u
 cd "$TOP"
-TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
+TM=$BUILD/tiermem
 . "$TOP/tests/lib/tap.sh"
-if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
-	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
-	echo "1..$n"
-	exit 0
-fi
+. "$TOP/tests/lib/mpi.sh"
+mpi_or_skip
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpi-heat.XXXXXX")
 . "$TOP/tests/lib/serve.sh"	# its EXIT trap stops the servers and removes W
-run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 "$@"; }
 TOK=1,5,9,200,31,7,64,3,17,99,250,12,40,8,77,120
 PROMPT="the quick brown fox"
 
@@ -210,7 +206,7 @@ PY
 complete() { timeout 90 python3 "$W/complete.py" "$@" 2>&1; }
 cat >"$W/mpiserve" <<SH
 #!/bin/sh
-exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 "$MPI" "\$@"
+exec mpirun $MPIRUN_FLAGS -np 2 "$MPI" "\$@"
 SH
 chmod +x "$W/mpiserve"
 P1="Once upon a time" P2="The quick brown fox jumps over"

@@ -22,21 +22,18 @@
 # call and per row from the calls' measured times.
 set -u
 cd "$TOP"
-TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
+TM=$BUILD/tiermem
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpiserve.XXXXXX")
 . "$TOP/tests/lib/serve.sh"
 . "$TOP/tests/lib/tap.sh"
-if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
-	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
-	echo "1..$n"
-	exit 0
-fi
+. "$TOP/tests/lib/mpi.sh"
+mpi_or_skip
 
 "$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null 2>&1
 # the server's mpirun: `start` runs "$TM" serve ARGS
 cat >"$W/mpiserve" <<SH
 #!/bin/sh
-exec mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np \${NP:-2} "$MPI" "\$@"
+exec mpirun $MPIRUN_FLAGS -np \${NP:-2} "$MPI" "\$@"
 SH
 chmod +x "$W/mpiserve"
 # complete PORT PROMPT [stream]: the completion's text (temperature 0, MAXT or 16 tokens)

@@ -38,17 +38,12 @@
 # others give up after --mpi-timeout with one line.
 set -u
 cd "$TOP"
-TM=$BUILD/tiermem MPI=$BUILD/tiermem-mpi
+TM=$BUILD/tiermem
 . "$TOP/tests/lib/tap.sh"
-if [ ! -x "$MPI" ] || ! command -v mpirun >/dev/null; then
-	ok "# SKIP no build/tiermem-mpi or mpirun (scripts/deps installs Open MPI; make builds it when mpicc exists)"
-	echo "1..$n"
-	exit 0
-fi
+. "$TOP/tests/lib/mpi.sh"
+mpi_or_skip
 W=$(mktemp -d "${TMPDIR:-/tmp}/tm-mpi.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-# yield_when_idle: a rank waiting in MPI gives its CPU to the one computing (2 shared vCPUs here)
-run() { timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 "$@"; }
 
 "$TM" synth --arch qwen3moe --type f32 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null 2>&1
 "$TM" synth --arch qwen3moe --type q8_0 --layers 4 --experts 16 --experts-used 4 -q -o "$W/moe-q8.gguf" >/dev/null 2>&1
