@@ -66,9 +66,12 @@ expect2 "synth --expert-trace --locality 2" "$TM" synth --expert-trace -o "$W/x"
 check "bench --expert-trace --help: exit 0, names the options" '[ $? -eq 0 ] && grep -q -- "--expert-cache SIZE" "$W/h.txt"'
 
 # the online cache in run: same text, counters that add up
+# region_matches_hits ERR MIN: equal, and above MIN MiB. Only sync copies are
+# sure to hit within a run of ~1 ms: async ones land when the copier gets a CPU,
+# which two spinning decode threads on 2 vCPUs may not give it (0 hits, seen in CI).
 region_matches_hits() {
 	sed -n 's/.* \([0-9.]*\) MiB from the cache region (hits x their experts. bytes: \([0-9.]*\)).*/\1 \2/p' "$1" |
-		awk 'NF == 2 && $1 == $2 && $1 > 0 { ok = 1 } END { exit !ok }'
+		awk -v min="$2" 'NF == 2 && $1 == $2 && $1 > min { ok = 1 } END { exit !ok }'
 }
 "$TM" synth --arch qwen3moe --type q4_K_M --experts 16 --experts-used 4 -q -o "$W/moe.gguf" >/dev/null
 "$TM" synth --arch qwen3 -q -o "$W/dense.gguf" >/dev/null
@@ -79,8 +82,9 @@ for mode in "--expert-cache 25%" "--expert-cache 4 --expert-copy sync" "--expert
 	rc=$?
 	check "run $mode: exit 0, the same text as without the cache" '[ $rc -eq 0 ] && cmp -s "$W/r0.txt" "$W/r1.txt"'
 	# the cache region's byte counter equals its hits times their experts' bytes
+	case $mode in *sync*) min=0 ;; *) min=-1 ;; esac
 	check "run $mode: the cache region's bytes per token = its hits x their experts' bytes (q4_K_M: layers differ)" \
-		'region_matches_hits "$W/r1.err"'
+		'region_matches_hits "$W/r1.err" $min'
 done
 grep -q "hits [0-9.]* % (layers 0-0 [0-9.]* %, 1-1 [0-9.]* %)" "$W/r1.err"
 check "run --expert-cache: hit rate in total and per layer group" '[ $? -eq 0 ]'
