@@ -254,14 +254,6 @@ static void prefetch_seg(const struct batch *b, const struct seg *s)
 		__builtin_prefetch(p + o, 0, 2);
 }
 
-static void quantize_act(const struct batch *b, int a)
-{
-	const struct act *ac = &b->acts[a];
-
-	if (ac->type != TM_F32)
-		quant_fn(b->k, ac->type)(ac->x, b->buf + ac->off, ac->cols);
-}
-
 /* glu: pair p's gate and up rows are all written: its product, its down's activation, then the flag. */
 static void ready_pair(const struct batch *b, int p)
 {
@@ -270,7 +262,7 @@ static void ready_pair(const struct batch *b, int p)
 
 	tm_swiglu(g->y, g->y, u->y, g->rows);
 	if (b->prefix[d + 1] != b->prefix[d])
-		quantize_act(b, b->act_of[d]);
+		quantize_share(&b->acts[b->act_of[d]], 1, b->buf, b->k, 0, 1);
 	atomic_store_explicit(&b->ready[p], 1, memory_order_release);
 }
 
