@@ -160,11 +160,13 @@ static void test_gemm_exact(int type, struct tm_pool *pool, const char *isa)
  * Prefill's VNNI matmul (CPUs without AMX: "avx512") decodes an r16 group
  * straight into the panel its rows give in the GGUF layout: the same bits
  * as the GGUF matrix, for every row count (whole groups and the GGUF-layout
- * tail) and batch size.
+ * tail) and every batch the matmul takes. Smaller batches go to the dot
+ * kernels, whose r16 and GGUF forms add in different orders (ulps; the
+ * matvec checks hold them to a tolerance), so they are not compared here.
  */
 static void test_gemm_same(int type, struct tm_pool *pool, const char *isa)
 {
-	static const int ns[] = { 8, 13, 16, 17, 33 };
+	static const int ns[] = { 16, 17, 24, 31, 33 };
 	int rtype = tm_repack_type(type), bad = 0;
 	size_t rb = tm_row_bytes(type, COLS);
 	char *w = malloc(rb * MAXROWS), *wr = malloc(rb * MAXROWS);
@@ -178,6 +180,10 @@ static void test_gemm_same(int type, struct tm_pool *pool, const char *isa)
 		memcpy(wr, w, rb * rows);
 		tm_repack(type, wr, rows, COLS);
 		for (int k = 0; k < 5; k++) {
+			if (!tm_kern()->gemm->takes(type, ns[k]) || !tm_kern()->gemm->takes(rtype, ns[k])) {
+				bad++;	/* the batches above must reach the matmul, or this checks nothing */
+				continue;
+			}
 			memset(y0, 0xff, 33 * MAXROWS * sizeof(float));
 			memset(y1, 0xfe, 33 * MAXROWS * sizeof(float));
 			tm_matmul(pool, type, w, rb, rows, COLS, x, ns[k], y0);
@@ -185,7 +191,7 @@ static void test_gemm_same(int type, struct tm_pool *pool, const char *isa)
 			bad += memcmp(y0, y1, (size_t)ns[k] * rows * sizeof(float)) != 0;
 		}
 	}
-	tap_ok(bad == 0, "%s: %s matmul of 8-33 tokens equals the GGUF layout's bit for bit, %d row counts "
+	tap_ok(bad == 0, "%s: %s matmul of 16-33 tokens equals the GGUF layout's bit for bit, %d row counts "
 	       "(%d differ)", isa, tm_dtype_traits(rtype)->name, NROWS, bad);
 	free(w);
 	free(wr);
