@@ -44,7 +44,9 @@ static const char usage[] =
 	"  --name NAME      a model imported into the store instead (tiermem import)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                   KV cache types, f16 (default, as tiermem run), f32 or q8_0\n"
-	"  --prefetch BYTES software prefetch distance of the read loop (default 8K)\n"
+	"  --prefetch BYTES the read runs twice per token, without software prefetch and\n"
+	"                   with it BYTES ahead, and the faster is the ceiling (which is\n"
+	"                   faster depends on the CPU; default 8K; 0: only without)\n"
 	"  --json           one JSON object\n";
 
 int cmd_bench_decode(int argc, char **argv)
@@ -154,16 +156,20 @@ int cmd_bench_decode(int argc, char **argv)
 		       path, m.maps[0].backend, ma.threads, tm_kernels_isa());
 		for (int i = 0; i < n_ctx; i++)
 			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,\"share_cpu\":%.4f,"
-			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f}",
+			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f,"
+			       "\"read_loops\":%d,\"prefetch_faster\":%.4f}",
 			       i ? "," : "", (double)(tm_ctx_kv_row_bytes(tc, 0) + tm_ctx_kv_row_bytes(tc, 1)) /
 			       (2.0 * m.hp.n_head_kv * m.hp.head_dim),
 			       res[i].n_pos, res[i].tokens, res[i].share, res[i].share_q1,
 			       res[i].share_q3, res[i].share_cpu, res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes,
-			       res[i].kv_bytes);
+			       res[i].kv_bytes, res[i].read_loops, res[i].prefetch_faster);
 		printf("]}\n");
 	} else {
 		printf("%s: %s weights, %ld threads, %s kernels, %d tokens per context\n", path,
 		       m.maps[0].backend, ma.threads, tm_kernels_isa(), res[0].tokens);
+		if (prefetch)
+			printf("read: the faster of no prefetch and %llu bytes ahead, per token (prefetch faster on %.0f%% of tokens)\n",
+			       (unsigned long long)prefetch, res[0].prefetch_faster * 100);
 		printf("%8s %10s %10s %10s %10s %12s %12s %14s\n", "context", "share", "q1", "q3", "cpu share",
 		       "decode tok/s", "read GB/s", "MB per token");
 		for (int i = 0; i < n_ctx; i++)

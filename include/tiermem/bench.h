@@ -67,7 +67,9 @@ extern const int tm_n_ref_tiers;
  * n_tokens times, one decode step (greedy, from c's current position), then a
  * read of the same number of bytes from the same memory by the same threads
  * (lib/gen/bench_decode.c says exactly which bytes). share is the median over
- * tokens of read time / decode time; q1 and q3 its quartiles.
+ * tokens of read time / decode time; q1 and q3 its quartiles. With a
+ * prefetch distance the read runs twice, without and with software prefetch,
+ * and the faster is the ceiling.
  */
 struct tm_decode_share {
 	int tokens;
@@ -77,6 +79,8 @@ struct tm_decode_share {
 	double decode_tok_s;		/* 1 / the median decode step */
 	double read_gbs;		/* bytes per token / the median read */
 	double weight_bytes, kv_bytes;	/* read per token (means) */
+	int read_loops;			/* 2: without and with prefetch, the faster counts; 1: one */
+	double prefetch_faster;		/* share of tokens whose faster read was the prefetch one */
 };
 
 struct tm_ctx;
