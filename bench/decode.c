@@ -8,6 +8,7 @@
  *
  * usage: decode MODEL [--prompt-tokens N] [--gen G] [--threads T] [--batch B]
  *                     [--weights auto|mmap|ddr]   (as tiermem run; default auto)
+ *                     [--repack on|off]   (as tiermem run; default the kernels' choice)
  *                     [--isa NAME] [--ab ISA_A,ISA_B [--rounds R]]
  *
  * --isa forces a kernel table (tm_kernels_force_isa). --ab measures prefill
@@ -155,12 +156,18 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	const char *isa = arg_str(argc, argv, "--isa"), *ab = arg_str(argc, argv, "--ab");
+	const char *rp = arg_str(argc, argv, "--repack");
 
 	if (isa && tm_kernels_force_isa(isa)) {
 		fprintf(stderr, "decode: --isa %s: not an ISA this CPU runs\n", isa);
 		return 2;
 	}
-	ret = tm_model_open(&m, argv[1], load);
+	if (rp && strcmp(rp, "on") && strcmp(rp, "off")) {
+		fprintf(stderr, "decode: --repack: on or off\n");
+		return 2;
+	}
+	/* as tiermem run: the kernels' choice unless told */
+	ret = tm_model_open_layout(&m, argv[1], load, rp ? !strcmp(rp, "on") : tm_kernels_repack_default());
 	if (ret) {
 		fprintf(stderr, "decode: %s\n", tm_strerror());
 		return 2;
@@ -209,10 +216,10 @@ int main(int argc, char **argv)
 	}
 	t_dec = now_s() - t0;
 
-	printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_tokens\":%d,\"gen_tokens\":%d,"
+	printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"layout\":\"%s\",\"prompt_tokens\":%d,\"gen_tokens\":%d,"
 	       "\"prefill_s\":%.6f,\"prefill_tok_s\":%.4f,\"decode_s\":%.6f,\"decode_tok_s\":%.4f,"
 	       "\"bytes_per_token\":%.0f,\"decode_gbs\":%.4f}\n",
-	       argv[1], m.maps[0].backend, nt, tm_kernels_isa(), np, ng, t_pre, np / t_pre, t_dec, ng / t_dec,
+	       argv[1], m.maps[0].backend, nt, tm_kernels_isa(), m.repacked ? "r16" : "gguf", np, ng, t_pre, np / t_pre, t_dec, ng / t_dec,
 	       (double)(c->weight_bytes - b0) / ng, (double)(c->weight_bytes - b0) / t_dec / 1e9);
 	free(toks);
 	tm_ctx_free(c);

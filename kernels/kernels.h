@@ -92,7 +92,17 @@ int tm_repack_base(int type);
 int tm_repack(int type, void *rows_data, int rows, int cols);
 /*
  * Whether the layout pays by default for one stream (run, logits, bench
- * --decode, import): yes on every kernel table. On AMX CPUs it was the GGUF
+ * --decode, import): yes on the AVX-512 VNNI and AMX tables, no on the others.
+ * Their q4_K_r16/q6_K_r16 kernels are the AVX2 ones (repack_avx2.c), which on
+ * an AMD EPYC Zen 3 guest (AVX2 only, 2026-12-02) decoded slower than the GGML
+ * AVX2 kernels: tiermem bench --decode --ctx 64 --gen 16 -t 2, --repack on |
+ * off alternating twice, 2 GB Q4_K_M dense 70.8-75.7 % | 79.4-87.3 % of the
+ * read ceiling, 4.2 GB Q4_K_M MoE 66.6-72.7 % | 81.8-85.3 % (prefetching
+ * their codes into L1 at 4 or 8 KiB instead of L2 at 16 changed nothing
+ * beyond the noise). r16 made that host's prefill faster (512 tokens of the
+ * dense model, bench/decode, 18.9-21.6 tok/s against 17.1-17.4), which is
+ * --repack on's to ask for. The AVX-512 table without VNNI runs the same
+ * AVX2 r16 kernels; no such CPU was at hand to measure. On AMX CPUs it was the GGUF
  * layout until session 6, because r16 read DRAM slower (80-89 % of the read
  * ceiling against 90-94 %); the cause was the VNNI kernel spilling vectors
  * (Documentation/tiermem-infer.rst). Idle, after that fix (tiermem bench

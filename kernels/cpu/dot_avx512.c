@@ -501,7 +501,8 @@ const struct tm_kern tm_kern_avx512 = {
 	.dot = { AVX512_DOTS(vnni), [TM_Q8_0] = dot_q8_0_vnni, [TM_Q4_0] = dot_q4_0_vnni, [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni }, \
 	.quant_q8_0 = quant_q8_0_256,					\
 	.quant_q8_K = quant_q8_K_256,					\
-	.quant_q8_Kp = quant_q8_Kp_512
+	.quant_q8_Kp = quant_q8_Kp_512,				\
+	.repack = 1
 
 /* VNNI without AMX: prefill's matmul on vpdpbusd over panels of 16 rows and 16 tokens (gemm_vnni_avx512.c). */
 const struct tm_kern tm_kern_avx512vnni = {

@@ -77,6 +77,8 @@ struct tm_kern {
 	tm_quant_fn quant_q8_Kp;
 	/* prefill's matmul where this table has one of its own (NULL: the dot kernels, 4 tokens a pass) */
 	const struct tm_gemm *gemm;
+	/* 1 where its interleaved-row kernels decode faster than its GGML ones (tm_kernels_repack_default) */
+	int repack;
 };
 
 /* An activation format private to the kernels: q8_K in the order above. */

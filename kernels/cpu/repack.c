@@ -21,7 +21,7 @@ int tm_repack_type(int type)
 
 int tm_kernels_repack_default(void)
 {
-	return 1;
+	return tm_kern()->repack;
 }
 
 int tm_repack_base(int type)
