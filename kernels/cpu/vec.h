@@ -93,6 +93,7 @@ void tm_attn_mix_avx2(float *o, int G, int vd, const float *w, size_t w_stride, 
 		      int n);
 void tm_scale_round_f16_avx2(float *x, int n, float scale);
 double tm_exp_sum_avx2(float *x, int n, float max);
+float tm_max_avx2(const float *x, int n);
 void tm_swiglu_avx2(float *out, const float *gate, const float *up, int n);
 /* cache rows in C: the tail of the SIMD tables' kv_rows; the largest float in C */
 void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,

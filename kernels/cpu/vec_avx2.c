@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The float loops of a layer with 256-bit FMAs: dot, axpy, exp, cache rows (kernels/cpu/vec.h). */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kern.h"
 #include "kernels/kernels.h"
@@ -315,6 +316,30 @@ static inline float hsum256(__m256 v)
 	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
 	h = _mm_add_ss(h, _mm_movehdup_ps(h));
 	return _mm_cvtss_f32(h);
+}
+
+/*
+ * tm_max_ref's m = x > m ? x : m is maxps(x, m) lane by lane; max is exact,
+ * so the order of the lanes cannot change the value (only, among equal
+ * zeros, which sign comes back, and an all-NaN row gives -inf: neither
+ * changes what softmax takes from it).
+ */
+float tm_max_avx2(const float *x, int n)
+{
+	__m256 m = _mm256_set1_ps(-INFINITY);
+	__m128 h;
+	float r;
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);
+	h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+	h = _mm_max_ps(_mm_movehl_ps(h, h), h);
+	h = _mm_max_ss(_mm_movehdup_ps(h), h);
+	r = _mm_cvtss_f32(h);
+	for (; i < n; i++)
+		r = x[i] > r ? x[i] : r;
+	return r;
 }
 
 double tm_exp_sum_avx2(float *x, int n, float max)

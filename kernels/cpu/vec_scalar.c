@@ -144,14 +144,14 @@ const struct tm_vec tm_vec_scalar = {
 
 /*
  * AVX2 machines get its dot and axpy, attention kernels that read the cache
- * rows themselves (with the dot and axpy's sums), and its exp; the sum of
+ * rows themselves (with the dot and axpy's sums), its max and exp; the sum of
  * squares stays in C there.
  */
 const struct tm_vec tm_vec_avx2 = {
 	.dot = tm_dot_f32_avx2, .axpy = tm_axpy_f32_avx2, .vec_hd = 8,
 	.attn_scores = tm_attn_scores_avx2, .attn_mix = tm_attn_mix_avx2, .kv_rows = tm_kv_rows_avx2,
 	.attn_scores_rows = tm_attn_scores_rows_avx2, .attn_mix_rows = tm_attn_mix_rows_avx2,
-	.max = tm_max_ref, .exp_sum = tm_exp_sum_avx2, .swiglu = tm_swiglu_avx2, .sumsq = sumsq, .to_f16 = to_f16,
+	.max = tm_max_avx2, .exp_sum = tm_exp_sum_avx2, .swiglu = tm_swiglu_avx2, .sumsq = sumsq, .to_f16 = to_f16,
 	.scale_round_f16 = tm_scale_round_f16_avx2,
 };
 

@@ -449,6 +449,39 @@ static void test_vector_exp(void)
 	tm_kernels_force_isa(was);
 }
 
+/* Each table's max equals the scalar one's on rows of every length mod 8 and 16, maxima anywhere. */
+static void test_vector_max(void)
+{
+	static const char *const isas[] = { "avx2", "avx512" };
+	const char *was = tm_kernels_isa();
+	float x[300];
+	uint32_t seed = 7;
+	int bad = 0, cases = 0;
+
+	for (int k = 0; k < 2; k++) {
+		if (tm_kernels_force_isa(isas[k])) {
+			tap_skip("this CPU has no %s", isas[k]);
+			continue;
+		}
+		bad = cases = 0;
+		for (int n = 1; n <= 300; n += n < 40 ? 1 : 37)
+			for (int at = 0; at < n; at += 1 + n / 5) {
+				for (int i = 0; i < n; i++) {
+					seed = seed * 1664525u + 1013904223u;
+					x[i] = -50.0f + (float)(seed >> 8) / (1 << 24) * 40.0f;
+				}
+				x[at] = 3.5f + at;	/* the maximum at each place in turn, the tail included */
+				if (n > 2)
+					x[n - 1] = -INFINITY;
+				bad += tm_vec()->max(x, n) != tm_max_ref(x, n);
+				cases++;
+			}
+		tap_ok(bad == 0 && cases > 100, "%s max equals the scalar max on %d rows (%d differ)", isas[k],
+		       cases, bad);
+	}
+	tm_kernels_force_isa(was);
+}
+
 int main(void)
 {
 	test_rmsnorm();
@@ -458,5 +491,6 @@ int main(void)
 	test_attention_rows_avx2();
 	test_hadamard();
 	test_vector_exp();
+	test_vector_max();
 	return tap_done();
 }
