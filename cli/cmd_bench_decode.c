@@ -168,9 +168,14 @@ int cmd_bench_decode(int argc, char **argv)
 	} else {
 		printf("%s: %s weights, %ld threads, %s kernels, %d tokens per context\n", path,
 		       m.maps[0].backend, ma.threads, tm_kernels_isa(), res[0].tokens);
-		if (prefetch)
+		if (prefetch) {
+			double pf = 0;
+
+			for (int i = 0; i < n_ctx; i++)
+				pf += res[i].prefetch_faster / n_ctx;
 			printf("read: the faster of no prefetch and %llu bytes ahead, per token (prefetch faster on %.0f%% of tokens)\n",
-			       (unsigned long long)prefetch, res[0].prefetch_faster * 100);
+			       (unsigned long long)prefetch, pf * 100);
+		}
 		printf("%8s %10s %10s %10s %10s %12s %12s %14s\n", "context", "share", "q1", "q3", "cpu share",
 		       "decode tok/s", "read GB/s", "MB per token");
 		for (int i = 0; i < n_ctx; i++)
