@@ -131,82 +131,66 @@ INLINE __m256i load_q8_0(const blk_q8_0 *b)
 	return _mm256_loadu_si256((const __m256i *)b->qs);
 }
 
+/*
+ * R rows from w (1 or 2) against NX activations. With two, each activation
+ * block and its scale are loaded once for both rows; every (row, token) sum
+ * is the same ops either way, so a kernel that pairs rows keeps the bits.
+ */
 #define Q80_KERNEL(name, BLK, unpack)						\
-INLINE void name##_nx(NX_PARAMS)						\
+INLINE void name##_rows(const void *w, size_t wstride, int nblocks, const void *x, size_t xstride, \
+			float *y, size_t ystride, const int NX, const int R)	\
 {										\
-	for (int r = 0; r < nrows; r++) {					\
-		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
-		__m256 acc[TM_NX_MAX];						\
+	const BLK *a[2];							\
+	__m256 acc[2][TM_NX_MAX];						\
+	UNROLL for (int k = 0; k < R; k++) {					\
+		a[k] = (const BLK *)((const char *)w + k * wstride);		\
 		UNROLL for (int t = 0; t < NX; t++)				\
-			acc[t] = _mm256_setzero_ps();				\
-		for (int i = 0; i < nblocks; i++) {				\
-			__m256i q = unpack(a + i);				\
-			__m256i aq = _mm256_sign_epi8(q, q);			\
-			float d = f16(a[i].d);					\
-			tm_prefetch_block(a + i, sizeof(BLK));			\
-			UNROLL for (int t = 0; t < NX; t++) {			\
-				const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
-				__m256i sb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q); \
-				__m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sb), _mm256_set1_epi16(1)); \
-				acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * f16(b->d)), _mm256_cvtepi32_ps(p), acc[t]); \
+			acc[k][t] = _mm256_setzero_ps();			\
+	}									\
+	for (int i = 0; i < nblocks; i++) {					\
+		__m256i q[2], aq[2];						\
+		float d[2];							\
+		UNROLL for (int k = 0; k < R; k++) {				\
+			q[k] = unpack(a[k] + i);				\
+			aq[k] = _mm256_sign_epi8(q[k], q[k]);			\
+			d[k] = f16(a[k][i].d);					\
+			tm_prefetch_block(a[k] + i, sizeof(BLK));		\
+		}								\
+		UNROLL for (int t = 0; t < NX; t++) {				\
+			const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
+			__m256i xb = _mm256_loadu_si256((const __m256i *)b->qs); \
+			float dx = f16(b->d);					\
+			UNROLL for (int k = 0; k < R; k++) {			\
+				__m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[k], _mm256_sign_epi8(xb, q[k])), \
+							      _mm256_set1_epi16(1)); \
+				acc[k][t] = _mm256_fmadd_ps(_mm256_set1_ps(d[k] * dx), _mm256_cvtepi32_ps(p), acc[k][t]); \
 			}							\
 		}								\
-		UNROLL for (int t = 0; t < NX; t++)				\
-			y[t * ystride + r] = hsum256_ps(acc[t]);		\
 	}									\
+	UNROLL for (int t = 0; t < NX; t++)					\
+		UNROLL for (int k = 0; k < R; k++)				\
+			y[t * ystride + k] = hsum256_ps(acc[k][t]);		\
+}										\
+										\
+INLINE void name##_nx(NX_PARAMS)						\
+{										\
+	for (int r = 0; r < nrows; r++)						\
+		name##_rows((const char *)w + r * wstride, wstride, nblocks, x, xstride, y + r, ystride, NX, 1); \
+}										\
+										\
+/* the AVX2 table's: rows in pairs for prefill (NX > 1), one at a time for decode */ \
+INLINE void name##x2_nx(NX_PARAMS)						\
+{										\
+	int r = 0;								\
+										\
+	for (; NX > 1 && r + 2 <= nrows; r += 2)				\
+		name##_rows((const char *)w + r * wstride, wstride, nblocks, x, xstride, y + r, ystride, NX, 2); \
+	for (; r < nrows; r++)							\
+		name##_rows((const char *)w + r * wstride, wstride, nblocks, x, xstride, y + r, ystride, NX, 1); \
 }
 
 Q80_KERNEL(q8_0, blk_q8_0, load_q8_0)
 Q80_KERNEL(q4_0, blk_q4_0, unpack_q4_0)
-
-/*
- * Prefill (NX > 1): two rows a pass, so each activation block and its scale
- * are loaded once for both; every (row, token) sum is the one-row kernel's,
- * op for op, so prefill keeps decode's bits.
- */
-#define Q80_KERNEL2(name, BLK, unpack)						\
-INLINE void name##_nx2(NX_PARAMS)						\
-{										\
-	int r = 0;								\
-										\
-	for (; NX > 1 && r + 2 <= nrows; r += 2) {				\
-		const BLK *a0 = (const BLK *)((const char *)w + r * wstride);	\
-		const BLK *a1 = (const BLK *)((const char *)a0 + wstride);	\
-		__m256 acc0[TM_NX_MAX], acc1[TM_NX_MAX];			\
-		UNROLL for (int t = 0; t < NX; t++)				\
-			acc0[t] = acc1[t] = _mm256_setzero_ps();		\
-		for (int i = 0; i < nblocks; i++) {				\
-			__m256i q0 = unpack(a0 + i), q1 = unpack(a1 + i);	\
-			__m256i aq0 = _mm256_sign_epi8(q0, q0), aq1 = _mm256_sign_epi8(q1, q1); \
-			float d0 = f16(a0[i].d), d1 = f16(a1[i].d);		\
-			tm_prefetch_block(a0 + i, sizeof(BLK));			\
-			tm_prefetch_block(a1 + i, sizeof(BLK));			\
-			UNROLL for (int t = 0; t < NX; t++) {			\
-				const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
-				__m256i xb = _mm256_loadu_si256((const __m256i *)b->qs); \
-				float dx = f16(b->d);				\
-				__m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(aq0, _mm256_sign_epi8(xb, q0)), \
-							       _mm256_set1_epi16(1)); \
-				__m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(aq1, _mm256_sign_epi8(xb, q1)), \
-							       _mm256_set1_epi16(1)); \
-				acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dx), _mm256_cvtepi32_ps(p0), acc0[t]); \
-				acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dx), _mm256_cvtepi32_ps(p1), acc1[t]); \
-			}							\
-		}								\
-		UNROLL for (int t = 0; t < NX; t++) {				\
-			y[t * ystride + r] = hsum256_ps(acc0[t]);		\
-			y[t * ystride + r + 1] = hsum256_ps(acc1[t]);		\
-		}								\
-	}									\
-	if (r < nrows)								\
-		name##_nx((const char *)w + r * wstride, wstride, nrows - r, nblocks, x, xstride, \
-			  y + r, ystride, NX);					\
-}
-
-Q80_KERNEL2(q8_0, blk_q8_0, load_q8_0)
-Q80_KERNEL2(q4_0, blk_q4_0, unpack_q4_0)
-#define q8_0x2_nx q8_0_nx2
-#define q4_0x2_nx q4_0_nx2
 NX_DISPATCH(q8_0)
 NX_DISPATCH(q4_0)
 NX_DISPATCH(q8_0x2)
