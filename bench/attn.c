@@ -10,11 +10,14 @@
  * a CPU at every hand-off, the only one that means something at -t 1).
  *
  *   attn [--layers L] [--heads H] [--kv-heads G] [--head-dim D] [--ctx P]
- *        [--type f16|f32|q8_0] [-t T] [--steps N] [--pages thp|4k]
+ *        [--type f16|f32|q8_0] [-t T] [--steps N] [--pages thp|4k] [--layout heads|rows]
  *
  * Defaults: the q8_0 dense benchmark model's shape (14 layers, 32 heads,
  * 8 KV heads of 64) at 2048 positions, f16, 2 threads, 32 steps, the cache
- * on 2 MiB pages as a context allocates it (--pages 4k: as malloc would).
+ * on 2 MiB pages as a context allocates it (--pages 4k: as malloc would),
+ * head-major as a context keeps it (--layout rows: every KV head's values
+ * side by side in a position's row, the layout before 2026-12-02's, to see
+ * what reading a slice of each row per head costs).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +70,7 @@ int main(int argc, char **argv)
 	long L = 14, H = 32, G = 8, D = 64, P = 2048, T = 2, N = 32;
 	int type = TM_F16;
 	enum tm_pages pages = TM_PAGES_THP;
+	int heads = 1;
 	struct tm_mapping km, vm;
 
 	for (int i = 1; i < argc; i++) {
@@ -74,7 +78,8 @@ int main(int argc, char **argv)
 
 		if (!v) {
 			fprintf(stderr, "usage: attn [--layers L] [--heads H] [--kv-heads G] [--head-dim D] "
-				"[--ctx P] [--type f16|f32|q8_0] [-t T] [--steps N] [--pages thp|4k]\n");
+				"[--ctx P] [--type f16|f32|q8_0] [-t T] [--steps N] [--pages thp|4k] "
+				"[--layout heads|rows]\n");
 			return 2;
 		}
 		i++;
@@ -96,6 +101,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			pages = !strcmp(v, "thp") ? TM_PAGES_THP : TM_PAGES_4K;
+		} else if (!strcmp(o, "--layout")) {
+			if (strcmp(v, "heads") && strcmp(v, "rows")) {
+				fprintf(stderr, "attn: --layout: '%s' is not heads or rows\n", v);
+				return 2;
+			}
+			heads = !strcmp(v, "heads");
 		} else if (!strcmp(o, "--steps"))
 			N = arg_long(o, v, 1, 100000);
 		else if (!strcmp(o, "--type")) {
@@ -113,7 +124,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	size_t row = tm_kv_row_bytes(type, (int)(G * D)), layer = row * P;
+	size_t row = tm_kv_row_bytes(type, (int)(G * D)), part = tm_kv_row_bytes(type, (int)D), layer = row * P;
 	struct tm_pool *pool = tm_pool_create((int)T, TM_POOL_PIN);
 	char *k = tm_map_anon(&km, layer * L, pages, 0) ? NULL : km.addr;
 	char *v = tm_map_anon(&vm, layer * L, pages, 0) ? NULL : vm.addr;
@@ -145,7 +156,8 @@ int main(int argc, char **argv)
 				.scale = 0.125f, .q = q, .q_stride = H * D,
 				.type_k = type, .type_v = type,
 				.k = k + l * layer, .v = v + l * layer,
-				.k_row_bytes = row, .v_row_bytes = row,
+				.k_row_bytes = heads ? part : row, .v_row_bytes = heads ? part : row,
+				.k_head_bytes = heads ? part * P : 0, .v_head_bytes = heads ? part * P : 0,
 				.out = out, .out_stride = H * D,
 				.scratch = scratch, .n_ctx = (int)P,
 			});
@@ -165,8 +177,9 @@ int main(int argc, char **argv)
 	qsort(ta, N, sizeof(double), cmp_d);
 	qsort(cratio, N, sizeof(double), cmp_d);
 	qsort(ca, N, sizeof(double), cmp_d);
-	printf("attn: %ld layers, %ld heads / %ld KV heads of %ld, %ld positions, %s, %ld threads, %s\n",
-	       L, H, G, D, P, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0", T, tm_kernels_isa());
+	printf("attn: %ld layers, %ld heads / %ld KV heads of %ld, %ld positions, %s, %s, %ld threads, %s\n",
+	       L, H, G, D, P, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0",
+	       heads ? "head-major" : "heads side by side", T, tm_kernels_isa());
 	printf("share of the read ceiling %.1f%% (q1 %.1f%%, q3 %.1f%%; of CPU time %.1f%%), %.1f us per layer "
 	       "(CPU %.1f), %.1f GB/s of KV\n", ratio[N / 2] * 100, ratio[N / 4] * 100, ratio[3 * N / 4] * 100,
 	       cratio[N / 2] * 100, ta[N / 2] / L * 1e6, ca[N / 2] / L * 1e6,

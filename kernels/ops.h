@@ -80,9 +80,12 @@ int tm_argmax(const float *x, int n);
  * h * head_dim in q, h * v_dim in out).
  * k and v: cache row p at k + p * k_row_bytes (v + p * v_row_bytes), of
  * type_k / type_v elements (TM_F32, TM_F16, TM_Q8_0: then head_dim and v_dim
- * are multiples of 32), KV head g at g * head_dim elements of k and
- * g * v_dim of v; v_dim 0 means head_dim (MLA's latent cache gives v = k
- * with a shorter v_dim). scratch: tm_attention_scratch_floats() floats for
+ * are multiples of 32), KV head g at g * k_head_bytes of k and
+ * g * v_head_bytes of v (0: side by side in the row, g * head_dim and
+ * g * v_dim elements in; a head-major cache, each head's rows together, is
+ * read as fast streams, a slice of each row per head is not); v_dim 0
+ * means head_dim (MLA's latent cache gives v = k with a shorter v_dim).
+ * scratch: tm_attention_scratch_floats() floats for
  * the pool's thread count, these shapes and n_ctx >= pos0 + n_tok positions
  * (only an f16 V cache, whose weights are rounded after a whole softmax,
  * keeps every score). Queries are rounded as ggml does before its f16 or
@@ -99,6 +102,7 @@ struct tm_attn {
 	int type_k, type_v;
 	const void *k, *v;
 	size_t k_row_bytes, v_row_bytes;
+	size_t k_head_bytes, v_head_bytes;
 	int v_dim;
 	float *out;
 	size_t out_stride;

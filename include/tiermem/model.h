@@ -352,10 +352,14 @@ struct tm_ctx {
 	struct tm_pool *pool;
 	int n_ctx, n_batch, n_past;
 	/*
-	 * [layer][n_ctx][n_head_kv * head_dim] of type_k, type_v. MLA: a legacy
-	 * file's V rows (n_head * v_head) take the same room as K rows; the
-	 * split layout keeps one latent cache (v_cache is k_cache, V the first
-	 * kv_lora_rank elements of each row).
+	 * Per layer n_ctx * tm_ctx_kv_row_bytes() bytes of type_k (type_v),
+	 * head-major: each KV head's rows together (tm_ctx_kv_view), so
+	 * attention streams a head's rows front to back; with the heads side by
+	 * side in a row it read a slice of each row per head, at a third of the
+	 * speed on AMD Zen 4 (bench/attn --layout). MLA: a legacy file's V
+	 * heads (v_head wide) take the room of K heads; the split layout keeps
+	 * one latent cache (v_cache is k_cache, V the first kv_lora_rank
+	 * elements of each row).
 	 */
 	void *k_cache, *v_cache;
 	struct tm_mapping k_map, v_map;	/* what k_cache and v_cache point into */
@@ -416,6 +420,19 @@ void tm_ctx_free(struct tm_ctx *c);
 void tm_ctx_reset(struct tm_ctx *c);
 /* Bytes one position of one layer takes in the K cache (v = 0) or the V cache (v = 1). */
 size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c, int v);
+
+/*
+ * A layer's K (v = 0) or V (v = 1) cache: KV head g's value at position p
+ * (dim values of the cache's type) at base + g * head_bytes + p * row_bytes,
+ * for g < heads (MLA: the shape attention runs in; absorbed, V is the
+ * first dim values of the K rows).
+ */
+struct tm_kv_view {
+	char *base;
+	int heads, dim;
+	size_t row_bytes, head_bytes;
+};
+struct tm_kv_view tm_ctx_kv_view(const struct tm_ctx *c, int layer, int v);
 
 /*
  * Evaluate n tokens at positions n_past .. n_past + n - 1 and advance n_past.

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Attention over the KV cache, reading each cache row once: the cache is
- * read in chunks of positions, whole rows (every KV head) at a time, so each
- * thread streams the K and V caches front to back; within a chunk each KV
+ * read in chunks of positions, every KV head's rows of a chunk at a time
+ * (a context's cache is head-major, so each head's rows are one stream that
+ * the hardware prefetcher follows); within a chunk each KV
  * head's values are turned into floats once (f16, q8_0: in registers by
  * the AVX-512 and AVX2 kernels, through an L1 tile by the C ones) and
  * serve all the query heads that share them.
@@ -73,6 +74,17 @@ static size_t up16(size_t n)
 static int v_dim(const struct tm_attn *a)
 {
 	return a->v_dim ? a->v_dim : a->head_dim;	/* MLA: V is the first v_dim of the latent K row */
+}
+
+/* Bytes from one KV head's values to the next's: a->k_head_bytes, or side by side in a row. */
+static size_t k_head(const struct tm_attn *a)
+{
+	return a->k_head_bytes ? a->k_head_bytes : tm_kv_row_bytes(a->type_k, a->head_dim);
+}
+
+static size_t v_head(const struct tm_attn *a)
+{
+	return a->v_head_bytes ? a->v_head_bytes : tm_kv_row_bytes(a->type_v, v_dim(a));
 }
 
 /* The f16 path (rounded weights) keeps every score of its range. */
@@ -227,7 +239,7 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 	/* the rows straight into the vector kernels where the table has them (the same bits) */
 	bool kd = f == v && v->attn_scores_rows, vdir = fv == v && v->attn_mix_rows;
 	const char *kc = a->k, *vc = a->v;
-	size_t kr = a->k_row_bytes, vr = a->v_row_bytes;
+	size_t kr = a->k_row_bytes, vr = a->v_row_bytes, kh = k_head(a), vh = v_head(a);
 	/* the query's last position + 1: each head's share of the next chunk is prefetched up to there */
 	int pe = a->pos0 + t + 1;
 	/* the span's scores (weights): in st->s, or in st->all at their positions */
@@ -254,12 +266,11 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 			float *s = w + (size_t)g * G * ws + (c0 - p0);
 
 			if (kd) {
-				v->attn_scores_rows(q + (size_t)g * G * hd, G, hd,
-						    kc + c0 * kr + tm_kv_row_bytes(a->type_k, g * hd), kr, a->type_k,
-						    cn, nn, a->scale, s, ws);
+				v->attn_scores_rows(q + (size_t)g * G * hd, G, hd, kc + g * kh + c0 * kr, kr,
+						    a->type_k, cn, nn, a->scale, s, ws);
 				continue;
 			}
-			v->kv_rows(kc + c0 * kr, kr, a->type_k, g * hd, hd, cn, nn, st->kt);
+			v->kv_rows(kc + g * kh + c0 * kr, kr, a->type_k, 0, hd, cn, nn, st->kt);
 			f->attn_scores(q + (size_t)g * G * hd, G, hd, st->kt, (size_t)hd, cn, a->scale, s, ws);
 		}
 	}
@@ -283,11 +294,10 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 			const float *wg = w + (size_t)g * G * ws + (c0 - p0);
 
 			if (vdir) {
-				v->attn_mix_rows(o, G, vd, wg, ws, vc + c0 * vr + tm_kv_row_bytes(a->type_v, g * vd), vr,
-						 a->type_v, cn, nn);
+				v->attn_mix_rows(o, G, vd, wg, ws, vc + g * vh + c0 * vr, vr, a->type_v, cn, nn);
 				continue;
 			}
-			v->kv_rows(vc + c0 * vr, vr, a->type_v, g * vd, vd, cn, nn, st->vt);
+			v->kv_rows(vc + g * vh + c0 * vr, vr, a->type_v, 0, vd, cn, nn, st->vt);
 			fv->attn_mix(o, G, vd, wg, ws, st->vt, (size_t)vd, cn);
 		}
 	}

@@ -31,7 +31,6 @@
 #include "tiermem/generate.h"
 
 #define WARMUP 2
-#define MAX_RANGES (2 * TM_MODEL_MAX_MAPS + 2 * 1024)
 
 struct window {
 	size_t off[TM_MODEL_MAX_MAPS];	/* where each mapping's next read starts */
@@ -60,15 +59,17 @@ static int step_ranges(const struct tm_ctx *c, const uint64_t *map_bytes, int po
 		       struct tm_range *r)
 {
 	const struct tm_model *m = c->m;
-	size_t kr = tm_ctx_kv_row_bytes(c, 0), vr = tm_ctx_kv_row_bytes(c, 1);
 	int n = 0;
 
 	for (int i = 0; i < m->n_maps; i++)
 		n += map_ranges(&m->maps[i], &w->off[i], map_bytes[i], r + n);
-	for (int l = 0; l < m->hp.n_layer; l++) {
-		r[n++] = (struct tm_range){ (const char *)c->k_cache + l * c->n_ctx * kr, (size_t)(pos + 1) * kr };
-		r[n++] = (struct tm_range){ (const char *)c->v_cache + l * c->n_ctx * vr, (size_t)(pos + 1) * vr };
-	}
+	for (int l = 0; l < m->hp.n_layer; l++)
+		for (int v = 0; v < 2; v++) {
+			struct tm_kv_view kv = tm_ctx_kv_view(c, l, v);
+
+			for (int g = 0; g < kv.heads; g++)
+				r[n++] = (struct tm_range){ kv.base + g * kv.head_bytes, (size_t)(pos + 1) * kv.row_bytes };
+		}
 	return n;
 }
 
@@ -95,16 +96,18 @@ static double quartile(const double *sorted, int n, double q)
  */
 static int seek(struct tm_ctx *c, int n_pos)
 {
-	size_t kr = tm_ctx_kv_row_bytes(c, 0), vr = tm_ctx_kv_row_bytes(c, 1);
-	int64_t elems = (int64_t)(n_pos - 1) * c->m->hp.n_head_kv * c->m->hp.head_dim;
 	uint64_t seed = 1;
 	int32_t tok = 1 % c->m->hp.n_vocab;
 
 	tm_ctx_reset(c);
-	for (int l = 0; l < c->m->hp.n_layer && elems; l++) {
-		tm_fill_random(c->type_k, (char *)c->k_cache + l * c->n_ctx * kr, elems, &seed, 1.0f);
-		tm_fill_random(c->type_v, (char *)c->v_cache + l * c->n_ctx * vr, elems, &seed, 1.0f);
-	}
+	for (int l = 0; l < c->m->hp.n_layer && n_pos > 1; l++)
+		for (int v = 0; v < (c->v_cache == c->k_cache ? 1 : 2); v++) {
+			struct tm_kv_view kv = tm_ctx_kv_view(c, l, v);
+
+			for (int g = 0; g < kv.heads; g++)
+				tm_fill_random(v ? c->type_v : c->type_k, kv.base + g * kv.head_bytes,
+					       (int64_t)(n_pos - 1) * kv.dim, &seed, 1.0f);
+		}
 	c->n_past = n_pos - 1;
 	return tm_forward(c, &tok, 1, NULL, false);
 }
@@ -165,7 +168,8 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 	t_dec = calloc(n_tokens, sizeof(*t_dec));
 	t_read = calloc(n_tokens, sizeof(*t_read));
 	cpu_ratio = calloc(n_tokens, sizeof(*cpu_ratio));
-	r = calloc(MAX_RANGES, sizeof(*r));
+	/* a window's two pieces per mapping, each KV head's rows of K and V per layer */
+	r = calloc(2 * TM_MODEL_MAX_MAPS + 2 * (size_t)m->hp.n_layer * tm_ctx_kv_view(c, 0, 0).heads, sizeof(*r));
 	if (!ratio || !t_dec || !t_read || !cpu_ratio || !r) {
 		err = tm_err(-ENOMEM, "bench: out of memory");
 		goto out;

@@ -246,6 +246,27 @@ size_t tm_ctx_kv_row_bytes(const struct tm_ctx *c, int v)
 	return tm_kv_row_bytes(v ? c->type_v : c->type_k, c->m->hp.n_head_kv * c->m->hp.head_dim);
 }
 
+struct tm_kv_view tm_ctx_kv_view(const struct tm_ctx *c, int layer, int v)
+{
+	const struct tm_hparams *hp = &c->m->hp;
+	int n_kv, hd, vd;
+	size_t part;
+
+	attn_shape(hp, &n_kv, &hd, &vd);
+	/* absorbed MLA: V is the first vd values of the latent K rows */
+	if (v && hp->mla_absorbed) {
+		struct tm_kv_view k = tm_ctx_kv_view(c, layer, 0);
+
+		k.dim = vd;
+		return k;
+	}
+	part = tm_kv_row_bytes(v ? c->type_v : c->type_k, v ? vd : hd);
+	return (struct tm_kv_view){
+		.base = (char *)(v ? c->v_cache : c->k_cache) + (size_t)layer * c->n_ctx * tm_ctx_kv_row_bytes(c, v),
+		.heads = n_kv, .dim = v ? vd : hd, .row_bytes = part, .head_bytes = (size_t)c->n_ctx * part,
+	};
+}
+
 /* A matvec over one matrix of w, found at p (a matrix of w, or its copy in an expert cache). */
 static struct tm_matvec job_at(const struct tm_weight *w, const void *p, const float *x, float *y)
 {
@@ -361,10 +382,12 @@ static void acct_dense(struct tm_ctx *c, const struct tm_weight *w)
 	acct(c, w->data && dense_part(c, w, &part) ? &part : w);
 }
 
-/* One K or V row into a cache of the given type. */
-static void put_row(void *cache, int type, size_t row, const float *x, size_t n)
+/* One position's K or V row (every KV head's values, dim apart in x) into a layer's cache. */
+static void put_row(const struct tm_kv_view *kv, int type, int pos, const float *x)
 {
-	tm_kv_put_row(type, x, (char *)cache + row * tm_kv_row_bytes(type, (int)n), (int)n);
+	for (int g = 0; g < kv->heads; g++)
+		tm_kv_put_row(type, x + (size_t)g * kv->dim, kv->base + g * kv->head_bytes + pos * kv->row_bytes,
+			      kv->dim);
 }
 
 /* The sequence row i of a batch belongs to: seqs[i], or c itself (rows pos0.. of one sequence). */
@@ -387,11 +410,12 @@ static void store_kv(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, in
 
 	for (int i = 0; i < n; i++) {
 		struct tm_ctx *s = row_seq(c, seqs, i);
-		size_t row = (size_t)layer * s->n_ctx + (seqs ? s->n_past : pos0 + i);
+		struct tm_kv_view kc = tm_ctx_kv_view(s, layer, 0), vc = tm_ctx_kv_view(s, layer, 1);
+		int pos = seqs ? s->n_past : pos0 + i;
 
-		put_row(s->k_cache, s->type_k, row, k + i * KVD, KVD);
+		put_row(&kc, s->type_k, pos, k + i * KVD);
 		if (v)
-			put_row(s->v_cache, s->type_v, row, v + i * KVD, KVD);
+			put_row(&vc, s->type_v, pos, v + i * KVD);
 	}
 }
 
@@ -442,7 +466,7 @@ static void attend(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int 
 {
 	for (int i = 0; i < (seqs ? n : 1); i++) {
 		struct tm_ctx *s = row_seq(c, seqs, i);
-		size_t kr = tm_ctx_kv_row_bytes(s, 0), vr = tm_ctx_kv_row_bytes(s, 1);
+		struct tm_kv_view kc = tm_ctx_kv_view(s, layer, 0), vc = tm_ctx_kv_view(s, layer, 1);
 		struct tm_attn a = *shape;
 		int rows = seqs ? 1 : n;
 
@@ -452,16 +476,19 @@ static void attend(struct tm_ctx *c, struct tm_ctx *const *seqs, int layer, int 
 		a.out += i * shape->out_stride;
 		a.type_k = s->type_k;
 		a.type_v = s->type_v;
-		a.k = (const char *)s->k_cache + (size_t)layer * s->n_ctx * kr;
-		a.v = (const char *)s->v_cache + (size_t)layer * s->n_ctx * vr;
-		a.k_row_bytes = kr;
-		a.v_row_bytes = vr;
+		a.k = kc.base;
+		a.v = vc.base;
+		a.k_row_bytes = kc.row_bytes;
+		a.v_row_bytes = vc.row_bytes;
+		a.k_head_bytes = kc.head_bytes;
+		a.v_head_bytes = vc.head_bytes;
 		a.scratch = s->scores;
 		a.n_ctx = s->n_ctx;
 		c->handoffs++;
 		tm_attention(c->pool, &a);
 		/* query t reads the K and V rows of positions 0 .. pos0 + t (absorbed MLA: the latent row twice) */
-		c->kv_bytes += (kr + vr) * ((uint64_t)rows * a.pos0 + (uint64_t)rows * (rows + 1) / 2);
+		c->kv_bytes += (kc.heads * kc.row_bytes + vc.heads * vc.row_bytes) *
+			       ((uint64_t)rows * a.pos0 + (uint64_t)rows * (rows + 1) / 2);
 	}
 }
 

@@ -223,6 +223,7 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 	static float out[NT * MAXH * 96], scratch[1 << 17];
 	static double ref[NT * MAXH * 96];
 	static float first[NT * MAXH * 96], batch[NT * MAXH * 96];
+	static char kh[NCTX * MAXKVD * 4], vh[NCTX * MAXKVD * 4];
 	bool mla = vd != hd;
 	/*
 	 * f16 values: a weight whose float value lies within rounding noise of a
@@ -231,8 +232,8 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 	 * or a lost part moves it by 0.1-1.
 	 */
 	double tol = type == TM_F16 ? 1e-4 : 1e-5;
-	size_t kvs = (size_t)nkv * hd, rb = tm_kv_row_bytes(type, (int)kvs);
-	int bad = 0, varies = 0;
+	size_t kvs = (size_t)nkv * hd, rb = tm_kv_row_bytes(type, (int)kvs), part = tm_kv_row_bytes(type, hd);
+	int bad = 0, varies = 0, moved = 0;
 
 	fill(q, NT * nh * hd, 1.0f);
 	fill(kf, NCTX * kvs, 1.0f);
@@ -243,6 +244,11 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 		tm_kv_put_row(type, vf + p * kvs, vc + p * rb, (int)kvs);
 		tm_dequant_row(type, kc + p * rb, kf + p * kvs, (int64_t)kvs);
 		tm_dequant_row(type, vc + p * rb, vf + p * kvs, (int64_t)kvs);
+		/* the same cache head-major, as a context keeps it: KV head g's rows together */
+		for (int g = 0; g < nkv; g++) {
+			memcpy(kh + (g * NCTX + p) * part, kc + p * rb + g * part, part);
+			memcpy(vh + (g * NCTX + p) * part, vc + p * rb + g * part, part);
+		}
 	}
 	if (tm_kernels_force_isa(isa))
 		return 0;
@@ -281,6 +287,22 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 			tm_attention(pool, &one);
 			varies += memcmp(out, batch + t * nh * vd, sizeof(float) * nh * vd) != 0;
 		}
+		/* head-major rows: the bits of side-by-side heads, batch and decode */
+		if (!mla) {
+			struct tm_attn h = a;
+
+			h.k = kh;
+			h.v = vh;
+			h.k_row_bytes = h.v_row_bytes = part;
+			h.k_head_bytes = h.v_head_bytes = NCTX * part;
+			tm_attention(pool, &h);
+			moved += memcmp(out, batch, sizeof(float) * NT * nh * vd) != 0;
+			h.n_tok = 1;
+			h.pos0 = POS0 + NT - 1;
+			h.q = q + (NT - 1) * nh * hd;
+			tm_attention(pool, &h);
+			moved += memcmp(out, batch + (NT - 1) * nh * vd, sizeof(float) * nh * vd) != 0;
+		}
 		/* one query at the end (decode) reads every cached position */
 		a.n_tok = 1;
 		a.pos0 = NCTX - 1;
@@ -299,6 +321,10 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 	tap_ok(!varies, "attention on %s, %s cache, %d heads of %d over %d KV heads: a query's bits do not depend on "
 	       "the queries beside it or the thread count", isa, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0",
 	       nh, hd, nkv);
+	if (!mla)
+		tap_ok(!moved, "attention on %s, %s cache, %d heads of %d over %d KV heads: a head-major cache gives the "
+		       "bits of heads side by side in a row", isa,
+		       type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0", nh, hd, nkv);
 	return 1;
 }
 
