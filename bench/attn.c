@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 	qsort(cratio, N, sizeof(double), cmp_d);
 	qsort(ca, N, sizeof(double), cmp_d);
 	printf("attn: %ld layers, %ld heads / %ld KV heads of %ld, %ld positions, %s, %s, %ld threads, %s\n",
-	       L, H, G, D, P, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0",
+	       L, H, G, D, P, tm_dtype_traits(type)->name,
 	       heads ? "head-major" : "heads side by side", T, tm_kernels_isa());
 	printf("share of the read ceiling %.1f%% (q1 %.1f%%, q3 %.1f%%; of CPU time %.1f%%), %.1f us per layer "
 	       "(CPU %.1f), %.1f GB/s of KV\n", ratio[N / 2] * 100, ratio[N / 4] * 100, ratio[3 * N / 4] * 100,

@@ -85,8 +85,8 @@ int tm_argmax(const float *x, int n);
  * g * v_dim elements in; a head-major cache, each head's rows together, is
  * read as fast streams, a slice of each row per head is not); v_dim 0
  * means head_dim (MLA's latent cache gives v = k with a shorter v_dim).
- * scratch: tm_attention_scratch_floats() floats for
- * the pool's thread count, these shapes and n_ctx >= pos0 + n_tok positions
+ * scratch: tm_attention_scratch_floats() floats for the pool's thread
+ * count, these shapes and n_ctx >= pos0 + n_tok positions
  * (only an f16 V cache, whose weights are rounded after a whole softmax,
  * keeps every score). Queries are rounded as ggml does before its f16 or
  * q8_0 dot products. Each cache row is read once; one hand-off to the pool,

@@ -234,6 +234,7 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 	double tol = type == TM_F16 ? 1e-4 : 1e-5;
 	size_t kvs = (size_t)nkv * hd, rb = tm_kv_row_bytes(type, (int)kvs), part = tm_kv_row_bytes(type, hd);
 	int bad = 0, varies = 0, moved = 0;
+	const char *tn = tm_dtype_traits(type)->name;
 
 	fill(q, NT * nh * hd, 1.0f);
 	fill(kf, NCTX * kvs, 1.0f);
@@ -317,14 +318,12 @@ static int attention_case(int nh, int nkv, int hd, int vd, int type, const char 
 		tm_pool_destroy(pool);
 	}
 	tap_ok(!bad, "attention on %s, %s cache, %d heads of %d (V %d) over %d KV heads: matches the definition",
-	       isa, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0", nh, hd, vd, nkv);
+	       isa, tn, nh, hd, vd, nkv);
 	tap_ok(!varies, "attention on %s, %s cache, %d heads of %d over %d KV heads: a query's bits do not depend on "
-	       "the queries beside it or the thread count", isa, type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0",
-	       nh, hd, nkv);
+	       "the queries beside it or the thread count", isa, tn, nh, hd, nkv);
 	if (!mla)
 		tap_ok(!moved, "attention on %s, %s cache, %d heads of %d over %d KV heads: a head-major cache gives the "
-		       "bits of heads side by side in a row", isa,
-		       type == TM_F16 ? "f16" : type == TM_F32 ? "f32" : "q8_0", nh, hd, nkv);
+		       "bits of heads side by side in a row", isa, tn, nh, hd, nkv);
 	return 1;
 }
 
