@@ -41,7 +41,8 @@ static const char usage[] =
 	"  -t, --threads T  threads (default: the CPUs this process may use)\n"
 	"  --weights W      auto, mmap or ddr, as tiermem run (default auto)\n"
 	"  --repack on|off  interleaved-row q4_K/q6_K in DDR, as tiermem run (default on\n"
-	"                   with the AVX-512 VNNI kernels, off with AVX2 ones)\n"
+	"                   with the AVX-512 VNNI kernels and on AMD Zen/Zen+, off with\n"
+	"                   other AVX2 ones)\n"
 	"  --name NAME      a model imported into the store instead (tiermem import)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                   KV cache types, f16 (default, as tiermem run), f32 or q8_0\n"
@@ -153,8 +154,8 @@ int cmd_bench_decode(int argc, char **argv)
 	if (isatty(2))
 		fprintf(stderr, "\r%60s\r", "");
 	if (json) {
-		printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%ld,\"isa\":\"%s\",\"runs\":[",
-		       path, m.maps[0].backend, ma.threads, tm_kernels_isa());
+		printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%ld,\"isa\":\"%s\",\"layout\":\"%s\",\"runs\":[",
+		       path, m.maps[0].backend, ma.threads, tm_kernels_isa(), tm_model_layout(&m));
 		for (int i = 0; i < n_ctx; i++)
 			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,\"share_cpu\":%.4f,"
 			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f,"
@@ -166,8 +167,8 @@ int cmd_bench_decode(int argc, char **argv)
 			       res[i].kv_bytes, res[i].read_loops, res[i].prefetch_faster);
 		printf("]}\n");
 	} else {
-		printf("%s: %s weights, %ld threads, %s kernels, %d tokens per context\n", path,
-		       m.maps[0].backend, ma.threads, tm_kernels_isa(), res[0].tokens);
+		printf("%s: %s weights, %s layout, %ld threads, %s kernels, %d tokens per context\n", path,
+		       m.maps[0].backend, tm_model_layout(&m), ma.threads, tm_kernels_isa(), res[0].tokens);
 		if (prefetch) {
 			double pf = 0;
 

@@ -216,6 +216,8 @@ int tm_model_init_src(struct tm_model *m, const struct tm_gguf *g, const struct 
  */
 int tm_tensor_repacked_type(const struct tm_gguf_tensor *t);
 const char *tm_layout_name(int type);
+/* "r16" when any of the model's layer matrices is in the interleaved-row layout, else "gguf" */
+const char *tm_model_layout(const struct tm_model *m);
 /*
  * tm_model_init over a GGUF whose data the model may rewrite (a private copy
  * in DDR): every tensor tm_tensor_repacked_type picks is repacked in place

@@ -66,10 +66,34 @@ static int detect(void)
 		return ISA_AVX512;
 	return amx_ok(d7, xcr0) ? ISA_AVX512AMX : ISA_AVX512VNNI;
 }
+
+/*
+ * AMD family 17h below model 30h (Zen, Zen+) splits every 256-bit instruction
+ * into two 128-bit halves and issues about three halves a cycle: there the
+ * kernels are bound by instruction count, and the interleaved-row layout,
+ * which needs fewer per weight byte, pays (repack.c says what was measured).
+ */
+int tm_cpu_avx2_split(void)
+{
+	unsigned int a, b, c, d, family, model;
+
+	if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541 || d != 0x69746e65 || c != 0x444d4163)
+		return 0;	/* "AuthenticAMD" */
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return 0;
+	family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+	model = ((a >> 4) & 0xf) | ((a >> 12) & 0xf0);
+	return family == 0x17 && model < 0x30;
+}
 #else
 static int detect(void)
 {
 	return ISA_SCALAR;
+}
+
+int tm_cpu_avx2_split(void)
+{
+	return 0;
 }
 #endif
 

@@ -81,6 +81,9 @@ struct tm_kern {
 	int repack;
 };
 
+/* 1 on CPUs that run a 256-bit instruction as two 128-bit halves (AMD Zen, Zen+) */
+int tm_cpu_avx2_split(void);
+
 /* An activation format private to the kernels: q8_K in the order above. */
 #define TM_ACT_Q8_KP (TM_DTYPE_MAX + 1)
 

@@ -40,6 +40,20 @@ const char *tm_layout_name(int type)
 	return tm_repack_base(type) != type ? "r16" : "gguf";
 }
 
+const char *tm_model_layout(const struct tm_model *m)
+{
+	for (int i = 0; i < m->hp.n_layer; i++) {
+		const struct tm_layer *L = &m->layers[i];
+		const struct tm_weight *ws[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down,
+						 &L->gate_exps, &L->up_exps, &L->down_exps };
+
+		for (size_t k = 0; k < sizeof(ws) / sizeof(ws[0]); k++)
+			if (ws[k]->data && tm_repack_base(ws[k]->type) != ws[k]->type)
+				return "r16";
+	}
+	return "gguf";
+}
+
 /* A tensor the rule picks, as stacked matrices: bytes of one, and of one group of 16 rows. */
 static size_t mat_bytes(const struct tm_gguf_tensor *t, size_t *group)
 {

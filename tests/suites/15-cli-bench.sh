@@ -76,6 +76,20 @@ if python3 -c 'import json,sys; r=json.loads(sys.argv[1])["runs"][0]; assert r["
 then ok "bench --decode --prefetch 0: one read loop, without prefetch"
 else notok "bench --decode --prefetch 0: $dj0"; fi
 
+# the header names the weight layout --repack gave a q4_K model loaded into DDR
+q4k=$(mktemp --suffix=.gguf)
+lay=""
+if "$tm" synth --arch llama --type q4_K -q -o "$q4k" >/dev/null 2>&1; then
+	for r in on off; do
+		lay="$lay $("$tm" bench --decode "$q4k" --weights ddr --repack $r --ctx 8 --gen 2 -t 1 --json 2>&1 |
+			python3 -c 'import json,sys; print(json.load(sys.stdin)["layout"])' 2>&1)"
+	done
+fi
+rm -f "$q4k"
+if [ "$lay" = " r16 gguf" ]
+then ok "bench --decode: layout r16 with --repack on, gguf with off (q4_K model in DDR)"
+else notok "bench --decode layout with --repack on/off: '$lay'"; fi
+
 expect_usage() {
 	local what=$1; shift
 	local so se code
