@@ -132,6 +132,18 @@ INLINE __m256i load_q8_0(const blk_q8_0 *b)
 }
 
 /*
+ * f16(a) * f16(b) in all lanes, the two scales widened by one vcvtph2ps
+ * (the same product: both conversions are exact). One row against one
+ * token, a conversion a block: on Zen 1 the second took 12 % of q8_0's time.
+ */
+INLINE __m256 f16_mul_bcast(uint16_t a, uint16_t b)
+{
+	__m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | (uint32_t)b << 16)));
+
+	return _mm256_broadcastss_ps(_mm_mul_ss(f, _mm_movehdup_ps(f)));
+}
+
+/*
  * R rows from w (1 or 2) against NX activations. With two, each activation
  * block and its scale are loaded once for both rows; every (row, token) sum
  * is the same ops either way, so a kernel that pairs rows keeps the bits.
@@ -163,7 +175,8 @@ INLINE void name##_rows(const void *w, size_t wstride, int nblocks, const void *
 			UNROLL for (int k = 0; k < R; k++) {			\
 				__m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[k], _mm256_sign_epi8(xb, q[k])), \
 							      _mm256_set1_epi16(1)); \
-				acc[k][t] = _mm256_fmadd_ps(_mm256_set1_ps(d[k] * dx), _mm256_cvtepi32_ps(p), acc[k][t]); \
+				__m256 s = NX == 1 && R == 1 ? f16_mul_bcast(a[0][i].d, b->d) : _mm256_set1_ps(d[k] * dx); \
+				acc[k][t] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc[k][t]); \
 			}							\
 		}								\
 	}									\

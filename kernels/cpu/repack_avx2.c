@@ -25,9 +25,58 @@ INLINE __m256i bcast4(const int8_t *p)
 /* 8 bytes (one per row) -> a 16-bit pair (v, v) per 32-bit lane, after AND mask. */
 INLINE __m256i pair16(const void *p, int mask)
 {
-	__m256i v = _mm256_and_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p)), _mm256_set1_epi32(mask));
+	__m128i v = _mm_and_si128(_mm_loadl_epi64(p), _mm_set1_epi8((char)mask));
 
-	return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+	return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v));
+}
+
+/*
+ * The mins of a group block, both halves: sum over j of min_j * (block sum
+ * of sub-block j) per row, as 16-bit (min_2p, min_2p+1) pairs per row lane
+ * against the pair of block sums in one vpmaddwd (|min * sum| < 64 * 4096:
+ * exact, as the per-sub-block vpmulld it replaces). The mins are built from
+ * the bytes of all 16 rows at once: on Zen 1 the per-sub-block version took
+ * a sixth of the kernel's time.
+ */
+INLINE void q4Kr16_mins(const blk_q4_K_r16 *a, const blk_q8_K *const x0[], int i, __m256 accm[2][TM_NX_MAX],
+			const int NX, const int PERM)
+{
+	const __m128i m03 = _mm_set1_epi8(3), m0f = _mm_set1_epi8(0x0f);
+	__m256i msum[2][TM_NX_MAX];
+
+	UNROLL for (int t = 0; t < NX; t++)
+		msum[0][t] = msum[1][t] = _mm256_setzero_si256();
+	UNROLL for (int p = 0; p < 4; p++) {
+		__m128i se = _mm_loadu_si128((const __m128i *)a->sc[2 * p]);
+		__m128i so = _mm_loadu_si128((const __m128i *)a->sc[2 * p + 1]);
+		__m128i m = _mm_loadu_si128((const __m128i *)a->mh[p]);
+		__m128i nl = _mm_and_si128(m, m0f), nh = _mm_and_si128(_mm_srli_epi16(m, 4), m0f);
+		/* (min_2p, min_2p+1) of row l at bytes 2l, 2l + 1: rows 0-7, then rows 8-15 */
+		__m128i mn[2] = {
+			_mm_or_si128(_mm_and_si128(_mm_srli_epi16(_mm_unpacklo_epi8(se, so), 6), m03),
+				     _mm_slli_epi16(_mm_unpacklo_epi8(nl, nh), 2)),
+			_mm_or_si128(_mm_and_si128(_mm_srli_epi16(_mm_unpackhi_epi8(se, so), 6), m03),
+				     _mm_slli_epi16(_mm_unpackhi_epi8(nl, nh), 2)),
+		};
+		const int j0 = tm_r16_act_sub(2 * p, PERM), j1 = tm_r16_act_sub(2 * p + 1, PERM);
+
+		UNROLL for (int t = 0; t < NX; t++) {
+			const int16_t *bs = x0[t][i].bsums;
+			int b0 = bs[2 * j0] + bs[2 * j0 + 1], b1 = bs[2 * j1] + bs[2 * j1 + 1];
+			__m256i bp = _mm256_set1_epi32((int)((uint32_t)(uint16_t)b0 | (uint32_t)b1 << 16));
+
+			UNROLL for (int h = 0; h < 2; h++)
+				msum[h][t] = _mm256_add_epi32(msum[h][t],
+							      _mm256_madd_epi16(_mm256_cvtepu8_epi16(mn[h]), bp));
+		}
+	}
+	UNROLL for (int h = 0; h < 2; h++) {
+		__m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a->dmin + 8 * h)));
+
+		UNROLL for (int t = 0; t < NX; t++)
+			accm[h][t] = _mm256_fmadd_ps(_mm256_mul_ps(dm, _mm256_set1_ps(x0[t][i].d)),
+						     _mm256_cvtepi32_ps(msum[h][t]), accm[h][t]);
+	}
 }
 
 INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *const x0[], float *y,
@@ -42,11 +91,12 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 		/* the header into L2 (kern.h), the codes line by line as they are read */
 		UNROLL for (int c = 0; c < 256; c += 64)
 			tm_prefetch_l2((const char *)a + c);
+		q4Kr16_mins(a, x0, i, accm, NX, PERM);
 		UNROLL for (int h = 0; h < 2; h++) {
-			__m256i isum[TM_NX_MAX], msum[TM_NX_MAX];
+			__m256i isum[TM_NX_MAX];
 
 			UNROLL for (int t = 0; t < NX; t++)
-				isum[t] = msum[t] = _mm256_setzero_si256();
+				isum[t] = _mm256_setzero_si256();
 			/*
 			 * Not unrolled: unrolled, GCC spilled ~300 vectors per
 			 * block (16 registers here), and read 11 GB/s from DRAM
@@ -55,11 +105,6 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 			_Pragma("GCC unroll 1") for (int j = 0; j < 8; j++) {
 				const int js = tm_r16_act_sub(j, PERM);
 				__m256i sc = pair16(a->sc[j] + 8 * h, 63);
-				__m256i mn = _mm256_or_si256(
-					_mm256_srli_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const void *)(a->sc[j] + 8 * h))), 6),
-					_mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu8_epi32(
-						_mm_loadl_epi64((const void *)(a->mh[j / 2] + 8 * h))), 4 * (j & 1)),
-						_mm256_set1_epi32(15)), 2));
 				__m256i s16[TM_NX_MAX];
 
 				UNROLL for (int t = 0; t < NX; t++)
@@ -79,22 +124,14 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 						s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(vh, bcast4(yq + 4)));
 					}
 				}
-				UNROLL for (int t = 0; t < NX; t++) {
-					int bs = x0[t][i].bsums[2 * js] + x0[t][i].bsums[2 * js + 1];
-
+				UNROLL for (int t = 0; t < NX; t++)
 					isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
-					msum[t] = _mm256_add_epi32(msum[t], _mm256_mullo_epi32(mn, _mm256_set1_epi32(bs)));
-				}
 			}
 			__m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a->d + 8 * h)));
-			__m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a->dmin + 8 * h)));
 
-			UNROLL for (int t = 0; t < NX; t++) {
-				__m256 yd = _mm256_set1_ps(x0[t][i].d);
-
-				acc[h][t] = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(isum[t]), acc[h][t]);
-				accm[h][t] = _mm256_fmadd_ps(_mm256_mul_ps(dm, yd), _mm256_cvtepi32_ps(msum[t]), accm[h][t]);
-			}
+			UNROLL for (int t = 0; t < NX; t++)
+				acc[h][t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x0[t][i].d)),
+							    _mm256_cvtepi32_ps(isum[t]), acc[h][t]);
 		}
 	}
 	UNROLL for (int h = 0; h < 2; h++)
@@ -114,6 +151,31 @@ INLINE __m256i q6_high(__m256i hv, const int sh)
 	return _mm256_and_si256(hv, m30);
 }
 
+/*
+ * 32 * sum over s of scale_s * (block sum of sub-block s), both halves of a
+ * group block, by (scale_s, scale_s+1) pairs in one vpmaddwd (exact: |scale
+ * * sum| < 128 * 2048), subtracted from each half's sums: codes are stored
+ * + 32, as in q6_K.
+ */
+INLINE void q6Kr16_mins(const blk_q6_K_r16 *a, const blk_q8_K *const x0[], int i, __m256i isum[2][TM_NX_MAX],
+			const int NX)
+{
+	UNROLL for (int s = 0; s < 16; s += 2) {
+		__m128i se = _mm_loadu_si128((const __m128i *)a->sc[s]);
+		__m128i so = _mm_loadu_si128((const __m128i *)a->sc[s + 1]);
+		__m256i sp[2] = { _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(se, so)),
+				  _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(se, so)) };
+
+		UNROLL for (int t = 0; t < NX; t++) {
+			const int16_t *bs = x0[t][i].bsums + s;
+			__m256i bp = _mm256_set1_epi32((int)((uint32_t)(uint16_t)bs[0] | (uint32_t)(uint16_t)bs[1] << 16));
+
+			UNROLL for (int h = 0; h < 2; h++)
+				isum[h][t] = _mm256_sub_epi32(isum[h][t], _mm256_slli_epi32(_mm256_madd_epi16(sp[h], bp), 5));
+		}
+	}
+}
+
 INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *const x0[], float *y,
 			 size_t ystride, const int NX, const int PERM)
 {
@@ -127,24 +189,23 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 		/* d and the scales into L2 (kern.h), the codes line by line as they are read */
 		UNROLL for (int c = 0; c < 288; c += 64)
 			tm_prefetch_l2((const char *)a + c);
-		UNROLL for (int h = 0; h < 2; h++) {
-			__m256i isum[TM_NX_MAX];
+		__m256i isums[2][TM_NX_MAX];
 
-			UNROLL for (int t = 0; t < NX; t++)
-				isum[t] = _mm256_setzero_si256();
+		UNROLL for (int t = 0; t < NX; t++)
+			isums[0][t] = isums[1][t] = _mm256_setzero_si256();
+		q6Kr16_mins(a, x0, i, isums, NX);
+		UNROLL for (int h = 0; h < 2; h++) {
+			__m256i *isum = isums[h];
+
 			UNROLL for (int s = 0; s < 16; s++) {
 				__m256i hv = _mm256_loadu_si256((const __m256i *)a->qh[s][8 * h]);
 
 				if (h == 0)
 					tm_prefetch_l2(a->qh[s]);
-				__m256i sc32 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const void *)(a->sc[s] + 8 * h)));
 				/* (sc, sc) as 16-bit halves of each lane */
-				__m256i sc = _mm256_or_si256(_mm256_and_si256(sc32, _mm256_set1_epi32(0xffff)),
-							     _mm256_slli_epi32(sc32, 16));
+				__m128i s8 = _mm_loadl_epi64((const void *)(a->sc[s] + 8 * h));
+				__m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));
 
-				UNROLL for (int t = 0; t < NX; t++)
-					isum[t] = _mm256_sub_epi32(isum[t], _mm256_mullo_epi32(sc32,
-						_mm256_set1_epi32(32 * x0[t][i].bsums[s])));
 				UNROLL for (int k = 0; k < 2; k++) {
 					const int o = 2 * s + k;
 					__m256i v = _mm256_loadu_si256((const __m256i *)a->ql[o][8 * h]);
