@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels/cpu/kern.h"
+#include "kernels/cpu/repack.h"
 #include "kernels/kernels.h"
 #include "tap.h"
 
@@ -274,6 +275,51 @@ static void test_isas(int type)
 	free(s);
 }
 
+/*
+ * The AVX2 q4_K_r16 kernel for activations in TM_ACT_Q8_KP order (the
+ * AVX-512 table without VNNI runs it) gives the plain kernel's bits: it
+ * reads the same sub-blocks' codes and sums, found where the permutation
+ * put them. Whole groups only: the tail rows go to the table's q4_K kernel,
+ * which takes the table's own order. Runs wherever AVX2 does.
+ */
+static void test_avx2_permuted(void)
+{
+	const int rows = 64, nb = COLS / 256;
+	size_t rb = tm_row_bytes(TM_Q4_K, COLS), xs = tm_row_bytes(TM_Q8_K, COLS);
+	char *w = malloc(rb * rows), *xq = malloc(4 * xs), *xp = malloc(4 * xs);
+	float *x = malloc(4 * COLS * sizeof(float)), y0[4 * 64], y1[4 * 64];
+	const char *was = tm_kernels_isa();
+	int bad = 0;
+
+	if (tm_kernels_force_isa("avx2")) {
+		tap_skip("avx2 q4_K_r16 with permuted activations: no AVX2 on this CPU");
+		goto out;
+	}
+	tm_fill_random(TM_Q4_K, w, (int64_t)rows * COLS, &seed, 1.0f);
+	tm_repack(TM_Q4_K, w, rows, COLS);
+	fill_x(x, 4 * COLS);
+	for (int t = 0; t < 4; t++) {
+		tm_kern()->quant_q8_K(x + t * COLS, xq + t * xs, COLS);
+		memcpy(xp + t * xs, xq + t * xs, xs);
+		tm_q8_K_permute(xp + t * xs, COLS);
+	}
+	bad += memcmp(xq, xp, 4 * xs) == 0;	/* the permutation moved something */
+	for (int nx = 1; nx <= 4; nx++) {
+		memset(y1, 0xff, sizeof(y1));
+		tm_dot_q4_K_r16_avx2(w, rb, rows, nb, xq, xs, nx, y0, rows);
+		tm_dot_q4_K_r16_avx2p(w, rb, rows, nb, xp, xs, nx, y1, rows);
+		bad += memcmp(y0, y1, (size_t)nx * rows * sizeof(float)) != 0;
+	}
+	tap_ok(bad == 0, "avx2 q4_K_r16 on TM_ACT_Q8_KP activations equals it on q8_K ones bit for bit, 1-4 tokens "
+	       "(%d differ)", bad);
+out:
+	tm_kernels_force_isa(was);
+	free(w);
+	free(xq);
+	free(xp);
+	free(x);
+}
+
 static void test_bad_input(void)
 {
 	float buf[256 * 16];
@@ -296,6 +342,7 @@ int main(void)
 		test_scalar_exact(types[i]);
 		test_isas(types[i]);
 	}
+	test_avx2_permuted();
 	test_bad_input();
 	return tap_done();
 }
