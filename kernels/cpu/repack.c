@@ -42,14 +42,29 @@ int tm_repack_base(int type)
 	}
 }
 
-/* Byte b of octet o of a q4_K block: element 8o+b (low nibble) and 8o+4+b (high). */
-static uint8_t q4_K_octet_byte(const blk_q4_K *a, int o, int b)
+/*
+ * Four bytes at a time in a word (a load took 8-10 instructions a byte: a
+ * 4 GB model repacked at 0.3 GB/s). Every operation stays within its byte
+ * (shifts by at most 4 right before a nibble mask, left only of masked
+ * bits), so the byte order of the word does not matter.
+ */
+static uint32_t get4(const uint8_t *p)
 {
-	int c = o / 8, p = 8 * (o % 8);		/* chunk of 64, position in it */
-	const uint8_t *q = a->qs + 32 * c + p % 32;
-	int sh = p < 32 ? 0 : 4;
+	uint32_t v;
 
-	return (uint8_t)(((q[b] >> sh) & 15) | (((q[b + 4] >> sh) & 15) << 4));
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static void put4(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+/* the nibble at bit sh (0 or 4) of each of the 4 bytes at p */
+static uint32_t nibbles4(const uint8_t *p, int sh)
+{
+	return (get4(p) >> sh) & 0x0f0f0f0fu;
 }
 
 static void q4_K_pack(const blk_q4_K *const rows[R16], blk_q4_K_r16 *g)
@@ -67,9 +82,13 @@ static void q4_K_pack(const blk_q4_K *const rows[R16], blk_q4_K_r16 *g)
 			g->sc[j][l] = (uint8_t)(sm[j] | (sm[8 + j] & 3) << 6);
 		for (int p = 0; p < 4; p++)
 			g->mh[p][l] = (uint8_t)((sm[8 + 2 * p] >> 2) | (sm[9 + 2 * p] >> 2) << 4);
-		for (int o = 0; o < 32; o++)
-			for (int b = 0; b < 4; b++)
-				g->qs[o][l][b] = q4_K_octet_byte(a, o, b);
+		/* octet 8c + k: bytes 8 (k & 3) .. + 7 of chunk c's 32, low nibbles for k < 4 */
+		for (int c = 0; c < 4; c++)
+			for (int k = 0; k < 8; k++) {
+				const uint8_t *q = a->qs + 32 * c + 8 * (k & 3);
+
+				put4(g->qs[8 * c + k][l], nibbles4(q, k < 4 ? 0 : 4) | nibbles4(q + 4, k < 4 ? 0 : 4) << 4);
+			}
 	}
 }
 
@@ -110,16 +129,6 @@ static void q4_K_unpack(const blk_q4_K_r16 *g, blk_q4_K *const rows[R16])
 	}
 }
 
-/* q6_K element e: its 4 low bits and 2 high bits (value + 32). */
-static void q6_K_elem(const blk_q6_K *a, int e, int *lo, int *hi)
-{
-	int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
-	int v = a->ql[64 * h + 32 * (quarter & 1) + l];
-
-	*lo = quarter >= 2 ? v >> 4 : v & 15;
-	*hi = (a->qh[32 * h + l] >> (2 * quarter)) & 3;
-}
-
 static void q6_K_set(blk_q6_K *a, int e, int lo, int hi)
 {
 	int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
@@ -147,15 +156,17 @@ static void q6_K_pack(const blk_q6_K *const rows[R16], blk_q6_K_r16 *g)
 		g->d[l] = a->d;
 		for (int s = 0; s < 16; s++)
 			g->sc[s][l] = a->scales[s];
-		for (int o = 0; o < 32; o++)
-			for (int b = 0; b < 4; b++) {
-				int lo0, hi0, lo1, hi1;
+		for (int o = 0; o < 32; o++) {
+			/* elements 8o + b and 8o + 4 + b: one half, quarter and run of 8 of q6_K's layout */
+			int h = o / 16, quarter = (o % 16) / 4, l0 = 8 * (o % 4), sh = quarter >= 2 ? 4 : 0;
+			const uint8_t *ql = a->ql + 64 * h + 32 * (quarter & 1) + l0, *qh = a->qh + 32 * h + l0;
 
-				q6_K_elem(a, 8 * o + b, &lo0, &hi0);
-				q6_K_elem(a, 8 * o + 4 + b, &lo1, &hi1);
-				g->ql[o][l][b] = (uint8_t)(lo0 | lo1 << 4);
-				g->qh[o / 2][l][b] |= (uint8_t)(hi0 << q6_qh_shift(o, 0) | hi1 << q6_qh_shift(o, 1));
-			}
+			uint32_t hi0 = (get4(qh) >> (2 * quarter)) & 0x03030303u;
+			uint32_t hi1 = (get4(qh + 4) >> (2 * quarter)) & 0x03030303u;
+
+			put4(g->ql[o][l], nibbles4(ql, sh) | nibbles4(ql + 4, sh) << 4);
+			put4(g->qh[o / 2][l], get4(g->qh[o / 2][l]) | hi0 << q6_qh_shift(o, 0) | hi1 << q6_qh_shift(o, 1));
+		}
 	}
 }
 
