@@ -115,30 +115,16 @@ static void q4_K_unpack(const blk_q4_K_r16 *g, blk_q4_K *const rows[R16])
 			mn[j] = (uint8_t)((g->sc[j][l] >> 6) | ((g->mh[j / 2][l] >> (4 * (j & 1))) & 15) << 2);
 		}
 		kq_scales_pack(sc, mn, a->scales);
-		for (int o = 0; o < 32; o++) {
-			int c = o / 8, p = 8 * (o % 8), sh = p < 32 ? 0 : 4;
-			uint8_t *q = a->qs + 32 * c + p % 32;
+		/* the inverse of q4_K_pack: chunk c's bytes 8k .. 8k + 7 from octets 8c + k and 8c + k + 4 */
+		for (int c = 0; c < 4; c++)
+			for (int k = 0; k < 4; k++) {
+				uint32_t lo = get4(g->qs[8 * c + k][l]), hi = get4(g->qs[8 * c + k + 4][l]);
+				uint8_t *q = a->qs + 32 * c + 8 * k;
 
-			for (int b = 0; b < 4; b++) {
-				uint8_t v = g->qs[o][l][b], keep = (uint8_t)(sh ? 0x0f : 0xf0);
-
-				q[b] = (uint8_t)((q[b] & keep) | (v & 15) << sh);
-				q[b + 4] = (uint8_t)((q[b + 4] & keep) | (v >> 4) << sh);
+				put4(q, (lo & 0x0f0f0f0fu) | (hi & 0x0f0f0f0fu) << 4);
+				put4(q + 4, ((lo >> 4) & 0x0f0f0f0fu) | (hi & 0xf0f0f0f0u));
 			}
-		}
 	}
-}
-
-static void q6_K_set(blk_q6_K *a, int e, int lo, int hi)
-{
-	int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
-	uint8_t *q = &a->ql[64 * h + 32 * (quarter & 1) + l], *qh = &a->qh[32 * h + l];
-
-	if (quarter >= 2)
-		*q = (uint8_t)((*q & 0x0f) | lo << 4);
-	else
-		*q = (uint8_t)((*q & 0xf0) | lo);
-	*qh = (uint8_t)((*qh & ~(3 << (2 * quarter))) | hi << (2 * quarter));
 }
 
 /* Element of octet o, byte b, nibble n (0 low, 1 high) -> its place in the qh bytes. */
@@ -178,12 +164,28 @@ static void q6_K_unpack(const blk_q6_K_r16 *g, blk_q6_K *const rows[R16])
 		a->d = g->d[l];
 		for (int s = 0; s < 16; s++)
 			a->scales[s] = g->sc[s][l];
-		for (int o = 0; o < 32; o++)
-			for (int b = 0; b < 4; b++) {
-				uint8_t v = g->ql[o][l][b], h = g->qh[o / 2][l][b];
+		/* the inverse of q6_K_pack: octet 16h + 4 quarter + m holds q6_K's bytes 8m .. 8m + 7 of a run */
+		for (int h = 0; h < 2; h++)
+			for (int m = 0; m < 4; m++) {
+				uint32_t w0 = 0, w1 = 0;
 
-				q6_K_set(a, 8 * o + b, v & 15, (h >> q6_qh_shift(o, 0)) & 3);
-				q6_K_set(a, 8 * o + 4 + b, v >> 4, (h >> q6_qh_shift(o, 1)) & 3);
+				for (int r = 0; r < 2; r++) {
+					uint32_t lo = get4(g->ql[16 * h + 4 * r + m][l]);
+					uint32_t hi = get4(g->ql[16 * h + 4 * (r + 2) + m][l]);
+					uint8_t *q = a->ql + 64 * h + 32 * r + 8 * m;
+
+					put4(q, (lo & 0x0f0f0f0fu) | (hi & 0x0f0f0f0fu) << 4);
+					put4(q + 4, ((lo >> 4) & 0x0f0f0f0fu) | (hi & 0xf0f0f0f0u));
+				}
+				for (int quarter = 0; quarter < 4; quarter++) {
+					int o = 16 * h + 4 * quarter + m;
+					uint32_t hv = get4(g->qh[o / 2][l]);
+
+					w0 |= ((hv >> q6_qh_shift(o, 0)) & 0x03030303u) << (2 * quarter);
+					w1 |= ((hv >> q6_qh_shift(o, 1)) & 0x03030303u) << (2 * quarter);
+				}
+				put4(a->qh + 32 * h + 8 * m, w0);
+				put4(a->qh + 32 * h + 8 * m + 4, w1);
 			}
 	}
 }
