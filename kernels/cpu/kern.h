@@ -147,7 +147,9 @@ static inline int tm_act_base(int act)
  * far ahead keeps enough misses in flight (cpu-facts: 2-3x better than the
  * hardware prefetcher alone at 10-30 instructions per cache line).
  */
+#ifndef TM_PREFETCH_AHEAD
 #define TM_PREFETCH_AHEAD 8192
+#endif
 static inline void tm_prefetch_block(const void *p, int bytes)
 {
 	const char *c = (const char *)p + TM_PREFETCH_AHEAD;
@@ -157,7 +159,7 @@ static inline void tm_prefetch_block(const void *p, int bytes)
 }
 
 /*
- * The same into L2 (prefetcht1), 16 KiB ahead, for the kernels where that
+ * The same into L2 (prefetcht1), 8 KiB ahead, for the kernels where that
  * streamed DRAM faster. One thread, each kernel alternating with the read
  * loop over its own 0.8 GB (medians of 9, this AMX KVM guest, load 4-9):
  * the VNNI q4_K_r16 kernel 0.68-0.83 of the read loop with prefetcht0 at
@@ -166,8 +168,15 @@ static inline void tm_prefetch_block(const void *p, int bytes)
  * q5_K 0.69 -> 0.87 (AVX2 0.70 -> 0.76). q4_K (0.93 either way) and q8_0
  * (1.07 vs 0.99) keep tm_prefetch_block. The likely cause: an L1 prefetch
  * holds one of the core's few L1 fill buffers for the whole DRAM latency.
+ * 8 rather than 16 KiB from an AMD Zen 5 guest (read ceiling 60-68 GB/s on
+ * 2 threads), where whole-model decode at 64 positions, alternating, gave
+ * the 2 GB Q4_K_M 78-80 % at 16 KiB, 81-86 % at 8, 77-82 % at 12, 80-84 %
+ * at 4, and the 4 GB MoE 71-77 %, 79-84 %, 75-80 %, 60-78 %. The -D
+ * overrides are for measuring another distance.
  */
-#define TM_PREFETCH_L2_AHEAD 16384
+#ifndef TM_PREFETCH_L2_AHEAD
+#define TM_PREFETCH_L2_AHEAD 8192
+#endif
 static inline void tm_prefetch_l2(const void *p)
 {
 	__builtin_prefetch((const char *)p + TM_PREFETCH_L2_AHEAD, 0, 2);

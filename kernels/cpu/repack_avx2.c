@@ -202,7 +202,7 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 				__m256i hv = _mm256_loadu_si256((const __m256i *)a->qh[s][8 * h]);
 
 				/*
-				 * Lines 5 + 3s .. 7 + 3s of the block 16 KiB on,
+				 * Lines 5 + 3s .. 7 + 3s of the block a prefetch distance on,
 				 * in address order: prefetched as read (ql and qh
 				 * lines alternating, 2 KiB apart), DRAM gave two
 				 * threads 0.63-0.68 of the read loop, in order
