@@ -40,7 +40,7 @@ static const char usage[] =
 	"  --gen N          tokens measured per context (default 32; 2 more warm up)\n"
 	"  -t, --threads T  threads (default: the CPUs this process may use)\n"
 	"  --weights W      auto, mmap or ddr, as tiermem run (default auto)\n"
-	"  --repack on|off  interleaved-row q4_K/q6_K in DDR, as tiermem run (default on\n"
+	"  --repack on|off  interleaved-row q4_K/q6_K/q8_0 in DDR, as tiermem run (default on\n"
 	"                   with the AVX-512 VNNI kernels and on AMD Zen/Zen+, off with\n"
 	"                   other AVX2 ones)\n"
 	"  --name NAME      a model imported into the store instead (tiermem import)\n"

@@ -34,7 +34,7 @@ static const char usage[] =
 	"  --no-verify        with --name: skip the checksums of the zero-copy tiers\n"
 	"  --weights W        with -m: mmap (default here: the file's own pages), ddr or\n"
 	"                     auto, as for tiermem run\n"
-	"  --repack on|off    with --weights ddr: interleaved-row q4_K/q6_K (default on\n"
+	"  --repack on|off    with --weights ddr: interleaved-row q4_K/q6_K/q8_0 (default on\n"
 	"                     with the AVX-512 VNNI kernels and on AMD Zen/Zen+, off\n"
 	"                     with other AVX2 ones)\n"
 	"  --tokens LIST      comma-separated token ids\n"

@@ -75,7 +75,7 @@ static const char usage[] =
 	"                     copy), ddr (read once into 2 MiB pages: faster decode), auto\n"
 	"                     (default: ddr if the file takes at most half the free memory)\n"
 	"  --repack on|off    on: weights loaded into DDR get the interleaved-row layout\n"
-	"                     for q4_K/q6_K (faster decode with the AVX-512 VNNI kernels\n"
+	"                     for q4_K/q6_K/q8_0 (faster decode with the AVX-512 VNNI kernels\n"
 	"                     and on AMD Zen/Zen+: default on there, off with other\n"
 	"                     AVX2 ones; mmap keeps the GGUF's; off with --gpu); a\n"
 	"                     stored model has the layout import gave it\n"

@@ -78,7 +78,7 @@ static const char usage[] =
 	"  --timeout S             seconds a request may take to arrive, and an idle\n"
 	"                          connection may stay open (default 30)\n"
 	"  --weights W             auto, mmap or ddr: as for tiermem run (default auto)\n"
-	"  --repack on|off         interleaved-row q4_K/q6_K in DDR (default on: cheaper\n"
+	"  --repack on|off         interleaved-row q4_K/q6_K/q8_0 in DDR (default on: cheaper\n"
 	"                          decode, and exact prompt tiles on AMX CPUs)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                          KV cache types: f16 (default, as llama-server), f32 or\n"

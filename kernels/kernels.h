@@ -37,6 +37,7 @@ enum tm_dtype {
 	/* interleaved-row layouts of GGML's types (below): never in a GGUF file */
 	TM_Q4_K_R16 = 40,
 	TM_Q6_K_R16 = 41,
+	TM_Q8_0_R16 = 42,
 	TM_DTYPE_MAX = 48,
 };
 

@@ -12,6 +12,7 @@ const struct tm_kern tm_kern_avx2 = {
 		[TM_Q2_K] = dot_q2_K, [TM_Q3_K] = dot_q3_K,
 		[TM_Q4_K] = dot_q4_K, [TM_Q5_K] = dot_q5_K, [TM_Q6_K] = dot_q6_K,
 		[TM_Q4_K_R16] = tm_dot_q4_K_r16_avx2, [TM_Q6_K_R16] = tm_dot_q6_K_r16_avx2,
+		[TM_Q8_0_R16] = tm_dot_q8_0_r16_avx2,
 		[TM_IQ4_XS] = dot_iq4_xs,
 	},
 	.quant_q8_0 = quant_q8_0_256,

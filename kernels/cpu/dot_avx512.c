@@ -501,14 +501,16 @@ static void quant_q8_Kp_512(const float *x, void *q, int64_t n)
 
 const struct tm_kern tm_kern_avx512 = {
 	.name = "avx512-novnni",
-	.dot = { AVX512_DOTS(512), [TM_Q8_0] = dot_q8_0, [TM_Q4_0] = dot_q4_0, [TM_Q4_K_R16] = tm_dot_q4_K_r16_avx2p, [TM_Q6_K_R16] = tm_dot_q6_K_r16_avx2 },
+	.dot = { AVX512_DOTS(512), [TM_Q8_0] = dot_q8_0, [TM_Q4_0] = dot_q4_0, [TM_Q4_K_R16] = tm_dot_q4_K_r16_avx2p, [TM_Q6_K_R16] = tm_dot_q6_K_r16_avx2,
+		 [TM_Q8_0_R16] = tm_dot_q8_0_r16_avx2 },
 	.quant_q8_0 = quant_q8_0_256,
 	.quant_q8_K = quant_q8_K_256,
 	.quant_q8_Kp = quant_q8_Kp_512,
 };
 
 #define VNNI_TABLE							\
-	.dot = { AVX512_DOTS(vnni), [TM_Q8_0] = dot_q8_0_vnni, [TM_Q4_0] = dot_q4_0_vnni, [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni }, \
+	.dot = { AVX512_DOTS(vnni), [TM_Q8_0] = dot_q8_0_vnni, [TM_Q4_0] = dot_q4_0_vnni, [TM_Q4_K_R16] = tm_dot_q4_K_r16_vnni, [TM_Q6_K_R16] = tm_dot_q6_K_r16_vnni, \
+		 [TM_Q8_0_R16] = tm_dot_q8_0_r16_vnni }, \
 	.quant_q8_0 = quant_q8_0_256,					\
 	.quant_q8_K = quant_q8_K_256,					\
 	.quant_q8_Kp = quant_q8_Kp_512,				\

@@ -85,6 +85,35 @@ static void tile_q8_0(const struct gemm *g, const struct panel *P, const char *t
 }
 
 /*
+ * A q8_0_r16 group in the order of the dot kernels (row_q8_0's): (d * dx) *
+ * sum added block by block, not fused, so prefill equals decode bit for bit.
+ */
+static void tile_q8_0_canon(const struct gemm *g, const struct panel *P, const char *tile, float out[RT][TT])
+{
+	const int8_t *xq = (const int8_t *)tile;
+	const float *dx = (const float *)(tile + g->sz.tile_codes), *dw = P->sc;
+	int nb = g->cols / QK;
+	_Alignas(64) int32_t c[2][RT][TT];
+	__m512 acc[RT];
+
+	UNROLL_RT for (int r = 0; r < RT; r++)
+		acc[r] = _mm512_setzero_ps();
+	for (int b = 0; b < nb; b++) {
+		__m512 x = _mm512_load_ps(dx + b * TT);
+
+		if (b % 2 == 0)
+			TILE_PRODUCT(0, 2, 4, P->codes + (size_t)b * RT * QK, xq + (size_t)b * QK * TT, QK, c[0]);
+		else
+			TILE_PRODUCT(1, 3, 5, P->codes + (size_t)b * RT * QK, xq + (size_t)b * QK * TT, QK, c[1]);
+		UNROLL_RT for (int r = 0; r < RT; r++)
+			acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(dw[b * RT + r]), x),
+								     _mm512_cvtepi32_ps(_mm512_load_si512(c[b % 2][r]))));
+	}
+	UNROLL_RT for (int r = 0; r < RT; r++)
+		_mm512_store_ps(out[r], acc[r]);
+}
+
+/*
  * K-quants: ns sub-blocks of ks elements per block. A sub-block's 16 x 16
  * integer sums (|sum| < 2^16) times its scale d * sc (P->sc holds them as
  * floats; up to 17 significant bits) round once each (not exact: the product
@@ -216,8 +245,8 @@ static void run(struct tm_pool *pool, const struct tm_kern *k, int type, const v
 {
 	/* an r16 matrix comes as whole groups (matvec.c runs its last rows % 16 on the dot kernels) */
 	gemm_start(pool, k, type, w, row_stride, rows, cols, X, n, Y, ystride, mem, 0,
-		   tm_repack_base(type) != type ? tile_kq_canon :
-		   tm_repack_base(type) == TM_Q8_0 ? tile_q8_0 : tile_kq, gemm_run);
+		   type == TM_Q8_0_R16 ? tile_q8_0_canon : tm_repack_base(type) != type ? tile_kq_canon :
+		   type == TM_Q8_0 ? tile_q8_0 : tile_kq, gemm_run);
 }
 
 const struct tm_gemm tm_gemm_amx = {

@@ -410,6 +410,21 @@ static inline __m512i lanes_corr(const __m512i *x, int n, int u)
 	return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(c, 7));
 }
 
+/* q8_0_r16: quad k of the 16 rows is dword lane l of qs[k], plus 128 */
+static inline void decode_q8_0_r16(const struct panel *P, const blk_q8_0_r16 *g, int nb)
+{
+	for (int b = 0; b < nb; b++, g++) {
+		__m512i x[8];
+
+		for (int k = 0; k < 8; k++)
+			x[k] = _mm512_xor_si512(_mm512_loadu_si512(g->qs[k]), _mm512_set1_epi8((char)0x80));
+		transpose_16x8(x, P->codes + (size_t)b * RT * QK);
+		if (P->corr)
+			_mm512_storeu_si512(P->corr + b * RT, lanes_corr(x, 8, 0));
+		_mm512_storeu_ps(P->sc + b * RT, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d)));
+	}
+}
+
 static inline void decode_q4_K_r16(const struct panel *P, const blk_q4_K_r16 *g, int nb)
 {
 	const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi32(63);
@@ -486,7 +501,9 @@ static inline void decode_panel(const struct gemm *g, const struct panel *P, int
 		memset(P->codes, 0, g->sz.panel);
 	/* a whole group of an r16 matrix (its last rows % 16 rows keep the GGUF layout) */
 	if (g->rtype != g->type && nr == RT) {
-		if (g->type == TM_Q4_K)
+		if (g->type == TM_Q8_0)
+			decode_q8_0_r16(P, (const blk_q8_0_r16 *)base, nb);
+		else if (g->type == TM_Q4_K)
 			decode_q4_K_r16(P, (const blk_q4_K_r16 *)base, nb);
 		else
 			decode_q6_K_r16(P, (const blk_q6_K_r16 *)base, nb);

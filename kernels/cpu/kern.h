@@ -119,7 +119,7 @@ const struct tm_kern *tm_kern(void);
 static inline int tm_act_type(int type)
 {
 	switch (type) {
-	case TM_Q4_0: case TM_Q5_0: case TM_Q8_0: return TM_Q8_0;
+	case TM_Q4_0: case TM_Q5_0: case TM_Q8_0: case TM_Q8_0_R16: return TM_Q8_0;
 	case TM_Q4_1: case TM_Q5_1: return TM_Q8_1;
 	case TM_Q2_K: case TM_Q3_K: case TM_Q4_K: case TM_Q5_K: case TM_Q6_K: case TM_IQ4_XS:
 	case TM_Q4_K_R16: case TM_Q6_K_R16:

@@ -15,6 +15,7 @@ int tm_repack_type(int type)
 	switch (type) {
 	case TM_Q4_K: return TM_Q4_K_R16;
 	case TM_Q6_K: return TM_Q6_K_R16;
+	case TM_Q8_0: return TM_Q8_0_R16;
 	default: return -1;
 	}
 }
@@ -38,6 +39,7 @@ int tm_repack_base(int type)
 	switch (type) {
 	case TM_Q4_K_R16: return TM_Q4_K;
 	case TM_Q6_K_R16: return TM_Q6_K;
+	case TM_Q8_0_R16: return TM_Q8_0;
 	default: return type;
 	}
 }
@@ -190,6 +192,24 @@ static void q6_K_unpack(const blk_q6_K_r16 *g, blk_q6_K *const rows[R16])
 	}
 }
 
+static void q8_0_pack(const blk_q8_0 *const rows[R16], blk_q8_0_r16 *g)
+{
+	for (int l = 0; l < R16; l++) {
+		g->d[l] = rows[l]->d;
+		for (int k = 0; k < 8; k++)
+			put4(g->qs[k][l], get4((const uint8_t *)rows[l]->qs + 4 * k) ^ 0x80808080u);
+	}
+}
+
+static void q8_0_unpack(const blk_q8_0_r16 *g, blk_q8_0 *const rows[R16])
+{
+	for (int l = 0; l < R16; l++) {
+		rows[l]->d = g->d[l];
+		for (int k = 0; k < 8; k++)
+			put4((uint8_t *)rows[l]->qs + 4 * k, get4(g->qs[k][l]) ^ 0x80808080u);
+	}
+}
+
 /* Each whole group of 16 rows: copied out, then rewritten in place in the other layout. */
 static int convert(int base, int to_r16, void *data, int rows, int cols)
 {
@@ -218,7 +238,11 @@ static int convert(int base, int to_r16, void *data, int rows, int cols)
 
 			for (int l = 0; l < R16; l++)
 				rp[l] = (to_r16 ? tmp : grp) + l * rb + i * bs;
-			if (base == TM_Q4_K && to_r16)
+			if (base == TM_Q8_0 && to_r16)
+				q8_0_pack((const blk_q8_0 *const *)rp, (blk_q8_0_r16 *)gb);
+			else if (base == TM_Q8_0)
+				q8_0_unpack((const blk_q8_0_r16 *)gb, (blk_q8_0 *const *)rp);
+			else if (base == TM_Q4_K && to_r16)
 				q4_K_pack((const blk_q4_K *const *)rp, (blk_q4_K_r16 *)gb);
 			else if (base == TM_Q4_K)
 				q4_K_unpack((const blk_q4_K_r16 *)gb, (blk_q4_K *const *)rp);
@@ -296,7 +320,23 @@ static float row_q6_K_r16(const blk_q6_K_r16 *g, int l, int nb, const blk_q8_K *
 	return s;
 }
 
-#define R16_REF(T)									\
+/* Row l of a q8_0_r16 group: row_q8_0's arithmetic, (d * dx) * sum added block by block. */
+static float row_q8_0_r16(const blk_q8_0_r16 *g, int l, int nb, const blk_q8_0 *b)
+{
+	float s = 0.f;
+
+	for (int i = 0; i < nb; i++, g++, b++) {
+		int sum = 0;
+
+		for (int k = 0; k < 8; k++)
+			for (int e = 0; e < 4; e++)
+				sum += (int8_t)(g->qs[k][l][e] ^ 0x80) * b->qs[4 * k + e];
+		s += (tm_f16_to_f32(g->d[l]) * tm_f16_to_f32(b->d)) * (float)sum;
+	}
+	return s;
+}
+
+#define R16_REF(T, ACT)									\
 void tm_dot_##T##_r16_ref(const void *w, size_t wstride, int nrows, int nblocks,	\
 			  const void *x, size_t xstride, int nx, float *y, size_t ystride) \
 {											\
@@ -308,11 +348,13 @@ void tm_dot_##T##_r16_ref(const void *w, size_t wstride, int nrows, int nblocks,
 		for (int t = 0; t < nx; t++)						\
 			for (int l = 0; l < R16; l++)					\
 				y[t * ystride + r0 + l] = row_##T##_r16(g, l, nblocks,	\
-					(const blk_q8_K *)((const char *)x + t * xstride)); \
+					(const ACT *)((const char *)x + t * xstride)); \
 	}										\
 	tm_r16_tail(TM_##T, full, w, wstride, nrows, nblocks, x, xstride, nx, y, ystride); \
 }
 #define TM_q4_K TM_Q4_K
 #define TM_q6_K TM_Q6_K
-R16_REF(q4_K)
-R16_REF(q6_K)
+#define TM_q8_0 TM_Q8_0
+R16_REF(q4_K, blk_q8_K)
+R16_REF(q6_K, blk_q8_K)
+R16_REF(q8_0, blk_q8_0)

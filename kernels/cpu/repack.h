@@ -41,7 +41,19 @@ typedef struct {
 	uint8_t qh[16][R16][4];
 } blk_q6_K_r16;
 
+/*
+ * q8_0: the 32 codes of a block in 8 quads of 4 (elements 4k..4k+3 at
+ * qs[k][l]), each plus 128 (code ^ 0x80): vpdpbusd takes the weights as its
+ * unsigned operand against a broadcast of 4 signed activation bytes, and
+ * 128 x the activations' sum comes off once per block for all 16 rows.
+ */
+typedef struct {
+	uint16_t d[R16];
+	uint8_t qs[8][R16][4];
+} blk_q8_0_r16;
+
 _Static_assert(sizeof(blk_q4_K_r16) == R16 * sizeof(blk_q4_K), "q4_K_r16 takes its rows' bytes");
+_Static_assert(sizeof(blk_q8_0_r16) == R16 * sizeof(blk_q8_0), "q8_0_r16 takes its rows' bytes");
 _Static_assert(sizeof(blk_q6_K_r16) == R16 * sizeof(blk_q6_K), "q6_K_r16 takes its rows' bytes");
 
 /*
@@ -53,6 +65,8 @@ void tm_dot_q4_K_r16_ref(const void *w, size_t wstride, int nrows, int nblocks,
 			 const void *x, size_t xstride, int nx, float *y, size_t ystride);
 void tm_dot_q6_K_r16_ref(const void *w, size_t wstride, int nrows, int nblocks,
 			 const void *x, size_t xstride, int nx, float *y, size_t ystride);
+void tm_dot_q8_0_r16_ref(const void *w, size_t wstride, int nrows, int nblocks,
+			 const void *x, size_t xstride, int nx, float *y, size_t ystride);
 /* AVX2 (also the AVX-512 table without VNNI); perm: activations in TM_ACT_Q8_KP order */
 void tm_dot_q4_K_r16_avx2(const void *w, size_t wstride, int nrows, int nblocks,
 			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
@@ -60,10 +74,14 @@ void tm_dot_q4_K_r16_avx2p(const void *w, size_t wstride, int nrows, int nblocks
 			   const void *x, size_t xstride, int nx, float *y, size_t ystride);
 void tm_dot_q6_K_r16_avx2(const void *w, size_t wstride, int nrows, int nblocks,
 			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
+void tm_dot_q8_0_r16_avx2(const void *w, size_t wstride, int nrows, int nblocks,
+			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
 /* AVX-512 with VNNI; q4_K_r16 takes TM_ACT_Q8_KP activations there */
 void tm_dot_q4_K_r16_vnni(const void *w, size_t wstride, int nrows, int nblocks,
 			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
 void tm_dot_q6_K_r16_vnni(const void *w, size_t wstride, int nrows, int nblocks,
+			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
+void tm_dot_q8_0_r16_vnni(const void *w, size_t wstride, int nrows, int nblocks,
 			  const void *x, size_t xstride, int nx, float *y, size_t ystride);
 
 /* The rows past the last whole group: the GGML type's kernel of the table in use. */

@@ -244,6 +244,53 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 }
 
 /*
+ * q8_0: the codes back to signed (^ 0x80), then row_q8_0's sums exactly:
+ * |code| times the activation with the code's sign in vpmaddubsw (a pair is
+ * at most 2 * 128 * 127, no saturation), widened by vpmaddwd, 4 products a
+ * lane per quad; (d * dx) * sum added per block as the scalar kernel does.
+ */
+INLINE void q8_0r16_group(const blk_q8_0_r16 *a, int nblocks, const blk_q8_0 *const x0[], float *y,
+			  size_t ystride, const int NX, const int PERM)
+{
+	const __m256i bias = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+	__m256 acc[2][TM_NX_MAX];
+
+	(void)PERM;
+	UNROLL for (int t = 0; t < NX; t++)
+		acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+	for (int i = 0; i < nblocks; i++, a++) {
+		__m256i isum[2][TM_NX_MAX];
+
+		UNROLL for (int c = 0; c < (int)sizeof(*a); c += 64)
+			tm_prefetch_l2((const char *)a + c);
+		UNROLL for (int t = 0; t < NX; t++)
+			isum[0][t] = isum[1][t] = _mm256_setzero_si256();
+		UNROLL for (int k = 0; k < 8; k++) {
+			UNROLL for (int h = 0; h < 2; h++) {
+				__m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a->qs[k][8 * h]), bias);
+				__m256i aq = _mm256_sign_epi8(q, q);
+
+				UNROLL for (int t = 0; t < NX; t++) {
+					__m256i p = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(bcast4(x0[t][i].qs + 4 * k), q));
+
+					isum[h][t] = _mm256_add_epi32(isum[h][t], _mm256_madd_epi16(p, ones));
+				}
+			}
+		}
+		UNROLL for (int h = 0; h < 2; h++) {
+			__m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a->d + 8 * h)));
+
+			UNROLL for (int t = 0; t < NX; t++)
+				acc[h][t] = _mm256_add_ps(acc[h][t], _mm256_mul_ps(_mm256_mul_ps(d,
+						_mm256_set1_ps(_cvtsh_ss(x0[t][i].d))), _mm256_cvtepi32_ps(isum[h][t])));
+		}
+	}
+	UNROLL for (int h = 0; h < 2; h++)
+		UNROLL for (int t = 0; t < NX; t++)
+			_mm256_storeu_ps(y + t * ystride + 8 * h, acc[h][t]);
+}
+
+/*
  * Both halves of a group block are taken before the next block: with a pass
  * over the group per half, each prefetching its own ~44 % of a block, the
  * first pass read the rest from DRAM unannounced and the second ran from L2
@@ -251,15 +298,15 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
  * q4_K_r16 and q6_K_r16, against 0.8-0.84 for the GGML kernels; one pass:
  * 0.82 and 0.70, alternating, medians of 7, load 7-8: a noisy host).
  */
-#define R16_AVX2(name, T, BASE, PERM)							\
+#define R16_AVX2(name, T, BASE, PERM, ACT)						\
 void tm_dot_##name(const void *w, size_t wstride, int nrows, int nblocks,		\
 		   const void *x, size_t xstride, int nx, float *y, size_t ystride)	\
 {											\
-	const blk_q8_K *x0[TM_NX_MAX];							\
+	const ACT *x0[TM_NX_MAX];							\
 	int full = nrows / R16 * R16;							\
 											\
 	for (int t = 0; t < nx && t < TM_NX_MAX; t++)					\
-		x0[t] = (const blk_q8_K *)((const char *)x + t * xstride);		\
+		x0[t] = (const ACT *)((const char *)x + t * xstride);			\
 	for (int r0 = 0; r0 < full; r0 += R16) {					\
 		const blk_##T##_r16 *g = (const void *)((const char *)w + (size_t)r0 * wstride); \
 											\
@@ -274,6 +321,7 @@ void tm_dot_##name(const void *w, size_t wstride, int nrows, int nblocks,		\
 }
 #define q4_Kr16_group q4Kr16_group
 #define q6_Kr16_group q6Kr16_group
-R16_AVX2(q4_K_r16_avx2, q4_K, TM_Q4_K, 0)
-R16_AVX2(q4_K_r16_avx2p, q4_K, TM_Q4_K, 1)
-R16_AVX2(q6_K_r16_avx2, q6_K, TM_Q6_K, 0)
+R16_AVX2(q4_K_r16_avx2, q4_K, TM_Q4_K, 0, blk_q8_K)
+R16_AVX2(q4_K_r16_avx2p, q4_K, TM_Q4_K, 1, blk_q8_K)
+R16_AVX2(q6_K_r16_avx2, q6_K, TM_Q6_K, 0, blk_q8_K)
+R16_AVX2(q8_0_r16_avx2, q8_0, TM_Q8_0, 0, blk_q8_0)

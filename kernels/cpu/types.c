@@ -23,6 +23,7 @@ static const struct tm_dtype_traits traits[TM_DTYPE_MAX] = {
 	/* the same bytes per block as their GGML types, in groups of 16 rows (repack.h) */
 	[TM_Q4_K_R16] = { "q4_K_r16", 256, 144 },
 	[TM_Q6_K_R16] = { "q6_K_r16", 256, 210 },
+	[TM_Q8_0_R16] = { "q8_0_r16", 32, 34 },
 };
 
 const struct tm_dtype_traits *tm_dtype_traits(int type)

@@ -21,7 +21,7 @@
 #include "tiermem/model.h"
 
 /*
- * Every q4_K/q6_K matrix of at least one group of rows, except the token
+ * Every q4_K/q6_K/q8_0 matrix of at least one group of rows, except the token
  * embeddings: the forward pass reads their rows one by one (tm_dequant_row),
  * the only weight it reads other than through a matvec or matmul. A tied
  * output is the embeddings, so it stays in the GGUF layout too.

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Weight layouts: the interleaved-row layout of q4_K/q6_K matrices
+# Weight layouts: the interleaved-row layout of q4_K/q6_K/q8_0 matrices
 # (kernels/kernels.h; made by `tiermem import` into the store and by a DDR
 # load, --repack on|off) against the GGUF layout, on a dense and an MoE
-# Q4_K_M synth model, decode (--batch 1) and prefill (--batch 16):
+# Q4_K_M synth model and a dense q8_0 one, decode (--batch 1) and prefill
+# (--batch 16):
 #  - the GGUF layout is untouched where asked: --repack off (DDR) and an
 #    import with --repack off give logits bit-identical to the mapped file;
 #  - a repacked import and a repacked DDR load are bit-identical to each
 #    other (same bytes, same kernels), and the manifest names r16 for exactly
-#    the q4_K/q6_K matrices (never token_embd, never f32 vectors);
+#    the q4_K/q6_K/q8_0 matrices (never token_embd, never f32 vectors);
 #  - repacked vs GGUF layout: the same integer block sums, only the order of
 #    float additions differs (unit test test_repack: 4e-8 S per matvec), but
 #    the activations are quantized to q8_K before every matvec and a sum on a
@@ -39,17 +40,18 @@ for b in "$TM" "$SAN"; do
 	fi
 done
 
-for arch in llama qwen3moe; do
+for spec in llama:q4_K_M qwen3moe:q4_K_M llama:q8_0; do
+	arch=${spec%%:*}-${spec#*:}
 	m=$W/$arch.gguf
-	synth_or_notok "$m" --arch $arch --type q4_K_M || continue
+	synth_or_notok "$m" --arch ${spec%%:*} --type ${spec#*:} || continue
 	"$TM" import -m "$m" --name $arch-r16 --repack on -q --tier fast=ddr:1M@20 --tier slow=file:1G@5 >/dev/null 2>"$W/err" ||
 		notok "$arch: import failed: $(tail -1 "$W/err")"
 	"$TM" import -m "$m" --name $arch-gguf --repack off -q >/dev/null 2>"$W/err" ||
 		notok "$arch: import --repack off failed: $(tail -1 "$W/err")"
 	mf=$TIERMEM_HOME/models/$arch-r16/manifest.json
-	check "$arch: the manifest says r16 for every q4_K/q6_K matrix and for nothing else" \
+	check "$arch: the manifest says r16 for every q4_K/q6_K/q8_0 matrix and for nothing else" \
 		"python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))[\"tensors\"]; \
-sys.exit(not all((x[\"layout\"]==\"r16\")==(x[\"type\"] in (12,14) and x[\"name\"]!=\"token_embd.weight\") for x in t) \
+sys.exit(not all((x[\"layout\"]==\"r16\")==(x[\"type\"] in (8,12,14) and x[\"name\"]!=\"token_embd.weight\") for x in t) \
 or not any(x[\"layout\"]==\"r16\" for x in t))' '$mf'"
 	check "$arch: import --repack off keeps every tensor in the GGUF layout" \
 		"! grep -q '\"r16\"' '$TIERMEM_HOME/models/$arch-gguf/manifest.json'"
@@ -85,8 +87,8 @@ or not any(x[\"layout\"]==\"r16\" for x in t))' '$mf'"
 done
 
 # ---- what a wrong layout gives fails that bound ----
-M=$W/llama.gguf
-mf=$TIERMEM_HOME/models/llama-r16/manifest.json
+M=$W/llama-q4_K_M.gguf
+mf=$TIERMEM_HOME/models/llama-q4_K_M-r16/manifest.json
 cp "$mf" "$W/manifest.good"
 python3 - "$mf" blk.0.ffn_down.weight layout gguf <<'PY'
 import json, sys
@@ -99,7 +101,7 @@ json.dump(m, open(p, "w"))
 PY
 "$TM" logits -m "$M" --tokens $TOKS -o "$W/mmap.bin" 2>/dev/null
 vocab=$(($(stat -c %s "$W/mmap.bin") / 4 / NTOK))
-if "$TM" logits --name llama-r16 --tokens $TOKS -o "$W/wrong.bin" 2>"$W/err"; then
+if "$TM" logits --name llama-q4_K_M-r16 --tokens $TOKS -o "$W/wrong.bin" 2>"$W/err"; then
 	if res=$("${CMP[@]}" "$W/wrong.bin" "$W/mmap.bin" --vocab "$vocab" "${TOL[@]}"); then
 		notok "one repacked tensor read as the GGUF layout passes the bound: $res"
 	else
@@ -113,14 +115,14 @@ fi
 edit() { cp "$W/manifest.good" "$mf"; sed -i "$1" "$mf"; }
 edit '0,/"r16"/s//"q4_K_r99"/'
 expect2_re "a manifest claiming an unknown layout" "layout 'q4_K_r99'" \
-	"$SAN" logits --name llama-r16 --tokens 1,2 -o "$W/x.bin"
+	"$SAN" logits --name llama-q4_K_M-r16 --tokens 1,2 -o "$W/x.bin"
 cp "$W/manifest.good" "$mf"
 python3 -c 'import json,sys; p=sys.argv[1]; m=json.load(open(p)); [t.update(layout="r16") for t in m["tensors"] if t["name"]=="token_embd.weight"]; json.dump(m,open(p,"w"))' "$mf"
 expect2_re "a manifest claiming r16 for token_embd" "cannot have" \
-	"$SAN" run --name llama-r16 -p hi -n 1
+	"$SAN" run --name llama-q4_K_M-r16 -p hi -n 1
 cp "$W/manifest.good" "$mf"
 check "the restored manifest runs again (sanitized run --name)" \
-	'"$SAN" run --name llama-r16 -p hi -n 2 >/dev/null 2>"$W/err"'
+	'"$SAN" run --name llama-q4_K_M-r16 -p hi -n 2 >/dev/null 2>"$W/err"'
 expect2_re "import --repack maybe" "--repack" "$SAN" import -m "$M" --name x --repack maybe
 expect2_re "run --repack maybe" "--repack" "$SAN" run -m "$M" --repack maybe -p hi -n 1
 check "run -m --weights ddr (repacked, sanitized) generates" \

@@ -324,20 +324,22 @@ static void test_bad_input(void)
 {
 	float buf[256 * 16];
 
-	tap_ok(tm_repack(TM_F32, buf, 16, 256) == -EINVAL && tm_repack(TM_Q8_0, buf, 16, 256) == -EINVAL &&
+	tap_ok(tm_repack(TM_F32, buf, 16, 256) == -EINVAL && tm_repack(TM_Q5_0, buf, 16, 256) == -EINVAL &&
+	       tm_repack(TM_Q8_0, buf, 16, 100) == -EINVAL &&
 	       tm_repack(TM_Q4_K, buf, 16, 100) == -EINVAL && tm_repack(TM_Q4_K, buf, -1, 256) == -EINVAL &&
 	       tm_unrepack(TM_Q4_K, buf, 16, 256) == -EINVAL,
 	       "repack refuses types without a repacked form, bad shapes, and unrepacking a GGML type");
 	tap_ok(tm_repack_type(TM_Q4_K) == TM_Q4_K_R16 && tm_repack_base(TM_Q6_K_R16) == TM_Q6_K &&
-	       tm_repack_base(TM_Q8_0) == TM_Q8_0 && !tm_dtype_in_gguf(TM_Q4_K_R16) && tm_dtype_in_gguf(TM_Q4_K),
+	       tm_repack_base(TM_Q8_0) == TM_Q8_0 && tm_repack_type(TM_Q8_0) == TM_Q8_0_R16 &&
+	       tm_repack_base(TM_Q8_0_R16) == TM_Q8_0 && !tm_dtype_in_gguf(TM_Q8_0_R16) && !tm_dtype_in_gguf(TM_Q4_K_R16) && tm_dtype_in_gguf(TM_Q4_K),
 	       "type mapping: a repacked type is never a GGUF tensor type");
 }
 
 int main(void)
 {
-	const int types[] = { TM_Q4_K, TM_Q6_K };
+	const int types[] = { TM_Q4_K, TM_Q6_K, TM_Q8_0 };
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		test_round_trip(types[i]);
 		test_scalar_exact(types[i]);
 		test_isas(types[i]);
