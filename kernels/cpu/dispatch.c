@@ -73,19 +73,38 @@ static int detect(void)
  * kernels are bound by instruction count, and the interleaved-row layout,
  * which needs fewer per weight byte, pays (repack.c says what was measured).
  */
-int tm_cpu_avx2_split(void)
+static int amd_family(unsigned int *model)
 {
-	unsigned int a, b, c, d, family, model;
+	unsigned int a, b, c, d;
 
 	if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541 || d != 0x69746e65 || c != 0x444d4163)
 		return 0;	/* "AuthenticAMD" */
 	if (!__get_cpuid(1, &a, &b, &c, &d))
 		return 0;
-	family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
-	model = ((a >> 4) & 0xf) | ((a >> 12) & 0xf0);
-	return family == 0x17 && model < 0x30;
+	*model = ((a >> 4) & 0xf) | ((a >> 12) & 0xf0);
+	return ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+}
+
+int tm_cpu_avx2_split(void)
+{
+	unsigned int model;
+
+	return amd_family(&model) == 0x17 && model < 0x30;
+}
+
+/* Zen 5 (kern.h: tm_prefetch_l2); other CPUs are unmeasured or measured slower (Intel, AMX) */
+static int prefetch_to_l1(void)
+{
+	unsigned int model;
+
+	return amd_family(&model) == 0x1a;
 }
 #else
+static int prefetch_to_l1(void)
+{
+	return 0;
+}
+
 static int detect(void)
 {
 	return ISA_SCALAR;
@@ -107,6 +126,7 @@ static const struct tm_kern *const tables[] = {
 
 static _Atomic int best = -1;
 static _Atomic(const struct tm_kern *) current;
+int tm_prefetch_to_l1;
 
 const struct tm_kern *tm_kern(void)
 {
@@ -115,6 +135,9 @@ const struct tm_kern *tm_kern(void)
 	if (!k) {
 		const char *env = getenv("TIERMEM_ISA");
 
+		const char *pf = getenv("TIERMEM_PREFETCH");
+
+		tm_prefetch_to_l1 = pf && *pf ? !strcmp(pf, "l1") : prefetch_to_l1();
 		best = detect();
 		k = tables[best];
 		atomic_store(&current, k);
