@@ -58,8 +58,13 @@ static size_t scratch(int type, int cols, int n, int nth)
 		_tile_stored(c, out, 64);				\
 	} while (0)
 
-/* out[r][t] for the panel P and token tile `tile`: q8_0. */
-static void tile_q8_0(const struct gemm *g, const struct panel *P, const char *tile, float out[RT][TT])
+/*
+ * out[r][t] for the panel P and token tile `tile`: q8_0. canon: a q8_0_r16
+ * group in the order of the dot kernels (row_q8_0's): (d * dx) * sum added
+ * block by block, not fused, so prefill equals decode bit for bit.
+ */
+static inline void tile_q8_0_in(const struct gemm *g, const struct panel *P, const char *tile,
+				float out[RT][TT], const int canon)
 {
 	const int8_t *xq = (const int8_t *)tile;
 	const float *dx = (const float *)(tile + g->sz.tile_codes), *dw = P->sc;
@@ -76,41 +81,25 @@ static void tile_q8_0(const struct gemm *g, const struct panel *P, const char *t
 			TILE_PRODUCT(0, 2, 4, P->codes + (size_t)b * RT * QK, xq + (size_t)b * QK * TT, QK, c[0]);
 		else
 			TILE_PRODUCT(1, 3, 5, P->codes + (size_t)b * RT * QK, xq + (size_t)b * QK * TT, QK, c[1]);
-		UNROLL_RT for (int r = 0; r < RT; r++)
-			acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[b % 2][r])), x),
-						 _mm512_set1_ps(dw[b * RT + r]), acc[r]);
+		UNROLL_RT for (int r = 0; r < RT; r++) {
+			__m512 s = _mm512_cvtepi32_ps(_mm512_load_si512(c[b % 2][r]));
+
+			acc[r] = canon ? _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(dw[b * RT + r]), x), s))
+				       : _mm512_fmadd_ps(_mm512_mul_ps(s, x), _mm512_set1_ps(dw[b * RT + r]), acc[r]);
+		}
 	}
 	UNROLL_RT for (int r = 0; r < RT; r++)
 		_mm512_store_ps(out[r], acc[r]);
 }
 
-/*
- * A q8_0_r16 group in the order of the dot kernels (row_q8_0's): (d * dx) *
- * sum added block by block, not fused, so prefill equals decode bit for bit.
- */
+static void tile_q8_0(const struct gemm *g, const struct panel *P, const char *tile, float out[RT][TT])
+{
+	tile_q8_0_in(g, P, tile, out, 0);
+}
+
 static void tile_q8_0_canon(const struct gemm *g, const struct panel *P, const char *tile, float out[RT][TT])
 {
-	const int8_t *xq = (const int8_t *)tile;
-	const float *dx = (const float *)(tile + g->sz.tile_codes), *dw = P->sc;
-	int nb = g->cols / QK;
-	_Alignas(64) int32_t c[2][RT][TT];
-	__m512 acc[RT];
-
-	UNROLL_RT for (int r = 0; r < RT; r++)
-		acc[r] = _mm512_setzero_ps();
-	for (int b = 0; b < nb; b++) {
-		__m512 x = _mm512_load_ps(dx + b * TT);
-
-		if (b % 2 == 0)
-			TILE_PRODUCT(0, 2, 4, P->codes + (size_t)b * RT * QK, xq + (size_t)b * QK * TT, QK, c[0]);
-		else
-			TILE_PRODUCT(1, 3, 5, P->codes + (size_t)b * RT * QK, xq + (size_t)b * QK * TT, QK, c[1]);
-		UNROLL_RT for (int r = 0; r < RT; r++)
-			acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(dw[b * RT + r]), x),
-								     _mm512_cvtepi32_ps(_mm512_load_si512(c[b % 2][r]))));
-	}
-	UNROLL_RT for (int r = 0; r < RT; r++)
-		_mm512_store_ps(out[r], acc[r]);
+	tile_q8_0_in(g, P, tile, out, 1);
 }
 
 /*
