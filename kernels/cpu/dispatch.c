@@ -67,12 +67,7 @@ static int detect(void)
 	return amx_ok(d7, xcr0) ? ISA_AVX512AMX : ISA_AVX512VNNI;
 }
 
-/*
- * AMD family 17h below model 30h (Zen, Zen+) splits every 256-bit instruction
- * into two 128-bit halves and issues about three halves a cycle: there the
- * kernels are bound by instruction count, and the interleaved-row layout,
- * which needs fewer per weight byte, pays (repack.c says what was measured).
- */
+/* An AMD CPU's family and *model from cpuid 1; 0 for other vendors. */
 static int amd_family(unsigned int *model)
 {
 	unsigned int a, b, c, d;
@@ -85,6 +80,12 @@ static int amd_family(unsigned int *model)
 	return ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
 }
 
+/*
+ * AMD family 17h below model 30h (Zen, Zen+) splits every 256-bit instruction
+ * into two 128-bit halves and issues about three halves a cycle: there the
+ * kernels are bound by instruction count, and the interleaved-row layout,
+ * which needs fewer per weight byte, pays (repack.c says what was measured).
+ */
 int tm_cpu_avx2_split(void)
 {
 	unsigned int model;
@@ -133,11 +134,10 @@ const struct tm_kern *tm_kern(void)
 	const struct tm_kern *k = atomic_load_explicit(&current, memory_order_relaxed);
 
 	if (!k) {
-		const char *env = getenv("TIERMEM_ISA");
+		const char *env = getenv("TIERMEM_ISA"), *pf = getenv("TIERMEM_PREFETCH");
 
-		const char *pf = getenv("TIERMEM_PREFETCH");
-
-		tm_prefetch_to_l1 = pf && *pf ? !strcmp(pf, "l1") : prefetch_to_l1();
+		/* l1 or l2 as asked; anything else leaves this CPU's choice */
+		tm_prefetch_to_l1 = pf && !strcmp(pf, "l1") ? 1 : pf && !strcmp(pf, "l2") ? 0 : prefetch_to_l1();
 		best = detect();
 		k = tables[best];
 		atomic_store(&current, k);

@@ -147,9 +147,7 @@ static inline int tm_act_base(int act)
  * far ahead keeps enough misses in flight (cpu-facts: 2-3x better than the
  * hardware prefetcher alone at 10-30 instructions per cache line).
  */
-#ifndef TM_PREFETCH_AHEAD
 #define TM_PREFETCH_AHEAD 8192
-#endif
 static inline void tm_prefetch_block(const void *p, int bytes)
 {
 	const char *c = (const char *)p + TM_PREFETCH_AHEAD;
@@ -171,8 +169,8 @@ static inline void tm_prefetch_block(const void *p, int bytes)
  * 8 rather than 16 KiB from an AMD Zen 5 guest (read ceiling 60-68 GB/s on
  * 2 threads), where whole-model decode at 64 positions, alternating, gave
  * the 2 GB Q4_K_M 78-80 % at 16 KiB, 81-86 % at 8, 77-82 % at 12, 80-84 %
- * at 4, and the 4 GB MoE 71-77 %, 79-84 %, 75-80 %, 60-78 %. The -D
- * overrides are for measuring another distance.
+ * at 4, and the 4 GB MoE 71-77 %, 79-84 %, 75-80 %, 60-78 %. -D
+ * TM_PREFETCH_L2_AHEAD=N builds another distance, to measure it.
  */
 #ifndef TM_PREFETCH_L2_AHEAD
 #define TM_PREFETCH_L2_AHEAD 8192

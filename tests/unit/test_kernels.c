@@ -16,6 +16,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kernels/cpu/kern.h"
 #include "kernels/kernels.h"
@@ -797,9 +799,41 @@ static void test_bad_jobs(void)
 	tm_pool_destroy(pool);
 }
 
+/* tm_prefetch_to_l1 as a fresh process with TIERMEM_PREFETCH=val (NULL: unset) chooses it; -1 if the child failed. */
+static int prefetch_choice(const char *val)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (val)
+			setenv("TIERMEM_PREFETCH", val, 1);
+		else
+			unsetenv("TIERMEM_PREFETCH");
+		tm_kern();
+		_exit(tm_prefetch_to_l1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static void test_prefetch_env(void)
+{
+	int dflt = prefetch_choice(NULL);
+
+	tap_ok(prefetch_choice("l1") == 1 && prefetch_choice("l2") == 0 && (dflt == 0 || dflt == 1) &&
+	       prefetch_choice("l3") == dflt && prefetch_choice("") == dflt,
+	       "TIERMEM_PREFETCH=l1 prefetches into L1, l2 into L2; unset, empty or unknown leaves this CPU's choice (%s)",
+	       dflt == 1 ? "L1" : "L2");
+}
+
 int main(void)
 {
-	const char *isa = tm_kernels_isa();
+	const char *isa;
+
+	test_prefetch_env();	/* first: the children must choose, not inherit this process's table */
+	isa = tm_kernels_isa();
 
 	tap_ok(isa && *isa, "dispatcher picked %s", isa);
 	tap_ok(tm_kernels_force_isa("scalar") == 0 && tm_kernels_force_isa("mmx") == -1,
