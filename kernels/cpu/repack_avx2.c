@@ -261,8 +261,9 @@ INLINE void q8_0r16_group(const blk_q8_0_r16 *a, int nblocks, const blk_q8_0 *co
 	for (int i = 0; i < nblocks; i++, a++) {
 		__m256i isum[2][TM_NX_MAX];
 
-		UNROLL for (int c = 0; c < (int)sizeof(*a); c += 64)
-			tm_prefetch_l2((const char *)a + c);
+		/* one line per 4 blocks, as the VNNI kernel (Zen 5: 45-50 -> 59-62 GB/s) */
+		if (!(i & 3))
+			tm_prefetch_l2(a);
 		UNROLL for (int t = 0; t < NX; t++)
 			isum[0][t] = isum[1][t] = _mm256_setzero_si256();
 		UNROLL for (int k = 0; k < 8; k++) {
