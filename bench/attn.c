@@ -163,7 +163,7 @@ int main(int argc, char **argv)
 			});
 		t1 = now_s();
 		c1 = cpu_s();
-		tm_read_ranges(pool, r, (int)(2 * L), 8192);
+		tm_read_ranges(pool, r, (int)(2 * L), 8192, 64);
 		t2 = now_s();
 		c2 = cpu_s();
 		if (s >= 0) {

@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 				off = (off + n) % map.size;
 			}
 			t0 = tm_now();
-			tm_read_ranges(pool, r, nr, 8192);
+			tm_read_ranges(pool, r, nr, 8192, 64);
 			tr = tm_now() - t0;
 			if (i >= 0) {
 				ratio[v][i] = tr / td;

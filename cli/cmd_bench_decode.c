@@ -46,9 +46,10 @@ static const char usage[] =
 	"  --name NAME      a model imported into the store instead (tiermem import)\n"
 	"  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
 	"                   KV cache types, f16 (default, as tiermem run), f32 or q8_0\n"
-	"  --prefetch BYTES the read runs twice per token, without software prefetch and\n"
-	"                   with it BYTES ahead, and the faster is the ceiling (which is\n"
-	"                   faster depends on the CPU; default 8K; 0: only without)\n"
+	"  --prefetch BYTES the read runs three times per token: without software prefetch,\n"
+	"                   prefetching each line BYTES ahead, and one line per 2 KiB\n"
+	"                   BYTES ahead; the fastest is the ceiling (which is fastest\n"
+	"                   depends on the CPU; default 8K; 0: only without)\n"
 	"  --json           one JSON object\n";
 
 int cmd_bench_decode(int argc, char **argv)
@@ -159,23 +160,26 @@ int cmd_bench_decode(int argc, char **argv)
 		for (int i = 0; i < n_ctx; i++)
 			printf("%s{\"kv_elem_bytes\":%.4f,\"ctx\":%d,\"tokens\":%d,\"share\":%.4f,\"share_q1\":%.4f,\"share_q3\":%.4f,\"share_cpu\":%.4f,"
 			       "\"decode_tok_s\":%.3f,\"read_gbs\":%.3f,\"weight_bytes\":%.0f,\"kv_bytes\":%.0f,"
-			       "\"read_loops\":%d,\"prefetch_faster\":%.4f}",
+			       "\"read_loops\":%d,\"prefetch_faster\":%.4f,\"sparse_faster\":%.4f}",
 			       i ? "," : "", (double)(tm_ctx_kv_row_bytes(tc, 0) + tm_ctx_kv_row_bytes(tc, 1)) /
 			       (2.0 * m.hp.n_head_kv * m.hp.head_dim),
 			       res[i].n_pos, res[i].tokens, res[i].share, res[i].share_q1,
 			       res[i].share_q3, res[i].share_cpu, res[i].decode_tok_s, res[i].read_gbs, res[i].weight_bytes,
-			       res[i].kv_bytes, res[i].read_loops, res[i].prefetch_faster);
+			       res[i].kv_bytes, res[i].read_loops, res[i].prefetch_faster, res[i].sparse_faster);
 		printf("]}\n");
 	} else {
 		printf("%s: %s weights, %s layout, %ld threads, %s kernels, %d tokens per context\n", path,
 		       m.maps[0].backend, tm_model_layout(&m), ma.threads, tm_kernels_isa(), res[0].tokens);
 		if (prefetch) {
-			double pf = 0;
+			double pf = 0, sp = 0;
 
-			for (int i = 0; i < n_ctx; i++)
+			for (int i = 0; i < n_ctx; i++) {
 				pf += res[i].prefetch_faster / n_ctx;
-			printf("read: the faster of no prefetch and %llu bytes ahead, per token (prefetch faster on %.0f%% of tokens)\n",
-			       (unsigned long long)prefetch, pf * 100);
+				sp += res[i].sparse_faster / n_ctx;
+			}
+			printf("read: the fastest of no prefetch, each line and a line per 2 KiB %llu bytes ahead, per token\n"
+			       "      (fastest without prefetch on %.0f%% of tokens, each line %.0f%%, a line per 2 KiB %.0f%%)\n",
+			       (unsigned long long)prefetch, (1 - pf) * 100, (pf - sp) * 100, sp * 100);
 		}
 		printf("%8s %10s %10s %10s %10s %12s %12s %14s\n", "context", "share", "q1", "q3", "cpu share",
 		       "decode tok/s", "read GB/s", "MB per token");

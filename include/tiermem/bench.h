@@ -23,7 +23,8 @@ struct tm_bw {
 
 /*
  * Read the first `bytes` of m with every thread of pool, each streaming its
- * own contiguous share, `passes` times after one warm-up pass.
+ * own contiguous share, `passes` times after one warm-up pass; with a prefetch
+ * distance, each line is prefetched.
  */
 int tm_bench_read(const struct tm_mapping *m, size_t bytes, struct tm_pool *pool,
 		  size_t prefetch, int passes, struct tm_bw *out);
@@ -38,8 +39,9 @@ struct tm_range {
  * Read n ranges once with every thread of pool, threads taking 2 MiB chunks
  * from a shared cursor: the read loop of tm_bench_read, over any memory (the
  * weights and KV cache a decode step just read, for tm_bench_decode).
+ * prefetch and every as tm_stream_read's (kernels/stream.h).
  */
-void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch);
+void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch, size_t every);
 
 struct tm_touch {
 	size_t bytes;
@@ -68,8 +70,9 @@ extern const int tm_n_ref_tiers;
  * read of the same number of bytes from the same memory by the same threads
  * (lib/gen/bench_decode.c says exactly which bytes). share is the median over
  * tokens of read time / decode time; q1 and q3 its quartiles. With a
- * prefetch distance the read runs twice, without and with software prefetch,
- * and the faster is the ceiling.
+ * prefetch distance the read runs three times, without software prefetch,
+ * prefetching each line and one line per 2 KiB, and the fastest is the
+ * ceiling.
  */
 struct tm_decode_share {
 	int tokens;
@@ -79,8 +82,9 @@ struct tm_decode_share {
 	double decode_tok_s;		/* 1 / the median decode step */
 	double read_gbs;		/* bytes per token / the median read */
 	double weight_bytes, kv_bytes;	/* read per token (means) */
-	int read_loops;			/* 2: without and with prefetch, the faster counts; 1: one */
-	double prefetch_faster;		/* share of tokens whose faster read was the prefetch one */
+	int read_loops;			/* 3: without prefetch, each line, a line per 2 KiB; 1: without */
+	double prefetch_faster;		/* share of tokens whose fastest read prefetched */
+	double sparse_faster;		/* ... whose fastest read prefetched a line per 2 KiB */
 };
 
 struct tm_ctx;

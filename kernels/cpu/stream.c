@@ -4,14 +4,13 @@
 #include "kernels/kernels.h"
 #include "kernels/stream.h"
 
-uint64_t tm_stream_read_scalar(const void *p, size_t n, size_t prefetch)
+uint64_t tm_stream_read_scalar(const void *p, size_t n, size_t prefetch, size_t every)
 {
 	const uint64_t *q = p;
 	uint64_t a = 0, b = 0, c = 0, d = 0;
 
 	for (size_t i = 0; i < n / 8; i += 32) {
-		if (prefetch)
-			__builtin_prefetch((const char *)(q + i) + prefetch);
+		tm_stream_prefetch(p, 8 * i, prefetch, every);
 		for (size_t j = 0; j < 32; j += 4) {
 			a ^= q[i + j];
 			b ^= q[i + j + 1];
@@ -22,7 +21,7 @@ uint64_t tm_stream_read_scalar(const void *p, size_t n, size_t prefetch)
 	return a ^ b ^ c ^ d;
 }
 
-typedef uint64_t (*stream_fn)(const void *, size_t, size_t);
+typedef uint64_t (*stream_fn)(const void *, size_t, size_t, size_t);
 
 /* The kernels' dispatcher decides what the CPU and OS support. */
 static stream_fn pick(const char **isa)
@@ -49,7 +48,7 @@ const char *tm_stream_isa(void)
 	return isa;
 }
 
-uint64_t tm_stream_read(const void *p, size_t n, size_t prefetch)
+uint64_t tm_stream_read(const void *p, size_t n, size_t prefetch, size_t every)
 {
 	static stream_fn fn;
 	const char *isa;
@@ -59,7 +58,7 @@ uint64_t tm_stream_read(const void *p, size_t n, size_t prefetch)
 	if (!fn)
 		fn = pick(&isa);
 	if (body)
-		r = fn(p, body, prefetch);
+		r = fn(p, body, prefetch, every);
 	for (size_t i = body; i < n; i += sizeof(t)) {
 		t = 0;
 		memcpy(&t, (const char *)p + i, n - i < sizeof(t) ? n - i : sizeof(t));

@@ -3,18 +3,13 @@
 
 #include "kernels/stream.h"
 
-uint64_t tm_stream_read_avx2(const void *p, size_t n, size_t prefetch)
+uint64_t tm_stream_read_avx2(const void *p, size_t n, size_t prefetch, size_t every)
 {
 	const char *c = p;
 	__m256i a = _mm256_setzero_si256(), b = a, d = a, e = a;
 
 	for (size_t i = 0; i < n; i += 256) {
-		if (prefetch) {
-			_mm_prefetch(c + i + prefetch, _MM_HINT_T0);
-			_mm_prefetch(c + i + prefetch + 64, _MM_HINT_T0);
-			_mm_prefetch(c + i + prefetch + 128, _MM_HINT_T0);
-			_mm_prefetch(c + i + prefetch + 192, _MM_HINT_T0);
-		}
+		tm_stream_prefetch(c, i, prefetch, every);
 		a = _mm256_xor_si256(a, _mm256_loadu_si256((const __m256i *)(c + i)));
 		b = _mm256_xor_si256(b, _mm256_loadu_si256((const __m256i *)(c + i + 32)));
 		d = _mm256_xor_si256(d, _mm256_loadu_si256((const __m256i *)(c + i + 64)));

@@ -3,18 +3,13 @@
 
 #include "kernels/stream.h"
 
-uint64_t tm_stream_read_avx512(const void *p, size_t n, size_t prefetch)
+uint64_t tm_stream_read_avx512(const void *p, size_t n, size_t prefetch, size_t every)
 {
 	const char *c = p;
 	__m512i a = _mm512_setzero_si512(), b = a, d = a, e = a;
 
 	for (size_t i = 0; i < n; i += 256) {
-		if (prefetch) {
-			_mm_prefetch(c + i + prefetch, _MM_HINT_T0);
-			_mm_prefetch(c + i + prefetch + 64, _MM_HINT_T0);
-			_mm_prefetch(c + i + prefetch + 128, _MM_HINT_T0);
-			_mm_prefetch(c + i + prefetch + 192, _MM_HINT_T0);
-		}
+		tm_stream_prefetch(c, i, prefetch, every);
 		a = _mm512_xor_si512(a, _mm512_loadu_si512(c + i));
 		b = _mm512_xor_si512(b, _mm512_loadu_si512(c + i + 64));
 		d = _mm512_xor_si512(d, _mm512_loadu_si512(c + i + 128));

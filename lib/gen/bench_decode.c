@@ -31,6 +31,8 @@
 #include "tiermem/generate.h"
 
 #define WARMUP 2
+/* Read loops per token with a prefetch distance: read_every */
+#define READ_LOOPS 3
 
 struct window {
 	size_t off[TM_MODEL_MAX_MAPS];	/* where each mapping's next read starts */
@@ -113,30 +115,37 @@ static int seek(struct tm_ctx *c, int n_pos)
 }
 
 /*
- * The read of a token's bytes, timed (wall and CPU): with a prefetch distance,
- * once without software prefetch and once with it, in the order pf_first says,
- * and the faster counts. Which loop reads faster depends on the CPU (an AMD
- * EPYC Zen 3 guest read 22 GB/s without and 16 with prefetcht0 8 KiB ahead,
- * and its decode showed 111 % of the slower loop); the ceiling must be the
- * faster one. Returns whether prefetch won.
+ * The read loops of a token's bytes, with a prefetch distance: without
+ * software prefetch, prefetching each line, and one line per 2 KiB. Which
+ * reads fastest depends on the CPU (an AMD EPYC Zen 3 guest read 22 GB/s
+ * without and 16 with each line prefetched 8 KiB ahead, and its decode showed
+ * 111 % of the slower loop; a Zen 5 one reads fastest with a line per 2 KiB),
+ * so the ceiling is the fastest.
+ */
+static const size_t read_every[READ_LOOPS] = { 0, 64, 2048 };
+
+/*
+ * The read of a token's bytes, timed (wall and CPU): each loop once, the
+ * first one `first` (the order turns from token to token), and the fastest
+ * counts. Returns its index in read_every.
  */
 static int read_best(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch,
-		     int pf_first, double *t, double *cpu)
+		     int first, double *t, double *cpu)
 {
+	int loops = prefetch ? READ_LOOPS : 1, won = 0;
 	double best = 0, best_cpu = 0;
-	int won = 0;
 
-	for (int k = 0; k < (prefetch ? 2 : 1); k++) {
-		size_t pf = (k == 0) == !!pf_first ? prefetch : 0;
+	for (int k = 0; k < loops; k++) {
+		int l = (first + k) % loops;
 		double c0 = cpu_now(), t0 = tm_now(), dt, dc;
 
-		tm_read_ranges(pool, r, n, pf);
+		tm_read_ranges(pool, r, n, read_every[l] ? prefetch : 0, read_every[l]);
 		dt = tm_now() - t0;
 		dc = cpu_now() - c0;
 		if (k == 0 || dt < best) {
 			best = dt;
 			best_cpu = dc;
-			won = pf != 0;
+			won = l;
 		}
 	}
 	*t = best;
@@ -152,7 +161,7 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 	double *ratio, *t_dec, *t_read, *cpu_ratio;
 	struct tm_range *r;
 	struct window w = { { 0 } };
-	int err = 0, pf_wins = 0;
+	int err = 0, wins[READ_LOOPS] = { 0 };
 
 	memset(out, 0, sizeof(*out));
 	if (n_tokens < 1)
@@ -180,7 +189,7 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 		uint64_t w0 = c->weight_bytes, k0 = c->kv_bytes;
 		int pos = c->n_past, n;
 		double t0, td, tr, c0, cd, cr;
-		int pf_won;
+		int won;
 
 		memcpy(mb0, c->map_bytes, sizeof(mb0));
 		c0 = cpu_now();
@@ -192,10 +201,10 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 		for (int j = 0; j < m->n_maps; j++)
 			mb[j] = c->map_bytes[j] - mb0[j];
 		n = step_ranges(c, mb, pos, &w, r);
-		pf_won = read_best(c->pool, r, n, prefetch, i & 1, &tr, &cr);
+		won = read_best(c->pool, r, n, prefetch, (i + WARMUP) % READ_LOOPS, &tr, &cr);
 		if (i < 0)
 			continue;
-		pf_wins += pf_won;
+		wins[won]++;
 		t_dec[i] = td;
 		t_read[i] = tr;
 		ratio[i] = tr / td;
@@ -210,8 +219,9 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 	out->share_q1 = quartile(ratio, n_tokens, 0.25);
 	out->share_q3 = quartile(ratio, n_tokens, 0.75);
 	out->share_cpu = tm_median(cpu_ratio, n_tokens);
-	out->read_loops = prefetch ? 2 : 1;
-	out->prefetch_faster = (double)pf_wins / n_tokens;
+	out->read_loops = prefetch ? READ_LOOPS : 1;
+	out->prefetch_faster = (double)(wins[1] + wins[2]) / n_tokens;
+	out->sparse_faster = (double)wins[2] / n_tokens;
 	out->decode_tok_s = 1.0 / tm_median(t_dec, n_tokens);
 	out->read_gbs = (out->weight_bytes + out->kv_bytes) / tm_median(t_read, n_tokens) / 1e9;
 out:

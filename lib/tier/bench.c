@@ -60,7 +60,7 @@ struct read_job {
 	const struct tm_range *r;
 	int n;
 	size_t total;
-	size_t prefetch;
+	size_t prefetch, every;
 	_Alignas(64) atomic_size_t next;
 	_Alignas(64) volatile uint64_t sink[64];	/* one slot per thread, 8 apart */
 };
@@ -96,12 +96,12 @@ static void read_share(void *p, int ith, int nth)
 	while ((off = atomic_fetch_add_explicit(&j->next, READ_CHUNK, memory_order_relaxed)) < j->total) {
 		const char *c = chunk_at(j, off, &len);
 
-		sum ^= tm_stream_read(c, len, j->prefetch);
+		sum ^= tm_stream_read(c, len, j->prefetch, j->every);
 	}
 	j->sink[(ith * 8) % 64] = sum;
 }
 
-void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch)
+void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch, size_t every)
 {
 	static struct read_job job;	/* aligned members; one reader at a time */
 	size_t total = 0;
@@ -111,6 +111,7 @@ void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_
 	job.r = r;
 	job.n = n;
 	job.prefetch = prefetch;
+	job.every = every;
 	job.total = total;
 	atomic_store(&job.next, 0);
 	if (total)
@@ -128,11 +129,11 @@ int tm_bench_read(const struct tm_mapping *m, size_t bytes, struct tm_pool *pool
 	gbs = calloc(passes, sizeof(*gbs));
 	if (!gbs)
 		return tm_err(-ENOMEM, "bench: out of memory");
-	tm_read_ranges(pool, &r, 1, prefetch);	/* warm-up: TLB, page tables, clocks */
+	tm_read_ranges(pool, &r, 1, prefetch, 64);	/* warm-up: TLB, page tables, clocks */
 	for (int i = 0; i < passes; i++) {
 		double t = now_s();
 
-		tm_read_ranges(pool, &r, 1, prefetch);
+		tm_read_ranges(pool, &r, 1, prefetch, 64);
 		gbs[i] = bytes / (now_s() - t) / 1e9;
 	}
 	out->threads = tm_pool_threads(pool);
