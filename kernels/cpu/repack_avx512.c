@@ -64,6 +64,7 @@ INLINE void q4Kr16_group(const blk_q4_K_r16 *a, int nblocks, const blk_q8_K *con
 
 		UNROLL for (int c = 0; c < 256; c += 64)	/* the header; codes as they are read */
 			prefetch(a, c);
+		tm_prefetch_far(a);
 		UNROLL for (int t = 0; t < NX; t++) {
 			isum[t] = msum[t] = _mm512_setzero_si512();
 			bs[t] = _mm512_castsi256_si512(bsum32(x0[t] + i));
@@ -155,6 +156,7 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
 		_Static_assert(sizeof(*a) <= 64 * (5 + 3 * 16), "the prefetches cover a q6_K_r16 block");
 		UNROLL for (int c = 0; c < 320; c += 64)	/* d, scales; codes below */
 			prefetch(a, c);
+		tm_prefetch_far(a);
 		UNROLL for (int t = 0; t < NX; t++)
 			isum[t] = _mm512_setzero_si512();
 		UNROLL for (int s = 0; s < 16; s++) {
