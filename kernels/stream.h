@@ -16,7 +16,7 @@
  * prefetch to the next, a power of two: 64 (or less) prefetches each line, more
  * one line per that many bytes and leaves the rest to the hardware prefetcher.
  * Which reads fastest depends on the CPU: on AMD Zen 3 none, on Zen 5 a line
- * per 2 KiB (6-8 % over none, each line 3-13 % under it, one thread). The
+ * per 2 KiB (6-8 % over none, each line 2-13 % under it, one thread). The
  * result, the XOR of all 64-bit words (the tail zero-padded), depends on every
  * byte, so the loads cannot be optimised away, and it is the same on every ISA.
  */
