@@ -4,10 +4,11 @@
  * it reaches over the KV cache it reads. One step is one query token
  * attending over P positions in each of L layers (tm_attention per layer,
  * as forward.c calls it); after each step the same threads read the same
- * cache rows (tm_read_ranges), and the median over steps of read time /
- * attention time is the figure, as in tiermem bench --decode, and the same
- * ratio of the process's CPU time (on a loaded host, where threads wait for
- * a CPU at every hand-off, the only one that means something at -t 1).
+ * cache rows (tm_read_fastest: the fastest of three read loops), and the
+ * median over steps of read time / attention time is the figure, as in
+ * tiermem bench --decode, and the same ratio of the process's CPU time (on a
+ * loaded host, where threads wait for a CPU at every hand-off, the only one
+ * that means something at -t 1).
  *
  *   attn [--layers L] [--heads H] [--kv-heads G] [--head-dim D] [--ctx P]
  *        [--type f16|f32|q8_0] [-t T] [--steps N] [--pages thp|4k] [--layout heads|rows]
@@ -35,14 +36,6 @@ static double now_s(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -147,7 +140,7 @@ int main(int argc, char **argv)
 		r[2 * l + 1] = (struct tm_range){ v + l * layer, layer };
 	}
 	for (long s = -2; s < N; s++) {
-		double c0 = cpu_s(), t0 = now_s(), t1, t2, c1, c2;
+		double c0 = tm_cpu_now(), t0 = now_s(), t1, c1, tr, cr;
 
 		for (long l = 0; l < L; l++)
 			tm_attention(pool, &(struct tm_attn){
@@ -162,13 +155,11 @@ int main(int argc, char **argv)
 				.scratch = scratch, .n_ctx = (int)P,
 			});
 		t1 = now_s();
-		c1 = cpu_s();
-		tm_read_ranges(pool, r, (int)(2 * L), 8192, 64);
-		t2 = now_s();
-		c2 = cpu_s();
+		c1 = tm_cpu_now();
+		tm_read_fastest(pool, r, (int)(2 * L), 8192, (int)(s + 2) % TM_READ_LOOPS, &tr, &cr);
 		if (s >= 0) {
-			ratio[s] = (t2 - t1) / (t1 - t0);
-			cratio[s] = (c2 - c1) / (c1 - c0);
+			ratio[s] = tr / (t1 - t0);
+			cratio[s] = cr / (c1 - c0);
 			ca[s] = c1 - c0;
 			ta[s] = t1 - t0;
 		}

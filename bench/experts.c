@@ -207,9 +207,7 @@ int main(int argc, char **argv)
 				left -= n;
 				off = (off + n) % map.size;
 			}
-			t0 = tm_now();
-			tm_read_ranges(pool, r, nr, 8192, 64);
-			tr = tm_now() - t0;
+			tm_read_fastest(pool, r, nr, 8192, (i + 2) % TM_READ_LOOPS, &tr, NULL);
 			if (i >= 0) {
 				ratio[v][i] = tr / td;
 				t_dec[v][i] = td;

@@ -43,6 +43,21 @@ struct tm_range {
  */
 void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch, size_t every);
 
+/* The read loops of tm_read_fastest: without prefetch, each line, one line per 2 KiB. */
+#define TM_READ_LOOPS 3
+/*
+ * The read ceiling of n ranges: tm_read_ranges once per loop, without
+ * software prefetch, prefetching each line `prefetch` bytes ahead, and one
+ * line per 2 KiB as far ahead (only the first with prefetch 0), loop `first`
+ * first (turn it from call to call), and the fastest counts: its wall and
+ * process CPU seconds into t and cpu (either may be NULL). Returns its index
+ * (0, 1, 2 as listed).
+ */
+int tm_read_fastest(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch, int first,
+		    double *t, double *cpu);
+/* This process's CPU time, seconds. */
+double tm_cpu_now(void);
+
 struct tm_touch {
 	size_t bytes;
 	double ms_per_gib;

@@ -31,8 +31,6 @@
 #include "tiermem/generate.h"
 
 #define WARMUP 2
-/* Read loops per token with a prefetch distance: read_every */
-#define READ_LOOPS 3
 
 struct window {
 	size_t off[TM_MODEL_MAX_MAPS];	/* where each mapping's next read starts */
@@ -75,14 +73,6 @@ static int step_ranges(const struct tm_ctx *c, const uint64_t *map_bytes, int po
 	return n;
 }
 
-static double cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static double quartile(const double *sorted, int n, double q)
 {
 	double x = q * (n - 1);
@@ -114,45 +104,6 @@ static int seek(struct tm_ctx *c, int n_pos)
 	return tm_forward(c, &tok, 1, NULL, false);
 }
 
-/*
- * The read loops of a token's bytes, with a prefetch distance: without
- * software prefetch, prefetching each line, and one line per 2 KiB. Which
- * reads fastest depends on the CPU (an AMD EPYC Zen 3 guest read 22 GB/s
- * without and 16 with each line prefetched 8 KiB ahead, and its decode showed
- * 111 % of the slower loop; a Zen 5 one reads fastest with a line per 2 KiB),
- * so the ceiling is the fastest.
- */
-static const size_t read_every[READ_LOOPS] = { 0, 64, 2048 };
-
-/*
- * The read of a token's bytes, timed (wall and CPU): each loop once, the
- * first one `first` (the order turns from token to token), and the fastest
- * counts. Returns its index in read_every.
- */
-static int read_best(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch,
-		     int first, double *t, double *cpu)
-{
-	int loops = prefetch ? READ_LOOPS : 1, won = 0;
-	double best = 0, best_cpu = 0;
-
-	for (int k = 0; k < loops; k++) {
-		int l = (first + k) % loops;
-		double c0 = cpu_now(), t0 = tm_now(), dt, dc;
-
-		tm_read_ranges(pool, r, n, read_every[l] ? prefetch : 0, read_every[l]);
-		dt = tm_now() - t0;
-		dc = cpu_now() - c0;
-		if (k == 0 || dt < best) {
-			best = dt;
-			best_cpu = dc;
-			won = l;
-		}
-	}
-	*t = best;
-	*cpu = best_cpu;
-	return won;
-}
-
 int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 		    struct tm_decode_share *out)
 {
@@ -161,7 +112,7 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 	double *ratio, *t_dec, *t_read, *cpu_ratio;
 	struct tm_range *r;
 	struct window w = { { 0 } };
-	int err = 0, wins[READ_LOOPS] = { 0 };
+	int err = 0, wins[TM_READ_LOOPS] = { 0 };
 
 	memset(out, 0, sizeof(*out));
 	if (n_tokens < 1)
@@ -192,16 +143,16 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 		int won;
 
 		memcpy(mb0, c->map_bytes, sizeof(mb0));
-		c0 = cpu_now();
+		c0 = tm_cpu_now();
 		t0 = tm_now();
 		if ((err = tm_forward(c, &tok, 1, NULL, false)))
 			goto out;
 		td = tm_now() - t0;
-		cd = cpu_now() - c0;
+		cd = tm_cpu_now() - c0;
 		for (int j = 0; j < m->n_maps; j++)
 			mb[j] = c->map_bytes[j] - mb0[j];
 		n = step_ranges(c, mb, pos, &w, r);
-		won = read_best(c->pool, r, n, prefetch, (i + WARMUP) % READ_LOOPS, &tr, &cr);
+		won = tm_read_fastest(c->pool, r, n, prefetch, (i + WARMUP) % TM_READ_LOOPS, &tr, &cr);
 		if (i < 0)
 			continue;
 		wins[won]++;
@@ -219,7 +170,7 @@ int tm_bench_decode(struct tm_ctx *c, int n_pos, int n_tokens, size_t prefetch,
 	out->share_q1 = quartile(ratio, n_tokens, 0.25);
 	out->share_q3 = quartile(ratio, n_tokens, 0.75);
 	out->share_cpu = tm_median(cpu_ratio, n_tokens);
-	out->read_loops = prefetch ? READ_LOOPS : 1;
+	out->read_loops = prefetch ? TM_READ_LOOPS : 1;
 	out->prefetch_faster = (double)(wins[1] + wins[2]) / n_tokens;
 	out->sparse_faster = (double)wins[2] / n_tokens;
 	out->decode_tok_s = 1.0 / tm_median(t_dec, n_tokens);

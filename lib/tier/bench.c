@@ -27,6 +27,14 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+double tm_cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -116,6 +124,40 @@ void tm_read_ranges(struct tm_pool *pool, const struct tm_range *r, int n, size_
 	atomic_store(&job.next, 0);
 	if (total)
 		tm_pool_run(pool, read_share, &job);
+}
+
+/*
+ * Which loop reads fastest depends on the CPU: an AMD EPYC Zen 3 guest read
+ * 22 GB/s without prefetch and 16 with each line prefetched 8 KiB ahead (and
+ * its decode showed 111 % of the slower loop); a Zen 5 one reads fastest with
+ * a line per 2 KiB.
+ */
+static const size_t read_every[TM_READ_LOOPS] = { 0, 64, 2048 };
+
+int tm_read_fastest(struct tm_pool *pool, const struct tm_range *r, int n, size_t prefetch, int first,
+		    double *t, double *cpu)
+{
+	int loops = prefetch ? TM_READ_LOOPS : 1, won = 0;
+	double best = 0, best_cpu = 0;
+
+	for (int k = 0; k < loops; k++) {
+		int l = (first + k) % loops;
+		double c0 = tm_cpu_now(), t0 = now_s(), dt, dc;
+
+		tm_read_ranges(pool, r, n, read_every[l] ? prefetch : 0, read_every[l]);
+		dt = now_s() - t0;
+		dc = tm_cpu_now() - c0;
+		if (k == 0 || dt < best) {
+			best = dt;
+			best_cpu = dc;
+			won = l;
+		}
+	}
+	if (t)
+		*t = best;
+	if (cpu)
+		*cpu = best_cpu;
+	return won;
 }
 
 int tm_bench_read(const struct tm_mapping *m, size_t bytes, struct tm_pool *pool,
