@@ -25,6 +25,7 @@
 #include <immintrin.h>
 #include <stdatomic.h>
 
+#include "corr.h"
 #include "kern.h"
 #include "repack.h"
 
@@ -219,22 +220,6 @@ static inline void quantize_tiles(const struct gemm *g, int ith, int nth)
 }
 
 /* ---- weights: decode a panel of 16 rows; every decoder fills corr where it is set ---- */
-
-/* -128 x the sum of 32 unsigned bytes less `off` each */
-static inline int32_t corr_32(__m256i u, int off)
-{
-	__m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());
-	__m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-
-	return -128 * ((int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * off);
-}
-
-static inline int32_t corr_16(__m128i u, int off)
-{
-	__m128i s = _mm_sad_epu8(u, _mm_setzero_si128());
-
-	return -128 * ((int32_t)(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1)) - 16 * off);
-}
 
 static inline void decode_q8_0(const struct panel *P, const blk_q8_0 *a, int r, int nb)
 {

@@ -9,6 +9,7 @@
  */
 #include <immintrin.h>
 
+#include "corr.h"
 #include "repack.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -214,12 +215,9 @@ INLINE void q6Kr16_group(const blk_q6_K_r16 *a, int nblocks, const blk_q8_K *con
  */
 INLINE __m512i q8_0_bias_corr(const int8_t *qs)
 {
-	__m256i s = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)qs),
-						     _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
-	__m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-	int sum = (int)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
+	__m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)qs), _mm256_set1_epi8((char)0x80));
 
-	return _mm512_set1_epi32(-128 * sum);
+	return _mm512_set1_epi32(corr_32(u, 128));
 }
 
 INLINE void q8_0r16_group(const blk_q8_0_r16 *a, int nblocks, const blk_q8_0 *const x0[], float *y,
