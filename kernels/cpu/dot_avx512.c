@@ -74,44 +74,16 @@ NX_DISPATCH(bf16_512)
  * two rows a vector, sharing the activation, 0.8x. vpdpbusd for maddubs +
  * madd gives the same int32 lanes (maddubs's int16 pairs cannot saturate:
  * activations are -127..127, so a pair is at most 2 * 128 * 127), so the
- * AVX2 and AVX-512 tables give the same bits (test_kernels checks it).
+ * AVX2 and AVX-512 tables give the same bits (test_kernels checks it):
+ * dot_simd256.h's kernels with vpdpbusd for their products.
  */
-#define Q80_VNNI256_KERNEL(name, BLK, unpack)					\
-INLINE void name##_blk(const BLK *a, int i, const void *x, size_t xstride, __m256 *acc, const int NX) \
-{										\
-	__m256i q = unpack(a + i);						\
-	__m256i aq = _mm256_abs_epi8(q);					\
-	float d = f16(a[i].d);							\
-	tm_prefetch_block(a + i, sizeof(BLK));					\
-	UNROLL for (int t = 0; t < NX; t++) {					\
-		const blk_q8_0 *b = (const blk_q8_0 *)((const char *)x + t * xstride) + i; \
-		__m256i sb = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q); \
-		__m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, sb); \
-		acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * f16(b->d)), _mm256_cvtepi32_ps(p), acc[t]); \
-	}									\
-}										\
-										\
-/* even and odd blocks in two accumulators, as the template's (dot_simd256.h) */ \
-INLINE void name##_nx(NX_PARAMS)						\
-{										\
-	for (int r = 0; r < nrows; r++) {					\
-		const BLK *a = (const BLK *)((const char *)w + r * wstride);	\
-		__m256 acc0[TM_NX_MAX], acc1[TM_NX_MAX];			\
-		int i = 0;							\
-		UNROLL for (int t = 0; t < NX; t++)				\
-			acc0[t] = acc1[t] = _mm256_setzero_ps();		\
-		for (; i + 2 <= nblocks; i += 2) {				\
-			name##_blk(a, i, x, xstride, acc0, NX);			\
-			name##_blk(a, i + 1, x, xstride, acc1, NX);		\
-		}								\
-		if (i < nblocks)						\
-			name##_blk(a, i, x, xstride, acc0, NX);			\
-		UNROLL for (int t = 0; t < NX; t++)				\
-			y[t * ystride + r] = hsum256_ps(_mm256_add_ps(acc0[t], acc1[t])); \
-	}									\
+INLINE __m256i dot_u8i8_vnni(__m256i u, __m256i s)
+{
+	return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 }
-Q80_VNNI256_KERNEL(q8_0_vnni, blk_q8_0, load_q8_0)
-Q80_VNNI256_KERNEL(q4_0_vnni, blk_q4_0, unpack_q4_0)
+
+Q80_KERNEL(q8_0_vnni, blk_q8_0, load_q8_0, dot_u8i8_vnni, 0)
+Q80_KERNEL(q4_0_vnni, blk_q4_0, unpack_q4_0, dot_u8i8_vnni, 0)
 NX_DISPATCH(q8_0_vnni)
 NX_DISPATCH(q4_0_vnni)
 
