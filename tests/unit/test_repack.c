@@ -339,7 +339,7 @@ int main(void)
 {
 	const int types[] = { TM_Q4_K, TM_Q6_K, TM_Q8_0 };
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < (int)(sizeof(types) / sizeof(types[0])); i++) {
 		test_round_trip(types[i]);
 		test_scalar_exact(types[i]);
 		test_isas(types[i]);
