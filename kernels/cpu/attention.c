@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Attention over the KV cache, reading each cache row once: the cache is
- * read in chunks of positions, every KV head's rows of a chunk at a time
- * (a context's cache is head-major, so each head's rows are one stream that
- * the hardware prefetcher follows); within a chunk each KV
- * head's values are turned into floats once (f16, q8_0: in registers by
- * the AVX-512 and AVX2 kernels, through an L1 tile by the C ones) and
- * serve all the query heads that share them.
+ * Attention over the KV cache, reading each cache row once: each KV head's
+ * values are turned into floats once (f16, q8_0: in registers by the
+ * AVX-512 and AVX2 kernels, a span's rows of a head per call; through an
+ * L1 tile of a chunk's rows by the C ones) and serve all the query heads
+ * that share them. A context's cache is head-major, so each head's rows
+ * are one stream; the kernels prefetch TM_KV_AHEAD rows ahead in it.
  *
  * f32 and q8_0 values: one pass, an online softmax (a running max and sum
  * per head, the partial output rescaled when the max grows), as llama.cpp's
@@ -238,9 +237,16 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
 	/* the rows straight into the vector kernels where the table has them (the same bits) */
 	bool kd = f == v && v->attn_scores_rows, vdir = fv == v && v->attn_mix_rows;
+	/*
+	 * Rows per call: a float tile's C, or the whole span where the kernels
+	 * read the rows themselves (a call per KV head, its rows one run; a
+	 * score, and a head's sum over positions in order, have the same bits
+	 * either way).
+	 */
+	int KC = kd ? n : C, VC = vdir ? n : C;
 	const char *kc = a->k, *vc = a->v;
 	size_t kr = a->k_row_bytes, vr = a->v_row_bytes, kh = k_head(a), vh = v_head(a);
-	/* the query's last position + 1: each head's share of the next chunk is prefetched up to there */
+	/* the query's last position + 1: the rows after a call's are prefetched up to there */
 	int pe = a->pos0 + t + 1;
 	/* the span's scores (weights): in st->s, or in st->all at their positions */
 	float *w = pass == ONE_PASS ? st->s : st->all + p0;
@@ -257,10 +263,10 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 		for (int h = h0; h < h1; h++)
 			v->scale_round_f16(w + h * ws, n, p->l[h]);
 	/* rows front to back (KV heads g0..g1 of each): each thread streams its share of both caches */
-	for (int c0 = p0; pass != MIX && c0 < p1; c0 += C) {
-		int cn = p1 - c0 < C ? p1 - c0 : C;
+	for (int c0 = p0; pass != MIX && c0 < p1; c0 += KC) {
+		int cn = p1 - c0 < KC ? p1 - c0 : KC;
 
-		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
+		int nn = pe - (c0 + cn) < KC ? pe - (c0 + cn) : KC;
 
 		for (int g = g0; g < g1; g++) {
 			float *s = w + (size_t)g * G * ws + (c0 - p0);
@@ -284,10 +290,10 @@ static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0,
 	if (pass == ONE_PASS)
 		for (int h = h0; h < h1; h++)
 			online(p, h, w + h * ws, n, vd, v);
-	for (int c0 = p0; c0 < p1; c0 += C) {
-		int cn = p1 - c0 < C ? p1 - c0 : C;
+	for (int c0 = p0; c0 < p1; c0 += VC) {
+		int cn = p1 - c0 < VC ? p1 - c0 : VC;
 
-		int nn = pe - (c0 + cn) < C ? pe - (c0 + cn) : C;
+		int nn = pe - (c0 + cn) < VC ? pe - (c0 + cn) : VC;
 
 		for (int g = g0; g < g1; g++) {
 			float *o = p->o + (size_t)g * G * vd;
@@ -456,7 +462,9 @@ static void attention_worker(void *arg, int ith, int nth)
 			attend_whole(a, t, 0, a->n_head_kv, &st, v);
 		return;
 	case HEADS:
-		attend_whole(a, 0, a->n_head_kv * ith / nth, a->n_head_kv * (ith + 1) / nth, &st, v);
+		/* a KV head at a time: its K rows one stream, then its V rows */
+		for (int g = a->n_head_kv * ith / nth; g < a->n_head_kv * (ith + 1) / nth; g++)
+			attend_whole(a, 0, g, g + 1, &st, v);
 		return;
 	case SPANS:
 		/* contiguous spans per thread: each streams its share of the cache front to back */

@@ -26,10 +26,11 @@ typedef void (*tm_attn_mix_fn)(float *o, int G, int vd, const float *w, size_t w
 /*
  * n cache rows of type (TM_F32, TM_F16, TM_Q8_0) as floats: dst[p * len + i]
  * is element off + i of the row at src + p * row_bytes (q8_0: off and len
- * are multiples of 32). While row p is read, the same part of row p + n
- * is prefetched, for p < ahead: the next chunk of a stream arrives while
- * this one is worked on, its misses spread one row at a time (a burst of
- * them would wait for L1's few fill buffers).
+ * are multiples of 32). While row p is read, the same part of row
+ * p + TM_KV_AHEAD is prefetched where that row is below n + ahead (ahead:
+ * the rows after these n that the caller reads next): the rows arrive
+ * while earlier ones are worked on, the misses spread one row at a time (a
+ * burst of them would wait for L1's few fill buffers).
  */
 typedef void (*tm_kv_rows_fn)(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
 			      float *dst);
@@ -40,15 +41,31 @@ typedef void (*tm_kv_rows_fn)(const void *src, size_t row_bytes, int type, int o
  * each value is made a float once, in a register, and feeds every query
  * head of the group, instead of going through a float tile (whose stores
  * and reloads cost as much as the dot products). The sums are the float
- * kernels' own, in their order: the same bits. While row p is read, the
- * same part of row p + n is prefetched for p < ahead, as kv_rows does.
+ * kernels' own, in their order: the same bits. Rows are prefetched as
+ * kv_rows does it.
  */
 typedef void (*tm_attn_scores_rows_fn)(const float *q, int G, int hd, const void *k, size_t k_row_bytes, int type,
 				       int n, int ahead, float scale, float *s, size_t s_stride);
 typedef void (*tm_attn_mix_rows_fn)(float *o, int G, int vd, const float *w, size_t w_stride, const void *v,
 				    size_t v_row_bytes, int type, int n, int ahead);
 
-/* kv_rows' prefetch of the row n further on: bytes from row on (the part it reads) */
+/*
+ * How far ahead the KV kernels prefetch, in rows: 16 rows of a KV head of
+ * 128 halves are 4 KiB, 100-200 ns of scores or mix. On Zen 5 (bench/attn,
+ * 2048 positions of 6 KV heads, 2 threads) 16 rows ran 5-10 % faster than
+ * a whole span (128 rows) ahead; 8, 32 and 64 no better than 16.
+ */
+enum { TM_KV_AHEAD = 16 };
+
+/* The rows p < this of n that prefetch row p + TM_KV_AHEAD (below n + ahead). */
+static inline int tm_kv_prefetch_rows(int n, int ahead)
+{
+	int m = n + ahead - TM_KV_AHEAD;
+
+	return m < 0 ? 0 : m < n ? m : n;
+}
+
+/* kv_rows' prefetch of the row TM_KV_AHEAD further on: bytes from row on (the part it reads) */
 static inline void tm_kv_prefetch(const char *row, size_t bytes)
 {
 	for (size_t o = 0; o < bytes; o += 64)

@@ -45,14 +45,15 @@ void tm_kv_rows_avx2(const void *src, size_t row_bytes, int type, int off, int l
 		      float *dst)
 {
 	const char *row = (const char *)src + tm_kv_row_bytes(type, off);
-	size_t bytes = tm_kv_row_bytes(type, len), next = (size_t)n * row_bytes;
+	size_t bytes = tm_kv_row_bytes(type, len), next = (size_t)TM_KV_AHEAD * row_bytes;
+	int pfn = tm_kv_prefetch_rows(n, ahead);
 
 	if (len % 32 || type == TM_F32) {
 		tm_kv_rows_ref(src, row_bytes, type, off, len, n, ahead, dst);
 		return;
 	}
 	for (int p = 0; p < n; p++, dst += len, row += row_bytes) {
-		if (p < ahead)
+		if (p < pfn)
 			tm_kv_prefetch(row + next, bytes);
 		if (type == TM_F16) {
 			for (int i = 0; i < len; i += 8)
@@ -120,6 +121,7 @@ INLINE void scores_hb(const float *q, int G, int hd, const char *k, size_t kr, i
 {
 	const int PB = 8 / HB;
 	size_t pf_bytes = tm_kv_row_bytes(type, hd);
+	int pfn = tm_kv_prefetch_rows(n, ahead);
 	const __m256 vs = _mm256_set1_ps(scale);
 
 	for (int h0 = 0; h0 < G; h0 += HB) {
@@ -136,8 +138,8 @@ INLINE void scores_hb(const float *q, int G, int hd, const char *k, size_t kr, i
 #pragma GCC unroll 8
 			for (int p = 0; p < PB; p++) {
 				rows[p] = k + (size_t)(p0 + p < n ? p0 + p : n - 1) * kr;
-				if (h0 == 0 && p0 + p < ahead)
-					tm_kv_prefetch(rows[p] + (size_t)n * kr, pf_bytes);
+				if (h0 == 0 && p0 + p < pfn)
+					tm_kv_prefetch(rows[p] + (size_t)TM_KV_AHEAD * kr, pf_bytes);
 			}
 #pragma GCC unroll 8
 			for (int i = 0; i < 8; i++)
@@ -199,7 +201,7 @@ void tm_attn_scores_rows_avx2(const float *q, int G, int hd, const void *k, size
 #undef SCORES
 }
 
-/* NV vectors of output dims from d on, of HB heads, over the n rows (prefetching the next chunk's first pfn) */
+/* NV vectors of output dims from d on, of HB heads, over the n rows (the first pfn prefetching, kv_rows' rule) */
 INLINE void mix_dims(float *const *op, const float *const *wh, int d, const char *v, size_t vr, int type, int n,
 		     int pfn, size_t pf_bytes, const int HB, const int NV)
 {
@@ -213,7 +215,7 @@ INLINE void mix_dims(float *const *op, const float *const *wh, int d, const char
 		__m256 x[8];
 
 		if (p < pfn)
-			tm_kv_prefetch(row + (size_t)n * vr, pf_bytes);
+			tm_kv_prefetch(row + (size_t)TM_KV_AHEAD * vr, pf_bytes);
 #pragma GCC unroll 8
 		for (int c = 0; c < NV; c++)
 			x[c] = row8(row, d + 8 * c, type);
@@ -237,8 +239,7 @@ INLINE void mix_dims(float *const *op, const float *const *wh, int d, const char
  * go by, each o += w * v by one FMA per value in position order, as
  * tm_axpy_f32_avx2 does it: the same bits. A group of fewer than HB heads
  * repeats its last head; dims past the last multiple of 64 / HB go 8 at a
- * time. The first pass over the rows prefetches the next chunk's, a row at
- * a time.
+ * time. The first pass over the rows prefetches, a row at a time.
  */
 INLINE void mix_hb(float *o, int G, int vd, const float *w, size_t w_stride, const char *v, size_t vr, int type,
 		   int n, int ahead, const int HB)
@@ -247,7 +248,7 @@ INLINE void mix_hb(float *o, int G, int vd, const float *w, size_t w_stride, con
 	size_t pf_bytes = tm_kv_row_bytes(type, vd);
 
 	for (int h0 = 0; h0 < G; h0 += HB) {
-		int hn = G - h0 < HB ? G - h0 : HB, pfn = h0 == 0 ? (ahead < n ? ahead : n) : 0, d = 0;
+		int hn = G - h0 < HB ? G - h0 : HB, pfn = h0 == 0 ? tm_kv_prefetch_rows(n, ahead) : 0, d = 0;
 		const float *wh[4];
 		float *op[4];
 

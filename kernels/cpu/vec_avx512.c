@@ -145,14 +145,15 @@ static void kv_rows(const void *src, size_t row_bytes, int type, int off, int le
 		     float *dst)
 {
 	const char *row = (const char *)src + tm_kv_row_bytes(type, off);
-	size_t bytes = tm_kv_row_bytes(type, len), next = (size_t)n * row_bytes;
+	size_t bytes = tm_kv_row_bytes(type, len), next = (size_t)TM_KV_AHEAD * row_bytes;
+	int pfn = tm_kv_prefetch_rows(n, ahead);
 
 	if (len % 32 || type == TM_F32) {
 		tm_kv_rows_ref(src, row_bytes, type, off, len, n, ahead, dst);
 		return;
 	}
 	for (int p = 0; p < n; p++, dst += len, row += row_bytes) {
-		if (p < ahead)
+		if (p < pfn)
 			tm_kv_prefetch(row + next, bytes);
 		if (type == TM_F16) {
 			for (int i = 0; i < len; i += 16)
@@ -233,6 +234,7 @@ INLINE void scores_hb(const float *q, int G, int hd, const char *k, size_t kr, i
 	const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 	__m512 vs = _mm512_set1_ps(scale);
 	size_t pf_bytes = tm_kv_row_bytes(type, hd);
+	int pfn = tm_kv_prefetch_rows(n, ahead);
 
 	for (int h0 = 0; h0 < G; h0 += HB) {
 		int hn = G - h0 < HB ? G - h0 : HB;
@@ -247,8 +249,8 @@ INLINE void scores_hb(const float *q, int G, int hd, const char *k, size_t kr, i
 #pragma GCC unroll 16
 			for (int p = 0; p < PB; p++) {
 				rows[p] = k + (size_t)(p0 + p < n ? p0 + p : n - 1) * kr;
-				if (h0 == 0 && p0 + p < ahead)
-					tm_kv_prefetch(rows[p] + (size_t)n * kr, pf_bytes);
+				if (h0 == 0 && p0 + p < pfn)
+					tm_kv_prefetch(rows[p] + (size_t)TM_KV_AHEAD * kr, pf_bytes);
 			}
 #pragma GCC unroll 16
 			for (int i = 0; i < 16; i++)
@@ -321,19 +323,60 @@ INLINE void mix_row(__m512 *a, const char *row, int d, int type, const float *co
 }
 
 /*
- * 64 output dims of 4 heads (16 registers) stay put while the rows go by; a
- * group of fewer than 4 heads repeats its last head and drops the copies,
- * dims past the last multiple of 64 go 16 at a time. The first pass over
- * the rows prefetches, a row at a time, in a loop of its own (a test in the
- * one loop made the compiler spill an accumulator).
+ * Rows [0, n) into 64 output dims of 4 heads from d on: 16 registers that
+ * stay put while the rows go by; rows p < pfn prefetch kv_rows' way, in a
+ * loop of their own (a test in the one loop made the compiler spill an
+ * accumulator). Instanced per type below, each a function of its own:
+ * inlined into mix's loops, GCC 12 kept a quarter of the accumulators on
+ * the stack and the mix ran at 9-10 ns per position of 4 heads of 128 in
+ * L2 instead of 5.
+ */
+INLINE void mix64(float *const *op, const float *const *wh, int d, const char *v, size_t vr, int type, int n,
+		  int pfn, size_t pf_bytes)
+{
+	__m512 a[16];
+	int p = 0;
+
+#pragma GCC unroll 16
+	for (int i = 0; i < 16; i++)
+		a[i] = _mm512_loadu_ps(op[i / 4] + d + 16 * (i % 4));
+	for (; p < pfn; p++) {
+		tm_kv_prefetch(v + (size_t)(p + TM_KV_AHEAD) * vr, pf_bytes);
+		mix_row(a, v + (size_t)p * vr, d, type, wh, p);
+	}
+	for (; p < n; p++)
+		mix_row(a, v + (size_t)p * vr, d, type, wh, p);
+	/* a copy of the last head holds the same sums as it: any order */
+#pragma GCC unroll 16
+	for (int i = 15; i >= 0; i--)
+		_mm512_storeu_ps(op[i / 4] + d + 16 * (i % 4), a[i]);
+}
+
+typedef void (*mix64_fn)(float *const *op, const float *const *wh, int d, const char *v, size_t vr, int n, int pfn,
+			 size_t pf_bytes);
+#define MIX64(name, T)                                                                                          \
+	static __attribute__((noinline)) void name(float *const *op, const float *const *wh, int d, const char *v, \
+						   size_t vr, int n, int pfn, size_t pf_bytes)                   \
+	{                                                                                                       \
+		mix64(op, wh, d, v, vr, T, n, pfn, pf_bytes);                                                   \
+	}
+MIX64(mix64_f16, TM_F16)
+MIX64(mix64_q8_0, TM_Q8_0)
+MIX64(mix64_f32, TM_F32)
+
+/*
+ * 64 output dims of 4 heads at a time (mix64); a group of fewer than 4
+ * heads repeats its last head and drops the copies, dims past the last
+ * multiple of 64 go 16 at a time.
  */
 INLINE void mix(float *o, int G, int vd, const float *w, size_t w_stride, const char *v, size_t vr, int type, int n,
 		int ahead)
 {
 	size_t pf_bytes = tm_kv_row_bytes(type, vd);
+	mix64_fn m64 = type == TM_F16 ? mix64_f16 : type == TM_Q8_0 ? mix64_q8_0 : mix64_f32;
 
 	for (int h0 = 0; h0 < G; h0 += 4) {
-		int hn = G - h0 < 4 ? G - h0 : 4, d = 0, pfn = h0 == 0 ? (ahead < n ? ahead : n) : 0;
+		int hn = G - h0 < 4 ? G - h0 : 4, d = 0, pfn = h0 == 0 ? tm_kv_prefetch_rows(n, ahead) : 0;
 		const float *wh[4];
 		float *op[4];
 
@@ -341,24 +384,8 @@ INLINE void mix(float *o, int G, int vd, const float *w, size_t w_stride, const 
 			wh[h] = w + (size_t)(h0 + (h < hn ? h : hn - 1)) * w_stride;
 			op[h] = o + (size_t)(h0 + (h < hn ? h : hn - 1)) * vd;
 		}
-		for (; d + 64 <= vd; d += 64, pfn = 0) {
-			__m512 a[16];
-			int p = 0;
-
-#pragma GCC unroll 16
-			for (int i = 0; i < 16; i++)
-				a[i] = _mm512_loadu_ps(op[i / 4] + d + 16 * (i % 4));
-			for (; p < pfn; p++) {
-				tm_kv_prefetch(v + (size_t)(p + n) * vr, pf_bytes);
-				mix_row(a, v + (size_t)p * vr, d, type, wh, p);
-			}
-			for (; p < n; p++)
-				mix_row(a, v + (size_t)p * vr, d, type, wh, p);
-			/* a copy of the last head holds the same sums as it: any order */
-#pragma GCC unroll 16
-			for (int i = 15; i >= 0; i--)
-				_mm512_storeu_ps(op[i / 4] + d + 16 * (i % 4), a[i]);
-		}
+		for (; d + 64 <= vd; d += 64, pfn = 0)
+			m64(op, wh, d, v, vr, n, pfn, pf_bytes);
 		for (; d < vd; d += 16, pfn = 0) {
 			__m512 a0 = _mm512_loadu_ps(op[0] + d), a1 = _mm512_loadu_ps(op[1] + d);
 			__m512 a2 = _mm512_loadu_ps(op[2] + d), a3 = _mm512_loadu_ps(op[3] + d);
@@ -367,7 +394,7 @@ INLINE void mix(float *o, int G, int vd, const float *w, size_t w_stride, const 
 				const char *row = v + (size_t)p * vr;
 
 				if (p < pfn)
-					tm_kv_prefetch(row + (size_t)n * vr, pf_bytes);
+					tm_kv_prefetch(row + (size_t)TM_KV_AHEAD * vr, pf_bytes);
 				__m512 x = row16(row, d, type);
 
 				a0 = _mm512_fmadd_ps(_mm512_set1_ps(wh[0][p]), x, a0);

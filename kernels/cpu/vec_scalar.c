@@ -30,11 +30,13 @@ static void axpy(float *y, float a, const float *x, int n)
 void tm_kv_rows_ref(const void *src, size_t row_bytes, int type, int off, int len, int n, int ahead,
 		    float *dst)
 {
+	int pfn = tm_kv_prefetch_rows(n, ahead);
+
 	for (int p = 0; p < n; p++, dst += len) {
 		const char *row = (const char *)src + p * row_bytes;
 
-		if (p < ahead)
-			tm_kv_prefetch(row + (size_t)n * row_bytes + tm_kv_row_bytes(type, off),
+		if (p < pfn)
+			tm_kv_prefetch(row + (size_t)TM_KV_AHEAD * row_bytes + tm_kv_row_bytes(type, off),
 				       tm_kv_row_bytes(type, len));
 		if (type == TM_F32) {
 			memcpy(dst, (const float *)row + off, sizeof(float) * len);
