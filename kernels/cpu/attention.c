@@ -179,22 +179,28 @@ static struct part slot(const struct tm_attn *a, int nth, int j)
 	return part_at(base + (size_t)j * part_floats(H, vd), H);
 }
 
-/* The queries of token t as the dot products take them. */
-static const float *queries(const struct tm_attn *a, int t, const struct state *st, const struct tm_vec *v)
+/*
+ * The queries of token t as the dot products take them (heads [h0, h1) at
+ * their places): once per call of a thread, not per span.
+ */
+static const float *queries(const struct tm_attn *a, int t, int h0, int h1, const struct state *st,
+			    const struct tm_vec *v)
 {
-	int n = a->n_head * a->head_dim;
+	size_t o = (size_t)h0 * a->head_dim;
+	int n = (h1 - h0) * a->head_dim;
 	const float *q = a->q + (size_t)t * a->q_stride;
 
 	if (a->type_k == TM_F16) {
-		memcpy(st->qh, q, sizeof(float) * n);
-		v->scale_round_f16(st->qh, n, 1.0f);
+		memcpy(st->qh + o, q + o, sizeof(float) * n);
+		v->scale_round_f16(st->qh + o, n, 1.0f);
 		return st->qh;
 	}
 	if (a->type_k == TM_Q8_0) {
-		void *blocks = st->qh + up16((size_t)n);
+		/* head_dim is a multiple of 32 for a q8_0 cache: each head's blocks are its own */
+		blk_q8_0 *blocks = (blk_q8_0 *)(st->qh + up16((size_t)a->n_head * a->head_dim)) + o / QK;
 
-		tm_kern()->quant_q8_0(q, blocks, n);
-		v->kv_rows(blocks, 0, TM_Q8_0, 0, n, 1, 0, st->qh);
+		tm_kern()->quant_q8_0(q + o, blocks, n);
+		v->kv_rows(blocks, 0, TM_Q8_0, 0, n, 1, 0, st->qh + o);
 		return st->qh;
 	}
 	return q;
@@ -219,22 +225,21 @@ static void online(const struct part *p, int h, float *row, int n, int vd, const
 enum pass { ONE_PASS, SCORES, MIX };
 
 /*
- * Query t over positions [p0, p1) (one span) into p, KV heads [g0, g1).
- * ONE_PASS: m, l and o (o not yet divided by l): the K tiles' scores, one
+ * Query t over positions [p0, p1) (one span) into p, KV heads [g0, g1),
+ * q its queries (queries(); NULL for MIX). ONE_PASS: m, l and o (o not yet divided by l): the K tiles' scores, one
  * online softmax step per head, then the V tiles' mix.
  * SCORES: every score into st->all at its position, then m (the max) and l
  * (the sum of exp(score - m)) per head; st->all holds exp(score - m).
  * MIX: with p->l[h] the factor that makes st->all's values the weights,
  * o = the weights rounded to halves times the V rows.
  */
-static void attend_range(const struct tm_attn *a, int t, int p0, int p1, int g0, int g1, const struct state *st,
-			 const struct part *p, const struct tm_vec *v, enum pass pass)
+static void attend_range(const struct tm_attn *a, int t, const float *q, int p0, int p1, int g0, int g1,
+			 const struct state *st, const struct part *p, const struct tm_vec *v, enum pass pass)
 {
 	int H = a->n_head, KV = a->n_head_kv, G = H / KV, hd = a->head_dim, vd = v_dim(a), C = chunk_len(KV * hd);
 	int h0 = g0 * G, h1 = g1 * G, n = p1 - p0;
 	const struct tm_vec *f = v->vec_hd && hd % v->vec_hd == 0 ? v : &tm_vec_scalar;
 	const struct tm_vec *fv = v->vec_hd && vd % v->vec_hd == 0 ? v : &tm_vec_scalar;
-	const float *q = pass == MIX ? NULL : queries(a, t, st, v);
 	/* the rows straight into the vector kernels where the table has them (the same bits) */
 	bool kd = f == v && v->attn_scores_rows, vdir = fv == v && v->attn_mix_rows;
 	/*
@@ -377,11 +382,12 @@ static void attend_whole(const struct tm_attn *a, int t, int g0, int g1, const s
 {
 	int G = a->n_head / a->n_head_kv, h0 = g0 * G, h1 = g1 * G, vd = v_dim(a);
 	int n = a->pos0 + t + 1, S = span_len(a->n_head_kv, a->head_dim), ns = spans_of(n, S);
+	const float *q = queries(a, t, h0, h1, st, v);
 
 	empty(&st->acc, h0, h1, vd);
 	if (!rounded(a->type_v)) {
 		for (int j = 0; j < ns; j++) {
-			attend_range(a, t, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &st->cur, v, ONE_PASS);
+			attend_range(a, t, q, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &st->cur, v, ONE_PASS);
 			fold(&st->acc, &st->cur, h0, h1, vd, true, v);
 		}
 		finish(a, t, h0, h1, &st->acc, ONE_PASS);
@@ -390,14 +396,14 @@ static void attend_whole(const struct tm_attn *a, int t, int g0, int g1, const s
 	for (int j = 0; j < ns; j++) {
 		struct part p = { st->sm + (size_t)j * a->n_head, st->sl + (size_t)j * a->n_head, NULL };
 
-		attend_range(a, t, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &p, v, SCORES);
+		attend_range(a, t, q, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &p, v, SCORES);
 		fold(&st->acc, &p, h0, h1, vd, false, v);
 	}
 	for (int j = 0; j < ns; j++) {
 		struct part p = { st->sm + (size_t)j * a->n_head, st->sl + (size_t)j * a->n_head, st->cur.o };
 
 		weigh(&st->acc, p.m, p.l, h0, h1);
-		attend_range(a, t, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &p, v, MIX);
+		attend_range(a, t, NULL, j * S, j == ns - 1 ? n : (j + 1) * S, g0, g1, st, &p, v, MIX);
 		add(&st->acc, &p, h0, h1, vd, v);
 	}
 	finish(a, t, h0, h1, &st->acc, MIX);
@@ -466,18 +472,21 @@ static void attention_worker(void *arg, int ith, int nth)
 		for (int g = a->n_head_kv * ith / nth; g < a->n_head_kv * (ith + 1) / nth; g++)
 			attend_whole(a, 0, g, g + 1, &st, v);
 		return;
-	case SPANS:
+	case SPANS: {
 		/* contiguous spans per thread: each streams its share of the cache front to back */
+		const float *q = j->pass == MIX ? NULL : queries(a, 0, 0, a->n_head, &st, v);
+
 		for (int s = ns * ith / nth; s < ns * (ith + 1) / nth; s++) {
 			struct part p = slot(a, nth, s);
 
-			attend_range(a, 0, s * S, s == ns - 1 ? n : (s + 1) * S, 0, a->n_head_kv, &st, &p, v,
+			attend_range(a, 0, q, s * S, s == ns - 1 ? n : (s + 1) * S, 0, a->n_head_kv, &st, &p, v,
 				     j->pass);
 		}
 		if (j->pass == SCORES)
 			return;	/* the caller folds the maxima and sums, then runs the mix */
 		tm_barrier_wait(&j->arrived, nth);
 		gather_heads(a, ith, nth, &st, j->pass, v);
+	}
 	}
 }
 
