@@ -226,7 +226,8 @@ enum pass { ONE_PASS, SCORES, MIX };
 
 /*
  * Query t over positions [p0, p1) (one span) into p, KV heads [g0, g1),
- * q its queries (queries(); NULL for MIX). ONE_PASS: m, l and o (o not yet divided by l): the K tiles' scores, one
+ * q its queries (queries(); NULL for MIX).
+ * ONE_PASS: m, l and o (o not yet divided by l): the K tiles' scores, one
  * online softmax step per head, then the V tiles' mix.
  * SCORES: every score into st->all at its position, then m (the max) and l
  * (the sum of exp(score - m)) per head; st->all holds exp(score - m).
@@ -453,13 +454,30 @@ static void gather_heads(const struct tm_attn *a, int ith, int nth, const struct
 	finish(a, 0, h0, h1, &st->acc, pass);
 }
 
+/* Decode's spans, contiguous per thread (each streams its share of the cache front to back), then the fold by heads. */
+static void attend_spans(struct job *j, int ith, int nth, const struct state *st, const struct tm_vec *v)
+{
+	const struct tm_attn *a = j->a;
+	int n = a->pos0 + 1, S = span_len(a->n_head_kv, a->head_dim), ns = spans_of(n, S);
+	const float *q = j->pass == MIX ? NULL : queries(a, 0, 0, a->n_head, st, v);
+
+	for (int s = ns * ith / nth; s < ns * (ith + 1) / nth; s++) {
+		struct part p = slot(a, nth, s);
+
+		attend_range(a, 0, q, s * S, s == ns - 1 ? n : (s + 1) * S, 0, a->n_head_kv, st, &p, v, j->pass);
+	}
+	if (j->pass == SCORES)
+		return;	/* the caller folds the maxima and sums, then runs the mix */
+	tm_barrier_wait(&j->arrived, nth);
+	gather_heads(a, ith, nth, st, j->pass, v);
+}
+
 static void attention_worker(void *arg, int ith, int nth)
 {
 	struct job *j = arg;
 	const struct tm_attn *a = j->a;
 	const struct tm_vec *v = tm_vec();
 	struct state st = state_of(a, ith);
-	int n = a->pos0 + 1, S = span_len(a->n_head_kv, a->head_dim), ns = spans_of(n, S);
 
 	switch (mode_of(a, nth)) {
 	case QUERIES:
@@ -472,21 +490,8 @@ static void attention_worker(void *arg, int ith, int nth)
 		for (int g = a->n_head_kv * ith / nth; g < a->n_head_kv * (ith + 1) / nth; g++)
 			attend_whole(a, 0, g, g + 1, &st, v);
 		return;
-	case SPANS: {
-		/* contiguous spans per thread: each streams its share of the cache front to back */
-		const float *q = j->pass == MIX ? NULL : queries(a, 0, 0, a->n_head, &st, v);
-
-		for (int s = ns * ith / nth; s < ns * (ith + 1) / nth; s++) {
-			struct part p = slot(a, nth, s);
-
-			attend_range(a, 0, q, s * S, s == ns - 1 ? n : (s + 1) * S, 0, a->n_head_kv, &st, &p, v,
-				     j->pass);
-		}
-		if (j->pass == SCORES)
-			return;	/* the caller folds the maxima and sums, then runs the mix */
-		tm_barrier_wait(&j->arrived, nth);
-		gather_heads(a, ith, nth, &st, j->pass, v);
-	}
+	case SPANS:
+		attend_spans(j, ith, nth, &st, v);
 	}
 }
 
